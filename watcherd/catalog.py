@@ -1,0 +1,203 @@
+"""The catalog: one SQLite file written through sqlitedict, every value JSON.
+
+Tables (all ``key TEXT PRIMARY KEY, value`` as sqlitedict makes them):
+
+- ``images``: canonical name -> image record (see README for the fields);
+- ``collisions``: collision id -> both sides of a name clash;
+- ``errors``: path relative to ROOT -> why that file could not be ingested;
+- ``meta``: ``library`` (hash settings the names were made with), ``scan`` (last full
+  scan) and ``counters``.
+
+Values are JSON, never pickle: the file sits on a folder other people can write, and
+unpickling a value from it would run their code. Non-ASCII text is stored with JSON
+escapes so names with undecodable bytes survive the round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlitedict import SqliteDict
+
+from watcherd.errors import CatalogError
+from watcherd.naming import safe_text
+
+TABLES = ("images", "collisions", "errors", "meta")
+Record = dict[str, Any]
+
+
+def encode(value: Any) -> str:
+    """JSON for one value, ASCII-only so lone surrogates from odd file names are kept."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def decode(text: str | bytes) -> Any:
+    """Inverse of ``encode``."""
+    return json.loads(text)
+
+
+
+
+class Catalog:
+    """Typed access to the four tables, plus in-memory indexes the writer needs.
+
+    Every mutating call stages a change; ``commit()`` makes it durable. The SQLite
+    connections run with ``synchronous=FULL`` (sqlitedict turns it OFF) because the
+    pipeline moves a user's original only after the record about it is on disk.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._tables: dict[str, SqliteDict] = {}
+        self._by_path: dict[str, str] | None = None
+        if readonly and not self.path.exists():
+            return
+        try:
+            existing = set(SqliteDict.get_tablenames(str(self.path))) if self.path.exists() else set()
+            for table in TABLES:
+                if readonly and table not in existing:
+                    continue
+                db = SqliteDict(
+                    str(self.path),
+                    tablename=table,
+                    flag="r" if readonly else "c",
+                    encode=encode,
+                    decode=decode,
+                    outer_stack=False,
+                )
+                db.conn.execute("PRAGMA busy_timeout = 30000")
+                db.conn.execute("PRAGMA synchronous = FULL")
+                self._tables[table] = db
+        except (sqlite3.Error, RuntimeError, OSError) as exc:
+            self.close()
+            raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _table(self, name: str) -> SqliteDict | None:
+        return self._tables.get(name)
+
+    def _items(self, table: str) -> Iterator[tuple[str, Any]]:
+        db = self._table(table)
+        if db is None:
+            return iter(())
+        try:
+            return iter(list(db.items()))
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+
+    def _get(self, table: str, key: str) -> Any:
+        db = self._table(table)
+        if db is None:
+            return None
+        try:
+            return db.get(key)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+
+    def _put(self, table: str, key: str, value: Any) -> None:
+        if self.readonly:
+            raise CatalogError("catalog opened read-only")
+        self._tables[table][key] = value
+
+    def _delete(self, table: str, key: str) -> None:
+        if self.readonly:
+            raise CatalogError("catalog opened read-only")
+        db = self._tables[table]
+        if key in db:
+            del db[key]
+
+    def commit(self) -> None:
+        """Make every staged change durable."""
+        try:
+            for db in self._tables.values():
+                db.commit()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        """Commit and close every connection."""
+        tables, self._tables = self._tables, {}
+        for db in tables.values():
+            with contextlib.suppress(Exception):
+                db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- images ---------------------------------------------------------------------
+
+    def image(self, name: str) -> Record | None:
+        """The record for a canonical name."""
+        value = self._get("images", name)
+        return dict(value) if value is not None else None
+
+    def images(self) -> Iterator[Record]:
+        """Every image record, in insertion order."""
+        for _, value in self._items("images"):
+            yield value
+
+    def put_image(self, record: Record) -> None:
+        """Stage a new or changed image record."""
+        old = self.image(record["name"]) if self._by_path is not None else None
+        self._put("images", record["name"], record)
+        if self._by_path is not None:
+            if old is not None and self._by_path.get(old["path"]) == old["name"]:
+                del self._by_path[old["path"]]
+            self._by_path[record["path"]] = record["name"]
+
+    def name_at(self, rel_path: str) -> str | None:
+        """The canonical name recorded at a path, from an index built on first use."""
+        if self._by_path is None:
+            self._by_path = {r["path"]: r["name"] for r in self.images()}
+        return self._by_path.get(rel_path)
+
+    # -- collisions -----------------------------------------------------------------
+
+    def collisions(self) -> Iterator[Record]:
+        """Every recorded collision, oldest first."""
+        for _, value in self._items("collisions"):
+            yield value
+
+    def put_collision(self, record: Record) -> None:
+        """Stage a collision record (keyed by its ``id``)."""
+        self._put("collisions", record["id"], record)
+
+    # -- errors ---------------------------------------------------------------------
+
+    def error(self, rel_path: str) -> Record | None:
+        """The error recorded for a path, if any."""
+        value = self._get("errors", safe_text(rel_path))
+        return dict(value) if value is not None else None
+
+    def errors(self) -> Iterator[Record]:
+        """Every file that could not be ingested and is still there."""
+        for _, value in self._items("errors"):
+            yield value
+
+    def put_error(self, record: Record) -> None:
+        """Stage an error record (keyed by its ``path``)."""
+        self._put("errors", safe_text(record["path"]), record)
+
+    def clear_error(self, rel_path: str) -> None:
+        """Forget the error for a path that was ingested or went away."""
+        self._delete("errors", safe_text(rel_path))
+
+    # -- meta -----------------------------------------------------------------------
+
+    def meta(self, key: str) -> Any:
+        """A value from the ``meta`` table."""
+        return self._get("meta", key)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Stage a ``meta`` value."""
+        self._put("meta", key, value)

@@ -1,0 +1,217 @@
+"""The daemon: lease, start-up reconcile, observer, one worker loop, clean stop.
+
+Signal handlers (installed by the CLI) only set ``stop``; this loop notices and winds
+down: the observer is stopped and joined, the catalog closed and the lease released
+in ``finally`` blocks, so SIGTERM always leaves a consistent library.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.observers.api import BaseObserver
+
+from watcherd import fsops
+from watcherd.config import Config
+from watcherd.errors import LockedError
+from watcherd.lease import Lease
+from watcherd.library import open_for_writing
+from watcherd.naming import shown
+from watcherd.pipeline import Outcome, Pipeline, walk_files
+from watcherd.reconcile import Progress, Report, reconcile, record_scan
+from watcherd.watcher import Change, Handler, Settler, make_observer
+
+log = logging.getLogger("watcherd")
+
+
+def lease_path(cfg: Config) -> Path:
+    """Where the writer lease of a library lives."""
+    return cfg.state_dir / "lock"
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease on its own thread, so a long decode never lets it go stale."""
+
+    def __init__(self, lease: Lease, interval: float, stop: threading.Event) -> None:
+        super().__init__(name="watcherd-heartbeat", daemon=True)
+        self.lease = lease
+        self.interval = interval
+        self.stop = stop
+        self.lost = False
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                ok = self.lease.renew()
+            except OSError as exc:
+                log.warning("cannot renew the lease: %s", exc)
+                continue
+            if not ok:
+                self.lost = True
+                log.error("the library's lease was taken by another process; stopping")
+                self.stop.set()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+def remove_leftovers(cfg: Config) -> None:
+    """Delete temporaries our own crashed runs left (only ever our reserved names)."""
+    for top in (cfg.thumbs_dir, cfg.originals_dir, cfg.state_dir):
+        for path in fsops.remove_temporaries(top):
+            log.info("removed leftover temporary %s", shown(str(path)))
+
+
+def scan_once(cfg: Config, progress: Progress | None = None) -> Report:
+    """``watcherd scan``: take the lease, reconcile, wait for fresh files, release."""
+    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
+    lease.acquire()
+    try:
+        remove_leftovers(cfg)
+        catalog = open_for_writing(cfg)
+        try:
+            pipeline = Pipeline(cfg, catalog)
+            report = reconcile(pipeline, reason="scan", settle=cfg.settle, progress=progress)
+            settler = Settler(cfg.settle)
+            for path in report.deferred:
+                settler.touch(path, time.monotonic())
+            if settler.pending:
+                started = time.monotonic()
+                while settler.pending:
+                    time.sleep(settler.next_due(time.monotonic()))
+                    ready, _ = settler.poll(time.monotonic(), time.time())
+                    for path in ready:
+                        report.add(pipeline.process(path).outcome)
+                report.seconds += time.monotonic() - started
+                record_scan(catalog, report, "scan")
+            return report
+        finally:
+            catalog.close()
+    finally:
+        lease.release()
+
+
+class Daemon:
+    """``watcherd run``: watch until ``stop`` is set."""
+
+    def __init__(self, cfg: Config, stop: threading.Event, now: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.stop = stop
+        self.now = now
+        self.changes: queue.Queue[Change] = queue.Queue()
+        self.settler = Settler(cfg.settle)
+        self.last_scan = 0.0
+        self.observer: BaseObserver | None = None
+
+    def _start_observer(self) -> BaseObserver:
+        assert self.cfg.root is not None
+        observer = make_observer(self.cfg.observer, self.cfg.root)
+        handler = Handler(self.changes)
+        observer.schedule(handler, str(self.cfg.thumbs_dir), recursive=True)
+        for source in self.cfg.source_dirs:
+            if source.is_dir():
+                observer.schedule(handler, str(source), recursive=True)
+        observer.start()
+        return observer
+
+    def _full_scan(self, pipeline: Pipeline, reason: str) -> None:
+        log.info("full scan (%s)", reason)
+        report = reconcile(pipeline, reason=reason, settle=self.cfg.settle)
+        now = time.monotonic()
+        for path in report.deferred:
+            self.settler.touch(path, now)
+        for path in report.retry:
+            self.settler.retry(path, now)
+        self.last_scan = now
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
+        log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
+
+    def _apply(self, pipeline: Pipeline, change: Change) -> None:
+        now = time.monotonic()
+        if change.kind == "touch":
+            if pipeline.place(change.path) is None:
+                return
+            self.settler.touch(change.path, now)
+        elif change.kind == "gone":
+            pipeline.gone(change.path)
+        elif change.kind == "gone_dir":
+            pipeline.gone_dir(change.path)
+        elif change.kind == "scan_dir":
+            if pipeline.place(change.path) is None:
+                return
+            for path in walk_files(change.path, pipeline):
+                self.settler.touch(path, now)
+
+    def _process_ready(self, pipeline: Pipeline) -> None:
+        ready, vanished = self.settler.poll(time.monotonic(), time.time())
+        for path in vanished:
+            pipeline.gone(path)
+        for path in ready:
+            if self.stop.is_set():
+                self.settler.touch(path, time.monotonic())
+                return
+            result = pipeline.process(path)
+            if result.retry and result.outcome is Outcome.ERROR:
+                self.settler.retry(path, time.monotonic())
+
+    def run(self) -> int:
+        """Hold the lease and watch; return the exit code."""
+        cfg = self.cfg
+        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
+        lease.acquire()
+        heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
+        heartbeat.start()
+        try:
+            remove_leftovers(cfg)
+            catalog = open_for_writing(cfg)
+            try:
+                pipeline = Pipeline(cfg, catalog, now=self.now)
+                # Start watching before the start-up scan, so nothing that arrives
+                # during the scan is missed; duplicates are harmless (idempotent).
+                self.observer = self._start_observer()
+                log.info("watching %s (observer: %s)", cfg.thumbs_dir, type(self.observer).__name__)
+                self._full_scan(pipeline, "start-up")
+                self._loop(pipeline)
+            finally:
+                if self.observer is not None:
+                    self.observer.stop()
+                    self.observer.join(timeout=10)
+                catalog.close()
+        finally:
+            heartbeat.close()
+            lease.release()
+        if heartbeat.lost:
+            raise LockedError("stopped: another process took the library's lease")
+        log.info("stopped")
+        return 0
+
+    def _loop(self, pipeline: Pipeline) -> None:
+        while not self.stop.is_set():
+            timeout = self.settler.next_due(time.monotonic())
+            try:
+                change = self.changes.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                self._apply(pipeline, change)
+                while True:
+                    try:
+                        self._apply(pipeline, self.changes.get_nowait())
+                    except queue.Empty:
+                        break
+            self._process_ready(pipeline)
+            if self.observer is not None and not self.observer.is_alive() and not self.stop.is_set():
+                log.error("the filesystem observer stopped; restarting it and rescanning")
+                self.observer = self._start_observer()
+                self._full_scan(pipeline, "observer restarted")
+            interval = self.cfg.rescan_interval
+            if interval > 0 and time.monotonic() - self.last_scan >= interval:
+                self._full_scan(pipeline, "periodic")

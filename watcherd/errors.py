@@ -1,0 +1,46 @@
+"""Error types; the CLI maps each to one line on stderr and a fixed exit code."""
+
+from __future__ import annotations
+
+
+class WatcherdError(Exception):
+    """Base of every error watcherd raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(WatcherdError):
+    """The configuration file or a command-line setting is not acceptable."""
+
+    exit_code = 2
+
+
+class UsageError(WatcherdError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+class ImageError(WatcherdError):
+    """A file cannot become a thumbnail; ``reason`` is a short phrase for logs and status.
+
+    ``transient`` marks failures worth retrying later (I/O, permissions, a file still
+    being written) as opposed to ones that will not change until the file does.
+    """
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+class CatalogError(WatcherdError):
+    """The catalog cannot be opened, read or written."""
+
+    exit_code = 3
+
+
+class LockedError(WatcherdError):
+    """Another watcherd process holds the library's writer lease."""
+
+    exit_code = 4

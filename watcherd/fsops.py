@@ -1,0 +1,156 @@
+"""Safe file operations: write under a temporary name, fsync, publish without replacing.
+
+Nothing here ever replaces or deletes a file it did not create, with one exception
+that is a move by definition: once an original has a durable second name in
+``originals/``, its first name is unlinked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from watcherd.naming import TEMP_PREFIX, numbered
+
+# Filesystems that cannot hard-link (FAT, some SMB and FUSE mounts) answer with one of these.
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS, errno.EACCES}
+
+
+def temp_path(folder: Path, suffix: str = "") -> Path:
+    """A fresh reserved temporary name in ``folder`` (hidden, so every watcher skips it)."""
+    return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a directory entry so a rename or link survives a crash (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _link_no_replace(src: Path, dst: Path) -> None:
+    """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        # No hard links here: check-then-rename leaves a tiny window in which a file
+        # created meanwhile at dst could be replaced; documented in the README.
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
+def write_new(folder: Path, name: str, data: bytes, mtime_ns: int | None = None) -> Path:
+    """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
+
+    The bytes go to a temporary file that is fsynced before it is published, so the
+    final name never shows a half-written file.
+    """
+    tmp = temp_path(folder, ".png")
+    final = folder / name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        _link_no_replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(folder)
+    return final
+
+
+def _copy_then_publish(src: Path, dst: Path) -> None:
+    tmp = temp_path(dst.parent, src.suffix)
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        shutil.copystat(src, tmp, follow_symlinks=False)
+        _link_no_replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def move_no_replace(src: Path, folder: Path, name: str) -> Path:
+    """Move ``src`` into ``folder`` as ``name``, or as ``name~2`` ... if that is taken.
+
+    Within one filesystem the file gets its new name by a hard link before the old
+    name goes, so at no moment does it have no name; across filesystems it is copied,
+    fsynced and published first. Returns where the file now is.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        dst = folder / (name if n == 1 else numbered(name, n))
+        if os.path.lexists(dst):
+            with contextlib.suppress(OSError):
+                if os.path.samefile(src, dst):  # an earlier move stopped half-way
+                    os.unlink(src)
+                    fsync_dir(src.parent)
+                    return dst
+            continue
+        try:
+            try:
+                os.link(src, dst, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    raise
+                if exc.errno == errno.EXDEV:
+                    _copy_then_publish(src, dst)
+                elif exc.errno in _NO_LINK:
+                    if os.path.lexists(dst):
+                        raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
+                    os.rename(src, dst)
+                    fsync_dir(folder)
+                    fsync_dir(src.parent)
+                    return dst
+                else:
+                    raise
+        except FileExistsError:
+            continue
+        fsync_dir(folder)
+        os.unlink(src)
+        fsync_dir(src.parent)
+        return dst
+    raise FileExistsError(errno.EEXIST, "no free name", str(folder / name))
+
+
+def remove_temporaries(top: Path) -> list[Path]:
+    """Delete our own leftover temporaries under ``top`` (after a crash); return them."""
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
+        for fname in filenames:
+            if fname.startswith(TEMP_PREFIX):
+                path = Path(dirpath) / fname
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed

@@ -1,0 +1,253 @@
+"""Everything that knows Pillow and ImageHash: guarded decoding, normalization, hash,
+thumbnail and the metadata written into PNG text chunks.
+
+The same normalization feeds the hash and the thumbnail, so a name can be recomputed
+anywhere from the rules documented in the README:
+
+1. decode the first frame;
+2. apply the EXIF orientation (the hash and the size describe the picture as shown);
+3. flatten any transparency onto ``background`` (opaque white by default);
+4. bring modes ImageHash cannot read to 8 bits: 16-bit samples keep their top 8 bits,
+   32-bit integer and float samples are stretched linearly from their minimum to
+   their maximum; CMYK, YCbCr, LAB and HSV become RGB, 1-bit becomes L.
+
+A plain RGB JPEG without an orientation tag passes through unchanged, so its hash is
+exactly ``imagehash.whash(Image.open(path))``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import imagehash
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from watcherd import __version__
+from watcherd.errors import ImageError
+from watcherd.naming import safe_text
+
+# Pillow refuses to read a text chunk that decompresses to more than 1 MiB; keep every
+# value well under that so a thumbnail always stays readable.
+MAX_TEXT_VALUE = 256 * 1024
+
+_HASHES: dict[str, Callable[..., imagehash.ImageHash]] = {
+    "whash": imagehash.whash,
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "average_hash": imagehash.average_hash,
+}
+
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX", "P"})
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A fully decoded image and what was learnt while opening it."""
+
+    image: Image.Image
+    format: str
+    format_description: str
+
+
+def decode(data: bytes, formats: tuple[str, ...], max_pixels: int) -> Decoded:
+    """Decode ``data`` into a loaded image, or raise ImageError saying why not.
+
+    Only ``formats`` are tried, so a renamed EPS or PDF never reaches its parser.
+    Pillow's decompression-bomb warning is an error here, and truncated files fail
+    instead of being padded with grey.
+    """
+    if not data:
+        raise ImageError("empty file (zero bytes)")
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=list(formats))
+            im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"too many pixels (decompression bomb guard): {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image in an allowed format ({', '.join(formats)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text:
+            raise ImageError(f"truncated image: {text}", transient=True) from None
+        raise ImageError(f"cannot decode image: {text}") from None
+    except MemoryError:
+        raise ImageError("image too large to decode in memory") from None
+    fmt = im.format or "unknown"
+    return Decoded(image=im, format=fmt, format_description=getattr(im, "format_description", "") or fmt)
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        out = (arr.astype(np.uint32) >> 8).astype(np.uint8)
+    else:
+        arr = arr.astype(np.float64)
+        finite = arr[np.isfinite(arr)]
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 0.0
+        if hi <= lo:
+            out = np.zeros(arr.shape, dtype=np.uint8)
+        else:
+            scaled = np.nan_to_num((arr - lo) * (255.0 / (hi - lo)), nan=0.0, posinf=255.0, neginf=0.0)
+            out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, mode="L")
+
+
+def normalize(im: Image.Image, background: str = "#ffffff") -> Image.Image:
+    """Return the RGB or L image that both the hash and the thumbnail are made from."""
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    try:
+        shown = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block costs only the orientation
+        shown = im
+    if shown is None:
+        shown = im
+    mode = shown.mode
+    if mode == "P" and "transparency" in shown.info:
+        shown = shown.convert("RGBA")
+        mode = "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = shown.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, background)
+        base.alpha_composite(rgba)
+        return base.convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _to_8bit(shown)
+    if mode == "1":
+        return shown.convert("L")
+    if mode in _TO_RGB_MODES:
+        return shown.convert("RGB")
+    if mode in ("RGB", "L"):
+        return shown
+    return shown.convert("RGB")
+
+
+def perceptual_hash(im: Image.Image, algorithm: str = "whash", size: int = 8) -> str:
+    """Hex string of the configured ImageHash function over ``im``."""
+    try:
+        func = _HASHES[algorithm]
+    except KeyError:
+        raise ImageError(f"unknown hash algorithm {algorithm!r}") from None
+    return str(func(im, hash_size=size))
+
+
+def thumbnail(im: Image.Image, max_side: int) -> Image.Image:
+    """A copy of ``im`` no larger than ``max_side`` on its longer side."""
+    thumb = im.copy()
+    thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return thumb
+
+
+def _bounded(text: str) -> str | None:
+    return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_VALUE else None
+
+
+def _exif_text(im: Image.Image) -> str | None:
+    try:
+        exif = im.getexif()
+    except Exception:
+        return None
+    if not exif:
+        return None
+    fields = {}
+    for tag, value in exif.items():
+        name = ExifTags.TAGS.get(tag, str(tag))
+        if isinstance(value, bytes):
+            value = value[:64].hex()
+        fields[name] = str(value)[:1024]
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True)
+
+
+def _xmp_text(im: Image.Image) -> str | None:
+    raw = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if raw is None and hasattr(im, "tag_v2"):
+        raw = im.tag_v2.get(700)
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return str(raw)
+
+
+def describe(
+    decoded: Decoded,
+    *,
+    filename: str,
+    width: int,
+    height: int,
+    hash_hex: str,
+    algorithm: str,
+    hash_size: int,
+    sha256: str,
+    file_size: int,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """The PNG text chunks for a thumbnail: one plain-text value per field.
+
+    XMP is copied as the raw packet and never parsed, so hostile XML costs nothing;
+    a packet or EXIF block too large to stay readable is left out and says so.
+    """
+    im = decoded.image
+    when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    try:
+        extrema = str(im.getextrema())
+    except Exception:
+        extrema = ""
+    text = {
+        "original_filename": safe_text(filename),
+        "width": str(width),
+        "height": str(height),
+        "format": decoded.format,
+        "format_description": decoded.format_description,
+        "mode": im.mode,
+        "bands": ",".join(im.getbands()),
+        "extrema": extrema,
+        "hash": hash_hex,
+        "hash_algorithm": algorithm,
+        "hash_size": str(hash_size),
+        "sha256": sha256,
+        "file_size": str(file_size),
+        "ingested": when,
+        "software": f"watcherd {__version__}",
+    }
+    for key, value in (("xmp", _xmp_text(im)), ("exif", _exif_text(im))):
+        if value is None:
+            continue
+        bounded = _bounded(value)
+        if bounded is None:
+            text[f"{key}_omitted"] = f"{len(value)} characters, over the {MAX_TEXT_VALUE} limit"
+        else:
+            text[key] = bounded
+    return text
+
+
+def png_bytes(thumb: Image.Image, text: dict[str, str]) -> bytes:
+    """Encode a thumbnail as PNG with ``text`` as text chunks (compressed when long)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value, zip=len(value) > 512)
+    buf = io.BytesIO()
+    thumb.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def read_text(data: bytes) -> dict[str, str]:
+    """The text chunks of a PNG (our thumbnails), or an empty dict if it has none."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            im.load()
+            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+    except Exception:
+        return {}

@@ -1,0 +1,70 @@
+"""Opening a library: check the root, create its folders, open and vet the catalog."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.errors import ConfigError
+
+log = logging.getLogger("watcherd")
+
+
+def check_root(cfg: Config) -> Path:
+    """The library root, which must be an existing directory."""
+    if cfg.root is None:
+        raise ConfigError("no library root: give ROOT on the command line or 'root' in the config")
+    if not cfg.root.exists():
+        raise ConfigError(f"root {cfg.root} does not exist")
+    if not cfg.root.is_dir():
+        raise ConfigError(f"root {cfg.root} is not a directory")
+    return cfg.root
+
+
+def prepare(cfg: Config) -> None:
+    """Create the folders a library needs (never anything else)."""
+    check_root(cfg)
+    for folder in (cfg.thumbs_dir, cfg.originals_dir, cfg.state_dir, cfg.database_path.parent, *cfg.source_dirs):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {folder}: {exc.strerror}") from None
+    if cfg.originals_dir.resolve().is_relative_to(cfg.thumbs_dir.resolve()):
+        raise ConfigError("originals must not be inside the thumbs tree")
+
+
+def open_for_writing(cfg: Config) -> Catalog:
+    """Open the catalog for the one writer, refusing a library named with other hash settings.
+
+    Mixing hash functions in one library would make equal pictures get different
+    names, so the settings that named the first image are pinned in ``meta``.
+    """
+    prepare(cfg)
+    catalog = Catalog(cfg.database_path)
+    wanted = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size}
+    pinned = catalog.meta("library")
+    if pinned is None:
+        catalog.set_meta("library", {**wanted, "created_by": "watcherd", "thumbs": cfg.thumbs})
+        catalog.commit()
+    elif {k: pinned.get(k) for k in wanted} != wanted:
+        catalog.close()
+        raise ConfigError(
+            f"this library's names were made with {pinned.get('algorithm')} size {pinned.get('hash_size')}; "
+            f"the config asks for {cfg.hash.algorithm} size {cfg.hash.size}. "
+            "Use the library's settings, or a new root."
+        )
+    return catalog
+
+
+def open_for_reading(cfg: Config) -> Catalog:
+    """Open the catalog read-only (an absent catalog reads as empty)."""
+    check_root(cfg)
+    return Catalog(cfg.database_path, readonly=True)
+
+
+def database_display(cfg: Config) -> str:
+    """Absolute path of the catalog, for status output."""
+    return os.path.abspath(cfg.database_path)

@@ -1,0 +1,128 @@
+"""Names and tags: pure functions over strings, no filesystem access.
+
+A thumbnail's name *is* its identity: ``{W}x{H}_{HASH}_.png``. Everything that needs
+to tell a canonical thumbnail from a newcomer, derive tags from a folder, or decide
+whether a file is the user's business at all goes through here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+# Our own temporaries start with this; they are hidden, so every default ignore list
+# skips them, and the watcher refuses them even if a user's list does not.
+TEMP_PREFIX = ".watcherd-tmp-"
+
+CANONICAL_RE = re.compile(r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_\.png$")
+HASH_RE = re.compile(r"^[0-9a-f]{4,256}$")
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"}
+)
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The parts of a canonical thumbnail name."""
+
+    width: int
+    height: int
+    hash: str
+
+    @property
+    def name(self) -> str:
+        """The file name, ``{W}x{H}_{HASH}_.png``."""
+        return canonical_name(self.width, self.height, self.hash)
+
+    @property
+    def size_tag(self) -> str:
+        """The ``WxH`` tag every image carries."""
+        return f"{self.width}x{self.height}"
+
+
+def canonical_name(width: int, height: int, hash_hex: str) -> str:
+    """Build the thumbnail name for an image of ``width`` x ``height`` with ``hash_hex``."""
+    return f"{width}x{height}_{hash_hex}_.png"
+
+
+def original_name(width: int, height: int, hash_hex: str, suffix: str) -> str:
+    """Name under which an original is kept: the canonical stem with its own suffix."""
+    return f"{width}x{height}_{hash_hex}_{suffix.lower()}"
+
+
+def parse_canonical(name: str) -> Canonical | None:
+    """Return the parts of a canonical name, or None for any other name."""
+    m = CANONICAL_RE.match(name)
+    if m is None:
+        return None
+    return Canonical(int(m["w"]), int(m["h"]), m["hash"])
+
+
+def numbered(name: str, n: int) -> str:
+    """``name`` with ``~n`` before its suffix, for a second file that must not replace the first."""
+    p = PurePosixPath(name)
+    return f"{p.stem}~{n}{p.suffix}"
+
+
+def tags_for(rel_dir: PurePosixPath) -> list[str]:
+    """Tags given by a folder path relative to the thumbs tree.
+
+    Every folder name counts, except purely numeric ones (date or counter folders
+    say nothing about the picture). Names are NFC-normalized so the same folder
+    typed on macOS and Linux yields one tag.
+    """
+    tags = []
+    for part in rel_dir.parts:
+        if part in ("", ".", "/") or part.isdigit():
+            continue
+        tag = unicodedata.normalize("NFC", part)
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def is_ignored(rel_parts: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
+    """True when any path component matches an ignore pattern (case-insensitive).
+
+    Components matter as well as the file name, so a hidden folder such as
+    ``.Trash-1000`` hides everything in it.
+    """
+    for part in rel_parts:
+        if part.startswith(TEMP_PREFIX):
+            return True
+        low = part.lower()
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(low, pattern.lower()):
+                return True
+    return False
+
+
+def has_image_suffix(name: str) -> bool:
+    """True for names that look like an image we may decode."""
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def shown(text: str) -> str:
+    """Text safe for one log line: control characters and undecodable bytes escaped.
+
+    File names may contain newlines or ANSI escapes; printed raw they could forge
+    log lines, so every non-printable character becomes a visible escape.
+    """
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # surrogateescape'd byte from os.fsdecode
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def safe_text(value: str) -> str:
+    """Text that encodes as UTF-8: undecodable name bytes become visible escapes."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -1,0 +1,112 @@
+"""Read-side answers for the CLI: status, tags, find, dupes, untag.
+
+Each function takes an open Catalog and returns plain data (what ``--json`` prints),
+so the CLI only formats and the tests can call these directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from watcherd.catalog import Catalog, Record
+from watcherd.config import Config
+from watcherd.errors import UsageError
+from watcherd.lease import describe, read_holder
+from watcherd.naming import HASH_RE, parse_canonical
+
+
+def _present(catalog: Catalog) -> list[Record]:
+    return [r for r in catalog.images() if r["state"] == "present"]
+
+
+def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = None) -> dict[str, Any]:
+    """The ``status`` document; see the README for every key."""
+    now = time.time() if now is None else now
+    records = list(catalog.images())
+    present = [r for r in records if r["state"] == "present"]
+    tags = {t for r in present for t in r["tags"]}
+    scan = catalog.meta("scan")
+    return {
+        "root": str(cfg.root),
+        "images": len(present),
+        "missing": sum(1 for r in records if r["state"] == "missing"),
+        "tags": len(tags),
+        "collisions": sum(1 for _ in catalog.collisions()),
+        "errors": sum(1 for _ in catalog.errors()),
+        "database": str(Path(cfg.database_path).absolute()),
+        "hash": {"algorithm": cfg.hash.algorithm, "size": cfg.hash.size},
+        "last_scan": scan,
+        "daemon": describe(read_holder(lease_file), cfg.heartbeat, cfg.stale_after, now),
+    }
+
+
+def tag_counts(catalog: Catalog) -> dict[str, int]:
+    """Every tag with the number of present images carrying it, most used first."""
+    counts: Counter[str] = Counter(t for r in _present(catalog) for t in r["tags"])
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def lookup(catalog: Catalog, name: str) -> Record:
+    """The record for a canonical name, a path ending in one, or a hash."""
+    base = Path(name).name
+    if parse_canonical(base) is not None:
+        rec = catalog.image(base)
+        if rec is None:
+            raise UsageError(f"no image named {base} in the catalog")
+        return rec
+    if HASH_RE.match(name):
+        matches = [r for r in catalog.images() if r["hash"] == name]
+        if not matches:
+            raise UsageError(f"no image with hash {name} in the catalog")
+        if len(matches) > 1:
+            names = ", ".join(r["name"] for r in matches)
+            raise UsageError(f"hash {name} names {len(matches)} images ({names}); give the full name")
+        return matches[0]
+    raise UsageError(f"{name!r} is neither a canonical name (WxH_HASH_.png) nor a hash")
+
+
+def image_tags(catalog: Catalog, name: str) -> dict[str, Any]:
+    """``tags NAME``: one image's name, tags, path and state."""
+    rec = lookup(catalog, name)
+    return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}
+
+
+def find(catalog: Catalog, tags: list[str]) -> list[dict[str, Any]]:
+    """Present images carrying every tag in ``tags``."""
+    wanted = set(tags)
+    hits = [r for r in _present(catalog) if wanted.issubset(r["tags"])]
+    return [{"name": r["name"], "path": r["path"], "tags": r["tags"]} for r in sorted(hits, key=lambda r: r["path"])]
+
+
+def dupes(catalog: Catalog) -> list[dict[str, Any]]:
+    """Every recorded collision with both sides' paths."""
+    out = []
+    for c in catalog.collisions():
+        existing, newcomer = c["existing"], c["newcomer"]
+        paths = [p for p in (existing.get("thumbnail"), existing.get("original"),
+                             newcomer.get("thumbnail"), newcomer.get("original")) if p]
+        out.append(
+            {
+                "name": c["name"],
+                "kind": c["kind"],
+                "detected": c["detected"],
+                "paths": paths,
+                "existing": {k: existing.get(k) for k in ("thumbnail", "original", "sha256")},
+                "newcomer": {k: newcomer.get(k) for k in ("thumbnail", "original", "sha256", "filename")},
+            }
+        )
+    return out
+
+
+def untag(catalog: Catalog, name: str, tag: str) -> dict[str, Any]:
+    """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
+    rec = lookup(catalog, name)
+    if tag not in rec["tags"]:
+        raise UsageError(f"{rec['name']} has no tag {tag!r} (it has: {', '.join(rec['tags']) or 'none'})")
+    rec["tags"] = [t for t in rec["tags"] if t != tag]
+    catalog.put_image(rec)
+    catalog.commit()
+    return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}

@@ -1,0 +1,133 @@
+"""Full reconcile: make the catalog agree with the tree, which is the truth.
+
+Run at start-up, by ``watcherd scan``, on a schedule, and whenever events may have
+been lost. Canonical files are handled first (cheap: no decoding), so that a
+thumbnail whose record was lost is adopted before its original is looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watcherd.catalog import Catalog
+from watcherd.naming import parse_canonical
+from watcherd.pipeline import Outcome, Pipeline, iso, walk_files
+
+log = logging.getLogger("watcherd")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Report:
+    """What one reconcile did; ``deferred`` files were too fresh to read yet."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    deferred: list[Path] = field(default_factory=list)
+    retry: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        """Count one outcome."""
+        self.counts[outcome.value] = self.counts.get(outcome.value, 0) + 1
+
+
+def finish_pending(pipeline: Pipeline) -> int:
+    """Complete moves of originals that a crash interrupted."""
+    catalog = pipeline.catalog
+    done = 0
+    for rec in list(catalog.images()):
+        if rec.get("moving_from"):
+            pipeline.finish_move(rec, catalog.put_image)
+            done += 1
+    for col in list(catalog.collisions()):
+        if col["newcomer"].get("moving_from"):
+            pipeline.finish_move(col, catalog.put_collision)
+            done += 1
+    return done
+
+
+def reconcile(
+    pipeline: Pipeline,
+    *,
+    reason: str,
+    settle: float,
+    progress: Progress | None = None,
+    now: Callable[[], float] = time.time,
+) -> Report:
+    """Walk the thumbs tree and the sources once and bring the catalog up to date."""
+    started = time.monotonic()
+    report = Report()
+    catalog = pipeline.catalog
+    resumed = finish_pending(pipeline)
+    if resumed:
+        log.info("finished %d interrupted moves of originals", resumed)
+
+    canonical: list[Path] = []
+    others: list[Path] = []
+    for path in walk_files(pipeline.thumbs, pipeline):
+        (canonical if parse_canonical(path.name) else others).append(path)
+    for source in pipeline.cfg.source_dirs:
+        if source.is_dir():
+            others.extend(walk_files(source, pipeline))
+
+    total = len(canonical) + len(others)
+    done = 0
+    seen: set[str] = set()
+    for path in canonical:
+        result = pipeline.process(path)
+        report.add(result.outcome)
+        if result.outcome in (Outcome.UNCHANGED, Outcome.MOVED, Outcome.ADOPTED):
+            seen.add(pipeline.rel(path))
+        done += 1
+        if progress:
+            progress(done, total)
+
+    missing = 0
+    for rec in list(catalog.images()):
+        unseen = rec["state"] == "present" and rec["path"] not in seen
+        if unseen and not os.path.lexists(pipeline.root / rec["path"]):
+            pipeline.mark_missing(rec)
+            missing += 1
+    if missing:
+        catalog.commit()
+        report.counts[Outcome.MISSING.value] = missing
+        log.info("%d thumbnails are missing from the tree", missing)
+
+    cutoff = now() - settle
+    for path in others:
+        try:
+            fresh = os.lstat(path).st_mtime > cutoff
+        except OSError:
+            fresh = False
+        if fresh:
+            report.deferred.append(path)
+        else:
+            result = pipeline.process(path)
+            report.add(result.outcome)
+            if result.retry:
+                report.retry.append(path)
+        done += 1
+        if progress:
+            progress(done, total)
+
+    for err in list(catalog.errors()):
+        if not os.path.lexists(pipeline.root / err["path"]):
+            catalog.clear_error(err["path"])
+    report.seconds = time.monotonic() - started
+    record_scan(catalog, report, reason, now)
+    return report
+
+
+def record_scan(catalog: Catalog, report: Report, reason: str, now: Callable[[], float] = time.time) -> None:
+    """Store when the last full scan finished and why it ran (shown by ``status``)."""
+    catalog.set_meta(
+        "scan",
+        {"finished": iso(now()), "reason": reason, "seconds": round(report.seconds, 3), "counts": dict(report.counts)},
+    )
+    catalog.commit()
