@@ -35,6 +35,9 @@ from watcherd.naming import safe_text
 # Pillow refuses to read a text chunk that decompresses to more than 1 MiB; keep every
 # value well under that so a thumbnail always stays readable.
 MAX_TEXT_VALUE = 256 * 1024
+# Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
+# decoding, still bounded, and leave them out of the thumbnail.
+ORIGINAL_TEXT_CHUNK = 16 * 1024 * 1024
 
 _HASHES: dict[str, Callable[..., imagehash.ImageHash]] = {
     "whash": imagehash.whash,
@@ -67,6 +70,7 @@ def decode(data: bytes, formats: tuple[str, ...], max_pixels: int) -> Decoded:
         raise ImageError("empty file (zero bytes)")
     Image.MAX_IMAGE_PIXELS = max_pixels
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    PngImagePlugin.MAX_TEXT_CHUNK = ORIGINAL_TEXT_CHUNK
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -1,0 +1,72 @@
+"""Test images drawn with Pillow (never downloaded) and a deadline-based wait."""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from PIL import Image, ImageDraw
+
+T = TypeVar("T")
+
+
+def scene(size: tuple[int, int] = (320, 240), seed: int = 0) -> Image.Image:
+    """An RGB picture with a gradient, shapes and noise; different seeds look different."""
+    rng = random.Random(seed)
+    w, h = size
+    im = Image.linear_gradient("L").resize(size).convert("RGB")
+    tint = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    im = Image.blend(im, tint, 0.5)
+    draw = ImageDraw.Draw(im)
+    for _ in range(6):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randrange(w // 8, w // 2), y0 + rng.randrange(h // 8, h // 2)
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        if rng.random() < 0.5:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        else:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+    noise = Image.frombytes("L", size, rng.randbytes(w * h)).convert("RGB")
+    return Image.blend(im, noise, 0.08)
+
+
+def encode(im: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    """Image bytes in ``fmt``."""
+    buf = io.BytesIO()
+    if fmt == "JPEG" and "quality" not in params:
+        params["quality"] = 90
+    im.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def write(path: Path, data: bytes) -> Path:
+    """Write bytes the way a copy would (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def drop(path: Path, im: Image.Image | None = None, fmt: str = "JPEG", seed: int = 0, **params: object) -> Path:
+    """Save a scene (or ``im``) at ``path``."""
+    return write(path, encode(im if im is not None else scene(seed=seed), fmt, **params))
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T = condition()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+        last = condition()
+    return last
+
+
+def canonical_files(folder: Path) -> list[Path]:
+    """Canonical thumbnails directly in ``folder``."""
+    return sorted(p for p in folder.glob("*x*_*_.png"))

@@ -1,0 +1,203 @@
+"""Hashing, normalization, thumbnails and metadata, on images drawn by the tests."""
+
+import io
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from tests.helpers import drop, encode, scene
+from watcherd import imaging
+from watcherd.config import ALLOWED_FORMATS
+from watcherd.errors import ImageError
+
+MAX = 89_478_485
+
+
+def name_parts(data: bytes, algorithm: str = "whash") -> tuple[tuple[int, int], str]:
+    decoded = imaging.decode(data, ALLOWED_FORMATS, MAX)
+    norm = imaging.normalize(decoded.image)
+    return norm.size, imaging.perceptual_hash(norm, algorithm, 8)
+
+
+@pytest.mark.parametrize("algorithm", ["whash", "phash", "dhash", "average_hash"])
+def test_plain_rgb_jpeg_hash_is_imagehash_on_the_file(tmp_path: Path, algorithm: str) -> None:
+    path = drop(tmp_path / "a.jpg", seed=3)
+    _, got = name_parts(path.read_bytes(), algorithm)
+    func = getattr(imagehash, algorithm)
+    assert got == str(func(Image.open(path), hash_size=8))
+
+
+def test_golden_hash_is_constant() -> None:
+    # A drawing with no randomness: if this changes, every library's names change.
+    im = Image.new("RGB", (200, 100), "white")
+    im.paste((200, 30, 30), (20, 20, 90, 80))
+    im.paste((30, 30, 200), (120, 10, 180, 60))
+    (w, h), got = name_parts(encode(im, "PNG"))
+    assert (w, h) == (200, 100)
+    assert got == str(imagehash.whash(im))
+    assert got == "f9908080898f9fff"
+
+
+def test_exif_rotated_photo_is_named_as_shown() -> None:
+    upright = scene((300, 200), seed=5)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    data = encode(upright, "JPEG", exif=exif.tobytes())
+    (w, h), got = name_parts(data)
+    assert (w, h) == (200, 300)
+    shown = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    assert got == str(imagehash.whash(shown))
+
+
+def test_transparency_is_flattened_on_white() -> None:
+    im = scene((120, 80), seed=7).convert("RGBA")
+    alpha = Image.new("L", im.size, 0)
+    alpha.paste(255, (20, 20, 100, 60))
+    im.putalpha(alpha)
+    _, got = name_parts(encode(im, "PNG"))
+    flat = Image.new("RGBA", im.size, "white")
+    flat.alpha_composite(im)
+    assert got == str(imagehash.whash(flat.convert("RGB")))
+
+
+def _modes() -> dict[str, bytes]:
+    base = scene((96, 64), seed=11)
+    arr16 = (np.asarray(base.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    frames = [scene((64, 64), seed=s).convert("P") for s in (1, 2)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    return {
+        "palette": encode(base.convert("P"), "PNG"),
+        "palette-transparent": encode(base.convert("P"), "PNG", transparency=0),
+        "grayscale": encode(base.convert("L"), "JPEG"),
+        "cmyk": encode(base.convert("CMYK"), "JPEG"),
+        "one-bit": encode(base.convert("1"), "PNG"),
+        "la": encode(base.convert("LA"), "PNG"),
+        "16-bit": encode(Image.fromarray(arr16), "PNG"),
+        "32-bit-int": encode(base.convert("I"), "TIFF"),
+        "float": encode(base.convert("F"), "TIFF"),
+        "animated-gif": gif.getvalue(),
+        "webp": encode(base, "WEBP"),
+        "bmp": encode(base, "BMP"),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_modes()))
+def test_every_mode_hashes_and_thumbnails(kind: str) -> None:
+    decoded = imaging.decode(_modes()[kind], ALLOWED_FORMATS, MAX)
+    norm = imaging.normalize(decoded.image)
+    assert norm.mode in ("RGB", "L")
+    assert len(imaging.perceptual_hash(norm)) == 16
+    thumb = imaging.thumbnail(norm, 64)
+    assert max(thumb.size) == 64
+
+
+def test_sixteen_bit_keeps_the_top_byte() -> None:
+    arr = np.full((8, 8), 0xAB12, dtype=np.uint16)
+    decoded = imaging.decode(encode(Image.fromarray(arr), "PNG"), ALLOWED_FORMATS, MAX)
+    norm = imaging.normalize(decoded.image)
+    assert norm.getextrema() == (0xAB, 0xAB)
+
+
+def test_flat_float_image_becomes_black() -> None:
+    im = Image.new("F", (8, 8), 3.5)
+    norm = imaging.normalize(imaging.decode(encode(im, "TIFF"), ALLOWED_FORMATS, MAX).image)
+    assert norm.getextrema() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"hello, I am text\n", "not an image in an allowed format"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not an image in an allowed format"),
+        (b"%PDF-1.4\n1 0 obj<<>>endobj\n", "not an image in an allowed format"),
+        (b"8BPS\x00\x01" + b"\x00" * 40, "not an image in an allowed format"),
+    ],
+)
+def test_not_images_are_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageError, match=reason):
+        imaging.decode(data, ALLOWED_FORMATS, MAX)
+
+
+def test_truncated_jpeg_is_refused_and_retryable() -> None:
+    data = encode(scene((400, 300), seed=1), "JPEG")
+    with pytest.raises(ImageError, match="truncated") as info:
+        imaging.decode(data[: len(data) // 2], ALLOWED_FORMATS, MAX)
+    assert info.value.transient
+
+
+def test_decompression_bomb_is_refused() -> None:
+    data = encode(Image.new("L", (1000, 1000)), "PNG")
+    with pytest.raises(ImageError, match="decompression bomb"):
+        imaging.decode(data, ALLOWED_FORMATS, 400_000)  # warning range: > limit
+    with pytest.raises(ImageError, match="decompression bomb"):
+        imaging.decode(data, ALLOWED_FORMATS, 100_000)  # error range: > 2x limit
+
+
+def test_formats_outside_the_allowlist_are_refused() -> None:
+    data = encode(scene(seed=2), "PNG")
+    with pytest.raises(ImageError, match="allowed format"):
+        imaging.decode(data, ("JPEG",), MAX)
+
+
+def _describe(data: bytes, **over: object) -> dict[str, str]:
+    decoded = imaging.decode(data, ALLOWED_FORMATS, MAX)
+    args: dict[str, object] = dict(
+        filename="cat.jpg", width=1, height=1, hash_hex="00", algorithm="whash",
+        hash_size=8, sha256="ab", file_size=len(data),
+    )
+    args.update(over)
+    return imaging.describe(decoded, **args)  # type: ignore[arg-type]
+
+
+def test_metadata_fields_and_png_round_trip() -> None:
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    data = encode(scene(seed=4), "JPEG", xmp=xmp)
+    text = _describe(data, filename="caf\udce9.jpg")
+    for key in ("original_filename", "width", "height", "format", "format_description", "bands",
+                "extrema", "xmp", "hash", "hash_algorithm", "hash_size", "sha256", "ingested"):
+        assert key in text, key
+    assert text["original_filename"] == "caf\\xe9.jpg"
+    assert text["format"] == "JPEG"
+    assert text["bands"] == "R,G,B"
+    assert "xmpmeta" in text["xmp"]
+    png = imaging.png_bytes(Image.new("RGB", (4, 4)), text)
+    assert Image.open(io.BytesIO(png)).text == text
+
+
+def test_huge_xmp_is_left_out_and_thumbnail_stays_readable() -> None:
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"A" * (2 * 1024 * 1024) + b"</x:xmpmeta>"
+    data = encode(scene(seed=4), "PNG", pnginfo=_pnginfo_xmp(xmp))
+    text = _describe(data)
+    assert "xmp" not in text
+    assert "xmp_omitted" in text
+    png = imaging.png_bytes(Image.new("RGB", (4, 4)), text)
+    assert Image.open(io.BytesIO(png)).text["xmp_omitted"] == text["xmp_omitted"]
+
+
+def _pnginfo_xmp(xmp: bytes) -> object:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp.decode(), zip=True)
+    return info
+
+
+def test_hostile_xmp_is_never_parsed() -> None:
+    billion_laughs = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">&lol2;</x:xmpmeta>'
+    )
+    data = encode(scene(seed=4), "JPEG", xmp=billion_laughs.encode())
+    text = _describe(data)
+    assert text["xmp"] == billion_laughs  # kept verbatim, entities not expanded
+
+
+def test_thumbnail_fits_the_longer_side() -> None:
+    thumb = imaging.thumbnail(scene((640, 200)), 64)
+    assert thumb.size == (64, 20)

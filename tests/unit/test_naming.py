@@ -1,0 +1,103 @@
+from pathlib import PurePosixPath
+
+import pytest
+
+from watcherd.config import DEFAULT_IGNORE
+from watcherd.naming import (
+    canonical_name,
+    has_image_suffix,
+    is_ignored,
+    numbered,
+    original_name,
+    parse_canonical,
+    shown,
+    tags_for,
+)
+
+
+def test_canonical_round_trip() -> None:
+    name = canonical_name(640, 480, "07070703838387c7")
+    assert name == "640x480_07070703838387c7_.png"
+    parsed = parse_canonical(name)
+    assert parsed is not None
+    assert (parsed.width, parsed.height, parsed.hash) == (640, 480, "07070703838387c7")
+    assert parsed.name == name
+    assert parsed.size_tag == "640x480"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "640x480_07070703838387c7_.jpg",  # an original, not a thumbnail
+        "640x480_07070703838387c7.png",
+        "640x480_07070703838387C7_.png",  # ImageHash writes lower case
+        "0x480_07070703838387c7_.png",
+        "640x480_07070703838387c7_~1a2b3c4d5e6f.png",  # a collision thumbnail
+        "cat.png",
+        "640x480__.png",
+    ],
+)
+def test_not_canonical(name: str) -> None:
+    assert parse_canonical(name) is None
+
+
+def test_original_name_keeps_suffix_lower_case() -> None:
+    assert original_name(10, 20, "abcd", ".JPG") == "10x20_abcd_.jpg"
+
+
+def test_numbered_goes_before_suffix() -> None:
+    assert numbered("10x20_abcd_.jpg", 2) == "10x20_abcd_~2.jpg"
+
+
+def test_tags_skip_numeric_folders_and_keep_order() -> None:
+    assert tags_for(PurePosixPath("2024/cats/07/orange")) == ["cats", "orange"]
+    assert tags_for(PurePosixPath(".")) == []
+
+
+def test_tags_are_nfc() -> None:
+    nfd = "cafe\u0301"
+    assert tags_for(PurePosixPath(nfd)) == ["caf\u00e9"]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("a.part",),
+        ("big.jpg.crdownload",),
+        ("x.tmp",),
+        ("~$doc.jpg",),
+        (".goutputstream-ABC",),
+        ("Thumbs.db",),
+        ("THUMBS.DB",),
+        ("desktop.ini",),
+        (".DS_Store",),
+        ("._cat.jpg",),
+        (".hidden.jpg",),
+        (".Trash-1000", "cat.jpg"),
+        (".watcherd-tmp-1-abc.png",),
+    ],
+)
+def test_ignored(parts: tuple[str, ...]) -> None:
+    assert is_ignored(parts, DEFAULT_IGNORE)
+
+
+def test_not_ignored() -> None:
+    assert not is_ignored(("cats", "cat.jpg"), DEFAULT_IGNORE)
+
+
+def test_temporaries_ignored_even_with_empty_list() -> None:
+    assert is_ignored((".watcherd-tmp-1-abc.png",), ())
+
+
+def test_image_suffixes() -> None:
+    assert has_image_suffix("a.JPG")
+    assert has_image_suffix("a.webp")
+    assert not has_image_suffix("notes.txt")
+    assert not has_image_suffix("a.eps")
+
+
+def test_shown_escapes_control_characters_and_bad_bytes() -> None:
+    assert shown("a\nb") == "a\\nb"
+    assert shown("a\x1b[31mb") == "a\\x1b[31mb"
+    assert shown("caf\udce9.jpg") == "caf\\xe9.jpg"
+    assert shown("plain é.jpg") == "plain é.jpg"
