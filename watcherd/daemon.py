@@ -161,6 +161,8 @@ class Daemon:
             result = pipeline.process(path)
             if result.retry and result.outcome is Outcome.ERROR:
                 self.settler.retry(path, time.monotonic())
+            else:
+                self.settler.done(path)
 
     def run(self) -> int:
         """Hold the lease and watch; return the exit code."""

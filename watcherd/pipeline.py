@@ -21,6 +21,7 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -542,10 +543,11 @@ class Pipeline:
 
 
 def walk_files(top: Path, pipeline: Pipeline) -> Iterator[Path]:
-    """Every regular file under ``top`` that watcherd should look at (no symlinks followed)."""
-    stack = [top]
-    while stack:
-        folder = stack.pop()
+    """Every regular file under ``top`` that watcherd should look at, breadth first in name
+    order (so runs are repeatable); symlinks are never followed."""
+    pending = deque([top])
+    while pending:
+        folder = pending.popleft()
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
@@ -557,7 +559,7 @@ def walk_files(top: Path, pipeline: Pipeline) -> Iterator[Path]:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
+                    pending.append(path)
                 elif entry.is_file(follow_symlinks=False):
                     yield path
             except OSError:

@@ -108,7 +108,6 @@ class _Pending:
     stamp: tuple[int, int] | None
     since: float
     not_before: float = 0.0
-    attempts: int = 0
 
 
 @dataclass
@@ -117,6 +116,7 @@ class Settler:
 
     settle: float
     pending: dict[Path, _Pending] = field(default_factory=dict)
+    attempts: dict[Path, int] = field(default_factory=dict)
 
     def touch(self, path: Path, now: float) -> None:
         """Note that ``path`` may have changed; its quiet period starts again."""
@@ -128,14 +128,20 @@ class Settler:
 
     def retry(self, path: Path, now: float, limit: int = 8) -> bool:
         """Try ``path`` again later with exponential backoff; False once given up."""
-        entry = self.pending.setdefault(path, _Pending(stamp=None, since=now))
-        entry.attempts += 1
-        if entry.attempts > limit:
-            del self.pending[path]
+        attempts = self.attempts.get(path, 0) + 1
+        if attempts > limit:
+            self.pending.pop(path, None)
+            self.attempts.pop(path, None)
             return False
-        entry.not_before = now + min(60.0, self.settle + 2.0 ** (entry.attempts - 1))
-        entry.stamp, entry.since = None, now
+        self.attempts[path] = attempts
+        self.pending[path] = _Pending(
+            stamp=None, since=now, not_before=now + min(60.0, self.settle + 2.0 ** (attempts - 1))
+        )
         return True
+
+    def done(self, path: Path) -> None:
+        """Forget the retry history of a path that was handled."""
+        self.attempts.pop(path, None)
 
     def poll(self, now: float, wall_now: float) -> tuple[list[Path], list[Path]]:
         """Return (paths ready to read, paths that vanished) and forget both."""

@@ -1,0 +1,69 @@
+"""The catalog file is plain SQLite with JSON values, readable without watcherd."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+from sqlitedict import SqliteDict
+
+from watcherd.catalog import Catalog
+
+
+def _record(name: str = "10x10_abcd_.png", path: str = "thumbs/a/10x10_abcd_.png") -> dict[str, object]:
+    return {"name": name, "path": path, "tags": ["a", "10x10"], "state": "present", "hash": "abcd"}
+
+
+def test_values_are_json_readable_by_sqlitedict_and_sqlite3(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    with Catalog(db) as cat:
+        cat.put_image(_record())
+        cat.commit()
+    with SqliteDict(str(db), tablename="images", decode=json.loads, flag="r") as plain:
+        assert plain["10x10_abcd_.png"]["tags"] == ["a", "10x10"]
+    con = sqlite3.connect(db)
+    try:
+        (raw,) = con.execute("SELECT value FROM images").fetchone()
+        assert isinstance(raw, str) and raw.startswith("{")  # JSON text, never a pickle
+        (path,) = con.execute("SELECT json_extract(value, '$.path') FROM images").fetchone()
+        assert path == "thumbs/a/10x10_abcd_.png"
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"images", "collisions", "errors", "meta"} <= tables
+    finally:
+        con.close()
+
+
+def test_connections_are_fully_synchronous(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        for db in cat._tables.values():
+            assert db.conn.select_one("PRAGMA synchronous")[0] == 2  # FULL
+
+
+def test_readonly_on_absent_catalog_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "absent.sqlite"
+    with Catalog(db, readonly=True) as cat:
+        assert list(cat.images()) == []
+        assert cat.image("x") is None
+        assert cat.meta("scan") is None
+    assert not db.exists()
+
+
+def test_path_index_follows_moves(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        cat.put_image(_record())
+        assert cat.name_at("thumbs/a/10x10_abcd_.png") == "10x10_abcd_.png"
+        cat.put_image(_record(path="thumbs/b/10x10_abcd_.png"))
+        assert cat.name_at("thumbs/a/10x10_abcd_.png") is None
+        assert cat.name_at("thumbs/b/10x10_abcd_.png") == "10x10_abcd_.png"
+
+
+def test_error_keys_survive_undecodable_names(tmp_path: Path) -> None:
+    odd = "thumbs/caf\udce9\n.jpg"
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        cat.put_error({"path": odd, "reason": "x"})
+        cat.commit()
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        rec = cat.error(odd)
+        assert rec is not None and rec["path"] == odd
+        cat.clear_error(odd)
+        cat.commit()
+        assert list(cat.errors()) == []

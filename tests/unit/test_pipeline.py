@@ -1,0 +1,298 @@
+"""The pipeline on a real temporary tree: ingest, move, tag, collide, refuse, resume."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import imagehash
+import pytest
+from PIL import Image
+
+from tests.helpers import canonical_files, drop, encode, scene, write
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.library import open_for_writing
+from watcherd.pipeline import Outcome, Pipeline
+from watcherd.reconcile import reconcile
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def only(folder: Path) -> Path:
+    files = canonical_files(folder)
+    assert len(files) == 1, files
+    return files[0]
+
+
+def test_ingest_writes_thumbnail_moves_original_and_records(cfg: Config, pipeline: Pipeline) -> None:
+    src = drop(cfg.thumbs_dir / "cats" / "2024" / "tom.JPG", scene((640, 480), seed=1))
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    digest = sha(src)
+    expected_hash = str(imagehash.whash(Image.open(src)))
+
+    result = pipeline.process(src)
+
+    assert result.outcome is Outcome.INGESTED
+    name = f"640x480_{expected_hash}_.png"
+    thumb = cfg.thumbs_dir / "cats" / "2024" / name
+    assert thumb.is_file() and not src.exists()
+    original = cfg.originals_dir / f"640x480_{expected_hash}_.jpg"
+    assert sha(original) == digest
+    with Image.open(thumb) as im:
+        assert max(im.size) == 64
+        text = im.text
+    assert text["original_filename"] == "tom.JPG"
+    assert text["sha256"] == digest
+    assert (text["width"], text["height"]) == ("640", "480")
+    assert int(thumb.stat().st_mtime) == 1_600_000_000
+    rec = pipeline.catalog.image(name)
+    assert rec is not None
+    assert rec["tags"] == ["cats", "640x480"]
+    assert rec["path"] == f"thumbs/cats/2024/{name}"
+    assert rec["original"] == f"originals/640x480_{expected_hash}_.jpg"
+    assert rec["moving_from"] is None
+    assert rec["state"] == "present"
+    assert rec["sha256"] == digest
+
+
+def test_own_outputs_are_not_work(cfg: Config, pipeline: Pipeline) -> None:
+    src = drop(cfg.thumbs_dir / "a.jpg", seed=2)
+    pipeline.process(src)
+    thumb = only(cfg.thumbs_dir)
+    assert pipeline.process(thumb).outcome is Outcome.UNCHANGED
+    assert not src.exists()
+    assert pipeline.process(src).outcome is Outcome.IGNORED  # the original left: not a thumbnail gone
+    assert len(list(pipeline.catalog.images())) == 1
+
+
+def test_tags_accumulate_as_a_thumbnail_is_dragged(cfg: Config, pipeline: Pipeline) -> None:
+    pipeline.process(drop(cfg.thumbs_dir / "a.jpg", seed=3))
+    thumb = only(cfg.thumbs_dir)
+    for folder in ("cute", "orange", ""):
+        dest = cfg.thumbs_dir / folder / thumb.name
+        dest.parent.mkdir(exist_ok=True)
+        os.rename(thumb, dest)
+        assert pipeline.process(dest).outcome is Outcome.MOVED
+        assert pipeline.gone(thumb).outcome is Outcome.IGNORED
+        thumb = dest
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None
+    assert rec["tags"] == ["320x240", "cute", "orange"]
+    assert rec["path"] == f"thumbs/{thumb.name}"
+
+
+def test_deleted_thumbnail_is_missing_not_forgotten(cfg: Config, pipeline: Pipeline) -> None:
+    pipeline.process(drop(cfg.thumbs_dir / "x" / "a.jpg", seed=4))
+    thumb = only(cfg.thumbs_dir / "x")
+    saved = thumb.read_bytes()
+    thumb.unlink()
+    assert pipeline.gone(thumb).outcome is Outcome.MISSING
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None and rec["state"] == "missing" and rec["tags"] == ["x", "320x240"]
+    back = write(cfg.thumbs_dir / "y" / thumb.name, saved)
+    assert pipeline.process(back).outcome is Outcome.MOVED
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None and rec["state"] == "present" and rec["tags"] == ["x", "320x240", "y"]
+
+
+def test_exact_duplicate_is_a_collision_and_nothing_is_lost(cfg: Config, pipeline: Pipeline) -> None:
+    data = encode(scene(seed=5))
+    first = write(cfg.thumbs_dir / "a.jpg", data)
+    pipeline.process(first)
+    thumb = only(cfg.thumbs_dir)
+    thumb_bytes = thumb.read_bytes()
+    second = write(cfg.thumbs_dir / "b" / "again.jpg", data)
+
+    result = pipeline.process(second)
+
+    assert result.outcome is Outcome.COLLISION and result.detail == "exact"
+    assert thumb.read_bytes() == thumb_bytes  # the existing thumbnail is untouched
+    col = list(pipeline.catalog.collisions())
+    assert len(col) == 1 and col[0]["kind"] == "exact"
+    newcomer = col[0]["newcomer"]
+    assert newcomer["thumbnail"].startswith("thumbs/_collisions/")
+    assert (cfg.root / newcomer["thumbnail"]).is_file()
+    assert hashlib.sha256((cfg.root / newcomer["original"]).read_bytes()).hexdigest() == newcomer["sha256"]
+    assert not second.exists()
+    stored = [p for p in cfg.originals_dir.rglob("*") if p.is_file()]
+    assert len(stored) == 2 and all(p.read_bytes() == data for p in stored)
+    # _collisions is neither a tag nor ingested again
+    assert pipeline.process(cfg.root / newcomer["thumbnail"]).outcome is Outcome.IGNORED
+    assert "_collisions" not in {t for r in pipeline.catalog.images() for t in r["tags"]}
+
+
+def test_perceptual_collision(cfg: Config, pipeline: Pipeline) -> None:
+    im = scene(seed=6)
+    pipeline.process(write(cfg.thumbs_dir / "a.png", encode(im, "PNG")))
+    result = pipeline.process(write(cfg.thumbs_dir / "a.jpg", encode(im, "JPEG")))
+    assert result.outcome is Outcome.COLLISION and result.detail == "perceptual"
+    (col,) = list(pipeline.catalog.collisions())
+    assert col["existing"]["sha256"] != col["newcomer"]["sha256"]
+    assert (cfg.root / col["newcomer"]["original"]).suffix == ".jpg"
+
+
+def test_third_copy_gets_its_own_collision(cfg: Config, pipeline: Pipeline) -> None:
+    data = encode(scene(seed=7))
+    for i in range(3):
+        pipeline.process(write(cfg.thumbs_dir / f"{i}.jpg", data))
+    cols = list(pipeline.catalog.collisions())
+    assert len(cols) == 2
+    assert len({c["newcomer"]["thumbnail"] for c in cols}) == 2
+    assert len({c["newcomer"]["original"] for c in cols}) == 2
+    assert len([p for p in cfg.originals_dir.rglob("*.jpg")]) == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"just some text\n", "not an image"),
+        (encode(scene(seed=8))[:3000], "truncated"),
+    ],
+)
+def test_bad_files_are_left_alone_and_counted(cfg: Config, pipeline: Pipeline, data: bytes, reason: str) -> None:
+    bad = write(cfg.thumbs_dir / "bad.jpg", data)
+    before = (bad.read_bytes(), bad.stat().st_mtime_ns)
+    result = pipeline.process(bad)
+    assert result.outcome is Outcome.ERROR and reason in result.detail
+    assert (bad.read_bytes(), bad.stat().st_mtime_ns) == before
+    (err,) = list(pipeline.catalog.errors())
+    assert err["path"] == "thumbs/bad.jpg" and reason in err["reason"]
+    assert list(pipeline.catalog.images()) == []
+    assert [p.name for p in cfg.thumbs_dir.iterdir()] == ["bad.jpg"]  # no temporaries left
+
+
+def test_a_reported_file_is_not_retried_until_it_changes(cfg: Config, pipeline: Pipeline) -> None:
+    bad = write(cfg.thumbs_dir / "bad.jpg", b"not an image")
+    pipeline.process(bad)
+    assert pipeline.process(bad).outcome is Outcome.IGNORED
+    write(bad, encode(scene(seed=9)))
+    os.utime(bad, ns=(bad.stat().st_mtime_ns + 10**9,) * 2)
+    assert pipeline.process(bad).outcome is Outcome.INGESTED
+    assert list(pipeline.catalog.errors()) == []
+
+
+def test_ignored_and_foreign_files_are_untouched(cfg: Config, pipeline: Pipeline) -> None:
+    part = drop(cfg.thumbs_dir / "download.jpg.part", seed=1)
+    notes = write(cfg.thumbs_dir / "notes.txt", b"hello")
+    hidden = drop(cfg.thumbs_dir / ".secret.jpg", seed=1)
+    for p in (part, notes, hidden):
+        assert pipeline.process(p).outcome is Outcome.IGNORED
+        assert p.exists()
+    assert list(pipeline.catalog.errors()) == []
+
+
+def test_symlinks_are_not_followed(cfg: Config, pipeline: Pipeline, tmp_path: Path) -> None:
+    outside = drop(tmp_path / "outside.jpg", seed=1)
+    link = cfg.thumbs_dir / "link.jpg"
+    link.symlink_to(outside)
+    assert pipeline.process(link).outcome is Outcome.IGNORED
+    assert link.is_symlink() and outside.exists()
+
+
+def test_source_images_stay_put(cfg: Config, pipeline: Pipeline) -> None:
+    src = drop(cfg.source_dirs[0] / "inbox" / "s.jpg", seed=10)
+    digest = sha(src)
+    assert pipeline.process(src).outcome is Outcome.INGESTED
+    thumb = only(cfg.thumbs_dir)
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None
+    assert rec["source"] is True and rec["original"] == "source/inbox/s.jpg"
+    assert sha(src) == digest
+    assert pipeline.process(src).outcome is Outcome.UNCHANGED
+
+
+def test_canonical_looking_user_file_is_ingested(cfg: Config, pipeline: Pipeline) -> None:
+    user = write(cfg.thumbs_dir / "10x10_abcd_.png", encode(scene((200, 100), seed=11), "PNG"))
+    digest = sha(user)
+    assert pipeline.process(user).outcome is Outcome.INGESTED
+    originals = list(cfg.originals_dir.iterdir())
+    assert len(originals) == 1 and sha(originals[0]) == digest
+
+
+def _catalog_files(cfg: Config) -> list[Path]:
+    return [p for p in cfg.database_path.parent.iterdir() if p.name.startswith("catalog")]
+
+
+def test_resume_after_crash_before_original_moved(cfg: Config, pipeline: Pipeline) -> None:
+    src = drop(cfg.thumbs_dir / "k" / "a.jpg", seed=12)
+    data = src.read_bytes()
+    pipeline.process(src)
+    thumb = only(cfg.thumbs_dir / "k")
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None
+    # Put the world back as a crash between "record committed" and "original moved" leaves it.
+    os.rename(cfg.root / rec["original"], src)
+    rec["moving_from"] = "thumbs/k/a.jpg"
+    pipeline.catalog.put_image(rec)
+    pipeline.catalog.commit()
+
+    reconcile(pipeline, reason="test", settle=0)
+
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None and rec["moving_from"] is None
+    assert not src.exists() and (cfg.root / rec["original"]).read_bytes() == data
+    assert list(pipeline.catalog.collisions()) == []
+
+
+def test_resume_after_crash_before_record(cfg: Config, tmp_path: Path) -> None:
+    cat = open_for_writing(cfg)
+    pipeline = Pipeline(cfg, cat)
+    src = drop(cfg.thumbs_dir / "k" / "a.jpg", seed=13)
+    data = src.read_bytes()
+    pipeline.process(src)
+    cat.close()
+    # Lose the catalog and put the original back: as if we died right after publishing.
+    original = next(cfg.originals_dir.glob("*.jpg"))
+    os.rename(original, src)
+    for p in _catalog_files(cfg):
+        p.unlink()
+
+    cat = open_for_writing(cfg)
+    try:
+        pipeline = Pipeline(cfg, cat)
+        reconcile(pipeline, reason="test", settle=0)
+        (rec,) = list(cat.images())
+        assert rec["tags"] == ["k", "320x240"]
+        assert not src.exists() and (cfg.root / rec["original"]).read_bytes() == data
+        assert list(cat.collisions()) == []
+        assert len(canonical_files(cfg.thumbs_dir / "k")) == 1
+    finally:
+        cat.close()
+
+
+def test_reconcile_finds_moves_and_deletions_made_while_down(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
+    for i in range(3):
+        pipeline.process(drop(cfg.thumbs_dir / f"{i}.jpg", seed=20 + i))
+    a, b, c = canonical_files(cfg.thumbs_dir)
+    (cfg.thumbs_dir / "new").mkdir()
+    os.rename(a, cfg.thumbs_dir / "new" / a.name)
+    b.unlink()
+    fresh = drop(cfg.thumbs_dir / "later.jpg", seed=30)
+    os.utime(fresh, (1_600_000_000, 1_600_000_000))
+
+    report = reconcile(pipeline, reason="test", settle=0.5)
+
+    assert report.counts.get("moved") == 1
+    assert report.counts.get("missing") == 1
+    assert report.counts.get("ingested") == 1
+    states = {r["name"]: r["state"] for r in catalog.images()}
+    assert states[b.name] == "missing" and states[a.name] == "present" and states[c.name] == "present"
+    again = reconcile(pipeline, reason="test", settle=0.5)
+    assert set(again.counts) <= {"unchanged"}
+
+
+def test_library_refuses_other_hash_settings(cfg: Config) -> None:
+    import dataclasses
+
+    from watcherd.config import HashConfig
+    from watcherd.errors import ConfigError
+
+    open_for_writing(cfg).close()
+    other = dataclasses.replace(cfg, hash=HashConfig(algorithm="phash"))
+    with pytest.raises(ConfigError, match="made with whash"):
+        open_for_writing(other)
