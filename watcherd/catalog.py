@@ -41,8 +41,6 @@ def decode(text: str | bytes) -> Any:
     return json.loads(text)
 
 
-
-
 class Catalog:
     """Typed access to the four tables, plus in-memory indexes the writer needs.
 

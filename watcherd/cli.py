@@ -161,7 +161,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         data = queries.status(cfg, catalog, lease_path(cfg))
     d = data["daemon"]
     daemon = (
-        "not running" if not d
+        "not running"
+        if not d
         else f"{'running' if d['running'] else 'stale'}: pid {d['pid']} on {d['host']} since {d['since']}"
         f" (heartbeat {d['heartbeat_age']}s ago)"
     )

@@ -219,9 +219,7 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         observer=_as_str("observer", data.get("observer", d.observer), OBSERVERS),
         heartbeat=_as_float("heartbeat", data.get("heartbeat", d.heartbeat), 0.1),
         stale_after=_as_int("stale_after", data.get("stale_after", d.stale_after), 2),
-        max_image_pixels=_as_int(
-            "max_image_pixels", data.get("max_image_pixels", d.max_image_pixels), 1
-        ),
+        max_image_pixels=_as_int("max_image_pixels", data.get("max_image_pixels", d.max_image_pixels), 1),
         max_file_size=_as_int("max_file_size", data.get("max_file_size", d.max_file_size), 1),
         formats=_formats_from(data.get("formats", list(d.formats))),
         ignore=_as_str_list("ignore", data.get("ignore", list(d.ignore))),

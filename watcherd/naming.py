@@ -20,9 +20,7 @@ TEMP_PREFIX = ".watcherd-tmp-"
 CANONICAL_RE = re.compile(r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_\.png$")
 HASH_RE = re.compile(r"^[0-9a-f]{4,256}$")
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"}
-)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)

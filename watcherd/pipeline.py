@@ -341,9 +341,7 @@ class Pipeline:
         name = canonical_name(width, height, hash_hex)
         return _Image(name, width, height, hash_hex, sha, decoded.format, png)
 
-    def _place_new(
-        self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path
-    ) -> Result:
+    def _place_new(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path) -> Result:
         rec = self.catalog.image(image.name)
         if rec is None and os.path.lexists(folder / image.name):
             rec = self._adopt(folder / image.name, os.lstat(folder / image.name))
@@ -370,9 +368,7 @@ class Pipeline:
         original = rec.get("original")
         return original is None or not os.path.lexists(self.root / original)
 
-    def _new_record(
-        self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path
-    ) -> Record:
+    def _new_record(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path) -> Record:
         now = iso(self.now())
         rec: Record = {
             "name": image.name,
@@ -398,9 +394,7 @@ class Pipeline:
         rec["tags"] = self._merge_tags([], thumb_folder, rec)
         return rec
 
-    def _resume(
-        self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path, rec: Record
-    ) -> Result:
+    def _resume(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path, rec: Record) -> Result:
         """The record already describes this very file: finish whatever was left undone."""
         if rec["state"] != "present" or not os.path.lexists(self.root / rec["path"]):
             with contextlib.suppress(FileExistsError):
@@ -501,7 +495,10 @@ class Pipeline:
         self.finish_move(record, self.catalog.put_collision)
         log.warning(
             "collision (%s) %s has the same name as %s; kept as %s",
-            kind, shown(rel), shown(existing_thumb), shown(newcomer["thumbnail"]),
+            kind,
+            shown(rel),
+            shown(existing_thumb),
+            shown(newcomer["thumbnail"]),
         )
         return Result(Outcome.COLLISION, path, image.name, detail=kind)
 

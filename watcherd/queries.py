@@ -86,8 +86,16 @@ def dupes(catalog: Catalog) -> list[dict[str, Any]]:
     out = []
     for c in catalog.collisions():
         existing, newcomer = c["existing"], c["newcomer"]
-        paths = [p for p in (existing.get("thumbnail"), existing.get("original"),
-                             newcomer.get("thumbnail"), newcomer.get("original")) if p]
+        paths = [
+            p
+            for p in (
+                existing.get("thumbnail"),
+                existing.get("original"),
+                newcomer.get("thumbnail"),
+                newcomer.get("original"),
+            )
+            if p
+        ]
         out.append(
             {
                 "name": c["name"],

@@ -45,7 +45,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_status_json_contract(capsys: pytest.CaptureFixture[str], library: Path) -> None:
-    code, out, err = run(capsys, "status", str(library), "--json")
+    code, out, _err = run(capsys, "status", str(library), "--json")
     assert code == 0
     data = json.loads(out)
     assert data["images"] == 2
@@ -140,7 +140,8 @@ def test_bad_config_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     conf = tmp_path / "w.yaml"
     conf.write_text("thumbnail_sise: 3\n")
     code, _, err = run(capsys, "status", str(tmp_path), "-c", str(conf))
-    assert code == 2 and err == f"watcherd: error: config: thumbnail_sise: unknown key; allowed keys here are {_allowed()}\n"
+    expected = f"watcherd: error: config: thumbnail_sise: unknown key; allowed keys here are {_allowed()}\n"
+    assert code == 2 and err == expected
 
 
 def _allowed() -> str:

@@ -147,8 +147,14 @@ def test_formats_outside_the_allowlist_are_refused() -> None:
 def _describe(data: bytes, **over: object) -> dict[str, str]:
     decoded = imaging.decode(data, ALLOWED_FORMATS, MAX)
     args: dict[str, object] = dict(
-        filename="cat.jpg", width=1, height=1, hash_hex="00", algorithm="whash",
-        hash_size=8, sha256="ab", file_size=len(data),
+        filename="cat.jpg",
+        width=1,
+        height=1,
+        hash_hex="00",
+        algorithm="whash",
+        hash_size=8,
+        sha256="ab",
+        file_size=len(data),
     )
     args.update(over)
     return imaging.describe(decoded, **args)  # type: ignore[arg-type]
@@ -158,8 +164,21 @@ def test_metadata_fields_and_png_round_trip() -> None:
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
     data = encode(scene(seed=4), "JPEG", xmp=xmp)
     text = _describe(data, filename="caf\udce9.jpg")
-    for key in ("original_filename", "width", "height", "format", "format_description", "bands",
-                "extrema", "xmp", "hash", "hash_algorithm", "hash_size", "sha256", "ingested"):
+    for key in (
+        "original_filename",
+        "width",
+        "height",
+        "format",
+        "format_description",
+        "bands",
+        "extrema",
+        "xmp",
+        "hash",
+        "hash_algorithm",
+        "hash_size",
+        "sha256",
+        "ingested",
+    ):
         assert key in text, key
     assert text["original_filename"] == "caf\\xe9.jpg"
     assert text["format"] == "JPEG"

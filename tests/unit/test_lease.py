@@ -27,8 +27,9 @@ def test_second_taker_is_refused_with_the_holder_named(tmp_path: Path) -> None:
 def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     now = time.time()
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "token": "t",
-                                "since": now, "heartbeat": now}))
+    lock.write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345, "token": "t", "since": now, "heartbeat": now})
+    )
     lease = Lease(lock, heartbeat=5, stale_after=3)
     lease.acquire()
     holder = read_holder(lock)
@@ -39,12 +40,14 @@ def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
 def test_remote_lease_is_stale_only_after_missed_heartbeats(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     now = time.time()
-    lock.write_text(json.dumps({"host": "other-host", "pid": 1, "token": "t", "since": now - 100,
-                                "heartbeat": now - 2}))
+    lock.write_text(
+        json.dumps({"host": "other-host", "pid": 1, "token": "t", "since": now - 100, "heartbeat": now - 2})
+    )
     with pytest.raises(LockedError, match="other-host"):
         Lease(lock, heartbeat=1, stale_after=3).acquire()
-    lock.write_text(json.dumps({"host": "other-host", "pid": 1, "token": "t", "since": now - 100,
-                                "heartbeat": now - 10}))
+    lock.write_text(
+        json.dumps({"host": "other-host", "pid": 1, "token": "t", "since": now - 100, "heartbeat": now - 10})
+    )
     lease = Lease(lock, heartbeat=1, stale_after=3)
     lease.acquire()
     lease.release()
