@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image, ImageDraw
 
@@ -70,3 +72,19 @@ def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float 
 def canonical_files(folder: Path) -> list[Path]:
     """Canonical thumbnails directly in ``folder``."""
     return sorted(p for p in folder.glob("*x*_*_.png"))
+
+
+def table(db: Path, name: str) -> list[dict[str, Any]]:
+    """Rows of a catalog table read with plain sqlite3 and json, as a notebook would."""
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute(f'SELECT value FROM "{name}"').fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        con.close()
+    return [json.loads(r[0]) for r in rows]

@@ -136,10 +136,19 @@ class Daemon:
 
     def _apply(self, pipeline: Pipeline, change: Change) -> None:
         now = time.monotonic()
-        if change.kind == "touch":
+        log.debug("event %s %s", change.kind, shown(str(change.path)))
+        if change.kind == "moved":
+            # A thumbnail dragged on quickly still earns the folder it passed through.
+            pipeline.visited(change.path)
+            if change.src is not None:
+                pipeline.gone(change.src)
+        if change.kind in ("touch", "moved"):
             if pipeline.place(change.path) is None:
                 return
-            self.settler.touch(change.path, now)
+            if pipeline.is_known_thumbnail(change.path):
+                pipeline.process(change.path)  # a rename: nothing to decode, no need to settle
+            else:
+                self.settler.touch(change.path, now)
         elif change.kind == "gone":
             pipeline.gone(change.path)
         elif change.kind == "gone_dir":

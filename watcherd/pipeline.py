@@ -161,6 +161,28 @@ class Pipeline:
             return Result(Outcome.IGNORED, path, detail="not an image file name")
         return self._ingest(path, where, st)
 
+    def is_known_thumbnail(self, path: Path) -> bool:
+        """A catalogued canonical name in the tree: moving it needs no decoding."""
+        return parse_canonical(path.name) is not None and self.catalog.image(path.name) is not None
+
+    def visited(self, path: Path) -> Result:
+        """A thumbnail was moved to ``path``: add that folder's tags even if it moved on since."""
+        where = self.place(path)
+        if where is None or where.area != "tree" or not self.is_known_thumbnail(path):
+            return Result(Outcome.IGNORED, path)
+        if os.path.lexists(path):
+            return self.process(path)
+        rec = self.catalog.image(path.name)
+        assert rec is not None
+        tags = self._merge_tags(rec["tags"], where.rel.parent, rec)
+        if tags == rec["tags"]:
+            return Result(Outcome.UNCHANGED, path, path.name)
+        rec["tags"] = tags
+        self.catalog.put_image(rec)
+        self.catalog.commit()
+        log.info("passed through %s: tags=%s", shown(str(where.rel.parent)), ",".join(tags))
+        return Result(Outcome.MOVED, path, path.name)
+
     def gone(self, path: Path) -> Result:
         """A path disappeared: a thumbnail that was there is now missing."""
         rel = self.rel(path)

@@ -27,10 +27,12 @@ NETWORK_FS = ("cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "afs", "ceph", "glus
 
 @dataclass(frozen=True)
 class Change:
-    """A hint: ``touch`` (may be new or changed), ``gone``, ``gone_dir``, ``scan_dir``."""
+    """A hint: ``touch`` (may be new or changed), ``moved`` (to ``path`` from ``src``),
+    ``gone``, ``gone_dir`` or ``scan_dir``."""
 
     kind: str
     path: Path
+    src: Path | None = None
 
 
 def _fspath(raw: str | bytes) -> Path:
@@ -60,8 +62,7 @@ class Handler(FileSystemEventHandler):
                 self.out.put(Change("scan_dir", src))
             return
         if kind == "moved":
-            self.out.put(Change("touch", _fspath(event.dest_path)))
-            self.out.put(Change("gone", src))
+            self.out.put(Change("moved", _fspath(event.dest_path), src))
         elif kind == "deleted":
             self.out.put(Change("gone", src))
         else:  # created, modified, closed, attrib

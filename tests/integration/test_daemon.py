@@ -1,0 +1,248 @@
+"""The daemon with a real watchdog observer on a temporary tree."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import canonical_files, drop, encode, scene, table, wait_for, write
+from watcherd.config import Config
+from watcherd.daemon import Daemon
+
+
+class Running:
+    """A daemon on its own thread, plus ways to look at its catalog."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.stop = threading.Event()
+        self.code: int | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="test-daemon")
+
+    def _run(self) -> None:
+        try:
+            self.code = Daemon(self.cfg, self.stop).run()
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+
+    def images(self) -> list[dict[str, Any]]:
+        return table(self.cfg.database_path, "images")
+
+    def by_name(self) -> dict[str, dict[str, Any]]:
+        return {r["name"]: r for r in self.images()}
+
+    def collisions(self) -> list[dict[str, Any]]:
+        return table(self.cfg.database_path, "collisions")
+
+    def errors(self) -> list[dict[str, Any]]:
+        return table(self.cfg.database_path, "errors")
+
+    def scanned(self) -> bool:
+        """True once a full scan has been recorded in ``meta``."""
+        return any(isinstance(m, dict) and "reason" in m for m in table(self.cfg.database_path, "meta"))
+
+
+def start(cfg: Config) -> Running:
+    r = Running(cfg)
+    r.thread.start()
+    wait_for(r.scanned, what="start-up scan")
+    return r
+
+
+@pytest.fixture
+def daemon(cfg: Config) -> Iterator[Running]:
+    r = start(cfg)
+    yield r
+    r.stop.set()
+    r.thread.join(timeout=20)
+    assert not r.thread.is_alive()
+    assert r.error is None, r.error
+    assert r.code == 0
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_dropped_image_becomes_a_thumbnail(cfg: Config, daemon: Running) -> None:
+    src = drop(cfg.thumbs_dir / "cats" / "tom.jpg", seed=1)
+    digest = sha(src)
+    (rec,) = wait_for(lambda: [r for r in daemon.images() if r["moving_from"] is None], what="ingest")
+    assert rec["tags"] == ["cats", "320x240"]
+    assert (cfg.root / rec["path"]).is_file()
+    assert not src.exists()
+    assert sha(cfg.root / rec["original"]) == digest
+
+
+def test_slow_writer_is_read_once_after_the_last_byte(cfg: Config, daemon: Running) -> None:
+    data = encode(scene((800, 600), seed=2), "PNG")
+    dest = cfg.thumbs_dir / "slow.png"
+    chunks = 8
+    step = len(data) // chunks + 1
+    with open(dest, "wb") as fh:
+        for i in range(chunks):
+            fh.write(data[i * step : (i + 1) * step])
+            fh.flush()
+            time.sleep(0.1)  # slower than nothing, faster than settle between chunks
+    (rec,) = wait_for(daemon.images, what="ingest")
+    assert rec["sha256"] == hashlib.sha256(data).hexdigest()
+    time.sleep(cfg.settle * 3)
+    assert daemon.errors() == []
+    assert daemon.collisions() == []
+    assert len(daemon.images()) == 1
+
+
+def test_moves_accumulate_tags(cfg: Config, daemon: Running) -> None:
+    drop(cfg.thumbs_dir / "a.jpg", seed=3)
+    wait_for(lambda: canonical_files(cfg.thumbs_dir), what="thumbnail")
+    thumb = canonical_files(cfg.thumbs_dir)[0]
+    for folder in ("cute", "orange"):
+        (cfg.thumbs_dir / folder).mkdir()
+        dest = cfg.thumbs_dir / folder / thumb.name
+        os.rename(thumb, dest)
+        thumb = dest
+        wait_for(lambda f=folder, n=thumb.name: f in daemon.by_name()[n]["tags"], what=f"tag {folder}")
+    rec = daemon.by_name()[thumb.name]
+    assert rec["tags"] == ["320x240", "cute", "orange"]
+    assert rec["path"] == f"thumbs/orange/{thumb.name}"
+    assert rec["state"] == "present"
+
+
+def test_quick_drags_through_existing_folders_still_tag(cfg: Config) -> None:
+    for folder in ("a", "b", "c"):
+        (cfg.thumbs_dir / folder).mkdir(parents=True)
+    r = start(cfg)
+    try:
+        drop(cfg.thumbs_dir / "x.jpg", seed=40)
+        wait_for(lambda: r.images() and not r.images()[0]["moving_from"], what="ingest")
+        thumb = canonical_files(cfg.thumbs_dir)[0]
+        cur = thumb
+        for folder in ("a", "b", "c"):
+            nxt = cfg.thumbs_dir / folder / thumb.name
+            os.rename(cur, nxt)
+            cur = nxt
+        os.rename(cur, thumb)  # home again within milliseconds
+        wait_for(lambda: r.images()[0]["tags"] == ["320x240", "a", "b", "c"], what="all three tags")
+        assert r.images()[0]["path"] == f"thumbs/{thumb.name}"
+    finally:
+        r.stop.set()
+        r.thread.join(timeout=20)
+    assert r.code == 0
+
+
+def test_folder_moves_within_into_and_out_of_the_tree(cfg: Config, daemon: Running, tmp_path: Path) -> None:
+    for i in range(5):
+        drop(cfg.thumbs_dir / "box" / f"{i}.jpg", seed=10 + i)
+    wait_for(lambda: len([r for r in daemon.images() if not r["moving_from"]]) == 5, what="5 ingests")
+
+    os.rename(cfg.thumbs_dir / "box", cfg.thumbs_dir / "crate")
+    wait_for(lambda: all(r["path"].startswith("thumbs/crate/") for r in daemon.images()), what="dir rename")
+    assert all(r["tags"] == ["box", "320x240", "crate"] for r in daemon.images())
+
+    outside = tmp_path / "outside"
+    shutil.move(str(cfg.thumbs_dir / "crate"), outside)
+    wait_for(lambda: all(r["state"] == "missing" for r in daemon.images()), what="dir moved out")
+
+    incoming = tmp_path / "incoming"
+    for i in range(3):
+        drop(incoming / f"n{i}.jpg", seed=30 + i)
+    os.rename(incoming, cfg.thumbs_dir / "incoming")
+    wait_for(lambda: len(daemon.images()) == 8, what="dir moved in")
+    new = [r for r in daemon.images() if r["path"].startswith("thumbs/incoming/")]
+    assert len(new) == 3 and all("incoming" in r["tags"] for r in new)
+
+
+def test_many_drops_give_one_record_each_and_no_rework(cfg: Config, daemon: Running) -> None:
+    n = 30
+    for i in range(n):
+        drop(cfg.thumbs_dir / f"img{i:02d}.jpg", seed=100 + i)
+    wait_for(lambda: len([r for r in daemon.images() if not r["moving_from"]]) == n, timeout=60, what="all ingested")
+    time.sleep(cfg.settle * 3)
+    assert len(daemon.images()) == n
+    assert daemon.collisions() == [] and daemon.errors() == []
+    assert len(canonical_files(cfg.thumbs_dir)) == n
+    assert len(list(cfg.originals_dir.glob("*.jpg"))) == n
+
+
+def test_download_then_rename(cfg: Config, daemon: Running) -> None:
+    part = write(cfg.thumbs_dir / "photo.jpg.crdownload", encode(scene(seed=5)))
+    time.sleep(cfg.settle * 2)
+    assert daemon.images() == [] and part.exists()
+    os.rename(part, cfg.thumbs_dir / "photo.jpg")
+    wait_for(daemon.images, what="ingest after rename")
+
+
+def test_collision_is_flagged_and_everything_kept(cfg: Config, daemon: Running) -> None:
+    data = encode(scene(seed=6))
+    write(cfg.thumbs_dir / "a.jpg", data)
+    wait_for(lambda: [r for r in daemon.images() if not r["moving_from"]], what="first")
+    write(cfg.thumbs_dir / "b.jpg", data)
+    (col,) = wait_for(daemon.collisions, what="collision")
+    assert col["kind"] == "exact"
+    wait_for(lambda: not daemon.collisions()[0]["newcomer"]["moving_from"], what="collision original moved")
+    stored = [p for p in cfg.originals_dir.rglob("*.jpg")]
+    assert len(stored) == 2 and all(p.read_bytes() == data for p in stored)
+
+
+def test_bad_file_is_counted_and_daemon_keeps_going(cfg: Config, daemon: Running) -> None:
+    bad = write(cfg.thumbs_dir / "bad.jpg", b"this is text")
+    wait_for(daemon.errors, what="error recorded")
+    drop(cfg.thumbs_dir / "good.jpg", seed=7)
+    wait_for(daemon.images, what="good one ingested")
+    assert bad.read_bytes() == b"this is text"
+
+
+def test_deleted_thumbnail_is_marked_missing(cfg: Config, daemon: Running) -> None:
+    drop(cfg.thumbs_dir / "a.jpg", seed=8)
+    thumb = wait_for(lambda: canonical_files(cfg.thumbs_dir), what="thumbnail")[0]
+    wait_for(lambda: daemon.images() and not daemon.images()[0]["moving_from"], what="record")
+    thumb.unlink()
+    wait_for(lambda: daemon.images()[0]["state"] == "missing", what="missing")
+
+
+def test_source_inbox(cfg: Config, daemon: Running) -> None:
+    src = drop(cfg.source_dirs[0] / "s.jpg", seed=9)
+    (rec,) = wait_for(daemon.images, what="source ingest")
+    assert rec["source"] is True and rec["original"] == "source/s.jpg"
+    assert src.exists() and rec["path"].count("/") == 1
+
+
+def test_polling_observer(cfg: Config) -> None:
+    r = start(dataclasses.replace(cfg, observer="polling"))
+    try:
+        drop(cfg.thumbs_dir / "p" / "a.jpg", seed=11)
+        (rec,) = wait_for(r.images, what="ingest with polling")
+        assert rec["tags"] == ["p", "320x240"]
+    finally:
+        r.stop.set()
+        r.thread.join(timeout=20)
+    assert r.code == 0
+
+
+def test_start_up_reconcile_sees_what_happened_while_down(cfg: Config) -> None:
+    r = start(cfg)
+    drop(cfg.thumbs_dir / "a.jpg", seed=12)
+    wait_for(lambda: r.images() and not r.images()[0]["moving_from"], what="ingest")
+    r.stop.set()
+    r.thread.join(timeout=20)
+    thumb = canonical_files(cfg.thumbs_dir)[0]
+    (cfg.thumbs_dir / "later").mkdir()
+    os.rename(thumb, cfg.thumbs_dir / "later" / thumb.name)
+    drop(cfg.thumbs_dir / "b.jpg", seed=13)
+    r = start(cfg)
+    try:
+        wait_for(lambda: len(r.images()) == 2, what="b ingested at start-up")
+        assert r.by_name()[thumb.name]["tags"] == ["320x240", "later"]
+    finally:
+        r.stop.set()
+        r.thread.join(timeout=20)
