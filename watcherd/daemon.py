@@ -22,7 +22,7 @@ from watcherd.errors import LockedError
 from watcherd.lease import Lease
 from watcherd.library import open_for_writing
 from watcherd.naming import shown
-from watcherd.pipeline import Outcome, Pipeline, walk_files
+from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.watcher import Change, Handler, Settler, make_observer
 
@@ -168,8 +168,8 @@ class Daemon:
                 self.settler.touch(path, time.monotonic())
                 return
             result = pipeline.process(path)
-            if result.retry and result.outcome is Outcome.ERROR:
-                self.settler.retry(path, time.monotonic())
+            if result.retry:
+                self.settler.retry(path, time.monotonic(), limit=12)
             else:
                 self.settler.done(path)
 

@@ -59,6 +59,7 @@ class Outcome(str, Enum):
     IGNORED = "ignored"
     ERROR = "error"
     MISSING = "missing"
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -320,12 +321,29 @@ class Pipeline:
         try:
             image = self._make(path, st)
         except ImageError as exc:
+            if exc.transient and self._still_changing(path, st):
+                log.debug("deferring %s: %s while the file is still changing", shown(rel), exc.reason)
+                return Result(Outcome.DEFERRED, path, detail=exc.reason, retry=True)
             return self._error(path, exc.reason, st, transient=exc.transient)
         folder = path.parent if where.area == "tree" else self.thumbs
         try:
             return self._place_new(path, where, st, image, folder)
         except OSError as exc:
             return self._error(path, f"cannot write: {exc.strerror or exc}", st, transient=True)
+
+    def _still_changing(self, path: Path, st: os.stat_result) -> bool:
+        """Did the file change since ``st``, or was it written too recently to judge?
+
+        A writer that pauses longer than ``settle`` between chunks leaves a file that
+        looks truncated; that is not an error until the file has been quiet a while.
+        """
+        try:
+            now_st = os.lstat(path)
+        except OSError:
+            return False
+        if (now_st.st_size, now_st.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            return True
+        return self.now() - now_st.st_mtime < max(5.0, 10 * self.cfg.settle)
 
     def _make(self, path: Path, st: os.stat_result) -> _Image:
         if st.st_size > self.cfg.max_file_size:

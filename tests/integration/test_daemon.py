@@ -102,6 +102,20 @@ def test_slow_writer_is_read_once_after_the_last_byte(cfg: Config, daemon: Runni
     assert len(daemon.images()) == 1
 
 
+def test_writer_pausing_longer_than_settle_is_not_an_error(cfg: Config, daemon: Running) -> None:
+    data = encode(scene((1600, 1200), seed=3), "JPEG", quality=95)
+    dest = cfg.thumbs_dir / "paused.jpg"
+    step = len(data) // 4 + 1
+    with open(dest, "wb") as fh:
+        for i in range(4):
+            fh.write(data[i * step : (i + 1) * step])
+            fh.flush()
+            time.sleep(cfg.settle * 3)  # long pauses: the daemon will see a truncated file
+    (rec,) = wait_for(daemon.images, timeout=30, what="ingest after the last chunk")
+    assert rec["sha256"] == hashlib.sha256(data).hexdigest()
+    assert daemon.errors() == [] and daemon.collisions() == []
+
+
 def test_moves_accumulate_tags(cfg: Config, daemon: Running) -> None:
     drop(cfg.thumbs_dir / "a.jpg", seed=3)
     wait_for(lambda: canonical_files(cfg.thumbs_dir), what="thumbnail")

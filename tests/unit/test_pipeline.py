@@ -156,6 +156,7 @@ def test_third_copy_gets_its_own_collision(cfg: Config, pipeline: Pipeline) -> N
 )
 def test_bad_files_are_left_alone_and_counted(cfg: Config, pipeline: Pipeline, data: bytes, reason: str) -> None:
     bad = write(cfg.thumbs_dir / "bad.jpg", data)
+    os.utime(bad, (1_600_000_000, 1_600_000_000))  # long quiet: a truncated file is final
     before = (bad.read_bytes(), bad.stat().st_mtime_ns)
     result = pipeline.process(bad)
     assert result.outcome is Outcome.ERROR and reason in result.detail
@@ -164,6 +165,16 @@ def test_bad_files_are_left_alone_and_counted(cfg: Config, pipeline: Pipeline, d
     assert err["path"] == "thumbs/bad.jpg" and reason in err["reason"]
     assert list(pipeline.catalog.images()) == []
     assert [p.name for p in cfg.thumbs_dir.iterdir()] == ["bad.jpg"]  # no temporaries left
+
+
+def test_truncated_file_still_being_written_is_deferred_not_reported(cfg: Config, pipeline: Pipeline) -> None:
+    data = encode(scene((400, 300), seed=8))
+    partial = write(cfg.thumbs_dir / "partial.jpg", data[: len(data) // 2])
+    result = pipeline.process(partial)
+    assert result.outcome is Outcome.DEFERRED and result.retry
+    assert list(pipeline.catalog.errors()) == []
+    write(partial, data)
+    assert pipeline.process(partial).outcome is Outcome.INGESTED
 
 
 def test_a_reported_file_is_not_retried_until_it_changes(cfg: Config, pipeline: Pipeline) -> None:
