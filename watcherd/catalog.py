@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from sqlitedict import SqliteDict
 
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
+
+log = logging.getLogger("watcherd")
 
 TABLES = ("images", "collisions", "errors", "meta")
 Record = dict[str, Any]
@@ -49,9 +53,12 @@ class Catalog:
     pipeline moves a user's original only after the record about it is on disk.
     """
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, busy_timeout: float = 30.0, lock_patience: float = 600.0
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.lock_patience = lock_patience
         self._tables: dict[str, SqliteDict] = {}
         self._by_path: dict[str, str] | None = None
         if readonly and not self.path.exists():
@@ -69,7 +76,7 @@ class Catalog:
                     decode=decode,
                     outer_stack=False,
                 )
-                db.conn.execute("PRAGMA busy_timeout = 30000")
+                db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
                 db.conn.execute("PRAGMA synchronous = FULL")
                 self._tables[table] = db
         except (sqlite3.Error, RuntimeError, OSError) as exc:
@@ -112,12 +119,36 @@ class Catalog:
             del db[key]
 
     def commit(self) -> None:
-        """Make every staged change durable."""
-        try:
-            for db in self._tables.values():
-                db.commit()
-        except sqlite3.Error as exc:
-            raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+        """Make every staged change durable, waiting out readers that hold the file.
+
+        COMMIT is sent as a statement rather than through sqlitedict's own commit
+        request, whose worker thread dies on an error; a commit refused because the
+        database is locked keeps its transaction and is simply tried again, so a
+        reader holding a lock delays a write but never drops it.
+        """
+        for db in self._tables.values():
+            self._commit_one(db)
+
+    def _commit_one(self, db: SqliteDict) -> None:
+        delay, waited, warned = 0.05, 0.0, False
+        while True:
+            try:
+                db.conn.select_one("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if "no transaction is active" in text:
+                    return
+                if ("locked" not in text and "busy" not in text) or waited >= self.lock_patience:
+                    raise CatalogError(f"cannot write catalog {self.path}: {text}") from None
+                if not warned:
+                    log.warning("catalog %s is locked by a reader; the write waits", self.path)
+                    warned = True
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
 
     def close(self) -> None:
         """Commit and close every connection."""

@@ -2,8 +2,10 @@
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
 from sqlitedict import SqliteDict
 
 from watcherd.catalog import Catalog
@@ -67,3 +69,26 @@ def test_error_keys_survive_undecodable_names(tmp_path: Path) -> None:
         cat.clear_error(odd)
         cat.commit()
         assert list(cat.errors()) == []
+
+
+def test_a_reader_holding_a_lock_delays_but_never_drops_a_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "c.sqlite"
+    with Catalog(db, busy_timeout=0.1) as cat:
+        cat.put_image(_record("1x1_aaaa_.png", "thumbs/1x1_aaaa_.png"))
+        cat.commit()
+        reader = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM images").fetchone()  # holds a SHARED lock
+        release = threading.Timer(1.5, lambda: reader.execute("COMMIT"))
+        release.start()
+        try:
+            cat.put_image(_record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
+            cat.commit()  # must wait for the reader, well past its own busy timeout
+        finally:
+            release.join()
+            reader.close()
+    assert "locked by a reader; the write waits" in caplog.text  # the retry path ran
+    with Catalog(db, readonly=True) as cat:
+        assert {r["name"] for r in cat.images()} == {"1x1_aaaa_.png", "2x2_bbbb_.png"}
