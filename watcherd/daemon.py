@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
 from watcherd import fsops
 from watcherd.config import Config
@@ -24,7 +25,7 @@ from watcherd.library import open_for_writing
 from watcherd.naming import shown
 from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
-from watcherd.watcher import Change, Handler, Settler, make_observer
+from watcherd.watcher import Change, Handler, LostEventsAlarm, Settler, inotify_watch_count, make_observer
 
 log = logging.getLogger("watcherd")
 
@@ -110,10 +111,16 @@ class Daemon:
         self.settler = Settler(cfg.settle)
         self.last_scan = 0.0
         self.observer: BaseObserver | None = None
+        self.observer_mode = cfg.observer
+        self.rescan_reason: str | None = None
+        self.folders = 0
+        self.watch_check_at: float | None = None
+        self.confirmed_short = False
+        self.watch_counter: Callable[[], int | None] = inotify_watch_count
 
     def _start_observer(self) -> BaseObserver:
         assert self.cfg.root is not None
-        observer = make_observer(self.cfg.observer, self.cfg.root)
+        observer = make_observer(self.observer_mode, self.cfg.root)
         handler = Handler(self.changes)
         observer.schedule(handler, str(self.cfg.thumbs_dir), recursive=True)
         for source in self.cfg.source_dirs:
@@ -131,12 +138,19 @@ class Daemon:
         for path in report.retry:
             self.settler.retry(path, now)
         self.last_scan = now
+        self.folders = report.folders
+        self.watch_check_at = now  # compare watches with folders at the next turn
         summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
         log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
 
     def _apply(self, pipeline: Pipeline, change: Change) -> None:
         now = time.monotonic()
         log.debug("event %s %s", change.kind, shown(str(change.path)))
+        if change.kind == "rescan":
+            if self.rescan_reason is None:
+                log.warning("events may have been lost (%s); a full scan follows", change.reason)
+            self.rescan_reason = change.reason
+            return
         if change.kind == "moved":
             # A thumbnail dragged on quickly still earns the folder it passed through.
             pipeline.visited(change.path)
@@ -187,14 +201,17 @@ class Daemon:
                 pipeline = Pipeline(cfg, catalog, now=self.now)
                 # Start watching before the start-up scan, so nothing that arrives
                 # during the scan is missed; duplicates are harmless (idempotent).
-                self.observer = self._start_observer()
-                log.info("watching %s (observer: %s)", cfg.thumbs_dir, type(self.observer).__name__)
-                self._full_scan(pipeline, "start-up")
-                self._loop(pipeline)
+                alarm = LostEventsAlarm(self.changes)
+                logging.getLogger("watchdog").addHandler(alarm)
+                try:
+                    self.observer = self._start_observer()
+                    log.info("watching %s (observer: %s)", cfg.thumbs_dir, type(self.observer).__name__)
+                    self._full_scan(pipeline, "start-up")
+                    self._loop(pipeline)
+                finally:
+                    logging.getLogger("watchdog").removeHandler(alarm)
+                    self._stop_observer()
             finally:
-                if self.observer is not None:
-                    self.observer.stop()
-                    self.observer.join(timeout=10)
                 catalog.close()
         finally:
             heartbeat.close()
@@ -203,6 +220,43 @@ class Daemon:
             raise LockedError("stopped: another process took the library's lease")
         log.info("stopped")
         return 0
+
+    def _stop_observer(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=10)
+            self.observer = None
+
+    def _check_watches(self, pipeline: Pipeline) -> None:
+        """Fall back to polling when inotify holds fewer watches than there are folders.
+
+        With ``fs.inotify.max_user_watches`` too low, watchdog starts without a word
+        and files in the unwatched folders are never reported.
+        """
+        now = time.monotonic()
+        if self.watch_check_at is None or now < self.watch_check_at:
+            return
+        self.watch_check_at = None
+        if isinstance(self.observer, PollingObserver) or self.observer is None:
+            return
+        watches = self.watch_counter()
+        if watches is None or watches >= self.folders:
+            self.confirmed_short = False
+            return
+        if not self.confirmed_short:
+            self.confirmed_short = True  # folders may be brand new: look again shortly
+            self.watch_check_at = now + 2.0
+            return
+        log.error(
+            "only %d inotify watches for %d folders (raise fs.inotify.max_user_watches); "
+            "switching to the polling observer",
+            watches,
+            self.folders,
+        )
+        self._stop_observer()
+        self.observer_mode = "polling"
+        self.observer = self._start_observer()
+        self._full_scan(pipeline, "inotify watch limit")
 
     def _loop(self, pipeline: Pipeline) -> None:
         while not self.stop.is_set():
@@ -221,8 +275,13 @@ class Daemon:
             self._process_ready(pipeline)
             if self.observer is not None and not self.observer.is_alive() and not self.stop.is_set():
                 log.error("the filesystem observer stopped; restarting it and rescanning")
+                self._stop_observer()
                 self.observer = self._start_observer()
                 self._full_scan(pipeline, "observer restarted")
+            if self.rescan_reason is not None and not self.stop.is_set():
+                reason, self.rescan_reason = self.rescan_reason, None
+                self._full_scan(pipeline, reason)
+            self._check_watches(pipeline)
             interval = self.cfg.rescan_interval
             if interval > 0 and time.monotonic() - self.last_scan >= interval:
                 self._full_scan(pipeline, "periodic")

@@ -579,12 +579,14 @@ class Pipeline:
         return Result(Outcome.ERROR, path, detail=reason, retry=transient)
 
 
-def walk_files(top: Path, pipeline: Pipeline) -> Iterator[Path]:
+def walk_files(top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Every regular file under ``top`` that watcherd should look at, breadth first in name
     order (so runs are repeatable); symlinks are never followed."""
     pending = deque([top])
     while pending:
         folder = pending.popleft()
+        if on_folder is not None:
+            on_folder(folder)
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:

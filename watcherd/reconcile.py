@@ -30,6 +30,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     deferred: list[Path] = field(default_factory=list)
     retry: list[Path] = field(default_factory=list)
+    folders: int = 0
     seconds: float = 0.0
 
     def add(self, outcome: Outcome) -> None:
@@ -70,11 +71,15 @@ def reconcile(
 
     canonical: list[Path] = []
     others: list[Path] = []
-    for path in walk_files(pipeline.thumbs, pipeline):
+
+    def count_folder(_: Path) -> None:
+        report.folders += 1
+
+    for path in walk_files(pipeline.thumbs, pipeline, count_folder):
         (canonical if parse_canonical(path.name) else others).append(path)
     for source in pipeline.cfg.source_dirs:
         if source.is_dir():
-            others.extend(walk_files(source, pipeline))
+            others.extend(walk_files(source, pipeline, count_folder))
 
     total = len(canonical) + len(others)
     done = 0

@@ -22,17 +22,36 @@ from watchdog.observers.polling import PollingObserver
 log = logging.getLogger("watcherd")
 
 # Filesystems whose changes made on other hosts never reach inotify.
-NETWORK_FS = ("cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "afs", "ceph", "glusterfs", "lustre", "virtiofs")
+NETWORK_FS = (
+    "cifs",
+    "smb3",
+    "smbfs",
+    "nfs",
+    "nfs4",
+    "9p",
+    "v9fs",
+    "drvfs",
+    "afs",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "virtiofs",
+    "fakeowner",
+    "vboxsf",
+    "prl_fs",
+    "vmhgfs",
+)
 
 
 @dataclass(frozen=True)
 class Change:
     """A hint: ``touch`` (may be new or changed), ``moved`` (to ``path`` from ``src``),
-    ``gone``, ``gone_dir`` or ``scan_dir``."""
+    ``gone``, ``gone_dir``, ``scan_dir``, or ``rescan`` (events were lost: ``reason``)."""
 
     kind: str
     path: Path
     src: Path | None = None
+    reason: str = ""
 
 
 def _fspath(raw: str | bytes) -> Path:
@@ -67,6 +86,46 @@ class Handler(FileSystemEventHandler):
             self.out.put(Change("gone", src))
         else:  # created, modified, closed, attrib
             self.out.put(Change("touch", src))
+
+
+class LostEventsAlarm(logging.Handler):
+    """Turns watchdog's warnings into a rescan request.
+
+    An overflowed inotify queue or a watch that could not be added shows only as a
+    WARNING or ERROR on watchdog's logger; events are gone by then, so the only safe
+    answer is a full reconcile.
+    """
+
+    def __init__(self, out: queue.Queue[Change]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue a rescan naming what watchdog said."""
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        self.out.put(Change("rescan", Path(), reason=f"watchdog: {message[:160]}"))
+
+
+def inotify_watch_count() -> int | None:
+    """How many inotify watches this process holds (Linux fdinfo), or None if unknown."""
+    total, seen = 0, False
+    try:
+        names = os.listdir("/proc/self/fdinfo")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            with open(f"/proc/self/fdinfo/{name}", encoding="ascii", errors="replace") as fh:
+                lines = [line for line in fh if line.startswith("inotify wd:")]
+        except OSError:
+            continue
+        if lines:
+            seen = True
+            total += len(lines)
+    return total if seen else None
 
 
 def filesystem_type(path: Path) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ class Running:
         self.code: int | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="test-daemon")
+        self.daemon = Daemon(cfg, self.stop)
 
     def _run(self) -> None:
         try:
-            self.code = Daemon(self.cfg, self.stop).run()
+            self.code = self.daemon.run()
         except BaseException as exc:  # surfaced by the test
             self.error = exc
 
@@ -51,9 +53,15 @@ class Running:
         """True once a full scan has been recorded in ``meta``."""
         return any(isinstance(m, dict) and "reason" in m for m in table(self.cfg.database_path, "meta"))
 
+    def last_scan_reason(self) -> str:
+        scans = [m for m in table(self.cfg.database_path, "meta") if isinstance(m, dict) and "reason" in m]
+        return str(scans[0]["reason"]) if scans else ""
 
-def start(cfg: Config) -> Running:
+
+def start(cfg: Config, watch_counter: Callable[[], int | None] | None = None) -> Running:
     r = Running(cfg)
+    if watch_counter is not None:
+        r.daemon.watch_counter = watch_counter
     r.thread.start()
     wait_for(r.scanned, what="start-up scan")
     return r
@@ -260,3 +268,33 @@ def test_start_up_reconcile_sees_what_happened_while_down(cfg: Config) -> None:
     finally:
         r.stop.set()
         r.thread.join(timeout=20)
+
+
+def test_watchdog_warning_triggers_a_full_scan(cfg: Config, daemon: Running) -> None:
+    logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+    wait_for(lambda: daemon.last_scan_reason().startswith("watchdog: Inotify queue overflowed"), what="rescan")
+
+
+def test_dead_observer_is_restarted_and_the_tree_rescanned(cfg: Config, daemon: Running) -> None:
+    observer = daemon.daemon.observer
+    assert observer is not None
+    observer.stop()  # as when the emitter dies after an OSError on a share that went away
+    observer.join()
+    wait_for(lambda: daemon.last_scan_reason() == "observer restarted", what="restart")
+    drop(cfg.thumbs_dir / "after.jpg", seed=50)
+    wait_for(daemon.images, what="ingest by the new observer")
+
+
+def test_too_few_inotify_watches_falls_back_to_polling(cfg: Config) -> None:
+    (cfg.thumbs_dir / "a" / "b").mkdir(parents=True)
+    r = start(cfg, watch_counter=lambda: 1)
+    try:
+        wait_for(lambda: r.last_scan_reason() == "inotify watch limit", what="fallback")
+        assert type(r.daemon.observer).__name__ == "PollingObserver"
+        drop(cfg.thumbs_dir / "a" / "b" / "x.jpg", seed=51)
+        (rec,) = wait_for(r.images, what="ingest while polling")
+        assert rec["tags"] == ["a", "b", "320x240"]
+    finally:
+        r.stop.set()
+        r.thread.join(timeout=20)
+    assert r.code == 0
