@@ -49,7 +49,7 @@ def check_library(root: Path, dropped: dict[str, bytes], *, bad: set[str] = froz
                     im.load()
                     if im.text.get("software", "").startswith("watcherd") is False:
                         problems.append(f"thumbnail without watcherd metadata: {p}")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problems.append(f"thumbnail does not open: {p}: {exc}")
 
     # 3. The catalog file is sound.
