@@ -15,7 +15,6 @@ escapes so names with undecodable bytes survive the round trip.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
@@ -30,6 +29,9 @@ from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
 
 log = logging.getLogger("watcherd")
+# sqlitedict logs every failed statement as a multi-line ERROR from its worker thread;
+# every such failure reaches us as an exception and is reported once, as one line.
+logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
 
 TABLES = ("images", "collisions", "errors", "meta")
 Record = dict[str, Any]
@@ -59,8 +61,12 @@ class Catalog:
         self.path = Path(path)
         self.readonly = readonly
         self.lock_patience = lock_patience
+        self.fresh = False  # set by the library when this catalog was just created
+        self.changes = 0  # staged writes so far; lets the daemon export only when needed
         self._tables: dict[str, SqliteDict] = {}
         self._by_path: dict[str, str] | None = None
+        self._dirty: set[str] = set()
+        self._conn: Any = None
         if readonly and not self.path.exists():
             return
         try:
@@ -76,12 +82,34 @@ class Catalog:
                     decode=decode,
                     outer_stack=False,
                 )
-                db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-                db.conn.execute("PRAGMA synchronous = FULL")
+                if self._conn is None:
+                    self._conn = db.conn
+                    db.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                    db.conn.execute("PRAGMA synchronous = FULL")
+                else:
+                    # One connection for every table: a record and the error it clears
+                    # commit together, and two connections of ours never wait on
+                    # each other's locks.
+                    db.conn.close()
+                    db.conn = self._conn
                 self._tables[table] = db
         except (sqlite3.Error, RuntimeError, OSError) as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
+
+    @staticmethod
+    def damage(path: Path) -> str | None:
+        """Why the file at ``path`` is not a sound SQLite database, or None if it is."""
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            try:
+                rows = con.execute("PRAGMA quick_check").fetchall()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        verdict = "; ".join(str(r[0]) for r in rows[:3])
+        return None if verdict == "ok" else verdict
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -109,6 +137,8 @@ class Catalog:
     def _put(self, table: str, key: str, value: Any) -> None:
         if self.readonly:
             raise CatalogError("catalog opened read-only")
+        self.changes += 1
+        self._dirty.add(table)
         self._tables[table][key] = value
 
     def _delete(self, table: str, key: str) -> None:
@@ -116,6 +146,7 @@ class Catalog:
             raise CatalogError("catalog opened read-only")
         db = self._tables[table]
         if key in db:
+            self._dirty.add(table)
             del db[key]
 
     def commit(self) -> None:
@@ -126,14 +157,15 @@ class Catalog:
         database is locked keeps its transaction and is simply tried again, so a
         reader holding a lock delays a write but never drops it.
         """
-        for db in self._tables.values():
-            self._commit_one(db)
+        if self._dirty and self._conn is not None:
+            self._commit_one(self._conn)
+        self._dirty.clear()
 
-    def _commit_one(self, db: SqliteDict) -> None:
+    def _commit_one(self, conn: Any) -> None:
         delay, waited, warned = 0.05, 0.0, False
         while True:
             try:
-                db.conn.select_one("COMMIT")
+                conn.select_one("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
                 text = str(exc)
@@ -151,10 +183,21 @@ class Catalog:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
 
     def close(self) -> None:
-        """Commit and close every connection."""
+        """Commit and close the connection."""
         tables, self._tables = self._tables, {}
+        conn, self._conn = self._conn, None
         for db in tables.values():
-            with contextlib.suppress(Exception):
+            if db.conn is conn:
+                db.conn = None  # shared: closed once below
+        if conn is not None:
+            try:
+                if not self.readonly:
+                    self._commit_one(conn)
+                conn.close()
+            except Exception:
+                pass
+        for db in tables.values():
+            if db.conn is not None:
                 db.close()
 
     def __enter__(self) -> Catalog:

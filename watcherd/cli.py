@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("scan", "Reconcile and ingest once, then exit.")
     p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
 
+    p = add("rebuild", "Move the catalog aside and rebuild it from the tree and its last export.")
+    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+
     p = add("status", "Counts, catalog path and the daemon's state.")
     p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
 
@@ -106,13 +109,20 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
+    """Log to stderr: watcherd at the configured level, watchdog's warnings too.
+
+    Handlers go on our loggers, not the root, so an embedding program (or pytest's
+    log capture) keeps its own; a second call replaces ours instead of adding more.
+    """
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level if cfg else "INFO")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    log.setLevel(level)
+    handler.set_name("watcherd-cli")
+    for name, lvl in (("watcherd", level), ("watchdog", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [h for h in logger.handlers if h.get_name() != "watcherd-cli"]
+        logger.addHandler(handler)
+        logger.setLevel(lvl)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -142,10 +152,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
-    report = scan_once(cfg, progress=progress)
+    rebuild = args.command == "rebuild"
+    report = scan_once(cfg, progress=progress, rebuild=rebuild)
     data = {"counts": report.counts, "seconds": round(report.seconds, 3)}
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.counts.items())) or "nothing to do"
-    _emit(args, data, f"scanned {cfg.root} in {report.seconds:.2f}s ({summary})")
+    verb = "rebuilt" if rebuild else "scanned"
+    _emit(args, data, f"{verb} {cfg.root} in {report.seconds:.2f}s ({summary})")
     return 0
 
 
@@ -234,6 +246,7 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": _cmd_run,
     "scan": _cmd_scan,
+    "rebuild": _cmd_scan,
     "status": _cmd_status,
     "tags": _cmd_tags,
     "find": _cmd_find,

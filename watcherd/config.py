@@ -63,6 +63,7 @@ class Config:
     background: str = "#ffffff"
     settle: float = 0.5
     rescan_interval: float = 600.0
+    export_interval: float = 60.0
     observer: str = "auto"
     heartbeat: float = 5.0
     stale_after: int = 6
@@ -216,6 +217,7 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         background=background.lower(),
         settle=_as_float("settle", data.get("settle", d.settle), 0.0),
         rescan_interval=_as_float("rescan_interval", data.get("rescan_interval", d.rescan_interval), 0.0),
+        export_interval=_as_float("export_interval", data.get("export_interval", d.export_interval), 1.0),
         observer=_as_str("observer", data.get("observer", d.observer), OBSERVERS),
         heartbeat=_as_float("heartbeat", data.get("heartbeat", d.heartbeat), 0.1),
         stale_after=_as_int("stale_after", data.get("stale_after", d.stale_after), 2),

@@ -21,10 +21,11 @@ from watcherd import fsops
 from watcherd.config import Config
 from watcherd.errors import LockedError
 from watcherd.lease import Lease
-from watcherd.library import open_for_writing
+from watcherd.library import move_aside, open_for_writing
 from watcherd.naming import shown
 from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
+from watcherd.restore import write_export
 from watcherd.watcher import Change, Handler, LostEventsAlarm, Settler, inotify_watch_count, make_observer
 
 log = logging.getLogger("watcherd")
@@ -71,16 +72,24 @@ def remove_leftovers(cfg: Config) -> None:
             log.info("removed leftover temporary %s", shown(str(path)))
 
 
-def scan_once(cfg: Config, progress: Progress | None = None) -> Report:
-    """``watcherd scan``: take the lease, reconcile, wait for fresh files, release."""
+def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = False) -> Report:
+    """``watcherd scan`` (and ``rebuild``): take the lease, reconcile, wait for fresh files.
+
+    A rebuild first moves the current catalog aside (it is kept, never deleted), so the
+    reconcile starts from the tree, the PNG text chunks and the last export.
+    """
     lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
     lease.acquire()
     try:
         remove_leftovers(cfg)
+        if rebuild and cfg.database_path.exists():
+            aside = move_aside(cfg.database_path, "replaced")
+            log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
         catalog = open_for_writing(cfg)
         try:
             pipeline = Pipeline(cfg, catalog)
-            report = reconcile(pipeline, reason="scan", settle=cfg.settle, progress=progress)
+            reason = "rebuild" if rebuild else "scan"
+            report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=progress)
             settler = Settler(cfg.settle)
             for path in report.deferred:
                 settler.touch(path, time.monotonic())
@@ -92,7 +101,8 @@ def scan_once(cfg: Config, progress: Progress | None = None) -> Report:
                     for path in ready:
                         report.add(pipeline.process(path).outcome)
                 report.seconds += time.monotonic() - started
-                record_scan(catalog, report, "scan")
+                record_scan(catalog, report, "rebuild" if rebuild else "scan")
+            write_export(cfg, catalog, time.time())
             return report
         finally:
             catalog.close()
@@ -116,6 +126,8 @@ class Daemon:
         self.folders = 0
         self.watch_check_at: float | None = None
         self.confirmed_short = False
+        self.exported_at = 0.0
+        self.exported_changes = -1
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
 
     def _start_observer(self) -> BaseObserver:
@@ -140,6 +152,7 @@ class Daemon:
         self.last_scan = now
         self.folders = report.folders
         self.watch_check_at = now  # compare watches with folders at the next turn
+        self._export(pipeline, force=True)
         summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
         log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
 
@@ -208,6 +221,7 @@ class Daemon:
                     log.info("watching %s (observer: %s)", cfg.thumbs_dir, type(self.observer).__name__)
                     self._full_scan(pipeline, "start-up")
                     self._loop(pipeline)
+                    self._export(pipeline, force=True)
                 finally:
                     logging.getLogger("watchdog").removeHandler(alarm)
                     self._stop_observer()
@@ -220,6 +234,21 @@ class Daemon:
             raise LockedError("stopped: another process took the library's lease")
         log.info("stopped")
         return 0
+
+    def _export(self, pipeline: Pipeline, *, force: bool = False) -> None:
+        """Write the catalog export when it changed, at most every ``export_interval``."""
+        catalog = pipeline.catalog
+        now = time.monotonic()
+        if catalog.changes == self.exported_changes:
+            return
+        if not force and now - self.exported_at < self.cfg.export_interval:
+            return
+        try:
+            write_export(self.cfg, catalog, self.now())
+        except OSError as exc:
+            log.warning("cannot write the catalog export: %s", exc)
+            return
+        self.exported_at, self.exported_changes = now, catalog.changes
 
     def _stop_observer(self) -> None:
         if self.observer is not None:
@@ -282,6 +311,7 @@ class Daemon:
                 reason, self.rescan_reason = self.rescan_reason, None
                 self._full_scan(pipeline, reason)
             self._check_watches(pipeline)
+            self._export(pipeline)
             interval = self.cfg.rescan_interval
             if interval > 0 and time.monotonic() - self.last_scan >= interval:
                 self._full_scan(pipeline, "periodic")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from watcherd.catalog import Catalog
@@ -43,9 +44,16 @@ def open_for_writing(cfg: Config) -> Catalog:
     names, so the settings that named the first image are pinned in ``meta``.
     """
     prepare(cfg)
-    catalog = Catalog(cfg.database_path)
+    db = cfg.database_path
+    if db.exists():
+        damage = Catalog.damage(db)
+        if damage is not None:
+            aside = move_aside(db, "corrupt")
+            log.error("catalog %s is damaged (%s); moved it to %s and rebuilding from the tree", db, damage, aside)
+    catalog = Catalog(db)
     wanted = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size}
     pinned = catalog.meta("library")
+    catalog.fresh = pinned is None
     if pinned is None:
         catalog.set_meta("library", {**wanted, "created_by": "watcherd", "thumbs": cfg.thumbs})
         catalog.commit()
@@ -57,6 +65,21 @@ def open_for_writing(cfg: Config) -> Catalog:
             "Use the library's settings, or a new root."
         )
     return catalog
+
+
+def move_aside(db: Path, why: str) -> Path:
+    """Rename a catalog (and its journal) out of the way; it is never deleted."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = db.with_name(f"{db.name}.{why}-{stamp}")
+    n = 2
+    while aside.exists():
+        aside = db.with_name(f"{db.name}.{why}-{stamp}-{n}")
+        n += 1
+    os.rename(db, aside)
+    journal = db.with_name(db.name + "-journal")
+    if journal.exists():
+        os.rename(journal, aside.with_name(aside.name + "-journal"))
+    return aside
 
 
 def open_for_reading(cfg: Config) -> Catalog:

@@ -113,6 +113,9 @@ class Pipeline:
         self.originals = cfg.originals_dir
         self.collisions_dir = self.thumbs / cfg.collisions
         self._sources: dict[str, tuple[int, int]] | None = None
+        # Filled from the catalog export when a fresh catalog is being rebuilt.
+        self.restore: dict[str, Record] = {}
+        self.restore_collisions: list[Record] = []
 
     # -- locating -----------------------------------------------------------------
 
@@ -288,7 +291,15 @@ class Pipeline:
             "first_seen": text.get("ingested", now),
             "last_seen": now,
         }
-        rec["tags"] = self._merge_tags([], folder, rec)
+        remembered = self.restore.pop(path.name, None)
+        if remembered:
+            original = remembered.get("original")
+            if original and os.path.lexists(self.root / original):
+                rec["original"] = original
+                rec["source"] = bool(remembered.get("source"))
+            rec["first_seen"] = remembered.get("first_seen") or rec["first_seen"]
+            rec["tags"] = [t for t in remembered.get("tags") or [] if isinstance(t, str)]
+        rec["tags"] = self._merge_tags(rec["tags"], folder, rec)
         return rec
 
     def _find_original(self, name: str) -> str | None:

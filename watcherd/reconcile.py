@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from watcherd import restore
 from watcherd.catalog import Catalog
 from watcherd.naming import parse_canonical
 from watcherd.pipeline import Outcome, Pipeline, iso, walk_files
@@ -65,6 +66,10 @@ def reconcile(
     started = time.monotonic()
     report = Report()
     catalog = pipeline.catalog
+    restoring = catalog.fresh
+    if restoring:
+        restore.prime(pipeline)
+    catalog.fresh = False
     resumed = finish_pending(pipeline)
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
@@ -121,6 +126,8 @@ def reconcile(
         if progress:
             progress(done, total)
 
+    if restoring:
+        restore.restore_collisions(pipeline)
     for err in list(catalog.errors()):
         if not os.path.lexists(pipeline.root / err["path"]):
             catalog.clear_error(err["path"])

@@ -36,6 +36,8 @@ def test_values_are_json_readable_by_sqlitedict_and_sqlite3(tmp_path: Path) -> N
 
 def test_connections_are_fully_synchronous(tmp_path: Path) -> None:
     with Catalog(tmp_path / "c.sqlite") as cat:
+        conns = {id(db.conn) for db in cat._tables.values()}
+        assert len(conns) == 1  # one connection, one transaction for all tables
         for db in cat._tables.values():
             assert db.conn.select_one("PRAGMA synchronous")[0] == 2  # FULL
 

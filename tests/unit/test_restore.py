@@ -1,0 +1,89 @@
+"""The catalog is a cache: rebuild it from the tree, the PNG chunks and the export."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import canonical_files, drop, encode, scene, table, write
+from watcherd.cli import main
+from watcherd.config import Config
+
+
+def _library(cfg: Config) -> Path:
+    """Ingest two images, drag one through folders, make a collision; return its thumbnail."""
+    assert cfg.root is not None
+    data = encode(scene(seed=1))
+    write(cfg.thumbs_dir / "a.jpg", data)
+    drop(cfg.thumbs_dir / "keep" / "b.jpg", seed=2)
+    _scan(cfg)
+    thumb = canonical_files(cfg.thumbs_dir)[0]
+    for folder in ("cute", "orange"):
+        dest = cfg.thumbs_dir / folder / thumb.name
+        dest.parent.mkdir()
+        os.rename(thumb, dest)
+        _scan(cfg)  # the scan notices the move and adds the folder's tag
+        thumb = dest
+    write(cfg.thumbs_dir / "again.jpg", data)
+    _scan(cfg)
+    return thumb
+
+
+def _scan(cfg: Config, command: str = "scan") -> None:
+    os.environ.pop("WATCHERD_CONFIG", None)
+    assert main([command, str(cfg.root)]) == 0
+
+
+def _state(cfg: Config) -> tuple[dict[str, Any], list[Any]]:
+    images = {r["name"]: (sorted(r["tags"]), r["path"], r["original"], r["state"]) for r in _images(cfg)}
+    collisions = sorted(
+        (c["name"], c["kind"], c["newcomer"]["thumbnail"]) for c in table(cfg.database_path, "collisions")
+    )
+    return images, collisions
+
+
+def _images(cfg: Config) -> list[dict[str, Any]]:
+    return table(cfg.database_path, "images")
+
+
+def test_rebuild_restores_accumulated_tags_and_collisions(cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    thumb = _library(cfg)
+    before = _state(cfg)
+    assert sorted(before[0][thumb.name][0]) == ["320x240", "cute", "orange"]
+    assert len(before[1]) == 1
+
+    _scan(cfg, "rebuild")
+
+    assert _state(cfg) == before
+    kept = list(cfg.database_path.parent.glob("catalog.sqlite.replaced-*"))
+    assert len(kept) == 1  # the old catalog is set aside, never deleted
+
+
+def test_rebuild_without_export_uses_folders_and_chunks(cfg: Config) -> None:
+    thumb = _library(cfg)
+    before_images, before_collisions = _state(cfg)
+    cfg.database_path.with_name("catalog.export.json").unlink()
+
+    _scan(cfg, "rebuild")
+
+    images, collisions = _state(cfg)
+    assert set(images) == set(before_images)
+    assert images[thumb.name][0] == ["320x240", "orange"]  # only where it is now
+    assert {k: v[1:] for k, v in images.items()} == {k: v[1:] for k, v in before_images.items()}
+    assert collisions == before_collisions
+
+
+def test_damaged_catalog_is_moved_aside_and_rebuilt(cfg: Config, caplog: pytest.LogCaptureFixture) -> None:
+    thumb = _library(cfg)
+    before = _state(cfg)
+    cfg.database_path.write_bytes(b"this is no longer an SQLite database" * 100)
+
+    _scan(cfg)
+
+    assert "is damaged" in caplog.text and "rebuilding from the tree" in caplog.text
+    assert len(list(cfg.database_path.parent.glob("catalog.sqlite.corrupt-*"))) == 1
+    assert _state(cfg) == before
+    assert thumb.exists()
