@@ -69,6 +69,8 @@ class Config:
     stale_after: int = 6
     max_image_pixels: int = 89_478_485
     max_file_size: int = 1 << 30
+    decode_timeout: float = 60.0
+    decode_memory: int = 2 << 30
     formats: tuple[str, ...] = ALLOWED_FORMATS
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     log_level: str = "INFO"
@@ -223,6 +225,8 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         stale_after=_as_int("stale_after", data.get("stale_after", d.stale_after), 2),
         max_image_pixels=_as_int("max_image_pixels", data.get("max_image_pixels", d.max_image_pixels), 1),
         max_file_size=_as_int("max_file_size", data.get("max_file_size", d.max_file_size), 1),
+        decode_timeout=_as_float("decode_timeout", data.get("decode_timeout", d.decode_timeout), 0.1),
+        decode_memory=_as_int("decode_memory", data.get("decode_memory", d.decode_memory), 64 << 20),
         formats=_formats_from(data.get("formats", list(d.formats))),
         ignore=_as_str_list("ignore", data.get("ignore", list(d.ignore))),
         log_level=_as_str("log_level", str(data.get("log_level", d.log_level)).upper(), LOG_LEVELS),

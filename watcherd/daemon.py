@@ -26,6 +26,7 @@ from watcherd.naming import shown
 from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.restore import write_export
+from watcherd.sandbox import Sandbox
 from watcherd.watcher import Change, Handler, LostEventsAlarm, Settler, inotify_watch_count, make_observer
 
 log = logging.getLogger("watcherd")
@@ -86,8 +87,9 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
             aside = move_aside(cfg.database_path, "replaced")
             log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
         catalog = open_for_writing(cfg)
+        sandbox = Sandbox(cfg.decode_timeout, cfg.decode_memory)
         try:
-            pipeline = Pipeline(cfg, catalog)
+            pipeline = Pipeline(cfg, catalog, render=sandbox)
             reason = "rebuild" if rebuild else "scan"
             report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=progress)
             settler = Settler(cfg.settle)
@@ -105,6 +107,7 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
             write_export(cfg, catalog, time.time())
             return report
         finally:
+            sandbox.close()
             catalog.close()
     finally:
         lease.release()
@@ -210,8 +213,9 @@ class Daemon:
         try:
             remove_leftovers(cfg)
             catalog = open_for_writing(cfg)
+            sandbox = Sandbox(cfg.decode_timeout, cfg.decode_memory)
             try:
-                pipeline = Pipeline(cfg, catalog, now=self.now)
+                pipeline = Pipeline(cfg, catalog, now=self.now, render=sandbox)
                 # Start watching before the start-up scan, so nothing that arrives
                 # during the scan is missed; duplicates are harmless (idempotent).
                 alarm = LostEventsAlarm(self.changes)
@@ -226,6 +230,7 @@ class Daemon:
                     logging.getLogger("watchdog").removeHandler(alarm)
                     self._stop_observer()
             finally:
+                sandbox.close()
                 catalog.close()
         finally:
             heartbeat.close()

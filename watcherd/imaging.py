@@ -255,3 +255,55 @@ def read_text(data: bytes) -> dict[str, str]:
             return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
     except Exception:
         return {}
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Everything ``render`` needs besides the bytes (picklable, for a worker process)."""
+
+    formats: tuple[str, ...]
+    max_pixels: int
+    background: str
+    algorithm: str
+    hash_size: int
+    thumbnail_size: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A newcomer's name parts and its finished thumbnail PNG."""
+
+    width: int
+    height: int
+    hash: str
+    format: str
+    png: bytes
+
+
+def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
+    """Bytes of an original in, hash and thumbnail PNG out: the whole decoding job."""
+    decoded = decode(data, spec.formats, spec.max_pixels)
+    try:
+        norm = normalize(decoded.image, spec.background)
+        width, height = norm.size
+        hash_hex = perceptual_hash(norm, spec.algorithm, spec.hash_size)
+        text = describe(
+            decoded,
+            filename=filename,
+            width=width,
+            height=height,
+            hash_hex=hash_hex,
+            algorithm=spec.algorithm,
+            hash_size=spec.hash_size,
+            sha256=sha256,
+            file_size=len(data),
+            now=datetime.fromtimestamp(now, timezone.utc),
+        )
+        png = png_bytes(thumbnail(norm, spec.thumbnail_size), text)
+    except MemoryError:
+        raise ImageError("image too large to decode in memory") from None
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot convert image: {exc}") from None
+    finally:
+        decoded.image.close()
+    return Rendered(width, height, hash_hex, decoded.format, png)

@@ -95,6 +95,21 @@ class _Image:
     png: bytes
 
 
+Renderer = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
+
+
+def spec_for(cfg: Config) -> imaging.RenderSpec:
+    """The decoding settings of a config."""
+    return imaging.RenderSpec(
+        formats=cfg.formats,
+        max_pixels=cfg.max_image_pixels,
+        background=cfg.background,
+        algorithm=cfg.hash.algorithm,
+        hash_size=cfg.hash.size,
+        thumbnail_size=cfg.thumbnail_size,
+    )
+
+
 def iso(ts: float) -> str:
     """UTC timestamp as ISO 8601 text, second precision."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
@@ -103,9 +118,17 @@ def iso(ts: float) -> str:
 class Pipeline:
     """Turns paths into catalog changes for one library."""
 
-    def __init__(self, cfg: Config, catalog: Catalog, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        catalog: Catalog,
+        now: Callable[[], float] = time.time,
+        render: Renderer = imaging.render,
+    ) -> None:
         assert cfg.root is not None
         self.cfg = cfg
+        self.render = render
+        self.spec = spec_for(cfg)
         self.catalog = catalog
         self.now = now
         self.root = cfg.root
@@ -367,30 +390,9 @@ class Pipeline:
         except OSError as exc:
             raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
         sha = hashlib.sha256(data).hexdigest()
-        decoded = imaging.decode(data, self.cfg.formats, self.cfg.max_image_pixels)
-        try:
-            norm = imaging.normalize(decoded.image, self.cfg.background)
-            width, height = norm.size
-            hash_hex = imaging.perceptual_hash(norm, self.cfg.hash.algorithm, self.cfg.hash.size)
-            text = imaging.describe(
-                decoded,
-                filename=path.name,
-                width=width,
-                height=height,
-                hash_hex=hash_hex,
-                algorithm=self.cfg.hash.algorithm,
-                hash_size=self.cfg.hash.size,
-                sha256=sha,
-                file_size=len(data),
-                now=datetime.fromtimestamp(self.now(), timezone.utc),
-            )
-            png = imaging.png_bytes(imaging.thumbnail(norm, self.cfg.thumbnail_size), text)
-        except (OSError, ValueError, MemoryError) as exc:
-            raise ImageError(f"cannot convert image: {exc}") from None
-        finally:
-            decoded.image.close()
-        name = canonical_name(width, height, hash_hex)
-        return _Image(name, width, height, hash_hex, sha, decoded.format, png)
+        out = self.render(data, self.spec, path.name, sha, self.now())
+        name = canonical_name(out.width, out.height, out.hash)
+        return _Image(name, out.width, out.height, out.hash, sha, out.format, out.png)
 
     def _place_new(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path) -> Result:
         rec = self.catalog.image(image.name)

@@ -1,0 +1,66 @@
+"""The decoder worker process: real decoding, and hangs, memory hogs and crashes contained."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.helpers import encode, scene
+from watcherd import imaging
+from watcherd.config import Config
+from watcherd.errors import ImageError
+from watcherd.pipeline import spec_for
+from watcherd.sandbox import Sandbox
+
+SPEC = spec_for(Config())
+
+
+def hang(*args: object) -> imaging.Rendered:
+    time.sleep(60)
+    raise AssertionError("not reached")
+
+
+def hog(*args: object) -> imaging.Rendered:
+    chunks = [bytearray(64 << 20) for _ in range(64)]  # 4 GiB, over the limit below
+    raise AssertionError(f"allocated {len(chunks)} chunks")
+
+
+def crash(*args: object) -> imaging.Rendered:
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("not reached")
+
+
+def test_real_render_matches_in_process() -> None:
+    data = encode(scene(seed=1))
+    with Sandbox(timeout=30, memory_limit=2 << 30) as box:
+        out = box(data, SPEC, "a.jpg", "ab", 0.0)
+    assert out == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
+
+
+def test_image_errors_come_back_as_image_errors() -> None:
+    with Sandbox(timeout=30, memory_limit=2 << 30) as box, pytest.raises(ImageError, match="not an image"):
+        box(b"text", SPEC, "a.jpg", "ab", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("job", "timeout", "reason"),
+    [
+        (hang, 1.0, "longer than 1s"),
+        (hog, 60.0, "memory limit"),
+        (crash, 60.0, "crashed"),
+    ],
+)
+def test_bad_decodes_are_contained_and_the_worker_replaced(job: object, timeout: float, reason: str) -> None:
+    box = Sandbox(timeout=timeout, memory_limit=1 << 30, job=job)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(ImageError, match=reason):
+            box(b"x", SPEC, "a.jpg", "ab", 0.0)
+        # The next file gets a fresh worker, running the real decoder.
+        box.job = imaging.render
+        box._kill()
+        assert box(encode(scene(seed=2)), SPEC, "b.jpg", "cd", 0.0).width == 320
+    finally:
+        box.close()

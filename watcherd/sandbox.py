@@ -1,0 +1,139 @@
+"""Decoding in a worker process with a time and a memory limit.
+
+Pillow parses hostile bytes. A file that makes a decoder loop, allocate without end or
+crash must cost one error line, never the daemon: the worker runs under an address
+space limit (``RLIMIT_AS``), the parent waits at most ``timeout`` seconds for an
+answer, and a worker that hangs or dies is killed and replaced.
+
+The worker is started with ``spawn`` (never ``fork``): the daemon has observer and
+heartbeat threads, and forking a threaded process can deadlock the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import Callable
+from typing import Any
+
+from watcherd import imaging
+from watcherd.errors import ImageError
+
+log = logging.getLogger("watcherd")
+
+STARTUP_TIMEOUT = 120.0
+
+Job = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
+
+
+def _limit_memory(limit: int) -> None:
+    try:
+        import resource
+    except ImportError:  # not on this platform: time limit only
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _serve(conn: multiprocessing.connection.Connection, job: Job, memory_limit: int) -> None:
+    """The worker's loop: one request in, one answer out, until the pipe closes."""
+    _limit_memory(memory_limit)
+    conn.send(("ready", None))  # start-up (imports) does not count against a file's time
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", job(*args))
+        except ImageError as exc:
+            answer = ("error", (exc.reason, exc.transient))
+        except MemoryError:
+            answer = ("error", ("image too large to decode within the memory limit", False))
+        except RecursionError:
+            answer = ("error", ("decoder recursion too deep", False))
+        except Exception as exc:
+            answer = ("error", (f"cannot decode image: {type(exc).__name__}: {exc}", False))
+        try:
+            conn.send(answer)
+        except (OSError, ValueError):
+            return
+
+
+class Sandbox:
+    """A replaceable worker process that runs ``job`` (``imaging.render`` by default)."""
+
+    def __init__(self, timeout: float, memory_limit: int, job: Job = imaging.render) -> None:
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self.job = job
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._conn: multiprocessing.connection.Connection | None = None
+
+    def _start(self) -> multiprocessing.connection.Connection:
+        if self._conn is not None and self._proc is not None and self._proc.is_alive():
+            return self._conn
+        self._kill()
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_serve, args=(child, self.job, self.memory_limit), name="watcherd-decoder", daemon=True
+        )
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        try:
+            if not parent.poll(STARTUP_TIMEOUT) or parent.recv()[0] != "ready":
+                raise EOFError
+        except (EOFError, OSError):
+            self._kill()
+            raise ImageError("the decoder process did not start", transient=True) from None
+        return parent
+
+    def _kill(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(timeout=5)
+        self._proc, self._conn = None, None
+
+    def __call__(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+    ) -> imaging.Rendered:
+        """Run the job in the worker; a hang, a crash or a limit becomes ImageError."""
+        conn = self._start()
+        try:
+            conn.send((data, spec, filename, sha256, now))
+            ready = conn.poll(self.timeout)
+        except (OSError, EOFError):
+            ready = False
+            self._kill()
+            raise ImageError("the decoder process died", transient=True) from None
+        if not ready:
+            self._kill()
+            raise ImageError(f"decoding took longer than {self.timeout:g}s (stopped)")
+        try:
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            code = self._proc.exitcode if self._proc is not None else None
+            self._kill()
+            raise ImageError(f"the decoder process crashed on this file (exit {code})") from None
+        if status == "ok":
+            return payload  # type: ignore[no-any-return]
+        reason, transient = payload
+        raise ImageError(reason, transient=transient)
+
+    def close(self) -> None:
+        """Stop the worker."""
+        self._kill()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
