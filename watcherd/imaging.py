@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 import imagehash
 import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
 
 from watcherd import __version__
 from watcherd.errors import ImageError
@@ -145,6 +145,18 @@ def perceptual_hash(im: Image.Image, algorithm: str = "whash", size: int = 8) ->
     except KeyError:
         raise ImageError(f"unknown hash algorithm {algorithm!r}") from None
     return str(func(im, hash_size=size))
+
+
+# Below this standard deviation of grey levels (0-255) a picture is flat or blank, and
+# every hash function gives it the same few values.
+LOW_INFORMATION_STDDEV = 3.0
+
+
+def is_low_information(im: Image.Image) -> bool:
+    """True for flat or nearly blank pictures, whose hash says nothing about them."""
+    grey = im.convert("L")
+    grey.thumbnail((256, 256))
+    return float(ImageStat.Stat(grey).stddev[0]) < LOW_INFORMATION_STDDEV
 
 
 def thumbnail(im: Image.Image, max_side: int) -> Image.Image:
@@ -278,6 +290,7 @@ class Rendered:
     hash: str
     format: str
     png: bytes
+    low_information: bool = False
 
 
 def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
@@ -306,4 +319,4 @@ def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float
         raise ImageError(f"cannot convert image: {exc}") from None
     finally:
         decoded.image.close()
-    return Rendered(width, height, hash_hex, decoded.format, png)
+    return Rendered(width, height, hash_hex, decoded.format, png, is_low_information(norm))

@@ -17,7 +17,9 @@ from pathlib import PurePosixPath
 # skips them, and the watcher refuses them even if a user's list does not.
 TEMP_PREFIX = ".watcherd-tmp-"
 
-CANONICAL_RE = re.compile(r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_\.png$")
+CANONICAL_RE = re.compile(
+    r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_(?:~(?P<variant>[0-9a-f]{12}))?\.png$"
+)
 HASH_RE = re.compile(r"^[0-9a-f]{4,256}$")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"})
@@ -30,11 +32,13 @@ class Canonical:
     width: int
     height: int
     hash: str
+    variant: str | None = None
 
     @property
     def name(self) -> str:
-        """The file name, ``{W}x{H}_{HASH}_.png``."""
-        return canonical_name(self.width, self.height, self.hash)
+        """The file name, ``{W}x{H}_{HASH}_.png`` (``…_~{SHA12}.png`` for a variant)."""
+        base = canonical_name(self.width, self.height, self.hash)
+        return base if self.variant is None else variant_name(base, self.variant)
 
     @property
     def size_tag(self) -> str:
@@ -47,17 +51,22 @@ def canonical_name(width: int, height: int, hash_hex: str) -> str:
     return f"{width}x{height}_{hash_hex}_.png"
 
 
-def original_name(width: int, height: int, hash_hex: str, suffix: str) -> str:
-    """Name under which an original is kept: the canonical stem with its own suffix."""
-    return f"{width}x{height}_{hash_hex}_{suffix.lower()}"
-
-
 def parse_canonical(name: str) -> Canonical | None:
     """Return the parts of a canonical name, or None for any other name."""
     m = CANONICAL_RE.match(name)
     if m is None:
         return None
-    return Canonical(int(m["w"]), int(m["h"]), m["hash"])
+    return Canonical(int(m["w"]), int(m["h"]), m["hash"], m["variant"])
+
+
+def variant_name(name: str, sha256: str) -> str:
+    """The name a low-information image takes when its plain name belongs to other bytes.
+
+    Flat and blank pictures all hash alike; giving each distinct file its own name
+    (the first 12 hex digits of its sha256) keeps them from being reported as
+    duplicates of one another.
+    """
+    return f"{name[: -len('.png')]}~{sha256[:12]}.png"
 
 
 def numbered(name: str, n: int) -> str:

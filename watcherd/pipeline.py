@@ -16,6 +16,7 @@ own. Nothing is decoded twice when it need not be, and nothing is ever replaced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -38,11 +39,11 @@ from watcherd.naming import (
     canonical_name,
     has_image_suffix,
     is_ignored,
-    original_name,
     parse_canonical,
     safe_text,
     shown,
     tags_for,
+    variant_name,
 )
 
 log = logging.getLogger("watcherd")
@@ -93,6 +94,7 @@ class _Image:
     sha256: str
     format: str
     png: bytes
+    low_information: bool = False
 
 
 Renderer = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
@@ -392,15 +394,23 @@ class Pipeline:
         sha = hashlib.sha256(data).hexdigest()
         out = self.render(data, self.spec, path.name, sha, self.now())
         name = canonical_name(out.width, out.height, out.hash)
-        return _Image(name, out.width, out.height, out.hash, sha, out.format, out.png)
+        return _Image(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
 
-    def _place_new(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path) -> Result:
-        rec = self.catalog.image(image.name)
-        if rec is None and os.path.lexists(folder / image.name):
-            rec = self._adopt(folder / image.name, os.lstat(folder / image.name))
+    def _holder(self, name: str, folder: Path) -> Record | None:
+        """The record owning ``name``: from the catalog, else adopted from a file in ``folder``."""
+        rec = self.catalog.image(name)
+        if rec is None and os.path.lexists(folder / name):
+            rec = self._adopt(folder / name, os.lstat(folder / name))
             if rec is not None:
                 self.catalog.put_image(rec)
                 self.catalog.commit()
+        return rec
+
+    def _place_new(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path) -> Result:
+        rec = self._holder(image.name, folder)
+        if image.low_information and rec is not None and rec.get("sha256") != image.sha256:
+            image = dataclasses.replace(image, name=variant_name(image.name, image.sha256))
+            rec = self._holder(image.name, folder)
         if rec is not None and rec["sha256"] == image.sha256 and self._is_own(rec, where, path):
             return self._resume(path, where, st, image, folder, rec)
         if rec is None and not os.path.lexists(folder / image.name):
@@ -438,6 +448,7 @@ class Pipeline:
             "original": None,
             "moving_from": None,
             "source": where.area == "source",
+            "low_information": image.low_information,
             "tags": [],
             "state": "present",
             "first_seen": now,
@@ -471,7 +482,7 @@ class Pipeline:
             self.catalog.clear_error(rel)
             self.catalog.commit()
         else:
-            planned = self.originals / original_name(image.width, image.height, image.hash, path.suffix)
+            planned = self.originals / (image.name[: -len(".png")] + path.suffix.lower())
             rec.update(original=self.rel(planned), moving_from=rel, source=False)
             self.catalog.put_image(rec)
             self.catalog.clear_error(rel)

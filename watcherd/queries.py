@@ -33,6 +33,7 @@ def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = 
         "root": str(cfg.root),
         "images": len(present),
         "missing": sum(1 for r in records if r["state"] == "missing"),
+        "low_information": sum(1 for r in present if r.get("low_information")),
         "tags": len(tags),
         "collisions": sum(1 for _ in catalog.collisions()),
         "errors": sum(1 for _ in catalog.errors()),

@@ -8,10 +8,10 @@ from watcherd.naming import (
     has_image_suffix,
     is_ignored,
     numbered,
-    original_name,
     parse_canonical,
     shown,
     tags_for,
+    variant_name,
 )
 
 
@@ -32,7 +32,7 @@ def test_canonical_round_trip() -> None:
         "640x480_07070703838387c7.png",
         "640x480_07070703838387C7_.png",  # ImageHash writes lower case
         "0x480_07070703838387c7_.png",
-        "640x480_07070703838387c7_~1a2b3c4d5e6f.png",  # a collision thumbnail
+        "640x480_07070703838387c7_~1a2b3c.png",  # a variant carries 12 hex digits
         "cat.png",
         "640x480__.png",
     ],
@@ -41,8 +41,11 @@ def test_not_canonical(name: str) -> None:
     assert parse_canonical(name) is None
 
 
-def test_original_name_keeps_suffix_lower_case() -> None:
-    assert original_name(10, 20, "abcd", ".JPG") == "10x20_abcd_.jpg"
+def test_low_information_variant_round_trip() -> None:
+    name = variant_name("64x64_0000000000000000_.png", "1a2b3c4d5e6f7788")
+    assert name == "64x64_0000000000000000_~1a2b3c4d5e6f.png"
+    parsed = parse_canonical(name)
+    assert parsed is not None and parsed.variant == "1a2b3c4d5e6f" and parsed.name == name
 
 
 def test_numbered_goes_before_suffix() -> None:

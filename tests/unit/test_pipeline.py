@@ -135,6 +135,40 @@ def test_perceptual_collision(cfg: Config, pipeline: Pipeline) -> None:
     assert (cfg.root / col["newcomer"]["original"]).suffix == ".jpg"
 
 
+@pytest.mark.parametrize("algorithm", ["whash", "phash", "dhash", "average_hash"])
+def test_distinct_blank_images_are_not_duplicates(cfg: Config, tmp_path: Path, algorithm: str) -> None:
+    import dataclasses
+
+    from watcherd.config import HashConfig
+
+    cfg = dataclasses.replace(cfg, hash=HashConfig(algorithm=algorithm))
+    cat = open_for_writing(cfg)
+    try:
+        pipeline = Pipeline(cfg, cat)
+        white = Image.new("RGB", (200, 100), "white")
+        speck = white.copy()
+        speck.putpixel((5, 5), (250, 250, 250))
+        grey_logo = Image.new("RGBA", (200, 100), (0, 0, 0, 0))  # fully transparent: white when flattened
+        results = [
+            pipeline.process(write(cfg.thumbs_dir / name, data))
+            for name, data in (
+                ("white.png", encode(white, "PNG")),
+                ("speck.png", encode(speck, "PNG")),
+                ("clear.png", encode(grey_logo, "PNG")),
+            )
+        ]
+        assert [r.outcome for r in results] == [Outcome.INGESTED] * 3
+        names = {r.name for r in results}
+        assert len(names) == 3  # plain names where hashes differ, variants where they clash
+        assert all(rec["low_information"] for rec in cat.images())
+        assert list(cat.collisions()) == []
+        # identical bytes still are duplicates
+        again = pipeline.process(write(cfg.thumbs_dir / "white-again.png", encode(white, "PNG")))
+        assert again.outcome is Outcome.COLLISION and again.detail == "exact"
+    finally:
+        cat.close()
+
+
 def test_third_copy_gets_its_own_collision(cfg: Config, pipeline: Pipeline) -> None:
     data = encode(scene(seed=7))
     for i in range(3):
