@@ -102,10 +102,12 @@ def _split_tags_args(values: list[str]) -> tuple[str | None, str | None]:
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if getattr(args, "json", False):
-        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        out = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
-        sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+        out = text + ("\n" if text and not text.endswith("\n") else "")
+    # Names may hold bytes that are not UTF-8 (kept as surrogates): print them as
+    # escapes (valid JSON, readable text) rather than fail.
+    sys.stdout.write(out.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:

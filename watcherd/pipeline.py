@@ -384,8 +384,15 @@ class Pipeline:
     def _make(self, path: Path, st: os.stat_result) -> _Image:
         if st.st_size > self.cfg.max_file_size:
             raise ImageError(f"file too large ({st.st_size} bytes > max_file_size)")
+        # O_NOFOLLOW and O_NONBLOCK: a name swapped for a symlink or a FIFO since the
+        # lstat must neither lead outside the tree nor block the daemon.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            with open(path, "rb", buffering=0) as fh:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
+        try:
+            with open(fd, "rb", buffering=0, closefd=True) as fh:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                     raise ImageError("not a regular file")
                 data = fh.read(self.cfg.max_file_size + 1)
@@ -501,10 +508,18 @@ class Pipeline:
         planned = self.root / side["original"]
         if os.path.lexists(src):
             try:
+                before = os.lstat(src)
                 dst = fsops.move_no_replace(src, planned.parent, planned.name)
+                after = os.lstat(dst)
             except OSError as exc:
                 log.error("cannot move original %s: %s (will retry)", shown(src_rel), exc)
                 return
+            if before.st_nlink > 1 and after.st_ino != before.st_ino:
+                log.warning(
+                    "%s had %d hard links and was copied across filesystems: its other names are now a separate copy",
+                    shown(src_rel),
+                    before.st_nlink,
+                )
             side["original"] = self.rel(dst)
         elif not os.path.lexists(planned):
             log.warning("original of %s is neither at %s nor at %s", rec["name"], shown(src_rel), side["original"])
