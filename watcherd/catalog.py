@@ -15,8 +15,10 @@ escapes so names with undecodable bytes survive the round trip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -110,6 +112,36 @@ class Catalog:
             return str(exc)
         verdict = "; ".join(str(r[0]) for r in rows[:3])
         return None if verdict == "ok" else verdict
+
+    def publish(self, dest: Path) -> None:
+        """Write a consistent copy of the catalog to ``dest`` for readers on other hosts.
+
+        SQLite's backup API copies a consistent state while the daemon keeps writing;
+        the copy is fsynced under a temporary name and renamed over the previous
+        snapshot (ours to replace), so readers see the old or the new, never half.
+        """
+        dest = Path(dest)
+        tmp = dest.with_name(f".watcherd-tmp-{os.getpid()}-{dest.name}")
+        try:
+            src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            out = sqlite3.connect(tmp)
+            try:
+                src.backup(out)
+                out.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                out.close()
+                src.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot publish a snapshot to {dest}: {exc}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     # -- plumbing -----------------------------------------------------------------
 

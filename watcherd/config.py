@@ -26,6 +26,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 FORBIDDEN_FORMATS = ("EPS", "PSD", "PDF")
 
+DEFAULT_DATABASE = ".watcherd/catalog.sqlite"
+
 DEFAULT_IGNORE = (
     "*.part",
     "*.crdownload",
@@ -56,7 +58,7 @@ class Config:
     thumbs: str = "thumbs"
     originals: str = "originals"
     sources: tuple[str, ...] = ("source",)
-    database: str = ".watcherd/catalog.sqlite"
+    database: str = DEFAULT_DATABASE
     collisions: str = "_collisions"
     thumbnail_size: int = 64
     hash: HashConfig = field(default_factory=HashConfig)
@@ -64,6 +66,7 @@ class Config:
     settle: float = 0.5
     rescan_interval: float = 600.0
     export_interval: float = 60.0
+    publish_interval: float = 60.0
     observer: str = "auto"
     heartbeat: float = 5.0
     stale_after: int = 6
@@ -105,6 +108,12 @@ class Config:
     def database_path(self) -> Path:
         """The catalog file."""
         return self.path(self.database)
+
+    @property
+    def snapshot_path(self) -> Path | None:
+        """Where a read-only copy of the catalog is published, when the live one is elsewhere."""
+        default = self.path(DEFAULT_DATABASE)
+        return None if os.path.abspath(self.database_path) == os.path.abspath(default) else default
 
     @property
     def state_dir(self) -> Path:
@@ -220,6 +229,7 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         settle=_as_float("settle", data.get("settle", d.settle), 0.0),
         rescan_interval=_as_float("rescan_interval", data.get("rescan_interval", d.rescan_interval), 0.0),
         export_interval=_as_float("export_interval", data.get("export_interval", d.export_interval), 1.0),
+        publish_interval=_as_float("publish_interval", data.get("publish_interval", d.publish_interval), 1.0),
         observer=_as_str("observer", data.get("observer", d.observer), OBSERVERS),
         heartbeat=_as_float("heartbeat", data.get("heartbeat", d.heartbeat), 0.1),
         stale_after=_as_int("stale_after", data.get("stale_after", d.stale_after), 2),

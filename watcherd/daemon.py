@@ -19,7 +19,7 @@ from watchdog.observers.polling import PollingObserver
 
 from watcherd import fsops
 from watcherd.config import Config
-from watcherd.errors import LockedError
+from watcherd.errors import CatalogError, LockedError
 from watcherd.lease import Lease
 from watcherd.library import move_aside, open_for_writing
 from watcherd.naming import shown
@@ -27,7 +27,16 @@ from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.restore import write_export
 from watcherd.sandbox import Sandbox
-from watcherd.watcher import Change, Handler, LostEventsAlarm, Settler, inotify_watch_count, make_observer
+from watcherd.watcher import (
+    Change,
+    Handler,
+    LostEventsAlarm,
+    Settler,
+    filesystem_type,
+    inotify_watch_count,
+    make_observer,
+    wants_polling,
+)
 
 log = logging.getLogger("watcherd")
 
@@ -64,6 +73,19 @@ class _Heartbeat(threading.Thread):
     def close(self) -> None:
         self._done.set()
         self.join(timeout=5)
+
+
+def warn_network_catalog(cfg: Config) -> None:
+    """SQLite's locking is unreliable on network filesystems: say so, and what to do."""
+    fs = filesystem_type(cfg.database_path.parent)
+    if wants_polling(fs):
+        log.warning(
+            "the catalog %s is on a %s filesystem, where SQLite locking is unreliable; set 'database:' "
+            "to a path on a local disk and watcherd will publish a read-only snapshot into %s",
+            cfg.database_path,
+            fs,
+            cfg.state_dir,
+        )
 
 
 def remove_leftovers(cfg: Config) -> None:
@@ -105,6 +127,8 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, "rebuild" if rebuild else "scan")
             write_export(cfg, catalog, time.time())
+            if cfg.snapshot_path is not None:
+                catalog.publish(cfg.snapshot_path)
             return report
         finally:
             sandbox.close()
@@ -131,6 +155,8 @@ class Daemon:
         self.confirmed_short = False
         self.exported_at = 0.0
         self.exported_changes = -1
+        self.published_at = 0.0
+        self.published_changes = -1
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
 
     def _start_observer(self) -> BaseObserver:
@@ -156,6 +182,7 @@ class Daemon:
         self.folders = report.folders
         self.watch_check_at = now  # compare watches with folders at the next turn
         self._export(pipeline, force=True)
+        self._publish(pipeline, force=True)
         summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
         log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
 
@@ -212,6 +239,7 @@ class Daemon:
         heartbeat.start()
         try:
             remove_leftovers(cfg)
+            warn_network_catalog(cfg)
             catalog = open_for_writing(cfg)
             sandbox = Sandbox(cfg.decode_timeout, cfg.decode_memory)
             try:
@@ -226,6 +254,7 @@ class Daemon:
                     self._full_scan(pipeline, "start-up")
                     self._loop(pipeline)
                     self._export(pipeline, force=True)
+                    self._publish(pipeline, force=True)
                 finally:
                     logging.getLogger("watchdog").removeHandler(alarm)
                     self._stop_observer()
@@ -254,6 +283,22 @@ class Daemon:
             log.warning("cannot write the catalog export: %s", exc)
             return
         self.exported_at, self.exported_changes = now, catalog.changes
+
+    def _publish(self, pipeline: Pipeline, *, force: bool = False) -> None:
+        """Publish the snapshot for other hosts when it changed, at most every ``publish_interval``."""
+        dest = self.cfg.snapshot_path
+        catalog = pipeline.catalog
+        now = time.monotonic()
+        if dest is None or catalog.changes == self.published_changes:
+            return
+        if not force and now - self.published_at < self.cfg.publish_interval:
+            return
+        try:
+            catalog.publish(dest)
+        except (CatalogError, OSError) as exc:
+            log.warning("%s", exc)
+            return
+        self.published_at, self.published_changes = now, catalog.changes
 
     def _stop_observer(self) -> None:
         if self.observer is not None:
@@ -317,6 +362,7 @@ class Daemon:
                 self._full_scan(pipeline, reason)
             self._check_watches(pipeline)
             self._export(pipeline)
+            self._publish(pipeline)
             interval = self.cfg.rescan_interval
             if interval > 0 and time.monotonic() - self.last_scan >= interval:
                 self._full_scan(pipeline, "periodic")

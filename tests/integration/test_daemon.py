@@ -298,3 +298,17 @@ def test_too_few_inotify_watches_falls_back_to_polling(cfg: Config) -> None:
         r.stop.set()
         r.thread.join(timeout=20)
     assert r.code == 0
+
+
+def test_local_catalog_is_published_for_other_hosts(cfg: Config, tmp_path: Path) -> None:
+    local = dataclasses.replace(cfg, database=str(tmp_path / "local" / "catalog.sqlite"), publish_interval=1.0)
+    r = start(local)
+    try:
+        drop(cfg.thumbs_dir / "a.jpg", seed=60)
+        snapshot = cfg.state_dir / "catalog.sqlite"
+        wait_for(lambda: [x for x in table(snapshot, "images") if not x["moving_from"]], what="published snapshot")
+    finally:
+        r.stop.set()
+        r.thread.join(timeout=20)
+    assert r.code == 0
+    assert len(table(tmp_path / "local" / "catalog.sqlite", "images")) == 1

@@ -94,3 +94,26 @@ def test_a_reader_holding_a_lock_delays_but_never_drops_a_write(
     assert "locked by a reader; the write waits" in caplog.text  # the retry path ran
     with Catalog(db, readonly=True) as cat:
         assert {r["name"] for r in cat.images()} == {"1x1_aaaa_.png", "2x2_bbbb_.png"}
+
+
+def test_journal_is_never_wal(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        cat.put_image(_record())
+        cat.commit()
+        assert cat._tables["images"].conn.select_one("PRAGMA journal_mode")[0] == "delete"
+
+
+def test_published_snapshot_is_consistent_and_replaces_the_previous_one(tmp_path: Path) -> None:
+    snap = tmp_path / "shared" / "catalog.sqlite"
+    snap.parent.mkdir()
+    with Catalog(tmp_path / "live.sqlite") as cat:
+        cat.put_image(_record())
+        cat.commit()
+        cat.publish(snap)
+        cat.put_image(_record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
+        cat.commit()
+        cat.publish(snap)
+    assert Catalog.damage(snap) is None
+    with Catalog(snap, readonly=True) as copy:
+        assert {r["name"] for r in copy.images()} == {"10x10_abcd_.png", "2x2_bbbb_.png"}
+    assert sorted(p.name for p in snap.parent.iterdir()) == ["catalog.sqlite"]  # no temporaries
