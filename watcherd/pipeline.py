@@ -522,7 +522,10 @@ class Pipeline:
                 )
             side["original"] = self.rel(dst)
         elif not os.path.lexists(planned):
-            log.warning("original of %s is neither at %s nor at %s", rec["name"], shown(src_rel), side["original"])
+            # Moved away (a folder rename, say) before we could file it: it is filed
+            # when seen again, since a record without an original adopts it.
+            log.info("original of %s left %s before it was filed; waiting to see it again", rec["name"], shown(src_rel))
+            side["original"] = None
         side["moving_from"] = None
         save(rec)
         self.catalog.commit()

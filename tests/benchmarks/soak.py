@@ -1,0 +1,140 @@
+"""Soak: drop, copy, move, rename folders and delete thumbnails for a while against a
+running daemon, then check that catalog and tree agree and nothing was lost.
+
+    python -m tests.benchmarks.soak --seconds 300
+
+CI runs a short version (tests/e2e/test_soak.py). Prints operations per kind, files
+handled per second and the time the daemon needed to catch up after the last event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.helpers import encode, scene, table, wait_for
+from tests.invariants import check_library
+from watcherd.naming import parse_canonical
+
+FOLDERS = ["cats", "dogs", "cats/orange", "2024", "beach", "family/kids"]
+
+
+def _thumbs(thumbs: Path) -> list[Path]:
+    return [p for p in thumbs.rglob("*_.png") if "_collisions" not in p.parts and parse_canonical(p.name)]
+
+
+def run(seconds: float, workdir: Path, seed: int = 0) -> dict[str, object]:
+    """Run the soak; return the figures (and raise AssertionError on a broken promise)."""
+    rng = random.Random(seed)
+    root = workdir / "lib"
+    thumbs = root / "thumbs"
+    staging = workdir / "staging"
+    for d in (thumbs, staging):
+        d.mkdir(parents=True)
+    conf = workdir / "w.yaml"
+    conf.write_text("settle: 0.2\nrescan_interval: 20\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "daemon.log", "wb"),  # noqa: SIM115 - the process owns it
+    )
+    dropped: dict[str, bytes] = {}
+    ops: Counter[str] = Counter()
+    n = 0
+    try:
+        wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon start")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            kind = rng.choices(["drop", "copy", "move", "rename_dir", "delete", "dupe"], [40, 15, 25, 3, 7, 10])[0]
+            existing = _thumbs(thumbs)
+            if kind in ("drop", "copy") or not existing:
+                n += 1
+                name = f"img{n:05d}.{'png' if n % 7 == 0 else 'jpg'}"
+                data = encode(scene((200 + n % 9 * 8, 150), seed=seed * 100_000 + n), "PNG" if n % 7 == 0 else "JPEG")
+                dest = thumbs / rng.choice(["", *FOLDERS]) / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if kind == "copy":  # copy from elsewhere, as a file manager would
+                    (staging / name).write_bytes(data)
+                    shutil.copy2(staging / name, dest)
+                else:
+                    dest.write_bytes(data)
+                dropped[f"{name}"] = data
+                ops[kind] += 1
+            elif kind == "dupe":
+                name, data = rng.choice(list(dropped.items()))
+                dest = thumbs / rng.choice(FOLDERS) / f"again-{ops['dupe']}-{name}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+                dropped[dest.name] = data
+                ops[kind] += 1
+            elif kind == "move":
+                src = rng.choice(existing)
+                folder = thumbs / rng.choice(["", *FOLDERS])
+                folder.mkdir(parents=True, exist_ok=True)
+                if not (folder / src.name).exists():
+                    os.rename(src, folder / src.name)
+                    ops[kind] += 1
+            elif kind == "rename_dir":
+                dirs = [d for d in thumbs.iterdir() if d.is_dir() and d.name != "_collisions"]
+                if dirs:
+                    d = rng.choice(dirs)
+                    new = thumbs / f"{d.name.split('-')[0]}-{ops['rename_dir']}"
+                    if not new.exists():
+                        os.rename(d, new)
+                        ops[kind] += 1
+            elif kind == "delete":
+                rng.choice(existing).unlink()
+                ops[kind] += 1
+            time.sleep(rng.uniform(0, 0.02))
+        last_event = time.monotonic()
+        db = root / ".watcherd" / "catalog.sqlite"
+
+        def settled() -> bool:
+            try:
+                problems = check_library(root, dropped)
+            except OSError:  # a file moved while we looked: the daemon is still at work
+                return False
+            return not problems and len(table(db, "images")) + len(table(db, "collisions")) == len(dropped)
+
+        wait_for(settled, timeout=120, interval=0.5, what="catalog and tree to agree")
+        catch_up = time.monotonic() - last_event
+        assert proc.poll() is None, "the daemon died"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, f"daemon exited {code}"
+    problems = check_library(root, dropped)
+    assert not problems, "\n".join(problems[:20])
+    files = sum(ops.values())
+    return {
+        "seconds": seconds,
+        "operations": dict(ops),
+        "files_dropped": len(dropped),
+        "ops_per_second": round(files / seconds, 1),
+        "catch_up_seconds": round(catch_up, 2),
+        "images": len(table(db, "images")),
+        "collisions": len(table(db, "collisions")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run(args.seconds, Path(tmp), args.seed), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""A short soak in CI: a few seconds of drops, copies, moves, renames and deletes."""
+
+from pathlib import Path
+
+from tests.benchmarks.soak import run
+
+
+def test_short_soak_loses_nothing(tmp_path: Path) -> None:
+    figures = run(8.0, tmp_path, seed=1)
+    assert figures["files_dropped"] > 50
+    ops = figures["operations"]
+    assert isinstance(ops, dict) and {"drop", "move", "delete"} <= set(ops)
