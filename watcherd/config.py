@@ -73,7 +73,7 @@ class Config:
     max_image_pixels: int = 89_478_485
     max_file_size: int = 1 << 30
     decode_timeout: float = 60.0
-    decode_memory: int = 2 << 30
+    decode_memory: int = 8 << 30
     formats: tuple[str, ...] = ALLOWED_FORMATS
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     log_level: str = "INFO"

@@ -312,3 +312,20 @@ def test_local_catalog_is_published_for_other_hosts(cfg: Config, tmp_path: Path)
         r.thread.join(timeout=20)
     assert r.code == 0
     assert len(table(tmp_path / "local" / "catalog.sqlite", "images")) == 1
+
+
+def test_reader_holding_the_catalog_delays_but_loses_no_write(cfg: Config, daemon: Running) -> None:
+    import sqlite3
+
+    reader = sqlite3.connect(cfg.database_path, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM images").fetchone()  # SHARED lock held
+    try:
+        for i in range(5):
+            drop(cfg.thumbs_dir / f"r{i}.jpg", seed=70 + i)
+        time.sleep(3)  # files arrive and are decoded while the reader holds the file
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    wait_for(lambda: len([r for r in daemon.images() if not r["moving_from"]]) == 5, what="all five recorded")
+    assert daemon.errors() == []
