@@ -76,3 +76,9 @@ def test_paths_resolve_against_root(tmp_path: Path) -> None:
     assert cfg.thumbs_dir == tmp_path / "thumbs"
     assert cfg.database_path == tmp_path / ".watcherd" / "catalog.sqlite"
     assert cfg.source_dirs == (tmp_path / "source",)
+
+
+def test_share_example_loads() -> None:
+    cfg = config.load(ETC / "watcherd-share.yaml")
+    assert cfg.observer == "polling"
+    assert cfg.snapshot_path == Path("/mnt/images/.watcherd/catalog.sqlite")
