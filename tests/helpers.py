@@ -78,7 +78,8 @@ def table(db: Path, name: str) -> list[dict[str, Any]]:
     """Rows of a catalog table read with plain sqlite3 and json, as a notebook would."""
     if not db.exists():
         return []
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    # Not mode=ro: after a kill -9 a hot journal must be rolled back before reading.
+    con = sqlite3.connect(db, timeout=30)
     try:
         rows = con.execute(f'SELECT value FROM "{name}"').fetchall()
     except sqlite3.OperationalError as exc:

@@ -53,7 +53,7 @@ def check_library(root: Path, dropped: dict[str, bytes], *, bad: set[str] = froz
                 problems.append(f"thumbnail does not open: {p}: {exc}")
 
     # 3. The catalog file is sound.
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = sqlite3.connect(db)
     try:
         (verdict,) = con.execute("PRAGMA integrity_check").fetchone()
     finally:

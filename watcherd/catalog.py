@@ -95,20 +95,84 @@ class Catalog:
                     db.conn.close()
                     db.conn = self._conn
                 self._tables[table] = db
+            if not readonly:
+                self._ensure_hash_table()
         except (sqlite3.Error, RuntimeError, OSError) as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
 
+    def _ensure_hash_table(self) -> None:
+        """The ``hashes`` table: 64-bit hashes as plain INTEGERs, for fast near-duplicate search.
+
+        The sqlitedict records stay the source of truth; this table is derived from
+        them (filled here when missing, kept current by ``put_image``).
+        """
+        conn = self._conn
+        exists = conn.select_one("SELECT 1 FROM sqlite_master WHERE type='table' AND name='hashes'")
+        if exists:
+            return
+        conn.execute(
+            "CREATE TABLE hashes (name TEXT PRIMARY KEY, hash INTEGER NOT NULL, path TEXT NOT NULL, "
+            "present INTEGER NOT NULL, low INTEGER NOT NULL)"
+        )
+        self._dirty.add("hashes")
+        for rec in self.images():
+            self._index_hash(rec)
+        self.commit()
+
+    def _index_hash(self, record: Record) -> None:
+        hex_hash = record.get("hash") or ""
+        if len(hex_hash) != 16:
+            return  # only 64-bit hashes are indexed; other sizes are searched by scanning
+        value = int(hex_hash, 16)
+        signed = value - (1 << 64) if value >= 1 << 63 else value
+        self._conn.execute(
+            "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) VALUES (?, ?, ?, ?, ?)",
+            (
+                record["name"],
+                signed,
+                record["path"],
+                int(record.get("state") == "present"),
+                int(bool(record.get("low_information"))),
+            ),
+        )
+
+    @staticmethod
+    def load_hashes(path: Path) -> tuple[list[str], list[str], list[int], list[bool]]:
+        """Names, paths, unsigned hashes and low-information flags of present images, read in bulk."""
+        if not Path(path).exists():
+            return [], [], [], []
+        # Not mode=ro: a reader must be able to roll back a crashed writer's hot journal.
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            rows = con.execute("SELECT name, path, hash, low FROM hashes WHERE present = 1").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise CatalogError(f"catalog {path} has no hash table yet: run 'watcherd scan' once") from None
+            raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+        finally:
+            con.close()
+        names = [r[0] for r in rows]
+        paths = [r[1] for r in rows]
+        hashes = [r[2] + (1 << 64) if r[2] < 0 else r[2] for r in rows]
+        low = [bool(r[3]) for r in rows]
+        return names, paths, hashes, low
+
     @staticmethod
     def damage(path: Path) -> str | None:
         """Why the file at ``path`` is not a sound SQLite database, or None if it is."""
+        # Opened read-write on purpose: after a crash mid-transaction the hot journal
+        # must be rolled back, which a read-only connection cannot do (it would
+        # report "attempt to write a readonly database" and look like damage).
         try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            con = sqlite3.connect(path, timeout=30)
             try:
                 rows = con.execute("PRAGMA quick_check").fetchall()
             finally:
                 con.close()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            raise CatalogError(f"cannot check catalog {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
             return str(exc)
         verdict = "; ".join(str(r[0]) for r in rows[:3])
         return None if verdict == "ok" else verdict
@@ -123,7 +187,7 @@ class Catalog:
         dest = Path(dest)
         tmp = dest.with_name(f".watcherd-tmp-{os.getpid()}-{dest.name}")
         try:
-            src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            src = sqlite3.connect(self.path, timeout=30)
             out = sqlite3.connect(tmp)
             try:
                 src.backup(out)
@@ -254,6 +318,7 @@ class Catalog:
         """Stage a new or changed image record."""
         old = self.image(record["name"]) if self._by_path is not None else None
         self._put("images", record["name"], record)
+        self._index_hash(record)
         if self._by_path is not None:
             if old is not None and self._by_path.get(old["path"]) == old["name"]:
                 del self._by_path[old["path"]]

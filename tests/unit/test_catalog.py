@@ -117,3 +117,26 @@ def test_published_snapshot_is_consistent_and_replaces_the_previous_one(tmp_path
     with Catalog(snap, readonly=True) as copy:
         assert {r["name"] for r in copy.images()} == {"10x10_abcd_.png", "2x2_bbbb_.png"}
     assert sorted(p.name for p in snap.parent.iterdir()) == ["catalog.sqlite"]  # no temporaries
+
+
+def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.sqlite"
+    with Catalog(db) as cat:
+        cat.put_image(_record())
+        cat.commit()
+    crash = (
+        "import os, signal, sqlite3\n"
+        f"con = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "con.execute('PRAGMA cache_size = 1')\n"
+        "con.execute('BEGIN')\n"
+        "con.executemany('INSERT INTO images VALUES (?, ?)', ((str(i), 'x' * 4000) for i in range(500)))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", crash], check=False)
+    assert (tmp_path / "c.sqlite-journal").exists()  # a hot journal, as after kill -9
+    assert Catalog.damage(db) is None
+    with Catalog(db, readonly=True) as cat:
+        assert [r["name"] for r in cat.images()] == ["10x10_abcd_.png"]
