@@ -75,8 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("untag", "Remove a tag from one image.")
     p.add_argument("args", nargs="+", metavar="[ROOT] NAME TAG", help="library root, image name or hash, tag")
 
-    p = add("dupes", "Recorded collisions (same name, different or identical bytes).")
+    p = add("dupes", "Recorded collisions (same name, different or identical bytes), and near groups.")
     p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+    p.add_argument("--near", type=int, metavar="N", help="also list groups of images within N bits of each other")
+
+    p = add("similar", "Images within a Hamming distance of an image file, a hash or a catalogued name.")
+    p.add_argument("args", nargs="+", metavar="[ROOT] IMAGE|HASH|NAME", help="library root and what to look for")
+    p.add_argument(
+        "--distance",
+        "-d",
+        type=int,
+        default=queries.DEFAULT_DISTANCE,
+        metavar="N",
+        help=f"largest Hamming distance (default {queries.DEFAULT_DISTANCE})",
+    )
     return parser
 
 
@@ -234,14 +246,30 @@ def _cmd_untag(args: argparse.Namespace) -> int:
 
 
 def _cmd_dupes(args: argparse.Namespace) -> int:
-    _cfg, catalog = _with_catalog(args, args.root)
+    cfg, catalog = _with_catalog(args, args.root)
     with catalog:
         items = queries.dupes(catalog)
+    if args.near is not None:
+        items += queries.near_groups(cfg, args.near)
     lines = []
     for d in items:
-        lines.append(f"{d['kind']:10s} {d['name']}")
+        extra = f" (max distance {d['max_distance']})" if d["kind"] == "near" else ""
+        lines.append(f"{d['kind']:10s} {d['name']}{extra}")
         lines.extend(f"           {p}" for p in d["paths"])
     _emit(args, items, "\n".join(lines))
+    return 0
+
+
+def _cmd_similar(args: argparse.Namespace) -> int:
+    values = args.args
+    if len(values) > 2:
+        raise UsageError("similar takes [ROOT] IMAGE|HASH|NAME")
+    root, target = (values[0], values[1]) if len(values) == 2 else (None, values[0])
+    cfg, catalog = _with_catalog(args, root)
+    with catalog:
+        hash_hex = queries.resolve_hash(cfg, catalog, target)
+    hits = queries.similar(cfg, hash_hex, args.distance)
+    _emit(args, hits, "\n".join(f"{h['distance']:3d}  {h['path']}" for h in hits))
     return 0
 
 
@@ -254,6 +282,7 @@ COMMANDS = {
     "find": _cmd_find,
     "untag": _cmd_untag,
     "dupes": _cmd_dupes,
+    "similar": _cmd_similar,
 }
 
 

@@ -11,11 +11,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from watcherd import imaging
 from watcherd.catalog import Catalog, Record
 from watcherd.config import Config
-from watcherd.errors import UsageError
+from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
+from watcherd.nearindex import MAX_RADIUS, NearIndex, groups
 
 
 def _present(catalog: Catalog) -> list[Record]:
@@ -119,3 +121,72 @@ def untag(catalog: Catalog, name: str, tag: str) -> dict[str, Any]:
     catalog.put_image(rec)
     catalog.commit()
     return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}
+
+
+DEFAULT_DISTANCE = 4
+
+
+def hash_of_file(cfg: Config, path: Path) -> str:
+    """Hash an image file exactly as ingest would name it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        decoded = imaging.decode(data, cfg.formats, cfg.max_image_pixels)
+        norm = imaging.normalize(decoded.image, cfg.background)
+        return imaging.perceptual_hash(norm, cfg.hash.algorithm, cfg.hash.size)
+    except ImageError as exc:
+        raise UsageError(f"{path}: {exc.reason}") from None
+
+
+def resolve_hash(cfg: Config, catalog: Catalog, target: str) -> str:
+    """A hash from a hex string, an image file, or a catalogued name."""
+    if HASH_RE.match(target) and len(target) == 16:
+        return target
+    if Path(target).is_file():
+        return hash_of_file(cfg, Path(target))
+    return str(lookup(catalog, target)["hash"])
+
+
+def _index(cfg: Config) -> tuple[list[str], list[str], NearIndex, list[bool]]:
+    names, paths, hashes, low = Catalog.load_hashes(cfg.database_path)
+    return names, paths, NearIndex(hashes), low
+
+
+def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
+    """Present images within ``distance`` bits of ``hash_hex``, nearest first."""
+    if not 0 <= distance <= MAX_RADIUS:
+        raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
+    if len(hash_hex) != 16:
+        raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
+    names, paths, index, _ = _index(cfg)
+    return [
+        {"name": names[h.index], "distance": h.distance, "path": paths[h.index]}
+        for h in index.query(int(hash_hex, 16), distance)
+    ]
+
+
+def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
+    """Groups of distinct present images within ``distance`` of each other (``dupes --near``).
+
+    Low-information images are left out: their hashes say nothing about them.
+    """
+    if not 0 <= distance <= MAX_RADIUS:
+        raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
+    names, paths, hashes, low = Catalog.load_hashes(cfg.database_path)
+    keep = [i for i, flag in enumerate(low) if not flag]
+    index = NearIndex([hashes[i] for i in keep])
+    out = []
+    for members, widest in groups(index, distance):
+        picked = sorted((names[keep[m]], paths[keep[m]]) for m in members)
+        out.append(
+            {
+                "kind": "near",
+                "name": picked[0][0],
+                "names": [n for n, _ in picked],
+                "paths": [p for _, p in picked],
+                "max_distance": widest,
+            }
+        )
+    return sorted(out, key=lambda g: (g["max_distance"], g["name"]))

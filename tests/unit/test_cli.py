@@ -155,3 +155,35 @@ def test_root_from_config(capsys: pytest.CaptureFixture[str], library: Path, tmp
     conf.write_text(f"root: {library}\n")
     code, out, _ = run(capsys, "status", "-c", str(conf), "--json")
     assert code == 0 and json.loads(out)["images"] == 2
+
+
+def test_similar_and_near_dupes(capsys: pytest.CaptureFixture[str], cfg: Config) -> None:
+    base = scene((320, 240), seed=42)
+    write(cfg.thumbs_dir / "a.jpg", encode(base, "JPEG", quality=95))
+    # A near duplicate (cropped by 3% and scaled back: 4 bits away) and an unrelated picture.
+    cropped = base.crop((10, 8, 310, 232)).resize((320, 240))
+    write(cfg.thumbs_dir / "b.jpg", encode(cropped, "JPEG"))
+    write(cfg.thumbs_dir / "c.jpg", encode(scene((320, 240), seed=41).rotate(90), "JPEG"))
+    assert main(["scan", str(cfg.root)]) == 0
+    capsys.readouterr()
+    probe = write(cfg.root.parent / "probe.jpg", encode(base, "JPEG", quality=95))  # type: ignore[union-attr]
+
+    code, out, _ = run(capsys, "similar", str(cfg.root), str(probe), "--distance", "8", "--json")
+    hits = json.loads(out)
+    assert code == 0 and [set(h) for h in hits] == [{"name", "distance", "path"}] * len(hits)
+    assert hits and hits[0]["distance"] == 0 and 4 in [h["distance"] for h in hits]
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    name = hits[0]["name"]
+    code, out, _ = run(capsys, "similar", str(cfg.root), name.split("_")[1], "-d", "0", "--json")
+    assert code == 0 and [h["name"] for h in json.loads(out)] == [name]
+
+    code, out, _ = run(capsys, "dupes", str(cfg.root), "--near", "4", "--json")
+    items = json.loads(out)
+    assert code == 0 and all("kind" in i for i in items)
+    (near,) = [i for i in items if i["kind"] == "near"]
+    assert len(near["names"]) == 2 and near["max_distance"] == 4
+    code, out, _ = run(capsys, "dupes", str(cfg.root), "--near", "3", "--json")
+    assert [i for i in json.loads(out) if i["kind"] == "near"] == []
+
+    code, _, err = run(capsys, "similar", str(cfg.root), "ffffffffffffffff", "-d", "99")
+    assert code == 2 and "--distance must be from 0 to" in err

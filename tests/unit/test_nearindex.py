@@ -1,0 +1,53 @@
+"""The near-duplicate index gives exactly the brute-force answer."""
+
+import numpy as np
+import pytest
+
+from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
+
+
+def _data(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    # plant near neighbours: flip a few bits of some hashes
+    near = base[: n // 10].copy()
+    for k in range(near.size):
+        for b in rng.choice(64, size=rng.integers(0, 9), replace=False):
+            near[k] ^= np.uint64(1) << np.uint64(int(b))
+    return np.concatenate([base, near])
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 4, 5, 8, 12, MAX_RADIUS])
+def test_index_equals_brute_force(radius: int) -> None:
+    hashes = _data(3000, seed=radius)
+    index = NearIndex(hashes)
+    rng = np.random.default_rng(100 + radius)
+    queries = [int(hashes[i]) for i in rng.integers(0, hashes.size, 40)]
+    queries += [int(q) for q in rng.integers(0, 2**64, size=10, dtype=np.uint64)]
+    for q in queries:
+        assert index.query(q, radius) == brute_force(hashes, q, radius)
+
+
+def test_radius_zero_finds_equal_hashes_only() -> None:
+    index = NearIndex([5, 5, 7, 2**64 - 1])
+    assert [h.index for h in index.query(5, 0)] == [0, 1]
+    assert [h.index for h in index.query(2**64 - 1, 0)] == [3]
+
+
+def test_radius_out_of_range() -> None:
+    with pytest.raises(ValueError, match="radius"):
+        NearIndex([1]).query(1, MAX_RADIUS + 1)
+
+
+def test_empty_index() -> None:
+    assert NearIndex([]).query(1, 4) == []
+
+
+def test_groups_are_connected_components() -> None:
+    a = 0
+    b = a ^ 0b111  # 3 from a
+    c = b ^ 0b111000  # 3 from b, 6 from a: joined through b
+    far = 2**64 - 1
+    found = groups(NearIndex([a, far, b, c]), 3)
+    assert [sorted(m) for m, _ in found] == [[0, 2, 3]]
+    assert found[0][1] == 6  # a and c, the widest pair

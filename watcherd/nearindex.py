@@ -1,0 +1,135 @@
+"""Exact Hamming-radius search over 64-bit hashes by multi-index hashing.
+
+The 64 bits are cut into four 16-bit chunks. If two hashes differ in at most ``r``
+bits, then by pigeonhole at least one chunk differs in at most ``r // 4`` bits. So a
+query probes, in each chunk's sorted table, every chunk value within ``r // 4`` bits
+of its own, gathers those candidates and keeps the ones whose full distance is at
+most ``r``. The answer is exactly the brute-force answer; only the work differs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+CHUNKS = 4
+CHUNK_BITS = 16
+MAX_RADIUS = 16  # probes per chunk grow as C(16, r // 4); past this a scan is as quick
+
+
+def to_signed(value: int) -> int:
+    """A 64-bit hash as SQLite's signed INTEGER."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def from_hex(text: str) -> int:
+    """A 16-hex-digit hash as an unsigned int."""
+    return int(text, 16)
+
+
+@lru_cache(maxsize=8)
+def _flip_masks(bits: int) -> NDArray[np.uint16]:
+    """Every 16-bit mask with at most ``bits`` bits set."""
+    masks = [0]
+    for k in range(1, bits + 1):
+        for combo in itertools.combinations(range(CHUNK_BITS), k):
+            masks.append(sum(1 << b for b in combo))
+    return np.array(masks, dtype=np.uint16)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One match: its position in the index and its distance."""
+
+    index: int
+    distance: int
+
+
+class NearIndex:
+    """Immutable index over an array of unsigned 64-bit hashes."""
+
+    def __init__(self, hashes: Sequence[int] | NDArray[np.uint64]) -> None:
+        self.hashes = np.asarray(hashes, dtype=np.uint64)
+        self._order: list[NDArray[np.intp]] = []
+        self._keys: list[NDArray[np.uint16]] = []
+        for c in range(CHUNKS):
+            chunk = ((self.hashes >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.uint16)
+            order = np.argsort(chunk, kind="stable")
+            self._order.append(order)
+            self._keys.append(chunk[order])
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def candidates(self, query: int, radius: int) -> NDArray[np.intp]:
+        """Positions that share a chunk within ``radius // 4`` bits with ``query``."""
+        masks = _flip_masks(radius // CHUNKS)
+        found = []
+        for c in range(CHUNKS):
+            value = np.uint16((query >> (c * CHUNK_BITS)) & 0xFFFF)
+            probes = np.unique(masks ^ value)
+            keys = self._keys[c]
+            lo = np.searchsorted(keys, probes, side="left")
+            hi = np.searchsorted(keys, probes, side="right")
+            for a, b in zip(lo[hi > lo], hi[hi > lo], strict=True):
+                found.append(self._order[c][a:b])
+        if not found:
+            return np.empty(0, dtype=np.intp)
+        return np.unique(np.concatenate(found))
+
+    def query(self, query: int, radius: int) -> list[Hit]:
+        """Every indexed hash within ``radius`` bits of ``query``, nearest first."""
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+        if self.hashes.size == 0:
+            return []
+        cand = self.candidates(query, radius)
+        if cand.size == 0:
+            return []
+        dist = np.bitwise_count(self.hashes[cand] ^ np.uint64(query))
+        keep = dist <= radius
+        cand, dist = cand[keep], dist[keep]
+        order = np.lexsort((cand, dist))
+        return [Hit(int(cand[i]), int(dist[i])) for i in order]
+
+
+def brute_force(hashes: NDArray[np.uint64], query: int, radius: int) -> list[Hit]:
+    """The same answer by scanning every hash (the reference the index must equal)."""
+    dist = np.bitwise_count(np.asarray(hashes, dtype=np.uint64) ^ np.uint64(query))
+    idx = np.nonzero(dist <= radius)[0]
+    order = np.lexsort((idx, dist[idx]))
+    return [Hit(int(idx[i]), int(dist[idx][i])) for i in order]
+
+
+def groups(index: NearIndex, radius: int) -> list[tuple[list[int], int]]:
+    """Connected components of hashes linked by distances within ``radius`` (size > 1),
+    each with the largest distance between any two of its members."""
+    parent = list(range(len(index)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, h in enumerate(index.hashes.tolist()):
+        for hit in index.query(int(h), radius):
+            if hit.index > i:
+                ri, rj = find(i), find(hit.index)
+                if ri != rj:
+                    parent[rj] = ri
+    members: dict[int, list[int]] = {}
+    for i in range(len(index)):
+        members.setdefault(find(i), []).append(i)
+    out = []
+    for group in members.values():
+        if len(group) > 1:
+            arr = index.hashes[np.array(group)]
+            widest = int(np.bitwise_count(arr[:, None] ^ arr[None, :]).max())
+            out.append((group, widest))
+    return out
