@@ -20,9 +20,8 @@ from typing import Any, NoReturn
 from watcherd import __version__, config, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.daemon import Daemon, lease_path, scan_once
 from watcherd.errors import UsageError, WatcherdError
-from watcherd.library import check_root, open_for_reading
+from watcherd.library import check_root, lease_path, open_for_reading
 
 log = logging.getLogger("watcherd")
 
@@ -150,6 +149,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from watcherd.daemon import Daemon  # the daemon's imports are only paid by run and scan
+
     return Daemon(cfg, stop).run()
 
 
@@ -165,6 +166,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
+
+    from watcherd.daemon import scan_once
 
     rebuild = args.command == "rebuild"
     report = scan_once(cfg, progress=progress, rebuild=rebuild)

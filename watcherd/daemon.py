@@ -12,7 +12,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -21,7 +20,7 @@ from watcherd import fsops
 from watcherd.config import Config
 from watcherd.errors import CatalogError, LockedError
 from watcherd.lease import Lease
-from watcherd.library import move_aside, open_for_writing
+from watcherd.library import lease_path, move_aside, open_for_writing
 from watcherd.naming import shown
 from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
@@ -39,11 +38,6 @@ from watcherd.watcher import (
 )
 
 log = logging.getLogger("watcherd")
-
-
-def lease_path(cfg: Config) -> Path:
-    """Where the writer lease of a library lives."""
-    return cfg.state_dir / "lock"
 
 
 class _Heartbeat(threading.Thread):

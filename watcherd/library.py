@@ -14,6 +14,11 @@ from watcherd.errors import ConfigError
 log = logging.getLogger("watcherd")
 
 
+def lease_path(cfg: Config) -> Path:
+    """Where the writer lease of a library lives."""
+    return cfg.state_dir / "lock"
+
+
 def check_root(cfg: Config) -> Path:
     """The library root, which must be an existing directory."""
     if cfg.root is None:

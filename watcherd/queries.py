@@ -11,13 +11,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from watcherd import imaging
 from watcherd.catalog import Catalog, Record
 from watcherd.config import Config
 from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
-from watcherd.nearindex import MAX_RADIUS, NearIndex, groups
 
 
 def _present(catalog: Catalog) -> list[Record]:
@@ -124,10 +122,13 @@ def untag(catalog: Catalog, name: str, tag: str) -> dict[str, Any]:
 
 
 DEFAULT_DISTANCE = 4
+MAX_RADIUS = 16  # nearindex.MAX_RADIUS; numpy and Pillow load only for the commands that need them
 
 
 def hash_of_file(cfg: Config, path: Path) -> str:
     """Hash an image file exactly as ingest would name it."""
+    from watcherd import imaging
+
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -149,18 +150,16 @@ def resolve_hash(cfg: Config, catalog: Catalog, target: str) -> str:
     return str(lookup(catalog, target)["hash"])
 
 
-def _index(cfg: Config) -> tuple[list[str], list[str], NearIndex, list[bool]]:
-    names, paths, hashes, low = Catalog.load_hashes(cfg.database_path)
-    return names, paths, NearIndex(hashes), low
-
-
 def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
     """Present images within ``distance`` bits of ``hash_hex``, nearest first."""
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
     if len(hash_hex) != 16:
         raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
-    names, paths, index, _ = _index(cfg)
+    from watcherd.nearindex import NearIndex
+
+    names, paths, hashes, _ = Catalog.load_hashes(cfg.database_path)
+    index = NearIndex(hashes)
     return [
         {"name": names[h.index], "distance": h.distance, "path": paths[h.index]}
         for h in index.query(int(hash_hex, 16), distance)
@@ -174,6 +173,8 @@ def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
+    from watcherd.nearindex import NearIndex, groups
+
     names, paths, hashes, low = Catalog.load_hashes(cfg.database_path)
     keep = [i for i, flag in enumerate(low) if not flag]
     index = NearIndex([hashes[i] for i in keep])

@@ -51,3 +51,9 @@ def test_groups_are_connected_components() -> None:
     found = groups(NearIndex([a, far, b, c]), 3)
     assert [sorted(m) for m, _ in found] == [[0, 2, 3]]
     assert found[0][1] == 6  # a and c, the widest pair
+
+
+def test_cli_radius_limit_matches_the_index() -> None:
+    from watcherd import queries
+
+    assert queries.MAX_RADIUS == MAX_RADIUS

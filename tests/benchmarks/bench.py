@@ -1,0 +1,309 @@
+"""Speed figures, each beside a baseline measured in the same run.
+
+    python -m tests.benchmarks.bench                 # the README table's sizes
+    python -m tests.benchmarks.bench --smoke         # tiny sizes, seconds (what CI runs)
+
+Corpora are generated here, deterministically; nothing is downloaded. Prints one row
+per figure: watcherd's number, the baseline's, their ratio, and the issue's target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from tests.helpers import scene, table, wait_for
+from watcherd.config import Config
+from watcherd.library import open_for_writing
+from watcherd.nearindex import NearIndex
+from watcherd.pipeline import Pipeline
+from watcherd.reconcile import reconcile
+
+Row = tuple[str, str, str, str, str]
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def near_query(n: int, queries: int) -> list[Row]:
+    """p50 of an exact radius-4 query: the index vs a numpy XOR+popcount scan (and pybktree)."""
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    t = time.perf_counter()
+    index = NearIndex(hashes)
+    build = time.perf_counter() - t
+    qs = [int(hashes[i]) ^ (1 << int(rng.integers(64))) for i in rng.integers(0, n, queries)]
+
+    def p50(fn: Callable[[int], object]) -> float:
+        samples = []
+        for q in qs:
+            t0 = time.perf_counter()
+            fn(q)
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples)
+
+    ours = p50(lambda q: index.query(q, 4))
+    scan = p50(lambda q: np.nonzero(np.bitwise_count(hashes ^ np.uint64(q)) <= 4)[0])
+    rows: list[Row] = [
+        (
+            f"near query r<=4, {n:,} hashes (p50)",
+            f"{ours * 1e3:.3f} ms",
+            f"numpy scan {scan * 1e3:.2f} ms",
+            f"{scan / ours:.0f}x faster",
+            "≥10x numpy; ≤1 ms at 1M, ≤10 ms at 10M",
+        ),
+        (f"near index build, {n:,} hashes", f"{build:.2f} s", "—", "—", "loads fast"),
+    ]
+    try:
+        import pybktree
+    except ImportError:
+        rows.append(("near query vs pybktree", "—", "pybktree not installed (pip install -e '.[bench]')", "—", "≥100x"))
+        return rows
+    m = min(n, 200_000)  # building a Python BK-tree of millions takes minutes
+    t = time.perf_counter()
+    tree = pybktree.BKTree(lambda a, b: (a ^ b).bit_count(), [int(h) for h in hashes[:m]])
+    tree_build = time.perf_counter() - t
+    small = NearIndex(hashes[:m])
+    qs = [int(hashes[i]) ^ 1 for i in rng.integers(0, m, max(5, queries // 10))]
+    bk = p50(lambda q: tree.find(q, 4))
+    ours_small = p50(lambda q: small.query(q, 4))
+    rows.append(
+        (
+            f"near query r<=4, {m:,} hashes (p50)",
+            f"{ours_small * 1e3:.3f} ms",
+            f"pybktree {bk * 1e3:.1f} ms (built in {tree_build:.0f} s)",
+            f"{bk / ours_small:.0f}x faster",
+            "≥100x",
+        )
+    )
+    return rows
+
+
+def _jpeg(size: tuple[int, int], seed: int) -> bytes:
+    im = scene((600, 400), seed=seed).resize(size, Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def ingest(count: int, size: tuple[int, int]) -> list[Row]:
+    """Images/s on one core: watcherd's pipeline (decode in-process) vs the plain loop."""
+    corpus = [_jpeg(size, seed) for seed in range(count)]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        paths = []
+        for i, data in enumerate(corpus):
+            p = src / f"{i}.jpg"
+            p.write_bytes(data)
+            os.utime(p, (1_600_000_000, 1_600_000_000))
+            paths.append(p)
+
+        def loop() -> None:
+            for p in paths:
+                im = Image.open(p)
+                str(imagehash.whash(im))
+                im.thumbnail((64, 64))
+                im.save(io.BytesIO(), format="PNG")
+
+        t_loop = _best(loop, 1)
+        root = Path(tmp) / "lib"
+        root.mkdir()
+        cfg = Config().with_root(root)
+        catalog = open_for_writing(cfg)
+        try:
+            pipeline = Pipeline(cfg, catalog)
+            for p in paths:  # copy into the tree; the pipeline moves originals away
+                (cfg.thumbs_dir / p.name).write_bytes(p.read_bytes())
+            t = time.perf_counter()
+            for p in paths:
+                pipeline.process(cfg.thumbs_dir / p.name)
+            t_ours = time.perf_counter() - t
+        finally:
+            catalog.close()
+    mp = size[0] * size[1] / 1e6
+    return [
+        (
+            f"ingest {mp:.0f} MP JPEG, reference hashing, 1 core",
+            f"{count / t_ours:.2f} img/s",
+            f"plain loop {count / t_loop:.2f} img/s",
+            f"{t_loop / t_ours:.2f}x",
+            "≥0.9x (≥1.7x on 2 cores)",
+        )
+    ]
+
+
+def _catalog(root: Path, n: int) -> Config:
+    cfg = Config().with_root(root)
+    catalog = open_for_writing(cfg)
+    rng = np.random.default_rng(1)
+    folders = [f"tag{i}" for i in range(50)]
+    try:
+        for i, h in enumerate(rng.integers(0, 2**64, size=n, dtype=np.uint64)):
+            name = f"64x64_{int(h):016x}_.png"
+            folder = folders[i % 50]
+            catalog.put_image(
+                {
+                    "name": name,
+                    "hash": f"{int(h):016x}",
+                    "width": 64,
+                    "height": 64,
+                    "path": f"thumbs/{folder}/{name}",
+                    "tags": [folder, folders[(i * 7) % 50], "64x64"],
+                    "state": "present",
+                    "original": None,
+                    "moving_from": None,
+                    "sha256": "",
+                    "low_information": False,
+                }
+            )
+            if i % 10_000 == 9_999:
+                catalog.commit()
+        catalog.commit()
+    finally:
+        catalog.close()
+    return cfg
+
+
+def cli_latency(n: int) -> list[Row]:
+    """End-to-end CLI processes on a catalog of ``n`` images vs ``python -c pass``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _catalog(root, n)
+
+        def run(*args: str) -> float:
+            return _best(lambda: subprocess.run([sys.executable, *args], capture_output=True, check=True), 3)
+
+        base = run("-c", "pass")
+        rows = []
+        for args in (["status"], ["tags"], ["find", "--tag", "tag3"]):
+            t = run("-m", "watcherd", args[0], str(root), *args[1:], "--json")
+            rows.append(
+                (
+                    f"`{' '.join(args)}` with {n:,} images",
+                    f"{t * 1e3:.0f} ms",
+                    f"python -c pass {base * 1e3:.0f} ms",
+                    f"{t / base:.1f}x",
+                    "≤300 ms at 100k, ≤1 s at 1M",
+                )
+            )
+        return rows
+
+
+def reconcile_startup(n: int) -> list[Row]:
+    """Start-up reconcile of ``n`` catalogued canonical thumbnails vs an os.scandir walk."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = _catalog(root, n)
+        for rec in table(cfg.database_path, "images"):
+            p = root / rec["path"]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+
+        def walk() -> int:
+            count, stack = 0, [str(cfg.thumbs_dir)]
+            while stack:
+                for e in os.scandir(stack.pop()):
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    else:
+                        count += 1
+            return count
+
+        t_walk = _best(walk, 3)
+        catalog = open_for_writing(cfg)
+        try:
+            t = time.perf_counter()
+            report = reconcile(Pipeline(cfg, catalog), reason="bench", settle=0.5)
+            t_ours = time.perf_counter() - t
+        finally:
+            catalog.close()
+        assert set(report.counts) <= {"unchanged"}, report.counts  # nothing decoded
+    return [
+        (
+            f"start-up reconcile, {n:,} catalogued thumbnails",
+            f"{t_ours:.2f} s",
+            f"scandir walk {t_walk:.2f} s",
+            f"{t_ours / t_walk:.1f}x the walk",
+            "≤3x the walk; nothing decoded",
+        )
+    ]
+
+
+def latency(samples: int, settle: float) -> list[Row]:
+    """Drop-to-thumbnail latency of a 1 MP JPEG with the daemon idle."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lib"
+        root.mkdir()
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text(f"settle: {settle}\n")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        waits = []
+        try:
+            wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon")
+            time.sleep(1)
+            for i in range(samples):
+                data = _jpeg((1200, 800), 500 + i)
+                dest = root / "thumbs" / f"{i}.jpg"
+                t = time.perf_counter()
+                dest.write_bytes(data)
+                wait_for(lambda d=dest: not d.exists(), timeout=30, interval=0.005)
+                waits.append(time.perf_counter() - t)
+                time.sleep(0.3)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    p50 = statistics.median(waits)
+    return [
+        (
+            "drop-to-thumbnail, 1 MP JPEG, idle (p50)",
+            f"{p50 * 1e3:.0f} ms",
+            f"settle {settle * 1e3:.0f} ms",
+            f"settle + {(p50 - settle) * 1e3:.0f} ms",
+            "≤ settle + 150 ms",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds), as in CI")
+    args = parser.parse_args()
+    if args.smoke:
+        rows = near_query(20_000, 20) + ingest(2, (600, 400)) + cli_latency(500) + reconcile_startup(500)
+        rows += latency(3, 0.2)
+    else:
+        rows = near_query(1_000_000, 200) + near_query(10_000_000, 50) + ingest(12, (3000, 2000))
+        rows += cli_latency(100_000) + reconcile_startup(100_000) + latency(15, 0.5)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print("| figure | watcherd | baseline (same run) | ratio | target |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
