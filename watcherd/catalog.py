@@ -207,6 +207,66 @@ class Catalog:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    # -- fast reads: SQL over the JSON values, for the CLI's read commands ---------------
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one SQL query on a short-lived plain connection (none if no catalog)."""
+        if not self.path.exists():
+            return []
+        con = sqlite3.connect(self.path, timeout=30)  # not mode=ro: see ``damage``
+        try:
+            return con.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+        finally:
+            con.close()
+
+    def counts(self) -> dict[str, int]:
+        """Image, tag, collision and error counts, computed inside SQLite."""
+        out = {"present": 0, "missing": 0, "low_information": 0}
+        for state, low, n in self._query(
+            "SELECT json_extract(value, '$.state'), json_extract(value, '$.low_information'), count(*) "
+            "FROM images GROUP BY 1, 2"
+        ):
+            if state in ("present", "missing"):
+                out[state] += n
+            if state == "present" and low:
+                out["low_information"] += n
+        tags = self._query(
+            "SELECT count(DISTINCT j.value) FROM images, json_each(images.value, '$.tags') AS j "
+            "WHERE json_extract(images.value, '$.state') = 'present'"
+        )
+        out["tags"] = tags[0][0] if tags else 0
+        for table in ("collisions", "errors"):
+            rows = self._query(f'SELECT count(*) FROM "{table}"')
+            out[table] = rows[0][0] if rows else 0
+        return out
+
+    def tag_counts(self) -> list[tuple[str, int]]:
+        """(tag, number of present images) pairs."""
+        return [
+            (str(tag), int(n))
+            for tag, n in self._query(
+                "SELECT j.value, count(*) FROM images, json_each(images.value, '$.tags') AS j "
+                "WHERE json_extract(images.value, '$.state') = 'present' GROUP BY j.value"
+            )
+        ]
+
+    def with_tags(self, tags: list[str]) -> list[tuple[str, str, list[str]]]:
+        """(name, path, tags) of present images carrying every tag in ``tags``."""
+        wanted = sorted(set(tags))
+        marks = ", ".join("?" * len(wanted))
+        rows = self._query(
+            "SELECT json_extract(value, '$.name'), json_extract(value, '$.path'), json_extract(value, '$.tags') "
+            "FROM images WHERE json_extract(value, '$.state') = 'present' AND "
+            "(SELECT count(DISTINCT j.value) FROM json_each(images.value, '$.tags') AS j "
+            f"WHERE j.value IN ({marks})) = ?",
+            (*wanted, len(wanted)),
+        )
+        return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
+
     # -- plumbing -----------------------------------------------------------------
 
     def _table(self, name: str) -> SqliteDict | None:

@@ -7,7 +7,6 @@ so the CLI only formats and the tests can call these directly.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +17,19 @@ from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
 
 
-def _present(catalog: Catalog) -> list[Record]:
-    return [r for r in catalog.images() if r["state"] == "present"]
-
-
 def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = None) -> dict[str, Any]:
     """The ``status`` document; see the README for every key."""
     now = time.time() if now is None else now
-    records = list(catalog.images())
-    present = [r for r in records if r["state"] == "present"]
-    tags = {t for r in present for t in r["tags"]}
+    counts = catalog.counts()
     scan = catalog.meta("scan")
     return {
         "root": str(cfg.root),
-        "images": len(present),
-        "missing": sum(1 for r in records if r["state"] == "missing"),
-        "low_information": sum(1 for r in present if r.get("low_information")),
-        "tags": len(tags),
-        "collisions": sum(1 for _ in catalog.collisions()),
-        "errors": sum(1 for _ in catalog.errors()),
+        "images": counts["present"],
+        "missing": counts["missing"],
+        "low_information": counts["low_information"],
+        "tags": counts["tags"],
+        "collisions": counts["collisions"],
+        "errors": counts["errors"],
         "database": str(Path(cfg.database_path).absolute()),
         "hash": {"algorithm": cfg.hash.algorithm, "size": cfg.hash.size},
         "last_scan": scan,
@@ -46,8 +39,7 @@ def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = 
 
 def tag_counts(catalog: Catalog) -> dict[str, int]:
     """Every tag with the number of present images carrying it, most used first."""
-    counts: Counter[str] = Counter(t for r in _present(catalog) for t in r["tags"])
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return dict(sorted(catalog.tag_counts(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def lookup(catalog: Catalog, name: str) -> Record:
@@ -77,9 +69,8 @@ def image_tags(catalog: Catalog, name: str) -> dict[str, Any]:
 
 def find(catalog: Catalog, tags: list[str]) -> list[dict[str, Any]]:
     """Present images carrying every tag in ``tags``."""
-    wanted = set(tags)
-    hits = [r for r in _present(catalog) if wanted.issubset(r["tags"])]
-    return [{"name": r["name"], "path": r["path"], "tags": r["tags"]} for r in sorted(hits, key=lambda r: r["path"])]
+    hits = sorted(catalog.with_tags(tags), key=lambda hit: hit[1])
+    return [{"name": name, "path": path, "tags": found} for name, path, found in hits]
 
 
 def dupes(catalog: Catalog) -> list[dict[str, Any]]:
