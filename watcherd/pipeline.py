@@ -506,24 +506,30 @@ class Pipeline:
             return
         src = self.root / src_rel
         planned = self.root / side["original"]
+        astray = False
         if os.path.lexists(src):
             try:
                 before = os.lstat(src)
                 dst = fsops.move_no_replace(src, planned.parent, planned.name)
                 after = os.lstat(dst)
+            except FileNotFoundError:
+                astray = True  # gone between the look and the move
             except OSError as exc:
                 log.error("cannot move original %s: %s (will retry)", shown(src_rel), exc)
                 return
-            if before.st_nlink > 1 and after.st_ino != before.st_ino:
-                log.warning(
-                    "%s had %d hard links and was copied across filesystems: its other names are now a separate copy",
-                    shown(src_rel),
-                    before.st_nlink,
-                )
-            side["original"] = self.rel(dst)
+            else:
+                if before.st_nlink > 1 and after.st_ino != before.st_ino:
+                    log.warning(
+                        "%s had %d hard links and was copied across filesystems: its other names are now a copy",
+                        shown(src_rel),
+                        before.st_nlink,
+                    )
+                side["original"] = self.rel(dst)
         elif not os.path.lexists(planned):
-            # Moved away (a folder rename, say) before we could file it: it is filed
-            # when seen again, since a record without an original adopts it.
+            astray = True
+        if astray:
+            # Moved away (a folder renamed, say) before we could file it. A record
+            # without an original adopts these bytes when they are seen again.
             log.info("original of %s left %s before it was filed; waiting to see it again", rec["name"], shown(src_rel))
             side["original"] = None
         side["moving_from"] = None
@@ -540,6 +546,10 @@ class Pipeline:
         kind = "exact" if rec is not None and rec.get("sha256") == image.sha256 else "perceptual"
         stem = image.name[: -len(".png")]
         label = f"{stem}~{image.sha256[:12]}"
+        if where.area == "tree":
+            unfiled = self._unfiled_collision(image)
+            if unfiled is not None:
+                return self._refile_collision(path, image, unfiled, label)
         self.collisions_dir.mkdir(parents=True, exist_ok=True)
         thumb = self._publish_collision_thumb(label, image, st)
         ids = {c["id"] for c in self.catalog.collisions()}
@@ -583,6 +593,36 @@ class Pipeline:
             shown(newcomer["thumbnail"]),
         )
         return Result(Outcome.COLLISION, path, image.name, detail=kind)
+
+    def _unfiled_collision(self, image: _Image) -> Record | None:
+        """A recorded collision of these very bytes whose original went astray before filing.
+
+        Its newcomer is this file seen again (after a folder rename, say): it must be
+        filed under that record, not recorded as a collision a second time.
+        """
+        for col in self.catalog.collisions():
+            new = col["newcomer"]
+            if col["name"] != image.name or new.get("sha256") != image.sha256 or new.get("source"):
+                continue
+            original = new.get("original")
+            src = new.get("moving_from")
+            astray = original is None or (
+                not os.path.lexists(self.root / original) and (not src or not os.path.lexists(self.root / src))
+            )
+            if astray:
+                return col
+        return None
+
+    def _refile_collision(self, path: Path, image: _Image, col: Record, label: str) -> Result:
+        rel = self.rel(path)
+        planned = self.originals / self.cfg.collisions / f"{label}{path.suffix.lower()}"
+        col["newcomer"].update(original=self.rel(planned), moving_from=rel)
+        self.catalog.put_collision(col)
+        self.catalog.clear_error(rel)
+        self.catalog.commit()
+        self.finish_move(col, self.catalog.put_collision)
+        log.info("filed %s as the original of collision %s", shown(rel), col["id"])
+        return Result(Outcome.COLLISION, path, image.name, detail=col["kind"])
 
     def _publish_collision_thumb(self, label: str, image: _Image, st: os.stat_result) -> Path:
         for n in range(1, 10_000):

@@ -106,7 +106,14 @@ def run(seconds: float, workdir: Path, seed: int = 0) -> dict[str, object]:
                 return False
             return not problems and len(table(db, "images")) + len(table(db, "collisions")) == len(dropped)
 
-        wait_for(settled, timeout=120, interval=0.5, what="catalog and tree to agree")
+        try:
+            wait_for(settled, timeout=120, interval=0.5, what="catalog and tree to agree")
+        except AssertionError:
+            problems = check_library(root, dropped)
+            counted = len(table(db, "images")) + len(table(db, "collisions"))
+            raise AssertionError(
+                f"not settled: {counted} records for {len(dropped)} files; " + "; ".join(problems[:10])
+            ) from None
         catch_up = time.monotonic() - last_event
         assert proc.poll() is None, "the daemon died"
     finally:

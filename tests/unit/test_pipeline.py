@@ -341,3 +341,23 @@ def test_library_refuses_other_hash_settings(cfg: Config) -> None:
     other = dataclasses.replace(cfg, hash=HashConfig(algorithm="phash"))
     with pytest.raises(ConfigError, match="made with whash"):
         open_for_writing(other)
+
+
+def test_collision_original_seen_again_after_going_astray_is_filed_once(cfg: Config, pipeline: Pipeline) -> None:
+    data = encode(scene(seed=80))
+    pipeline.process(write(cfg.thumbs_dir / "a.jpg", data))
+    pipeline.process(write(cfg.thumbs_dir / "x" / "b.jpg", data))
+    (col,) = list(pipeline.catalog.collisions())
+    # As if folder x was renamed to y between the collision record and the move.
+    elsewhere = cfg.thumbs_dir / "y" / "b.jpg"
+    elsewhere.parent.mkdir()
+    os.rename(cfg.root / col["newcomer"]["original"], elsewhere)
+    col["newcomer"]["original"] = None
+    pipeline.catalog.put_collision(col)
+    pipeline.catalog.commit()
+
+    assert pipeline.process(elsewhere).outcome is Outcome.COLLISION
+    (col,) = list(pipeline.catalog.collisions())
+    assert (cfg.root / col["newcomer"]["original"]).read_bytes() == data
+    assert not elsewhere.exists()
+    assert len(list((cfg.thumbs_dir / "_collisions").iterdir())) == 1
