@@ -223,6 +223,22 @@ class Catalog:
         finally:
             con.close()
 
+    def present_paths(self) -> dict[str, str]:
+        """Thumbnail path -> canonical name for every present image, in one query.
+
+        Reads through the writer's own connection when there is one, so staged but
+        uncommitted changes are seen too.
+        """
+        sql = "SELECT json_extract(value, '$.path'), key FROM images WHERE json_extract(value, '$.state') = 'present'"
+        rows = list(self._conn.select(sql)) if self._conn is not None and not self.readonly else self._query(sql)
+        return {str(path): str(name) for path, name in rows}
+
+    def pending_moves(self) -> list[str]:
+        """Names of images whose original was being moved when the last run stopped."""
+        self.commit()
+        rows = self._query("SELECT key FROM images WHERE json_extract(value, '$.moving_from') IS NOT NULL")
+        return [str(r[0]) for r in rows]
+
     def counts(self) -> dict[str, int]:
         """Image, tag, collision and error counts, computed inside SQLite."""
         out = {"present": 0, "missing": 0, "low_information": 0}
@@ -313,7 +329,7 @@ class Catalog:
         database is locked keeps its transaction and is simply tried again, so a
         reader holding a lock delays a write but never drops it.
         """
-        if self._dirty and self._conn is not None:
+        if self._dirty and self._conn is not None and not self.readonly:
             self._commit_one(self._conn)
         self._dirty.clear()
 

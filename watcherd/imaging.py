@@ -312,11 +312,13 @@ def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float
             file_size=len(data),
             now=datetime.fromtimestamp(now, timezone.utc),
         )
-        png = png_bytes(thumbnail(norm, spec.thumbnail_size), text)
+        thumb = thumbnail(norm, spec.thumbnail_size)
+        png = png_bytes(thumb, text)
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot convert image: {exc}") from None
     finally:
         decoded.image.close()
-    return Rendered(width, height, hash_hex, decoded.format, png, is_low_information(norm))
+    # Judged on the thumbnail: flatness survives downscaling, and it costs nothing.
+    return Rendered(width, height, hash_hex, decoded.format, png, is_low_information(thumb))

@@ -134,6 +134,7 @@ class Pipeline:
         self.catalog = catalog
         self.now = now
         self.root = cfg.root
+        self._root_prefix = os.fspath(cfg.root).rstrip(os.sep) + os.sep
         self.thumbs = cfg.thumbs_dir
         self.originals = cfg.originals_dir
         self.collisions_dir = self.thumbs / cfg.collisions
@@ -146,6 +147,9 @@ class Pipeline:
 
     def rel(self, path: Path) -> str:
         """Path relative to ROOT in POSIX form, as the catalog stores it."""
+        text = os.fspath(path)
+        if text.startswith(self._root_prefix) and os.sep == "/":
+            return text[len(self._root_prefix) :]  # the common case, without pathlib's cost
         return Path(os.path.relpath(path, self.root)).as_posix()
 
     def place(self, path: Path) -> Place | None:
@@ -663,25 +667,31 @@ class Pipeline:
 
 def walk_files(top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Every regular file under ``top`` that watcherd should look at, breadth first in name
-    order (so runs are repeatable); symlinks are never followed."""
-    pending = deque([top])
+    order (so runs are repeatable); symlinks are never followed.
+
+    ``top`` itself is assumed wanted; below it each name is checked once against the
+    ignore rules (its parents were checked on the way down), which keeps a walk of a
+    large tree cheap.
+    """
+    ignore = pipeline.cfg.ignore
+    collisions = os.fspath(pipeline.collisions_dir)
+    pending = deque([os.fspath(top)])
     while pending:
         folder = pending.popleft()
         if on_folder is not None:
-            on_folder(folder)
+            on_folder(Path(folder))
         try:
-            entries = list(os.scandir(folder))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            log.warning("cannot list %s: %s", shown(str(folder)), exc.strerror)
+            log.warning("cannot list %s: %s", shown(folder), exc.strerror)
             continue
-        for entry in sorted(entries, key=lambda e: e.name):
-            path = Path(entry.path)
-            if pipeline.place(path) is None:
+        for entry in entries:
+            if is_ignored((entry.name,), ignore) or entry.path == collisions:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    pending.append(path)
+                    pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    yield path
+                    yield Path(entry.path)
             except OSError:
                 continue

@@ -43,8 +43,9 @@ def finish_pending(pipeline: Pipeline) -> int:
     """Complete moves of originals that a crash interrupted."""
     catalog = pipeline.catalog
     done = 0
-    for rec in list(catalog.images()):
-        if rec.get("moving_from"):
+    for name in catalog.pending_moves():
+        rec = catalog.image(name)
+        if rec is not None and rec.get("moving_from"):
             pipeline.finish_move(rec, catalog.put_image)
             done += 1
     for col in list(catalog.collisions()):
@@ -89,19 +90,29 @@ def reconcile(
     total = len(canonical) + len(others)
     done = 0
     seen: set[str] = set()
+    # One query for where every present thumbnail should be: a file found exactly
+    # there needs no per-file catalog lookup (the common case at start-up).
+    placed = catalog.present_paths()
     for path in canonical:
-        result = pipeline.process(path)
-        report.add(result.outcome)
-        if result.outcome in (Outcome.UNCHANGED, Outcome.MOVED, Outcome.ADOPTED):
-            seen.add(pipeline.rel(path))
+        rel = pipeline.rel(path)
+        if placed.get(rel) == path.name:
+            report.add(Outcome.UNCHANGED)
+            seen.add(rel)
+        else:
+            result = pipeline.process(path)
+            report.add(result.outcome)
+            if result.outcome in (Outcome.UNCHANGED, Outcome.MOVED, Outcome.ADOPTED):
+                seen.add(rel)
         done += 1
         if progress:
             progress(done, total)
 
     missing = 0
-    for rec in list(catalog.images()):
-        unseen = rec["state"] == "present" and rec["path"] not in seen
-        if unseen and not os.path.lexists(pipeline.root / rec["path"]):
+    for rel, name in catalog.present_paths().items():
+        if rel in seen or os.path.lexists(pipeline.root / rel):
+            continue
+        rec = catalog.image(name)
+        if rec is not None and rec["state"] == "present" and rec["path"] == rel:
             pipeline.mark_missing(rec)
             missing += 1
     if missing:
