@@ -6,6 +6,8 @@ import io
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -89,3 +91,15 @@ def table(db: Path, name: str) -> list[dict[str, Any]]:
     finally:
         con.close()
     return [json.loads(r[0]) for r in rows]
+
+
+def spawn_daemon(root: Path, conf: Path, log: Path | None = None, *extra: str) -> subprocess.Popen[bytes]:
+    """Start ``watcherd run`` as a process (stderr to ``log``) and wait until it holds the lease."""
+    err = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the process owns it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
+    wait_for(lambda: (root / ".watcherd" / "lock").exists() or proc.poll() is not None, what="daemon start")
+    return proc

@@ -14,13 +14,11 @@ import io
 import math
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.helpers import scene, table, wait_for
+from tests.helpers import scene, spawn_daemon, table, wait_for
 
 
 def big_bmp(megabytes: int) -> bytes:
@@ -38,13 +36,8 @@ def run(megabytes: int, seconds: float, workdir: Path) -> dict[str, object]:
     conf.write_text("settle: 0.5\n")
     data = big_bmp(megabytes)
     log_path = workdir / "daemon.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf), "-v"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(log_path, "wb"),  # noqa: SIM115 - the process owns it
-    )
+    proc = spawn_daemon(root, conf, log_path, "-v")
     try:
-        wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon start")
         chunks = max(1, int(seconds * 10))
         step = len(data) // chunks + 1
         started = time.monotonic()

@@ -15,14 +15,12 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import encode, scene, table, wait_for
+from tests.helpers import encode, scene, spawn_daemon, table, wait_for
 from tests.invariants import check_library
 from watcherd.naming import parse_canonical
 
@@ -43,16 +41,11 @@ def run(seconds: float, workdir: Path, seed: int = 0) -> dict[str, object]:
         d.mkdir(parents=True)
     conf = workdir / "w.yaml"
     conf.write_text("settle: 0.2\nrescan_interval: 20\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "daemon.log", "wb"),  # noqa: SIM115 - the process owns it
-    )
+    proc = spawn_daemon(root, conf, workdir / "daemon.log")
     dropped: dict[str, bytes] = {}
     ops: Counter[str] = Counter()
     n = 0
     try:
-        wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon start")
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             kind = rng.choices(["drop", "copy", "move", "rename_dir", "delete", "dupe"], [40, 15, 25, 3, 7, 10])[0]

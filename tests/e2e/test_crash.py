@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene, table, wait_for, write
+from tests.helpers import encode, scene, spawn_daemon, table, wait_for, write
 from tests.invariants import check_library
 
 TRIALS = int(os.environ.get("WATCHERD_CRASH_TRIALS", "5"))
@@ -47,13 +47,8 @@ def test_kill_9_at_a_random_moment_loses_nothing(tmp_path: Path, trial: int) -> 
     conf = tmp_path / "w.yaml"
     conf.write_text("settle: 0.05\nheartbeat: 0.5\nstale_after: 2\n")
     files = corpus(IMAGES)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_daemon(root, conf)
     try:
-        wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon start")
         for i, (name, data) in enumerate(files.items()):
             write(root / "thumbs" / layout(name, i), data)
         # Kill once some work is done but (usually) not all of it.

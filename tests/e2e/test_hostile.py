@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.helpers import encode, scene, table, wait_for
+from tests.helpers import encode, scene, spawn_daemon, table, wait_for
 
 OLD = 1_600_000_000  # mtime of a file finished long ago
 
@@ -153,13 +153,8 @@ def test_hostile_corpus(tmp_path: Path) -> None:
     outside.mkdir()
     conf = tmp_path / "w.yaml"
     conf.write_text("settle: 0.2\ndecode_timeout: 20\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "daemon.log", "wb"),  # noqa: SIM115 - the process owns it
-    )
+    proc = spawn_daemon(root, conf, tmp_path / "daemon.log")
     try:
-        wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon start")
         specials = special_files(thumbs, outside)
         # A hard-linked original: its other name outside the tree must keep sharing the data.
         hard = outside / "hardlinked.jpg"
