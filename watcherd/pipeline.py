@@ -228,8 +228,7 @@ class Pipeline:
         rec = self.catalog.image(name)
         if rec is None or rec["path"] != rel or rec["state"] == "missing":
             return Result(Outcome.IGNORED, path)
-        rec.update(state="missing", last_seen=iso(self.now()))
-        self.catalog.put_image(rec)
+        self.mark_missing(rec)
         self.catalog.commit()
         log.info("missing %s (%s)", shown(rel), name)
         return Result(Outcome.MISSING, path, name)
@@ -277,6 +276,10 @@ class Pipeline:
         self.catalog.commit()
         log.info("moved %s -> %s tags=%s", path.name, shown(str(where.rel.parent)), ",".join(tags))
         return Result(Outcome.MOVED, path, path.name)
+
+    def _tag_folder(self, folder: Path) -> PurePosixPath:
+        """A folder of the thumbs tree, relative to it: what its tags are read from."""
+        return PurePosixPath(Path(os.path.relpath(folder, self.thumbs)).as_posix())
 
     def _merge_tags(self, old: list[str], folder: PurePosixPath, rec: Record) -> list[str]:
         size_tag = f"{rec['width']}x{rec['height']}"
@@ -422,7 +425,7 @@ class Pipeline:
         if image.low_information and rec is not None and rec.get("sha256") != image.sha256:
             image = dataclasses.replace(image, name=variant_name(image.name, image.sha256))
             rec = self._holder(image.name, folder)
-        if rec is not None and rec["sha256"] == image.sha256 and self._is_own(rec, where, path):
+        if rec is not None and rec["sha256"] == image.sha256 and self._is_own(rec, path):
             return self._resume(path, where, st, image, folder, rec)
         if rec is None and not os.path.lexists(folder / image.name):
             try:
@@ -434,7 +437,7 @@ class Pipeline:
                 return self._settle_original(path, where, st, image, rec, Outcome.INGESTED)
         return self._collide(path, where, st, image, rec, folder)
 
-    def _is_own(self, rec: Record, where: Place, path: Path) -> bool:
+    def _is_own(self, rec: Record, path: Path) -> bool:
         """Is ``path`` the original this record was made from (or a stand-in for a lost one)?"""
         rel = self.rel(path)
         if rel in (rec.get("moving_from"), rec.get("original")):
@@ -465,8 +468,7 @@ class Pipeline:
             "first_seen": now,
             "last_seen": now,
         }
-        thumb_folder = PurePosixPath(Path(os.path.relpath(folder, self.thumbs)).as_posix())
-        rec["tags"] = self._merge_tags([], thumb_folder, rec)
+        rec["tags"] = self._merge_tags([], self._tag_folder(folder), rec)
         return rec
 
     def _resume(self, path: Path, where: Place, st: os.stat_result, image: _Image, folder: Path, rec: Record) -> Result:
@@ -475,9 +477,7 @@ class Pipeline:
             with contextlib.suppress(FileExistsError):
                 fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
             rec.update(path=self.rel(folder / image.name), state="present")
-            rec["tags"] = self._merge_tags(
-                rec["tags"], PurePosixPath(Path(os.path.relpath(folder, self.thumbs)).as_posix()), rec
-            )
+            rec["tags"] = self._merge_tags(rec["tags"], self._tag_folder(folder), rec)
         return self._settle_original(path, where, st, image, rec, Outcome.INGESTED)
 
     def _settle_original(
