@@ -66,7 +66,8 @@ class Catalog:
         self.fresh = False  # set by the library when this catalog was just created
         self.changes = 0  # staged writes so far; lets the daemon export only when needed
         self._tables: dict[str, SqliteDict] = {}
-        self._by_path: dict[str, str] | None = None
+        self._by_path: dict[str, str] | None = None  # thumbnail path -> name, built on first use
+        self._path_of: dict[str, str] = {}  # name -> thumbnail path, its inverse
         self._dirty: set[str] = set()
         self._conn: Any = None
         if readonly and not self.path.exists():
@@ -392,18 +393,23 @@ class Catalog:
 
     def put_image(self, record: Record) -> None:
         """Stage a new or changed image record."""
-        old = self.image(record["name"]) if self._by_path is not None else None
-        self._put("images", record["name"], record)
+        name, path = record["name"], record["path"]
+        self._put("images", name, record)
         self._index_hash(record)
         if self._by_path is not None:
-            if old is not None and self._by_path.get(old["path"]) == old["name"]:
-                del self._by_path[old["path"]]
-            self._by_path[record["path"]] = record["name"]
+            old_path = self._path_of.get(name)
+            if old_path is not None and self._by_path.get(old_path) == name:
+                del self._by_path[old_path]
+            self._by_path[path] = name
+            self._path_of[name] = path
 
     def name_at(self, rel_path: str) -> str | None:
         """The canonical name recorded at a path, from an index built on first use."""
         if self._by_path is None:
-            self._by_path = {r["path"]: r["name"] for r in self.images()}
+            self.commit()  # staged changes first: the query runs on a connection of its own
+            rows = self._query("SELECT json_extract(value, '$.path'), key FROM images")
+            self._by_path = {str(path): str(name) for path, name in rows}
+            self._path_of = {name: path for path, name in self._by_path.items()}
         return self._by_path.get(rel_path)
 
     # -- collisions -----------------------------------------------------------------
