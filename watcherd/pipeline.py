@@ -23,7 +23,7 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -236,15 +236,23 @@ class Pipeline:
     def gone_dir(self, folder: Path) -> int:
         """A folder disappeared: every thumbnail recorded under it that is gone is missing."""
         prefix = self.rel(folder).rstrip("/") + "/"
+        count = self.mark_gone(p for p in self.catalog.present_paths().items() if p[0].startswith(prefix))
+        if count:
+            log.info("missing %d thumbnails under %s", count, shown(prefix))
+        return count
+
+    def mark_gone(self, placed: Iterable[tuple[str, str]]) -> int:
+        """Of these (path, name) pairs of present thumbnails, mark the ones no longer on disk missing."""
         count = 0
-        for rec in list(self.catalog.images()):
-            under = rec["state"] == "present" and rec["path"].startswith(prefix)
-            if under and not os.path.lexists(self.root / rec["path"]):
+        for rel, name in placed:
+            if os.path.lexists(self.root / rel):
+                continue
+            rec = self.catalog.image(name)
+            if rec is not None and rec["state"] == "present" and rec["path"] == rel:
                 self.mark_missing(rec)
                 count += 1
         if count:
             self.catalog.commit()
-            log.info("missing %d thumbnails under %s", count, shown(prefix))
         return count
 
     def mark_missing(self, rec: Record) -> None:

@@ -107,16 +107,8 @@ def reconcile(
         if progress:
             progress(done, total)
 
-    missing = 0
-    for rel, name in catalog.present_paths().items():
-        if rel in seen or os.path.lexists(pipeline.root / rel):
-            continue
-        rec = catalog.image(name)
-        if rec is not None and rec["state"] == "present" and rec["path"] == rel:
-            pipeline.mark_missing(rec)
-            missing += 1
+    missing = pipeline.mark_gone(p for p in catalog.present_paths().items() if p[0] not in seen)
     if missing:
-        catalog.commit()
         report.counts[Outcome.MISSING.value] = missing
         log.info("%d thumbnails are missing from the tree", missing)
 
