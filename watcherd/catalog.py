@@ -419,6 +419,12 @@ class Catalog:
         for _, value in self._items("collisions"):
             yield value
 
+    def collisions_named(self, name: str) -> list[Record]:
+        """The collisions over one canonical name (found in SQL, not by decoding them all)."""
+        self.commit()  # staged changes first: the query runs on a connection of its own
+        rows = self._query("SELECT value FROM collisions WHERE json_extract(value, '$.name') = ?", (name,))
+        return [decode(r[0]) for r in rows]
+
     def put_collision(self, record: Record) -> None:
         """Stage a collision record (keyed by its ``id``)."""
         self._put("collisions", record["id"], record)

@@ -558,13 +558,14 @@ class Pipeline:
         kind = "exact" if rec is not None and rec.get("sha256") == image.sha256 else "perceptual"
         stem = image.name[: -len(".png")]
         label = f"{stem}~{image.sha256[:12]}"
+        same_name = self.catalog.collisions_named(image.name)
         if where.area == "tree":
-            unfiled = self._unfiled_collision(image)
+            unfiled = self._unfiled_collision(image, same_name)
             if unfiled is not None:
                 return self._refile_collision(path, image, unfiled, label)
         self.collisions_dir.mkdir(parents=True, exist_ok=True)
         thumb = self._publish_collision_thumb(label, image, st)
-        ids = {c["id"] for c in self.catalog.collisions()}
+        ids = {c["id"] for c in same_name}  # ids start with the name's stem
         cid = label
         n = 2
         while cid in ids:
@@ -606,15 +607,15 @@ class Pipeline:
         )
         return Result(Outcome.COLLISION, path, image.name, detail=kind)
 
-    def _unfiled_collision(self, image: _Image) -> Record | None:
+    def _unfiled_collision(self, image: _Image, same_name: list[Record]) -> Record | None:
         """A recorded collision of these very bytes whose original went astray before filing.
 
         Its newcomer is this file seen again (after a folder rename, say): it must be
         filed under that record, not recorded as a collision a second time.
         """
-        for col in self.catalog.collisions():
+        for col in same_name:
             new = col["newcomer"]
-            if col["name"] != image.name or new.get("sha256") != image.sha256 or new.get("source"):
+            if new.get("sha256") != image.sha256 or new.get("source"):
                 continue
             original = new.get("original")
             src = new.get("moving_from")
