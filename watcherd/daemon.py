@@ -131,6 +131,28 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
         lease.release()
 
 
+class _WhenChanged:
+    """Run a job after the catalog changed, at most once per ``interval`` unless forced."""
+
+    def __init__(self, interval: float, failure: str) -> None:
+        self.interval = interval
+        self.failure = failure
+        self.done_at = 0.0
+        self.done_changes = -1
+
+    def run(self, changes: int, force: bool, job: Callable[[], object]) -> None:
+        """Do ``job`` if due; a failure is logged and tried again next time."""
+        now = time.monotonic()
+        if changes == self.done_changes or (not force and now - self.done_at < self.interval):
+            return
+        try:
+            job()
+        except (CatalogError, OSError) as exc:
+            log.warning("%s: %s", self.failure, exc)
+            return
+        self.done_at, self.done_changes = now, changes
+
+
 class Daemon:
     """``watcherd run``: watch until ``stop`` is set."""
 
@@ -147,10 +169,8 @@ class Daemon:
         self.folders = 0
         self.watch_check_at: float | None = None
         self.confirmed_short = False
-        self.exported_at = 0.0
-        self.exported_changes = -1
-        self.published_at = 0.0
-        self.published_changes = -1
+        self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
+        self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
 
     def _start_observer(self) -> BaseObserver:
@@ -266,33 +286,14 @@ class Daemon:
     def _export(self, pipeline: Pipeline, *, force: bool = False) -> None:
         """Write the catalog export when it changed, at most every ``export_interval``."""
         catalog = pipeline.catalog
-        now = time.monotonic()
-        if catalog.changes == self.exported_changes:
-            return
-        if not force and now - self.exported_at < self.cfg.export_interval:
-            return
-        try:
-            write_export(self.cfg, catalog, self.now())
-        except OSError as exc:
-            log.warning("cannot write the catalog export: %s", exc)
-            return
-        self.exported_at, self.exported_changes = now, catalog.changes
+        self.export.run(catalog.changes, force, lambda: write_export(self.cfg, catalog, self.now()))
 
     def _publish(self, pipeline: Pipeline, *, force: bool = False) -> None:
         """Publish the snapshot for other hosts when it changed, at most every ``publish_interval``."""
         dest = self.cfg.snapshot_path
-        catalog = pipeline.catalog
-        now = time.monotonic()
-        if dest is None or catalog.changes == self.published_changes:
-            return
-        if not force and now - self.published_at < self.cfg.publish_interval:
-            return
-        try:
-            catalog.publish(dest)
-        except (CatalogError, OSError) as exc:
-            log.warning("%s", exc)
-            return
-        self.published_at, self.published_changes = now, catalog.changes
+        if dest is not None:
+            catalog = pipeline.catalog
+            self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
 
     def _stop_observer(self) -> None:
         if self.observer is not None:
