@@ -18,6 +18,9 @@ import yaml
 
 from watcherd.errors import ConfigError
 
+# reference: ImageHash on the full picture; fast: JPEG draft decoding and a fixed
+# wavelet scale (imaging.FAST_SIDE). A library keeps the mode that named it.
+DECODE_MODES = ("reference", "fast")
 HASH_ALGORITHMS = ("whash", "phash", "dhash", "average_hash")
 OBSERVERS = ("auto", "native", "polling")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -74,6 +77,8 @@ class Config:
     max_file_size: int = 1 << 30
     decode_timeout: float = 60.0
     decode_memory: int = 8 << 30
+    decode: str = "reference"
+    workers: int = 0
     formats: tuple[str, ...] = ALLOWED_FORMATS
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     log_level: str = "INFO"
@@ -88,6 +93,16 @@ class Config:
             raise ConfigError("no library root: give ROOT on the command line or 'root' in the config")
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.root / p
+
+    @property
+    def worker_count(self) -> int:
+        """Decoder processes to run: ``workers``, or one per usable core when it is 0 (auto)."""
+        if self.workers:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on this platform
+            return max(1, os.cpu_count() or 1)
 
     @property
     def thumbs_dir(self) -> Path:
@@ -194,6 +209,15 @@ def _formats_from(value: Any) -> tuple[str, ...]:
     return names
 
 
+def _workers_from(value: Any) -> int:
+    if value == "auto":
+        return 0
+    try:
+        return _as_int("workers", value, 1, 64)
+    except ConfigError:
+        raise _fail("workers", f"expected 'auto' or a whole number from 1 to 64, got {value!r}") from None
+
+
 def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from parsed YAML; ``base_dir`` anchors a relative ``root``."""
     allowed = {f.name for f in dataclasses.fields(Config)}
@@ -237,6 +261,8 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         max_file_size=_as_int("max_file_size", data.get("max_file_size", d.max_file_size), 1),
         decode_timeout=_as_float("decode_timeout", data.get("decode_timeout", d.decode_timeout), 0.1),
         decode_memory=_as_int("decode_memory", data.get("decode_memory", d.decode_memory), 64 << 20),
+        decode=_as_str("decode", data.get("decode", d.decode), DECODE_MODES),
+        workers=_workers_from(data.get("workers", "auto")),
         formats=_formats_from(data.get("formats", list(d.formats))),
         ignore=_as_str_list("ignore", data.get("ignore", list(d.ignore))),
         log_level=_as_str("log_level", str(data.get("log_level", d.log_level)).upper(), LOG_LEVELS),

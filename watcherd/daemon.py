@@ -25,7 +25,7 @@ from watcherd.naming import shown
 from watcherd.pipeline import Pipeline, walk_files
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.restore import write_export
-from watcherd.sandbox import Sandbox
+from watcherd.sandbox import DecoderPool
 from watcherd.watcher import (
     Change,
     Handler,
@@ -103,7 +103,7 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
             aside = move_aside(cfg.database_path, "replaced")
             log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
         catalog = open_for_writing(cfg)
-        sandbox = Sandbox(cfg.decode_timeout, cfg.decode_memory)
+        sandbox = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
         try:
             pipeline = Pipeline(cfg, catalog, render=sandbox)
             reason = "rebuild" if rebuild else "scan"
@@ -116,8 +116,8 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 while settler.pending:
                     time.sleep(settler.next_due(time.monotonic()))
                     ready, _ = settler.poll(time.monotonic(), time.time())
-                    for path in ready:
-                        report.add(pipeline.process(path).outcome)
+                    for _, result in pipeline.process_all(ready):
+                        report.add(result.outcome)
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, "rebuild" if rebuild else "scan")
             write_export(cfg, catalog, time.time())
@@ -234,15 +234,17 @@ class Daemon:
         ready, vanished = self.settler.poll(time.monotonic(), time.time())
         for path in vanished:
             pipeline.gone(path)
-        for path in ready:
-            if self.stop.is_set():
-                self.settler.touch(path, time.monotonic())
-                return
-            result = pipeline.process(path)
-            if result.retry:
-                self.settler.retry(path, time.monotonic(), limit=12)
-            else:
-                self.settler.done(path)
+        results = pipeline.process_all(ready)
+        try:
+            for path, result in results:
+                if result.retry:
+                    self.settler.retry(path, time.monotonic(), limit=12)
+                else:
+                    self.settler.done(path)
+                if self.stop.is_set():
+                    return  # the rest waits for the next start-up scan
+        finally:
+            results.close()
 
     def run(self) -> int:
         """Hold the lease and watch; return the exit code."""
@@ -255,7 +257,7 @@ class Daemon:
             remove_leftovers(cfg)
             warn_network_catalog(cfg)
             catalog = open_for_writing(cfg)
-            sandbox = Sandbox(cfg.decode_timeout, cfg.decode_memory)
+            sandbox = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
             try:
                 pipeline = Pipeline(cfg, catalog, now=self.now, render=sandbox)
                 # Start watching before the start-up scan, so nothing that arrives

@@ -56,20 +56,32 @@ def open_for_writing(cfg: Config) -> Catalog:
             aside = move_aside(db, "corrupt")
             log.error("catalog %s is damaged (%s); moved it to %s and rebuilding from the tree", db, damage, aside)
     catalog = Catalog(db)
-    wanted = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size}
+    wanted = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size, "decode": cfg.decode}
     pinned = catalog.meta("library")
     catalog.fresh = pinned is None
     if pinned is None:
         catalog.set_meta("library", {**wanted, "created_by": "watcherd", "thumbs": cfg.thumbs})
         catalog.commit()
-    elif {k: pinned.get(k) for k in wanted} != wanted:
+        return catalog
+    # Libraries made before the decode mode was pinned were all named in reference mode.
+    had = {"algorithm": pinned.get("algorithm"), "hash_size": pinned.get("hash_size")}
+    had["decode"] = pinned.get("decode", "reference")
+    if had != wanted:
         catalog.close()
         raise ConfigError(
-            f"this library's names were made with {pinned.get('algorithm')} size {pinned.get('hash_size')}; "
-            f"the config asks for {cfg.hash.algorithm} size {cfg.hash.size}. "
-            "Use the library's settings, or a new root."
+            f"this library's names were made with {describe_naming(had)}; the config asks for "
+            f"{describe_naming(wanted)}. Mixing them would give one picture two names: "
+            "use the library's settings, or a new root."
         )
+    if "decode" not in pinned:
+        catalog.set_meta("library", {**pinned, "decode": "reference"})
+        catalog.commit()
     return catalog
+
+
+def describe_naming(settings: dict[str, object]) -> str:
+    """``whash size 8, decode: reference``: how a library's names are made, for messages."""
+    return f"{settings['algorithm']} size {settings['hash_size']}, decode: {settings['decode']}"
 
 
 def move_aside(db: Path, why: str) -> Path:

@@ -23,12 +23,13 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol, cast
 
 from watcherd import fsops, imaging
 from watcherd.catalog import Catalog, Record
@@ -100,6 +101,25 @@ class _Image:
 Renderer = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
 
 
+class Submitter(Protocol):
+    """A renderer that can also start a job and return at once (sandbox.DecoderPool)."""
+
+    workers: int
+
+    def submit(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+    ) -> Future[imaging.Rendered]: ...
+
+
+@dataclass
+class _Ahead:
+    """A file read and handed to a decoder before its turn; valid while its stat is unchanged."""
+
+    stamp: tuple[int, int, int]
+    sha256: str
+    future: Future[imaging.Rendered]
+
+
 def spec_for(cfg: Config) -> imaging.RenderSpec:
     """The decoding settings of a config."""
     return imaging.RenderSpec(
@@ -109,6 +129,7 @@ def spec_for(cfg: Config) -> imaging.RenderSpec:
         algorithm=cfg.hash.algorithm,
         hash_size=cfg.hash.size,
         thumbnail_size=cfg.thumbnail_size,
+        decode=cfg.decode,
     )
 
 
@@ -139,6 +160,7 @@ class Pipeline:
         self.originals = cfg.originals_dir
         self.collisions_dir = self.thumbs / cfg.collisions
         self._sources: dict[str, tuple[int, int]] | None = None
+        self._ahead: dict[Path, _Ahead] = {}
         # Filled from the catalog export when a fresh catalog is being rebuilt.
         self.restore: dict[str, Record] = {}
         self.restore_collisions: list[Record] = []
@@ -193,6 +215,53 @@ class Pipeline:
             log.debug("ignoring %s: not an image file name", shown(self.rel(path)))
             return Result(Outcome.IGNORED, path, detail="not an image file name")
         return self._ingest(path, where, st)
+
+    def process_all(self, paths: Iterable[Path]) -> Generator[tuple[Path, Result], None, None]:
+        """``process`` each path in order while the next few decode in parallel.
+
+        Decoding is the only parallel part: every catalog write and file move still
+        happens here, one path at a time and in order, so the write sequence of a
+        single ingest is unchanged. Reads run at most ``2 x workers`` files ahead.
+        """
+        todo = list(paths)
+        pool = self.render if hasattr(self.render, "submit") else None
+        if pool is None:
+            for path in todo:
+                yield path, self.process(path)
+            return
+        window = 2 * cast(Submitter, pool).workers
+        started = 0
+        try:
+            for i, path in enumerate(todo):
+                while started < len(todo) and started <= i + window:
+                    self._start_early(cast(Submitter, pool), todo[started])
+                    started += 1
+                yield path, self.process(path)
+        finally:
+            for ahead in self._ahead.values():
+                ahead.future.cancel()
+            self._ahead.clear()
+
+    def _start_early(self, pool: Submitter, path: Path) -> None:
+        """Read ``path`` and start decoding it, if ``process`` is going to want that."""
+        where = self.place(path)
+        if where is None or not has_image_suffix(path.name) or path in self._ahead:
+            return
+        if where.area == "tree" and parse_canonical(path.name) is not None:
+            return  # a thumbnail: adopted or moved without decoding, rarely ingested
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        if not stat.S_ISREG(st.st_mode) or st.st_size > self.cfg.max_file_size or self._skip(self.rel(path), st, where):
+            return
+        try:
+            data = self._read(path)
+        except ImageError:
+            return  # ``process`` reads it again and says why
+        sha = hashlib.sha256(data).hexdigest()
+        future = pool.submit(data, self.spec, path.name, sha, self.now())
+        self._ahead[path] = _Ahead((st.st_size, st.st_mtime_ns, st.st_ino), sha, future)
 
     def is_known_thumbnail(self, path: Path) -> bool:
         """A catalogued canonical name in the tree: moving it needs no decoding."""
@@ -316,6 +385,7 @@ class Pipeline:
             "hash": parsed.hash,
             "algorithm": text.get("hash_algorithm", self.cfg.hash.algorithm),
             "hash_size": int(text.get("hash_size", self.cfg.hash.size)),
+            "decode": text.get("hash_decode", "reference"),
             "width": parsed.width,
             "height": parsed.height,
             "format": text.get("format"),
@@ -361,14 +431,21 @@ class Pipeline:
                     self._sources[side["original"]] = tuple(side["source_stat"])
         return self._sources
 
-    def _ingest(self, path: Path, where: Place, st: os.stat_result) -> Result:
-        rel = self.rel(path)
+    def _skip(self, rel: str, st: os.stat_result, where: Place) -> Outcome | None:
+        """An outcome that needs no decoding: a known bad file, or a source seen before."""
         stamp = (st.st_size, st.st_mtime_ns)
         err = self.catalog.error(rel)
         if err is not None and not err.get("transient") and (err["size"], err["mtime_ns"]) == stamp:
-            return Result(Outcome.IGNORED, path, detail="already reported")
+            return Outcome.IGNORED
         if where.area == "source" and self._known_sources().get(rel) == stamp:
-            return Result(Outcome.UNCHANGED, path)
+            return Outcome.UNCHANGED
+        return None
+
+    def _ingest(self, path: Path, where: Place, st: os.stat_result) -> Result:
+        rel = self.rel(path)
+        skip = self._skip(rel, st, where)
+        if skip is not None:
+            return Result(skip, path, detail="already reported" if skip is Outcome.IGNORED else "")
         try:
             image = self._make(path, st)
         except ImageError as exc:
@@ -399,6 +476,20 @@ class Pipeline:
     def _make(self, path: Path, st: os.stat_result) -> _Image:
         if st.st_size > self.cfg.max_file_size:
             raise ImageError(f"file too large ({st.st_size} bytes > max_file_size)")
+        ahead = self._ahead.pop(path, None)
+        if ahead is not None and ahead.stamp == (st.st_size, st.st_mtime_ns, st.st_ino):
+            sha, out = ahead.sha256, ahead.future.result()
+        else:
+            if ahead is not None:
+                ahead.future.cancel()
+            data = self._read(path)
+            sha = hashlib.sha256(data).hexdigest()
+            out = self.render(data, self.spec, path.name, sha, self.now())
+        name = canonical_name(out.width, out.height, out.hash)
+        return _Image(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
+
+    def _read(self, path: Path) -> bytes:
+        """The bytes of a regular file, never through a symlink, never blocking on a FIFO."""
         # O_NOFOLLOW and O_NONBLOCK: a name swapped for a symlink or a FIFO since the
         # lstat must neither lead outside the tree nor block the daemon.
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -413,10 +504,7 @@ class Pipeline:
                 data = fh.read(self.cfg.max_file_size + 1)
         except OSError as exc:
             raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
-        sha = hashlib.sha256(data).hexdigest()
-        out = self.render(data, self.spec, path.name, sha, self.now())
-        name = canonical_name(out.width, out.height, out.hash)
-        return _Image(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
+        return data
 
     def _holder(self, name: str, folder: Path) -> Record | None:
         """The record owning ``name``: from the catalog, else adopted from a file in ``folder``."""
@@ -460,6 +548,7 @@ class Pipeline:
             "hash": image.hash,
             "algorithm": self.cfg.hash.algorithm,
             "hash_size": self.cfg.hash.size,
+            "decode": self.cfg.decode,
             "width": image.width,
             "height": image.height,
             "format": image.format,

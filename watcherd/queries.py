@@ -116,18 +116,31 @@ DEFAULT_DISTANCE = 4
 MAX_RADIUS = 16  # nearindex.MAX_RADIUS; numpy and Pillow load only for the commands that need them
 
 
-def hash_of_file(cfg: Config, path: Path) -> str:
-    """Hash an image file exactly as ingest would name it."""
+def hash_of_file(cfg: Config, path: Path, pinned: dict[str, Any] | None = None) -> str:
+    """Hash an image file exactly as ingest would name it in this library.
+
+    ``pinned`` (the catalog's ``library`` meta) wins over the config, so a query
+    hashes with the settings that named the library's images.
+    """
+    import dataclasses
+
     from watcherd import imaging
+    from watcherd.pipeline import spec_for
 
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    spec = spec_for(cfg)
+    if pinned:
+        spec = dataclasses.replace(
+            spec,
+            algorithm=pinned.get("algorithm", spec.algorithm),
+            hash_size=pinned.get("hash_size", spec.hash_size),
+            decode=pinned.get("decode", "reference"),
+        )
     try:
-        decoded = imaging.decode(data, cfg.formats, cfg.max_image_pixels)
-        norm = imaging.normalize(decoded.image, cfg.background)
-        return imaging.perceptual_hash(norm, cfg.hash.algorithm, cfg.hash.size)
+        return imaging.render(data, spec, Path(path).name, "", 0.0).hash
     except ImageError as exc:
         raise UsageError(f"{path}: {exc.reason}") from None
 
@@ -137,7 +150,7 @@ def resolve_hash(cfg: Config, catalog: Catalog, target: str) -> str:
     if HASH_RE.match(target) and len(target) == 16:
         return target
     if Path(target).is_file():
-        return hash_of_file(cfg, Path(target))
+        return hash_of_file(cfg, Path(target), catalog.meta("library"))
     return str(lookup(catalog, target)["hash"])
 
 

@@ -113,6 +113,7 @@ def reconcile(
         log.info("%d thumbnails are missing from the tree", missing)
 
     cutoff = now() - settle
+    settled = []
     for path in others:
         try:
             fresh = os.lstat(path).st_mtime > cutoff
@@ -120,11 +121,13 @@ def reconcile(
             fresh = False
         if fresh:
             report.deferred.append(path)
+            done += 1
         else:
-            result = pipeline.process(path)
-            report.add(result.outcome)
-            if result.retry:
-                report.retry.append(path)
+            settled.append(path)
+    for path, result in pipeline.process_all(settled):  # decoded in parallel, recorded in order
+        report.add(result.outcome)
+        if result.retry:
+            report.retry.append(path)
         done += 1
         if progress:
             progress(done, total)

@@ -15,7 +15,9 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import queue
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from watcherd import imaging
@@ -132,7 +134,67 @@ class Sandbox:
         """Stop the worker."""
         self._kill()
 
+    def interrupt(self) -> None:
+        """Kill the worker process only, from another thread: a caller waiting on it sees it die."""
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.kill()
+
     def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DecoderPool:
+    """Several sandboxes decoding at once, sized to the cores; the catalog writer stays single.
+
+    Each job runs in a worker process under the same limits as a lone Sandbox; the
+    threads here only wait on pipes, so they cost no CPU and take no GIL while a
+    picture decodes.
+    """
+
+    def __init__(self, workers: int, timeout: float, memory_limit: int, job: Job = imaging.render) -> None:
+        self.workers = max(1, workers)
+        self._boxes = [Sandbox(timeout, memory_limit, job) for _ in range(self.workers)]
+        self._idle: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
+        for box in self._boxes:
+            self._idle.put(box)
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="watcherd-decode")
+        self._closed = False
+
+    def _run(self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> imaging.Rendered:
+        if self._closed:
+            raise ImageError("the decoders are stopping", transient=True)
+        box = self._idle.get()
+        try:
+            return box(data, spec, filename, sha256, now)
+        finally:
+            self._idle.put(box)
+
+    def submit(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+    ) -> Future[imaging.Rendered]:
+        """Start one job; its future raises ImageError as the Sandbox would."""
+        return self._executor.submit(self._run, data, spec, filename, sha256, now)
+
+    def __call__(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+    ) -> imaging.Rendered:
+        """Run one job and wait for it."""
+        return self.submit(data, spec, filename, sha256, now).result()
+
+    def close(self) -> None:
+        """Drop queued jobs, kill running ones and stop every worker."""
+        self._closed = True
+        for box in self._boxes:
+            box.interrupt()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for box in self._boxes:
+            box.close()
+
+    def __enter__(self) -> DecoderPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

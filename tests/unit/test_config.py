@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_values_are_read(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text(
         "root: lib\nthumbnail_size: 128\nhash: {algorithm: phash, size: 8}\nsettle: 2\n"
-        "sources: []\nformats: [jpeg, png]\nobserver: polling\n"
+        "sources: []\nformats: [jpeg, png]\nobserver: polling\nworkers: 3\ndecode: fast\n"
     )
     cfg = config.load(p)
     assert cfg.root == tmp_path / "lib"
@@ -38,6 +39,13 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert cfg.sources == ()
     assert cfg.formats == ("JPEG", "PNG")
     assert cfg.observer == "polling"
+    assert cfg.worker_count == 3
+    assert cfg.decode == "fast"
+
+
+def test_auto_workers_are_the_usable_cores() -> None:
+    assert config.Config().workers == 0
+    assert config.Config().worker_count == len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize(
@@ -57,6 +65,9 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("background: white", "background: expected a colour"),
         ("- a list", "expected a mapping"),
         ("key: [unclosed", "not valid YAML at line"),
+        ("workers: 0", "workers: expected 'auto' or a whole number from 1 to 64"),
+        ("workers: many", "workers: expected 'auto'"),
+        ("decode: draft", "decode: must be one of reference, fast"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:

@@ -171,7 +171,7 @@ def test_metadata_fields_and_png_round_trip() -> None:
         "format",
         "format_description",
         "bands",
-        "extrema",
+        "hash_decode",
         "xmp",
         "hash",
         "hash_algorithm",
@@ -220,3 +220,57 @@ def test_hostile_xmp_is_never_parsed() -> None:
 def test_thumbnail_fits_the_longer_side() -> None:
     thumb = imaging.thumbnail(scene((640, 200)), 64)
     assert thumb.size == (64, 20)
+
+
+def _pictures() -> list[Image.Image]:
+    """Noise, flat colour, scenes, gradients and slivers: the cases where block sums tie or not."""
+    rng = np.random.default_rng(7)
+    out: list[Image.Image] = []
+    for i in range(40):
+        w, h = (int(v) for v in rng.integers(1, 900, 2))
+        kind = i % 5
+        if kind == 0:
+            out.append(Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)))
+        elif kind == 1:
+            out.append(Image.new("RGB", (w, h), tuple(int(c) for c in rng.integers(0, 256, 3))))
+        elif kind == 2:
+            out.append(scene((w, h), seed=i))
+        elif kind == 3:
+            out.append(Image.fromarray((np.add.outer(np.arange(h), np.arange(w)) % 256).astype(np.uint8)))
+        else:
+            out.append(scene((w, h), seed=i).convert("L"))
+    out.append(Image.new("L", (1, 1), 0))
+    out.append(Image.new("RGB", (2000, 3), "white"))
+    return out
+
+
+@pytest.mark.parametrize("hash_size", [4, 8, 16])
+def test_wavelet_hash_is_imagehash_whash_bit_for_bit(hash_size: int) -> None:
+    for im in _pictures():
+        assert str(imaging.wavelet_hash(im, hash_size)) == str(imagehash.whash(im, hash_size=hash_size)), im.size
+
+
+FAST = imaging.RenderSpec(ALLOWED_FORMATS, MAX, "#ffffff", "whash", 8, 64, decode="fast")
+REFERENCE = imaging.RenderSpec(ALLOWED_FORMATS, MAX, "#ffffff", "whash", 8, 64)
+
+
+def test_fast_decode_names_the_full_size_with_a_hash_close_to_reference() -> None:
+    data = encode(scene((600, 400), seed=9).resize((2400, 1600)), "JPEG")
+    fast = imaging.render(data, FAST, "a.jpg", "", 0.0)
+    ref = imaging.render(data, REFERENCE, "a.jpg", "", 0.0)
+    assert (fast.width, fast.height) == (ref.width, ref.height) == (2400, 1600)
+    assert (int(fast.hash, 16) ^ int(ref.hash, 16)).bit_count() <= 8
+    assert imaging.read_text(fast.png)["hash_decode"] == "fast"
+    assert imaging.read_text(ref.png)["hash_decode"] == "reference"
+    assert Image.open(io.BytesIO(fast.png)).size == (64, 43)
+
+
+def test_fast_decode_uses_a_draft_and_keeps_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(scene((1200, 800), seed=5), "JPEG", exif=exif.tobytes())
+    decoded = imaging.decode(data, ALLOWED_FORMATS, MAX, draft_side=imaging.FAST_SIDE)
+    assert decoded.size == (1200, 800) and decoded.image.size == (600, 400)  # 1/4 would leave 200 < 256
+    out = imaging.render(data, FAST, "a.jpg", "", 0.0)
+    assert (out.width, out.height) == (800, 1200)
+    assert Image.open(io.BytesIO(out.png)).size == (43, 64)

@@ -64,3 +64,35 @@ def test_bad_decodes_are_contained_and_the_worker_replaced(job: object, timeout:
         assert box(encode(scene(seed=2)), SPEC, "b.jpg", "cd", 0.0).width == 320
     finally:
         box.close()
+
+
+def which_worker(*args: object) -> int:
+    time.sleep(0.5)
+    return os.getpid()
+
+
+def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
+    from watcherd.sandbox import DecoderPool
+
+    with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:  # type: ignore[arg-type]
+        futures = [pool.submit(b"x", SPEC, f"{i}.jpg", "ab", 0.0) for i in range(4)]
+        pids = {f.result(timeout=120) for f in futures}
+    assert len(pids) == 2 and os.getpid() not in pids
+    data = encode(scene(seed=2))
+    with DecoderPool(2, 60, 2 << 30) as pool:
+        assert pool(data, SPEC, "a.jpg", "ab", 0.0) == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
+    with DecoderPool(2, 60, 1 << 30, job=crash) as pool, pytest.raises(ImageError, match="crashed"):
+        pool(b"x", SPEC, "a.jpg", "ab", 0.0)
+    with DecoderPool(2, 60, 1 << 30, job=crash) as pool, pytest.raises(ImageError, match="crashed"):
+        pool(b"x", SPEC, "a.jpg", "ab", 0.0)
+
+
+def test_pool_close_stops_a_running_job_at_once() -> None:
+    from watcherd.sandbox import DecoderPool
+
+    pool = DecoderPool(1, 60, 1 << 30, job=hang)
+    future = pool.submit(b"x", SPEC, "a.jpg", "ab", 0.0)
+    time.sleep(2.0)  # let the worker start and take the job
+    pool.close()
+    with pytest.raises(ImageError):
+        future.result(timeout=30)
