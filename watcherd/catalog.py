@@ -36,6 +36,7 @@ log = logging.getLogger("watcherd")
 logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
 
 TABLES = ("images", "collisions", "errors", "meta")
+DERIVED = frozenset({"hashes", "listing", "tagged"})
 Record = dict[str, Any]
 
 
@@ -103,39 +104,61 @@ class Catalog:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
 
     def _ensure_hash_table(self) -> None:
-        """The ``hashes`` table: 64-bit hashes as plain INTEGERs, for fast near-duplicate search.
+        """The derived tables: what the read commands and near search need, as plain columns.
 
-        The sqlitedict records stay the source of truth; this table is derived from
-        them (filled here when missing, kept current by ``put_image``).
+        ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
+        path, presence, low-information flag and tags (JSON text) of every image, so
+        ``status`` counts without decoding a record. ``tagged``: one (tag, name) row
+        per tag of each present image, so ``tags`` and ``find`` read an index.
+        The sqlitedict records stay the source of truth; these tables are derived
+        from them (filled here when missing, kept current by ``put_image`` in the
+        same transaction).
         """
         conn = self._conn
-        exists = conn.select_one("SELECT 1 FROM sqlite_master WHERE type='table' AND name='hashes'")
-        if exists:
+        have = {r[0] for r in conn.select("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if have >= DERIVED:
             return
+        for table in DERIVED & have:
+            conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
         conn.execute(
             "CREATE TABLE hashes (name TEXT PRIMARY KEY, hash INTEGER NOT NULL, path TEXT NOT NULL, "
             "present INTEGER NOT NULL, low INTEGER NOT NULL)"
         )
+        conn.execute(
+            "CREATE TABLE listing (name TEXT PRIMARY KEY, path TEXT NOT NULL, present INTEGER NOT NULL, "
+            "low INTEGER NOT NULL, tags TEXT NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID"
+        )
+        conn.execute("CREATE INDEX tagged_name ON tagged (name)")
         self._dirty.add("hashes")
         for rec in self.images():
-            self._index_hash(rec)
+            self._index(rec, new=True)
         self.commit()
 
-    def _index_hash(self, record: Record) -> None:
+    def _index(self, record: Record, *, new: bool = False) -> None:
+        """Bring the derived tables up to date with one record (``new``: nothing to replace)."""
+        name, present = record["name"], record.get("state") == "present"
+        low = int(bool(record.get("low_information")))
+        tags = [t for t in record.get("tags") or [] if isinstance(t, str)]
+        conn = self._conn
+        conn.execute(
+            "INSERT OR REPLACE INTO listing (name, path, present, low, tags) VALUES (?, ?, ?, ?, ?)",
+            (name, record["path"], int(present), low, json.dumps(tags, ensure_ascii=False)),
+        )
+        if not new:
+            conn.execute("DELETE FROM tagged WHERE name = ?", (name,))
+        if present and tags:
+            conn.executemany("INSERT OR IGNORE INTO tagged (tag, name) VALUES (?, ?)", [(t, name) for t in tags])
         hex_hash = record.get("hash") or ""
         if len(hex_hash) != 16:
             return  # only 64-bit hashes are indexed; other sizes are searched by scanning
         value = int(hex_hash, 16)
         signed = value - (1 << 64) if value >= 1 << 63 else value
-        self._conn.execute(
+        conn.execute(
             "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) VALUES (?, ?, ?, ?, ?)",
-            (
-                record["name"],
-                signed,
-                record["path"],
-                int(record.get("state") == "present"),
-                int(bool(record.get("low_information"))),
-            ),
+            (name, signed, record["path"], int(present), low),
         )
 
     @staticmethod
@@ -218,9 +241,14 @@ class Catalog:
         try:
             return con.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+            if "no such table" not in str(exc):
+                raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+            if any(f"no such table: {t}" in str(exc) for t in DERIVED):
+                raise CatalogError(
+                    f"catalog {self.path} was written by an older watcherd: start the daemon or run "
+                    "'watcherd scan' once to index it"
+                ) from None
+            return []
         finally:
             con.close()
 
@@ -241,20 +269,13 @@ class Catalog:
         return [str(r[0]) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        """Image, tag, collision and error counts, computed inside SQLite."""
+        """Image, tag, collision and error counts, from the derived tables."""
         out = {"present": 0, "missing": 0, "low_information": 0}
-        for state, low, n in self._query(
-            "SELECT json_extract(value, '$.state'), json_extract(value, '$.low_information'), count(*) "
-            "FROM images GROUP BY 1, 2"
-        ):
-            if state in ("present", "missing"):
-                out[state] += n
-            if state == "present" and low:
+        for present, low, n in self._query("SELECT present, low, count(*) FROM listing GROUP BY 1, 2"):
+            out["present" if present else "missing"] += n
+            if present and low:
                 out["low_information"] += n
-        tags = self._query(
-            "SELECT count(DISTINCT j.value) FROM images, json_each(images.value, '$.tags') AS j "
-            "WHERE json_extract(images.value, '$.state') = 'present'"
-        )
+        tags = self._query("SELECT count(DISTINCT tag) FROM tagged")
         out["tags"] = tags[0][0] if tags else 0
         for table in ("collisions", "errors"):
             rows = self._query(f'SELECT count(*) FROM "{table}"')
@@ -263,25 +284,13 @@ class Catalog:
 
     def tag_counts(self) -> list[tuple[str, int]]:
         """(tag, number of present images) pairs."""
-        return [
-            (str(tag), int(n))
-            for tag, n in self._query(
-                "SELECT j.value, count(*) FROM images, json_each(images.value, '$.tags') AS j "
-                "WHERE json_extract(images.value, '$.state') = 'present' GROUP BY j.value"
-            )
-        ]
+        return [(str(tag), int(n)) for tag, n in self._query("SELECT tag, count(*) FROM tagged GROUP BY tag")]
 
     def with_tags(self, tags: list[str]) -> list[tuple[str, str, list[str]]]:
         """(name, path, tags) of present images carrying every tag in ``tags``."""
         wanted = sorted(set(tags))
-        marks = ", ".join("?" * len(wanted))
-        rows = self._query(
-            "SELECT json_extract(value, '$.name'), json_extract(value, '$.path'), json_extract(value, '$.tags') "
-            "FROM images WHERE json_extract(value, '$.state') = 'present' AND "
-            "(SELECT count(DISTINCT j.value) FROM json_each(images.value, '$.tags') AS j "
-            f"WHERE j.value IN ({marks})) = ?",
-            (*wanted, len(wanted)),
-        )
+        names = " INTERSECT ".join("SELECT name FROM tagged WHERE tag = ?" for _ in wanted)
+        rows = self._query(f"SELECT name, path, tags FROM listing WHERE name IN ({names})", tuple(wanted))
         return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
 
     # -- plumbing -----------------------------------------------------------------
@@ -395,7 +404,7 @@ class Catalog:
         """Stage a new or changed image record."""
         name, path = record["name"], record["path"]
         self._put("images", name, record)
-        self._index_hash(record)
+        self._index(record)
         if self._by_path is not None:
             old_path = self._path_of.get(name)
             if old_path is not None and self._by_path.get(old_path) == name:

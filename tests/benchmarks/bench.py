@@ -27,7 +27,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from tests.helpers import scene, table, wait_for
+from tests.benchmarks.corpus import jpeg, photo
+from tests.helpers import table, wait_for
 from watcherd.config import Config
 from watcherd.library import open_for_writing
 from watcherd.nearindex import NearIndex
@@ -102,10 +103,7 @@ def near_query(n: int, queries: int) -> list[Row]:
 
 
 def _jpeg(size: tuple[int, int], seed: int) -> bytes:
-    im = scene((600, 400), seed=seed).resize(size, Image.Resampling.BICUBIC)
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
+    return jpeg(photo(size, seed), 90)
 
 
 def _pinned(cpus: set[int], fn: Callable[[], float]) -> float:

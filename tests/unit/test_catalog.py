@@ -9,6 +9,7 @@ import pytest
 from sqlitedict import SqliteDict
 
 from watcherd.catalog import Catalog
+from watcherd.errors import CatalogError
 
 
 def _record(name: str = "10x10_abcd_.png", path: str = "thumbs/a/10x10_abcd_.png") -> dict[str, object]:
@@ -140,3 +141,67 @@ def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
     assert Catalog.damage(db) is None
     with Catalog(db, readonly=True) as cat:
         assert [r["name"] for r in cat.images()] == ["10x10_abcd_.png"]
+
+
+def _expected(records: list[dict[str, object]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Counts and tag counts computed straight from the records (the source of truth)."""
+    present = [r for r in records if r["state"] == "present"]
+    tag_counts: dict[str, int] = {}
+    for r in present:
+        for t in set(r["tags"]):  # type: ignore[arg-type]
+            tag_counts[t] = tag_counts.get(t, 0) + 1
+    counts = {
+        "present": len(present),
+        "missing": len(records) - len(present),
+        "low_information": sum(bool(r.get("low_information")) for r in present),
+        "tags": len(tag_counts),
+    }
+    return counts, tag_counts
+
+
+def test_derived_tables_follow_every_change_of_the_records(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(3)
+    db = tmp_path / "c.sqlite"
+    cat = Catalog(db)
+    records: dict[str, dict[str, object]] = {}
+    for step in range(400):
+        name = f"10x10_{rng.randrange(60):016x}_.png"
+        rec = {
+            "name": name,
+            "hash": name[6:22],
+            "path": f"thumbs/f{rng.randrange(5)}/{name}",
+            "state": rng.choice(["present", "present", "missing"]),
+            "tags": rng.sample(["cute", "orange", "cat", "dog", "10x10"], rng.randrange(4)),
+            "low_information": rng.random() < 0.1,
+        }
+        records[name] = rec
+        cat.put_image(rec)
+        if step % 50 == 0:
+            cat.commit()
+    cat.commit()
+    counts, tag_counts = _expected(list(records.values()))
+    got = cat.counts()
+    assert {k: got[k] for k in counts} == counts
+    assert dict(cat.tag_counts()) == tag_counts
+    for wanted in (["cute"], ["cute", "orange"], ["dog", "cat", "10x10"]):
+        expect = {n for n, r in records.items() if r["state"] == "present" and set(wanted) <= set(r["tags"])}  # type: ignore[arg-type]
+        assert {n for n, _, _ in cat.with_tags(wanted)} == expect
+    cat.close()
+
+
+def test_derived_tables_are_rebuilt_from_the_records_and_old_catalogs_are_named(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    cat = Catalog(db)
+    cat.put_image({**_record(), "state": "present", "tags": ["a"]})
+    cat.commit()
+    cat.close()
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE tagged")  # as a catalog written before the table existed
+    con.commit()
+    con.close()
+    with pytest.raises(CatalogError, match="older watcherd"):
+        Catalog(db, readonly=True).tag_counts()
+    Catalog(db).close()  # the writer opening it rebuilds every derived table
+    assert Catalog(db, readonly=True).tag_counts() == [("a", 1)]
