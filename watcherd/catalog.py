@@ -37,6 +37,40 @@ logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
 
 TABLES = ("images", "collisions", "errors", "meta")
 DERIVED = frozenset({"hashes", "listing", "tagged"})
+
+_HEX = "0123456789abcdef"
+
+
+def _hash_integer(text: str) -> str:
+    """SQL for the signed 64-bit integer of 16 hex digits in ``text`` (SQLite has no hex parser)."""
+    return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
+
+
+def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
+    """INSERTs that derive listing, tagged and hashes rows from records.
+
+    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with
+    a ``FROM images`` source to fill the tables for an existing catalog.
+    """
+    src = f" FROM {source}" if source else ""
+    state = f"ifnull(json_extract({value}, '$.state'), '')"
+    h = f"lower(json_extract({value}, '$.hash'))"
+    low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
+    path = f"ifnull(json_extract({value}, '$.path'), '')"
+    return [
+        "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags) "
+        f"SELECT {key}, {path}, {state} = 'present', {low}, "
+        f"ifnull(json_extract({value}, '$.moving_from'), '') != '', "
+        f"ifnull(json_extract({value}, '$.tags'), '[]'){src}",
+        f"INSERT OR IGNORE INTO tagged (tag, name) SELECT j.value, {key}"
+        f"{src + ',' if source else ' FROM'} json_each({value}, '$.tags') AS j "
+        f"WHERE j.type = 'text' AND {state} = 'present'",
+        "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
+        f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
+        f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
+    ]
+
+
 Record = dict[str, Any]
 
 
@@ -70,6 +104,7 @@ class Catalog:
         self._by_path: dict[str, str] | None = None  # thumbnail path -> name, built on first use
         self._path_of: dict[str, str] = {}  # name -> thumbnail path, its inverse
         self._dirty: set[str] = set()
+        self._deferring = False
         self._conn: Any = None
         if readonly and not self.path.exists():
             return
@@ -107,17 +142,21 @@ class Catalog:
         """The derived tables: what the read commands and near search need, as plain columns.
 
         ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
-        path, presence, low-information flag and tags (JSON text) of every image, so
-        ``status`` counts without decoding a record. ``tagged``: one (tag, name) row
-        per tag of each present image, so ``tags`` and ``find`` read an index.
-        The sqlitedict records stay the source of truth; these tables are derived
-        from them (filled here when missing, kept current by ``put_image`` in the
-        same transaction).
+        path, presence, low-information flag, an interrupted-move flag and tags (JSON
+        text) of every image, so ``status`` counts and a scan finds interrupted moves
+        without decoding a record. ``tagged``: one (tag, name) row per tag of each
+        present image, so ``tags`` and ``find`` read an index.
+
+        The sqlitedict records stay the source of truth. A trigger on ``images``
+        derives the rows inside SQLite, in the same statement as the record, so they
+        can never disagree and cost no extra round trip through sqlitedict's thread.
+        Filled here from the records when missing.
         """
         conn = self._conn
-        have = {r[0] for r in conn.select("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if have >= DERIVED:
+        have = {r[0] for r in conn.select("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+        if have >= DERIVED | {"derive_image"}:
             return
+        conn.execute("DROP TRIGGER IF EXISTS derive_image")
         for table in DERIVED & have:
             conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
         conn.execute(
@@ -126,40 +165,23 @@ class Catalog:
         )
         conn.execute(
             "CREATE TABLE listing (name TEXT PRIMARY KEY, path TEXT NOT NULL, present INTEGER NOT NULL, "
-            "low INTEGER NOT NULL, tags TEXT NOT NULL)"
+            "low INTEGER NOT NULL, moving INTEGER NOT NULL, tags TEXT NOT NULL)"
         )
         conn.execute(
             "CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID"
         )
         conn.execute("CREATE INDEX tagged_name ON tagged (name)")
+        for sql in _derive_statements("images.key", "images.value", "images"):
+            conn.execute(sql)
+        body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
+        conn.execute(
+            "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
+            "DELETE FROM tagged WHERE name = NEW.key;\n"
+            "DELETE FROM hashes WHERE name = NEW.key;\n"
+            f"{body};\nEND"
+        )
         self._dirty.add("hashes")
-        for rec in self.images():
-            self._index(rec, new=True)
         self.commit()
-
-    def _index(self, record: Record, *, new: bool = False) -> None:
-        """Bring the derived tables up to date with one record (``new``: nothing to replace)."""
-        name, present = record["name"], record.get("state") == "present"
-        low = int(bool(record.get("low_information")))
-        tags = [t for t in record.get("tags") or [] if isinstance(t, str)]
-        conn = self._conn
-        conn.execute(
-            "INSERT OR REPLACE INTO listing (name, path, present, low, tags) VALUES (?, ?, ?, ?, ?)",
-            (name, record["path"], int(present), low, json.dumps(tags, ensure_ascii=False)),
-        )
-        if not new:
-            conn.execute("DELETE FROM tagged WHERE name = ?", (name,))
-        if present and tags:
-            conn.executemany("INSERT OR IGNORE INTO tagged (tag, name) VALUES (?, ?)", [(t, name) for t in tags])
-        hex_hash = record.get("hash") or ""
-        if len(hex_hash) != 16:
-            return  # only 64-bit hashes are indexed; other sizes are searched by scanning
-        value = int(hex_hash, 16)
-        signed = value - (1 << 64) if value >= 1 << 63 else value
-        conn.execute(
-            "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) VALUES (?, ?, ?, ?, ?)",
-            (name, signed, record["path"], int(present), low),
-        )
 
     @staticmethod
     def load_hashes(path: Path) -> tuple[list[str], list[str], list[int], list[bool]]:
@@ -255,17 +277,18 @@ class Catalog:
     def present_paths(self) -> dict[str, str]:
         """Thumbnail path -> canonical name for every present image, in one query.
 
-        Reads through the writer's own connection when there is one, so staged but
-        uncommitted changes are seen too.
+        A writer's staged changes are committed first, so they are seen too; the rows
+        come in one fetch from a plain connection (sqlitedict hands over rows one at
+        a time through its worker thread, which costs seconds at 100k).
         """
-        sql = "SELECT json_extract(value, '$.path'), key FROM images WHERE json_extract(value, '$.state') = 'present'"
-        rows = list(self._conn.select(sql)) if self._conn is not None and not self.readonly else self._query(sql)
-        return {str(path): str(name) for path, name in rows}
+        if self._conn is not None and not self.readonly:
+            self.commit()  # staged changes first: the query runs on a connection of its own
+        return dict(self._query("SELECT path, name FROM listing WHERE present = 1"))
 
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""
         self.commit()
-        rows = self._query("SELECT key FROM images WHERE json_extract(value, '$.moving_from') IS NOT NULL")
+        rows = self._query("SELECT name FROM listing WHERE moving = 1")
         return [str(r[0]) for r in rows]
 
     def counts(self) -> dict[str, int]:
@@ -339,9 +362,29 @@ class Catalog:
         database is locked keeps its transaction and is simply tried again, so a
         reader holding a lock delays a write but never drops it.
         """
+        if self._deferring:
+            return
         if self._dirty and self._conn is not None and not self.readonly:
             self._commit_one(self._conn)
         self._dirty.clear()
+
+    @contextlib.contextmanager
+    def one_commit(self) -> Iterator[None]:
+        """Hold back every ``commit`` inside the block and make one at its end.
+
+        Only for changes the tree itself can prove again (thumbnails that moved): a
+        crash before the single commit loses nothing a start-up scan cannot redo.
+        Never around anything that moves an original.
+        """
+        if self._deferring:
+            yield
+            return
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            self.commit()
 
     def _commit_one(self, conn: Any) -> None:
         delay, waited, warned = 0.05, 0.0, False
@@ -403,14 +446,23 @@ class Catalog:
     def put_image(self, record: Record) -> None:
         """Stage a new or changed image record."""
         name, path = record["name"], record["path"]
-        self._put("images", name, record)
-        self._index(record)
+        self._put("images", name, record)  # the derive_image trigger updates the derived tables
         if self._by_path is not None:
             old_path = self._path_of.get(name)
             if old_path is not None and self._by_path.get(old_path) == name:
                 del self._by_path[old_path]
             self._by_path[path] = name
             self._path_of[name] = path
+
+    def images_named(self, names: list[str]) -> dict[str, Record]:
+        """The records of these names that exist, fetched in one query (staged changes committed first)."""
+        if not names:
+            return {}
+        self.commit()
+        rows = self._query(
+            "SELECT key, value FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
+        )
+        return {str(k): decode(v) for k, v in rows}
 
     def name_at(self, rel_path: str) -> str | None:
         """The canonical name recorded at a path, from an index built on first use."""

@@ -227,7 +227,9 @@ class Daemon:
         elif change.kind == "scan_dir":
             if pipeline.place(change.path) is None:
                 return
-            for path in walk_files(change.path, pipeline):
+            # A folder moved in: its known thumbnails are records to update, not files
+            # to settle and decode; a 10k-thumbnail folder costs one commit, not 10k.
+            for path in pipeline.follow(list(walk_files(change.path, pipeline))):
                 self.settler.touch(path, now)
 
     def _process_ready(self, pipeline: Pipeline) -> None:

@@ -130,8 +130,9 @@ def normalize(im: Image.Image, background: str = "#ffffff") -> Image.Image:
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
     shown = im
-    with contextlib.suppress(Exception):  # a broken EXIF block costs only the orientation
-        ImageOps.exif_transpose(shown, in_place=True)  # in place: no copy of a 6 MP picture
+    if orientation(im) != 1:  # upright pictures skip exif_transpose, which would copy them
+        with contextlib.suppress(Exception):  # a broken EXIF block costs only the orientation
+            shown = ImageOps.exif_transpose(im) or im
     mode = shown.mode
     if mode == "P" and "transparency" in shown.info:
         shown = shown.convert("RGBA")

@@ -8,6 +8,7 @@ whether a file is the user's business at all goes through here.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -92,20 +93,25 @@ def tags_for(rel_dir: PurePosixPath) -> list[str]:
     return tags
 
 
+@functools.lru_cache(maxsize=64)
+def ignore_pattern(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """All ignore patterns (and our temporaries) as one regex, to match lower-cased names.
+
+    One compiled alternation costs a fraction of ten fnmatch calls per name, which
+    matters when a scan looks at every file of a large tree.
+    """
+    parts = [re.escape(TEMP_PREFIX) + ".*", *(fnmatch.translate(p.lower()) for p in patterns)]
+    return re.compile("|".join(f"(?:{p})" for p in parts), re.DOTALL)
+
+
 def is_ignored(rel_parts: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
     """True when any path component matches an ignore pattern (case-insensitive).
 
     Components matter as well as the file name, so a hidden folder such as
     ``.Trash-1000`` hides everything in it.
     """
-    for part in rel_parts:
-        if part.startswith(TEMP_PREFIX):
-            return True
-        low = part.lower()
-        for pattern in patterns:
-            if fnmatch.fnmatchcase(low, pattern.lower()):
-                return True
-    return False
+    test = ignore_pattern(patterns).match
+    return any(test(part.lower()) for part in rel_parts)
 
 
 def has_image_suffix(name: str) -> bool:

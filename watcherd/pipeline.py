@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import operator
 import os
 import stat
 import time
@@ -39,6 +40,7 @@ from watcherd.naming import (
     IMAGE_SUFFIXES,
     canonical_name,
     has_image_suffix,
+    ignore_pattern,
     is_ignored,
     parse_canonical,
     safe_text,
@@ -263,6 +265,30 @@ class Pipeline:
         future = pool.submit(data, self.spec, path.name, sha, self.now())
         self._ahead[path] = _Ahead((st.st_size, st.st_mtime_ns, st.st_ino), sha, future)
 
+    def follow(self, paths: list[Path]) -> list[Path]:
+        """Update the records of catalogued thumbnails among ``paths`` (a folder moved in).
+
+        Records are fetched in one query and written with one commit: moved
+        thumbnails are changes the tree itself proves again at the next scan, so
+        nothing is lost if the daemon dies before that commit. Returns the paths
+        that are not catalogued thumbnails, which need settling and decoding.
+        """
+        known = self.catalog.images_named([p.name for p in paths if parse_canonical(p.name) is not None])
+        rest = []
+        with self.catalog.one_commit():
+            for path in paths:
+                rec = known.get(path.name)
+                where = self.place(path) if rec is not None else None
+                if rec is None or where is None:
+                    rest.append(path)
+                    continue
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue  # gone again already
+                self._canonical(path, where, st, rec)
+        return rest
+
     def is_known_thumbnail(self, path: Path) -> bool:
         """A catalogued canonical name in the tree: moving it needs no decoding."""
         return parse_canonical(path.name) is not None and self.catalog.image(path.name) is not None
@@ -331,9 +357,9 @@ class Pipeline:
 
     # -- canonical files: moves, renames, adoption ----------------------------------
 
-    def _canonical(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
+    def _canonical(self, path: Path, where: Place, st: os.stat_result, rec: Record | None = None) -> Result | None:
         rel = self.rel(path)
-        rec = self.catalog.image(path.name)
+        rec = rec or self.catalog.image(path.name)
         if rec is None:
             adopted = self._adopt(path, st)
             if adopted is None:
@@ -763,15 +789,27 @@ class Pipeline:
         return Result(Outcome.ERROR, path, detail=reason, retry=transient)
 
 
+_by_name = operator.attrgetter("name")
+
+
 def walk_files(top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None) -> Iterator[Path]:
-    """Every regular file under ``top`` that watcherd should look at, breadth first in name
-    order (so runs are repeatable); symlinks are never followed.
+    """Every regular file under ``top`` that watcherd should look at (see ``walk_names``)."""
+    for path, _ in walk_names(top, pipeline, on_folder):
+        yield Path(path)
+
+
+def walk_names(
+    top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(path, name) of every regular file under ``top`` that watcherd should look at,
+    breadth first in name order (so runs are repeatable); symlinks are never followed.
 
     ``top`` itself is assumed wanted; below it each name is checked once against the
     ignore rules (its parents were checked on the way down), which keeps a walk of a
-    large tree cheap.
+    large tree cheap. Paths stay strings: a start-up scan of 100k thumbnails should
+    not build 100k Path objects only to find them where the catalog says.
     """
-    ignore = pipeline.cfg.ignore
+    ignored = ignore_pattern(pipeline.cfg.ignore).match
     collisions = os.fspath(pipeline.collisions_dir)
     pending = deque([os.fspath(top)])
     while pending:
@@ -779,17 +817,17 @@ def walk_files(top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] 
         if on_folder is not None:
             on_folder(Path(folder))
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            entries = sorted(os.scandir(folder), key=_by_name)
         except OSError as exc:
             log.warning("cannot list %s: %s", shown(folder), exc.strerror)
             continue
         for entry in entries:
-            if is_ignored((entry.name,), ignore) or entry.path == collisions:
+            if ignored(entry.name.lower()) or entry.path == collisions:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    yield Path(entry.path)
+                    yield entry.path, entry.name
             except OSError:
                 continue

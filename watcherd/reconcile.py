@@ -16,8 +16,8 @@ from pathlib import Path
 
 from watcherd import restore
 from watcherd.catalog import Catalog
-from watcherd.naming import parse_canonical
-from watcherd.pipeline import Outcome, Pipeline, iso, walk_files
+from watcherd.naming import CANONICAL_RE
+from watcherd.pipeline import Outcome, Pipeline, iso, walk_files, walk_names
 
 log = logging.getLogger("watcherd")
 
@@ -75,14 +75,17 @@ def reconcile(
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
 
-    canonical: list[Path] = []
+    canonical: list[tuple[str, str]] = []
     others: list[Path] = []
 
     def count_folder(_: Path) -> None:
         report.folders += 1
 
-    for path in walk_files(pipeline.thumbs, pipeline, count_folder):
-        (canonical if parse_canonical(path.name) else others).append(path)
+    for text, name in walk_names(pipeline.thumbs, pipeline, count_folder):
+        if CANONICAL_RE.match(name):
+            canonical.append((text, name))
+        else:
+            others.append(Path(text))
     for source in pipeline.cfg.source_dirs:
         if source.is_dir():
             others.extend(walk_files(source, pipeline, count_folder))
@@ -93,21 +96,27 @@ def reconcile(
     # One query for where every present thumbnail should be: a file found exactly
     # there needs no per-file catalog lookup (the common case at start-up).
     placed = catalog.present_paths()
-    for path in canonical:
-        rel = pipeline.rel(path)
-        if placed.get(rel) == path.name:
-            report.add(Outcome.UNCHANGED)
+    prefix = len(os.fspath(pipeline.root).rstrip(os.sep)) + 1
+    unchanged = 0
+    for text, name in canonical:
+        rel = text[prefix:] if os.sep == "/" else pipeline.rel(Path(text))
+        if placed.get(rel) == name:
+            unchanged += 1
             seen.add(rel)
         else:
-            result = pipeline.process(path)
+            result = pipeline.process(Path(text))
             report.add(result.outcome)
             if result.outcome in (Outcome.UNCHANGED, Outcome.MOVED, Outcome.ADOPTED):
                 seen.add(rel)
         done += 1
-        if progress:
+        if progress and done % 1000 == 0:
             progress(done, total)
+    if unchanged:
+        report.counts[Outcome.UNCHANGED.value] = report.counts.get(Outcome.UNCHANGED.value, 0) + unchanged
 
-    missing = pipeline.mark_gone(p for p in catalog.present_paths().items() if p[0] not in seen)
+    # ``placed`` may be stale for the files just processed, but those are all in
+    # ``seen``, and mark_gone checks each candidate against its record again.
+    missing = pipeline.mark_gone(p for p in placed.items() if p[0] not in seen)
     if missing:
         report.counts[Outcome.MISSING.value] = missing
         log.info("%d thumbnails are missing from the tree", missing)

@@ -15,6 +15,7 @@ import functools
 import io
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from tests.benchmarks.corpus import jpeg, photo
-from tests.helpers import table, wait_for
+from tests.helpers import spawn_daemon, table, wait_for
 from watcherd.config import Config
 from watcherd.library import open_for_writing
 from watcherd.nearindex import NearIndex
@@ -203,15 +204,16 @@ def ingest(count: int, size: tuple[int, int]) -> list[Row]:
     return rows
 
 
-def _catalog(root: Path, n: int) -> Config:
+def _catalog(root: Path, n: int, folders: int = 50) -> Config:
+    """A catalog of ``n`` made-up records spread over ``folders`` folders (no files)."""
     cfg = Config().with_root(root)
     catalog = open_for_writing(cfg)
     rng = np.random.default_rng(1)
-    folders = [f"tag{i}" for i in range(50)]
+    tags = [f"tag{i}" for i in range(50)]
     try:
         for i, h in enumerate(rng.integers(0, 2**64, size=n, dtype=np.uint64)):
             name = f"64x64_{int(h):016x}_.png"
-            folder = folders[i % 50]
+            folder = tags[i % folders]
             catalog.put_image(
                 {
                     "name": name,
@@ -219,7 +221,7 @@ def _catalog(root: Path, n: int) -> Config:
                     "width": 64,
                     "height": 64,
                     "path": f"thumbs/{folder}/{name}",
-                    "tags": [folder, folders[(i * 7) % 50], "64x64"],
+                    "tags": [folder, tags[(i * 7) % 50], "64x64"],
                     "state": "present",
                     "original": None,
                     "moving_from": None,
@@ -298,6 +300,46 @@ def reconcile_startup(n: int) -> list[Row]:
             "≤3x the walk; nothing decoded",
         )
     ]
+
+
+def folder_rename(n: int) -> list[Row]:
+    """A folder of ``n`` catalogued thumbnails renamed under a running daemon: time until every record follows."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lib"
+        root.mkdir()
+        cfg = _catalog(root, n, folders=1)
+        for _, rel in _paths(cfg):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).touch()
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text("settle: 0.5\n")
+        proc = spawn_daemon(root, conf, Path(tmp) / "daemon.log")
+        try:
+            wait_for(lambda: "scan" in _meta(cfg), timeout=300, what="start-up scan")
+            t = time.perf_counter()
+            os.rename(cfg.thumbs_dir / "tag0", cfg.thumbs_dir / "renamed")
+            wait_for(lambda: _moved(cfg, "thumbs/renamed/") == n, timeout=600, interval=0.05, what="records")
+            seconds = time.perf_counter() - t
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return [(f"folder of {n:,} thumbnails renamed", f"{seconds:.2f} s until every record follows", "—", "—", "≤5 s")]
+
+
+def _paths(cfg: Config) -> list[tuple[str, str]]:
+    with sqlite3.connect(cfg.database_path) as con:
+        return con.execute("SELECT name, path FROM listing").fetchall()
+
+
+def _meta(cfg: Config) -> str:
+    with sqlite3.connect(cfg.database_path, timeout=30) as con:
+        return " ".join(k for (k,) in con.execute("SELECT key FROM meta"))
+
+
+def _moved(cfg: Config, prefix: str) -> int:
+    with sqlite3.connect(cfg.database_path, timeout=30) as con:
+        q = "SELECT count(*) FROM listing WHERE present = 1 AND substr(path, 1, ?) = ?"
+        return int(con.execute(q, (len(prefix), prefix)).fetchone()[0])
 
 
 def latency(samples: int, settle: float) -> list[Row]:

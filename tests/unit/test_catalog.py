@@ -133,7 +133,8 @@ def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
         f"con = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
         "con.execute('PRAGMA cache_size = 1')\n"
         "con.execute('BEGIN')\n"
-        "con.executemany('INSERT INTO images VALUES (?, ?)', ((str(i), 'x' * 4000) for i in range(500)))\n"
+        "rows = ((str(i), '\"' + 'x' * 4000 + '\"') for i in range(500))\n"
+        "con.executemany('INSERT INTO images VALUES (?, ?)', rows)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     subprocess.run([sys.executable, "-c", crash], check=False)

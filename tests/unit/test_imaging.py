@@ -274,3 +274,4 @@ def test_fast_decode_uses_a_draft_and_keeps_exif_orientation() -> None:
     out = imaging.render(data, FAST, "a.jpg", "", 0.0)
     assert (out.width, out.height) == (800, 1200)
     assert Image.open(io.BytesIO(out.png)).size == (43, 64)
+    assert '"Orientation": "6"' in imaging.read_text(out.png)["exif"]  # the original's EXIF, as stored
