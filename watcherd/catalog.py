@@ -84,6 +84,25 @@ def decode(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+def _text(raw: bytes) -> str:
+    """Text from SQLite. json_extract turns the ``\\udcXX`` escapes of odd file names into
+    the bytes of a lone surrogate; surrogatepass gives back the very string we stored."""
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def _reader(path: Path) -> sqlite3.Connection:
+    """A plain connection for bulk reads (not mode=ro: see ``Catalog.damage``)."""
+    con = sqlite3.connect(path, timeout=30)
+    con.text_factory = _text
+    return con
+
+
+def as_json(value: str) -> str:
+    """A string parameter for ``json_extract(?, '$')``: SQLite then holds it exactly as the
+    derived columns hold it, lone surrogates included (plain binding cannot carry them)."""
+    return json.dumps(value)
+
+
 class Catalog:
     """Typed access to the four tables, plus in-memory indexes the writer needs.
 
@@ -101,8 +120,6 @@ class Catalog:
         self.fresh = False  # set by the library when this catalog was just created
         self.changes = 0  # staged writes so far; lets the daemon export only when needed
         self._tables: dict[str, SqliteDict] = {}
-        self._by_path: dict[str, str] | None = None  # thumbnail path -> name, built on first use
-        self._path_of: dict[str, str] = {}  # name -> thumbnail path, its inverse
         self._dirty: set[str] = set()
         self._deferring = False
         self._conn: Any = None
@@ -153,8 +170,8 @@ class Catalog:
         Filled here from the records when missing.
         """
         conn = self._conn
-        have = {r[0] for r in conn.select("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
-        if have >= DERIVED | {"derive_image"}:
+        have = {r[0] for r in conn.select("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger', 'index')")}
+        if have >= DERIVED | {"derive_image", "listing_by_path"}:
             return
         conn.execute("DROP TRIGGER IF EXISTS derive_image")
         for table in DERIVED & have:
@@ -171,6 +188,7 @@ class Catalog:
             "CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID"
         )
         conn.execute("CREATE INDEX tagged_name ON tagged (name)")
+        conn.execute("CREATE INDEX listing_by_path ON listing (path, present)")
         for sql in _derive_statements("images.key", "images.value", "images"):
             conn.execute(sql)
         body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
@@ -188,8 +206,7 @@ class Catalog:
         """Names, paths, unsigned hashes and low-information flags of present images, read in bulk."""
         if not Path(path).exists():
             return [], [], [], []
-        # Not mode=ro: a reader must be able to roll back a crashed writer's hot journal.
-        con = sqlite3.connect(path, timeout=30)
+        con = _reader(path)
         try:
             rows = con.execute("SELECT name, path, hash, low FROM hashes WHERE present = 1").fetchall()
         except sqlite3.OperationalError as exc:
@@ -259,7 +276,7 @@ class Catalog:
         """Rows of one SQL query on a short-lived plain connection (none if no catalog)."""
         if not self.path.exists():
             return []
-        con = sqlite3.connect(self.path, timeout=30)  # not mode=ro: see ``damage``
+        con = _reader(self.path)
         try:
             return con.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
@@ -284,6 +301,40 @@ class Catalog:
         if self._conn is not None and not self.readonly:
             self.commit()  # staged changes first: the query runs on a connection of its own
         return dict(self._query("SELECT path, name FROM listing WHERE present = 1"))
+
+    def present_in(self, folder: str) -> set[str]:
+        """Names of present images recorded directly in ``folder`` (relative to ROOT, ending in /)."""
+        if self._conn is not None and not self.readonly:
+            self.commit()  # staged changes first: the query runs on a connection of its own
+        upper = folder[:-1] + chr(ord("/") + 1)  # every path that starts with folder sorts below this
+        # The file name is the last part of the path: read from the covering index alone.
+        rows = self._query(
+            "SELECT substr(path, ?1) FROM listing WHERE path >= json_extract(?2, '$') "
+            "AND path < json_extract(?3, '$') AND present = 1 AND instr(substr(path, ?1), '/') = 0",
+            (len(folder) + 1, as_json(folder), as_json(upper)),
+        )
+        return {str(r[0]) for r in rows}
+
+    def present_count(self) -> int:
+        """How many images are present."""
+        rows = self._query("SELECT count(*) FROM listing WHERE present = 1")
+        return int(rows[0][0]) if rows else 0
+
+    def iter_present(self) -> Iterator[tuple[str, str]]:
+        """(path, name) of every present image, streamed from committed state."""
+        if self._conn is not None and not self.readonly:
+            self.commit()
+        if not self.path.exists():
+            return
+        con = _reader(self.path)
+        try:
+            cursor = con.execute("SELECT path, name FROM listing WHERE present = 1")
+            while rows := cursor.fetchmany(10_000):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+        finally:
+            con.close()
 
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""
@@ -312,8 +363,10 @@ class Catalog:
     def with_tags(self, tags: list[str]) -> list[tuple[str, str, list[str]]]:
         """(name, path, tags) of present images carrying every tag in ``tags``."""
         wanted = sorted(set(tags))
-        names = " INTERSECT ".join("SELECT name FROM tagged WHERE tag = ?" for _ in wanted)
-        rows = self._query(f"SELECT name, path, tags FROM listing WHERE name IN ({names})", tuple(wanted))
+        names = " INTERSECT ".join("SELECT name FROM tagged WHERE tag = json_extract(?, '$')" for _ in wanted)
+        rows = self._query(
+            f"SELECT name, path, tags FROM listing WHERE name IN ({names})", tuple(as_json(t) for t in wanted)
+        )
         return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
 
     # -- plumbing -----------------------------------------------------------------
@@ -445,14 +498,36 @@ class Catalog:
 
     def put_image(self, record: Record) -> None:
         """Stage a new or changed image record."""
-        name, path = record["name"], record["path"]
-        self._put("images", name, record)  # the derive_image trigger updates the derived tables
-        if self._by_path is not None:
-            old_path = self._path_of.get(name)
-            if old_path is not None and self._by_path.get(old_path) == name:
-                del self._by_path[old_path]
-            self._by_path[path] = name
-            self._path_of[name] = path
+        self._put("images", record["name"], record)  # the derive_image trigger updates the derived tables
+
+    def export_entries(self) -> Iterator[str]:
+        """``"name": {...}`` JSON text per image with what only the catalog knows, streamed.
+
+        Committed state only (staged changes are committed first); rows come from a
+        plain connection in chunks, so memory stays flat whatever the catalog's size.
+        """
+        if self._conn is not None and not self.readonly:
+            self.commit()
+        if not self.path.exists():
+            return
+        fields = ", ".join(
+            f"'{k}', json_extract(value, '$.{k}')" for k in ("original", "source", "first_seen", "original_filename")
+        )
+        sql = (
+            "SELECT json_quote(key) || ':' || json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
+            f"{fields}) FROM images"
+        )
+        con = _reader(self.path)
+        try:
+            cursor = con.execute(sql)
+            while rows := cursor.fetchmany(10_000):
+                for (text,) in rows:
+                    # The export stays ASCII JSON, like the catalog's own values.
+                    yield text if text.isascii() else json.dumps(json.loads("{" + text + "}"), ensure_ascii=True)[1:-1]
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
+        finally:
+            con.close()
 
     def images_named(self, names: list[str]) -> dict[str, Record]:
         """The records of these names that exist, fetched in one query (staged changes committed first)."""
@@ -465,13 +540,18 @@ class Catalog:
         return {str(k): decode(v) for k, v in rows}
 
     def name_at(self, rel_path: str) -> str | None:
-        """The canonical name recorded at a path, from an index built on first use."""
-        if self._by_path is None:
-            self.commit()  # staged changes first: the query runs on a connection of its own
-            rows = self._query("SELECT json_extract(value, '$.path'), key FROM images")
-            self._by_path = {str(path): str(name) for path, name in rows}
-            self._path_of = {name: path for path, name in self._by_path.items()}
-        return self._by_path.get(rel_path)
+        """The canonical name recorded at a path (a present record first), from the path index.
+
+        Asked on the writer's own connection, so staged changes count; no in-memory
+        map of every path, which would cost ~150 MB at a million images.
+        """
+        sql = "SELECT name FROM listing WHERE path = json_extract(?, '$') ORDER BY present DESC LIMIT 1"
+        if self._conn is not None and not self.readonly:
+            row = self._conn.select_one(sql, (as_json(rel_path),))
+        else:
+            rows = self._query(sql, (as_json(rel_path),))
+            row = rows[0] if rows else None
+        return str(row[0]) if row else None
 
     # -- collisions -----------------------------------------------------------------
 

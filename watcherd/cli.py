@@ -162,7 +162,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         log.setLevel(logging.WARNING)
 
         def progress(done: int, total: int) -> None:
-            sys.stderr.write(f"\rscanning {done}/{total}")
+            sys.stderr.write(f"\rscanning {done}/{total}" if total else f"\rscanning {done}")
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()

@@ -7,6 +7,7 @@ in ``finally`` blocks, so SIGTERM always leaves a consistent library.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -147,8 +148,8 @@ class _WhenChanged:
             return
         try:
             job()
-        except (CatalogError, OSError) as exc:
-            log.warning("%s: %s", self.failure, exc)
+        except Exception as exc:  # a side job: it must never take the daemon down
+            log.warning("%s: %s", self.failure, exc, exc_info=not isinstance(exc, (CatalogError, OSError)))
             return
         self.done_at, self.done_changes = now, changes
 
@@ -172,6 +173,7 @@ class Daemon:
         self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
+        self.internal_errors = 0
 
     def _start_observer(self) -> BaseObserver:
         assert self.cfg.root is not None
@@ -231,6 +233,20 @@ class Daemon:
             # to settle and decode; a 10k-thumbnail folder costs one commit, not 10k.
             for path in pipeline.follow(list(walk_files(change.path, pipeline))):
                 self.settler.touch(path, now)
+
+    def _guarded(self, path: object, job: Callable[[], object]) -> None:
+        """Run one step of the loop; a bug met on one file is logged, never the end of the daemon.
+
+        Catalog and lease failures still stop the daemon: carrying on without a
+        catalog or without the lease would be worse than stopping.
+        """
+        try:
+            job()
+        except (CatalogError, LockedError):
+            raise
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error while handling %s; carrying on", shown(str(path)) if path else "a batch")
 
     def _process_ready(self, pipeline: Pipeline) -> None:
         ready, vanished = self.settler.poll(time.monotonic(), time.time())
@@ -344,13 +360,14 @@ class Daemon:
             except queue.Empty:
                 pass
             else:
-                self._apply(pipeline, change)
+                self._guarded(change.path, functools.partial(self._apply, pipeline, change))
                 while True:
                     try:
-                        self._apply(pipeline, self.changes.get_nowait())
+                        nxt = self.changes.get_nowait()
                     except queue.Empty:
                         break
-            self._process_ready(pipeline)
+                    self._guarded(nxt.path, functools.partial(self._apply, pipeline, nxt))
+            self._guarded(None, lambda: self._process_ready(pipeline))
             if self.observer is not None and not self.observer.is_alive() and not self.stop.is_set():
                 log.error("the filesystem observer stopped; restarting it and rescanning")
                 self._stop_observer()

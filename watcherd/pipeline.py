@@ -801,7 +801,15 @@ def walk_files(top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] 
 def walk_names(
     top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None
 ) -> Iterator[tuple[str, str]]:
-    """(path, name) of every regular file under ``top`` that watcherd should look at,
+    """(path, name) of every regular file under ``top`` that watcherd should look at (see ``walk_folders``)."""
+    for folder, files in walk_folders(top, pipeline):
+        if on_folder is not None:
+            on_folder(Path(folder))
+        yield from files
+
+
+def walk_folders(top: Path, pipeline: Pipeline) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Each folder under ``top`` (itself included) with the (path, name) of its regular files,
     breadth first in name order (so runs are repeatable); symlinks are never followed.
 
     ``top`` itself is assumed wanted; below it each name is checked once against the
@@ -814,13 +822,12 @@ def walk_names(
     pending = deque([os.fspath(top)])
     while pending:
         folder = pending.popleft()
-        if on_folder is not None:
-            on_folder(Path(folder))
         try:
             entries = sorted(os.scandir(folder), key=_by_name)
         except OSError as exc:
             log.warning("cannot list %s: %s", shown(folder), exc.strerror)
             continue
+        files = []
         for entry in entries:
             if ignored(entry.name.lower()) or entry.path == collisions:
                 continue
@@ -828,6 +835,7 @@ def walk_names(
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    yield entry.path, entry.name
+                    files.append((entry.path, entry.name))
             except OSError:
                 continue
+        yield folder, files

@@ -17,7 +17,7 @@ from pathlib import Path
 from watcherd import restore
 from watcherd.catalog import Catalog
 from watcherd.naming import CANONICAL_RE
-from watcherd.pipeline import Outcome, Pipeline, iso, walk_files, walk_names
+from watcherd.pipeline import Outcome, Pipeline, iso, walk_files, walk_folders
 
 log = logging.getLogger("watcherd")
 
@@ -75,51 +75,51 @@ def reconcile(
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
 
-    canonical: list[tuple[str, str]] = []
     others: list[Path] = []
+    walked: set[str] = set()  # folders of the thumbs tree, relative to ROOT, with a trailing /
+    gone: list[tuple[str, str]] = []  # (path, name) recorded present but not found where recorded
+    done = unchanged = recorded = 0
 
     def count_folder(_: Path) -> None:
         report.folders += 1
 
-    for text, name in walk_names(pipeline.thumbs, pipeline, count_folder):
-        if CANONICAL_RE.match(name):
-            canonical.append((text, name))
-        else:
-            others.append(Path(text))
+    # Folder by folder: a query for the thumbnails recorded in it, a set check per
+    # file. Memory follows the largest folder, not the library (1M images: ~100 MB).
+    for folder, files in walk_folders(pipeline.thumbs, pipeline):
+        report.folders += 1
+        rel_folder = pipeline.rel(Path(folder)) + "/"
+        walked.add(rel_folder)
+        here = catalog.present_in(rel_folder)
+        recorded += len(here)
+        for text, name in files:
+            if not CANONICAL_RE.match(name):
+                others.append(Path(text))
+                continue
+            if name in here:
+                unchanged += 1
+                here.discard(name)
+            else:
+                report.add(pipeline.process(Path(text)).outcome)
+            done += 1
+            if progress and done % 1000 == 0:
+                progress(done, 0)
+        gone.extend((rel_folder + name, name) for name in here)
+    if unchanged:
+        report.counts[Outcome.UNCHANGED.value] = report.counts.get(Outcome.UNCHANGED.value, 0) + unchanged
     for source in pipeline.cfg.source_dirs:
         if source.is_dir():
             others.extend(walk_files(source, pipeline, count_folder))
-
-    total = len(canonical) + len(others)
-    done = 0
-    seen: set[str] = set()
-    # One query for where every present thumbnail should be: a file found exactly
-    # there needs no per-file catalog lookup (the common case at start-up).
-    placed = catalog.present_paths()
-    prefix = len(os.fspath(pipeline.root).rstrip(os.sep)) + 1
-    unchanged = 0
-    for text, name in canonical:
-        rel = text[prefix:] if os.sep == "/" else pipeline.rel(Path(text))
-        if placed.get(rel) == name:
-            unchanged += 1
-            seen.add(rel)
-        else:
-            result = pipeline.process(Path(text))
-            report.add(result.outcome)
-            if result.outcome in (Outcome.UNCHANGED, Outcome.MOVED, Outcome.ADOPTED):
-                seen.add(rel)
-        done += 1
-        if progress and done % 1000 == 0:
-            progress(done, total)
-    if unchanged:
-        report.counts[Outcome.UNCHANGED.value] = report.counts.get(Outcome.UNCHANGED.value, 0) + unchanged
-
-    # ``placed`` may be stale for the files just processed, but those are all in
-    # ``seen``, and mark_gone checks each candidate against its record again.
-    missing = pipeline.mark_gone(p for p in placed.items() if p[0] not in seen)
+    # Recorded in folders that are no longer there at all (when the walked folders
+    # do not account for every present record).
+    if catalog.present_count() > recorded:
+        gone.extend(p for p in catalog.iter_present() if p[0][: p[0].rfind("/") + 1] not in walked)
+    # A thumbnail processed above may have been recorded elsewhere meanwhile: mark_gone
+    # checks each candidate against its record and the disk again.
+    missing = pipeline.mark_gone(gone)
     if missing:
         report.counts[Outcome.MISSING.value] = missing
         log.info("%d thumbnails are missing from the tree", missing)
+    total = done + len(others)
 
     cutoff = now() - settle
     settled = []
@@ -140,6 +140,8 @@ def reconcile(
         done += 1
         if progress:
             progress(done, total)
+    if progress and not settled:
+        progress(done, total)
 
     if restoring:
         restore.restore_collisions(pipeline)

@@ -34,21 +34,21 @@ def export_path(cfg: Config) -> Path:
 
 
 def write_export(cfg: Config, catalog: Catalog, now: float) -> Path:
-    """Write the export atomically (temporary, fsync, rename over the previous export)."""
-    images = {
-        r["name"]: {k: r.get(k) for k in ("tags", "original", "source", "first_seen", "original_filename")}
-        for r in catalog.images()
-    }
-    data = {
-        "version": EXPORT_VERSION,
-        "exported": iso(now),
-        "images": images,
-        "collisions": list(catalog.collisions()),
-    }
+    """Write the export atomically (temporary, fsync, rename over the previous export).
+
+    Streamed: each image's entry is built inside SQLite and written as it comes,
+    so a catalog of a million images is exported without holding it in memory.
+    """
     target = export_path(cfg)
     tmp = fsops.temp_path(target.parent, ".json")
+    head = {"version": EXPORT_VERSION, "exported": iso(now), "collisions": list(catalog.collisions())}
     with open(tmp, "x", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=True, sort_keys=True)
+        fh.write(json.dumps(head, ensure_ascii=True, sort_keys=True)[:-1] + ', "images": {')
+        first = True
+        for entry in catalog.export_entries():
+            fh.write(entry if first else "," + entry)
+            first = False
+        fh.write("}}")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)  # the export is watcherd's own file, so replacing it is fine

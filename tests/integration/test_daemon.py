@@ -329,3 +329,26 @@ def test_reader_holding_the_catalog_delays_but_loses_no_write(cfg: Config, daemo
         reader.close()
     wait_for(lambda: len([r for r in daemon.images() if not r["moving_from"]]) == 5, what="all five recorded")
     assert daemon.errors() == []
+
+
+def test_a_bug_met_on_one_file_is_logged_and_the_daemon_carries_on(
+    cfg: Config, daemon: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from watcherd.pipeline import Pipeline
+
+    real = Pipeline.process
+
+    def buggy(self: Pipeline, path: Path) -> object:
+        if path.name == "trigger.jpg":
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "a bug we have not met yet")
+        return real(self, path)
+
+    monkeypatch.setattr(Pipeline, "process", buggy)
+    with caplog.at_level(logging.ERROR, logger="watcherd"):
+        drop(cfg.thumbs_dir / "trigger.jpg", seed=71)
+        wait_for(lambda: daemon.daemon.internal_errors > 0, what="the bug to be met")
+        drop(cfg.thumbs_dir / "after.jpg", seed=72)
+        wait_for(lambda: any(r["original_filename"] == "after.jpg" for r in daemon.images()), what="the next file")
+    assert daemon.thread.is_alive()
+    assert (cfg.thumbs_dir / "trigger.jpg").exists()  # left as it was
+    assert any("internal error while handling" in r.getMessage() for r in caplog.records)

@@ -206,3 +206,40 @@ def test_derived_tables_are_rebuilt_from_the_records_and_old_catalogs_are_named(
         Catalog(db, readonly=True).tag_counts()
     Catalog(db).close()  # the writer opening it rebuilds every derived table
     assert Catalog(db, readonly=True).tag_counts() == [("a", 1)]
+
+
+def test_present_in_lists_one_folder_not_its_subfolders(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite")
+    for path in ("thumbs/a.png", "thumbs/x/b.png", "thumbs/x/y/c.png", "thumbs/x0/d.png", "thumbs/x-/e.png"):
+        name = path.rsplit("/", 1)[1]
+        cat.put_image({**_record(name, path), "name": name})
+    cat.put_image({**_record("f.png", "thumbs/x/f.png"), "name": "f.png", "state": "missing"})
+    cat.commit()
+    assert cat.present_in("thumbs/") == {"a.png"}
+    assert cat.present_in("thumbs/x/") == {"b.png"}
+    assert cat.present_in("thumbs/x/y/") == {"c.png"}
+    assert cat.present_count() == 5
+    assert sorted(cat.iter_present()) == sorted(
+        (p, p.rsplit("/", 1)[1])
+        for p in ("thumbs/a.png", "thumbs/x/b.png", "thumbs/x/y/c.png", "thumbs/x0/d.png", "thumbs/x-/e.png")
+    )
+    cat.close()
+
+
+def test_odd_file_names_survive_the_derived_tables_and_the_export(tmp_path: Path) -> None:
+    folder = "thumbs/caf\udce9"  # a Latin-1 folder name on a UTF-8 system, as os.fsdecode gives it
+    name = "10x10_abcd_.png"
+    cat = Catalog(tmp_path / "c.sqlite")
+    rec = {**_record(name, f"{folder}/{name}"), "tags": ["caf\udce9", "10x10"], "original_filename": "café ☕"}
+    cat.put_image(rec)
+    cat.commit()
+    assert cat.name_at(f"{folder}/{name}") == name
+    assert cat.present_in(folder + "/") == {name}
+    assert dict(cat.tag_counts()) == {"caf\udce9": 1, "10x10": 1}
+    assert [(n, p) for n, p, _ in cat.with_tags(["caf\udce9"])] == [(name, f"{folder}/{name}")]
+    assert list(cat.iter_present()) == [(f"{folder}/{name}", name)]
+    (entry,) = cat.export_entries()
+    exported = json.loads("{" + entry + "}")[name]
+    assert entry.isascii() and exported["tags"] == ["caf\udce9", "10x10"]
+    assert exported["original_filename"] == "café ☕"
+    cat.close()
