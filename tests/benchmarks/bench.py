@@ -237,18 +237,20 @@ def _catalog(root: Path, n: int, folders: int = 50) -> Config:
     return cfg
 
 
-def cli_latency(n: int) -> list[Row]:
+def cli_latency(n: int, root: Path | None = None) -> list[Row]:
     """End-to-end CLI processes on a catalog of ``n`` images vs ``python -c pass``."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        _catalog(root, n)
+        if root is None:
+            root = Path(tmp)
+            _catalog(root, n)
 
         def run(*args: str) -> float:
             return _best(lambda: subprocess.run([sys.executable, *args], capture_output=True, check=True), 3)
 
         base = run("-c", "pass")
         rows = []
-        for args in (["status"], ["tags"], ["find", "--tag", "tag3"]):
+        name = _paths(Config().with_root(root))[0][0]
+        for args in (["status"], ["tags"], ["find", "--tag", "tag3"], ["similar", name]):
             t = run("-m", "watcherd", args[0], str(root), *args[1:], "--json")
             rows.append(
                 (
@@ -256,7 +258,7 @@ def cli_latency(n: int) -> list[Row]:
                     f"{t * 1e3:.0f} ms",
                     f"python -c pass {base * 1e3:.0f} ms",
                     f"{t / base:.1f}x",
-                    "≤300 ms at 100k, ≤1 s at 1M",
+                    "≤300 ms at 100k, ≤1 s at 1M" if args[0] != "similar" else "—",
                 )
             )
         return rows
@@ -342,6 +344,49 @@ def _moved(cfg: Config, prefix: str) -> int:
         return int(con.execute(q, (len(prefix), prefix)).fetchone()[0])
 
 
+def daemon_memory(n: int) -> list[Row]:
+    """RSS of ``watcherd run`` over ``n`` catalogued thumbnails: peak through start-up, then idle.
+
+    Also gives the CLI figures at this size, on the same library.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lib"
+        root.mkdir()
+        cfg = _catalog(root, n)
+        for _, rel in _paths(cfg):
+            try:
+                os.close(os.open(root / rel, os.O_CREAT | os.O_WRONLY, 0o644))
+            except FileNotFoundError:
+                (root / rel).parent.mkdir(parents=True)
+                os.close(os.open(root / rel, os.O_CREAT | os.O_WRONLY, 0o644))
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text("settle: 0.5\n")
+        log = Path(tmp) / "daemon.log"
+        proc = spawn_daemon(root, conf, log)
+        try:
+            wait_for(lambda: b"full scan done" in log.read_bytes(), timeout=1800, interval=0.5, what="start-up scan")
+            time.sleep(5)
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        mem = {
+            k: int(v.split()[0]) // 1024
+            for k, v in (line.split(":", 1) for line in status.splitlines())
+            if k in ("VmRSS", "VmHWM")
+        }
+        rows = [
+            (
+                f"daemon RSS, {n:,} catalogued images",
+                f"{mem['VmRSS']} MB idle, {mem['VmHWM']} MB peak (start-up scan and export)",
+                "—",
+                "—",
+                "≤250 MB",
+            )
+        ]
+        return rows + cli_latency(n, root)
+
+
 def latency(samples: int, settle: float) -> list[Row]:
     """Drop-to-thumbnail latency of a 1 MP JPEG with the daemon idle."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -384,13 +429,16 @@ def latency(samples: int, settle: float) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds), as in CI")
+    parser.add_argument("--large", action="store_true", help="also 1M-image figures (builds a 1M catalog: ~10 min)")
     args = parser.parse_args()
     if args.smoke:
         rows = near_query(20_000, 20) + ingest(2, (600, 400)) + cli_latency(500) + reconcile_startup(500)
-        rows += latency(3, 0.2)
+        rows += folder_rename(200) + latency(3, 0.2)
     else:
         rows = near_query(1_000_000, 200) + near_query(10_000_000, 50) + ingest(12, (3000, 2000))
-        rows += cli_latency(100_000) + reconcile_startup(100_000) + latency(15, 0.5)
+        rows += cli_latency(100_000) + reconcile_startup(100_000) + folder_rename(10_000) + latency(15, 0.5)
+        if args.large:
+            rows += daemon_memory(1_000_000)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| figure | watcherd | baseline (same run) | ratio | target |")
     print("|---|---|---|---|---|")

@@ -199,7 +199,7 @@ def test_derived_tables_are_rebuilt_from_the_records_and_old_catalogs_are_named(
     cat.commit()
     cat.close()
     con = sqlite3.connect(db)
-    con.execute("DROP TABLE tagged")  # as a catalog written before the table existed
+    con.execute("DROP TABLE tag_totals")  # as a catalog written before the table existed
     con.commit()
     con.close()
     with pytest.raises(CatalogError, match="older watcherd"):

@@ -57,3 +57,13 @@ def test_cli_radius_limit_matches_the_index() -> None:
     from watcherd import queries
 
     assert queries.MAX_RADIUS == MAX_RADIUS
+
+
+@pytest.mark.parametrize("radius", [0, 4, 9, MAX_RADIUS])
+def test_index_equals_brute_force_on_crowded_chunks(radius: int) -> None:
+    # Few distinct chunk values: long runs per probe, and most hashes near in several chunks.
+    rng = np.random.default_rng(radius)
+    hashes = rng.integers(0, 2**64, size=2000, dtype=np.uint64) & np.uint64(0x00FF_0F0F_00F0_0FF0)
+    index = NearIndex(hashes)
+    for q in [int(hashes[i]) for i in rng.integers(0, hashes.size, 25)]:
+        assert index.query(q, radius) == brute_force(hashes, q, radius)
