@@ -276,6 +276,7 @@ class Daemon:
             warn_network_catalog(cfg)
             catalog = open_for_writing(cfg)
             sandbox = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
+            sandbox.warm()
             try:
                 pipeline = Pipeline(cfg, catalog, now=self.now, render=sandbox)
                 # Start watching before the start-up scan, so nothing that arrives

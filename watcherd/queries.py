@@ -22,6 +22,12 @@ def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = 
     now = time.time() if now is None else now
     counts = catalog.counts()
     scan = catalog.meta("scan")
+    pinned = catalog.meta("library") or {}
+    naming = {
+        "algorithm": pinned.get("algorithm", cfg.hash.algorithm),
+        "size": pinned.get("hash_size", cfg.hash.size),
+        "decode": pinned.get("decode", "reference" if pinned else cfg.decode),
+    }
     return {
         "root": str(cfg.root),
         "images": counts["present"],
@@ -31,7 +37,7 @@ def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = 
         "collisions": counts["collisions"],
         "errors": counts["errors"],
         "database": str(Path(cfg.database_path).absolute()),
-        "hash": {"algorithm": cfg.hash.algorithm, "size": cfg.hash.size},
+        "hash": naming,
         "last_scan": scan,
         "daemon": describe(read_holder(lease_file), cfg.heartbeat, cfg.stale_after, now),
     }

@@ -173,6 +173,24 @@ class DecoderPool:
         finally:
             self._idle.put(box)
 
+    def warm(self) -> None:
+        """Start the workers now, in the background, so the first file is not kept waiting.
+
+        Each start-up holds its worker as a job would, so a job never meets a worker
+        that is still starting.
+        """
+
+        def start() -> None:
+            box = self._idle.get()
+            try:
+                with contextlib.suppress(ImageError):  # tried again when a job needs it
+                    box._start()
+            finally:
+                self._idle.put(box)
+
+        for _ in self._boxes:
+            self._executor.submit(start)
+
     def submit(
         self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
     ) -> Future[imaging.Rendered]:

@@ -96,3 +96,16 @@ def test_pool_close_stops_a_running_job_at_once() -> None:
     pool.close()
     with pytest.raises(ImageError):
         future.result(timeout=30)
+
+
+def test_warm_starts_every_worker_before_any_job() -> None:
+    from tests.helpers import wait_for
+    from watcherd.sandbox import DecoderPool
+
+    with DecoderPool(2, 60, 2 << 30) as pool:
+        pool.warm()
+        wait_for(
+            lambda: all(b._proc is not None and b._proc.is_alive() for b in pool._boxes), timeout=60, what="workers"
+        )
+        data = encode(scene(seed=3))
+        assert pool(data, SPEC, "a.jpg", "ab", 0.0) == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
