@@ -23,10 +23,11 @@ from watcherd.errors import CatalogError, LockedError
 from watcherd.lease import Lease
 from watcherd.library import lease_path, move_aside, open_for_writing
 from watcherd.naming import shown
-from watcherd.pipeline import Pipeline, walk_files
+from watcherd.pipeline import Pipeline
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.restore import write_export
 from watcherd.sandbox import DecoderPool
+from watcherd.walk import walk_files
 from watcherd.watcher import (
     Change,
     Handler,
@@ -231,7 +232,7 @@ class Daemon:
                 return
             # A folder moved in: its known thumbnails are records to update, not files
             # to settle and decode; a 10k-thumbnail folder costs one commit, not 10k.
-            for path in pipeline.follow(list(walk_files(change.path, pipeline))):
+            for path in pipeline.follow(list(walk_files(change.path, pipeline.cfg))):
                 self.settler.touch(path, now)
 
     def _guarded(self, path: object, job: Callable[[], object]) -> None:

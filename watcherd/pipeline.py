@@ -19,12 +19,10 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import operator
 import os
 import stat
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,7 +38,6 @@ from watcherd.naming import (
     IMAGE_SUFFIXES,
     canonical_name,
     has_image_suffix,
-    ignore_pattern,
     is_ignored,
     parse_canonical,
     safe_text,
@@ -787,55 +784,3 @@ class Pipeline:
         if old is None or (old["reason"], old["size"], old["mtime_ns"]) != (reason, size, mtime_ns):
             log.warning("cannot ingest %s: %s", shown(rel), reason)
         return Result(Outcome.ERROR, path, detail=reason, retry=transient)
-
-
-_by_name = operator.attrgetter("name")
-
-
-def walk_files(top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None) -> Iterator[Path]:
-    """Every regular file under ``top`` that watcherd should look at (see ``walk_names``)."""
-    for path, _ in walk_names(top, pipeline, on_folder):
-        yield Path(path)
-
-
-def walk_names(
-    top: Path, pipeline: Pipeline, on_folder: Callable[[Path], None] | None = None
-) -> Iterator[tuple[str, str]]:
-    """(path, name) of every regular file under ``top`` that watcherd should look at (see ``walk_folders``)."""
-    for folder, files in walk_folders(top, pipeline):
-        if on_folder is not None:
-            on_folder(Path(folder))
-        yield from files
-
-
-def walk_folders(top: Path, pipeline: Pipeline) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """Each folder under ``top`` (itself included) with the (path, name) of its regular files,
-    breadth first in name order (so runs are repeatable); symlinks are never followed.
-
-    ``top`` itself is assumed wanted; below it each name is checked once against the
-    ignore rules (its parents were checked on the way down), which keeps a walk of a
-    large tree cheap. Paths stay strings: a start-up scan of 100k thumbnails should
-    not build 100k Path objects only to find them where the catalog says.
-    """
-    ignored = ignore_pattern(pipeline.cfg.ignore).match
-    collisions = os.fspath(pipeline.collisions_dir)
-    pending = deque([os.fspath(top)])
-    while pending:
-        folder = pending.popleft()
-        try:
-            entries = sorted(os.scandir(folder), key=_by_name)
-        except OSError as exc:
-            log.warning("cannot list %s: %s", shown(folder), exc.strerror)
-            continue
-        files = []
-        for entry in entries:
-            if ignored(entry.name.lower()) or entry.path == collisions:
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    files.append((entry.path, entry.name))
-            except OSError:
-                continue
-        yield folder, files

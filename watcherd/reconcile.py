@@ -17,7 +17,8 @@ from pathlib import Path
 from watcherd import restore
 from watcherd.catalog import Catalog
 from watcherd.naming import CANONICAL_RE
-from watcherd.pipeline import Outcome, Pipeline, iso, walk_files, walk_folders
+from watcherd.pipeline import Outcome, Pipeline, iso
+from watcherd.walk import walk_files, walk_folders
 
 log = logging.getLogger("watcherd")
 
@@ -85,7 +86,7 @@ def reconcile(
 
     # Folder by folder: a query for the thumbnails recorded in it, a set check per
     # file. Memory follows the largest folder, not the library (1M images: ~100 MB).
-    for folder, files in walk_folders(pipeline.thumbs, pipeline):
+    for folder, files in walk_folders(pipeline.thumbs, pipeline.cfg):
         report.folders += 1
         rel_folder = pipeline.rel(Path(folder)) + "/"
         walked.add(rel_folder)
@@ -108,7 +109,7 @@ def reconcile(
         report.counts[Outcome.UNCHANGED.value] = report.counts.get(Outcome.UNCHANGED.value, 0) + unchanged
     for source in pipeline.cfg.source_dirs:
         if source.is_dir():
-            others.extend(walk_files(source, pipeline, count_folder))
+            others.extend(walk_files(source, pipeline.cfg, count_folder))
     # Recorded in folders that are no longer there at all (when the walked folders
     # do not account for every present record).
     if catalog.present_count() > recorded:
