@@ -118,6 +118,8 @@ def untag(catalog: Catalog, name: str, tag: str) -> dict[str, Any]:
     return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}
 
 
+# From tests/benchmarks/quality.py: whash finds 98.9% of near-duplicates at 4 bits with
+# 0.02% false positives; 5 answers the same, 6 quadruples the false positives.
 DEFAULT_DISTANCE = 4
 MAX_RADIUS = 16  # nearindex.MAX_RADIUS; numpy and Pillow load only for the commands that need them
 
