@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+from watcherd import fsops
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
 
@@ -156,12 +157,12 @@ class Catalog:
                     db.conn = self._conn
                 self._tables[table] = db
             if not readonly:
-                self._ensure_hash_table()
+                self._ensure_derived()
         except (sqlite3.Error, RuntimeError, OSError) as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
 
-    def _ensure_hash_table(self) -> None:
+    def _ensure_derived(self) -> None:
         """The derived tables: what the read commands and near search need, as plain columns.
 
         ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
@@ -217,7 +218,7 @@ class Catalog:
             "DELETE FROM hashes WHERE name = NEW.key;\n"
             f"{body};\nEND"
         )
-        self._dirty.add("hashes")
+        self._dirty.add("derived")
         self.commit()
 
     @staticmethod
@@ -290,7 +291,7 @@ class Catalog:
         snapshot (ours to replace), so readers see the old or the new, never half.
         """
         dest = Path(dest)
-        tmp = dest.with_name(f".watcherd-tmp-{os.getpid()}-{dest.name}")
+        tmp = fsops.temp_path(dest.parent, ".sqlite")
         try:
             src = sqlite3.connect(self.path, timeout=30)
             out = sqlite3.connect(tmp)
@@ -314,13 +315,21 @@ class Catalog:
 
     # -- fast reads: SQL over the JSON values, for the CLI's read commands ---------------
 
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of one SQL query on a short-lived plain connection (none if no catalog)."""
+    def _stream(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of one SQL query, in chunks, on a short-lived plain connection (none if no catalog).
+
+        A writer's staged changes are committed first, so the query sees them; the
+        rows come straight from SQLite (sqlitedict hands rows over one at a time
+        through its worker thread, which costs seconds at 100k).
+        """
+        self.commit()
         if not self.path.exists():
-            return []
+            return
         con = _reader(self.path)
         try:
-            return con.execute(sql, args).fetchall()
+            cursor = con.execute(sql, args)
+            while rows := cursor.fetchmany(10_000):
+                yield from rows
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
@@ -329,34 +338,34 @@ class Catalog:
                     f"catalog {self.path} was written by an older watcherd: start the daemon or run "
                     "'watcherd scan' once to index it"
                 ) from None
-            return []
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
         finally:
             con.close()
 
-    def present_paths(self) -> dict[str, str]:
-        """Thumbnail path -> canonical name for every present image, in one query.
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one SQL query (see ``_stream``)."""
+        return list(self._stream(sql, args))
 
-        A writer's staged changes are committed first, so they are seen too; the rows
-        come in one fetch from a plain connection (sqlitedict hands over rows one at
-        a time through its worker thread, which costs seconds at 100k).
+    def present_under(self, folder: str, *, direct: bool = False) -> list[str]:
+        """Paths of present images recorded under ``folder`` (relative to ROOT, ending in /);
+        with ``direct``, only those directly in it.
+
+        Reads the covering index on ``path`` alone (named: without statistics SQLite
+        would prefer the index on ``present``).
         """
-        if self._conn is not None and not self.readonly:
-            self.commit()  # staged changes first: the query runs on a connection of its own
-        return dict(self._query("SELECT path, name FROM listing WHERE present = 1"))
+        upper = folder[:-1] + chr(ord("/") + 1)  # every path that starts with folder sorts below this
+        deeper = " AND instr(substr(path, ?3), '/') = 0" if direct else ""
+        rows = self._query(
+            "SELECT path FROM listing INDEXED BY listing_by_path WHERE path >= json_extract(?1, '$') "
+            f"AND path < json_extract(?2, '$') AND present = 1{deeper}",
+            (as_json(folder), as_json(upper), *((len(folder) + 1,) if direct else ())),
+        )
+        return [str(r[0]) for r in rows]
 
     def present_in(self, folder: str) -> set[str]:
         """Names of present images recorded directly in ``folder`` (relative to ROOT, ending in /)."""
-        if self._conn is not None and not self.readonly:
-            self.commit()  # staged changes first: the query runs on a connection of its own
-        upper = folder[:-1] + chr(ord("/") + 1)  # every path that starts with folder sorts below this
-        # The file name is the last part of the path: read from the covering index alone
-        # (named, because without statistics SQLite prefers the index on ``present``).
-        rows = self._query(
-            "SELECT substr(path, ?1) FROM listing INDEXED BY listing_by_path WHERE path >= json_extract(?2, '$') "
-            "AND path < json_extract(?3, '$') AND present = 1 AND instr(substr(path, ?1), '/') = 0",
-            (len(folder) + 1, as_json(folder), as_json(upper)),
-        )
-        return {str(r[0]) for r in rows}
+        return {path[len(folder) :] for path in self.present_under(folder, direct=True)}
 
     def present_count(self) -> int:
         """How many images are present."""
@@ -364,24 +373,11 @@ class Catalog:
         return int(rows[0][0]) if rows else 0
 
     def iter_present(self) -> Iterator[tuple[str, str]]:
-        """(path, name) of every present image, streamed from committed state."""
-        if self._conn is not None and not self.readonly:
-            self.commit()
-        if not self.path.exists():
-            return
-        con = _reader(self.path)
-        try:
-            cursor = con.execute("SELECT path, name FROM listing WHERE present = 1")
-            while rows := cursor.fetchmany(10_000):
-                yield from rows
-        except sqlite3.Error as exc:
-            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
-        finally:
-            con.close()
+        """(path, name) of every present image, streamed."""
+        return self._stream("SELECT path, name FROM listing WHERE present = 1")
 
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""
-        self.commit()
         rows = self._query("SELECT name FROM listing WHERE moving = 1")
         return [str(r[0]) for r in rows]
 
@@ -549,10 +545,6 @@ class Catalog:
         Committed state only (staged changes are committed first); rows come from a
         plain connection in chunks, so memory stays flat whatever the catalog's size.
         """
-        if self._conn is not None and not self.readonly:
-            self.commit()
-        if not self.path.exists():
-            return
         fields = ", ".join(
             f"'{k}', json_extract(value, '$.{k}')" for k in ("original", "source", "first_seen", "original_filename")
         )
@@ -560,23 +552,14 @@ class Catalog:
             "SELECT json_quote(key) || ':' || json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
             f"{fields}) FROM images"
         )
-        con = _reader(self.path)
-        try:
-            cursor = con.execute(sql)
-            while rows := cursor.fetchmany(10_000):
-                for (text,) in rows:
-                    # The export stays ASCII JSON, like the catalog's own values.
-                    yield text if text.isascii() else json.dumps(json.loads("{" + text + "}"), ensure_ascii=True)[1:-1]
-        except sqlite3.Error as exc:
-            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
-        finally:
-            con.close()
+        for (text,) in self._stream(sql):
+            # The export stays ASCII JSON, like the catalog's own values.
+            yield text if text.isascii() else json.dumps(json.loads("{" + text + "}"), ensure_ascii=True)[1:-1]
 
     def images_named(self, names: list[str]) -> dict[str, Record]:
         """The records of these names that exist, fetched in one query (staged changes committed first)."""
         if not names:
             return {}
-        self.commit()
         rows = self._query(
             "SELECT key, value FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
         )
@@ -605,7 +588,6 @@ class Catalog:
 
     def collisions_named(self, name: str) -> list[Record]:
         """The collisions over one canonical name (found in SQL, not by decoding them all)."""
-        self.commit()  # staged changes first: the query runs on a connection of its own
         rows = self._query("SELECT value FROM collisions WHERE json_extract(value, '$.name') = ?", (name,))
         return [decode(r[0]) for r in rows]
 

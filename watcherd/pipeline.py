@@ -223,17 +223,16 @@ class Pipeline:
         single ingest is unchanged. Reads run at most ``2 x workers`` files ahead.
         """
         todo = list(paths)
-        pool = self.render if hasattr(self.render, "submit") else None
-        if pool is None:
+        if not hasattr(self.render, "submit"):
             for path in todo:
                 yield path, self.process(path)
             return
-        window = 2 * cast(Submitter, pool).workers
+        pool = cast(Submitter, self.render)
         started = 0
         try:
             for i, path in enumerate(todo):
-                while started < len(todo) and started <= i + window:
-                    self._start_early(cast(Submitter, pool), todo[started])
+                while started < len(todo) and started <= i + 2 * pool.workers:
+                    self._start_early(pool, todo[started])
                     started += 1
                 yield path, self.process(path)
         finally:
@@ -328,7 +327,7 @@ class Pipeline:
     def gone_dir(self, folder: Path) -> int:
         """A folder disappeared: every thumbnail recorded under it that is gone is missing."""
         prefix = self.rel(folder).rstrip("/") + "/"
-        count = self.mark_gone(p for p in self.catalog.present_paths().items() if p[0].startswith(prefix))
+        count = self.mark_gone((p, p[p.rfind("/") + 1 :]) for p in self.catalog.present_under(prefix))
         if count:
             log.info("missing %d thumbnails under %s", count, shown(prefix))
         return count
