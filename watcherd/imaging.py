@@ -62,7 +62,7 @@ class Decoded:
     image: Image.Image
     format: str
     format_description: str
-    size: tuple[int, int] = (0, 0)
+    size: tuple[int, int]
 
 
 # decode: fast. JPEG files are decoded at the smallest DCT scale (1/2, 1/4 or 1/8)
@@ -206,7 +206,7 @@ def orientation(im: Image.Image) -> int:
 
 def displayed_size(decoded: Decoded, turn: int, norm: Image.Image) -> tuple[int, int]:
     """The picture's full size as shown (after EXIF orientation), even when decoded in draft."""
-    if decoded.image.size == decoded.size or decoded.size == (0, 0):
+    if decoded.image.size == decoded.size:
         return norm.size
     w, h = decoded.size
     return (h, w) if turn in (5, 6, 7, 8) else (w, h)
