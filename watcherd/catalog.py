@@ -565,6 +565,11 @@ class Catalog:
         )
         return {str(k): decode(v) for k, v in rows}
 
+    def images_with_hash(self, hash_hex: str) -> list[Record]:
+        """Records whose hash is ``hash_hex`` (any hash size), found in SQL without decoding the rest."""
+        rows = self._query("SELECT value FROM images WHERE json_extract(value, '$.hash') = ?", (hash_hex,))
+        return [decode(r[0]) for r in rows]
+
     def name_at(self, rel_path: str) -> str | None:
         """The canonical name recorded at a path (a present record first), from the path index.
 

@@ -121,7 +121,7 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                     for _, result in pipeline.process_all(ready):
                         report.add(result.outcome)
                 report.seconds += time.monotonic() - started
-                record_scan(catalog, report, "rebuild" if rebuild else "scan")
+                record_scan(catalog, report, reason)
             write_export(cfg, catalog, time.time())
             if cfg.snapshot_path is not None:
                 catalog.publish(cfg.snapshot_path)

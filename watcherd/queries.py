@@ -57,7 +57,7 @@ def lookup(catalog: Catalog, name: str) -> Record:
             raise UsageError(f"no image named {base} in the catalog")
         return rec
     if HASH_RE.match(name):
-        matches = [r for r in catalog.images() if r["hash"] == name]
+        matches = catalog.images_with_hash(name)
         if not matches:
             raise UsageError(f"no image with hash {name} in the catalog")
         if len(matches) > 1:
@@ -69,7 +69,11 @@ def lookup(catalog: Catalog, name: str) -> Record:
 
 def image_tags(catalog: Catalog, name: str) -> dict[str, Any]:
     """``tags NAME``: one image's name, tags, path and state."""
-    rec = lookup(catalog, name)
+    return _summary(lookup(catalog, name))
+
+
+def _summary(rec: Record) -> dict[str, Any]:
+    """What ``tags NAME`` and ``untag`` print about one image."""
     return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}
 
 
@@ -115,7 +119,7 @@ def untag(catalog: Catalog, name: str, tag: str) -> dict[str, Any]:
     rec["tags"] = [t for t in rec["tags"] if t != tag]
     catalog.put_image(rec)
     catalog.commit()
-    return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}
+    return _summary(rec)
 
 
 # From tests/benchmarks/quality.py: whash finds 98.9% of near-duplicates at 4 bits with
