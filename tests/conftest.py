@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from watcherd.catalog import Catalog
+from watcherd.catalog import Catalog, open_for_writing
 from watcherd.config import Config
-from watcherd.library import open_for_writing
 from watcherd.pipeline import Pipeline
 
 
@@ -27,7 +26,7 @@ def cfg(tmp_path: Path) -> Config:
 @pytest.fixture
 def catalog(cfg: Config) -> Iterator[Catalog]:
     """The library's catalog, open for writing."""
-    cat = open_for_writing(cfg)
+    cat = open_for_writing(cfg).catalog
     yield cat
     cat.close()
 

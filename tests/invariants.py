@@ -10,7 +10,8 @@ from typing import Any
 from PIL import Image
 
 from tests.helpers import table
-from watcherd.naming import has_image_suffix, parse_canonical
+from watcherd.filters import has_image_suffix
+from watcherd.naming import parse_canonical
 
 
 def sha_of(path: Path) -> str:

@@ -7,21 +7,22 @@ Every error a user can cause becomes one line on stderr and a non-zero exit:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from watcherd import __version__, config, queries
-from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.errors import UsageError, WatcherdError
-from watcherd.library import check_root, lease_path, open_for_reading
+from watcherd.layout import check_root
+from watcherd.library import Library
 
 log = logging.getLogger("watcherd")
 
@@ -157,37 +158,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
     _setup_logging(args, cfg)
-    progress = None
-    if sys.stderr.isatty() and not args.verbose:
-        log.setLevel(logging.WARNING)
-
-        def progress(done: int, total: int) -> None:
-            sys.stderr.write(f"\rscanning {done}/{total}" if total else f"\rscanning {done}")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    from watcherd.daemon import scan_once
+    from watcherd.scan import scan_once  # the writer's imports are only paid by run and scan
 
     rebuild = args.command == "rebuild"
-    report = scan_once(cfg, progress=progress, rebuild=rebuild)
+    verb = "rebuilt" if rebuild else "scanned"
+    with _progress(args, "rebuilding" if rebuild else "scanning") as progress:
+        report = scan_once(cfg, progress=progress, rebuild=rebuild)
     data = {"counts": report.counts, "seconds": round(report.seconds, 3)}
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.counts.items())) or "nothing to do"
-    verb = "rebuilt" if rebuild else "scanned"
     _emit(args, data, f"{verb} {cfg.root} in {report.seconds:.2f}s ({summary})")
     return 0
 
 
-def _with_catalog(args: argparse.Namespace, root: str | None) -> tuple[Config, Catalog]:
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal (counts, rate, ETA); nothing when stderr is not one."""
+    if not sys.stderr.isatty() or args.verbose:
+        yield None
+        return
+    from tqdm import tqdm
+
+    log.setLevel(logging.WARNING)  # the bar replaces the per-file lines
+    with tqdm(desc=what, unit="file", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def update(done: int, total: int) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def _library(args: argparse.Namespace, root: str | None) -> Library:
     cfg = _load_config(args, root)
     _setup_logging(args, cfg)
-    return cfg, open_for_reading(cfg)
+    return Library(cfg)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    cfg, catalog = _with_catalog(args, args.root)
-    with catalog:
-        data = queries.status(cfg, catalog, lease_path(cfg))
+    data = _library(args, args.root).status()
     d = data["daemon"]
     daemon = (
         "not running"
@@ -213,21 +222,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_tags(args: argparse.Namespace) -> int:
     root, name = _split_tags_args(args.args)
-    _cfg, catalog = _with_catalog(args, root)
-    with catalog:
-        if name is None:
-            counts = queries.tag_counts(catalog)
-            _emit(args, counts, "\n".join(f"{n:6d}  {t}" for t, n in counts.items()))
-        else:
-            one = queries.image_tags(catalog, name)
-            _emit(args, one, f"{one['name']}  {one['path']}\n  tags: {', '.join(one['tags'])}")
+    library = _library(args, root)
+    if name is None:
+        counts = library.tags()
+        _emit(args, counts, "\n".join(f"{n:6d}  {t}" for t, n in counts.items()))
+    else:
+        one = library.image(name)
+        _emit(args, one, f"{one['name']}  {one['path']}\n  tags: {', '.join(one['tags'])}")
     return 0
 
 
 def _cmd_find(args: argparse.Namespace) -> int:
-    _cfg, catalog = _with_catalog(args, args.root)
-    with catalog:
-        hits = queries.find(catalog, args.tag)
+    hits = _library(args, args.root).find(args.tag)
     _emit(args, hits, "\n".join(h["path"] for h in hits))
     return 0
 
@@ -237,23 +243,13 @@ def _cmd_untag(args: argparse.Namespace) -> int:
     if len(values) not in (2, 3):
         raise UsageError("untag takes [ROOT] NAME TAG")
     root = values[0] if len(values) == 3 else None
-    name, tag = values[-2], values[-1]
-    cfg = _load_config(args, root)
-    _setup_logging(args, cfg)
-    if not cfg.database_path.exists():
-        raise UsageError(f"no catalog at {cfg.database_path}: run 'watcherd scan' first")
-    with Catalog(cfg.database_path) as catalog:
-        result = queries.untag(catalog, name, tag)
+    result = _library(args, root).untag(values[-2], values[-1])
     _emit(args, result, f"{result['name']}  tags: {', '.join(result['tags'])}")
     return 0
 
 
 def _cmd_dupes(args: argparse.Namespace) -> int:
-    cfg, catalog = _with_catalog(args, args.root)
-    with catalog:
-        items = queries.dupes(catalog)
-    if args.near is not None:
-        items += queries.near_groups(cfg, args.near)
+    items = _library(args, args.root).dupes(args.near)
     lines = []
     for d in items:
         extra = f" (max distance {d['max_distance']})" if d["kind"] == "near" else ""
@@ -268,10 +264,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     if len(values) > 2:
         raise UsageError("similar takes [ROOT] IMAGE|HASH|NAME")
     root, target = (values[0], values[1]) if len(values) == 2 else (None, values[0])
-    cfg, catalog = _with_catalog(args, root)
-    with catalog:
-        hash_hex = queries.resolve_hash(cfg, catalog, target)
-    hits = queries.similar(cfg, hash_hex, args.distance)
+    hits = _library(args, root).similar(target, args.distance)
     _emit(args, hits, "\n".join(f"{h['distance']:3d}  {h['path']}" for h in hits))
     return 0
 

@@ -1,4 +1,4 @@
-"""The daemon: lease, start-up reconcile, observer, one worker loop, clean stop.
+"""``watcherd run``: lease, start-up reconcile, observer, the worker loop, clean stop.
 
 Signal handlers (installed by the CLI) only set ``stop``; this loop notices and winds
 down: the observer is stopped and joined, the catalog closed and the lease released
@@ -7,7 +7,6 @@ in ``finally`` blocks, so SIGTERM always leaves a consistent library.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
@@ -17,27 +16,26 @@ from collections.abc import Callable
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcherd import fsops
+from watcherd import restore
+from watcherd.catalog import open_for_writing
 from watcherd.config import Config
+from watcherd.decoders import DecoderPool
 from watcherd.errors import CatalogError, LockedError
+from watcherd.events import Change, ChangeKind
+from watcherd.layout import lease_path, remove_leftovers
 from watcherd.lease import Lease
-from watcherd.library import lease_path, move_aside, open_for_writing
 from watcherd.naming import shown
 from watcherd.pipeline import Pipeline
-from watcherd.reconcile import Progress, Report, reconcile, record_scan
-from watcherd.restore import write_export
-from watcherd.sandbox import DecoderPool
-from watcherd.walk import walk_files
+from watcherd.reconcile import reconcile
 from watcherd.watcher import (
-    Change,
     Handler,
     LostEventsAlarm,
-    Settler,
     filesystem_type,
     inotify_watch_count,
     make_observer,
     wants_polling,
 )
+from watcherd.worker import Worker
 
 log = logging.getLogger("watcherd")
 
@@ -84,55 +82,6 @@ def warn_network_catalog(cfg: Config) -> None:
         )
 
 
-def remove_leftovers(cfg: Config) -> None:
-    """Delete temporaries our own crashed runs left (only ever our reserved names)."""
-    for top in (cfg.thumbs_dir, cfg.originals_dir, cfg.state_dir):
-        for path in fsops.remove_temporaries(top):
-            log.info("removed leftover temporary %s", shown(str(path)))
-
-
-def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = False) -> Report:
-    """``watcherd scan`` (and ``rebuild``): take the lease, reconcile, wait for fresh files.
-
-    A rebuild first moves the current catalog aside (it is kept, never deleted), so the
-    reconcile starts from the tree, the PNG text chunks and the last export.
-    """
-    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
-    lease.acquire()
-    try:
-        remove_leftovers(cfg)
-        if rebuild and cfg.database_path.exists():
-            aside = move_aside(cfg.database_path, "replaced")
-            log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
-        catalog = open_for_writing(cfg)
-        sandbox = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
-        try:
-            pipeline = Pipeline(cfg, catalog, render=sandbox)
-            reason = "rebuild" if rebuild else "scan"
-            report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=progress)
-            settler = Settler(cfg.settle)
-            for path in report.deferred:
-                settler.touch(path, time.monotonic())
-            if settler.pending:
-                started = time.monotonic()
-                while settler.pending:
-                    time.sleep(settler.next_due(time.monotonic()))
-                    ready, _ = settler.poll(time.monotonic(), time.time())
-                    for _, result in pipeline.process_all(ready):
-                        report.add(result.outcome)
-                report.seconds += time.monotonic() - started
-                record_scan(catalog, report, reason)
-            write_export(cfg, catalog, time.time())
-            if cfg.snapshot_path is not None:
-                catalog.publish(cfg.snapshot_path)
-            return report
-        finally:
-            sandbox.close()
-            catalog.close()
-    finally:
-        lease.release()
-
-
 class _WhenChanged:
     """Run a job after the catalog changed, at most once per ``interval`` unless forced."""
 
@@ -163,7 +112,6 @@ class Daemon:
         self.stop = stop
         self.now = now
         self.changes: queue.Queue[Change] = queue.Queue()
-        self.settler = Settler(cfg.settle)
         self.last_scan = 0.0
         self.observer: BaseObserver | None = None
         self.observer_mode = cfg.observer
@@ -174,7 +122,57 @@ class Daemon:
         self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
-        self.internal_errors = 0
+        self.worker: Worker | None = None
+
+    @property
+    def internal_errors(self) -> int:
+        """Bugs met and survived so far (each logged with its traceback)."""
+        return self.worker.pipeline.internal_errors if self.worker is not None else 0
+
+    def run(self) -> int:
+        """Hold the lease and watch; return the exit code."""
+        cfg = self.cfg
+        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
+        lease.acquire()
+        heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
+        heartbeat.start()
+        try:
+            remove_leftovers(cfg)
+            warn_network_catalog(cfg)
+            opened = open_for_writing(cfg)
+            decoders = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
+            decoders.warm()
+            try:
+                remembered = restore.remembered(cfg) if opened.fresh else None
+                pipeline = Pipeline(cfg, opened.catalog, now=self.now, render=decoders, remembered=remembered)
+                self.worker = Worker(pipeline, cfg.settle)
+                self._watch(self.worker)
+            finally:
+                decoders.close()
+                opened.catalog.close()
+        finally:
+            heartbeat.close()
+            lease.release()
+        if heartbeat.lost:
+            raise LockedError("stopped: another process took the library's lease")
+        log.info("stopped")
+        return 0
+
+    def _watch(self, worker: Worker) -> None:
+        """Start the observer, scan once, then loop until stopped."""
+        # Start watching before the start-up scan, so nothing that arrives during the
+        # scan is missed; duplicates are harmless (idempotent).
+        alarm = LostEventsAlarm(self.changes)
+        logging.getLogger("watchdog").addHandler(alarm)
+        try:
+            self.observer = self._start_observer()
+            log.info("watching %s (observer: %s)", self.cfg.thumbs_dir, type(self.observer).__name__)
+            self._full_scan(worker, "start-up")
+            self._loop(worker)
+            self._side_jobs(worker, force=True)
+        finally:
+            logging.getLogger("watchdog").removeHandler(alarm)
+            self._stop_observer()
 
     def _start_observer(self) -> BaseObserver:
         assert self.cfg.root is not None
@@ -187,143 +185,50 @@ class Daemon:
         observer.start()
         return observer
 
-    def _full_scan(self, pipeline: Pipeline, reason: str) -> None:
-        log.info("full scan (%s)", reason)
-        report = reconcile(pipeline, reason=reason, settle=self.cfg.settle)
-        now = time.monotonic()
-        for path in report.deferred:
-            self.settler.touch(path, now)
-        for path in report.retry:
-            self.settler.retry(path, now)
-        self.last_scan = now
-        self.folders = report.folders
-        self.watch_check_at = now  # compare watches with folders at the next turn
-        self._export(pipeline, force=True)
-        self._publish(pipeline, force=True)
-        summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
-        log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
-
-    def _apply(self, pipeline: Pipeline, change: Change) -> None:
-        now = time.monotonic()
-        log.debug("event %s %s", change.kind, shown(str(change.path)))
-        if change.kind == "rescan":
-            if self.rescan_reason is None:
-                log.warning("events may have been lost (%s); a full scan follows", change.reason)
-            self.rescan_reason = change.reason
-            return
-        if change.kind == "moved":
-            # A thumbnail dragged on quickly still earns the folder it passed through.
-            pipeline.visited(change.path)
-            if change.src is not None:
-                pipeline.gone(change.src)
-        if change.kind in ("touch", "moved"):
-            if pipeline.place(change.path) is None:
-                return
-            if pipeline.is_known_thumbnail(change.path):
-                pipeline.process(change.path)  # a rename: nothing to decode, no need to settle
-            else:
-                self.settler.touch(change.path, now)
-        elif change.kind == "gone":
-            pipeline.gone(change.path)
-        elif change.kind == "gone_dir":
-            pipeline.gone_dir(change.path)
-        elif change.kind == "scan_dir":
-            if pipeline.place(change.path) is None:
-                return
-            # A folder moved in: its known thumbnails are records to update, not files
-            # to settle and decode; a 10k-thumbnail folder costs one commit, not 10k.
-            for path in pipeline.follow(list(walk_files(change.path, pipeline.cfg))):
-                self.settler.touch(path, now)
-
-    def _guarded(self, path: object, job: Callable[[], object]) -> None:
-        """Run one step of the loop; a bug met on one file is logged, never the end of the daemon.
-
-        Catalog and lease failures still stop the daemon: carrying on without a
-        catalog or without the lease would be worse than stopping.
-        """
-        try:
-            job()
-        except (CatalogError, LockedError):
-            raise
-        except Exception:
-            self.internal_errors += 1
-            log.exception("internal error while handling %s; carrying on", shown(str(path)) if path else "a batch")
-
-    def _process_ready(self, pipeline: Pipeline) -> None:
-        ready, vanished = self.settler.poll(time.monotonic(), time.time())
-        for path in vanished:
-            pipeline.gone(path)
-        results = pipeline.process_all(ready)
-        try:
-            for path, result in results:
-                if result.retry:
-                    self.settler.retry(path, time.monotonic(), limit=12)
-                else:
-                    self.settler.done(path)
-                if self.stop.is_set():
-                    return  # the rest waits for the next start-up scan
-        finally:
-            results.close()
-
-    def run(self) -> int:
-        """Hold the lease and watch; return the exit code."""
-        cfg = self.cfg
-        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
-        lease.acquire()
-        heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
-        heartbeat.start()
-        try:
-            remove_leftovers(cfg)
-            warn_network_catalog(cfg)
-            catalog = open_for_writing(cfg)
-            sandbox = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
-            sandbox.warm()
-            try:
-                pipeline = Pipeline(cfg, catalog, now=self.now, render=sandbox)
-                # Start watching before the start-up scan, so nothing that arrives
-                # during the scan is missed; duplicates are harmless (idempotent).
-                alarm = LostEventsAlarm(self.changes)
-                logging.getLogger("watchdog").addHandler(alarm)
-                try:
-                    self.observer = self._start_observer()
-                    log.info("watching %s (observer: %s)", cfg.thumbs_dir, type(self.observer).__name__)
-                    self._full_scan(pipeline, "start-up")
-                    self._loop(pipeline)
-                    self._export(pipeline, force=True)
-                    self._publish(pipeline, force=True)
-                finally:
-                    logging.getLogger("watchdog").removeHandler(alarm)
-                    self._stop_observer()
-            finally:
-                sandbox.close()
-                catalog.close()
-        finally:
-            heartbeat.close()
-            lease.release()
-        if heartbeat.lost:
-            raise LockedError("stopped: another process took the library's lease")
-        log.info("stopped")
-        return 0
-
-    def _export(self, pipeline: Pipeline, *, force: bool = False) -> None:
-        """Write the catalog export when it changed, at most every ``export_interval``."""
-        catalog = pipeline.catalog
-        self.export.run(catalog.changes, force, lambda: write_export(self.cfg, catalog, self.now()))
-
-    def _publish(self, pipeline: Pipeline, *, force: bool = False) -> None:
-        """Publish the snapshot for other hosts when it changed, at most every ``publish_interval``."""
-        dest = self.cfg.snapshot_path
-        if dest is not None:
-            catalog = pipeline.catalog
-            self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
-
     def _stop_observer(self) -> None:
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=10)
             self.observer = None
 
-    def _check_watches(self, pipeline: Pipeline) -> None:
+    def _full_scan(self, worker: Worker, reason: str) -> None:
+        log.info("full scan (%s)", reason)
+        report = reconcile(worker.pipeline, reason=reason, settle=self.cfg.settle)
+        worker.wait_for(report.deferred, report.retry)
+        now = time.monotonic()
+        self.last_scan = now
+        self.folders = report.folders
+        self.watch_check_at = now  # compare watches with folders at the next turn
+        self._side_jobs(worker, force=True)
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
+        log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
+
+    def _apply(self, worker: Worker, change: Change) -> None:
+        log.debug("event %s %s", change.kind.value, shown(str(change.path)))
+        if change.kind is ChangeKind.RESCAN:
+            if self.rescan_reason is None:
+                log.warning("events may have been lost (%s); a full scan follows", change.reason)
+            self.rescan_reason = change.reason
+            return
+        try:
+            worker.apply(change)
+        except (CatalogError, LockedError):
+            raise
+        except Exception:
+            # A bug met on one hint is logged, never the end of the daemon; the next
+            # full scan looks at that path again.
+            worker.pipeline.internal_errors += 1
+            log.exception("internal error while handling %s; carrying on", shown(str(change.path)))
+
+    def _side_jobs(self, worker: Worker, *, force: bool = False) -> None:
+        """Export the catalog and publish its snapshot when it changed, at most every interval."""
+        catalog = worker.pipeline.catalog
+        self.export.run(catalog.changes, force, lambda: restore.write_export(self.cfg, catalog, self.now()))
+        dest = self.cfg.snapshot_path
+        if dest is not None:
+            self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
+
+    def _check_watches(self, worker: Worker) -> None:
         """Fall back to polling when inotify holds fewer watches than there are folders.
 
         With ``fs.inotify.max_user_watches`` too low, watchdog starts without a word
@@ -352,35 +257,33 @@ class Daemon:
         self._stop_observer()
         self.observer_mode = "polling"
         self.observer = self._start_observer()
-        self._full_scan(pipeline, "inotify watch limit")
+        self._full_scan(worker, "inotify watch limit")
 
-    def _loop(self, pipeline: Pipeline) -> None:
+    def _loop(self, worker: Worker) -> None:
         while not self.stop.is_set():
-            timeout = self.settler.next_due(time.monotonic())
             try:
-                change = self.changes.get(timeout=timeout)
+                change = self.changes.get(timeout=worker.next_due())
             except queue.Empty:
                 pass
             else:
-                self._guarded(change.path, functools.partial(self._apply, pipeline, change))
+                self._apply(worker, change)
                 while True:
                     try:
                         nxt = self.changes.get_nowait()
                     except queue.Empty:
                         break
-                    self._guarded(nxt.path, functools.partial(self._apply, pipeline, nxt))
-            self._guarded(None, lambda: self._process_ready(pipeline))
+                    self._apply(worker, nxt)
+            worker.process_ready(self.stop)
             if self.observer is not None and not self.observer.is_alive() and not self.stop.is_set():
                 log.error("the filesystem observer stopped; restarting it and rescanning")
                 self._stop_observer()
                 self.observer = self._start_observer()
-                self._full_scan(pipeline, "observer restarted")
+                self._full_scan(worker, "observer restarted")
             if self.rescan_reason is not None and not self.stop.is_set():
                 reason, self.rescan_reason = self.rescan_reason, None
-                self._full_scan(pipeline, reason)
-            self._check_watches(pipeline)
-            self._export(pipeline)
-            self._publish(pipeline)
+                self._full_scan(worker, reason)
+            self._check_watches(worker)
+            self._side_jobs(worker)
             interval = self.cfg.rescan_interval
             if interval > 0 and time.monotonic() - self.last_scan >= interval:
-                self._full_scan(pipeline, "periodic")
+                self._full_scan(worker, "periodic")

@@ -14,7 +14,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-from watcherd.naming import TEMP_PREFIX, numbered
+from watcherd.filters import TEMP_PREFIX
+from watcherd.naming import numbered
 
 # Filesystems that cannot hard-link (FAT, some SMB and FUSE mounts) answer with one of these.
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS, errno.EACCES}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.errors import LockedError
-from watcherd.naming import TEMP_PREFIX
+from watcherd.filters import TEMP_PREFIX
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,21 @@
 """Names and tags: pure functions over strings, no filesystem access.
 
-A thumbnail's name *is* its identity: ``{W}x{H}_{HASH}_.png``. Everything that needs
-to tell a canonical thumbnail from a newcomer, derive tags from a folder, or decide
-whether a file is the user's business at all goes through here.
+A thumbnail's name is ``{W}x{H}_{HASH}_.png``. Everything that needs to build or parse
+such a name, derive tags from a folder, or show a file name safely in one log line
+goes through here. Which files are watcherd's business at all is ``filters``.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-# Our own temporaries start with this; they are hidden, so every default ignore list
-# skips them, and the watcher refuses them even if a user's list does not.
-TEMP_PREFIX = ".watcherd-tmp-"
-
 CANONICAL_RE = re.compile(
     r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_(?:~(?P<variant>[0-9a-f]{12}))?\.png$"
 )
 HASH_RE = re.compile(r"^[0-9a-f]{4,256}$")
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)
@@ -93,30 +85,13 @@ def tags_for(rel_dir: PurePosixPath) -> list[str]:
     return tags
 
 
-@functools.lru_cache(maxsize=64)
-def ignore_pattern(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    """All ignore patterns (and our temporaries) as one regex, to match lower-cased names.
-
-    One compiled alternation costs a fraction of ten fnmatch calls per name, which
-    matters when a scan looks at every file of a large tree.
-    """
-    parts = [re.escape(TEMP_PREFIX) + ".*", *(fnmatch.translate(p.lower()) for p in patterns)]
-    return re.compile("|".join(f"(?:{p})" for p in parts), re.DOTALL)
-
-
-def is_ignored(rel_parts: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
-    """True when any path component matches an ignore pattern (case-insensitive).
-
-    Components matter as well as the file name, so a hidden folder such as
-    ``.Trash-1000`` hides everything in it.
-    """
-    test = ignore_pattern(patterns).match
-    return any(test(part.lower()) for part in rel_parts)
-
-
-def has_image_suffix(name: str) -> bool:
-    """True for names that look like an image we may decode."""
-    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+def merge_tags(old: list[str], folder: PurePosixPath, size_tag: str) -> list[str]:
+    """``old`` plus the tags of ``folder`` and the size tag, in order, each once (tags accumulate)."""
+    tags = list(old)
+    for tag in [*tags_for(folder), size_tag]:
+        if tag not in tags:
+            tags.append(tag)
+    return tags
 
 
 def shown(text: str) -> str:

@@ -22,16 +22,6 @@ CHUNK_BITS = 16
 MAX_RADIUS = 16  # probes per chunk grow as C(16, r // 4); past this a scan is as quick
 
 
-def to_signed(value: int) -> int:
-    """A 64-bit hash as SQLite's signed INTEGER."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def from_hex(text: str) -> int:
-    """A 16-hex-digit hash as an unsigned int."""
-    return int(text, 16)
-
-
 @lru_cache(maxsize=8)
 def _flip_masks(bits: int) -> NDArray[np.uint16]:
     """Every 16-bit mask with at most ``bits`` bits set."""

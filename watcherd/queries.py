@@ -1,7 +1,7 @@
-"""Read-side answers for the CLI: status, tags, find, dupes, untag.
+"""Read-side answers: status, tags, find, dupes, similar, as plain data.
 
-Each function takes an open Catalog and returns plain data (what ``--json`` prints),
-so the CLI only formats and the tests can call these directly.
+Each function takes an open ``CatalogReader`` and returns what ``--json`` prints, so
+the CLI (through ``library.Library``) only formats, and tests can call these directly.
 """
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from watcherd.catalog import Catalog, Record
+from watcherd.catalog import CatalogReader
+from watcherd.catalog.reads import hash_rows, load_hashes
 from watcherd.config import Config
 from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
+from watcherd.records import ImageRecord
 
 
-def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = None) -> dict[str, Any]:
+def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> dict[str, Any]:
     """The ``status`` document; see the README for every key."""
     now = time.time() if now is None else now
     counts = catalog.counts()
@@ -43,12 +45,12 @@ def status(cfg: Config, catalog: Catalog, lease_file: Path, now: float | None = 
     }
 
 
-def tag_counts(catalog: Catalog) -> dict[str, int]:
+def tag_counts(catalog: CatalogReader) -> dict[str, int]:
     """Every tag with the number of present images carrying it, most used first."""
     return dict(sorted(catalog.tag_counts(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def lookup(catalog: Catalog, name: str) -> Record:
+def lookup(catalog: CatalogReader, name: str) -> ImageRecord:
     """The record for a canonical name, a path ending in one, or a hash."""
     base = Path(name).name
     if parse_canonical(base) is not None:
@@ -61,65 +63,50 @@ def lookup(catalog: Catalog, name: str) -> Record:
         if not matches:
             raise UsageError(f"no image with hash {name} in the catalog")
         if len(matches) > 1:
-            names = ", ".join(r["name"] for r in matches)
+            names = ", ".join(r.name for r in matches)
             raise UsageError(f"hash {name} names {len(matches)} images ({names}); give the full name")
         return matches[0]
     raise UsageError(f"{name!r} is neither a canonical name (WxH_HASH_.png) nor a hash")
 
 
-def image_tags(catalog: Catalog, name: str) -> dict[str, Any]:
+def image_tags(catalog: CatalogReader, name: str) -> dict[str, Any]:
     """``tags NAME``: one image's name, tags, path and state."""
-    return _summary(lookup(catalog, name))
+    return summary(lookup(catalog, name))
 
 
-def _summary(rec: Record) -> dict[str, Any]:
+def summary(rec: ImageRecord) -> dict[str, Any]:
     """What ``tags NAME`` and ``untag`` print about one image."""
-    return {"name": rec["name"], "tags": rec["tags"], "path": rec["path"], "state": rec["state"]}
+    return {"name": rec.name, "tags": rec.tags, "path": rec.path, "state": rec.state.value}
 
 
-def find(catalog: Catalog, tags: list[str]) -> list[dict[str, Any]]:
+def find(catalog: CatalogReader, tags: list[str]) -> list[dict[str, Any]]:
     """Present images carrying every tag in ``tags``."""
     hits = sorted(catalog.with_tags(tags), key=lambda hit: hit[1])
     return [{"name": name, "path": path, "tags": found} for name, path, found in hits]
 
 
-def dupes(catalog: Catalog) -> list[dict[str, Any]]:
+def dupes(catalog: CatalogReader) -> list[dict[str, Any]]:
     """Every recorded collision with both sides' paths."""
     out = []
     for c in catalog.collisions():
-        existing, newcomer = c["existing"], c["newcomer"]
-        paths = [
-            p
-            for p in (
-                existing.get("thumbnail"),
-                existing.get("original"),
-                newcomer.get("thumbnail"),
-                newcomer.get("original"),
-            )
-            if p
-        ]
+        existing, newcomer = c.existing, c.newcomer
+        paths = [p for p in (existing.thumbnail, existing.original, newcomer.thumbnail, newcomer.original) if p]
         out.append(
             {
-                "name": c["name"],
-                "kind": c["kind"],
-                "detected": c["detected"],
+                "name": c.name,
+                "kind": c.kind.value,
+                "detected": c.detected,
                 "paths": paths,
-                "existing": {k: existing.get(k) for k in ("thumbnail", "original", "sha256")},
-                "newcomer": {k: newcomer.get(k) for k in ("thumbnail", "original", "sha256", "filename")},
+                "existing": {"thumbnail": existing.thumbnail, "original": existing.original, "sha256": existing.sha256},
+                "newcomer": {
+                    "thumbnail": newcomer.thumbnail,
+                    "original": newcomer.original,
+                    "sha256": newcomer.sha256,
+                    "filename": newcomer.filename,
+                },
             }
         )
     return out
-
-
-def untag(catalog: Catalog, name: str, tag: str) -> dict[str, Any]:
-    """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
-    rec = lookup(catalog, name)
-    if tag not in rec["tags"]:
-        raise UsageError(f"{rec['name']} has no tag {tag!r} (it has: {', '.join(rec['tags']) or 'none'})")
-    rec["tags"] = [t for t in rec["tags"] if t != tag]
-    catalog.put_image(rec)
-    catalog.commit()
-    return _summary(rec)
 
 
 # From tests/benchmarks/quality.py: whash finds 98.9% of near-duplicates at 4 bits with
@@ -137,7 +124,7 @@ def hash_of_file(cfg: Config, path: Path, pinned: dict[str, Any] | None = None) 
     import dataclasses
 
     from watcherd import imaging
-    from watcherd.pipeline import spec_for
+    from watcherd.newcomers import spec_for
 
     try:
         data = Path(path).read_bytes()
@@ -157,13 +144,13 @@ def hash_of_file(cfg: Config, path: Path, pinned: dict[str, Any] | None = None) 
         raise UsageError(f"{path}: {exc.reason}") from None
 
 
-def resolve_hash(cfg: Config, catalog: Catalog, target: str) -> str:
+def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
     """A hash from a hex string, an image file, or a catalogued name."""
     if HASH_RE.match(target) and len(target) == 16:
         return target
     if Path(target).is_file():
         return hash_of_file(cfg, Path(target), catalog.meta("library"))
-    return str(lookup(catalog, target)["hash"])
+    return lookup(catalog, target).hash
 
 
 def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
@@ -174,10 +161,10 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
         raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
     from watcherd.nearindex import brute_force
 
-    rowids, hashes, _ = Catalog.load_hashes(cfg.database_path)
+    rowids, hashes, _ = load_hashes(cfg.database_path)
     # One query: a scan (about 1 ms per million) beats building the index first.
     hits = brute_force(hashes, int(hash_hex, 16), distance)
-    where = Catalog.hash_rows(cfg.database_path, [int(rowids[h.index]) for h in hits])
+    where = hash_rows(cfg.database_path, [int(rowids[h.index]) for h in hits])
     out = []
     for h in hits:
         name, path = where[int(rowids[h.index])]
@@ -194,10 +181,10 @@ def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
     from watcherd.nearindex import NearIndex, groups
 
-    rowids, hashes, low = Catalog.load_hashes(cfg.database_path)
+    rowids, hashes, low = load_hashes(cfg.database_path)
     rowids, hashes = rowids[~low], hashes[~low]
     found = groups(NearIndex(hashes), distance)
-    where = Catalog.hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
+    where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
     out = []
     for members, widest in found:
         picked = sorted(where[int(rowids[m])] for m in members)

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from watcherd import restore
 from watcherd.catalog import Catalog
+from watcherd.context import iso
 from watcherd.naming import CANONICAL_RE
-from watcherd.pipeline import Outcome, Pipeline, iso
+from watcherd.outcomes import Outcome, Result
+from watcherd.pipeline import Pipeline
 from watcherd.walk import walk_files, walk_folders
 
 log = logging.getLogger("watcherd")
@@ -35,25 +37,15 @@ class Report:
     folders: int = 0
     seconds: float = 0.0
 
-    def add(self, outcome: Outcome) -> None:
-        """Count one outcome."""
-        self.counts[outcome.value] = self.counts.get(outcome.value, 0) + 1
+    def add(self, outcome: Outcome, n: int = 1) -> None:
+        """Count ``n`` of one outcome."""
+        if n:
+            self.counts[outcome.value] = self.counts.get(outcome.value, 0) + n
 
-
-def finish_pending(pipeline: Pipeline) -> int:
-    """Complete moves of originals that a crash interrupted."""
-    catalog = pipeline.catalog
-    done = 0
-    for name in catalog.pending_moves():
-        rec = catalog.image(name)
-        if rec is not None and rec.get("moving_from"):
-            pipeline.finish_move(rec, catalog.put_image)
-            done += 1
-    for col in list(catalog.collisions()):
-        if col["newcomer"].get("moving_from"):
-            pipeline.finish_move(col, catalog.put_collision)
-            done += 1
-    return done
+    def add_all(self, results: list[Result]) -> None:
+        """Count each result's outcome."""
+        for result in results:
+            self.add(result.outcome)
 
 
 def reconcile(
@@ -68,11 +60,7 @@ def reconcile(
     started = time.monotonic()
     report = Report()
     catalog = pipeline.catalog
-    restoring = catalog.fresh
-    if restoring:
-        restore.prime(pipeline)
-    catalog.fresh = False
-    resumed = finish_pending(pipeline)
+    resumed = pipeline.filing.finish_pending()
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
 
@@ -86,9 +74,9 @@ def reconcile(
 
     # Folder by folder: a query for the thumbnails recorded in it, a set check per
     # file. Memory follows the largest folder, not the library (1M images: ~100 MB).
-    for folder, files in walk_folders(pipeline.thumbs, pipeline.cfg):
+    for folder, files in walk_folders(pipeline.places.thumbs, pipeline.cfg):
         report.folders += 1
-        rel_folder = pipeline.rel(Path(folder)) + "/"
+        rel_folder = pipeline.places.rel(Path(folder)) + "/"
         walked.add(rel_folder)
         here = catalog.present_in(rel_folder)
         recorded += len(here)
@@ -105,8 +93,7 @@ def reconcile(
             if progress and done % 1000 == 0:
                 progress(done, 0)
         gone.extend((rel_folder + name, name) for name in here)
-    if unchanged:
-        report.counts[Outcome.UNCHANGED.value] = report.counts.get(Outcome.UNCHANGED.value, 0) + unchanged
+    report.add(Outcome.UNCHANGED, unchanged)
     for source in pipeline.cfg.source_dirs:
         if source.is_dir():
             others.extend(walk_files(source, pipeline.cfg, count_folder))
@@ -116,9 +103,9 @@ def reconcile(
         gone.extend(p for p in catalog.iter_present() if p[0][: p[0].rfind("/") + 1] not in walked)
     # A thumbnail processed above may have been recorded elsewhere meanwhile: mark_gone
     # checks each candidate against its record and the disk again.
-    missing = pipeline.mark_gone(gone)
+    missing = pipeline.moves.mark_gone(gone)
     if missing:
-        report.counts[Outcome.MISSING.value] = missing
+        report.add(Outcome.MISSING, missing)
         log.info("%d thumbnails are missing from the tree", missing)
     total = done + len(others)
 
@@ -134,21 +121,19 @@ def reconcile(
             done += 1
         else:
             settled.append(path)
-    for path, result in pipeline.process_all(settled):  # decoded in parallel, recorded in order
+    for result in pipeline.process_all(settled):  # decoded in parallel, recorded in order
         report.add(result.outcome)
         if result.retry:
-            report.retry.append(path)
+            report.retry.append(result.path)
         done += 1
         if progress:
             progress(done, total)
     if progress and not settled:
         progress(done, total)
 
-    if restoring:
+    if pipeline.adopter.remembered is not None:
         restore.restore_collisions(pipeline)
-    for err in list(catalog.errors()):
-        if not os.path.lexists(pipeline.root / err["path"]):
-            catalog.clear_error(err["path"])
+    pipeline.failures.forget_vanished()
     report.seconds = time.monotonic() - started
     record_scan(catalog, report, reason, now)
     return report
@@ -156,8 +141,8 @@ def reconcile(
 
 def record_scan(catalog: Catalog, report: Report, reason: str, now: Callable[[], float] = time.time) -> None:
     """Store when the last full scan finished and why it ran (shown by ``status``)."""
-    catalog.set_meta(
-        "scan",
-        {"finished": iso(now()), "reason": reason, "seconds": round(report.seconds, 3), "counts": dict(report.counts)},
-    )
-    catalog.commit()
+    with catalog.transaction():
+        catalog.set_meta(
+            "scan",
+            {"finished": iso(now()), "reason": reason, "seconds": round(report.seconds, 3), "counts": report.counts},
+        )

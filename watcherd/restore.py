@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from watcherd import fsops
-from watcherd.catalog import Catalog, Record
+from watcherd.adopt import Remembered
+from watcherd.catalog import CatalogReader
 from watcherd.config import Config
-from watcherd.naming import IMAGE_SUFFIXES, parse_canonical
-from watcherd.pipeline import Pipeline, iso
+from watcherd.context import iso
+from watcherd.filters import IMAGE_SUFFIXES
+from watcherd.naming import parse_canonical
+from watcherd.pipeline import Pipeline
+from watcherd.records import CollisionKind, CollisionRecord, Existing, Newcomer
 
 log = logging.getLogger("watcherd")
 
@@ -33,7 +37,7 @@ def export_path(cfg: Config) -> Path:
     return db.with_name(db.stem + ".export.json")
 
 
-def write_export(cfg: Config, catalog: Catalog, now: float) -> Path:
+def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
     """Write the export atomically (temporary, fsync, rename over the previous export).
 
     Streamed: each image's entry is built inside SQLite and written as it comes,
@@ -41,7 +45,8 @@ def write_export(cfg: Config, catalog: Catalog, now: float) -> Path:
     """
     target = export_path(cfg)
     tmp = fsops.temp_path(target.parent, ".json")
-    head = {"version": EXPORT_VERSION, "exported": iso(now), "collisions": list(catalog.collisions())}
+    collisions = [c.to_json() for c in catalog.collisions()]
+    head = {"version": EXPORT_VERSION, "exported": iso(now), "collisions": collisions}
     with open(tmp, "x", encoding="utf-8") as fh:
         fh.write(json.dumps(head, ensure_ascii=True, sort_keys=True)[:-1] + ', "images": {')
         first = True
@@ -71,54 +76,53 @@ def load_export(cfg: Config) -> dict[str, Any] | None:
     return data
 
 
-def prime(pipeline: Pipeline) -> bool:
-    """Before reconciling a fresh catalog, hand the pipeline what the export remembers."""
-    data = load_export(pipeline.cfg)
+def remembered(cfg: Config) -> Remembered:
+    """What the export remembers, for rebuilding a fresh catalog (empty without an export)."""
+    data = load_export(cfg)
     if data is None:
-        return False
-    pipeline.restore = dict(data.get("images", {}))
-    pipeline.restore_collisions = list(data.get("collisions", []))
+        return Remembered()
+    out = Remembered(dict(data.get("images", {})), list(data.get("collisions", [])))
     log.info(
         "restoring tags of %d images and %d collisions from %s",
-        len(pipeline.restore),
-        len(pipeline.restore_collisions),
-        export_path(pipeline.cfg),
+        len(out.images),
+        len(out.collisions),
+        export_path(cfg),
     )
-    return True
+    return out
 
 
 def restore_collisions(pipeline: Pipeline) -> int:
     """Record the collisions whose files are still there: from the export, else from chunks."""
-    catalog = pipeline.catalog
-    known = {c["id"] for c in catalog.collisions()}
+    memory = pipeline.adopter.finish_restoring() or Remembered()
+    catalog, places = pipeline.catalog, pipeline.places
+    known = {c.id for c in catalog.collisions()}
     referenced: set[str] = set()
-    count = 0
-    for col in pipeline.restore_collisions:
-        new = col.get("newcomer", {})
-        paths = [new.get("thumbnail"), new.get("original")]
+    found: list[CollisionRecord] = []
+    for data in memory.collisions:
+        col = CollisionRecord.from_json(data)
+        paths = [col.newcomer.thumbnail, col.newcomer.original]
         referenced.update(p for p in paths if p)
-        if col.get("id") in known or not any(p and os.path.lexists(pipeline.root / p) for p in paths):
+        if col.id in known or not any(p and os.path.lexists(places.absolute(p)) for p in paths):
             continue
-        catalog.put_collision(col)
-        known.add(col["id"])
-        count += 1
-    folder = pipeline.collisions_dir
+        found.append(col)
+        known.add(col.id)
+    folder = places.collisions
     if folder.is_dir():
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            rel = pipeline.rel(Path(entry.path))
+            rel = places.rel(Path(entry.path))
             if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
                 continue
             rec = _collision_from_chunks(pipeline, Path(entry.path))
-            if rec is not None and rec["id"] not in known:
-                catalog.put_collision(rec)
-                known.add(rec["id"])
-                count += 1
-    catalog.commit()
-    pipeline.restore_collisions = []
-    return count
+            if rec is not None and rec.id not in known:
+                found.append(rec)
+                known.add(rec.id)
+    with catalog.transaction():
+        for col in found:
+            catalog.put_collision(col)
+    return len(found)
 
 
-def _collision_from_chunks(pipeline: Pipeline, thumb: Path) -> Record | None:
+def _collision_from_chunks(pipeline: Pipeline, thumb: Path) -> CollisionRecord | None:
     from watcherd import imaging
 
     label = thumb.name[: -len(".png")] if thumb.name.endswith(".png") else None
@@ -131,30 +135,25 @@ def _collision_from_chunks(pipeline: Pipeline, thumb: Path) -> Record | None:
         text = imaging.read_text(thumb.read_bytes())
     except OSError:
         return None
+    places = pipeline.places
     existing = pipeline.catalog.image(name)
     original = None
     for suffix in sorted(IMAGE_SUFFIXES):
-        candidate = pipeline.originals / pipeline.cfg.collisions / f"{label}{suffix}"
+        candidate = places.original_collisions / f"{label}{suffix}"
         if candidate.exists():
-            original = pipeline.rel(candidate)
+            original = places.rel(candidate)
             break
     sha = text.get("sha256")
-    return {
-        "id": label,
-        "name": name,
-        "kind": "exact" if existing is not None and existing.get("sha256") == sha else "perceptual",
-        "detected": text.get("ingested"),
-        "existing": {
-            "thumbnail": existing["path"] if existing else None,
-            "original": existing.get("original") if existing else None,
-            "sha256": existing.get("sha256") if existing else None,
-        },
-        "newcomer": {
-            "thumbnail": pipeline.rel(thumb),
-            "original": original,
-            "sha256": sha,
-            "filename": text.get("original_filename"),
-            "source": False,
-            "moving_from": None,
-        },
-    }
+    return CollisionRecord(
+        id=label,
+        name=name,
+        kind=CollisionKind.EXACT if existing is not None and existing.sha256 == sha else CollisionKind.PERCEPTUAL,
+        detected=text.get("ingested"),
+        existing=Existing(existing.path, existing.original, existing.sha256) if existing else Existing(),
+        newcomer=Newcomer(
+            thumbnail=places.rel(thumb),
+            original=original,
+            sha256=sha,
+            filename=text.get("original_filename"),
+        ),
+    )

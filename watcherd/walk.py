@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from watcherd.config import Config
-from watcherd.naming import ignore_pattern, shown
+from watcherd.filters import ignore_pattern
+from watcherd.naming import shown
 
 log = logging.getLogger("watcherd")
 

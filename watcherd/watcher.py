@@ -1,9 +1,8 @@
 """The watchdog edge: events become ``Change`` hints on a queue, nothing more.
 
 Events are hints; the tree is the truth. The handler never touches the catalog or a
-file: it only says which path may have changed. ``Settler`` then holds each path until
-its size and mtime have stopped changing for ``settle`` seconds, so a file still being
-written is never read half-done.
+file: it only says which path may have changed. Also here: choosing the observer
+(polling on network filesystems) and counting inotify watches.
 """
 
 from __future__ import annotations
@@ -11,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import queue
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+
+from watcherd.events import Change, ChangeKind
 
 log = logging.getLogger("watcherd")
 
@@ -43,17 +43,6 @@ NETWORK_FS = (
 )
 
 
-@dataclass(frozen=True)
-class Change:
-    """A hint: ``touch`` (may be new or changed), ``moved`` (to ``path`` from ``src``),
-    ``gone``, ``gone_dir``, ``scan_dir``, or ``rescan`` (events were lost: ``reason``)."""
-
-    kind: str
-    path: Path
-    src: Path | None = None
-    reason: str = ""
-
-
 def _fspath(raw: str | bytes) -> Path:
     return Path(os.fsdecode(raw))
 
@@ -73,19 +62,19 @@ class Handler(FileSystemEventHandler):
             return
         if event.is_directory:
             if kind == "moved":
-                self.out.put(Change("scan_dir", _fspath(event.dest_path)))
-                self.out.put(Change("gone_dir", src))
+                self.out.put(Change(ChangeKind.SCAN_DIR, _fspath(event.dest_path)))
+                self.out.put(Change(ChangeKind.GONE_DIR, src))
             elif kind == "deleted":
-                self.out.put(Change("gone_dir", src))
+                self.out.put(Change(ChangeKind.GONE_DIR, src))
             elif kind == "created":
-                self.out.put(Change("scan_dir", src))
+                self.out.put(Change(ChangeKind.SCAN_DIR, src))
             return
         if kind == "moved":
-            self.out.put(Change("moved", _fspath(event.dest_path), src))
+            self.out.put(Change(ChangeKind.MOVED, _fspath(event.dest_path), src))
         elif kind == "deleted":
-            self.out.put(Change("gone", src))
+            self.out.put(Change(ChangeKind.GONE, src))
         else:  # created, modified, closed, attrib
-            self.out.put(Change("touch", src))
+            self.out.put(Change(ChangeKind.TOUCH, src))
 
 
 class LostEventsAlarm(logging.Handler):
@@ -106,7 +95,7 @@ class LostEventsAlarm(logging.Handler):
             message = record.getMessage()
         except Exception:
             message = str(record.msg)
-        self.out.put(Change("rescan", Path(), reason=f"watchdog: {message[:160]}"))
+        self.out.put(Change(ChangeKind.RESCAN, Path(), reason=f"watchdog: {message[:160]}"))
 
 
 def inotify_watch_count() -> int | None:
@@ -161,81 +150,3 @@ def make_observer(mode: str, root: Path, poll_interval: float = 1.0) -> BaseObse
             log.info("%s is on a %s filesystem: using the polling observer", root, fs_type)
             return PollingObserver(timeout=poll_interval)
     return Observer()
-
-
-@dataclass
-class _Pending:
-    stamp: tuple[int, int] | None
-    since: float
-    not_before: float = 0.0
-
-
-@dataclass
-class Settler:
-    """Holds paths until they have stopped changing; pure apart from ``os.stat``."""
-
-    settle: float
-    pending: dict[Path, _Pending] = field(default_factory=dict)
-    attempts: dict[Path, int] = field(default_factory=dict)
-
-    def touch(self, path: Path, now: float) -> None:
-        """Note that ``path`` may have changed; its quiet period starts again."""
-        entry = self.pending.get(path)
-        if entry is None:
-            self.pending[path] = _Pending(stamp=None, since=now)
-        else:
-            entry.stamp, entry.since = None, now
-
-    def retry(self, path: Path, now: float, limit: int = 8) -> bool:
-        """Try ``path`` again later with exponential backoff; False once given up."""
-        attempts = self.attempts.get(path, 0) + 1
-        if attempts > limit:
-            self.pending.pop(path, None)
-            self.attempts.pop(path, None)
-            return False
-        self.attempts[path] = attempts
-        self.pending[path] = _Pending(
-            stamp=None, since=now, not_before=now + min(60.0, self.settle + 2.0 ** (attempts - 1))
-        )
-        return True
-
-    def done(self, path: Path) -> None:
-        """Forget the retry history of a path that was handled."""
-        self.attempts.pop(path, None)
-
-    def poll(self, now: float, wall_now: float) -> tuple[list[Path], list[Path]]:
-        """Return (paths ready to read, paths that vanished) and forget both."""
-        ready: list[Path] = []
-        vanished: list[Path] = []
-        for path, entry in list(self.pending.items()):
-            if now < entry.not_before:
-                continue
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                vanished.append(path)
-                del self.pending[path]
-                continue
-            except OSError:
-                ready.append(path)  # let the pipeline report why it cannot be read
-                del self.pending[path]
-                continue
-            stamp = (st.st_size, st.st_mtime_ns)
-            if stamp != entry.stamp:
-                entry.stamp, entry.since = stamp, now
-                # A file whose mtime is already older than settle (a backlog, a rename
-                # of a finished file) needs no further wait.
-                if wall_now - st.st_mtime < self.settle:
-                    continue
-            elif now - entry.since < self.settle:
-                continue
-            ready.append(path)
-            del self.pending[path]
-        return ready, vanished
-
-    def next_due(self, now: float) -> float:
-        """Seconds until something may be ready (for the main loop's wait)."""
-        if not self.pending:
-            return 1.0
-        soonest = min(max(e.not_before, e.since + self.settle) for e in self.pending.values())
-        return max(0.02, min(1.0, soonest - now))

@@ -30,12 +30,13 @@ from PIL import Image
 
 from tests.benchmarks.corpus import jpeg, photo
 from tests.helpers import spawn_daemon, table, wait_for
+from watcherd.catalog import open_for_writing
 from watcherd.config import Config
-from watcherd.library import open_for_writing
+from watcherd.decoders import DecoderPool
 from watcherd.nearindex import NearIndex
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
-from watcherd.sandbox import DecoderPool
+from watcherd.records import ImageRecord, State
 
 Row = tuple[str, str, str, str, str]
 
@@ -122,7 +123,7 @@ def _daemon_rate(tmp: Path, corpus: list[bytes], workers: int, decode: str) -> t
     root = tmp / f"lib-{decode}-{workers}"
     root.mkdir()
     cfg = dataclasses.replace(Config(), workers=workers, decode=decode).with_root(root)
-    catalog = open_for_writing(cfg)
+    catalog = open_for_writing(cfg).catalog
     try:
         with DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory) as pool:
             pipeline = Pipeline(cfg, catalog, render=pool)
@@ -137,7 +138,7 @@ def _daemon_rate(tmp: Path, corpus: list[bytes], workers: int, decode: str) -> t
                 os.utime(p, (1_600_000_000, 1_600_000_000))
                 paths.append(p)
             t = time.perf_counter()
-            names = [result.name or "" for _, result in pipeline.process_all(paths)]
+            names = [result.name or "" for result in pipeline.process_all(paths)]
             return time.perf_counter() - t, [n.split("_")[1] for n in names]
     finally:
         catalog.close()
@@ -207,31 +208,30 @@ def ingest(count: int, size: tuple[int, int]) -> list[Row]:
 def _catalog(root: Path, n: int, folders: int = 50) -> Config:
     """A catalog of ``n`` made-up records spread over ``folders`` folders (no files)."""
     cfg = Config().with_root(root)
-    catalog = open_for_writing(cfg)
+    catalog = open_for_writing(cfg).catalog
     rng = np.random.default_rng(1)
     tags = [f"tag{i}" for i in range(50)]
+    hashes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
     try:
-        for i, h in enumerate(rng.integers(0, 2**64, size=n, dtype=np.uint64)):
-            name = f"64x64_{int(h):016x}_.png"
-            folder = tags[i % folders]
-            catalog.put_image(
-                {
-                    "name": name,
-                    "hash": f"{int(h):016x}",
-                    "width": 64,
-                    "height": 64,
-                    "path": f"thumbs/{folder}/{name}",
-                    "tags": [folder, tags[(i * 7) % 50], "64x64"],
-                    "state": "present",
-                    "original": None,
-                    "moving_from": None,
-                    "sha256": "",
-                    "low_information": False,
-                }
-            )
-            if i % 10_000 == 9_999:
-                catalog.commit()
-        catalog.commit()
+        for start in range(0, n, 10_000):
+            with catalog.transaction():
+                for i in range(start, min(n, start + 10_000)):
+                    h = f"{int(hashes[i]):016x}"
+                    name = f"64x64_{h}_.png"
+                    folder = tags[i % folders]
+                    record = ImageRecord(
+                        name=name,
+                        hash=h,
+                        width=64,
+                        height=64,
+                        path=f"thumbs/{folder}/{name}",
+                        state=State.PRESENT,
+                        first_seen="",
+                        last_seen="",
+                        sha256="",
+                        tags=[folder, tags[(i * 7) % 50], "64x64"],
+                    )
+                    catalog.put_image(record)
     finally:
         catalog.close()
     return cfg
@@ -285,7 +285,7 @@ def reconcile_startup(n: int) -> list[Row]:
             return count
 
         t_walk = _best(walk, 3)
-        catalog = open_for_writing(cfg)
+        catalog = open_for_writing(cfg).catalog
         try:
             t = time.perf_counter()
             report = reconcile(Pipeline(cfg, catalog), reason="bench", settle=0.5)

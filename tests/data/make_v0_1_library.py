@@ -1,11 +1,32 @@
-import os, sys, shutil
-sys.path.insert(0, "/work/main")
+"""How ``v0.1-library/`` was made: run with watcherd 0.1.0 (commit a839752) installed.
+
+    python tests/data/make_v0_1_library.py /tmp/v0.1-library
+
+Kept for the record; the current code is not expected to reproduce the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
 from pathlib import Path
-from tests.helpers import drop, write, encode, scene
-from watcherd.cli import main
+
 from PIL import Image
-def go():
-    root = Path("/tmp/v1lib/lib")
+
+from tests.helpers import drop, encode, scene, write
+from watcherd.cli import main
+
+
+def _scan(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            os.utime(p, (1.6e9, 1.6e9))  # old enough to be read at once
+    assert main(["scan", str(root)]) == 0
+
+
+def make(root: Path) -> None:
+    """Four present images (one dragged and untagged, one flat, one from source/), one missing,
+    an exact collision and an error."""
     t = root / "thumbs"
     drop(t / "cats" / "2024" / "tom.jpg", scene((320, 240), seed=1))
     drop(t / "dogs" / "rex.png", scene((200, 300), seed=2), "PNG")
@@ -14,18 +35,18 @@ def go():
     write(t / "misc" / "a.jpg", data)
     write(t / "blank.png", encode(Image.new("RGB", (50, 40), "white"), "PNG"))
     write(t / "bad.jpg", b"not an image at all")
-    [os.utime(p, (1.6e9, 1.6e9)) for p in root.rglob("*") if p.is_file()]; assert main(["scan", str(root)]) == 0
-    # drag one thumbnail through folders
+    _scan(root)
     thumb = next((t / "cats" / "2024").glob("*_.png"))
     (t / "orange").mkdir()
     os.rename(thumb, t / "orange" / thumb.name)
-    [os.utime(p, (1.6e9, 1.6e9)) for p in root.rglob("*") if p.is_file()]; assert main(["scan", str(root)]) == 0
-    # exact collision and a deleted (missing) thumbnail
+    _scan(root)
     write(t / "again.jpg", data)
-    dog = next((t / "dogs").glob("*_.png"))
-    os.unlink(dog)
-    [os.utime(p, (1.6e9, 1.6e9)) for p in root.rglob("*") if p.is_file()]; assert main(["scan", str(root)]) == 0
-    assert main(["untag", str(root), next((t / "orange").glob("*_.png")).name, "orange"]) == 0
-    
-if __name__ == '__main__':
-    go()
+    os.unlink(next((t / "dogs").glob("*_.png")))
+    _scan(root)
+    assert main(["untag", str(root), thumb.name, "orange"]) == 0
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1])
+    target.mkdir(parents=True)
+    make(target)

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import drop, scene
+from watcherd.catalog import open_for_writing
 from watcherd.config import Config
-from watcherd.library import open_for_writing
-from watcherd.pipeline import Outcome, Pipeline
+from watcherd.outcomes import Outcome
+from watcherd.pipeline import Pipeline
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def _library(small_fs: Path, tmp_path: Path) -> tuple[Config, Pipeline]:
     root = small_fs / "lib"
     root.mkdir()
     cfg = dataclasses.replace(Config(), database=str(tmp_path / "catalog.sqlite"), settle=0).with_root(root)
-    return cfg, Pipeline(cfg, open_for_writing(cfg))
+    return cfg, Pipeline(cfg, open_for_writing(cfg).catalog)
 
 
 def _fill(folder: Path) -> Path:
@@ -65,10 +66,10 @@ def test_full_disk_keeps_the_original_and_retries(small_fs: Path, tmp_path: Path
         assert "cannot write" in result.detail
         assert src.read_bytes() == data
         assert sorted(p.name for p in cfg.thumbs_dir.iterdir()) == ["a.jpg"]  # no temporaries
-        assert [e["path"] for e in pipeline.catalog.errors()] == ["thumbs/a.jpg"]
+        assert [e.path for e in pipeline.catalog.errors()] == ["thumbs/a.jpg"]
         filler.unlink()
         assert pipeline.process(src).outcome is Outcome.INGESTED
-        assert list(pipeline.catalog.errors()) == []
+        assert pipeline.catalog.errors() == []
     finally:
         pipeline.catalog.close()
 

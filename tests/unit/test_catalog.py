@@ -8,19 +8,44 @@ from pathlib import Path
 import pytest
 from sqlitedict import SqliteDict
 
-from watcherd.catalog import Catalog
+from watcherd.catalog import Catalog, CatalogReader
+from watcherd.catalog.store import damage
 from watcherd.errors import CatalogError
+from watcherd.records import ErrorRecord, ImageRecord, State
 
 
-def _record(name: str = "10x10_abcd_.png", path: str = "thumbs/a/10x10_abcd_.png") -> dict[str, object]:
-    return {"name": name, "path": path, "tags": ["a", "10x10"], "state": "present", "hash": "abcd"}
+def _record(
+    name: str = "10x10_abcd_.png",
+    path: str = "thumbs/a/10x10_abcd_.png",
+    *,
+    state: State = State.PRESENT,
+    tags: list[str] | None = None,
+    low_information: bool = False,
+) -> ImageRecord:
+    return ImageRecord(
+        name=name,
+        hash="abcd",
+        width=10,
+        height=10,
+        path=path,
+        state=state,
+        first_seen="2026-01-01T00:00:00+00:00",
+        last_seen="2026-01-01T00:00:00+00:00",
+        tags=["a", "10x10"] if tags is None else tags,
+        low_information=low_information,
+    )
+
+
+def _put(cat: Catalog, *records: ImageRecord) -> None:
+    with cat.transaction():
+        for rec in records:
+            cat.put_image(rec)
 
 
 def test_values_are_json_readable_by_sqlitedict_and_sqlite3(tmp_path: Path) -> None:
     db = tmp_path / "c.sqlite"
     with Catalog(db) as cat:
-        cat.put_image(_record())
-        cat.commit()
+        _put(cat, _record())
     with SqliteDict(str(db), tablename="images", decode=json.loads, flag="r") as plain:
         assert plain["10x10_abcd_.png"]["tags"] == ["a", "10x10"]
     con = sqlite3.connect(db)
@@ -35,43 +60,73 @@ def test_values_are_json_readable_by_sqlitedict_and_sqlite3(tmp_path: Path) -> N
         con.close()
 
 
-def test_connections_are_fully_synchronous(tmp_path: Path) -> None:
+def test_the_connection_is_fully_synchronous_and_never_wal(tmp_path: Path) -> None:
     with Catalog(tmp_path / "c.sqlite") as cat:
-        conns = {id(db.conn) for db in cat._tables.values()}
-        assert len(conns) == 1  # one connection, one transaction for all tables
-        for db in cat._tables.values():
-            assert db.conn.select_one("PRAGMA synchronous")[0] == 2  # FULL
+        _put(cat, _record())
+        assert cat.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
-def test_readonly_on_absent_catalog_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+def test_a_transaction_that_raises_leaves_nothing_behind(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    with Catalog(db) as cat:
+        _put(cat, _record("1x1_aaaa_.png", "thumbs/1x1_aaaa_.png"))
+        with pytest.raises(ValueError), cat.transaction():
+            cat.put_image(_record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
+            cat.put_error(ErrorRecord("thumbs/x.jpg", "bad", False, 1, 1, "t", "t"))
+            raise ValueError("half way")
+        assert cat.image("2x2_bbbb_.png") is None and cat.errors() == []
+        assert cat.name_at("thumbs/2x2_bbbb_.png") is None  # the derived rows went with it
+    with CatalogReader(db) as reader:
+        assert [r.name for r in reader.images()] == ["1x1_aaaa_.png"]
+
+
+def test_a_nested_block_that_raises_undoes_only_its_own_writes(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        with cat.transaction():
+            cat.put_image(_record("1x1_aaaa_.png", "thumbs/1x1_aaaa_.png"))
+            with pytest.raises(ValueError), cat.transaction():
+                cat.put_image(_record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
+                raise ValueError("one file failed")
+            cat.put_image(_record("3x3_cccc_.png", "thumbs/3x3_cccc_.png"))
+        assert sorted(r.name for r in cat.images()) == ["1x1_aaaa_.png", "3x3_cccc_.png"]
+        assert cat.changes == 2
+
+
+def test_writing_outside_a_transaction_is_refused(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.sqlite") as cat, pytest.raises(RuntimeError, match="outside a transaction"):
+        cat.put_image(_record())
+
+
+def test_reading_an_absent_catalog_is_empty_and_creates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "absent.sqlite"
-    with Catalog(db, readonly=True) as cat:
+    with CatalogReader(db) as cat:
         assert list(cat.images()) == []
         assert cat.image("x") is None
         assert cat.meta("scan") is None
+        assert cat.counts()["present"] == 0
     assert not db.exists()
 
 
 def test_path_index_follows_moves(tmp_path: Path) -> None:
     with Catalog(tmp_path / "c.sqlite") as cat:
-        cat.put_image(_record())
+        _put(cat, _record())
         assert cat.name_at("thumbs/a/10x10_abcd_.png") == "10x10_abcd_.png"
-        cat.put_image(_record(path="thumbs/b/10x10_abcd_.png"))
+        _put(cat, _record(path="thumbs/b/10x10_abcd_.png"))
         assert cat.name_at("thumbs/a/10x10_abcd_.png") is None
         assert cat.name_at("thumbs/b/10x10_abcd_.png") == "10x10_abcd_.png"
 
 
 def test_error_keys_survive_undecodable_names(tmp_path: Path) -> None:
     odd = "thumbs/caf\udce9\n.jpg"
-    with Catalog(tmp_path / "c.sqlite") as cat:
-        cat.put_error({"path": odd, "reason": "x"})
-        cat.commit()
+    with Catalog(tmp_path / "c.sqlite") as cat, cat.transaction():
+        cat.put_error(ErrorRecord(odd, "x", False, None, None, "t", "t"))
     with Catalog(tmp_path / "c.sqlite") as cat:
         rec = cat.error(odd)
-        assert rec is not None and rec["path"] == odd
-        cat.clear_error(odd)
-        cat.commit()
-        assert list(cat.errors()) == []
+        assert rec is not None and rec.path == odd
+        with cat.transaction():
+            cat.clear_error(odd)
+        assert cat.errors() == []
 
 
 def test_a_reader_holding_a_lock_delays_but_never_drops_a_write(
@@ -79,44 +134,33 @@ def test_a_reader_holding_a_lock_delays_but_never_drops_a_write(
 ) -> None:
     db = tmp_path / "c.sqlite"
     with Catalog(db, busy_timeout=0.1) as cat:
-        cat.put_image(_record("1x1_aaaa_.png", "thumbs/1x1_aaaa_.png"))
-        cat.commit()
+        _put(cat, _record("1x1_aaaa_.png", "thumbs/1x1_aaaa_.png"))
         reader = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM images").fetchone()  # holds a SHARED lock
         release = threading.Timer(1.5, lambda: reader.execute("COMMIT"))
         release.start()
         try:
-            cat.put_image(_record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
-            cat.commit()  # must wait for the reader, well past its own busy timeout
+            _put(cat, _record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))  # waits for the reader, past its timeout
         finally:
             release.join()
             reader.close()
     assert "locked by a reader; the write waits" in caplog.text  # the retry path ran
-    with Catalog(db, readonly=True) as cat:
-        assert {r["name"] for r in cat.images()} == {"1x1_aaaa_.png", "2x2_bbbb_.png"}
-
-
-def test_journal_is_never_wal(tmp_path: Path) -> None:
-    with Catalog(tmp_path / "c.sqlite") as cat:
-        cat.put_image(_record())
-        cat.commit()
-        assert cat._tables["images"].conn.select_one("PRAGMA journal_mode")[0] == "delete"
+    with CatalogReader(db) as cat:
+        assert {r.name for r in cat.images()} == {"1x1_aaaa_.png", "2x2_bbbb_.png"}
 
 
 def test_published_snapshot_is_consistent_and_replaces_the_previous_one(tmp_path: Path) -> None:
     snap = tmp_path / "shared" / "catalog.sqlite"
     snap.parent.mkdir()
     with Catalog(tmp_path / "live.sqlite") as cat:
-        cat.put_image(_record())
-        cat.commit()
+        _put(cat, _record())
         cat.publish(snap)
-        cat.put_image(_record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
-        cat.commit()
+        _put(cat, _record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
         cat.publish(snap)
-    assert Catalog.damage(snap) is None
-    with Catalog(snap, readonly=True) as copy:
-        assert {r["name"] for r in copy.images()} == {"10x10_abcd_.png", "2x2_bbbb_.png"}
+    assert damage(snap) is None
+    with CatalogReader(snap) as copy:
+        assert {r.name for r in copy.images()} == {"10x10_abcd_.png", "2x2_bbbb_.png"}
     assert sorted(p.name for p in snap.parent.iterdir()) == ["catalog.sqlite"]  # no temporaries
 
 
@@ -126,8 +170,7 @@ def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
 
     db = tmp_path / "c.sqlite"
     with Catalog(db) as cat:
-        cat.put_image(_record())
-        cat.commit()
+        _put(cat, _record())
     crash = (
         "import os, signal, sqlite3\n"
         f"con = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
@@ -139,22 +182,22 @@ def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", crash], check=False)
     assert (tmp_path / "c.sqlite-journal").exists()  # a hot journal, as after kill -9
-    assert Catalog.damage(db) is None
-    with Catalog(db, readonly=True) as cat:
-        assert [r["name"] for r in cat.images()] == ["10x10_abcd_.png"]
+    assert damage(db) is None
+    with CatalogReader(db) as cat:
+        assert [r.name for r in cat.images()] == ["10x10_abcd_.png"]
 
 
-def _expected(records: list[dict[str, object]]) -> tuple[dict[str, int], dict[str, int]]:
+def _expected(records: list[ImageRecord]) -> tuple[dict[str, int], dict[str, int]]:
     """Counts and tag counts computed straight from the records (the source of truth)."""
-    present = [r for r in records if r["state"] == "present"]
+    present = [r for r in records if r.present]
     tag_counts: dict[str, int] = {}
     for r in present:
-        for t in set(r["tags"]):  # type: ignore[arg-type]
+        for t in set(r.tags):
             tag_counts[t] = tag_counts.get(t, 0) + 1
     counts = {
         "present": len(present),
         "missing": len(records) - len(present),
-        "low_information": sum(bool(r.get("low_information")) for r in present),
+        "low_information": sum(r.low_information for r in present),
         "tags": len(tag_counts),
     }
     return counts, tag_counts
@@ -166,28 +209,27 @@ def test_derived_tables_follow_every_change_of_the_records(tmp_path: Path) -> No
     rng = random.Random(3)
     db = tmp_path / "c.sqlite"
     cat = Catalog(db)
-    records: dict[str, dict[str, object]] = {}
-    for step in range(400):
-        name = f"10x10_{rng.randrange(60):016x}_.png"
-        rec = {
-            "name": name,
-            "hash": name[6:22],
-            "path": f"thumbs/f{rng.randrange(5)}/{name}",
-            "state": rng.choice(["present", "present", "missing"]),
-            "tags": rng.sample(["cute", "orange", "cat", "dog", "10x10"], rng.randrange(4)),
-            "low_information": rng.random() < 0.1,
-        }
-        records[name] = rec
-        cat.put_image(rec)
-        if step % 50 == 0:
-            cat.commit()
-    cat.commit()
+    records: dict[str, ImageRecord] = {}
+    for _ in range(8):
+        with cat.transaction():
+            for _ in range(50):
+                name = f"10x10_{rng.randrange(60):016x}_.png"
+                rec = _record(
+                    name,
+                    f"thumbs/f{rng.randrange(5)}/{name}",
+                    state=rng.choice([State.PRESENT, State.PRESENT, State.MISSING]),
+                    tags=rng.sample(["cute", "orange", "cat", "dog", "10x10"], rng.randrange(4)),
+                    low_information=rng.random() < 0.1,
+                )
+                rec.hash = name[6:22]
+                records[name] = rec
+                cat.put_image(rec)
     counts, tag_counts = _expected(list(records.values()))
     got = cat.counts()
     assert {k: got[k] for k in counts} == counts
     assert dict(cat.tag_counts()) == tag_counts
     for wanted in (["cute"], ["cute", "orange"], ["dog", "cat", "10x10"]):
-        expect = {n for n, r in records.items() if r["state"] == "present" and set(wanted) <= set(r["tags"])}  # type: ignore[arg-type]
+        expect = {n for n, r in records.items() if r.present and set(wanted) <= set(r.tags)}
         assert {n for n, _, _ in cat.with_tags(wanted)} == expect
     cat.close()
 
@@ -195,26 +237,24 @@ def test_derived_tables_follow_every_change_of_the_records(tmp_path: Path) -> No
 def test_derived_tables_are_rebuilt_from_the_records_and_old_catalogs_are_named(tmp_path: Path) -> None:
     db = tmp_path / "c.sqlite"
     cat = Catalog(db)
-    cat.put_image({**_record(), "state": "present", "tags": ["a"]})
-    cat.commit()
+    _put(cat, _record(tags=["a"]))
     cat.close()
     con = sqlite3.connect(db)
     con.execute("DROP TABLE tag_totals")  # as a catalog written before the table existed
     con.commit()
     con.close()
-    with pytest.raises(CatalogError, match="older watcherd"):
-        Catalog(db, readonly=True).tag_counts()
+    with CatalogReader(db) as old, pytest.raises(CatalogError, match="older watcherd"):
+        old.tag_counts()
     Catalog(db).close()  # the writer opening it rebuilds every derived table
-    assert Catalog(db, readonly=True).tag_counts() == [("a", 1)]
+    with CatalogReader(db) as reader:
+        assert reader.tag_counts() == [("a", 1)]
 
 
 def test_present_in_lists_one_folder_not_its_subfolders(tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "c.sqlite")
     for path in ("thumbs/a.png", "thumbs/x/b.png", "thumbs/x/y/c.png", "thumbs/x0/d.png", "thumbs/x-/e.png"):
-        name = path.rsplit("/", 1)[1]
-        cat.put_image({**_record(name, path), "name": name})
-    cat.put_image({**_record("f.png", "thumbs/x/f.png"), "name": "f.png", "state": "missing"})
-    cat.commit()
+        _put(cat, _record(path.rsplit("/", 1)[1], path))
+    _put(cat, _record("f.png", "thumbs/x/f.png", state=State.MISSING))
     assert cat.present_in("thumbs/") == {"a.png"}
     assert cat.present_in("thumbs/x/") == {"b.png"}
     assert cat.present_in("thumbs/x/y/") == {"c.png"}
@@ -230,9 +270,9 @@ def test_odd_file_names_survive_the_derived_tables_and_the_export(tmp_path: Path
     folder = "thumbs/caf\udce9"  # a Latin-1 folder name on a UTF-8 system, as os.fsdecode gives it
     name = "10x10_abcd_.png"
     cat = Catalog(tmp_path / "c.sqlite")
-    rec = {**_record(name, f"{folder}/{name}"), "tags": ["caf\udce9", "10x10"], "original_filename": "café ☕"}
-    cat.put_image(rec)
-    cat.commit()
+    rec = _record(name, f"{folder}/{name}", tags=["caf\udce9", "10x10"])
+    rec.original_filename = "café ☕"
+    _put(cat, rec)
     assert cat.name_at(f"{folder}/{name}") == name
     assert cat.present_in(folder + "/") == {name}
     assert dict(cat.tag_counts()) == {"caf\udce9": 1, "10x10": 1}

@@ -3,10 +3,9 @@ from pathlib import PurePosixPath
 import pytest
 
 from watcherd.config import DEFAULT_IGNORE
+from watcherd.filters import has_image_suffix, is_ignored
 from watcherd.naming import (
     canonical_name,
-    has_image_suffix,
-    is_ignored,
     numbered,
     parse_canonical,
     shown,

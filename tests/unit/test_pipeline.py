@@ -12,11 +12,11 @@ from PIL import Image
 
 from tests.helpers import canonical_files, drop, encode, scene, write
 from watcherd import imaging
-from watcherd.catalog import Catalog
+from watcherd.catalog import Catalog, open_for_writing
 from watcherd.config import Config
-from watcherd.library import open_for_writing
 from watcherd.naming import canonical_name
-from watcherd.pipeline import Outcome, Pipeline
+from watcherd.outcomes import Outcome
+from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
 
 
@@ -53,12 +53,12 @@ def test_ingest_writes_thumbnail_moves_original_and_records(cfg: Config, pipelin
     assert int(thumb.stat().st_mtime) == 1_600_000_000
     rec = pipeline.catalog.image(name)
     assert rec is not None
-    assert rec["tags"] == ["cats", "640x480"]
-    assert rec["path"] == f"thumbs/cats/2024/{name}"
-    assert rec["original"] == f"originals/640x480_{expected_hash}_.jpg"
-    assert rec["moving_from"] is None
-    assert rec["state"] == "present"
-    assert rec["sha256"] == digest
+    assert rec.tags == ["cats", "640x480"]
+    assert rec.path == f"thumbs/cats/2024/{name}"
+    assert rec.original == f"originals/640x480_{expected_hash}_.jpg"
+    assert rec.moving_from is None
+    assert rec.state == "present"
+    assert rec.sha256 == digest
 
 
 def test_own_outputs_are_not_work(cfg: Config, pipeline: Pipeline) -> None:
@@ -79,12 +79,12 @@ def test_tags_accumulate_as_a_thumbnail_is_dragged(cfg: Config, pipeline: Pipeli
         dest.parent.mkdir(exist_ok=True)
         os.rename(thumb, dest)
         assert pipeline.process(dest).outcome is Outcome.MOVED
-        assert pipeline.gone(thumb).outcome is Outcome.IGNORED
+        assert pipeline.moves.gone(thumb).outcome is Outcome.IGNORED
         thumb = dest
     rec = pipeline.catalog.image(thumb.name)
     assert rec is not None
-    assert rec["tags"] == ["320x240", "cute", "orange"]
-    assert rec["path"] == f"thumbs/{thumb.name}"
+    assert rec.tags == ["320x240", "cute", "orange"]
+    assert rec.path == f"thumbs/{thumb.name}"
 
 
 def test_deleted_thumbnail_is_missing_not_forgotten(cfg: Config, pipeline: Pipeline) -> None:
@@ -92,13 +92,13 @@ def test_deleted_thumbnail_is_missing_not_forgotten(cfg: Config, pipeline: Pipel
     thumb = only(cfg.thumbs_dir / "x")
     saved = thumb.read_bytes()
     thumb.unlink()
-    assert pipeline.gone(thumb).outcome is Outcome.MISSING
+    assert pipeline.moves.gone(thumb).outcome is Outcome.MISSING
     rec = pipeline.catalog.image(thumb.name)
-    assert rec is not None and rec["state"] == "missing" and rec["tags"] == ["x", "320x240"]
+    assert rec is not None and rec.state == "missing" and rec.tags == ["x", "320x240"]
     back = write(cfg.thumbs_dir / "y" / thumb.name, saved)
     assert pipeline.process(back).outcome is Outcome.MOVED
     rec = pipeline.catalog.image(thumb.name)
-    assert rec is not None and rec["state"] == "present" and rec["tags"] == ["x", "320x240", "y"]
+    assert rec is not None and rec.state == "present" and rec.tags == ["x", "320x240", "y"]
 
 
 def test_exact_duplicate_is_a_collision_and_nothing_is_lost(cfg: Config, pipeline: Pipeline) -> None:
@@ -114,17 +114,17 @@ def test_exact_duplicate_is_a_collision_and_nothing_is_lost(cfg: Config, pipelin
     assert result.outcome is Outcome.COLLISION and result.detail == "exact"
     assert thumb.read_bytes() == thumb_bytes  # the existing thumbnail is untouched
     col = list(pipeline.catalog.collisions())
-    assert len(col) == 1 and col[0]["kind"] == "exact"
-    newcomer = col[0]["newcomer"]
-    assert newcomer["thumbnail"].startswith("thumbs/_collisions/")
-    assert (cfg.root / newcomer["thumbnail"]).is_file()
-    assert hashlib.sha256((cfg.root / newcomer["original"]).read_bytes()).hexdigest() == newcomer["sha256"]
+    assert len(col) == 1 and col[0].kind == "exact"
+    newcomer = col[0].newcomer
+    assert newcomer.thumbnail.startswith("thumbs/_collisions/")
+    assert (cfg.root / newcomer.thumbnail).is_file()
+    assert hashlib.sha256((cfg.root / newcomer.original).read_bytes()).hexdigest() == newcomer.sha256
     assert not second.exists()
     stored = [p for p in cfg.originals_dir.rglob("*") if p.is_file()]
     assert len(stored) == 2 and all(p.read_bytes() == data for p in stored)
     # _collisions is neither a tag nor ingested again
-    assert pipeline.process(cfg.root / newcomer["thumbnail"]).outcome is Outcome.IGNORED
-    assert "_collisions" not in {t for r in pipeline.catalog.images() for t in r["tags"]}
+    assert pipeline.process(cfg.root / newcomer.thumbnail).outcome is Outcome.IGNORED
+    assert "_collisions" not in {t for r in pipeline.catalog.images() for t in r.tags}
 
 
 def test_perceptual_collision(cfg: Config, pipeline: Pipeline) -> None:
@@ -133,8 +133,8 @@ def test_perceptual_collision(cfg: Config, pipeline: Pipeline) -> None:
     result = pipeline.process(write(cfg.thumbs_dir / "a.jpg", encode(im, "JPEG")))
     assert result.outcome is Outcome.COLLISION and result.detail == "perceptual"
     (col,) = list(pipeline.catalog.collisions())
-    assert col["existing"]["sha256"] != col["newcomer"]["sha256"]
-    assert (cfg.root / col["newcomer"]["original"]).suffix == ".jpg"
+    assert col.existing.sha256 != col.newcomer.sha256
+    assert (cfg.root / col.newcomer.original).suffix == ".jpg"
 
 
 @pytest.mark.parametrize("algorithm", ["whash", "phash", "dhash", "average_hash"])
@@ -144,7 +144,7 @@ def test_distinct_blank_images_are_not_duplicates(cfg: Config, tmp_path: Path, a
     from watcherd.config import HashConfig
 
     cfg = dataclasses.replace(cfg, hash=HashConfig(algorithm=algorithm))
-    cat = open_for_writing(cfg)
+    cat = open_for_writing(cfg).catalog
     try:
         pipeline = Pipeline(cfg, cat)
         white = Image.new("RGB", (200, 100), "white")
@@ -162,7 +162,7 @@ def test_distinct_blank_images_are_not_duplicates(cfg: Config, tmp_path: Path, a
         assert [r.outcome for r in results] == [Outcome.INGESTED] * 3
         names = {r.name for r in results}
         assert len(names) == 3  # plain names where hashes differ, variants where they clash
-        assert all(rec["low_information"] for rec in cat.images())
+        assert all(rec.low_information for rec in cat.images())
         assert list(cat.collisions()) == []
         # identical bytes still are duplicates
         again = pipeline.process(write(cfg.thumbs_dir / "white-again.png", encode(white, "PNG")))
@@ -177,8 +177,8 @@ def test_third_copy_gets_its_own_collision(cfg: Config, pipeline: Pipeline) -> N
         pipeline.process(write(cfg.thumbs_dir / f"{i}.jpg", data))
     cols = list(pipeline.catalog.collisions())
     assert len(cols) == 2
-    assert len({c["newcomer"]["thumbnail"] for c in cols}) == 2
-    assert len({c["newcomer"]["original"] for c in cols}) == 2
+    assert len({c.newcomer.thumbnail for c in cols}) == 2
+    assert len({c.newcomer.original for c in cols}) == 2
     assert len([p for p in cfg.originals_dir.rglob("*.jpg")]) == 3
 
 
@@ -198,7 +198,7 @@ def test_bad_files_are_left_alone_and_counted(cfg: Config, pipeline: Pipeline, d
     assert result.outcome is Outcome.ERROR and reason in result.detail
     assert (bad.read_bytes(), bad.stat().st_mtime_ns) == before
     (err,) = list(pipeline.catalog.errors())
-    assert err["path"] == "thumbs/bad.jpg" and reason in err["reason"]
+    assert err.path == "thumbs/bad.jpg" and reason in err.reason
     assert list(pipeline.catalog.images()) == []
     assert [p.name for p in cfg.thumbs_dir.iterdir()] == ["bad.jpg"]  # no temporaries left
 
@@ -248,7 +248,7 @@ def test_source_images_stay_put(cfg: Config, pipeline: Pipeline) -> None:
     thumb = only(cfg.thumbs_dir)
     rec = pipeline.catalog.image(thumb.name)
     assert rec is not None
-    assert rec["source"] is True and rec["original"] == "source/inbox/s.jpg"
+    assert rec.source is True and rec.original == "source/inbox/s.jpg"
     assert sha(src) == digest
     assert pipeline.process(src).outcome is Outcome.UNCHANGED
 
@@ -273,21 +273,21 @@ def test_resume_after_crash_before_original_moved(cfg: Config, pipeline: Pipelin
     rec = pipeline.catalog.image(thumb.name)
     assert rec is not None
     # Put the world back as a crash between "record committed" and "original moved" leaves it.
-    os.rename(cfg.root / rec["original"], src)
-    rec["moving_from"] = "thumbs/k/a.jpg"
-    pipeline.catalog.put_image(rec)
-    pipeline.catalog.commit()
+    os.rename(cfg.root / rec.original, src)
+    rec.moving_from = "thumbs/k/a.jpg"
+    with pipeline.catalog.transaction():
+        pipeline.catalog.put_image(rec)
 
     reconcile(pipeline, reason="test", settle=0)
 
     rec = pipeline.catalog.image(thumb.name)
-    assert rec is not None and rec["moving_from"] is None
-    assert not src.exists() and (cfg.root / rec["original"]).read_bytes() == data
+    assert rec is not None and rec.moving_from is None
+    assert not src.exists() and (cfg.root / rec.original).read_bytes() == data
     assert list(pipeline.catalog.collisions()) == []
 
 
 def test_resume_after_crash_before_record(cfg: Config, tmp_path: Path) -> None:
-    cat = open_for_writing(cfg)
+    cat = open_for_writing(cfg).catalog
     pipeline = Pipeline(cfg, cat)
     src = drop(cfg.thumbs_dir / "k" / "a.jpg", seed=13)
     data = src.read_bytes()
@@ -299,13 +299,13 @@ def test_resume_after_crash_before_record(cfg: Config, tmp_path: Path) -> None:
     for p in _catalog_files(cfg):
         p.unlink()
 
-    cat = open_for_writing(cfg)
+    cat = open_for_writing(cfg).catalog
     try:
         pipeline = Pipeline(cfg, cat)
         reconcile(pipeline, reason="test", settle=0)
         (rec,) = list(cat.images())
-        assert rec["tags"] == ["k", "320x240"]
-        assert not src.exists() and (cfg.root / rec["original"]).read_bytes() == data
+        assert rec.tags == ["k", "320x240"]
+        assert not src.exists() and (cfg.root / rec.original).read_bytes() == data
         assert list(cat.collisions()) == []
         assert len(canonical_files(cfg.thumbs_dir / "k")) == 1
     finally:
@@ -327,7 +327,7 @@ def test_reconcile_finds_moves_and_deletions_made_while_down(cfg: Config, catalo
     assert report.counts.get("moved") == 1
     assert report.counts.get("missing") == 1
     assert report.counts.get("ingested") == 1
-    states = {r["name"]: r["state"] for r in catalog.images()}
+    states = {r.name: r.state for r in catalog.images()}
     assert states[b.name] == "missing" and states[a.name] == "present" and states[c.name] == "present"
     again = reconcile(pipeline, reason="test", settle=0.5)
     assert set(again.counts) <= {"unchanged"}
@@ -339,7 +339,7 @@ def test_library_refuses_other_hash_settings(cfg: Config) -> None:
     from watcherd.config import HashConfig
     from watcherd.errors import ConfigError
 
-    open_for_writing(cfg).close()
+    open_for_writing(cfg).catalog.close()
     other = dataclasses.replace(cfg, hash=HashConfig(algorithm="phash"))
     with pytest.raises(ConfigError, match="made with whash"):
         open_for_writing(other)
@@ -350,10 +350,10 @@ def test_library_refuses_another_decode_mode(cfg: Config) -> None:
 
     from watcherd.errors import ConfigError
 
-    open_for_writing(cfg).close()
+    open_for_writing(cfg).catalog.close()
     with pytest.raises(ConfigError, match="decode: reference; the config asks for whash size 8, decode: fast"):
         open_for_writing(dataclasses.replace(cfg, decode="fast"))
-    open_for_writing(cfg).close()  # the library's own settings still open it
+    open_for_writing(cfg).catalog.close()  # the library's own settings still open it
 
 
 def test_library_without_a_pinned_mode_was_named_in_reference_mode(cfg: Config) -> None:
@@ -361,36 +361,36 @@ def test_library_without_a_pinned_mode_was_named_in_reference_mode(cfg: Config) 
 
     from watcherd.errors import ConfigError
 
-    catalog = open_for_writing(cfg)
-    catalog.set_meta("library", {"algorithm": "whash", "hash_size": 8})  # as written before the pin
-    catalog.commit()
+    catalog = open_for_writing(cfg).catalog
+    with catalog.transaction():
+        catalog.set_meta("library", {"algorithm": "whash", "hash_size": 8})  # as written before the pin
     catalog.close()
     with pytest.raises(ConfigError, match="decode: reference"):
         open_for_writing(dataclasses.replace(cfg, decode="fast"))
-    catalog = open_for_writing(cfg)
+    catalog = open_for_writing(cfg).catalog
     assert catalog.meta("library")["decode"] == "reference"
     catalog.close()
 
 
 def test_process_all_decodes_ahead_in_a_pool_and_records_in_order(cfg: Config, catalog: Catalog) -> None:
-    from watcherd.sandbox import DecoderPool
+    from watcherd.decoders import DecoderPool
 
     paths = [write(cfg.thumbs_dir / f"{i}.jpg", encode(scene(seed=200 + i))) for i in range(6)]
     with DecoderPool(2, 60, 2 << 30) as pool:
         pipeline = Pipeline(cfg, catalog, render=pool)
         results = pipeline.process_all(paths)
-        first_path, first = next(results)
+        first = next(results)
         # Read ahead, then changed before its turn: the early decode must not be used.
         changed = encode(scene(seed=999))
         os.unlink(paths[3])
         write(paths[3], changed)
         rest = list(results)
-    assert [p for p, _ in [(first_path, first), *rest]] == paths
-    assert all(r.outcome is Outcome.INGESTED for _, r in [(first_path, first), *rest])
-    named = {r.name for _, r in rest}
-    expected = imaging.render(changed, pipeline.spec, "3.jpg", "", 0.0)
+    assert [r.path for r in [first, *rest]] == paths
+    assert all(r.outcome is Outcome.INGESTED for r in [first, *rest])
+    named = {r.name for r in rest}
+    expected = imaging.render(changed, pipeline.decoder.spec, "3.jpg", "", 0.0)
     assert canonical_name(expected.width, expected.height, expected.hash) in named
-    assert not pipeline._ahead
+    assert pipeline.decoder.lookahead == 4
     assert len(list(catalog.images())) == 6
 
 
@@ -402,13 +402,13 @@ def test_collision_original_seen_again_after_going_astray_is_filed_once(cfg: Con
     # As if folder x was renamed to y between the collision record and the move.
     elsewhere = cfg.thumbs_dir / "y" / "b.jpg"
     elsewhere.parent.mkdir()
-    os.rename(cfg.root / col["newcomer"]["original"], elsewhere)
-    col["newcomer"]["original"] = None
-    pipeline.catalog.put_collision(col)
-    pipeline.catalog.commit()
+    os.rename(cfg.root / col.newcomer.original, elsewhere)
+    col.newcomer.original = None
+    with pipeline.catalog.transaction():
+        pipeline.catalog.put_collision(col)
 
     assert pipeline.process(elsewhere).outcome is Outcome.COLLISION
     (col,) = list(pipeline.catalog.collisions())
-    assert (cfg.root / col["newcomer"]["original"]).read_bytes() == data
+    assert (cfg.root / col.newcomer.original).read_bytes() == data
     assert not elsewhere.exists()
     assert len(list((cfg.thumbs_dir / "_collisions").iterdir())) == 1

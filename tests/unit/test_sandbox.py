@@ -11,9 +11,9 @@ import pytest
 from tests.helpers import encode, scene
 from watcherd import imaging
 from watcherd.config import Config
+from watcherd.decoders import Sandbox
 from watcherd.errors import ImageError
-from watcherd.pipeline import spec_for
-from watcherd.sandbox import Sandbox
+from watcherd.newcomers import spec_for
 
 SPEC = spec_for(Config())
 
@@ -72,7 +72,7 @@ def which_worker(*args: object) -> int:
 
 
 def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
-    from watcherd.sandbox import DecoderPool
+    from watcherd.decoders import DecoderPool
 
     with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:  # type: ignore[arg-type]
         futures = [pool.submit(b"x", SPEC, f"{i}.jpg", "ab", 0.0) for i in range(4)]
@@ -88,7 +88,7 @@ def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
 
 
 def test_pool_close_stops_a_running_job_at_once() -> None:
-    from watcherd.sandbox import DecoderPool
+    from watcherd.decoders import DecoderPool
 
     pool = DecoderPool(1, 60, 1 << 30, job=hang)
     future = pool.submit(b"x", SPEC, "a.jpg", "ab", 0.0)
@@ -100,7 +100,7 @@ def test_pool_close_stops_a_running_job_at_once() -> None:
 
 def test_warm_starts_every_worker_before_any_job() -> None:
     from tests.helpers import wait_for
-    from watcherd.sandbox import DecoderPool
+    from watcherd.decoders import DecoderPool
 
     with DecoderPool(2, 60, 2 << 30) as pool:
         pool.warm()

@@ -7,7 +7,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
-from watcherd.watcher import Settler, inotify_watch_count, wants_polling
+from watcherd.settle import Settler
+from watcherd.watcher import inotify_watch_count, wants_polling
 
 
 def test_fresh_file_waits_for_quiet_period(tmp_path: Path) -> None:

@@ -1,0 +1,88 @@
+"""Opening a library's catalog: vet it, move a damaged one aside, pin the naming settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from watcherd.catalog.reads import CatalogReader
+from watcherd.catalog.store import Catalog, damage
+from watcherd.config import Config
+from watcherd.errors import ConfigError
+from watcherd.layout import check_root, prepare
+
+log = logging.getLogger("watcherd")
+
+
+@dataclass
+class Opened:
+    """The writer's catalog, and whether it was just created (then the tree and the export rebuild it)."""
+
+    catalog: Catalog
+    fresh: bool
+
+
+def open_for_writing(cfg: Config) -> Opened:
+    """Open the catalog for the one writer, refusing a library named with other hash settings.
+
+    Mixing hash functions in one library would make equal pictures get different
+    names, so the settings that named the first image are pinned in ``meta``.
+    """
+    prepare(cfg)
+    db = cfg.database_path
+    if db.exists():
+        why = damage(db)
+        if why is not None:
+            aside = move_aside(db, "corrupt")
+            log.error("catalog %s is damaged (%s); moved it to %s and rebuilding from the tree", db, why, aside)
+    catalog = Catalog(db)
+    wanted: dict[str, Any] = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size, "decode": cfg.decode}
+    pinned = catalog.meta("library")
+    if pinned is None:
+        with catalog.transaction():
+            catalog.set_meta("library", {**wanted, "created_by": "watcherd", "thumbs": cfg.thumbs})
+        return Opened(catalog, fresh=True)
+    # Libraries made before the decode mode was pinned were all named in reference mode.
+    had = {"algorithm": pinned.get("algorithm"), "hash_size": pinned.get("hash_size")}
+    had["decode"] = pinned.get("decode", "reference")
+    if had != wanted:
+        catalog.close()
+        raise ConfigError(
+            f"this library's names were made with {describe_naming(had)}; the config asks for "
+            f"{describe_naming(wanted)}. Mixing them would give one picture two names: "
+            "use the library's settings, or a new root."
+        )
+    if "decode" not in pinned:
+        with catalog.transaction():
+            catalog.set_meta("library", {**pinned, "decode": "reference"})
+    return Opened(catalog, fresh=False)
+
+
+def describe_naming(settings: dict[str, Any]) -> str:
+    """``whash size 8, decode: reference``: how a library's names are made, for messages."""
+    return f"{settings['algorithm']} size {settings['hash_size']}, decode: {settings['decode']}"
+
+
+def move_aside(db: Path, why: str) -> Path:
+    """Rename a catalog (and its journal) out of the way; it is never deleted."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = db.with_name(f"{db.name}.{why}-{stamp}")
+    n = 2
+    while aside.exists():
+        aside = db.with_name(f"{db.name}.{why}-{stamp}-{n}")
+        n += 1
+    os.rename(db, aside)
+    journal = db.with_name(db.name + "-journal")
+    if journal.exists():
+        os.rename(journal, aside.with_name(aside.name + "-journal"))
+    return aside
+
+
+def open_for_reading(cfg: Config) -> CatalogReader:
+    """Open the catalog read-only (an absent catalog reads as empty and is not created)."""
+    check_root(cfg)
+    return CatalogReader(cfg.database_path)

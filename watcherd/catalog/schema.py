@@ -1,0 +1,110 @@
+"""The catalog's tables: the key/value tables sqlitedict reads, and the derived tables.
+
+The key/value tables (``images``, ``collisions``, ``errors``, ``meta``) have exactly the
+layout sqlitedict gives them, ``key TEXT PRIMARY KEY, value BLOB``, with JSON text as
+every value, so a notebook reads them with ``SqliteDict(..., decode=json.loads)``.
+
+The derived tables hold what the commands need as plain columns. watcherd's Python
+code never writes them: a trigger on ``images`` derives them in the same statement as
+each record, so they cannot disagree with it. A catalog that lacks any part of them
+(an older watcherd's) has them rebuilt from the records when the writer opens it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+TABLES = ("images", "collisions", "errors", "meta")
+DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals"})
+# Everything else the derived tables need; a catalog lacking any of it is re-derived.
+_DERIVED_PARTS = DERIVED | {"derive_image", "listing_by_path", "listing_state", "tag_added", "tag_removed"}
+
+_HEX = "0123456789abcdef"
+
+
+def _hash_integer(text: str) -> str:
+    """SQL for the signed 64-bit integer of 16 hex digits in ``text`` (SQLite has no hex parser)."""
+    return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
+
+
+def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
+    """INSERTs that derive listing, tagged and hashes rows from records.
+
+    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with
+    a ``FROM images`` source to fill the tables for an existing catalog.
+    """
+    src = f" FROM {source}" if source else ""
+    state = f"ifnull(json_extract({value}, '$.state'), '')"
+    h = f"lower(json_extract({value}, '$.hash'))"
+    low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
+    path = f"ifnull(json_extract({value}, '$.path'), '')"
+    return [
+        "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags) "
+        f"SELECT {key}, {path}, {state} = 'present', {low}, "
+        f"ifnull(json_extract({value}, '$.moving_from'), '') != '', "
+        f"ifnull(json_extract({value}, '$.tags'), '[]'){src}",
+        f"INSERT OR IGNORE INTO tagged (tag, name) SELECT j.value, {key}"
+        f"{src + ',' if source else ' FROM'} json_each({value}, '$.tags') AS j "
+        f"WHERE j.type = 'text' AND {state} = 'present'",
+        "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
+        f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
+        f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
+    ]
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """The key/value tables, as sqlitedict would create them."""
+    for table in TABLES:
+        conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, value BLOB)')
+
+
+def needs_derived(conn: sqlite3.Connection) -> bool:
+    """Does this catalog lack any part of the derived tables?"""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger', 'index')")}
+    return not have >= _DERIVED_PARTS
+
+
+def create_derived(conn: sqlite3.Connection) -> None:
+    """(Re)build the derived tables and their triggers from the records (inside a transaction).
+
+    ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
+    path, presence, low-information flag, an interrupted-move flag and tags (JSON
+    text) of every image. ``tagged``: one (tag, name) row per tag of each present
+    image; ``tag_totals``: images per tag, kept by triggers on ``tagged``.
+    """
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for trigger in ("derive_image", "tag_added", "tag_removed"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for table in DERIVED & have:
+        conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
+    conn.execute(
+        "CREATE TABLE hashes (name TEXT PRIMARY KEY, hash INTEGER NOT NULL, path TEXT NOT NULL, "
+        "present INTEGER NOT NULL, low INTEGER NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE listing (name TEXT PRIMARY KEY, path TEXT NOT NULL, present INTEGER NOT NULL, "
+        "low INTEGER NOT NULL, moving INTEGER NOT NULL, tags TEXT NOT NULL)"
+    )
+    conn.execute("CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID")
+    conn.execute("CREATE INDEX tagged_name ON tagged (name)")
+    conn.execute("CREATE INDEX listing_by_path ON listing (path, present)")
+    conn.execute("CREATE INDEX listing_state ON listing (present, low)")
+    conn.execute("CREATE TABLE tag_totals (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
+    for sql in _derive_statements("images.key", "images.value", "images"):
+        conn.execute(sql)
+    conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
+    conn.execute(
+        "CREATE TRIGGER tag_added AFTER INSERT ON tagged BEGIN "
+        "INSERT INTO tag_totals (tag, n) VALUES (NEW.tag, 1) ON CONFLICT (tag) DO UPDATE SET n = n + 1; END"
+    )
+    conn.execute(
+        "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
+        "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
+    )
+    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
+    conn.execute(
+        "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
+        "DELETE FROM tagged WHERE name = NEW.key;\n"
+        "DELETE FROM hashes WHERE name = NEW.key;\n"
+        f"{body};\nEND"
+    )

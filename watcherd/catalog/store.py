@@ -1,0 +1,226 @@
+"""The catalog writer: one SQLite connection, explicit transactions that roll back.
+
+Every change goes through ``with catalog.transaction():``. The block commits when it
+ends normally and rolls back on any exception, so a write that fails half-way leaves
+nothing behind; nested blocks are savepoints, so one file's failure inside a batch
+undoes only that file's changes. Writing outside a transaction is a bug and raises.
+
+The connection runs with ``synchronous=FULL`` and the rollback journal (never WAL,
+which does not work on network filesystems), because the pipeline moves a user's
+original only after the record about it is on disk. Values are JSON, never pickle:
+the file sits on a folder other people can write, and unpickling would run their code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from watcherd import fsops
+from watcherd.catalog import schema
+from watcherd.catalog.reads import CatalogReader, connect, encode
+from watcherd.errors import CatalogError
+from watcherd.naming import safe_text
+from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
+
+log = logging.getLogger("watcherd")
+
+
+class Catalog(CatalogReader):
+    """The one writer's view of the catalog: typed reads plus transactional writes."""
+
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0, lock_patience: float = 600.0) -> None:
+        self.lock_patience = lock_patience
+        self.changes = 0  # committed writes so far; lets the daemon export only when needed
+        self._depth = 0
+        self._staged = 0
+        try:
+            conn = connect(Path(path), busy_timeout)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot open catalog {path}: {exc}") from None
+        super().__init__(path, conn)
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+            with self.transaction():
+                schema.create_tables(conn)
+                if schema.needs_derived(conn):
+                    schema.create_derived(conn)
+        except sqlite3.Error as exc:
+            self.close()
+            raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
+        except CatalogError:
+            self.close()
+            raise
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection (a closed catalog has none)."""
+        if self._conn is None:
+            raise CatalogError(f"catalog {self.path} is closed")
+        return self._conn
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit the block's writes when it ends, roll them back if it raises.
+
+        Inside another transaction the block is a savepoint: its own writes are undone
+        on an exception, and the outer transaction carries on.
+        """
+        conn = self.conn
+        if self._depth:
+            name, staged = f"s{self._depth}", self._staged
+            self._execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._execute(f"ROLLBACK TO {name}")
+                self._staged = staged
+                raise
+            finally:
+                self._depth -= 1
+                self._execute(f"RELEASE {name}")
+            return
+        self._execute("BEGIN IMMEDIATE")
+        self._depth, self._staged = 1, 0
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._commit(conn)
+        self.changes += self._staged
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self.conn.execute(sql)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """COMMIT, waiting out readers that hold the file; roll back if it never goes through.
+
+        A commit refused because the database is locked keeps its transaction and is
+        tried again, so a reader holding a lock delays a write but never drops it.
+        """
+        delay, waited, warned = 0.05, 0.0, False
+        while True:
+            try:
+                conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or waited >= self.lock_patience:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise CatalogError(f"cannot write catalog {self.path}: {text}") from None
+                if not warned:
+                    log.warning("catalog %s is locked by a reader; the write waits", self.path)
+                    warned = True
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        if not self._depth:
+            raise RuntimeError("catalog write outside a transaction")
+        try:
+            self.conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+        self._staged += 1
+
+    def _put(self, table: str, key: str, value: Any) -> None:
+        # INSERT OR REPLACE, as sqlitedict writes; the derive_image trigger fires on images.
+        self._write(f'INSERT OR REPLACE INTO "{table}" (key, value) VALUES (?, ?)', (key, encode(value)))
+
+    # -- writes ---------------------------------------------------------------------
+
+    def put_image(self, record: ImageRecord) -> None:
+        """Write a new or changed image record."""
+        self._put("images", record.name, record.to_json())
+
+    def put_collision(self, record: CollisionRecord) -> None:
+        """Write a collision record (keyed by its ``id``)."""
+        self._put("collisions", record.id, record.to_json())
+
+    def put_error(self, record: ErrorRecord) -> None:
+        """Write an error record (keyed by its ``path``)."""
+        self._put("errors", safe_text(record.path), record.to_json())
+
+    def clear_error(self, rel_path: str) -> None:
+        """Forget the error for a path that was ingested or went away."""
+        self._write('DELETE FROM "errors" WHERE key = ?', (safe_text(rel_path),))
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Write a ``meta`` value (plain JSON)."""
+        self._put("meta", key, value)
+
+    # -- the file itself ------------------------------------------------------------
+
+    def publish(self, dest: Path) -> None:
+        """Write a consistent copy of the catalog to ``dest`` for readers on other hosts.
+
+        SQLite's backup API copies a consistent state while the daemon keeps writing;
+        the copy is fsynced under a temporary name and renamed over the previous
+        snapshot (ours to replace), so readers see the old or the new, never half.
+        """
+        dest = Path(dest)
+        tmp = fsops.temp_path(dest.parent, ".sqlite")
+        try:
+            src = sqlite3.connect(self.path, timeout=30)
+            out = sqlite3.connect(tmp)
+            try:
+                src.backup(out)
+                out.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                out.close()
+                src.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot publish a snapshot to {dest}: {exc}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def __enter__(self) -> Catalog:
+        return self
+
+
+def damage(path: Path) -> str | None:
+    """Why the file at ``path`` is not a sound SQLite database, or None if it is."""
+    # Opened read-write on purpose: after a crash mid-transaction the hot journal
+    # must be rolled back, which a read-only connection cannot do (it would report
+    # "attempt to write a readonly database" and look like damage).
+    try:
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:
+        raise CatalogError(f"cannot check catalog {path}: {exc}") from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+        return str(exc)
+    verdict = "; ".join(str(r[0]) for r in rows[:3])
+    return None if verdict == "ok" else verdict

@@ -1,0 +1,121 @@
+"""Collisions: a newcomer whose canonical name is taken. Both sides are kept and recorded.
+
+The newcomer's thumbnail goes to ``thumbs/_collisions/{stem}~{sha256[:12]}.png`` and its
+original to ``originals/_collisions/``; the record names both sides. ``exact`` means
+the same bytes, ``perceptual`` other bytes with the same size and hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from watcherd import fsops
+from watcherd.context import Context
+from watcherd.filing import Filing
+from watcherd.naming import safe_text, shown
+from watcherd.newcomers import NewImage
+from watcherd.outcomes import Outcome, Result
+from watcherd.places import Area, Place
+from watcherd.records import CollisionKind, CollisionRecord, Existing, ImageRecord, Newcomer
+
+log = logging.getLogger("watcherd")
+
+
+class Collisions:
+    """Records name clashes and files the newcomer's files under ``_collisions``."""
+
+    def __init__(self, ctx: Context, filing: Filing) -> None:
+        self.ctx = ctx
+        self.filing = filing
+
+    def collide(
+        self, path: Path, where: Place, st: os.stat_result, image: NewImage, rec: ImageRecord | None, folder: Path
+    ) -> Result:
+        """``image`` (from ``path``) wants a name that ``rec`` (or a file in ``folder``) holds."""
+        places, catalog = self.ctx.places, self.ctx.catalog
+        rel = places.rel(path)
+        existing_thumb = rec.path if rec is not None else places.rel(folder / image.name)
+        kind = CollisionKind.EXACT if rec is not None and rec.sha256 == image.sha256 else CollisionKind.PERCEPTUAL
+        label = f"{image.name[: -len('.png')]}~{image.sha256[:12]}"
+        same_name = catalog.collisions_named(image.name)
+        if where.area is Area.TREE:
+            unfiled = self._unfiled(image, same_name)
+            if unfiled is not None:
+                return self._refile(path, image, unfiled, label)
+        places.collisions.mkdir(parents=True, exist_ok=True)
+        thumb = self._publish_thumbnail(label, image, st)
+        ids = {c.id for c in same_name}  # ids start with the name's stem
+        cid, n = label, 2
+        while cid in ids:
+            cid, n = f"{label}~{n}", n + 1
+        newcomer = Newcomer(
+            thumbnail=places.rel(thumb),
+            sha256=image.sha256,
+            filename=safe_text(path.name),
+            source=where.area is Area.SOURCE,
+        )
+        if where.area is Area.SOURCE:
+            newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)
+        else:
+            newcomer.original = self.filing.planned(label, path.suffix, collision=True)
+            newcomer.moving_from = rel
+        existing = Existing(existing_thumb, rec.original, rec.sha256) if rec is not None else Existing(existing_thumb)
+        record = CollisionRecord(cid, image.name, kind, self.ctx.stamp(), existing, newcomer)
+        with catalog.transaction():
+            catalog.put_collision(record)
+            catalog.clear_error(rel)
+        self.filing.file_collision(record)
+        log.warning(
+            "collision (%s) %s has the same name as %s; kept as %s",
+            kind.value,
+            shown(rel),
+            shown(existing_thumb),
+            shown(newcomer.thumbnail or ""),
+        )
+        return Result(Outcome.COLLISION, path, image.name, detail=kind.value)
+
+    def _unfiled(self, image: NewImage, same_name: list[CollisionRecord]) -> CollisionRecord | None:
+        """A recorded collision of these very bytes whose original went astray before filing.
+
+        Its newcomer is this file seen again (after a folder rename, say): it must be
+        filed under that record, not recorded as a collision a second time.
+        """
+        places = self.ctx.places
+        for col in same_name:
+            new = col.newcomer
+            if new.sha256 != image.sha256 or new.source:
+                continue
+            src = new.moving_from
+            astray = new.original is None or (
+                not os.path.lexists(places.absolute(new.original))
+                and (not src or not os.path.lexists(places.absolute(src)))
+            )
+            if astray:
+                return col
+        return None
+
+    def _refile(self, path: Path, image: NewImage, col: CollisionRecord, label: str) -> Result:
+        catalog = self.ctx.catalog
+        rel = self.ctx.places.rel(path)
+        col.newcomer.original = self.filing.planned(label, path.suffix, collision=True)
+        col.newcomer.moving_from = rel
+        with catalog.transaction():
+            catalog.put_collision(col)
+            catalog.clear_error(rel)
+        self.filing.file_collision(col)
+        log.info("filed %s as the original of collision %s", shown(rel), col.id)
+        return Result(Outcome.COLLISION, path, image.name, detail=col.kind.value)
+
+    def _publish_thumbnail(self, label: str, image: NewImage, st: os.stat_result) -> Path:
+        folder = self.ctx.places.collisions
+        for n in range(1, 10_000):
+            name = f"{label}.png" if n == 1 else f"{label}~{n}.png"
+            if os.path.lexists(folder / name):
+                continue
+            try:
+                return fsops.write_new(folder, name, image.png, st.st_mtime_ns)
+            except FileExistsError:
+                continue
+        raise OSError("no free name in the collisions folder")

@@ -1,0 +1,186 @@
+"""Ingest: a new image in the tree (or a source) becomes a thumbnail, a record and a filed original.
+
+The order is what makes a crash at any moment recoverable:
+
+1. the thumbnail is written under a temporary name, fsynced, and published under its
+   canonical name without replacing anything (a name taken meanwhile is a collision);
+2. the record is committed, naming where the original is about to go (``original``)
+   and where it still is (``moving_from``);
+3. the original is filed (``filing``) and the record is committed again.
+
+A restart that finds ``moving_from`` set finishes step 3; one that finds a thumbnail
+with no record adopts it (``adopt``) and then treats the original as its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+from watcherd import fsops
+from watcherd.adopt import Adopter
+from watcherd.collisions import Collisions
+from watcherd.context import Context
+from watcherd.errors import ImageError
+from watcherd.failures import Failures
+from watcherd.filing import Filing
+from watcherd.naming import merge_tags, safe_text, shown, variant_name
+from watcherd.newcomers import Decoder, NewImage
+from watcherd.outcomes import Outcome, Result
+from watcherd.places import Area, Place
+from watcherd.records import ImageRecord, State
+
+log = logging.getLogger("watcherd")
+
+
+class Ingest:
+    """Decodes a newcomer and publishes, records and files it (or records why not)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        decoder: Decoder,
+        adopter: Adopter,
+        collisions: Collisions,
+        filing: Filing,
+        failures: Failures,
+    ) -> None:
+        self.ctx = ctx
+        self.decoder = decoder
+        self.adopter = adopter
+        self.collisions = collisions
+        self.filing = filing
+        self.failures = failures
+        self._sources: dict[str, tuple[int, int]] | None = None
+
+    def needless(self, rel: str, st: os.stat_result, where: Place) -> Outcome | None:
+        """An outcome that needs no decoding: a known bad file, or a source seen before."""
+        if self.failures.known_bad(rel, st):
+            return Outcome.IGNORED
+        if where.area is Area.SOURCE and self._source_stamps().get(rel) == (st.st_size, st.st_mtime_ns):
+            return Outcome.UNCHANGED
+        return None
+
+    def ingest(self, path: Path, where: Place, st: os.stat_result) -> Result:
+        """Bring one new image in; every failure is recorded against this file alone."""
+        rel = self.ctx.places.rel(path)
+        skip = self.needless(rel, st, where)
+        if skip is not None:
+            return Result(skip, path, detail="already reported" if skip is Outcome.IGNORED else "")
+        try:
+            image = self.decoder.make(path, st)
+        except ImageError as exc:
+            if exc.transient and self._still_changing(path, st):
+                log.debug("deferring %s: %s while the file is still changing", shown(rel), exc.reason)
+                return Result(Outcome.DEFERRED, path, detail=exc.reason, retry=True)
+            return self.failures.record(path, exc.reason, st, transient=exc.transient)
+        folder = path.parent if where.area is Area.TREE else self.ctx.places.thumbs
+        try:
+            return self._place(path, where, st, image, folder)
+        except OSError as exc:
+            return self.failures.record(path, f"cannot write: {exc.strerror or exc}", st, transient=True)
+
+    def _still_changing(self, path: Path, st: os.stat_result) -> bool:
+        """Did the file change since ``st``, or was it written too recently to judge?
+
+        A writer that pauses longer than ``settle`` between chunks leaves a file that
+        looks truncated; that is not an error until the file has been quiet a while.
+        """
+        try:
+            now_st = os.lstat(path)
+        except OSError:
+            return False
+        if (now_st.st_size, now_st.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            return True
+        return self.ctx.now() - now_st.st_mtime < max(5.0, 10 * self.ctx.cfg.settle)
+
+    def _place(self, path: Path, where: Place, st: os.stat_result, image: NewImage, folder: Path) -> Result:
+        rec = self.adopter.holder(image.name, folder)
+        if image.low_information and rec is not None and rec.sha256 != image.sha256:
+            image = dataclasses.replace(image, name=variant_name(image.name, image.sha256))
+            rec = self.adopter.holder(image.name, folder)
+        if rec is not None and rec.sha256 == image.sha256 and self._is_own(rec, path):
+            return self._resume(path, where, st, image, folder, rec)
+        if rec is None and not os.path.lexists(folder / image.name):
+            try:
+                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
+            except FileExistsError:
+                pass  # the name appeared meanwhile: a collision with whatever is there
+            else:
+                rec = self._new_record(path, where, st, image, folder)
+                return self._record_and_file(path, where, st, image, rec)
+        return self.collisions.collide(path, where, st, image, rec, folder)
+
+    def _is_own(self, rec: ImageRecord, path: Path) -> bool:
+        """Is ``path`` the original this record was made from (or a stand-in for a lost one)?"""
+        rel = self.ctx.places.rel(path)
+        if rel in (rec.moving_from, rec.original):
+            return True
+        return rec.original is None or not os.path.lexists(self.ctx.places.absolute(rec.original))
+
+    def _new_record(self, path: Path, where: Place, st: os.stat_result, image: NewImage, folder: Path) -> ImageRecord:
+        cfg, places = self.ctx.cfg, self.ctx.places
+        now = self.ctx.stamp()
+        rec = ImageRecord(
+            name=image.name,
+            hash=image.hash,
+            width=image.width,
+            height=image.height,
+            path=places.rel(folder / image.name),
+            state=State.PRESENT,
+            first_seen=now,
+            last_seen=now,
+            algorithm=cfg.hash.algorithm,
+            hash_size=cfg.hash.size,
+            decode=cfg.decode,
+            format=image.format,
+            sha256=image.sha256,
+            file_size=st.st_size,
+            original_filename=safe_text(path.name),
+            source=where.area is Area.SOURCE,
+            low_information=image.low_information,
+        )
+        rec.tags = merge_tags([], places.tag_folder(folder), rec.size_tag)
+        return rec
+
+    def _resume(
+        self, path: Path, where: Place, st: os.stat_result, image: NewImage, folder: Path, rec: ImageRecord
+    ) -> Result:
+        """The record already describes this very file: finish whatever was left undone."""
+        places = self.ctx.places
+        if not rec.present or not os.path.lexists(places.absolute(rec.path)):
+            with contextlib.suppress(FileExistsError):
+                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
+            rec.path, rec.state = places.rel(folder / image.name), State.PRESENT
+            rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
+        return self._record_and_file(path, where, st, image, rec)
+
+    def _record_and_file(
+        self, path: Path, where: Place, st: os.stat_result, image: NewImage, rec: ImageRecord
+    ) -> Result:
+        """Record the image, then file its original out of the tree (sources stay put)."""
+        catalog = self.ctx.catalog
+        rel = self.ctx.places.rel(path)
+        rec.last_seen = self.ctx.stamp()
+        if where.area is Area.SOURCE:
+            rec.original, rec.moving_from, rec.source = rel, None, True
+            rec.source_stat = (st.st_size, st.st_mtime_ns)
+            self._source_stamps()[rel] = rec.source_stat
+        else:
+            rec.original = self.filing.planned(image.name, path.suffix)
+            rec.moving_from, rec.source = rel, False
+        with catalog.transaction():
+            catalog.put_image(rec)
+            catalog.clear_error(rel)
+        self.filing.file_image(rec)
+        log.info("ingested %s -> %s", shown(rel), shown(rec.path))
+        return Result(Outcome.INGESTED, path, rec.name)
+
+    def _source_stamps(self) -> dict[str, tuple[int, int]]:
+        """Source files already recorded, with their size and mtime (read once, then kept)."""
+        if self._sources is None:
+            self._sources = self.ctx.catalog.source_stamps()
+        return self._sources

@@ -1,0 +1,149 @@
+"""A new file becomes a ``NewImage``: its bytes read safely, hashed, decoded and thumbnailed.
+
+Decoding is the only slow step and the only parallel one: with a decoder pool
+(``decoders.DecoderPool``), files are read and handed to a worker before their turn,
+and an early result is used only if the file's size, mtime and inode are unchanged
+when its turn comes. Everything after decoding (publishing, recording, moving) stays
+on the one writer, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from watcherd import imaging
+from watcherd.config import Config
+from watcherd.errors import ImageError
+from watcherd.naming import canonical_name
+
+Renderer = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
+
+
+class Submitter(Protocol):
+    """A renderer that can also start a job and return at once (``decoders.DecoderPool``)."""
+
+    workers: int
+
+    def __call__(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+    ) -> imaging.Rendered: ...
+
+    def submit(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+    ) -> Future[imaging.Rendered]: ...
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """A decoded newcomer, ready to be published."""
+
+    name: str
+    width: int
+    height: int
+    hash: str
+    sha256: str
+    format: str
+    png: bytes
+    low_information: bool = False
+
+
+def spec_for(cfg: Config) -> imaging.RenderSpec:
+    """The decoding settings of a config."""
+    return imaging.RenderSpec(
+        formats=cfg.formats,
+        max_pixels=cfg.max_image_pixels,
+        background=cfg.background,
+        algorithm=cfg.hash.algorithm,
+        hash_size=cfg.hash.size,
+        thumbnail_size=cfg.thumbnail_size,
+        decode=cfg.decode,
+    )
+
+
+def read_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file, never through a symlink, never blocking on a FIFO."""
+    # O_NOFOLLOW and O_NONBLOCK: a name swapped for a symlink or a FIFO since the
+    # lstat must neither lead outside the tree nor block the daemon.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
+    try:
+        with open(fd, "rb", buffering=0, closefd=True) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ImageError("not a regular file")
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+@dataclass
+class _Ahead:
+    """A file read and handed to a decoder before its turn; valid while its stat is unchanged."""
+
+    stamp: tuple[int, int, int]
+    sha256: str
+    future: Future[imaging.Rendered]
+
+
+class Decoder:
+    """Reads and renders newcomers, in this process or in a pool of sandboxed workers."""
+
+    def __init__(self, cfg: Config, render: Renderer, now: Callable[[], float]) -> None:
+        self.cfg = cfg
+        self.render = render
+        self.pool: Submitter | None = render if hasattr(render, "submit") else None  # type: ignore[assignment]
+        self.spec = spec_for(cfg)
+        self.now = now
+        self._ahead: dict[Path, _Ahead] = {}
+
+    @property
+    def lookahead(self) -> int:
+        """How many files may be read ahead of the writer (0 without a pool)."""
+        return 2 * self.pool.workers if self.pool is not None else 0
+
+    def prefetch(self, path: Path, st: os.stat_result) -> None:
+        """Read ``path`` and start decoding it in the pool, for ``make`` to pick up later."""
+        if self.pool is None or path in self._ahead:
+            return
+        try:
+            data = read_file(path, self.cfg.max_file_size)
+        except ImageError:
+            return  # ``make`` reads it again and says why
+        sha = hashlib.sha256(data).hexdigest()
+        future = self.pool.submit(data, self.spec, path.name, sha, self.now())
+        self._ahead[path] = _Ahead(_stamp(st), sha, future)
+
+    def make(self, path: Path, st: os.stat_result) -> NewImage:
+        """Decode ``path`` (as of ``st``) into a NewImage, or raise ImageError saying why not."""
+        if st.st_size > self.cfg.max_file_size:
+            raise ImageError(f"file too large ({st.st_size} bytes > max_file_size)")
+        ahead = self._ahead.pop(path, None)
+        if ahead is not None and ahead.stamp == _stamp(st):
+            sha, out = ahead.sha256, ahead.future.result()
+        else:
+            if ahead is not None:
+                ahead.future.cancel()
+            data = read_file(path, self.cfg.max_file_size)
+            sha = hashlib.sha256(data).hexdigest()
+            out = self.render(data, self.spec, path.name, sha, self.now())
+        name = canonical_name(out.width, out.height, out.hash)
+        return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
+
+    def cancel_all(self) -> None:
+        """Drop every early decode (the caller stopped before their turn)."""
+        for ahead in self._ahead.values():
+            ahead.future.cancel()
+        self._ahead.clear()

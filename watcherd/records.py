@@ -1,0 +1,303 @@
+"""The catalog's records as typed values, and the one place that turns them into JSON and back.
+
+Every value in the catalog's key/value tables is the JSON object ``to_json`` makes;
+``from_json`` reads what any version of watcherd wrote. Keys this version does not
+know are kept in ``extra`` and written back unchanged, so a newer catalog opened by
+an older watcherd loses nothing. Keys a newer version added read as their defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+Json = dict[str, Any]
+
+
+class State(str, Enum):
+    """Whether an image's thumbnail is in the tree."""
+
+    PRESENT = "present"
+    MISSING = "missing"
+
+
+class CollisionKind(str, Enum):
+    """``exact``: the same bytes; ``perceptual``: other bytes with the same size and hash."""
+
+    EXACT = "exact"
+    PERCEPTUAL = "perceptual"
+
+
+def _stamp(value: Any) -> tuple[int, int] | None:
+    """A ``[size, mtime_ns]`` pair from JSON."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    return None
+
+
+def _rest(data: Mapping[str, Any], known: frozenset[str]) -> Json:
+    return {k: v for k, v in data.items() if k not in known}
+
+
+_IMAGE_KEYS = frozenset(
+    {
+        "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
+        "file_size", "original_filename", "path", "original", "moving_from", "source",
+        "low_information", "tags", "state", "first_seen", "last_seen", "source_stat",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class ImageRecord:
+    """One image: its name (the catalog key), what it is, where its files are, its tags."""
+
+    name: str
+    hash: str
+    width: int
+    height: int
+    path: str  # the thumbnail, relative to ROOT
+    state: State
+    first_seen: str
+    last_seen: str
+    algorithm: str = "whash"
+    hash_size: int = 8
+    decode: str = "reference"
+    format: str | None = None
+    sha256: str | None = None
+    file_size: int | None = None
+    original_filename: str | None = None
+    original: str | None = None  # relative to ROOT; None while it is not known
+    moving_from: str | None = None  # set while the original is being filed
+    source: bool = False
+    low_information: bool = False
+    tags: list[str] = field(default_factory=list)
+    source_stat: tuple[int, int] | None = None
+    extra: Json = field(default_factory=dict)
+
+    @property
+    def present(self) -> bool:
+        """Is the thumbnail in the tree?"""
+        return self.state is State.PRESENT
+
+    @property
+    def size_tag(self) -> str:
+        """The ``WxH`` tag every image carries."""
+        return f"{self.width}x{self.height}"
+
+    def to_json(self) -> Json:
+        """The catalog's JSON object for this record."""
+        out: Json = {
+            **self.extra,
+            "name": self.name,
+            "hash": self.hash,
+            "algorithm": self.algorithm,
+            "hash_size": self.hash_size,
+            "decode": self.decode,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "sha256": self.sha256,
+            "file_size": self.file_size,
+            "original_filename": self.original_filename,
+            "path": self.path,
+            "original": self.original,
+            "moving_from": self.moving_from,
+            "source": self.source,
+            "low_information": self.low_information,
+            "tags": list(self.tags),
+            "state": self.state.value,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+        if self.source_stat is not None:
+            out["source_stat"] = list(self.source_stat)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageRecord:
+        """Read a record written by any version."""
+        size = data.get("file_size")
+        return cls(
+            name=str(data["name"]),
+            hash=str(data["hash"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            path=str(data.get("path") or ""),
+            state=State(data.get("state", "present")),
+            first_seen=str(data.get("first_seen") or ""),
+            last_seen=str(data.get("last_seen") or ""),
+            algorithm=str(data.get("algorithm", "whash")),
+            hash_size=int(data.get("hash_size", 8)),
+            decode=str(data.get("decode", "reference")),
+            format=data.get("format"),
+            sha256=data.get("sha256"),
+            file_size=int(size) if size is not None else None,
+            original_filename=data.get("original_filename"),
+            original=data.get("original"),
+            moving_from=data.get("moving_from"),
+            source=bool(data.get("source", False)),
+            low_information=bool(data.get("low_information", False)),
+            tags=[t for t in data.get("tags") or [] if isinstance(t, str)],
+            source_stat=_stamp(data.get("source_stat")),
+            extra=_rest(data, _IMAGE_KEYS),
+        )
+
+
+_EXISTING_KEYS = frozenset({"thumbnail", "original", "sha256"})
+_NEWCOMER_KEYS = frozenset({"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat"})
+_COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer"})
+
+
+@dataclass
+class Existing:
+    """The side of a collision that held the name first."""
+
+    thumbnail: str | None = None
+    original: str | None = None
+    sha256: str | None = None
+    extra: Json = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        """JSON object."""
+        return {**self.extra, "thumbnail": self.thumbnail, "original": self.original, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Existing:
+        """Inverse of ``to_json``."""
+        return cls(data.get("thumbnail"), data.get("original"), data.get("sha256"), _rest(data, _EXISTING_KEYS))
+
+
+@dataclass
+class Newcomer:
+    """The side of a collision that arrived second: kept under ``_collisions/``."""
+
+    thumbnail: str | None = None
+    original: str | None = None
+    sha256: str | None = None
+    filename: str | None = None
+    source: bool = False
+    moving_from: str | None = None
+    source_stat: tuple[int, int] | None = None
+    extra: Json = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        """JSON object."""
+        out: Json = {
+            **self.extra,
+            "thumbnail": self.thumbnail,
+            "original": self.original,
+            "sha256": self.sha256,
+            "filename": self.filename,
+            "source": self.source,
+            "moving_from": self.moving_from,
+        }
+        if self.source_stat is not None:
+            out["source_stat"] = list(self.source_stat)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Newcomer:
+        """Inverse of ``to_json``."""
+        return cls(
+            thumbnail=data.get("thumbnail"),
+            original=data.get("original"),
+            sha256=data.get("sha256"),
+            filename=data.get("filename"),
+            source=bool(data.get("source", False)),
+            moving_from=data.get("moving_from"),
+            source_stat=_stamp(data.get("source_stat")),
+            extra=_rest(data, _NEWCOMER_KEYS),
+        )
+
+
+@dataclass
+class CollisionRecord:
+    """Two images that want one canonical name (the catalog key is ``id``)."""
+
+    id: str
+    name: str
+    kind: CollisionKind
+    detected: str | None
+    existing: Existing
+    newcomer: Newcomer
+    extra: Json = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        """The catalog's JSON object for this record."""
+        return {
+            **self.extra,
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "detected": self.detected,
+            "existing": self.existing.to_json(),
+            "newcomer": self.newcomer.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CollisionRecord:
+        """Read a record written by any version."""
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            kind=CollisionKind(data.get("kind", "perceptual")),
+            detected=data.get("detected"),
+            existing=Existing.from_json(data.get("existing") or {}),
+            newcomer=Newcomer.from_json(data.get("newcomer") or {}),
+            extra=_rest(data, _COLLISION_KEYS),
+        )
+
+
+_ERROR_KEYS = frozenset({"path", "reason", "transient", "size", "mtime_ns", "first_seen", "last_seen", "attempts"})
+
+
+@dataclass
+class ErrorRecord:
+    """A file that could not be ingested (the catalog key is ``path``, relative to ROOT)."""
+
+    path: str
+    reason: str
+    transient: bool
+    size: int | None
+    mtime_ns: int | None
+    first_seen: str
+    last_seen: str
+    attempts: int = 1
+    extra: Json = field(default_factory=dict)
+
+    @property
+    def stamp(self) -> tuple[int | None, int | None]:
+        """Size and mtime of the file when it failed: it is tried again once they change."""
+        return self.size, self.mtime_ns
+
+    def to_json(self) -> Json:
+        """The catalog's JSON object for this record."""
+        return {
+            **self.extra,
+            "path": self.path,
+            "reason": self.reason,
+            "transient": self.transient,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ErrorRecord:
+        """Read a record written by any version."""
+        return cls(
+            path=str(data["path"]),
+            reason=str(data.get("reason", "")),
+            transient=bool(data.get("transient", False)),
+            size=data.get("size"),
+            mtime_ns=data.get("mtime_ns"),
+            first_seen=str(data.get("first_seen") or ""),
+            last_seen=str(data.get("last_seen") or ""),
+            attempts=int(data.get("attempts", 1)),
+            extra=_rest(data, _ERROR_KEYS),
+        )

@@ -1,0 +1,58 @@
+"""``watcherd scan`` and ``rebuild``: take the lease, reconcile once, ingest what settles, exit."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from watcherd import restore
+from watcherd.catalog import move_aside, open_for_writing
+from watcherd.config import Config
+from watcherd.decoders import DecoderPool
+from watcherd.layout import lease_path, remove_leftovers
+from watcherd.lease import Lease
+from watcherd.pipeline import Pipeline
+from watcherd.reconcile import Progress, Report, reconcile, record_scan
+from watcherd.worker import Worker
+
+log = logging.getLogger("watcherd")
+
+
+def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = False) -> Report:
+    """Reconcile the library once and wait for the files that were too fresh to read.
+
+    A rebuild first moves the current catalog aside (it is kept, never deleted), so the
+    reconcile starts from the tree, the PNG text chunks and the last export.
+    """
+    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
+    lease.acquire()
+    try:
+        remove_leftovers(cfg)
+        if rebuild and cfg.database_path.exists():
+            aside = move_aside(cfg.database_path, "replaced")
+            log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
+        opened = open_for_writing(cfg)
+        catalog = opened.catalog
+        decoders = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
+        try:
+            remembered = restore.remembered(cfg) if opened.fresh else None
+            pipeline = Pipeline(cfg, catalog, render=decoders, remembered=remembered)
+            reason = "rebuild" if rebuild else "scan"
+            report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=progress)
+            # A scan reports a file that fails again rather than waiting on it.
+            worker = Worker(pipeline, cfg.settle, retry_limit=0)
+            worker.wait_for(report.deferred)
+            if worker.settler.pending:
+                started = time.monotonic()
+                report.add_all(worker.drain())
+                report.seconds += time.monotonic() - started
+                record_scan(catalog, report, reason)
+            restore.write_export(cfg, catalog, time.time())
+            if cfg.snapshot_path is not None:
+                catalog.publish(cfg.snapshot_path)
+            return report
+        finally:
+            decoders.close()
+            catalog.close()
+    finally:
+        lease.release()
