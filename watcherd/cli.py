@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from watcherd import __version__, config, queries
 from watcherd.config import Config
+from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.layout import check_root
 from watcherd.library import Library
@@ -164,7 +165,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     verb = "rebuilt" if rebuild else "scanned"
     with _progress(args, "rebuilding" if rebuild else "scanning") as progress:
         report = scan_once(cfg, progress=progress, rebuild=rebuild)
-    data = {"counts": report.counts, "seconds": round(report.seconds, 3)}
+    data: ScanSummary = {"counts": report.counts, "seconds": round(report.seconds, 3)}
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.counts.items())) or "nothing to do"
     _emit(args, data, f"{verb} {cfg.root} in {report.seconds:.2f}s ({summary})")
     return 0

@@ -18,8 +18,8 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from watcherd.documents import DaemonState
 from watcherd.errors import LockedError
 from watcherd.filters import TEMP_PREFIX
 
@@ -71,7 +71,7 @@ def is_live(holder: Holder, heartbeat: float, stale_after: int, now: float) -> b
     return holder.age(now) <= heartbeat * stale_after
 
 
-def describe(holder: Holder | None, heartbeat: float, stale_after: int, now: float) -> dict[str, Any] | None:
+def describe(holder: Holder | None, heartbeat: float, stale_after: int, now: float) -> DaemonState | None:
     """The ``daemon`` object of ``status --json``."""
     if holder is None:
         return None

@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from watcherd import queries
 from watcherd.catalog import Catalog, CatalogReader, open_for_reading
 from watcherd.config import Config
+from watcherd.documents import Collision, FindHit, ImageSummary, NearGroup, SimilarHit, Status
 from watcherd.errors import UsageError
 from watcherd.layout import check_root, lease_path
 
@@ -35,7 +35,7 @@ class Library:
         finally:
             reader.close()
 
-    def status(self, now: float | None = None) -> dict[str, Any]:
+    def status(self, now: float | None = None) -> Status:
         """The ``status`` document (see the README for every key)."""
         with self._reading() as catalog:
             return queries.status(self.cfg, catalog, lease_path(self.cfg), time.time() if now is None else now)
@@ -45,31 +45,31 @@ class Library:
         with self._reading() as catalog:
             return queries.tag_counts(catalog)
 
-    def image(self, name: str) -> dict[str, Any]:
+    def image(self, name: str) -> ImageSummary:
         """One image's name, tags, path and state (NAME, a path ending in one, or a hash)."""
         with self._reading() as catalog:
             return queries.image_tags(catalog, name)
 
-    def find(self, tags: list[str]) -> list[dict[str, Any]]:
+    def find(self, tags: list[str]) -> list[FindHit]:
         """Present images carrying every tag."""
         with self._reading() as catalog:
             return queries.find(catalog, tags)
 
-    def dupes(self, near: int | None = None) -> list[dict[str, Any]]:
+    def dupes(self, near: int | None = None) -> list[Collision | NearGroup]:
         """Recorded collisions; with ``near``, also groups of images within that distance."""
         with self._reading() as catalog:
-            items = queries.dupes(catalog)
+            items: list[Collision | NearGroup] = [*queries.dupes(catalog)]
         if near is not None:
             items += queries.near_groups(self.cfg, near)
         return items
 
-    def similar(self, target: str, distance: int) -> list[dict[str, Any]]:
+    def similar(self, target: str, distance: int) -> list[SimilarHit]:
         """Images within ``distance`` bits of an image file, a hash or a catalogued name."""
         with self._reading() as catalog:
             hash_hex = queries.resolve_hash(self.cfg, catalog, target)
         return queries.similar(self.cfg, hash_hex, distance)
 
-    def untag(self, name: str, tag: str) -> dict[str, Any]:
+    def untag(self, name: str, tag: str) -> ImageSummary:
         """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
         db = self.cfg.database_path
         if not Path(db).exists():

@@ -13,19 +13,20 @@ from typing import Any
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.reads import hash_rows, load_hashes
 from watcherd.config import Config
+from watcherd.documents import Collision, FindHit, ImageSummary, Naming, NearGroup, SimilarHit, Status
 from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
-from watcherd.records import ImageRecord
+from watcherd.records import CollisionKind, ImageRecord
 
 
-def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> dict[str, Any]:
+def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> Status:
     """The ``status`` document; see the README for every key."""
     now = time.time() if now is None else now
     counts = catalog.counts()
     scan = catalog.meta("scan")
     pinned = catalog.meta("library") or {}
-    naming = {
+    naming: Naming = {
         "algorithm": pinned.get("algorithm", cfg.hash.algorithm),
         "size": pinned.get("hash_size", cfg.hash.size),
         "decode": pinned.get("decode", "reference" if pinned else cfg.decode),
@@ -69,32 +70,32 @@ def lookup(catalog: CatalogReader, name: str) -> ImageRecord:
     raise UsageError(f"{name!r} is neither a canonical name (WxH_HASH_.png) nor a hash")
 
 
-def image_tags(catalog: CatalogReader, name: str) -> dict[str, Any]:
+def image_tags(catalog: CatalogReader, name: str) -> ImageSummary:
     """``tags NAME``: one image's name, tags, path and state."""
     return summary(lookup(catalog, name))
 
 
-def summary(rec: ImageRecord) -> dict[str, Any]:
+def summary(rec: ImageRecord) -> ImageSummary:
     """What ``tags NAME`` and ``untag`` print about one image."""
     return {"name": rec.name, "tags": rec.tags, "path": rec.path, "state": rec.state.value}
 
 
-def find(catalog: CatalogReader, tags: list[str]) -> list[dict[str, Any]]:
+def find(catalog: CatalogReader, tags: list[str]) -> list[FindHit]:
     """Present images carrying every tag in ``tags``."""
     hits = sorted(catalog.with_tags(tags), key=lambda hit: hit[1])
     return [{"name": name, "path": path, "tags": found} for name, path, found in hits]
 
 
-def dupes(catalog: CatalogReader) -> list[dict[str, Any]]:
+def dupes(catalog: CatalogReader) -> list[Collision]:
     """Every recorded collision with both sides' paths."""
-    out = []
+    out: list[Collision] = []
     for c in catalog.collisions():
         existing, newcomer = c.existing, c.newcomer
         paths = [p for p in (existing.thumbnail, existing.original, newcomer.thumbnail, newcomer.original) if p]
         out.append(
             {
                 "name": c.name,
-                "kind": c.kind.value,
+                "kind": "exact" if c.kind is CollisionKind.EXACT else "perceptual",
                 "detected": c.detected,
                 "paths": paths,
                 "existing": {"thumbnail": existing.thumbnail, "original": existing.original, "sha256": existing.sha256},
@@ -153,7 +154,7 @@ def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
     return lookup(catalog, target).hash
 
 
-def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
+def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
     """Present images within ``distance`` bits of ``hash_hex``, nearest first."""
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
@@ -165,14 +166,14 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[dict[str, Any]]:
     # One query: a scan (about 1 ms per million) beats building the index first.
     hits = brute_force(hashes, int(hash_hex, 16), distance)
     where = hash_rows(cfg.database_path, [int(rowids[h.index]) for h in hits])
-    out = []
+    out: list[SimilarHit] = []
     for h in hits:
         name, path = where[int(rowids[h.index])]
         out.append({"name": name, "distance": h.distance, "path": path})
     return out
 
 
-def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
+def near_groups(cfg: Config, distance: int) -> list[NearGroup]:
     """Groups of distinct present images within ``distance`` of each other (``dupes --near``).
 
     Low-information images are left out: their hashes say nothing about them.
@@ -185,7 +186,7 @@ def near_groups(cfg: Config, distance: int) -> list[dict[str, Any]]:
     rowids, hashes = rowids[~low], hashes[~low]
     found = groups(NearIndex(hashes), distance)
     where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
-    out = []
+    out: list[NearGroup] = []
     for members, widest in found:
         picked = sorted(where[int(rowids[m])] for m in members)
         out.append(

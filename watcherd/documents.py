@@ -1,0 +1,110 @@
+"""What ``--json`` prints: one TypedDict per document, so the contract has one written form.
+
+The README lists the same keys; a key added here is an addition to a stable contract,
+a key renamed or removed breaks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+
+class Naming(TypedDict):
+    """The settings a library's names were made with."""
+
+    algorithm: str
+    size: int
+    decode: str
+
+
+class DaemonState(TypedDict):
+    """Who holds the writer lease, as ``status`` shows it."""
+
+    running: bool
+    pid: int
+    host: str
+    since: str
+    heartbeat_age: float
+
+
+class Status(TypedDict):
+    """``status --json``."""
+
+    root: str
+    images: int
+    missing: int
+    low_information: int
+    tags: int
+    collisions: int
+    errors: int
+    database: str
+    hash: Naming
+    last_scan: dict[str, Any] | None  # {"finished", "reason", "seconds", "counts"} as the scan stored it
+    daemon: DaemonState | None
+
+
+class ImageSummary(TypedDict):
+    """``tags NAME --json`` and ``untag --json``."""
+
+    name: str
+    tags: list[str]
+    path: str
+    state: str
+
+
+class FindHit(TypedDict):
+    """One item of ``find --json``."""
+
+    name: str
+    path: str
+    tags: list[str]
+
+
+class CollisionSide(TypedDict):
+    """The side of a collision that held the name first."""
+
+    thumbnail: str | None
+    original: str | None
+    sha256: str | None
+
+
+class NewcomerSide(CollisionSide):
+    """The side that arrived second, with its original file name."""
+
+    filename: str | None
+
+
+class Collision(TypedDict):
+    """A recorded collision in ``dupes --json``."""
+
+    name: str
+    kind: Literal["exact", "perceptual"]
+    detected: str | None
+    paths: list[str]
+    existing: CollisionSide
+    newcomer: NewcomerSide
+
+
+class NearGroup(TypedDict):
+    """A group of near-duplicates in ``dupes --near N --json``."""
+
+    kind: Literal["near"]
+    name: str
+    names: list[str]
+    paths: list[str]
+    max_distance: int
+
+
+class SimilarHit(TypedDict):
+    """One item of ``similar --json``, nearest first."""
+
+    name: str
+    distance: int
+    path: str
+
+
+class ScanSummary(TypedDict):
+    """``scan --json`` and ``rebuild --json``."""
+
+    counts: dict[str, int]
+    seconds: float
