@@ -43,13 +43,12 @@ class Collisions:
         if where.area is Area.TREE:
             unfiled = self._unfiled(image, same_name)
             if unfiled is not None:
-                return self._refile(path, image, unfiled, label)
+                return self._refile(path, image, unfiled)
         places.collisions.mkdir(parents=True, exist_ok=True)
-        thumb = self._publish_thumbnail(label, image, st)
-        ids = {c.id for c in same_name}  # ids start with the name's stem
-        cid, n = label, 2
-        while cid in ids:
-            cid, n = f"{label}~{n}", n + 1
+        # One label names the record, the thumbnail and the original; it is claimed by
+        # publishing the thumbnail (which never replaces), so two newcomers never share it.
+        thumb = self._publish_thumbnail(label, image, st, {c.id for c in same_name})
+        cid = thumb.name[: -len(".png")]
         newcomer = Newcomer(
             thumbnail=places.rel(thumb),
             sha256=image.sha256,
@@ -59,7 +58,7 @@ class Collisions:
         if where.area is Area.SOURCE:
             newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)
         else:
-            newcomer.original = self.filing.planned(label, path.suffix, collision=True)
+            newcomer.original = self.filing.planned(cid, path.suffix, collision=True)
             newcomer.moving_from = rel
         existing = Existing(existing_thumb, rec.original, rec.sha256) if rec is not None else Existing(existing_thumb)
         record = CollisionRecord(cid, image.name, kind, self.ctx.stamp(), existing, newcomer)
@@ -96,10 +95,10 @@ class Collisions:
                 return col
         return None
 
-    def _refile(self, path: Path, image: NewImage, col: CollisionRecord, label: str) -> Result:
+    def _refile(self, path: Path, image: NewImage, col: CollisionRecord) -> Result:
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
-        col.newcomer.original = self.filing.planned(label, path.suffix, collision=True)
+        col.newcomer.original = self.filing.planned(col.id, path.suffix, collision=True)
         col.newcomer.moving_from = rel
         with catalog.transaction():
             catalog.put_collision(col)
@@ -108,11 +107,12 @@ class Collisions:
         log.info("filed %s as the original of collision %s", shown(rel), col.id)
         return Result(Outcome.COLLISION, path, image.name, detail=col.kind.value)
 
-    def _publish_thumbnail(self, label: str, image: NewImage, st: os.stat_result) -> Path:
+    def _publish_thumbnail(self, label: str, image: NewImage, st: os.stat_result, taken: set[str]) -> Path:
+        """Publish the newcomer's thumbnail under the first free ``label``, ``label~2``… not in ``taken``."""
         folder = self.ctx.places.collisions
         for n in range(1, 10_000):
             name = f"{label}.png" if n == 1 else f"{label}~{n}.png"
-            if os.path.lexists(folder / name):
+            if name[: -len(".png")] in taken or os.path.lexists(folder / name):
                 continue
             try:
                 return fsops.write_new(folder, name, image.png, st.st_mtime_ns)

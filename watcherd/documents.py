@@ -48,7 +48,8 @@ class ImageSummary(TypedDict):
 
     name: str
     tags: list[str]
-    path: str
+    path: str  # the first place (the last known one when missing)
+    paths: list[str]  # every place the thumbnail is in (empty when missing)
     state: str
 
 

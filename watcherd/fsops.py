@@ -40,10 +40,14 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _link_no_replace(src: Path, dst: Path) -> None:
-    """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists."""
+def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None) -> None:
+    """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists.
+
+    With ``dir_fd`` both names are relative to that open folder, so they stay in it
+    even if the folder is renamed or moved meanwhile.
+    """
     try:
-        os.link(src, dst, follow_symlinks=False)
+        os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as exc:
@@ -51,39 +55,55 @@ def _link_no_replace(src: Path, dst: Path) -> None:
             raise
         # No hard links here: check-then-rename leaves a tiny window in which a file
         # created meanwhile at dst could be replaced; documented in the README.
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
-        os.rename(src, dst)
-        return
-    os.unlink(src)
+        try:
+            os.stat(dst, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return
+        raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
+    os.unlink(src, dir_fd=dir_fd)
+
+
+def rename_no_replace(src: Path, dst: Path) -> None:
+    """Give ``src`` (one of our own files) the name ``dst``, failing if ``dst`` exists."""
+    _link_no_replace(src, dst)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)
 
 
 def write_new(folder: Path, name: str, data: bytes, mtime_ns: int | None = None) -> Path:
     """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
 
     The bytes go to a temporary file that is fsynced before it is published, so the
-    final name never shows a half-written file.
+    final name never shows a half-written file. Every step works relative to the
+    folder opened once, so a folder renamed meanwhile keeps the file (under its new
+    path) and never keeps the temporary.
     """
-    tmp = temp_path(folder, ".png")
-    final = folder / name
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    tmp = temp_path(Path(), ".png").name
+    dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
+            _link_no_replace(tmp, name, dir_fd)
         finally:
-            os.close(fd)
-        if mtime_ns is not None:
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        _link_no_replace(tmp, final)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dir_fd)
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    fsync_dir(folder)
-    return final
+        os.close(dir_fd)
+    return folder / name
 
 
 def _copy_then_publish(src: Path, dst: Path) -> None:

@@ -327,12 +327,18 @@ def png_bytes(thumb: Image.Image, text: dict[str, str]) -> bytes:
 
 def read_text(data: bytes) -> dict[str, str]:
     """The text chunks of a PNG (our thumbnails), or an empty dict if it has none."""
+    facts = png_facts(data)
+    return facts[0] if facts is not None else {}
+
+
+def png_facts(data: bytes) -> tuple[dict[str, str], tuple[int, int]] | None:
+    """The text chunks and pixel size of a PNG, or None if it is not a readable PNG."""
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
             im.load()
-            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}, im.size
     except Exception:
-        return {}
+        return None
 
 
 @dataclass(frozen=True)

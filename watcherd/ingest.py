@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from watcherd import fsops
 from watcherd.adopt import Adopter
@@ -34,6 +34,9 @@ from watcherd.places import Area, Place
 from watcherd.records import ImageRecord, State
 
 log = logging.getLogger("watcherd")
+
+# Where the bytes of an original dropped again are kept: its image's original is already filed.
+AGAIN = "_again"
 
 
 class Ingest:
@@ -104,6 +107,8 @@ class Ingest:
             rec = self.adopter.holder(image.name, folder)
         if rec is not None and rec.sha256 == image.sha256 and self._is_own(rec, path):
             return self._resume(path, where, st, image, folder, rec)
+        if rec is not None and rec.sha256 == image.sha256 and not rec.present and where.area is Area.TREE:
+            return self._returned(path, st, image, folder, rec)
         if rec is None and not os.path.lexists(folder / image.name):
             try:
                 fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
@@ -157,6 +162,31 @@ class Ingest:
             rec.path, rec.state = places.rel(folder / image.name), State.PRESENT
             rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
         return self._record_and_file(path, where, st, image, rec)
+
+    def _returned(self, path: Path, st: os.stat_result, image: NewImage, folder: Path, rec: ImageRecord) -> Result:
+        """The original of a missing image dropped again: the image comes back where it was dropped.
+
+        Its kept original stays the original; these identical bytes are set aside in
+        ``originals/_again/`` first (never deleted), then the thumbnail is published and
+        the record committed present, with the drop folder's tags added.
+        """
+        places, catalog = self.ctx.places, self.ctx.catalog
+        if os.path.lexists(folder / image.name):
+            return self.collisions.collide(
+                path, Place(Area.TREE, places.thumbs, PurePosixPath()), st, image, rec, folder
+            )
+        rel = places.rel(path)
+        aside = fsops.move_no_replace(path, places.originals / AGAIN, path.name)
+        with contextlib.suppress(FileExistsError):
+            fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
+        rec.place_at(places.rel(folder / image.name), keep_others=False)
+        rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
+        rec.last_seen = self.ctx.stamp()
+        with catalog.transaction():
+            catalog.put_image(rec)
+            catalog.clear_error(rel)
+        log.info("%s came back: %s (its bytes are kept at %s)", rec.name, shown(rec.path), shown(places.rel(aside)))
+        return Result(Outcome.INGESTED, path, rec.name, detail="returned")
 
     def _record_and_file(
         self, path: Path, where: Place, st: os.stat_result, image: NewImage, rec: ImageRecord

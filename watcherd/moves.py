@@ -1,41 +1,53 @@
-"""Thumbnails the user moves, renames and deletes: records follow them, nothing is decoded.
+"""Thumbnails the user moves, renames, copies and deletes: records follow, nothing is decoded.
 
-A canonical thumbnail found where its record does not say is a move: the record
-takes the new path and the new folder's tags (tags accumulate). One found without a
-record is adopted from its chunks. A thumbnail no longer where its record says is
-``missing``: nothing about it is forgotten, and it is ``present`` again if it comes back.
+A thumbnail is known by its content, never by its file name: watcherd's own carry
+their original's sha256 and hash in PNG text chunks. So:
+
+- found under its canonical name where its record does not say: moved there, or, when
+  the place the record names still holds it, copied there (the record lists every
+  place, and gains each folder's tags);
+- found under another name (``my cat.png``, ``… (copy).png``): it gets its canonical
+  name back where it now is, and is then handled as above; a byte-identical copy
+  beside its canonical name in the same folder is reported and left alone;
+- found without a record: adopted from its chunks (``adopt``);
+- gone from a place: that copy is forgotten; the image is ``missing`` once no copy is
+  left, and nothing about it is forgotten.
 """
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from watcherd.adopt import Adopter
+from watcherd import fsops
+from watcherd.adopt import Adopter, Maker, Thumbnail
 from watcherd.context import Context
-from watcherd.naming import merge_tags, parse_canonical, shown
+from watcherd.failures import Failures
+from watcherd.naming import merge_tags, parse_canonical, shown, variant_name
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
-from watcherd.records import ImageRecord, State
+from watcherd.records import ImageRecord
 
 log = logging.getLogger("watcherd")
 
 
 class Moves:
-    """Keeps the records of canonical thumbnails in step with where they are."""
+    """Keeps the records of thumbnails in step with where they are."""
 
-    def __init__(self, ctx: Context, adopter: Adopter) -> None:
+    def __init__(self, ctx: Context, adopter: Adopter, failures: Failures) -> None:
         self.ctx = ctx
         self.adopter = adopter
+        self.failures = failures
 
     def is_known(self, path: Path) -> bool:
         """A catalogued canonical name: moving it needs no decoding."""
         return parse_canonical(path.name) is not None and self.ctx.catalog.image(path.name) is not None
 
     def seen(self, path: Path, where: Place, st: os.stat_result, rec: ImageRecord | None = None) -> Result | None:
-        """A canonical name at ``path``: follow, adopt or confirm it; None if it is not ours."""
+        """A canonical name at ``path``: follow, adopt or confirm it; None if it is not a thumbnail."""
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
         rec = rec or catalog.image(path.name)
@@ -47,16 +59,48 @@ class Moves:
                 catalog.put_image(adopted)
             log.info("adopted %s from its PNG metadata", shown(rel))
             return Result(Outcome.ADOPTED, path, path.name)
-        if rec.path == rel and rec.present:
+        if rel in rec.paths:
             return Result(Outcome.UNCHANGED, path, path.name)
-        if rec.path != rel and rec.present and os.path.lexists(self.ctx.places.absolute(rec.path)):
-            log.warning("%s is also at %s; following the newer place", path.name, shown(rec.path))
+        # Still where the record says too: a copy, and the image is in both places.
+        copied = any(os.path.lexists(self.ctx.places.absolute(p)) for p in rec.paths)
+        rec.place_at(rel, keep_others=copied)
         rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
-        rec.path, rec.state, rec.last_seen = rel, State.PRESENT, self.ctx.stamp()
+        rec.last_seen = self.ctx.stamp()
         with catalog.transaction():
             catalog.put_image(rec)
-        log.info("moved %s -> %s tags=%s", path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
+        verb = "copied" if copied else "moved"
+        log.info("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
         return Result(Outcome.MOVED, path, path.name)
+
+    def renamed(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
+        """A thumbnail of ours under another name gets its canonical name back; None if it is not one."""
+        thumb = self._ours(path, st)
+        if thumb is None:
+            return None
+        name = self._name_for(thumb)
+        if name is None:
+            return self.failures.record(
+                path, f"a thumbnail of other bytes than {thumb.name}'s; left as it is", st, transient=False
+            )
+        target = path.parent / name
+        if os.path.lexists(target):
+            if filecmp.cmp(path, target, shallow=False):
+                return self.failures.record(
+                    path, f"a copy of {name} in the same folder; left as it is", st, transient=False
+                )
+            return self.failures.record(path, f"{name} is taken in this folder; left as it is", st, transient=False)
+        try:
+            fsops.rename_no_replace(path, target)
+        except FileExistsError:
+            return Result(Outcome.DEFERRED, path, detail="name taken meanwhile", retry=True)
+        except FileNotFoundError:
+            return Result(Outcome.IGNORED, path, detail="gone")
+        log.info("renamed %s back to its name %s", shown(self.ctx.places.rel(path)), name)
+        with self.ctx.catalog.transaction():
+            self.ctx.catalog.clear_error(self.ctx.places.rel(path))
+        target_where = self.ctx.places.place(target)
+        assert target_where is not None
+        return self.seen(target, target_where, os.lstat(target))
 
     def visited(self, path: Path) -> Result | None:
         """A known thumbnail was moved to ``path`` and has moved on since: it still earns that
@@ -78,7 +122,7 @@ class Moves:
         return Result(Outcome.MOVED, path, path.name)
 
     def gone(self, path: Path) -> Result:
-        """A path disappeared: a thumbnail that was there is now missing."""
+        """A path disappeared: a thumbnail copy that was there is forgotten."""
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
         if os.path.lexists(path):
@@ -88,15 +132,20 @@ class Moves:
                 catalog.clear_error(rel)
         name = catalog.name_at(rel)
         rec = catalog.image(name) if name is not None else None
-        if rec is None or rec.path != rel or not rec.present:
+        if rec is None or rel not in rec.paths:
             return Result(Outcome.IGNORED, path)
+        last = rec.leave(rel)
+        rec.last_seen = self.ctx.stamp()
         with catalog.transaction():
-            self._mark_missing(rec)
+            catalog.put_image(rec)
+        if not last:
+            log.info("removed a copy of %s from %s; still at %s", rec.name, shown(rel), shown(rec.path))
+            return Result(Outcome.MOVED, path, rec.name)
         log.info("missing %s (%s)", shown(rel), rec.name)
         return Result(Outcome.MISSING, path, rec.name)
 
     def gone_dir(self, folder: Path) -> int:
-        """A folder disappeared: every thumbnail recorded under it that is gone is missing."""
+        """A folder disappeared: every thumbnail recorded under it that is gone is forgotten there."""
         prefix = self.ctx.places.rel(folder).rstrip("/") + "/"
         count = self.mark_gone((p, p[p.rfind("/") + 1 :]) for p in self.ctx.catalog.present_under(prefix))
         if count:
@@ -104,18 +153,21 @@ class Moves:
         return count
 
     def mark_gone(self, placed: Iterable[tuple[str, str]]) -> int:
-        """Of these (path, name) pairs of present thumbnails, mark the ones no longer on disk missing."""
+        """Of these (path, name) places of present thumbnails, forget the ones no longer on disk;
+        return how many images that left missing."""
         catalog = self.ctx.catalog
-        count = 0
+        missing = 0
         with catalog.transaction():
             for rel, name in placed:
                 if os.path.lexists(self.ctx.places.absolute(rel)):
                     continue
                 rec = catalog.image(name)
-                if rec is not None and rec.present and rec.path == rel:
-                    self._mark_missing(rec)
-                    count += 1
-        return count
+                if rec is None or rel not in rec.paths:
+                    continue
+                missing += rec.leave(rel)
+                rec.last_seen = self.ctx.stamp()
+                catalog.put_image(rec)
+        return missing
 
     def follow(self, paths: list[Path]) -> list[Path]:
         """Update the records of catalogued thumbnails among ``paths`` (a folder moved in).
@@ -142,6 +194,20 @@ class Moves:
                 self.seen(path, where, st, rec)
         return rest
 
-    def _mark_missing(self, rec: ImageRecord) -> None:
-        rec.state, rec.last_seen = State.MISSING, self.ctx.stamp()
-        self.ctx.catalog.put_image(rec)
+    def _ours(self, path: Path, st: os.stat_result) -> Thumbnail | None:
+        thumb = self.adopter.examine(path, st)
+        return thumb if thumb is not None and thumb.maker is Maker.WATCHERD else None
+
+    def _name_for(self, thumb: Thumbnail) -> str | None:
+        """The canonical name of the image these chunks describe (its record's, if it has one)."""
+        catalog = self.ctx.catalog
+        assert thumb.sha256 is not None
+        for name in catalog.names_with_sha256(thumb.sha256):
+            if parse_canonical(name) is not None and name.startswith(thumb.name[: -len(".png")]):
+                return name
+        holder = catalog.image(thumb.name)
+        if holder is None or holder.sha256 == thumb.sha256:
+            return thumb.name
+        if holder.low_information:  # the same flat picture with other bytes takes a variant name
+            return variant_name(thumb.name, thumb.sha256)
+        return None

@@ -29,7 +29,7 @@ from watcherd.catalog import Catalog
 from watcherd.collisions import Collisions
 from watcherd.config import Config
 from watcherd.context import Context
-from watcherd.errors import CatalogError, LockedError
+from watcherd.errors import CatalogError, ImageError, LockedError
 from watcherd.events import Change, ChangeKind
 from watcherd.failures import Failures
 from watcherd.filing import Filing
@@ -67,11 +67,11 @@ class Pipeline:
     ) -> None:
         self.ctx = Context(cfg, catalog, now)
         self.cfg, self.catalog, self.places = cfg, catalog, self.ctx.places
-        self.adopter = Adopter(self.ctx, remembered)
+        self.decoder = Decoder(cfg, render, now)
+        self.adopter = Adopter(self.ctx, remembered, self._identify)
         self.filing = Filing(self.ctx)
         self.failures = Failures(self.ctx)
-        self.moves = Moves(self.ctx, self.adopter)
-        self.decoder = Decoder(cfg, render, now)
+        self.moves = Moves(self.ctx, self.adopter, self.failures)
         self.ingest = Ingest(
             self.ctx, self.decoder, self.adopter, Collisions(self.ctx, self.filing), self.filing, self.failures
         )
@@ -119,8 +119,9 @@ class Pipeline:
             return self.failures.record(path, f"cannot stat: {exc.strerror}", None, transient=True)
         if not stat.S_ISREG(st.st_mode):
             return Result(Outcome.IGNORED, path, detail="not a regular file")
-        if where.area is Area.TREE and parse_canonical(path.name) is not None:
-            result = self.moves.seen(path, where, st)
+        if where.area is Area.TREE:
+            canonical = parse_canonical(path.name) is not None
+            result = self.moves.seen(path, where, st) if canonical else self.moves.renamed(path, where, st)
             if result is not None:
                 return result
         if not has_image_suffix(path.name):
@@ -161,6 +162,14 @@ class Pipeline:
             except OSError:
                 st = None
             return self.failures.record(path, f"internal error: {type(exc).__name__}: {exc}", st, transient=False)
+
+    def _identify(self, path: Path) -> tuple[str, str] | None:
+        """The name and sha256 ``path`` would be ingested with (None if it is no image)."""
+        try:
+            image = self.decoder.make(path, os.lstat(path))
+        except (ImageError, OSError):
+            return None
+        return image.name, image.sha256
 
     def _prefetch(self, path: Path) -> None:
         """Start decoding ``path`` early if ``process`` is going to want that."""

@@ -77,7 +77,7 @@ def image_tags(catalog: CatalogReader, name: str) -> ImageSummary:
 
 def summary(rec: ImageRecord) -> ImageSummary:
     """What ``tags NAME`` and ``untag`` print about one image."""
-    return {"name": rec.name, "tags": rec.tags, "path": rec.path, "state": rec.state.value}
+    return {"name": rec.name, "tags": rec.tags, "path": rec.path, "paths": rec.paths, "state": rec.state.value}
 
 
 def find(catalog: CatalogReader, tags: list[str]) -> list[FindHit]:

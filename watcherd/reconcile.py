@@ -7,6 +7,7 @@ thumbnail whose record was lost is adopted before its original is looked at.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from watcherd import restore
 from watcherd.catalog import Catalog
 from watcherd.context import iso
-from watcherd.naming import CANONICAL_RE
+from watcherd.naming import CANONICAL_RE, shown
 from watcherd.outcomes import Outcome, Result
 from watcherd.pipeline import Pipeline
 from watcherd.walk import walk_files, walk_folders
@@ -74,7 +75,8 @@ def reconcile(
 
     # Folder by folder: a query for the thumbnails recorded in it, a set check per
     # file. Memory follows the largest folder, not the library (1M images: ~100 MB).
-    for folder, files in walk_folders(pipeline.places.thumbs, pipeline.cfg):
+    leftovers: list[str] = []
+    for folder, files in walk_folders(pipeline.places.thumbs, pipeline.cfg, leftovers):
         report.folders += 1
         rel_folder = pipeline.places.rel(Path(folder)) + "/"
         walked.add(rel_folder)
@@ -94,13 +96,14 @@ def reconcile(
                 progress(done, 0)
         gone.extend((rel_folder + name, name) for name in here)
     report.add(Outcome.UNCHANGED, unchanged)
+    remove_leftovers(leftovers)
     for source in pipeline.cfg.source_dirs:
         if source.is_dir():
             others.extend(walk_files(source, pipeline.cfg, count_folder))
     # Recorded in folders that are no longer there at all (when the walked folders
     # do not account for every present record).
-    if catalog.present_count() > recorded:
-        gone.extend(p for p in catalog.iter_present() if p[0][: p[0].rfind("/") + 1] not in walked)
+    if catalog.placed_count() > recorded:
+        gone.extend(p for p in catalog.iter_placed() if p[0][: p[0].rfind("/") + 1] not in walked)
     # A thumbnail processed above may have been recorded elsewhere meanwhile: mark_gone
     # checks each candidate against its record and the disk again.
     missing = pipeline.moves.mark_gone(gone)
@@ -137,6 +140,18 @@ def reconcile(
     report.seconds = time.monotonic() - started
     record_scan(catalog, report, reason, now)
     return report
+
+
+def remove_leftovers(paths: list[str]) -> None:
+    """Remove temporaries of ours found in the tree, wherever their folder went.
+
+    The writer is this thread, and it writes nothing while it reconciles, so every
+    temporary found now was left by a write that was interrupted.
+    """
+    for text in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(text)
+            log.info("removed leftover temporary %s", shown(text))
 
 
 def record_scan(catalog: Catalog, report: Report, reason: str, now: Callable[[], float] = time.time) -> None:

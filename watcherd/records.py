@@ -45,7 +45,7 @@ _IMAGE_KEYS = frozenset(
     {
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
-        "low_information", "tags", "state", "first_seen", "last_seen", "source_stat",
+        "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
     }
 )  # fmt: skip
 
@@ -58,7 +58,7 @@ class ImageRecord:
     hash: str
     width: int
     height: int
-    path: str  # the thumbnail, relative to ROOT
+    path: str  # the thumbnail (the first copy), relative to ROOT; the last place known when missing
     state: State
     first_seen: str
     last_seen: str
@@ -75,12 +75,42 @@ class ImageRecord:
     low_information: bool = False
     tags: list[str] = field(default_factory=list)
     source_stat: tuple[int, int] | None = None
+    copies: list[str] = field(default_factory=list)  # further places the same thumbnail is in
     extra: Json = field(default_factory=dict)
 
     @property
     def present(self) -> bool:
         """Is the thumbnail in the tree?"""
         return self.state is State.PRESENT
+
+    @property
+    def paths(self) -> list[str]:
+        """Every place the thumbnail is, ``path`` first (none when missing)."""
+        return [self.path, *self.copies] if self.present else []
+
+    def place_at(self, rel: str, *, keep_others: bool) -> None:
+        """The thumbnail is (also, with ``keep_others``) at ``rel``: it is present."""
+        if not self.present:
+            self.path, self.copies = rel, []
+        elif keep_others:
+            if rel not in self.paths:
+                self.copies.append(rel)
+        else:
+            self.path, self.copies = rel, []
+        self.state = State.PRESENT
+
+    def leave(self, rel: str) -> bool:
+        """The copy at ``rel`` is gone; True when that was the last one (the image is now missing)."""
+        if not self.present or rel not in self.paths:
+            return False
+        if rel in self.copies:
+            self.copies.remove(rel)
+            return False
+        if self.copies:
+            self.path = self.copies.pop(0)
+            return False
+        self.state = State.MISSING
+        return True
 
     @property
     def size_tag(self) -> str:
@@ -114,6 +144,8 @@ class ImageRecord:
         }
         if self.source_stat is not None:
             out["source_stat"] = list(self.source_stat)
+        if self.copies:
+            out["paths"] = self.paths  # written only when there is more than one place
         return out
 
     @classmethod
@@ -142,6 +174,7 @@ class ImageRecord:
             low_information=bool(data.get("low_information", False)),
             tags=[t for t in data.get("tags") or [] if isinstance(t, str)],
             source_stat=_stamp(data.get("source_stat")),
+            copies=[p for p in data.get("paths") or [] if isinstance(p, str) and p != data.get("path")],
             extra=_rest(data, _IMAGE_KEYS),
         )
 

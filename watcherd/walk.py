@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from watcherd.config import Config
-from watcherd.filters import ignore_pattern
+from watcherd.filters import TEMP_PREFIX, ignore_pattern
 from watcherd.naming import shown
 
 log = logging.getLogger("watcherd")
@@ -31,14 +31,17 @@ def walk_files(top: Path, cfg: Config, on_folder: Callable[[Path], None] | None 
             yield Path(path)
 
 
-def walk_folders(top: Path, cfg: Config) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+def walk_folders(
+    top: Path, cfg: Config, leftovers: list[str] | None = None
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """Each folder under ``top`` (itself included) with the (path, name) of its regular files,
     breadth first in name order (so runs are repeatable); symlinks are never followed.
 
     ``top`` itself is assumed wanted; below it each name is checked once against the
     ignore rules (its parents were checked on the way down), which keeps a walk of a
     large tree cheap. Paths stay strings: a start-up scan of 100k thumbnails should
-    not build 100k Path objects only to find them where the catalog says.
+    not build 100k Path objects only to find them where the catalog says. Our own
+    temporaries met on the way are added to ``leftovers`` when it is given.
     """
     ignored = ignore_pattern(cfg.ignore).match
     collisions = os.fspath(cfg.thumbs_dir / cfg.collisions)
@@ -53,6 +56,8 @@ def walk_folders(top: Path, cfg: Config) -> Iterator[tuple[str, list[tuple[str, 
         files = []
         for entry in entries:
             if ignored(entry.name.lower()) or entry.path == collisions:
+                if leftovers is not None and entry.name.startswith(TEMP_PREFIX):
+                    leftovers.append(entry.path)
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):

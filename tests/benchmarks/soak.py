@@ -92,18 +92,26 @@ def run(seconds: float, workdir: Path, seed: int = 0) -> dict[str, object]:
         last_event = time.monotonic()
         db = root / ".watcherd" / "catalog.sqlite"
 
+        again = root / "originals" / "_again"
+
+        def accounted() -> int:
+            """Each dropped file is an image, a collision, or the original of a missing image
+            dropped again (kept in originals/_again/ as the image comes back)."""
+            returned = len(list(again.iterdir())) if again.is_dir() else 0
+            return len(table(db, "images")) + len(table(db, "collisions")) + returned
+
         def settled() -> bool:
             try:
                 problems = check_library(root, dropped)
             except OSError:  # a file moved while we looked: the daemon is still at work
                 return False
-            return not problems and len(table(db, "images")) + len(table(db, "collisions")) == len(dropped)
+            return not problems and accounted() == len(dropped)
 
         try:
             wait_for(settled, timeout=120, interval=0.5, what="catalog and tree to agree")
         except AssertionError:
             problems = check_library(root, dropped)
-            counted = len(table(db, "images")) + len(table(db, "collisions"))
+            counted = accounted()
             raise AssertionError(
                 f"not settled: {counted} records for {len(dropped)} files; " + "; ".join(problems[:10])
             ) from None

@@ -258,8 +258,8 @@ def test_present_in_lists_one_folder_not_its_subfolders(tmp_path: Path) -> None:
     assert cat.present_in("thumbs/") == {"a.png"}
     assert cat.present_in("thumbs/x/") == {"b.png"}
     assert cat.present_in("thumbs/x/y/") == {"c.png"}
-    assert cat.present_count() == 5
-    assert sorted(cat.iter_present()) == sorted(
+    assert cat.placed_count() == 5
+    assert sorted(cat.iter_placed()) == sorted(
         (p, p.rsplit("/", 1)[1])
         for p in ("thumbs/a.png", "thumbs/x/b.png", "thumbs/x/y/c.png", "thumbs/x0/d.png", "thumbs/x-/e.png")
     )
@@ -277,7 +277,7 @@ def test_odd_file_names_survive_the_derived_tables_and_the_export(tmp_path: Path
     assert cat.present_in(folder + "/") == {name}
     assert dict(cat.tag_counts()) == {"caf\udce9": 1, "10x10": 1}
     assert [(n, p) for n, p, _ in cat.with_tags(["caf\udce9"])] == [(name, f"{folder}/{name}")]
-    assert list(cat.iter_present()) == [(f"{folder}/{name}", name)]
+    assert list(cat.iter_placed()) == [(f"{folder}/{name}", name)]
     (entry,) = cat.export_entries()
     exported = json.loads("{" + entry + "}")[name]
     assert entry.isascii() and exported["tags"] == ["caf\udce9", "10x10"]

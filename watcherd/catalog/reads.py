@@ -159,25 +159,21 @@ class CatalogReader:
     # -- the derived tables -----------------------------------------------------------
 
     def name_at(self, rel_path: str) -> str | None:
-        """The canonical name recorded at a path (a present record first), from the path index."""
-        rows = self._query(
-            "SELECT name FROM listing WHERE path = json_extract(?, '$') ORDER BY present DESC LIMIT 1",
-            (as_json(rel_path),),
-        )
+        """The name of the present image with a copy at ``rel_path``, from the path index."""
+        rows = self._query("SELECT name FROM placed WHERE path = json_extract(?, '$') LIMIT 1", (as_json(rel_path),))
         return str(rows[0][0]) if rows else None
 
-    def present_under(self, folder: str, *, direct: bool = False) -> list[str]:
-        """Paths of present images recorded under ``folder`` (relative to ROOT, ending in /);
-        with ``direct``, only those directly in it.
+    def names_with_sha256(self, sha256: str) -> list[str]:
+        """Names of the images made from exactly these bytes (usually one)."""
+        return [str(r[0]) for r in self._query("SELECT name FROM contents WHERE sha256 = ?", (sha256,))]
 
-        Reads the covering index on ``path`` alone (named: without statistics SQLite
-        would prefer the index on ``present``).
-        """
+    def present_under(self, folder: str, *, direct: bool = False) -> list[str]:
+        """Paths of present thumbnails (copies included) under ``folder`` (relative to ROOT,
+        ending in /); with ``direct``, only those directly in it. A range on the path key."""
         upper = folder[:-1] + chr(ord("/") + 1)  # every path that starts with folder sorts below this
         deeper = " AND instr(substr(path, ?3), '/') = 0" if direct else ""
         rows = self._query(
-            "SELECT path FROM listing INDEXED BY listing_by_path WHERE path >= json_extract(?1, '$') "
-            f"AND path < json_extract(?2, '$') AND present = 1{deeper}",
+            f"SELECT path FROM placed WHERE path >= json_extract(?1, '$') AND path < json_extract(?2, '$'){deeper}",
             (as_json(folder), as_json(upper), *((len(folder) + 1,) if direct else ())),
         )
         return [str(r[0]) for r in rows]
@@ -186,14 +182,14 @@ class CatalogReader:
         """Names of present images recorded directly in ``folder`` (relative to ROOT, ending in /)."""
         return {path[len(folder) :] for path in self.present_under(folder, direct=True)}
 
-    def present_count(self) -> int:
-        """How many images are present."""
-        rows = self._query("SELECT count(*) FROM listing WHERE present = 1")
+    def placed_count(self) -> int:
+        """How many places present thumbnails are in (copies count once each)."""
+        rows = self._query("SELECT count(*) FROM placed")
         return int(rows[0][0]) if rows else 0
 
-    def iter_present(self) -> Iterator[tuple[str, str]]:
-        """(path, name) of every present image, streamed."""
-        return ((str(p), str(n)) for p, n in self._stream("SELECT path, name FROM listing WHERE present = 1"))
+    def iter_placed(self) -> Iterator[tuple[str, str]]:
+        """(path, name) of every place a present thumbnail is in, streamed."""
+        return ((str(p), str(n)) for p, n in self._stream("SELECT path, name FROM placed"))
 
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""

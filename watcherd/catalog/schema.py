@@ -15,9 +15,9 @@ from __future__ import annotations
 import sqlite3
 
 TABLES = ("images", "collisions", "errors", "meta")
-DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals"})
+DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
-_DERIVED_PARTS = DERIVED | {"derive_image", "listing_by_path", "listing_state", "tag_added", "tag_removed"}
+_DERIVED_PARTS = DERIVED | {"derive_image", "listing_state", "placed_name", "tag_added", "tag_removed"}
 
 _HEX = "0123456789abcdef"
 
@@ -38,6 +38,11 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
     h = f"lower(json_extract({value}, '$.hash'))"
     low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
     path = f"ifnull(json_extract({value}, '$.path'), '')"
+    paths = (
+        f"(CASE WHEN json_type({value}, '$.paths') = 'array' THEN json_extract({value}, '$.paths') "
+        f"ELSE json_array(json_extract({value}, '$.path')) END)"
+    )
+    sha = f"json_extract({value}, '$.sha256')"
     return [
         "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags) "
         f"SELECT {key}, {path}, {state} = 'present', {low}, "
@@ -46,6 +51,10 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"INSERT OR IGNORE INTO tagged (tag, name) SELECT j.value, {key}"
         f"{src + ',' if source else ' FROM'} json_each({value}, '$.tags') AS j "
         f"WHERE j.type = 'text' AND {state} = 'present'",
+        f"INSERT OR IGNORE INTO placed (path, name) SELECT j.value, {key}"
+        f"{src + ',' if source else ' FROM'} json_each({paths}) AS j "
+        f"WHERE j.type = 'text' AND {state} = 'present'",
+        f"INSERT OR IGNORE INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL",
         "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
         f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
@@ -69,8 +78,10 @@ def create_derived(conn: sqlite3.Connection) -> None:
 
     ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
     path, presence, low-information flag, an interrupted-move flag and tags (JSON
-    text) of every image. ``tagged``: one (tag, name) row per tag of each present
-    image; ``tag_totals``: images per tag, kept by triggers on ``tagged``.
+    text) of every image. ``placed``: one (path, name) row per place a present
+    thumbnail is in (copies included), for the scan and for deletions. ``contents``:
+    (sha256, name), to know an image by its bytes. ``tagged``: one (tag, name) row
+    per tag of each present image; ``tag_totals``: images per tag.
     """
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for trigger in ("derive_image", "tag_added", "tag_removed"):
@@ -87,9 +98,13 @@ def create_derived(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID")
     conn.execute("CREATE INDEX tagged_name ON tagged (name)")
-    conn.execute("CREATE INDEX listing_by_path ON listing (path, present)")
     conn.execute("CREATE INDEX listing_state ON listing (present, low)")
     conn.execute("CREATE TABLE tag_totals (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
+    conn.execute("CREATE TABLE placed (path TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (path, name)) WITHOUT ROWID")
+    conn.execute("CREATE INDEX placed_name ON placed (name)")
+    conn.execute(
+        "CREATE TABLE contents (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name)) WITHOUT ROWID"
+    )
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
     conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
@@ -106,5 +121,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
         "DELETE FROM tagged WHERE name = NEW.key;\n"
         "DELETE FROM hashes WHERE name = NEW.key;\n"
+        "DELETE FROM placed WHERE name = NEW.key;\n"
+        "DELETE FROM contents WHERE name = NEW.key;\n"
         f"{body};\nEND"
     )
