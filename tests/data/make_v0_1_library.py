@@ -1,11 +1,33 @@
-import os, sys, shutil
-sys.path.insert(0, "/work/main")
+"""Write the small library in ``v0.1-library/`` with the installed watcherd.
+
+    python -m tests.data.make_v0_1_library /tmp/v1lib/lib
+
+Run it from the repository root at the version whose library you want to keep.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
 from pathlib import Path
-from tests.helpers import drop, write, encode, scene
-from watcherd.cli import main
+
 from PIL import Image
-def go():
-    root = Path("/tmp/v1lib/lib")
+
+from tests.helpers import drop, encode, scene, write
+from watcherd.cli import main
+
+OLD = 1_600_000_000  # every file long finished, so each scan takes it at once
+
+
+def _scan(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            os.utime(p, (OLD, OLD))
+    assert main(["scan", str(root)]) == 0
+
+
+def go(root: Path) -> None:
+    """Ingest five images, drag one, collide, delete and untag: every kind of record."""
     t = root / "thumbs"
     drop(t / "cats" / "2024" / "tom.jpg", scene((320, 240), seed=1))
     drop(t / "dogs" / "rex.png", scene((200, 300), seed=2), "PNG")
@@ -14,18 +36,18 @@ def go():
     write(t / "misc" / "a.jpg", data)
     write(t / "blank.png", encode(Image.new("RGB", (50, 40), "white"), "PNG"))
     write(t / "bad.jpg", b"not an image at all")
-    [os.utime(p, (1.6e9, 1.6e9)) for p in root.rglob("*") if p.is_file()]; assert main(["scan", str(root)]) == 0
-    # drag one thumbnail through folders
+    _scan(root)
+    # Drag one thumbnail through a folder.
     thumb = next((t / "cats" / "2024").glob("*_.png"))
     (t / "orange").mkdir()
     os.rename(thumb, t / "orange" / thumb.name)
-    [os.utime(p, (1.6e9, 1.6e9)) for p in root.rglob("*") if p.is_file()]; assert main(["scan", str(root)]) == 0
-    # exact collision and a deleted (missing) thumbnail
+    _scan(root)
+    # An exact collision and a deleted (missing) thumbnail.
     write(t / "again.jpg", data)
-    dog = next((t / "dogs").glob("*_.png"))
-    os.unlink(dog)
-    [os.utime(p, (1.6e9, 1.6e9)) for p in root.rglob("*") if p.is_file()]; assert main(["scan", str(root)]) == 0
+    os.unlink(next((t / "dogs").glob("*_.png")))
+    _scan(root)
     assert main(["untag", str(root), next((t / "orange").glob("*_.png")).name, "orange"]) == 0
-    
-if __name__ == '__main__':
-    go()
+
+
+if __name__ == "__main__":
+    go(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/v1lib/lib"))
