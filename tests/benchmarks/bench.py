@@ -23,13 +23,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import imagehash
 import numpy as np
 from PIL import Image
 
 from tests.benchmarks.corpus import jpeg, photo
-from tests.helpers import spawn_daemon, table, wait_for
+from tests.helpers import running_daemon, table, wait_for
 from watcherd.config import Config
 from watcherd.library import open_for_writing
 from watcherd.nearindex import NearIndex
@@ -38,6 +39,7 @@ from watcherd.reconcile import reconcile
 from watcherd.sandbox import DecoderPool
 
 Row = tuple[str, str, str, str, str]
+T = TypeVar("T")
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -107,7 +109,7 @@ def _jpeg(size: tuple[int, int], seed: int) -> bytes:
     return jpeg(photo(size, seed), 90)
 
 
-def _pinned(cpus: set[int], fn: Callable[[], float]) -> float:
+def _pinned(cpus: set[int], fn: Callable[[], T]) -> T:
     """Run ``fn`` on the given CPUs only (worker processes spawned inside inherit it)."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
@@ -315,27 +317,17 @@ def folder_rename(n: int) -> list[Row]:
             (root / rel).touch()
         conf = Path(tmp) / "w.yaml"
         conf.write_text("settle: 0.5\n")
-        proc = spawn_daemon(root, conf, Path(tmp) / "daemon.log")
-        try:
-            wait_for(lambda: "scan" in _meta(cfg), timeout=300, what="start-up scan")
+        with running_daemon(root, conf, Path(tmp) / "daemon.log", start_timeout=300):
             t = time.perf_counter()
             os.rename(cfg.thumbs_dir / "tag0", cfg.thumbs_dir / "renamed")
             wait_for(lambda: _moved(cfg, "thumbs/renamed/") == n, timeout=600, interval=0.05, what="records")
             seconds = time.perf_counter() - t
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
     return [(f"folder of {n:,} thumbnails renamed", f"{seconds:.2f} s until every record follows", "—", "—", "≤5 s")]
 
 
 def _paths(cfg: Config) -> list[tuple[str, str]]:
     with sqlite3.connect(cfg.database_path) as con:
         return con.execute("SELECT name, path FROM listing").fetchall()
-
-
-def _meta(cfg: Config) -> str:
-    with sqlite3.connect(cfg.database_path, timeout=30) as con:
-        return " ".join(k for (k,) in con.execute("SELECT key FROM meta"))
 
 
 def _moved(cfg: Config, prefix: str) -> int:
@@ -362,14 +354,9 @@ def daemon_memory(n: int) -> list[Row]:
         conf = Path(tmp) / "w.yaml"
         conf.write_text("settle: 0.5\n")
         log = Path(tmp) / "daemon.log"
-        proc = spawn_daemon(root, conf, log)
-        try:
-            wait_for(lambda: b"full scan done" in log.read_bytes(), timeout=1800, interval=0.5, what="start-up scan")
-            time.sleep(5)
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+        with running_daemon(root, conf, log, start_timeout=1800) as daemon:
+            time.sleep(5)  # the idle figure: RSS a while after the start-up scan
+            status = Path(f"/proc/{daemon.pid}/status").read_text()
         mem = {
             k: int(v.split()[0]) // 1024
             for k, v in (line.split(":", 1) for line in status.splitlines())
@@ -387,6 +374,10 @@ def daemon_memory(n: int) -> list[Row]:
         return rows + cli_latency(n, root)
 
 
+def _gone(path: Path) -> bool:
+    return not path.exists()
+
+
 def latency(samples: int, settle: float) -> list[Row]:
     """Drop-to-thumbnail latency of a 1 MP JPEG with the daemon idle."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -394,26 +385,16 @@ def latency(samples: int, settle: float) -> list[Row]:
         root.mkdir()
         conf = Path(tmp) / "w.yaml"
         conf.write_text(f"settle: {settle}\n")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         waits = []
-        try:
-            wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon")
-            time.sleep(1)
+        with running_daemon(root, conf):
             for i in range(samples):
                 data = _jpeg((1200, 800), 500 + i)
                 dest = root / "thumbs" / f"{i}.jpg"
                 t = time.perf_counter()
                 dest.write_bytes(data)
-                wait_for(lambda d=dest: not d.exists(), timeout=30, interval=0.005)
+                wait_for(functools.partial(_gone, dest), timeout=30, interval=0.005, what=f"{dest.name} ingested")
                 waits.append(time.perf_counter() - t)
-                time.sleep(0.3)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+                time.sleep(0.3)  # the figure is for an idle daemon: let it finish the move first
     p50 = statistics.median(waits)
     return [
         (

@@ -14,13 +14,12 @@ import json
 import os
 import random
 import shutil
-import signal
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import encode, scene, spawn_daemon, table, wait_for
+from tests.helpers import encode, running_daemon, scene, table, wait_for
 from tests.invariants import check_library
 from watcherd.naming import parse_canonical
 
@@ -41,11 +40,10 @@ def run(seconds: float, workdir: Path, seed: int = 0) -> dict[str, object]:
         d.mkdir(parents=True)
     conf = workdir / "w.yaml"
     conf.write_text("settle: 0.2\nrescan_interval: 20\n")
-    proc = spawn_daemon(root, conf, workdir / "daemon.log")
     dropped: dict[str, bytes] = {}
     ops: Counter[str] = Counter()
     n = 0
-    try:
+    with running_daemon(root, conf, workdir / "daemon.log") as daemon:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             kind = rng.choices(["drop", "copy", "move", "rename_dir", "delete", "dupe"], [40, 15, 25, 3, 7, 10])[0]
@@ -108,10 +106,8 @@ def run(seconds: float, workdir: Path, seed: int = 0) -> dict[str, object]:
                 f"not settled: {counted} records for {len(dropped)} files; " + "; ".join(problems[:10])
             ) from None
         catch_up = time.monotonic() - last_event
-        assert proc.poll() is None, "the daemon died"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
+        assert daemon.proc.poll() is None, "the daemon died"
+        code = daemon.stop()
     assert code == 0, f"daemon exited {code}"
     problems = check_library(root, dropped)
     assert not problems, "\n".join(problems[:20])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import canonical_files, drop, encode, scene, table, wait_for, write
+from tests.helpers import canonical_files, drop, encode, scene, sha, table, wait_for, write
 from watcherd.config import Config
 from watcherd.daemon import Daemon
 
@@ -49,6 +49,10 @@ class Running:
     def errors(self) -> list[dict[str, Any]]:
         return table(self.cfg.database_path, "errors")
 
+    def tagged(self, name: str, tag: str) -> Callable[[], bool]:
+        """A condition: the record of ``name`` carries ``tag``."""
+        return lambda: tag in self.by_name()[name]["tags"]
+
     def scanned(self) -> bool:
         """True once a full scan has been recorded in ``meta``."""
         return any(isinstance(m, dict) and "reason" in m for m in table(self.cfg.database_path, "meta"))
@@ -76,10 +80,6 @@ def daemon(cfg: Config) -> Iterator[Running]:
     assert not r.thread.is_alive()
     assert r.error is None, r.error
     assert r.code == 0
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_dropped_image_becomes_a_thumbnail(cfg: Config, daemon: Running) -> None:
@@ -133,7 +133,7 @@ def test_moves_accumulate_tags(cfg: Config, daemon: Running) -> None:
         dest = cfg.thumbs_dir / folder / thumb.name
         os.rename(thumb, dest)
         thumb = dest
-        wait_for(lambda f=folder, n=thumb.name: f in daemon.by_name()[n]["tags"], what=f"tag {folder}")
+        wait_for(daemon.tagged(thumb.name, folder), what=f"tag {folder}")
     rec = daemon.by_name()[thumb.name]
     assert rec["tags"] == ["320x240", "cute", "orange"]
     assert rec["path"] == f"thumbs/orange/{thumb.name}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import imagehash
 import pytest
 from PIL import Image
 
-from tests.helpers import canonical_files, drop, encode, scene, write
+from tests.helpers import canonical_files, drop, encode, scene, sha, write
 from watcherd import imaging
 from watcherd.catalog import Catalog
 from watcherd.config import Config
@@ -18,10 +17,6 @@ from watcherd.library import open_for_writing
 from watcherd.naming import canonical_name
 from watcherd.pipeline import Outcome, Pipeline
 from watcherd.reconcile import reconcile
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def only(folder: Path) -> Path:
@@ -118,7 +113,7 @@ def test_exact_duplicate_is_a_collision_and_nothing_is_lost(cfg: Config, pipelin
     newcomer = col[0]["newcomer"]
     assert newcomer["thumbnail"].startswith("thumbs/_collisions/")
     assert (cfg.root / newcomer["thumbnail"]).is_file()
-    assert hashlib.sha256((cfg.root / newcomer["original"]).read_bytes()).hexdigest() == newcomer["sha256"]
+    assert sha(cfg.root / newcomer["original"]) == newcomer["sha256"]
     assert not second.exists()
     stored = [p for p in cfg.originals_dir.rglob("*") if p.is_file()]
     assert len(stored) == 2 and all(p.read_bytes() == data for p in stored)
