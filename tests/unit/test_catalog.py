@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlitedict import SqliteDict
 
-from watcherd.catalog import Catalog
+from watcherd.catalog import Catalog, Record
 from watcherd.errors import CatalogError
 
 
@@ -144,12 +144,12 @@ def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
         assert [r["name"] for r in cat.images()] == ["10x10_abcd_.png"]
 
 
-def _expected(records: list[dict[str, object]]) -> tuple[dict[str, int], dict[str, int]]:
+def _expected(records: list[Record]) -> tuple[dict[str, int], dict[str, int]]:
     """Counts and tag counts computed straight from the records (the source of truth)."""
     present = [r for r in records if r["state"] == "present"]
     tag_counts: dict[str, int] = {}
     for r in present:
-        for t in set(r["tags"]):  # type: ignore[arg-type]
+        for t in set(r["tags"]):
             tag_counts[t] = tag_counts.get(t, 0) + 1
     counts = {
         "present": len(present),
@@ -166,7 +166,7 @@ def test_derived_tables_follow_every_change_of_the_records(tmp_path: Path) -> No
     rng = random.Random(3)
     db = tmp_path / "c.sqlite"
     cat = Catalog(db)
-    records: dict[str, dict[str, object]] = {}
+    records: dict[str, Record] = {}
     for step in range(400):
         name = f"10x10_{rng.randrange(60):016x}_.png"
         rec = {
@@ -187,7 +187,7 @@ def test_derived_tables_follow_every_change_of_the_records(tmp_path: Path) -> No
     assert {k: got[k] for k in counts} == counts
     assert dict(cat.tag_counts()) == tag_counts
     for wanted in (["cute"], ["cute", "orange"], ["dog", "cat", "10x10"]):
-        expect = {n for n, r in records.items() if r["state"] == "present" and set(wanted) <= set(r["tags"])}  # type: ignore[arg-type]
+        expect = {n for n, r in records.items() if r["state"] == "present" and set(wanted) <= set(r["tags"])}
         assert {n for n, _, _ in cat.with_tags(wanted)} == expect
     cat.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -35,8 +36,9 @@ def library(cfg: Config, capsys: pytest.CaptureFixture[str]) -> Path:
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == set(COMMANDS)  # type: ignore[arg-type]
-    for name, p in sub.choices.items():  # type: ignore[union-attr]
+    assert isinstance(sub, argparse._SubParsersAction)
+    assert set(sub.choices) == set(COMMANDS)
+    for name, p in sub.choices.items():
         assert p.description, name
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
@@ -164,9 +166,10 @@ def test_similar_and_near_dupes(capsys: pytest.CaptureFixture[str], cfg: Config)
     cropped = base.crop((10, 8, 310, 232)).resize((320, 240))
     write(cfg.thumbs_dir / "b.jpg", encode(cropped, "JPEG"))
     write(cfg.thumbs_dir / "c.jpg", encode(scene((320, 240), seed=41).rotate(90), "JPEG"))
+    assert cfg.root is not None
     assert main(["scan", str(cfg.root)]) == 0
     capsys.readouterr()
-    probe = write(cfg.root.parent / "probe.jpg", encode(base, "JPEG", quality=95))  # type: ignore[union-attr]
+    probe = write(cfg.root.parent / "probe.jpg", encode(base, "JPEG", quality=95))
 
     code, out, _ = run(capsys, "similar", str(cfg.root), str(probe), "--distance", "8", "--json")
     hits = json.loads(out)

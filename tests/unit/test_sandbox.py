@@ -13,7 +13,7 @@ from watcherd import imaging
 from watcherd.config import Config
 from watcherd.errors import ImageError
 from watcherd.pipeline import spec_for
-from watcherd.sandbox import Sandbox
+from watcherd.sandbox import Job, Sandbox
 
 SPEC = spec_for(Config())
 
@@ -53,8 +53,8 @@ def test_image_errors_come_back_as_image_errors() -> None:
         (crash, 60.0, "crashed"),
     ],
 )
-def test_bad_decodes_are_contained_and_the_worker_replaced(job: object, timeout: float, reason: str) -> None:
-    box = Sandbox(timeout=timeout, memory_limit=1 << 30, job=job)  # type: ignore[arg-type]
+def test_bad_decodes_are_contained_and_the_worker_replaced(job: Job, timeout: float, reason: str) -> None:
+    box = Sandbox(timeout=timeout, memory_limit=1 << 30, job=job)
     try:
         with pytest.raises(ImageError, match=reason):
             box(b"x", SPEC, "a.jpg", "ab", 0.0)
@@ -66,17 +66,18 @@ def test_bad_decodes_are_contained_and_the_worker_replaced(job: object, timeout:
         box.close()
 
 
-def which_worker(*args: object) -> int:
+def which_worker(*args: object) -> imaging.Rendered:
+    """Answer with the worker's pid (as the width), after long enough for the other worker to take a job."""
     time.sleep(0.5)
-    return os.getpid()
+    return imaging.Rendered(width=os.getpid(), height=0, hash="", format="", png=b"")
 
 
 def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
     from watcherd.sandbox import DecoderPool
 
-    with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:  # type: ignore[arg-type]
+    with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:
         futures = [pool.submit(b"x", SPEC, f"{i}.jpg", "ab", 0.0) for i in range(4)]
-        pids = {f.result(timeout=120) for f in futures}
+        pids = {f.result(timeout=120).width for f in futures}
     assert len(pids) == 2 and os.getpid() not in pids
     data = encode(scene(seed=2))
     with DecoderPool(2, 60, 2 << 30) as pool:
