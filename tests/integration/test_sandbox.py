@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene
+from tests.helpers import encode, scene, wait_for
 from watcherd import imaging
 from watcherd.config import Config
 from watcherd.errors import ImageError
@@ -88,19 +89,25 @@ def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
         pool(b"x", SPEC, "a.jpg", "ab", 0.0)
 
 
-def test_pool_close_stops_a_running_job_at_once() -> None:
+def announce_then_hang(data: bytes, spec: object, filename: str, *args: object) -> imaging.Rendered:
+    """Create ``filename`` (so the test sees the job has started in the worker), then hang."""
+    Path(filename).touch()
+    return hang()
+
+
+def test_pool_close_stops_a_running_job_at_once(tmp_path: Path) -> None:
     from watcherd.sandbox import DecoderPool
 
-    pool = DecoderPool(1, 60, 1 << 30, job=hang)
-    future = pool.submit(b"x", SPEC, "a.jpg", "ab", 0.0)
-    time.sleep(2.0)  # let the worker start and take the job
+    started = tmp_path / "started"
+    pool = DecoderPool(1, 60, 1 << 30, job=announce_then_hang)
+    future = pool.submit(b"x", SPEC, str(started), "ab", 0.0)
+    wait_for(started.exists, timeout=60, what="the worker to take the job")
     pool.close()
     with pytest.raises(ImageError):
         future.result(timeout=30)
 
 
 def test_warm_starts_every_worker_before_any_job() -> None:
-    from tests.helpers import wait_for
     from watcherd.sandbox import DecoderPool
 
     with DecoderPool(2, 60, 2 << 30) as pool:
