@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import imagehash
 import pytest
 from PIL import Image
 
@@ -73,6 +74,9 @@ def test_drop_move_collide_and_stop(root: Path, tmp_path: Path, daemon: DaemonPr
 
     wait_for(lambda: status(root)["images"] == 2, what="two images")
     holiday = next(p for p in canonical_files(thumbs) if p.name.startswith("1200x800_"))
+    assert holiday.name == "1200x800_00000207e6fbffff_.png"  # pinned
+    with Image.open(photo) as im:
+        assert holiday.name == f"1200x800_{imagehash.whash(im)}_.png"  # the README's notebook recipe
     with Image.open(holiday) as im:
         assert max(im.size) == 64
         assert im.text["original_filename"] == "holiday.jpg"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import imagehash
 import pytest
+from PIL import Image
 
 from tests.helpers import drop, encode, scene, write
 from watcherd.cli import main
@@ -92,7 +95,8 @@ def test_dupes_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:
     code, out, _ = run(capsys, "dupes", str(library), "--json")
     (item,) = json.loads(out)
     assert code == 0 and item["kind"] == "exact"
-    assert item["name"].endswith("_.png")
+    assert item["name"] == "320x240_00000011ffefefff_.png"  # pinned
+    assert item["name"] == f"320x240_{imagehash.whash(Image.open(io.BytesIO(encode(scene(seed=1)))))}_.png"
     assert len(item["paths"]) == 4 and all((library / p).exists() for p in item["paths"])
 
 

@@ -28,6 +28,7 @@ def test_ingest_writes_thumbnail_moves_original_and_records(cfg: Config, pipelin
     os.utime(src, (1_600_000_000, 1_600_000_000))
     digest = sha(src)
     expected_hash = str(imagehash.whash(Image.open(src)))
+    assert expected_hash == "00000084ffefefff"  # pinned
 
     result = pipeline.process(src)
 
