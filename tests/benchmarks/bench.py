@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import functools
 import io
+import math
 import os
 import platform
 import sqlite3
@@ -40,6 +41,14 @@ from watcherd.sandbox import DecoderPool
 
 Row = tuple[str, str, str, str, str]
 T = TypeVar("T")
+
+
+def _sig(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, never rounded to 0 and never in exponent notation."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -73,12 +82,12 @@ def near_query(n: int, queries: int) -> list[Row]:
     rows: list[Row] = [
         (
             f"near query r<=4, {n:,} hashes (p50)",
-            f"{ours * 1e3:.3f} ms",
-            f"numpy scan {scan * 1e3:.2f} ms",
-            f"{scan / ours:.0f}x faster",
+            f"{_sig(ours * 1e3)} ms",
+            f"numpy scan {_sig(scan * 1e3)} ms",
+            f"{_sig(scan / ours)}x faster",
             "≥10x numpy; ≤1 ms at 1M, ≤10 ms at 10M",
         ),
-        (f"near index build, {n:,} hashes", f"{build:.2f} s", "—", "—", "loads fast"),
+        (f"near index build, {n:,} hashes", f"{_sig(build)} s", "—", "—", "loads fast"),
     ]
     try:
         import pybktree
@@ -96,9 +105,9 @@ def near_query(n: int, queries: int) -> list[Row]:
     rows.append(
         (
             f"near query r<=4, {m:,} hashes (p50)",
-            f"{ours_small * 1e3:.3f} ms",
-            f"pybktree {bk * 1e3:.1f} ms (built in {tree_build:.0f} s)",
-            f"{bk / ours_small:.0f}x faster",
+            f"{_sig(ours_small * 1e3)} ms",
+            f"pybktree {_sig(bk * 1e3)} ms (built in {_sig(tree_build)} s)",
+            f"{_sig(bk / ours_small)}x faster",
             "≥100x",
         )
     )
@@ -185,10 +194,10 @@ def ingest(count: int, size: tuple[int, int]) -> list[Row]:
     for label, (seconds, _) in runs.items():
         rows.append(
             (
-                f"ingest {mp:.0f} MP JPEG q90, {label}",
-                f"{count / seconds:.2f} img/s",
-                f"plain loop, 1 core: {count / t_loop:.2f} img/s",
-                f"{t_loop / seconds:.2f}x",
+                f"ingest {_sig(mp, 2)} MP JPEG q90, {label}",
+                f"{_sig(count / seconds)} img/s",
+                f"plain loop, 1 core: {_sig(count / t_loop)} img/s",
+                f"{_sig(t_loop / seconds)}x",
                 targets.get(label, "≥1.7x with 2 cores"),
             )
         )
@@ -257,9 +266,9 @@ def cli_latency(n: int, root: Path | None = None) -> list[Row]:
             rows.append(
                 (
                     f"`{' '.join(args)}` with {n:,} images",
-                    f"{t * 1e3:.0f} ms",
-                    f"python -c pass {base * 1e3:.0f} ms",
-                    f"{t / base:.1f}x",
+                    f"{_sig(t * 1e3)} ms",
+                    f"python -c pass {_sig(base * 1e3)} ms",
+                    f"{_sig(t / base)}x",
                     "≤300 ms at 100k, ≤1 s at 1M" if args[0] != "similar" else "—",
                 )
             )
@@ -298,9 +307,9 @@ def reconcile_startup(n: int) -> list[Row]:
     return [
         (
             f"start-up reconcile, {n:,} catalogued thumbnails",
-            f"{t_ours:.2f} s",
-            f"scandir walk {t_walk:.2f} s",
-            f"{t_ours / t_walk:.1f}x the walk",
+            f"{_sig(t_ours)} s",
+            f"scandir walk {_sig(t_walk)} s",
+            f"{_sig(t_ours / t_walk)}x the walk",
             "≤3x the walk; nothing decoded",
         )
     ]
@@ -322,7 +331,7 @@ def folder_rename(n: int) -> list[Row]:
             os.rename(cfg.thumbs_dir / "tag0", cfg.thumbs_dir / "renamed")
             wait_for(lambda: _moved(cfg, "thumbs/renamed/") == n, timeout=600, interval=0.05, what="records")
             seconds = time.perf_counter() - t
-    return [(f"folder of {n:,} thumbnails renamed", f"{seconds:.2f} s until every record follows", "—", "—", "≤5 s")]
+    return [(f"folder of {n:,} thumbnails renamed", f"{_sig(seconds)} s until every record follows", "—", "—", "≤5 s")]
 
 
 def _paths(cfg: Config) -> list[tuple[str, str]]:
