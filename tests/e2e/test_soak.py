@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from tests.benchmarks.soak import run
 
 
+@pytest.mark.timeout(300)  # 8 s of operations, then up to 120 s for the daemon to catch up
 def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     figures = run(8.0, tmp_path, seed=1)
     dropped = figures["files_dropped"]
