@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,13 +96,64 @@ def table(db: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
-def spawn_daemon(root: Path, conf: Path, log: Path | None = None, *extra: str) -> subprocess.Popen[bytes]:
-    """Start ``watcherd run`` as a process (stderr to ``log``) and wait until it holds the lease."""
-    err = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the process owns it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf), *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-    )
-    wait_for(lambda: (root / ".watcherd" / "lock").exists() or proc.poll() is not None, what="daemon start")
-    return proc
+def sha(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+START_UP_DONE = "full scan done in "  # the daemon's INFO line once its start-up scan is recorded
+
+
+class DaemonProcess:
+    """A ``watcherd run`` child process whose stderr (the log) goes to a file."""
+
+    def __init__(self, root: Path, conf: Path, log: Path, *extra: str) -> None:
+        self.root = root
+        self.log = log
+        with open(log, "wb") as err:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf), *extra],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_started(self, timeout: float = 60.0) -> None:
+        """Wait until the start-up scan is done (the lease is held by then); fail if the process died."""
+        wait_for(
+            lambda: START_UP_DONE in self.log_text() or self.proc.poll() is not None,
+            timeout=timeout,
+            what="the daemon's start-up scan",
+        )
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited {self.proc.returncode} at start-up:\n{self.log_text()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send ``sig`` unless it has already exited; return its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def running_daemon(
+    root: Path, conf: Path, log: Path | None = None, *extra: str, start_timeout: float = 60.0
+) -> Iterator[DaemonProcess]:
+    """Run ``watcherd run ROOT -c CONF`` until the block ends, then SIGTERM it and wait.
+
+    Entering waits (with a deadline) for the daemon's start-up scan to be done. The log
+    goes to ``log`` (default: ``daemon.log`` beside ``conf``).
+    """
+    daemon = DaemonProcess(root, conf, log if log is not None else conf.with_name("daemon.log"), *extra)
+    try:
+        daemon.wait_started(start_timeout)
+        yield daemon
+    finally:
+        daemon.stop()

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from tests.helpers import table
+from tests.helpers import sha, table
 from watcherd.filters import has_image_suffix
 from watcherd.naming import parse_canonical
-
-
-def sha_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def all_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
-def check_library(root: Path, dropped: dict[str, bytes], *, bad: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def check_library(root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str] = frozenset()) -> list[str]:
     """Return every broken promise (an empty list means the library is sound).
 
     ``dropped`` maps each file name the test dropped to its bytes; ``bad`` names files
@@ -34,7 +31,7 @@ def check_library(root: Path, dropped: dict[str, bytes], *, bad: set[str] = froz
     files = all_files(root)
 
     # 1. Nothing lost: every dropped file's bytes exist somewhere under the root.
-    present = {sha_of(p) for p in files if p.suffix != ".sqlite" and p.name != "lock"}
+    present = {sha(p) for p in files if p.suffix != ".sqlite" and p.name != "lock"}
     for name, data in dropped.items():
         if hashlib.sha256(data).hexdigest() not in present:
             problems.append(f"lost the bytes of {name}")

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import functools
 import io
+import math
 import os
 import platform
 import sqlite3
@@ -23,13 +24,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import imagehash
 import numpy as np
 from PIL import Image
 
 from tests.benchmarks.corpus import jpeg, photo
-from tests.helpers import spawn_daemon, table, wait_for
+from tests.helpers import running_daemon, table, wait_for
 from watcherd.catalog import open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
@@ -39,6 +41,15 @@ from watcherd.reconcile import reconcile
 from watcherd.records import ImageRecord, State
 
 Row = tuple[str, str, str, str, str]
+T = TypeVar("T")
+
+
+def _sig(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, never rounded to 0 and never in exponent notation."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -72,12 +83,12 @@ def near_query(n: int, queries: int) -> list[Row]:
     rows: list[Row] = [
         (
             f"near query r<=4, {n:,} hashes (p50)",
-            f"{ours * 1e3:.3f} ms",
-            f"numpy scan {scan * 1e3:.2f} ms",
-            f"{scan / ours:.0f}x faster",
+            f"{_sig(ours * 1e3)} ms",
+            f"numpy scan {_sig(scan * 1e3)} ms",
+            f"{_sig(scan / ours)}x faster",
             "≥10x numpy; ≤1 ms at 1M, ≤10 ms at 10M",
         ),
-        (f"near index build, {n:,} hashes", f"{build:.2f} s", "—", "—", "loads fast"),
+        (f"near index build, {n:,} hashes", f"{_sig(build)} s", "—", "—", "loads fast"),
     ]
     try:
         import pybktree
@@ -95,9 +106,9 @@ def near_query(n: int, queries: int) -> list[Row]:
     rows.append(
         (
             f"near query r<=4, {m:,} hashes (p50)",
-            f"{ours_small * 1e3:.3f} ms",
-            f"pybktree {bk * 1e3:.1f} ms (built in {tree_build:.0f} s)",
-            f"{bk / ours_small:.0f}x faster",
+            f"{_sig(ours_small * 1e3)} ms",
+            f"pybktree {_sig(bk * 1e3)} ms (built in {_sig(tree_build)} s)",
+            f"{_sig(bk / ours_small)}x faster",
             "≥100x",
         )
     )
@@ -108,7 +119,7 @@ def _jpeg(size: tuple[int, int], seed: int) -> bytes:
     return jpeg(photo(size, seed), 90)
 
 
-def _pinned(cpus: set[int], fn: Callable[[], float]) -> float:
+def _pinned(cpus: set[int], fn: Callable[[], T]) -> T:
     """Run ``fn`` on the given CPUs only (worker processes spawned inside inherit it)."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
@@ -184,10 +195,10 @@ def ingest(count: int, size: tuple[int, int]) -> list[Row]:
     for label, (seconds, _) in runs.items():
         rows.append(
             (
-                f"ingest {mp:.0f} MP JPEG q90, {label}",
-                f"{count / seconds:.2f} img/s",
-                f"plain loop, 1 core: {count / t_loop:.2f} img/s",
-                f"{t_loop / seconds:.2f}x",
+                f"ingest {_sig(mp, 2)} MP JPEG q90, {label}",
+                f"{_sig(count / seconds)} img/s",
+                f"plain loop, 1 core: {_sig(count / t_loop)} img/s",
+                f"{_sig(t_loop / seconds)}x",
                 targets.get(label, "≥1.7x with 2 cores"),
             )
         )
@@ -255,9 +266,9 @@ def cli_latency(n: int, root: Path | None = None) -> list[Row]:
             rows.append(
                 (
                     f"`{' '.join(args)}` with {n:,} images",
-                    f"{t * 1e3:.0f} ms",
-                    f"python -c pass {base * 1e3:.0f} ms",
-                    f"{t / base:.1f}x",
+                    f"{_sig(t * 1e3)} ms",
+                    f"python -c pass {_sig(base * 1e3)} ms",
+                    f"{_sig(t / base)}x",
                     "≤300 ms at 100k, ≤1 s at 1M" if args[0] != "similar" else "—",
                 )
             )
@@ -296,9 +307,9 @@ def reconcile_startup(n: int) -> list[Row]:
     return [
         (
             f"start-up reconcile, {n:,} catalogued thumbnails",
-            f"{t_ours:.2f} s",
-            f"scandir walk {t_walk:.2f} s",
-            f"{t_ours / t_walk:.1f}x the walk",
+            f"{_sig(t_ours)} s",
+            f"scandir walk {_sig(t_walk)} s",
+            f"{_sig(t_ours / t_walk)}x the walk",
             "≤3x the walk; nothing decoded",
         )
     ]
@@ -315,27 +326,17 @@ def folder_rename(n: int) -> list[Row]:
             (root / rel).touch()
         conf = Path(tmp) / "w.yaml"
         conf.write_text("settle: 0.5\n")
-        proc = spawn_daemon(root, conf, Path(tmp) / "daemon.log")
-        try:
-            wait_for(lambda: "scan" in _meta(cfg), timeout=300, what="start-up scan")
+        with running_daemon(root, conf, Path(tmp) / "daemon.log", start_timeout=300):
             t = time.perf_counter()
             os.rename(cfg.thumbs_dir / "tag0", cfg.thumbs_dir / "renamed")
             wait_for(lambda: _moved(cfg, "thumbs/renamed/") == n, timeout=600, interval=0.05, what="records")
             seconds = time.perf_counter() - t
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-    return [(f"folder of {n:,} thumbnails renamed", f"{seconds:.2f} s until every record follows", "—", "—", "≤5 s")]
+    return [(f"folder of {n:,} thumbnails renamed", f"{_sig(seconds)} s until every record follows", "—", "—", "≤5 s")]
 
 
 def _paths(cfg: Config) -> list[tuple[str, str]]:
     with sqlite3.connect(cfg.database_path) as con:
         return con.execute("SELECT name, path FROM listing").fetchall()
-
-
-def _meta(cfg: Config) -> str:
-    with sqlite3.connect(cfg.database_path, timeout=30) as con:
-        return " ".join(k for (k,) in con.execute("SELECT key FROM meta"))
 
 
 def _moved(cfg: Config, prefix: str) -> int:
@@ -362,14 +363,9 @@ def daemon_memory(n: int) -> list[Row]:
         conf = Path(tmp) / "w.yaml"
         conf.write_text("settle: 0.5\n")
         log = Path(tmp) / "daemon.log"
-        proc = spawn_daemon(root, conf, log)
-        try:
-            wait_for(lambda: b"full scan done" in log.read_bytes(), timeout=1800, interval=0.5, what="start-up scan")
-            time.sleep(5)
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+        with running_daemon(root, conf, log, start_timeout=1800) as daemon:
+            time.sleep(5)  # the idle figure: RSS a while after the start-up scan
+            status = Path(f"/proc/{daemon.pid}/status").read_text()
         mem = {
             k: int(v.split()[0]) // 1024
             for k, v in (line.split(":", 1) for line in status.splitlines())
@@ -387,6 +383,10 @@ def daemon_memory(n: int) -> list[Row]:
         return rows + cli_latency(n, root)
 
 
+def _gone(path: Path) -> bool:
+    return not path.exists()
+
+
 def latency(samples: int, settle: float) -> list[Row]:
     """Drop-to-thumbnail latency of a 1 MP JPEG with the daemon idle."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -394,26 +394,16 @@ def latency(samples: int, settle: float) -> list[Row]:
         root.mkdir()
         conf = Path(tmp) / "w.yaml"
         conf.write_text(f"settle: {settle}\n")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         waits = []
-        try:
-            wait_for(lambda: (root / ".watcherd" / "lock").exists(), what="daemon")
-            time.sleep(1)
+        with running_daemon(root, conf):
             for i in range(samples):
                 data = _jpeg((1200, 800), 500 + i)
                 dest = root / "thumbs" / f"{i}.jpg"
                 t = time.perf_counter()
                 dest.write_bytes(data)
-                wait_for(lambda d=dest: not d.exists(), timeout=30, interval=0.005)
+                wait_for(functools.partial(_gone, dest), timeout=30, interval=0.005, what=f"{dest.name} ingested")
                 waits.append(time.perf_counter() - t)
-                time.sleep(0.3)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+                time.sleep(0.3)  # the figure is for an idle daemon: let it finish the move first
     p50 = statistics.median(waits)
     return [
         (

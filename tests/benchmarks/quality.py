@@ -14,6 +14,7 @@ rate stays at or under ``--max-fpr`` (or a smaller d that gives the same answers
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import platform
@@ -51,7 +52,16 @@ HASHERS: dict[str, Hasher] = {
 }
 
 
-def measure(photos: int, size: tuple[int, int]) -> dict[str, dict[str, list[int]]]:
+@dataclasses.dataclass
+class Distances:
+    """Hamming distances of one hasher: photo vs each variant, photo vs photo, and each variant's kind."""
+
+    near: list[int]
+    far: list[int]
+    kinds: list[str]
+
+
+def measure(photos: int, size: tuple[int, int]) -> dict[str, Distances]:
     """Distances per algorithm: ``near`` (photo vs each variant) and ``far`` (photo vs photo)."""
     rng = np.random.default_rng(0)
     originals: dict[str, list[int]] = {name: [] for name in HASHERS}
@@ -73,9 +83,9 @@ def measure(photos: int, size: tuple[int, int]) -> dict[str, dict[str, list[int]
     far = {
         name: [(a ^ b).bit_count() for a, b in itertools.combinations(hashes, 2)] for name, hashes in originals.items()
     }
-    out = {name: {"near": near[name], "far": far[name], "kinds": kinds} for name in HASHERS}
-    out["fast vs reference"] = {"near": fast_vs_reference, "far": [], "kinds": []}
-    return out  # type: ignore[return-value]
+    out = {name: Distances(near[name], far[name], kinds) for name in HASHERS}
+    out["fast vs reference"] = Distances(fast_vs_reference, [], [])
+    return out
 
 
 def rates(distances: list[int], d: int) -> float:
@@ -89,8 +99,8 @@ def main() -> None:
     parser.add_argument("--max-fpr", type=float, default=0.0005, help="false-positive budget for the default distance")
     args = parser.parse_args()
     results = measure(args.photos, (1200, 800))
-    bits = results.pop("fast vs reference")["near"]
-    far_pairs = len(next(iter(results.values()))["far"])
+    bits = results.pop("fast vs reference").near
+    far_pairs = len(next(iter(results.values())).far)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"{args.photos} photos (1200x800 JPEG q90), {len(VARIANTS)} near-duplicates each, {far_pairs:,} unrelated pairs"
@@ -100,14 +110,14 @@ def main() -> None:
     print("| d | " + " | ".join(results) + " |")
     print("|---" * (len(results) + 1) + "|")
     for d in DISTANCES:
-        cells = [f"{100 * rates(r['near'], d):.1f} / {100 * rates(r['far'], d):.2f}" for r in results.values()]
+        cells = [f"{100 * rates(r.near, d):.1f} / {100 * rates(r.far, d):.2f}" for r in results.values()]
         print(f"| {d} | " + " | ".join(cells) + " |")
     whash = results["whash"]
-    chosen = max(d for d in DISTANCES if rates(whash["far"], d) <= args.max_fpr)
+    chosen = max(d for d in DISTANCES if rates(whash.far, d) <= args.max_fpr)
     # whash sets exactly the blocks above the median, so bits mostly flip in pairs: an
     # odd distance often answers exactly like the even one below it; take the smaller.
-    same = (rates(whash["near"], chosen), rates(whash["far"], chosen))
-    while chosen > 0 and (rates(whash["near"], chosen - 1), rates(whash["far"], chosen - 1)) == same:
+    same = (rates(whash.near, chosen), rates(whash.far, chosen))
+    while chosen > 0 and (rates(whash.near, chosen - 1), rates(whash.far, chosen - 1)) == same:
         chosen -= 1
     print()
     print(
@@ -116,9 +126,9 @@ def main() -> None:
     )
     print()
     print(f"whash recall at d={chosen}, by kind of near-duplicate:")
-    kinds = whash["kinds"]
+    kinds = whash.kinds
     for kind in VARIANTS:
-        ds = [x for x, k in zip(whash["near"], kinds, strict=True) if k == kind]
+        ds = [x for x, k in zip(whash.near, kinds, strict=True) if k == kind]
         print(f"- {kind}: {100 * rates(ds, chosen):.0f}% (median distance {int(np.median(ds))}, max {max(ds)})")
     print()
     print(

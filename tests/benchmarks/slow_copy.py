@@ -13,12 +13,11 @@ import argparse
 import io
 import math
 import re
-import signal
 import tempfile
 import time
 from pathlib import Path
 
-from tests.helpers import scene, spawn_daemon, table, wait_for
+from tests.helpers import running_daemon, scene, table, wait_for
 
 
 def big_bmp(megabytes: int) -> bytes:
@@ -36,8 +35,7 @@ def run(megabytes: int, seconds: float, workdir: Path) -> dict[str, object]:
     conf.write_text("settle: 0.5\n")
     data = big_bmp(megabytes)
     log_path = workdir / "daemon.log"
-    proc = spawn_daemon(root, conf, log_path, "-v")
-    try:
+    with running_daemon(root, conf, log_path, "-v"):
         chunks = max(1, int(seconds * 10))
         step = len(data) // chunks + 1
         started = time.monotonic()
@@ -50,9 +48,6 @@ def run(megabytes: int, seconds: float, workdir: Path) -> dict[str, object]:
         db = root / ".watcherd" / "catalog.sqlite"
         wait_for(lambda: [r for r in table(db, "images") if not r["moving_from"]], timeout=300, what="ingest")
         latency = time.monotonic() - last_byte
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
     log = log_path.read_text(errors="replace")
     return {
         "megabytes": round(len(data) / 1e6, 1),

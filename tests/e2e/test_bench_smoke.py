@@ -1,10 +1,87 @@
-"""The benchmark command runs (tiny sizes); its figures are not judged here."""
+"""The benchmark command runs (tiny sizes) and its figures are sane; how fast they are is not judged here.
+
+Sane means: every figure parses with the unit its row promises, every time and rate is
+positive and finite, every ratio is the one its own two figures give (so a swapped
+numerator or a unit slip shows) and lies in a range no real machine leaves. No figure
+is compared with a wall-clock limit: machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
 
 from tests.benchmarks import bench
 
+NUM = r"(\d[\d,]*(?:\.\d+)?)"
+# (label pattern, watcherd cell, baseline cell, ratio cell, ratio = f(watcherd, baseline))
+SHAPES: list[tuple[str, str, str, str, str]] = [
+    (r"near query r<=4, [\d,]+ hashes \(p50\)", rf"{NUM} ms", rf"numpy scan {NUM} ms", rf"{NUM}x faster", "b/a"),
+    (
+        r"near query r<=4, [\d,]+ hashes \(p50\)",
+        rf"{NUM} ms",
+        rf"pybktree {NUM} ms \(built in {NUM} s\)",
+        rf"{NUM}x faster",
+        "b/a",
+    ),
+    (r"near index build, [\d,]+ hashes", rf"{NUM} s", "—", "—", ""),
+    (
+        r"start-up reconcile, [\d,]+ catalogued thumbnails",
+        rf"{NUM} s",
+        rf"scandir walk {NUM} s",
+        rf"{NUM}x the walk",
+        "a/b",
+    ),
+    (r"`[^`]+` with [\d,]+ images", rf"{NUM} ms", rf"python -c pass {NUM} ms", rf"{NUM}x", "a/b"),
+    (r"folder of [\d,]+ thumbnails renamed", rf"{NUM} s until every record follows", "—", "—", ""),
+    (r"ingest [\d.]+ MP JPEG q90, .+", rf"{NUM} img/s", rf"plain loop, 1 core: {NUM} img/s", rf"{NUM}x", "a/b"),
+]
 
+
+def numbers(pattern: str, cell: str) -> list[float]:
+    match = re.fullmatch(pattern, cell)
+    assert match is not None, f"{cell!r} does not read as {pattern!r}"
+    return [float(g.replace(",", "")) for g in match.groups()]
+
+
+def check(row: bench.Row) -> None:
+    label, ours, base, ratio, _target = row
+    shapes = [s for s in SHAPES if re.fullmatch(s[0], label) and re.fullmatch(s[2], base)]
+    assert len(shapes) == 1, f"no known shape for {row}"
+    _, ours_pattern, base_pattern, ratio_pattern, relation = shapes[0]
+    got = numbers(ours_pattern, ours) + numbers(base_pattern, base)
+    assert all(math.isfinite(x) and x > 0 for x in got), row
+    if not relation:
+        return
+    (r,) = numbers(ratio_pattern, ratio)
+    a, b = got[0], got[1]
+    expected = b / a if relation == "b/a" else a / b
+    # Each figure is printed to 3 significant digits: allow for that rounding, nothing more.
+    assert r == pytest.approx(expected, rel=0.02), row
+    assert 1e-3 < r < 1e5, row
+
+
+def check_fast_vs_reference(row: bench.Row) -> None:
+    mean, most = numbers(rf"mean {NUM} bits, max {NUM} bits differ", row[1])
+    assert 0 <= mean <= most <= 64, row
+    assert most == int(most), row
+
+
+@pytest.mark.timeout(300)  # it starts a daemon and many CLI processes
 def test_benchmarks_run_at_smoke_size() -> None:
     rows = bench.near_query(5_000, 5) + bench.reconcile_startup(200) + bench.cli_latency(200)
     rows += bench.folder_rename(100) + bench.ingest(2, (600, 400))
     assert len(rows) >= 10
-    assert all(len(row) == 5 for row in rows)
+    labels = [row[0] for row in rows]
+    assert sum(label.startswith("ingest ") for label in labels) >= 2  # one core and fast decode at least
+    assert sum(label.startswith("`") for label in labels) == 4  # status, tags, find, similar
+    for row in rows:
+        assert len(row) == 5 and all(isinstance(cell, str) and cell for cell in row), row
+        if row[0].startswith("decode: fast vs reference names"):
+            check_fast_vs_reference(row)
+        elif row[0] == "near query vs pybktree":  # the bench extra is not installed (as in CI)
+            assert row[1] == "—" and "pybktree not installed" in row[2], row
+        else:
+            check(row)

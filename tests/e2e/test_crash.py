@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene, spawn_daemon, table, wait_for, write
+from tests.helpers import encode, running_daemon, scene, table, wait_for, write
 from tests.invariants import check_library
 
 TRIALS = int(os.environ.get("WATCHERD_CRASH_TRIALS", "5"))
@@ -47,16 +47,14 @@ def test_kill_9_at_a_random_moment_loses_nothing(tmp_path: Path, trial: int) -> 
     conf = tmp_path / "w.yaml"
     conf.write_text("settle: 0.05\nheartbeat: 0.5\nstale_after: 2\n")
     files = corpus(IMAGES)
-    proc = spawn_daemon(root, conf)
-    try:
+    with running_daemon(root, conf) as daemon:
         for i, (name, data) in enumerate(files.items()):
             write(root / "thumbs" / layout(name, i), data)
-        # Kill once some work is done but (usually) not all of it.
+        # Kill once some work is done but (usually) not all of it: the power cut comes
+        # at a random moment, which is what this sleep chooses.
         wait_for(lambda: len(table(root / ".watcherd" / "catalog.sqlite", "images")) >= 1, what="first ingest")
         time.sleep(rng.uniform(0.0, 1.5))
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        daemon.stop(signal.SIGKILL)
     at_kill = len(table(root / ".watcherd" / "catalog.sqlite", "images"))
     print(f"trial {trial}: killed after {at_kill} records")
 

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import warnings
@@ -25,7 +24,7 @@ import imagehash
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.helpers import canonical_files, encode, scene, spawn_daemon, table, wait_for, write
+from tests.helpers import DaemonProcess, canonical_files, encode, scene, table, wait_for, write
 from tests.invariants import check_library
 
 
@@ -46,17 +45,16 @@ class Library:
         self.conf = workdir / "watcherd.yaml"
         self.conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
         self.log = workdir / "daemon.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.daemon: DaemonProcess | None = None
 
     def start(self) -> None:
-        self.proc = spawn_daemon(self.root, self.conf, self.log)
-        wait_for(lambda: (self.status().get("last_scan") or {}).get("reason") == "start-up", what="start-up scan")
+        self.daemon = DaemonProcess(self.root, self.conf, self.log)
+        self.daemon.wait_started()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(timeout=60) == 0
-        self.proc = None
+        if self.daemon is not None:
+            assert self.daemon.stop() == 0, self.daemon.log_text()
+        self.daemon = None
 
     def full_scan(self) -> None:
         """Stop the daemon and reconcile once more from the tree, as ``watcherd scan`` does."""

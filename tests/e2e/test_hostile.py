@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.helpers import encode, scene, spawn_daemon, table, wait_for
+from tests.helpers import encode, running_daemon, scene, sha, table, wait_for
 
 OLD = 1_600_000_000  # mtime of a file finished long ago
 
@@ -153,8 +152,7 @@ def test_hostile_corpus(tmp_path: Path) -> None:
     outside.mkdir()
     conf = tmp_path / "w.yaml"
     conf.write_text("settle: 0.2\ndecode_timeout: 20\n")
-    proc = spawn_daemon(root, conf, tmp_path / "daemon.log")
-    try:
+    with running_daemon(root, conf, tmp_path / "daemon.log") as daemon:
         specials = special_files(thumbs, outside)
         # A hard-linked original: its other name outside the tree must keep sharing the data.
         hard = outside / "hardlinked.jpg"
@@ -184,14 +182,12 @@ def test_hostile_corpus(tmp_path: Path) -> None:
                 check=True,
             ).stdout
         )
-        assert proc.poll() is None, "the daemon died"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        assert daemon.proc.poll() is None, "the daemon died"
+        code = daemon.stop()
     assert code == 0
     assert status["errors"] == errors and status["images"] == ingest and status["collisions"] == 0
 
-    stored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "originals").rglob("*") if p.is_file()}
+    stored = {sha(p) for p in (root / "originals").rglob("*") if p.is_file()}
     reasons = {e["path"]: e["reason"] for e in table(db, "errors")}
     for name, data, outcome in CORPUS:
         path = os.path.join(bthumbs, name)

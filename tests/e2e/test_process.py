@@ -8,14 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import imagehash
 import pytest
 from PIL import Image
 
-from tests.helpers import canonical_files, drop, encode, scene, wait_for, write
+from tests.helpers import DaemonProcess, canonical_files, drop, encode, running_daemon, scene, wait_for, write
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -31,8 +32,15 @@ def path_of(root: Path, name: str) -> str:
     return str(json.loads(cli("tags", str(root), name, "--json").stdout)["path"])
 
 
+def is_at(root: Path, name: str, want: str) -> Callable[[], bool]:
+    """A condition: the catalog has ``name`` at ``want``."""
+    return lambda: path_of(root, name) == want
+
+
 def status(root: Path) -> dict[str, Any]:
-    return json.loads(cli("status", str(root), "--json").stdout)
+    data = json.loads(cli("status", str(root), "--json").stdout)
+    assert isinstance(data, dict)
+    return data
 
 
 @pytest.fixture
@@ -43,29 +51,17 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def daemon(root: Path, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def daemon(root: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
     conf = tmp_path / "watcherd.yaml"
     conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
-    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(lambda: (status(root).get("last_scan") or {}).get("reason") == "start-up", what="daemon start")
+    with running_daemon(root, conf, tmp_path / "daemon.log") as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-        log.close()
 
 
-def test_drop_move_collide_and_stop(root: Path, tmp_path: Path, daemon: subprocess.Popen[str]) -> None:
+def test_drop_move_collide_and_stop(root: Path, tmp_path: Path, daemon: DaemonProcess) -> None:
     thumbs = root / "thumbs"
     st = status(root)
+    assert st["last_scan"]["reason"] == "start-up"
     assert st["daemon"]["running"] is True and st["daemon"]["pid"] == daemon.pid
 
     # Copy a photo in (a file manager's paste), and an RGBA logo.
@@ -78,6 +74,9 @@ def test_drop_move_collide_and_stop(root: Path, tmp_path: Path, daemon: subproce
 
     wait_for(lambda: status(root)["images"] == 2, what="two images")
     holiday = next(p for p in canonical_files(thumbs) if p.name.startswith("1200x800_"))
+    assert holiday.name == "1200x800_00000207e6fbffff_.png"  # pinned
+    with Image.open(photo) as im:
+        assert holiday.name == f"1200x800_{imagehash.whash(im)}_.png"  # the README's notebook recipe
     with Image.open(holiday) as im:
         assert max(im.size) == 64
         assert im.text["original_filename"] == "holiday.jpg"
@@ -87,16 +86,18 @@ def test_drop_move_collide_and_stop(root: Path, tmp_path: Path, daemon: subproce
 
     # Drag the thumbnail through folders (as a person would: one drag at a time) and back home.
     def tags() -> list[str]:
-        return json.loads(cli("tags", str(root), holiday.name, "--json").stdout)["tags"]
+        got = json.loads(cli("tags", str(root), holiday.name, "--json").stdout)["tags"]
+        assert isinstance(got, list) and all(isinstance(t, str) for t in got)
+        return got
 
     for folder in ("beach", "2023", "family"):
         (thumbs / folder).mkdir()
         shutil.move(str(holiday), thumbs / folder / holiday.name)
         holiday = thumbs / folder / holiday.name
         want = f"thumbs/{folder}/{holiday.name}"
-        wait_for(lambda w=want, n=holiday.name: path_of(root, n) == w, what=f"move into {folder}")
+        wait_for(is_at(root, holiday.name, want), what=f"move into {folder}")
     shutil.move(str(holiday), thumbs / holiday.name)
-    wait_for(lambda: path_of(root, holiday.name) == f"thumbs/{holiday.name}", what="move home")
+    wait_for(is_at(root, holiday.name, f"thumbs/{holiday.name}"), what="move home")
     assert tags() == ["1200x800", "beach", "family"]  # accumulated; 2023 is numeric
     found = json.loads(cli("find", str(root), "--tag", "beach", "--tag", "family", "--json").stdout)
     assert [f["name"] for f in found] == [holiday.name]
@@ -119,17 +120,15 @@ def test_drop_move_collide_and_stop(root: Path, tmp_path: Path, daemon: subproce
     wait_for(lambda: status(root)["errors"] == 1, what="error counted")
     assert (thumbs / "fake.jpg").read_bytes() == b"not really"
 
-    daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(timeout=30) == 0
+    assert daemon.stop(signal.SIGTERM) == 0
     final = status(root)
     assert final["daemon"] is None
     assert (final["images"], final["collisions"], final["errors"], final["missing"]) == (2, 1, 1, 0)
     assert not [p for p in root.rglob(".watcherd-tmp-*")]
 
 
-def test_sigint_stops_cleanly(root: Path, daemon: subprocess.Popen[str]) -> None:
-    daemon.send_signal(signal.SIGINT)
-    assert daemon.wait(timeout=30) == 0
+def test_sigint_stops_cleanly(root: Path, daemon: DaemonProcess) -> None:
+    assert daemon.stop(signal.SIGINT) == 0
     assert not (root / ".watcherd" / "lock").exists()
 
 

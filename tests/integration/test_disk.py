@@ -60,7 +60,8 @@ def test_full_disk_keeps_the_original_and_retries(small_fs: Path, tmp_path: Path
     try:
         src = drop(cfg.thumbs_dir / "a.jpg", scene((600, 400), seed=1))
         data = src.read_bytes()
-        filler = _fill(cfg.root)  # type: ignore[arg-type]
+        assert cfg.root is not None
+        filler = _fill(cfg.root)
         result = pipeline.process(src)
         assert result.outcome is Outcome.ERROR and result.retry
         assert "cannot write" in result.detail

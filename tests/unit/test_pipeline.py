@@ -11,10 +11,8 @@ import pytest
 from PIL import Image
 
 from tests.helpers import canonical_files, drop, encode, scene, write
-from watcherd import imaging
 from watcherd.catalog import Catalog, open_for_writing
 from watcherd.config import Config
-from watcherd.naming import canonical_name
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
@@ -22,6 +20,12 @@ from watcherd.reconcile import reconcile
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def under(cfg: Config, rel: str | None) -> Path:
+    """The absolute path of a path the catalog records relative to ROOT."""
+    assert cfg.root is not None and rel is not None
+    return cfg.root / rel
 
 
 def only(folder: Path) -> Path:
@@ -116,14 +120,14 @@ def test_exact_duplicate_is_a_collision_and_nothing_is_lost(cfg: Config, pipelin
     col = list(pipeline.catalog.collisions())
     assert len(col) == 1 and col[0].kind == "exact"
     newcomer = col[0].newcomer
-    assert newcomer.thumbnail.startswith("thumbs/_collisions/")
-    assert (cfg.root / newcomer.thumbnail).is_file()
-    assert hashlib.sha256((cfg.root / newcomer.original).read_bytes()).hexdigest() == newcomer.sha256
+    assert newcomer.thumbnail is not None and newcomer.thumbnail.startswith("thumbs/_collisions/")
+    assert (under(cfg, newcomer.thumbnail)).is_file()
+    assert hashlib.sha256((under(cfg, newcomer.original)).read_bytes()).hexdigest() == newcomer.sha256
     assert not second.exists()
     stored = [p for p in cfg.originals_dir.rglob("*") if p.is_file()]
     assert len(stored) == 2 and all(p.read_bytes() == data for p in stored)
     # _collisions is neither a tag nor ingested again
-    assert pipeline.process(cfg.root / newcomer.thumbnail).outcome is Outcome.IGNORED
+    assert pipeline.process(under(cfg, newcomer.thumbnail)).outcome is Outcome.IGNORED
     assert "_collisions" not in {t for r in pipeline.catalog.images() for t in r.tags}
 
 
@@ -134,7 +138,7 @@ def test_perceptual_collision(cfg: Config, pipeline: Pipeline) -> None:
     assert result.outcome is Outcome.COLLISION and result.detail == "perceptual"
     (col,) = list(pipeline.catalog.collisions())
     assert col.existing.sha256 != col.newcomer.sha256
-    assert (cfg.root / col.newcomer.original).suffix == ".jpg"
+    assert (under(cfg, col.newcomer.original)).suffix == ".jpg"
 
 
 @pytest.mark.parametrize("algorithm", ["whash", "phash", "dhash", "average_hash"])
@@ -273,7 +277,7 @@ def test_resume_after_crash_before_original_moved(cfg: Config, pipeline: Pipelin
     rec = pipeline.catalog.image(thumb.name)
     assert rec is not None
     # Put the world back as a crash between "record committed" and "original moved" leaves it.
-    os.rename(cfg.root / rec.original, src)
+    os.rename(under(cfg, rec.original), src)
     rec.moving_from = "thumbs/k/a.jpg"
     with pipeline.catalog.transaction():
         pipeline.catalog.put_image(rec)
@@ -282,7 +286,7 @@ def test_resume_after_crash_before_original_moved(cfg: Config, pipeline: Pipelin
 
     rec = pipeline.catalog.image(thumb.name)
     assert rec is not None and rec.moving_from is None
-    assert not src.exists() and (cfg.root / rec.original).read_bytes() == data
+    assert not src.exists() and (under(cfg, rec.original)).read_bytes() == data
     assert list(pipeline.catalog.collisions()) == []
 
 
@@ -305,7 +309,7 @@ def test_resume_after_crash_before_record(cfg: Config, tmp_path: Path) -> None:
         reconcile(pipeline, reason="test", settle=0)
         (rec,) = list(cat.images())
         assert rec.tags == ["k", "320x240"]
-        assert not src.exists() and (cfg.root / rec.original).read_bytes() == data
+        assert not src.exists() and (under(cfg, rec.original)).read_bytes() == data
         assert list(cat.collisions()) == []
         assert len(canonical_files(cfg.thumbs_dir / "k")) == 1
     finally:
@@ -372,28 +376,6 @@ def test_library_without_a_pinned_mode_was_named_in_reference_mode(cfg: Config) 
     catalog.close()
 
 
-def test_process_all_decodes_ahead_in_a_pool_and_records_in_order(cfg: Config, catalog: Catalog) -> None:
-    from watcherd.decoders import DecoderPool
-
-    paths = [write(cfg.thumbs_dir / f"{i}.jpg", encode(scene(seed=200 + i))) for i in range(6)]
-    with DecoderPool(2, 60, 2 << 30) as pool:
-        pipeline = Pipeline(cfg, catalog, render=pool)
-        results = pipeline.process_all(paths)
-        first = next(results)
-        # Read ahead, then changed before its turn: the early decode must not be used.
-        changed = encode(scene(seed=999))
-        os.unlink(paths[3])
-        write(paths[3], changed)
-        rest = list(results)
-    assert [r.path for r in [first, *rest]] == paths
-    assert all(r.outcome is Outcome.INGESTED for r in [first, *rest])
-    named = {r.name for r in rest}
-    expected = imaging.render(changed, pipeline.decoder.spec, "3.jpg", "", 0.0)
-    assert canonical_name(expected.width, expected.height, expected.hash) in named
-    assert pipeline.decoder.lookahead == 4
-    assert len(list(catalog.images())) == 6
-
-
 def test_collision_original_seen_again_after_going_astray_is_filed_once(cfg: Config, pipeline: Pipeline) -> None:
     data = encode(scene(seed=80))
     pipeline.process(write(cfg.thumbs_dir / "a.jpg", data))
@@ -402,13 +384,36 @@ def test_collision_original_seen_again_after_going_astray_is_filed_once(cfg: Con
     # As if folder x was renamed to y between the collision record and the move.
     elsewhere = cfg.thumbs_dir / "y" / "b.jpg"
     elsewhere.parent.mkdir()
-    os.rename(cfg.root / col.newcomer.original, elsewhere)
+    os.rename(under(cfg, col.newcomer.original), elsewhere)
     col.newcomer.original = None
     with pipeline.catalog.transaction():
         pipeline.catalog.put_collision(col)
 
     assert pipeline.process(elsewhere).outcome is Outcome.COLLISION
     (col,) = list(pipeline.catalog.collisions())
-    assert (cfg.root / col.newcomer.original).read_bytes() == data
+    assert (under(cfg, col.newcomer.original)).read_bytes() == data
     assert not elsewhere.exists()
     assert len(list((cfg.thumbs_dir / "_collisions").iterdir())) == 1
+
+
+def test_second_collision_original_gone_astray_is_filed_under_its_own_record(cfg: Config, pipeline: Pipeline) -> None:
+    data = encode(scene(seed=81))
+    pipeline.process(write(cfg.thumbs_dir / "a.jpg", data))
+    pipeline.process(write(cfg.thumbs_dir / "x" / "b.jpg", data))  # the first collision, filed
+    assert pipeline.process(write(cfg.thumbs_dir / "y" / "c.jpg", data)).outcome is Outcome.COLLISION
+    first, second = sorted(pipeline.catalog.collisions(), key=lambda c: len(c.id))
+    assert first.newcomer.original != second.newcomer.original  # each planned under its own label
+    # As if folder y was renamed to z between the second collision's record and its move:
+    # the record as the collision committed it, the file in the renamed folder.
+    (cfg.thumbs_dir / "z").mkdir()
+    os.rename(under(cfg, second.newcomer.original), cfg.thumbs_dir / "z" / "c.jpg")
+    second.newcomer.moving_from = "thumbs/y/c.jpg"
+    with pipeline.catalog.transaction():
+        pipeline.catalog.put_collision(second)
+    pipeline.filing.file_collision(second)
+
+    assert pipeline.process(cfg.thumbs_dir / "z" / "c.jpg").outcome is Outcome.COLLISION
+    cols = pipeline.catalog.collisions()
+    assert len(cols) == 2  # one record per dropped copy: a.jpg is the image, b and c collisions
+    originals = [c.newcomer.original for c in cols]
+    assert len(set(originals)) == 2 and all(under(cfg, o).read_bytes() == data for o in originals)

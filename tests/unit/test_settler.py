@@ -4,11 +4,8 @@ import os
 import time
 from pathlib import Path
 
-from watchdog.events import FileSystemEventHandler
-from watchdog.observers import Observer
-
 from watcherd.settle import Settler
-from watcherd.watcher import inotify_watch_count, wants_polling
+from watcherd.watcher import wants_polling
 
 
 def test_fresh_file_waits_for_quiet_period(tmp_path: Path) -> None:
@@ -70,18 +67,3 @@ def test_network_filesystems_choose_polling() -> None:
         assert wants_polling(fs), fs
     for fs in ("ext4", "xfs", "btrfs", "tmpfs", "overlay"):
         assert not wants_polling(fs), fs
-
-
-def test_inotify_watches_are_counted(tmp_path: Path) -> None:
-    for d in ("a", "b", "c/d"):
-        (tmp_path / d).mkdir(parents=True)
-    before = inotify_watch_count() or 0
-    observer = Observer()
-    observer.schedule(FileSystemEventHandler(), str(tmp_path), recursive=True)
-    observer.start()
-    try:
-        count = inotify_watch_count()
-        assert count is not None and count - before >= 5  # tmp, a, b, c, c/d
-    finally:
-        observer.stop()
-        observer.join()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene
+from tests.helpers import encode, scene, wait_for
 from watcherd import imaging
 from watcherd.config import Config
-from watcherd.decoders import Sandbox
+from watcherd.decoders import Job, Sandbox
 from watcherd.errors import ImageError
 from watcherd.newcomers import spec_for
 
@@ -53,8 +54,8 @@ def test_image_errors_come_back_as_image_errors() -> None:
         (crash, 60.0, "crashed"),
     ],
 )
-def test_bad_decodes_are_contained_and_the_worker_replaced(job: object, timeout: float, reason: str) -> None:
-    box = Sandbox(timeout=timeout, memory_limit=1 << 30, job=job)  # type: ignore[arg-type]
+def test_bad_decodes_are_contained_and_the_worker_replaced(job: Job, timeout: float, reason: str) -> None:
+    box = Sandbox(timeout=timeout, memory_limit=1 << 30, job=job)
     try:
         with pytest.raises(ImageError, match=reason):
             box(b"x", SPEC, "a.jpg", "ab", 0.0)
@@ -66,17 +67,18 @@ def test_bad_decodes_are_contained_and_the_worker_replaced(job: object, timeout:
         box.close()
 
 
-def which_worker(*args: object) -> int:
+def which_worker(*args: object) -> imaging.Rendered:
+    """Answer with the worker's pid (as the width), after long enough for the other worker to take a job."""
     time.sleep(0.5)
-    return os.getpid()
+    return imaging.Rendered(width=os.getpid(), height=0, hash="", format="", png=b"")
 
 
 def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
     from watcherd.decoders import DecoderPool
 
-    with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:  # type: ignore[arg-type]
+    with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:
         futures = [pool.submit(b"x", SPEC, f"{i}.jpg", "ab", 0.0) for i in range(4)]
-        pids = {f.result(timeout=120) for f in futures}
+        pids = {f.result(timeout=120).width for f in futures}
     assert len(pids) == 2 and os.getpid() not in pids
     data = encode(scene(seed=2))
     with DecoderPool(2, 60, 2 << 30) as pool:
@@ -87,19 +89,25 @@ def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
         pool(b"x", SPEC, "a.jpg", "ab", 0.0)
 
 
-def test_pool_close_stops_a_running_job_at_once() -> None:
+def announce_then_hang(data: bytes, spec: object, filename: str, *args: object) -> imaging.Rendered:
+    """Create ``filename`` (so the test sees the job has started in the worker), then hang."""
+    Path(filename).touch()
+    return hang()
+
+
+def test_pool_close_stops_a_running_job_at_once(tmp_path: Path) -> None:
     from watcherd.decoders import DecoderPool
 
-    pool = DecoderPool(1, 60, 1 << 30, job=hang)
-    future = pool.submit(b"x", SPEC, "a.jpg", "ab", 0.0)
-    time.sleep(2.0)  # let the worker start and take the job
+    started = tmp_path / "started"
+    pool = DecoderPool(1, 60, 1 << 30, job=announce_then_hang)
+    future = pool.submit(b"x", SPEC, str(started), "ab", 0.0)
+    wait_for(started.exists, timeout=60, what="the worker to take the job")
     pool.close()
     with pytest.raises(ImageError):
         future.result(timeout=30)
 
 
 def test_warm_starts_every_worker_before_any_job() -> None:
-    from tests.helpers import wait_for
     from watcherd.decoders import DecoderPool
 
     with DecoderPool(2, 60, 2 << 30) as pool:

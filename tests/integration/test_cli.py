@@ -1,0 +1,140 @@
+"""The CLI in-process on a library made by ``watcherd scan`` (which decodes in worker processes)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import imagehash
+import pytest
+from PIL import Image
+
+from tests.helpers import drop, encode, scene, write
+from watcherd.cli import main
+from watcherd.config import Config
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def library(cfg: Config, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A scanned library: cats/a, cats/orange/b, a collision with cats/a and a bad file."""
+    data = encode(scene(seed=1))
+    write(cfg.thumbs_dir / "cats" / "a.jpg", data)
+    drop(cfg.thumbs_dir / "cats" / "orange" / "b.jpg", seed=2)
+    write(cfg.thumbs_dir / "later" / "dup.jpg", data)
+    write(cfg.thumbs_dir / "bad.jpg", b"nope")
+    assert main(["scan", str(cfg.root), "--json"]) == 0
+    capsys.readouterr()
+    assert cfg.root is not None
+    return cfg.root
+
+
+def test_status_json_contract(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _err = run(capsys, "status", str(library), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["images"] == 2
+    assert data["missing"] == 0
+    assert data["tags"] == 3  # cats, orange, 320x240
+    assert data["collisions"] == 1
+    assert data["errors"] == 1
+    assert data["database"] == str(library / ".watcherd" / "catalog.sqlite")
+    assert data["daemon"] is None
+    assert data["last_scan"]["reason"] == "scan"
+
+
+def test_tags_all_and_one(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "tags", str(library), "--json")
+    assert code == 0
+    assert json.loads(out) == {"320x240": 2, "cats": 2, "orange": 1}
+    names = sorted(p.name for p in (library / "thumbs").rglob("*_.png") if "_collisions" not in p.parts)
+    code, out, _ = run(capsys, "tags", str(library), names[0], "--json")
+    one = json.loads(out)
+    assert code == 0 and one["name"] == names[0] and "cats" in one["tags"] and one["path"].startswith("thumbs/")
+    hash_only = names[0].split("_")[1]
+    code, out, _ = run(capsys, "tags", str(library), hash_only, "--json")
+    assert code == 0 and json.loads(out)["name"] == names[0]
+
+
+def test_tags_single_argument_is_root_if_a_directory(
+    capsys: pytest.CaptureFixture[str], library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(library)
+    code, out, _ = run(capsys, "tags", "--json")
+    assert code == 0 and "cats" in json.loads(out)
+    code, out, _ = run(capsys, "tags", str(library), "--json")
+    assert code == 0 and "cats" in json.loads(out)
+    code, _, err = run(capsys, "tags", "ffffffffffffffff")
+    assert code == 2 and err.startswith("watcherd: error: no image with hash")
+
+
+def test_find_requires_all_tags(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "find", str(library), "--tag", "cats", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    code, out, _ = run(capsys, "find", str(library), "--tag", "cats", "--tag", "orange", "--json")
+    hits = json.loads(out)
+    assert len(hits) == 1 and set(hits[0]) >= {"name", "path"} and "/orange/" in hits[0]["path"]
+
+
+def test_untag(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    _, out, _ = run(capsys, "find", str(library), "--tag", "orange", "--json")
+    name = json.loads(out)[0]["name"]
+    code, out, _ = run(capsys, "untag", str(library), name, "cats", "--json")
+    assert code == 0 and "cats" not in json.loads(out)["tags"]
+    code, _, err = run(capsys, "untag", str(library), name, "cats")
+    assert code == 2 and "has no tag 'cats'" in err and err.count("\n") == 1
+
+
+def test_dupes_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "dupes", str(library), "--json")
+    (item,) = json.loads(out)
+    assert code == 0 and item["kind"] == "exact"
+    assert item["name"] == "320x240_00000011ffefefff_.png"  # pinned
+    assert item["name"] == f"320x240_{imagehash.whash(Image.open(io.BytesIO(encode(scene(seed=1)))))}_.png"
+    assert len(item["paths"]) == 4 and all((library / p).exists() for p in item["paths"])
+
+
+def test_root_from_config(capsys: pytest.CaptureFixture[str], library: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "w.yaml"
+    conf.write_text(f"root: {library}\n")
+    code, out, _ = run(capsys, "status", "-c", str(conf), "--json")
+    assert code == 0 and json.loads(out)["images"] == 2
+
+
+def test_similar_and_near_dupes(capsys: pytest.CaptureFixture[str], cfg: Config) -> None:
+    base = scene((320, 240), seed=42)
+    write(cfg.thumbs_dir / "a.jpg", encode(base, "JPEG", quality=95))
+    # A near duplicate (cropped by 3% and scaled back: 4 bits away) and an unrelated picture.
+    cropped = base.crop((10, 8, 310, 232)).resize((320, 240))
+    write(cfg.thumbs_dir / "b.jpg", encode(cropped, "JPEG"))
+    write(cfg.thumbs_dir / "c.jpg", encode(scene((320, 240), seed=41).rotate(90), "JPEG"))
+    assert cfg.root is not None
+    assert main(["scan", str(cfg.root)]) == 0
+    capsys.readouterr()
+    probe = write(cfg.root.parent / "probe.jpg", encode(base, "JPEG", quality=95))
+
+    code, out, _ = run(capsys, "similar", str(cfg.root), str(probe), "--distance", "8", "--json")
+    hits = json.loads(out)
+    assert code == 0 and [set(h) for h in hits] == [{"name", "distance", "path"}] * len(hits)
+    assert hits and hits[0]["distance"] == 0 and 4 in [h["distance"] for h in hits]
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    name = hits[0]["name"]
+    code, out, _ = run(capsys, "similar", str(cfg.root), name.split("_")[1], "-d", "0", "--json")
+    assert code == 0 and [h["name"] for h in json.loads(out)] == [name]
+
+    code, out, _ = run(capsys, "dupes", str(cfg.root), "--near", "4", "--json")
+    items = json.loads(out)
+    assert code == 0 and all("kind" in i for i in items)
+    (near,) = [i for i in items if i["kind"] == "near"]
+    assert len(near["names"]) == 2 and near["max_distance"] == 4
+    code, out, _ = run(capsys, "dupes", str(cfg.root), "--near", "3", "--json")
+    assert [i for i in json.loads(out) if i["kind"] == "near"] == []
+
+    code, _, err = run(capsys, "similar", str(cfg.root), "ffffffffffffffff", "-d", "99")
+    assert code == 2 and "--distance must be from 0 to" in err
