@@ -6,6 +6,7 @@ import io
 import json
 import random
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -45,6 +46,19 @@ def encode(im: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
         params["quality"] = 90
     im.save(buf, format=fmt, **params)
     return buf.getvalue()
+
+
+def set_tiff_tag(data: bytes, tag: int, entry: bytes) -> bytes:
+    """A little-endian TIFF with the first IFD's entry for ``tag`` replaced by 12 raw bytes."""
+    assert data[:4] == b"II*\0"
+    out = bytearray(data)
+    (ifd,) = struct.unpack_from("<I", out, 4)
+    (count,) = struct.unpack_from("<H", out, ifd)
+    for pos in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack_from("<H", out, pos)[0] == tag:
+            out[pos : pos + 12] = entry
+            return bytes(out)
+    raise AssertionError(f"tag {tag} not in the TIFF")
 
 
 def write(path: Path, data: bytes) -> Path:

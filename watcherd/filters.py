@@ -17,7 +17,10 @@ from pathlib import PurePosixPath
 # skips them, and the watcher refuses them even if a user's list does not.
 TEMP_PREFIX = ".watcherd-tmp-"
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".dib", ".tif", ".tiff"}
+    | {".heic", ".heif", ".avif"}
+)
 
 
 @functools.lru_cache(maxsize=64)

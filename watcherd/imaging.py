@@ -6,7 +6,10 @@ anywhere from the rules documented in the README:
 
 1. decode the first frame;
 2. apply the EXIF orientation (the hash and the size describe the picture as shown);
-3. flatten any transparency onto ``background`` (opaque white by default);
+   HEIF files come out of pillow-heif already turned (libheif applies the container's
+   rotation and pillow-heif resets the EXIF tag to 1), so they are turned exactly once;
+3. flatten any transparency onto ``background`` (opaque white by default); premultiplied
+   alpha (``La``, from TIFF) is first made straight;
 4. bring modes ImageHash cannot read to 8 bits: 16-bit samples keep their top 8 bits,
    32-bit integer and float samples are stretched linearly from their minimum to
    their maximum; CMYK, YCbCr, LAB and HSV become RGB, 1-bit becomes L.
@@ -27,6 +30,7 @@ from datetime import datetime, timezone
 
 import imagehash
 import numpy as np
+import pillow_heif
 from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
 
 from watcherd import __version__
@@ -47,7 +51,12 @@ _HASHES: dict[str, Callable[..., imagehash.ImageHash]] = {
     "average_hash": imagehash.average_hash,
 }
 
+# HEIC/HEIF through libheif; AVIF is Pillow's own. Embedded thumbnails are never needed.
+pillow_heif.register_heif_opener(thumbnails=False)
+
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# Premultiplied grey (La, from TIFF) has no direct conversion to RGBA: straight first.
+_STRAIGHT_ALPHA = {"La": "LA"}
 _TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX", "P"})
 
 
@@ -138,7 +147,8 @@ def normalize(im: Image.Image, background: str = "#ffffff") -> Image.Image:
         shown = shown.convert("RGBA")
         mode = "RGBA"
     if mode in _ALPHA_MODES:
-        rgba = shown.convert("RGBA")
+        straight = shown.convert(_STRAIGHT_ALPHA[mode]) if mode in _STRAIGHT_ALPHA else shown
+        rgba = straight.convert("RGBA")
         base = Image.new("RGBA", rgba.size, background)
         base.alpha_composite(rgba)
         return base.convert("RGB")

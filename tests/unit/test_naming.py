@@ -96,6 +96,7 @@ def test_image_suffixes() -> None:
     assert has_image_suffix("a.webp")
     assert not has_image_suffix("notes.txt")
     assert not has_image_suffix("a.eps")
+    assert has_image_suffix("IMG_0001.HEIC") and has_image_suffix("a.heif") and has_image_suffix("a.avif")
 
 
 def test_shown_escapes_control_characters_and_bad_bytes() -> None:
