@@ -44,6 +44,16 @@ DEFAULT_IGNORE = (
     ".DS_Store",
     "._*",
     ".*",
+    # NAS and operating-system folders: thumbnails, recycle bins, snapshots, fsck's finds.
+    "@eaDir",
+    "#recycle",
+    "#snapshot",
+    "@Recycle",
+    "$RECYCLE.BIN",
+    "System Volume Information",
+    ".Trash-*",
+    "lost+found",
+    ".snapshot",
 )
 
 
