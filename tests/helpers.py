@@ -61,6 +61,22 @@ def set_tiff_tag(data: bytes, tag: int, entry: bytes) -> bytes:
     raise AssertionError(f"tag {tag} not in the TIFF")
 
 
+def tiff_pillow_warns(im: Image.Image) -> bytes:
+    """A TIFF that decodes, but whose last tag points past the end of the file (Pillow warns)."""
+    data = encode(im, "TIFF")
+    return set_tiff_tag(data, 284, struct.pack("<HHII", 65000, 2, 100, 10**6))
+
+
+def tiff_libtiff_fails(im: Image.Image) -> bytes:
+    """An LZW TIFF whose strip is said to be longer than the file: libtiff complains on stderr and fails."""
+    data = encode(im, "TIFF", compression="tiff_lzw")
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    entries = [struct.unpack_from("<HHII", data, ifd + 2 + 12 * i) for i in range(count)]
+    size = next(e[3] for e in entries if e[0] == 279)
+    return set_tiff_tag(data, 279, struct.pack("<HHII", 279, 4, 1, size + 500))
+
+
 def write(path: Path, data: bytes) -> Path:
     """Write bytes the way a copy would (parents created)."""
     path.parent.mkdir(parents=True, exist_ok=True)

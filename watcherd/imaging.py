@@ -21,6 +21,7 @@ exactly ``imagehash.whash(Image.open(path))``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import warnings
@@ -368,10 +369,44 @@ class Rendered:
     format: str
     png: bytes
     low_information: bool = False
+    warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
+
+
+# A decoder warning longer than this is cut: it goes into one log line.
+MAX_WARNING = 300
+
+
+def summarize_warnings(messages: list[str]) -> tuple[str, ...]:
+    """Each distinct message once, on one line, with how often it was said."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        line = " ".join(message.split())[:MAX_WARNING]
+        if line:
+            counts[line] = counts.get(line, 0) + 1
+    return tuple(m if n == 1 else f"{m} ({n} times)" for m, n in counts.items())
 
 
 def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
-    """Bytes of an original in, hash and thumbnail PNG out: the whole decoding job."""
+    """Bytes of an original in, hash and thumbnail PNG out: the whole decoding job.
+
+    Warnings Pillow and its plugins raise meanwhile (corrupt EXIF, odd TIFF tags) are
+    collected into ``Rendered.warnings``, or into the reason of the ImageError, instead
+    of being printed; the decompression-bomb warning stays an error (see ``decode``).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            rendered = _render(data, spec, filename, sha256, now)
+        except ImageError as exc:
+            said = summarize_warnings([str(w.message) for w in caught])
+            if not said:
+                raise
+            raise ImageError(f"{exc.reason} (decoder: {'; '.join(said)})", transient=exc.transient) from None
+    said = summarize_warnings([str(w.message) for w in caught])
+    return dataclasses.replace(rendered, warnings=said) if said else rendered
+
+
+def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
     fast = spec.decode == "fast"
     decoded = decode(data, spec.formats, spec.max_pixels, FAST_SIDE if fast else None)
     try:
