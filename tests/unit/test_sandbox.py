@@ -124,3 +124,15 @@ def test_library_output_comes_back_with_its_file_not_on_stderr(capfd: pytest.Cap
     assert clean.warnings == ()
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+def test_a_worker_ignores_ctrl_c_and_keeps_working() -> None:
+    # A terminal's Ctrl-C reaches every process of the group; the parent decides what stops.
+    data = encode(scene(seed=1))
+    with Sandbox(timeout=30, memory_limit=2 << 30) as box:
+        box(data, SPEC, "a.jpg", "ab", 0.0)
+        pid = box._proc.pid
+        os.kill(pid, signal.SIGINT)
+        out = box(data, SPEC, "a.jpg", "ab", 0.0)
+        assert box._proc.pid == pid and box._proc.is_alive()
+    assert out == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
