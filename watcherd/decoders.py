@@ -29,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import resource_tracker
 from typing import Any
 
 from watcherd import imaging
@@ -139,6 +140,9 @@ class Sandbox:
         )
         # Started with SIGINT blocked (the mask is inherited), so a Ctrl-C during the
         # worker's start-up cannot interrupt its imports; ``_serve`` then ignores it.
+        # multiprocessing's resource tracker unblocks SIGINT after starting itself, so
+        # it is started first.
+        resource_tracker.ensure_running()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             proc.start()
