@@ -9,6 +9,7 @@ import json
 import random
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -48,6 +49,35 @@ def encode(im: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
         params["quality"] = 90
     im.save(buf, format=fmt, **params)
     return buf.getvalue()
+
+
+def set_tiff_tag(data: bytes, tag: int, entry: bytes) -> bytes:
+    """A little-endian TIFF with the first IFD's entry for ``tag`` replaced by 12 raw bytes."""
+    assert data[:4] == b"II*\0"
+    out = bytearray(data)
+    (ifd,) = struct.unpack_from("<I", out, 4)
+    (count,) = struct.unpack_from("<H", out, ifd)
+    for pos in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack_from("<H", out, pos)[0] == tag:
+            out[pos : pos + 12] = entry
+            return bytes(out)
+    raise AssertionError(f"tag {tag} not in the TIFF")
+
+
+def tiff_pillow_warns(im: Image.Image) -> bytes:
+    """A TIFF that decodes, but whose last tag points past the end of the file (Pillow warns)."""
+    data = encode(im, "TIFF")
+    return set_tiff_tag(data, 284, struct.pack("<HHII", 65000, 2, 100, 10**6))
+
+
+def tiff_libtiff_fails(im: Image.Image) -> bytes:
+    """An LZW TIFF whose strip is said to be longer than the file: libtiff complains on stderr and fails."""
+    data = encode(im, "TIFF", compression="tiff_lzw")
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    entries = [struct.unpack_from("<HHII", data, ifd + 2 + 12 * i) for i in range(count)]
+    size = next(e[3] for e in entries if e[0] == 279)
+    return set_tiff_tag(data, 279, struct.pack("<HHII", 279, 4, 1, size + 500))
 
 
 def write(path: Path, data: bytes) -> Path:

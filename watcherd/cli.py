@@ -1,7 +1,8 @@
 """Command line: argparse subcommands, ``main(argv) -> int``, logging set up only here.
 
 Every error a user can cause becomes one line on stderr and a non-zero exit:
-2 usage or config, 3 catalog, 4 library locked, 70 an internal error (a bug).
+2 usage or config (a library folder that cannot be written included), 3 catalog,
+4 library locked, 130 Ctrl-C, 70 an internal error (a bug).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from watcherd import __version__, config, queries
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
-from watcherd.layout import check_root
+from watcherd.layout import check_root, check_writable
 from watcherd.library import Library
 
 log = logging.getLogger("watcherd")
@@ -142,6 +143,7 @@ def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
+    check_writable(cfg)
     _setup_logging(args, cfg)
     stop = threading.Event()
 
@@ -158,6 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
+    check_writable(cfg)
     _setup_logging(args, cfg)
     from watcherd.scan import scan_once  # the writer's imports are only paid by run and scan
 

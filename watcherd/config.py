@@ -26,7 +26,9 @@ OBSERVERS = ("auto", "native", "polling")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Formats Pillow may decode. EPS, PSD and PDF are never allowed: a renamed file could
 # otherwise reach Ghostscript or a parser we do not want facing hostile input.
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# DIB is a BMP without its file header (the same parser); HEIF comes from pillow-heif,
+# AVIF from Pillow itself.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "HEIF", "AVIF")
 FORBIDDEN_FORMATS = ("EPS", "PSD", "PDF")
 
 DEFAULT_DATABASE = ".watcherd/catalog.sqlite"
@@ -42,6 +44,16 @@ DEFAULT_IGNORE = (
     ".DS_Store",
     "._*",
     ".*",
+    # NAS and operating-system folders: thumbnails, recycle bins, snapshots, fsck's finds.
+    "@eaDir",
+    "#recycle",
+    "#snapshot",
+    "@Recycle",
+    "$RECYCLE.BIN",
+    "System Volume Information",
+    ".Trash-*",
+    "lost+found",
+    ".snapshot",
 )
 
 

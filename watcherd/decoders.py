@@ -7,17 +7,29 @@ answer, and a worker that hangs or dies is killed and replaced.
 
 The worker is started with ``spawn`` (never ``fork``): the daemon has observer and
 heartbeat threads, and forking a threaded process can deadlock the child.
+
+Workers ignore SIGINT: a Ctrl-C at a terminal reaches the whole process group, and
+the parent, which stops its workers itself, is the one to act on it. Whatever a
+worker's C libraries write to stderr (libtiff's messages) goes to a temporary file
+and comes back with the answer of the job it belongs to, so it reaches the log as
+part of that file's one line instead of as raw library output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import queue
+import signal
+import sys
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import resource_tracker
 from typing import Any
 
 from watcherd import imaging
@@ -39,9 +51,49 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+# What a worker's stderr said about one file is cut to this many bytes.
+MAX_SAID = 2000
+
+
+class _Stderr:
+    """A worker's file descriptor 2, pointed at a temporary file that each job empties."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+        sys.stderr.flush()
+        os.dup2(self._file.fileno(), 2)
+
+    def take(self) -> str:
+        """What was written since the last call, as one line ("" when nothing was)."""
+        sys.stderr.flush()
+        size = os.lseek(2, 0, os.SEEK_END)
+        raw = os.pread(2, min(size, MAX_SAID), 0) if size else b""
+        os.ftruncate(2, 0)
+        os.lseek(2, 0, os.SEEK_SET)
+        return "; ".join(imaging.summarize_warnings(raw.decode("utf-8", "replace").splitlines()))
+
+
+def _with_said(answer: tuple[str, Any], said: str) -> tuple[str, Any]:
+    """Fold a worker's stderr into its answer: a warning of a result, part of an error's reason."""
+    status, payload = answer
+    if status == "ok" and isinstance(payload, imaging.Rendered):
+        return status, dataclasses.replace(payload, warnings=(*payload.warnings, said))
+    if status == "error":
+        reason, transient = payload
+        return status, (f"{reason} (decoder: {said})", transient)
+    return answer
+
+
 def _serve(conn: multiprocessing.connection.Connection, job: Job, memory_limit: int) -> None:
     """The worker's loop: one request in, one answer out, until the pipe closes."""
+    # Ignore Ctrl-C, then unblock it: a SIGINT that arrived while we started (the
+    # parent starts us with it blocked) is dropped, never a KeyboardInterrupt here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _limit_memory(memory_limit)
+    stderr: _Stderr | None = None
+    with contextlib.suppress(OSError):  # no temporary file: stderr stays the parent's
+        stderr = _Stderr()
     conn.send(("ready", None))  # start-up (imports) does not count against a file's time
     while True:
         try:
@@ -58,6 +110,9 @@ def _serve(conn: multiprocessing.connection.Connection, job: Job, memory_limit: 
             answer = ("error", ("decoder recursion too deep", False))
         except Exception as exc:
             answer = ("error", (f"cannot decode image: {type(exc).__name__}: {exc}", False))
+        said = stderr.take() if stderr is not None else ""
+        if said:
+            answer = _with_said(answer, said)
         try:
             conn.send(answer)
         except (OSError, ValueError):
@@ -83,7 +138,16 @@ class Sandbox:
         proc = self._ctx.Process(
             target=_serve, args=(child, self.job, self.memory_limit), name="watcherd-decoder", daemon=True
         )
-        proc.start()
+        # Started with SIGINT blocked (the mask is inherited), so a Ctrl-C during the
+        # worker's start-up cannot interrupt its imports; ``_serve`` then ignores it.
+        # multiprocessing's resource tracker unblocks SIGINT after starting itself, so
+        # it is started first.
+        resource_tracker.ensure_running()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self._proc, self._conn = proc, parent
         try:

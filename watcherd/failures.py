@@ -44,6 +44,12 @@ class Failures:
             log.warning("cannot ingest %s: %s", shown(rel), reason)
         return Result(Outcome.ERROR, path, detail=reason, retry=transient)
 
+    def refuse(self, path: Path, reason: str, st: os.stat_result) -> Result:
+        """A file that will never be ingested as it is: recorded once, then skipped until it changes."""
+        if self.known_bad(self.ctx.places.rel(path), st):
+            return Result(Outcome.IGNORED, path, detail="already reported")
+        return self.record(path, reason, st, transient=False)
+
     def known_bad(self, rel: str, st: os.stat_result) -> bool:
         """Was this very file (same size and mtime) already found not to be an image?"""
         err = self.ctx.catalog.error(rel)

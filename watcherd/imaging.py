@@ -6,7 +6,10 @@ anywhere from the rules documented in the README:
 
 1. decode the first frame;
 2. apply the EXIF orientation (the hash and the size describe the picture as shown);
-3. flatten any transparency onto ``background`` (opaque white by default);
+   HEIF files come out of pillow-heif already turned (libheif applies the container's
+   rotation and pillow-heif resets the EXIF tag to 1), so they are turned exactly once;
+3. flatten any transparency onto ``background`` (opaque white by default); premultiplied
+   alpha (``La``, from TIFF) is first made straight;
 4. bring modes ImageHash cannot read to 8 bits: 16-bit samples keep their top 8 bits,
    32-bit integer and float samples are stretched linearly from their minimum to
    their maximum; CMYK, YCbCr, LAB and HSV become RGB, 1-bit becomes L.
@@ -18,6 +21,7 @@ exactly ``imagehash.whash(Image.open(path))``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import warnings
@@ -27,6 +31,7 @@ from datetime import datetime, timezone
 
 import imagehash
 import numpy as np
+import pillow_heif
 from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
 
 from watcherd import __version__
@@ -47,7 +52,12 @@ _HASHES: dict[str, Callable[..., imagehash.ImageHash]] = {
     "average_hash": imagehash.average_hash,
 }
 
+# HEIC/HEIF through libheif; AVIF is Pillow's own. Embedded thumbnails are never needed.
+pillow_heif.register_heif_opener(thumbnails=False)
+
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# Premultiplied grey (La, from TIFF) has no direct conversion to RGBA: straight first.
+_STRAIGHT_ALPHA = {"La": "LA"}
 _TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX", "P"})
 
 
@@ -138,7 +148,8 @@ def normalize(im: Image.Image, background: str = "#ffffff") -> Image.Image:
         shown = shown.convert("RGBA")
         mode = "RGBA"
     if mode in _ALPHA_MODES:
-        rgba = shown.convert("RGBA")
+        straight = shown.convert(_STRAIGHT_ALPHA[mode]) if mode in _STRAIGHT_ALPHA else shown
+        rgba = straight.convert("RGBA")
         base = Image.new("RGBA", rgba.size, background)
         base.alpha_composite(rgba)
         return base.convert("RGB")
@@ -364,10 +375,44 @@ class Rendered:
     format: str
     png: bytes
     low_information: bool = False
+    warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
+
+
+# A decoder warning longer than this is cut: it goes into one log line.
+MAX_WARNING = 300
+
+
+def summarize_warnings(messages: list[str]) -> tuple[str, ...]:
+    """Each distinct message once, on one line, with how often it was said."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        line = " ".join(message.split())[:MAX_WARNING]
+        if line:
+            counts[line] = counts.get(line, 0) + 1
+    return tuple(m if n == 1 else f"{m} ({n} times)" for m, n in counts.items())
 
 
 def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
-    """Bytes of an original in, hash and thumbnail PNG out: the whole decoding job."""
+    """Bytes of an original in, hash and thumbnail PNG out: the whole decoding job.
+
+    Warnings Pillow and its plugins raise meanwhile (corrupt EXIF, odd TIFF tags) are
+    collected into ``Rendered.warnings``, or into the reason of the ImageError, instead
+    of being printed; the decompression-bomb warning stays an error (see ``decode``).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            rendered = _render(data, spec, filename, sha256, now)
+        except ImageError as exc:
+            said = summarize_warnings([str(w.message) for w in caught])
+            if not said:
+                raise
+            raise ImageError(f"{exc.reason} (decoder: {'; '.join(said)})", transient=exc.transient) from None
+    said = summarize_warnings([str(w.message) for w in caught])
+    return dataclasses.replace(rendered, warnings=said) if said else rendered
+
+
+def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
     fast = spec.decode == "fast"
     decoded = decode(data, spec.formats, spec.max_pixels, FAST_SIDE if fast else None)
     try:

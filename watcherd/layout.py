@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from watcherd import fsops
 from watcherd.config import Config
 from watcherd.errors import ConfigError
+from watcherd.filters import TEMP_PREFIX
 from watcherd.naming import shown
 
 log = logging.getLogger("watcherd")
@@ -39,6 +42,31 @@ def prepare(cfg: Config) -> None:
             raise ConfigError(f"cannot create {folder}: {exc.strerror}") from None
     if cfg.originals_dir.resolve().is_relative_to(cfg.thumbs_dir.resolve()):
         raise ConfigError("originals must not be inside the thumbs tree")
+
+
+def check_writable(cfg: Config) -> None:
+    """Refuse to start a writer on a library it could not write: each folder it writes
+    to is created if missing and must take a new file (a read-only mount, an immutable
+    folder or missing permissions fail here, naming the folder, instead of mid-scan).
+    """
+    root = check_root(cfg)
+    folders = (
+        ("library root", root),
+        ("thumbs folder", cfg.thumbs_dir),
+        ("originals folder", cfg.originals_dir),
+        ("state folder", cfg.state_dir),
+        ("catalog folder", cfg.database_path.parent),
+    )
+    for what, folder in folders:
+        if what == "library root" and all(f.is_dir() for _, f in folders[1:]):
+            continue  # nothing left to create in the root itself
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"{what} {folder} is not writable: {exc.strerror or exc}") from None
 
 
 def remove_leftovers(cfg: Config) -> None:

@@ -10,6 +10,7 @@ on the one writer, in order.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from typing import Protocol
 from watcherd import imaging
 from watcherd.config import Config
 from watcherd.errors import ImageError
-from watcherd.naming import canonical_name
+from watcherd.naming import canonical_name, shown
+
+log = logging.getLogger("watcherd")
 
 Renderer = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
 
@@ -139,6 +142,9 @@ class Decoder:
             data = read_file(path, self.cfg.max_file_size)
             sha = hashlib.sha256(data).hexdigest()
             out = self.render(data, self.spec, path.name, sha, self.now())
+        if out.warnings:
+            rel = os.path.relpath(path, self.cfg.root) if self.cfg.root is not None else str(path)
+            log.warning("decoder warnings for %s: %s", shown(rel), "; ".join(out.warnings))
         name = canonical_name(out.width, out.height, out.hash)
         return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
 

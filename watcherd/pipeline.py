@@ -33,7 +33,7 @@ from watcherd.errors import CatalogError, ImageError, LockedError
 from watcherd.events import Change, ChangeKind
 from watcherd.failures import Failures
 from watcherd.filing import Filing
-from watcherd.filters import has_image_suffix
+from watcherd.filters import has_image_suffix, unsupported_format
 from watcherd.ingest import Ingest
 from watcherd.moves import Moves
 from watcherd.naming import parse_canonical, shown
@@ -124,6 +124,9 @@ class Pipeline:
             result = self.moves.seen(path, where, st) if canonical else self.moves.renamed(path, where, st)
             if result is not None:
                 return result
+        unsupported = unsupported_format(path.name)
+        if unsupported is not None:
+            return self.failures.refuse(path, unsupported, st)
         if not has_image_suffix(path.name):
             log.debug("ignoring %s: not an image file name", shown(self.places.rel(path)))
             return Result(Outcome.IGNORED, path, detail="not an image file name")

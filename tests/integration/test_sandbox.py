@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene, wait_for
+from tests.helpers import encode, scene, tiff_libtiff_fails, tiff_pillow_warns, wait_for
 from watcherd import imaging
 from watcherd.config import Config
 from watcherd.decoders import Job, Sandbox
@@ -117,3 +117,30 @@ def test_warm_starts_every_worker_before_any_job() -> None:
         )
         data = encode(scene(seed=3))
         assert pool(data, SPEC, "a.jpg", "ab", 0.0) == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
+
+
+def test_library_output_comes_back_with_its_file_not_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    im = scene((96, 64), seed=3)
+    with Sandbox(timeout=30, memory_limit=2 << 30) as box:
+        warned = box(tiff_pillow_warns(im), SPEC, "w.tif", "ab", 0.0)
+        with pytest.raises(ImageError) as failed:
+            box(tiff_libtiff_fails(im), SPEC, "f.tif", "ab", 0.0)
+        clean = box(encode(im, "TIFF"), SPEC, "c.tif", "ab", 0.0)
+    assert warned.warnings == ("Truncated File Read (3 times)",)
+    # libtiff writes this with fprintf(stderr): only the worker's fd 2 could catch it.
+    assert failed.value.reason.startswith("cannot decode image: decoder error -2 (decoder: TIFFFillStrip: Read error")
+    assert clean.warnings == ()
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_a_worker_ignores_ctrl_c_and_keeps_working() -> None:
+    # A terminal's Ctrl-C reaches every process of the group; the parent decides what stops.
+    data = encode(scene(seed=1))
+    with Sandbox(timeout=30, memory_limit=2 << 30) as box:
+        box(data, SPEC, "a.jpg", "ab", 0.0)
+        pid = box._proc.pid
+        os.kill(pid, signal.SIGINT)
+        out = box(data, SPEC, "a.jpg", "ab", 0.0)
+        assert box._proc.pid == pid and box._proc.is_alive()
+    assert out == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)

@@ -1,6 +1,7 @@
 """Hashing, normalization, thumbnails and metadata, on images drawn by the tests."""
 
 import io
+import struct
 from pathlib import Path
 
 import imagehash
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps, PngImagePlugin
 
-from tests.helpers import drop, encode, scene
+from tests.helpers import drop, encode, scene, set_tiff_tag
 from watcherd import imaging
 from watcherd.config import ALLOWED_FORMATS
 from watcherd.errors import ImageError
@@ -102,6 +103,11 @@ def test_transparency_is_flattened_on_white() -> None:
     assert got == str(imagehash.whash(flat.convert("RGB")))
 
 
+def _premultiplied_tiff(im: Image.Image) -> bytes:
+    """A TIFF whose alpha is marked associated (ExtraSamples 1): Pillow opens LA as La."""
+    return set_tiff_tag(encode(im, "TIFF"), 338, struct.pack("<HHIHH", 338, 3, 1, 1, 0))
+
+
 def _modes() -> dict[str, bytes]:
     base = scene((96, 64), seed=11)
     arr16 = (np.asarray(base.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
@@ -121,6 +127,13 @@ def _modes() -> dict[str, bytes]:
         "animated-gif": gif.getvalue(),
         "webp": encode(base, "WEBP"),
         "bmp": encode(base, "BMP"),
+        "dib": encode(base, "DIB"),
+        "la-tiff": encode(base.convert("LA"), "TIFF"),
+        "la-premultiplied-tiff": _premultiplied_tiff(base.convert("LA")),
+        "pa-tiff": encode(base.convert("PA"), "TIFF"),
+        "16-bit-tiff": encode(Image.fromarray(arr16), "TIFF"),
+        "heif": encode(base, "HEIF"),
+        "avif": encode(base, "AVIF"),
     }
 
 
@@ -128,6 +141,14 @@ def _modes() -> dict[str, bytes]:
 # frame is another scene. Computed once, pinned.
 SCENE_11 = "0606c4c0c0f1ffff"
 MODE_HASHES = {kind: SCENE_11 for kind in _modes()} | {"animated-gif": "01010707039fffff"}
+
+
+def test_premultiplied_tiffs_open_in_premultiplied_modes() -> None:
+    # Otherwise the cases above would not test what they are named for.
+    base = scene((32, 32), seed=1)
+    assert Image.open(io.BytesIO(_premultiplied_tiff(base.convert("LA")))).mode == "La"
+    assert Image.open(io.BytesIO(encode(base.convert("PA"), "TIFF"))).mode == "PA"
+    assert Image.open(io.BytesIO(encode(Image.new("I;16", (4, 4)), "TIFF"))).mode == "I;16"
 
 
 @pytest.mark.parametrize("kind", sorted(_modes()))

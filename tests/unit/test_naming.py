@@ -76,6 +76,8 @@ def test_tags_are_nfc() -> None:
         ("._cat.jpg",),
         (".hidden.jpg",),
         (".Trash-1000", "cat.jpg"),
+        ("photos", "@eaDir", "cat.jpg", "SYNOFILE_THUMB_XL.jpg"),
+        ("$RECYCLE.BIN", "S-1-5-21", "cat.jpg"),
         (".watcherd-tmp-1-abc.png",),
     ],
 )
@@ -96,6 +98,8 @@ def test_image_suffixes() -> None:
     assert has_image_suffix("a.webp")
     assert not has_image_suffix("notes.txt")
     assert not has_image_suffix("a.eps")
+    assert has_image_suffix("IMG_0001.HEIC") and has_image_suffix("a.heif") and has_image_suffix("a.avif")
+    assert not has_image_suffix("a.jxl")  # an image watcherd cannot decode: reported, not ingested
 
 
 def test_shown_escapes_control_characters_and_bad_bytes() -> None:
