@@ -18,10 +18,11 @@ from pathlib import Path
 from watcherd import restore
 from watcherd.catalog import Catalog
 from watcherd.context import iso
+from watcherd.filters import TEMP_PREFIX, ignore_pattern
 from watcherd.naming import CANONICAL_RE, shown
 from watcherd.outcomes import Outcome, Result
 from watcherd.pipeline import Pipeline
-from watcherd.walk import walk_files, walk_folders
+from watcherd.walk import scan_folders, walk_files
 
 log = logging.getLogger("watcherd")
 
@@ -73,27 +74,36 @@ def reconcile(
     def count_folder(_: Path) -> None:
         report.folders += 1
 
-    # Folder by folder: a query for the thumbnails recorded in it, a set check per
-    # file. Memory follows the largest folder, not the library (1M images: ~100 MB).
+    # Folder by folder: one query for the thumbnails recorded in it, then a set check
+    # per file; only files not found where the catalog says are looked at further.
+    # Memory follows the largest folder, not the library.
+    ignored = ignore_pattern(pipeline.cfg.ignore).match
     leftovers: list[str] = []
-    for folder, files in walk_folders(pipeline.places.thumbs, pipeline.cfg, leftovers):
+    for folder, names in scan_folders(pipeline.places.thumbs, pipeline.cfg):
         report.folders += 1
         rel_folder = pipeline.places.rel(Path(folder)) + "/"
         walked.add(rel_folder)
         here = catalog.present_in(rel_folder)
         recorded += len(here)
-        for text, name in files:
-            if not CANONICAL_RE.match(name):
-                others.append(Path(text))
-                continue
+        canonical: list[str] = []
+        rest: list[str] = []
+        for name in names:
             if name in here:
                 unchanged += 1
                 here.discard(name)
+            elif ignored(name.lower()):
+                if name.startswith(TEMP_PREFIX):
+                    leftovers.append(os.path.join(folder, name))
+            elif CANONICAL_RE.match(name):
+                canonical.append(name)
             else:
-                report.add(pipeline.process(Path(text)).outcome)
-            done += 1
-            if progress and done % 1000 == 0:
-                progress(done, 0)
+                rest.append(name)
+        others.extend(Path(folder, name) for name in sorted(rest))
+        for name in sorted(canonical):
+            report.add(pipeline.process(Path(folder, name)).outcome)
+        done += len(names)
+        if progress:
+            progress(done, 0)
         gone.extend((rel_folder + name, name) for name in here)
     report.add(Outcome.UNCHANGED, unchanged)
     remove_leftovers(leftovers)

@@ -160,27 +160,36 @@ class CatalogReader:
 
     def name_at(self, rel_path: str) -> str | None:
         """The name of the present image with a copy at ``rel_path``, from the path index."""
-        rows = self._query("SELECT name FROM placed WHERE path = json_extract(?, '$') LIMIT 1", (as_json(rel_path),))
+        cut = rel_path.rfind("/") + 1
+        rows = self._query(
+            "SELECT name FROM placed WHERE folder = json_extract(?, '$') AND name = ?",
+            (as_json(rel_path[:cut]), rel_path[cut:]),
+        )
         return str(rows[0][0]) if rows else None
 
     def names_with_sha256(self, sha256: str) -> list[str]:
         """Names of the images made from exactly these bytes (usually one)."""
         return [str(r[0]) for r in self._query("SELECT name FROM contents WHERE sha256 = ?", (sha256,))]
 
-    def present_under(self, folder: str, *, direct: bool = False) -> list[str]:
-        """Paths of present thumbnails (copies included) under ``folder`` (relative to ROOT,
-        ending in /); with ``direct``, only those directly in it. A range on the path key."""
-        upper = folder[:-1] + chr(ord("/") + 1)  # every path that starts with folder sorts below this
-        deeper = " AND instr(substr(path, ?3), '/') = 0" if direct else ""
+    def present_under(self, folder: str) -> list[str]:
+        """Paths of present thumbnails (copies included) anywhere under ``folder`` (relative to
+        ROOT, ending in /): one range of the folder key."""
+        upper = folder[:-1] + chr(ord("/") + 1)  # every folder that starts with this one sorts below this
         rows = self._query(
-            f"SELECT path FROM placed WHERE path >= json_extract(?1, '$') AND path < json_extract(?2, '$'){deeper}",
-            (as_json(folder), as_json(upper), *((len(folder) + 1,) if direct else ())),
+            "SELECT folder || name FROM placed WHERE folder >= json_extract(?, '$') AND folder < json_extract(?, '$')",
+            (as_json(folder), as_json(upper)),
         )
         return [str(r[0]) for r in rows]
 
     def present_in(self, folder: str) -> set[str]:
-        """Names of present images recorded directly in ``folder`` (relative to ROOT, ending in /)."""
-        return {path[len(folder) :] for path in self.present_under(folder, direct=True)}
+        """Names of present thumbnails (copies included) directly in ``folder`` (relative to ROOT,
+        ending in /): one exact key, names only."""
+        # One row, split here: a folder of 10k thumbnails costs one string, not 10k rows.
+        rows = self._query(
+            "SELECT group_concat(name, '/') FROM placed WHERE folder = json_extract(?, '$')", (as_json(folder),)
+        )
+        joined = rows[0][0] if rows else None
+        return set(joined.split("/")) if joined else set()
 
     def placed_count(self) -> int:
         """How many places present thumbnails are in (copies count once each)."""
@@ -189,7 +198,7 @@ class CatalogReader:
 
     def iter_placed(self) -> Iterator[tuple[str, str]]:
         """(path, name) of every place a present thumbnail is in, streamed."""
-        return ((str(p), str(n)) for p, n in self._stream("SELECT path, name FROM placed"))
+        return ((str(p), str(n)) for p, n in self._stream("SELECT folder || name, name FROM placed"))
 
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""

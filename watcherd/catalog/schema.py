@@ -51,9 +51,10 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"INSERT OR IGNORE INTO tagged (tag, name) SELECT j.value, {key}"
         f"{src + ',' if source else ' FROM'} json_each({value}, '$.tags') AS j "
         f"WHERE j.type = 'text' AND {state} = 'present'",
-        f"INSERT OR IGNORE INTO placed (path, name) SELECT j.value, {key}"
+        # A thumbnail's file name is its record's name, so a place is (folder, name).
+        f"INSERT OR IGNORE INTO placed (folder, name) SELECT substr(j.value, 1, length(j.value) - length({key})), {key}"
         f"{src + ',' if source else ' FROM'} json_each({paths}) AS j "
-        f"WHERE j.type = 'text' AND {state} = 'present'",
+        f"WHERE j.type = 'text' AND {state} = 'present' AND substr(j.value, -length({key})) = {key}",
         f"INSERT OR IGNORE INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL",
         "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
@@ -78,7 +79,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
 
     ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
     path, presence, low-information flag, an interrupted-move flag and tags (JSON
-    text) of every image. ``placed``: one (path, name) row per place a present
+    text) of every image. ``placed``: one (folder, name) row per place a present
     thumbnail is in (copies included), for the scan and for deletions. ``contents``:
     (sha256, name), to know an image by its bytes. ``tagged``: one (tag, name) row
     per tag of each present image; ``tag_totals``: images per tag.
@@ -100,7 +101,9 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX tagged_name ON tagged (name)")
     conn.execute("CREATE INDEX listing_state ON listing (present, low)")
     conn.execute("CREATE TABLE tag_totals (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
-    conn.execute("CREATE TABLE placed (path TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (path, name)) WITHOUT ROWID")
+    conn.execute(
+        "CREATE TABLE placed (folder TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (folder, name)) WITHOUT ROWID"
+    )
     conn.execute("CREATE INDEX placed_name ON placed (name)")
     conn.execute(
         "CREATE TABLE contents (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name)) WITHOUT ROWID"
