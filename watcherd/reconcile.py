@@ -101,7 +101,7 @@ def reconcile(
         others.extend(Path(folder, name) for name in sorted(rest))
         for name in sorted(canonical):
             report.add(pipeline.process(Path(folder, name)).outcome)
-        done += len(names)
+        done += len(names) - len(rest)  # the rest are counted as they are processed below
         if progress:
             progress(done, 0)
         gone.extend((rel_folder + name, name) for name in here)

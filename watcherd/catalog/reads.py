@@ -162,8 +162,8 @@ class CatalogReader:
         """The name of the present image with a copy at ``rel_path``, from the path index."""
         cut = rel_path.rfind("/") + 1
         rows = self._query(
-            "SELECT name FROM placed WHERE folder = json_extract(?, '$') AND name = ?",
-            (as_json(rel_path[:cut]), rel_path[cut:]),
+            "SELECT name FROM placed WHERE folder = json_extract(?, '$') AND name = json_extract(?, '$')",
+            (as_json(rel_path[:cut]), as_json(rel_path[cut:])),
         )
         return str(rows[0][0]) if rows else None
 
