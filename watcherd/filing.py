@@ -9,8 +9,10 @@ A crash at any point leaves ``moving_from`` set, and the next start finishes the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Protocol
 
 from watcherd import fsops
@@ -33,6 +35,33 @@ class Filing:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._pending: list[ImageRecord | CollisionRecord] | None = None
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold back the moves asked for inside the block, and make them when it ends.
+
+        Used around a batch whose records are committed by a transaction opened inside
+        this block: that transaction ends (commits) first, then the originals move, so
+        every original still moves only after its record is durable. If the block
+        raises, nothing moves: the records were not committed, and the next scan
+        finishes whatever a committed record asks for.
+        """
+        if self._pending is not None:
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+        except BaseException:
+            self._pending = None
+            raise
+        pending, self._pending = self._pending, None
+        moved = [item for item in pending if self._move_item(item)]
+        if moved:
+            with self.ctx.catalog.transaction():
+                for item in moved:
+                    self._save(item)
 
     def planned(self, name: str, suffix: str, *, collision: bool = False) -> str:
         """Where an original named for thumbnail ``name`` (or a collision label) should go."""
@@ -42,16 +71,30 @@ class Filing:
         return places.rel(folder / f"{stem}{suffix.lower()}")
 
     def file_image(self, rec: ImageRecord) -> None:
-        """Finish filing an image's original, then commit where it went."""
-        if self._move(rec, rec.name):
-            with self.ctx.catalog.transaction():
-                self.ctx.catalog.put_image(rec)
+        """Finish filing an image's original (its record committed), then commit where it went."""
+        self._file(rec)
 
     def file_collision(self, col: CollisionRecord) -> None:
         """Finish filing a collision newcomer's original, then commit where it went."""
-        if self._move(col.newcomer, col.id):
+        self._file(col)
+
+    def _file(self, item: ImageRecord | CollisionRecord) -> None:
+        if self._pending is not None:
+            self._pending.append(item)
+        elif self._move_item(item):
             with self.ctx.catalog.transaction():
-                self.ctx.catalog.put_collision(col)
+                self._save(item)
+
+    def _move_item(self, item: ImageRecord | CollisionRecord) -> bool:
+        if isinstance(item, CollisionRecord):
+            return self._move(item.newcomer, item.id)
+        return self._move(item, item.name)
+
+    def _save(self, item: ImageRecord | CollisionRecord) -> None:
+        if isinstance(item, CollisionRecord):
+            self.ctx.catalog.put_collision(item)
+        else:
+            self.ctx.catalog.put_image(item)
 
     def finish_pending(self) -> int:
         """Complete the moves of originals that a crash interrupted; return how many."""

@@ -343,11 +343,18 @@ def read_text(data: bytes) -> dict[str, str]:
 
 
 def png_facts(data: bytes) -> tuple[dict[str, str], tuple[int, int]] | None:
-    """The text chunks and pixel size of a PNG, or None if it is not a readable PNG."""
+    """The text chunks before the pixel data and the size of a PNG, or None if it is no PNG.
+
+    Nothing is decoded: Pillow (and so watcherd and the notebook) writes text chunks
+    before the image data, where ``Image.open`` reads them.
+    """
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-            im.load()
-            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}, im.size
+            text = {k: v for k, v in im.info.items() if isinstance(k, str) and isinstance(v, str)}
+            exif = im.info.get("exif")
+            if isinstance(exif, bytes) and not exif.startswith(b"Exif"):
+                text["exif"] = exif.decode("latin-1")  # a text chunk named exif is kept as bytes
+            return text, im.size
     except Exception:
         return None
 

@@ -124,6 +124,8 @@ class Ingest:
         rel = self.ctx.places.rel(path)
         if rel in (rec.moving_from, rec.original):
             return True
+        if rec.moving_from:
+            return False  # its own original is on its way (perhaps in this very batch)
         return rec.original is None or not os.path.lexists(self.ctx.places.absolute(rec.original))
 
     def _new_record(self, path: Path, where: Place, st: os.stat_result, image: NewImage, folder: Path) -> ImageRecord:

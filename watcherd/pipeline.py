@@ -44,6 +44,10 @@ from watcherd.walk import walk_files
 
 log = logging.getLogger("watcherd")
 
+# A batch of files processed between two commits: at most this many, or this long.
+BATCH_FILES = 500
+BATCH_SECONDS = 1.0
+
 
 @dataclass
 class Handled:
@@ -64,6 +68,7 @@ class Pipeline:
         now: Callable[[], float] = time.time,
         render: Renderer = imaging.render,
         remembered: Remembered | None = None,
+        batch_files: int = BATCH_FILES,
     ) -> None:
         self.ctx = Context(cfg, catalog, now)
         self.cfg, self.catalog, self.places = cfg, catalog, self.ctx.places
@@ -76,6 +81,7 @@ class Pipeline:
             self.ctx, self.decoder, self.adopter, Collisions(self.ctx, self.filing), self.filing, self.failures
         )
         self.internal_errors = 0
+        self.batch_files = batch_files
 
     def handle(self, change: Change) -> Handled:
         """What a hint from the observer means, as far as it can be settled without waiting."""
@@ -142,19 +148,29 @@ class Pipeline:
         would be worse.
         """
         todo = list(paths)
-        started = 0
+        started = i = 0
         try:
-            for i, path in enumerate(todo):
-                while started < len(todo) and started <= i + self.decoder.lookahead:
-                    self._prefetch(todo[started])
-                    started += 1
-                yield self._guarded(path)
+            while i < len(todo):
+                done: list[Result] = []
+                began = time.monotonic()
+                # A batch's records commit together, then its originals move (the same
+                # order as one file at a time), so a burst of small files costs two
+                # commits per batch rather than two per file.
+                with self.filing.deferred(), self.catalog.transaction():
+                    while i < len(todo) and len(done) < self.batch_files and time.monotonic() - began < BATCH_SECONDS:
+                        while started < len(todo) and started <= i + self.decoder.lookahead:
+                            self._prefetch(todo[started])
+                            started += 1
+                        done.append(self._guarded(todo[i]))
+                        i += 1
+                yield from done
         finally:
             self.decoder.cancel_all()
 
     def _guarded(self, path: Path) -> Result:
         try:
-            return self.process(path)
+            with self.catalog.transaction():  # a savepoint: a failure undoes this file alone
+                return self.process(path)
         except (CatalogError, LockedError):
             raise
         except Exception as exc:

@@ -15,7 +15,7 @@ from watcherd.pipeline import Pipeline
 def test_process_all_decodes_ahead_in_a_pool_and_records_in_order(cfg: Config, catalog: Catalog) -> None:
     paths = [write(cfg.thumbs_dir / f"{i}.jpg", encode(scene(seed=200 + i))) for i in range(6)]
     with DecoderPool(2, 60, 2 << 30) as pool:
-        pipeline = Pipeline(cfg, catalog, render=pool)
+        pipeline = Pipeline(cfg, catalog, render=pool, batch_files=1)  # a result per file
         results = pipeline.process_all(paths)
         first = next(results)
         # Read ahead, then changed before its turn: the early decode must not be used.
