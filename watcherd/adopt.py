@@ -109,6 +109,7 @@ class Adopter:
         self.remembered = remembered
         self.identify = identify
         self._by_filename: dict[str, list[Path]] | None = None
+        self._originals: tuple[int, dict[str, str]] | None = None
 
     def adopt(self, path: Path, st: os.stat_result) -> ImageRecord | None:
         """A record for the thumbnail at ``path`` (under its own name), or None if it is not one."""
@@ -175,12 +176,25 @@ class Adopter:
     def find_original(self, name: str) -> str | None:
         """The original filed for thumbnail ``name`` in ``originals/``, whatever its suffix."""
         places = self.ctx.places
-        stem = name[: -len(".png")]
-        for suffix in sorted(IMAGE_SUFFIXES):
-            candidate = places.originals / f"{stem}{suffix}"
-            if os.path.lexists(candidate):
-                return places.rel(candidate)
-        return None
+        found = self._filed_originals().get(name[: -len(".png")])
+        return places.rel(places.originals / found) if found is not None else None
+
+    def _filed_originals(self) -> dict[str, str]:
+        """Stem -> file name of what ``originals/`` holds, listed once and again only when it changed."""
+        folder = self.ctx.places.originals
+        try:
+            stamp = os.stat(folder).st_mtime_ns
+        except OSError:
+            return {}
+        if self._originals is None or self._originals[0] != stamp:
+            index: dict[str, str] = {}
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    stem, dot, suffix = entry.name.rpartition(".")
+                    if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES and entry.is_file(follow_symlinks=False):
+                        index.setdefault(stem, entry.name)
+            self._originals = (stamp, index)
+        return self._originals[1]
 
     def holder(self, name: str, folder: Path) -> ImageRecord | None:
         """The record owning ``name``: from the catalog, else adopted (and saved) from ``folder/name``."""

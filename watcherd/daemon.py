@@ -204,7 +204,8 @@ class Daemon:
         log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
 
     def _apply(self, worker: Worker, change: Change) -> None:
-        log.debug("event %s %s", change.kind.value, shown(str(change.path)))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event %s %s", change.kind.value, shown(str(change.path)))
         if change.kind is ChangeKind.RESCAN:
             if self.rescan_reason is None:
                 log.warning("events may have been lost (%s); a full scan follows", change.reason)

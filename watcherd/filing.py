@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 from watcherd import fsops
@@ -57,7 +58,9 @@ class Filing:
             self._pending = None
             raise
         pending, self._pending = self._pending, None
-        moved = [item for item in pending if self._move_item(item)]
+        later: list[Path] = []
+        moved = [item for item in pending if self._move_item(item, later)]
+        fsops.finish_moves({self._destination(item) for item in moved}, later)
         if moved:
             with self.ctx.catalog.transaction():
                 for item in moved:
@@ -85,10 +88,14 @@ class Filing:
             with self.ctx.catalog.transaction():
                 self._save(item)
 
-    def _move_item(self, item: ImageRecord | CollisionRecord) -> bool:
+    def _move_item(self, item: ImageRecord | CollisionRecord, later: list[Path] | None = None) -> bool:
         if isinstance(item, CollisionRecord):
-            return self._move(item.newcomer, item.id)
-        return self._move(item, item.name)
+            return self._move(item.newcomer, item.id, later)
+        return self._move(item, item.name, later)
+
+    def _destination(self, item: ImageRecord | CollisionRecord) -> Path:
+        side = item.newcomer if isinstance(item, CollisionRecord) else item
+        return self.ctx.places.absolute(side.original or "").parent
 
     def _save(self, item: ImageRecord | CollisionRecord) -> None:
         if isinstance(item, CollisionRecord):
@@ -111,7 +118,7 @@ class Filing:
                 done += 1
         return done
 
-    def _move(self, side: Side, label: str) -> bool:
+    def _move(self, side: Side, label: str, later: list[Path] | None = None) -> bool:
         """Move ``side``'s original from ``moving_from`` to (about) ``original``.
 
         Returns whether ``side`` changed (and must be saved); False when the move
@@ -127,7 +134,7 @@ class Filing:
         if os.path.lexists(src):
             try:
                 before = os.lstat(src)
-                dst = fsops.move_no_replace(src, planned.parent, planned.name)
+                dst = fsops.move_no_replace(src, planned.parent, planned.name, later)
                 after = os.lstat(dst)
             except FileNotFoundError:
                 astray = True  # gone between the look and the move

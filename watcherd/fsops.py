@@ -120,12 +120,14 @@ def _copy_then_publish(src: Path, dst: Path) -> None:
             os.unlink(tmp)
 
 
-def move_no_replace(src: Path, folder: Path, name: str) -> Path:
+def move_no_replace(src: Path, folder: Path, name: str, later: list[Path] | None = None) -> Path:
     """Move ``src`` into ``folder`` as ``name``, or as ``name~2`` ... if that is taken.
 
     Within one filesystem the file gets its new name by a hard link before the old
     name goes, so at no moment does it have no name; across filesystems it is copied,
-    fsynced and published first. Returns where the file now is.
+    fsynced and published first. Returns where the file now is. With ``later``, the
+    old name is not removed yet but added to ``later`` for ``finish_moves``, so a batch
+    of moves syncs each folder once instead of twice per file.
     """
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
@@ -156,11 +158,26 @@ def move_no_replace(src: Path, folder: Path, name: str) -> Path:
                     raise
         except FileExistsError:
             continue
+        if later is not None:
+            later.append(src)
+            return dst
         fsync_dir(folder)
         os.unlink(src)
         fsync_dir(src.parent)
         return dst
     raise FileExistsError(errno.EEXIST, "no free name", str(folder / name))
+
+
+def finish_moves(folders: set[Path], old_names: list[Path]) -> None:
+    """Second half of a batch of moves: the new names made durable (each folder synced once),
+    then the old names removed and their folders synced."""
+    for folder in folders:
+        fsync_dir(folder)
+    for src in old_names:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(src)
+    for folder in {src.parent for src in old_names}:
+        fsync_dir(folder)
 
 
 def remove_temporaries(top: Path) -> list[Path]:

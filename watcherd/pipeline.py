@@ -103,7 +103,10 @@ class Pipeline:
         if visited is not None:
             handled.results.append(visited)
         elif self.places.place(path) is not None:
-            if self.moves.is_known(path):
+            if change.kind is ChangeKind.TOUCH and self.catalog.name_at(self.places.rel(path)) == path.name:
+                # Already recorded right here (our own thumbnail being published, say).
+                handled.results.append(Result(Outcome.UNCHANGED, path, path.name))
+            elif self.moves.is_known(path):
                 handled.results.append(self.process(path))  # a rename: nothing to decode, no need to settle
             else:
                 handled.settle.append(path)

@@ -59,11 +59,12 @@ class Places:
 
     def place(self, path: Path) -> Place | None:
         """Classify a path; None for anything watcherd must leave alone."""
+        text = os.fspath(path)
         for area, top in self._areas:
-            try:
-                rel = PurePosixPath(Path(path).relative_to(top).as_posix())
-            except ValueError:
+            prefix = os.fspath(top) + os.sep
+            if not text.startswith(prefix):
                 continue
+            rel = PurePosixPath(text[len(prefix) :].replace(os.sep, "/"))
             if not rel.parts or rel.parts[0] in (".", ".."):
                 return None
             if area is Area.TREE and rel.parts[0] == self.cfg.collisions:

@@ -99,8 +99,9 @@ def reconcile(
             else:
                 rest.append(name)
         others.extend(Path(folder, name) for name in sorted(rest))
-        for name in sorted(canonical):
-            report.add(pipeline.process(Path(folder, name)).outcome)
+        # Moved or unrecorded thumbnails: no decoding, batched into few commits.
+        for result in pipeline.process_all(Path(folder, name) for name in sorted(canonical)):
+            report.add(result.outcome)
         done += len(names) - len(rest)  # the rest are counted as they are processed below
         if progress:
             progress(done, 0)

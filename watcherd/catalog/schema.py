@@ -17,7 +17,9 @@ import sqlite3
 TABLES = ("images", "collisions", "errors", "meta")
 DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
-_DERIVED_PARTS = DERIVED | {"derive_image", "listing_state", "placed_name", "tag_added", "tag_removed"}
+_DERIVED_PARTS = DERIVED | {
+    "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
+}  # fmt: skip
 
 _HEX = "0123456789abcdef"
 
@@ -108,6 +110,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TABLE contents (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name)) WITHOUT ROWID"
     )
+    conn.execute("CREATE INDEX contents_name ON contents (name)")  # the trigger's delete, per record
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
     conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
