@@ -17,7 +17,7 @@ import sqlite3
 TABLES = ("images", "collisions", "errors", "meta")
 DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
-_DERIVED_PARTS = DERIVED | {"derive_image", "listing_state", "placed_name", "tag_added", "tag_removed"}
+_DERIVED_PARTS = DERIVED | {"derive_image", "forget_image", "listing_state", "placed_name", "tag_added", "tag_removed"}
 
 _HEX = "0123456789abcdef"
 
@@ -85,7 +85,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
     per tag of each present image; ``tag_totals``: images per tag.
     """
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    for trigger in ("derive_image", "tag_added", "tag_removed"):
+    for trigger in ("derive_image", "forget_image", "tag_added", "tag_removed"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     for table in DERIVED & have:
         conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
@@ -127,4 +127,10 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "DELETE FROM placed WHERE name = NEW.key;\n"
         "DELETE FROM contents WHERE name = NEW.key;\n"
         f"{body};\nEND"
+    )
+    conn.execute(
+        "CREATE TRIGGER forget_image AFTER DELETE ON images BEGIN "
+        + " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
+        + " DELETE FROM listing WHERE name = OLD.key;"
+        + " END"
     )

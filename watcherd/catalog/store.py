@@ -65,6 +65,11 @@ class Catalog(CatalogReader):
             raise CatalogError(f"catalog {self.path} is closed")
         return self._conn
 
+    @property
+    def in_transaction(self) -> bool:
+        """Is a transaction open (a change applied now would join it)?"""
+        return self._depth > 0
+
     # -- transactions -------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -154,6 +159,10 @@ class Catalog(CatalogReader):
     def put_image(self, record: ImageRecord) -> None:
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
+
+    def delete_image(self, name: str) -> None:
+        """Drop an image record (the ``forget_image`` trigger drops its derived rows)."""
+        self._write('DELETE FROM "images" WHERE key = ?', (name,))
 
     def put_collision(self, record: CollisionRecord) -> None:
         """Write a collision record (keyed by its ``id``)."""
