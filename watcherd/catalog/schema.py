@@ -17,7 +17,7 @@ import sqlite3
 TABLES = ("images", "collisions", "errors", "meta")
 DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
-_DERIVED_PARTS = DERIVED | {"derive_image", "forget_image", "listing_state", "placed_name", "tag_added", "tag_removed"}
+_DERIVED_PARTS = DERIVED | {"derive_image", "listing_state", "placed_name", "tag_added", "tag_removed"}
 
 _HEX = "0123456789abcdef"
 
@@ -128,9 +128,13 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "DELETE FROM contents WHERE name = NEW.key;\n"
         f"{body};\nEND"
     )
+    create_forget_trigger(conn)
+
+
+def create_forget_trigger(conn: sqlite3.Connection) -> None:
+    """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
+    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
     conn.execute(
-        "CREATE TRIGGER forget_image AFTER DELETE ON images BEGIN "
-        + " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
-        + " DELETE FROM listing WHERE name = OLD.key;"
-        + " END"
+        f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {drops} "
+        "DELETE FROM listing WHERE name = OLD.key; END"
     )

@@ -51,6 +51,8 @@ class Catalog(CatalogReader):
                 schema.create_tables(conn)
                 if schema.needs_derived(conn):
                     schema.create_derived(conn)
+                else:
+                    schema.create_forget_trigger(conn)
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
