@@ -237,7 +237,12 @@ class Daemon:
         if now - self.requests_at < REQUEST_POLL or catalog.in_transaction:
             return
         self.requests_at = now
-        if requests.serve(requests_dir(self.cfg), lambda req: edits.answer(self.cfg, catalog, req)):
+        try:
+            served = requests.serve(requests_dir(self.cfg), lambda req: edits.answer(self.cfg, catalog, req))
+        except OSError as exc:  # an unreadable requests folder must not take the daemon down
+            log.warning("cannot answer change requests: %s", exc)
+            return
+        if served:
             self._side_jobs(worker, force=True)
 
     def _side_jobs(self, worker: Worker, *, force: bool = False) -> None:

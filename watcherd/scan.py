@@ -45,7 +45,10 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 # Changes commands handed over while this scan holds the lease.
                 if not catalog.in_transaction:
                     last[0] = time.monotonic()
-                    requests.serve(requests_dir(cfg), lambda req: edits.answer(cfg, catalog, req))
+                    try:
+                        requests.serve(requests_dir(cfg), lambda req: edits.answer(cfg, catalog, req))
+                    except OSError as exc:
+                        log.warning("cannot answer change requests: %s", exc)
 
             def hook(done: int, total: int) -> None:
                 if time.monotonic() - last[0] >= 0.2:
