@@ -202,3 +202,11 @@ def test_arrange_by_similarity_groups_look_alikes(cfg: Config, pipeline: Pipelin
     assert rec is not None and "by_ham" in rec.tags and "8" not in rec.tags
     assert canonical_files(cfg.thumbs_dir / "z")  # a picture like no other stays where it is
     assert arrange.plan(cfg, catalog, "by-similarity", "").moves == []  # a group keeps its number
+
+
+def test_an_older_catalog_gains_the_forget_trigger(cfg: Config, catalog: Catalog, names: dict[str, str]) -> None:
+    catalog.conn.execute("DROP TRIGGER forget_image")
+    catalog.close()
+    with Catalog(cfg.database_path) as again:
+        assert again.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'forget_image'").fetchone()[0] == 1
+        assert again.counts()["present"] == 4
