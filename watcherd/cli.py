@@ -2,7 +2,8 @@
 
 Every error a user can cause becomes one line on stderr and a non-zero exit:
 2 usage or config (a library folder that cannot be written included), 3 catalog,
-4 library locked, 130 Ctrl-C, 70 an internal error (a bug).
+4 library locked, 5 the daemon did not take a change in time, 130 Ctrl-C, 70 an
+internal error (a bug).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from watcherd import __version__, config, queries
+from watcherd import __version__, arrange, config, queries
+from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
-from watcherd.layout import check_root, check_writable
+from watcherd.layout import check_root, check_writable, find_root
 from watcherd.library import Library
 
 log = logging.getLogger("watcherd")
@@ -34,6 +36,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+ROOT_HELP = "library root (default: the config's root, else the nearest folder at or above . holding .watcherd/)"
 
 
 def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -56,29 +61,51 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("run", "Reconcile, then watch the library until SIGINT/SIGTERM.", json_flag=False)
-    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
 
     p = add("scan", "Reconcile and ingest once, then exit.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
 
     p = add("rebuild", "Move the catalog aside and rebuild it from the tree and its last export.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
 
     p = add("status", "Counts, catalog path and the daemon's state.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
 
     p = add("tags", "Every tag with its image count, or one image's tags.")
     p.add_argument("args", nargs="*", metavar="[ROOT] [NAME]", help="library root and/or a name or hash")
 
-    p = add("find", "Images carrying all the given tags.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
-    p.add_argument("--tag", "-t", action="append", required=True, metavar="TAG", help="tag to require")
+    p = add("find", "Present images by tags and original file name (criteria combine; at least one).")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument("--tag", "-t", action="append", default=[], metavar="TAG", help="carrying this tag (all of them)")
+    p.add_argument("--any", action="append", default=[], metavar="TAG", help="carrying at least one of these tags")
+    p.add_argument("--not", action="append", default=[], metavar="TAG", dest="none", help="carrying none of these")
+    p.add_argument("--untagged", action="store_true", help="no folder tag: only the WxH size tag")
+    p.add_argument("--filename", metavar="GLOB", help="original file name matches GLOB (case-insensitive)")
 
-    p = add("untag", "Remove a tag from one image.")
-    p.add_argument("args", nargs="+", metavar="[ROOT] NAME TAG", help="library root, image name or hash, tag")
+    p = add("untag", "Remove a tag from one image, or with --everywhere from every image.")
+    p.add_argument("args", nargs="*", metavar="[ROOT] NAME TAG", help="library root, image name or hash, tag")
+    p.add_argument("--everywhere", metavar="TAG", help="remove TAG from every image that has it")
+
+    p = add("retag", "Rename a tag on every image (merged where an image has both).")
+    p.add_argument("args", nargs="+", metavar="[ROOT] OLD NEW", help="library root, the tag and its new name")
+
+    p = add("errors", "Files that could not be ingested, with why, when and how often.")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+
+    p = add("missing", "Images whose thumbnail is in no folder any more (their record is kept).")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+
+    p = add("forget", "Drop the records of missing images (refuses present ones).")
+    p.add_argument("args", nargs="+", metavar="[ROOT] NAME", help="library root and one or more names or hashes")
+
+    p = add("arrange", "Move thumbnails into by_size/WxH/ or by_ham/N/ folders, in one batch.")
+    p.add_argument("args", nargs="+", metavar="[ROOT] by-size|by-similarity", help="library root and how to sort")
+    p.add_argument("--under", metavar="FOLDER", help="only thumbnails under this folder of the tree (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="print the moves and change nothing")
 
     p = add("dupes", "Recorded collisions (same name, different or identical bytes), and near groups.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help="library root (default: config, else .)")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--near", type=int, metavar="N", help="also list groups of images within N bits of each other")
 
     p = add("similar", "Images within a Hamming distance of an image file, a hash or a catalogued name.")
@@ -99,7 +126,8 @@ def _load_config(args: argparse.Namespace, root: str | None) -> Config:
     if root is not None:
         cfg = cfg.with_root(Path(root))
     elif cfg.root is None:
-        cfg = cfg.with_root(Path.cwd())
+        cwd = Path.cwd()
+        cfg = cfg.with_root(find_root(cwd) or cwd)
     check_root(cfg)
     return cfg
 
@@ -237,18 +265,88 @@ def _cmd_tags(args: argparse.Namespace) -> int:
 
 
 def _cmd_find(args: argparse.Namespace) -> int:
-    hits = _library(args, args.root).find(args.tag)
+    query = TagQuery(tuple(args.tag), tuple(args.any), tuple(args.none), args.untagged, args.filename)
+    if query.empty:
+        raise UsageError("find needs at least one of --tag, --any, --not, --untagged, --filename")
+    hits = _library(args, args.root).find(query)
     _emit(args, hits, "\n".join(h["path"] for h in hits))
     return 0
 
 
+def _root_and_rest(values: list[str], least: int) -> tuple[str | None, list[str]]:
+    """A leading ROOT when there are more values than ``least`` and the first is a folder."""
+    if len(values) > least and Path(values[0]).is_dir():
+        return values[0], values[1:]
+    return None, values
+
+
 def _cmd_untag(args: argparse.Namespace) -> int:
     values = args.args
+    if args.everywhere is not None:
+        if len(values) > 1:
+            raise UsageError("untag --everywhere TAG takes only [ROOT]")
+        change = _library(args, values[0] if values else None).untag_everywhere(args.everywhere)
+        _emit(args, change, f"removed tag {change['old']!r} from {change['images']} images")
+        return 0
     if len(values) not in (2, 3):
-        raise UsageError("untag takes [ROOT] NAME TAG")
+        raise UsageError("untag takes [ROOT] NAME TAG, or [ROOT] --everywhere TAG")
     root = values[0] if len(values) == 3 else None
     result = _library(args, root).untag(values[-2], values[-1])
     _emit(args, result, f"{result['name']}  tags: {', '.join(result['tags'])}")
+    return 0
+
+
+def _cmd_retag(args: argparse.Namespace) -> int:
+    values = args.args
+    if len(values) not in (2, 3):
+        raise UsageError("retag takes [ROOT] OLD NEW")
+    root = values[0] if len(values) == 3 else None
+    change = _library(args, root).retag(values[-2], values[-1])
+    _emit(args, change, f"renamed tag {change['old']!r} to {change['new']!r} on {change['images']} images")
+    return 0
+
+
+def _cmd_errors(args: argparse.Namespace) -> int:
+    items = _library(args, args.root).errors()
+    lines = [f"{e['attempts']:3d}x  {e['path']}: {e['reason']} (since {e['first_seen']})" for e in items]
+    _emit(args, items, "\n".join(lines))
+    return 0
+
+
+def _cmd_missing(args: argparse.Namespace) -> int:
+    items = _library(args, args.root).missing()
+    lines = [f"{m['name']}  last at {m['path']} ({m['last_seen']})  tags: {', '.join(m['tags'])}" for m in items]
+    _emit(args, items, "\n".join(lines))
+    return 0
+
+
+def _cmd_forget(args: argparse.Namespace) -> int:
+    root, names = _root_and_rest(args.args, 1)
+    if not names:
+        raise UsageError("forget takes [ROOT] NAME...")
+    result = _library(args, root).forget(names)
+    _emit(args, result, f"forgot {len(result['forgotten'])}: {', '.join(result['forgotten'])}")
+    return 0
+
+
+def _cmd_arrange(args: argparse.Namespace) -> int:
+    values = args.args
+    if len(values) not in (1, 2):
+        raise UsageError("arrange takes [ROOT] by-size|by-similarity")
+    if values[-1] not in arrange.MODES:
+        raise UsageError(f"arrange by {values[-1]!r}? choose {' or '.join(arrange.MODES)}")
+    library = _library(args, values[0] if len(values) == 2 else None)
+    under = arrange.resolve_under(library.cfg, args.under, Path.cwd())
+    done = library.arrange(values[-1], under, dry_run=args.dry_run)
+    lines = [
+        f"{m['source']} -> {m['target']}" + (f"  (skipped: {m['skipped']})" if m["skipped"] else "")
+        for m in done["moves"]
+    ]
+    if done["dry_run"]:
+        lines.append(f"would move {len(done['moves'])} thumbnails (dry run: nothing changed)")
+    else:
+        lines.append(f"moved {done['moved']} thumbnails")
+    _emit(args, done, "\n".join(lines))
     return 0
 
 
@@ -281,6 +379,11 @@ COMMANDS = {
     "tags": _cmd_tags,
     "find": _cmd_find,
     "untag": _cmd_untag,
+    "retag": _cmd_retag,
+    "errors": _cmd_errors,
+    "missing": _cmd_missing,
+    "forget": _cmd_forget,
+    "arrange": _cmd_arrange,
     "dupes": _cmd_dupes,
     "similar": _cmd_similar,
 }

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcherd import restore
+from watcherd import edits, requests, restore
 from watcherd.catalog import open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
 from watcherd.errors import CatalogError, LockedError
 from watcherd.events import Change, ChangeKind
-from watcherd.layout import lease_path, remove_leftovers
+from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
 from watcherd.naming import shown
 from watcherd.pipeline import Pipeline
@@ -38,6 +38,8 @@ from watcherd.watcher import (
 from watcherd.worker import Worker
 
 log = logging.getLogger("watcherd")
+
+REQUEST_POLL = 0.2  # seconds between looks at the requests folder (one scandir each)
 
 
 class _Heartbeat(threading.Thread):
@@ -123,6 +125,7 @@ class Daemon:
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
         self.worker: Worker | None = None
+        self.requests_at = 0.0
 
     @property
     def internal_errors(self) -> int:
@@ -193,7 +196,9 @@ class Daemon:
 
     def _full_scan(self, worker: Worker, reason: str) -> None:
         log.info("full scan (%s)", reason)
-        report = reconcile(worker.pipeline, reason=reason, settle=self.cfg.settle)
+        report = reconcile(
+            worker.pipeline, reason=reason, settle=self.cfg.settle, progress=lambda d, t: self._serve(worker)
+        )
         worker.wait_for(report.deferred, report.retry)
         now = time.monotonic()
         self.last_scan = now
@@ -220,6 +225,26 @@ class Daemon:
             # full scan looks at that path again.
             worker.pipeline.internal_errors += 1
             log.exception("internal error while handling %s; carrying on", shown(str(change.path)))
+
+    def _serve(self, worker: Worker) -> None:
+        """Apply the changes commands asked for, oldest first (also between files of a full scan).
+
+        Each is applied in its own transaction, never inside another one; the export and
+        the snapshot follow at once, so readers elsewhere see the change when the command
+        returns.
+        """
+        now = time.monotonic()
+        catalog = worker.pipeline.catalog
+        if now - self.requests_at < REQUEST_POLL or catalog.in_transaction:
+            return
+        self.requests_at = now
+        try:
+            served = requests.serve(requests_dir(self.cfg), lambda req: edits.answer(self.cfg, catalog, req))
+        except OSError as exc:  # an unreadable requests folder must not take the daemon down
+            log.warning("cannot answer change requests: %s", exc)
+            return
+        if served:
+            self._side_jobs(worker, force=True)
 
     def _side_jobs(self, worker: Worker, *, force: bool = False) -> None:
         """Export the catalog and publish its snapshot when it changed, at most every interval."""
@@ -263,7 +288,7 @@ class Daemon:
     def _loop(self, worker: Worker) -> None:
         while not self.stop.is_set():
             try:
-                change = self.changes.get(timeout=worker.next_due())
+                change = self.changes.get(timeout=min(worker.next_due(), REQUEST_POLL))
             except queue.Empty:
                 pass
             else:
@@ -275,6 +300,7 @@ class Daemon:
                         break
                     self._apply(worker, nxt)
             worker.process_ready(self.stop)
+            self._serve(worker)
             if self.observer is not None and not self.observer.is_alive() and not self.stop.is_set():
                 log.error("the filesystem observer stopped; restarting it and rescanning")
                 self._stop_observer()

@@ -109,3 +109,58 @@ class ScanSummary(TypedDict):
 
     counts: dict[str, int]
     seconds: float
+
+
+class ErrorItem(TypedDict):
+    """One item of ``errors --json``: a file that could not be ingested."""
+
+    path: str
+    reason: str
+    transient: bool
+    first_seen: str
+    last_seen: str
+    attempts: int
+
+
+class MissingItem(TypedDict):
+    """One item of ``missing --json``: an image whose thumbnail is in no folder any more."""
+
+    name: str
+    path: str  # the last place it was seen
+    tags: list[str]
+    last_seen: str
+    original: str | None
+
+
+class Forgotten(TypedDict):
+    """``forget --json``."""
+
+    forgotten: list[str]
+
+
+class TagChange(TypedDict):
+    """``retag --json`` and ``untag --everywhere --json``."""
+
+    old: str
+    new: str | None  # None: the tag was removed
+    images: int
+    names: list[str]
+
+
+class PlannedMove(TypedDict):
+    """One thumbnail ``arrange`` moves (or could not move: then ``skipped`` says why)."""
+
+    name: str
+    source: str
+    target: str
+    skipped: str | None
+
+
+class Arrangement(TypedDict):
+    """``arrange --json``."""
+
+    mode: str
+    under: str
+    dry_run: bool
+    moved: int
+    moves: list[PlannedMove]

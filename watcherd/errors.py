@@ -44,3 +44,9 @@ class LockedError(WatcherdError):
     """Another watcherd process holds the library's writer lease."""
 
     exit_code = 4
+
+
+class NoAnswerError(WatcherdError):
+    """The daemon holding the lease did not take or finish a change in time."""
+
+    exit_code = 5

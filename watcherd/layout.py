@@ -21,6 +21,19 @@ def lease_path(cfg: Config) -> Path:
     return cfg.state_dir / "lock"
 
 
+def requests_dir(cfg: Config) -> Path:
+    """Where commands leave changes for the writer (``requests``)."""
+    return cfg.state_dir / "requests"
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds a library's ``.watcherd/``."""
+    for folder in (start, *start.parents):
+        if (folder / ".watcherd").is_dir():
+            return folder
+    return None
+
+
 def check_root(cfg: Config) -> Path:
     """The library root, which must be an existing directory."""
     if cfg.root is None:

@@ -1,8 +1,9 @@
 """A library as its users see it: the small facade the CLI (and later a web page) calls.
 
 Every answer is plain data, exactly what ``--json`` prints. Reads open the catalog
-read-only (an absent catalog reads as an empty library and is not created); the one
-write here (``untag``) goes through a catalog transaction.
+read-only (an absent catalog reads as an empty library and is not created); every
+change goes through the library's one writer (``writer.change``): handed to the daemon
+when one runs, else applied here under the lease.
 """
 
 from __future__ import annotations
@@ -10,12 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from watcherd import queries
-from watcherd.catalog import Catalog, CatalogReader, open_for_reading
+from watcherd import arrange, queries, writer
+from watcherd.catalog import CatalogReader, open_for_reading
+from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
-from watcherd.documents import Collision, FindHit, ImageSummary, NearGroup, SimilarHit, Status
+from watcherd.documents import (
+    Arrangement,
+    Collision,
+    ErrorItem,
+    FindHit,
+    Forgotten,
+    ImageSummary,
+    MissingItem,
+    NearGroup,
+    SimilarHit,
+    Status,
+    TagChange,
+)
 from watcherd.errors import UsageError
 from watcherd.layout import check_root, lease_path
 
@@ -50,10 +63,20 @@ class Library:
         with self._reading() as catalog:
             return queries.image_tags(catalog, name)
 
-    def find(self, tags: list[str]) -> list[FindHit]:
-        """Present images carrying every tag."""
+    def find(self, query: TagQuery) -> list[FindHit]:
+        """Present images matching every criterion of ``query``."""
         with self._reading() as catalog:
-            return queries.find(catalog, tags)
+            return queries.find(catalog, query)
+
+    def errors(self) -> list[ErrorItem]:
+        """Every file that could not be ingested and is still there."""
+        with self._reading() as catalog:
+            return queries.errors(catalog)
+
+    def missing(self) -> list[MissingItem]:
+        """Images whose thumbnail is in no folder of the tree any more."""
+        with self._reading() as catalog:
+            return queries.missing(catalog)
 
     def dupes(self, near: int | None = None) -> list[Collision | NearGroup]:
         """Recorded collisions; with ``near``, also groups of images within that distance."""
@@ -71,14 +94,30 @@ class Library:
 
     def untag(self, name: str, tag: str) -> ImageSummary:
         """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
-        db = self.cfg.database_path
-        if not Path(db).exists():
-            raise UsageError(f"no catalog at {db}: run 'watcherd scan' first")
-        with Catalog(db) as catalog:
-            rec = queries.lookup(catalog, name)
-            if tag not in rec.tags:
-                raise UsageError(f"{rec.name} has no tag {tag!r} (it has: {', '.join(rec.tags) or 'none'})")
-            rec.tags = [t for t in rec.tags if t != tag]
-            with catalog.transaction():
-                catalog.put_image(rec)
-            return queries.summary(rec)
+        result: ImageSummary = writer.change(self.cfg, "untag", {"name": name, "tag": tag})
+        return result
+
+    def untag_everywhere(self, tag: str) -> TagChange:
+        """Remove ``tag`` from every image that has it."""
+        result: TagChange = writer.change(self.cfg, "untag-everywhere", {"tag": tag})
+        return result
+
+    def retag(self, old: str, new: str) -> TagChange:
+        """Rename tag ``old`` to ``new`` on every image (merged where an image has both)."""
+        result: TagChange = writer.change(self.cfg, "retag", {"old": old, "new": new})
+        return result
+
+    def forget(self, names: list[str]) -> Forgotten:
+        """Drop the records of missing images (present or unknown ones refuse the lot)."""
+        result: Forgotten = writer.change(self.cfg, "forget", {"names": names})
+        return result
+
+    def arrange(self, mode: str, under: str, *, dry_run: bool = False) -> Arrangement:
+        """Sort thumbnails under ``under`` (relative to the thumbs tree) by size or similarity."""
+        if dry_run:
+            with self._reading() as catalog:
+                return arrange.document(arrange.plan(self.cfg, catalog, mode, under), dry_run=True)
+        if mode not in arrange.MODES:
+            raise UsageError(f"arrange by {mode!r}? choose {' or '.join(arrange.MODES)}")
+        result: Arrangement = writer.change(self.cfg, "arrange", {"mode": mode, "under": under})
+        return result

@@ -11,9 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.reads import hash_rows, load_hashes
+from watcherd.catalog.reads import TagQuery, hash_rows, load_hashes
 from watcherd.config import Config
-from watcherd.documents import Collision, FindHit, ImageSummary, Naming, NearGroup, SimilarHit, Status
+from watcherd.documents import (
+    Collision,
+    ErrorItem,
+    FindHit,
+    ImageSummary,
+    MissingItem,
+    Naming,
+    NearGroup,
+    SimilarHit,
+    Status,
+)
 from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
@@ -80,10 +90,34 @@ def summary(rec: ImageRecord) -> ImageSummary:
     return {"name": rec.name, "tags": rec.tags, "path": rec.path, "paths": rec.paths, "state": rec.state.value}
 
 
-def find(catalog: CatalogReader, tags: list[str]) -> list[FindHit]:
-    """Present images carrying every tag in ``tags``."""
-    hits = sorted(catalog.with_tags(tags), key=lambda hit: hit[1])
-    return [{"name": name, "path": path, "tags": found} for name, path, found in hits]
+def find(catalog: CatalogReader, query: TagQuery) -> list[FindHit]:
+    """Present images matching every criterion of ``query``, by path."""
+    if query.empty:
+        raise UsageError("find needs at least one of --tag, --any, --not, --untagged, --filename")
+    return [{"name": name, "path": path, "tags": found} for name, path, found in catalog.find(query)]
+
+
+def errors(catalog: CatalogReader) -> list[ErrorItem]:
+    """Every file that could not be ingested and is still there, by path."""
+    return [
+        {
+            "path": e.path,
+            "reason": e.reason,
+            "transient": e.transient,
+            "first_seen": e.first_seen,
+            "last_seen": e.last_seen,
+            "attempts": e.attempts,
+        }
+        for e in sorted(catalog.errors(), key=lambda e: e.path)
+    ]
+
+
+def missing(catalog: CatalogReader) -> list[MissingItem]:
+    """Images whose thumbnail is in no folder of the tree any more, by name."""
+    return [
+        {"name": r.name, "path": r.path, "tags": r.tags, "last_seen": r.last_seen, "original": r.original}
+        for r in catalog.missing_images()
+    ]
 
 
 def dupes(catalog: CatalogReader) -> list[Collision]:

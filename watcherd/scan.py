@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
-from watcherd import restore
+from watcherd import edits, requests, restore
 from watcherd.catalog import move_aside, open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
-from watcherd.layout import lease_path, remove_leftovers
+from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
@@ -38,7 +38,25 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
             remembered = restore.remembered(cfg) if opened.fresh else None
             pipeline = Pipeline(cfg, catalog, render=decoders, remembered=remembered)
             reason = "rebuild" if rebuild else "scan"
-            report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=progress)
+
+            last = [0.0]
+
+            def serve() -> None:
+                # Changes commands handed over while this scan holds the lease.
+                if not catalog.in_transaction:
+                    last[0] = time.monotonic()
+                    try:
+                        requests.serve(requests_dir(cfg), lambda req: edits.answer(cfg, catalog, req))
+                    except OSError as exc:
+                        log.warning("cannot answer change requests: %s", exc)
+
+            def hook(done: int, total: int) -> None:
+                if time.monotonic() - last[0] >= 0.2:
+                    serve()
+                if progress is not None:
+                    progress(done, total)
+
+            report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=hook)
             # A scan reports a file that fails again rather than waiting on it.
             worker = Worker(pipeline, cfg.settle, retry_limit=0)
             worker.wait_for(report.deferred)
@@ -47,6 +65,7 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 report.add_all(worker.drain())
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, reason)
+            serve()
             restore.write_export(cfg, catalog, time.time())
             if cfg.snapshot_path is not None:
                 catalog.publish(cfg.snapshot_path)

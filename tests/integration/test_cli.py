@@ -91,6 +91,34 @@ def test_untag(capsys: pytest.CaptureFixture[str], library: Path) -> None:
     assert code == 2 and "has no tag 'cats'" in err and err.count("\n") == 1
 
 
+def test_errors_missing_forget(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "errors", str(library), "--json")
+    (item,) = json.loads(out)
+    assert code == 0 and item["path"] == "thumbs/bad.jpg" and item["attempts"] == 1
+    _, out, _ = run(capsys, "find", str(library), "--tag", "orange", "--json")
+    name = json.loads(out)[0]["name"]
+    code, _, err = run(capsys, "forget", str(library), name)
+    assert code == 2 and "only missing images can be forgotten" in err and err.count("\n") == 1
+    (library / "thumbs" / "cats" / "orange" / name).unlink()
+    assert main(["scan", str(library)]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "missing", str(library), "--json")
+    assert code == 0 and [m["name"] for m in json.loads(out)] == [name]
+    code, out, _ = run(capsys, "forget", str(library), name, "--json")
+    assert code == 0 and json.loads(out) == {"forgotten": [name]}
+    code, _, err = run(capsys, "forget", str(library), name)
+    assert code == 2 and "no image named" in err
+
+
+def test_find_criteria_from_the_command_line(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "find", str(library), "--any", "orange", "--any", "nothing", "--json")
+    assert code == 0 and len(json.loads(out)) == 1
+    code, out, _ = run(capsys, "find", str(library), "--tag", "cats", "--not", "orange", "--filename", "A.*")
+    assert code == 0 and out.count("\n") == 1 and "thumbs/cats/" in out
+    code, out, _ = run(capsys, "find", str(library), "--untagged", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
 def test_dupes_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:
     code, out, _ = run(capsys, "dupes", str(library), "--json")
     (item,) = json.loads(out)

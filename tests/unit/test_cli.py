@@ -48,6 +48,10 @@ def test_empty_library_reads_as_empty(capsys: pytest.CaptureFixture[str], tmp_pa
         (["status", "--bogus"], 2, "unrecognized arguments"),
         (["untag", "x"], 2, "untag takes [ROOT] NAME TAG"),
         (["tags", "a", "b", "c"], 2, "at most ROOT and NAME"),
+        (["retag", "x"], 2, "retag takes [ROOT] OLD NEW"),
+        (["untag", "--everywhere", "t", "a", "b"], 2, "takes only [ROOT]"),
+        (["arrange", "sideways"], 2, "choose by-size or by-similarity"),
+        (["forget"], 2, "required"),
         ([], 2, "required"),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,22 @@ from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class TagQuery:
+    """What ``find`` looks for: tags all of, any of and none of, no folder tag, an original file name."""
+
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    none_of: tuple[str, ...] = ()
+    untagged: bool = False
+    filename: str | None = None  # a glob, matched case-insensitively
+
+    @property
+    def empty(self) -> bool:
+        """No criterion at all."""
+        return not (self.all_of or self.any_of or self.none_of or self.untagged or self.filename is not None)
 
 
 def encode(value: Any) -> str:
@@ -244,6 +261,64 @@ class CatalogReader:
             f"SELECT name, path, tags FROM listing WHERE name IN ({names})", tuple(as_json(t) for t in wanted)
         )
         return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
+
+    def names_tagged(self, tag: str) -> list[str]:
+        """Names of every image, present or missing, whose record carries ``tag``."""
+        rows = self._query(
+            "SELECT key FROM images WHERE EXISTS (SELECT 1 FROM json_each(images.value, '$.tags') AS j "
+            "WHERE j.value = json_extract(?, '$')) ORDER BY key",
+            (as_json(tag),),
+        )
+        return [str(r[0]) for r in rows]
+
+    def missing_images(self) -> list[ImageRecord]:
+        """Records of images whose thumbnail is in no folder of the tree, by name."""
+        rows = self._query(
+            "SELECT value FROM images WHERE key IN (SELECT name FROM listing WHERE present = 0) ORDER BY key"
+        )
+        return [ImageRecord.from_json(json.loads(r[0])) for r in rows]
+
+    def find(self, query: TagQuery) -> list[tuple[str, str, list[str]]]:
+        """(name, path, tags) of present images matching every criterion of ``query``, by path."""
+        where, args = ["l.present = 1"], []
+        same = "SELECT 1 FROM tagged AS t WHERE t.name = l.name AND t.tag "
+        for tag in sorted(set(query.all_of)):
+            where.append(f"EXISTS ({same}= json_extract(?, '$'))")
+            args.append(as_json(tag))
+        if query.any_of:
+            where.append(f"EXISTS ({same}IN (SELECT value FROM json_each(?)))")
+            args.append(json.dumps(sorted(set(query.any_of))))
+        if query.none_of:
+            where.append(f"NOT EXISTS ({same}IN (SELECT value FROM json_each(?)))")
+            args.append(json.dumps(sorted(set(query.none_of))))
+        if query.untagged:
+            # The only tag left is the image's size tag, the part of its name before the first _.
+            where.append(f"NOT EXISTS ({same}!= substr(l.name, 1, instr(l.name, '_') - 1))")
+        join = ""
+        if query.filename is not None:
+            self._fold_function()
+            join = " JOIN images AS i ON i.key = l.name"
+            where.append("watcherd_fold(json_extract(i.value, '$.original_filename')) GLOB ?")
+            args.append(query.filename.casefold())
+        rows = self._query(
+            f"SELECT l.name, l.path, l.tags FROM listing AS l{join} WHERE {' AND '.join(where)} ORDER BY l.path",
+            tuple(args),
+        )
+        return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
+
+    def _fold_function(self) -> None:
+        """``watcherd_fold(text)``: Python's casefold in SQL (SQLite's lower() knows only ASCII)."""
+
+        def fold(value: str | None) -> str | None:
+            return value.casefold() if isinstance(value, str) else value
+
+        if self._conn is not None:
+            self._conn.create_function("watcherd_fold", 1, fold, deterministic=True)
+
+    def near_candidates(self) -> list[tuple[str, int]]:
+        """(name, unsigned 64-bit hash) of present images that are not low-information."""
+        rows = self._query("SELECT name, hash FROM hashes WHERE present = 1 AND low = 0 ORDER BY name")
+        return [(str(n), int(h) & 0xFFFFFFFFFFFFFFFF) for n, h in rows]
 
     def export_entries(self) -> Iterator[str]:
         """``"name": {...}`` JSON text per image with what only the catalog knows, streamed."""

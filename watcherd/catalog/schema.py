@@ -87,7 +87,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
     per tag of each present image; ``tag_totals``: images per tag.
     """
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    for trigger in ("derive_image", "tag_added", "tag_removed"):
+    for trigger in ("derive_image", "forget_image", "tag_added", "tag_removed"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     for table in DERIVED & have:
         conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
@@ -130,4 +130,14 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "DELETE FROM placed WHERE name = NEW.key;\n"
         "DELETE FROM contents WHERE name = NEW.key;\n"
         f"{body};\nEND"
+    )
+    create_forget_trigger(conn)
+
+
+def create_forget_trigger(conn: sqlite3.Connection) -> None:
+    """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
+    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
+    conn.execute(
+        f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {drops} "
+        "DELETE FROM listing WHERE name = OLD.key; END"
     )

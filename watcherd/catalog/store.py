@@ -51,6 +51,8 @@ class Catalog(CatalogReader):
                 schema.create_tables(conn)
                 if schema.needs_derived(conn):
                     schema.create_derived(conn)
+                else:
+                    schema.create_forget_trigger(conn)
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
@@ -64,6 +66,11 @@ class Catalog(CatalogReader):
         if self._conn is None:
             raise CatalogError(f"catalog {self.path} is closed")
         return self._conn
+
+    @property
+    def in_transaction(self) -> bool:
+        """Is a transaction open (a change applied now would join it)?"""
+        return self._depth > 0
 
     # -- transactions -------------------------------------------------------------------
 
@@ -154,6 +161,10 @@ class Catalog(CatalogReader):
     def put_image(self, record: ImageRecord) -> None:
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
+
+    def delete_image(self, name: str) -> None:
+        """Drop an image record (the ``forget_image`` trigger drops its derived rows)."""
+        self._write('DELETE FROM "images" WHERE key = ?', (name,))
 
     def put_collision(self, record: CollisionRecord) -> None:
         """Write a collision record (keyed by its ``id``)."""

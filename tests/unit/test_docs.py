@@ -1,0 +1,39 @@
+"""The README and ``--help`` agree: every subcommand has a row in the Commands table, and back."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from watcherd.cli import build_parser
+from watcherd.errors import WatcherdError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_readme_lists_every_command_and_only_those() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    documented = set(re.findall(r"^\| `watcherd ([a-z][a-z-]*)", _section("Commands"), flags=re.MULTILINE))
+    assert documented == set(sub.choices)
+
+
+def test_readme_documents_every_exit_code() -> None:
+    codes = {int(c) for c in re.findall(r"^\| (\d+) \|", _section("Commands"), flags=re.MULTILINE)}
+    raised = {cls.exit_code for cls in _subclasses(WatcherdError)} - {1}
+    assert raised <= codes and {0, 130, 70} <= codes
+
+
+def _subclasses(cls: type[WatcherdError]) -> set[type[WatcherdError]]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub, *_subclasses(sub)}
+    return out

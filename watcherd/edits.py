@@ -1,0 +1,130 @@
+"""The changes commands make to the catalog, each in one transaction, returning its document.
+
+The daemon (answering a request) and a command holding the lease itself call the same
+functions, so a change means the same whoever applies it. Each is idempotent in effect:
+applied twice (a writer that died before answering applies it again at start-up), the
+second time changes nothing or is refused with an error nobody waits for.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from watcherd import arrange as arranging
+from watcherd import queries
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.documents import Arrangement, Forgotten, ImageSummary, TagChange
+from watcherd.errors import UsageError, WatcherdError
+from watcherd.naming import shown
+from watcherd.requests import Answer, Request
+
+log = logging.getLogger("watcherd")
+
+SIZE_TAG = re.compile(r"^\d+x\d+$")
+
+
+def _check_tag(tag: str, what: str) -> None:
+    if not tag or "/" in tag or tag in (".", ".."):
+        raise UsageError(f"{what} {tag!r} is not a tag (a tag is one folder name)")
+    if SIZE_TAG.match(tag):
+        raise UsageError(f"{what} {tag!r} is a size tag: every image carries its own, it cannot be changed")
+
+
+def untag(catalog: Catalog, name: str, tag: str) -> ImageSummary:
+    """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
+    with catalog.transaction():
+        rec = queries.lookup(catalog, name)
+        if tag not in rec.tags:
+            raise UsageError(f"{rec.name} has no tag {tag!r} (it has: {', '.join(rec.tags) or 'none'})")
+        rec.tags = [t for t in rec.tags if t != tag]
+        catalog.put_image(rec)
+    log.info("untagged %s: %s", rec.name, shown(tag))
+    return queries.summary(rec)
+
+
+def retag(catalog: Catalog, old: str, new: str | None) -> TagChange:
+    """Rename tag ``old`` to ``new`` on every image (merged where both are there); None removes it."""
+    _check_tag(old, "tag")
+    if new is not None:
+        _check_tag(new, "new tag")
+        if new == old:
+            raise UsageError(f"the old and the new tag are both {old!r}")
+    with catalog.transaction():
+        names = catalog.names_tagged(old)
+        if not names:
+            raise UsageError(f"no image has the tag {old!r}")
+        for rec in catalog.images_named(names).values():
+            tags: list[str] = []
+            for t in rec.tags:
+                renamed = new if t == old else t
+                if renamed is not None and renamed not in tags:
+                    tags.append(renamed)
+            rec.tags = tags
+            catalog.put_image(rec)
+    log.info("%s tag %s on %d images", "renamed" if new else "removed", shown(old), len(names))
+    return {"old": old, "new": new, "images": len(names), "names": names}
+
+
+def untag_everywhere(catalog: Catalog, tag: str) -> TagChange:
+    """Remove ``tag`` from every image that has it."""
+    return retag(catalog, tag, None)
+
+
+def forget(catalog: Catalog, names: list[str]) -> Forgotten:
+    """Drop the records of missing images; all or nothing: a present or unknown one refuses the lot."""
+    if not names:
+        raise UsageError("forget needs at least one NAME")
+    with catalog.transaction():
+        records = [queries.lookup(catalog, n) for n in names]
+        present = [r.name for r in records if r.present]
+        if present:
+            raise UsageError(
+                f"refusing to forget {', '.join(present)}: only missing images can be forgotten, and "
+                f"{'this one is' if len(present) == 1 else 'these are'} in the tree (nothing was forgotten)"
+            )
+        gone = sorted({r.name for r in records})
+        for name in gone:
+            catalog.delete_image(name)
+    log.info("forgot %d missing images: %s", len(gone), ", ".join(gone))
+    return {"forgotten": gone}
+
+
+def _arrange(cfg: Config, catalog: Catalog, args: dict[str, Any]) -> Arrangement:
+    plan = arranging.plan(cfg, catalog, str(args["mode"]), str(args.get("under") or ""))
+    return arranging.execute(cfg, catalog, plan)
+
+
+EDITS: dict[str, Callable[[Config, Catalog, dict[str, Any]], Any]] = {
+    "untag": lambda cfg, cat, a: untag(cat, str(a["name"]), str(a["tag"])),
+    "retag": lambda cfg, cat, a: retag(cat, str(a["old"]), str(a["new"])),
+    "untag-everywhere": lambda cfg, cat, a: untag_everywhere(cat, str(a["tag"])),
+    "forget": lambda cfg, cat, a: forget(cat, [str(n) for n in a["names"]]),
+    "arrange": _arrange,
+}
+
+
+def apply(cfg: Config, catalog: Catalog, command: str, arguments: dict[str, Any]) -> Any:
+    """Apply one named change; its document, or a WatcherdError."""
+    edit = EDITS.get(command)
+    if edit is None:
+        raise UsageError(f"unknown change {command!r} (known: {', '.join(sorted(EDITS))})")
+    try:
+        return edit(cfg, catalog, arguments)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"malformed {command} request: {type(exc).__name__}: {exc}") from None
+
+
+def answer(cfg: Config, catalog: Catalog, req: Request) -> Answer:
+    """Apply a request and say how it went (a bug in one request is logged, never the writer's end)."""
+    try:
+        return Answer(req.id, True, result=apply(cfg, catalog, req.command, req.arguments))
+    except WatcherdError as exc:
+        log.info("request %s (%s) refused: %s", req.id, req.command, exc)
+        return Answer(req.id, False, error=str(exc), exit_code=exc.exit_code)
+    except Exception as exc:
+        log.exception("internal error while applying request %s (%s)", req.id, req.command)
+        return Answer(req.id, False, error=f"internal error: {type(exc).__name__}: {exc}", exit_code=70)
