@@ -7,6 +7,7 @@ the same bytes, ``perceptual`` other bytes with the same size and hash.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -115,7 +116,14 @@ class Collisions:
             if name[: -len(".png")] in taken or os.path.lexists(folder / name):
                 continue
             try:
-                return fsops.write_new(folder, name, image.png, st.st_mtime_ns)
+                target = folder / name
+                return fsops.write_new(
+                    folder,
+                    name,
+                    image.png,
+                    st.st_mtime_ns,
+                    functools.partial(self.ctx.checkpoint, "publishing", target),
+                )
             except FileExistsError:
                 continue
         raise OSError("no free name in the collisions folder")

@@ -6,10 +6,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.places import Places
+
+Checkpoint = Callable[[str, Path], None]
+
+
+def no_checkpoint(step: str, path: Path) -> None:
+    """The default checkpoint: nothing happens between steps."""
 
 
 def iso(ts: float) -> str:
@@ -24,6 +31,11 @@ class Context:
     cfg: Config
     catalog: Catalog
     now: Callable[[], float] = time.time
+    # Called between the steps of a file's journey (``publishing``: its thumbnail is
+    # written under a temporary name and not yet published; ``filing``: its record is
+    # committed and its original about to move), so a test can do exactly what a user
+    # might do at that moment, deterministically.
+    checkpoint: Checkpoint = no_checkpoint
     places: Places = field(init=False)
 
     def __post_init__(self) -> None:

@@ -130,6 +130,7 @@ class Filing:
         places = self.ctx.places
         src = places.absolute(src_rel)
         planned = places.absolute(side.original)
+        self.ctx.checkpoint("filing", src)
         astray = False
         if os.path.lexists(src):
             try:

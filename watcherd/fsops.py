@@ -12,6 +12,7 @@ import errno
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from watcherd.filters import TEMP_PREFIX
@@ -72,7 +73,9 @@ def rename_no_replace(src: Path, dst: Path) -> None:
         fsync_dir(src.parent)
 
 
-def write_new(folder: Path, name: str, data: bytes, mtime_ns: int | None = None) -> Path:
+def write_new(
+    folder: Path, name: str, data: bytes, mtime_ns: int | None = None, before_publish: Callable[[], None] | None = None
+) -> Path:
     """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
 
     The bytes go to a temporary file that is fsynced before it is published, so the
@@ -95,6 +98,8 @@ def write_new(folder: Path, name: str, data: bytes, mtime_ns: int | None = None)
                 os.close(fd)
             if mtime_ns is not None:
                 os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
+            if before_publish is not None:
+                before_publish()
             _link_no_replace(tmp, name, dir_fd)
         finally:
             with contextlib.suppress(FileNotFoundError):

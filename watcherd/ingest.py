@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from watcherd import fsops
@@ -86,6 +87,9 @@ class Ingest:
         except OSError as exc:
             return self.failures.record(path, f"cannot write: {exc.strerror or exc}", st, transient=True)
 
+    def _publishing(self, path: Path) -> Callable[[], None]:
+        return lambda: self.ctx.checkpoint("publishing", path)
+
     def _still_changing(self, path: Path, st: os.stat_result) -> bool:
         """Did the file change since ``st``, or was it written too recently to judge?
 
@@ -111,7 +115,7 @@ class Ingest:
             return self._returned(path, st, image, folder, rec)
         if rec is None and not os.path.lexists(folder / image.name):
             try:
-                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
+                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
             except FileExistsError:
                 pass  # the name appeared meanwhile: a collision with whatever is there
             else:
@@ -160,7 +164,7 @@ class Ingest:
         places = self.ctx.places
         if not rec.present or not os.path.lexists(places.absolute(rec.path)):
             with contextlib.suppress(FileExistsError):
-                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
+                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
             rec.path, rec.state = places.rel(folder / image.name), State.PRESENT
             rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
         return self._record_and_file(path, where, st, image, rec)
@@ -180,7 +184,7 @@ class Ingest:
         rel = places.rel(path)
         aside = fsops.move_no_replace(path, places.originals / AGAIN, path.name)
         with contextlib.suppress(FileExistsError):
-            fsops.write_new(folder, image.name, image.png, st.st_mtime_ns)
+            fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
         rec.place_at(places.rel(folder / image.name), keep_others=False)
         rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
         rec.last_seen = self.ctx.stamp()

@@ -28,7 +28,7 @@ from watcherd.adopt import Adopter, Remembered
 from watcherd.catalog import Catalog
 from watcherd.collisions import Collisions
 from watcherd.config import Config
-from watcherd.context import Context
+from watcherd.context import Checkpoint, Context, no_checkpoint
 from watcherd.errors import CatalogError, ImageError, LockedError
 from watcherd.events import Change, ChangeKind
 from watcherd.failures import Failures
@@ -69,8 +69,9 @@ class Pipeline:
         render: Renderer = imaging.render,
         remembered: Remembered | None = None,
         batch_files: int = BATCH_FILES,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        self.ctx = Context(cfg, catalog, now)
+        self.ctx = Context(cfg, catalog, now, checkpoint)
         self.cfg, self.catalog, self.places = cfg, catalog, self.ctx.places
         self.decoder = Decoder(cfg, render, now)
         self.adopter = Adopter(self.ctx, remembered, self._identify)

@@ -136,9 +136,11 @@ def reconcile(
         else:
             settled.append(path)
     for result in pipeline.process_all(settled):  # decoded in parallel, recorded in order
-        report.add(result.outcome)
-        if result.retry:
+        if result.retry:  # counted as deferred: its outcome is the one the retry reaches
+            report.add(Outcome.DEFERRED)
             report.retry.append(result.path)
+        else:
+            report.add(result.outcome)
         done += 1
         if progress:
             progress(done, total)

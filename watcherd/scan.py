@@ -11,11 +11,14 @@ from watcherd.config import Config
 from watcherd.decoders import DecoderPool
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
+from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.worker import Worker
 
 log = logging.getLogger("watcherd")
+
+SCAN_RETRIES = 3  # tries of a transient failure within one scan (after 1.5, 2.5 and 4.5 s)
 
 
 def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = False) -> Report:
@@ -57,9 +60,15 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                     progress(done, total)
 
             report = reconcile(pipeline, reason=reason, settle=cfg.settle, progress=hook)
-            # A scan reports a file that fails again rather than waiting on it.
-            worker = Worker(pipeline, cfg.settle, retry_limit=0)
-            worker.wait_for(report.deferred)
+            # Files too fresh to read wait until they are still; a file that failed in a
+            # way worth retrying (truncated while still being written, a read error) is
+            # tried again a few times with backoff, then counted as what it is.
+            worker = Worker(pipeline, cfg.settle, retry_limit=SCAN_RETRIES)
+            worker.wait_for(report.deferred, report.retry)
+            if report.retry:
+                report.add(Outcome.DEFERRED, -len(report.retry))
+                if report.counts.get(Outcome.DEFERRED.value) == 0:
+                    del report.counts[Outcome.DEFERRED.value]
             if worker.settler.pending:
                 started = time.monotonic()
                 report.add_all(worker.drain())

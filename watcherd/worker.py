@@ -53,17 +53,19 @@ class Worker:
             self.settler.retry(path, now, limit=self.retry_limit)
 
     def process_ready(self, stop: threading.Event | None = None) -> list[Result]:
-        """Process every file that has settled; stop early (between files) when ``stop`` is set."""
+        """Process every file that has settled; stop early (between batches) when ``stop`` is set.
+
+        Returns the final results: a file to be tried again is not in them until its
+        last try.
+        """
         ready, vanished = self.settler.poll(self.clock(), self.wall())
         out = [self.pipeline.moves.gone(path) for path in vanished]
         results = self.pipeline.process_all(ready)
         try:
             for result in results:
-                out.append(result)
-                if result.retry:
-                    self.settler.retry(result.path, self.clock(), limit=self.retry_limit)
-                else:
+                if not result.retry or not self.settler.retry(result.path, self.clock(), limit=self.retry_limit):
                     self.settler.done(result.path)
+                    out.append(result)
                 if stop is not None and stop.is_set():
                     break  # the rest waits for the next start-up scan
         finally:

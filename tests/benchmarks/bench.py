@@ -468,8 +468,8 @@ def burst(n: int) -> list[Row]:
     rate = n / seconds
     return [
         (
-            f"burst of {n:,} small PNGs copied in at once (64x48)",
-            f"{_sig(rate)} files/s ({_sig(seconds)} s)",
+            f"burst of {n:,} small PNGs copied in at once (64x48), until all filed",
+            f"{_sig(rate)} files/s",
             f"plain loop, 1 core: {_sig(loop)} files/s",
             f"{_sig(rate / loop)}x",
             "≥300 files/s; nothing lost",
@@ -548,7 +548,7 @@ def adoption(n: int) -> list[Row]:
     return [
         (
             f"adopt {n:,} thumbnails without a catalog (watcherd scan)",
-            f"{_sig(seconds)} s ({_sig(n / seconds)} /s)",
+            f"{_sig(seconds)} s",
             f"scandir walk {_sig(t_walk)} s",
             f"{_sig(seconds / t_walk)}x the walk",
             "≤60 s at 100k on 2 cores",
@@ -563,10 +563,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         rows = near_query(20_000, 20) + ingest(2, (600, 400)) + cli_latency(500) + reconcile_startup(500)
-        rows += folder_rename(200) + latency(3, 0.2)
+        rows += folder_rename(200) + latency(3, 0.2) + burst(200) + adoption(300)
     else:
         rows = near_query(1_000_000, 200) + near_query(10_000_000, 50) + ingest(12, (3000, 2000))
         rows += cli_latency(100_000) + reconcile_startup(100_000) + folder_rename(10_000) + latency(15, 0.5)
+        rows += burst(20_000) + adoption(100_000)
         if args.large:
             rows += daemon_memory(1_000_000)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")

@@ -37,6 +37,20 @@ SHAPES: list[tuple[str, str, str, str, str]] = [
     (r"`[^`]+` with [\d,]+ images", rf"{NUM} ms", rf"python -c pass {NUM} ms", rf"{NUM}x", "a/b"),
     (r"folder of [\d,]+ thumbnails renamed", rf"{NUM} s until every record follows", "—", "—", ""),
     (r"ingest [\d.]+ MP JPEG q90, .+", rf"{NUM} img/s", rf"plain loop, 1 core: {NUM} img/s", rf"{NUM}x", "a/b"),
+    (
+        r"burst of [\d,]+ small PNGs copied in at once \(64x48\), until all filed",
+        rf"{NUM} files/s",
+        rf"plain loop, 1 core: {NUM} files/s",
+        rf"{NUM}x",
+        "a/b",
+    ),
+    (
+        r"adopt [\d,]+ thumbnails without a catalog \(watcherd scan\)",
+        rf"{NUM} s",
+        rf"scandir walk {NUM} s",
+        rf"{NUM}x the walk",
+        "a/b",
+    ),
 ]
 
 
@@ -72,8 +86,8 @@ def check_fast_vs_reference(row: bench.Row) -> None:
 @pytest.mark.timeout(300)  # it starts a daemon and many CLI processes
 def test_benchmarks_run_at_smoke_size() -> None:
     rows = bench.near_query(5_000, 5) + bench.reconcile_startup(200) + bench.cli_latency(200)
-    rows += bench.folder_rename(100) + bench.ingest(2, (600, 400))
-    assert len(rows) >= 10
+    rows += bench.folder_rename(100) + bench.ingest(2, (600, 400)) + bench.burst(150) + bench.adoption(200)
+    assert len(rows) >= 12
     labels = [row[0] for row in rows]
     assert sum(label.startswith("ingest ") for label in labels) >= 2  # one core and fast decode at least
     assert sum(label.startswith("`") for label in labels) == 4  # status, tags, find, similar

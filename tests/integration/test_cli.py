@@ -166,3 +166,16 @@ def test_similar_and_near_dupes(capsys: pytest.CaptureFixture[str], cfg: Config)
 
     code, _, err = run(capsys, "similar", str(cfg.root), "ffffffffffffffff", "-d", "99")
     assert code == 2 and "--distance must be from 0 to" in err
+
+
+def test_scan_retries_a_truncated_file_then_counts_it(cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    whole = encode(scene((640, 480), seed=5))
+    write(cfg.thumbs_dir / "half.jpg", whole[: len(whole) // 2])  # as a copy still under way
+    write(cfg.thumbs_dir / "whole.jpg", whole)
+    code, out, _err = run(capsys, "scan", str(cfg.root), "--json")
+    assert code == 0
+    counts = json.loads(out)["counts"]
+    assert counts == {"ingested": 1, "error": 1}  # the retries are not counted, the final outcome is
+    (err,) = json.loads(run(capsys, "errors", str(cfg.root), "--json")[1])
+    assert err["path"] == "thumbs/half.jpg" and "truncated" in err["reason"]
+    assert (cfg.thumbs_dir / "half.jpg").read_bytes() == whole[: len(whole) // 2]  # left as it was

@@ -1,0 +1,59 @@
+"""Folders dragged while watcherd works in them, paused at the exact step with a checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.helpers import drop, encode, scene, table, write
+from tests.invariants import check_library
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.pipeline import Pipeline
+from watcherd.reconcile import reconcile
+
+
+def test_a_folder_renamed_while_its_thumbnail_is_written_keeps_no_temporary(cfg: Config, catalog: Catalog) -> None:
+    inbox, moved = cfg.thumbs_dir / "inbox", cfg.thumbs_dir / "sorted"
+    src = drop(inbox / "a.jpg", seed=1)
+    data = src.read_bytes()
+    seen: list[str] = []
+
+    def drag(step: str, path: Path) -> None:
+        seen.append(step)
+        if step == "publishing" and inbox.exists():  # the temporary is written, not yet published
+            os.rename(inbox, moved)
+
+    pipeline = Pipeline(cfg, catalog, checkpoint=drag)
+    pipeline.process(src)
+    assert seen[0] == "publishing"
+    assert not list(cfg.thumbs_dir.rglob(".watcherd-tmp-*"))  # not left in the folder that moved
+    reconcile(pipeline, reason="test", settle=0)  # what the folder's move event leads to
+    (rec,) = table(cfg.database_path, "images")
+    assert rec["path"].startswith("thumbs/sorted/") and rec["state"] == "present"
+    assert rec["tags"][0] == "inbox" and "sorted" in rec["tags"]
+    assert cfg.root is not None
+    assert check_library(cfg.root, {"a.jpg": data}) == []
+
+
+def test_a_collision_whose_folder_is_renamed_before_filing_is_recorded_once(cfg: Config, catalog: Catalog) -> None:
+    data = encode(scene(seed=81))
+    first = Pipeline(cfg, catalog)
+    first.process(write(cfg.thumbs_dir / "a.jpg", data))
+    first.process(write(cfg.thumbs_dir / "x" / "b.jpg", data))  # a first collision, filed
+    y, z = cfg.thumbs_dir / "y", cfg.thumbs_dir / "z"
+
+    def drag(step: str, path: Path) -> None:
+        if step == "filing" and path.name == "c.jpg" and y.exists():  # recorded, about to be filed
+            os.rename(y, z)
+
+    pipeline = Pipeline(cfg, catalog, checkpoint=drag)
+    pipeline.process(write(y / "c.jpg", data))
+    assert z.is_dir() and (z / "c.jpg").exists()  # the original went with its folder
+    reconcile(pipeline, reason="test", settle=0)
+    images, collisions = table(cfg.database_path, "images"), table(cfg.database_path, "collisions")
+    assert len(images) + len(collisions) == 3  # one record per dropped file
+    originals = [c["newcomer"]["original"] for c in collisions]
+    assert len(set(originals)) == 2
+    assert cfg.root is not None
+    assert check_library(cfg.root, {"a.jpg": data, "b.jpg": data, "c.jpg": data}) == []
