@@ -18,7 +18,7 @@ from typing import Any
 
 from watcherd import fsops
 from watcherd.adopt import Remembered
-from watcherd.catalog import CatalogReader
+from watcherd.catalog import Catalog, CatalogReader
 from watcherd.config import Config
 from watcherd.context import iso
 from watcherd.filters import IMAGE_SUFFIXES
@@ -59,6 +59,13 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
     os.replace(tmp, target)  # the export is watcherd's own file, so replacing it is fine
     fsops.fsync_dir(target.parent)
     return target
+
+
+def save_copies(cfg: Config, catalog: Catalog, now: float) -> None:
+    """Write the export, and publish the read-only snapshot when the live catalog is elsewhere."""
+    write_export(cfg, catalog, now)
+    if cfg.snapshot_path is not None:
+        catalog.publish(cfg.snapshot_path)
 
 
 def load_export(cfg: Config) -> dict[str, Any] | None:

@@ -75,9 +75,7 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, reason)
             serve()
-            restore.write_export(cfg, catalog, time.time())
-            if cfg.snapshot_path is not None:
-                catalog.publish(cfg.snapshot_path)
+            restore.save_copies(cfg, catalog, time.time())
             return report
         finally:
             decoders.close()

@@ -113,9 +113,7 @@ def _apply_here(cfg: Config, command: str, arguments: dict[str, Any]) -> Any:
                 result = edits.apply(cfg, catalog, command, arguments)
             finally:
                 if catalog.changes:
-                    restore.write_export(cfg, catalog, time.time())
-                    if cfg.snapshot_path is not None:
-                        catalog.publish(cfg.snapshot_path)
+                    restore.save_copies(cfg, catalog, time.time())
             return result
     finally:
         lease.release()

@@ -279,6 +279,18 @@ def cli_latency(n: int, root: Path | None = None) -> list[Row]:
         return rows
 
 
+def _scandir_walk(top: Path) -> int:
+    """The baseline for scans: count the files under ``top`` with a bare os.scandir walk."""
+    count, stack = 0, [str(top)]
+    while stack:
+        for e in os.scandir(stack.pop()):
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+            else:
+                count += 1
+    return count
+
+
 def reconcile_startup(n: int) -> list[Row]:
     """Start-up reconcile of ``n`` catalogued canonical thumbnails vs an os.scandir walk."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -289,17 +301,7 @@ def reconcile_startup(n: int) -> list[Row]:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.touch()
 
-        def walk() -> int:
-            count, stack = 0, [str(cfg.thumbs_dir)]
-            while stack:
-                for e in os.scandir(stack.pop()):
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    else:
-                        count += 1
-            return count
-
-        t_walk = _best(walk, 3)
+        t_walk = _best(functools.partial(_scandir_walk, cfg.thumbs_dir), 3)
         catalog = open_for_writing(cfg).catalog
         try:
             t = time.perf_counter()
@@ -524,17 +526,7 @@ def adoption(n: int) -> list[Row]:
             with Image.open(src) as im:
                 im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
 
-        def walk() -> int:
-            count, stack = 0, [str(root / "thumbs")]
-            while stack:
-                for e in os.scandir(stack.pop()):
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    else:
-                        count += 1
-            return count
-
-        t_walk = _best(walk, 3)
+        t_walk = _best(functools.partial(_scandir_walk, root / "thumbs"), 3)
         t = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-m", "watcherd", "scan", str(root), "-c", str(conf), "--json"],
