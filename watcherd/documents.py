@@ -6,7 +6,7 @@ a key renamed or removed breaks it.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 
 class Naming(TypedDict):
@@ -27,6 +27,15 @@ class DaemonState(TypedDict):
     heartbeat_age: float
 
 
+class LastScan(TypedDict):
+    """When the last full scan finished, why it ran, how long it took and what it did."""
+
+    finished: str
+    reason: str
+    seconds: float
+    counts: dict[str, int]
+
+
 class Status(TypedDict):
     """``status --json``."""
 
@@ -39,7 +48,7 @@ class Status(TypedDict):
     errors: int
     database: str
     hash: Naming
-    last_scan: dict[str, Any] | None  # {"finished", "reason", "seconds", "counts"} as the scan stored it
+    last_scan: LastScan | None
     daemon: DaemonState | None
 
 

@@ -20,6 +20,7 @@ from watcherd.config import Config
 from watcherd.documents import Arrangement, Forgotten, ImageSummary, TagChange
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.naming import shown
+from watcherd.records import Json
 from watcherd.requests import Answer, Request
 
 log = logging.getLogger("watcherd")
@@ -93,12 +94,12 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
     return {"forgotten": gone}
 
 
-def _arrange(cfg: Config, catalog: Catalog, args: dict[str, Any]) -> Arrangement:
+def _arrange(cfg: Config, catalog: Catalog, args: Json) -> Arrangement:
     plan = arranging.plan(cfg, catalog, str(args["mode"]), str(args.get("under") or ""))
     return arranging.execute(cfg, catalog, plan)
 
 
-EDITS: dict[str, Callable[[Config, Catalog, dict[str, Any]], Any]] = {
+EDITS: dict[str, Callable[[Config, Catalog, Json], Any]] = {
     "untag": lambda cfg, cat, a: untag(cat, str(a["name"]), str(a["tag"])),
     "retag": lambda cfg, cat, a: retag(cat, str(a["old"]), str(a["new"])),
     "untag-everywhere": lambda cfg, cat, a: untag_everywhere(cat, str(a["tag"])),
@@ -107,7 +108,7 @@ EDITS: dict[str, Callable[[Config, Catalog, dict[str, Any]], Any]] = {
 }
 
 
-def apply(cfg: Config, catalog: Catalog, command: str, arguments: dict[str, Any]) -> Any:
+def apply(cfg: Config, catalog: Catalog, command: str, arguments: Json) -> Any:
     """Apply one named change; its document, or a WatcherdError."""
     edit = EDITS.get(command)
     if edit is None:

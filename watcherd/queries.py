@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.reads import TagQuery, hash_rows, load_hashes
@@ -27,7 +26,7 @@ from watcherd.documents import (
 from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
-from watcherd.records import CollisionKind, ImageRecord
+from watcherd.records import CollisionKind, ImageRecord, Json
 
 
 def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> Status:
@@ -150,7 +149,7 @@ DEFAULT_DISTANCE = 4
 MAX_RADIUS = 16  # nearindex.MAX_RADIUS; numpy and Pillow load only for the commands that need them
 
 
-def hash_of_file(cfg: Config, path: Path, pinned: dict[str, Any] | None = None) -> str:
+def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
     """Hash an image file exactly as ingest would name it in this library.
 
     ``pinned`` (the catalog's ``library`` meta) wins over the config, so a query

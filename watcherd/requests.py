@@ -35,6 +35,7 @@ from watcherd import fsops
 from watcherd.context import iso
 from watcherd.errors import UsageError
 from watcherd.filters import TEMP_PREFIX
+from watcherd.records import Json
 
 VERSION = 1
 REQUEST = ".request.json"
@@ -48,7 +49,7 @@ class Request:
     """One change a command asks the writer for."""
 
     command: str
-    arguments: dict[str, Any]
+    arguments: Json
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     created: float = field(default_factory=time.time)
 
@@ -122,12 +123,12 @@ def decode_answer(data: bytes) -> Answer:
         raise UsageError("malformed answer from the daemon") from None
 
 
-def _dump(obj: dict[str, Any]) -> bytes:
+def _dump(obj: Json) -> bytes:
     # ASCII JSON: odd file names (lone surrogates) survive the round trip.
     return json.dumps(obj, ensure_ascii=True, sort_keys=True).encode("ascii")
 
 
-def _load(data: bytes, what: str) -> dict[str, Any]:
+def _load(data: bytes, what: str) -> Json:
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from watcherd import fsops
 from watcherd.adopt import Remembered
@@ -24,7 +23,7 @@ from watcherd.context import iso
 from watcherd.filters import IMAGE_SUFFIXES
 from watcherd.naming import parse_canonical
 from watcherd.pipeline import Pipeline
-from watcherd.records import CollisionKind, CollisionRecord, Existing, Newcomer
+from watcherd.records import CollisionKind, CollisionRecord, Existing, Json, Newcomer
 
 log = logging.getLogger("watcherd")
 
@@ -68,7 +67,7 @@ def save_copies(cfg: Config, catalog: Catalog, now: float) -> None:
         catalog.publish(cfg.snapshot_path)
 
 
-def load_export(cfg: Config) -> dict[str, Any] | None:
+def load_export(cfg: Config) -> Json | None:
     """The last export, or None when there is none or it cannot be read."""
     try:
         data = json.loads(export_path(cfg).read_text(encoding="utf-8"))

@@ -20,6 +20,7 @@ from watcherd.config import Config
 from watcherd.errors import LockedError, NoAnswerError, UsageError, WatcherdError
 from watcherd.layout import check_root, lease_path, requests_dir
 from watcherd.lease import Lease, is_live, read_holder
+from watcherd.records import Json
 
 log = logging.getLogger("watcherd")
 
@@ -43,7 +44,7 @@ def writer_live(cfg: Config, now: float | None = None) -> bool:
 def change(
     cfg: Config,
     command: str,
-    arguments: dict[str, Any],
+    arguments: Json,
     *,
     pick_up: float = PICK_UP,
     sleep: Callable[[float], None] = time.sleep,
@@ -100,7 +101,7 @@ def _ask(cfg: Config, req: requests.Request, pick_up: float, sleep: Callable[[fl
         raise
 
 
-def _apply_here(cfg: Config, command: str, arguments: dict[str, Any]) -> Any:
+def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
     """Take the lease, apply the change with the same code the daemon runs, let the lease go."""
     db = cfg.database_path
     if not db.exists():

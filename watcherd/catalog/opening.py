@@ -7,13 +7,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from watcherd.catalog.reads import CatalogReader
 from watcherd.catalog.store import Catalog, damage
 from watcherd.config import Config
 from watcherd.errors import ConfigError
 from watcherd.layout import check_root, prepare
+from watcherd.records import Json
 
 log = logging.getLogger("watcherd")
 
@@ -40,7 +40,7 @@ def open_for_writing(cfg: Config) -> Opened:
             aside = move_aside(db, "corrupt")
             log.error("catalog %s is damaged (%s); moved it to %s and rebuilding from the tree", db, why, aside)
     catalog = Catalog(db)
-    wanted: dict[str, Any] = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size, "decode": cfg.decode}
+    wanted: Json = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size, "decode": cfg.decode}
     pinned = catalog.meta("library")
     if pinned is None:
         with catalog.transaction():
@@ -62,7 +62,7 @@ def open_for_writing(cfg: Config) -> Opened:
     return Opened(catalog, fresh=False)
 
 
-def describe_naming(settings: dict[str, Any]) -> str:
+def describe_naming(settings: Json) -> str:
     """``whash size 8, decode: reference``: how a library's names are made, for messages."""
     return f"{settings['algorithm']} size {settings['hash_size']}, decode: {settings['decode']}"
 
