@@ -55,6 +55,7 @@ class Collisions:
             sha256=image.sha256,
             filename=safe_text(path.name),
             source=where.area is Area.SOURCE,
+            dropped=places.rel(path.parent if where.area is Area.TREE else places.thumbs),
         )
         if where.area is Area.SOURCE:
             newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)
