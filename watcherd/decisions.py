@@ -326,6 +326,48 @@ class Decisions:
         with self.ctx.catalog.transaction():
             self.ctx.catalog.put_image(kept)
 
+    # -- the same bytes again ------------------------------------------------------------
+
+    def remembered(self, sha256: str, same_name: list[CollisionRecord]) -> CollisionRecord | None:
+        """A decided collision about these very bytes (so they are settled as before), or None."""
+        for col in same_name:
+            dec = col.decision
+            if dec is None:
+                continue
+            if col.newcomer.sha256 == sha256 or (dec.kind is not Verdict.DISTINCT and col.existing.sha256 == sha256):
+                return col
+        return None
+
+    def again(self, path: Path, sha256: str, col: CollisionRecord) -> str | None:
+        """Bytes a decision already settled, dropped again at ``path`` (in the tree): they are set
+        aside under ``originals/_duplicates/`` and the image holding them gains the folder's tags
+        and the file name. Returns that image's name; None when it is no longer catalogued."""
+        catalog, places = self.ctx.catalog, self.ctx.places
+        dec = col.decision
+        assert dec is not None
+        holder = catalog.image(dec.image or col.name)
+        if holder is None or (dec.kind is Verdict.DISTINCT and holder.sha256 != sha256):
+            return None
+        where = places.place(path)
+        holder.tags = merge_tags(holder.tags, where.rel.parent if where else PurePosixPath(), holder.size_tag)
+        name = safe_text(path.name)
+        if name != holder.original_filename and name not in holder.other_filenames:
+            holder.other_filenames.append(name)
+        planned = self._archive_for(f"{col.id}~again", places.rel(path))
+        dec.again.append(planned)
+        rel = places.rel(path)
+        with catalog.transaction():
+            catalog.put_image(holder)
+            catalog.put_collision(col)
+            catalog.clear_error(rel)
+        moved = fsops.move_no_replace(path, places.absolute(planned).parent, Path(planned).name)
+        if places.rel(moved) != planned:
+            dec.again[-1] = places.rel(moved)
+            with catalog.transaction():
+                catalog.put_collision(col)
+        log.info("%s: the same bytes as decided before (%s); kept at %s", shown(rel), dec.kind.value, dec.again[-1])
+        return holder.name
+
     # -- undo -------------------------------------------------------------------------
 
     def undo(self) -> str:
