@@ -326,6 +326,65 @@ class Decisions:
         with self.ctx.catalog.transaction():
             self.ctx.catalog.put_image(kept)
 
+    # -- gestures ---------------------------------------------------------------------
+
+    def thumbnail_deleted(self, rel: str) -> str | None:
+        """The newcomer's thumbnail at ``rel`` left ``_collisions/`` (and did not appear in the
+        tree): keep-existing. Returns the collision's id, or None if it decided nothing."""
+        for col in self.ctx.catalog.collisions():
+            if col.decision is None and col.newcomer.thumbnail == rel:
+                if os.path.lexists(self.ctx.places.absolute(rel)) or self.ctx.catalog.image(col.name) is None:
+                    return None
+                self.resolve(col.id, Verdict.KEEP_EXISTING, Via.GESTURE)
+                return col.id
+        return None
+
+    def thumbnail_placed(self, path: Path, sha256: str, canonical: str) -> str | None:
+        """A newcomer's thumbnail (chunks ``sha256``, plain name ``canonical``) is at ``path`` in
+        the tree: distinct, catalogued there under its variant name. Its name, or None."""
+        catalog = self.ctx.catalog
+        for col in catalog.collisions_named(canonical):
+            undecided = col.decision is None or (
+                col.decision.via is Via.GESTURE and col.decision.kind is Verdict.KEEP_EXISTING
+            )
+            if col.newcomer.sha256 != sha256 or not undecided:
+                continue
+            target = path.parent / variant_name(canonical, sha256)
+            if target != path:
+                try:
+                    fsops.rename_no_replace(path, target)
+                except (FileExistsError, FileNotFoundError):
+                    return None
+            if col.decision is not None:
+                self._gesture_revisited(col)
+            return self.resolve(col.id, Verdict.DISTINCT, Via.GESTURE, at=target)
+        return None
+
+    def _gesture_revisited(self, col: CollisionRecord) -> None:
+        """A deletion that was the first half of a move: its original comes back from the archive."""
+        assert col.decision is not None
+        self._unmerge(col)
+        new = col.newcomer
+        self._back_to_collisions(col, new.original)
+        col.decision = None
+        with self.ctx.catalog.transaction():
+            self.ctx.catalog.put_collision(col)
+            self._pop(col.id)
+        if new.moving_from:
+            self.filing.file_collision(col)
+
+    def sweep(self) -> int:
+        """After a full scan: undecided collisions whose thumbnail left ``_collisions/`` are decided
+        as the gestures say (a thumbnail placed in the tree was handled by the walk)."""
+        decided = 0
+        for col in self.ctx.catalog.collisions():
+            if col.decision is None and col.newcomer.thumbnail and not col.newcomer.source:
+                try:
+                    decided += self.thumbnail_deleted(col.newcomer.thumbnail) is not None
+                except UsageError as exc:
+                    log.warning("collision %s: %s", col.id, exc)
+        return decided
+
     # -- the same bytes again ------------------------------------------------------------
 
     def remembered(self, sha256: str, same_name: list[CollisionRecord]) -> CollisionRecord | None:
