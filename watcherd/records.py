@@ -336,8 +336,8 @@ class CollisionRecord:
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
-        """The catalog's JSON object for this record."""
-        return {
+        """The catalog's JSON object for this record (``decision`` only once decided)."""
+        out: Json = {
             **self.extra,
             "id": self.id,
             "name": self.name,
@@ -345,8 +345,10 @@ class CollisionRecord:
             "detected": self.detected,
             "existing": self.existing.to_json(),
             "newcomer": self.newcomer.to_json(),
-            "decision": self.decision.to_json() if self.decision is not None else None,
         }
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollisionRecord:
