@@ -99,6 +99,7 @@ class Remembered:
 
     images: dict[str, Json] = field(default_factory=dict)
     collisions: list[Json] = field(default_factory=list)
+    meta: Json = field(default_factory=dict)  # meta values the export keeps (decisions)
 
 
 class Adopter:

@@ -104,9 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--under", metavar="FOLDER", help="only thumbnails under this folder of the tree (default: all)")
     p.add_argument("--dry-run", action="store_true", help="print the moves and change nothing")
 
-    p = add("dupes", "Recorded collisions (same name, different or identical bytes), and near groups.")
+    p = add("dupes", "Undecided collisions (same name, different or identical bytes), and near groups.")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--near", type=int, metavar="N", help="also list groups of images within N bits of each other")
+    p.add_argument("--all", action="store_true", help="also list decided ones, with their decision and when")
+
+    p = add("resolve", "Decide a collision (distinct, keep-existing, keep-newcomer), or undo the last decision.")
+    p.add_argument(
+        "args", nargs="*", metavar="[ROOT] ID DECISION", help="library root, an id from 'dupes', and the decision"
+    )
+    p.add_argument("--undo", action="store_true", help="revert the last decision: files back, undecided again")
 
     p = add("similar", "Images within a Hamming distance of an image file, a hash or a catalogued name.")
     p.add_argument("args", nargs="+", metavar="[ROOT] IMAGE|HASH|NAME", help="library root and what to look for")
@@ -351,13 +358,30 @@ def _cmd_arrange(args: argparse.Namespace) -> int:
 
 
 def _cmd_dupes(args: argparse.Namespace) -> int:
-    items = _library(args, args.root).dupes(args.near)
+    items = _library(args, args.root).dupes(args.near, decided=args.all)
     lines = []
     for d in items:
         extra = f" (max distance {d['max_distance']})" if d["kind"] == "near" else ""
-        lines.append(f"{d['kind']:10s} {d['name']}{extra}")
+        decided = f"  [{d['decision']}" + (f" {d['decided']}]" if d["decided"] else "]") if d["decision"] else ""
+        lines.append(f"{d['kind']:10s} {d['id']}{extra}{decided}")
         lines.extend(f"           {p}" for p in d["paths"])
     _emit(args, items, "\n".join(lines))
+    return 0
+
+
+def _cmd_resolve(args: argparse.Namespace) -> int:
+    values = args.args
+    if args.undo:
+        if len(values) > 1:
+            raise UsageError("resolve --undo takes only [ROOT]")
+        done = _library(args, values[0] if values else None).undo()
+        _emit(args, done, f"undid the decision on {done['id']}: undecided again")
+        return 0
+    if len(values) not in (2, 3):
+        raise UsageError("resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo")
+    root = values[0] if len(values) == 3 else None
+    done = _library(args, root).resolve(values[-2], values[-1])
+    _emit(args, done, f"{done['id']}: {done['decision']} ({done['image']})")
     return 0
 
 
@@ -385,6 +409,7 @@ COMMANDS = {
     "forget": _cmd_forget,
     "arrange": _cmd_arrange,
     "dupes": _cmd_dupes,
+    "resolve": _cmd_resolve,
     "similar": _cmd_similar,
 }
 

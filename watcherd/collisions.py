@@ -14,6 +14,7 @@ from pathlib import Path
 
 from watcherd import fsops
 from watcherd.context import Context
+from watcherd.decisions import Decisions
 from watcherd.filing import Filing
 from watcherd.naming import safe_text, shown
 from watcherd.newcomers import NewImage
@@ -30,6 +31,7 @@ class Collisions:
     def __init__(self, ctx: Context, filing: Filing) -> None:
         self.ctx = ctx
         self.filing = filing
+        self.decisions = Decisions(ctx, filing)
 
     def collide(
         self, path: Path, where: Place, st: os.stat_result, image: NewImage, rec: ImageRecord | None, folder: Path
@@ -42,6 +44,10 @@ class Collisions:
         label = f"{image.name[: -len('.png')]}~{image.sha256[:12]}"
         same_name = catalog.collisions_named(image.name)
         if where.area is Area.TREE:
+            decided = self.decisions.remembered(image.sha256, same_name)
+            settled = self.decisions.again(path, image.sha256, decided) if decided is not None else None
+            if settled is not None:
+                return Result(Outcome.INGESTED, path, settled, detail="settled as decided before")
             unfiled = self._unfiled(image, same_name)
             if unfiled is not None:
                 return self._refile(path, image, unfiled)
@@ -55,6 +61,7 @@ class Collisions:
             sha256=image.sha256,
             filename=safe_text(path.name),
             source=where.area is Area.SOURCE,
+            dropped=places.rel(path.parent if where.area is Area.TREE else places.thumbs),
         )
         if where.area is Area.SOURCE:
             newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)

@@ -87,6 +87,9 @@ class NewcomerSide(CollisionSide):
 class Collision(TypedDict):
     """A recorded collision in ``dupes --json``."""
 
+    id: str  # what ``resolve`` takes
+    decision: str | None  # distinct, keep-existing, keep-newcomer; None while undecided (listed with --all)
+    decided: str | None  # when it was decided (ISO time), None while undecided
     name: str
     kind: Literal["exact", "perceptual"]
     detected: str | None
@@ -98,6 +101,9 @@ class Collision(TypedDict):
 class NearGroup(TypedDict):
     """A group of near-duplicates in ``dupes --near N --json``."""
 
+    id: str  # its sorted names joined by "+": ``resolve ID distinct`` takes it
+    decision: str | None  # "distinct" once decided (listed with --all), else None
+    decided: str | None  # always None: a group's decision is not dated
     kind: Literal["near"]
     name: str
     names: list[str]
@@ -173,3 +179,12 @@ class Arrangement(TypedDict):
     dry_run: bool
     moved: int
     moves: list[PlannedMove]
+
+
+class Resolution(TypedDict):
+    """``resolve --json`` and ``resolve --undo --json``."""
+
+    id: str  # the collision (or near group) decided, or whose decision was undone
+    decision: str | None  # what was decided; None after an undo
+    image: str | None  # the record that now holds the newcomer's bytes (distinct) or the kept picture
+    undone: bool

@@ -17,7 +17,7 @@ from watcherd import arrange as arranging
 from watcherd import queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.documents import Arrangement, Forgotten, ImageSummary, TagChange
+from watcherd.documents import Arrangement, Forgotten, ImageSummary, Resolution, TagChange
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.naming import shown
 from watcherd.records import Json
@@ -94,6 +94,33 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
     return {"forgotten": gone}
 
 
+def resolve(cfg: Config, catalog: Catalog, ident: str, decision: str, via: str = "command") -> Resolution:
+    """Decide collision (or near group) ``ident``: ``distinct``, ``keep-existing`` or ``keep-newcomer``."""
+    from watcherd.records import Verdict, Via
+
+    try:
+        verdict = Verdict(decision)
+    except ValueError:
+        raise UsageError(f"decide {decision!r}? choose one of {', '.join(v.value for v in Verdict)}") from None
+    image = _decisions(cfg, catalog).resolve(ident, verdict, Via(via))
+    return {"id": ident, "decision": verdict.value, "image": image, "undone": False}
+
+
+def undo(cfg: Config, catalog: Catalog) -> Resolution:
+    """Revert the last decision: files back where they were, the collision undecided again."""
+    ident = _decisions(cfg, catalog).undo()
+    return {"id": ident, "decision": None, "image": None, "undone": True}
+
+
+def _decisions(cfg: Config, catalog: Catalog) -> Any:
+    from watcherd.context import Context
+    from watcherd.decisions import Decisions
+    from watcherd.filing import Filing
+
+    ctx = Context(cfg, catalog)
+    return Decisions(ctx, Filing(ctx))
+
+
 def _arrange(cfg: Config, catalog: Catalog, args: Json) -> Arrangement:
     plan = arranging.plan(cfg, catalog, str(args["mode"]), str(args.get("under") or ""))
     return arranging.execute(cfg, catalog, plan)
@@ -105,6 +132,8 @@ EDITS: dict[str, Callable[[Config, Catalog, Json], Any]] = {
     "untag-everywhere": lambda cfg, cat, a: untag_everywhere(cat, str(a["tag"])),
     "forget": lambda cfg, cat, a: forget(cat, [str(n) for n in a["names"]]),
     "arrange": _arrange,
+    "resolve": lambda cfg, cat, a: resolve(cfg, cat, str(a["id"]), str(a["decision"])),
+    "undo": lambda cfg, cat, a: undo(cfg, cat),
 }
 
 

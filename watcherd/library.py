@@ -25,12 +25,15 @@ from watcherd.documents import (
     ImageSummary,
     MissingItem,
     NearGroup,
+    Resolution,
     SimilarHit,
     Status,
     TagChange,
 )
 from watcherd.errors import UsageError
 from watcherd.layout import check_root, lease_path
+
+NEAR = "distinct_groups"  # decisions.NEAR (not imported: that would load Pillow for every read)
 
 
 class Library:
@@ -78,13 +81,25 @@ class Library:
         with self._reading() as catalog:
             return queries.missing(catalog)
 
-    def dupes(self, near: int | None = None) -> list[Collision | NearGroup]:
-        """Recorded collisions; with ``near``, also groups of images within that distance."""
+    def dupes(self, near: int | None = None, *, decided: bool = False) -> list[Collision | NearGroup]:
+        """Undecided collisions (every one with ``decided``); with ``near``, also groups of
+        images within that distance (those decided distinct only with ``decided``)."""
         with self._reading() as catalog:
-            items: list[Collision | NearGroup] = [*queries.dupes(catalog)]
+            items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided)]
+            groups = catalog.meta(NEAR) or []
         if near is not None:
-            items += queries.near_groups(self.cfg, near)
+            items += queries.near_groups(self.cfg, near, groups, decided=decided)
         return items
+
+    def resolve(self, ident: str, decision: str) -> Resolution:
+        """Decide a collision (or a near group: distinct only) through the one writer."""
+        result: Resolution = writer.change(self.cfg, "resolve", {"id": ident, "decision": decision})
+        return result
+
+    def undo(self) -> Resolution:
+        """Revert the last decision through the one writer."""
+        result: Resolution = writer.change(self.cfg, "undo", {})
+        return result
 
     def similar(self, target: str, distance: int) -> list[SimilarHit]:
         """Images within ``distance`` bits of an image file, a hash or a catalogued name."""

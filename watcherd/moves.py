@@ -25,7 +25,9 @@ from pathlib import Path
 from watcherd import fsops
 from watcherd.adopt import Adopter, Maker, Thumbnail
 from watcherd.context import Context
+from watcherd.decisions import Decisions
 from watcherd.failures import Failures
+from watcherd.filing import Filing
 from watcherd.naming import merge_tags, parse_canonical, shown, variant_name
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
@@ -41,6 +43,7 @@ class Moves:
         self.ctx = ctx
         self.adopter = adopter
         self.failures = failures
+        self.decisions = Decisions(ctx, Filing(ctx))
 
     def is_known(self, path: Path) -> bool:
         """A catalogued canonical name: moving it needs no decoding."""
@@ -52,6 +55,9 @@ class Moves:
         rel = self.ctx.places.rel(path)
         rec = rec or catalog.image(path.name)
         if rec is None:
+            placed = self._collision_placed(path, st)
+            if placed is not None:
+                return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             adopted = self.adopter.adopt(path, st)
             if adopted is None:
                 return None  # a user's file that only looks canonical: ingest it
@@ -79,6 +85,9 @@ class Moves:
             return None
         name = self._name_for(thumb)
         if name is None:
+            placed = self.decisions.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
+            if placed is not None:
+                return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             return self.failures.record(
                 path, f"a thumbnail of other bytes than {thumb.name}'s; left as it is", st, transient=False
             )
@@ -193,6 +202,16 @@ class Moves:
                     continue  # gone again already
                 self.seen(path, where, st, rec)
         return rest
+
+    def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:
+        """A collision newcomer's thumbnail moved into the tree: that decides it distinct."""
+        parsed = parse_canonical(path.name)
+        if parsed is None or parsed.variant is None:
+            return None
+        thumb = self._ours(path, st)
+        if thumb is None or thumb.sha256 is None:
+            return None
+        return self.decisions.thumbnail_placed(path, thumb.sha256, thumb.name)
 
     def _ours(self, path: Path, st: os.stat_result) -> Thumbnail | None:
         thumb = self.adopter.examine(path, st)

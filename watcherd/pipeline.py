@@ -29,7 +29,7 @@ from watcherd.catalog import Catalog
 from watcherd.collisions import Collisions
 from watcherd.config import Config
 from watcherd.context import Checkpoint, Context, no_checkpoint
-from watcherd.errors import CatalogError, ImageError, LockedError
+from watcherd.errors import CatalogError, ImageError, LockedError, WatcherdError
 from watcherd.events import Change, ChangeKind
 from watcherd.failures import Failures
 from watcherd.filing import Filing
@@ -88,6 +88,8 @@ class Pipeline:
         """What a hint from the observer means, as far as it can be settled without waiting."""
         path = change.path
         if change.kind is ChangeKind.GONE:
+            if path.parent == self.places.collisions:
+                return Handled(self._collision_gone(path))
             return Handled([self.moves.gone(path)])
         if change.kind is ChangeKind.GONE_DIR:
             self.moves.gone_dir(path)
@@ -107,13 +109,28 @@ class Pipeline:
             if change.kind is ChangeKind.TOUCH and self.catalog.name_at(self.places.rel(path)) == path.name:
                 # Already recorded right here (our own thumbnail being published, say).
                 handled.results.append(Result(Outcome.UNCHANGED, path, path.name))
+            elif change.src is not None and change.src.parent == self.places.collisions:
+                handled.results.append(self.process(path))  # a newcomer's thumbnail moved into the tree
             elif self.moves.is_known(path):
                 handled.results.append(self.process(path))  # a rename: nothing to decode, no need to settle
             else:
                 handled.settle.append(path)
         if change.src is not None:
-            handled.results.append(self.moves.gone(change.src))
+            if change.src.parent == self.places.collisions:
+                handled.results.extend(self._collision_gone(change.src))  # after the thumbnail's new place
+            else:
+                handled.results.append(self.moves.gone(change.src))
         return handled
+
+    def _collision_gone(self, path: Path) -> list[Result]:
+        """A newcomer's thumbnail left ``_collisions/``: deleted means keep-existing (a move into
+        the tree was decided distinct where it arrived)."""
+        try:
+            decided = self.moves.decisions.thumbnail_deleted(self.places.rel(path))
+        except WatcherdError as exc:
+            log.warning("%s left the collisions folder, but: %s", shown(self.places.rel(path)), exc)
+            return []
+        return [Result(Outcome.MOVED, path, decided, detail="decided keep-existing")] if decided else []
 
     def process(self, path: Path) -> Result:
         """Bring the catalog up to date with one file that appeared or changed."""

@@ -119,14 +119,27 @@ def missing(catalog: CatalogReader) -> list[MissingItem]:
     ]
 
 
-def dupes(catalog: CatalogReader) -> list[Collision]:
-    """Every recorded collision with both sides' paths."""
+def dupes(catalog: CatalogReader, *, decided: bool = False) -> list[Collision]:
+    """The undecided collisions (with ``decided``, every one) with both sides' paths."""
     out: list[Collision] = []
     for c in catalog.collisions():
+        if c.decision is not None and not decided:
+            continue
         existing, newcomer = c.existing, c.newcomer
         paths = [p for p in (existing.thumbnail, existing.original, newcomer.thumbnail, newcomer.original) if p]
+        if c.decision is not None:
+            # Where the files are now: the image that holds each side, and what was set aside.
+            paths = []
+            for name in dict.fromkeys([c.name, c.decision.image or c.name]):
+                rec = catalog.image(name)
+                if rec is not None:
+                    paths += [*rec.paths, *([rec.original] if rec.original else [])]
+            paths += [p for p in (c.decision.archived, newcomer.original, *c.decision.again) if p and p not in paths]
         out.append(
             {
+                "id": c.id,
+                "decision": c.decision.kind.value if c.decision else None,
+                "decided": c.decision.decided if c.decision else None,
                 "name": c.name,
                 "kind": "exact" if c.kind is CollisionKind.EXACT else "perceptual",
                 "detected": c.detected,
@@ -206,10 +219,14 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
     return out
 
 
-def near_groups(cfg: Config, distance: int) -> list[NearGroup]:
+def near_groups(
+    cfg: Config, distance: int, decided_groups: list[list[str]] | None = None, *, decided: bool = False
+) -> list[NearGroup]:
     """Groups of distinct present images within ``distance`` of each other (``dupes --near``).
 
-    Low-information images are left out: their hashes say nothing about them.
+    Low-information images are left out: their hashes say nothing about them. A group
+    whose every pair lies within a group decided ``distinct`` is left out too (listed,
+    with its decision, when ``decided``).
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
@@ -222,8 +239,15 @@ def near_groups(cfg: Config, distance: int) -> list[NearGroup]:
     out: list[NearGroup] = []
     for members, widest in found:
         picked = sorted(where[int(rowids[m])] for m in members)
+        names = [n for n, _ in picked]
+        settled = _all_pairs_decided(names, decided_groups or [])
+        if settled and not decided:
+            continue
         out.append(
             {
+                "id": "+".join(names),
+                "decision": "distinct" if settled else None,
+                "decided": None,
                 "kind": "near",
                 "name": picked[0][0],
                 "names": [n for n, _ in picked],
@@ -232,3 +256,9 @@ def near_groups(cfg: Config, distance: int) -> list[NearGroup]:
             }
         )
     return sorted(out, key=lambda g: (g["max_distance"], g["name"]))
+
+
+def _all_pairs_decided(names: list[str], groups: list[list[str]]) -> bool:
+    """Is every pair of ``names`` inside one group decided distinct?"""
+    sets = [set(g) for g in groups]
+    return all(any(a in s and b in s for s in sets) for i, a in enumerate(names) for b in names[i + 1 :])

@@ -149,6 +149,8 @@ def reconcile(
 
     if pipeline.adopter.remembered is not None:
         restore.restore_collisions(pipeline)
+    else:
+        pipeline.moves.decisions.sweep()  # gestures made while no daemon watched
     pipeline.failures.forget_vanished()
     report.seconds = time.monotonic() - started
     record_scan(catalog, report, reason, now)

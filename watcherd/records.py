@@ -46,6 +46,7 @@ _IMAGE_KEYS = frozenset(
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
         "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
+        "other_filenames",
     }
 )  # fmt: skip
 
@@ -76,6 +77,7 @@ class ImageRecord:
     tags: list[str] = field(default_factory=list)
     source_stat: tuple[int, int] | None = None
     copies: list[str] = field(default_factory=list)  # further places the same thumbnail is in
+    other_filenames: list[str] = field(default_factory=list)  # names duplicates of it arrived under
     extra: Json = field(default_factory=dict)
 
     @property
@@ -146,6 +148,8 @@ class ImageRecord:
             out["source_stat"] = list(self.source_stat)
         if self.copies:
             out["paths"] = self.paths  # written only when there is more than one place
+        if self.other_filenames:
+            out["other_filenames"] = list(self.other_filenames)
         return out
 
     @classmethod
@@ -175,13 +179,19 @@ class ImageRecord:
             tags=[t for t in data.get("tags") or [] if isinstance(t, str)],
             source_stat=_stamp(data.get("source_stat")),
             copies=[p for p in data.get("paths") or [] if isinstance(p, str) and p != data.get("path")],
+            other_filenames=[n for n in data.get("other_filenames") or [] if isinstance(n, str)],
             extra=_rest(data, _IMAGE_KEYS),
         )
 
 
 _EXISTING_KEYS = frozenset({"thumbnail", "original", "sha256"})
-_NEWCOMER_KEYS = frozenset({"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat"})
-_COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer"})
+_NEWCOMER_KEYS = frozenset(
+    {"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped"}
+)
+_COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer", "decision"})
+_DECISION_KEYS = frozenset(
+    {"kind", "decided", "via", "image", "archived", "again", "added_tags", "added_filename", "replaced"}
+)
 
 
 @dataclass
@@ -214,6 +224,7 @@ class Newcomer:
     source: bool = False
     moving_from: str | None = None
     source_stat: tuple[int, int] | None = None
+    dropped: str | None = None  # the folder it was dropped in, relative to ROOT (None: not known)
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
@@ -229,6 +240,8 @@ class Newcomer:
         }
         if self.source_stat is not None:
             out["source_stat"] = list(self.source_stat)
+        if self.dropped is not None:
+            out["dropped"] = self.dropped
         return out
 
     @classmethod
@@ -242,7 +255,70 @@ class Newcomer:
             source=bool(data.get("source", False)),
             moving_from=data.get("moving_from"),
             source_stat=_stamp(data.get("source_stat")),
+            dropped=data.get("dropped"),
             extra=_rest(data, _NEWCOMER_KEYS),
+        )
+
+
+class Verdict(str, Enum):
+    """What a person decided about a collision or a near-duplicate group."""
+
+    DISTINCT = "distinct"  # different pictures: both kept as separate images
+    KEEP_EXISTING = "keep-existing"  # the same picture: the library's copy stays
+    KEEP_NEWCOMER = "keep-newcomer"  # the same picture: the newcomer takes the name
+
+
+class Via(str, Enum):
+    """How a decision was made."""
+
+    COMMAND = "command"  # ``watcherd resolve`` (or anything calling the same edit)
+    GESTURE = "gesture"  # the newcomer's thumbnail moved out of, or deleted from, ``_collisions/``
+
+
+@dataclass
+class Decision:
+    """A decided collision: what was decided, when, and what it did (so ``undo`` can revert it)."""
+
+    kind: Verdict
+    decided: str
+    via: Via = Via.COMMAND
+    image: str | None = None  # the record that now holds the newcomer's bytes (or the kept one)
+    archived: str | None = None  # the original set aside under originals/_duplicates/ (keep-*)
+    again: list[str] = field(default_factory=list)  # the same bytes dropped again, set aside there too
+    added_tags: list[str] = field(default_factory=list)  # tags the kept record gained from the newcomer
+    added_filename: str | None = None  # the file name the kept record gained
+    replaced: Json | None = None  # keep-newcomer: the existing side's facts it replaced
+    extra: Json = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        """JSON object."""
+        return {
+            **self.extra,
+            "kind": self.kind.value,
+            "decided": self.decided,
+            "via": self.via.value,
+            "image": self.image,
+            "archived": self.archived,
+            "again": list(self.again),
+            "added_tags": list(self.added_tags),
+            "added_filename": self.added_filename,
+            "replaced": self.replaced,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Decision:
+        """Inverse of ``to_json``."""
+        return cls(
+            kind=Verdict(data["kind"]),
+            decided=str(data.get("decided") or ""),
+            via=Via(data.get("via", "command")),
+            image=data.get("image"),
+            archived=data.get("archived"),
+            again=[p for p in data.get("again") or [] if isinstance(p, str)],
+            added_tags=[t for t in data.get("added_tags") or [] if isinstance(t, str)],
+            added_filename=data.get("added_filename"),
+            replaced=data.get("replaced"),
+            extra=_rest(data, _DECISION_KEYS),
         )
 
 
@@ -256,11 +332,12 @@ class CollisionRecord:
     detected: str | None
     existing: Existing
     newcomer: Newcomer
+    decision: Decision | None = None  # None while undecided
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
-        """The catalog's JSON object for this record."""
-        return {
+        """The catalog's JSON object for this record (``decision`` only once decided)."""
+        out: Json = {
             **self.extra,
             "id": self.id,
             "name": self.name,
@@ -269,6 +346,9 @@ class CollisionRecord:
             "existing": self.existing.to_json(),
             "newcomer": self.newcomer.to_json(),
         }
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollisionRecord:
@@ -280,6 +360,7 @@ class CollisionRecord:
             detected=data.get("detected"),
             existing=Existing.from_json(data.get("existing") or {}),
             newcomer=Newcomer.from_json(data.get("newcomer") or {}),
+            decision=Decision.from_json(data["decision"]) if data.get("decision") else None,
             extra=_rest(data, _COLLISION_KEYS),
         )
 

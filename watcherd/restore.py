@@ -28,6 +28,7 @@ from watcherd.records import CollisionKind, CollisionRecord, Existing, Json, New
 log = logging.getLogger("watcherd")
 
 EXPORT_VERSION = 1
+REMEMBERED_META = ("decided", "distinct_groups")  # decisions.STACK, decisions.NEAR
 
 
 def export_path(cfg: Config) -> Path:
@@ -45,7 +46,13 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
     target = export_path(cfg)
     tmp = fsops.temp_path(target.parent, ".json")
     collisions = [c.to_json() for c in catalog.collisions()]
-    head = {"version": EXPORT_VERSION, "exported": iso(now), "collisions": collisions}
+    head = {
+        "version": EXPORT_VERSION,
+        "exported": iso(now),
+        "collisions": collisions,
+        # the order of decisions (for undo) and the near groups decided distinct
+        "meta": {key: catalog.meta(key) for key in REMEMBERED_META if catalog.meta(key) is not None},
+    }
     with open(tmp, "x", encoding="utf-8") as fh:
         fh.write(json.dumps(head, ensure_ascii=True, sort_keys=True)[:-1] + ', "images": {')
         first = True
@@ -87,7 +94,10 @@ def remembered(cfg: Config) -> Remembered:
     data = load_export(cfg)
     if data is None:
         return Remembered()
-    out = Remembered(dict(data.get("images", {})), list(data.get("collisions", [])))
+    meta = data.get("meta")
+    out = Remembered(
+        dict(data.get("images", {})), list(data.get("collisions", [])), dict(meta) if isinstance(meta, dict) else {}
+    )
     log.info(
         "restoring tags of %d images and %d collisions from %s",
         len(out.images),
@@ -108,7 +118,8 @@ def restore_collisions(pipeline: Pipeline) -> int:
         col = CollisionRecord.from_json(data)
         paths = [col.newcomer.thumbnail, col.newcomer.original]
         referenced.update(p for p in paths if p)
-        if col.id in known or not any(p and os.path.lexists(places.absolute(p)) for p in paths):
+        there = any(p and os.path.lexists(places.absolute(p)) for p in paths)
+        if col.id in known or not (there or col.decision is not None):  # a decision is kept regardless
             continue
         found.append(col)
         known.add(col.id)
@@ -125,6 +136,9 @@ def restore_collisions(pipeline: Pipeline) -> int:
     with catalog.transaction():
         for col in found:
             catalog.put_collision(col)
+        for key in REMEMBERED_META:
+            if key in memory.meta and catalog.meta(key) is None:
+                catalog.set_meta(key, memory.meta[key])
     return len(found)
 
 

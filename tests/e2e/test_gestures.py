@@ -276,3 +276,55 @@ def test_a_folder_dragged_while_it_is_being_ingested_loses_nothing(lib: Library)
         assert all(r["path"].startswith("thumbs/sorted/") for r in lib.records())
         assert check_library(lib.root, dropped) == []
         lib.full_scan()
+
+
+def _collide(lib: Library) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """cats/a.png ingested, then the same picture as JPEG dropped in dogs/: one collision."""
+    im = scene(seed=41)
+    dropped = {"a.png": encode(im, "PNG"), "b.jpg": encode(im, "JPEG", quality=95)}
+    write(lib.thumbs / "cats" / "a.png", dropped["a.png"])
+    wait_for(lambda: canonical_files(lib.thumbs / "cats"), what="ingest of a.png")
+    write(lib.thumbs / "dogs" / "b.jpg", dropped["b.jpg"])
+    items = wait_for(lambda: cli("dupes", str(lib.root)), what="the collision")
+    (item,) = items
+    return dict(item), dropped
+
+
+def test_moving_a_newcomer_out_of_collisions_decides_distinct(lib: Library) -> None:
+    item, dropped = _collide(lib)
+    thumb = lib.root / item["newcomer"]["thumbnail"]
+    (lib.thumbs / "best").mkdir()
+    os.rename(thumb, lib.thumbs / "best" / thumb.name)
+    wait_for(lambda: cli("dupes", str(lib.root)) == [], what="the collision decided")
+    name = f"{item['name'][: -len('.png')]}~{item['newcomer']['sha256'][:12]}.png"
+    for _ in ("daemon", "full scan"):
+        (decided,) = cli("dupes", str(lib.root), "--all")
+        assert decided["decision"] == "distinct" and decided["id"] == item["id"]
+        one = lib.image(name)
+        assert one["path"] == f"thumbs/best/{name}" and one["tags"] == ["best", "320x240"]
+        assert cli("dupes", str(lib.root)) == [] and lib.status()["errors"] == 0
+        assert check_library(lib.root, dropped) == []
+        lib.full_scan()
+
+
+def test_deleting_a_newcomer_from_collisions_decides_keep_existing(lib: Library) -> None:
+    item, dropped = _collide(lib)
+    os.unlink(lib.root / item["newcomer"]["thumbnail"])
+    wait_for(lambda: cli("dupes", str(lib.root)) == [], what="the collision decided")
+    for _ in ("daemon", "full scan"):
+        (decided,) = cli("dupes", str(lib.root), "--all")
+        assert decided["decision"] == "keep-existing"
+        assert lib.image(item["name"])["tags"] == ["cats", "320x240", "dogs"]
+        assert any(p.startswith("originals/_duplicates/") for p in lib.originals())
+        assert check_library(lib.root, dropped) == []
+        lib.full_scan()
+
+
+def test_a_gesture_made_while_no_daemon_runs_is_seen_by_the_scan(lib: Library) -> None:
+    item, dropped = _collide(lib)
+    lib.stop()
+    os.unlink(lib.root / item["newcomer"]["thumbnail"])
+    cli("scan", str(lib.root), "-c", str(lib.conf))
+    (decided,) = cli("dupes", str(lib.root), "--all")
+    assert decided["decision"] == "keep-existing" and cli("dupes", str(lib.root)) == []
+    assert check_library(lib.root, dropped) == []

@@ -244,8 +244,9 @@ class CatalogReader:
                 out["low_information"] += n
         tags = self._query("SELECT count(*) FROM tag_totals WHERE n > 0")
         out["tags"] = tags[0][0] if tags else 0
-        for table in ("collisions", "errors"):
-            rows = self._query(f'SELECT count(*) FROM "{table}"')
+        undecided = "SELECT count(*) FROM collisions WHERE json_extract(value, '$.decision') IS NULL"
+        for table, sql in (("collisions", undecided), ("errors", 'SELECT count(*) FROM "errors"')):
+            rows = self._query(sql)
             out[table] = rows[0][0] if rows else 0
         return out
 

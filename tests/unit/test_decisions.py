@@ -1,0 +1,147 @@
+"""Decisions about collisions, made by the ``resolve`` and ``undo`` edits, and reverted."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import encode, scene, write
+from tests.invariants import check_library
+from watcherd import edits, queries
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.errors import UsageError
+from watcherd.outcomes import Outcome
+from watcherd.pipeline import Pipeline
+from watcherd.records import CollisionRecord, Verdict
+
+
+def at(cfg: Config, rel: str | None) -> Path:
+    assert cfg.root is not None and rel is not None
+    return cfg.root / rel
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_under(cfg: Config) -> dict[str, str]:
+    """Every file under the library's thumbs and originals folders (relative path -> sha256)."""
+    assert cfg.root is not None
+    out = {}
+    for top in (cfg.thumbs_dir, cfg.originals_dir):
+        for p in top.rglob("*"):
+            if p.is_file():
+                out[p.relative_to(cfg.root).as_posix()] = sha(p.read_bytes())
+    return out
+
+
+def collide(cfg: Config, pipeline: Pipeline) -> tuple[CollisionRecord, dict[str, bytes]]:
+    """cats/a.png, then the same picture as JPEG in dogs/: a perceptual collision."""
+    im = scene(seed=6)
+    first, second = encode(im, "PNG"), encode(im, "JPEG", quality=95)
+    assert pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", first)).outcome is Outcome.INGESTED
+    assert pipeline.process(write(cfg.thumbs_dir / "dogs" / "b.jpg", second)).outcome is Outcome.COLLISION
+    (col,) = pipeline.catalog.collisions()
+    return col, {"a.png": first, "b.jpg": second}
+
+
+def test_dupes_lists_undecided_with_an_id_and_all_adds_decided(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, _ = collide(cfg, pipeline)
+    (item,) = queries.dupes(catalog)
+    assert item["id"] == col.id and item["decision"] is None and item["decided"] is None
+    edits.resolve(cfg, catalog, col.id, "keep-existing")
+    assert queries.dupes(catalog) == []
+    (item,) = queries.dupes(catalog, decided=True)
+    assert item["decision"] == "keep-existing" and item["decided"]
+    assert catalog.counts()["collisions"] == 0
+
+
+def test_distinct_catalogues_the_newcomer_under_a_variant_name_where_it_was_dropped(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, dropped = collide(cfg, pipeline)
+    before = files_under(cfg)
+    done = edits.resolve(cfg, catalog, col.id, "distinct")
+    assert col.newcomer.sha256 is not None
+    name = f"{col.name[: -len('.png')]}~{col.newcomer.sha256[:12]}.png"
+    assert done == {"id": col.id, "decision": "distinct", "image": name, "undone": False}
+    rec = catalog.image(name)
+    assert rec is not None and rec.path == f"thumbs/dogs/{name}" and rec.tags == ["dogs", "320x240"]
+    assert rec.original == f"originals/{name[: -len('.png')]}.jpg" and rec.moving_from is None
+    assert at(cfg, rec.original).read_bytes() == dropped["b.jpg"]
+    assert not at(cfg, col.newcomer.thumbnail).exists()
+    assert check_library(cfg.root or Path(), dropped) == []
+    # a second decision is refused; undo puts every file back where it was
+    with pytest.raises(UsageError, match="already decided"):
+        edits.resolve(cfg, catalog, col.id, "keep-existing")
+    assert edits.undo(cfg, catalog)["id"] == col.id
+    assert catalog.image(name) is None
+    (again,) = catalog.collisions()
+    assert again.decision is None and again.newcomer.original == col.newcomer.original
+    assert files_under(cfg) == before
+    with pytest.raises(UsageError, match="no decision to undo"):
+        edits.undo(cfg, catalog)
+
+
+def test_keep_existing_archives_the_newcomer_and_merges_tags_and_name(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, dropped = collide(cfg, pipeline)
+    before = files_under(cfg)
+    edits.resolve(cfg, catalog, col.id, "keep-existing")
+    kept = catalog.image(col.name)
+    assert kept is not None and kept.tags == ["cats", "320x240", "dogs"] and kept.other_filenames == ["b.jpg"]
+    (decided,) = catalog.collisions()
+    assert decided.newcomer.original == f"originals/_duplicates/{col.id}.jpg"
+    assert at(cfg, decided.newcomer.original).read_bytes() == dropped["b.jpg"]
+    assert not at(cfg, col.newcomer.thumbnail).exists()  # watcherd's own thumbnail went away
+    assert check_library(cfg.root or Path(), dropped) == []
+    edits.undo(cfg, catalog)
+    kept = catalog.image(col.name)
+    assert kept is not None and kept.tags == ["cats", "320x240"] and kept.other_filenames == []
+    after = files_under(cfg)
+    assert after.keys() == before.keys()  # the thumbnail is made again (its ingest time differs)
+    assert {k: v for k, v in after.items() if "thumbs/_collisions" not in k} == {
+        k: v for k, v in before.items() if "thumbs/_collisions" not in k
+    }
+
+
+def test_keep_newcomer_takes_the_name_and_archives_the_existing_original(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, dropped = collide(cfg, pipeline)
+    before = files_under(cfg)
+    edits.resolve(cfg, catalog, col.id, Verdict.KEEP_NEWCOMER.value)
+    kept = catalog.image(col.name)
+    assert kept is not None and kept.sha256 == sha(dropped["b.jpg"]) and kept.original_filename == "b.jpg"
+    assert kept.other_filenames == ["a.png"] and kept.tags == ["cats", "320x240", "dogs"]
+    assert kept.original == f"originals/{col.name[: -len('.png')]}.jpg"
+    assert at(cfg, kept.original).read_bytes() == dropped["b.jpg"]
+    (decided,) = catalog.collisions()
+    assert decided.decision is not None and decided.decision.archived is not None
+    assert decided.decision.archived.startswith("originals/_duplicates/")
+    assert at(cfg, decided.decision.archived).read_bytes() == dropped["a.png"]
+    thumb = at(cfg, kept.path)
+    assert sha(thumb.read_bytes()) == before[col.newcomer.thumbnail or ""]  # the newcomer's thumbnail
+    assert not at(cfg, col.newcomer.thumbnail).exists()
+    assert check_library(cfg.root or Path(), dropped) == []
+    edits.undo(cfg, catalog)
+    kept = catalog.image(col.name)
+    assert kept is not None and kept.sha256 == sha(dropped["a.png"]) and kept.original_filename == "a.png"
+    assert kept.other_filenames == [] and kept.tags == ["cats", "320x240"]
+    assert files_under(cfg).keys() == before.keys()
+    assert at(cfg, kept.original).read_bytes() == dropped["a.png"]
+    assert check_library(cfg.root or Path(), dropped) == []
+
+
+def test_unknown_ids_and_decisions_are_refused(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
+    col, _ = collide(cfg, pipeline)
+    with pytest.raises(UsageError, match="no collision with id"):
+        edits.resolve(cfg, catalog, "nope", "distinct")
+    with pytest.raises(UsageError, match="choose one of"):
+        edits.resolve(cfg, catalog, col.id, "merge")

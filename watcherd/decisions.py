@@ -1,0 +1,561 @@
+"""Decisions about collisions: ``distinct``, ``keep-existing``, ``keep-newcomer``, and ``undo``.
+
+A decision is stored on its collision record (``CollisionRecord.decision``) and the
+order of decisions in ``meta.decided`` (the last one is what ``undo`` reverts). Files
+move in the same safe order as ingest: the records are committed naming where an
+original is about to go (``moving_from``), then ``filing`` moves it and commits again.
+watcherd removes only its own thumbnails (checked by their ``sha256`` chunk); a user's
+original is never deleted: one set aside goes to ``originals/_duplicates/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from pathlib import Path, PurePosixPath
+
+from watcherd import fsops, imaging
+from watcherd.adopt import Maker, examine
+from watcherd.context import Context
+from watcherd.errors import UsageError
+from watcherd.filing import Filing
+from watcherd.naming import merge_tags, safe_text, shown, variant_name
+from watcherd.newcomers import spec_for
+from watcherd.records import CollisionRecord, Decision, ImageRecord, State, Verdict, Via
+
+log = logging.getLogger("watcherd")
+
+ARCHIVE = "_duplicates"  # originals/_duplicates/: originals a decision set aside (never deleted)
+STACK = "decided"  # meta key: ids of decisions, oldest first (collision ids and near-group ids)
+NEAR = "distinct_groups"  # meta key: near-duplicate groups decided distinct (sorted name lists)
+
+
+def near_id(names: list[str]) -> str:
+    """The stable id of a near-duplicate group: its sorted names joined by ``+``."""
+    return "+".join(sorted(names))
+
+
+def is_near_id(ident: str) -> bool:
+    """Does ``ident`` name a near-duplicate group (rather than a collision)?"""
+    return "+" in ident
+
+
+class Decisions:
+    """Applies and reverts decisions for one library (the writer's side)."""
+
+    def __init__(self, ctx: Context, filing: Filing) -> None:
+        self.ctx = ctx
+        self.filing = filing
+
+    # -- reading ----------------------------------------------------------------------
+
+    def collision(self, ident: str) -> CollisionRecord:
+        """The collision with id ``ident`` (or a refusal naming what is known)."""
+        for col in self.ctx.catalog.collisions():
+            if col.id == ident:
+                return col
+        raise UsageError(f"no collision with id {ident!r} (see 'watcherd dupes --all')")
+
+    def drop_folder(self, col: CollisionRecord) -> Path:
+        """The folder of the tree the newcomer was dropped in (the top of the tree when not known)."""
+        places = self.ctx.places
+        if col.newcomer.dropped and not col.newcomer.source:
+            folder = places.absolute(col.newcomer.dropped)
+            if places.place(folder / "x.png") is not None:
+                return folder
+        return places.thumbs
+
+    def _ours(self, path: Path, sha256: str | None) -> bool:
+        """Is ``path`` a thumbnail watcherd made of the bytes ``sha256``? (Only those may be removed.)"""
+        try:
+            thumb = examine(path, os.lstat(path))
+        except OSError:
+            return False
+        return thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256
+
+    def _render(self, original: str | None, filename: str | None) -> bytes:
+        """A thumbnail made again from an original kept under the root (for ``undo``)."""
+        places = self.ctx.places
+        if not original:
+            raise UsageError("cannot undo: the original to make its thumbnail from is not known")
+        try:
+            data = places.absolute(original).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot undo: cannot read {original}: {exc.strerror}") from None
+        import hashlib
+
+        spec = spec_for(self.ctx.cfg)
+        pinned = self.ctx.catalog.meta("library") or {}
+        spec = dataclasses.replace(
+            spec,
+            algorithm=pinned.get("algorithm", spec.algorithm),
+            hash_size=pinned.get("hash_size", spec.hash_size),
+            decode=pinned.get("decode", spec.decode),
+        )
+        sha = hashlib.sha256(data).hexdigest()
+        return imaging.render(data, spec, filename or Path(original).name, sha, self.ctx.now()).png
+
+    def _archive_for(self, label: str, original: str) -> str:
+        return self.ctx.places.rel(self.ctx.places.originals / ARCHIVE / f"{label}{Path(original).suffix.lower()}")
+
+    def _push(self, ident: str) -> None:
+        stack = [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident]
+        self.ctx.catalog.set_meta(STACK, [*stack, ident])
+
+    def _pop(self, ident: str) -> None:
+        self.ctx.catalog.set_meta(STACK, [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident])
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def resolve(self, ident: str, verdict: Verdict, via: Via = Via.COMMAND, at: Path | None = None) -> str:
+        """Decide collision (or near group) ``ident``; return the name of the image that holds the result.
+
+        ``at``: for a ``distinct`` made by gesture, where the user put the newcomer's thumbnail.
+        """
+        if is_near_id(ident):
+            return self._near_distinct(ident, verdict)
+        col = self.collision(ident)
+        if col.decision is not None:
+            if not (via is Via.GESTURE and col.decision.via is Via.GESTURE and verdict is Verdict.DISTINCT):
+                raise UsageError(
+                    f"collision {ident} is already decided ({col.decision.kind.value}); 'watcherd resolve --undo' "
+                    "reverts the last decision"
+                )
+            # Its thumbnail was deleted (keep-existing) and then came back elsewhere: a move
+            # seen as a delete and a new file. The later gesture wins.
+            self._unmerge(col)
+        if verdict is Verdict.DISTINCT:
+            return self._distinct(col, via, at)
+        if verdict is Verdict.KEEP_EXISTING:
+            return self._keep_existing(col, via)
+        return self._keep_newcomer(col, via)
+
+    def _near_distinct(self, ident: str, verdict: Verdict) -> str:
+        if verdict is not Verdict.DISTINCT:
+            raise UsageError("a near-duplicate group can only be decided distinct (its images have their own names)")
+        names = ident.split("+")
+        catalog = self.ctx.catalog
+        unknown = [n for n in names if catalog.image(n) is None]
+        if unknown or len(names) < 2:
+            raise UsageError(f"{ident!r} is not a near-duplicate group of catalogued images ({', '.join(unknown)})")
+        groups = [g for g in catalog.meta(NEAR) or [] if sorted(g) != sorted(names)]
+        with catalog.transaction():
+            catalog.set_meta(NEAR, [*groups, sorted(names)])
+            self._push(ident)
+        log.info("decided distinct: the near-duplicates %s", ", ".join(names))
+        return names[0]
+
+    def _distinct(self, col: CollisionRecord, via: Via, at: Path | None) -> str:
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
+        assert new.sha256 is not None
+        name = variant_name(col.name, new.sha256)
+        if catalog.image(name) is not None and at is None:
+            raise UsageError(f"{name} is already catalogued; nothing to do for collision {col.id}")
+        if at is None:
+            src = places.absolute(new.thumbnail or "")
+            if not self._ours(src, new.sha256):
+                raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
+            folder = self.drop_folder(col)
+            target = folder / name
+            try:
+                fsops.rename_no_replace(src, target)
+            except FileExistsError:
+                raise UsageError(f"{places.rel(target)} is taken; move that file away and decide again") from None
+        else:
+            target = at
+        thumb = examine(target, os.lstat(target))
+        assert thumb is not None
+        now = self.ctx.stamp()
+        text = thumb.text
+        size = text.get("file_size", "")
+        rec = catalog.image(name) or ImageRecord(
+            name=name,
+            hash=thumb.hash,
+            width=thumb.width,
+            height=thumb.height,
+            path=places.rel(target),
+            state=State.PRESENT,
+            first_seen=text.get("ingested", now),
+            last_seen=now,
+            algorithm=text.get("hash_algorithm", self.ctx.cfg.hash.algorithm),
+            hash_size=int(text.get("hash_size", self.ctx.cfg.hash.size)),
+            decode=text.get("hash_decode", "reference"),
+            format=text.get("format"),
+            sha256=new.sha256,
+            file_size=int(size) if size.isdigit() else None,
+            original_filename=new.filename or text.get("original_filename"),
+        )
+        rec.place_at(places.rel(target), keep_others=False)
+        where = places.place(target)
+        rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
+        if new.source:
+            rec.original, rec.source, rec.source_stat = new.original, True, new.source_stat
+        elif new.original and os.path.lexists(places.absolute(new.original)):
+            rec.original = self.filing.planned(name, Path(new.original).suffix)
+            rec.moving_from = new.original
+        col.decision = Decision(Verdict.DISTINCT, now, via, image=name)
+        new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
+        new.source_stat = None
+        with catalog.transaction():
+            catalog.put_image(rec)
+            catalog.put_collision(col)
+            self._push(col.id)
+        if rec.moving_from:
+            self.filing.file_image(rec)
+        log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
+        return name
+
+    def _keep_existing(self, col: CollisionRecord, via: Via) -> str:
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
+        kept = catalog.image(col.name)
+        if kept is None:
+            raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
+        decision = Decision(Verdict.KEEP_EXISTING, self.ctx.stamp(), via, image=kept.name)
+        self._merge(col, kept, decision)
+        if not new.source and new.original and os.path.lexists(places.absolute(new.original)):
+            new.moving_from, new.original = new.original, self._archive_for(col.id, new.original)
+        col.decision = decision
+        thumb = places.absolute(new.thumbnail) if new.thumbnail else None
+        new.thumbnail = None
+        with catalog.transaction():
+            catalog.put_image(kept)
+            catalog.put_collision(col)
+            self._push(col.id)
+        if thumb is not None and self._ours(thumb, new.sha256):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(thumb)  # watcherd's own file, made again from the original by undo
+        if new.moving_from:
+            self.filing.file_collision(col)
+        log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
+        return kept.name
+
+    def _keep_newcomer(self, col: CollisionRecord, via: Via) -> str:
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
+        kept = catalog.image(col.name)
+        if kept is None:
+            raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
+        src = places.absolute(new.thumbnail or "")
+        if not self._ours(src, new.sha256):
+            raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
+        png = src.read_bytes()
+        text = imaging.read_text(png)
+        decision = Decision(Verdict.KEEP_NEWCOMER, self.ctx.stamp(), via, image=kept.name)
+        decision.replaced = {
+            "sha256": kept.sha256,
+            "format": kept.format,
+            "file_size": kept.file_size,
+            "original_filename": kept.original_filename,
+            "original": kept.original,
+            "source": kept.source,
+        }
+        self._merge(col, kept, decision)
+        old_sha, old_original = kept.sha256, kept.original
+        if old_original and kept.original_filename and kept.original_filename not in kept.other_filenames:
+            kept.other_filenames.append(kept.original_filename)
+        size = text.get("file_size", "")
+        kept.sha256, kept.format = new.sha256, text.get("format", kept.format)
+        kept.file_size = int(size) if size.isdigit() else None
+        kept.original_filename = new.filename
+        if new.filename in kept.other_filenames:
+            kept.other_filenames.remove(new.filename)
+        archive_old = bool(old_original) and not kept.source and os.path.lexists(places.absolute(old_original or ""))
+        if archive_old:
+            assert old_original is not None and old_sha is not None
+            decision.archived = self._archive_for(f"{col.name[: -len('.png')]}~{old_sha[:12]}", old_original)
+        if new.source:
+            kept.original, kept.source, kept.source_stat, kept.moving_from = new.original, True, new.source_stat, None
+        elif new.original:
+            kept.source, kept.source_stat = False, None
+            kept.original = self.filing.planned(kept.name, Path(new.original).suffix)
+            kept.moving_from = new.original
+        col.decision = decision
+        new.thumbnail = new.original = None  # the kept image's now (undo puts them back)
+        with catalog.transaction():
+            catalog.put_image(kept)
+            catalog.put_collision(col)
+            self._push(col.id)
+        # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
+        # published without replacing anything), and leaves _collisions.
+        for rel in kept.paths:
+            self._replace_thumbnail(places.absolute(rel), old_sha, png)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(src)
+        if archive_old and decision.archived and old_original:
+            moved = fsops.move_no_replace(
+                places.absolute(old_original),
+                places.absolute(decision.archived).parent,
+                Path(decision.archived).name,
+            )
+            decision.archived = places.rel(moved)
+            with catalog.transaction():
+                catalog.put_collision(col)
+        if kept.moving_from:
+            self.filing.file_image(kept)
+        log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
+        return kept.name
+
+    def _replace_thumbnail(self, path: Path, old_sha: str | None, png: bytes) -> None:
+        if self._ours(path, old_sha):
+            os.unlink(path)
+        with contextlib.suppress(FileExistsError, FileNotFoundError):
+            fsops.write_new(path.parent, path.name, png)
+
+    def _merge(self, col: CollisionRecord, kept: ImageRecord, decision: Decision) -> None:
+        """The kept record gains the newcomer's folder tags and original file name (noted for undo)."""
+        where = self.ctx.places.place(self.drop_folder(col) / "x.png")
+        folder = where.rel.parent if where is not None else PurePosixPath()
+        merged = merge_tags(kept.tags, folder, kept.size_tag)
+        decision.added_tags = [t for t in merged if t not in kept.tags]
+        kept.tags = merged
+        filename = col.newcomer.filename
+        if filename and filename != kept.original_filename and filename not in kept.other_filenames:
+            kept.other_filenames.append(safe_text(filename))
+            decision.added_filename = filename
+
+    def _unmerge(self, col: CollisionRecord) -> None:
+        """Take back what ``_merge`` gave the kept record (tags and file name still there)."""
+        assert col.decision is not None
+        kept = self.ctx.catalog.image(col.name)
+        if kept is None:
+            return
+        kept.tags = [t for t in kept.tags if t not in col.decision.added_tags]
+        if col.decision.added_filename in kept.other_filenames:
+            kept.other_filenames.remove(col.decision.added_filename)
+        with self.ctx.catalog.transaction():
+            self.ctx.catalog.put_image(kept)
+
+    # -- gestures ---------------------------------------------------------------------
+
+    def thumbnail_deleted(self, rel: str) -> str | None:
+        """The newcomer's thumbnail at ``rel`` left ``_collisions/`` (and did not appear in the
+        tree): keep-existing. Returns the collision's id, or None if it decided nothing."""
+        for col in self.ctx.catalog.collisions():
+            if col.decision is None and col.newcomer.thumbnail == rel:
+                if os.path.lexists(self.ctx.places.absolute(rel)) or self.ctx.catalog.image(col.name) is None:
+                    return None
+                self.resolve(col.id, Verdict.KEEP_EXISTING, Via.GESTURE)
+                return col.id
+        return None
+
+    def thumbnail_placed(self, path: Path, sha256: str, canonical: str) -> str | None:
+        """A newcomer's thumbnail (chunks ``sha256``, plain name ``canonical``) is at ``path`` in
+        the tree: distinct, catalogued there under its variant name. Its name, or None."""
+        catalog = self.ctx.catalog
+        for col in catalog.collisions_named(canonical):
+            undecided = col.decision is None or (
+                col.decision.via is Via.GESTURE and col.decision.kind is Verdict.KEEP_EXISTING
+            )
+            if col.newcomer.sha256 != sha256 or not undecided:
+                continue
+            target = path.parent / variant_name(canonical, sha256)
+            if target != path:
+                try:
+                    fsops.rename_no_replace(path, target)
+                except (FileExistsError, FileNotFoundError):
+                    return None
+            if col.decision is not None:
+                self._gesture_revisited(col)
+            return self.resolve(col.id, Verdict.DISTINCT, Via.GESTURE, at=target)
+        return None
+
+    def _gesture_revisited(self, col: CollisionRecord) -> None:
+        """A deletion that was the first half of a move: its original comes back from the archive."""
+        assert col.decision is not None
+        self._unmerge(col)
+        new = col.newcomer
+        self._back_to_collisions(col, new.original)
+        col.decision = None
+        with self.ctx.catalog.transaction():
+            self.ctx.catalog.put_collision(col)
+            self._pop(col.id)
+        if new.moving_from:
+            self.filing.file_collision(col)
+
+    def sweep(self) -> int:
+        """After a full scan: undecided collisions whose thumbnail left ``_collisions/`` are decided
+        as the gestures say (a thumbnail placed in the tree was handled by the walk)."""
+        decided = 0
+        for col in self.ctx.catalog.collisions():
+            if col.decision is None and col.newcomer.thumbnail and not col.newcomer.source:
+                try:
+                    decided += self.thumbnail_deleted(col.newcomer.thumbnail) is not None
+                except UsageError as exc:
+                    log.warning("collision %s: %s", col.id, exc)
+        return decided
+
+    # -- the same bytes again ------------------------------------------------------------
+
+    def remembered(self, sha256: str, same_name: list[CollisionRecord]) -> CollisionRecord | None:
+        """A decided collision about these very bytes (so they are settled as before), or None."""
+        for col in same_name:
+            dec = col.decision
+            if dec is None:
+                continue
+            if col.newcomer.sha256 == sha256 or (dec.kind is not Verdict.DISTINCT and col.existing.sha256 == sha256):
+                return col
+        return None
+
+    def again(self, path: Path, sha256: str, col: CollisionRecord) -> str | None:
+        """Bytes a decision already settled, dropped again at ``path`` (in the tree): they are set
+        aside under ``originals/_duplicates/`` and the image holding them gains the folder's tags
+        and the file name. Returns that image's name; None when it is no longer catalogued."""
+        catalog, places = self.ctx.catalog, self.ctx.places
+        dec = col.decision
+        assert dec is not None
+        holder = catalog.image(dec.image or col.name)
+        if holder is None or (dec.kind is Verdict.DISTINCT and holder.sha256 != sha256):
+            return None
+        where = places.place(path)
+        holder.tags = merge_tags(holder.tags, where.rel.parent if where else PurePosixPath(), holder.size_tag)
+        name = safe_text(path.name)
+        if name != holder.original_filename and name not in holder.other_filenames:
+            holder.other_filenames.append(name)
+        planned = self._archive_for(f"{col.id}~again", places.rel(path))
+        dec.again.append(planned)
+        rel = places.rel(path)
+        with catalog.transaction():
+            catalog.put_image(holder)
+            catalog.put_collision(col)
+            catalog.clear_error(rel)
+        moved = fsops.move_no_replace(path, places.absolute(planned).parent, Path(planned).name)
+        if places.rel(moved) != planned:
+            dec.again[-1] = places.rel(moved)
+            with catalog.transaction():
+                catalog.put_collision(col)
+        log.info("%s: the same bytes as decided before (%s); kept at %s", shown(rel), dec.kind.value, dec.again[-1])
+        return holder.name
+
+    # -- undo -------------------------------------------------------------------------
+
+    def undo(self) -> str:
+        """Revert the last decision: files back where they were, the collision undecided. Its id."""
+        catalog = self.ctx.catalog
+        stack = catalog.meta(STACK) or []
+        if not stack:
+            raise UsageError("there is no decision to undo")
+        ident = str(stack[-1])
+        if is_near_id(ident):
+            names = sorted(ident.split("+"))
+            with catalog.transaction():
+                catalog.set_meta(NEAR, [g for g in catalog.meta(NEAR) or [] if sorted(g) != names])
+                self._pop(ident)
+            log.info("undid: the near-duplicates %s are undecided again", ", ".join(names))
+            return ident
+        col = next((c for c in catalog.collisions() if c.id == ident), None)
+        if col is None or col.decision is None:
+            with catalog.transaction():
+                self._pop(ident)
+            raise UsageError(f"the last decision ({ident}) is gone from the catalog; nothing was changed")
+        kind = col.decision.kind
+        if kind is Verdict.DISTINCT:
+            self._undo_distinct(col)
+        elif kind is Verdict.KEEP_EXISTING:
+            self._undo_keep_existing(col)
+        else:
+            self._undo_keep_newcomer(col)
+        log.info("undid %s of %s: undecided again", kind.value, ident)
+        return ident
+
+    def _collision_thumb(self, col: CollisionRecord) -> Path:
+        places, thumb = self.ctx.places, col.newcomer.thumbnail
+        return places.absolute(thumb) if thumb else places.collisions / f"{col.id}.png"
+
+    def _back_to_collisions(self, col: CollisionRecord, current: str | None) -> None:
+        """Plan the newcomer's original's way back to ``originals/_collisions/`` (moved by ``filing``)."""
+        new = col.newcomer
+        if new.source or not current or not os.path.lexists(self.ctx.places.absolute(current)):
+            return
+        new.moving_from = current
+        new.original = self.filing.planned(col.id, Path(current).suffix, collision=True)
+
+    def _undo_distinct(self, col: CollisionRecord) -> None:
+        catalog, places = self.ctx.catalog, self.ctx.places
+        assert col.decision is not None and col.decision.image is not None
+        rec = catalog.image(col.decision.image)
+        if rec is not None and len(rec.paths) > 1:
+            raise UsageError(f"{rec.name} has copies in {', '.join(rec.paths)}; delete all but one, then undo")
+        target = self._collision_thumb(col)
+        places.collisions.mkdir(parents=True, exist_ok=True)
+        if rec is not None and rec.present:
+            try:
+                fsops.rename_no_replace(places.absolute(rec.path), target)
+            except FileNotFoundError:
+                pass
+            except FileExistsError:
+                raise UsageError(f"{places.rel(target)} is taken; nothing was changed") from None
+        if not os.path.lexists(target):
+            png = self._render(rec.original if rec else col.newcomer.original, col.newcomer.filename)
+            fsops.write_new(target.parent, target.name, png)
+        self._back_to_collisions(col, rec.original if rec else None)
+        col.newcomer.thumbnail = places.rel(target)
+        col.decision = None
+        with catalog.transaction():
+            if rec is not None:
+                catalog.delete_image(rec.name)
+            catalog.put_collision(col)
+            self._pop(col.id)
+        if col.newcomer.moving_from:
+            self.filing.file_collision(col)
+
+    def _undo_keep_existing(self, col: CollisionRecord) -> None:
+        catalog = self.ctx.catalog
+        target = self._collision_thumb(col)
+        if not os.path.lexists(target):
+            png = self._render(col.newcomer.original, col.newcomer.filename)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                fsops.write_new(target.parent, target.name, png)
+        self._unmerge(col)
+        self._back_to_collisions(col, col.newcomer.original)
+        col.newcomer.thumbnail = self.ctx.places.rel(target)
+        col.decision = None
+        with catalog.transaction():
+            catalog.put_collision(col)
+            self._pop(col.id)
+        if col.newcomer.moving_from:
+            self.filing.file_collision(col)
+
+    def _undo_keep_newcomer(self, col: CollisionRecord) -> None:
+        catalog, places = self.ctx.catalog, self.ctx.places
+        decision = col.decision
+        assert decision is not None
+        kept = catalog.image(col.name)
+        if kept is None:
+            raise UsageError(f"{col.name} is no longer catalogued; nothing was changed")
+        replaced = decision.replaced or {}
+        old_original = decision.archived or replaced.get("original")
+        old_png = self._render(old_original, replaced.get("original_filename"))
+        target = self._collision_thumb(col)
+        new_png = self._render(kept.original, col.newcomer.filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fsops.write_new(target.parent, target.name, new_png)
+        for rel in kept.paths:
+            self._replace_thumbnail(places.absolute(rel), kept.sha256, old_png)
+        self._unmerge(col)
+        kept = catalog.image(col.name)
+        assert kept is not None
+        newcomer_original = None if col.newcomer.source else kept.original
+        self._back_to_collisions(col, newcomer_original)
+        old_filename = replaced.get("original_filename")
+        if col.newcomer.filename == kept.original_filename and old_filename in kept.other_filenames:
+            kept.other_filenames.remove(old_filename)
+        kept.sha256, kept.format = replaced.get("sha256"), replaced.get("format")
+        kept.file_size, kept.original_filename = replaced.get("file_size"), replaced.get("original_filename")
+        kept.source = bool(replaced.get("source"))
+        if decision.archived and replaced.get("original"):
+            kept.original, kept.moving_from = replaced["original"], decision.archived
+        else:
+            kept.original, kept.moving_from = replaced.get("original"), None
+        col.newcomer.thumbnail = places.rel(target)
+        col.decision = None
+        with catalog.transaction():
+            catalog.put_image(kept)
+            catalog.put_collision(col)
+            self._pop(col.id)
+        if col.newcomer.moving_from:
+            self.filing.file_collision(col)  # first: it frees the name the old original returns to
+        if kept.moving_from:
+            self.filing.file_image(kept)
