@@ -108,7 +108,7 @@ def test_benchmarks_run_at_smoke_size() -> None:
     assert len(rows) >= 12
     labels = [row[0] for row in rows]
     assert sum(label.startswith("ingest ") for label in labels) >= 2  # one core and fast decode at least
-    assert sum(label.startswith("`") for label in labels) == 4  # status, tags, find, similar
+    assert sum(label.startswith("`") and " with " in label for label in labels) == 4  # status, tags, find, similar
     for row in rows:
         assert len(row) == 5 and all(isinstance(cell, str) and cell for cell in row), row
         if row[0].startswith("decode: fast vs reference names"):
