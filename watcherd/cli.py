@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from watcherd import __version__, arrange, config, queries
+from watcherd import __version__, config, queries
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
@@ -337,6 +337,8 @@ def _cmd_forget(args: argparse.Namespace) -> int:
 
 
 def _cmd_arrange(args: argparse.Namespace) -> int:
+    from watcherd import arrange
+
     values = args.args
     if len(values) not in (1, 2):
         raise UsageError("arrange takes [ROOT] by-size|by-similarity")

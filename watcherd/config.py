@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from watcherd.errors import ConfigError
 
 # reference: ImageHash on the full picture; fast: JPEG draft decoding and a fixed
@@ -291,6 +289,8 @@ def load(path: Path | None) -> Config:
         raise ConfigError(f"config: {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config: {path}: cannot read: {exc}") from None
+    import yaml  # only when there is a file to read: commands without -c never pay for it
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

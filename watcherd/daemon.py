@@ -16,7 +16,7 @@ from collections.abc import Callable
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcherd import edits, requests, restore
+from watcherd import edits, nearstore, requests, restore
 from watcherd.catalog import open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
@@ -123,6 +123,7 @@ class Daemon:
         self.confirmed_short = False
         self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
+        self.near = nearstore.Maintainer(cfg.state_dir, cfg.database_path)
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
         self.worker: Worker | None = None
         self.requests_at = 0.0
@@ -253,6 +254,7 @@ class Daemon:
         dest = self.cfg.snapshot_path
         if dest is not None:
             self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
+        self.near.run(catalog, time.monotonic())
 
     def _check_watches(self, worker: Worker) -> None:
         """Fall back to polling when inotify holds fewer watches than there are folders.

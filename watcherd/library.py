@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from watcherd import arrange, queries, writer
+from watcherd import queries
 from watcherd.catalog import CatalogReader, open_for_reading
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
@@ -32,8 +33,16 @@ from watcherd.documents import (
 )
 from watcherd.errors import UsageError
 from watcherd.layout import check_root, lease_path
+from watcherd.records import Json
 
 NEAR = "distinct_groups"  # decisions.NEAR (not imported: that would load Pillow for every read)
+
+
+def _change(cfg: Config, kind: str, payload: Json) -> Any:
+    """``writer.change``, imported on first use: read commands never load the writer's modules."""
+    from watcherd import writer
+
+    return writer.change(cfg, kind, payload)
 
 
 class Library:
@@ -93,12 +102,12 @@ class Library:
 
     def resolve(self, ident: str, decision: str) -> Resolution:
         """Decide a collision (or a near group: distinct only) through the one writer."""
-        result: Resolution = writer.change(self.cfg, "resolve", {"id": ident, "decision": decision})
+        result: Resolution = _change(self.cfg, "resolve", {"id": ident, "decision": decision})
         return result
 
     def undo(self) -> Resolution:
         """Revert the last decision through the one writer."""
-        result: Resolution = writer.change(self.cfg, "undo", {})
+        result: Resolution = _change(self.cfg, "undo", {})
         return result
 
     def similar(self, target: str, distance: int) -> list[SimilarHit]:
@@ -109,30 +118,32 @@ class Library:
 
     def untag(self, name: str, tag: str) -> ImageSummary:
         """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
-        result: ImageSummary = writer.change(self.cfg, "untag", {"name": name, "tag": tag})
+        result: ImageSummary = _change(self.cfg, "untag", {"name": name, "tag": tag})
         return result
 
     def untag_everywhere(self, tag: str) -> TagChange:
         """Remove ``tag`` from every image that has it."""
-        result: TagChange = writer.change(self.cfg, "untag-everywhere", {"tag": tag})
+        result: TagChange = _change(self.cfg, "untag-everywhere", {"tag": tag})
         return result
 
     def retag(self, old: str, new: str) -> TagChange:
         """Rename tag ``old`` to ``new`` on every image (merged where an image has both)."""
-        result: TagChange = writer.change(self.cfg, "retag", {"old": old, "new": new})
+        result: TagChange = _change(self.cfg, "retag", {"old": old, "new": new})
         return result
 
     def forget(self, names: list[str]) -> Forgotten:
         """Drop the records of missing images (present or unknown ones refuse the lot)."""
-        result: Forgotten = writer.change(self.cfg, "forget", {"names": names})
+        result: Forgotten = _change(self.cfg, "forget", {"names": names})
         return result
 
     def arrange(self, mode: str, under: str, *, dry_run: bool = False) -> Arrangement:
         """Sort thumbnails under ``under`` (relative to the thumbs tree) by size or similarity."""
+        from watcherd import arrange
+
         if dry_run:
             with self._reading() as catalog:
                 return arrange.document(arrange.plan(self.cfg, catalog, mode, under), dry_run=True)
         if mode not in arrange.MODES:
             raise UsageError(f"arrange by {mode!r}? choose {' or '.join(arrange.MODES)}")
-        result: Arrangement = writer.change(self.cfg, "arrange", {"mode": mode, "under": under})
+        result: Arrangement = _change(self.cfg, "arrange", {"mode": mode, "under": under})
         return result

@@ -206,15 +206,18 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
         raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
     if len(hash_hex) != 16:
         raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
-    from watcherd.nearindex import brute_force
+    from watcherd.nearstore import NearStore, index_path
 
-    rowids, hashes, _ = load_hashes(cfg.database_path)
-    # One query: a scan (about 1 ms per million) beats building the index first.
-    hits = brute_force(hashes, int(hash_hex, 16), distance)
-    where = hash_rows(cfg.database_path, [int(rowids[h.index]) for h in hits])
+    # The persisted index (mapped, pages touched only) plus the catalog's log since it was
+    # built: exact at once, whoever keeps it current; built here if missing or void.
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        if not Path(cfg.database_path).exists():
+            return []
+        hits = store.query(int(hash_hex, 16), distance)
+        where = store.where([h.row for h in hits])
     out: list[SimilarHit] = []
     for h in hits:
-        name, path = where[int(rowids[h.index])]
+        name, path = where[h.row]
         out.append({"name": name, "distance": h.distance, "path": path})
     return out
 

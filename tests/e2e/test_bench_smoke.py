@@ -28,6 +28,21 @@ SHAPES: list[tuple[str, str, str, str, str]] = [
     ),
     (r"near index build, [\d,]+ hashes", rf"{NUM} s", "—", "—", ""),
     (
+        r"`similar NAME` end to end, [\d,]+ indexed hashes",
+        rf"{NUM} ms, peak RSS {NUM} MB",
+        rf"python -c pass {NUM} ms, peak RSS {NUM} MB",
+        rf"{NUM}x",
+        "a/c",
+    ),
+    (
+        r"review-page query r<=4 \+ names, [\d,]+ indexed hashes, in process \(p50\)",
+        rf"{NUM} ms",
+        rf"numpy scan {NUM} ms",
+        rf"{NUM}x faster",
+        "b/a",
+    ),
+    (r"persisted near index build \+ write, [\d,]+ hashes", rf"{NUM} s \({NUM} MB file\)", "—", "—", ""),
+    (
         r"start-up reconcile, [\d,]+ catalogued thumbnails",
         rf"{NUM} s",
         rf"scandir walk {NUM} s",
@@ -71,6 +86,8 @@ def check(row: bench.Row) -> None:
         return
     (r,) = numbers(ratio_pattern, ratio)
     a, b = got[0], got[1]
+    if relation == "a/c":  # two figures per cell (time, memory): the ratio is of the times
+        b = got[len(numbers(ours_pattern, ours))]
     expected = b / a if relation == "b/a" else a / b
     # Each figure is printed to 3 significant digits: allow for that rounding, nothing more.
     assert r == pytest.approx(expected, rel=0.02), row
@@ -86,11 +103,12 @@ def check_fast_vs_reference(row: bench.Row) -> None:
 @pytest.mark.timeout(300)  # it starts a daemon and many CLI processes
 def test_benchmarks_run_at_smoke_size() -> None:
     rows = bench.near_query(5_000, 5) + bench.reconcile_startup(200) + bench.cli_latency(200)
+    rows += bench.similar_at_scale(20_000, 200, 10)
     rows += bench.folder_rename(100) + bench.ingest(2, (600, 400)) + bench.burst(150) + bench.adoption(200)
     assert len(rows) >= 12
     labels = [row[0] for row in rows]
     assert sum(label.startswith("ingest ") for label in labels) >= 2  # one core and fast decode at least
-    assert sum(label.startswith("`") for label in labels) == 4  # status, tags, find, similar
+    assert sum(label.startswith("`") and " with " in label for label in labels) == 4  # status, tags, find, similar
     for row in rows:
         assert len(row) == 5 and all(isinstance(cell, str) and cell for cell in row), row
         if row[0].startswith("decode: fast vs reference names"):

@@ -132,6 +132,44 @@ def create_derived(conn: sqlite3.Connection) -> None:
         f"{body};\nEND"
     )
     create_forget_trigger(conn)
+    create_near_log(conn, fresh=True)
+
+
+def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
+    """The change log of ``hashes`` that the persisted near-duplicate index reads as its delta.
+
+    Every row added to ``hashes`` is logged with its hash and flags, every row removed
+    (deleted, or replaced by a newer row of the same name) as a NULL hash, in commit
+    order (``seq``). An index built at ``seq`` S plus the log after S is the present
+    state exactly. ``near_meta`` holds a random ``epoch`` (new whenever ``hashes`` is
+    re-derived and its row ids change meaning) and ``trimmed``, the last ``seq`` the
+    writer has dropped from the log once an index covering it was published.
+    ``fresh``: ``hashes`` was just rebuilt, so every index built before is void.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS near_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "row INTEGER NOT NULL, hash INTEGER, present INTEGER, low INTEGER)"
+    )
+    conn.execute("CREATE TABLE IF NOT EXISTS near_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+    if fresh:
+        conn.execute("DELETE FROM near_log")
+        conn.execute("DELETE FROM near_meta")
+    conn.execute("INSERT OR IGNORE INTO near_meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))))")
+    conn.execute(
+        "INSERT OR IGNORE INTO near_meta (key, value) VALUES ('trimmed', (SELECT ifnull(max(seq), 0) FROM near_log))"
+    )
+    removed = "INSERT INTO near_log (row) VALUES ({})"
+    added = "INSERT INTO near_log (row, hash, present, low) VALUES (NEW.rowid, NEW.hash, NEW.present, NEW.low)"
+    triggers = {
+        # INSERT OR REPLACE deletes the old row without firing delete triggers: log it first.
+        "near_replaced": "BEFORE INSERT ON hashes BEGIN INSERT INTO near_log (row) "
+        "SELECT rowid FROM hashes WHERE name = NEW.name; END",
+        "near_added": f"AFTER INSERT ON hashes BEGIN {added}; END",
+        "near_removed": f"AFTER DELETE ON hashes BEGIN {removed.format('OLD.rowid')}; END",
+        "near_updated": f"AFTER UPDATE ON hashes BEGIN {removed.format('OLD.rowid')}; {added}; END",
+    }
+    for name, body in triggers.items():
+        conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
 
 
 def create_forget_trigger(conn: sqlite3.Connection) -> None:

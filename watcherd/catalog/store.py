@@ -53,6 +53,7 @@ class Catalog(CatalogReader):
                     schema.create_derived(conn)
                 else:
                     schema.create_forget_trigger(conn)
+                    schema.create_near_log(conn)
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
@@ -161,6 +162,18 @@ class Catalog(CatalogReader):
     def put_image(self, record: ImageRecord) -> None:
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
+
+    def trim_near_log(self, through: int) -> None:
+        """Drop the near-duplicate log up to ``through``: a published index covers it.
+
+        Not counted in ``changes``: no record changed, so there is nothing to export.
+        """
+        with self.transaction():
+            try:
+                self.conn.execute("DELETE FROM near_log WHERE seq <= ?", (through,))
+                self.conn.execute("UPDATE near_meta SET value = max(value, ?) WHERE key = 'trimmed'", (through,))
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
 
     def delete_image(self, name: str) -> None:
         """Drop an image record (the ``forget_image`` trigger drops its derived rows)."""

@@ -1,0 +1,193 @@
+"""The persisted near-duplicate index answers exactly the brute-force answer, stale or not."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from watcherd import nearstore, queries
+from watcherd.catalog import Catalog, schema
+from watcherd.catalog.reads import load_hashes
+from watcherd.config import Config
+from watcherd.nearindex import MAX_RADIUS, brute_force
+from watcherd.nearstore import Maintainer, NearStore, Tables, index_path
+from watcherd.records import ImageRecord, State
+
+
+def _random(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    near = base[: n // 5].copy()
+    for k in range(near.size):
+        for b in rng.choice(64, size=rng.integers(0, 12), replace=False):
+            near[k] ^= np.uint64(1) << np.uint64(int(b))
+    return np.concatenate([base, near])
+
+
+def _crowded(n: int, seed: int) -> np.ndarray:
+    """Hashes whose chunks take only a handful of values: long runs, many repeats."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 2**16, size=(4, 3), dtype=np.uint64)
+    picks = rng.integers(0, 3, size=(n, 4))
+    out = np.zeros(n, dtype=np.uint64)
+    for c in range(4):
+        out |= values[c][picks[:, c]] << np.uint64(16 * c)
+    flips = rng.integers(0, 64, size=n).astype(np.uint64)
+    out[: n // 3] ^= np.uint64(1) << flips[: n // 3]
+    return out
+
+
+def _answer(tables: Tables, q: int, r: int) -> list[tuple[int, int]]:
+    pos, dist = tables.search(q, r)
+    return sorted(zip(pos.tolist(), dist.tolist(), strict=True), key=lambda t: (t[1], t[0]))
+
+
+@pytest.mark.parametrize("make", [_random, _crowded])
+def test_written_and_mapped_tables_equal_brute_force_at_every_radius(make: object, tmp_path: Path) -> None:
+    hashes = make(2000, 7)  # type: ignore[operator]
+    built = Tables.build("e", 0, np.arange(hashes.size, dtype=np.int64), hashes, np.zeros(hashes.size, bool))
+    built.write(tmp_path / "index.bin")
+    mapped = Tables.load(tmp_path / "index.bin")
+    assert isinstance(mapped.sorted, np.memmap) or isinstance(mapped.sorted.base, np.memmap)
+    rng = np.random.default_rng(3)
+    qs = [int(hashes[i]) for i in rng.integers(0, hashes.size, 12)] + [int(x) for x in rng.integers(0, 2**63, 4)]
+    for r in range(MAX_RADIUS + 1):
+        for q in qs:
+            want = [(h.index, h.distance) for h in brute_force(hashes, q, r)]
+            assert _answer(built, q, r) == want
+            assert _answer(mapped, q, r) == want
+    assert [p.name for p in tmp_path.iterdir()] == ["index.bin"]  # no temporary left behind
+
+
+def test_empty_and_cut_short_files(tmp_path: Path) -> None:
+    empty = Tables.build("e", 0, np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, bool))
+    empty.write(tmp_path / "index.bin")
+    assert _answer(Tables.load(tmp_path / "index.bin"), 5, 16) == []
+    full = Tables.build("e", 0, np.arange(100, dtype=np.int64), _random(100, 1), np.zeros(120, bool))
+    full.write(tmp_path / "index.bin")
+    data = (tmp_path / "index.bin").read_bytes()
+    (tmp_path / "index.bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut short"):
+        Tables.load(tmp_path / "index.bin")
+
+
+def _record(h: int, i: int, *, low: bool = False) -> ImageRecord:
+    name = f"64x64_{h:016x}_.png"
+    return ImageRecord(
+        name=name,
+        hash=f"{h:016x}",
+        width=64,
+        height=64,
+        path=f"thumbs/t{i % 3}/{name}",
+        state=State.PRESENT,
+        first_seen="",
+        last_seen="",
+        sha256="",
+        tags=[f"t{i % 3}", "64x64"],
+        low_information=low,
+    )
+
+
+def _truth(cfg: Config, q: int, r: int) -> list[tuple[int, int]]:
+    rowids, hashes, _ = load_hashes(cfg.database_path)
+    return [(int(rowids[h.index]), h.distance) for h in brute_force(hashes, q, r)]
+
+
+def _check(store: NearStore, cfg: Config, qs: list[int]) -> None:
+    for r in range(MAX_RADIUS + 1):
+        for q in qs:
+            got = [(m.row, m.distance) for m in store.query(q, r)]
+            assert sorted(got, key=lambda t: (t[1], t[0])) == got
+            assert got == _truth(cfg, q, r), (q, r)
+
+
+def test_catalog_changes_reach_queries_through_the_log(cfg: Config, catalog: Catalog) -> None:
+    hashes = [int(h) for h in _random(300, 11)]
+    with catalog.transaction():
+        for i, h in enumerate(hashes):
+            catalog.put_image(_record(h, i, low=i % 17 == 0))
+    store = NearStore.open(index_path(cfg.state_dir), cfg.database_path)
+    qs = [hashes[0], hashes[5] ^ 0b1011, hashes[299], 12345]
+    _check(store, cfg, qs)
+    assert store.rebuilds == 1 and index_path(cfg.state_dir).exists()
+    # Adds, a missing image, a rename (moved to another folder), a forget: all through the log.
+    with catalog.transaction():
+        for i in range(5):
+            catalog.put_image(_record(hashes[0] ^ (1 << i), 1000 + i))
+        gone = catalog.image(f"64x64_{hashes[5]:016x}_.png")
+        assert gone is not None
+        catalog.put_image(dataclasses.replace(gone, state=State.MISSING))
+        moved = catalog.image(f"64x64_{hashes[299]:016x}_.png")
+        assert moved is not None
+        catalog.put_image(dataclasses.replace(moved, path="thumbs/elsewhere/" + moved.name))
+        catalog.delete_image(f"64x64_{hashes[1]:016x}_.png")
+    _check(store, cfg, [*qs, hashes[1]])
+    assert store.rebuilds == 1  # answered from the index plus the delta
+    hits = queries.similar(cfg, f"{hashes[299]:016x}", 0)
+    assert [h["path"] for h in hits] == [f"thumbs/elsewhere/64x64_{hashes[299]:016x}_.png"]
+    assert queries.similar(cfg, f"{hashes[5]:016x}", 0) == []
+    store.close()
+
+
+def test_the_writer_folds_the_log_and_open_stores_follow(cfg: Config, catalog: Catalog) -> None:
+    hashes = [int(h) for h in _random(200, 12)]
+    with catalog.transaction():
+        for i, h in enumerate(hashes[:100]):
+            catalog.put_image(_record(h, i))
+    keeper = Maintainer(cfg.state_dir, cfg.database_path, quiet=10.0, most=1000)
+    assert keeper.tick(catalog, now=0.0)  # no index yet: built at once
+    store = NearStore.open(index_path(cfg.state_dir), cfg.database_path)
+    _check(store, cfg, hashes[:3])
+    with catalog.transaction():
+        for i, h in enumerate(hashes[100:]):
+            catalog.put_image(_record(h, 100 + i))
+    assert not keeper.tick(catalog, now=1.0)  # changed just now: wait for quiet
+    assert not keeper.tick(catalog, now=5.0)
+    assert keeper.tick(catalog, now=12.0)  # quiet for 10 s: folded and the log trimmed
+    assert catalog._query("SELECT count(*) FROM near_log") == [(0,)]
+    _check(store, cfg, hashes[150:153])  # the open store maps the new index
+    assert store.rebuilds == 0
+    with catalog.transaction():
+        for i in range(3):
+            catalog.put_image(_record(hashes[0] ^ (3 << i), 500 + i))
+    keeper.most = 2
+    assert keeper.tick(catalog, now=12.5)  # a long log is folded without waiting
+    _check(store, cfg, [hashes[0]])
+    assert store.rebuilds == 0
+    store.close()
+
+
+def test_a_rederived_catalog_voids_the_index(cfg: Config, catalog: Catalog) -> None:
+    hashes = [int(h) for h in _random(50, 13)]
+    with catalog.transaction():
+        for i, h in enumerate(hashes):
+            catalog.put_image(_record(h, i))
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        _check(store, cfg, hashes[:2])
+    with catalog.transaction():
+        schema.create_derived(catalog.conn)  # row ids are new: the old index means nothing
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        _check(store, cfg, hashes[:2])
+        assert store.rebuilds == 1
+
+
+def test_a_long_delta_is_folded_by_a_reader(cfg: Config, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes = [int(h) for h in _random(60, 14)]
+    with catalog.transaction():
+        for i, h in enumerate(hashes[:30]):
+            catalog.put_image(_record(h, i))
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        _check(store, cfg, hashes[:1])
+    with catalog.transaction():
+        for i, h in enumerate(hashes[30:]):
+            catalog.put_image(_record(h, 30 + i))
+    monkeypatch.setattr(nearstore, "READER_REBUILD", 10)
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        _check(store, cfg, hashes[40:42])
+        assert store.rebuilds == 1
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        _check(store, cfg, hashes[40:42])
+        assert store.rebuilds == 0  # the reader published what it built

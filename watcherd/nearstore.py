@@ -1,0 +1,359 @@
+"""The persisted near-duplicate index: multi-index tables in one memory-mapped file.
+
+``ROOT/.watcherd/near/index.bin`` holds the tables of ``nearindex`` for every present
+image, built at one position (``seq``) of the catalog's ``near_log``; the log after
+that position is the delta a query scans by brute force. So an index answers exactly
+even when it is behind, and a query reads only the pages it touches.
+
+File layout (little-endian, every array at a 4096-byte boundary)::
+
+    header   4096 bytes: b"watcherd-near 1\\n" then JSON {epoch, seq, n, built, arrays}
+    hashes   u8[n]              present hashes, by catalog row id
+    rows     i8[n]              the ``hashes`` row id of each position
+    low      u1[n]              low-information flag of each position
+    starts   i8[4 * 65536 + 1]  where each (chunk, value) run begins in order/sorted
+    order    u4[4 n]            positions, each chunk's counting sort laid end to end
+    sorted   u8[4 n]            hashes[order]: a run's candidates are read contiguously
+
+A new index is written to a temporary file, fsynced and renamed over the old one, so
+a reader maps either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from watcherd.catalog.reads import NearLogReader
+from watcherd.errors import CatalogError
+from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, _flip_masks
+
+if TYPE_CHECKING:
+    from watcherd.catalog.store import Catalog
+
+MAGIC = b"watcherd-near 1\n"
+HEADER = 4096
+VALUES = 1 << CHUNK_BITS
+# A delta longer than this is folded into a new index by whoever queries (readers
+# included); the daemon folds it much sooner (see ``Maintainer``).
+READER_REBUILD = 200_000
+
+log = logging.getLogger("watcherd")
+
+_DTYPES = {"hashes": "<u8", "rows": "<i8", "low": "u1", "starts": "<i8", "order": "<u4", "sorted": "<u8"}
+
+
+def index_path(state_dir: Path) -> Path:
+    """Where a library's index lives, given its ``.watcherd`` folder."""
+    return Path(state_dir) / "near" / "index.bin"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One present image within the radius: its catalog row (``hashes`` row id) and distance."""
+
+    row: int
+    distance: int
+
+
+class Tables:
+    """The arrays of one index, in memory or mapped from its file (read-only)."""
+
+    def __init__(self, epoch: str | None, seq: int, arrays: dict[str, NDArray[Any]]) -> None:
+        self.epoch, self.seq = epoch, seq
+        self.hashes: NDArray[np.uint64] = arrays["hashes"]
+        self.rows: NDArray[np.int64] = arrays["rows"]
+        self.low: NDArray[np.uint8] = arrays["low"]
+        self.starts: NDArray[np.int64] = arrays["starts"]
+        self.order: NDArray[np.uint32] = arrays["order"]
+        self.sorted: NDArray[np.uint64] = arrays["sorted"]
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    @classmethod
+    def build(
+        cls, epoch: str | None, seq: int, rows: NDArray[np.int64], hashes: NDArray[np.uint64], low: NDArray[np.bool_]
+    ) -> Tables:
+        """Counting-sort tables in memory (O(n): numpy's stable sort of uint16 is a radix sort)."""
+        arrays = dict(_tables(np.asarray(hashes, dtype=np.uint64)))
+        arrays["rows"] = np.asarray(rows, dtype=np.int64)
+        arrays["low"] = np.asarray(low, dtype=np.uint8)
+        return cls(epoch, seq, arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Tables:
+        """Map an index file; raises ``ValueError`` or ``OSError`` when it is not one."""
+        with open(path, "rb") as f:
+            head = f.read(HEADER)
+        if not head.startswith(MAGIC):
+            raise ValueError(f"{path} is not a watcherd near-duplicate index")
+        meta = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n"))
+        mapped = np.memmap(path, dtype=np.uint8, mode="r")
+        arrays = {}
+        for name, (offset, count) in meta["arrays"].items():
+            dtype = np.dtype(_DTYPES[name])
+            end = offset + count * dtype.itemsize
+            if end > mapped.size:
+                raise ValueError(f"{path} is cut short")
+            arrays[name] = mapped[offset:end].view(dtype)
+        return cls(meta["epoch"], int(meta["seq"]), arrays)
+
+    def write(self, path: Path) -> None:
+        """Write atomically: a temporary file beside ``path``, fsynced, then renamed over it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = len(self)
+        layout: dict[str, tuple[int, int]] = {}
+        offset = HEADER
+        for name in _DTYPES:
+            count = int(getattr(self, name).size)
+            layout[name] = (offset, count)
+            offset += -(-count * np.dtype(_DTYPES[name]).itemsize // HEADER) * HEADER
+        meta = {"epoch": self.epoch, "seq": self.seq, "n": n, "built": time.time(), "arrays": layout}
+        head = MAGIC + json.dumps(meta).encode() + b"\n"
+        if len(head) > HEADER:
+            raise ValueError("index header too long")
+        from watcherd.fsops import fsync_dir, temp_path  # only a writer pays for these imports
+
+        tmp = temp_path(path.parent, ".near")  # a reserved name: a crash's leftover is swept at start-up
+        try:
+            with open(tmp, "wb") as f:
+                f.write(head.ljust(HEADER, b"\0"))
+                for name in _DTYPES:
+                    start, _ = layout[name]
+                    f.seek(start)
+                    f.write(np.ascontiguousarray(getattr(self, name), dtype=_DTYPES[name]).tobytes())
+                f.truncate(offset)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        fsync_dir(path.parent)
+
+    def search(self, query: int, radius: int) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
+        """(positions, distances) of every indexed hash within ``radius`` bits, unordered."""
+        n = len(self)
+        if n == 0:
+            return np.empty(0, np.intp), np.empty(0, np.int64)
+        masks = _flip_masks(radius // CHUNKS).astype(np.int64)
+        q = np.uint64(query)
+        values = np.array([(query >> (c * CHUNK_BITS)) & 0xFFFF for c in range(CHUNKS)], dtype=np.int64)
+        offsets = np.arange(CHUNKS, dtype=np.int64) << CHUNK_BITS
+        probes = ((values[:, None] ^ masks[None, :]) + offsets[:, None]).ravel()
+        lo, hi = self.starts[probes], self.starts[probes + 1]
+        lengths = hi - lo
+        total = int(lengths.sum())
+        if total == 0:
+            return np.empty(0, np.intp), np.empty(0, np.int64)
+        # Entries lo..hi-1 of every run at once: a ramp, shifted run by run.
+        ends = np.cumsum(lengths)
+        at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
+        dist = np.bitwise_count(self.sorted[at] ^ q)
+        keep = dist <= radius
+        # A hash near in two chunks is found twice: keep each position once.
+        pos, first = np.unique(self.order[at[keep]], return_index=True)
+        return pos.astype(np.intp), dist[keep][first].astype(np.int64)
+
+
+def _tables(hashes: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:
+    n = hashes.size
+    orders, sorted_, starts = [], [], []
+    for c in range(CHUNKS):
+        chunk = ((hashes >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.uint16)
+        order = np.argsort(chunk, kind="stable").astype(np.uint32)
+        del chunk
+        counts = np.bincount(
+            ((hashes >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.intp), minlength=VALUES
+        )
+        starts.append(c * n + np.concatenate(([0], np.cumsum(counts)[:-1])))
+        orders.append(order)
+        sorted_.append(hashes[order])
+    return {
+        "hashes": hashes,
+        "starts": np.concatenate([*starts, [CHUNKS * n]]).astype(np.int64),
+        "order": np.concatenate(orders) if n else np.empty(0, np.uint32),
+        "sorted": np.concatenate(sorted_) if n else np.empty(0, np.uint64),
+    }
+
+
+def _delta_view(entries: NDArray[np.void]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint64]]:
+    """(every row the delta touches, rows present after it, their hashes)."""
+    rows = entries["row"].astype(np.int64)
+    if rows.size == 0:
+        return rows, rows, np.empty(0, np.uint64)
+    # The last entry of each row is its state now.
+    rev = rows[::-1]
+    touched, first_rev = np.unique(rev, return_index=True)
+    last = rows.size - 1 - first_rev
+    now = entries[last]
+    added = now["kind"] == 1
+    return touched, touched[added], now["hash"][added].astype(np.uint64)
+
+
+class NearStore:
+    """A library's persisted index plus the catalog log that brings it up to date.
+
+    Open once and query many times (the review page): each query reads the log after
+    the index's position (one indexed SQL range), so answers follow the catalog at
+    once; when the writer has published a newer index, the store maps it.
+    """
+
+    def __init__(self, path: Path, catalog_path: Path, *, save: bool = True) -> None:
+        self.path = Path(path)
+        self.save = save
+        self.rebuilds = 0  # indexes this store built itself (a missing or void one)
+        self._log = NearLogReader(catalog_path)
+        self._tables: Tables | None = None
+
+    @classmethod
+    def open(cls, path: Path, catalog_path: Path, *, save: bool = True) -> NearStore:
+        """A store over the index at ``path`` for the catalog at ``catalog_path``.
+
+        ``save``: write an index this store has to build (missing, or void) for the
+        next reader; when the folder cannot be written it is kept in memory only.
+        """
+        return cls(path, catalog_path, save=save)
+
+    def close(self) -> None:
+        """Close the catalog connection and drop the mapping."""
+        self._log.close()
+        self._tables = None
+
+    def __enter__(self) -> NearStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _usable(tables: Tables | None, epoch: str | None, trimmed: int, head: int) -> bool:
+        """Can the log bring ``tables`` up to date? Not if it was built for another
+        derivation of ``hashes`` (epoch), if the log after it has been trimmed, or if
+        it is ahead of this catalog (a published snapshot older than the live one)."""
+        return tables is not None and epoch is not None and tables.epoch == epoch and trimmed <= tables.seq <= head
+
+    def _map(self) -> Tables | None:
+        try:
+            return Tables.load(self.path)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def current(self) -> tuple[Tables, NDArray[np.void]]:
+        """An index and the log entries after it that together are the catalog now."""
+        tables = self._tables if self._tables is not None else self._map()
+        epoch, trimmed, head, entries = self._log.delta(tables.seq if tables is not None else 0)
+        if epoch is None:  # an older catalog no writer has opened since: no log to trust
+            return self.rebuild(save=False), entries[:0]
+        if not self._usable(tables, epoch, trimmed, head) or entries.size > READER_REBUILD:
+            fresh = self._map()  # the writer may have published a newer one
+            if fresh is not None and self._usable(fresh, epoch, trimmed, head):
+                tables = fresh
+                epoch, trimmed, head, entries = self._log.delta(fresh.seq)
+            if not self._usable(tables, epoch, trimmed, head) or entries.size > READER_REBUILD:
+                ahead = tables is not None and tables.epoch == epoch and tables.seq > head
+                tables = self.rebuild(save=not ahead)  # never replace a newer index with an older one
+                entries = self._log.delta(tables.seq)[3]
+        assert tables is not None  # usable implies an index
+        self._tables = tables
+        return tables, entries
+
+    def rebuild(self, *, save: bool = True) -> Tables:
+        """Build the index from the catalog now, and publish it (when ``save`` and writable)."""
+        epoch, head, rows, hashes, low = self._log.snapshot()
+        tables = Tables.build(epoch, head, rows, hashes, low)
+        self.rebuilds += 1
+        if save and self.save and epoch is not None:
+            with contextlib.suppress(OSError):
+                tables.write(self.path)
+                tables = Tables.load(self.path)  # mapped: the built arrays' memory goes back
+        self._tables = tables
+        return tables
+
+    def query(self, query: int, radius: int) -> list[Match]:
+        """Every present image within ``radius`` bits of ``query``, nearest first (then by row)."""
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+        tables, entries = self.current()
+        pos, dist = tables.search(query, radius)
+        rows = tables.rows[pos]
+        touched, added_rows, added_hashes = _delta_view(entries)
+        if touched.size:
+            stay = ~np.isin(rows, touched)
+            rows, dist = rows[stay], dist[stay]
+            near = np.bitwise_count(added_hashes ^ np.uint64(query)).astype(np.int64)
+            keep = near <= radius
+            rows, dist = np.concatenate([rows, added_rows[keep]]), np.concatenate([dist, near[keep]])
+        order = np.lexsort((rows, dist))
+        return [Match(int(rows[i]), int(dist[i])) for i in order]
+
+    def where(self, rows: list[int]) -> dict[int, tuple[str, str]]:
+        """Row -> (name, path) for rows a query returned."""
+        return self._log.where(rows)
+
+
+class Maintainer:
+    """The writer's part: fold the log into a new index, publish it, trim the log.
+
+    Due when the log has grown by ``most`` entries since the last build (queries would
+    otherwise scan a long delta), or when it has grown at all and the catalog has then
+    been quiet for ``quiet`` seconds (a burst is folded once, after it ends).
+    """
+
+    def __init__(self, state_dir: Path, catalog_path: Path, *, quiet: float = 30.0, most: int = 50_000) -> None:
+        self.path = index_path(state_dir)
+        self.catalog_path = Path(catalog_path)
+        self.quiet, self.most = quiet, most
+        self._head, self._moved_at, self._checked_at = -1, 0.0, float("-inf")
+
+    def _built(self) -> tuple[str | None, int]:
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(HEADER)
+            meta = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n")) if head.startswith(MAGIC) else {}
+            return meta.get("epoch"), int(meta.get("seq", -1))
+        except (OSError, ValueError):
+            return None, -1
+
+    def due(self, epoch: str | None, trimmed: int, head: int, now: float) -> bool:
+        """Should the index be rebuilt now, given the log's state?"""
+        if head != self._head:
+            self._head, self._moved_at = head, now
+        built_epoch, seq = self._built()
+        if built_epoch != epoch or seq < trimmed or seq > head:
+            return True  # missing or void: queries would each build one
+        pending = head - seq
+        return pending >= self.most or (pending > 0 and now - self._moved_at >= self.quiet)
+
+    def run(self, catalog: Catalog, now: float) -> None:
+        """``tick`` at most once a second, as a side job: a failure is logged, never raised."""
+        if now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        try:
+            if self.tick(catalog, now):
+                log.info("near-duplicate index rebuilt (%s)", self.path)
+        except (CatalogError, OSError, ValueError) as exc:
+            log.warning("cannot rebuild the near-duplicate index: %s", exc)
+
+    def tick(self, catalog: Catalog, now: float) -> bool:
+        """Rebuild, publish and trim if due; True when it did."""
+        with NearStore.open(self.path, self.catalog_path) as store:
+            epoch, trimmed, head = store._log.state()
+            if epoch is None or not self.due(epoch, trimmed, head, now):
+                return False
+            built = store.rebuild()
+        if built.epoch is not None and self._built() == (built.epoch, built.seq):
+            catalog.trim_near_log(built.seq)
+        return True
