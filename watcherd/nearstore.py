@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from watcherd.catalog.reads import NearLogReader
+from watcherd.catalog.hashes import NearLogReader
 from watcherd.errors import CatalogError
 from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, _flip_masks
 

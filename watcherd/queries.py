@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.reads import TagQuery, hash_rows, load_hashes
+from watcherd.catalog.hashes import hash_rows, load_hashes
+from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import (
     Collision,

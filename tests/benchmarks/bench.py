@@ -316,7 +316,7 @@ def similar_at_scale(n: int, catalog_n: int, queries: int) -> list[Row]:
     30M records is not needed to time a search of 30M hashes). Timings are with the
     index in the page cache, as on a machine that answers searches.
     """
-    from watcherd.catalog.reads import NearLogReader
+    from watcherd.catalog.hashes import NearLogReader
     from watcherd.nearstore import NearStore, Tables, index_path
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ import pytest
 
 from watcherd import nearstore, queries
 from watcherd.catalog import Catalog, schema
-from watcherd.catalog.reads import load_hashes
+from watcherd.catalog.hashes import load_hashes
 from watcherd.config import Config
 from watcherd.nearindex import MAX_RADIUS, brute_force
 from watcherd.nearstore import Maintainer, NearStore, Tables, index_path

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from watcherd.catalog.schema import DERIVED
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
 from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
-
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -335,154 +329,3 @@ class CatalogReader:
         for (text,) in self._stream(sql):
             # The export stays ASCII JSON, like the catalog's own values.
             yield text if text.isascii() else json.dumps(json.loads("{" + text + "}"), ensure_ascii=True)[1:-1]
-
-
-def load_hashes(path: Path) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
-    """Row ids, unsigned hashes and low-information flags of present images, read in bulk.
-
-    SQLite writes them as one hex string, which numpy reads in one step: a million
-    hashes load in about 0.5 s, against 0.75 s for a million Python tuples and a
-    fraction of their memory. ``hash_rows`` gives names and paths for the few hits.
-    """
-    import numpy as np
-
-    if not Path(path).exists():
-        return np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.bool_)
-    con = connect(path)
-    try:
-        row = con.execute(
-            "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') FROM hashes WHERE present = 1"
-        ).fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            raise CatalogError(f"catalog {path} has no hash table yet: run 'watcherd scan' once") from None
-        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
-    finally:
-        con.close()
-    records = np.frombuffer(bytes.fromhex(row[0] or ""), dtype=np.dtype([("h", ">u8"), ("r", ">u8"), ("l", "u1")]))
-    return records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"].astype(np.bool_)
-
-
-def hash_rows(path: Path, rowids: list[int]) -> dict[int, tuple[str, str]]:
-    """Row id -> (name, path) for the given rows of the ``hashes`` table."""
-    if not rowids:
-        return {}
-    con = connect(path)
-    try:
-        rows = con.execute(
-            "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))",
-            (json.dumps(rowids),),
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
-    finally:
-        con.close()
-    return {int(r): (str(n), str(p)) for r, n, p in rows}
-
-
-class NearLogReader:
-    """What the persisted near-duplicate index needs from the catalog, on one open connection.
-
-    ``delta`` and ``snapshot`` each read inside one transaction, so the log position
-    they report and the rows they return describe the same catalog state.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        if self.path.exists():
-            try:
-                self._conn = connect(self.path)
-            except sqlite3.Error as exc:
-                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
-
-    def close(self) -> None:
-        """Close the connection."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
-            raise CatalogError(f"no catalog at {self.path}")
-        conn = self._conn
-        try:
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                raise CatalogError(f"catalog {self.path} has no hash table yet: run 'watcherd scan' once") from None
-            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
-        except sqlite3.Error as exc:
-            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
-
-    @staticmethod
-    def _state(conn: sqlite3.Connection) -> tuple[str | None, int, int]:
-        """(epoch, trimmed, head) of the log; epoch None when the catalog has no log yet."""
-        have = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'near_log'").fetchone()
-        if have is None:
-            return None, 0, 0
-        meta = dict(conn.execute("SELECT key, value FROM near_meta").fetchall())
-        (head,) = conn.execute("SELECT ifnull(max(seq), 0) FROM near_log").fetchone()
-        trimmed = int(meta.get("trimmed", 0))  # a log trimmed to nothing is still at that position
-        return (str(meta["epoch"]) if "epoch" in meta else None), trimmed, max(int(head), trimmed)
-
-    def state(self) -> tuple[str | None, int, int]:
-        """(epoch, trimmed, head): which index builds the log can still bring up to date."""
-        return self._read(self._state)
-
-    def delta(self, since: int) -> tuple[str | None, int, int, NDArray[np.void]]:
-        """(epoch, trimmed, head, entries after ``since``) in log order.
-
-        Each entry has ``row`` (the ``hashes`` row id), ``kind`` (0 removed, 1 added and
-        present, 2 added but missing), ``low`` and ``hash`` (unsigned).
-        """
-        import numpy as np
-
-        delta_dtype = np.dtype([("row", ">u8"), ("hash", ">u8"), ("kind", "u1"), ("low", "u1")])
-
-        def read(conn: sqlite3.Connection) -> tuple[str | None, int, int, NDArray[np.void]]:
-            epoch, trimmed, head = self._state(conn)
-            text = ""
-            if epoch is not None and head > since:
-                (text,) = conn.execute(
-                    "SELECT group_concat(printf('%016x%016x%02x%02x', row, ifnull(hash, 0), "
-                    "CASE WHEN hash IS NULL THEN 0 WHEN present THEN 1 ELSE 2 END, ifnull(low, 0)), '') "
-                    "FROM near_log WHERE seq > ?",
-                    (since,),
-                ).fetchone()
-            return epoch, trimmed, head, np.frombuffer(bytes.fromhex(text or ""), dtype=delta_dtype)
-
-        return self._read(read)
-
-    def snapshot(self) -> tuple[str | None, int, NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
-        """(epoch, head, row ids, hashes, low flags) of present images, by row id, as of one log position."""
-        import numpy as np
-
-        def read(conn: sqlite3.Connection) -> tuple[str | None, int, Any, Any, Any]:
-            epoch, _, head = self._state(conn)
-            (text,) = conn.execute(
-                "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') "
-                "FROM (SELECT rowid, hash, low FROM hashes WHERE present = 1 ORDER BY rowid)"
-            ).fetchone()
-            records = np.frombuffer(
-                bytes.fromhex(text or ""), dtype=np.dtype([("h", ">u8"), ("r", ">u8"), ("l", "u1")])
-            )
-            return epoch, head, records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"] != 0
-
-        return self._read(read)
-
-    def where(self, rowids: list[int]) -> dict[int, tuple[str, str]]:
-        """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
-        if not rowids:
-            return {}
-        rows = self._read(
-            lambda conn: conn.execute(
-                "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))",
-                (json.dumps(rowids),),
-            ).fetchall()
-        )
-        return {int(r): (str(n), str(p)) for r, n, p in rows}
