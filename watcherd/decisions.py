@@ -75,7 +75,7 @@ class Decisions:
             return False
         return thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256
 
-    def _render(self, original: str | None, filename: str | None) -> bytes:
+    def render(self, original: str | None, filename: str | None) -> bytes:
         """A thumbnail made again from an original kept under the root (for ``undo``)."""
         places = self.ctx.places
         if not original:
@@ -104,7 +104,7 @@ class Decisions:
         stack = [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident]
         self.ctx.catalog.set_meta(STACK, [*stack, ident])
 
-    def _pop(self, ident: str) -> None:
+    def pop(self, ident: str) -> None:
         self.ctx.catalog.set_meta(STACK, [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident])
 
     # -- deciding ---------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Decisions:
                 )
             # Its thumbnail was deleted (keep-existing) and then came back elsewhere: a move
             # seen as a delete and a new file. The later gesture wins.
-            self._unmerge(col)
+            self.unmerge(col)
         if verdict is Verdict.DISTINCT:
             return self._distinct(col, via, at)
         if verdict is Verdict.KEEP_EXISTING:
@@ -279,7 +279,7 @@ class Decisions:
         # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
         # published without replacing anything), and leaves _collisions.
         for rel in kept.paths:
-            self._replace_thumbnail(places.absolute(rel), old_sha, png)
+            self.replace_thumbnail(places.absolute(rel), old_sha, png)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(src)
         if archive_old and decision.archived and old_original:
@@ -296,7 +296,7 @@ class Decisions:
         log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
         return kept.name
 
-    def _replace_thumbnail(self, path: Path, old_sha: str | None, png: bytes) -> None:
+    def replace_thumbnail(self, path: Path, old_sha: str | None, png: bytes) -> None:
         if self._ours(path, old_sha):
             os.unlink(path)
         with contextlib.suppress(FileExistsError, FileNotFoundError):
@@ -314,7 +314,7 @@ class Decisions:
             kept.other_filenames.append(safe_text(filename))
             decision.added_filename = filename
 
-    def _unmerge(self, col: CollisionRecord) -> None:
+    def unmerge(self, col: CollisionRecord) -> None:
         """Take back what ``_merge`` gave the kept record (tags and file name still there)."""
         assert col.decision is not None
         kept = self.ctx.catalog.image(col.name)
@@ -363,13 +363,13 @@ class Decisions:
     def _gesture_revisited(self, col: CollisionRecord) -> None:
         """A deletion that was the first half of a move: its original comes back from the archive."""
         assert col.decision is not None
-        self._unmerge(col)
+        self.unmerge(col)
         new = col.newcomer
-        self._back_to_collisions(col, new.original)
+        self.back_to_collisions(col, new.original)
         col.decision = None
         with self.ctx.catalog.transaction():
             self.ctx.catalog.put_collision(col)
-            self._pop(col.id)
+            self.pop(col.id)
         if new.moving_from:
             self.filing.file_collision(col)
 
@@ -427,42 +427,11 @@ class Decisions:
         log.info("%s: the same bytes as decided before (%s); kept at %s", shown(rel), dec.kind.value, dec.again[-1])
         return holder.name
 
-    # -- undo -------------------------------------------------------------------------
-
-    def undo(self) -> str:
-        """Revert the last decision: files back where they were, the collision undecided. Its id."""
-        catalog = self.ctx.catalog
-        stack = catalog.meta(STACK) or []
-        if not stack:
-            raise UsageError("there is no decision to undo")
-        ident = str(stack[-1])
-        if is_near_id(ident):
-            names = sorted(ident.split("+"))
-            with catalog.transaction():
-                catalog.set_meta(NEAR, [g for g in catalog.meta(NEAR) or [] if sorted(g) != names])
-                self._pop(ident)
-            log.info("undid: the near-duplicates %s are undecided again", ", ".join(names))
-            return ident
-        col = next((c for c in catalog.collisions() if c.id == ident), None)
-        if col is None or col.decision is None:
-            with catalog.transaction():
-                self._pop(ident)
-            raise UsageError(f"the last decision ({ident}) is gone from the catalog; nothing was changed")
-        kind = col.decision.kind
-        if kind is Verdict.DISTINCT:
-            self._undo_distinct(col)
-        elif kind is Verdict.KEEP_EXISTING:
-            self._undo_keep_existing(col)
-        else:
-            self._undo_keep_newcomer(col)
-        log.info("undid %s of %s: undecided again", kind.value, ident)
-        return ident
-
-    def _collision_thumb(self, col: CollisionRecord) -> Path:
+    def collision_thumb(self, col: CollisionRecord) -> Path:
         places, thumb = self.ctx.places, col.newcomer.thumbnail
         return places.absolute(thumb) if thumb else places.collisions / f"{col.id}.png"
 
-    def _back_to_collisions(self, col: CollisionRecord, current: str | None) -> None:
+    def back_to_collisions(self, col: CollisionRecord, current: str | None) -> None:
         """Plan the newcomer's original's way back to ``originals/_collisions/`` (moved by ``filing``)."""
         new = col.newcomer
         if new.source or not current or not os.path.lexists(self.ctx.places.absolute(current)):
@@ -470,92 +439,8 @@ class Decisions:
         new.moving_from = current
         new.original = self.filing.planned(col.id, Path(current).suffix, collision=True)
 
-    def _undo_distinct(self, col: CollisionRecord) -> None:
-        catalog, places = self.ctx.catalog, self.ctx.places
-        assert col.decision is not None and col.decision.image is not None
-        rec = catalog.image(col.decision.image)
-        if rec is not None and len(rec.paths) > 1:
-            raise UsageError(f"{rec.name} has copies in {', '.join(rec.paths)}; delete all but one, then undo")
-        target = self._collision_thumb(col)
-        places.collisions.mkdir(parents=True, exist_ok=True)
-        if rec is not None and rec.present:
-            try:
-                fsops.rename_no_replace(places.absolute(rec.path), target)
-            except FileNotFoundError:
-                pass
-            except FileExistsError:
-                raise UsageError(f"{places.rel(target)} is taken; nothing was changed") from None
-        if not os.path.lexists(target):
-            png = self._render(rec.original if rec else col.newcomer.original, col.newcomer.filename)
-            fsops.write_new(target.parent, target.name, png)
-        self._back_to_collisions(col, rec.original if rec else None)
-        col.newcomer.thumbnail = places.rel(target)
-        col.decision = None
-        with catalog.transaction():
-            if rec is not None:
-                catalog.delete_image(rec.name)
-            catalog.put_collision(col)
-            self._pop(col.id)
-        if col.newcomer.moving_from:
-            self.filing.file_collision(col)
+    def undo(self) -> str:
+        """Revert the last decision: files back where they were, the collision undecided. Its id."""
+        from watcherd.undo import Undo
 
-    def _undo_keep_existing(self, col: CollisionRecord) -> None:
-        catalog = self.ctx.catalog
-        target = self._collision_thumb(col)
-        if not os.path.lexists(target):
-            png = self._render(col.newcomer.original, col.newcomer.filename)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                fsops.write_new(target.parent, target.name, png)
-        self._unmerge(col)
-        self._back_to_collisions(col, col.newcomer.original)
-        col.newcomer.thumbnail = self.ctx.places.rel(target)
-        col.decision = None
-        with catalog.transaction():
-            catalog.put_collision(col)
-            self._pop(col.id)
-        if col.newcomer.moving_from:
-            self.filing.file_collision(col)
-
-    def _undo_keep_newcomer(self, col: CollisionRecord) -> None:
-        catalog, places = self.ctx.catalog, self.ctx.places
-        decision = col.decision
-        assert decision is not None
-        kept = catalog.image(col.name)
-        if kept is None:
-            raise UsageError(f"{col.name} is no longer catalogued; nothing was changed")
-        replaced = decision.replaced or {}
-        old_original = decision.archived or replaced.get("original")
-        old_png = self._render(old_original, replaced.get("original_filename"))
-        target = self._collision_thumb(col)
-        new_png = self._render(kept.original, col.newcomer.filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fsops.write_new(target.parent, target.name, new_png)
-        for rel in kept.paths:
-            self._replace_thumbnail(places.absolute(rel), kept.sha256, old_png)
-        self._unmerge(col)
-        kept = catalog.image(col.name)
-        assert kept is not None
-        newcomer_original = None if col.newcomer.source else kept.original
-        self._back_to_collisions(col, newcomer_original)
-        old_filename = replaced.get("original_filename")
-        if col.newcomer.filename == kept.original_filename and old_filename in kept.other_filenames:
-            kept.other_filenames.remove(old_filename)
-        kept.sha256, kept.format = replaced.get("sha256"), replaced.get("format")
-        kept.file_size, kept.original_filename = replaced.get("file_size"), replaced.get("original_filename")
-        kept.source = bool(replaced.get("source"))
-        if decision.archived and replaced.get("original"):
-            kept.original, kept.moving_from = replaced["original"], decision.archived
-        else:
-            kept.original, kept.moving_from = replaced.get("original"), None
-        col.newcomer.thumbnail = places.rel(target)
-        col.decision = None
-        with catalog.transaction():
-            catalog.put_image(kept)
-            catalog.put_collision(col)
-            self._pop(col.id)
-        if col.newcomer.moving_from:
-            self.filing.file_collision(col)  # first: it frees the name the old original returns to
-        if kept.moving_from:
-            self.filing.file_image(kept)
+        return Undo(self).undo()

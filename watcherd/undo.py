@@ -1,0 +1,143 @@
+"""Undoing the last decision about a collision: files back where they were, the collision
+undecided again, and whatever the decision added to the kept image taken back."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from watcherd import fsops
+from watcherd.decisions import NEAR, STACK, Decisions, is_near_id
+from watcherd.errors import UsageError
+from watcherd.records import CollisionRecord, Verdict
+
+log = logging.getLogger("watcherd")
+
+
+class Undo:
+    """Reverts the most recent decision (the last id in ``meta.decided``)."""
+
+    def __init__(self, decisions: Decisions) -> None:
+        self.decisions = decisions
+        self.ctx = decisions.ctx
+        self.filing = decisions.filing
+
+    def undo(self) -> str:
+        """Revert the last decision: files back where they were, the collision undecided. Its id."""
+        catalog = self.ctx.catalog
+        stack = catalog.meta(STACK) or []
+        if not stack:
+            raise UsageError("there is no decision to undo")
+        ident = str(stack[-1])
+        if is_near_id(ident):
+            names = sorted(ident.split("+"))
+            with catalog.transaction():
+                catalog.set_meta(NEAR, [g for g in catalog.meta(NEAR) or [] if sorted(g) != names])
+                self.decisions.pop(ident)
+            log.info("undid: the near-duplicates %s are undecided again", ", ".join(names))
+            return ident
+        col = next((c for c in catalog.collisions() if c.id == ident), None)
+        if col is None or col.decision is None:
+            with catalog.transaction():
+                self.decisions.pop(ident)
+            raise UsageError(f"the last decision ({ident}) is gone from the catalog; nothing was changed")
+        kind = col.decision.kind
+        if kind is Verdict.DISTINCT:
+            self._undo_distinct(col)
+        elif kind is Verdict.KEEP_EXISTING:
+            self._undo_keep_existing(col)
+        else:
+            self._undo_keep_newcomer(col)
+        log.info("undid %s of %s: undecided again", kind.value, ident)
+        return ident
+
+    def _undo_distinct(self, col: CollisionRecord) -> None:
+        catalog, places = self.ctx.catalog, self.ctx.places
+        assert col.decision is not None and col.decision.image is not None
+        rec = catalog.image(col.decision.image)
+        if rec is not None and len(rec.paths) > 1:
+            raise UsageError(f"{rec.name} has copies in {', '.join(rec.paths)}; delete all but one, then undo")
+        target = self.decisions.collision_thumb(col)
+        places.collisions.mkdir(parents=True, exist_ok=True)
+        if rec is not None and rec.present:
+            try:
+                fsops.rename_no_replace(places.absolute(rec.path), target)
+            except FileNotFoundError:
+                pass
+            except FileExistsError:
+                raise UsageError(f"{places.rel(target)} is taken; nothing was changed") from None
+        if not os.path.lexists(target):
+            png = self.decisions.render(rec.original if rec else col.newcomer.original, col.newcomer.filename)
+            fsops.write_new(target.parent, target.name, png)
+        self.decisions.back_to_collisions(col, rec.original if rec else None)
+        col.newcomer.thumbnail = places.rel(target)
+        col.decision = None
+        with catalog.transaction():
+            if rec is not None:
+                catalog.delete_image(rec.name)
+            catalog.put_collision(col)
+            self.decisions.pop(col.id)
+        if col.newcomer.moving_from:
+            self.filing.file_collision(col)
+
+    def _undo_keep_existing(self, col: CollisionRecord) -> None:
+        catalog = self.ctx.catalog
+        target = self.decisions.collision_thumb(col)
+        if not os.path.lexists(target):
+            png = self.decisions.render(col.newcomer.original, col.newcomer.filename)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                fsops.write_new(target.parent, target.name, png)
+        self.decisions.unmerge(col)
+        self.decisions.back_to_collisions(col, col.newcomer.original)
+        col.newcomer.thumbnail = self.ctx.places.rel(target)
+        col.decision = None
+        with catalog.transaction():
+            catalog.put_collision(col)
+            self.decisions.pop(col.id)
+        if col.newcomer.moving_from:
+            self.filing.file_collision(col)
+
+    def _undo_keep_newcomer(self, col: CollisionRecord) -> None:
+        catalog, places = self.ctx.catalog, self.ctx.places
+        decision = col.decision
+        assert decision is not None
+        kept = catalog.image(col.name)
+        if kept is None:
+            raise UsageError(f"{col.name} is no longer catalogued; nothing was changed")
+        replaced = decision.replaced or {}
+        old_original = decision.archived or replaced.get("original")
+        old_png = self.decisions.render(old_original, replaced.get("original_filename"))
+        target = self.decisions.collision_thumb(col)
+        new_png = self.decisions.render(kept.original, col.newcomer.filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fsops.write_new(target.parent, target.name, new_png)
+        for rel in kept.paths:
+            self.decisions.replace_thumbnail(places.absolute(rel), kept.sha256, old_png)
+        self.decisions.unmerge(col)
+        kept = catalog.image(col.name)
+        assert kept is not None
+        newcomer_original = None if col.newcomer.source else kept.original
+        self.decisions.back_to_collisions(col, newcomer_original)
+        old_filename = replaced.get("original_filename")
+        if col.newcomer.filename == kept.original_filename and old_filename in kept.other_filenames:
+            kept.other_filenames.remove(old_filename)
+        kept.sha256, kept.format = replaced.get("sha256"), replaced.get("format")
+        kept.file_size, kept.original_filename = replaced.get("file_size"), replaced.get("original_filename")
+        kept.source = bool(replaced.get("source"))
+        if decision.archived and replaced.get("original"):
+            kept.original, kept.moving_from = replaced["original"], decision.archived
+        else:
+            kept.original, kept.moving_from = replaced.get("original"), None
+        col.newcomer.thumbnail = places.rel(target)
+        col.decision = None
+        with catalog.transaction():
+            catalog.put_image(kept)
+            catalog.put_collision(col)
+            self.decisions.pop(col.id)
+        if col.newcomer.moving_from:
+            self.filing.file_collision(col)  # first: it frees the name the old original returns to
+        if kept.moving_from:
+            self.filing.file_image(kept)
