@@ -65,6 +65,16 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
+def _p50(queries: list[int], fn: Callable[[int], object]) -> float:
+    """Median seconds of ``fn`` over the queries."""
+    samples = []
+    for q in queries:
+        t0 = time.perf_counter()
+        fn(q)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
 def near_query(n: int, queries: int) -> list[Row]:
     """p50 of an exact radius-4 query: the index vs a numpy XOR+popcount scan (and pybktree)."""
     rng = np.random.default_rng(0)
@@ -74,13 +84,7 @@ def near_query(n: int, queries: int) -> list[Row]:
     build = time.perf_counter() - t
     qs = [int(hashes[i]) ^ (1 << int(rng.integers(64))) for i in rng.integers(0, n, queries)]
 
-    def p50(fn: Callable[[int], object]) -> float:
-        samples = []
-        for q in qs:
-            t0 = time.perf_counter()
-            fn(q)
-            samples.append(time.perf_counter() - t0)
-        return statistics.median(samples)
+    p50 = functools.partial(_p50, qs)
 
     ours = p50(lambda q: index.query(q, 4))
     scan = p50(lambda q: np.nonzero(np.bitwise_count(hashes ^ np.uint64(q)) <= 4)[0])
@@ -338,13 +342,7 @@ def similar_at_scale(n: int, catalog_n: int, queries: int) -> list[Row]:
         store = NearStore.open(index_path(cfg.state_dir), cfg.database_path)
         qs = [int(all_hashes[i]) ^ (1 << int(rng.integers(64))) for i in rng.integers(0, n, queries)]
 
-        def p50(fn: Callable[[int], object]) -> float:
-            samples = []
-            for q in qs:
-                t0 = time.perf_counter()
-                fn(q)
-                samples.append(time.perf_counter() - t0)
-            return statistics.median(samples)
+        p50 = functools.partial(_p50, qs)
 
         def review(q: int) -> object:
             hits = store.query(q, 4)

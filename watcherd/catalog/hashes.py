@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from watcherd.catalog.reads import connect
+from watcherd.catalog.reads import Connected, connect
 from watcherd.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -66,27 +66,12 @@ def hash_rows(path: Path, rowids: list[int]) -> dict[int, tuple[str, str]]:
     return {int(r): (str(n), str(p)) for r, n, p in rows}
 
 
-class NearLogReader:
+class NearLogReader(Connected):
     """What the persisted near-duplicate index needs from the catalog, on one open connection.
 
     ``delta`` and ``snapshot`` each read inside one transaction, so the log position
     they report and the rows they return describe the same catalog state.
     """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        if self.path.exists():
-            try:
-                self._conn = connect(self.path)
-            except sqlite3.Error as exc:
-                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
-
-    def close(self) -> None:
-        """Close the connection."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:

@@ -65,8 +65,8 @@ def as_json(value: str) -> str:
     return json.dumps(value)
 
 
-class CatalogReader:
-    """Typed reads of the four tables and the derived tables; nothing here writes."""
+class Connected:
+    """A connection to the catalog file when it exists (none when it does not: nothing is created)."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
@@ -82,6 +82,10 @@ class CatalogReader:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+class CatalogReader(Connected):
+    """Typed reads of the four tables and the derived tables; nothing here writes."""
 
     def __enter__(self) -> CatalogReader:
         return self
