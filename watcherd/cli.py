@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"largest Hamming distance (default {queries.DEFAULT_DISTANCE})",
     )
+
+    p = add("serve", "Serve the review page (collisions side by side, search, tags) and its JSON API.", json_flag=False)
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)")
+    p.add_argument("--port", type=int, default=8377, help="port (default 8377)")
+    p.add_argument("--token", metavar="T", help="required token (default: none on loopback, else one is generated)")
     return parser
 
 
@@ -397,6 +403,14 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from watcherd.web.serve import serve
+
+    cfg = _load_config(args, args.root)
+    _setup_logging(args, cfg)
+    return serve(cfg, args.host, args.port, args.token)
+
+
 COMMANDS = {
     "run": _cmd_run,
     "scan": _cmd_scan,
@@ -413,6 +427,7 @@ COMMANDS = {
     "dupes": _cmd_dupes,
     "resolve": _cmd_resolve,
     "similar": _cmd_similar,
+    "serve": _cmd_serve,
 }
 
 

@@ -110,6 +110,12 @@ class Library:
         result: Resolution = _change(self.cfg, "undo", {})
         return result
 
+    def pinned_settings(self) -> Json | None:
+        """The hash settings the library's names were made with (the catalog's ``library`` meta)."""
+        with self._reading() as catalog:
+            pinned: Json | None = catalog.meta("library")
+            return pinned
+
     def similar(self, target: str, distance: int) -> list[SimilarHit]:
         """Images within ``distance`` bits of an image file, a hash or a catalogued name."""
         with self._reading() as catalog:

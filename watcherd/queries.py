@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.hashes import hash_rows, load_hashes
@@ -28,6 +29,9 @@ from watcherd.errors import ImageError, UsageError
 from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.records import CollisionKind, ImageRecord, Json
+
+if TYPE_CHECKING:
+    from watcherd import imaging
 
 
 def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> Status:
@@ -163,21 +167,13 @@ DEFAULT_DISTANCE = 4
 MAX_RADIUS = 16  # nearindex.MAX_RADIUS; numpy and Pillow load only for the commands that need them
 
 
-def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
-    """Hash an image file exactly as ingest would name it in this library.
-
-    ``pinned`` (the catalog's ``library`` meta) wins over the config, so a query
-    hashes with the settings that named the library's images.
-    """
+def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
+    """The decoding settings a query image is hashed with: ``pinned`` (the catalog's
+    ``library`` meta) wins over the config, so it matches the library's names."""
     import dataclasses
 
-    from watcherd import imaging
     from watcherd.newcomers import spec_for
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     spec = spec_for(cfg)
     if pinned:
         spec = dataclasses.replace(
@@ -186,19 +182,21 @@ def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
             hash_size=pinned.get("hash_size", spec.hash_size),
             decode=pinned.get("decode", "reference"),
         )
+    return spec
+
+
+def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
+    """Hash an image file exactly as ingest would name it in this library."""
+    from watcherd import imaging
+
     try:
-        return imaging.render(data, spec, Path(path).name, "", 0.0).hash
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return imaging.render(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
     except ImageError as exc:
         raise UsageError(f"{path}: {exc.reason}") from None
-
-
-def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
-    """A hash from a hex string, an image file, or a catalogued name."""
-    if HASH_RE.match(target) and len(target) == 16:
-        return target
-    if Path(target).is_file():
-        return hash_of_file(cfg, Path(target), catalog.meta("library"))
-    return lookup(catalog, target).hash
 
 
 def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:

@@ -1,0 +1,1 @@
+"""The review page (``watcherd serve``): a Starlette app over ``Library``."""
