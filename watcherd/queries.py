@@ -199,6 +199,15 @@ def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
         raise UsageError(f"{path}: {exc.reason}") from None
 
 
+def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
+    """A hash from a hex string, an image file, or a catalogued name."""
+    if HASH_RE.match(target) and len(target) == 16:
+        return target
+    if Path(target).is_file():
+        return hash_of_file(cfg, Path(target), catalog.meta("library"))
+    return lookup(catalog, target).hash
+
+
 def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
     """Present images within ``distance`` bits of ``hash_hex``, nearest first."""
     if not 0 <= distance <= MAX_RADIUS:

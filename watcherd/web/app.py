@@ -142,7 +142,8 @@ class Web:
             body = await request.json()
         except ValueError:
             raise HTTPException(400, "a JSON body {id, decision} is needed") from None
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(body.get("decision"), str):
+        fields = body if isinstance(body, dict) else {}
+        if not isinstance(fields.get("id"), str) or not isinstance(fields.get("decision"), str):
             raise HTTPException(400, "a JSON body {id, decision} is needed")
         return JSONResponse(await _call(self.library.resolve, body["id"], body["decision"]))
 

@@ -59,7 +59,8 @@ def review_items(library: Library, root: Path) -> list[Item]:
     items: list[Item] = []
     for doc in library.dupes(queries.DEFAULT_DISTANCE):
         if doc["kind"] == "near":
-            sides = [Side(name, path, path, {"where": path}) for name, path in zip(doc["names"], doc["paths"])]
+            pairs = zip(doc["names"], doc["paths"], strict=False)
+            sides = [Side(name, path, path, {"where": path}) for name, path in pairs]
             items.append(Item(doc["id"], "near", doc["name"], sides))
             continue
         try:
