@@ -111,9 +111,9 @@ class Web:
         distance = request.query_params.get("distance", str(queries.DEFAULT_DISTANCE))
         try:
             if request.method == "POST":
-                form = await self._upload_form(request)
-                distance = str(form.get("distance") or distance)
-                hits = await self._similar_upload(form, int(distance))
+                data, filename, fields = await self._upload(request)
+                distance = fields.get("distance") or distance
+                hits = await self._similar_upload(data, filename, int(distance))
             elif query:
                 hits = await _call(self.library.similar, query, int(distance))
         except (WatcherdError, ValueError) as exc:
@@ -153,8 +153,8 @@ class Web:
     async def api_similar(self, request: Request) -> Response:
         distance = int(request.query_params.get("distance", queries.DEFAULT_DISTANCE))
         if request.method == "POST":
-            form = await self._upload_form(request)
-            return JSONResponse(await self._similar_upload(form, distance))
+            data, filename, _ = await self._upload(request)
+            return JSONResponse(await self._similar_upload(data, filename, distance))
         target = request.query_params.get("hash")
         if not target:
             raise HTTPException(400, "hash=H is needed (or POST an image)")
@@ -162,20 +162,22 @@ class Web:
 
     # --- uploads ------------------------------------------------------------------
 
-    async def _upload_form(self, request: Request) -> Any:
+    async def _upload(self, request: Request) -> tuple[bytes, str, dict[str, str]]:
+        """The uploaded ``image`` (bytes, file name) and the other form fields, size-limited."""
         body = await _read_limited(request, self.upload_limit)
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return await Request(request.scope, replay).form()
+        async with Request(request.scope, replay).form() as form:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise UsageError("choose an image to upload (field 'image')")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            return await upload.read(), upload.filename or "upload", fields
 
-    async def _similar_upload(self, form: Any, distance: int) -> list[SimilarHit]:
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise UsageError("choose an image to upload (field 'image')")
-        data = await upload.read()
-        hash_hex = await _call(self._hash_upload, data, upload.filename or "upload")
+    async def _similar_upload(self, data: bytes, filename: str, distance: int) -> list[SimilarHit]:
+        hash_hex = await _call(self._hash_upload, data, filename)
         return await _call(self.library.similar, hash_hex, distance)
 
     def _hash_upload(self, data: bytes, filename: str) -> str:
