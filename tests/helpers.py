@@ -187,3 +187,14 @@ def running_daemon(
         yield daemon
     finally:
         daemon.stop()
+
+
+def collided_library(root: Path) -> Path:
+    """``cats/a.png`` scanned, then the same picture as JPEG in ``dogs/`` scanned: one collision."""
+    im = scene(seed=41)
+    for rel, data in (("cats/a.png", encode(im, "PNG")), ("dogs/b.jpg", encode(im, "JPEG", quality=95))):
+        write(root / "thumbs" / rel, data)
+        subprocess.run(
+            [sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True, timeout=120
+        )
+    return root

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import encode, scene, wait_for, write
+from tests.helpers import collided_library, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
@@ -41,12 +41,7 @@ def free_port() -> int:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A library with one collision, and ``watcherd serve`` on it; yields (root, URL)."""
-    root = tmp_path / "lib"
-    im = scene(seed=41)
-    write(root / "thumbs" / "cats" / "a.png", encode(im, "PNG"))
-    cli("scan", str(root))
-    write(root / "thumbs" / "dogs" / "b.jpg", encode(im, "JPEG", quality=95))
-    cli("scan", str(root))
+    root = collided_library(tmp_path / "lib")
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

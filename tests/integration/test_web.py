@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import encode, scene, write
+from tests.helpers import collided_library, encode, scene
 from watcherd.config import Config
 from watcherd.web.app import create_app
 from watcherd.web.security import is_loopback, same_origin
@@ -28,14 +28,8 @@ def cli(*args: str) -> Any:
 
 
 def collided(tmp_path: Path) -> Path:
-    """cats/a.png scanned, then the same picture as JPEG in dogs/ scanned: one collision."""
-    root = tmp_path / "lib"
-    im = scene(seed=41)
-    write(root / "thumbs" / "cats" / "a.png", encode(im, "PNG"))
-    cli("scan", str(root))
-    write(root / "thumbs" / "dogs" / "b.jpg", encode(im, "JPEG", quality=95))
-    cli("scan", str(root))
-    return root
+    """A library with one collision (see ``tests.helpers.collided_library``)."""
+    return collided_library(tmp_path / "lib")
 
 
 @pytest.fixture
