@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
-from watcherd import fsops
 from watcherd.config import Config
 from watcherd.errors import ConfigError
 from watcherd.filters import TEMP_PREFIX
@@ -62,6 +60,8 @@ def check_writable(cfg: Config) -> None:
     to is created if missing and must take a new file (a read-only mount, an immutable
     folder or missing permissions fail here, naming the folder, instead of mid-scan).
     """
+    import tempfile  # here: read commands never probe a folder
+
     root = check_root(cfg)
     folders = (
         ("library root", root),
@@ -84,6 +84,8 @@ def check_writable(cfg: Config) -> None:
 
 def remove_leftovers(cfg: Config) -> None:
     """Delete temporaries our own crashed runs left (only ever our reserved names)."""
+    from watcherd import fsops  # here: read commands, which never remove anything, skip it
+
     for top in (cfg.thumbs_dir, cfg.originals_dir, cfg.state_dir):
         for path in fsops.remove_temporaries(top):
             log.info("removed leftover temporary %s", shown(str(path)))

@@ -9,27 +9,20 @@ most ``r``. The answer is exactly the brute-force answer; only the work differs.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
-CHUNKS = 4
-CHUNK_BITS = 16
-MAX_RADIUS = 16  # probes per chunk grow as C(16, r // 4); past this a scan is as quick
+from watcherd.nearfile import CHUNK_BITS, CHUNKS, MAX_RADIUS, flip_masks
+
+__all__ = ["CHUNKS", "CHUNK_BITS", "MAX_RADIUS", "Hit", "NearIndex", "brute_force", "groups"]
 
 
-@lru_cache(maxsize=8)
 def _flip_masks(bits: int) -> NDArray[np.uint16]:
-    """Every 16-bit mask with at most ``bits`` bits set."""
-    masks = [0]
-    for k in range(1, bits + 1):
-        for combo in itertools.combinations(range(CHUNK_BITS), k):
-            masks.append(sum(1 << b for b in combo))
-    return np.array(masks, dtype=np.uint16)
+    """Every 16-bit mask with at most ``bits`` bits set, as an array."""
+    return np.array(flip_masks(bits), dtype=np.uint16)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,34 +34,18 @@ from numpy.typing import NDArray
 
 from watcherd.catalog.hashes import NearLogReader
 from watcherd.errors import CatalogError
+from watcherd.nearfile import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
 from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, _flip_masks
 
 if TYPE_CHECKING:
     from watcherd.catalog.store import Catalog
 
-MAGIC = b"watcherd-near 1\n"
-HEADER = 4096
 VALUES = 1 << CHUNK_BITS
-# A delta longer than this is folded into a new index by whoever queries (readers
-# included); the daemon folds it much sooner (see ``Maintainer``).
-READER_REBUILD = 200_000
 
 log = logging.getLogger("watcherd")
 
-_DTYPES = {"hashes": "<u8", "rows": "<i8", "low": "u1", "starts": "<i8", "order": "<u4", "sorted": "<u8"}
-
-
-def index_path(state_dir: Path) -> Path:
-    """Where a library's index lives, given its ``.watcherd`` folder."""
-    return Path(state_dir) / "near" / "index.bin"
-
-
-@dataclass(frozen=True)
-class Match:
-    """One present image within the radius: its catalog row (``hashes`` row id) and distance."""
-
-    row: int
-    distance: int
+_DTYPES = {name: dtype for name, (dtype, _) in ARRAYS.items()}
+__all__ = ["READER_REBUILD", "Maintainer", "Match", "NearStore", "Tables", "index_path"]
 
 
 class Tables:
@@ -94,10 +77,7 @@ class Tables:
     def load(cls, path: Path) -> Tables:
         """Map an index file; raises ``ValueError`` or ``OSError`` when it is not one."""
         with open(path, "rb") as f:
-            head = f.read(HEADER)
-        if not head.startswith(MAGIC):
-            raise ValueError(f"{path} is not a watcherd near-duplicate index")
-        meta = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n"))
+            meta = parse_header(f.read(HEADER), path)
         mapped = np.memmap(path, dtype=np.uint8, mode="r")
         arrays = {}
         for name, (offset, count) in meta["arrays"].items():
@@ -320,8 +300,7 @@ class Maintainer:
     def _built(self) -> tuple[str | None, int]:
         try:
             with open(self.path, "rb") as f:
-                head = f.read(HEADER)
-            meta = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n")) if head.startswith(MAGIC) else {}
+                meta = parse_header(f.read(HEADER), self.path)
             return meta.get("epoch"), int(meta.get("seq", -1))
         except (OSError, ValueError):
             return None, -1

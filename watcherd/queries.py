@@ -26,7 +26,6 @@ from watcherd.documents import (
     Status,
 )
 from watcherd.errors import ImageError, UsageError
-from watcherd.lease import describe, read_holder
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.records import CollisionKind, ImageRecord, Json
 
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
 
 def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> Status:
     """The ``status`` document; see the README for every key."""
+    from watcherd.lease import describe, read_holder  # socket and secrets: only status needs them
+
     now = time.time() if now is None else now
     counts = catalog.counts()
     scan = catalog.meta("scan")
@@ -214,20 +215,28 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
         raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
     if len(hash_hex) != 16:
         raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
-    from watcherd.nearstore import NearStore, index_path
+    if not Path(cfg.database_path).exists():
+        return []
+    from watcherd import nearfile
+    from watcherd.catalog.hashes import NearLogReader
 
     # The persisted index (mapped, pages touched only) plus the catalog's log since it was
-    # built: exact at once, whoever keeps it current; built here if missing or void.
-    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
-        if not Path(cfg.database_path).exists():
-            return []
-        hits = store.query(int(hash_hex, 16), distance)
-        where = store.where([h.row for h in hits])
-    out: list[SimilarHit] = []
-    for h in hits:
-        name, path = where[h.row]
-        out.append({"name": name, "distance": h.distance, "path": path})
-    return out
+    # built: exact at once, whoever keeps it current. Read without numpy when it can
+    # answer alone; else NearStore builds (or waits for) one.
+    path, query = nearfile.index_path(cfg.state_dir), int(hash_hex, 16)
+    log = NearLogReader(cfg.database_path)
+    try:
+        found = nearfile.similar(path, log, query, distance)
+    finally:
+        log.close()
+    if found is None:
+        from watcherd.nearstore import NearStore
+
+        with NearStore.open(path, cfg.database_path) as store:
+            hits = store.query(query, distance)
+            where = store.where([h.row for h in hits])
+        found = [(*where[h.row], h.distance) for h in hits if h.row in where]
+    return [{"name": name, "distance": d, "path": at} for name, at, d in found]
 
 
 def near_groups(

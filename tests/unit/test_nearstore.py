@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from watcherd import nearstore, queries
+from watcherd import nearfile, nearstore, queries
 from watcherd.catalog import Catalog, schema
-from watcherd.catalog.hashes import load_hashes
+from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
 from watcherd.config import Config
 from watcherd.nearindex import MAX_RADIUS, brute_force
 from watcherd.nearstore import Maintainer, NearStore, Tables, index_path
@@ -96,12 +96,30 @@ def _truth(cfg: Config, q: int, r: int) -> list[tuple[int, int]]:
     return [(int(rowids[h.index]), h.distance) for h in brute_force(hashes, q, r)]
 
 
-def _check(store: NearStore, cfg: Config, qs: list[int]) -> None:
-    for r in range(MAX_RADIUS + 1):
-        for q in qs:
-            got = [(m.row, m.distance) for m in store.query(q, r)]
-            assert sorted(got, key=lambda t: (t[1], t[0])) == got
-            assert got == _truth(cfg, q, r), (q, r)
+def _names(cfg: Config) -> dict[int, tuple[str, str]]:
+    rowids, _, _ = load_hashes(cfg.database_path)
+    return hash_rows(cfg.database_path, [int(r) for r in rowids])
+
+
+def _check(store: NearStore, cfg: Config, qs: list[int], *, pure: bool = True) -> None:
+    """NearStore, and the numpy-free reader of the published file (unless it cannot answer
+    alone: ``pure`` False), both give exactly the brute-force answer at every radius."""
+    names = _names(cfg)
+    log = NearLogReader(cfg.database_path)
+    try:
+        for r in range(MAX_RADIUS + 1):
+            for q in qs:
+                want = _truth(cfg, q, r)
+                got = [(m.row, m.distance) for m in store.query(q, r)]
+                assert sorted(got, key=lambda t: (t[1], t[0])) == got
+                assert got == want, (q, r)
+                read = nearfile.similar(index_path(cfg.state_dir), log, q, r)
+                if pure:
+                    assert read == [(*names[row], d) for row, d in want], (q, r)
+                else:
+                    assert read is None
+    finally:
+        log.close()
 
 
 def test_catalog_changes_reach_queries_through_the_log(cfg: Config, catalog: Catalog) -> None:
@@ -191,3 +209,39 @@ def test_a_long_delta_is_folded_by_a_reader(cfg: Config, catalog: Catalog, monke
     with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
         _check(store, cfg, hashes[40:42])
         assert store.rebuilds == 0  # the reader published what it built
+
+
+def test_the_numpy_free_reader_steps_aside_when_the_file_cannot_answer_alone(
+    cfg: Config, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashes = [int(h) for h in _random(80, 15)]
+    with catalog.transaction():
+        for i, h in enumerate(hashes[:40]):
+            catalog.put_image(_record(h, i))
+    path = index_path(cfg.state_dir)
+    log = NearLogReader(cfg.database_path)
+    try:
+        assert nearfile.similar(path, log, hashes[0], 4) is None  # no index yet
+        assert [h["name"] for h in queries.similar(cfg, f"{hashes[0]:016x}", 0)] == [f"64x64_{hashes[0]:016x}_.png"]
+        assert nearfile.similar(path, log, hashes[0], 4) is not None  # NearStore published one
+        with catalog.transaction():
+            for i, h in enumerate(hashes[40:]):
+                catalog.put_image(_record(h, 40 + i))
+        monkeypatch.setattr(nearfile, "READER_REBUILD", 10)  # 40 entries behind: too far
+        assert nearfile.similar(path, log, hashes[50], 4) is None
+        monkeypatch.setattr(nearfile, "READER_REBUILD", 1000)
+        monkeypatch.setattr(nearfile, "PURE_LIMIT", 0)  # too many candidates for a Python loop
+        assert nearfile.similar(path, log, hashes[0], 16) is None
+        want = [(*_names(cfg)[row], d) for row, d in _truth(cfg, hashes[0], 16)]
+        got = queries.similar(cfg, f"{hashes[0]:016x}", 16)  # answered by NearStore instead
+        assert [(h["name"], h["path"], h["distance"]) for h in got] == want
+        monkeypatch.setattr(nearfile, "PURE_LIMIT", 250_000)
+        path.write_bytes(path.read_bytes()[: nearfile.HEADER + 100])  # cut short: not used
+        assert nearfile.similar(path, log, hashes[50], 4) is None
+        with catalog.transaction():
+            schema.create_derived(catalog.conn)  # a new epoch voids the file
+        assert nearfile.similar(path, log, hashes[50], 4) is None
+        with pytest.raises(ValueError, match="radius"):
+            nearfile.similar(path, log, hashes[50], 17)
+    finally:
+        log.close()

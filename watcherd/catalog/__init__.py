@@ -8,8 +8,31 @@
 This package is the only part of watcherd that speaks SQL.
 """
 
-from watcherd.catalog.opening import Opened, move_aside, open_for_reading, open_for_writing
-from watcherd.catalog.reads import CatalogReader
-from watcherd.catalog.store import Catalog
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watcherd.catalog.opening import Opened, move_aside, open_for_reading, open_for_writing
+    from watcherd.catalog.reads import CatalogReader
+    from watcherd.catalog.store import Catalog
 
 __all__ = ["Catalog", "CatalogReader", "Opened", "move_aside", "open_for_reading", "open_for_writing"]
+
+# Each name is imported from its module on first use: a read command that needs only
+# ``reads`` does not load the writer (``store`` and the file operations it needs).
+_HOME = {
+    "Catalog": "store",
+    "CatalogReader": "reads",
+    "Opened": "opening",
+    "move_aside": "opening",
+    "open_for_reading": "opening",
+    "open_for_writing": "opening",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"watcherd.catalog.{_HOME[name]}"), name)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 T = TypeVar("T")
+MASK64 = (1 << 64) - 1
 
 
 def load_hashes(path: Path) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
@@ -55,14 +56,39 @@ def hash_rows(path: Path, rowids: list[int]) -> dict[int, tuple[str, str]]:
         return {}
     con = connect(path)
     try:
-        rows = con.execute(
-            "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))",
-            (json.dumps(rowids),),
-        ).fetchall()
+        return names_of(con, rowids)
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot read catalog {path}: {exc}") from None
     finally:
         con.close()
+
+
+def log_state(conn: sqlite3.Connection) -> tuple[str | None, int, int]:
+    """(epoch, trimmed, head) of ``near_log``; epoch None when the catalog has no log yet."""
+    have = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'near_log'").fetchone()
+    if have is None:
+        return None, 0, 0
+    meta = dict(conn.execute("SELECT key, value FROM near_meta").fetchall())
+    (head,) = conn.execute("SELECT ifnull(max(seq), 0) FROM near_log").fetchone()
+    trimmed = int(meta.get("trimmed", 0))  # a log trimmed to nothing is still at that position
+    return (str(meta["epoch"]) if "epoch" in meta else None), trimmed, max(int(head), trimmed)
+
+
+def log_now(conn: sqlite3.Connection, since: int) -> dict[int, int | None]:
+    """Row id -> its unsigned hash if present now, else None, for every row the log after ``since`` touches."""
+    now: dict[int, int | None] = {}
+    for row, h, present in conn.execute("SELECT row, hash, present FROM near_log WHERE seq > ? ORDER BY seq", (since,)):
+        now[row] = h & MASK64 if h is not None and present else None  # a row's last entry is its state now
+    return now
+
+
+def names_of(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, str]]:
+    """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
+    if not rowids:
+        return {}
+    rows = conn.execute(
+        "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),)
+    ).fetchall()
     return {int(r): (str(n), str(p)) for r, n, p in rows}
 
 
@@ -73,7 +99,8 @@ class NearLogReader(Connected):
     they report and the rows they return describe the same catalog state.
     """
 
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` inside one read transaction; SQLite errors become ``CatalogError``."""
         if self._conn is None:
             raise CatalogError(f"no catalog at {self.path}")
         conn = self._conn
@@ -90,20 +117,9 @@ class NearLogReader(Connected):
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
 
-    @staticmethod
-    def _state(conn: sqlite3.Connection) -> tuple[str | None, int, int]:
-        """(epoch, trimmed, head) of the log; epoch None when the catalog has no log yet."""
-        have = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'near_log'").fetchone()
-        if have is None:
-            return None, 0, 0
-        meta = dict(conn.execute("SELECT key, value FROM near_meta").fetchall())
-        (head,) = conn.execute("SELECT ifnull(max(seq), 0) FROM near_log").fetchone()
-        trimmed = int(meta.get("trimmed", 0))  # a log trimmed to nothing is still at that position
-        return (str(meta["epoch"]) if "epoch" in meta else None), trimmed, max(int(head), trimmed)
-
     def state(self) -> tuple[str | None, int, int]:
         """(epoch, trimmed, head): which index builds the log can still bring up to date."""
-        return self._read(self._state)
+        return self.read(log_state)
 
     def delta(self, since: int) -> tuple[str | None, int, int, NDArray[np.void]]:
         """(epoch, trimmed, head, entries after ``since``) in log order.
@@ -116,7 +132,7 @@ class NearLogReader(Connected):
         delta_dtype = np.dtype([("row", ">u8"), ("hash", ">u8"), ("kind", "u1"), ("low", "u1")])
 
         def read(conn: sqlite3.Connection) -> tuple[str | None, int, int, NDArray[np.void]]:
-            epoch, trimmed, head = self._state(conn)
+            epoch, trimmed, head = log_state(conn)
             text = ""
             if epoch is not None and head > since:
                 (text,) = conn.execute(
@@ -127,14 +143,14 @@ class NearLogReader(Connected):
                 ).fetchone()
             return epoch, trimmed, head, np.frombuffer(bytes.fromhex(text or ""), dtype=delta_dtype)
 
-        return self._read(read)
+        return self.read(read)
 
     def snapshot(self) -> tuple[str | None, int, NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
         """(epoch, head, row ids, hashes, low flags) of present images, by row id, as of one log position."""
         import numpy as np
 
         def read(conn: sqlite3.Connection) -> tuple[str | None, int, Any, Any, Any]:
-            epoch, _, head = self._state(conn)
+            epoch, _, head = log_state(conn)
             (text,) = conn.execute(
                 "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') "
                 "FROM (SELECT rowid, hash, low FROM hashes WHERE present = 1 ORDER BY rowid)"
@@ -144,16 +160,8 @@ class NearLogReader(Connected):
             )
             return epoch, head, records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"] != 0
 
-        return self._read(read)
+        return self.read(read)
 
     def where(self, rowids: list[int]) -> dict[int, tuple[str, str]]:
         """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
-        if not rowids:
-            return {}
-        rows = self._read(
-            lambda conn: conn.execute(
-                "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))",
-                (json.dumps(rowids),),
-            ).fetchall()
-        )
-        return {int(r): (str(n), str(p)) for r, n, p in rows}
+        return self.read(lambda conn: names_of(conn, rowids))

@@ -7,13 +7,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watcherd.catalog.reads import CatalogReader
-from watcherd.catalog.store import Catalog, damage
 from watcherd.config import Config
 from watcherd.errors import ConfigError
 from watcherd.layout import check_root, prepare
 from watcherd.records import Json
+
+if TYPE_CHECKING:
+    from watcherd.catalog.store import Catalog
 
 log = logging.getLogger("watcherd")
 
@@ -32,6 +35,8 @@ def open_for_writing(cfg: Config) -> Opened:
     Mixing hash functions in one library would make equal pictures get different
     names, so the settings that named the first image are pinned in ``meta``.
     """
+    from watcherd.catalog.store import Catalog, damage  # here: read commands never load the writer
+
     prepare(cfg)
     db = cfg.database_path
     if db.exists():
