@@ -16,7 +16,7 @@ from collections.abc import Callable
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcherd import edits, nearstore, requests, restore
+from watcherd import edits, requests, restore
 from watcherd.catalog import open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
@@ -25,6 +25,7 @@ from watcherd.events import Change, ChangeKind
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
 from watcherd.naming import shown
+from watcherd.nearkeeper import Maintainer
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
 from watcherd.watcher import (
@@ -123,7 +124,7 @@ class Daemon:
         self.confirmed_short = False
         self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
-        self.near = nearstore.Maintainer(cfg.state_dir, cfg.database_path)
+        self.near = Maintainer(cfg.state_dir, cfg.database_path)  # builds in a background process
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
         self.worker: Worker | None = None
         self.requests_at = 0.0
@@ -177,6 +178,7 @@ class Daemon:
         finally:
             logging.getLogger("watchdog").removeHandler(alarm)
             self._stop_observer()
+            self.near.stop()
 
     def _start_observer(self) -> BaseObserver:
         assert self.cfg.root is not None

@@ -39,7 +39,7 @@ ARRAYS: dict[str, tuple[str, Literal["Q", "q", "B", "I"]]] = {
     "sorted": ("<u8", "Q"),
 }
 # A delta longer than this is folded into a new index by whoever queries (readers
-# included); the daemon folds it much sooner (see ``nearstore.Maintainer``).
+# included); the daemon folds it much sooner (see ``nearkeeper.Maintainer``).
 READER_REBUILD = 200_000
 # Candidates a query may check in Python (about 0.1 µs each) before numpy is quicker,
 # import included (40-70 ms): a radius-4 query checks ~1,000 at 1M hashes, ~30,000 at 30M.

@@ -23,29 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from watcherd.catalog.hashes import NearLogReader
-from watcherd.errors import CatalogError
 from watcherd.nearfile import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
 from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, _flip_masks
 
-if TYPE_CHECKING:
-    from watcherd.catalog.store import Catalog
-
 VALUES = 1 << CHUNK_BITS
 
-log = logging.getLogger("watcherd")
-
 _DTYPES = {name: dtype for name, (dtype, _) in ARRAYS.items()}
-__all__ = ["READER_REBUILD", "Maintainer", "Match", "NearStore", "Tables", "index_path"]
+__all__ = ["READER_REBUILD", "Match", "NearStore", "Tables", "index_path"]
 
 
 class Tables:
@@ -281,58 +274,3 @@ class NearStore:
     def where(self, rows: list[int]) -> dict[int, tuple[str, str]]:
         """Row -> (name, path) for rows a query returned."""
         return self._log.where(rows)
-
-
-class Maintainer:
-    """The writer's part: fold the log into a new index, publish it, trim the log.
-
-    Due when the log has grown by ``most`` entries since the last build (queries would
-    otherwise scan a long delta), or when it has grown at all and the catalog has then
-    been quiet for ``quiet`` seconds (a burst is folded once, after it ends).
-    """
-
-    def __init__(self, state_dir: Path, catalog_path: Path, *, quiet: float = 30.0, most: int = 50_000) -> None:
-        self.path = index_path(state_dir)
-        self.catalog_path = Path(catalog_path)
-        self.quiet, self.most = quiet, most
-        self._head, self._moved_at, self._checked_at = -1, 0.0, float("-inf")
-
-    def _built(self) -> tuple[str | None, int]:
-        try:
-            with open(self.path, "rb") as f:
-                meta = parse_header(f.read(HEADER), self.path)
-            return meta.get("epoch"), int(meta.get("seq", -1))
-        except (OSError, ValueError):
-            return None, -1
-
-    def due(self, epoch: str | None, trimmed: int, head: int, now: float) -> bool:
-        """Should the index be rebuilt now, given the log's state?"""
-        if head != self._head:
-            self._head, self._moved_at = head, now
-        built_epoch, seq = self._built()
-        if built_epoch != epoch or seq < trimmed or seq > head:
-            return True  # missing or void: queries would each build one
-        pending = head - seq
-        return pending >= self.most or (pending > 0 and now - self._moved_at >= self.quiet)
-
-    def run(self, catalog: Catalog, now: float) -> None:
-        """``tick`` at most once a second, as a side job: a failure is logged, never raised."""
-        if now - self._checked_at < 1.0:
-            return
-        self._checked_at = now
-        try:
-            if self.tick(catalog, now):
-                log.info("near-duplicate index rebuilt (%s)", self.path)
-        except (CatalogError, OSError, ValueError) as exc:
-            log.warning("cannot rebuild the near-duplicate index: %s", exc)
-
-    def tick(self, catalog: Catalog, now: float) -> bool:
-        """Rebuild, publish and trim if due; True when it did."""
-        with NearStore.open(self.path, self.catalog_path) as store:
-            epoch, trimmed, head = store._log.state()
-            if epoch is None or not self.due(epoch, trimmed, head, now):
-                return False
-            built = store.rebuild()
-        if built.epoch is not None and self._built() == (built.epoch, built.seq):
-            catalog.trim_near_log(built.seq)
-        return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from watcherd import edits, requests, restore
@@ -11,6 +12,7 @@ from watcherd.config import Config
 from watcherd.decoders import DecoderPool
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
+from watcherd.nearkeeper import Maintainer
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
@@ -75,6 +77,9 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, reason)
             serve()
+            # Fold the near-duplicate log into a new index when it is long (or the index is
+            # missing), so a library kept by scans alone has a bounded log too.
+            Maintainer(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False).run(catalog, 0.0)
             restore.save_copies(cfg, catalog, time.time())
             return report
         finally:

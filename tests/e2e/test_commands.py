@@ -143,3 +143,39 @@ def test_root_is_found_from_inside_the_tree(tmp_path: Path) -> None:
     assert len(cli("find", "--tag", "cats", cwd=cats)) == 2
     done = cli("arrange", "by-size", "--under", ".", "--dry-run", cwd=cats)
     assert done["under"] == "cats" and len(done["moves"]) == 2
+
+
+_IMPORTS_OF_SIMILAR = (
+    "import json, sys; from watcherd.cli import main; code = main(sys.argv[1:]); "
+    "heavy = {m.split('.')[0] for m in sys.modules} & {'numpy', 'PIL', 'watchdog'}; "
+    "print(json.dumps(sorted(heavy)), file=sys.stderr); "
+    "sys.exit(code)"
+)
+
+
+def test_similar_by_name_loads_neither_numpy_nor_pillow(tmp_path: Path) -> None:
+    root, conf = make_library(tmp_path)
+    names = sorted(r["name"] for r in table(root / ".watcherd" / "catalog.sqlite", "images"))
+    first = cli("similar", str(root), names[0], "-d", "16", "-c", str(conf))  # the index exists after a scan
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _IMPORTS_OF_SIMILAR,
+            "similar",
+            str(root),
+            names[0],
+            "-d",
+            "16",
+            "--json",
+            "-c",
+            str(conf),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == first and first[0]["name"] == names[0]
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []

@@ -13,7 +13,8 @@ from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
 from watcherd.config import Config
 from watcherd.nearindex import MAX_RADIUS, brute_force
-from watcherd.nearstore import Maintainer, NearStore, Tables, index_path
+from watcherd.nearkeeper import Maintainer
+from watcherd.nearstore import NearStore, Tables, index_path
 from watcherd.records import ImageRecord, State
 
 
@@ -155,7 +156,7 @@ def test_the_writer_folds_the_log_and_open_stores_follow(cfg: Config, catalog: C
     with catalog.transaction():
         for i, h in enumerate(hashes[:100]):
             catalog.put_image(_record(h, i))
-    keeper = Maintainer(cfg.state_dir, cfg.database_path, quiet=10.0, most=1000)
+    keeper = Maintainer(cfg.state_dir, cfg.database_path, quiet=10.0, most=1000, background=False)
     assert keeper.tick(catalog, now=0.0)  # no index yet: built at once
     store = NearStore.open(index_path(cfg.state_dir), cfg.database_path)
     _check(store, cfg, hashes[:3])

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from watcherd.catalog.reads import Connected, connect
 from watcherd.errors import CatalogError
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MASK64 = (1 << 64) - 1
+SNAPSHOT_CHUNK = 500_000  # rows per read transaction while an index is built (~0.3 s each)
 
 
 def load_hashes(path: Path) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
@@ -145,22 +146,40 @@ class NearLogReader(Connected):
 
         return self.read(read)
 
-    def snapshot(self) -> tuple[str | None, int, NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
-        """(epoch, head, row ids, hashes, low flags) of present images, by row id, as of one log position."""
+    def snapshot(
+        self, chunk: int = SNAPSHOT_CHUNK
+    ) -> tuple[str | None, int, NDArray[np.int64], NDArray[np.uint64], NDArray[np.bool_]]:
+        """(epoch, head, row ids, hashes, low flags) of present images, by row id, valid at log position ``head``.
+
+        Read ``chunk`` rows per transaction, so a reader never keeps the writer from
+        committing for long. Rows read after ``head`` may be newer than at ``head``;
+        that is harmless: every row changed since is in the log after ``head``, and the
+        delta decides those rows (``nearstore``). The epoch is read again at the end.
+        """
         import numpy as np
 
-        def read(conn: sqlite3.Connection) -> tuple[str | None, int, Any, Any, Any]:
-            epoch, _, head = log_state(conn)
-            (text,) = conn.execute(
-                "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') "
-                "FROM (SELECT rowid, hash, low FROM hashes WHERE present = 1 ORDER BY rowid)"
-            ).fetchone()
-            records = np.frombuffer(
-                bytes.fromhex(text or ""), dtype=np.dtype([("h", ">u8"), ("r", ">u8"), ("l", "u1")])
-            )
-            return epoch, head, records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"] != 0
+        dtype = np.dtype([("h", ">u8"), ("r", ">u8"), ("l", "u1")])
+        epoch, _, head = self.read(log_state)
 
-        return self.read(read)
+        def rows_after(after: int) -> Callable[[sqlite3.Connection], tuple[str | None]]:
+            return lambda conn: conn.execute(
+                "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') FROM "
+                "(SELECT rowid, hash, low FROM hashes WHERE present = 1 AND rowid > ? ORDER BY rowid LIMIT ?)",
+                (after, chunk),
+            ).fetchone()
+
+        parts, after = [], -(2**63)
+        while True:
+            (text,) = self.read(rows_after(after))
+            part = np.frombuffer(bytes.fromhex(text or ""), dtype=dtype)
+            parts.append(part)
+            if part.size < chunk:
+                break
+            after = int(part["r"][-1])
+        if self.read(log_state)[0] != epoch:
+            epoch = None  # re-derived meanwhile: row ids changed meaning, the build is void
+        records = np.concatenate(parts)
+        return epoch, head, records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"] != 0
 
     def where(self, rowids: list[int]) -> dict[int, tuple[str, str]]:
         """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
