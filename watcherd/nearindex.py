@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,7 +101,17 @@ def brute_force(hashes: NDArray[np.uint64], query: int, radius: int) -> list[Hit
     return [Hit(int(idx[i]), int(dist[idx][i])) for i in order]
 
 
-def groups(index: NearIndex, radius: int) -> list[tuple[list[int], int]]:
+class Searchable(Protocol):
+    """What ``groups`` needs: the hashes by position, and a radius query over them."""
+
+    hashes: NDArray[np.uint64]
+
+    def __len__(self) -> int: ...
+
+    def query(self, query: int, radius: int) -> list[Hit]: ...
+
+
+def groups(index: Searchable, radius: int) -> list[tuple[list[int], int]]:
     """Connected components of hashes linked by distances within ``radius`` (size > 1),
     each with the largest distance between any two of its members."""
     parent = list(range(len(index)))

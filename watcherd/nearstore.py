@@ -33,12 +33,12 @@ from numpy.typing import NDArray
 
 from watcherd.catalog.hashes import NearLogReader
 from watcherd.nearfile import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
-from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, _flip_masks
+from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, Hit, _flip_masks
 
 VALUES = 1 << CHUNK_BITS
 
 _DTYPES = {name: dtype for name, (dtype, _) in ARRAYS.items()}
-__all__ = ["READER_REBUILD", "Match", "NearStore", "Tables", "index_path"]
+__all__ = ["READER_REBUILD", "Match", "NearStore", "Present", "Tables", "index_path"]
 
 
 class Tables:
@@ -161,18 +161,59 @@ def _tables(hashes: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:
     }
 
 
-def _delta_view(entries: NDArray[np.void]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint64]]:
-    """(every row the delta touches, rows present after it, their hashes)."""
+def _delta_view(
+    entries: NDArray[np.void],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint8]]:
+    """(every row the delta touches, rows present after it, their hashes, their low flags)."""
     rows = entries["row"].astype(np.int64)
     if rows.size == 0:
-        return rows, rows, np.empty(0, np.uint64)
+        return rows, rows, np.empty(0, np.uint64), np.empty(0, np.uint8)
     # The last entry of each row is its state now.
     rev = rows[::-1]
     touched, first_rev = np.unique(rev, return_index=True)
     last = rows.size - 1 - first_rev
     now = entries[last]
     added = now["kind"] == 1
-    return touched, touched[added], now["hash"][added].astype(np.uint64)
+    return touched, touched[added], now["hash"][added].astype(np.uint64), now["low"][added].astype(np.uint8)
+
+
+class Present:
+    """The present hashes now (an index plus the log after it) as one searchable set.
+
+    What ``nearindex.groups`` walks for ``dupes --near``: positions ``0..len-1`` are the
+    index's positions the log left alone, then the rows the log added; ``query`` gives
+    exactly what a ``NearIndex`` over ``hashes`` would, without building one.
+    """
+
+    def __init__(self, tables: Tables, entries: NDArray[np.void], *, skip_low: bool) -> None:
+        touched, added_rows, added_hashes, added_low = _delta_view(entries)
+        keep = ~np.isin(tables.rows, touched) if touched.size else np.ones(len(tables), bool)
+        if skip_low:
+            keep &= tables.low == 0
+            extra = added_low == 0
+            added_rows, added_hashes = added_rows[extra], added_hashes[extra]
+        kept = np.nonzero(keep)[0]
+        self._tables = tables
+        self._compact = np.full(len(tables), -1, np.int64)  # index position -> position here
+        self._compact[kept] = np.arange(kept.size)
+        self._added, self._offset = added_hashes, kept.size
+        self.rows: NDArray[np.int64] = np.concatenate([tables.rows[kept], added_rows])
+        self.hashes: NDArray[np.uint64] = np.concatenate([tables.hashes[kept], added_hashes])
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def query(self, query: int, radius: int) -> list[Hit]:
+        """Every hash of the set within ``radius`` bits of ``query``, nearest first (then by position)."""
+        pos, dist = self._tables.search(query, radius)
+        here = self._compact[pos]
+        ok = here >= 0
+        near = np.bitwise_count(self._added ^ np.uint64(query)).astype(np.int64)
+        extra = np.nonzero(near <= radius)[0]
+        at = np.concatenate([here[ok], extra + self._offset])
+        dist = np.concatenate([dist[ok], near[extra]])
+        order = np.lexsort((at, dist))
+        return [Hit(int(at[i]), int(dist[i])) for i in order]
 
 
 class NearStore:
@@ -261,7 +302,7 @@ class NearStore:
         tables, entries = self.current()
         pos, dist = tables.search(query, radius)
         rows = tables.rows[pos]
-        touched, added_rows, added_hashes = _delta_view(entries)
+        touched, added_rows, added_hashes, _ = _delta_view(entries)
         if touched.size:
             stay = ~np.isin(rows, touched)
             rows, dist = rows[stay], dist[stay]
@@ -270,6 +311,11 @@ class NearStore:
             rows, dist = np.concatenate([rows, added_rows[keep]]), np.concatenate([dist, near[keep]])
         order = np.lexsort((rows, dist))
         return [Match(int(rows[i]), int(dist[i])) for i in order]
+
+    def present(self, *, skip_low: bool = False) -> Present:
+        """Every present hash now (low-information ones left out with ``skip_low``), searchable."""
+        tables, entries = self.current()
+        return Present(tables, entries, skip_low=skip_low)
 
     def where(self, rows: list[int]) -> dict[int, tuple[str, str]]:
         """Row -> (name, path) for rows a query returned."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.hashes import hash_rows, load_hashes
+from watcherd.catalog.hashes import hash_rows
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import (
@@ -250,11 +250,16 @@ def near_groups(
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
-    from watcherd.nearindex import NearIndex, groups
+    if not Path(cfg.database_path).exists():
+        return []
+    from watcherd.nearindex import groups
+    from watcherd.nearstore import NearStore, index_path
 
-    rowids, hashes, low = load_hashes(cfg.database_path)
-    rowids, hashes = rowids[~low], hashes[~low]
-    found = groups(NearIndex(hashes), distance)
+    # The persisted index plus its log (built and published here if missing or void).
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        present = store.present(skip_low=True)
+    found = groups(present, distance)
+    rowids = present.rows
     where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
     out: list[NearGroup] = []
     for members, widest in found:

@@ -12,7 +12,7 @@ from watcherd import nearfile, nearstore, queries
 from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
 from watcherd.config import Config
-from watcherd.nearindex import MAX_RADIUS, brute_force
+from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
 from watcherd.nearkeeper import Maintainer
 from watcherd.nearstore import NearStore, Tables, index_path
 from watcherd.records import ImageRecord, State
@@ -246,3 +246,45 @@ def test_the_numpy_free_reader_steps_aside_when_the_file_cannot_answer_alone(
             nearfile.similar(path, log, hashes[50], 17)
     finally:
         log.close()
+
+
+def _groups_in_memory(cfg: Config, r: int) -> list[tuple[list[str], int]]:
+    """``dupes --near`` as it was: tables built in memory over every present, informative hash."""
+    rowids, hashes, low = load_hashes(cfg.database_path)
+    rowids, hashes = rowids[~low], hashes[~low]
+    names = _names(cfg)
+    return sorted(
+        (sorted(names[int(rowids[m])][0] for m in members), widest) for members, widest in groups(NearIndex(hashes), r)
+    )
+
+
+def test_dupes_near_from_the_persisted_index_equals_the_tables_built_in_memory(cfg: Config, catalog: Catalog) -> None:
+    base = [int(h) for h in _random(120, 16)]
+    # Families of look-alikes, some links only through a middle member, and low-information ones.
+    hashes = base + [base[i] ^ (1 << (i % 64)) for i in range(0, 120, 3)] + [base[0] ^ 0b111, base[0] ^ 0b111000]
+    with catalog.transaction():
+        for i, h in enumerate(hashes):
+            catalog.put_image(_record(h, i, low=i % 11 == 0))
+
+    def check() -> None:
+        for r in (0, 1, 3, 4, 6, 9):
+            got = sorted((g["names"], g["max_distance"]) for g in queries.near_groups(cfg, r))
+            assert got == _groups_in_memory(cfg, r), r
+            assert r == 0 or got  # not an empty comparison
+
+    check()  # builds and publishes the index
+    assert index_path(cfg.state_dir).exists()
+    with catalog.transaction():  # through the log: adds, a missing image, a forget, a newly low one
+        catalog.put_image(_record(base[5] ^ 0b11, 900))
+        catalog.put_image(_record(base[7] ^ 0b1, 901, low=True))
+        gone = catalog.image(f"64x64_{base[3]:016x}_.png")
+        assert gone is not None
+        catalog.put_image(dataclasses.replace(gone, state=State.MISSING))
+        catalog.delete_image(f"64x64_{base[6]:016x}_.png")
+        dull = catalog.image(f"64x64_{base[9]:016x}_.png")
+        assert dull is not None
+        catalog.put_image(dataclasses.replace(dull, low_information=True))
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        assert store.present(skip_low=True).rows.size < len(hashes) + 2
+        assert store.rebuilds == 0  # the index plus its log
+    check()
