@@ -169,6 +169,8 @@ class Decisions:
                 fsops.rename_no_replace(src, target)
             except FileExistsError:
                 raise UsageError(f"{places.rel(target)} is taken; move that file away and decide again") from None
+            # Stopped here, the thumbnail in the tree without a record is a gesture the next start decides.
+            self.ctx.checkpoint("thumbnail", target)
         else:
             target = at
         thumb = examine(target, os.lstat(target))
