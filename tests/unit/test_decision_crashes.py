@@ -80,9 +80,11 @@ def agree(cfg: Config, catalog: Catalog) -> list[str]:
     for col in catalog.collisions():
         if col.decision is not None and col.decision.setting_aside:
             problems.append(f"{col.id}: originals still to set aside")
-        if col.decision is not None and col.decision.archived and not (cfg.root or Path()).joinpath(
-            col.decision.archived
-        ).is_file():
+        if (
+            col.decision is not None
+            and col.decision.archived
+            and not (cfg.root or Path()).joinpath(col.decision.archived).is_file()
+        ):
             problems.append(f"{col.id}: archived original not at {col.decision.archived}")
     if catalog.meta(STEPS):
         problems.append("thumbnail steps left in the journal")
