@@ -73,7 +73,7 @@ def agree(cfg: Config, catalog: Catalog) -> list[str]:
             thumb = examine(path, path.lstat()) if path.exists() else None
             if thumb is None or thumb.sha256 != rec.sha256:
                 problems.append(f"{rel} does not hold {name}'s thumbnail")
-    wanted = {c.newcomer.thumbnail for c in catalog.collisions() if c.decision is None}
+    wanted = {c.newcomer.thumbnail or "" for c in catalog.collisions() if c.decision is None}
     held = {f"thumbs/_collisions/{p.name}" for p in cfg.thumbs_dir.joinpath("_collisions").glob("*.png")}
     if held != wanted:
         problems.append(f"_collisions holds {sorted(held)}, the catalog names {sorted(wanted)}")
