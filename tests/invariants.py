@@ -84,9 +84,14 @@ def check_library(root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str
         new = c["newcomer"]
         if new.get("moving_from"):
             problems.append(f"unfinished collision move {c['id']}")
+        if (c.get("decision") or {}).get("setting_aside"):
+            problems.append(f"unfinished set-aside of collision {c['id']}")
         for key in ("thumbnail", "original"):
             if new.get(key) and not (root / new[key]).is_file():
                 problems.append(f"collision {c['id']}: {key} missing at {new[key]}")
+    for row in table(db, "meta"):
+        if isinstance(row, list) and row and isinstance(row[0], dict) and "op" in row[0]:
+            problems.append(f"thumbnail steps of a decision left undone: {row}")
     for name in bad:
         if not any(p.name == name for p in thumbs.rglob(name)):
             problems.append(f"bad file {name} was moved or removed")

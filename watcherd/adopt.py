@@ -130,29 +130,10 @@ class Adopter:
 
     def record(self, path: Path, thumb: Thumbnail) -> ImageRecord:
         """A record for ``thumb``, found at ``path`` (its canonical name), with the folder's tags."""
-        cfg, places = self.ctx.cfg, self.ctx.places
-        text = thumb.text
+        places = self.ctx.places
         where = places.place(path)
         folder = where.rel.parent if where is not None else PurePosixPath()
-        now = self.ctx.stamp()
-        file_size = text.get("file_size", "")
-        rec = ImageRecord(
-            name=path.name,
-            hash=thumb.hash,
-            width=thumb.width,
-            height=thumb.height,
-            path=places.rel(path),
-            state=State.PRESENT,
-            first_seen=text.get("ingested", now),
-            last_seen=now,
-            algorithm=text.get("hash_algorithm", "whash" if thumb.maker is Maker.NOTEBOOK else cfg.hash.algorithm),
-            hash_size=int(text.get("hash_size", _side(thumb.hash))),
-            decode=text.get("hash_decode", "reference"),
-            format=text.get("format"),
-            sha256=thumb.sha256,
-            file_size=int(file_size) if file_size.isdigit() else None,
-            original_filename=text.get("original_filename") or text.get("filename"),
-        )
+        rec = from_chunks(self.ctx, path, thumb)
         if thumb.maker is Maker.WATCHERD:
             rec.original = self.find_original(path.name)
         else:
@@ -234,6 +215,30 @@ class Adopter:
                         index.setdefault(f.lower(), []).append(Path(dirpath) / f)
             self._by_filename = index
         return self._by_filename.get(filename.lower(), [])
+
+
+def from_chunks(ctx: Context, path: Path, thumb: Thumbnail) -> ImageRecord:
+    """A present record for the thumbnail at ``path`` from what its chunks say (no tags, no original yet)."""
+    text = thumb.text
+    now = ctx.stamp()
+    file_size = text.get("file_size", "")
+    return ImageRecord(
+        name=path.name,
+        hash=thumb.hash,
+        width=thumb.width,
+        height=thumb.height,
+        path=ctx.places.rel(path),
+        state=State.PRESENT,
+        first_seen=text.get("ingested", now),
+        last_seen=now,
+        algorithm=text.get("hash_algorithm", "whash" if thumb.maker is Maker.NOTEBOOK else ctx.cfg.hash.algorithm),
+        hash_size=int(text.get("hash_size", _side(thumb.hash))),
+        decode=text.get("hash_decode", "reference"),
+        format=text.get("format"),
+        sha256=thumb.sha256,
+        file_size=int(file_size) if file_size.isdigit() else None,
+        original_filename=text.get("original_filename") or text.get("filename"),
+    )
 
 
 def _side(hash_hex: str) -> int:

@@ -17,7 +17,7 @@ from watcherd.context import Context
 from watcherd.decisions import Decisions
 from watcherd.filing import Filing
 from watcherd.naming import safe_text, shown
-from watcherd.newcomers import NewImage
+from watcherd.newcomers import NewImage, Renderer
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
 from watcherd.records import CollisionKind, CollisionRecord, Existing, ImageRecord, Newcomer
@@ -28,10 +28,10 @@ log = logging.getLogger("watcherd")
 class Collisions:
     """Records name clashes and files the newcomer's files under ``_collisions``."""
 
-    def __init__(self, ctx: Context, filing: Filing) -> None:
+    def __init__(self, ctx: Context, filing: Filing, render: Renderer) -> None:
         self.ctx = ctx
         self.filing = filing
-        self.decisions = Decisions(ctx, filing)
+        self.decisions = Decisions(ctx, filing, render)
 
     def collide(
         self, path: Path, where: Place, st: os.stat_result, image: NewImage, rec: ImageRecord | None, folder: Path

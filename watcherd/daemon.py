@@ -242,7 +242,9 @@ class Daemon:
             return
         self.requests_at = now
         try:
-            served = requests.serve(requests_dir(self.cfg), lambda req: edits.answer(self.cfg, catalog, req))
+            served = requests.serve(
+                requests_dir(self.cfg), lambda req: edits.answer(self.cfg, catalog, req, worker.pipeline.decoder.render)
+            )
         except OSError as exc:  # an unreadable requests folder must not take the daemon down
             log.warning("cannot answer change requests: %s", exc)
             return

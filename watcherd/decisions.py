@@ -2,28 +2,31 @@
 
 A decision is stored on its collision record (``CollisionRecord.decision``) and the
 order of decisions in ``meta.decided`` (the last one is what ``undo`` reverts). Files
-move in the same safe order as ingest: the records are committed naming where an
-original is about to go (``moving_from``), then ``filing`` moves it and commits again.
+move in the same safe order as ingest: one transaction commits the records, naming where
+each original is about to go (``moving_from``, ``Decision.setting_aside``), and the
+thumbnail steps still to do (``steps``); then ``filing.settle`` carries them out and
+commits again. A crash at any point is finished by the next start (``finish_pending``).
 watcherd removes only its own thumbnails (checked by their ``sha256`` chunk); a user's
-original is never deleted: one set aside goes to ``originals/_duplicates/``.
+original is never deleted: one set aside goes to ``originals/_duplicates/``. Thumbnails
+made again (by ``undo``) are rendered by the caller's ``render``: the decoder sandbox.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 from pathlib import Path, PurePosixPath
 
-from watcherd import fsops, imaging
-from watcherd.adopt import Maker, examine
+from watcherd import fsops, imaging, steps
+from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
-from watcherd.errors import UsageError
+from watcherd.errors import ImageError, UsageError
 from watcherd.filing import Filing
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
-from watcherd.newcomers import spec_for
-from watcherd.records import CollisionRecord, Decision, ImageRecord, State, Verdict, Via
+from watcherd.newcomers import Renderer, spec_for
+from watcherd.records import CollisionRecord, Decision, ImageRecord, Verdict, Via
 
 log = logging.getLogger("watcherd")
 
@@ -45,9 +48,10 @@ def is_near_id(ident: str) -> bool:
 class Decisions:
     """Applies and reverts decisions for one library (the writer's side)."""
 
-    def __init__(self, ctx: Context, filing: Filing) -> None:
+    def __init__(self, ctx: Context, filing: Filing, render: Renderer) -> None:
         self.ctx = ctx
         self.filing = filing
+        self.render_job = render  # the pipeline's sandboxed renderer: hostile bytes never decode here
 
     # -- reading ----------------------------------------------------------------------
 
@@ -67,14 +71,6 @@ class Decisions:
                 return folder
         return places.thumbs
 
-    def _ours(self, path: Path, sha256: str | None) -> bool:
-        """Is ``path`` a thumbnail watcherd made of the bytes ``sha256``? (Only those may be removed.)"""
-        try:
-            thumb = examine(path, os.lstat(path))
-        except OSError:
-            return False
-        return thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256
-
     def render(self, original: str | None, filename: str | None) -> bytes:
         """A thumbnail made again from an original kept under the root (for ``undo``)."""
         places = self.ctx.places
@@ -84,8 +80,6 @@ class Decisions:
             data = places.absolute(original).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot undo: cannot read {original}: {exc.strerror}") from None
-        import hashlib
-
         spec = spec_for(self.ctx.cfg)
         pinned = self.ctx.catalog.meta("library") or {}
         spec = dataclasses.replace(
@@ -95,10 +89,17 @@ class Decisions:
             decode=pinned.get("decode", spec.decode),
         )
         sha = hashlib.sha256(data).hexdigest()
-        return imaging.render(data, spec, filename or Path(original).name, sha, self.ctx.now()).png
+        try:
+            return self.render_job(data, spec, filename or Path(original).name, sha, self.ctx.now()).png
+        except ImageError as exc:
+            raise UsageError(f"cannot undo: cannot make the thumbnail of {original} again: {exc.reason}") from None
 
     def _archive_for(self, label: str, original: str) -> str:
         return self.ctx.places.rel(self.ctx.places.originals / ARCHIVE / f"{label}{Path(original).suffix.lower()}")
+
+    def set_aside(self, decision: Decision, current: str, planned: str) -> None:
+        """Plan the move of the original at ``current`` to ``planned`` (made by ``filing`` after the commit)."""
+        decision.setting_aside.append([current, planned])
 
     def _push(self, ident: str) -> None:
         stack = [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident]
@@ -114,6 +115,8 @@ class Decisions:
 
         ``at``: for a ``distinct`` made by gesture, where the user put the newcomer's thumbnail.
         """
+        if via is Via.COMMAND:
+            self.filing.finish_pending()  # a decision a crash interrupted is finished first
         if is_near_id(ident):
             return self._near_distinct(ident, verdict)
         col = self.collision(ident)
@@ -125,7 +128,10 @@ class Decisions:
                 )
             # Its thumbnail was deleted (keep-existing) and then came back elsewhere: a move
             # seen as a delete and a new file. The later gesture wins.
-            self.unmerge(col)
+            kept = self.unmerge(col)
+            if kept is not None:
+                with self.ctx.catalog.transaction():
+                    self.ctx.catalog.put_image(kept)
         if verdict is Verdict.DISTINCT:
             return self._distinct(col, via, at)
         if verdict is Verdict.KEEP_EXISTING:
@@ -155,7 +161,7 @@ class Decisions:
             raise UsageError(f"{name} is already catalogued; nothing to do for collision {col.id}")
         if at is None:
             src = places.absolute(new.thumbnail or "")
-            if not self._ours(src, new.sha256):
+            if not steps.ours(src, new.sha256):
                 raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
             folder = self.drop_folder(col)
             target = folder / name
@@ -163,30 +169,17 @@ class Decisions:
                 fsops.rename_no_replace(src, target)
             except FileExistsError:
                 raise UsageError(f"{places.rel(target)} is taken; move that file away and decide again") from None
+            # Stopped here, the thumbnail in the tree without a record is a gesture the next start decides.
+            self.ctx.checkpoint("thumbnail", target)
         else:
             target = at
         thumb = examine(target, os.lstat(target))
         assert thumb is not None
         now = self.ctx.stamp()
-        text = thumb.text
-        size = text.get("file_size", "")
-        rec = catalog.image(name) or ImageRecord(
-            name=name,
-            hash=thumb.hash,
-            width=thumb.width,
-            height=thumb.height,
-            path=places.rel(target),
-            state=State.PRESENT,
-            first_seen=text.get("ingested", now),
-            last_seen=now,
-            algorithm=text.get("hash_algorithm", self.ctx.cfg.hash.algorithm),
-            hash_size=int(text.get("hash_size", self.ctx.cfg.hash.size)),
-            decode=text.get("hash_decode", "reference"),
-            format=text.get("format"),
-            sha256=new.sha256,
-            file_size=int(size) if size.isdigit() else None,
-            original_filename=new.filename or text.get("original_filename"),
-        )
+        rec = catalog.image(name)
+        if rec is None:
+            rec = from_chunks(self.ctx, target, thumb)
+            rec.sha256, rec.original_filename = new.sha256, new.filename or rec.original_filename
         rec.place_at(places.rel(target), keep_others=False)
         where = places.place(target)
         rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
@@ -202,8 +195,7 @@ class Decisions:
             catalog.put_image(rec)
             catalog.put_collision(col)
             self._push(col.id)
-        if rec.moving_from:
-            self.filing.file_image(rec)
+        self.filing.settle(rec)
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
 
@@ -217,17 +209,15 @@ class Decisions:
         if not new.source and new.original and os.path.lexists(places.absolute(new.original)):
             new.moving_from, new.original = new.original, self._archive_for(col.id, new.original)
         col.decision = decision
-        thumb = places.absolute(new.thumbnail) if new.thumbnail else None
+        # watcherd's own file, made again from the original by undo
+        planned = [steps.unlink(new.thumbnail, new.sha256)] if new.thumbnail else []
         new.thumbnail = None
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
             self._push(col.id)
-        if thumb is not None and self._ours(thumb, new.sha256):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(thumb)  # watcherd's own file, made again from the original by undo
-        if new.moving_from:
-            self.filing.file_collision(col)
+            self.filing.journal.plan(planned)
+        self.filing.settle(col)
         log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
         return kept.name
 
@@ -237,7 +227,7 @@ class Decisions:
         if kept is None:
             raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
         src = places.absolute(new.thumbnail or "")
-        if not self._ours(src, new.sha256):
+        if not steps.ours(src, new.sha256):
             raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
         png = src.read_bytes()
         text = imaging.read_text(png)
@@ -264,6 +254,7 @@ class Decisions:
         if archive_old:
             assert old_original is not None and old_sha is not None
             decision.archived = self._archive_for(f"{col.name[: -len('.png')]}~{old_sha[:12]}", old_original)
+            self.set_aside(decision, old_original, decision.archived)
         if new.source:
             kept.original, kept.source, kept.source_stat, kept.moving_from = new.original, True, new.source_stat, None
         elif new.original:
@@ -271,36 +262,19 @@ class Decisions:
             kept.original = self.filing.planned(kept.name, Path(new.original).suffix)
             kept.moving_from = new.original
         col.decision = decision
+        # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
+        # published without replacing anything), and leaves _collisions.
+        planned = [step for rel in kept.paths for step in (steps.unlink(rel, old_sha), steps.publish(rel, png))]
+        planned.append(steps.unlink(places.rel(src), new.sha256))
         new.thumbnail = new.original = None  # the kept image's now (undo puts them back)
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
             self._push(col.id)
-        # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
-        # published without replacing anything), and leaves _collisions.
-        for rel in kept.paths:
-            self.replace_thumbnail(places.absolute(rel), old_sha, png)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(src)
-        if archive_old and decision.archived and old_original:
-            moved = fsops.move_no_replace(
-                places.absolute(old_original),
-                places.absolute(decision.archived).parent,
-                Path(decision.archived).name,
-            )
-            decision.archived = places.rel(moved)
-            with catalog.transaction():
-                catalog.put_collision(col)
-        if kept.moving_from:
-            self.filing.file_image(kept)
+            self.filing.journal.plan(planned)
+        self.filing.settle(col, kept)  # the old original set aside first: it frees the canonical name
         log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
         return kept.name
-
-    def replace_thumbnail(self, path: Path, old_sha: str | None, png: bytes) -> None:
-        if self._ours(path, old_sha):
-            os.unlink(path)
-        with contextlib.suppress(FileExistsError, FileNotFoundError):
-            fsops.write_new(path.parent, path.name, png)
 
     def _merge(self, col: CollisionRecord, kept: ImageRecord, decision: Decision) -> None:
         """The kept record gains the newcomer's folder tags and original file name (noted for undo)."""
@@ -314,17 +288,17 @@ class Decisions:
             kept.other_filenames.append(safe_text(filename))
             decision.added_filename = filename
 
-    def unmerge(self, col: CollisionRecord) -> None:
-        """Take back what ``_merge`` gave the kept record (tags and file name still there)."""
+    def unmerge(self, col: CollisionRecord) -> ImageRecord | None:
+        """The kept record without what ``_merge`` gave it (tags and file name still there); the
+        caller saves it in the transaction that reverts the decision."""
         assert col.decision is not None
         kept = self.ctx.catalog.image(col.name)
         if kept is None:
-            return
+            return None
         kept.tags = [t for t in kept.tags if t not in col.decision.added_tags]
         if col.decision.added_filename in kept.other_filenames:
             kept.other_filenames.remove(col.decision.added_filename)
-        with self.ctx.catalog.transaction():
-            self.ctx.catalog.put_image(kept)
+        return kept
 
     # -- gestures ---------------------------------------------------------------------
 
@@ -363,15 +337,16 @@ class Decisions:
     def _gesture_revisited(self, col: CollisionRecord) -> None:
         """A deletion that was the first half of a move: its original comes back from the archive."""
         assert col.decision is not None
-        self.unmerge(col)
+        kept = self.unmerge(col)
         new = col.newcomer
         self.back_to_collisions(col, new.original)
         col.decision = None
         with self.ctx.catalog.transaction():
+            if kept is not None:
+                self.ctx.catalog.put_image(kept)
             self.ctx.catalog.put_collision(col)
             self.pop(col.id)
-        if new.moving_from:
-            self.filing.file_collision(col)
+        self.filing.settle(col)
 
     def sweep(self) -> int:
         """After a full scan: undecided collisions whose thumbnail left ``_collisions/`` are decided
@@ -412,18 +387,15 @@ class Decisions:
         name = safe_text(path.name)
         if name != holder.original_filename and name not in holder.other_filenames:
             holder.other_filenames.append(name)
-        planned = self._archive_for(f"{col.id}~again", places.rel(path))
-        dec.again.append(planned)
         rel = places.rel(path)
+        planned = self._archive_for(f"{col.id}~again", rel)
+        dec.again.append(planned)
+        self.set_aside(dec, rel, planned)
         with catalog.transaction():
             catalog.put_image(holder)
             catalog.put_collision(col)
             catalog.clear_error(rel)
-        moved = fsops.move_no_replace(path, places.absolute(planned).parent, Path(planned).name)
-        if places.rel(moved) != planned:
-            dec.again[-1] = places.rel(moved)
-            with catalog.transaction():
-                catalog.put_collision(col)
+        self.filing.file_collision(col)  # in a scan: once the batch's records are committed
         log.info("%s: the same bytes as decided before (%s); kept at %s", shown(rel), dec.kind.value, dec.again[-1])
         return holder.name
 
@@ -443,4 +415,5 @@ class Decisions:
         """Revert the last decision: files back where they were, the collision undecided. Its id."""
         from watcherd.undo import Undo
 
+        self.filing.finish_pending()  # a decision a crash interrupted is finished first
         return Undo(self).undo()

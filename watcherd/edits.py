@@ -8,10 +8,11 @@ second time changes nothing or is refused with an error nobody waits for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from watcherd import arrange as arranging
 from watcherd import queries
@@ -22,6 +23,9 @@ from watcherd.errors import UsageError, WatcherdError
 from watcherd.naming import shown
 from watcherd.records import Json
 from watcherd.requests import Answer, Request
+
+if TYPE_CHECKING:
+    from watcherd.newcomers import Renderer
 
 log = logging.getLogger("watcherd")
 
@@ -94,31 +98,48 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
     return {"forgotten": gone}
 
 
-def resolve(cfg: Config, catalog: Catalog, ident: str, decision: str, via: str = "command") -> Resolution:
-    """Decide collision (or near group) ``ident``: ``distinct``, ``keep-existing`` or ``keep-newcomer``."""
+def resolve(
+    cfg: Config, catalog: Catalog, ident: str, decision: str, via: str = "command", render: Renderer | None = None
+) -> Resolution:
+    """Decide collision (or near group) ``ident``: ``distinct``, ``keep-existing`` or ``keep-newcomer``.
+
+    ``render`` makes thumbnails again where a decision needs one: the daemon's decoder
+    pool; None starts a decoder sandbox for the moment (never decoding in this process).
+    """
     from watcherd.records import Verdict, Via
 
     try:
         verdict = Verdict(decision)
     except ValueError:
         raise UsageError(f"decide {decision!r}? choose one of {', '.join(v.value for v in Verdict)}") from None
-    image = _decisions(cfg, catalog).resolve(ident, verdict, Via(via))
+    with _decisions(cfg, catalog, render) as decisions:
+        image = decisions.resolve(ident, verdict, Via(via))
     return {"id": ident, "decision": verdict.value, "image": image, "undone": False}
 
 
-def undo(cfg: Config, catalog: Catalog) -> Resolution:
-    """Revert the last decision: files back where they were, the collision undecided again."""
-    ident = _decisions(cfg, catalog).undo()
+def undo(cfg: Config, catalog: Catalog, render: Renderer | None = None) -> Resolution:
+    """Revert the last decision: files back where they were, the collision undecided again
+    (its thumbnails made again by ``render``, as for ``resolve``)."""
+    with _decisions(cfg, catalog, render) as decisions:
+        ident = decisions.undo()
     return {"id": ident, "decision": None, "image": None, "undone": True}
 
 
-def _decisions(cfg: Config, catalog: Catalog) -> Any:
+@contextlib.contextmanager
+def _decisions(cfg: Config, catalog: Catalog, render: Renderer | None) -> Iterator[Any]:
     from watcherd.context import Context
     from watcherd.decisions import Decisions
     from watcherd.filing import Filing
 
     ctx = Context(cfg, catalog)
-    return Decisions(ctx, Filing(ctx))
+    if render is not None:
+        yield Decisions(ctx, Filing(ctx), render)
+        return
+    from watcherd.decoders import Sandbox
+
+    # Its worker process starts only if a thumbnail has to be made (undo).
+    with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
+        yield Decisions(ctx, Filing(ctx), box)
 
 
 def _arrange(cfg: Config, catalog: Catalog, args: Json) -> Arrangement:
@@ -126,32 +147,34 @@ def _arrange(cfg: Config, catalog: Catalog, args: Json) -> Arrangement:
     return arranging.execute(cfg, catalog, plan)
 
 
-EDITS: dict[str, Callable[[Config, Catalog, Json], Any]] = {
-    "untag": lambda cfg, cat, a: untag(cat, str(a["name"]), str(a["tag"])),
-    "retag": lambda cfg, cat, a: retag(cat, str(a["old"]), str(a["new"])),
-    "untag-everywhere": lambda cfg, cat, a: untag_everywhere(cat, str(a["tag"])),
-    "forget": lambda cfg, cat, a: forget(cat, [str(n) for n in a["names"]]),
-    "arrange": _arrange,
-    "resolve": lambda cfg, cat, a: resolve(cfg, cat, str(a["id"]), str(a["decision"])),
-    "undo": lambda cfg, cat, a: undo(cfg, cat),
+EDITS: dict[str, Callable[[Config, Catalog, Json, Renderer | None], Any]] = {
+    "untag": lambda cfg, cat, a, r: untag(cat, str(a["name"]), str(a["tag"])),
+    "retag": lambda cfg, cat, a, r: retag(cat, str(a["old"]), str(a["new"])),
+    "untag-everywhere": lambda cfg, cat, a, r: untag_everywhere(cat, str(a["tag"])),
+    "forget": lambda cfg, cat, a, r: forget(cat, [str(n) for n in a["names"]]),
+    "arrange": lambda cfg, cat, a, r: _arrange(cfg, cat, a),
+    "resolve": lambda cfg, cat, a, r: resolve(cfg, cat, str(a["id"]), str(a["decision"]), render=r),
+    "undo": lambda cfg, cat, a, r: undo(cfg, cat, r),
 }
 
 
-def apply(cfg: Config, catalog: Catalog, command: str, arguments: Json) -> Any:
-    """Apply one named change; its document, or a WatcherdError."""
+def apply(cfg: Config, catalog: Catalog, command: str, arguments: Json, render: Renderer | None = None) -> Any:
+    """Apply one named change; its document, or a WatcherdError. ``render``: as for ``resolve``."""
     edit = EDITS.get(command)
     if edit is None:
         raise UsageError(f"unknown change {command!r} (known: {', '.join(sorted(EDITS))})")
     try:
-        return edit(cfg, catalog, arguments)
+        return edit(cfg, catalog, arguments, render)
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"malformed {command} request: {type(exc).__name__}: {exc}") from None
 
 
-def answer(cfg: Config, catalog: Catalog, req: Request) -> Answer:
-    """Apply a request and say how it went (a bug in one request is logged, never the writer's end)."""
+def answer(cfg: Config, catalog: Catalog, req: Request, render: Renderer | None = None) -> Answer:
+    """Apply a request and say how it went (a bug in one request is logged, never the writer's end).
+
+    ``render``: the writer's decoder pool, so an undo decodes in its sandbox."""
     try:
-        return Answer(req.id, True, result=apply(cfg, catalog, req.command, req.arguments))
+        return Answer(req.id, True, result=apply(cfg, catalog, req.command, req.arguments, render))
     except WatcherdError as exc:
         log.info("request %s (%s) refused: %s", req.id, req.command, exc)
         return Answer(req.id, False, error=str(exc), exit_code=exc.exit_code)

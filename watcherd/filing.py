@@ -5,6 +5,11 @@ still is (``moving_from``) before the move starts, and that record is committed;
 move then gives the file its new name by a hard link before the old name goes (a
 copy, fsynced and published, across filesystems), and the record is committed again.
 A crash at any point leaves ``moving_from`` set, and the next start finishes the move.
+
+A decision's own steps follow the same rule: the originals it sets aside are named in
+its ``setting_aside`` before they move, and its thumbnail steps are journaled
+(``steps``); ``settle`` carries both out after the commit, and ``finish_pending``
+after a crash.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from watcherd import fsops
 from watcherd.context import Context
 from watcherd.naming import shown
-from watcherd.records import CollisionRecord, ImageRecord
+from watcherd.records import CollisionRecord, Decision, ImageRecord
+from watcherd.steps import Journal
 
 log = logging.getLogger("watcherd")
 
@@ -31,12 +38,22 @@ class Side(Protocol):
     moving_from: str | None
 
 
+@dataclass
+class _Aside:
+    """One original a decision sets aside, as a side being filed."""
+
+    original: str | None
+    moving_from: str | None
+
+
 class Filing:
     """Moves originals into ``originals/`` and records where they went."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._pending: list[ImageRecord | CollisionRecord] | None = None
+        self.journal = Journal(ctx)
+        self._steps = False  # journaled thumbnail steps wait for the block's commit
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -51,13 +68,15 @@ class Filing:
         if self._pending is not None:
             yield
             return
-        self._pending = []
+        self._pending, self._steps = [], False
         try:
             yield
         except BaseException:
             self._pending = None
             raise
-        pending, self._pending = self._pending, None
+        pending, self._pending = _latest(self._pending), None
+        if self._steps:
+            self.journal.run()
         later: list[Path] = []
         moved = [item for item in pending if self._move_item(item, later)]
         fsops.finish_moves({self._destination(item) for item in moved}, later)
@@ -81,6 +100,15 @@ class Filing:
         """Finish filing a collision newcomer's original, then commit where it went."""
         self._file(col)
 
+    def settle(self, *items: ImageRecord | CollisionRecord) -> None:
+        """After a decision's commit: its journaled thumbnail steps, then its originals' moves, in order."""
+        if self._pending is not None:
+            self._steps = True
+        else:
+            self.journal.run()
+        for item in items:
+            self._file(item)
+
     def _file(self, item: ImageRecord | CollisionRecord) -> None:
         if self._pending is not None:
             self._pending.append(item)
@@ -90,8 +118,23 @@ class Filing:
 
     def _move_item(self, item: ImageRecord | CollisionRecord, later: list[Path] | None = None) -> bool:
         if isinstance(item, CollisionRecord):
-            return self._move(item.newcomer, item.id, later)
+            aside = item.decision is not None and self._set_aside(item.decision, item.id, later)
+            return self._move(item.newcomer, item.id, later) or aside
         return self._move(item, item.name, later)
+
+    def _set_aside(self, decision: Decision, label: str, later: list[Path] | None) -> bool:
+        """Move the originals a decision sets aside; ``archived`` and ``again`` name where each went."""
+        if not decision.setting_aside:
+            return False
+        for src, planned in decision.setting_aside:
+            side = _Aside(planned, src)
+            self._move(side, label, later)
+            if side.original is not None and side.original != planned:
+                if decision.archived == planned:
+                    decision.archived = side.original
+                decision.again = [side.original if p == planned else p for p in decision.again]
+        decision.setting_aside = []
+        return True
 
     def _destination(self, item: ImageRecord | CollisionRecord) -> Path:
         side = item.newcomer if isinstance(item, CollisionRecord) else item
@@ -106,15 +149,17 @@ class Filing:
     def finish_pending(self) -> int:
         """Complete the moves of originals that a crash interrupted; return how many."""
         catalog = self.ctx.catalog
-        done = 0
+        done = self.journal.run()
+        # Collisions first: a decision's originals set aside (or sent back to _collisions/)
+        # free the names that the kept images' originals move to.
+        for col in catalog.collisions():
+            if col.newcomer.moving_from or (col.decision is not None and col.decision.setting_aside):
+                self.file_collision(col)
+                done += 1
         for name in catalog.pending_moves():
             rec = catalog.image(name)
             if rec is not None and rec.moving_from:
                 self.file_image(rec)
-                done += 1
-        for col in catalog.collisions():
-            if col.newcomer.moving_from:
-                self.file_collision(col)
                 done += 1
         return done
 
@@ -159,3 +204,13 @@ class Filing:
             side.original = None
         side.moving_from = None
         return True
+
+
+def _latest(items: list[ImageRecord | CollisionRecord]) -> list[ImageRecord | CollisionRecord]:
+    """Each record once, as last asked for (a later copy was read after the earlier one was saved)."""
+    last: dict[tuple[bool, str], ImageRecord | CollisionRecord] = {}
+    for item in items:
+        key = (True, item.id) if isinstance(item, CollisionRecord) else (False, item.name)
+        last.pop(key, None)
+        last[key] = item
+    return list(last.values())

@@ -29,6 +29,7 @@ from watcherd.decisions import Decisions
 from watcherd.failures import Failures
 from watcherd.filing import Filing
 from watcherd.naming import merge_tags, parse_canonical, shown, variant_name
+from watcherd.newcomers import Renderer
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
 from watcherd.records import ImageRecord
@@ -39,11 +40,11 @@ log = logging.getLogger("watcherd")
 class Moves:
     """Keeps the records of thumbnails in step with where they are."""
 
-    def __init__(self, ctx: Context, adopter: Adopter, failures: Failures) -> None:
+    def __init__(self, ctx: Context, adopter: Adopter, failures: Failures, filing: Filing, render: Renderer) -> None:
         self.ctx = ctx
         self.adopter = adopter
         self.failures = failures
-        self.decisions = Decisions(ctx, Filing(ctx))
+        self.decisions = Decisions(ctx, filing, render)
 
     def is_known(self, path: Path) -> bool:
         """A catalogued canonical name: moving it needs no decoding."""

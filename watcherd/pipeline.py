@@ -77,10 +77,10 @@ class Pipeline:
         self.adopter = Adopter(self.ctx, remembered, self._identify)
         self.filing = Filing(self.ctx)
         self.failures = Failures(self.ctx)
-        self.moves = Moves(self.ctx, self.adopter, self.failures)
-        self.ingest = Ingest(
-            self.ctx, self.decoder, self.adopter, Collisions(self.ctx, self.filing), self.filing, self.failures
-        )
+        # One Filing: a decision made inside a batch (a gesture) moves its originals after the batch commits.
+        self.moves = Moves(self.ctx, self.adopter, self.failures, self.filing, render)
+        collisions = Collisions(self.ctx, self.filing, render)
+        self.ingest = Ingest(self.ctx, self.decoder, self.adopter, collisions, self.filing, self.failures)
         self.internal_errors = 0
         self.batch_files = batch_files
 

@@ -190,7 +190,18 @@ _NEWCOMER_KEYS = frozenset(
 )
 _COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer", "decision"})
 _DECISION_KEYS = frozenset(
-    {"kind", "decided", "via", "image", "archived", "again", "added_tags", "added_filename", "replaced"}
+    {
+        "kind",
+        "decided",
+        "via",
+        "image",
+        "archived",
+        "again",
+        "added_tags",
+        "added_filename",
+        "replaced",
+        "setting_aside",
+    }
 )
 
 
@@ -288,6 +299,9 @@ class Decision:
     added_tags: list[str] = field(default_factory=list)  # tags the kept record gained from the newcomer
     added_filename: str | None = None  # the file name the kept record gained
     replaced: Json | None = None  # keep-newcomer: the existing side's facts it replaced
+    # [from, to] moves of originals into originals/_duplicates/ committed but not yet made
+    # (``filing`` makes them and, after a crash, the next start does)
+    setting_aside: list[list[str]] = field(default_factory=list)
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
@@ -303,6 +317,7 @@ class Decision:
             "added_tags": list(self.added_tags),
             "added_filename": self.added_filename,
             "replaced": self.replaced,
+            **({"setting_aside": [list(p) for p in self.setting_aside]} if self.setting_aside else {}),
         }
 
     @classmethod
@@ -318,6 +333,7 @@ class Decision:
             added_tags=[t for t in data.get("added_tags") or [] if isinstance(t, str)],
             added_filename=data.get("added_filename"),
             replaced=data.get("replaced"),
+            setting_aside=[[str(a), str(b)] for a, b in data.get("setting_aside") or []],
             extra=_rest(data, _DECISION_KEYS),
         )
 

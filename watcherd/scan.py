@@ -51,7 +51,7 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 if not catalog.in_transaction:
                     last[0] = time.monotonic()
                     try:
-                        requests.serve(requests_dir(cfg), lambda req: edits.answer(cfg, catalog, req))
+                        requests.serve(requests_dir(cfg), lambda req: edits.answer(cfg, catalog, req, decoders))
                     except OSError as exc:
                         log.warning("cannot answer change requests: %s", exc)
 

@@ -1,16 +1,20 @@
 """Undoing the last decision about a collision: files back where they were, the collision
-undecided again, and whatever the decision added to the kept image taken back."""
+undecided again, and whatever the decision added to the kept image taken back.
+
+Like a decision, an undo is one transaction (records, the originals' moves planned, the
+thumbnail steps journaled), then the steps (``filing.settle``): a crash at any point is
+finished by the next start. Thumbnails are made again by the decoder sandbox.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 
-from watcherd import fsops
+from watcherd import steps
 from watcherd.decisions import NEAR, STACK, Decisions, is_near_id
 from watcherd.errors import UsageError
-from watcherd.records import CollisionRecord, Verdict
+from watcherd.records import CollisionRecord, Json, Verdict
 
 log = logging.getLogger("watcherd")
 
@@ -59,17 +63,14 @@ class Undo:
         if rec is not None and len(rec.paths) > 1:
             raise UsageError(f"{rec.name} has copies in {', '.join(rec.paths)}; delete all but one, then undo")
         target = self.decisions.collision_thumb(col)
-        places.collisions.mkdir(parents=True, exist_ok=True)
-        if rec is not None and rec.present:
-            try:
-                fsops.rename_no_replace(places.absolute(rec.path), target)
-            except FileNotFoundError:
-                pass
-            except FileExistsError:
-                raise UsageError(f"{places.rel(target)} is taken; nothing was changed") from None
-        if not os.path.lexists(target):
+        planned: list[Json] = []
+        if os.path.lexists(target):
+            raise UsageError(f"{places.rel(target)} is taken; nothing was changed")
+        if rec is not None and rec.present and steps.ours(places.absolute(rec.path), col.newcomer.sha256):
+            planned.append(steps.rename(rec.path, places.rel(target), col.newcomer.sha256))
+        else:
             png = self.decisions.render(rec.original if rec else col.newcomer.original, col.newcomer.filename)
-            fsops.write_new(target.parent, target.name, png)
+            planned.append(steps.publish(places.rel(target), png))
         self.decisions.back_to_collisions(col, rec.original if rec else None)
         col.newcomer.thumbnail = places.rel(target)
         col.decision = None
@@ -78,32 +79,33 @@ class Undo:
                 catalog.delete_image(rec.name)
             catalog.put_collision(col)
             self.decisions.pop(col.id)
-        if col.newcomer.moving_from:
-            self.filing.file_collision(col)
+            self.filing.journal.plan(planned)
+        self.filing.settle(col)
 
     def _undo_keep_existing(self, col: CollisionRecord) -> None:
         catalog = self.ctx.catalog
         target = self.decisions.collision_thumb(col)
+        planned: list[Json] = []
         if not os.path.lexists(target):
             png = self.decisions.render(col.newcomer.original, col.newcomer.filename)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                fsops.write_new(target.parent, target.name, png)
-        self.decisions.unmerge(col)
+            planned.append(steps.publish(self.ctx.places.rel(target), png))
+        kept = self.decisions.unmerge(col)
         self.decisions.back_to_collisions(col, col.newcomer.original)
         col.newcomer.thumbnail = self.ctx.places.rel(target)
         col.decision = None
         with catalog.transaction():
+            if kept is not None:
+                catalog.put_image(kept)
             catalog.put_collision(col)
             self.decisions.pop(col.id)
-        if col.newcomer.moving_from:
-            self.filing.file_collision(col)
+            self.filing.journal.plan(planned)
+        self.filing.settle(col)
 
     def _undo_keep_newcomer(self, col: CollisionRecord) -> None:
         catalog, places = self.ctx.catalog, self.ctx.places
         decision = col.decision
         assert decision is not None
-        kept = catalog.image(col.name)
+        kept = self.decisions.unmerge(col)
         if kept is None:
             raise UsageError(f"{col.name} is no longer catalogued; nothing was changed")
         replaced = decision.replaced or {}
@@ -111,14 +113,11 @@ class Undo:
         old_png = self.decisions.render(old_original, replaced.get("original_filename"))
         target = self.decisions.collision_thumb(col)
         new_png = self.decisions.render(kept.original, col.newcomer.filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fsops.write_new(target.parent, target.name, new_png)
-        for rel in kept.paths:
-            self.decisions.replace_thumbnail(places.absolute(rel), kept.sha256, old_png)
-        self.decisions.unmerge(col)
-        kept = catalog.image(col.name)
-        assert kept is not None
+        # The newcomer's thumbnail back under _collisions/, the existing one's back in each place.
+        planned = [steps.publish(places.rel(target), new_png)]
+        planned += [
+            step for rel in kept.paths for step in (steps.unlink(rel, kept.sha256), steps.publish(rel, old_png))
+        ]
         newcomer_original = None if col.newcomer.source else kept.original
         self.decisions.back_to_collisions(col, newcomer_original)
         old_filename = replaced.get("original_filename")
@@ -137,7 +136,5 @@ class Undo:
             catalog.put_image(kept)
             catalog.put_collision(col)
             self.decisions.pop(col.id)
-        if col.newcomer.moving_from:
-            self.filing.file_collision(col)  # first: it frees the name the old original returns to
-        if kept.moving_from:
-            self.filing.file_image(kept)
+            self.filing.journal.plan(planned)
+        self.filing.settle(col, kept)  # the newcomer's original first: it frees the name the old one returns to

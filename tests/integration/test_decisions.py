@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
+from watcherd import imaging
 from watcherd.cli import main
 from watcherd.config import Config
 
@@ -89,3 +90,22 @@ def test_a_near_group_decided_distinct_is_not_listed_again(cfg: Config, capsys: 
     run(capsys, "resolve", root, "--undo")
     assert [g["id"] for g in run(capsys, "dupes", root, "--near", "8")] == [group["id"]]
     assert table(cfg.database_path, "collisions") == []
+
+
+@pytest.mark.parametrize("decision", ["keep-existing", "keep-newcomer"])
+def test_undo_makes_thumbnails_again_in_the_decoder_sandbox_never_in_the_writer(
+    cfg: Config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, decision: str
+) -> None:
+    root = str(cfg.root)
+    ident, dropped = library(cfg, capsys)
+    run(capsys, "resolve", root, ident, decision)
+
+    def in_the_writer(*args: object) -> object:
+        raise AssertionError("an original was decoded in the writer process")
+
+    # The sandbox's worker is a fresh interpreter: this process's patch does not reach it.
+    monkeypatch.setattr(imaging, "decode", in_the_writer)
+    assert run(capsys, "resolve", root, "--undo")["undone"]
+    (back,) = run(capsys, "dupes", root)
+    assert back["id"] == ident and (Path(root) / back["newcomer"]["thumbnail"]).is_file()
+    assert check_library(Path(root), dropped) == []

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import encode, scene, write
 from tests.invariants import check_library
-from watcherd import edits, queries
+from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.errors import UsageError
@@ -79,13 +79,13 @@ def test_distinct_catalogues_the_newcomer_under_a_variant_name_where_it_was_drop
     # a second decision is refused; undo puts every file back where it was
     with pytest.raises(UsageError, match="already decided"):
         edits.resolve(cfg, catalog, col.id, "keep-existing")
-    assert edits.undo(cfg, catalog)["id"] == col.id
+    assert edits.undo(cfg, catalog, imaging.render)["id"] == col.id
     assert catalog.image(name) is None
     (again,) = catalog.collisions()
     assert again.decision is None and again.newcomer.original == col.newcomer.original
     assert files_under(cfg) == before
     with pytest.raises(UsageError, match="no decision to undo"):
-        edits.undo(cfg, catalog)
+        edits.undo(cfg, catalog, imaging.render)
 
 
 def test_keep_existing_archives_the_newcomer_and_merges_tags_and_name(
@@ -101,7 +101,7 @@ def test_keep_existing_archives_the_newcomer_and_merges_tags_and_name(
     assert at(cfg, decided.newcomer.original).read_bytes() == dropped["b.jpg"]
     assert not at(cfg, col.newcomer.thumbnail).exists()  # watcherd's own thumbnail went away
     assert check_library(cfg.root or Path(), dropped) == []
-    edits.undo(cfg, catalog)
+    edits.undo(cfg, catalog, imaging.render)
     kept = catalog.image(col.name)
     assert kept is not None and kept.tags == ["cats", "320x240"] and kept.other_filenames == []
     after = files_under(cfg)
@@ -130,7 +130,7 @@ def test_keep_newcomer_takes_the_name_and_archives_the_existing_original(
     assert sha(thumb.read_bytes()) == before[col.newcomer.thumbnail or ""]  # the newcomer's thumbnail
     assert not at(cfg, col.newcomer.thumbnail).exists()
     assert check_library(cfg.root or Path(), dropped) == []
-    edits.undo(cfg, catalog)
+    edits.undo(cfg, catalog, imaging.render)
     kept = catalog.image(col.name)
     assert kept is not None and kept.sha256 == sha(dropped["a.png"]) and kept.original_filename == "a.png"
     assert kept.other_filenames == [] and kept.tags == ["cats", "320x240"]

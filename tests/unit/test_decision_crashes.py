@@ -1,0 +1,158 @@
+"""A decision (and its undo) stopped at every step it takes, then the next start: files and catalog agree.
+
+The checkpoint hook stops the decision between two of its steps exactly as a power cut
+would (nothing after that point runs); a fresh catalog connection and a full reconcile
+play the next start. Each step is stopped at in turn, until a run takes no more steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import encode, scene, table, write
+from tests.invariants import check_library
+from watcherd import imaging
+from watcherd.adopt import examine
+from watcherd.catalog import Catalog, open_for_writing
+from watcherd.config import Config
+from watcherd.context import Context
+from watcherd.decisions import Decisions
+from watcherd.filing import Filing
+from watcherd.outcomes import Outcome
+from watcherd.pipeline import Pipeline
+from watcherd.reconcile import reconcile
+from watcherd.records import Verdict
+from watcherd.steps import STEPS
+
+
+class PowerCut(BaseException):
+    """The process stops here: nothing after this point runs."""
+
+
+def library(root: Path) -> tuple[Config, dict[str, bytes]]:
+    """cats/a.png, then the same picture as JPEG in dogs/: one perceptual collision."""
+    root.mkdir()
+    cfg = dataclasses.replace(Config(), settle=0.2, heartbeat=0.2, rescan_interval=0).with_root(root)
+    im = scene(seed=61)
+    dropped = {"a.png": encode(im, "PNG"), "b.jpg": encode(im, "JPEG", quality=95)}
+    with open_for_writing(cfg).catalog as catalog:
+        pipeline = Pipeline(cfg, catalog)
+        assert pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", dropped["a.png"])).outcome is Outcome.INGESTED
+        assert pipeline.process(write(cfg.thumbs_dir / "dogs" / "b.jpg", dropped["b.jpg"])).outcome is (
+            Outcome.COLLISION
+        )
+    return cfg, dropped
+
+
+def cut_at(n: int, seen: list[str]) -> object:
+    def checkpoint(step: str, path: Path) -> None:
+        seen.append(f"{step} {path.name}")
+        if len(seen) > n:
+            raise PowerCut
+
+    return checkpoint
+
+
+def decisions(cfg: Config, catalog: Catalog, checkpoint: object) -> Decisions:
+    ctx = Context(cfg, catalog, checkpoint=checkpoint)  # type: ignore[arg-type]
+    return Decisions(ctx, Filing(ctx), imaging.render)
+
+
+def agree(cfg: Config, catalog: Catalog) -> list[str]:
+    """Thumbnails and records agree: every place holds our thumbnail of the record's bytes,
+    ``_collisions/`` holds exactly the undecided newcomers', and no step is left to do."""
+    problems = []
+    for name in [*catalog.present_in("thumbs/cats/"), *catalog.present_in("thumbs/dogs/")]:
+        rec = catalog.image(name)
+        assert rec is not None
+        for rel in rec.paths:
+            path = cfg.root / rel if cfg.root else Path(rel)
+            thumb = examine(path, path.lstat()) if path.exists() else None
+            if thumb is None or thumb.sha256 != rec.sha256:
+                problems.append(f"{rel} does not hold {name}'s thumbnail")
+    wanted = {c.newcomer.thumbnail or "" for c in catalog.collisions() if c.decision is None}
+    held = {f"thumbs/_collisions/{p.name}" for p in cfg.thumbs_dir.joinpath("_collisions").glob("*.png")}
+    if held != wanted:
+        problems.append(f"_collisions holds {sorted(held)}, the catalog names {sorted(wanted)}")
+    for col in catalog.collisions():
+        if col.decision is not None and col.decision.setting_aside:
+            problems.append(f"{col.id}: originals still to set aside")
+        if (
+            col.decision is not None
+            and col.decision.archived
+            and not (cfg.root or Path()).joinpath(col.decision.archived).is_file()
+        ):
+            problems.append(f"{col.id}: archived original not at {col.decision.archived}")
+    if catalog.meta(STEPS):
+        problems.append("thumbnail steps left in the journal")
+    return problems
+
+
+def restart(cfg: Config) -> None:
+    with open_for_writing(cfg).catalog as catalog:
+        reconcile(Pipeline(cfg, catalog), reason="test", settle=0)
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+@pytest.mark.parametrize("undo", [False, True], ids=["decide", "undo"])
+def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict: Verdict, undo: bool) -> None:
+    n = 0
+    while True:
+        cfg, dropped = library(tmp_path / f"lib{n}")
+        seen: list[str] = []
+        with open_for_writing(cfg).catalog as catalog:
+            (col,) = catalog.collisions()
+            if undo:
+                decisions(cfg, catalog, lambda s, p: None).resolve(col.id, verdict)
+            try:
+                made = decisions(cfg, catalog, cut_at(n, seen))
+                made.undo() if undo else made.resolve(col.id, verdict)
+            except PowerCut:
+                cut = True
+            else:
+                cut = False
+        restart(cfg)
+        with open_for_writing(cfg).catalog as catalog:
+            assert agree(cfg, catalog) == [], f"stopped before step {n} of {seen}"
+            (after,) = catalog.collisions()
+            # the decision (or undo) was committed before its first step: the start finishes it
+            assert (after.decision is None) == undo, f"stopped before step {n} of {seen}"
+            if not undo:
+                assert after.decision is not None and after.decision.kind is verdict
+        assert check_library(cfg.root or Path(), dropped) == [], f"stopped before step {n} of {seen}"
+        if not cut:
+            break
+        n += 1
+    print(verdict.value, "undo" if undo else "decide", seen)
+    assert n >= 1  # it did take steps to stop at
+
+
+def test_decided_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_committed(tmp_path: Path) -> None:
+    cfg, dropped = library(tmp_path / "lib")
+    with open_for_writing(cfg).catalog as catalog:
+        (col,) = catalog.collisions()
+        decisions(cfg, catalog, lambda s, p: None).resolve(col.id, Verdict.KEEP_EXISTING)
+    again = write(cfg.thumbs_dir / "birds" / "c.jpg", dropped["b.jpg"])
+    committed: list[list[str]] = []
+
+    def look(step: str, path: Path) -> None:
+        if step == "filing" and path == again:
+            # what another reader sees: the batch is committed, naming where the file goes
+            (row,) = table(cfg.database_path, "collisions")
+            committed.extend(row["decision"]["setting_aside"])
+            raise PowerCut
+
+    with open_for_writing(cfg).catalog as catalog, pytest.raises(PowerCut):
+        reconcile(Pipeline(cfg, catalog, checkpoint=look), reason="test", settle=0)
+    assert committed == [["thumbs/birds/c.jpg", f"originals/_duplicates/{col.id}~again.jpg"]]
+    assert again.exists()  # not moved before that
+    restart(cfg)
+    assert not again.exists()
+    (row,) = table(cfg.database_path, "collisions")
+    assert row["decision"]["again"] == [f"originals/_duplicates/{col.id}~again.jpg"]
+    assert "setting_aside" not in row["decision"]
+    assert (cfg.originals_dir / "_duplicates" / f"{col.id}~again.jpg").read_bytes() == dropped["b.jpg"]
+    assert check_library(cfg.root or Path(), {**dropped, "c.jpg": dropped["b.jpg"]}) == []
