@@ -96,6 +96,9 @@ class Collision(TypedDict):
     paths: list[str]
     existing: CollisionSide
     newcomer: NewcomerSide
+    # The side the keeper rule (``keeper.suggest``: more pixels, larger file, older date) would
+    # keep; None once decided.
+    suggested: Literal["existing", "newcomer"] | None
 
 
 class NearGroup(TypedDict):

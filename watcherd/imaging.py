@@ -250,6 +250,15 @@ def _bounded(text: str) -> str | None:
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_VALUE else None
 
 
+# DateTimeOriginal, DateTimeDigitized and their time zone offsets, from the Exif sub-IFD.
+EXIF_DATES = (
+    ExifTags.Base.DateTimeOriginal,
+    ExifTags.Base.DateTimeDigitized,
+    ExifTags.Base.OffsetTimeOriginal,
+    ExifTags.Base.OffsetTimeDigitized,
+)
+
+
 def _exif_text(im: Image.Image) -> str | None:
     try:
         exif = im.getexif()
@@ -258,7 +267,13 @@ def _exif_text(im: Image.Image) -> str | None:
     if not exif:
         return None
     fields = {}
-    for tag, value in exif.items():
+    # IFD0, plus the dates in the Exif sub-IFD: when the picture was taken (the review page's keeper rule).
+    try:
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+    except Exception:
+        sub = {}
+    dated = {tag: sub[tag] for tag in EXIF_DATES if tag in sub}
+    for tag, value in [*exif.items(), *dated.items()]:
         name = ExifTags.TAGS.get(tag, str(tag))
         if isinstance(value, bytes):
             value = value[:64].hex()

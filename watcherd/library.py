@@ -94,7 +94,7 @@ class Library:
         """Undecided collisions (every one with ``decided``); with ``near``, also groups of
         images within that distance (those decided distinct only with ``decided``)."""
         with self._reading() as catalog:
-            items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided)]
+            items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided, root=self.cfg.root)]
             groups = catalog.meta(NEAR) or []
         if near is not None:
             items += queries.near_groups(self.cfg, near, groups, decided=decided)

@@ -6,9 +6,12 @@ the CLI (through ``library.Library``) only formats, and tests can call these dir
 
 from __future__ import annotations
 
+import os
+import stat
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.hashes import hash_rows
@@ -26,8 +29,9 @@ from watcherd.documents import (
     Status,
 )
 from watcherd.errors import ImageError, UsageError
+from watcherd.keeper import Facts, date_taken, suggest
 from watcherd.naming import HASH_RE, parse_canonical
-from watcherd.records import CollisionKind, ImageRecord, Json
+from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json
 
 if TYPE_CHECKING:
     from watcherd import imaging
@@ -125,13 +129,88 @@ def missing(catalog: CatalogReader) -> list[MissingItem]:
     ]
 
 
-def dupes(catalog: CatalogReader, *, decided: bool = False) -> list[Collision]:
-    """The undecided collisions (with ``decided``, every one) with both sides' paths."""
+THUMBNAIL_LIMIT = 4 << 20  # adopt.MAX_THUMBNAIL_BYTES: our thumbnails are far smaller
+
+
+def thumbnail_chunks(root: Path, rel: str | None) -> dict[str, str]:
+    """The PNG text chunks of a thumbnail under ROOT (a regular file, not followed if a link), or {}."""
+    if rel is None:
+        return {}
+    from watcherd import imaging
+
+    path = root / rel
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > THUMBNAIL_LIMIT:
+            return {}
+        return imaging.read_text(path.read_bytes())
+    except OSError:
+        return {}
+
+
+def _regular(path: Path) -> os.stat_result | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def side_facts(
+    root: Path, thumbnail: str | None, original: str | None, chunks: dict[str, str], pixels: int | None = None
+) -> Facts:
+    """What the keeper rule compares about one side, from its thumbnail's chunks and its files.
+
+    The date is EXIF's when the picture carried one, else the original's modification
+    time (kept through every move), else the thumbnail's (which copies it). ``pixels``
+    is used when the chunks do not say.
+    """
+    width, height, size = chunks.get("width", ""), chunks.get("height", ""), chunks.get("file_size", "")
+    if width.isdigit() and height.isdigit():
+        pixels = int(width) * int(height)
+    orig = _regular(root / original) if original else None
+    thumb = _regular(root / thumbnail) if thumbnail else None
+    file_size = int(size) if size.isdigit() else (orig.st_size if orig else None)
+    taken = date_taken(chunks)
+    if taken is not None:
+        return Facts(pixels, file_size, taken, "EXIF")
+    dated = orig or thumb
+    if dated is not None:
+        return Facts(pixels, file_size, datetime.fromtimestamp(dated.st_mtime), "file date")
+    return Facts(pixels, file_size, None)
+
+
+def collision_facts(
+    root: Path, c: CollisionRecord
+) -> tuple[tuple[Facts, Facts], tuple[dict[str, str], dict[str, str]]]:
+    """Both sides' facts (existing, newcomer) and their thumbnails' chunks."""
+    parsed = parse_canonical(c.name)
+    pixels = parsed.width * parsed.height if parsed else None
+    a = thumbnail_chunks(root, c.existing.thumbnail)
+    b = thumbnail_chunks(root, c.newcomer.thumbnail)
+    facts = (
+        side_facts(root, c.existing.thumbnail, c.existing.original, a, pixels),
+        side_facts(root, c.newcomer.thumbnail, c.newcomer.original, b, pixels),
+    )
+    return facts, (a, b)
+
+
+SIDES: tuple[Literal["existing"], Literal["newcomer"]] = ("existing", "newcomer")
+
+
+def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = None) -> list[Collision]:
+    """The undecided collisions (with ``decided``, every one) with both sides' paths.
+
+    With ``root`` an undecided one says which side the keeper rule suggests keeping.
+    """
     out: list[Collision] = []
     for c in catalog.collisions():
         if c.decision is not None and not decided:
             continue
         existing, newcomer = c.existing, c.newcomer
+        suggested: Literal["existing", "newcomer"] | None = None
+        if root is not None and c.decision is None:
+            suggested = SIDES[suggest(collision_facts(root, c)[0])]
         paths = [p for p in (existing.thumbnail, existing.original, newcomer.thumbnail, newcomer.original) if p]
         if c.decision is not None:
             # Where the files are now: the image that holds each side, and what was set aside.
@@ -157,6 +236,7 @@ def dupes(catalog: CatalogReader, *, decided: bool = False) -> list[Collision]:
                     "sha256": newcomer.sha256,
                     "filename": newcomer.filename,
                 },
+                "suggested": suggested,
             }
         )
     return out

@@ -1,35 +1,66 @@
 """The review page as a user meets it: ``watcherd serve`` as a process, driven by headless Chromium.
 
 Playwright cannot download its own browser here; Debian's ``chromium`` (installed by
-``.ci/run`` when missing) is launched by path.
+``.ci/run`` when missing) is launched by path. One library, one server and one browser
+serve the whole module; the tests that decide leave every collision as they found it
+(undecided) or say what they changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import collided_library, wait_for
+from tests.helpers import encode, scene, wait_for, write
+from tests.invariants import check_library
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.timeout(300),
+]
+
+SEEDS = (41, 42, 43)  # one collision each: cats/a{seed}.png first, dogs/b{seed}.jpg second
+TOM = ("thumbs/cats/orange/tom.jpg", 60)  # the one image tagged orange (and cats), for /tags and /search
 
 
 def cli(*args: str) -> Any:
+    """A watcherd command's --json document (it must succeed)."""
     proc = subprocess.run(
         [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def review_library(root: Path) -> dict[str, bytes]:
+    """Three collisions and a two-tag image, made by two ``watcherd scan`` runs; the bytes dropped, by name."""
+    dropped: dict[str, bytes] = {}
+    for batch in (
+        [(f"thumbs/cats/a{s}.png", encode(scene(seed=s), "PNG")) for s in SEEDS]
+        + [(TOM[0], encode(scene(seed=TOM[1]), "JPEG"))],
+        [(f"thumbs/dogs/b{s}.jpg", encode(scene(seed=s), "JPEG", quality=95)) for s in SEEDS],
+    ):
+        for rel, data in batch:
+            write(root / rel, data)
+            dropped[Path(rel).name] = data
+        cli("scan", str(root))
+    return dropped
 
 
 def free_port() -> int:
@@ -38,14 +69,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A library with one collision, and ``watcherd serve`` on it; yields (root, URL)."""
-    root = collided_library(tmp_path / "lib")
-    log = tmp_path / "serve.log"
+def _answers(url: str, token: str | None = None) -> bool:
+    request = urllib.request.Request(url + "api/dupes")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def serving(root: Path, log: Path, *extra: str) -> Iterator[tuple[str, int]]:
+    """``watcherd serve ROOT`` as a process; yields (the URL it printed, its port)."""
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "watcherd", "serve", str(root), "--port", str(free_port())],
+            [sys.executable, "-m", "watcherd", "serve", str(root), "--port", str(port), *extra],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -53,43 +94,341 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     try:
         wait_for(lambda: "http://" in log.read_text(), timeout=30, what="the URL")
         text = log.read_text()
-        url = text[text.index("http://") :].split()[0]
-        wait_for(lambda: _answers(url), timeout=30, what="the server to answer")
-        yield root, url
+        printed = text[text.index("http://") :].split()[0]
+        base = f"http://127.0.0.1:{port}/"
+        token = printed.split("?token=")[1] if "?token=" in printed else None
+        wait_for(lambda: _answers(base, token), timeout=30, what="the server to answer")
+        yield printed, port
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url + "api/dupes", timeout=2):
-            return True
-    except OSError:
-        return False
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path_factory.mktemp("page") / "lib"
+    return root, review_library(root)
 
 
-@pytest.mark.timeout(180)
-def test_keys_decide_and_undo_the_first_item(served: tuple[Path, str]) -> None:
-    root, url = served
-    (item,) = cli("dupes", str(root))
+@pytest.fixture(scope="module")
+def server(library: tuple[Path, dict[str, bytes]]) -> Iterator[tuple[str, int]]:
+    root, _ = library
+    with serving(root, root.parent / "serve.log") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page()
-            page.goto(url)
-            first = page.locator("[data-collision-id]").first
-            assert first.get_attribute("data-collision-id") == item["id"]
-            page.keyboard.press("f")
-            assert "flipped" in (first.get_attribute("class") or "")
-            page.keyboard.press("d")
-            page.wait_for_selector(f'[data-collision-id="{item["id"]}"][data-decision="distinct"]')
-            (decided,) = cli("dupes", str(root), "--all")
-            assert decided["decision"] == "distinct" and cli("dupes", str(root)) == []
-            page.keyboard.press("u")
-            page.wait_for_selector(f'[data-collision-id="{item["id"]}"]:not([data-decision])')
-            assert [d["id"] for d in cli("dupes", str(root))] == [item["id"]]
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+# --- what a decision leaves behind ---------------------------------------------------
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_settled(root: Path, dropped: dict[str, bytes], item: dict[str, Any], decision: str | None) -> None:
+    """The files on disk and the catalog (``dupes --all``) as ``decision`` leaves them (None: undone)."""
+    stem, seed = item["name"][: -len(".png")], item["newcomer"]["filename"][1:3]
+    newcomer, existing = dropped[f"b{seed}.jpg"], dropped[f"a{seed}.png"]
+    variant = f"{stem}~{sha(newcomer)[:12]}"
+    (listed,) = [d for d in cli("dupes", str(root), "--all") if d["id"] == item["id"]]
+    assert listed["decision"] == decision
+    assert all((root / p).is_file() for p in listed["paths"]), listed["paths"]
+    if decision is None:
+        assert (root / item["newcomer"]["thumbnail"]).is_file()
+        assert (root / item["newcomer"]["original"]).read_bytes() == newcomer
+        assert (root / item["existing"]["original"]).read_bytes() == existing
+        assert item["id"] in [d["id"] for d in cli("dupes", str(root))]
+    else:
+        assert not (root / item["newcomer"]["thumbnail"]).exists()
+        assert item["id"] not in [d["id"] for d in cli("dupes", str(root))]
+    if decision == "distinct":
+        assert (root / "thumbs" / "dogs" / f"{variant}.png").is_file()
+        assert (root / "originals" / f"{variant}.jpg").read_bytes() == newcomer
+        assert cli("tags", str(root), f"{variant}.png")["tags"] == ["dogs", "320x240"]
+    elif decision == "keep-existing":
+        assert (root / "originals" / "_duplicates" / f"{item['id']}.jpg").read_bytes() == newcomer
+        assert "dogs" in cli("tags", str(root), item["name"])["tags"]
+    elif decision == "keep-newcomer":
+        assert (root / "originals" / f"{stem}.jpg").read_bytes() == newcomer
+        assert (root / "originals" / "_duplicates" / f"{stem}~{sha(existing)[:12]}.png").read_bytes() == existing
+        assert "dogs" in cli("tags", str(root), item["name"])["tags"]
+    assert check_library(root, dropped) == []
+
+
+def is_current(item: Any) -> bool:
+    return "current" in (item.get_attribute("class") or "").split()
+
+
+def x_of(locator: Any) -> float:
+    box = locator.bounding_box()
+    assert box is not None
+    return float(box["x"])
+
+
+# --- the review queue -------------------------------------------------------------------
+
+
+def test_a_review_by_buttons_and_keys_settles_files_and_catalog_and_survives_rebuild(
+    library: tuple[Path, dict[str, bytes]], server: tuple[str, int], page: Any
+) -> None:
+    root, dropped = library
+    url, _ = server
+    queue = cli("dupes", str(root))
+    assert [q["suggested"] for q in queue] == ["existing"] * 3  # the PNGs are the larger files
+    page.goto(url)
+    items = page.locator("[data-collision-id]")
+    assert [items.nth(i).get_attribute("data-collision-id") for i in range(3)] == [q["id"] for q in queue]
+    first, second, third = (items.nth(i) for i in range(3))
+    assert is_current(first) and first.get_attribute("data-keeper") == "existing"
+
+    # f flips A/B in place (the newcomer takes the existing side's place), f again flips back.
+    old, new = first.locator('[data-side="existing"] img'), first.locator('[data-side="newcomer"] img')
+    assert x_of(old) < x_of(new)
+    page.keyboard.press("f")
+    assert x_of(new) < x_of(old)
+    page.keyboard.press("f")
+    assert x_of(old) < x_of(new)
+
+    # Arrows move on and back.
+    page.keyboard.press("ArrowDown")
+    assert is_current(second) and not is_current(first)
+    page.keyboard.press("ArrowUp")
+    assert is_current(first)
+
+    # A button: distinct. The next undecided item becomes current.
+    first.locator('[data-decision="distinct"]').click()
+    page.wait_for_selector(f'[data-collision-id="{queue[0]["id"]}"][data-decision="distinct"]')
+    check_settled(root, dropped, queue[0], "distinct")
+    assert is_current(second)
+
+    # Keys: e keeps the existing picture, n the newcomer.
+    page.keyboard.press("e")
+    page.wait_for_selector(f'[data-collision-id="{queue[1]["id"]}"][data-decision="keep-existing"]')
+    check_settled(root, dropped, queue[1], "keep-existing")
+    assert is_current(third)
+    page.keyboard.press("n")
+    page.wait_for_selector(f'[data-collision-id="{queue[2]["id"]}"][data-decision="keep-newcomer"]')
+    check_settled(root, dropped, queue[2], "keep-newcomer")
+
+    # rebuild keeps every decision.
+    decided = {d["id"]: d["decision"] for d in cli("dupes", str(root), "--all")}
+    cli("rebuild", str(root))
+    assert {d["id"]: d["decision"] for d in cli("dupes", str(root), "--all")} == decided
+    for item, decision in zip(queue, ("distinct", "keep-existing", "keep-newcomer"), strict=True):
+        check_settled(root, dropped, item, decision)
+
+    # u undoes the last decision, the undo button the one before; both survive a rebuild.
+    page.keyboard.press("u")
+    page.wait_for_selector(f'[data-collision-id="{queue[2]["id"]}"]:not([data-decision])')
+    check_settled(root, dropped, queue[2], None)
+    page.locator('[data-action="undo"]').first.click()
+    page.wait_for_selector(f'[data-collision-id="{queue[1]["id"]}"]:not([data-decision])')
+    check_settled(root, dropped, queue[1], None)
+    cli("rebuild", str(root))
+    check_settled(root, dropped, queue[0], "distinct")
+    check_settled(root, dropped, queue[1], None)
+    check_settled(root, dropped, queue[2], None)
+
+    # A fresh page shows what is left to decide, with the d key on the current item.
+    page.goto(url)
+    left = page.locator('[data-collision-id]:not([data-kind="near"])')
+    shown = [left.nth(i).get_attribute("data-collision-id") for i in range(left.count())]
+    assert shown == [d["id"] for d in cli("dupes", str(root))] and set(shown) == {q["id"] for q in queue[1:]}
+    assert is_current(left.first)
+    (item,) = [q for q in queue if q["id"] == shown[0]]
+    page.keyboard.press("d")
+    page.wait_for_selector(f'[data-collision-id="{item["id"]}"][data-decision="distinct"]')
+    check_settled(root, dropped, item, "distinct")
+    page.keyboard.press("u")
+    page.wait_for_selector(f'[data-collision-id="{item["id"]}"]:not([data-decision])')
+    check_settled(root, dropped, item, None)
+
+
+# --- search and tags -------------------------------------------------------------------------
+
+
+def test_search_by_upload_and_by_pasted_hash(
+    library: tuple[Path, dict[str, bytes]], server: tuple[str, int], page: Any, tmp_path: Path
+) -> None:
+    root, dropped = library
+    url, _ = server
+    (tom,) = cli("find", str(root), "--tag", "orange")
+    picture = write(tmp_path / "query.jpg", dropped["tom.jpg"])
+
+    page.goto(url + "search")
+    page.set_input_files('input[type="file"]', str(picture))
+    page.locator('form[enctype="multipart/form-data"] button').click()
+    hit = page.locator(f'.result[data-name="{tom["name"]}"]')
+    hit.wait_for()
+    assert hit.get_attribute("data-distance") == "0"
+    found = {r.get_attribute("data-name"): int(r.get_attribute("data-distance")) for r in page.locator(".result").all()}
+    assert found == {h["name"]: h["distance"] for h in cli("similar", str(root), str(picture))}
+
+    hash_hex = tom["name"].split("_")[1]
+    page.goto(url + "search")
+    page.fill('input[name="hash"]', hash_hex)
+    page.locator('input[name="hash"]').press("Enter")
+    page.locator(f'.result[data-name="{tom["name"]}"][data-distance="0"]').wait_for()
+    assert f"hash={hash_hex}" in page.url
+
+
+def test_tags_by_one_and_by_two_tags_link_to_originals(
+    library: tuple[Path, dict[str, bytes]], server: tuple[str, int], page: Any
+) -> None:
+    root, dropped = library
+    url, _ = server
+    page.goto(url + "tags")
+    page.check('input[name="tag"][value="cats"]')
+    page.locator('form[action="/tags"] button').click()
+    page.wait_for_url("**/tags?tag=cats")
+    cats = {h["name"] for h in cli("find", str(root), "--tag", "cats")}
+    assert {f.get_attribute("data-name") for f in page.locator("figure[data-name]").all()} == cats
+    assert len(cats) == 4
+
+    page.check('input[name="tag"][value="orange"]')
+    page.locator('form[action="/tags"] button').click()
+    page.wait_for_url("**/tags?tag=cats&tag=orange")
+    (only,) = page.locator("figure[data-name]").all()
+    (tom,) = cli("find", str(root), "--tag", "orange")
+    assert only.get_attribute("data-name") == tom["name"]
+    with page.expect_response(lambda r: "/file/originals/" in r.url) as opened:
+        only.locator("a").click()
+    assert opened.value.status == 200 and opened.value.body() == dropped["tom.jpg"]
+
+
+# --- safe by default --------------------------------------------------------------------------
+
+
+def raw_get(port: int, path: str) -> int:
+    """The status of a GET sent exactly as written (no client-side path clean-up)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_bound_to_loopback_files_stay_inside_the_root(
+    library: tuple[Path, dict[str, bytes]], server: tuple[str, int], page: Any, tmp_path: Path
+) -> None:
+    root, _ = library
+    url, port = server
+    assert url == f"http://127.0.0.1:{port}/"  # no token needed on loopback
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.2", port), timeout=5):
+        pass  # bound to 127.0.0.1 only, not to every address
+
+    for path in ("/file/../serve.log", "/file/%2e%2e/%2e%2e/etc/passwd", "/file//etc/passwd", "/file/.watcherd/lock"):
+        assert raw_get(port, path) == 404, path
+    assert page.goto(url + "file/%2e%2e/%2e%2e/%2e%2e/etc/passwd").status == 404
+    secret = write(tmp_path / "secret.png", b"private")
+    link = root / "outside.png"
+    os.symlink(secret, link)
+    try:
+        assert raw_get(port, "/file/outside.png") == 404
+        assert page.goto(url + "file/outside.png").status == 404
+    finally:
+        link.unlink()
+    (item, *_) = cli("dupes", str(root))
+    assert page.goto(url + "file/" + item["newcomer"]["original"]).status == 200
+
+
+def test_cross_origin_changes_and_oversize_uploads_are_refused(
+    library: tuple[Path, dict[str, bytes]], server: tuple[str, int], page: Any, tmp_path: Path
+) -> None:
+    root, _ = library
+    url, port = server
+    before = cli("dupes", str(root), "--all")
+    undecided = cli("dupes", str(root))[0]["id"]
+    # A page elsewhere posts a form to the review page (a classic cross-site request).
+    evil = (
+        f'<form method="post" action="{url}api/undo" id="f"></form>'
+        f'<form method="post" action="{url}api/resolve" id="g" enctype="text/plain">'
+        f'<input name=\'{{"id": "{undecided}", "decision": "distinct", "x": "\' value=\'"}}\'></form>'
+    )
+    page.route("http://evil.example/", lambda route: route.fulfill(body=evil, content_type="text/html"))
+    for form in ("f", "g"):
+        page.goto("http://evil.example/")
+        with page.expect_navigation() as answer:  # to the review page's answer, loaded before the next
+            page.eval_on_selector(f"#{form}", "f => f.submit()")
+        assert answer.value is not None and answer.value.url.startswith(url + "api/")
+        assert answer.value.status == 403
+    request = urllib.request.Request(url + "api/undo", method="POST", headers={"Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+    assert cli("dupes", str(root), "--all") == before
+
+    # Over 32 MiB: refused by the browser's form post and over HTTP.
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + b"\0" * (33 << 20))
+    page.goto(url + "search")
+    page.set_input_files('input[type="file"]', str(big))
+    with page.expect_navigation() as answer:
+        page.locator('form[enctype="multipart/form-data"] button').click()
+    assert answer.value is not None and answer.value.url == url + "search"
+    assert answer.value.status == 413
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("POST", "/api/similar")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+        conn.putheader("Content-Length", str(33 << 20))
+        conn.endheaders()
+        assert conn.getresponse().status == 413  # refused from the declared length, before the body
+    finally:
+        conn.close()
+
+
+def test_bound_to_another_address_a_token_is_needed(
+    library: tuple[Path, dict[str, bytes]], browser: Any, tmp_path: Path
+) -> None:
+    root, _ = library
+    with serving(root, tmp_path / "serve.log", "--host", "0.0.0.0") as (printed, port):
+        assert "?token=" in printed  # generated and printed
+        token = printed.split("?token=")[1]
+        base = f"http://127.0.0.1:{port}/"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "api/dupes", timeout=30)
+        assert refused.value.code == 401
+        bearer = urllib.request.Request(base + "api/dupes", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(bearer, timeout=30) as answer:
+            assert json.loads(answer.read()) == cli("dupes", str(root))
+        wrong = urllib.request.Request(base + "api/dupes", headers={"Authorization": "Bearer " + "x" * len(token)})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong, timeout=30)
+        assert refused.value.code == 401
+
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            assert page.goto(base).status == 401
+            shown = page.goto(f"{base}?token={token}")  # once in the URL, then a cookie
+            assert shown.status == 200 and page.url == base and "token" not in page.url
+            assert page.goto(base + "api/dupes").status == 200
+            assert page.goto(base + "tags").status == 200
+        finally:
+            context.close()
+        fresh = browser.new_context()
+        try:
+            assert fresh.new_page().goto(base + "tags").status == 401
+        finally:
+            fresh.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import collided_library, encode, scene
+from tests.helpers import collided_library, encode, scene, table
 from watcherd.config import Config
 from watcherd.web.app import create_app
 from watcherd.web.security import is_loopback, same_origin
@@ -100,9 +101,36 @@ def test_uploads_are_size_limited(root: Path) -> None:
         assert c.post("/api/similar", files=big).status_code == 413
 
 
-def test_tags_page_lists_images_of_a_tag(client: TestClient) -> None:
+def test_tags_page_links_each_thumbnail_to_its_original(client: TestClient, root: Path) -> None:
     page = client.get("/tags?tag=cats")
     assert page.status_code == 200 and 'data-name="320x240_' in page.text
+    (hit,) = cli("find", str(root), "--tag", "cats")
+    (rec,) = [r for r in table(root / ".watcherd" / "catalog.sqlite", "images") if r["name"] == hit["name"]]
+    assert f'<a href="/file/{rec["original"]}" class="original"><img src="/file/{hit["path"]}"' in page.text
+    assert client.get(f"/file/{rec['original']}").content == (root / rec["original"]).read_bytes()
+
+
+def diff_rows(html: str, side: str) -> dict[str, tuple[str, bool]]:
+    """One side's diff rows on the review page: key -> (value, highlighted as differing)."""
+    part = html.split(f'data-side="{side}"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr( class="differs")?><td>([^<]*)</td><td>([^<]*)</td></tr>', part)
+    return {key: (value, bool(differs)) for differs, key, value in rows}
+
+
+def test_the_diff_shows_what_differs_and_the_keeper_is_the_one_dupes_suggests(client: TestClient, root: Path) -> None:
+    page = client.get("/").text
+    existing, newcomer = diff_rows(page, "existing"), diff_rows(page, "newcomer")
+    assert list(existing) == ["pixels", "file size", "format", "date taken", "file name", "tags", "where"]
+    assert existing["pixels"] == newcomer["pixels"] == ("320 x 240", False)
+    assert existing["file name"] == ("a.png", True) and newcomer["file name"] == ("b.jpg", True)
+    assert existing["format"] == ("PNG", True) and newcomer["format"] == ("JPEG", True)
+    assert existing["tags"] == ("cats, 320x240", True)
+    assert newcomer["tags"] == ("would get: dogs, 320x240", True)  # the folder it was dropped in
+    assert existing["date taken"][0].endswith("(file date)")
+    (item,) = cli("dupes", str(root))
+    # cats/a.png is the larger file (PNG beside a JPEG of the same pixels): the suggested keeper.
+    assert item["suggested"] == "existing"
+    assert 'data-keeper="existing"' in page and 'class="side keeper" data-side="existing"' in page
 
 
 @pytest.mark.parametrize(

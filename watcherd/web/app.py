@@ -31,7 +31,7 @@ from watcherd.decoders import Sandbox
 from watcherd.documents import Collision, NearGroup, SimilarHit
 from watcherd.errors import ImageError, NoAnswerError, UsageError, WatcherdError
 from watcherd.library import Library
-from watcherd.web.review import review_items
+from watcherd.web.review import originals_of, review_items
 from watcherd.web.security import Guard
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ class Web:
     # --- pages -------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
-        items = await _call(review_items, self.library, self.root)
+        items = await _call(review_items, self.library)
         return TEMPLATES.TemplateResponse(request, "review.html", {"items": items})
 
     async def file(self, request: Request) -> Response:
@@ -125,7 +125,9 @@ class Web:
         chosen = request.query_params.getlist("tag")
         counts = await _call(self.library.tags)
         hits = await _call(self.library.find, TagQuery(all_of=tuple(chosen))) if chosen else []
-        return TEMPLATES.TemplateResponse(request, "tags.html", {"counts": counts, "chosen": chosen, "hits": hits})
+        originals = await _call(originals_of, self.library, [h["name"] for h in hits])
+        context = {"counts": counts, "chosen": chosen, "hits": hits, "originals": originals}
+        return TEMPLATES.TemplateResponse(request, "tags.html", context)
 
     # --- the JSON API: what the CLI's --json prints ----------------------------------
 

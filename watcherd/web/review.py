@@ -1,4 +1,4 @@
-"""The review queue as the page shows it: each collision's two sides and what differs (pure reads)."""
+"""The review queue as the page shows it: each item's sides, what differs, the keeper (reads only)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcherd import queries
-from watcherd.documents import CollisionSide
-from watcherd.errors import WatcherdError
+from watcherd.catalog import CatalogReader, open_for_reading
+from watcherd.documents import Collision, NearGroup
+from watcherd.keeper import Facts, shown_date, suggest
 from watcherd.library import Library
+from watcherd.naming import merge_tags, parse_canonical
+from watcherd.places import Area, Places
+from watcherd.records import CollisionRecord, ImageRecord
+
+ROWS = ("pixels", "file size", "format", "date taken", "file name", "tags", "where")
 
 
 @dataclass(frozen=True)
 class Side:
-    """One picture of a pair: where it is and what the diff shows."""
+    """One picture of an item: where it is and the rows of the diff."""
 
     label: str
     thumbnail: str | None
@@ -30,47 +36,109 @@ class Item:
     name: str
     sides: list[Side]
     differs: set[str] = field(default_factory=set)
-    keeper: int = 0  # the index of the side pre-selected to keep
+    keeper: int = 0  # the index of the side pre-selected to keep (``keeper.suggest``)
 
 
-def _size(root: Path, rel: str | None) -> int | None:
-    if rel is None:
-        return None
-    try:
-        return (root / rel).stat().st_size
-    except OSError:
-        return None
-
-
-def _side(root: Path, label: str, doc: CollisionSide, filename: str | None, tags: list[str]) -> Side:
-    size = _size(root, doc["original"])
-    rows = {
-        "file name": filename or "",
-        "file size": f"{size:,} bytes" if size is not None else "?",
-        "format": Path(doc["original"] or "").suffix.lstrip(".").upper(),
-        "tags": ", ".join(tags) or "-",
-        "where": doc["thumbnail"] or "",
+def _rows(
+    facts: Facts, chunks: dict[str, str], original: str | None, filename: str | None, tags: str, where: str | None
+) -> dict[str, str]:
+    """The diff's rows for one side, in ``ROWS`` order."""
+    width, height = chunks.get("width"), chunks.get("height")
+    return {
+        "pixels": f"{width} x {height}" if width and height else "?",
+        "file size": f"{facts.file_size:,} bytes" if facts.file_size is not None else "?",
+        "format": chunks.get("format") or Path(original or "").suffix.lstrip(".").upper() or "?",
+        "date taken": shown_date(facts),
+        "file name": filename or chunks.get("original_filename") or chunks.get("filename") or "?",
+        "tags": tags or "-",
+        "where": where or "?",
     }
-    return Side(label, doc["thumbnail"], doc["original"], rows)
 
 
-def review_items(library: Library, root: Path) -> list[Item]:
+def _differs(sides: list[Side]) -> set[str]:
+    return {key for key in ROWS if len({s.rows.get(key) for s in sides}) > 1}
+
+
+class Queue:
+    """Builds the items from one read of the catalog."""
+
+    def __init__(self, library: Library, catalog: CatalogReader) -> None:
+        assert library.cfg.root is not None
+        self.root = Path(library.cfg.root)
+        self.places = Places(library.cfg)
+        self.catalog = catalog
+
+    def would_get(self, c: CollisionRecord) -> list[str]:
+        """The tags the newcomer would get: those of the folder it was dropped in (the top: none)."""
+        parsed = parse_canonical(c.name)
+        size_tag = parsed.size_tag if parsed else ""
+        folder = self.places.place(self.places.absolute(c.newcomer.dropped) / "x.png") if c.newcomer.dropped else None
+        if folder is None or folder.area is not Area.TREE or c.newcomer.source:
+            return [t for t in [size_tag] if t]
+        return merge_tags([], folder.rel.parent, size_tag)
+
+    def image_side(
+        self, label: str, rec: ImageRecord | None, thumbnail: str | None, original: str | None
+    ) -> tuple[Side, Facts]:
+        """A side that is a catalogued image (a collision's existing side, a near group's member)."""
+        chunks = queries.thumbnail_chunks(self.root, thumbnail)
+        pixels = rec.width * rec.height if rec else None
+        facts = queries.side_facts(self.root, thumbnail, original, chunks, pixels)
+        if rec is not None:
+            chunks = {"width": str(rec.width), "height": str(rec.height), **chunks}
+            if rec.format and "format" not in chunks:
+                chunks["format"] = rec.format
+        filename = rec.original_filename if rec else None
+        tags = ", ".join(rec.tags) if rec else ""
+        return Side(label, thumbnail, original, _rows(facts, chunks, original, filename, tags, thumbnail)), facts
+
+    def collision(self, doc: Collision, c: CollisionRecord) -> Item:
+        """Existing beside newcomer; the keeper as ``dupes --json`` suggests it."""
+        existing = self.catalog.image(c.name)
+        a, _ = self.image_side("existing", existing, c.existing.thumbnail, c.existing.original)
+        (_, facts), (_, chunks) = queries.collision_facts(self.root, c)
+        tags = "would get: " + ", ".join(self.would_get(c))
+        rows = _rows(facts, chunks, c.newcomer.original, c.newcomer.filename, tags, c.newcomer.thumbnail)
+        b = Side("newcomer", c.newcomer.thumbnail, c.newcomer.original, rows)
+        sides = [a, b]
+        return Item(doc["id"], doc["kind"], doc["name"], sides, _differs(sides), int(doc["suggested"] == "newcomer"))
+
+    def near(self, doc: NearGroup) -> Item:
+        """Every member side by side; the keeper by the same rule."""
+        sides: list[Side] = []
+        facts: list[Facts] = []
+        for name, path in zip(doc["names"], doc["paths"], strict=False):
+            rec = self.catalog.image(name)
+            side, f = self.image_side(name, rec, path, rec.original if rec else None)
+            sides.append(side)
+            facts.append(f)
+        keeper = suggest(facts) if facts else 0
+        return Item(doc["id"], "near", doc["name"], sides, _differs(sides), keeper)
+
+
+def review_items(library: Library) -> list[Item]:
     """Undecided collisions, then near groups, as review items."""
-    items: list[Item] = []
-    for doc in library.dupes(queries.DEFAULT_DISTANCE):
-        if doc["kind"] == "near":
-            pairs = zip(doc["names"], doc["paths"], strict=False)
-            sides = [Side(name, path, path, {"where": path}) for name, path in pairs]
-            items.append(Item(doc["id"], "near", doc["name"], sides))
-            continue
-        try:
-            existing_tags = library.image(doc["name"])["tags"]
-        except WatcherdError:
-            existing_tags = []
-        a = _side(root, "existing", doc["existing"], None, existing_tags)
-        b = _side(root, "newcomer", doc["newcomer"], doc["newcomer"]["filename"], [])
-        differs = {k for k in a.rows if a.rows[k] != b.rows[k]}
-        # Same name means the same pixel size; the larger file is likelier the better copy.
-        keeper = 1 if (_size(root, b.original) or 0) > (_size(root, a.original) or 0) else 0
-        items.append(Item(doc["id"], doc["kind"], doc["name"], [a, b], differs, keeper))
-    return items
+    docs = library.dupes(queries.DEFAULT_DISTANCE)
+    catalog = open_for_reading(library.cfg)
+    try:
+        queue = Queue(library, catalog)
+        records = {c.id: c for c in catalog.collisions()}
+        items: list[Item] = []
+        for doc in docs:
+            if doc["kind"] == "near":
+                items.append(queue.near(doc))
+            elif doc["id"] in records:
+                items.append(queue.collision(doc, records[doc["id"]]))
+        return items
+    finally:
+        catalog.close()
+
+
+def originals_of(library: Library, names: list[str]) -> dict[str, str]:
+    """Where each named image's original is (relative to ROOT), for those that have one."""
+    catalog = open_for_reading(library.cfg)
+    try:
+        records = [catalog.image(name) for name in names]
+        return {r.name: r.original for r in records if r is not None and r.original}
+    finally:
+        catalog.close()

@@ -1,0 +1,113 @@
+"""The keeper rule (more pixels, larger file, older date) and where its facts come from."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+import pytest
+from PIL import ExifTags, Image
+
+from tests.helpers import encode, scene, write
+from watcherd import imaging, queries
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.keeper import Facts, date_taken, exif_date, shown_date, suggest
+from watcherd.newcomers import spec_for
+from watcherd.outcomes import Outcome
+from watcherd.pipeline import Pipeline
+
+OLD = datetime(2019, 6, 1, 12, 0, 0)
+NEW = datetime(2023, 1, 2, 3, 4, 5)
+
+
+def test_more_pixels_wins_over_a_larger_file_and_an_older_date() -> None:
+    small_big_old = Facts(pixels=100, file_size=10_000, taken=OLD)
+    large_small_new = Facts(pixels=200, file_size=10, taken=NEW)
+    assert suggest([small_big_old, large_small_new]) == 1
+    assert suggest([large_small_new, small_big_old]) == 0
+
+
+def test_with_equal_pixels_the_larger_file_wins_over_an_older_date() -> None:
+    assert suggest([Facts(100, 10, OLD), Facts(100, 11, NEW)]) == 1
+
+
+def test_with_equal_pixels_and_size_the_older_date_wins() -> None:
+    assert suggest([Facts(100, 10, NEW), Facts(100, 10, OLD)]) == 1
+    assert suggest([Facts(100, 10, OLD), Facts(100, 10, NEW)]) == 0
+
+
+def test_unknown_values_lose_to_known_ones_and_a_full_tie_keeps_the_first() -> None:
+    assert suggest([Facts(None, 10, OLD), Facts(1, None, None)]) == 1
+    assert suggest([Facts(100, None, OLD), Facts(100, 1, NEW)]) == 1
+    assert suggest([Facts(100, 1, None), Facts(100, 1, NEW)]) == 1
+    assert suggest([Facts(100, 1, OLD), Facts(100, 1, OLD)]) == 0
+    assert suggest([Facts(None, None, None)] * 3) == 0
+    with pytest.raises(ValueError):
+        suggest([])
+
+
+def test_exif_dates_are_read_as_cameras_write_them() -> None:
+    assert exif_date("2019:06:01 12:00:00") == OLD
+    assert exif_date(" 2019:06:01 12:00:00\0") == OLD
+    assert exif_date("0000:00:00 00:00:00") is None  # "unknown", as some cameras say it
+    assert exif_date("yesterday") is None
+
+
+def test_date_taken_prefers_the_moment_the_shutter_fired() -> None:
+    fields = {"DateTime": "2023:01:02 03:04:05", "DateTimeOriginal": "2019:06:01 12:00:00"}
+    assert date_taken({"exif": json.dumps(fields)}) == OLD
+    assert date_taken({"exif": json.dumps({"DateTime": "2023:01:02 03:04:05"})}) == NEW
+    assert date_taken({"exif": json.dumps({"Make": "x"})}) is None
+    assert date_taken({"exif": "not json"}) is None and date_taken({}) is None
+    assert shown_date(Facts(1, 1, OLD, "EXIF")) == "2019-06-01 12:00:00 (EXIF)"
+    assert shown_date(Facts(1, 1, None)) == "?"
+
+
+def jpeg_taken(when: str, seed: int = 3, quality: int = 90) -> bytes:
+    """A JPEG whose Exif sub-IFD says when it was taken (IFD0 only has the camera's make)."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "watcherd test"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = when
+    return encode(scene(seed=seed), "JPEG", quality=quality, exif=exif.tobytes())
+
+
+def test_the_thumbnail_keeps_the_date_from_the_exif_sub_ifd(cfg: Config) -> None:
+    out = imaging.render(jpeg_taken("2019:06:01 12:00:00"), spec_for(cfg), "a.jpg", "0" * 64, 0.0)
+    chunks = imaging.read_text(out.png)
+    assert json.loads(chunks["exif"])["DateTimeOriginal"] == "2019:06:01 12:00:00"
+    assert date_taken(chunks) == OLD
+
+
+def test_dupes_suggests_the_larger_newcomer_and_the_older_picture_on_a_tie(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    assert cfg.root is not None
+    # The same picture: a small JPEG first, then a larger (better quality) one: keep the newcomer.
+    small, large = jpeg_taken("2023:01:02 03:04:05", quality=40), jpeg_taken("2019:06:01 12:00:00", quality=95)
+    assert pipeline.process(write(cfg.thumbs_dir / "a.jpg", small)).outcome is Outcome.INGESTED
+    assert pipeline.process(write(cfg.thumbs_dir / "b.jpg", large)).outcome is Outcome.COLLISION
+    (item,) = queries.dupes(catalog, root=cfg.root)
+    assert item["suggested"] == "newcomer"
+    (col,) = catalog.collisions()
+    (existing, newcomer), _ = queries.collision_facts(cfg.root, col)
+    assert existing.pixels == newcomer.pixels == 320 * 240
+    assert (existing.file_size, newcomer.file_size) == (len(small), len(large))
+    assert (existing.taken, newcomer.taken, newcomer.taken_from) == (NEW, OLD, "EXIF")
+    assert queries.dupes(catalog)[0]["suggested"] is None  # no root: no files to look at
+
+
+def test_without_exif_the_original_s_file_date_decides_a_tie(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
+    assert cfg.root is not None
+    data = encode(scene(seed=9), "PNG")
+    first = write(cfg.thumbs_dir / "a.png", data)
+    assert pipeline.process(first).outcome is Outcome.INGESTED
+    again = write(cfg.thumbs_dir / "dogs" / "b.png", data)  # the same bytes: an exact collision, same size
+    os.utime(again, (OLD.timestamp(), OLD.timestamp()))  # but a file from 2019
+    assert pipeline.process(again).outcome is Outcome.COLLISION
+    (item,) = queries.dupes(catalog, root=cfg.root)
+    assert item["kind"] == "exact" and item["suggested"] == "newcomer"
+    (col,) = catalog.collisions()
+    (_, newcomer), _ = queries.collision_facts(cfg.root, col)
+    assert (newcomer.taken, newcomer.taken_from) == (OLD, "file date")
