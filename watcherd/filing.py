@@ -77,9 +77,9 @@ class Filing:
         pending, self._pending = _latest(self._pending), None
         if self._steps:
             self.journal.run()
-        later: list[Path] = []
-        moved = [item for item in pending if self._move_item(item, later)]
-        fsops.finish_moves({self._destination(item) for item in moved}, later)
+        with fsops.OldNames() as later:
+            moved = [item for item in pending if self._move_item(item, later)]
+            fsops.finish_moves({self._destination(item) for item in moved}, later)
         if moved:
             with self.ctx.catalog.transaction():
                 for item in moved:
@@ -116,13 +116,13 @@ class Filing:
             with self.ctx.catalog.transaction():
                 self._save(item)
 
-    def _move_item(self, item: ImageRecord | CollisionRecord, later: list[Path] | None = None) -> bool:
+    def _move_item(self, item: ImageRecord | CollisionRecord, later: fsops.OldNames | None = None) -> bool:
         if isinstance(item, CollisionRecord):
             aside = item.decision is not None and self._set_aside(item.decision, item.id, later)
             return self._move(item.newcomer, item.id, later) or aside
         return self._move(item, item.name, later)
 
-    def _set_aside(self, decision: Decision, label: str, later: list[Path] | None) -> bool:
+    def _set_aside(self, decision: Decision, label: str, later: fsops.OldNames | None) -> bool:
         """Move the originals a decision sets aside; ``archived`` and ``again`` name where each went."""
         if not decision.setting_aside:
             return False
@@ -163,7 +163,7 @@ class Filing:
                 done += 1
         return done
 
-    def _move(self, side: Side, label: str, later: list[Path] | None = None) -> bool:
+    def _move(self, side: Side, label: str, later: fsops.OldNames | None = None) -> bool:
         """Move ``side``'s original from ``moving_from`` to (about) ``original``.
 
         Returns whether ``side`` changed (and must be saved); False when the move
@@ -181,6 +181,7 @@ class Filing:
             try:
                 before = os.lstat(src)
                 dst = fsops.move_no_replace(src, planned.parent, planned.name, later)
+                self.ctx.checkpoint("moved", src)  # the first name may still be there (``later``)
                 after = os.lstat(dst)
             except FileNotFoundError:
                 astray = True  # gone between the look and the move

@@ -41,14 +41,28 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None) -> None:
     """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists.
 
     With ``dir_fd`` both names are relative to that open folder, so they stay in it
     even if the folder is renamed or moved meanwhile.
     """
+    old = OldName.of(Path(src), dir_fd)
     try:
-        os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        _link(old, dst, dir_fd)
+        old.remove()
+    finally:
+        if dir_fd is None:
+            old.close()
+
+
+def _link(old: OldName, dst: str | Path, dst_dir_fd: int | None) -> None:
+    """Give the file ``old`` names a second name ``dst``; on a filesystem without hard links, rename it."""
+    try:
+        os.link(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as exc:
@@ -57,20 +71,98 @@ def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None
         # No hard links here: check-then-rename leaves a tiny window in which a file
         # created meanwhile at dst could be replaced; documented in the README.
         try:
-            os.stat(dst, dir_fd=dir_fd, follow_symlinks=False)
+            os.stat(dst, dir_fd=dst_dir_fd, follow_symlinks=False)
         except FileNotFoundError:
-            os.rename(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.rename(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd)
+            old.renamed = True
             return
         raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
-    os.unlink(src, dir_fd=dir_fd)
+
+
+class OldName:
+    """A file's first name, held through its open folder.
+
+    A move gives the file its new name first and removes the first name after; the
+    folder is held open in between, so a folder renamed meanwhile cannot strand the
+    first name as a second copy under the folder's new path. The first name is
+    removed only while it still names the same file.
+    """
+
+    def __init__(self, folder: int, name: str, st: os.stat_result, *, owned: bool) -> None:
+        self.folder = folder
+        self.name = name
+        self.identity = (st.st_dev, st.st_ino)
+        self.owned = owned
+        self.renamed = False  # the move was a rename: there is no first name left
+
+    @classmethod
+    def of(cls, path: Path, dir_fd: int | None = None) -> OldName:
+        """Hold ``path``'s folder open (or use ``dir_fd``, relative to which ``path`` is a name)."""
+        folder = dir_fd if dir_fd is not None else os.open(path.parent, _DIR_FLAGS)
+        try:
+            st = os.stat(path.name if dir_fd is None else path, dir_fd=folder, follow_symlinks=False)
+        except BaseException:
+            if dir_fd is None:
+                os.close(folder)
+            raise
+        return cls(folder, path.name if dir_fd is None else str(path), st, owned=dir_fd is None)
+
+    def remove(self) -> None:
+        """Remove the first name if it still names the moved file, and make that durable."""
+        if not self.renamed:
+            try:
+                st = os.stat(self.name, dir_fd=self.folder, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if (st.st_dev, st.st_ino) != self.identity:
+                return  # someone put another file under that name meanwhile: not ours to remove
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name, dir_fd=self.folder)
+        with contextlib.suppress(OSError):
+            os.fsync(self.folder)
+
+    def close(self) -> None:
+        """Let go of the folder."""
+        if self.owned:
+            self.owned = False
+            os.close(self.folder)
 
 
 def rename_no_replace(src: Path, dst: Path) -> None:
     """Give ``src`` (one of our own files) the name ``dst``, failing if ``dst`` exists."""
     _link_no_replace(src, dst)
     fsync_dir(dst.parent)
-    if src.parent != dst.parent:
-        fsync_dir(src.parent)
+
+
+class OldNames:
+    """The first names of a batch of moves, removed together by ``finish_moves``."""
+
+    def __init__(self) -> None:
+        self._names: list[OldName] = []
+
+    def add(self, old: OldName) -> None:
+        """Remember ``old`` (its folder stays open until ``close``)."""
+        self._names.append(old)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def remove_all(self) -> None:
+        """Remove every first name that still names its moved file."""
+        for old in self._names:
+            old.remove()
+
+    def close(self) -> None:
+        """Let go of every folder."""
+        for old in self._names:
+            old.close()
+        self._names.clear()
+
+    def __enter__(self) -> OldNames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def write_new(
@@ -125,7 +217,7 @@ def _copy_then_publish(src: Path, dst: Path) -> None:
             os.unlink(tmp)
 
 
-def move_no_replace(src: Path, folder: Path, name: str, later: list[Path] | None = None) -> Path:
+def move_no_replace(src: Path, folder: Path, name: str, later: OldNames | None = None) -> Path:
     """Move ``src`` into ``folder`` as ``name``, or as ``name~2`` ... if that is taken.
 
     Within one filesystem the file gets its new name by a hard link before the old
@@ -135,54 +227,49 @@ def move_no_replace(src: Path, folder: Path, name: str, later: list[Path] | None
     of moves syncs each folder once instead of twice per file.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    old = OldName.of(src)
+    handed = False
+    try:
+        dst = _new_name(old, src, folder, name)
+        if later is not None:
+            later.add(old)  # ``later`` lets go of the folder
+            handed = True
+            return dst
+        fsync_dir(folder)
+        old.remove()
+        return dst
+    finally:
+        if not handed:
+            old.close()
+
+
+def _new_name(old: OldName, src: Path, folder: Path, name: str) -> Path:
     for n in range(1, 10_000):
         dst = folder / (name if n == 1 else numbered(name, n))
         if os.path.lexists(dst):
             with contextlib.suppress(OSError):
-                if os.path.samefile(src, dst):  # an earlier move stopped half-way
-                    os.unlink(src)
-                    fsync_dir(src.parent)
-                    return dst
+                if os.path.samestat(os.stat(dst, follow_symlinks=False), os.stat(src, follow_symlinks=False)):
+                    return dst  # an earlier move stopped half-way: only the first name is left to remove
             continue
         try:
             try:
-                os.link(src, dst, follow_symlinks=False)
+                _link(old, dst, None)
             except OSError as exc:
-                if exc.errno == errno.EEXIST:
+                if exc.errno != errno.EXDEV:
                     raise
-                if exc.errno == errno.EXDEV:
-                    _copy_then_publish(src, dst)
-                elif exc.errno in _NO_LINK:
-                    if os.path.lexists(dst):
-                        raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
-                    os.rename(src, dst)
-                    fsync_dir(folder)
-                    fsync_dir(src.parent)
-                    return dst
-                else:
-                    raise
+                _copy_then_publish(src, dst)
         except FileExistsError:
             continue
-        if later is not None:
-            later.append(src)
-            return dst
-        fsync_dir(folder)
-        os.unlink(src)
-        fsync_dir(src.parent)
         return dst
     raise FileExistsError(errno.EEXIST, "no free name", str(folder / name))
 
 
-def finish_moves(folders: set[Path], old_names: list[Path]) -> None:
+def finish_moves(folders: set[Path], old_names: OldNames) -> None:
     """Second half of a batch of moves: the new names made durable (each folder synced once),
-    then the old names removed and their folders synced."""
+    then the old names removed (each only while it still names its moved file)."""
     for folder in folders:
         fsync_dir(folder)
-    for src in old_names:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(src)
-    for folder in {src.parent for src in old_names}:
-        fsync_dir(folder)
+    old_names.remove_all()
 
 
 def remove_temporaries(top: Path) -> list[Path]:

@@ -57,3 +57,29 @@ def test_a_collision_whose_folder_is_renamed_before_filing_is_recorded_once(cfg:
     assert len(set(originals)) == 2
     assert cfg.root is not None
     assert check_library(cfg.root, {"a.jpg": data, "b.jpg": data, "c.jpg": data}) == []
+
+
+def test_a_folder_renamed_between_a_move_and_its_first_name_going_keeps_no_second_copy(
+    cfg: Config, catalog: Catalog
+) -> None:
+    inbox, moved = cfg.thumbs_dir / "inbox", cfg.thumbs_dir / "sorted"
+    data = [encode(scene(seed=s)) for s in (91, 92)]
+
+    def drag(step: str, path: Path) -> None:
+        # The original has its name in originals/ and still its first name in inbox/.
+        if step == "moved" and path.name == "a.jpg" and inbox.exists():
+            os.rename(inbox, moved)
+
+    pipeline = Pipeline(cfg, catalog, checkpoint=drag)
+    results = pipeline.process_all([write(inbox / "a.jpg", data[0]), write(inbox / "b.jpg", data[1])])
+    try:
+        list(results)
+    finally:
+        results.close()
+    assert moved.is_dir() and not inbox.exists()
+    assert not (moved / "a.jpg").exists()  # not stranded as a second name under the folder's new path
+    reconcile(pipeline, reason="test", settle=0)
+    assert len(table(cfg.database_path, "images")) == 2  # one record per dropped file
+    assert table(cfg.database_path, "collisions") == []
+    assert cfg.root is not None
+    assert check_library(cfg.root, {"a.jpg": data[0], "b.jpg": data[1]}) == []

@@ -1,0 +1,64 @@
+"""Safe file operations: a move's first name goes only while it still names the moved file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from watcherd import fsops
+
+
+def test_a_batch_of_moves_removes_first_names_through_renamed_folders(tmp_path: Path) -> None:
+    inbox, dest = tmp_path / "inbox", tmp_path / "originals"
+    (inbox).mkdir()
+    (inbox / "a.jpg").write_bytes(b"a")
+    with fsops.OldNames() as later:
+        moved = fsops.move_no_replace(inbox / "a.jpg", dest, "A.jpg", later)
+        os.rename(inbox, tmp_path / "sorted")  # dragged before the first names go
+        fsops.finish_moves({dest}, later)
+    assert moved.read_bytes() == b"a"
+    assert list((tmp_path / "sorted").iterdir()) == []
+
+
+def test_a_first_name_given_to_another_file_meanwhile_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"a")
+    with fsops.OldNames() as later:
+        moved = fsops.move_no_replace(tmp_path / "a.jpg", tmp_path / "originals", "A.jpg", later)
+        os.unlink(tmp_path / "a.jpg")
+        (tmp_path / "a.jpg").write_bytes(b"someone else's")
+        fsops.finish_moves({moved.parent}, later)
+    assert (tmp_path / "a.jpg").read_bytes() == b"someone else's"
+    assert moved.read_bytes() == b"a"
+
+
+def test_a_move_takes_the_next_free_name_and_never_replaces(tmp_path: Path) -> None:
+    dest = tmp_path / "originals"
+    dest.mkdir()
+    (dest / "A.jpg").write_bytes(b"taken")
+    (tmp_path / "a.jpg").write_bytes(b"a")
+    moved = fsops.move_no_replace(tmp_path / "a.jpg", dest, "A.jpg")
+    assert moved.name == "A~2.jpg" and moved.read_bytes() == b"a"
+    assert (dest / "A.jpg").read_bytes() == b"taken"
+    assert not (tmp_path / "a.jpg").exists()
+
+
+def test_a_move_stopped_half_way_is_finished(tmp_path: Path) -> None:
+    dest = tmp_path / "originals"
+    dest.mkdir()
+    (tmp_path / "a.jpg").write_bytes(b"a")
+    os.link(tmp_path / "a.jpg", dest / "A.jpg")  # the new name made, the first not yet removed
+    assert fsops.move_no_replace(tmp_path / "a.jpg", dest, "A.jpg") == dest / "A.jpg"
+    assert not (tmp_path / "a.jpg").exists()
+    assert [p.name for p in dest.iterdir()] == ["A.jpg"]
+
+
+def test_rename_no_replace_refuses_a_taken_name(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"a")
+    (tmp_path / "b.png").write_bytes(b"b")
+    with pytest.raises(FileExistsError):
+        fsops.rename_no_replace(tmp_path / "a.png", tmp_path / "b.png")
+    assert (tmp_path / "a.png").read_bytes() == b"a" and (tmp_path / "b.png").read_bytes() == b"b"
+    fsops.rename_no_replace(tmp_path / "a.png", tmp_path / "c.png")
+    assert not (tmp_path / "a.png").exists() and (tmp_path / "c.png").read_bytes() == b"a"
