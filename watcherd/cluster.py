@@ -237,8 +237,4 @@ class ClusterDecoder:
     def _lost(self, exc: BaseException) -> str:
         address = getattr(self.conn.client, "scheduler", None)
         where = getattr(address, "address", None) or "the scheduler"
-        return (
-            f"lost the cluster ({where}: {_said(exc)}); everything done so far is kept, scan again to continue"
-        )
-
-
+        return f"lost the cluster ({where}: {_said(exc)}); everything done so far is kept, scan again to continue"
