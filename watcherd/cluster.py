@@ -52,10 +52,14 @@ def quiet() -> None:
     """Keep distributed's own log lines out of watcherd's stderr (problems are watcherd's lines)."""
     # Worker processes started here inherit the environment, and with it the setting.
     os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
-    for name in ("distributed", "tornado", "bokeh"):
+    # dask gives several of its loggers a stderr handler of their own when imported.
+    tops = ("distributed", "tornado", "bokeh")
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in tops]
+    for name in {*tops, *names}:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
+        # A handler of its own, or logging's last resort would still print warnings.
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
 
@@ -235,6 +239,6 @@ class ClusterDecoder:
                 log.warning("cluster workers cannot read files (%s); decoding them here (check cluster.root)", error[0])
 
     def _lost(self, exc: BaseException) -> str:
-        address = getattr(self.conn.client, "scheduler", None)
-        where = getattr(address, "address", None) or "the scheduler"
-        return f"lost the cluster ({where}: {_said(exc)}); everything done so far is kept, scan again to continue"
+        where = getattr(getattr(self.conn.client, "scheduler", None), "address", None) or "its scheduler"
+        why = "" if isinstance(exc, CancelledError) else f" ({_said(exc)})"
+        return f"lost the cluster at {where}{why}; everything done so far is kept: scan again to continue"
