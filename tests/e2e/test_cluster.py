@@ -21,6 +21,7 @@ from tests.helpers import encode, scene, wait_for, write
 pytestmark = [needs_distributed, pytest.mark.timeout(300)]
 
 DASK = str(Path(sys.executable).parent / "dask")
+WORKER = ("--no-dashboard", "--death-timeout", "20")
 
 
 @pytest.fixture(autouse=True)
@@ -44,19 +45,23 @@ class Cluster:
         )
         self.workers = [
             subprocess.Popen(
-                [DASK, "worker", "--scheduler-file", str(info), "--nthreads", "1", "--host", "127.0.0.1"]
-                + ["--no-dashboard", "--death-timeout", "20"],
+                [DASK, "worker", "--scheduler-file", str(info), "--nthreads", "1", "--host", "127.0.0.1", *WORKER],
                 **quiet,
             )
             for _ in range(2)
         ]
         wait_for(info.exists, timeout=60, what="the scheduler to start")
         self.address = str(wait_for(lambda: json.loads(info.read_text() or "{}").get("address"), timeout=60))
-        self.client = Client(self.address, timeout=30)
+        self.client = Client(self.address, timeout=30)  # type: ignore[no-untyped-call]
         self.client.wait_for_workers(2, timeout=60)
 
+    def busy(self) -> list[str]:
+        """Workers running a task now."""
+        processing: dict[str, Any] = self.client.processing()  # type: ignore[no-untyped-call]
+        return [worker for worker, tasks in processing.items() if tasks]
+
     def close(self) -> None:
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]
         for proc in [*self.workers, self.scheduler]:
             proc.terminate()
         for proc in [*self.workers, self.scheduler]:
@@ -123,12 +128,10 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster: Cluster, tmp_path: Pat
     )
     try:
         # The moment a worker has a batch of ours in hand, kill its process (the nanny starts another).
-        busy = wait_for(
-            lambda: [w for w, tasks in cluster.client.processing().items() if tasks], timeout=120, what="a batch"
-        )
+        busy = wait_for(lambda: cluster.busy(), timeout=120, what="a batch")
         pid = cluster.client.run(os.getpid, workers=busy[:1])[busy[0]]
         os.kill(pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=240)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
@@ -151,7 +154,7 @@ def test_losing_the_scheduler_stops_cleanly_and_the_next_scan_continues(cluster:
     try:
         wait_for(lambda: list((tmp_path / "there" / "originals").glob("*.png")), timeout=120, what="a first ingest")
         cluster.scheduler.kill()
-        out, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=240)
     finally:
         proc.kill()
     lines = [line for line in err.splitlines() if " INFO " not in line and " WARNING " not in line]
