@@ -65,13 +65,12 @@ class HashConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Decoding on a dask.distributed cluster (``scan --cluster``, and ``run``'s start-up backlog)."""
+    """Decoding on a dask.distributed cluster (``scan --cluster``)."""
 
     address: str | None = None  # tcp://host:8786, or local; None: decode on this machine
     root: str | None = None  # where the workers see the library root (None: the same path)
     batch_files: int = 32
     in_flight: int = 0  # batches sent ahead of the writer; 0: two per worker thread
-    min_backlog: int = 10000  # ``run`` uses the cluster for a start-up backlog larger than this
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,7 @@ def _hash_from(data: Any) -> HashConfig:
 
 def _cluster_from(data: Any) -> ClusterConfig:
     if not isinstance(data, Mapping):
-        raise _fail("cluster", "expected a mapping (address, root, batch_files, in_flight, min_backlog)")
+        raise _fail("cluster", "expected a mapping (address, root, batch_files, in_flight)")
     _check_keys("cluster.", data, {f.name for f in dataclasses.fields(ClusterConfig)})
     d = ClusterConfig()
     address, root = data.get("address"), data.get("root")
@@ -230,7 +229,6 @@ def _cluster_from(data: Any) -> ClusterConfig:
         root=None if root is None else _as_str("cluster.root", root),
         batch_files=_as_int("cluster.batch_files", data.get("batch_files", d.batch_files), 1, 10000),
         in_flight=_as_int("cluster.in_flight", data.get("in_flight", d.in_flight), 0, 10000),
-        min_backlog=_as_int("cluster.min_backlog", data.get("min_backlog", d.min_backlog), 0),
     )
 
 
