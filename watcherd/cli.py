@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("scan", "Reconcile and ingest once, then exit.")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument("--cluster", metavar="ADDRESS", help="decode on a dask cluster: tcp://host:8786, or local")
 
     p = add("rebuild", "Move the catalog aside and rebuild it from the tree and its last export.")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
@@ -208,7 +209,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     rebuild = args.command == "rebuild"
     verb = "rebuilt" if rebuild else "scanned"
     with _progress(args, "rebuilding" if rebuild else "scanning") as progress:
-        report = scan_once(cfg, progress=progress, rebuild=rebuild)
+        report = scan_once(cfg, progress=progress, rebuild=rebuild, cluster=getattr(args, "cluster", None))
     data: ScanSummary = {"counts": report.counts, "seconds": round(report.seconds, 3)}
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.counts.items())) or "nothing to do"
     _emit(args, data, f"{verb} {cfg.root} in {report.seconds:.2f}s ({summary})")

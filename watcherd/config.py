@@ -64,6 +64,16 @@ class HashConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Decoding on a dask.distributed cluster (``scan --cluster``)."""
+
+    address: str | None = None  # tcp://host:8786, or local; None: decode on this machine
+    root: str | None = None  # where the workers see the library root (None: the same path)
+    batch_files: int = 32
+    in_flight: int = 0  # batches sent ahead of the writer; 0: two per worker thread
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting watcherd reads; paths are relative to ``root`` unless absolute."""
 
@@ -92,6 +102,7 @@ class Config:
     formats: tuple[str, ...] = ALLOWED_FORMATS
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     log_level: str = "INFO"
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def with_root(self, root: Path) -> Config:
         """Return a copy whose root is ``root`` (made absolute)."""
@@ -207,6 +218,20 @@ def _hash_from(data: Any) -> HashConfig:
     return HashConfig(algorithm=algorithm, size=size)
 
 
+def _cluster_from(data: Any) -> ClusterConfig:
+    if not isinstance(data, Mapping):
+        raise _fail("cluster", "expected a mapping (address, root, batch_files, in_flight)")
+    _check_keys("cluster.", data, {f.name for f in dataclasses.fields(ClusterConfig)})
+    d = ClusterConfig()
+    address, root = data.get("address"), data.get("root")
+    return ClusterConfig(
+        address=None if address is None else _as_str("cluster.address", address),
+        root=None if root is None else _as_str("cluster.root", root),
+        batch_files=_as_int("cluster.batch_files", data.get("batch_files", d.batch_files), 1, 10000),
+        in_flight=_as_int("cluster.in_flight", data.get("in_flight", d.in_flight), 0, 10000),
+    )
+
+
 def _formats_from(value: Any) -> tuple[str, ...]:
     names = tuple(v.upper() for v in _as_str_list("formats", value))
     for name in names:
@@ -276,6 +301,7 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         formats=_formats_from(data.get("formats", list(d.formats))),
         ignore=_as_str_list("ignore", data.get("ignore", list(d.ignore))),
         log_level=_as_str("log_level", str(data.get("log_level", d.log_level)).upper(), LOG_LEVELS),
+        cluster=_cluster_from(data.get("cluster", {})),
     )
 
 

@@ -5,118 +5,65 @@ crash must cost one error line, never the daemon: the worker runs under an addre
 space limit (``RLIMIT_AS``), the parent waits at most ``timeout`` seconds for an
 answer, and a worker that hangs or dies is killed and replaced.
 
-The worker is started with ``spawn`` (never ``fork``): the daemon has observer and
-heartbeat threads, and forking a threaded process can deadlock the child.
+The worker is a plain subprocess (``python -m watcherd.decoder_child``, see there for
+its frames), never a fork of this process: the daemon has observer and heartbeat
+threads, and a dask worker under its nanny is daemonic and may not start
+``multiprocessing`` children at all.
 
-Workers ignore SIGINT: a Ctrl-C at a terminal reaches the whole process group, and
-the parent, which stops its workers itself, is the one to act on it. Whatever a
-worker's C libraries write to stderr (libtiff's messages) goes to a temporary file
-and comes back with the answer of the job it belongs to, so it reaches the log as
-part of that file's one line instead of as raw library output.
+Workers run in a session of their own and ignore SIGINT: a Ctrl-C at a terminal is
+for the parent, which stops its workers itself. Whatever a worker's C libraries write
+(libtiff's messages) comes back with the answer of the job it belongs to, so it
+reaches the log as part of that file's one line instead of as raw library output.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import queue
-import signal
+import select
+import subprocess
 import sys
-import tempfile
-from collections.abc import Callable
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from multiprocessing import resource_tracker
-from typing import Any
+from pathlib import Path
 
+import watcherd
 from watcherd import imaging
+from watcherd.decoder_child import Job, frame, job_name, read_frame, rendered_from, request
 from watcherd.errors import ImageError
-
-log = logging.getLogger("watcherd")
 
 STARTUP_TIMEOUT = 120.0
 
-Job = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
+__all__ = ["DecoderPool", "Job", "Sandbox"]
+
+# The folder watcherd is imported from, first on the worker's path: the worker runs this very code.
+_HOME = str(Path(watcherd.__file__).resolve().parent.parent)
 
 
-def _limit_memory(limit: int) -> None:
-    try:
-        import resource
-    except ImportError:  # not on this platform: time limit only
-        return
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+class _Timeout(Exception):
+    pass
 
 
-# What a worker's stderr said about one file is cut to this many bytes.
-MAX_SAID = 2000
+class _Pipe:
+    """Reads exact byte counts from a worker's stdout, giving up at a deadline."""
 
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.deadline = 0.0
 
-class _Stderr:
-    """A worker's file descriptor 2, pointed at a temporary file that each job empties."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        sys.stderr.flush()
-        os.dup2(self._file.fileno(), 2)
-
-    def take(self) -> str:
-        """What was written since the last call, as one line ("" when nothing was)."""
-        sys.stderr.flush()
-        size = os.lseek(2, 0, os.SEEK_END)
-        raw = os.pread(2, min(size, MAX_SAID), 0) if size else b""
-        os.ftruncate(2, 0)
-        os.lseek(2, 0, os.SEEK_SET)
-        return "; ".join(imaging.summarize_warnings(raw.decode("utf-8", "replace").splitlines()))
-
-
-def _with_said(answer: tuple[str, Any], said: str) -> tuple[str, Any]:
-    """Fold a worker's stderr into its answer: a warning of a result, part of an error's reason."""
-    status, payload = answer
-    if status == "ok" and isinstance(payload, imaging.Rendered):
-        return status, dataclasses.replace(payload, warnings=(*payload.warnings, said))
-    if status == "error":
-        reason, transient = payload
-        return status, (f"{reason} (decoder: {said})", transient)
-    return answer
-
-
-def _serve(conn: multiprocessing.connection.Connection, job: Job, memory_limit: int) -> None:
-    """The worker's loop: one request in, one answer out, until the pipe closes."""
-    # Ignore Ctrl-C, then unblock it: a SIGINT that arrived while we started (the
-    # parent starts us with it blocked) is dropped, never a KeyboardInterrupt here.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _limit_memory(memory_limit)
-    stderr: _Stderr | None = None
-    with contextlib.suppress(OSError):  # no temporary file: stderr stays the parent's
-        stderr = _Stderr()
-    conn.send(("ready", None))  # start-up (imports) does not count against a file's time
-    while True:
-        try:
-            args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            answer: tuple[str, Any] = ("ok", job(*args))
-        except ImageError as exc:
-            answer = ("error", (exc.reason, exc.transient))
-        except MemoryError:
-            answer = ("error", ("image too large to decode within the memory limit", False))
-        except RecursionError:
-            answer = ("error", ("decoder recursion too deep", False))
-        except Exception as exc:
-            answer = ("error", (f"cannot decode image: {type(exc).__name__}: {exc}", False))
-        said = stderr.take() if stderr is not None else ""
-        if said:
-            answer = _with_said(answer, said)
-        try:
-            conn.send(answer)
-        except (OSError, ValueError):
-            return
+    def read(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        while n:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise _Timeout
+            chunk = os.read(self.fd, min(n, 1 << 20))
+            if not chunk:
+                raise EOFError
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
 
 
 class Sandbox:
@@ -126,73 +73,81 @@ class Sandbox:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.job = job
-        self._ctx = multiprocessing.get_context("spawn")
-        self._proc: Any = None
-        self._conn: multiprocessing.connection.Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pipe: _Pipe | None = None
 
-    def _start(self) -> multiprocessing.connection.Connection:
-        if self._conn is not None and self._proc is not None and self._proc.is_alive():
-            return self._conn
+    def _start(self) -> tuple[subprocess.Popen[bytes], _Pipe]:
+        if self._proc is not None and self._pipe is not None and self._proc.poll() is None:
+            return self._proc, self._pipe
         self._kill()
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(
-            target=_serve, args=(child, self.job, self.memory_limit), name="watcherd-decoder", daemon=True
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_HOME, env.get("PYTHONPATH")) if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "watcherd.decoder_child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # out of the terminal's process group: Ctrl-C is ours
+            close_fds=True,
         )
-        # Started with SIGINT blocked (the mask is inherited), so a Ctrl-C during the
-        # worker's start-up cannot interrupt its imports; ``_serve`` then ignores it.
-        # multiprocessing's resource tracker unblocks SIGINT after starting itself, so
-        # it is started first.
-        resource_tracker.ensure_running()
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        assert proc.stdin is not None and proc.stdout is not None
+        pipe = _Pipe(proc.stdout.fileno())
+        self._proc, self._pipe = proc, pipe
+        hello = {"job": job_name(self.job), "path": [p for p in sys.path if p], "memory_limit": self.memory_limit}
         try:
-            proc.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        child.close()
-        self._proc, self._conn = proc, parent
-        try:
-            if not parent.poll(STARTUP_TIMEOUT) or parent.recv()[0] != "ready":
+            proc.stdin.write(frame(hello))
+            proc.stdin.flush()
+            pipe.deadline = time.monotonic() + STARTUP_TIMEOUT
+            if read_frame(pipe.read)[0].get("status") != "ready":
                 raise EOFError
-        except (EOFError, OSError):
+        except (EOFError, OSError, ValueError, _Timeout):
             self._kill()
             raise ImageError("the decoder process did not start", transient=True) from None
-        return parent
+        return proc, pipe
+
+    def start(self) -> None:
+        """Start the worker now (a job would start it anyway), so the first file is not kept waiting."""
+        self._start()
 
     def _kill(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.close()
-        if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.kill()
-            self._proc.join(timeout=5)
-        self._proc, self._conn = None, None
+        proc, self._proc, self._pipe = self._proc, None, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def __call__(
         self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
     ) -> imaging.Rendered:
         """Run the job in the worker; a hang, a crash or a limit becomes ImageError."""
-        conn = self._start()
+        proc, pipe = self._start()
+        assert proc.stdin is not None
         try:
-            conn.send((data, spec, filename, sha256, now))
-            ready = conn.poll(self.timeout)
-        except (OSError, EOFError):
-            ready = False
+            proc.stdin.write(request(data, spec, filename, sha256, now))
+            proc.stdin.flush()
+        except (OSError, ValueError):
             self._kill()
             raise ImageError("the decoder process died", transient=True) from None
-        if not ready:
-            self._kill()
-            raise ImageError(f"decoding took longer than {self.timeout:g}s (stopped)")
+        pipe.deadline = time.monotonic() + self.timeout
         try:
-            status, payload = conn.recv()
-        except (EOFError, OSError):
-            code = self._proc.exitcode if self._proc is not None else None
+            header, payload = read_frame(pipe.read)
+        except _Timeout:
+            self._kill()
+            raise ImageError(f"decoding took longer than {self.timeout:g}s (stopped)") from None
+        except (EOFError, OSError, ValueError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            code = proc.returncode
             self._kill()
             raise ImageError(f"the decoder process crashed on this file (exit {code})") from None
-        if status == "ok":
-            return payload  # type: ignore[no-any-return]
-        reason, transient = payload
-        raise ImageError(reason, transient=transient)
+        return rendered_from(header, payload)
 
     def close(self) -> None:
         """Stop the worker."""
@@ -201,8 +156,14 @@ class Sandbox:
     def interrupt(self) -> None:
         """Kill the worker process only, from another thread: a caller waiting on it sees it die."""
         proc = self._proc
-        if proc is not None and proc.is_alive():
+        if proc is not None and proc.poll() is None:
             proc.kill()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def __enter__(self) -> Sandbox:
         return self
@@ -248,7 +209,7 @@ class DecoderPool:
             box = self._idle.get()
             try:
                 with contextlib.suppress(ImageError):  # tried again when a job needs it
-                    box._start()
+                    box.start()
             finally:
                 self._idle.put(box)
 

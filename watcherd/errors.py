@@ -50,3 +50,15 @@ class NoAnswerError(WatcherdError):
     """The daemon holding the lease did not take or finish a change in time."""
 
     exit_code = 5
+
+
+class ClusterError(WatcherdError):
+    """The cluster cannot be used: the extra is missing, the scheduler unreachable, no workers."""
+
+    exit_code = 2
+
+
+class StopError(WatcherdError):
+    """The work cannot go on (the cluster's scheduler was lost); everything done so far is kept."""
+
+    exit_code = 6

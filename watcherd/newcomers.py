@@ -72,6 +72,12 @@ def spec_for(cfg: Config) -> imaging.RenderSpec:
 
 def read_file(path: Path, limit: int) -> bytes:
     """The bytes of a regular file, never through a symlink, never blocking on a FIFO."""
+    return read_stamped(path, limit, check=False)[0]
+
+
+def read_stamped(path: Path, limit: int, *, check: bool = True) -> tuple[bytes, tuple[int, int]]:
+    """``read_file``, with the file's (size, mtime_ns) as read; with ``check``, a file
+    that changed while it was read is an ImageError (transient)."""
     # O_NOFOLLOW and O_NONBLOCK: a name swapped for a symlink or a FIFO since the
     # lstat must neither lead outside the tree nor block the daemon.
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -81,15 +87,58 @@ def read_file(path: Path, limit: int) -> bytes:
         raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
     try:
         with open(fd, "rb", buffering=0, closefd=True) as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            before = os.fstat(fh.fileno())
+            if not stat.S_ISREG(before.st_mode):
                 raise ImageError("not a regular file")
-            return fh.read(limit + 1)
+            data = fh.read(limit + 1)
+            stamp = (before.st_size, before.st_mtime_ns)
+            if check:
+                after = os.fstat(fh.fileno())
+                if (after.st_size, after.st_mtime_ns) != stamp:
+                    raise ImageError("the file changed while it was read", transient=True)
+            return data, stamp
     except OSError as exc:
         raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A file read and rendered elsewhere (a cluster worker), as that reader saw it.
+
+    ``stamp`` is the (size, mtime_ns) the reader read (None when it could not say);
+    ``error`` is (reason, transient) when there is no ``rendered``.
+    """
+
+    stamp: tuple[int, int] | None
+    sha256: str
+    rendered: imaging.Rendered | None
+    error: tuple[str, bool] | None = None
+
+
+class Pending(Protocol):
+    """A file on its way to a remote decoder."""
+
+    def result(self) -> Fetched:
+        """Wait for the answer (``errors.StopWork`` when the remote is gone)."""
+        ...
+
+    def cancel(self) -> None:
+        """The answer is no longer wanted."""
+        ...
+
+
+class Remote(Protocol):
+    """Decoders that open files by path themselves (``cluster.ClusterDecoder``)."""
+
+    lookahead: int
+
+    def submit(self, path: Path) -> Pending:
+        """Send ``path`` off for decoding (perhaps only when its batch fills up)."""
+        ...
 
 
 @dataclass
@@ -104,21 +153,30 @@ class _Ahead:
 class Decoder:
     """Reads and renders newcomers, in this process or in a pool of sandboxed workers."""
 
-    def __init__(self, cfg: Config, render: Renderer, now: Callable[[], float]) -> None:
+    def __init__(self, cfg: Config, render: Renderer, now: Callable[[], float], remote: Remote | None = None) -> None:
         self.cfg = cfg
         self.render = render
         self.pool: Submitter | None = render if hasattr(render, "submit") else None  # type: ignore[assignment]
+        self.remote = remote
         self.spec = spec_for(cfg)
         self.now = now
         self._ahead: dict[Path, _Ahead] = {}
+        self._sent: dict[Path, tuple[tuple[int, int], Pending]] = {}
+        self.remote_used = 0  # answers from the remote decoders used as they came
 
     @property
     def lookahead(self) -> int:
         """How many files may be read ahead of the writer (0 without a pool)."""
+        if self.remote is not None:
+            return self.remote.lookahead
         return 2 * self.pool.workers if self.pool is not None else 0
 
     def prefetch(self, path: Path, st: os.stat_result) -> None:
         """Read ``path`` and start decoding it in the pool, for ``make`` to pick up later."""
+        if self.remote is not None:
+            if path not in self._sent:
+                self._sent[path] = ((st.st_size, st.st_mtime_ns), self.remote.submit(path))
+            return
         if self.pool is None or path in self._ahead:
             return
         try:
@@ -134,7 +192,10 @@ class Decoder:
         if st.st_size > self.cfg.max_file_size:
             raise ImageError(f"file too large ({st.st_size} bytes > max_file_size)")
         ahead = self._ahead.pop(path, None)
-        if ahead is not None and ahead.stamp == _stamp(st):
+        fetched = self._fetched(path, st)
+        if fetched is not None:
+            sha, out = fetched
+        elif ahead is not None and ahead.stamp == _stamp(st):
             sha, out = ahead.sha256, ahead.future.result()
         else:
             if ahead is not None:
@@ -148,8 +209,34 @@ class Decoder:
         name = canonical_name(out.width, out.height, out.hash)
         return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
 
+    def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:
+        """A remote answer for ``path`` if the file is as the remote read it (else decode here).
+
+        The remote's inode is not compared: another mount may number files differently.
+        Size and mtime (to the nanosecond) are, as the remote read them and as the writer
+        sees the file now; a file the remote could not even stat answers with its error.
+        """
+        sent = self._sent.pop(path, None)
+        if sent is None:
+            return None
+        stamp, pending = sent
+        got = pending.result()
+        now = (st.st_size, st.st_mtime_ns)
+        if got.stamp is None and got.error is not None and not got.error[1]:
+            raise ImageError(got.error[0])  # it never got as far as reading (a worker died on it)
+        if got.stamp != now or stamp != now:
+            return None
+        if got.rendered is None:
+            reason, transient = got.error or ("no answer", True)
+            raise ImageError(reason, transient=transient)
+        self.remote_used += 1
+        return got.sha256, got.rendered
+
     def cancel_all(self) -> None:
         """Drop every early decode (the caller stopped before their turn)."""
         for ahead in self._ahead.values():
             ahead.future.cancel()
         self._ahead.clear()
+        for _, pending in self._sent.values():
+            pending.cancel()
+        self._sent.clear()

@@ -29,7 +29,7 @@ from watcherd.catalog import Catalog
 from watcherd.collisions import Collisions
 from watcherd.config import Config
 from watcherd.context import Checkpoint, Context, no_checkpoint
-from watcherd.errors import CatalogError, ImageError, LockedError, WatcherdError
+from watcherd.errors import CatalogError, ImageError, LockedError, StopError, WatcherdError
 from watcherd.events import Change, ChangeKind
 from watcherd.failures import Failures
 from watcherd.filing import Filing
@@ -37,7 +37,7 @@ from watcherd.filters import has_image_suffix, unsupported_format
 from watcherd.ingest import Ingest
 from watcherd.moves import Moves
 from watcherd.naming import parse_canonical, shown
-from watcherd.newcomers import Decoder, Renderer
+from watcherd.newcomers import Decoder, Remote, Renderer
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area
 from watcherd.walk import walk_files
@@ -70,10 +70,11 @@ class Pipeline:
         remembered: Remembered | None = None,
         batch_files: int = BATCH_FILES,
         checkpoint: Checkpoint = no_checkpoint,
+        remote: Remote | None = None,
     ) -> None:
         self.ctx = Context(cfg, catalog, now, checkpoint)
         self.cfg, self.catalog, self.places = cfg, catalog, self.ctx.places
-        self.decoder = Decoder(cfg, render, now)
+        self.decoder = Decoder(cfg, render, now, remote)
         self.adopter = Adopter(self.ctx, remembered, self._identify)
         self.filing = Filing(self.ctx)
         self.failures = Failures(self.ctx)
@@ -166,12 +167,14 @@ class Pipeline:
         happens here, one path at a time and in order. A bug met on one file is
         logged with its traceback, recorded against that file, and the next goes on;
         a catalog or lease failure stops the caller, since carrying on without them
-        would be worse.
+        would be worse. Decoders that are gone (``StopError``: a lost cluster) stop it
+        too, after the files already done are committed.
         """
         todo = list(paths)
         started = i = 0
+        stopped: StopError | None = None
         try:
-            while i < len(todo):
+            while i < len(todo) and stopped is None:
                 done: list[Result] = []
                 began = time.monotonic()
                 # A batch's records commit together, then its originals move (the same
@@ -179,12 +182,18 @@ class Pipeline:
                 # commits per batch rather than two per file.
                 with self.filing.deferred(), self.catalog.transaction():
                     while i < len(todo) and len(done) < self.batch_files and time.monotonic() - began < BATCH_SECONDS:
-                        while started < len(todo) and started <= i + self.decoder.lookahead:
-                            self._prefetch(todo[started])
-                            started += 1
-                        done.append(self._guarded(todo[i]))
+                        try:
+                            while started < len(todo) and started <= i + self.decoder.lookahead:
+                                self._prefetch(todo[started])
+                                started += 1
+                            done.append(self._guarded(todo[i]))
+                        except StopError as exc:
+                            stopped = exc
+                            break
                         i += 1
                 yield from done
+            if stopped is not None:
+                raise stopped
         finally:
             self.decoder.cancel_all()
 
@@ -192,7 +201,7 @@ class Pipeline:
         try:
             with self.catalog.transaction():  # a savepoint: a failure undoes this file alone
                 return self.process(path)
-        except (CatalogError, LockedError):
+        except (CatalogError, LockedError, StopError):
             raise
         except Exception as exc:
             self.internal_errors += 1
@@ -213,7 +222,7 @@ class Pipeline:
 
     def _prefetch(self, path: Path) -> None:
         """Start decoding ``path`` early if ``process`` is going to want that."""
-        if self.decoder.pool is None:
+        if self.decoder.pool is None and self.decoder.remote is None:
             return
         where = self.places.place(path)
         if where is None or not has_image_suffix(path.name):

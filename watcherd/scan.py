@@ -8,8 +8,9 @@ import time
 
 from watcherd import edits, requests, restore
 from watcherd.catalog import move_aside, open_for_writing
+from watcherd.cluster import ClusterDecoder, Connection, connect
 from watcherd.config import Config
-from watcherd.decoders import DecoderPool
+from watcherd.decoders import DecoderPool, Sandbox
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
 from watcherd.nearkeeper import Maintainer
@@ -23,25 +24,40 @@ log = logging.getLogger("watcherd")
 SCAN_RETRIES = 3  # tries of a transient failure within one scan (after 1.5, 2.5 and 4.5 s)
 
 
-def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = False) -> Report:
+def scan_once(
+    cfg: Config, progress: Progress | None = None, *, rebuild: bool = False, cluster: str | None = None
+) -> Report:
     """Reconcile the library once and wait for the files that were too fresh to read.
 
     A rebuild first moves the current catalog aside (it is kept, never deleted), so the
-    reconcile starts from the tree, the PNG text chunks and the last export.
+    reconcile starts from the tree, the PNG text chunks and the last export. With a
+    ``cluster`` address (or ``cluster.address`` in the config) newcomers are decoded on
+    that dask cluster; the writer stays here.
     """
     lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
     lease.acquire()
+    conn: Connection | None = None
     try:
+        address = cluster or cfg.cluster.address
+        if address is not None:
+            conn = connect(address, cfg.worker_count)  # distributed is imported only here
         remove_leftovers(cfg)
         if rebuild and cfg.database_path.exists():
             aside = move_aside(cfg.database_path, "replaced")
             log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
         opened = open_for_writing(cfg)
         catalog = opened.catalog
-        decoders = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
+        # On a cluster one local sandbox decodes what the workers could not (a file
+        # changed since a worker read it); the cores here are the cluster's.
+        decoders: DecoderPool | Sandbox = (
+            Sandbox(cfg.decode_timeout, cfg.decode_memory)
+            if conn is not None
+            else DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
+        )
         try:
             remembered = restore.remembered(cfg) if opened.fresh else None
-            pipeline = Pipeline(cfg, catalog, render=decoders, remembered=remembered)
+            remote = ClusterDecoder(conn, cfg) if conn is not None else None
+            pipeline = Pipeline(cfg, catalog, render=decoders, remembered=remembered, remote=remote)
             reason = "rebuild" if rebuild else "scan"
 
             last = [0.0]
@@ -76,6 +92,8 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
                 report.add_all(worker.drain())
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, reason)
+            if remote is not None:
+                log.info("decoded %d files on the cluster", pipeline.decoder.remote_used)
             serve()
             # Fold the near-duplicate log into a new index when it is long (or the index is
             # missing), so a library kept by scans alone has a bounded log too.
@@ -86,4 +104,6 @@ def scan_once(cfg: Config, progress: Progress | None = None, *, rebuild: bool = 
             decoders.close()
             catalog.close()
     finally:
+        if conn is not None:
+            conn.close()
         lease.release()

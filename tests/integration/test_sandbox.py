@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
@@ -112,9 +114,7 @@ def test_warm_starts_every_worker_before_any_job() -> None:
 
     with DecoderPool(2, 60, 2 << 30) as pool:
         pool.warm()
-        wait_for(
-            lambda: all(b._proc is not None and b._proc.is_alive() for b in pool._boxes), timeout=60, what="workers"
-        )
+        wait_for(lambda: all(b.pid is not None for b in pool._boxes), timeout=60, what="workers")
         data = encode(scene(seed=3))
         assert pool(data, SPEC, "a.jpg", "ab", 0.0) == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
 
@@ -139,8 +139,31 @@ def test_a_worker_ignores_ctrl_c_and_keeps_working() -> None:
     data = encode(scene(seed=1))
     with Sandbox(timeout=30, memory_limit=2 << 30) as box:
         box(data, SPEC, "a.jpg", "ab", 0.0)
-        pid = box._proc.pid
+        pid = box.pid
+        assert pid is not None
         os.kill(pid, signal.SIGINT)
         out = box(data, SPEC, "a.jpg", "ab", 0.0)
-        assert box._proc.pid == pid and box._proc.is_alive()
+        assert box.pid == pid
     assert out == imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
+
+
+def render_in_a_daemonic_process(data: bytes, answers: Queue[tuple[int, str]]) -> None:
+    """What a dask worker under its nanny does: decode in a sandbox from a daemonic process."""
+    with Sandbox(timeout=30, memory_limit=2 << 30) as box:
+        out = box(data, SPEC, "a.jpg", "ab", 0.0)
+    answers.put((out.width, out.hash))
+
+
+def test_a_daemonic_process_can_run_a_sandbox() -> None:
+    # multiprocessing refuses children to daemonic processes; the sandbox is a plain subprocess.
+    ctx = multiprocessing.get_context("spawn")
+    answers: Queue[tuple[int, str]] = ctx.Queue()
+    data = encode(scene(seed=4))
+    proc = ctx.Process(target=render_in_a_daemonic_process, args=(data, answers), daemon=True)
+    proc.start()
+    try:
+        got = answers.get(timeout=60)
+    finally:
+        proc.join(timeout=30)
+    expected = imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
+    assert got == (expected.width, expected.hash) and proc.exitcode == 0

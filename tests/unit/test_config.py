@@ -93,3 +93,12 @@ def test_share_example_loads() -> None:
     cfg = config.load(ETC / "watcherd-share.yaml")
     assert cfg.observer == "polling"
     assert cfg.snapshot_path == Path("/mnt/images/.watcherd/catalog.sqlite")
+
+
+def test_cluster_section_is_validated_and_names_the_key() -> None:
+    cfg = config.from_mapping({"cluster": {"address": "tcp://10.0.0.5:8786", "root": "/mnt/images", "batch_files": 8}})
+    assert (cfg.cluster.address, cfg.cluster.root, cfg.cluster.batch_files) == ("tcp://10.0.0.5:8786", "/mnt/images", 8)
+    with pytest.raises(ConfigError, match=r"cluster\.adress: unknown key"):
+        config.from_mapping({"cluster": {"adress": "local"}})
+    with pytest.raises(ConfigError, match=r"cluster\.batch_files: must be from 1"):
+        config.from_mapping({"cluster": {"batch_files": 0}})

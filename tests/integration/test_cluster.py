@@ -1,0 +1,108 @@
+"""``scan --cluster`` on a real LocalCluster of worker processes (nannies included) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster_support import copy_library, library_facts, make_library, needs_distributed
+from watcherd import imaging, remote
+from watcherd.catalog import open_for_writing
+from watcherd.cluster import KILLED, ClusterDecoder, connect
+from watcherd.config import ClusterConfig, Config
+from watcherd.pipeline import Pipeline
+from watcherd.reconcile import reconcile
+from watcherd.scan import scan_once
+
+pytestmark = [needs_distributed, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """distributed keeps its event loop and offload threads for the life of the process."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """Two single-threaded worker processes under nannies; a task that kills two workers is given up."""
+    import dask
+    from distributed import LocalCluster
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=50,
+        ) as cluster,
+    ):
+        yield str(cluster.scheduler_address)
+
+
+def lib_config(library: Path, **cluster: Any) -> Config:
+    return dataclasses.replace(Config(), settle=0.0, cluster=ClusterConfig(**cluster)).with_root(library)
+
+
+def test_a_cluster_scan_matches_a_local_scan(scheduler: str, tmp_path: Path) -> None:
+    make_library(tmp_path / "here")
+    copy_library(tmp_path / "here", tmp_path / "there")
+    local = scan_once(lib_config(tmp_path / "here"))
+    # Small batches and few in flight: several batches, the writer waiting on some of them.
+    remote_report = scan_once(lib_config(tmp_path / "there", batch_files=4, in_flight=2), cluster=scheduler)
+    assert remote_report.counts == local.counts
+    assert remote_report.counts["ingested"] == 25 and remote_report.counts["collision"] == 1
+    there = library_facts(tmp_path / "there")
+    assert there == library_facts(tmp_path / "here")
+    assert [path for path, _ in there["errors"]] == ["thumbs/cats/broken.jpg"]
+
+
+def test_workers_see_the_library_under_cluster_root(scheduler: str, tmp_path: Path) -> None:
+    make_library(tmp_path / "lib", n=6)
+    (tmp_path / "mnt").symlink_to(tmp_path / "lib")  # the share as the workers mount it
+    cfg = lib_config(tmp_path / "lib", root=str(tmp_path / "mnt"), batch_files=2)
+    conn = connect(scheduler, 1)
+    catalog = open_for_writing(cfg).catalog
+    try:
+        pipeline = Pipeline(cfg, catalog, remote=ClusterDecoder(conn, cfg))
+        report = reconcile(pipeline, reason="scan", settle=0.0)
+    finally:
+        catalog.close()
+        conn.close()
+    assert report.counts["ingested"] == 7
+    assert pipeline.decoder.remote_used == 8  # every picture (the collision too) decoded on a worker
+
+
+def kill_on_poison(paths: list[str], spec: imaging.RenderSpec, limits: remote.Limits, now: float) -> Any:
+    """A task that kills its worker process (not just the sandbox) when a batch holds a poisoned file."""
+    if any("poison" in p for p in paths):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return remote.decode_batch(paths, spec, limits, now)
+
+
+def test_a_file_that_kills_workers_becomes_an_error_and_the_rest_is_ingested(scheduler: str, tmp_path: Path) -> None:
+    make_library(tmp_path / "lib", n=6)
+    (tmp_path / "lib" / "thumbs" / "cats" / "pic000.png").rename(tmp_path / "lib" / "thumbs" / "cats" / "poison.png")
+    cfg = lib_config(tmp_path / "lib", batch_files=4)
+    conn = connect(scheduler, 1)
+    catalog = open_for_writing(cfg).catalog
+    try:
+        decoder = ClusterDecoder(conn, cfg, task=kill_on_poison)
+        report = reconcile(Pipeline(cfg, catalog, remote=decoder), reason="scan", settle=0.0)
+    finally:
+        catalog.close()
+        conn.close()
+    assert decoder.killed == 1 and decoder.split >= 2
+    assert report.counts["ingested"] == 6 and report.counts["error"] == 2
+    facts = library_facts(tmp_path / "lib")
+    assert ("thumbs/cats/poison.png", KILLED) in facts["errors"]
+    assert (tmp_path / "lib" / "thumbs" / "cats" / "poison.png").exists()  # left where it was

@@ -1,0 +1,69 @@
+"""How the writer takes a remote decoder's answer: only for the file as the remote read it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import encode, scene, write
+from watcherd import imaging
+from watcherd.config import Config
+from watcherd.errors import ImageError
+from watcherd.newcomers import Decoder, Fetched
+
+
+class Answered:
+    """A remote whose answer is given by the test (one file in flight)."""
+
+    lookahead = 4
+
+    def __init__(self, fetched: Fetched) -> None:
+        self.fetched = fetched
+
+    def submit(self, path: Path) -> Answered:
+        return self
+
+    def result(self) -> Fetched:
+        return self.fetched
+
+    def cancel(self) -> None:
+        pass
+
+
+def remote_render(cfg: Config, data: bytes) -> imaging.Rendered:
+    # A render the writer could not have made itself: its hash says where it came from.
+    return dataclasses.replace(
+        imaging.render(data, Decoder(cfg, imaging.render, float).spec, "a.jpg", "", 0.0), hash="f" * 16
+    )
+
+
+def test_an_answer_for_the_file_as_it_is_is_used(cfg: Config) -> None:
+    path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
+    st = os.lstat(path)
+    remote = Answered(Fetched((st.st_size, st.st_mtime_ns), "ab", remote_render(cfg, path.read_bytes())))
+    decoder = Decoder(cfg, imaging.render, float, remote)
+    decoder.prefetch(path, st)
+    image = decoder.make(path, st)
+    assert image.hash == "f" * 16 and image.sha256 == "ab" and decoder.remote_used == 1
+
+
+def test_an_answer_for_an_older_version_of_the_file_is_not(cfg: Config) -> None:
+    path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
+    st = os.lstat(path)
+    stale = Fetched((st.st_size, st.st_mtime_ns - 1), "ab", remote_render(cfg, path.read_bytes()))
+    decoder = Decoder(cfg, imaging.render, float, Answered(stale))
+    decoder.prefetch(path, st)
+    image = decoder.make(path, st)
+    assert image.hash != "f" * 16 and image.sha256 != "ab" and decoder.remote_used == 0
+
+
+def test_a_file_that_killed_workers_is_an_error_without_decoding_here(cfg: Config) -> None:
+    path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
+    st = os.lstat(path)
+    decoder = Decoder(cfg, imaging.render, float, Answered(Fetched(None, "", None, ("killed cluster workers", False))))
+    decoder.prefetch(path, st)
+    with pytest.raises(ImageError, match="killed cluster workers"):
+        decoder.make(path, st)
