@@ -71,6 +71,7 @@ class ClusterConfig:
     root: str | None = None  # where the workers see the library root (None: the same path)
     batch_files: int = 32
     in_flight: int = 0  # batches sent ahead of the writer; 0: two per worker thread
+    backlog: int = 1000  # ``run`` decodes its start-up scan there when more new files wait
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ def _hash_from(data: Any) -> HashConfig:
 
 def _cluster_from(data: Any) -> ClusterConfig:
     if not isinstance(data, Mapping):
-        raise _fail("cluster", "expected a mapping (address, root, batch_files, in_flight)")
+        raise _fail("cluster", "expected a mapping (address, root, batch_files, in_flight, backlog)")
     _check_keys("cluster.", data, {f.name for f in dataclasses.fields(ClusterConfig)})
     d = ClusterConfig()
     address, root = data.get("address"), data.get("root")
@@ -229,6 +230,7 @@ def _cluster_from(data: Any) -> ClusterConfig:
         root=None if root is None else _as_str("cluster.root", root),
         batch_files=_as_int("cluster.batch_files", data.get("batch_files", d.batch_files), 1, 10000),
         in_flight=_as_int("cluster.in_flight", data.get("in_flight", d.in_flight), 0, 10000),
+        backlog=_as_int("cluster.backlog", data.get("backlog", d.backlog), 0, 1 << 62),
     )
 
 

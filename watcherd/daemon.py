@@ -7,6 +7,7 @@ in ``finally`` blocks, so SIGTERM always leaves a consistent library.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -20,7 +21,7 @@ from watcherd import edits, requests, restore
 from watcherd.catalog import open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
-from watcherd.errors import CatalogError, LockedError
+from watcherd.errors import CatalogError, ClusterError, LockedError, StopError
 from watcherd.events import Change, ChangeKind
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
@@ -28,6 +29,7 @@ from watcherd.naming import shown
 from watcherd.nearkeeper import Maintainer
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
+from watcherd.walk import count_waiting
 from watcherd.watcher import (
     Handler,
     LostEventsAlarm,
@@ -149,9 +151,11 @@ class Daemon:
             decoders.warm()
             try:
                 remembered = restore.remembered(cfg) if opened.fresh else None
-                pipeline = Pipeline(cfg, opened.catalog, now=self.now, render=decoders, remembered=remembered)
-                self.worker = Worker(pipeline, cfg.settle)
-                self._watch(self.worker)
+                make = functools.partial(
+                    Pipeline, cfg, opened.catalog, now=self.now, render=decoders, remembered=remembered
+                )
+                self.worker = Worker(make(), cfg.settle)
+                self._watch(self.worker, make)
             finally:
                 decoders.close()
                 opened.catalog.close()
@@ -163,7 +167,7 @@ class Daemon:
         log.info("stopped")
         return 0
 
-    def _watch(self, worker: Worker) -> None:
+    def _watch(self, worker: Worker, make: Callable[..., Pipeline]) -> None:
         """Start the observer, scan once, then loop until stopped."""
         # Start watching before the start-up scan, so nothing that arrives during the
         # scan is missed; duplicates are harmless (idempotent).
@@ -172,7 +176,7 @@ class Daemon:
         try:
             self.observer = self._start_observer()
             log.info("watching %s (observer: %s)", self.cfg.thumbs_dir, type(self.observer).__name__)
-            self._full_scan(worker, "start-up")
+            self._startup_scan(worker, make)
             self._loop(worker)
             self._side_jobs(worker, force=True)
         finally:
@@ -197,11 +201,41 @@ class Daemon:
             self.observer.join(timeout=10)
             self.observer = None
 
-    def _full_scan(self, worker: Worker, reason: str) -> None:
+    def _startup_scan(self, worker: Worker, make: Callable[..., Pipeline]) -> None:
+        """The start-up scan; decoded on the cluster (``cluster.address``) when more than
+        ``cluster.backlog`` new files wait, here otherwise or when the cluster cannot help."""
+        cluster = self.cfg.cluster
+        waiting = count_waiting(self.cfg) if cluster.address is not None else 0
+        if cluster.address is None or waiting <= cluster.backlog:
+            self._full_scan(worker, "start-up")
+            return
+        from watcherd.cluster import ClusterDecoder, connect  # distributed is imported only now
+
+        try:
+            conn = connect(cluster.address, self.cfg.worker_count)
+        except ClusterError as exc:
+            log.warning("%d new files wait, but %s; decoding them here", waiting, exc)
+            self._full_scan(worker, "start-up")
+            return
+        log.info("%d new files wait (cluster.backlog is %d): decoding them on the cluster", waiting, cluster.backlog)
+        try:
+            pipeline = make(remote=ClusterDecoder(conn, self.cfg))
+            self._full_scan(worker, "start-up", pipeline)
+            log.info("decoded %d files on the cluster", pipeline.decoder.remote_used)
+        except StopError as exc:
+            log.error("the start-up scan lost its cluster, so the daemon decodes the rest here (%s)", exc)
+            self._full_scan(worker, "start-up, cluster lost")
+        finally:
+            conn.close()
+
+    def _full_scan(self, worker: Worker, reason: str, pipeline: Pipeline | None = None) -> None:
+        """Reconcile the library (through ``pipeline``, the worker's by default); files too fresh wait in ``worker``."""
         log.info("full scan (%s)", reason)
-        report = reconcile(
-            worker.pipeline, reason=reason, settle=self.cfg.settle, progress=lambda d, t: self._serve(worker)
-        )
+
+        def serve(done: int, total: int) -> None:  # commands are answered between files of a scan
+            self._serve(worker)
+
+        report = reconcile(pipeline or worker.pipeline, reason=reason, settle=self.cfg.settle, progress=serve)
         worker.wait_for(report.deferred, report.retry)
         now = time.monotonic()
         self.last_scan = now

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from watcherd.config import Config
 from watcherd.filters import ignore_pattern
-from watcherd.naming import shown
+from watcherd.naming import CANONICAL_RE, shown
 
 log = logging.getLogger("watcherd")
 
@@ -64,3 +64,18 @@ def scan_folders(top: Path, cfg: Config) -> Iterator[tuple[str, list[str]]]:
             continue
         pending.extend(sorted(folders))
         yield folder, files
+
+
+def count_waiting(cfg: Config) -> int:
+    """Files waiting in the thumbs tree to be made thumbnails (what a start-up scan would decode).
+
+    Every file there that is not ignored and not named like a thumbnail is new:
+    watcherd moves each original out of the tree once it is done with it.
+    """
+    ignored = ignore_pattern(cfg.ignore).match
+    return sum(
+        1
+        for _, names in scan_folders(cfg.thumbs_dir, cfg)
+        for name in names
+        if not CANONICAL_RE.match(name) and not ignored(name.lower())
+    )

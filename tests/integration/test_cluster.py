@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,12 @@ from typing import Any
 import pytest
 
 from tests.cluster_support import copy_library, library_facts, make_library, needs_distributed
+from tests.helpers import wait_for
 from watcherd import imaging, remote
 from watcherd.catalog import open_for_writing
 from watcherd.cluster import KILLED, ClusterDecoder, connect
 from watcherd.config import ClusterConfig, Config
+from watcherd.daemon import Daemon
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
 from watcherd.scan import scan_once
@@ -106,3 +110,70 @@ def test_a_file_that_kills_workers_becomes_an_error_and_the_rest_is_ingested(sch
     facts = library_facts(tmp_path / "lib")
     assert ("thumbs/cats/poison.png", KILLED) in facts["errors"]
     assert (tmp_path / "lib" / "thumbs" / "cats" / "poison.png").exists()  # left where it was
+
+
+class _Daemon:
+    """``watcherd run``'s Daemon on a thread, stopped on leaving."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.stop = threading.Event()
+        self.daemon = Daemon(cfg, self.stop)
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._run, name="test-daemon")
+
+    def _run(self) -> None:
+        self.code = self.daemon.run()
+
+    def __enter__(self) -> _Daemon:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive() and self.code == 0
+
+
+def _run_until_like(cfg: Config, expected: dict[str, Any], caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Run the daemon until its library has the expected facts; return what it logged."""
+    assert cfg.root is not None
+    root = cfg.root
+    with caplog.at_level(logging.INFO, logger="watcherd"), _Daemon(cfg):
+        wait_for(lambda: library_facts(root) == expected, timeout=120, what="the start-up scan to finish")
+    return [r.getMessage() for r in caplog.records if r.name == "watcherd"]
+
+
+def test_run_decodes_a_large_start_up_backlog_on_the_cluster(
+    scheduler: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_library(tmp_path / "here", n=12)
+    copy_library(tmp_path / "here", tmp_path / "there")
+    scan_once(lib_config(tmp_path / "here"))
+    said = _run_until_like(
+        lib_config(tmp_path / "there", address=scheduler, backlog=5), library_facts(tmp_path / "here"), caplog
+    )
+    assert "14 new files wait (cluster.backlog is 5): decoding them on the cluster" in said
+    (used,) = [int(m.split()[1]) for m in said if m.startswith("decoded ") and m.endswith("on the cluster")]
+    assert used >= 12  # the pictures (the inbox stays in source/ and is not counted as waiting)
+
+
+def test_run_decodes_a_small_backlog_here_without_asking_the_cluster(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_library(tmp_path / "here", n=4)
+    copy_library(tmp_path / "here", tmp_path / "there")
+    scan_once(lib_config(tmp_path / "here"))
+    # No scheduler listens there: a daemon that tried to connect would say so.
+    cfg = lib_config(tmp_path / "there", address="tcp://127.0.0.1:9", backlog=100)
+    said = _run_until_like(cfg, library_facts(tmp_path / "here"), caplog)
+    assert not [m for m in said if "cluster" in m]
+
+
+def test_run_decodes_here_when_the_cluster_is_unreachable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_library(tmp_path / "here", n=4)
+    copy_library(tmp_path / "here", tmp_path / "there")
+    scan_once(lib_config(tmp_path / "here"))
+    cfg = lib_config(tmp_path / "there", address="tcp://127.0.0.1:9", backlog=1)
+    said = _run_until_like(cfg, library_facts(tmp_path / "here"), caplog)
+    (warning,) = [m for m in said if "cannot reach the cluster scheduler" in m]
+    assert warning.startswith("6 new files wait, but ") and warning.endswith("; decoding them here")
