@@ -2,8 +2,9 @@
 
 Every error a user can cause becomes one line on stderr and a non-zero exit:
 2 usage or config (a library folder that cannot be written included), 3 catalog,
-4 library locked, 5 the daemon did not take a change in time, 130 Ctrl-C, 70 an
-internal error (a bug).
+4 library locked, 5 the daemon did not take a change in time, 6 a scan lost its
+cluster, 130 Ctrl-C, 70 an internal error (a bug). The grammar (every subcommand, its
+arguments and help) is in ``cliargs``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
-from watcherd import __version__, config, queries
+from watcherd import config
 from watcherd.catalog.reads import TagQuery
+from watcherd.cliargs import build_parser
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
@@ -29,110 +31,6 @@ from watcherd.layout import check_root, check_writable, find_root
 from watcherd.library import Library
 
 log = logging.getLogger("watcherd")
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, not usage plus message."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-ROOT_HELP = "library root (default: the config's root, else the nearest folder at or above . holding .watcherd/)"
-
-
-def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    p.add_argument("-c", "--config", type=Path, help="YAML config file (default: built-in defaults)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail and tracebacks")
-    if json_flag:
-        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full command-line grammar (also used by the tests to check help texts)."""
-    parser = _Parser(prog="watcherd", description="Watch a folder of images; thumbnail, name and tag them.")
-    parser.add_argument("--version", action="version", version=f"watcherd {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    def add(name: str, help_text: str, *, json_flag: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _common(p, json_flag=json_flag)
-        return p
-
-    p = add("run", "Reconcile, then watch the library until SIGINT/SIGTERM.", json_flag=False)
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-
-    p = add("scan", "Reconcile and ingest once, then exit.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-    p.add_argument("--cluster", metavar="ADDRESS", help="decode on a dask cluster: tcp://host:8786, or local")
-
-    p = add("rebuild", "Move the catalog aside and rebuild it from the tree and its last export.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-
-    p = add("status", "Counts, catalog path and the daemon's state.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-
-    p = add("tags", "Every tag with its image count, or one image's tags.")
-    p.add_argument("args", nargs="*", metavar="[ROOT] [NAME]", help="library root and/or a name or hash")
-
-    p = add("find", "Present images by tags and original file name (criteria combine; at least one).")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-    p.add_argument("--tag", "-t", action="append", default=[], metavar="TAG", help="carrying this tag (all of them)")
-    p.add_argument("--any", action="append", default=[], metavar="TAG", help="carrying at least one of these tags")
-    p.add_argument("--not", action="append", default=[], metavar="TAG", dest="none", help="carrying none of these")
-    p.add_argument("--untagged", action="store_true", help="no folder tag: only the WxH size tag")
-    p.add_argument("--filename", metavar="GLOB", help="original file name matches GLOB (case-insensitive)")
-
-    p = add("untag", "Remove a tag from one image, or with --everywhere from every image.")
-    p.add_argument("args", nargs="*", metavar="[ROOT] NAME TAG", help="library root, image name or hash, tag")
-    p.add_argument("--everywhere", metavar="TAG", help="remove TAG from every image that has it")
-
-    p = add("retag", "Rename a tag on every image (merged where an image has both).")
-    p.add_argument("args", nargs="+", metavar="[ROOT] OLD NEW", help="library root, the tag and its new name")
-
-    p = add("errors", "Files that could not be ingested, with why, when and how often.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-
-    p = add("missing", "Images whose thumbnail is in no folder any more (their record is kept).")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-
-    p = add("forget", "Drop the records of missing images (refuses present ones).")
-    p.add_argument("args", nargs="+", metavar="[ROOT] NAME", help="library root and one or more names or hashes")
-
-    p = add("arrange", "Move thumbnails into by_size/WxH/ or by_ham/N/ folders, in one batch.")
-    p.add_argument("args", nargs="+", metavar="[ROOT] by-size|by-similarity", help="library root and how to sort")
-    p.add_argument("--under", metavar="FOLDER", help="only thumbnails under this folder of the tree (default: all)")
-    p.add_argument("--dry-run", action="store_true", help="print the moves and change nothing")
-
-    p = add("dupes", "Undecided collisions (same name, different or identical bytes), and near groups.")
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-    p.add_argument("--near", type=int, metavar="N", help="also list groups of images within N bits of each other")
-    p.add_argument("--all", action="store_true", help="also list decided ones, with their decision and when")
-
-    p = add("resolve", "Decide a collision (distinct, keep-existing, keep-newcomer), or undo the last decision.")
-    p.add_argument(
-        "args", nargs="*", metavar="[ROOT] ID DECISION", help="library root, an id from 'dupes', and the decision"
-    )
-    p.add_argument("--undo", action="store_true", help="revert the last decision: files back, undecided again")
-
-    p = add("similar", "Images within a Hamming distance of an image file, a hash or a catalogued name.")
-    p.add_argument("args", nargs="+", metavar="[ROOT] IMAGE|HASH|NAME", help="library root and what to look for")
-    p.add_argument(
-        "--distance",
-        "-d",
-        type=int,
-        default=queries.DEFAULT_DISTANCE,
-        metavar="N",
-        help=f"largest Hamming distance (default {queries.DEFAULT_DISTANCE})",
-    )
-
-    p = add("serve", "Serve the review page (collisions side by side, search, tags) and its JSON API.", json_flag=False)
-    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--port", type=int, default=8377, help="port (default 8377)")
-    p.add_argument("--token", metavar="T", help="required token (default: none on loopback, else one is generated)")
-    return parser
 
 
 def _load_config(args: argparse.Namespace, root: str | None) -> Config:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from watcherd.cli import COMMANDS, build_parser, main
+from watcherd.cli import COMMANDS, main
+from watcherd.cliargs import build_parser
 from watcherd.config import Config
 
 

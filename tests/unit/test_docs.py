@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from watcherd.cli import build_parser
+from watcherd.cliargs import build_parser
 from watcherd.errors import WatcherdError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
