@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
-from watcherd import imaging
+from watcherd import chunks
 from watcherd.context import Context
 from watcherd.filters import IMAGE_SUFFIXES
 from watcherd.naming import canonical_name, merge_tags, parse_canonical, variant_name
@@ -72,7 +72,7 @@ def examine(path: Path, st: os.stat_result) -> Thumbnail | None:
         data = path.read_bytes()
     except OSError:
         return None
-    facts = imaging.png_facts(data)
+    facts = chunks.png_facts(data)
     if facts is None:
         return None
     text, (tw, th) = facts

@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path, PurePosixPath
 
-from watcherd import fsops, imaging, steps
+from watcherd import chunks, fsops, steps
 from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
 from watcherd.errors import ImageError, UsageError
@@ -230,7 +230,7 @@ class Decisions:
         if not steps.ours(src, new.sha256):
             raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
         png = src.read_bytes()
-        text = imaging.read_text(png)
+        text = chunks.read_text(png)
         decision = Decision(Verdict.KEEP_NEWCOMER, self.ctx.stamp(), via, image=kept.name)
         decision.replaced = {
             "sha256": kept.sha256,

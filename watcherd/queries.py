@@ -136,14 +136,14 @@ def thumbnail_chunks(root: Path, rel: str | None) -> dict[str, str]:
     """The PNG text chunks of a thumbnail under ROOT (a regular file, not followed if a link), or {}."""
     if rel is None:
         return {}
-    from watcherd import imaging
+    from watcherd import chunks
 
     path = root / rel
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size > THUMBNAIL_LIMIT:
             return {}
-        return imaging.read_text(path.read_bytes())
+        return chunks.read_text(path.read_bytes())
     except OSError:
         return {}
 

@@ -143,7 +143,7 @@ def restore_collisions(pipeline: Pipeline) -> int:
 
 
 def _collision_from_chunks(pipeline: Pipeline, thumb: Path) -> CollisionRecord | None:
-    from watcherd import imaging
+    from watcherd import chunks
 
     label = thumb.name[: -len(".png")] if thumb.name.endswith(".png") else None
     if label is None:
@@ -152,7 +152,7 @@ def _collision_from_chunks(pipeline: Pipeline, thumb: Path) -> CollisionRecord |
     if parse_canonical(name) is None:
         return None
     try:
-        text = imaging.read_text(thumb.read_bytes())
+        text = chunks.read_text(thumb.read_bytes())
     except OSError:
         return None
     places = pipeline.places

@@ -36,9 +36,9 @@ from PIL import Image, PngImagePlugin
 from tests.benchmarks.corpus import jpeg, photo
 from tests.helpers import running_daemon, table, wait_for
 from watcherd.catalog import open_for_writing
+from watcherd.chunks import read_text
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
-from watcherd.imaging import read_text
 from watcherd.nearindex import NearIndex
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile

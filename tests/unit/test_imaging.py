@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageOps, PngImagePlugin
 
 from tests.helpers import drop, encode, scene, set_tiff_tag
-from watcherd import imaging
+from watcherd import chunks, imaging
 from watcherd.config import ALLOWED_FORMATS
 from watcherd.errors import ImageError
 
@@ -212,7 +212,7 @@ def test_formats_outside_the_allowlist_are_refused() -> None:
 
 def _describe(data: bytes, filename: str = "cat.jpg") -> dict[str, str]:
     decoded = imaging.decode(data, ALLOWED_FORMATS, MAX)
-    return imaging.describe(
+    return chunks.describe(
         decoded,
         filename=filename,
         width=1,
@@ -249,7 +249,7 @@ def test_metadata_fields_and_png_round_trip() -> None:
     assert text["format"] == "JPEG"
     assert text["bands"] == "R,G,B"
     assert "xmpmeta" in text["xmp"]
-    png = imaging.png_bytes(Image.new("RGB", (4, 4)), text)
+    png = chunks.png_bytes(Image.new("RGB", (4, 4)), text)
     assert png_text(png) == text
 
 
@@ -259,7 +259,7 @@ def test_huge_xmp_is_left_out_and_thumbnail_stays_readable() -> None:
     text = _describe(data)
     assert "xmp" not in text
     assert "xmp_omitted" in text
-    png = imaging.png_bytes(Image.new("RGB", (4, 4)), text)
+    png = chunks.png_bytes(Image.new("RGB", (4, 4)), text)
     assert png_text(png)["xmp_omitted"] == text["xmp_omitted"]
 
 
@@ -331,8 +331,8 @@ def test_fast_decode_names_the_full_size_with_a_hash_close_to_reference() -> Non
     assert (fast.width, fast.height) == (ref.width, ref.height) == (2400, 1600)
     assert (int(fast.hash, 16) ^ int(ref.hash, 16)).bit_count() <= 8
     assert (fast.hash, ref.hash) == ("00000c00bfffffef", "00000c00bfffffef")  # pinned: fast's parameters are fixed
-    assert imaging.read_text(fast.png)["hash_decode"] == "fast"
-    assert imaging.read_text(ref.png)["hash_decode"] == "reference"
+    assert chunks.read_text(fast.png)["hash_decode"] == "fast"
+    assert chunks.read_text(ref.png)["hash_decode"] == "reference"
     assert Image.open(io.BytesIO(fast.png)).size == (64, 43)
 
 
@@ -345,4 +345,4 @@ def test_fast_decode_uses_a_draft_and_keeps_exif_orientation() -> None:
     out = imaging.render(data, FAST, "a.jpg", "", 0.0)
     assert (out.width, out.height) == (800, 1200)
     assert Image.open(io.BytesIO(out.png)).size == (43, 64)
-    assert '"Orientation": "6"' in imaging.read_text(out.png)["exif"]  # the original's EXIF, as stored
+    assert '"Orientation": "6"' in chunks.read_text(out.png)["exif"]  # the original's EXIF, as stored

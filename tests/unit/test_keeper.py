@@ -10,7 +10,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from tests.helpers import encode, scene, write
-from watcherd import imaging, queries
+from watcherd import chunks, imaging, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.keeper import Facts, date_taken, exif_date, shown_date, suggest
@@ -75,9 +75,9 @@ def jpeg_taken(when: str, seed: int = 3, quality: int = 90) -> bytes:
 
 def test_the_thumbnail_keeps_the_date_from_the_exif_sub_ifd(cfg: Config) -> None:
     out = imaging.render(jpeg_taken("2019:06:01 12:00:00"), spec_for(cfg), "a.jpg", "0" * 64, 0.0)
-    chunks = imaging.read_text(out.png)
-    assert json.loads(chunks["exif"])["DateTimeOriginal"] == "2019:06:01 12:00:00"
-    assert date_taken(chunks) == OLD
+    text = chunks.read_text(out.png)
+    assert json.loads(text["exif"])["DateTimeOriginal"] == "2019:06:01 12:00:00"
+    assert date_taken(text) == OLD
 
 
 def test_dupes_suggests_the_larger_newcomer_and_the_older_picture_on_a_tie(

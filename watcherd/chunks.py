@@ -1,0 +1,152 @@
+"""The original's metadata as a thumbnail's PNG text chunks: written when a thumbnail is made, read back.
+
+Reading needs only Pillow's PNG plugin, so commands and the page that read chunks do
+not load the decoders (HEIF, ImageHash, numpy) that ``imaging`` brings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from PIL import ExifTags, Image, PngImagePlugin
+
+from watcherd import __version__
+from watcherd.naming import safe_text
+
+if TYPE_CHECKING:
+    from watcherd.imaging import Decoded
+
+# Pillow refuses to read a text chunk that decompresses to more than 1 MiB; keep every
+# value well under that so a thumbnail always stays readable.
+MAX_TEXT_VALUE = 256 * 1024
+
+
+def _bounded(text: str) -> str | None:
+    return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_VALUE else None
+
+
+# DateTimeOriginal, DateTimeDigitized and their time zone offsets, from the Exif sub-IFD.
+EXIF_DATES = (
+    ExifTags.Base.DateTimeOriginal,
+    ExifTags.Base.DateTimeDigitized,
+    ExifTags.Base.OffsetTimeOriginal,
+    ExifTags.Base.OffsetTimeDigitized,
+)
+
+
+def _exif_text(im: Image.Image) -> str | None:
+    try:
+        exif = im.getexif()
+    except Exception:
+        return None
+    if not exif:
+        return None
+    fields = {}
+    # IFD0, plus the dates in the Exif sub-IFD: when the picture was taken (the review page's keeper rule).
+    try:
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+    except Exception:
+        sub = {}
+    dated = {tag: sub[tag] for tag in EXIF_DATES if tag in sub}
+    for tag, value in [*exif.items(), *dated.items()]:
+        name = ExifTags.TAGS.get(tag, str(tag))
+        if isinstance(value, bytes):
+            value = value[:64].hex()
+        fields[name] = str(value)[:1024]
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True)
+
+
+def _xmp_text(im: Image.Image) -> str | None:
+    raw = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if raw is None and hasattr(im, "tag_v2"):
+        raw = im.tag_v2.get(700)
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return str(raw)
+
+
+def describe(
+    decoded: Decoded,
+    *,
+    filename: str,
+    width: int,
+    height: int,
+    hash_hex: str,
+    algorithm: str,
+    hash_size: int,
+    sha256: str,
+    file_size: int,
+    now: datetime | None = None,
+    decode_mode: str = "reference",
+) -> dict[str, str]:
+    """The PNG text chunks for a thumbnail: one plain-text value per field.
+
+    XMP is copied as the raw packet and never parsed, so hostile XML costs nothing;
+    a packet or EXIF block too large to stay readable is left out and says so.
+    """
+    im = decoded.image
+    when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    text = {
+        "original_filename": safe_text(filename),
+        "width": str(width),
+        "height": str(height),
+        "format": decoded.format,
+        "format_description": decoded.format_description,
+        "mode": im.mode,
+        "bands": ",".join(im.getbands()),
+        "hash": hash_hex,
+        "hash_algorithm": algorithm,
+        "hash_size": str(hash_size),
+        "hash_decode": decode_mode,
+        "sha256": sha256,
+        "file_size": str(file_size),
+        "ingested": when,
+        "software": f"watcherd {__version__}",
+    }
+    for key, value in (("xmp", _xmp_text(im)), ("exif", _exif_text(im))):
+        if value is None:
+            continue
+        bounded = _bounded(value)
+        if bounded is None:
+            text[f"{key}_omitted"] = f"{len(value)} characters, over the {MAX_TEXT_VALUE} limit"
+        else:
+            text[key] = bounded
+    return text
+
+
+def png_bytes(thumb: Image.Image, text: dict[str, str]) -> bytes:
+    """Encode a thumbnail as PNG with ``text`` as text chunks (compressed when long)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value, zip=len(value) > 512)
+    buf = io.BytesIO()
+    thumb.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def read_text(data: bytes) -> dict[str, str]:
+    """The text chunks of a PNG (our thumbnails), or an empty dict if it has none."""
+    facts = png_facts(data)
+    return facts[0] if facts is not None else {}
+
+
+def png_facts(data: bytes) -> tuple[dict[str, str], tuple[int, int]] | None:
+    """The text chunks before the pixel data and the size of a PNG, or None if it is no PNG.
+
+    Nothing is decoded: Pillow (and so watcherd and the notebook) writes text chunks
+    before the image data, where ``Image.open`` reads them.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            text = {k: v for k, v in im.info.items() if isinstance(k, str) and isinstance(v, str)}
+            exif = im.info.get("exif")
+            if isinstance(exif, bytes) and not exif.startswith(b"Exif"):
+                text["exif"] = exif.decode("latin-1")  # a text chunk named exif is kept as bytes
+            return text, im.size
+    except Exception:
+        return None
