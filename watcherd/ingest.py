@@ -109,6 +109,10 @@ class Ingest:
         if image.low_information and rec is not None and rec.sha256 != image.sha256:
             image = dataclasses.replace(image, name=variant_name(image.name, image.sha256))
             rec = self.adopter.holder(image.name, folder)
+        if rec is None or rec.sha256 != image.sha256:
+            settled = self.collisions.decisions.near().again(path, where, image)  # merged by a keep decision
+            if settled is not None:
+                return settled
         if rec is not None and rec.sha256 == image.sha256 and self._is_own(rec, path):
             return self._resume(path, where, st, image, folder, rec)
         if rec is not None and rec.sha256 == image.sha256 and not rec.present and where.area is Area.TREE:

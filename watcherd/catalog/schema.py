@@ -1,6 +1,6 @@
 """The catalog's tables: the key/value tables sqlitedict reads, and the derived tables.
 
-The key/value tables (``images``, ``collisions``, ``errors``, ``meta``) have exactly the
+The key/value tables (``images``, ``collisions``, ``errors``, ``meta``, ``near_decisions``) have exactly the
 layout sqlitedict gives them, ``key TEXT PRIMARY KEY, value BLOB``, with JSON text as
 every value, so a notebook reads them with ``SqliteDict(..., decode=json.loads)``.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-TABLES = ("images", "collisions", "errors", "meta")
+TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
 DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
 _DERIVED_PARTS = DERIVED | {

@@ -59,8 +59,10 @@ def review_items(library: Library, root: Path) -> list[Item]:
     items: list[Item] = []
     for doc in library.dupes(queries.DEFAULT_DISTANCE):
         if doc["kind"] == "near":
+            # keep-existing keeps the first catalogued image, keep-newcomer the last; the others merge into it
+            role = {doc["existing"]: " (existing)", doc["newcomer"]: " (newcomer)"}
             pairs = zip(doc["names"], doc["paths"], strict=False)
-            sides = [Side(name, path, path, {"where": path}) for name, path in pairs]
+            sides = [Side(name + role.get(name, ""), path, path, {"where": path}) for name, path in pairs]
             items.append(Item(doc["id"], "near", doc["name"], sides))
             continue
         try:
