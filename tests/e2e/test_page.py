@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import collided_library, wait_for
+from tests.helpers import collided_library, near_library, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
@@ -39,9 +39,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A library with one collision, and ``watcherd serve`` on it; yields (root, URL)."""
-    root = collided_library(tmp_path / "lib")
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, str]]:
+    """A library with one collision (or what ``request.param`` makes), and ``watcherd serve`` on it;
+    yields (root, URL)."""
+    root = getattr(request, "param", collided_library)(tmp_path / "lib")
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -91,5 +92,29 @@ def test_keys_decide_and_undo_the_first_item(served: tuple[Path, str]) -> None:
             page.keyboard.press("u")
             page.wait_for_selector(f'[data-collision-id="{item["id"]}"]:not([data-decision])')
             assert [d["id"] for d in cli("dupes", str(root))] == [item["id"]]
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("served", [near_library], indirect=True)
+def test_a_near_group_is_kept_by_its_button_and_undone(served: tuple[Path, str]) -> None:
+    root, url = served
+    (group,) = cli("dupes", str(root), "--near", "4")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            item = page.locator(f'[data-collision-id="{group["id"]}"][data-kind="near"]')
+            assert "(existing)" in item.inner_text() and "(newcomer)" in item.inner_text()
+            item.locator('[data-decision="keep-existing"]').click()
+            page.wait_for_selector(f'[data-collision-id="{group["id"]}"][data-decision="keep-existing"]')
+            assert cli("dupes", str(root), "--near", "4") == []
+            (decided,) = cli("dupes", str(root), "--near", "4", "--all")
+            assert decided["decision"] == "keep-existing" and decided["name"] == group["existing"]
+            page.keyboard.press("u")
+            page.wait_for_selector(f'[data-collision-id="{group["id"]}"]:not([data-decision])')
+            assert [g["id"] for g in cli("dupes", str(root), "--near", "4")] == [group["id"]]
         finally:
             browser.close()
