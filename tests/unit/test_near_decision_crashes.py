@@ -126,3 +126,43 @@ def test_merged_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_com
     assert "setting_aside" not in row["decision"]
     assert (cfg.originals_dir / "_duplicates" / f"{merged}~again.png").read_bytes() == dropped["b.png"]
     assert check_library(cfg.root or Path(), {**dropped, "c.png": dropped["b.png"]}) == []
+
+
+def test_the_original_of_a_missing_image_dropped_again_moves_only_once_its_record_is_committed(
+    tmp_path: Path,
+) -> None:
+    cfg, _, dropped = library(tmp_path / "lib")
+    root = cfg.root or Path()
+    with open_for_writing(cfg).catalog as catalog:
+        rec = next(r for r in catalog.images() if r.original_filename == "a.png")
+    (root / rec.path).unlink()
+    restart(cfg)  # the thumbnail is gone: the image is missing
+    again = write(cfg.thumbs_dir / "birds" / "a again.png", dropped["a.png"])
+    committed: list[dict[str, object]] = []
+
+    def look(step: str, path: Path) -> None:
+        if step == "filing" and path == again:
+            # what another reader sees: the batch is committed, the record present, the move planned
+            (row,) = [r for r in table(cfg.database_path, "images") if r["name"] == rec.name]
+            (steps,) = [r for r in table(cfg.database_path, "meta") if isinstance(r, list) and r]
+            committed.extend([row, *steps])
+            raise PowerCut
+
+    with open_for_writing(cfg).catalog as catalog, pytest.raises(PowerCut):
+        reconcile(Pipeline(cfg, catalog, checkpoint=look), reason="test", settle=0)
+    row, publish, aside = committed
+    assert row["state"] == "present" and row["path"] == f"thumbs/birds/{rec.name}" and "birds" in row["tags"]
+    assert (publish["op"], aside) == (
+        "publish",
+        {"op": "aside", "path": "thumbs/birds/a again.png", "to": "originals/_again/a again.png"},
+    )
+    assert again.exists()  # not moved before that
+    restart(cfg)
+    assert not again.exists()
+    assert (cfg.originals_dir / "_again" / "a again.png").read_bytes() == dropped["a.png"]
+    assert (cfg.thumbs_dir / "birds" / rec.name).is_file()
+    with open_for_writing(cfg).catalog as catalog:
+        assert not catalog.meta(STEPS)
+        back = catalog.image(rec.name)
+        assert back is not None and back.present and back.original == rec.original
+    assert check_library(root, {**dropped, "a again.png": dropped["a.png"]}) == []
