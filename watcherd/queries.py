@@ -188,15 +188,17 @@ def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
 
 
 def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
-    """Hash an image file exactly as ingest would name it in this library."""
-    from watcherd import imaging
+    """Hash an image file exactly as ingest would name it in this library, decoded in the
+    decoder sandbox (the same time and memory limits): the file may be anything."""
+    from watcherd.decoders import Sandbox
 
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return imaging.render(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
+        with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
+            return box(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
     except ImageError as exc:
         raise UsageError(f"{path}: {exc.reason}") from None
 
