@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,7 +139,7 @@ def test_the_original_of_a_missing_image_dropped_again_moves_only_once_its_recor
     (root / rec.path).unlink()
     restart(cfg)  # the thumbnail is gone: the image is missing
     again = write(cfg.thumbs_dir / "birds" / "a again.png", dropped["a.png"])
-    committed: list[dict[str, object]] = []
+    committed: list[dict[str, Any]] = []
 
     def look(step: str, path: Path) -> None:
         if step == "filing" and path == again:
