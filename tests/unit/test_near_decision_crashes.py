@@ -145,7 +145,8 @@ def test_the_original_of_a_missing_image_dropped_again_moves_only_once_its_recor
         if step == "filing" and path == again:
             # what another reader sees: the batch is committed, the record present, the move planned
             (row,) = [r for r in table(cfg.database_path, "images") if r["name"] == rec.name]
-            (steps,) = [r for r in table(cfg.database_path, "meta") if isinstance(r, list) and r]
+            metas: list[Any] = table(cfg.database_path, "meta")
+            (steps,) = [r for r in metas if isinstance(r, list) and r]
             committed.extend([row, *steps])
             raise PowerCut
 
