@@ -148,6 +148,7 @@ def test_keeping_one_of_a_pair_merges_the_other_and_undo_restores_it_exactly(
     assert group(cfg) == []  # never listed again
     near = catalog.near_decision(str(item["id"]))
     assert near is not None and near.merged[0].archived == archived and near.merged[0].record == before[gone]
+    assert catalog.near_holding(gone_rec.sha256 or "") == near  # found by its bytes (the near_merged table)
     (decided,) = queries.near_kept(catalog)
     assert decided["decision"] == verdict and decided["decided"] and decided["name"] == kept
     assert archived in decided["paths"] and decided["max_distance"] == item["max_distance"]
@@ -156,6 +157,7 @@ def test_keeping_one_of_a_pair_merges_the_other_and_undo_restores_it_exactly(
     assert edits.undo(cfg, catalog, render=imaging.render)["id"] == item["id"]
     assert {r.name: r.to_json() for r in catalog.images()} == before  # both records exactly as they were
     assert catalog.near_decisions() == []
+    assert catalog.near_holding(gone_rec.sha256 or "") is None
     after = files(cfg)
     assert set(after) == set(files_before)  # every file back at its place (thumbnails made again)
     assert {k: v for k, v in after.items() if k.startswith("originals/")} == {

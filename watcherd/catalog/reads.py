@@ -172,9 +172,10 @@ class CatalogReader(Connected):
 
     def near_holding(self, sha256: str) -> NearRecord | None:
         """The keep decision that merged an image made of exactly these bytes, if any."""
-        rows = self._query("SELECT value FROM near_decisions WHERE instr(value, ?) > 0", (sha256,))
-        found = (NearRecord.from_json(json.loads(r[0])) for r in rows)
-        return next((n for n in found if n.holding(sha256) is not None), None)
+        rows = self._query(
+            "SELECT value FROM near_decisions WHERE key IN (SELECT id FROM near_merged WHERE sha256 = ?)", (sha256,)
+        )
+        return NearRecord.from_json(json.loads(rows[0][0])) if rows else None
 
     def error(self, rel_path: str) -> ErrorRecord | None:
         """The error recorded for a path, if any."""

@@ -55,6 +55,7 @@ class Catalog(CatalogReader):
                 else:
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
+                schema.create_near_merged(conn)
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
