@@ -198,3 +198,14 @@ def collided_library(root: Path) -> Path:
             [sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True, timeout=120
         )
     return root
+
+
+def near_library(root: Path) -> Path:
+    """``cats/a.png`` scanned, then the same picture a little smaller in ``dogs/`` scanned: a near pair."""
+    im = scene(seed=44)
+    for rel, data in (("cats/a.png", encode(im, "PNG")), ("dogs/b.png", encode(im.resize((318, 240)), "PNG"))):
+        write(root / "thumbs" / rel, data)
+        subprocess.run(
+            [sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True, timeout=120
+        )
+    return root

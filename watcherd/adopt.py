@@ -100,6 +100,7 @@ class Remembered:
     images: dict[str, Json] = field(default_factory=dict)
     collisions: list[Json] = field(default_factory=list)
     meta: Json = field(default_factory=dict)  # meta values the export keeps (decisions)
+    near: list[Json] = field(default_factory=list)  # near groups decided keep-existing / keep-newcomer
 
 
 class Adopter:
@@ -147,6 +148,7 @@ class Adopter:
                 rec.source = bool(entry.get("source"))
             rec.first_seen = entry.get("first_seen") or rec.first_seen
             rec.tags = [t for t in entry.get("tags") or [] if isinstance(t, str)]
+            rec.other_filenames = [n for n in entry.get("other_filenames") or [] if isinstance(n, str)]
         rec.tags = merge_tags(rec.tags, folder, rec.size_tag)
         return rec
 

@@ -18,19 +18,22 @@ import hashlib
 import logging
 import os
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from watcherd import chunks, fsops, steps
 from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
 from watcherd.errors import ImageError, UsageError
-from watcherd.filing import Filing
+from watcherd.filing import ARCHIVE, Filing
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
 from watcherd.newcomers import Renderer, spec_for
 from watcherd.records import CollisionRecord, Decision, ImageRecord, Verdict, Via
 
+if TYPE_CHECKING:
+    from watcherd.neardecisions import NearDecisions
+
 log = logging.getLogger("watcherd")
 
-ARCHIVE = "_duplicates"  # originals/_duplicates/: originals a decision set aside (never deleted)
 STACK = "decided"  # meta key: ids of decisions, oldest first (collision ids and near-group ids)
 NEAR = "distinct_groups"  # meta key: near-duplicate groups decided distinct (sorted name lists)
 
@@ -94,14 +97,16 @@ class Decisions:
         except ImageError as exc:
             raise UsageError(f"cannot undo: cannot make the thumbnail of {original} again: {exc.reason}") from None
 
-    def _archive_for(self, label: str, original: str) -> str:
+    def archive_for(self, label: str, original: str) -> str:
+        """Where an original (at ``original``) set aside under ``label`` goes in ``originals/_duplicates/``."""
         return self.ctx.places.rel(self.ctx.places.originals / ARCHIVE / f"{label}{Path(original).suffix.lower()}")
 
     def set_aside(self, decision: Decision, current: str, planned: str) -> None:
         """Plan the move of the original at ``current`` to ``planned`` (made by ``filing`` after the commit)."""
         decision.setting_aside.append([current, planned])
 
-    def _push(self, ident: str) -> None:
+    def push(self, ident: str) -> None:
+        """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts)."""
         stack = [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident]
         self.ctx.catalog.set_meta(STACK, [*stack, ident])
 
@@ -118,7 +123,9 @@ class Decisions:
         if via is Via.COMMAND:
             self.filing.finish_pending()  # a decision a crash interrupted is finished first
         if is_near_id(ident):
-            return self._near_distinct(ident, verdict)
+            if verdict is Verdict.DISTINCT:
+                return self._near_distinct(ident)
+            return self.near().keep(ident, verdict, via)
         col = self.collision(ident)
         if col.decision is not None:
             if not (via is Via.GESTURE and col.decision.via is Via.GESTURE and verdict is Verdict.DISTINCT):
@@ -138,9 +145,13 @@ class Decisions:
             return self._keep_existing(col, via)
         return self._keep_newcomer(col, via)
 
-    def _near_distinct(self, ident: str, verdict: Verdict) -> str:
-        if verdict is not Verdict.DISTINCT:
-            raise UsageError("a near-duplicate group can only be decided distinct (its images have their own names)")
+    def near(self) -> NearDecisions:
+        """Keep decisions about near groups (``neardecisions``), sharing this one's filing and renderer."""
+        from watcherd.neardecisions import NearDecisions
+
+        return NearDecisions(self)
+
+    def _near_distinct(self, ident: str) -> str:
         names = ident.split("+")
         catalog = self.ctx.catalog
         unknown = [n for n in names if catalog.image(n) is None]
@@ -149,7 +160,7 @@ class Decisions:
         groups = [g for g in catalog.meta(NEAR) or [] if sorted(g) != sorted(names)]
         with catalog.transaction():
             catalog.set_meta(NEAR, [*groups, sorted(names)])
-            self._push(ident)
+            self.push(ident)
         log.info("decided distinct: the near-duplicates %s", ", ".join(names))
         return names[0]
 
@@ -194,7 +205,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(rec)
             catalog.put_collision(col)
-            self._push(col.id)
+            self.push(col.id)
         self.filing.settle(rec)
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
@@ -207,7 +218,7 @@ class Decisions:
         decision = Decision(Verdict.KEEP_EXISTING, self.ctx.stamp(), via, image=kept.name)
         self._merge(col, kept, decision)
         if not new.source and new.original and os.path.lexists(places.absolute(new.original)):
-            new.moving_from, new.original = new.original, self._archive_for(col.id, new.original)
+            new.moving_from, new.original = new.original, self.archive_for(col.id, new.original)
         col.decision = decision
         # watcherd's own file, made again from the original by undo
         planned = [steps.unlink(new.thumbnail, new.sha256)] if new.thumbnail else []
@@ -215,7 +226,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
-            self._push(col.id)
+            self.push(col.id)
             self.filing.journal.plan(planned)
         self.filing.settle(col)
         log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
@@ -253,7 +264,7 @@ class Decisions:
         archive_old = bool(old_original) and not kept.source and os.path.lexists(places.absolute(old_original or ""))
         if archive_old:
             assert old_original is not None and old_sha is not None
-            decision.archived = self._archive_for(f"{col.name[: -len('.png')]}~{old_sha[:12]}", old_original)
+            decision.archived = self.archive_for(f"{col.name[: -len('.png')]}~{old_sha[:12]}", old_original)
             self.set_aside(decision, old_original, decision.archived)
         if new.source:
             kept.original, kept.source, kept.source_stat, kept.moving_from = new.original, True, new.source_stat, None
@@ -270,7 +281,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
-            self._push(col.id)
+            self.push(col.id)
             self.filing.journal.plan(planned)
         self.filing.settle(col, kept)  # the old original set aside first: it frees the canonical name
         log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
@@ -388,7 +399,7 @@ class Decisions:
         if name != holder.original_filename and name not in holder.other_filenames:
             holder.other_filenames.append(name)
         rel = places.rel(path)
-        planned = self._archive_for(f"{col.id}~again", rel)
+        planned = self.archive_for(f"{col.id}~again", rel)
         dec.again.append(planned)
         self.set_aside(dec, rel, planned)
         with catalog.transaction():

@@ -104,14 +104,16 @@ class Collision(TypedDict):
 class NearGroup(TypedDict):
     """A group of near-duplicates in ``dupes --near N --json``."""
 
-    id: str  # its sorted names joined by "+": ``resolve ID distinct`` takes it
-    decision: str | None  # "distinct" once decided (listed with --all), else None
-    decided: str | None  # always None: a group's decision is not dated
+    id: str  # its sorted names joined by "+": ``resolve ID distinct|keep-existing|keep-newcomer`` takes it
+    decision: str | None  # "distinct", "keep-existing" or "keep-newcomer" once decided (listed with --all)
+    decided: str | None  # when a keep decision was made; None for a group decided distinct (not dated)
     kind: Literal["near"]
     name: str
     names: list[str]
     paths: list[str]
     max_distance: int
+    existing: str  # the first catalogued image: what keep-existing keeps
+    newcomer: str  # the last catalogued image: what keep-newcomer keeps
 
 
 class SimilarHit(TypedDict):

@@ -25,10 +25,14 @@ from typing import Protocol
 from watcherd import fsops
 from watcherd.context import Context
 from watcherd.naming import shown
+from watcherd.nearpairs import NearRecord
 from watcherd.records import CollisionRecord, Decision, ImageRecord
 from watcherd.steps import Journal
 
 log = logging.getLogger("watcherd")
+
+ARCHIVE = "_duplicates"  # originals/_duplicates/: originals a decision set aside (never deleted)
+Item = ImageRecord | CollisionRecord | NearRecord  # what carries originals to move
 
 
 class Side(Protocol):
@@ -51,7 +55,7 @@ class Filing:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._pending: list[ImageRecord | CollisionRecord] | None = None
+        self._pending: list[Item] | None = None
         self.journal = Journal(ctx)
         self._steps = False  # journaled thumbnail steps wait for the block's commit
 
@@ -100,7 +104,7 @@ class Filing:
         """Finish filing a collision newcomer's original, then commit where it went."""
         self._file(col)
 
-    def settle(self, *items: ImageRecord | CollisionRecord) -> None:
+    def settle(self, *items: Item) -> None:
         """After a decision's commit: its journaled thumbnail steps, then its originals' moves, in order."""
         if self._pending is not None:
             self._steps = True
@@ -109,39 +113,51 @@ class Filing:
         for item in items:
             self._file(item)
 
-    def _file(self, item: ImageRecord | CollisionRecord) -> None:
+    def _file(self, item: Item) -> None:
         if self._pending is not None:
             self._pending.append(item)
         elif self._move_item(item):
             with self.ctx.catalog.transaction():
                 self._save(item)
 
-    def _move_item(self, item: ImageRecord | CollisionRecord, later: fsops.OldNames | None = None) -> bool:
+    def _move_item(self, item: Item, later: fsops.OldNames | None = None) -> bool:
+        if isinstance(item, NearRecord):
+            moved = self._set_aside(item.decision, item.id, later)
+            for merged in item.merged:
+                merged.archived = moved.get(merged.archived or "", merged.archived)
+            return bool(moved)
         if isinstance(item, CollisionRecord):
-            aside = item.decision is not None and self._set_aside(item.decision, item.id, later)
+            aside = item.decision is not None and bool(self._set_aside(item.decision, item.id, later))
             return self._move(item.newcomer, item.id, later) or aside
         return self._move(item, item.name, later)
 
-    def _set_aside(self, decision: Decision, label: str, later: fsops.OldNames | None) -> bool:
-        """Move the originals a decision sets aside; ``archived`` and ``again`` name where each went."""
-        if not decision.setting_aside:
-            return False
+    def _set_aside(self, decision: Decision, label: str, later: fsops.OldNames | None) -> dict[str, str]:
+        """Move the originals a decision sets aside; ``archived`` and ``again`` name where each went.
+
+        Returns each planned place -> where the original went (empty when there was nothing to move).
+        """
+        went: dict[str, str] = {}
         for src, planned in decision.setting_aside:
             side = _Aside(planned, src)
             self._move(side, label, later)
+            went[planned] = side.original or planned
             if side.original is not None and side.original != planned:
                 if decision.archived == planned:
                     decision.archived = side.original
                 decision.again = [side.original if p == planned else p for p in decision.again]
         decision.setting_aside = []
-        return True
+        return went
 
-    def _destination(self, item: ImageRecord | CollisionRecord) -> Path:
+    def _destination(self, item: Item) -> Path:
+        if isinstance(item, NearRecord):
+            return self.ctx.places.originals / ARCHIVE
         side = item.newcomer if isinstance(item, CollisionRecord) else item
         return self.ctx.places.absolute(side.original or "").parent
 
-    def _save(self, item: ImageRecord | CollisionRecord) -> None:
-        if isinstance(item, CollisionRecord):
+    def _save(self, item: Item) -> None:
+        if isinstance(item, NearRecord):
+            self.ctx.catalog.put_near_decision(item)
+        elif isinstance(item, CollisionRecord):
             self.ctx.catalog.put_collision(item)
         else:
             self.ctx.catalog.put_image(item)
@@ -155,6 +171,10 @@ class Filing:
         for col in catalog.collisions():
             if col.newcomer.moving_from or (col.decision is not None and col.decision.setting_aside):
                 self.file_collision(col)
+                done += 1
+        for near in catalog.near_decisions():
+            if near.decision.setting_aside:
+                self._file(near)
                 done += 1
         for name in catalog.pending_moves():
             rec = catalog.image(name)
@@ -207,11 +227,11 @@ class Filing:
         return True
 
 
-def _latest(items: list[ImageRecord | CollisionRecord]) -> list[ImageRecord | CollisionRecord]:
+def _latest(items: list[Item]) -> list[Item]:
     """Each record once, as last asked for (a later copy was read after the earlier one was saved)."""
-    last: dict[tuple[bool, str], ImageRecord | CollisionRecord] = {}
+    last: dict[tuple[str, str], Item] = {}
     for item in items:
-        key = (True, item.id) if isinstance(item, CollisionRecord) else (False, item.name)
+        key = (type(item).__name__, item.name if isinstance(item, ImageRecord) else item.id)
         last.pop(key, None)
         last[key] = item
     return list(last.values())

@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from watcherd import fsops
+from watcherd import fsops, steps
 from watcherd.adopt import Adopter
 from watcherd.collisions import Collisions
 from watcherd.context import Context
@@ -109,6 +109,10 @@ class Ingest:
         if image.low_information and rec is not None and rec.sha256 != image.sha256:
             image = dataclasses.replace(image, name=variant_name(image.name, image.sha256))
             rec = self.adopter.holder(image.name, folder)
+        if rec is None or rec.sha256 != image.sha256:
+            settled = self.collisions.decisions.near().again(path, where, image)  # merged by a keep decision
+            if settled is not None:
+                return settled
         if rec is not None and rec.sha256 == image.sha256 and self._is_own(rec, path):
             return self._resume(path, where, st, image, folder, rec)
         if rec is not None and rec.sha256 == image.sha256 and not rec.present and where.area is Area.TREE:
@@ -173,8 +177,10 @@ class Ingest:
         """The original of a missing image dropped again: the image comes back where it was dropped.
 
         Its kept original stays the original; these identical bytes are set aside in
-        ``originals/_again/`` first (never deleted), then the thumbnail is published and
-        the record committed present, with the drop folder's tags added.
+        ``originals/_again/`` (never deleted). The record is committed present, with the
+        drop folder's tags added, together with the two steps still to do (``steps``):
+        publish the thumbnail, set the bytes aside. They are carried out after the commit
+        (in a scan, after the batch's), and after a crash by the next start.
         """
         places, catalog = self.ctx.places, self.ctx.catalog
         if os.path.lexists(folder / image.name):
@@ -182,16 +188,16 @@ class Ingest:
                 path, Place(Area.TREE, places.thumbs, PurePosixPath()), st, image, rec, folder
             )
         rel = places.rel(path)
-        aside = fsops.move_no_replace(path, places.originals / AGAIN, path.name)
-        with contextlib.suppress(FileExistsError):
-            fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
+        planned = places.rel(places.originals / AGAIN / path.name)
         rec.place_at(places.rel(folder / image.name), keep_others=False)
         rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
         rec.last_seen = self.ctx.stamp()
         with catalog.transaction():
             catalog.put_image(rec)
             catalog.clear_error(rel)
-        log.info("%s came back: %s (its bytes are kept at %s)", rec.name, shown(rec.path), shown(places.rel(aside)))
+            self.filing.journal.plan([steps.publish(rec.path, image.png, st.st_mtime_ns), steps.aside(rel, planned)])
+        self.filing.settle()
+        log.info("%s came back: %s (its bytes are kept in %s)", rec.name, shown(rec.path), shown(planned))
         return Result(Outcome.INGESTED, path, rec.name, detail="returned")
 
     def _record_and_file(

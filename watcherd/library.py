@@ -96,12 +96,13 @@ class Library:
         with self._reading() as catalog:
             items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided, root=self.cfg.root)]
             groups = catalog.meta(NEAR) or []
+            kept = queries.near_kept(catalog) if near is not None and decided else []
         if near is not None:
             items += queries.near_groups(self.cfg, near, groups, decided=decided)
-        return items
+        return [*items, *kept]
 
     def resolve(self, ident: str, decision: str) -> Resolution:
-        """Decide a collision (or a near group: distinct only) through the one writer."""
+        """Decide a collision (or a near group) through the one writer."""
         result: Resolution = _change(self.cfg, "resolve", {"id": ident, "decision": decision})
         return result
 

@@ -31,6 +31,7 @@ from watcherd.documents import (
 from watcherd.errors import ImageError, UsageError
 from watcherd.keeper import Facts, date_taken, suggest
 from watcherd.naming import HASH_RE, parse_canonical
+from watcherd.nearpairs import names_of, sides, widest
 from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json
 
 if TYPE_CHECKING:
@@ -267,15 +268,17 @@ def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
 
 
 def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
-    """Hash an image file exactly as ingest would name it in this library."""
-    from watcherd import imaging
+    """Hash an image file exactly as ingest would name it in this library, decoded in the
+    decoder sandbox (the same time and memory limits): the file may be anything."""
+    from watcherd.decoders import Sandbox
 
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return imaging.render(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
+        with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
+            return box(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
     except ImageError as exc:
         raise UsageError(f"{path}: {exc.reason}") from None
 
@@ -341,13 +344,19 @@ def near_groups(
     found = groups(present, distance)
     rowids = present.rows
     where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
-    out: list[NearGroup] = []
-    for members, widest in found:
+    kept: list[tuple[list[tuple[str, str]], int, bool]] = []
+    for members, span in found:
         picked = sorted(where[int(rowids[m])] for m in members)
+        settled = _all_pairs_decided([n for n, _ in picked], decided_groups or [])
+        if not settled or decided:
+            kept.append((picked, span, settled))
+    with CatalogReader(cfg.database_path) as catalog:
+        records = catalog.images_named([n for picked, _, _ in kept for n, _ in picked])
+    out: list[NearGroup] = []
+    for picked, span, settled in kept:
         names = [n for n, _ in picked]
-        settled = _all_pairs_decided(names, decided_groups or [])
-        if settled and not decided:
-            continue
+        found_records = [records[n] for n in names if n in records]
+        first, last = sides(found_records) if found_records else (None, None)
         out.append(
             {
                 "id": "+".join(names),
@@ -355,12 +364,41 @@ def near_groups(
                 "decided": None,
                 "kind": "near",
                 "name": picked[0][0],
-                "names": [n for n, _ in picked],
+                "names": names,
                 "paths": [p for _, p in picked],
-                "max_distance": widest,
+                "max_distance": span,
+                "existing": first.name if first else names[0],
+                "newcomer": last.name if last else names[-1],
             }
         )
     return sorted(out, key=lambda g: (g["max_distance"], g["name"]))
+
+
+def near_kept(catalog: CatalogReader) -> list[NearGroup]:
+    """Near groups decided keep-existing or keep-newcomer (``dupes --near N --all``), oldest first:
+    where the kept image's files are now and where each merged original was set aside."""
+    out: list[NearGroup] = []
+    for near in catalog.near_decisions():
+        merged = [m.image for m in near.merged]
+        kept = catalog.image(near.decision.image or "")
+        existing, newcomer = sides([*merged, *([kept] if kept is not None else [])])
+        paths = [*kept.paths, *([kept.original] if kept.original else [])] if kept is not None else []
+        paths += [p for p in (*(m.archived for m in near.merged), *near.decision.again) if p and p not in paths]
+        out.append(
+            {
+                "id": near.id,
+                "decision": near.decision.kind.value,
+                "decided": near.decision.decided,
+                "kind": "near",
+                "name": near.decision.image or near.id,
+                "names": names_of(near.id),
+                "paths": paths,
+                "max_distance": widest([r.hash for r in [*merged, *([kept] if kept is not None else [])]]),
+                "existing": existing.name,
+                "newcomer": newcomer.name,
+            }
+        )
+    return out
 
 
 def _all_pairs_decided(names: list[str], groups: list[list[str]]) -> bool:

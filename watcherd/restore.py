@@ -1,5 +1,5 @@
 """The catalog is a cache; the tree is the truth. What only the catalog knows
-(accumulated tags, where each original went, collisions) is exported next to it as
+(accumulated tags, where each original went, collisions, decisions) is exported next to it as
 JSON, so a lost or damaged catalog can be rebuilt without losing it.
 
 A rebuild needs nothing but the tree: canonical names give size and hash, the PNG
@@ -22,6 +22,7 @@ from watcherd.config import Config
 from watcherd.context import iso
 from watcherd.filters import IMAGE_SUFFIXES
 from watcherd.naming import parse_canonical
+from watcherd.nearpairs import NearRecord
 from watcherd.pipeline import Pipeline
 from watcherd.records import CollisionKind, CollisionRecord, Existing, Json, Newcomer
 
@@ -50,6 +51,7 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
         "version": EXPORT_VERSION,
         "exported": iso(now),
         "collisions": collisions,
+        "near_decisions": [n.to_json() for n in catalog.near_decisions()],
         # the order of decisions (for undo) and the near groups decided distinct
         "meta": {key: catalog.meta(key) for key in REMEMBERED_META if catalog.meta(key) is not None},
     }
@@ -96,7 +98,10 @@ def remembered(cfg: Config) -> Remembered:
         return Remembered()
     meta = data.get("meta")
     out = Remembered(
-        dict(data.get("images", {})), list(data.get("collisions", [])), dict(meta) if isinstance(meta, dict) else {}
+        dict(data.get("images", {})),
+        list(data.get("collisions", [])),
+        dict(meta) if isinstance(meta, dict) else {},
+        [n for n in data.get("near_decisions") or [] if isinstance(n, dict)],
     )
     log.info(
         "restoring tags of %d images and %d collisions from %s",
@@ -133,9 +138,13 @@ def restore_collisions(pipeline: Pipeline) -> int:
             if rec is not None and rec.id not in known:
                 found.append(rec)
                 known.add(rec.id)
+    near = [NearRecord.from_json(n) for n in memory.near]  # decisions are kept regardless of files
     with catalog.transaction():
         for col in found:
             catalog.put_collision(col)
+        for decided in near:
+            if catalog.near_decision(decided.id) is None:
+                catalog.put_near_decision(decided)
         for key in REMEMBERED_META:
             if key in memory.meta and catalog.meta(key) is None:
                 catalog.set_meta(key, memory.meta[key])

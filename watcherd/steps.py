@@ -41,9 +41,15 @@ def unlink(rel: str, sha256: str | None) -> Json:
     return {"op": "unlink", "path": rel, "sha256": sha256}
 
 
-def publish(rel: str, png: bytes) -> Json:
-    """Step: publish ``png`` at ``rel`` unless the name is taken."""
-    return {"op": "publish", "path": rel, "png": base64.b64encode(png).decode("ascii")}
+def publish(rel: str, png: bytes, mtime_ns: int | None = None) -> Json:
+    """Step: publish ``png`` at ``rel`` unless the name is taken (with ``mtime_ns``: its original's mtime)."""
+    step: Json = {"op": "publish", "path": rel, "png": base64.b64encode(png).decode("ascii")}
+    return {**step, "mtime_ns": mtime_ns} if mtime_ns is not None else step
+
+
+def aside(rel: str, to: str) -> Json:
+    """Step: move the user's file at ``rel`` to ``to`` (or a free name beside it; never replacing)."""
+    return {"op": "aside", "path": rel, "to": to}
 
 
 def rename(src: str, dst: str, sha256: str | None) -> Json:
@@ -72,7 +78,8 @@ class Journal:
         catalog = self.ctx.catalog
         steps: list[Json] = catalog.meta(STEPS) or []
         for step in steps:
-            self.ctx.checkpoint("thumbnail", self.ctx.places.absolute(str(step["path"])))
+            where = "filing" if step["op"] == "aside" else "thumbnail"
+            self.ctx.checkpoint(where, self.ctx.places.absolute(str(step["path"])))
             try:
                 self._do(step)
             except OSError as exc:
@@ -94,7 +101,7 @@ class Journal:
         elif step["op"] == "publish":
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
-                fsops.write_new(path.parent, path.name, base64.b64decode(step["png"]))
+                fsops.write_new(path.parent, path.name, base64.b64decode(step["png"]), step.get("mtime_ns"))
         elif step["op"] == "rename":
             target = places.absolute(str(step["to"]))
             if not ours(path, step["sha256"]):
@@ -106,5 +113,15 @@ class Journal:
             target.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError, FileNotFoundError):
                 fsops.rename_no_replace(path, target)
+        elif step["op"] == "aside":
+            target = places.absolute(str(step["to"]))
+            if not os.path.lexists(path):
+                return  # moved already
+            with contextlib.suppress(OSError):
+                if os.path.samefile(path, target):  # stopped between the new name and the old one's end
+                    os.unlink(path)
+                    return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fsops.move_no_replace(path, target.parent, target.name)
         else:
             log.error("unknown thumbnail step %r in the journal; skipped", step["op"])

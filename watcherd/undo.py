@@ -34,6 +34,8 @@ class Undo:
         if not stack:
             raise UsageError("there is no decision to undo")
         ident = str(stack[-1])
+        if is_near_id(ident) and self.decisions.near().undo(ident):
+            return ident
         if is_near_id(ident):
             names = sorted(ident.split("+"))
             with catalog.transaction():

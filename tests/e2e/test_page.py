@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import encode, scene, wait_for, write
+from tests.helpers import encode, near_library, scene, wait_for, write
 from tests.invariants import check_library
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -432,3 +432,21 @@ def test_bound_to_another_address_a_token_is_needed(
             assert fresh.new_page().goto(base + "tags").status == 401
         finally:
             fresh.close()
+
+
+@pytest.mark.timeout(180)
+def test_a_near_group_is_kept_by_its_button_and_undone(tmp_path: Path, page: Any) -> None:
+    root = near_library(tmp_path / "lib")
+    (group,) = cli("dupes", str(root), "--near", "4")
+    with serving(root, tmp_path / "serve.log") as (url, _):
+        page.goto(url)
+        item = page.locator(f'[data-collision-id="{group["id"]}"][data-kind="near"]')
+        assert "(existing)" in item.inner_text() and "(newcomer)" in item.inner_text()
+        item.locator('[data-decision="keep-existing"]').click()
+        page.wait_for_selector(f'[data-collision-id="{group["id"]}"][data-decision="keep-existing"]')
+        assert cli("dupes", str(root), "--near", "4") == []
+        (decided,) = cli("dupes", str(root), "--near", "4", "--all")
+        assert decided["decision"] == "keep-existing" and decided["name"] == group["existing"]
+        page.keyboard.press("u")
+        page.wait_for_selector(f'[data-collision-id="{group["id"]}"]:not([data-decision])')
+        assert [g["id"] for g in cli("dupes", str(root), "--near", "4")] == [group["id"]]

@@ -167,3 +167,25 @@ def test_a_daemonic_process_can_run_a_sandbox() -> None:
         proc.join(timeout=30)
     expected = imaging.render(data, SPEC, "a.jpg", "ab", 0.0)
     assert got == (expected.width, expected.hash) and proc.exitcode == 0
+
+
+def test_similar_given_an_image_file_decodes_it_in_the_sandbox_never_in_the_caller(
+    cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watcherd import queries
+    from watcherd.errors import UsageError
+
+    im = scene(seed=81)
+    picture = tmp_path / "query.png"
+    picture.write_bytes(encode(im, "PNG"))
+    expected = imaging.render(picture.read_bytes(), spec_for(cfg), "query.png", "", 0.0).hash
+
+    def in_the_caller(*args: object) -> object:
+        raise AssertionError("a query image was decoded in the calling process")
+
+    # The sandbox's worker is a fresh interpreter: this process's patch does not reach it.
+    monkeypatch.setattr(imaging, "decode", in_the_caller)
+    assert queries.hash_of_file(cfg, picture) == expected
+    (tmp_path / "not.png").write_bytes(b"not an image")
+    with pytest.raises(UsageError, match=r"not\.png"):
+        queries.hash_of_file(cfg, tmp_path / "not.png")

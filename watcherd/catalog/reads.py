@@ -18,6 +18,7 @@ from typing import Any
 from watcherd.catalog.schema import DERIVED
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
+from watcherd.nearpairs import NearRecord
 from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
 
 
@@ -85,7 +86,7 @@ class Connected:
 
 
 class CatalogReader(Connected):
-    """Typed reads of the four tables and the derived tables; nothing here writes."""
+    """Typed reads of the key/value tables and the derived tables; nothing here writes."""
 
     def __enter__(self) -> CatalogReader:
         return self
@@ -159,6 +160,22 @@ class CatalogReader(Connected):
         """The collisions over one canonical name (found in SQL, not by decoding them all)."""
         rows = self._query("SELECT value FROM collisions WHERE json_extract(value, '$.name') = ?", (name,))
         return [CollisionRecord.from_json(json.loads(r[0])) for r in rows]
+
+    def near_decisions(self) -> list[NearRecord]:
+        """Every near-duplicate group decided keep-existing or keep-newcomer, oldest first."""
+        return [NearRecord.from_json(v) for v in self._values("near_decisions")]
+
+    def near_decision(self, ident: str) -> NearRecord | None:
+        """The keep decision about near group ``ident``, if one is in effect."""
+        value = self._value("near_decisions", ident)
+        return NearRecord.from_json(value) if value is not None else None
+
+    def near_holding(self, sha256: str) -> NearRecord | None:
+        """The keep decision that merged an image made of exactly these bytes, if any."""
+        rows = self._query(
+            "SELECT value FROM near_decisions WHERE key IN (SELECT id FROM near_merged WHERE sha256 = ?)", (sha256,)
+        )
+        return NearRecord.from_json(json.loads(rows[0][0])) if rows else None
 
     def error(self, rel_path: str) -> ErrorRecord | None:
         """The error recorded for a path, if any."""
@@ -328,6 +345,7 @@ class CatalogReader(Connected):
         )
         sql = (
             "SELECT json_quote(key) || ':' || json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
+            "'other_filenames', json(ifnull(json_extract(value, '$.other_filenames'), '[]')), "
             f"{fields}) FROM images"
         )
         for (text,) in self._stream(sql):

@@ -1,6 +1,6 @@
 """The catalog's tables: the key/value tables sqlitedict reads, and the derived tables.
 
-The key/value tables (``images``, ``collisions``, ``errors``, ``meta``) have exactly the
+The key/value tables (``images``, ``collisions``, ``errors``, ``meta``, ``near_decisions``) have exactly the
 layout sqlitedict gives them, ``key TEXT PRIMARY KEY, value BLOB``, with JSON text as
 every value, so a notebook reads them with ``SqliteDict(..., decode=json.loads)``.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-TABLES = ("images", "collisions", "errors", "meta")
+TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
 DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
 _DERIVED_PARTS = DERIVED | {
@@ -178,4 +178,31 @@ def create_forget_trigger(conn: sqlite3.Connection) -> None:
     conn.execute(
         f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {drops} "
         "DELETE FROM listing WHERE name = OLD.key; END"
+    )
+
+
+def create_near_merged(conn: sqlite3.Connection) -> None:
+    """``near_merged`` (sha256, id): the bytes of each image a near keep decision merged, so a
+    new file is checked against them by one index probe. Derived by triggers on
+    ``near_decisions`` like the tables above; filled from the records when first created."""
+    have = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'near_merged'").fetchone()
+    if have is not None:
+        return
+    conn.execute(
+        "CREATE TABLE near_merged (sha256 TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (sha256, id)) WITHOUT ROWID"
+    )
+    conn.execute("CREATE INDEX near_merged_id ON near_merged (id)")
+    rows = (
+        "INSERT OR IGNORE INTO near_merged (sha256, id) SELECT json_extract(j.value, '$.record.sha256'), {key} "
+        "FROM {source}json_each({value}, '$.merged') AS j WHERE json_extract(j.value, '$.record.sha256') IS NOT NULL"
+    )
+    conn.execute(rows.format(key="near_decisions.key", value="near_decisions.value", source="near_decisions, "))
+    conn.execute(
+        "CREATE TRIGGER near_merged_put AFTER INSERT ON near_decisions BEGIN "
+        "DELETE FROM near_merged WHERE id = NEW.key; "
+        f"{rows.format(key='NEW.key', value='NEW.value', source='')}; END"
+    )
+    conn.execute(
+        "CREATE TRIGGER near_merged_drop AFTER DELETE ON near_decisions BEGIN "
+        "DELETE FROM near_merged WHERE id = OLD.key; END"
     )

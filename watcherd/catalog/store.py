@@ -27,6 +27,7 @@ from watcherd.catalog import schema
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
+from watcherd.nearpairs import NearRecord
 from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
 
 log = logging.getLogger("watcherd")
@@ -54,6 +55,7 @@ class Catalog(CatalogReader):
                 else:
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
+                schema.create_near_merged(conn)
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
@@ -182,6 +184,14 @@ class Catalog(CatalogReader):
     def put_collision(self, record: CollisionRecord) -> None:
         """Write a collision record (keyed by its ``id``)."""
         self._put("collisions", record.id, record.to_json())
+
+    def put_near_decision(self, record: NearRecord) -> None:
+        """Write a near group's keep decision (keyed by the group's ``id``)."""
+        self._put("near_decisions", record.id, record.to_json())
+
+    def delete_near_decision(self, ident: str) -> None:
+        """Drop a near group's keep decision (it was undone)."""
+        self._write('DELETE FROM "near_decisions" WHERE key = ?', (ident,))
 
     def put_error(self, record: ErrorRecord) -> None:
         """Write an error record (keyed by its ``path``)."""

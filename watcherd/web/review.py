@@ -37,6 +37,7 @@ class Item:
     sides: list[Side]
     differs: set[str] = field(default_factory=set)
     keeper: int = 0  # the index of the side pre-selected to keep (``keeper.suggest``)
+    suggested: str | None = None  # the decision that keeps it, when one does (keep-existing/keep-newcomer)
 
 
 def _rows(
@@ -57,6 +58,9 @@ def _rows(
 
 def _differs(sides: list[Side]) -> set[str]:
     return {key for key in ROWS if len({s.rows.get(key) for s in sides}) > 1}
+
+
+KEEPS = ("keep-existing", "keep-newcomer")  # what keeps a collision's side 0 and side 1
 
 
 class Queue:
@@ -101,19 +105,28 @@ class Queue:
         rows = _rows(facts, chunks, c.newcomer.original, c.newcomer.filename, tags, c.newcomer.thumbnail)
         b = Side("newcomer", c.newcomer.thumbnail, c.newcomer.original, rows)
         sides = [a, b]
-        return Item(doc["id"], doc["kind"], doc["name"], sides, _differs(sides), int(doc["suggested"] == "newcomer"))
+        keeper = int(doc["suggested"] == "newcomer")
+        return Item(doc["id"], doc["kind"], doc["name"], sides, _differs(sides), keeper, KEEPS[keeper])
 
     def near(self, doc: NearGroup) -> Item:
-        """Every member side by side; the keeper by the same rule."""
+        """Every member side by side; the keeper by the same rule.
+
+        keep-existing keeps the first catalogued member, keep-newcomer the last; the
+        others merge into it. A keeper in between is marked, but no key keeps it.
+        """
+        role = {doc["existing"]: "keep-existing", doc["newcomer"]: "keep-newcomer"}
+        shown_role = {"keep-existing": " (existing)", "keep-newcomer": " (newcomer)"}
         sides: list[Side] = []
         facts: list[Facts] = []
         for name, path in zip(doc["names"], doc["paths"], strict=False):
             rec = self.catalog.image(name)
-            side, f = self.image_side(name, rec, path, rec.original if rec else None)
+            label = name + shown_role.get(role.get(name, ""), "")
+            side, f = self.image_side(label, rec, path, rec.original if rec else None)
             sides.append(side)
             facts.append(f)
         keeper = suggest(facts) if facts else 0
-        return Item(doc["id"], "near", doc["name"], sides, _differs(sides), keeper)
+        suggested = role.get(doc["names"][keeper]) if facts else None
+        return Item(doc["id"], "near", doc["name"], sides, _differs(sides), keeper, suggested)
 
 
 def review_items(library: Library) -> list[Item]:

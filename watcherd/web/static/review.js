@@ -36,7 +36,6 @@
 
   async function decide(el, decision) {
     if (!el || el.classList.contains("done")) return;
-    if (decision !== "distinct" && el.dataset.kind === "near") return;
     status.textContent = "…";
     try {
       const done = await post("/api/resolve", { id: el.dataset.collisionId, decision: decision });
