@@ -95,7 +95,7 @@ class Library:
         images within that distance (those decided distinct only with ``decided``)."""
         with self._reading() as catalog:
             items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided, root=self.cfg.root)]
-            groups = catalog.meta(NEAR) or []
+            groups = [*(catalog.meta(NEAR) or []), *queries.distinct_pairs(catalog)]
             kept = queries.near_kept(catalog) if near is not None and decided else []
         if near is not None:
             items += queries.near_groups(self.cfg, near, groups, decided=decided)

@@ -32,7 +32,7 @@ from watcherd.errors import ImageError, UsageError
 from watcherd.keeper import Facts, date_taken, suggest
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.nearpairs import names_of, sides, widest
-from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json
+from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict
 
 if TYPE_CHECKING:
     from watcherd import imaging
@@ -399,6 +399,16 @@ def near_kept(catalog: CatalogReader) -> list[NearGroup]:
             }
         )
     return out
+
+
+def distinct_pairs(catalog: CatalogReader) -> list[list[str]]:
+    """Each collision decided ``distinct`` as a pair: the image it collided with and the
+    newcomer's image (``~sha`` named), which look alike by construction and were told apart."""
+    return [
+        [c.name, c.decision.image]
+        for c in catalog.collisions()
+        if c.decision is not None and c.decision.kind is Verdict.DISTINCT and c.decision.image
+    ]
 
 
 def _all_pairs_decided(names: list[str], groups: list[list[str]]) -> bool:

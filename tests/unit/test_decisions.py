@@ -13,6 +13,7 @@ from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.errors import UsageError
+from watcherd.library import Library
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.records import CollisionRecord, Verdict
@@ -86,6 +87,19 @@ def test_distinct_catalogues_the_newcomer_under_a_variant_name_where_it_was_drop
     assert files_under(cfg) == before
     with pytest.raises(UsageError, match="no decision to undo"):
         edits.undo(cfg, catalog, imaging.render)
+
+
+def test_a_collision_decided_distinct_is_no_near_group(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
+    col, _ = collide(cfg, pipeline)
+    library = Library(cfg)
+    assert [d["kind"] for d in library.dupes(near=4)] == ["perceptual"]
+    variant = edits.resolve(cfg, catalog, col.id, "distinct")["image"]
+    # The two images look alike (a distance of 0 or so): told apart once, never listed again.
+    assert library.dupes(near=4) == []
+    decided = [d for d in library.dupes(near=4, decided=True) if d["kind"] == "near"]
+    assert [(d["names"], d["decision"]) for d in decided] == [([col.name, variant], "distinct")]
+    edits.undo(cfg, catalog, imaging.render)
+    assert [d["kind"] for d in library.dupes(near=4)] == ["perceptual"]
 
 
 def test_keep_existing_archives_the_newcomer_and_merges_tags_and_name(
