@@ -137,15 +137,18 @@ class Filing:
         Returns each planned place -> where the original went (empty when there was nothing to move).
         """
         went: dict[str, str] = {}
+        failed: list[list[str]] = []
         for src, planned in decision.setting_aside:
             side = _Aside(planned, src)
-            self._move(side, label, later)
+            if not self._move(side, label, later) and side.moving_from is not None:
+                failed.append([src, planned])  # logged; tried again by the next scan's start
+                continue
             went[planned] = side.original or planned
             if side.original is not None and side.original != planned:
                 if decision.archived == planned:
                     decision.archived = side.original
                 decision.again = [side.original if p == planned else p for p in decision.again]
-        decision.setting_aside = []
+        decision.setting_aside = failed
         return went
 
     def _destination(self, item: Item) -> Path:

@@ -102,6 +102,22 @@ def test_a_collision_decided_distinct_is_no_near_group(cfg: Config, catalog: Cat
     assert [d["kind"] for d in library.dupes(near=4)] == ["perceptual"]
 
 
+def test_a_set_aside_that_fails_is_tried_again_not_forgotten(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
+    col, dropped = collide(cfg, pipeline)
+    blocker = cfg.originals_dir / "_duplicates"
+    blocker.write_bytes(b"a file where the archive folder should be")
+    edits.resolve(cfg, catalog, col.id, "keep-newcomer")  # sets the existing original aside
+    assert at(cfg, col.existing.original).read_bytes() == dropped["a.png"]  # not moved: still where it was
+    (decided,) = catalog.collisions()
+    assert decided.decision is not None and decided.decision.setting_aside  # still to do, not forgotten
+    blocker.unlink()
+    assert pipeline.filing.finish_pending() == 1  # what the next scan's start does
+    (decided,) = catalog.collisions()
+    assert decided.decision is not None and not decided.decision.setting_aside
+    assert at(cfg, decided.decision.archived).read_bytes() == dropped["a.png"]
+    assert check_library(cfg.root or Path(), dropped) == []
+
+
 def test_keep_existing_archives_the_newcomer_and_merges_tags_and_name(
     cfg: Config, catalog: Catalog, pipeline: Pipeline
 ) -> None:
