@@ -101,6 +101,20 @@ class Decisions:
         """Where an original (at ``original``) set aside under ``label`` goes in ``originals/_duplicates/``."""
         return self.ctx.places.rel(self.ctx.places.originals / ARCHIVE / f"{label}{Path(original).suffix.lower()}")
 
+    def set_aside_again(self, decision: Decision, label: str, current: str) -> str:
+        """Plan bytes dropped again (at ``current``) into the archive under ``label``; return where.
+
+        Each planned place is new to the decision, so two copies dropped again in one batch
+        are told apart when their moves say where each went.
+        """
+        planned, n = self.archive_for(label, current), 1
+        while planned in decision.again:
+            n += 1
+            planned = self.archive_for(f"{label}~{n}", current)
+        decision.again.append(planned)
+        self.set_aside(decision, current, planned)
+        return planned
+
     def set_aside(self, decision: Decision, current: str, planned: str) -> None:
         """Plan the move of the original at ``current`` to ``planned`` (made by ``filing`` after the commit)."""
         decision.setting_aside.append([current, planned])
@@ -399,9 +413,7 @@ class Decisions:
         if name != holder.original_filename and name not in holder.other_filenames:
             holder.other_filenames.append(name)
         rel = places.rel(path)
-        planned = self.archive_for(f"{col.id}~again", rel)
-        dec.again.append(planned)
-        self.set_aside(dec, rel, planned)
+        self.set_aside_again(dec, f"{col.id}~again", rel)
         with catalog.transaction():
             catalog.put_image(holder)
             catalog.put_collision(col)

@@ -146,9 +146,7 @@ class NearDecisions:
         if name != kept.original_filename and name not in kept.other_filenames:
             kept.other_filenames.append(name)
         rel = places.rel(path)
-        planned = self.decisions.archive_for(f"{_stem(image.name)}~again", rel)
-        near.decision.again.append(planned)
-        near.decision.setting_aside.append([rel, planned])
+        planned = self.decisions.set_aside_again(near.decision, f"{_stem(image.name)}~again", rel)
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_near_decision(near)

@@ -156,3 +156,18 @@ def test_decided_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_co
     assert "setting_aside" not in row["decision"]
     assert (cfg.originals_dir / "_duplicates" / f"{col.id}~again.jpg").read_bytes() == dropped["b.jpg"]
     assert check_library(cfg.root or Path(), {**dropped, "c.jpg": dropped["b.jpg"]}) == []
+
+
+def test_two_copies_of_decided_bytes_dropped_again_in_one_batch_are_told_apart(tmp_path: Path) -> None:
+    cfg, dropped = library(tmp_path / "lib")
+    with open_for_writing(cfg).catalog as catalog:
+        (col,) = catalog.collisions()
+        decisions(cfg, catalog, lambda s, p: None).resolve(col.id, Verdict.KEEP_EXISTING)
+        write(cfg.thumbs_dir / "birds" / "c.jpg", dropped["b.jpg"])
+        write(cfg.thumbs_dir / "fish" / "d.jpg", dropped["b.jpg"])
+        reconcile(Pipeline(cfg, catalog), reason="test", settle=0)  # one batch: both re-drops in it
+    (row,) = table(cfg.database_path, "collisions")
+    again = row["decision"]["again"]
+    assert len(set(again)) == 2  # each copy named where it went
+    assert all((cfg.root or Path()).joinpath(rel).read_bytes() == dropped["b.jpg"] for rel in again)
+    assert check_library(cfg.root or Path(), {**dropped, "c.jpg": dropped["b.jpg"], "d.jpg": dropped["b.jpg"]}) == []
