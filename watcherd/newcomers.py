@@ -163,6 +163,7 @@ class Decoder:
         self._ahead: dict[Path, _Ahead] = {}
         self._sent: dict[Path, tuple[tuple[int, int], Pending]] = {}
         self.remote_used = 0  # answers from the remote decoders used as they came
+        self._coarse_said = False
 
     @property
     def lookahead(self) -> int:
@@ -225,6 +226,12 @@ class Decoder:
         if got.stamp is None and got.error is not None and not got.error[1]:
             raise ImageError(got.error[0])  # it never got as far as reading (a worker died on it)
         if got.stamp != now or stamp != now:
+            if got.stamp is not None and stamp == now and _coarser(got.stamp, now) and not self._coarse_said:
+                self._coarse_said = True
+                log.warning(
+                    "cluster workers see file times at a coarser precision than this machine, so their "
+                    "answers cannot be checked and files are decoded here (mount the share alike on both)"
+                )
             return None
         if got.rendered is None:
             reason, transient = got.error or ("no answer", True)
@@ -240,3 +247,10 @@ class Decoder:
         for _, pending in self._sent.values():
             pending.cancel()
         self._sent.clear()
+
+
+def _coarser(remote: tuple[int, int], here: tuple[int, int]) -> bool:
+    """The same size, and the remote's time is this one cut to the microsecond, millisecond or
+    second: the remote's mount keeps times at a coarser precision (not a file that changed)."""
+    size, ns = here
+    return remote[0] == size and remote[1] != ns and any(remote[1] == ns - ns % unit for unit in (10**3, 10**6, 10**9))

@@ -67,3 +67,30 @@ def test_a_file_that_killed_workers_is_an_error_without_decoding_here(cfg: Confi
     decoder.prefetch(path, st)
     with pytest.raises(ImageError, match="killed cluster workers"):
         decoder.make(path, st)
+
+
+def test_workers_that_see_coarser_file_times_are_said_once_and_their_files_decoded_here(
+    cfg: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = [write(cfg.thumbs_dir / f"{n}.jpg", encode(scene(seed=n))) for n in (1, 2)]
+    os.utime(paths[0], ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    os.utime(paths[1], ns=(1_700_000_001_987_654_321, 1_700_000_001_987_654_321))
+    remote = Answered(Fetched(None, "", None))
+    decoder = Decoder(cfg, imaging.render, float, remote)
+    for path in paths:
+        st = os.lstat(path)
+        seconds = st.st_mtime_ns - st.st_mtime_ns % 10**9  # as a mount keeping whole seconds shows it
+        remote.fetched = Fetched((st.st_size, seconds), "ab", None)
+        decoder.prefetch(path, st)
+        assert decoder.make(path, st).sha256 != "ab"
+    assert decoder.remote_used == 0
+    coarse = [r for r in caplog.records if "coarser precision" in r.getMessage()]
+    assert len(coarse) == 1  # once per scan, not once per file
+    caplog.clear()
+    path = paths[0]
+    st = os.lstat(path)
+    stale = Fetched((st.st_size, st.st_mtime_ns - 1), "ab", None)  # changed since: nothing to say
+    decoder = Decoder(cfg, imaging.render, float, Answered(stale))
+    decoder.prefetch(path, st)
+    decoder.make(path, st)
+    assert not [r for r in caplog.records if "coarser precision" in r.getMessage()]
