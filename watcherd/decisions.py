@@ -67,12 +67,7 @@ class Decisions:
 
     def drop_folder(self, col: CollisionRecord) -> Path:
         """The folder of the tree the newcomer was dropped in (the top of the tree when not known)."""
-        places = self.ctx.places
-        if col.newcomer.dropped and not col.newcomer.source:
-            folder = places.absolute(col.newcomer.dropped)
-            if places.place(folder / "x.png") is not None:
-                return folder
-        return places.thumbs
+        return self.ctx.places.dropped_in(col.newcomer.dropped, col.newcomer.source)
 
     def render(self, original: str | None, filename: str | None) -> bytes:
         """A thumbnail made again from an original kept under the root (for ``undo``)."""

@@ -11,7 +11,7 @@ from watcherd.documents import Collision, NearGroup
 from watcherd.keeper import Facts, shown_date, suggest
 from watcherd.library import Library
 from watcherd.naming import merge_tags, parse_canonical
-from watcherd.places import Area, Places
+from watcherd.places import Places
 from watcherd.records import CollisionRecord, ImageRecord
 
 ROWS = ("pixels", "file size", "format", "date taken", "file name", "tags", "where")
@@ -76,10 +76,8 @@ class Queue:
         """The tags the newcomer would get: those of the folder it was dropped in (the top: none)."""
         parsed = parse_canonical(c.name)
         size_tag = parsed.size_tag if parsed else ""
-        folder = self.places.place(self.places.absolute(c.newcomer.dropped) / "x.png") if c.newcomer.dropped else None
-        if folder is None or folder.area is not Area.TREE or c.newcomer.source:
-            return [t for t in [size_tag] if t]
-        return merge_tags([], folder.rel.parent, size_tag)
+        folder = self.places.tag_folder(self.places.dropped_in(c.newcomer.dropped, c.newcomer.source))
+        return merge_tags([], folder, size_tag)
 
     def image_side(
         self, label: str, rec: ImageRecord | None, thumbnail: str | None, original: str | None
