@@ -107,8 +107,9 @@ class OldName:
             raise
         return cls(folder, path.name if dir_fd is None else str(path), st, owned=dir_fd is None)
 
-    def remove(self) -> None:
-        """Remove the first name if it still names the moved file, and make that durable."""
+    def remove(self, *, sync: bool = True) -> None:
+        """Remove the first name if it still names the moved file, and make that durable
+        (unless ``sync`` is False: the caller syncs the folder once for many names)."""
         if not self.renamed:
             try:
                 st = os.stat(self.name, dir_fd=self.folder, follow_symlinks=False)
@@ -118,8 +119,9 @@ class OldName:
                 return  # someone put another file under that name meanwhile: not ours to remove
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.name, dir_fd=self.folder)
-        with contextlib.suppress(OSError):
-            os.fsync(self.folder)
+        if sync:
+            with contextlib.suppress(OSError):
+                os.fsync(self.folder)
 
     def close(self) -> None:
         """Let go of the folder."""
@@ -135,28 +137,58 @@ def rename_no_replace(src: Path, dst: Path) -> None:
 
 
 class OldNames:
-    """The first names of a batch of moves, removed together by ``finish_moves``."""
+    """The first names of a batch of moves, removed together by ``finish_moves``.
+
+    Names in one folder share one open descriptor of it, so a batch of hundreds of
+    files from a few folders holds a few descriptors, not hundreds.
+    """
 
     def __init__(self) -> None:
         self._names: list[OldName] = []
+        self._folders: dict[str, int] = {}
+        self._fds: list[int] = []
+
+    def hold(self, path: Path) -> OldName:
+        """``path``'s first name, through its folder held open (shared with the batch's other names there)."""
+        key = os.fspath(path.parent)
+        fd = self._folders.get(key)
+        if fd is not None:
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(key, follow_symlinks=False))
+            except OSError:
+                same = False
+            if not same:  # that folder was renamed and another took its name
+                fd = None
+        if fd is None:
+            fd = os.open(key, _DIR_FLAGS)
+            self._fds.append(fd)
+            self._folders[key] = fd
+        return OldName.of(Path(path.name), fd)
 
     def add(self, old: OldName) -> None:
-        """Remember ``old`` (its folder stays open until ``close``)."""
+        """Remember ``old``, moved: its first name goes in ``remove_all``."""
         self._names.append(old)
 
     def __len__(self) -> int:
         return len(self._names)
 
     def remove_all(self) -> None:
-        """Remove every first name that still names its moved file."""
+        """Remove every first name that still names its moved file; sync each folder once."""
         for old in self._names:
-            old.remove()
+            old.remove(sync=False)
+        for fd in {old.folder for old in self._names}:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
 
     def close(self) -> None:
         """Let go of every folder."""
         for old in self._names:
             old.close()
         self._names.clear()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+        self._folders.clear()
 
     def __enter__(self) -> OldNames:
         return self
@@ -227,7 +259,7 @@ def move_no_replace(src: Path, folder: Path, name: str, later: OldNames | None =
     of moves syncs each folder once instead of twice per file.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    old = OldName.of(src)
+    old = later.hold(src) if later is not None else OldName.of(src)
     handed = False
     try:
         dst = _new_name(old, src, folder, name)

@@ -62,3 +62,20 @@ def test_rename_no_replace_refuses_a_taken_name(tmp_path: Path) -> None:
     assert (tmp_path / "a.png").read_bytes() == b"a" and (tmp_path / "b.png").read_bytes() == b"b"
     fsops.rename_no_replace(tmp_path / "a.png", tmp_path / "c.png")
     assert not (tmp_path / "a.png").exists() and (tmp_path / "c.png").read_bytes() == b"a"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_a_batch_holds_one_descriptor_per_folder_not_per_file(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(200):
+        (inbox / f"{i}.jpg").write_bytes(b"x%d" % i)
+    before = len(os.listdir("/proc/self/fd"))
+    with fsops.OldNames() as later:
+        for i in range(200):
+            fsops.move_no_replace(inbox / f"{i}.jpg", tmp_path / "originals", f"{i}.jpg", later)
+        held = len(os.listdir("/proc/self/fd")) - before
+        fsops.finish_moves({tmp_path / "originals"}, later)
+    assert held <= 1
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert list(inbox.iterdir()) == [] and len(list((tmp_path / "originals").iterdir())) == 200
