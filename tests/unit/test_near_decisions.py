@@ -18,6 +18,7 @@ from watcherd.errors import UsageError
 from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmerge, widest
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
+from watcherd.reconcile import reconcile
 from watcherd.records import Decision, ImageRecord, State, Verdict
 
 
@@ -226,3 +227,25 @@ def test_refusals_change_nothing(cfg: Config, catalog: Catalog, clocked: Pipelin
     with pytest.raises(UsageError, match="already decided"):
         resolve(cfg, catalog, ident, "keep-existing")
     assert set(files(cfg)) == set(before)  # (the undone thumbnail was made again: same name, same picture)
+
+
+def test_a_merged_source_file_is_not_decoded_again_by_each_scan(cfg: Config, catalog: Catalog) -> None:
+    decoded: list[str] = []
+
+    def render(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> imaging.Rendered:
+        decoded.append(filename)
+        return imaging.render(data, spec, filename, sha256, now)
+
+    ticks = itertools.count()
+    pipeline = Pipeline(cfg, catalog, render=render, now=lambda: 1_700_000_000.0 + 60 * next(ticks))
+    im = scene(seed=32)
+    first = pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", encode(im, "PNG")))
+    inbox = cfg.source_dirs[0] / "b.png"
+    second = pipeline.process(write(inbox, encode(im.resize((318, 240)), "PNG")))
+    assert first.name and second.name and second.outcome is Outcome.INGESTED
+    resolve(cfg, catalog, f"{first.name}+{second.name}", "keep-existing")
+    assert inbox.exists()  # a source file stays where it is
+    decoded.clear()
+    report = reconcile(Pipeline(cfg, catalog, render=render), reason="test", settle=0)
+    assert decoded == []  # known by its size and time, as any source file already done
+    assert report.counts.get("ingested", 0) == 0 and [r.name for r in catalog.images()] == [first.name]

@@ -239,7 +239,7 @@ class CatalogReader(Connected):
         return [str(r[0]) for r in self._query("SELECT name FROM listing WHERE moving = 1")]
 
     def source_stamps(self) -> dict[str, tuple[int, int]]:
-        """Original path -> (size, mtime_ns) of every file recorded from a source inbox."""
+        """Original path -> (size, mtime_ns) of every file recorded from a source inbox (merged ones too)."""
         out: dict[str, tuple[int, int]] = {}
         for table, side in (("images", "$"), ("collisions", "$.newcomer")):
             rows = self._query(
@@ -250,6 +250,16 @@ class CatalogReader(Connected):
             for original, stamp in rows:
                 size, mtime_ns = json.loads(stamp)
                 out[str(original)] = (int(size), int(mtime_ns))
+        # Images a near keep decision merged: their source files stay in the inbox, done.
+        rows = self._query(
+            "SELECT json_extract(m.value, '$.record.original'), json_extract(m.value, '$.record.source_stat') "
+            "FROM near_decisions, json_each(near_decisions.value, '$.merged') AS m "
+            "WHERE json_extract(m.value, '$.record.source') "
+            "AND json_extract(m.value, '$.record.source_stat') IS NOT NULL"
+        )
+        for original, stamp in rows:
+            size, mtime_ns = json.loads(stamp)
+            out[str(original)] = (int(size), int(mtime_ns))
         return out
 
     def counts(self) -> dict[str, int]:
