@@ -31,6 +31,7 @@ from watcherd.records import CollisionRecord, Decision, ImageRecord, Verdict, Vi
 
 if TYPE_CHECKING:
     from watcherd.neardecisions import NearDecisions
+    from watcherd.places import Places
 
 log = logging.getLogger("watcherd")
 
@@ -402,11 +403,7 @@ class Decisions:
         holder = catalog.image(dec.image or col.name)
         if holder is None or (dec.kind is Verdict.DISTINCT and holder.sha256 != sha256):
             return None
-        where = places.place(path)
-        holder.tags = merge_tags(holder.tags, where.rel.parent if where else PurePosixPath(), holder.size_tag)
-        name = safe_text(path.name)
-        if name != holder.original_filename and name not in holder.other_filenames:
-            holder.other_filenames.append(name)
+        gain_drop(places, holder, path)
         rel = places.rel(path)
         self.set_aside_again(dec, f"{col.id}~again", rel)
         with catalog.transaction():
@@ -435,3 +432,12 @@ class Decisions:
 
         self.filing.finish_pending()  # a decision a crash interrupted is finished first
         return Undo(self).undo()
+
+
+def gain_drop(places: Places, rec: ImageRecord, path: Path) -> None:
+    """The image ``rec`` gains what its bytes dropped again at ``path`` bring: that folder's tags, the file name."""
+    where = places.place(path)
+    rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
+    name = safe_text(path.name)
+    if name != rec.original_filename and name not in rec.other_filenames:
+        rec.other_filenames.append(name)

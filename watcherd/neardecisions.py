@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from watcherd import steps
-from watcherd.decisions import NEAR, Decisions
+from watcherd.decisions import NEAR, Decisions, gain_drop
 from watcherd.errors import UsageError
-from watcherd.naming import merge_tags, safe_text, shown
+from watcherd.naming import shown
 from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmerge
 from watcherd.newcomers import NewImage
 from watcherd.outcomes import Outcome, Result
@@ -140,11 +140,7 @@ class NearDecisions:
             return None
         if where.area is Area.SOURCE:
             return Result(Outcome.UNCHANGED, path, kept.name, detail=f"merged into {kept.name}")
-        folder = places.place(path)
-        kept.tags = merge_tags(kept.tags, folder.rel.parent if folder else PurePosixPath(), kept.size_tag)
-        name = safe_text(path.name)
-        if name != kept.original_filename and name not in kept.other_filenames:
-            kept.other_filenames.append(name)
+        gain_drop(places, kept, path)
         rel = places.rel(path)
         planned = self.decisions.set_aside_again(near.decision, f"{_stem(image.name)}~again", rel)
         with catalog.transaction():
