@@ -30,6 +30,7 @@ from typing import Any
 from watcherd import remote
 from watcherd.config import Config
 from watcherd.errors import ClusterError, StopError
+from watcherd.naming import shown
 from watcherd.newcomers import Fetched, spec_for
 from watcherd.remote import Answer
 
@@ -211,7 +212,12 @@ class ClusterDecoder:
         return batch.answers
 
     def _resolve(self, paths: list[str], future: Any) -> list[Answer]:
-        """A task's answers; a task that kept killing workers is split until the culprit is alone."""
+        """A task's answers; a task that kept killing workers is split until the culprit is alone.
+
+        That file is not sent again: the writer decodes it in its own sandbox, which records
+        it as an error if it is hostile. (A file can also be there by bad luck: a batch
+        waiting on a worker that another batch killed counts against that batch too.)
+        """
         distributed = _distributed()
         try:
             answers: list[Answer] = future.result()
@@ -219,7 +225,8 @@ class ClusterDecoder:
         except distributed.KilledWorker:
             if len(paths) == 1:
                 self.killed += 1
-                return [(None, "", None, (KILLED, False))]
+                log.warning("%s: %s; decoding it here, in the sandbox", shown(paths[0]), KILLED)
+                return [(None, "", None, (KILLED, True))]
             self.split += 1
             half = len(paths) // 2
             first, second = self._submit(paths[:half]), self._submit(paths[half:])
@@ -234,7 +241,7 @@ class ClusterDecoder:
     def _check(self, answers: list[Answer]) -> None:
         """Say once when the workers cannot read files this writer can (a wrong ``cluster.root``)."""
         for stamp, _, _, error in answers:
-            if stamp is None and error is not None and error[1] and not self._warned:
+            if stamp is None and error is not None and error[1] and error[0] != KILLED and not self._warned:
                 self._warned = True
                 log.warning("cluster workers cannot read files (%s); decoding them here (check cluster.root)", error[0])
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cluster_support import copy_library, library_facts, make_library, needs_distributed
-from tests.helpers import wait_for
+from tests.helpers import table, wait_for
 from watcherd import imaging, remote
 from watcherd.catalog import open_for_writing
 from watcherd.cluster import KILLED, ClusterDecoder, connect
@@ -93,23 +93,32 @@ def kill_on_poison(paths: list[str], spec: imaging.RenderSpec, limits: remote.Li
     return remote.decode_batch(paths, spec, limits, now)
 
 
-def test_a_file_that_kills_workers_becomes_an_error_and_the_rest_is_ingested(scheduler: str, tmp_path: Path) -> None:
+def test_a_file_that_kills_workers_is_decoded_here_in_the_sandbox_and_the_rest_on_the_cluster(
+    scheduler: str, tmp_path: Path
+) -> None:
     make_library(tmp_path / "lib", n=6)
-    (tmp_path / "lib" / "thumbs" / "cats" / "pic000.png").rename(tmp_path / "lib" / "thumbs" / "cats" / "poison.png")
+    cats = tmp_path / "lib" / "thumbs" / "cats"
+    (cats / "pic000.png").rename(cats / "poison.png")  # a picture whose batches kill their worker
+    (cats / "poison-bytes.jpg").write_bytes(b"no picture, and it kills workers too")
     cfg = lib_config(tmp_path / "lib", batch_files=4)
     conn = connect(scheduler, 1)
     catalog = open_for_writing(cfg).catalog
     try:
         decoder = ClusterDecoder(conn, cfg, task=kill_on_poison)
-        report = reconcile(Pipeline(cfg, catalog, remote=decoder), reason="scan", settle=0.0)
+        pipeline = Pipeline(cfg, catalog, remote=decoder)
+        report = reconcile(pipeline, reason="scan", settle=0.0)
     finally:
         catalog.close()
         conn.close()
-    assert decoder.killed == 1 and decoder.split >= 2
-    assert report.counts["ingested"] == 6 and report.counts["error"] == 2
+    # Split down to single files, never sent again: the writer's sandbox decides.
+    assert decoder.killed >= 2 and decoder.split >= 2
+    assert report.counts["ingested"] == 7 and report.counts["error"] == 2
     facts = library_facts(tmp_path / "lib")
-    assert ("thumbs/cats/poison.png", KILLED) in facts["errors"]
-    assert (tmp_path / "lib" / "thumbs" / "cats" / "poison.png").exists()  # left where it was
+    assert "poison.png" in [rec["original_filename"] for rec in table(cfg.database_path, "images")]
+    (reason,) = [r for path, r in facts["errors"] if path == "thumbs/cats/poison-bytes.jpg"]
+    assert reason.startswith("not an image")  # what the sandbox found, as in a local scan
+    assert (cats / "poison-bytes.jpg").exists()  # left where it was
+    assert KILLED not in [r for _, r in facts["errors"]]
 
 
 class _Daemon:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene, write
+from tests.helpers import encode, scene, sha, write
 from watcherd import imaging
+from watcherd.cluster import KILLED
 from watcherd.config import Config
 from watcherd.errors import ImageError
 from watcherd.newcomers import Decoder, Fetched
@@ -60,12 +61,21 @@ def test_an_answer_for_an_older_version_of_the_file_is_not(cfg: Config) -> None:
     assert image.hash != "f" * 16 and image.sha256 != "ab" and decoder.remote_used == 0
 
 
-def test_a_file_that_killed_workers_is_an_error_without_decoding_here(cfg: Config) -> None:
+def test_a_file_that_killed_workers_is_decoded_here(cfg: Config) -> None:
     path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
     st = os.lstat(path)
-    decoder = Decoder(cfg, imaging.render, float, Answered(Fetched(None, "", None, ("killed cluster workers", False))))
+    decoder = Decoder(cfg, imaging.render, float, Answered(Fetched(None, "", None, (KILLED, True))))
     decoder.prefetch(path, st)
-    with pytest.raises(ImageError, match="killed cluster workers"):
+    image = decoder.make(path, st)  # by the writer's own renderer (its sandbox, in a scan)
+    assert image.sha256 == sha(path) and decoder.remote_used == 0
+
+
+def test_a_file_a_worker_found_no_image_is_an_error_without_decoding_here(cfg: Config) -> None:
+    path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
+    st = os.lstat(path)
+    decoder = Decoder(cfg, imaging.render, float, Answered(Fetched(None, "", None, ("not a regular file", False))))
+    decoder.prefetch(path, st)
+    with pytest.raises(ImageError, match="not a regular file"):
         decoder.make(path, st)
 
 
