@@ -147,8 +147,15 @@ def _run_until_like(cfg: Config, expected: dict[str, Any], caplog: pytest.LogCap
     """Run the daemon until its library has the expected facts; return what it logged."""
     assert cfg.root is not None
     root = cfg.root
+
+    def like() -> bool:
+        try:
+            return library_facts(root) == expected
+        except OSError:  # a thumbnail the daemon is writing just now (its temporary): look again
+            return False
+
     with caplog.at_level(logging.INFO, logger="watcherd"), _Daemon(cfg):
-        wait_for(lambda: library_facts(root) == expected, timeout=120, what="the start-up scan to finish")
+        wait_for(like, timeout=120, what="the start-up scan to finish")
     return [r.getMessage() for r in caplog.records if r.name == "watcherd"]
 
 
