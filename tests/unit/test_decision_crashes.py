@@ -130,31 +130,43 @@ def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict:
     assert n >= 1  # it did take steps to stop at
 
 
+def redrop_stopped_before_filing(cfg: Config, again: Path, table_name: str) -> list[list[str]]:
+    """A scan meets ``again`` (decided bytes dropped again) and stops just before filing it;
+    returns the moves its batch had committed by then (in the decision in ``table_name``)."""
+    committed: list[list[str]] = []
+
+    def look(step: str, path: Path) -> None:
+        if step == "filing" and path == again:
+            # what another reader sees: the batch is committed, naming where the file goes
+            (row,) = table(cfg.database_path, table_name)
+            committed.extend(row["decision"]["setting_aside"])
+            raise PowerCut
+
+    with open_for_writing(cfg).catalog as catalog, pytest.raises(PowerCut):
+        reconcile(Pipeline(cfg, catalog, checkpoint=look), reason="test", settle=0)
+    assert again.exists()  # not moved before that
+    return committed
+
+
+def check_set_aside_after_restart(cfg: Config, again: Path, table_name: str, planned: str, data: bytes) -> None:
+    """The next start moved ``again`` to ``planned``, recorded it there and left nothing to do."""
+    restart(cfg)
+    assert not again.exists()
+    (row,) = table(cfg.database_path, table_name)
+    assert row["decision"]["again"] == [planned]
+    assert "setting_aside" not in row["decision"]
+    assert (cfg.root or Path()).joinpath(planned).read_bytes() == data
+
+
 def test_decided_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_committed(tmp_path: Path) -> None:
     cfg, dropped = library(tmp_path / "lib")
     with open_for_writing(cfg).catalog as catalog:
         (col,) = catalog.collisions()
         decisions(cfg, catalog, lambda s, p: None).resolve(col.id, Verdict.KEEP_EXISTING)
     again = write(cfg.thumbs_dir / "birds" / "c.jpg", dropped["b.jpg"])
-    committed: list[list[str]] = []
-
-    def look(step: str, path: Path) -> None:
-        if step == "filing" and path == again:
-            # what another reader sees: the batch is committed, naming where the file goes
-            (row,) = table(cfg.database_path, "collisions")
-            committed.extend(row["decision"]["setting_aside"])
-            raise PowerCut
-
-    with open_for_writing(cfg).catalog as catalog, pytest.raises(PowerCut):
-        reconcile(Pipeline(cfg, catalog, checkpoint=look), reason="test", settle=0)
-    assert committed == [["thumbs/birds/c.jpg", f"originals/_duplicates/{col.id}~again.jpg"]]
-    assert again.exists()  # not moved before that
-    restart(cfg)
-    assert not again.exists()
-    (row,) = table(cfg.database_path, "collisions")
-    assert row["decision"]["again"] == [f"originals/_duplicates/{col.id}~again.jpg"]
-    assert "setting_aside" not in row["decision"]
-    assert (cfg.originals_dir / "_duplicates" / f"{col.id}~again.jpg").read_bytes() == dropped["b.jpg"]
+    planned = f"originals/_duplicates/{col.id}~again.jpg"
+    assert redrop_stopped_before_filing(cfg, again, "collisions") == [["thumbs/birds/c.jpg", planned]]
+    check_set_aside_after_restart(cfg, again, "collisions", planned, dropped["b.jpg"])
     assert check_library(cfg.root or Path(), {**dropped, "c.jpg": dropped["b.jpg"]}) == []
 
 

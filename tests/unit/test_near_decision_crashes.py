@@ -15,7 +15,14 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
-from tests.unit.test_decision_crashes import PowerCut, cut_at, decisions, restart
+from tests.unit.test_decision_crashes import (
+    PowerCut,
+    check_set_aside_after_restart,
+    cut_at,
+    decisions,
+    redrop_stopped_before_filing,
+    restart,
+)
 from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
 from watcherd.config import Config
@@ -107,25 +114,9 @@ def test_merged_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_com
         (near,) = catalog.near_decisions()
     merged = near.merged[0].image.name[: -len(".png")]
     again = write(cfg.thumbs_dir / "birds" / "c.png", dropped["b.png"])
-    committed: list[list[str]] = []
-
-    def look(step: str, path: Path) -> None:
-        if step == "filing" and path == again:
-            # what another reader sees: the batch is committed, naming where the file goes
-            (row,) = table(cfg.database_path, "near_decisions")
-            committed.extend(row["decision"]["setting_aside"])
-            raise PowerCut
-
-    with open_for_writing(cfg).catalog as catalog, pytest.raises(PowerCut):
-        reconcile(Pipeline(cfg, catalog, checkpoint=look), reason="test", settle=0)
-    assert committed == [["thumbs/birds/c.png", f"originals/_duplicates/{merged}~again.png"]]
-    assert again.exists()  # not moved before that
-    restart(cfg)
-    assert not again.exists()
-    (row,) = table(cfg.database_path, "near_decisions")
-    assert row["decision"]["again"] == [f"originals/_duplicates/{merged}~again.png"]
-    assert "setting_aside" not in row["decision"]
-    assert (cfg.originals_dir / "_duplicates" / f"{merged}~again.png").read_bytes() == dropped["b.png"]
+    planned = f"originals/_duplicates/{merged}~again.png"
+    assert redrop_stopped_before_filing(cfg, again, "near_decisions") == [["thumbs/birds/c.png", planned]]
+    check_set_aside_after_restart(cfg, again, "near_decisions", planned, dropped["b.png"])
     assert check_library(cfg.root or Path(), {**dropped, "c.png": dropped["b.png"]}) == []
 
 
