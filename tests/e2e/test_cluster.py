@@ -80,6 +80,12 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         c.close()
 
 
+def scanning(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``watcherd scan ROOT ARGS`` started as a process (its output caught), for a test to act during it."""
+    cmd = [sys.executable, "-m", "watcherd", "scan", str(root), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def scan(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "watcherd", "scan", str(root), *args],
@@ -120,12 +126,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster: Cluster, tmp_path: Pat
     slow_library(tmp_path / "here", 24)
     copy_library(tmp_path / "here", tmp_path / "there")
     conf = config(tmp_path, "cluster:\n  batch_files: 4\n  in_flight: 2\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "scan", str(tmp_path / "there"), "-c", conf, "--cluster", cluster.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = scanning(tmp_path / "there", "-c", conf, "--cluster", cluster.address)
     try:
         # The moment a worker has a batch of ours in hand, kill its process (the nanny starts another).
         busy = wait_for(lambda: cluster.busy(), timeout=120, what="a batch")
@@ -145,12 +146,7 @@ def test_losing_the_scheduler_stops_cleanly_and_the_next_scan_continues(cluster:
     slow_library(tmp_path / "here", 24)
     copy_library(tmp_path / "here", tmp_path / "there")
     conf = config(tmp_path, "cluster:\n  batch_files: 2\n  in_flight: 1\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcherd", "scan", str(tmp_path / "there"), "-c", conf, "--cluster", cluster.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = scanning(tmp_path / "there", "-c", conf, "--cluster", cluster.address)
     try:
         wait_for(lambda: list((tmp_path / "there" / "originals").glob("*.png")), timeout=120, what="a first ingest")
         cluster.scheduler.kill()
