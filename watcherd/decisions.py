@@ -26,6 +26,7 @@ from watcherd.context import Context
 from watcherd.errors import ImageError, UsageError
 from watcherd.filing import ARCHIVE, Filing
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
+from watcherd.nearpairs import is_near_id
 from watcherd.newcomers import Renderer, spec_for
 from watcherd.records import CollisionRecord, Decision, ImageRecord, Verdict, Via
 
@@ -37,16 +38,6 @@ log = logging.getLogger("watcherd")
 
 STACK = "decided"  # meta key: ids of decisions, oldest first (collision ids and near-group ids)
 NEAR = "distinct_groups"  # meta key: near-duplicate groups decided distinct (sorted name lists)
-
-
-def near_id(names: list[str]) -> str:
-    """The stable id of a near-duplicate group: its sorted names joined by ``+``."""
-    return "+".join(sorted(names))
-
-
-def is_near_id(ident: str) -> bool:
-    """Does ``ident`` name a near-duplicate group (rather than a collision)?"""
-    return "+" in ident
 
 
 class Decisions:

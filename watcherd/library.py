@@ -95,7 +95,8 @@ class Library:
         images within that distance (those decided distinct only with ``decided``)."""
         with self._reading() as catalog:
             items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided, root=self.cfg.root)]
-            groups = [*(catalog.meta(NEAR) or []), *queries.distinct_pairs(catalog)]
+            # Near groups decided distinct, and collisions decided distinct (their two look-alikes).
+            groups = [*(catalog.meta(NEAR) or []), *queries.distinct_pairs(catalog)] if near is not None else []
             kept = queries.near_kept(catalog) if near is not None and decided else []
         if near is not None:
             items += queries.near_groups(self.cfg, near, groups, decided=decided)

@@ -19,6 +19,16 @@ _MERGED_KEYS = frozenset({"record", "archived"})
 _NEAR_KEYS = frozenset({"id", "decision", "merged", "added_filenames"})
 
 
+def near_id(names: list[str]) -> str:
+    """The stable id of a near-duplicate group: its sorted names joined by ``+``."""
+    return "+".join(sorted(names))
+
+
+def is_near_id(ident: str) -> bool:
+    """Does ``ident`` name a near-duplicate group (rather than a collision)?"""
+    return "+" in ident
+
+
 def names_of(ident: str) -> list[str]:
     """The names a near id (``A+B``, sorted names joined by ``+``) decides about, each once."""
     return list(dict.fromkeys(n for n in ident.split("+") if n))

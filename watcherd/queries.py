@@ -31,7 +31,7 @@ from watcherd.documents import (
 from watcherd.errors import ImageError, UsageError
 from watcherd.keeper import Facts, date_taken, suggest
 from watcherd.naming import HASH_RE, parse_canonical
-from watcherd.nearpairs import names_of, sides, widest
+from watcherd.nearpairs import names_of, near_id, sides, widest
 from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict
 
 if TYPE_CHECKING:
@@ -359,7 +359,7 @@ def near_groups(
         first, last = sides(found_records) if found_records else (None, None)
         out.append(
             {
-                "id": "+".join(names),
+                "id": near_id(names),
                 "decision": "distinct" if settled else None,
                 "decided": None,
                 "kind": "near",

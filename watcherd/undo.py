@@ -12,8 +12,9 @@ import logging
 import os
 
 from watcherd import steps
-from watcherd.decisions import NEAR, STACK, Decisions, is_near_id
+from watcherd.decisions import NEAR, STACK, Decisions
 from watcherd.errors import UsageError
+from watcherd.nearpairs import is_near_id
 from watcherd.records import CollisionRecord, Json, Verdict
 
 log = logging.getLogger("watcherd")
