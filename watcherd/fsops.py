@@ -55,8 +55,7 @@ def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None
         _link(old, dst, dir_fd)
         old.remove()
     finally:
-        if dir_fd is None:
-            old.close()
+        old.close()  # only the folder it opened itself (not ``dir_fd``)
 
 
 def _link(old: OldName, dst: str | Path, dst_dir_fd: int | None) -> None:
@@ -166,11 +165,8 @@ class OldNames:
         return OldName.of(Path(path.name), fd)
 
     def add(self, old: OldName) -> None:
-        """Remember ``old``, moved: its first name goes in ``remove_all``."""
+        """Remember ``old`` (from ``hold``), moved: its first name goes in ``remove_all``."""
         self._names.append(old)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
     def remove_all(self) -> None:
         """Remove every first name that still names its moved file; sync each folder once."""
@@ -182,8 +178,6 @@ class OldNames:
 
     def close(self) -> None:
         """Let go of every folder."""
-        for old in self._names:
-            old.close()
         self._names.clear()
         for fd in self._fds:
             os.close(fd)
@@ -260,19 +254,16 @@ def move_no_replace(src: Path, folder: Path, name: str, later: OldNames | None =
     """
     folder.mkdir(parents=True, exist_ok=True)
     old = later.hold(src) if later is not None else OldName.of(src)
-    handed = False
     try:
         dst = _new_name(old, src, folder, name)
         if later is not None:
-            later.add(old)  # ``later`` lets go of the folder
-            handed = True
+            later.add(old)
             return dst
         fsync_dir(folder)
         old.remove()
         return dst
     finally:
-        if not handed:
-            old.close()
+        old.close()  # nothing to do for a name ``later`` holds: it lets go of the folder
 
 
 def _new_name(old: OldName, src: Path, folder: Path, name: str) -> Path:
