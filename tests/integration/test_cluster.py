@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ import pytest
 
 from tests.cluster_support import copy_library, library_facts, make_library, needs_distributed
 from tests.helpers import table, wait_for
+from tests.integration.test_daemon import Running
 from watcherd import imaging, remote
 from watcherd.catalog import open_for_writing
 from watcherd.cluster import KILLED, ClusterDecoder, connect
 from watcherd.config import ClusterConfig, Config
-from watcherd.daemon import Daemon
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
 from watcherd.scan import scan_once
@@ -121,28 +120,6 @@ def test_a_file_that_kills_workers_is_decoded_here_in_the_sandbox_and_the_rest_o
     assert KILLED not in [r for _, r in facts["errors"]]
 
 
-class _Daemon:
-    """``watcherd run``'s Daemon on a thread, stopped on leaving."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.stop = threading.Event()
-        self.daemon = Daemon(cfg, self.stop)
-        self.code: int | None = None
-        self.thread = threading.Thread(target=self._run, name="test-daemon")
-
-    def _run(self) -> None:
-        self.code = self.daemon.run()
-
-    def __enter__(self) -> _Daemon:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=60)
-        assert not self.thread.is_alive() and self.code == 0
-
-
 def _run_until_like(cfg: Config, expected: dict[str, Any], caplog: pytest.LogCaptureFixture) -> list[str]:
     """Run the daemon until its library has the expected facts; return what it logged."""
     assert cfg.root is not None
@@ -154,8 +131,15 @@ def _run_until_like(cfg: Config, expected: dict[str, Any], caplog: pytest.LogCap
         except OSError:  # a thumbnail the daemon is writing just now (its temporary): look again
             return False
 
-    with caplog.at_level(logging.INFO, logger="watcherd"), _Daemon(cfg):
-        wait_for(like, timeout=120, what="the start-up scan to finish")
+    with caplog.at_level(logging.INFO, logger="watcherd"):
+        running = Running(cfg)
+        running.thread.start()
+        try:
+            wait_for(like, timeout=120, what="the start-up scan to finish")
+        finally:
+            running.stop.set()
+            running.thread.join(timeout=60)
+    assert not running.thread.is_alive() and running.error is None and running.code == 0
     return [r.getMessage() for r in caplog.records if r.name == "watcherd"]
 
 
