@@ -40,6 +40,8 @@ class Holder:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would end that process on Windows: the heartbeat alone decides there
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from watcherd.errors import LockedError
-from watcherd.lease import Lease, describe, read_holder
+from watcherd.lease import Holder, Lease, describe, is_live, read_holder
 
 
 def test_second_taker_is_refused_with_the_holder_named(tmp_path: Path) -> None:
@@ -35,6 +35,22 @@ def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     holder = read_holder(lock)
     assert holder is not None and holder.pid == os.getpid()
     lease.release()
+
+
+def test_no_process_is_probed_on_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows ``os.kill(pid, 0)`` terminates the process: a reader there must never call it."""
+    now = time.time()
+    holder = Holder(host=socket.gethostname(), pid=2**22 + 12345, token="t", since=now, heartbeat=now)
+
+    def kill(pid: int, sig: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {sig}) on Windows would end that process")
+
+    monkeypatch.setattr(os, "kill", kill)
+    with monkeypatch.context() as windows:  # only around the calls: pytest itself must not see "nt"
+        windows.setattr(os, "name", "nt")
+        live = is_live(holder, heartbeat=5, stale_after=3, now=now)
+        stale = not is_live(holder, heartbeat=5, stale_after=3, now=now + 16)
+    assert live and stale  # the heartbeat alone decides
 
 
 def test_remote_lease_is_stale_only_after_missed_heartbeats(tmp_path: Path) -> None:
