@@ -1,0 +1,135 @@
+"""The shared folder, for real: a Samba server, two hosts in namespaces, their FUSE SMB mounts.
+
+See ``tests/share_support.py`` for the pieces. Each scenario is checked again after a
+full scan (``check_library``). File operations on a host's mount are made by this test
+process on that mount's folder: the bytes go through that host's SMB client (rclone,
+in the host's network namespace) to smbd, as a file manager on that host would send them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import canonical_files, encode, running_daemon, scene, wait_for
+from tests.invariants import check_library
+from tests.share_support import Share, missing_pieces, samba_share
+
+pytestmark = pytest.mark.skipif(missing_pieces() is not None, reason=str(missing_pieces()))
+
+CHUNK = 64 * 1024
+MTIME_NS = 1_500_000_000_000_000_000  # 2017-07-14: a photo's time, kept by the copy
+
+
+def cli(*args: str) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def copy_in(path: Path, data: bytes, mtime_ns: int = MTIME_NS) -> Path:
+    """Copy ``data`` to ``path`` as a file manager does: create, write in chunks, close, then set the times."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as out:
+        for i in range(0, len(data), CHUNK):
+            out.write(data[i : i + CHUNK])
+            out.flush()
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Iterator[Share]:
+    with samba_share(tmp_path) as s:
+        yield s
+
+
+def image(root: Path, name: str, *conf: str) -> dict[str, Any]:
+    return dict(cli("tags", str(root), name, *conf))
+
+
+def test_gestures_through_a_client_mount_reach_the_daemon_on_the_server(share: Share, tmp_path: Path) -> None:
+    """The daemon on the server's folder (inotify); host B's file manager works through its mount."""
+    root, mnt = share.folder, share.mount_b.point
+    conf = tmp_path / "server.yaml"
+    conf.write_text("settle: 1.0\nheartbeat: 0.5\n")
+    photos = {name: encode(scene(seed=seed)) for seed, name in enumerate(["tom.jpg", "rex.jpg", "tweety.jpg"], 1)}
+    folders = {"tom.jpg": "cats", "rex.jpg": "dogs", "tweety.jpg": "birds"}
+    dropped = dict(photos)
+    with running_daemon(root, conf) as daemon:
+        for name, data in photos.items():
+            copy_in(mnt / "thumbs" / folders[name] / name, data)
+        wait_for(
+            lambda: (
+                all(canonical_files(root / "thumbs" / f) for f in folders.values())
+                and not any((root / "thumbs" / f / n).exists() for n, f in folders.items())
+            ),
+            timeout=60,
+            what="three drops made thumbnails on the server",
+        )
+        thumbs = {n: canonical_files(root / "thumbs" / f)[0].name for n, f in folders.items()}
+        for n, f in folders.items():
+            wait_for(lambda: (mnt / "thumbs" / f / thumbs[n]).exists(), what="the thumbnail seen on host B")  # noqa: B023
+        tom, rex = thumbs["tom.jpg"], thumbs["rex.jpg"]
+        assert image(root, tom)["tags"] == ["cats", "320x240"]
+
+        # A thumbnail renamed: its canonical name comes back.
+        os.rename(mnt / "thumbs" / "cats" / tom, mnt / "thumbs" / "cats" / "my cat.png")
+        wait_for(
+            lambda: (
+                (root / "thumbs" / "cats" / tom).exists() and not (root / "thumbs" / "cats" / "my cat.png").exists()
+            ),
+            timeout=30,
+            what="the canonical name back",
+        )
+        # Copied into a second folder: the image is in both; one copy deleted: in the other.
+        wait_for(lambda: (mnt / "thumbs" / "cats" / tom).exists(), what="host B sees the name back")
+        copy_in(mnt / "thumbs" / "best" / tom, (mnt / "thumbs" / "cats" / tom).read_bytes())
+        both = [f"thumbs/cats/{tom}", f"thumbs/best/{tom}"]
+        wait_for(lambda: image(root, tom)["paths"] == both, timeout=30, what="both places recorded")
+        (mnt / "thumbs" / "cats" / tom).unlink()
+        wait_for(lambda: image(root, tom)["paths"] == both[1:], timeout=30, what="one copy left")
+        # Folders moved and renamed.
+        (mnt / "thumbs" / "animals").mkdir()
+        os.rename(mnt / "thumbs" / "dogs", mnt / "thumbs" / "animals" / "doggos")
+        wait_for(lambda: image(root, rex)["path"] == f"thumbs/animals/doggos/{rex}", timeout=30, what="the folder move")
+        os.rename(mnt / "thumbs" / "best", mnt / "thumbs" / "favourites")
+        wait_for(lambda: image(root, tom)["path"] == f"thumbs/favourites/{tom}", timeout=30, what="the folder rename")
+
+        # The same photos dropped again: two collisions; one newcomer deleted, one moved out.
+        for name, again in (("tom.jpg", "tom again.jpg"), ("rex.jpg", "rex again.jpg")):
+            copy_in(mnt / "thumbs" / "again" / again, photos[name])
+            dropped[again] = photos[name]
+        wait_for(lambda: len(cli("dupes", str(root))) == 2, timeout=60, what="two collisions")
+        items = cli("dupes", str(root))
+        by_name = {i["name"]: i for i in items}
+        deleted, moved = by_name[tom], by_name[rex]
+        newcomer = mnt / deleted["newcomer"]["thumbnail"]
+        wait_for(newcomer.exists, what="host B sees the newcomer")
+        newcomer.unlink()
+        out = mnt / moved["newcomer"]["thumbnail"]
+        wait_for(out.exists, what="host B sees the other newcomer")
+        os.rename(out, mnt / "thumbs" / "favourites" / out.name)
+        wait_for(lambda: cli("dupes", str(root)) == [], timeout=60, what="both collisions decided")
+        decisions = {d["id"]: d["decision"] for d in cli("dupes", str(root), "--all")}
+        assert decisions == {deleted["id"]: "keep-existing", moved["id"]: "distinct"}
+        assert check_library(root, dropped) == []
+        assert daemon.stop() == 0, daemon.log_text()
+
+    cli("scan", str(root), "-c", str(conf))
+    assert check_library(root, dropped) == []
+    assert image(root, tom)["tags"] == ["cats", "320x240", "best", "favourites", "again"]
+    assert {d["decision"] for d in cli("dupes", str(root), "--all")} == {"keep-existing", "distinct"}
+    status = cli("status", str(root))
+    assert status["images"] == 4 and status["errors"] == 0 and status["missing"] == 0
+    # The drop kept its file times through the client: the thumbnail carries the photo's time.
+    assert os.stat(root / "thumbs" / "animals" / "doggos" / rex).st_mtime_ns // 10**9 == MTIME_NS // 10**9
