@@ -45,7 +45,7 @@ SHARE = "lib"
 # one second. The lease's heartbeat must be longer than the write-back delay. One
 # upload at a time: Debian's rclone 1.60.1 crashed once here ("fatal error: sync:
 # unlock of unlocked mutex" in its SMB backend) with the default four.
-RCLONE_CACHE = ("--vfs-cache-mode", "writes", "--vfs-write-back", "0.5s")
+RCLONE_CACHE: tuple[str, ...] = ("--vfs-cache-mode", "writes", "--vfs-write-back", "0.5s")
 RCLONE_CACHE += ("--dir-cache-time", "1s", "--attr-timeout", "1s", "--transfers", "1")
 
 
