@@ -19,14 +19,16 @@ def all_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
-def check_library(root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str] = frozenset()) -> list[str]:
+def check_library(
+    root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str] = frozenset(), db: Path | None = None
+) -> list[str]:
     """Return every broken promise (an empty list means the library is sound).
 
     ``dropped`` maps each file name the test dropped to its bytes; ``bad`` names files
     that are not images and must still be where they were dropped.
     """
     problems: list[str] = []
-    db = root / ".watcherd" / "catalog.sqlite"
+    db = db if db is not None else root / ".watcherd" / "catalog.sqlite"  # (a catalog kept elsewhere: ``database:``)
     thumbs = root / "thumbs"
     files = all_files(root)
 

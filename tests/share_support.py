@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import START_UP_DONE, wait_for
 
 PASSWORD = "watcherd-test"
 SHARE = "lib"
@@ -375,3 +375,47 @@ def samba_share(base: Path, *, rclone_options: tuple[str, ...] = ()) -> Iterator
 def wait_visible(path: Path, timeout: float = 30.0) -> None:
     """Wait until ``path`` exists (as seen through a mount, after its caches expire)."""
     wait_for(path.exists, timeout=timeout, what=f"{path} to appear")
+
+
+class HostDaemon:
+    """``watcherd run ROOT -c CONF`` on ``host``, its log in a file."""
+
+    def __init__(self, host: Host, root: Path, conf: Path, log: Path) -> None:
+        self.host = host
+        self.log = log
+        self.proc = host.popen(sys.executable, "-m", "watcherd", "run", str(root), "-c", str(conf), log=log)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_started(self, timeout: float = 60.0) -> None:
+        """Wait for the start-up scan to be done; fail if the process exited."""
+        wait_for(
+            lambda: START_UP_DONE in self.log_text() or self.proc.poll() is not None,
+            timeout=timeout,
+            what=f"the daemon on {self.host.name} to start",
+        )
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the daemon on {self.host.name} exited {self.proc.returncode}:\n{self.log_text()}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM unless it has exited; its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def share_config(path: Path, database: Path | None, **extra: object) -> Path:
+    """A host's config, as ``etc/watcherd-share.yaml`` with short timings (no root: given on the command line)."""
+    lines = {
+        "observer": "polling",
+        "publish_interval": 1,
+        "settle": 1,
+        "heartbeat": 1,
+        "stale_after": 3,
+        **extra,
+    }
+    if database is not None:
+        lines["database"] = str(database)
+    path.write_text("".join(f"{k}: {v}\n" for k, v in lines.items()))
+    return path

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlitedict import SqliteDict
 
-from tests.helpers import canonical_files, encode, running_daemon, scene, wait_for
+from tests.helpers import canonical_files, encode, running_daemon, scene, table, wait_for
 from tests.invariants import check_library
-from tests.share_support import Share, missing_pieces, samba_share
+from tests.share_support import Host, HostDaemon, Share, missing_pieces, samba_share, share_config
 
 pytestmark = pytest.mark.skipif(missing_pieces() is not None, reason=str(missing_pieces()))
 
@@ -133,3 +134,71 @@ def test_gestures_through_a_client_mount_reach_the_daemon_on_the_server(share: S
     assert status["images"] == 4 and status["errors"] == 0 and status["missing"] == 0
     # The drop kept its file times through the client: the thumbnail carries the photo's time.
     assert os.stat(root / "thumbs" / "animals" / "doggos" / rex).st_mtime_ns // 10**9 == MTIME_NS // 10**9
+
+
+def host_cli(host: Host, *args: str) -> Any:
+    proc = host.watcherd(*args, "--json")
+    assert proc.returncode == 0, f"watcherd {' '.join(args)} on {host.name} exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def snapshot_images(db: Path) -> list[dict[str, Any]]:
+    """What a notebook on a host reads: the published snapshot, with sqlitedict (nothing before the first)."""
+    try:
+        os.stat(db)
+    except FileNotFoundError:
+        return []
+    with SqliteDict(str(db), tablename="images", decode=json.loads, flag="r") as images:
+        return list(images.values())
+
+
+def test_a_daemon_on_a_clients_mount_serves_the_other_host(share: Share, tmp_path: Path) -> None:
+    """Host A's daemon on its own mount (the share config); host B drops, drags, edits and reads."""
+    a_mnt, b_mnt = share.mount_a.point, share.mount_b.point
+    a_db = tmp_path / "host-a" / "catalog.sqlite"
+    conf_a = share_config(tmp_path / "host-a" / "watcherd.yaml", a_db)
+    conf_b = share_config(tmp_path / "host-b" / "watcherd.yaml", None)  # reads the published snapshot
+    photos = {f"p{i}.jpg": encode(scene(seed=40 + i)) for i in range(6)}
+    dropped = dict(photos)
+    daemon = HostDaemon(share.a, a_mnt, conf_a, tmp_path / "host-a" / "daemon.log")
+    try:
+        daemon.wait_started()
+        reads: list[int] = []
+        for i, (name, data) in enumerate(photos.items()):
+            copy_in(b_mnt / "thumbs" / ("cats" if i < 3 else "inbox/dogs") / name, data)
+            reads.append(len(snapshot_images(b_mnt / ".watcherd" / "catalog.sqlite")))  # while A writes
+        os.rename(b_mnt / "thumbs" / "inbox", b_mnt / "thumbs" / "pets")  # dragged while being ingested
+
+        def all_published() -> bool:
+            reads.append(len(snapshot_images(b_mnt / ".watcherd" / "catalog.sqlite")))
+            return reads[-1] == len(photos)
+
+        wait_for(all_published, timeout=90, interval=0.3, what="host B reads every image in the snapshot")
+        assert "cannot ingest" not in daemon.log_text() and "cannot write" not in daemon.log_text()
+        paths = sorted(r["path"].split("/")[1] for r in snapshot_images(b_mnt / ".watcherd" / "catalog.sqlite"))
+        assert paths == ["cats"] * 3 + ["pets"] * 3
+
+        # Host B's commands hand their change to A's daemon through the request files.
+        name = next(r["name"] for r in snapshot_images(b_mnt / ".watcherd" / "catalog.sqlite") if "cats" in r["tags"])
+        assert host_cli(share.b, "untag", str(b_mnt), name, "cats", "-c", str(conf_b))["tags"] == ["320x240"]
+        retagged = host_cli(share.b, "retag", str(b_mnt), "dogs", "hounds", "-c", str(conf_b))
+        assert retagged["images"] == 3
+        copy_in(b_mnt / "thumbs" / "again" / "p0 again.jpg", photos["p0.jpg"])
+        dropped["p0 again.jpg"] = photos["p0.jpg"]
+        wait_for(lambda: host_cli(share.b, "dupes", str(b_mnt), "-c", str(conf_b)), timeout=60, what="the collision")
+        (item,) = host_cli(share.b, "dupes", str(b_mnt), "-c", str(conf_b))
+        resolved = host_cli(share.b, "resolve", str(b_mnt), item["id"], "keep-existing", "-c", str(conf_b))
+        assert resolved["decision"] == "keep-existing"
+        assert "the daemon" not in share.b.watcherd("status", str(b_mnt), "-c", str(conf_b)).stderr
+        for line in (f"untagged {name}", "renamed tag dogs on 3 images", "decided keep-existing"):
+            assert line in daemon.log_text()  # applied by A's daemon, not by B's commands
+        assert daemon.stop() == 0, daemon.log_text()
+    finally:
+        daemon.stop()
+
+    assert host_cli(share.a, "scan", str(a_mnt), "-c", str(conf_a))["counts"].get("errors", 0) == 0
+    for db in (a_db, share.folder / ".watcherd" / "catalog.sqlite"):  # the live catalog and the snapshot
+        assert check_library(share.folder, dropped, db=db) == []
+    tags = {r["name"]: r["tags"] for r in table(a_db, "images")}
+    assert "cats" not in tags[name] and sum("hounds" in t for t in tags.values()) == 3
+    assert not any("dogs" in t for t in tags.values())
