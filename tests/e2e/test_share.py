@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from sqlitedict import SqliteDict
 
-from tests.helpers import canonical_files, encode, running_daemon, scene, table, wait_for
+from tests.helpers import START_UP_DONE, canonical_files, encode, running_daemon, scene, table, wait_for
 from tests.invariants import check_library
 from tests.share_support import Host, HostDaemon, Share, missing_pieces, samba_share, share_config
 
@@ -202,3 +203,67 @@ def test_a_daemon_on_a_clients_mount_serves_the_other_host(share: Share, tmp_pat
     tags = {r["name"]: r["tags"] for r in table(a_db, "images")}
     assert "cats" not in tags[name] and sum("hounds" in t for t in tags.values()) == 3
     assert not any("dogs" in t for t in tags.values())
+
+
+def test_the_lease_between_hosts_one_writer_then_a_takeover(share: Share, tmp_path: Path) -> None:
+    """Host B refuses while host A's daemon lives; A dies; B refuses while A's beat is fresh, then takes over."""
+    a_mnt, b_mnt = share.mount_a.point, share.mount_b.point
+    b_db = tmp_path / "host-b" / "catalog.sqlite"
+    conf_a = share_config(tmp_path / "host-a" / "watcherd.yaml", tmp_path / "host-a" / "catalog.sqlite", stale_after=6)
+    conf_b = share_config(tmp_path / "host-b" / "watcherd.yaml", b_db, stale_after=6)
+    conf_server = share_config(tmp_path / "server.yaml", tmp_path / "server-catalog.sqlite", stale_after=6)
+    photos = {f"q{i}.jpg": encode(scene(seed=70 + i)) for i in range(3)}
+    daemon_a = HostDaemon(share.a, a_mnt, conf_a, tmp_path / "host-a" / "daemon.log")
+    daemon_b: HostDaemon | None = None
+    try:
+        daemon_a.wait_started()
+        for name in ("q0.jpg", "q1.jpg"):
+            copy_in(b_mnt / "thumbs" / "cats" / name, photos[name])
+        wait_for(lambda: len(canonical_files(share.folder / "thumbs" / "cats")) == 2, timeout=60, what="A ingests")
+
+        # One writer: host B (through its mount) and the server itself (on the real folder) refuse.
+        refused = share.b.watcherd("run", str(b_mnt), "-c", str(conf_b), timeout=60)
+        assert refused.returncode == 4, refused.stderr
+        assert "locked by watcherd" in refused.stderr and "on host-a" in refused.stderr
+        server = subprocess.run(
+            [sys.executable, "-m", "watcherd", "run", str(share.folder), "-c", str(conf_server)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert server.returncode == 4 and "on host-a" in server.stderr, server.stderr
+
+        share.a.kill_all()  # host A is gone: its daemon and its mount's client, at once
+        assert daemon_a.proc.wait(timeout=30) == -signal.SIGKILL
+        early = share.b.watcherd("run", str(b_mnt), "-c", str(conf_b), timeout=60)
+        assert early.returncode == 4 and "on host-a" in early.stderr, early.stderr  # A's last beat is still fresh
+
+        def started() -> HostDaemon | None:  # as systemd would: started again until it runs
+            nonlocal daemon_b
+            daemon_b = d = HostDaemon(share.b, b_mnt, conf_b, tmp_path / "host-b" / "daemon.log")
+            wait_for(
+                lambda: START_UP_DONE in d.log_text() or d.proc.poll() is not None,
+                timeout=60,
+                what="host B's daemon to start or refuse",
+            )
+            if d.proc.poll() == 4:
+                assert "on host-a" in d.log_text()
+                return None
+            d.wait_started()
+            return d
+
+        taker = wait_for(started, timeout=90, interval=1.0, what="host B to take the lease over")
+        assert taker is not None
+        assert "looks stale; watching it for 6s before taking it over" in taker.log_text()
+        copy_in(b_mnt / "thumbs" / "dogs" / "q2.jpg", photos["q2.jpg"])
+        wait_for(lambda: canonical_files(share.folder / "thumbs" / "dogs"), timeout=60, what="B ingests")
+        assert taker.stop() == 0, taker.log_text()
+    finally:
+        daemon_a.stop()
+        if daemon_b is not None:
+            daemon_b.stop()
+
+    assert host_cli(share.b, "scan", str(b_mnt), "-c", str(conf_b))["counts"].get("errors", 0) == 0
+    assert check_library(share.folder, photos, db=b_db) == []
+    assert sorted(r["original_filename"] for r in table(b_db, "images")) == sorted(photos)
