@@ -47,6 +47,8 @@ SHARE = "lib"
 # unlock of unlocked mutex" in its SMB backend) with the default four.
 RCLONE_CACHE: tuple[str, ...] = ("--vfs-cache-mode", "writes", "--vfs-write-back", "0.5s")
 RCLONE_CACHE += ("--dir-cache-time", "1s", "--attr-timeout", "1s", "--transfers", "1")
+# A server that went away is said at once (EIO), not after rclone's minute of retries.
+RCLONE_CACHE += ("--contimeout", "2s", "--timeout", "5s", "--low-level-retries", "1")
 
 
 def missing_pieces() -> str | None:

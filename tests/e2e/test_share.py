@@ -267,3 +267,37 @@ def test_the_lease_between_hosts_one_writer_then_a_takeover(share: Share, tmp_pa
     assert host_cli(share.b, "scan", str(b_mnt), "-c", str(conf_b))["counts"].get("errors", 0) == 0
     assert check_library(share.folder, photos, db=b_db) == []
     assert sorted(r["original_filename"] for r in table(b_db, "images")) == sorted(photos)
+
+
+def test_the_share_goes_away_mid_ingest_and_comes_back(share: Share, tmp_path: Path) -> None:
+    """smbd stops while host A's daemon ingests through its mount, then starts again: nothing lost."""
+    a_mnt = share.mount_a.point
+    a_db = tmp_path / "host-a" / "catalog.sqlite"
+    conf_a = share_config(tmp_path / "host-a" / "watcherd.yaml", a_db)
+    first = {f"r{i}.jpg": encode(scene(seed=100 + i)) for i in range(3)}
+    burst = {f"s{i:02d}.jpg": encode(scene((640, 480), seed=200 + i)) for i in range(16)}
+    dropped = {**first, **burst}
+    daemon = HostDaemon(share.a, a_mnt, conf_a, tmp_path / "host-a" / "daemon.log")
+    try:
+        daemon.wait_started()
+        for name, data in first.items():
+            copy_in(share.folder / "thumbs" / "before" / name, data)
+        wait_for(lambda: len(table(a_db, "images")) == 3, timeout=60, what="the first three ingested")
+        for name, data in burst.items():  # on the server: they arrive at once, and A starts on them
+            copy_in(share.folder / "thumbs" / "burst" / name, data)
+        wait_for(lambda: "ingested thumbs/burst/" in daemon.log_text(), timeout=60, what="A ingesting the burst")
+        share.server.stop()  # the share goes away mid-ingest
+        wait_for(lambda: "cannot renew the lease" in daemon.log_text(), timeout=60, what="A to say the share is gone")
+        assert daemon.proc.poll() is None, daemon.log_text()
+        assert all(r["state"] == "present" for r in table(a_db, "images")), "the library was marked missing"
+        share.server.start()  # it comes back
+        wait_for(lambda: "renewed again" in daemon.log_text(), timeout=90, what="A to see the share back")
+        wait_for(lambda: len(table(a_db, "images")) == len(dropped), timeout=90, what="A catching up")
+        assert daemon.stop() == 0, daemon.log_text()
+    finally:
+        daemon.stop()
+    log = daemon.log_text()
+    assert log.count("cannot renew the lease") == 1, log
+    assert host_cli(share.a, "scan", str(a_mnt), "-c", str(conf_a))["counts"].get("errors", 0) == 0
+    assert check_library(share.folder, dropped, db=a_db) == []
+    assert all(r["state"] == "present" for r in table(a_db, "images"))
