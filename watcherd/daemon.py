@@ -101,6 +101,19 @@ def warn_network_catalog(cfg: Config) -> None:
         )
 
 
+def warn_client_cache(cfg: Config) -> None:
+    """A FUSE client (rclone...) may hold writes back: the lease must still reach the server in time."""
+    assert cfg.root is not None
+    fs = filesystem_type(cfg.root)
+    if fs.startswith("fuse."):
+        log.warning(
+            "the library is on a %s mount: its client must send writes to the server in less than the "
+            "heartbeat (%gs), or other hosts never see this daemon's lease (README: Running on a NAS or a Samba share)",
+            fs,
+            cfg.heartbeat,
+        )
+
+
 class _WhenChanged:
     """Run a job after the catalog changed, at most once per ``interval`` unless forced."""
 
@@ -161,6 +174,7 @@ class Daemon:
         try:
             remove_leftovers(cfg)
             warn_network_catalog(cfg)
+            warn_client_cache(cfg)
             opened = open_for_writing(cfg)
             decoders = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
             decoders.warm()

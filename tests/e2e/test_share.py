@@ -176,6 +176,7 @@ def test_a_daemon_on_a_clients_mount_serves_the_other_host(share: Share, tmp_pat
 
         wait_for(all_published, timeout=90, interval=0.3, what="host B reads every image in the snapshot")
         assert "cannot ingest" not in daemon.log_text() and "cannot write" not in daemon.log_text()
+        assert "the library is on a fuse.rclone mount: its client must send writes" in daemon.log_text()
         paths = sorted(r["path"].split("/")[1] for r in snapshot_images(b_mnt / ".watcherd" / "catalog.sqlite"))
         assert paths == ["cats"] * 3 + ["pets"] * 3
 
