@@ -34,6 +34,18 @@ def temp_path(folder: Path, suffix: str = "") -> Path:
     return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{suffix}"
 
 
+def absent(path: str | Path) -> bool:
+    """Whether the filesystem says ``path`` does not exist. A name that cannot be looked
+    up (EIO from a share that went away) is not absent: nothing is known about it."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def fsync_dir(folder: Path) -> None:
     """Flush a directory entry so a rename or link survives a crash (best effort)."""
     try:
