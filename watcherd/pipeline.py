@@ -80,8 +80,8 @@ class Pipeline:
         self.failures = Failures(self.ctx)
         # One Filing: a decision made inside a batch (a gesture) moves its originals after the batch commits.
         self.moves = Moves(self.ctx, self.adopter, self.failures, self.filing, render)
-        collisions = Collisions(self.ctx, self.filing, render)
-        self.ingest = Ingest(self.ctx, self.decoder, self.adopter, collisions, self.filing, self.failures)
+        self.collisions = Collisions(self.ctx, self.filing, render)
+        self.ingest = Ingest(self.ctx, self.decoder, self.adopter, self.collisions, self.filing, self.failures)
         self.internal_errors = 0
         self.batch_files = batch_files
 

@@ -65,6 +65,8 @@ def reconcile(
     resumed = pipeline.filing.finish_pending()
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
+    if pipeline.adopter.remembered is None:  # a fresh catalog owns no collision yet: nothing is an orphan
+        pipeline.collisions.take_back_orphans()
 
     others: list[Path] = []
     walked: set[str] = set()  # folders of the thumbs tree, relative to ROOT, with a trailing /
