@@ -18,6 +18,7 @@ from watcherd.adopt import Maker, examine
 from watcherd.context import Context
 from watcherd.decisions import Decisions
 from watcherd.filing import Filing
+from watcherd.folders import ident_of
 from watcherd.naming import safe_text, shown
 from watcherd.newcomers import NewImage, Renderer
 from watcherd.outcomes import Outcome, Result
@@ -73,6 +74,7 @@ class Collisions:
             filename=safe_text(path.name),
             source=where.area is Area.SOURCE,
             dropped=places.rel(path.parent if where.area is Area.TREE else places.thumbs),
+            dropped_id=ident_of(path.parent) if where.area is Area.TREE else None,
         )
         if where.area is Area.SOURCE:
             newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)

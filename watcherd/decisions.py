@@ -25,6 +25,7 @@ from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
 from watcherd.errors import ImageError, UsageError
 from watcherd.filing import ARCHIVE, Filing
+from watcherd.folders import Folders
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
 from watcherd.nearpairs import is_near_id
 from watcherd.newcomers import Renderer, spec_for
@@ -58,8 +59,10 @@ class Decisions:
         raise UsageError(f"no collision with id {ident!r} (see 'watcherd dupes --all')")
 
     def drop_folder(self, col: CollisionRecord) -> Path:
-        """The folder of the tree the newcomer was dropped in (the top of the tree when not known)."""
-        return self.ctx.places.dropped_in(col.newcomer.dropped, col.newcomer.source)
+        """The folder of the tree the newcomer was dropped in, where it is now (renamed or moved
+        since, it is found by what it is); the top of the tree when not known."""
+        new = col.newcomer
+        return Folders(self.ctx.places).locate(new.dropped, new.dropped_id, source=new.source)
 
     def render(self, original: str | None, filename: str | None) -> bytes:
         """A thumbnail made again from an original kept under the root (for ``undo``)."""
@@ -178,9 +181,13 @@ class Decisions:
             folder = self.drop_folder(col)
             target = folder / name
             try:
+                folder.mkdir(parents=True, exist_ok=True)  # deleted since the drop: made again
                 fsops.rename_no_replace(src, target)
             except FileExistsError:
                 raise UsageError(f"{places.rel(target)} is taken; move that file away and decide again") from None
+            except OSError as exc:
+                to = places.rel(target)
+                raise UsageError(f"cannot move the newcomer's thumbnail to {to}: {exc.strerror}") from None
             # Stopped here, the thumbnail in the tree without a record is a gesture the next start decides.
             self.ctx.checkpoint("thumbnail", target)
         else:

@@ -186,7 +186,7 @@ class ImageRecord:
 
 _EXISTING_KEYS = frozenset({"thumbnail", "original", "sha256"})
 _NEWCOMER_KEYS = frozenset(
-    {"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped"}
+    {"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped", "dropped_id"}
 )
 _COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer", "decision"})
 _DECISION_KEYS = frozenset(
@@ -235,7 +235,11 @@ class Newcomer:
     source: bool = False
     moving_from: str | None = None
     source_stat: tuple[int, int] | None = None
-    dropped: str | None = None  # the folder it was dropped in, relative to ROOT (None: not known)
+    # The folder it was dropped in, relative to ROOT, as it was then (None: not known), and
+    # what that folder is: its (st_dev, st_ino), by which it is found again after a rename
+    # or a move (``folders.Folders.locate``); the path alone would go stale.
+    dropped: str | None = None
+    dropped_id: tuple[int, int] | None = None
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
@@ -253,6 +257,8 @@ class Newcomer:
             out["source_stat"] = list(self.source_stat)
         if self.dropped is not None:
             out["dropped"] = self.dropped
+        if self.dropped_id is not None:
+            out["dropped_id"] = list(self.dropped_id)
         return out
 
     @classmethod
@@ -267,6 +273,7 @@ class Newcomer:
             moving_from=data.get("moving_from"),
             source_stat=_stamp(data.get("source_stat")),
             dropped=data.get("dropped"),
+            dropped_id=_stamp(data.get("dropped_id")),
             extra=_rest(data, _NEWCOMER_KEYS),
         )
 
@@ -431,3 +438,14 @@ class ErrorRecord:
             attempts=int(data.get("attempts", 1)),
             extra=_rest(data, _ERROR_KEYS),
         )
+
+
+def existing_now(col: CollisionRecord, holder: ImageRecord | None) -> Existing:
+    """A collision's existing side as it is now: ``holder`` (the image holding the contested
+    name) where its files are today. The places stored at detection are only a fallback for
+    an image no longer catalogued: a record says what a side is, the image says where it is.
+    """
+    if holder is None:
+        return Existing(None, col.existing.original, col.existing.sha256, dict(col.existing.extra))
+    thumbnail = holder.path if holder.present else None
+    return Existing(thumbnail, holder.original, holder.sha256, dict(col.existing.extra))

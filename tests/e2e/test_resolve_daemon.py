@@ -118,3 +118,36 @@ def test_forget_through_a_running_daemon(tmp_path: Path) -> None:
         assert cli("forget", str(root), gone, "-c", str(conf)) == {"forgotten": [gone]}
         assert "forgot 1 missing images" in daemon.log_text()  # the daemon wrote it
         assert [r["name"] for r in table(db, "images")] == [kept]
+
+
+def test_distinct_after_both_folders_were_renamed_under_a_running_daemon(tmp_path: Path) -> None:
+    """The issue's report: drop, rename the existing image's folder and the drop folder, then
+    ``distinct`` (it used to end with an internal error, exit 70, naming the old folder)."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    conf = tmp_path / "watcherd.yaml"
+    conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
+    db = root / ".watcherd" / "catalog.sqlite"
+    im = scene(seed=41)
+    dropped = {"a.png": encode(im, "PNG"), "b.jpg": encode(im, "JPEG", quality=95)}
+    thumbs = root / "thumbs"
+    with running_daemon(root, conf):
+        write(thumbs / "a" / "a.png", dropped["a.png"])
+        wait_for(lambda: len(table(db, "images")) == 1, what="the first image")
+        write(thumbs / "drop" / "b.jpg", dropped["b.jpg"])
+        (item,) = wait_for(lambda: dupes(root, conf), what="the collision")
+        (thumbs / "a").rename(thumbs / "a2")
+        (thumbs / "drop").rename(thumbs / "drop2")
+        name = item["name"]
+        (item,) = wait_for(
+            lambda: [i for i in dupes(root, conf) if i["existing"]["thumbnail"] == f"thumbs/a2/{name}"],
+            what="dupes to show the existing image's new place",
+        )
+        assert all((root / p).exists() for p in item["paths"])
+        done = cli("resolve", str(root), item["id"], "distinct", "-c", str(conf))
+        holder = {r["name"]: r for r in table(db, "images")}[done["image"]]
+        assert holder["path"] == f"thumbs/drop2/{done['image']}" and "drop2" in holder["tags"]
+        assert not (thumbs / "drop").exists()
+    assert check_library(root, dropped) == []
+    cli("scan", str(root), "-c", str(conf))
+    assert check_library(root, dropped) == []
