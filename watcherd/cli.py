@@ -230,7 +230,13 @@ def _cmd_retag(args: argparse.Namespace) -> int:
 
 
 def _cmd_errors(args: argparse.Namespace) -> int:
-    items = _library(args, args.root).errors()
+    library = _library(args, args.root)
+    if args.retry:
+        done = library.retry_errors()
+        n = len(done["retried"])
+        _emit(args, done, f"forgot {n} error record{'' if n == 1 else 's'}: those files are read again")
+        return 0
+    items = library.errors()
     lines = [f"{e['attempts']:3d}x  {e['path']}: {e['reason']} (since {e['first_seen']})" for e in items]
     _emit(args, items, "\n".join(lines))
     return 0
