@@ -27,20 +27,31 @@ from watcherd.cliargs import build_parser
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
-from watcherd.layout import check_root, check_writable, find_root
+from watcherd.layout import check_library, check_root, check_writable, find_root
 from watcherd.library import Library
+from watcherd.records import Verdict
 
 log = logging.getLogger("watcherd")
 
 
-def _load_config(args: argparse.Namespace, root: str | None) -> Config:
+def _load_config(args: argparse.Namespace, root: str | None, *, library: bool = False) -> Config:
+    """The config, rooted at ROOT, else the config's root, else the nearest library at or
+    above the current directory, else the current directory. With ``library`` the root
+    must already be a library (every command but ``run``, ``scan`` and ``rebuild``,
+    which make one)."""
     cfg = config.load(args.config)
+    named = True
     if root is not None:
         cfg = cfg.with_root(Path(root))
     elif cfg.root is None:
         cwd = Path.cwd()
-        cfg = cfg.with_root(find_root(cwd) or cwd)
-    check_root(cfg)
+        found = find_root(cwd)
+        named = found is not None
+        cfg = cfg.with_root(found or cwd)
+    if library:
+        check_library(cfg, named=named)
+    else:
+        check_root(cfg)
     return cfg
 
 
@@ -134,7 +145,7 @@ def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, in
 
 
 def _library(args: argparse.Namespace, root: str | None) -> Library:
-    cfg = _load_config(args, root)
+    cfg = _load_config(args, root, library=True)
     _setup_logging(args, cfg)
     return Library(cfg)
 
@@ -219,7 +230,13 @@ def _cmd_retag(args: argparse.Namespace) -> int:
 
 
 def _cmd_errors(args: argparse.Namespace) -> int:
-    items = _library(args, args.root).errors()
+    library = _library(args, args.root)
+    if args.retry:
+        done = library.retry_errors()
+        n = len(done["retried"])
+        _emit(args, done, f"forgot {n} error record{'' if n == 1 else 's'}: those files are read again")
+        return 0
+    items = library.errors()
     lines = [f"{e['attempts']:3d}x  {e['path']}: {e['reason']} (since {e['first_seen']})" for e in items]
     _emit(args, items, "\n".join(lines))
     return 0
@@ -284,8 +301,14 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
         done = _library(args, values[0] if values else None).undo()
         _emit(args, done, f"undid the decision on {done['id']}: undecided again")
         return 0
-    if len(values) not in (2, 3):
+    if len(values) > 3:
         raise UsageError("resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo")
+    words = [v.value for v in Verdict]
+    if len(values) < 2 or values[-1] not in words:
+        # Checked before ROOT is looked for: 'resolve ROOT ID' must not take ROOT for the ID.
+        missing = len(values) < 2 or (len(values) == 2 and Path(values[0]).is_dir())
+        given = "" if missing else f"; {values[-1]!r} is none of them"
+        raise UsageError(f"resolve needs ID and a decision: {', '.join(words[:-1])} or {words[-1]}{given}")
     root = values[0] if len(values) == 3 else None
     done = _library(args, root).resolve(values[-2], values[-1])
     _emit(args, done, f"{done['id']}: {done['decision']} ({done['image']})")
@@ -305,7 +328,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from watcherd.web.serve import serve
 
-    cfg = _load_config(args, args.root)
+    cfg = _load_config(args, args.root, library=True)
     _setup_logging(args, cfg)
     return serve(cfg, args.host, args.port, args.token)
 

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("errors", "Files that could not be ingested, with why, when and how often.")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument(
+        "--retry",
+        action="store_true",
+        help="forget every error record, so the next scan (or the running daemon, at once) reads those files again",
+    )
 
     p = add("missing", "Images whose thumbnail is in no folder any more (their record is kept).")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)

@@ -158,6 +158,12 @@ class Forgotten(TypedDict):
     forgotten: list[str]
 
 
+class Retried(TypedDict):
+    """``errors --retry --json``: the files whose error records were forgotten, by path."""
+
+    retried: list[str]
+
+
 class TagChange(TypedDict):
     """``retag --json`` and ``untag --everywhere --json``."""
 

@@ -18,7 +18,7 @@ from watcherd import arrange as arranging
 from watcherd import queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.documents import Arrangement, Forgotten, ImageSummary, Resolution, TagChange
+from watcherd.documents import Arrangement, Forgotten, ImageSummary, Resolution, Retried, TagChange
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.naming import shown
 from watcherd.records import Json
@@ -98,6 +98,25 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
     return {"forgotten": gone}
 
 
+def retry_errors(catalog: Catalog) -> Retried:
+    """Forget every error record, so that each of those files is read again: by the next scan,
+    or at once by the daemon that applied this (``to_read_again``)."""
+    with catalog.transaction():
+        paths = sorted(e.path for e in catalog.errors())
+        for rel in paths:
+            catalog.clear_error(rel)
+    if paths:
+        log.info("forgot %d error records; those files are read again", len(paths))
+    return {"retried": paths}
+
+
+def to_read_again(req: Request, answer: Answer) -> list[str]:
+    """The files (relative to ROOT) a writer should read again now that ``req`` was applied."""
+    if req.command != "retry-errors" or not answer.ok or not isinstance(answer.result, dict):
+        return []
+    return [str(p) for p in answer.result.get("retried", [])]
+
+
 def resolve(
     cfg: Config, catalog: Catalog, ident: str, decision: str, via: str = "command", render: Renderer | None = None
 ) -> Resolution:
@@ -152,6 +171,7 @@ EDITS: dict[str, Callable[[Config, Catalog, Json, Renderer | None], Any]] = {
     "retag": lambda cfg, cat, a, r: retag(cat, str(a["old"]), str(a["new"])),
     "untag-everywhere": lambda cfg, cat, a, r: untag_everywhere(cat, str(a["tag"])),
     "forget": lambda cfg, cat, a, r: forget(cat, [str(n) for n in a["names"]]),
+    "retry-errors": lambda cfg, cat, a, r: retry_errors(cat),
     "arrange": lambda cfg, cat, a, r: _arrange(cfg, cat, a),
     "resolve": lambda cfg, cat, a, r: resolve(cfg, cat, str(a["id"]), str(a["decision"]), render=r),
     "undo": lambda cfg, cat, a, r: undo(cfg, cat, r),

@@ -21,6 +21,10 @@ class UsageError(WatcherdError):
     exit_code = 2
 
 
+# How the reason of a file that looks cut short begins (it travels as text from the decoders).
+TRUNCATED = "truncated image"
+
+
 class ImageError(WatcherdError):
     """A file cannot become a thumbnail; ``reason`` is a short phrase for logs and status.
 
@@ -32,6 +36,11 @@ class ImageError(WatcherdError):
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
+
+    @property
+    def truncated(self) -> bool:
+        """Does the file look cut short? Transient while it may still be written, final once it is quiet."""
+        return self.reason.startswith(TRUNCATED)
 
 
 class CatalogError(WatcherdError):

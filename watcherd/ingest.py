@@ -80,7 +80,9 @@ class Ingest:
             if exc.transient and self._still_changing(path, st):
                 log.debug("deferring %s: %s while the file is still changing", shown(rel), exc.reason)
                 return Result(Outcome.DEFERRED, path, detail=exc.reason, retry=True)
-            return self.failures.record(path, exc.reason, st, transient=exc.transient)
+            # Cut short and quiet for a while: no writer is coming back, so it is final
+            # until the file changes (never decoded again by a scan, never waited for).
+            return self.failures.record(path, exc.reason, st, transient=exc.transient and not exc.truncated)
         folder = path.parent if where.area is Area.TREE else self.ctx.places.thumbs
         try:
             return self._place(path, where, st, image, folder)

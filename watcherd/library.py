@@ -27,6 +27,7 @@ from watcherd.documents import (
     MissingItem,
     NearGroup,
     Resolution,
+    Retried,
     SimilarHit,
     Status,
     TagChange,
@@ -84,6 +85,11 @@ class Library:
         """Every file that could not be ingested and is still there."""
         with self._reading() as catalog:
             return queries.errors(catalog)
+
+    def retry_errors(self) -> Retried:
+        """Forget every error record through the one writer: those files are read again."""
+        result: Retried = _change(self.cfg, "retry-errors", {})
+        return result
 
     def missing(self) -> list[MissingItem]:
         """Images whose thumbnail is in no folder of the tree any more."""

@@ -91,7 +91,8 @@ class NearDecisions:
             self.decisions.push(ident)
             self.filing.journal.plan(planned)
         self.filing.settle(near)
-        log.info("decided %s (%s): kept %s, merged %s", verdict.value, via.value, kept.name, ", ".join(names))
+        merged_names = ", ".join(m.name for m in merged)
+        log.info("decided %s (%s): kept %s, merged %s", verdict.value, via.value, kept.name, merged_names)
         return kept.name
 
     def undo(self, ident: str) -> bool:

@@ -147,6 +147,8 @@ class Pipeline:
             return self.failures.record(path, f"cannot stat: {exc.strerror}", None, transient=True)
         if not stat.S_ISREG(st.st_mode):
             return Result(Outcome.IGNORED, path, detail="not a regular file")
+        if self.failures.known_bad(self.places.rel(path), st):
+            return Result(Outcome.IGNORED, path, detail="already reported")  # not read until it changes
         if where.area is Area.TREE:
             canonical = parse_canonical(path.name) is not None
             result = self.moves.seen(path, where, st) if canonical else self.moves.renamed(path, where, st)

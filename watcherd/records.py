@@ -8,6 +8,7 @@ an older watcherd loses nothing. Keys a newer version added read as their defaul
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -388,12 +389,21 @@ class CollisionRecord:
         )
 
 
-_ERROR_KEYS = frozenset({"path", "reason", "transient", "size", "mtime_ns", "first_seen", "last_seen", "attempts"})
+_ERROR_KEYS = frozenset(
+    {"path", "reason", "transient", "size", "mtime_ns", "inode", "beside", "first_seen", "last_seen", "attempts"}
+)
 
 
 @dataclass
 class ErrorRecord:
-    """A file that could not be ingested (the catalog key is ``path``, relative to ROOT)."""
+    """A file that could not be ingested (the catalog key is ``path``, relative to ROOT).
+
+    ``size``, ``mtime_ns`` and ``inode`` say which file failed: it is read again only
+    once one of them changes (records written before the inode was kept compare size
+    and mtime only). ``beside``: the file in the way (relative to ROOT) when the error
+    is about another file in the same folder (a copy of it, its name taken); such an
+    error is also looked at again once that file is gone.
+    """
 
     path: str
     reason: str
@@ -404,11 +414,19 @@ class ErrorRecord:
     last_seen: str
     attempts: int = 1
     extra: Json = field(default_factory=dict)
+    inode: int | None = None
+    beside: str | None = None
 
     @property
     def stamp(self) -> tuple[int | None, int | None]:
         """Size and mtime of the file when it failed: it is tried again once they change."""
         return self.size, self.mtime_ns
+
+    def same_file(self, st: os.stat_result) -> bool:
+        """Is ``st`` the very file that failed (same size, mtime and, when known, inode)?"""
+        if self.stamp != (st.st_size, st.st_mtime_ns):
+            return False
+        return self.inode is None or self.inode == st.st_ino
 
     def to_json(self) -> Json:
         """The catalog's JSON object for this record."""
@@ -419,6 +437,8 @@ class ErrorRecord:
             "transient": self.transient,
             "size": self.size,
             "mtime_ns": self.mtime_ns,
+            **({"inode": self.inode} if self.inode is not None else {}),
+            **({"beside": self.beside} if self.beside is not None else {}),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "attempts": self.attempts,
@@ -437,6 +457,8 @@ class ErrorRecord:
             last_seen=str(data.get("last_seen") or ""),
             attempts=int(data.get("attempts", 1)),
             extra=_rest(data, _ERROR_KEYS),
+            inode=data.get("inode"),
+            beside=data.get("beside"),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,17 @@ def test_a_group_of_three_keeps_one_and_a_pair_of_it_leaves_the_rest_listed(
     (rest,) = group(cfg)
     assert rest["names"] == sorted([names[0], names[2]])
     assert check_library(root, dropped) == []
+
+
+def test_a_keep_logs_the_kept_image_apart_from_the_merged_ones(
+    cfg: Config, catalog: Catalog, clocked: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    names, _ = near_library(cfg, clocked, 3)
+    with caplog.at_level(logging.INFO, logger="watcherd"):
+        resolve(cfg, catalog, "+".join(sorted(names)), "keep-newcomer")
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decided keep-newcomer")]
+    kept, merged = line.split(": kept ", 1)[1].split(", merged ", 1)
+    assert kept == names[2] and sorted(merged.split(", ")) == sorted(names[:2])
 
 
 def test_the_merged_bytes_dropped_again_are_settled_as_before(cfg: Config, catalog: Catalog, clocked: Pipeline) -> None:
