@@ -196,7 +196,8 @@ def test_a_review_by_buttons_and_keys_settles_files_and_catalog_and_survives_reb
     page.goto(url)
     items = page.locator("[data-collision-id]")
     assert [items.nth(i).get_attribute("data-collision-id") for i in range(3)] == [q["id"] for q in queue]
-    first, second, third = (items.nth(i) for i in range(3))
+    # by id: a decided item leaves the queue for the page's "decided" list, so positions change
+    first, second, third = (page.locator(f'[data-collision-id="{q["id"]}"]') for q in queue)
     assert is_current(first) and first.get_attribute("data-keeper") == "existing"
 
     # f flips A/B in place (the newcomer takes the existing side's place), f again flips back.

@@ -51,7 +51,9 @@ def test_resolve_and_undo_through_a_running_daemon(tmp_path: Path, decision: str
         before = {r["name"]: r for r in table(db, "images")}
 
         done = cli("resolve", str(root), item["id"], decision, "-c", str(conf))
+        made = done.pop("made")
         assert done == {"id": item["id"], "decision": decision, "image": done["image"], "undone": False}
+        assert (made["id"], made["decision"], made["via"]) == (item["id"], decision, "command")
         assert f"decided {decision} (command)" in daemon.log_text()  # the daemon wrote it
         assert dupes(root, conf) == []
         (col,) = table(db, "collisions")

@@ -62,12 +62,14 @@ def test_resolve_and_undo_through_the_api_answer_as_the_cli(client: TestClient, 
     assert listed == cli("dupes", str(root))
     ident = listed[0]["id"]
     done = client.post("/api/resolve", json={"id": ident, "decision": "keep-existing"}).json()
+    made = done.pop("made")
     assert done == {"id": ident, "decision": "keep-existing", "image": listed[0]["name"], "undone": False}
+    assert made["id"] == ident and made["decision"] == "keep-existing" and made["via"] == "page" and made["token"]
     assert client.get("/api/dupes").json() == [] == cli("dupes", str(root))
     (decided,) = cli("dupes", str(root), "--all")
     assert decided["decision"] == "keep-existing"
     undone = client.post("/api/undo").json()
-    assert undone == {"id": ident, "decision": None, "image": None, "undone": True}
+    assert undone == {"id": ident, "decision": None, "image": None, "undone": True, "undid": made}
     assert [d["id"] for d in cli("dupes", str(root))] == [ident]
 
 
