@@ -3,7 +3,8 @@
 Every error a user can cause becomes one line on stderr and a non-zero exit:
 2 usage or config (a library folder that cannot be written included), 3 catalog,
 4 library locked, 5 the daemon did not take a change in time, 6 a scan lost its
-cluster, 130 Ctrl-C, 70 an internal error (a bug). The grammar (every subcommand, its
+cluster, 7 an undo that names a decision which is not the last one (nothing changed),
+130 Ctrl-C, 70 an internal error (a bug). The grammar (every subcommand, its
 arguments and help) is in ``cliargs``.
 """
 
@@ -295,14 +296,20 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
 
 def _cmd_resolve(args: argparse.Namespace) -> int:
     values = args.args
-    if args.undo:
-        if len(values) > 1:
-            raise UsageError("resolve --undo takes only [ROOT]")
-        done = _library(args, values[0] if values else None).undo()
-        _emit(args, done, f"undid the decision on {done['id']}: undecided again")
+    if args.undo is not None:
+        root, named = _root_and_rest(values, 0)
+        named += [args.undo] if args.undo else []
+        if root is None and len(named) == 1 and Path(named[0]).is_dir():
+            root = named.pop()  # 'resolve --undo ROOT'
+        if len(named) > 1:
+            raise UsageError("resolve --undo takes [ROOT] and at most one ID")
+        from watcherd.decided import said
+
+        done = _library(args, root).undo(named[0] if named else None)
+        _emit(args, done, f"undid {said(done['undid'])}: undecided again")
         return 0
     if len(values) > 3:
-        raise UsageError("resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo")
+        raise UsageError("resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo [ID]")
     words = [v.value for v in Verdict]
     if len(values) < 2 or values[-1] not in words:
         # Checked before ROOT is looked for: 'resolve ROOT ID' must not take ROOT for the ID.
@@ -310,8 +317,8 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
         given = "" if missing else f"; {values[-1]!r} is none of them"
         raise UsageError(f"resolve needs ID and a decision: {', '.join(words[:-1])} or {words[-1]}{given}")
     root = values[0] if len(values) == 3 else None
-    done = _library(args, root).resolve(values[-2], values[-1])
-    _emit(args, done, f"{done['id']}: {done['decision']} ({done['image']})")
+    made = _library(args, root).resolve(values[-2], values[-1])
+    _emit(args, made, f"{made['id']}: {made['decision']} ({made['image']})")
     return 0
 
 

@@ -20,9 +20,11 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from watcherd import chunks, fsops, steps
+from watcherd import chunks, decided, fsops, steps
 from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
+from watcherd.decided import NEAR
+from watcherd.documents import DecisionRef
 from watcherd.errors import ImageError, UsageError
 from watcherd.filing import ARCHIVE, Filing
 from watcherd.folders import Folders
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
     from watcherd.places import Places
 
 log = logging.getLogger("watcherd")
-
-STACK = "decided"  # meta key: ids of decisions, oldest first (collision ids and near-group ids)
-NEAR = "distinct_groups"  # meta key: near-duplicate groups decided distinct (sorted name lists)
 
 
 class Decisions:
@@ -109,13 +108,13 @@ class Decisions:
         """Plan the move of the original at ``current`` to ``planned`` (made by ``filing`` after the commit)."""
         decision.setting_aside.append([current, planned])
 
-    def push(self, ident: str) -> None:
+    def push(self, ident: str, via: Via, stamp: str) -> None:
         """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts)."""
-        stack = [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident]
-        self.ctx.catalog.set_meta(STACK, [*stack, ident])
+        decided.push(self.ctx.catalog, ident, via, stamp)
 
     def pop(self, ident: str) -> None:
-        self.ctx.catalog.set_meta(STACK, [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident])
+        """Take ``ident`` out of the order of decisions (``decided.pop``)."""
+        decided.pop(self.ctx.catalog, ident)
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -124,11 +123,11 @@ class Decisions:
 
         ``at``: for a ``distinct`` made by gesture, where the user put the newcomer's thumbnail.
         """
-        if via is Via.COMMAND:
+        if via is not Via.GESTURE:
             self.filing.finish_pending()  # a decision a crash interrupted is finished first
         if is_near_id(ident):
             if verdict is Verdict.DISTINCT:
-                return self._near_distinct(ident)
+                return self._near_distinct(ident, via)
             return self.near().keep(ident, verdict, via)
         col = self.collision(ident)
         if col.decision is not None:
@@ -155,7 +154,7 @@ class Decisions:
 
         return NearDecisions(self)
 
-    def _near_distinct(self, ident: str) -> str:
+    def _near_distinct(self, ident: str, via: Via) -> str:
         names = ident.split("+")
         catalog = self.ctx.catalog
         unknown = [n for n in names if catalog.image(n) is None]
@@ -164,7 +163,7 @@ class Decisions:
         groups = [g for g in catalog.meta(NEAR) or [] if sorted(g) != sorted(names)]
         with catalog.transaction():
             catalog.set_meta(NEAR, [*groups, sorted(names)])
-            self.push(ident)
+            self.push(ident, via, self.ctx.stamp())
         log.info("decided distinct: the near-duplicates %s", ", ".join(names))
         return names[0]
 
@@ -207,13 +206,13 @@ class Decisions:
         elif new.original and os.path.lexists(places.absolute(new.original)):
             rec.original = self.filing.planned(name, Path(new.original).suffix)
             rec.moving_from = new.original
-        col.decision = Decision(Verdict.DISTINCT, now, via, image=name)
+        col.decision = decision = Decision(Verdict.DISTINCT, now, via, image=name)
         new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
         new.source_stat = None
         with catalog.transaction():
             catalog.put_image(rec)
             catalog.put_collision(col)
-            self.push(col.id)
+            self.push(col.id, via, decision.decided)
         self.filing.settle(rec)
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
@@ -234,7 +233,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
-            self.push(col.id)
+            self.push(col.id, via, decision.decided)
             self.filing.journal.plan(planned)
         self.filing.settle(col)
         log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
@@ -289,7 +288,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
-            self.push(col.id)
+            self.push(col.id, via, decision.decided)
             self.filing.journal.plan(planned)
         self.filing.settle(col, kept)  # the old original set aside first: it frees the canonical name
         log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
@@ -424,12 +423,15 @@ class Decisions:
         new.moving_from = current
         new.original = self.filing.planned(col.id, Path(current).suffix, collision=True)
 
-    def undo(self) -> str:
-        """Revert the last decision: files back where they were, the collision undecided. Its id."""
+    def undo(self, expected: str | None = None, token: str | None = None) -> DecisionRef:
+        """Revert the last decision: files back where they were, the collision undecided.
+
+        With ``expected`` (and ``token``), only if the last decision is that one
+        (``decided.expect``). Returns the decision undone."""
         from watcherd.undo import Undo
 
         self.filing.finish_pending()  # a decision a crash interrupted is finished first
-        return Undo(self).undo()
+        return Undo(self).undo(expected, token)
 
 
 def gain_drop(places: Places, rec: ImageRecord, path: Path) -> None:

@@ -17,7 +17,8 @@ import os
 from pathlib import Path, PurePosixPath
 
 from watcherd import steps
-from watcherd.decisions import NEAR, Decisions, gain_drop
+from watcherd.decided import NEAR
+from watcherd.decisions import Decisions, gain_drop
 from watcherd.errors import UsageError
 from watcherd.folders import Folders, ident_of
 from watcherd.naming import merge_tags, shown
@@ -88,7 +89,7 @@ class NearDecisions:
             for m in merged:
                 catalog.delete_image(m.name)
             catalog.put_near_decision(near)
-            self.decisions.push(ident)
+            self.decisions.push(ident, via, decision.decided)
             self.filing.journal.plan(planned)
         self.filing.settle(near)
         merged_names = ", ".join(m.name for m in merged)

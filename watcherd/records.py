@@ -292,6 +292,7 @@ class Via(str, Enum):
 
     COMMAND = "command"  # ``watcherd resolve`` (or anything calling the same edit)
     GESTURE = "gesture"  # the newcomer's thumbnail moved out of, or deleted from, ``_collisions/``
+    PAGE = "page"  # the review page (``watcherd serve``) or its JSON API
 
 
 @dataclass

@@ -29,11 +29,12 @@ PICK_UP = 30.0  # seconds a live writer has to pick a request up before the comm
 
 
 class Refused(WatcherdError):
-    """The writer refused a change; carries the exit code it gave."""
+    """The writer refused a change; carries the exit code it gave (and its error's ``details``)."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: int, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.details = details
 
 
 def writer_live(cfg: Config, now: float | None = None) -> bool:
@@ -58,7 +59,8 @@ def change(
             if answer is None:
                 continue  # the writer stopped before picking it up: it was withdrawn
             if not answer.ok:
-                raise Refused(answer.error or "the daemon refused the change", answer.exit_code or 1)
+                details = answer.result if isinstance(answer.result, dict) else None
+                raise Refused(answer.error or "the daemon refused the change", answer.exit_code or 1, details)
             return answer.result
         try:
             return _apply_here(cfg, command, arguments)
