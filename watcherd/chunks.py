@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -139,10 +140,15 @@ def png_facts(data: bytes) -> tuple[dict[str, str], tuple[int, int]] | None:
     """The text chunks before the pixel data and the size of a PNG, or None if it is no PNG.
 
     Nothing is decoded: Pillow (and so watcherd and the notebook) writes text chunks
-    before the image data, where ``Image.open`` reads them.
+    before the image data, where ``Image.open`` reads them. What Pillow warns about while
+    opening (an invalid APNG, a huge size) is no concern of the chunks and is not shown:
+    a file that is not our thumbnail is decoded in the sandbox, which reports it once.
     """
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data), formats=["PNG"])
+        with im:
             text = {k: v for k, v in im.info.items() if isinstance(k, str) and isinstance(v, str)}
             exif = im.info.get("exif")
             if isinstance(exif, bytes) and not exif.startswith(b"Exif"):

@@ -3,7 +3,8 @@
 Every error a user can cause becomes one line on stderr and a non-zero exit:
 2 usage or config (a library folder that cannot be written included), 3 catalog,
 4 library locked, 5 the daemon did not take a change in time, 6 a scan lost its
-cluster, 130 Ctrl-C, 70 an internal error (a bug). The grammar (every subcommand, its
+cluster, 7 an undo that names a decision which is not the last one (nothing changed),
+130 Ctrl-C, 70 an internal error (a bug). The grammar (every subcommand, its
 arguments and help) is in ``cliargs``.
 """
 
@@ -27,20 +28,31 @@ from watcherd.cliargs import build_parser
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
-from watcherd.layout import check_root, check_writable, find_root
+from watcherd.layout import check_library, check_root, check_writable, find_root
 from watcherd.library import Library
+from watcherd.records import Verdict
 
 log = logging.getLogger("watcherd")
 
 
-def _load_config(args: argparse.Namespace, root: str | None) -> Config:
+def _load_config(args: argparse.Namespace, root: str | None, *, library: bool = False) -> Config:
+    """The config, rooted at ROOT, else the config's root, else the nearest library at or
+    above the current directory, else the current directory. With ``library`` the root
+    must already be a library (every command but ``run``, ``scan`` and ``rebuild``,
+    which make one)."""
     cfg = config.load(args.config)
+    named = True
     if root is not None:
         cfg = cfg.with_root(Path(root))
     elif cfg.root is None:
         cwd = Path.cwd()
-        cfg = cfg.with_root(find_root(cwd) or cwd)
-    check_root(cfg)
+        found = find_root(cwd)
+        named = found is not None
+        cfg = cfg.with_root(found or cwd)
+    if library:
+        check_library(cfg, named=named)
+    else:
+        check_root(cfg)
     return cfg
 
 
@@ -134,7 +146,7 @@ def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, in
 
 
 def _library(args: argparse.Namespace, root: str | None) -> Library:
-    cfg = _load_config(args, root)
+    cfg = _load_config(args, root, library=True)
     _setup_logging(args, cfg)
     return Library(cfg)
 
@@ -219,7 +231,13 @@ def _cmd_retag(args: argparse.Namespace) -> int:
 
 
 def _cmd_errors(args: argparse.Namespace) -> int:
-    items = _library(args, args.root).errors()
+    library = _library(args, args.root)
+    if args.retry:
+        done = library.retry_errors()
+        n = len(done["retried"])
+        _emit(args, done, f"forgot {n} error record{'' if n == 1 else 's'}: those files are read again")
+        return 0
+    items = library.errors()
     lines = [f"{e['attempts']:3d}x  {e['path']}: {e['reason']} (since {e['first_seen']})" for e in items]
     _emit(args, items, "\n".join(lines))
     return 0
@@ -278,17 +296,31 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
 
 def _cmd_resolve(args: argparse.Namespace) -> int:
     values = args.args
-    if args.undo:
-        if len(values) > 1:
-            raise UsageError("resolve --undo takes only [ROOT]")
-        done = _library(args, values[0] if values else None).undo()
-        _emit(args, done, f"undid the decision on {done['id']}: undecided again")
+    if args.undo is not None:
+        root, named = _root_and_rest(values, 0)
+        named += [args.undo] if args.undo else []
+        if root is None and len(named) == 1 and Path(named[0]).is_dir():
+            root = named.pop()  # 'resolve --undo ROOT'
+        if len(named) > 1:
+            raise UsageError("resolve --undo takes [ROOT] and at most one ID")
+        from watcherd.decided import said
+
+        done = _library(args, root).undo(named[0] if named else None)
+        _emit(args, done, f"undid {said(done['undid'])}: undecided again")
         return 0
-    if len(values) not in (2, 3):
-        raise UsageError("resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo")
+    if len(values) > 3:
+        raise UsageError(
+            "resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo [ID]"
+        )
+    words = [v.value for v in Verdict]
+    if len(values) < 2 or values[-1] not in words:
+        # Checked before ROOT is looked for: 'resolve ROOT ID' must not take ROOT for the ID.
+        missing = len(values) < 2 or (len(values) == 2 and Path(values[0]).is_dir())
+        given = "" if missing else f"; {values[-1]!r} is none of them"
+        raise UsageError(f"resolve needs ID and a decision: {', '.join(words[:-1])} or {words[-1]}{given}")
     root = values[0] if len(values) == 3 else None
-    done = _library(args, root).resolve(values[-2], values[-1])
-    _emit(args, done, f"{done['id']}: {done['decision']} ({done['image']})")
+    made = _library(args, root).resolve(values[-2], values[-1])
+    _emit(args, made, f"{made['id']}: {made['decision']} ({made['image']})")
     return 0
 
 
@@ -305,7 +337,7 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from watcherd.web.serve import serve
 
-    cfg = _load_config(args, args.root)
+    cfg = _load_config(args, args.root, library=True)
     _setup_logging(args, cfg)
     return serve(cfg, args.host, args.port, args.token)
 

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("errors", "Files that could not be ingested, with why, when and how often.")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument(
+        "--retry",
+        action="store_true",
+        help="forget every error record, so the next scan (or the running daemon, at once) reads those files again",
+    )
 
     p = add("missing", "Images whose thumbnail is in no folder any more (their record is kept).")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
@@ -95,9 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("resolve", "Decide a collision (distinct, keep-existing, keep-newcomer), or undo the last decision.")
     p.add_argument(
-        "args", nargs="*", metavar="[ROOT] ID DECISION", help="library root, an id from 'dupes', and the decision"
+        "args",
+        nargs="*",
+        metavar="[ROOT] ID DECISION",
+        help="library root, an id from 'dupes', and the decision (with --undo: [ROOT] [ID])",
     )
-    p.add_argument("--undo", action="store_true", help="revert the last decision: files back, undecided again")
+    p.add_argument(
+        "--undo",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="revert the last decision made anywhere (command, page or gesture) and name it; with ID, only "
+        "if the last decision is ID's (else exit 7, nothing changed)",
+    )
 
     p = add("similar", "Images within a Hamming distance of an image file, a hash or a catalogued name.")
     p.add_argument("args", nargs="+", metavar="[ROOT] IMAGE|HASH|NAME", help="library root and what to look for")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from pathlib import Path
 
 from watcherd import fsops
+from watcherd.adopt import Maker, examine
 from watcherd.context import Context
 from watcherd.decisions import Decisions
 from watcherd.filing import Filing
+from watcherd.folders import ident_of
 from watcherd.naming import safe_text, shown
 from watcherd.newcomers import NewImage, Renderer
 from watcherd.outcomes import Outcome, Result
@@ -23,6 +26,15 @@ from watcherd.places import Area, Place
 from watcherd.records import CollisionKind, CollisionRecord, Existing, ImageRecord, Newcomer
 
 log = logging.getLogger("watcherd")
+
+# A newcomer's thumbnail as watcherd names it: the contested name's stem, ~sha256[:12], perhaps ~n.
+LABEL_RE = re.compile(r"^(?P<stem>.+_)~(?P<sha12>[0-9a-f]{12})(?:~\d+)?\.png$")
+
+
+def orphan_label(name: str, chunks_sha256: str | None) -> bool:
+    """Is ``name`` a newcomer's thumbnail name that fits a thumbnail of the bytes ``chunks_sha256``?"""
+    m = LABEL_RE.match(name)
+    return m is not None and chunks_sha256 is not None and chunks_sha256.startswith(m["sha12"])
 
 
 class Collisions:
@@ -62,6 +74,7 @@ class Collisions:
             filename=safe_text(path.name),
             source=where.area is Area.SOURCE,
             dropped=places.rel(path.parent if where.area is Area.TREE else places.thumbs),
+            dropped_id=ident_of(path.parent) if where.area is Area.TREE else None,
         )
         if where.area is Area.SOURCE:
             newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)
@@ -70,18 +83,55 @@ class Collisions:
             newcomer.moving_from = rel
         existing = Existing(existing_thumb, rec.original, rec.sha256) if rec is not None else Existing(existing_thumb)
         record = CollisionRecord(cid, image.name, kind, self.ctx.stamp(), existing, newcomer)
+        said = (
+            f"collision ({kind.value}) {shown(rel)} has the same name as {shown(existing_thumb)}; "
+            f"kept as {shown(newcomer.thumbnail or '')}"
+        )
         with catalog.transaction():
             catalog.put_collision(record)
             catalog.clear_error(rel)
+            catalog.after_commit(lambda: log.warning("%s", said))
         self.filing.file_collision(record)
-        log.warning(
-            "collision (%s) %s has the same name as %s; kept as %s",
-            kind.value,
-            shown(rel),
-            shown(existing_thumb),
-            shown(newcomer.thumbnail or ""),
-        )
         return Result(Outcome.COLLISION, path, image.name, detail=kind.value)
+
+    def take_back_orphans(self) -> int:
+        """Remove newcomers' thumbnails that no collision record owns; return how many.
+
+        Only a batch stopped between publishing a newcomer's thumbnail and committing its
+        record (SIGKILL, power loss) leaves one: its original was not moved (originals move
+        after the commit), so it is ingested again and the collision recorded afresh under
+        the same id. A file is removed only if it is watcherd's own (its chunks say so and
+        its ``sha256`` fits the name); anything else in the folder is left alone.
+        """
+        folder = self.ctx.places.collisions
+        try:
+            names = sorted(e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False))
+        except FileNotFoundError:
+            return 0
+        known: set[str] = set()
+        for col in self.ctx.catalog.collisions():
+            known.add(col.id)
+            if col.newcomer.thumbnail:
+                known.add(Path(col.newcomer.thumbnail).name[: -len(".png")])
+        taken = 0
+        for name in names:
+            if name[: -len(".png")] in known or LABEL_RE.match(name) is None:
+                continue
+            path = folder / name
+            try:
+                thumb = examine(path, os.lstat(path))
+            except OSError:
+                continue
+            if thumb is None or thumb.maker is not Maker.WATCHERD or not orphan_label(name, thumb.sha256):
+                continue
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                log.warning("cannot take back %s: %s", shown(self.ctx.places.rel(path)), exc.strerror)
+                continue
+            taken += 1
+            log.info("took back %s: an interrupted batch published it, no record owns it", shown(name))
+        return taken
 
     def _unfiled(self, image: NewImage, same_name: list[CollisionRecord]) -> CollisionRecord | None:
         """A recorded collision of these very bytes whose original went astray before filing.
@@ -124,13 +174,15 @@ class Collisions:
                 continue
             try:
                 target = folder / name
-                return fsops.write_new(
+                published = fsops.write_new(
                     folder,
                     name,
                     image.png,
                     st.st_mtime_ns,
                     functools.partial(self.ctx.checkpoint, "publishing", target),
                 )
+                self.ctx.published(published)
+                return published
             except FileExistsError:
                 continue
         raise OSError("no free name in the collisions folder")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from watcherd import fsops
 from watcherd.catalog import Catalog
 from watcherd.config import Config
+from watcherd.naming import shown
 from watcherd.places import Places
+
+log = logging.getLogger("watcherd")
 
 Checkpoint = Callable[[str, Path], None]
 
@@ -40,6 +46,24 @@ class Context:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "places", Places(self.cfg))
+
+    def published(self, path: Path) -> None:
+        """``path`` was just published for records not yet committed: take it back if they roll back.
+
+        So a batch stopped before its commit (Ctrl-C, SIGTERM, an error) leaves none of its
+        thumbnails behind; after SIGKILL or power loss the next start adopts or takes them back.
+        """
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        rel = self.places.rel(path)
+
+        def undo() -> None:
+            if fsops.take_back(path, st):
+                log.info("took back %s: the records it was published for were not written", shown(rel))
+
+        self.catalog.on_rollback(undo)
 
     def stamp(self) -> str:
         """The current time as the catalog records it."""

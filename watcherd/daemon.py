@@ -304,10 +304,15 @@ class Daemon:
         if now - self.requests_at < REQUEST_POLL or catalog.in_transaction:
             return
         self.requests_at = now
+
+        def answer(req: requests.Request) -> requests.Answer:
+            done = edits.answer(self.cfg, catalog, req, worker.pipeline.decoder.render)
+            for rel in edits.to_read_again(req, done):  # errors --retry: read those files again now
+                self.changes.put(Change(ChangeKind.TOUCH, worker.pipeline.places.absolute(rel)))
+            return done
+
         try:
-            served = requests.serve(
-                requests_dir(self.cfg), lambda req: edits.answer(self.cfg, catalog, req, worker.pipeline.decoder.render)
-            )
+            served = requests.serve(requests_dir(self.cfg), answer)
         except OSError as exc:  # an unreadable requests folder must not take the daemon down
             log.warning("cannot answer change requests: %s", exc)
             return

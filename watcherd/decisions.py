@@ -20,11 +20,14 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from watcherd import chunks, fsops, steps
+from watcherd import chunks, decided, fsops, steps
 from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
+from watcherd.decided import NEAR
+from watcherd.documents import DecisionRef
 from watcherd.errors import ImageError, UsageError
 from watcherd.filing import ARCHIVE, Filing
+from watcherd.folders import Folders
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
 from watcherd.nearpairs import is_near_id
 from watcherd.newcomers import Renderer, spec_for
@@ -35,9 +38,6 @@ if TYPE_CHECKING:
     from watcherd.places import Places
 
 log = logging.getLogger("watcherd")
-
-STACK = "decided"  # meta key: ids of decisions, oldest first (collision ids and near-group ids)
-NEAR = "distinct_groups"  # meta key: near-duplicate groups decided distinct (sorted name lists)
 
 
 class Decisions:
@@ -58,8 +58,10 @@ class Decisions:
         raise UsageError(f"no collision with id {ident!r} (see 'watcherd dupes --all')")
 
     def drop_folder(self, col: CollisionRecord) -> Path:
-        """The folder of the tree the newcomer was dropped in (the top of the tree when not known)."""
-        return self.ctx.places.dropped_in(col.newcomer.dropped, col.newcomer.source)
+        """The folder of the tree the newcomer was dropped in, where it is now (renamed or moved
+        since, it is found by what it is); the top of the tree when not known."""
+        new = col.newcomer
+        return Folders(self.ctx.places).locate(new.dropped, new.dropped_id, source=new.source)
 
     def render(self, original: str | None, filename: str | None) -> bytes:
         """A thumbnail made again from an original kept under the root (for ``undo``)."""
@@ -106,13 +108,13 @@ class Decisions:
         """Plan the move of the original at ``current`` to ``planned`` (made by ``filing`` after the commit)."""
         decision.setting_aside.append([current, planned])
 
-    def push(self, ident: str) -> None:
+    def push(self, ident: str, via: Via, stamp: str) -> None:
         """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts)."""
-        stack = [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident]
-        self.ctx.catalog.set_meta(STACK, [*stack, ident])
+        decided.push(self.ctx.catalog, ident, via, stamp)
 
     def pop(self, ident: str) -> None:
-        self.ctx.catalog.set_meta(STACK, [i for i in self.ctx.catalog.meta(STACK) or [] if i != ident])
+        """Take ``ident`` out of the order of decisions (``decided.pop``)."""
+        decided.pop(self.ctx.catalog, ident)
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -121,11 +123,11 @@ class Decisions:
 
         ``at``: for a ``distinct`` made by gesture, where the user put the newcomer's thumbnail.
         """
-        if via is Via.COMMAND:
+        if via is not Via.GESTURE:
             self.filing.finish_pending()  # a decision a crash interrupted is finished first
         if is_near_id(ident):
             if verdict is Verdict.DISTINCT:
-                return self._near_distinct(ident)
+                return self._near_distinct(ident, via)
             return self.near().keep(ident, verdict, via)
         col = self.collision(ident)
         if col.decision is not None:
@@ -152,7 +154,7 @@ class Decisions:
 
         return NearDecisions(self)
 
-    def _near_distinct(self, ident: str) -> str:
+    def _near_distinct(self, ident: str, via: Via) -> str:
         names = ident.split("+")
         catalog = self.ctx.catalog
         unknown = [n for n in names if catalog.image(n) is None]
@@ -161,7 +163,7 @@ class Decisions:
         groups = [g for g in catalog.meta(NEAR) or [] if sorted(g) != sorted(names)]
         with catalog.transaction():
             catalog.set_meta(NEAR, [*groups, sorted(names)])
-            self.push(ident)
+            self.push(ident, via, self.ctx.stamp())
         log.info("decided distinct: the near-duplicates %s", ", ".join(names))
         return names[0]
 
@@ -178,9 +180,13 @@ class Decisions:
             folder = self.drop_folder(col)
             target = folder / name
             try:
+                folder.mkdir(parents=True, exist_ok=True)  # deleted since the drop: made again
                 fsops.rename_no_replace(src, target)
             except FileExistsError:
                 raise UsageError(f"{places.rel(target)} is taken; move that file away and decide again") from None
+            except OSError as exc:
+                to = places.rel(target)
+                raise UsageError(f"cannot move the newcomer's thumbnail to {to}: {exc.strerror}") from None
             # Stopped here, the thumbnail in the tree without a record is a gesture the next start decides.
             self.ctx.checkpoint("thumbnail", target)
         else:
@@ -200,13 +206,13 @@ class Decisions:
         elif new.original and os.path.lexists(places.absolute(new.original)):
             rec.original = self.filing.planned(name, Path(new.original).suffix)
             rec.moving_from = new.original
-        col.decision = Decision(Verdict.DISTINCT, now, via, image=name)
+        col.decision = decision = Decision(Verdict.DISTINCT, now, via, image=name)
         new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
         new.source_stat = None
         with catalog.transaction():
             catalog.put_image(rec)
             catalog.put_collision(col)
-            self.push(col.id)
+            self.push(col.id, via, decision.decided)
         self.filing.settle(rec)
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
@@ -227,7 +233,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
-            self.push(col.id)
+            self.push(col.id, via, decision.decided)
             self.filing.journal.plan(planned)
         self.filing.settle(col)
         log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
@@ -282,7 +288,7 @@ class Decisions:
         with catalog.transaction():
             catalog.put_image(kept)
             catalog.put_collision(col)
-            self.push(col.id)
+            self.push(col.id, via, decision.decided)
             self.filing.journal.plan(planned)
         self.filing.settle(col, kept)  # the old original set aside first: it frees the canonical name
         log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
@@ -417,12 +423,15 @@ class Decisions:
         new.moving_from = current
         new.original = self.filing.planned(col.id, Path(current).suffix, collision=True)
 
-    def undo(self) -> str:
-        """Revert the last decision: files back where they were, the collision undecided. Its id."""
+    def undo(self, expected: str | None = None, token: str | None = None) -> DecisionRef:
+        """Revert the last decision: files back where they were, the collision undecided.
+
+        With ``expected`` (and ``token``), only if the last decision is that one
+        (``decided.expect``). Returns the decision undone."""
         from watcherd.undo import Undo
 
         self.filing.finish_pending()  # a decision a crash interrupted is finished first
-        return Undo(self).undo()
+        return Undo(self).undo(expected, token)
 
 
 def gain_drop(places: Places, rec: ImageRecord, path: Path) -> None:

@@ -158,6 +158,12 @@ class Forgotten(TypedDict):
     forgotten: list[str]
 
 
+class Retried(TypedDict):
+    """``errors --retry --json``: the files whose error records were forgotten, by path."""
+
+    retried: list[str]
+
+
 class TagChange(TypedDict):
     """``retag --json`` and ``untag --everywhere --json``."""
 
@@ -186,6 +192,16 @@ class Arrangement(TypedDict):
     moves: list[PlannedMove]
 
 
+class DecisionRef(TypedDict):
+    """One decision in effect, as undo names it: what, how, when, and its token."""
+
+    id: str  # the collision (or near group) it decided
+    decision: str | None  # distinct, keep-existing or keep-newcomer (None: not known any more)
+    via: str | None  # command, page or gesture (None: made before watcherd recorded it)
+    decided: str | None  # ISO time (None: not recorded, as for a near group decided distinct before)
+    token: str | None  # tells this decision from an earlier one on the same id (None: not recorded)
+
+
 class Resolution(TypedDict):
     """``resolve --json`` and ``resolve --undo --json``."""
 
@@ -193,3 +209,15 @@ class Resolution(TypedDict):
     decision: str | None  # what was decided; None after an undo
     image: str | None  # the record that now holds the newcomer's bytes (distinct) or the kept picture
     undone: bool
+
+
+class Decided(Resolution):
+    """``resolve --json``: the decision made, as its undo will name it."""
+
+    made: DecisionRef
+
+
+class Undone(Resolution):
+    """``resolve --undo --json``: which decision was undone."""
+
+    undid: DecisionRef

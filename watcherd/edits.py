@@ -18,7 +18,7 @@ from watcherd import arrange as arranging
 from watcherd import queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.documents import Arrangement, Forgotten, ImageSummary, Resolution, TagChange
+from watcherd.documents import Arrangement, Decided, Forgotten, ImageSummary, Retried, TagChange, Undone
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.naming import shown
 from watcherd.records import Json
@@ -98,31 +98,69 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
     return {"forgotten": gone}
 
 
+def retry_errors(catalog: Catalog) -> Retried:
+    """Forget every error record, so that each of those files is read again: by the next scan,
+    or at once by the daemon that applied this (``to_read_again``)."""
+    with catalog.transaction():
+        paths = sorted(e.path for e in catalog.errors())
+        for rel in paths:
+            catalog.clear_error(rel)
+    if paths:
+        log.info("forgot %d error records; those files are read again", len(paths))
+    return {"retried": paths}
+
+
+def to_read_again(req: Request, answer: Answer) -> list[str]:
+    """The files (relative to ROOT) a writer should read again now that ``req`` was applied."""
+    if req.command != "retry-errors" or not answer.ok or not isinstance(answer.result, dict):
+        return []
+    return [str(p) for p in answer.result.get("retried", [])]
+
+
+ASKED_VIA = ("command", "page")  # how a change asks for a decision (a gesture is the writer's own)
+
+
 def resolve(
     cfg: Config, catalog: Catalog, ident: str, decision: str, via: str = "command", render: Renderer | None = None
-) -> Resolution:
+) -> Decided:
     """Decide collision (or near group) ``ident``: ``distinct``, ``keep-existing`` or ``keep-newcomer``.
 
-    ``render`` makes thumbnails again where a decision needs one: the daemon's decoder
-    pool; None starts a decoder sandbox for the moment (never decoding in this process).
+    ``via``: ``command`` or ``page``, recorded with the decision. ``render`` makes
+    thumbnails again where a decision needs one: the daemon's decoder pool; None starts a
+    decoder sandbox for the moment (never decoding in this process).
     """
+    from watcherd import decided
     from watcherd.records import Verdict, Via
 
     try:
         verdict = Verdict(decision)
     except ValueError:
         raise UsageError(f"decide {decision!r}? choose one of {', '.join(v.value for v in Verdict)}") from None
+    if via not in ASKED_VIA:
+        raise UsageError(f"a decision via {via!r}? choose {' or '.join(ASKED_VIA)}")
     with _decisions(cfg, catalog, render) as decisions:
         image = decisions.resolve(ident, verdict, Via(via))
-    return {"id": ident, "decision": verdict.value, "image": image, "undone": False}
+    made = decided.describe(catalog, ident)
+    return {"id": ident, "decision": verdict.value, "image": image, "undone": False, "made": made}
 
 
-def undo(cfg: Config, catalog: Catalog, render: Renderer | None = None) -> Resolution:
+def undo(
+    cfg: Config,
+    catalog: Catalog,
+    render: Renderer | None = None,
+    expected: str | None = None,
+    token: str | None = None,
+) -> Undone:
     """Revert the last decision: files back where they were, the collision undecided again
-    (its thumbnails made again by ``render``, as for ``resolve``)."""
+    (its thumbnails made again by ``render``, as for ``resolve``).
+
+    With ``expected`` (a decision's id) and ``token`` (from ``resolve``'s ``made``): only
+    when the last decision is that one; else ``ConflictError`` and nothing changes. Applied
+    twice (a writer that died before answering), the second one is refused so.
+    """
     with _decisions(cfg, catalog, render) as decisions:
-        ident = decisions.undo()
-    return {"id": ident, "decision": None, "image": None, "undone": True}
+        undid = decisions.undo(expected, token)
+    return {"id": undid["id"], "decision": None, "image": None, "undone": True, "undid": undid}
 
 
 @contextlib.contextmanager
@@ -152,10 +190,21 @@ EDITS: dict[str, Callable[[Config, Catalog, Json, Renderer | None], Any]] = {
     "retag": lambda cfg, cat, a, r: retag(cat, str(a["old"]), str(a["new"])),
     "untag-everywhere": lambda cfg, cat, a, r: untag_everywhere(cat, str(a["tag"])),
     "forget": lambda cfg, cat, a, r: forget(cat, [str(n) for n in a["names"]]),
+    "retry-errors": lambda cfg, cat, a, r: retry_errors(cat),
     "arrange": lambda cfg, cat, a, r: _arrange(cfg, cat, a),
-    "resolve": lambda cfg, cat, a, r: resolve(cfg, cat, str(a["id"]), str(a["decision"]), render=r),
-    "undo": lambda cfg, cat, a, r: undo(cfg, cat, r),
+    "resolve": lambda cfg, cat, a, r: resolve(
+        cfg, cat, str(a["id"]), str(a["decision"]), str(a.get("via") or "command"), render=r
+    ),
+    "undo": lambda cfg, cat, a, r: undo(cfg, cat, r, _text(a, "id"), _text(a, "token")),
 }
+
+
+def _text(arguments: Json, key: str) -> str | None:
+    """An optional text argument (absent or null: None)."""
+    value = arguments.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{key!r} must be text")
+    return value
 
 
 def apply(cfg: Config, catalog: Catalog, command: str, arguments: Json, render: Renderer | None = None) -> Any:
@@ -177,7 +226,7 @@ def answer(cfg: Config, catalog: Catalog, req: Request, render: Renderer | None 
         return Answer(req.id, True, result=apply(cfg, catalog, req.command, req.arguments, render))
     except WatcherdError as exc:
         log.info("request %s (%s) refused: %s", req.id, req.command, exc)
-        return Answer(req.id, False, error=str(exc), exit_code=exc.exit_code)
+        return Answer(req.id, False, result=exc.details, error=str(exc), exit_code=exc.exit_code)
     except Exception as exc:
         log.exception("internal error while applying request %s (%s)", req.id, req.command)
         return Answer(req.id, False, error=f"internal error: {type(exc).__name__}: {exc}", exit_code=70)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class WatcherdError(Exception):
-    """Base of every error watcherd raises on purpose."""
+    """Base of every error watcherd raises on purpose.
+
+    ``details``: facts beside the message for a program (the JSON API puts them in its
+    error document; the request-file answer carries them as ``result``).
+    """
 
     exit_code = 1
+    details: dict[str, Any] | None = None
 
 
 class ConfigError(WatcherdError):
@@ -21,6 +28,10 @@ class UsageError(WatcherdError):
     exit_code = 2
 
 
+# How the reason of a file that looks cut short begins (it travels as text from the decoders).
+TRUNCATED = "truncated image"
+
+
 class ImageError(WatcherdError):
     """A file cannot become a thumbnail; ``reason`` is a short phrase for logs and status.
 
@@ -32,6 +43,11 @@ class ImageError(WatcherdError):
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
+
+    @property
+    def truncated(self) -> bool:
+        """Does the file look cut short? Transient while it may still be written, final once it is quiet."""
+        return self.reason.startswith(TRUNCATED)
 
 
 class CatalogError(WatcherdError):
@@ -62,3 +78,14 @@ class StopError(WatcherdError):
     """The work cannot go on (the cluster's scheduler was lost); everything done so far is kept."""
 
     exit_code = 6
+
+
+class ConflictError(WatcherdError):
+    """A change names a state the library is no longer in (an undo of a decision that is
+    not the last one, or no longer in effect); nothing was changed."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details

@@ -285,6 +285,22 @@ def write_new(
     return folder / name
 
 
+def take_back(path: Path, published: os.stat_result) -> bool:
+    """Remove the file this process published at ``path``, if that very file is still there.
+
+    For a publication whose records were rolled back: the file is ours only while it is
+    the inode we linked (``published``); anything else at that name now is left alone.
+    """
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if (now.st_dev, now.st_ino) != (published.st_dev, published.st_ino):
+        return False
+    os.unlink(path)
+    return True
+
+
 def _copy_then_publish(src: Path, dst: Path) -> None:
     tmp = temp_path(dst.parent, src.suffix)
     try:

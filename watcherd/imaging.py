@@ -35,7 +35,7 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
 
 from watcherd.chunks import describe, png_bytes
-from watcherd.errors import ImageError
+from watcherd.errors import TRUNCATED, ImageError
 
 # Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
 # decoding, still bounded, and leave them out of the thumbnail.
@@ -106,7 +106,7 @@ def decode(data: bytes, formats: tuple[str, ...], max_pixels: int, draft_side: i
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         text = str(exc) or type(exc).__name__
         if "truncated" in text:
-            raise ImageError(f"truncated image: {text}", transient=True) from None
+            raise ImageError(f"{TRUNCATED}: {text}", transient=True) from None
         raise ImageError(f"cannot decode image: {text}") from None
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None

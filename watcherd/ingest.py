@@ -80,7 +80,9 @@ class Ingest:
             if exc.transient and self._still_changing(path, st):
                 log.debug("deferring %s: %s while the file is still changing", shown(rel), exc.reason)
                 return Result(Outcome.DEFERRED, path, detail=exc.reason, retry=True)
-            return self.failures.record(path, exc.reason, st, transient=exc.transient)
+            # Cut short and quiet for a while: no writer is coming back, so it is final
+            # until the file changes (never decoded again by a scan, never waited for).
+            return self.failures.record(path, exc.reason, st, transient=exc.transient and not exc.truncated)
         folder = path.parent if where.area is Area.TREE else self.ctx.places.thumbs
         try:
             return self._place(path, where, st, image, folder)
@@ -119,10 +121,11 @@ class Ingest:
             return self._returned(path, st, image, folder, rec)
         if rec is None and not os.path.lexists(folder / image.name):
             try:
-                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
+                thumb = fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
             except FileExistsError:
                 pass  # the name appeared meanwhile: a collision with whatever is there
             else:
+                self.ctx.published(thumb)
                 rec = self._new_record(path, where, st, image, folder)
                 return self._record_and_file(path, where, st, image, rec)
         return self.collisions.collide(path, where, st, image, rec, folder)
@@ -168,7 +171,9 @@ class Ingest:
         places = self.ctx.places
         if not rec.present or not os.path.lexists(places.absolute(rec.path)):
             with contextlib.suppress(FileExistsError):
-                fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
+                self.ctx.published(
+                    fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
+                )
             rec.path, rec.state = places.rel(folder / image.name), State.PRESENT
             rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
         return self._record_and_file(path, where, st, image, rec)
@@ -217,8 +222,9 @@ class Ingest:
         with catalog.transaction():
             catalog.put_image(rec)
             catalog.clear_error(rel)
+            said = f"ingested {shown(rel)} -> {shown(rec.path)}"
+            catalog.after_commit(lambda: log.info("%s", said))  # in a batch: once the batch is durable
         self.filing.file_image(rec)
-        log.info("ingested %s -> %s", shown(rel), shown(rec.path))
         return Result(Outcome.INGESTED, path, rec.name)
 
     def _source_stamps(self) -> dict[str, tuple[int, int]]:

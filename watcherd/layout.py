@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from pathlib import Path
 
 from watcherd.config import Config
-from watcherd.errors import ConfigError
+from watcherd.errors import ConfigError, UsageError
 from watcherd.filters import TEMP_PREFIX
 from watcherd.naming import shown
 
@@ -41,6 +42,27 @@ def check_root(cfg: Config) -> Path:
     if not cfg.root.is_dir():
         raise ConfigError(f"root {cfg.root} is not a directory")
     return cfg.root
+
+
+def check_library(cfg: Config, *, named: bool = True) -> Path:
+    """The library root, which must hold ``.watcherd/`` (its catalog need not exist yet).
+
+    ``named``: the user gave this folder (as ROOT or ``root`` in the config), so the
+    error may say how to make it a library; a folder merely found (the current
+    directory) is never offered as one.
+    """
+    root = check_root(cfg)
+    if cfg.state_dir.is_dir():
+        return root
+    if named:
+        raise UsageError(
+            f"{root} is not a watcherd library (no {cfg.state_dir.name}/ there); make it one with "
+            f"'watcherd scan {shlex.quote(str(root))}' or 'watcherd run {shlex.quote(str(root))}'"
+        )
+    raise UsageError(
+        f"no watcherd library at {root} or above it (no {cfg.state_dir.name}/ found); give its ROOT, "
+        "or run the command inside a library"
+    )
 
 
 def prepare(cfg: Config) -> None:

@@ -17,25 +17,26 @@ from watcherd import queries
 from watcherd.catalog import CatalogReader, open_for_reading
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
+from watcherd.decided import NEAR
 from watcherd.documents import (
     Arrangement,
     Collision,
+    Decided,
     ErrorItem,
     FindHit,
     Forgotten,
     ImageSummary,
     MissingItem,
     NearGroup,
-    Resolution,
+    Retried,
     SimilarHit,
     Status,
     TagChange,
+    Undone,
 )
 from watcherd.errors import UsageError
 from watcherd.layout import check_root, lease_path
 from watcherd.records import Json
-
-NEAR = "distinct_groups"  # decisions.NEAR (not imported: that would load Pillow for every read)
 
 
 def _change(cfg: Config, kind: str, payload: Json) -> Any:
@@ -85,6 +86,11 @@ class Library:
         with self._reading() as catalog:
             return queries.errors(catalog)
 
+    def retry_errors(self) -> Retried:
+        """Forget every error record through the one writer: those files are read again."""
+        result: Retried = _change(self.cfg, "retry-errors", {})
+        return result
+
     def missing(self) -> list[MissingItem]:
         """Images whose thumbnail is in no folder of the tree any more."""
         with self._reading() as catalog:
@@ -102,14 +108,16 @@ class Library:
             items += queries.near_groups(self.cfg, near, groups, decided=decided)
         return [*items, *kept]
 
-    def resolve(self, ident: str, decision: str) -> Resolution:
-        """Decide a collision (or a near group) through the one writer."""
-        result: Resolution = _change(self.cfg, "resolve", {"id": ident, "decision": decision})
+    def resolve(self, ident: str, decision: str, via: str = "command") -> Decided:
+        """Decide a collision (or a near group) through the one writer; ``via``: command or page."""
+        result: Decided = _change(self.cfg, "resolve", {"id": ident, "decision": decision, "via": via})
         return result
 
-    def undo(self) -> Resolution:
-        """Revert the last decision through the one writer."""
-        result: Resolution = _change(self.cfg, "undo", {})
+    def undo(self, expected: str | None = None, token: str | None = None) -> Undone:
+        """Revert the last decision through the one writer; with ``expected`` (and ``token``),
+        only if the last decision is that one (else ``ConflictError``, or ``Refused`` with exit 7)."""
+        arguments: Json = {k: v for k, v in (("id", expected), ("token", token)) if v is not None}
+        result: Undone = _change(self.cfg, "undo", arguments)
         return result
 
     def pinned_settings(self) -> Json | None:

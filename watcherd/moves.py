@@ -96,9 +96,11 @@ class Moves:
         if os.path.lexists(target):
             if filecmp.cmp(path, target, shallow=False):
                 return self.failures.record(
-                    path, f"a copy of {name} in the same folder; left as it is", st, transient=False
+                    path, f"a copy of {name} in the same folder; left as it is", st, transient=False, beside=target
                 )
-            return self.failures.record(path, f"{name} is taken in this folder; left as it is", st, transient=False)
+            return self.failures.record(
+                path, f"{name} is taken in this folder; left as it is", st, transient=False, beside=target
+            )
         try:
             fsops.rename_no_replace(path, target)
         except FileExistsError:

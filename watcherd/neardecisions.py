@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from watcherd import steps
-from watcherd.decisions import NEAR, Decisions, gain_drop
+from watcherd.decided import NEAR
+from watcherd.decisions import Decisions, gain_drop
 from watcherd.errors import UsageError
-from watcherd.naming import shown
+from watcherd.folders import Folders, ident_of
+from watcherd.naming import merge_tags, shown
 from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmerge
 from watcherd.newcomers import NewImage
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
-from watcherd.records import Decision, Json, Verdict, Via
+from watcherd.records import Decision, ImageRecord, Json, Verdict, Via
 
 log = logging.getLogger("watcherd")
 
@@ -70,6 +72,11 @@ class NearDecisions:
         planned: list[Json] = []
         for m in merged:
             entry = Merged(m.to_json())
+            for rel in m.paths:
+                folder = str(PurePosixPath(rel).parent)
+                folder_id = ident_of(places.absolute(folder))
+                if folder_id is not None:
+                    entry.folders[folder] = folder_id
             if not m.source and m.original and os.path.lexists(places.absolute(m.original)):
                 label = f"{_stem(m.name)}~{(m.sha256 or '')[:12]}"
                 entry.archived = self.decisions.archive_for(label, m.original)
@@ -82,10 +89,11 @@ class NearDecisions:
             for m in merged:
                 catalog.delete_image(m.name)
             catalog.put_near_decision(near)
-            self.decisions.push(ident)
+            self.decisions.push(ident, via, decision.decided)
             self.filing.journal.plan(planned)
         self.filing.settle(near)
-        log.info("decided %s (%s): kept %s, merged %s", verdict.value, via.value, kept.name, ", ".join(names))
+        merged_names = ", ".join(m.name for m in merged)
+        log.info("decided %s (%s): kept %s, merged %s", verdict.value, via.value, kept.name, merged_names)
         return kept.name
 
     def undo(self, ident: str) -> bool:
@@ -96,7 +104,7 @@ class NearDecisions:
         near = catalog.near_decision(ident)
         if near is None:
             return False
-        restored = [m.image for m in near.merged]
+        restored = [self._where_now(m) for m in near.merged]
         for rec in restored:
             if catalog.image(rec.name) is not None:
                 raise UsageError(f"{rec.name} is catalogued again; nothing was changed")
@@ -125,6 +133,24 @@ class NearDecisions:
         self.filing.settle(*restored)
         log.info("undid %s of %s: %s back", near.decision.kind.value, ident, ", ".join(r.name for r in restored))
         return True
+
+    def _where_now(self, entry: Merged) -> ImageRecord:
+        """A merged image's record as it was, its places in its folders as they are now
+        (found by identity after a rename or a move; their tags added, as a move adds them)."""
+        places, folders = self.ctx.places, Folders(self.ctx.places)
+        rec = entry.image
+        if not rec.present:
+            return rec
+        now = []
+        for rel in rec.paths:
+            folder, name = str(PurePosixPath(rel).parent), PurePosixPath(rel).name
+            located = folders.locate(folder, entry.folders.get(folder))
+            now.append(places.rel(located / name))
+            where = places.place(located / name)
+            if where is not None:
+                rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
+        rec.path, rec.copies = now[0], list(dict.fromkeys(now[1:]))
+        return rec
 
     def again(self, path: Path, where: Place, image: NewImage) -> Result | None:
         """The bytes of an image a keep decision merged, seen again at ``path``: settled as before.

@@ -15,7 +15,7 @@ from typing import Any
 
 from watcherd.records import Decision, ImageRecord, Json, _rest
 
-_MERGED_KEYS = frozenset({"record", "archived"})
+_MERGED_KEYS = frozenset({"record", "archived", "folders"})
 _NEAR_KEYS = frozenset({"id", "decision", "merged", "added_filenames"})
 
 
@@ -76,6 +76,9 @@ class Merged:
 
     record: Json  # the image's catalog record when decided (``undo`` writes it back)
     archived: str | None = None  # its original set aside under originals/_duplicates/ (None: left where it was)
+    # Each folder its thumbnails were in (relative to ROOT) -> that folder's (st_dev, st_ino),
+    # so ``undo`` puts them back into those folders wherever they have been renamed or moved to.
+    folders: dict[str, tuple[int, int]] = field(default_factory=dict)
     extra: Json = field(default_factory=dict)
 
     @property
@@ -85,12 +88,20 @@ class Merged:
 
     def to_json(self) -> Json:
         """JSON object."""
-        return {**self.extra, "record": self.record, "archived": self.archived}
+        out = {**self.extra, "record": self.record, "archived": self.archived}
+        if self.folders:
+            out["folders"] = {rel: list(ident) for rel, ident in self.folders.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Merged:
         """Inverse of ``to_json``."""
-        return cls(dict(data.get("record") or {}), data.get("archived"), _rest(data, _MERGED_KEYS))
+        folders = {
+            str(rel): (int(ident[0]), int(ident[1]))
+            for rel, ident in (data.get("folders") or {}).items()
+            if isinstance(ident, (list, tuple)) and len(ident) == 2
+        }
+        return cls(dict(data.get("record") or {}), data.get("archived"), folders, _rest(data, _MERGED_KEYS))
 
 
 @dataclass

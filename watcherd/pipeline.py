@@ -80,8 +80,8 @@ class Pipeline:
         self.failures = Failures(self.ctx)
         # One Filing: a decision made inside a batch (a gesture) moves its originals after the batch commits.
         self.moves = Moves(self.ctx, self.adopter, self.failures, self.filing, render)
-        collisions = Collisions(self.ctx, self.filing, render)
-        self.ingest = Ingest(self.ctx, self.decoder, self.adopter, collisions, self.filing, self.failures)
+        self.collisions = Collisions(self.ctx, self.filing, render)
+        self.ingest = Ingest(self.ctx, self.decoder, self.adopter, self.collisions, self.filing, self.failures)
         self.internal_errors = 0
         self.batch_files = batch_files
 
@@ -147,6 +147,8 @@ class Pipeline:
             return self.failures.record(path, f"cannot stat: {exc.strerror}", None, transient=True)
         if not stat.S_ISREG(st.st_mode):
             return Result(Outcome.IGNORED, path, detail="not a regular file")
+        if self.failures.known_bad(self.places.rel(path), st):
+            return Result(Outcome.IGNORED, path, detail="already reported")  # not read until it changes
         if where.area is Area.TREE:
             canonical = parse_canonical(path.name) is not None
             result = self.moves.seen(path, where, st) if canonical else self.moves.renamed(path, where, st)

@@ -77,11 +77,3 @@ class Places:
     def tag_folder(self, folder: Path) -> PurePosixPath:
         """A folder of the thumbs tree, relative to it: what its tags are read from."""
         return PurePosixPath(Path(os.path.relpath(folder, self.thumbs)).as_posix())
-
-    def dropped_in(self, dropped: str | None, source: bool) -> Path:
-        """The folder of the tree a newcomer was dropped in (its top when not known, or from a source)."""
-        if dropped and not source:
-            folder = self.absolute(dropped)
-            if self.place(folder / "x.png") is not None:
-                return folder
-        return self.thumbs

@@ -6,6 +6,7 @@ the CLI (through ``library.Library``) only formats, and tests can call these dir
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -32,7 +33,7 @@ from watcherd.errors import ImageError, UsageError
 from watcherd.keeper import Facts, date_taken, suggest
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.nearpairs import names_of, near_id, sides, widest
-from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict
+from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict, existing_now
 
 if TYPE_CHECKING:
     from watcherd import imaging
@@ -199,6 +200,11 @@ def collision_facts(
 SIDES: tuple[Literal["existing"], Literal["newcomer"]] = ("existing", "newcomer")
 
 
+def as_now(catalog: CatalogReader, c: CollisionRecord) -> CollisionRecord:
+    """``c`` with its existing side where that image's files are today (``records.existing_now``)."""
+    return dataclasses.replace(c, existing=existing_now(c, catalog.image(c.name)))
+
+
 def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = None) -> list[Collision]:
     """The undecided collisions (with ``decided``, every one) with both sides' paths.
 
@@ -208,6 +214,7 @@ def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = 
     for c in catalog.collisions():
         if c.decision is not None and not decided:
             continue
+        c = as_now(catalog, c)
         existing, newcomer = c.existing, c.newcomer
         suggested: Literal["existing", "newcomer"] | None = None
         if root is not None and c.decision is None:
@@ -252,7 +259,6 @@ MAX_RADIUS = 16  # nearindex.MAX_RADIUS; numpy and Pillow load only for the comm
 def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
     """The decoding settings a query image is hashed with: ``pinned`` (the catalog's
     ``library`` meta) wins over the config, so it matches the library's names."""
-    import dataclasses
 
     from watcherd.newcomers import spec_for
 

@@ -22,6 +22,7 @@ from watcherd.filters import TEMP_PREFIX, ignore_pattern
 from watcherd.naming import CANONICAL_RE, shown
 from watcherd.outcomes import Outcome, Result
 from watcherd.pipeline import Pipeline
+from watcherd.records import ErrorRecord
 from watcherd.walk import scan_folders, walk_files
 
 log = logging.getLogger("watcherd")
@@ -65,6 +66,8 @@ def reconcile(
     resumed = pipeline.filing.finish_pending()
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
+    if pipeline.adopter.remembered is None:  # a fresh catalog owns no collision yet: nothing is an orphan
+        pipeline.collisions.take_back_orphans()
 
     others: list[Path] = []
     walked: set[str] = set()  # folders of the thumbs tree, relative to ROOT, with a trailing /
@@ -125,6 +128,9 @@ def reconcile(
 
     cutoff = now() - settle
     settled = []
+    # Transient errors already recorded before this scan: a scan tries each such file
+    # once, and waits for another try only if it is a new failure (or the file changed).
+    waited = {e.path: e for e in catalog.errors() if e.transient}
     for path in others:
         try:
             fresh = os.lstat(path).st_mtime > cutoff
@@ -136,8 +142,8 @@ def reconcile(
         else:
             settled.append(path)
     for result in pipeline.process_all(settled):  # decoded in parallel, recorded in order
-        if result.retry:  # counted as deferred: its outcome is the one the retry reaches
-            report.add(Outcome.DEFERRED)
+        if result.retry and not _failed_before(pipeline, waited, result):
+            report.add(Outcome.DEFERRED)  # its outcome is the one the retry reaches
             report.retry.append(result.path)
         else:
             report.add(result.outcome)
@@ -155,6 +161,17 @@ def reconcile(
     report.seconds = time.monotonic() - started
     record_scan(catalog, report, reason, now)
     return report
+
+
+def _failed_before(pipeline: Pipeline, waited: dict[str, ErrorRecord], result: Result) -> bool:
+    """Did ``result`` fail again as the scan before saw it fail (same reason, same file)?"""
+    if result.outcome is not Outcome.ERROR:
+        return False
+    rel = pipeline.places.rel(result.path)
+    before, now = waited.get(rel), pipeline.catalog.error(rel)
+    if before is None or now is None:
+        return False
+    return before.reason == now.reason and (before.stamp, before.inode) == (now.stamp, now.inode)
 
 
 def remove_leftovers(paths: list[str]) -> None:

@@ -8,6 +8,7 @@ an older watcherd loses nothing. Keys a newer version added read as their defaul
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -186,7 +187,7 @@ class ImageRecord:
 
 _EXISTING_KEYS = frozenset({"thumbnail", "original", "sha256"})
 _NEWCOMER_KEYS = frozenset(
-    {"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped"}
+    {"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped", "dropped_id"}
 )
 _COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer", "decision"})
 _DECISION_KEYS = frozenset(
@@ -235,7 +236,11 @@ class Newcomer:
     source: bool = False
     moving_from: str | None = None
     source_stat: tuple[int, int] | None = None
-    dropped: str | None = None  # the folder it was dropped in, relative to ROOT (None: not known)
+    # The folder it was dropped in, relative to ROOT, as it was then (None: not known), and
+    # what that folder is: its (st_dev, st_ino), by which it is found again after a rename
+    # or a move (``folders.Folders.locate``); the path alone would go stale.
+    dropped: str | None = None
+    dropped_id: tuple[int, int] | None = None
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
@@ -253,6 +258,8 @@ class Newcomer:
             out["source_stat"] = list(self.source_stat)
         if self.dropped is not None:
             out["dropped"] = self.dropped
+        if self.dropped_id is not None:
+            out["dropped_id"] = list(self.dropped_id)
         return out
 
     @classmethod
@@ -267,6 +274,7 @@ class Newcomer:
             moving_from=data.get("moving_from"),
             source_stat=_stamp(data.get("source_stat")),
             dropped=data.get("dropped"),
+            dropped_id=_stamp(data.get("dropped_id")),
             extra=_rest(data, _NEWCOMER_KEYS),
         )
 
@@ -284,6 +292,7 @@ class Via(str, Enum):
 
     COMMAND = "command"  # ``watcherd resolve`` (or anything calling the same edit)
     GESTURE = "gesture"  # the newcomer's thumbnail moved out of, or deleted from, ``_collisions/``
+    PAGE = "page"  # the review page (``watcherd serve``) or its JSON API
 
 
 @dataclass
@@ -381,12 +390,21 @@ class CollisionRecord:
         )
 
 
-_ERROR_KEYS = frozenset({"path", "reason", "transient", "size", "mtime_ns", "first_seen", "last_seen", "attempts"})
+_ERROR_KEYS = frozenset(
+    {"path", "reason", "transient", "size", "mtime_ns", "inode", "beside", "first_seen", "last_seen", "attempts"}
+)
 
 
 @dataclass
 class ErrorRecord:
-    """A file that could not be ingested (the catalog key is ``path``, relative to ROOT)."""
+    """A file that could not be ingested (the catalog key is ``path``, relative to ROOT).
+
+    ``size``, ``mtime_ns`` and ``inode`` say which file failed: it is read again only
+    once one of them changes (records written before the inode was kept compare size
+    and mtime only). ``beside``: the file in the way (relative to ROOT) when the error
+    is about another file in the same folder (a copy of it, its name taken); such an
+    error is also looked at again once that file is gone.
+    """
 
     path: str
     reason: str
@@ -397,11 +415,19 @@ class ErrorRecord:
     last_seen: str
     attempts: int = 1
     extra: Json = field(default_factory=dict)
+    inode: int | None = None
+    beside: str | None = None
 
     @property
     def stamp(self) -> tuple[int | None, int | None]:
         """Size and mtime of the file when it failed: it is tried again once they change."""
         return self.size, self.mtime_ns
+
+    def same_file(self, st: os.stat_result) -> bool:
+        """Is ``st`` the very file that failed (same size, mtime and, when known, inode)?"""
+        if self.stamp != (st.st_size, st.st_mtime_ns):
+            return False
+        return self.inode is None or self.inode == st.st_ino
 
     def to_json(self) -> Json:
         """The catalog's JSON object for this record."""
@@ -412,6 +438,8 @@ class ErrorRecord:
             "transient": self.transient,
             "size": self.size,
             "mtime_ns": self.mtime_ns,
+            **({"inode": self.inode} if self.inode is not None else {}),
+            **({"beside": self.beside} if self.beside is not None else {}),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "attempts": self.attempts,
@@ -430,4 +458,17 @@ class ErrorRecord:
             last_seen=str(data.get("last_seen") or ""),
             attempts=int(data.get("attempts", 1)),
             extra=_rest(data, _ERROR_KEYS),
+            inode=data.get("inode"),
+            beside=data.get("beside"),
         )
+
+
+def existing_now(col: CollisionRecord, holder: ImageRecord | None) -> Existing:
+    """A collision's existing side as it is now: ``holder`` (the image holding the contested
+    name) where its files are today. The places stored at detection are only a fallback for
+    an image no longer catalogued: a record says what a side is, the image says where it is.
+    """
+    if holder is None:
+        return Existing(None, col.existing.original, col.existing.sha256, dict(col.existing.extra))
+    thumbnail = holder.path if holder.present else None
+    return Existing(thumbnail, holder.original, holder.sha256, dict(col.existing.extra))

@@ -29,7 +29,7 @@ from watcherd.records import CollisionKind, CollisionRecord, Existing, Json, New
 log = logging.getLogger("watcherd")
 
 EXPORT_VERSION = 1
-REMEMBERED_META = ("decided", "distinct_groups")  # decisions.STACK, decisions.NEAR
+REMEMBERED_META = ("decided", "distinct_groups", "decisions_made")  # decided.STACK, .NEAR, .MADE
 
 
 def export_path(cfg: Config) -> Path:

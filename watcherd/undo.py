@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 
-from watcherd import steps
-from watcherd.decisions import NEAR, STACK, Decisions
+from watcherd import decided, steps
+from watcherd.decided import NEAR
+from watcherd.decisions import Decisions
+from watcherd.documents import DecisionRef
 from watcherd.errors import UsageError
 from watcherd.nearpairs import is_near_id
 from watcherd.records import CollisionRecord, Json, Verdict
@@ -21,29 +23,34 @@ log = logging.getLogger("watcherd")
 
 
 class Undo:
-    """Reverts the most recent decision (the last id in ``meta.decided``)."""
+    """Reverts the most recent decision (the last id in ``meta.decided``, see ``decided``)."""
 
     def __init__(self, decisions: Decisions) -> None:
         self.decisions = decisions
         self.ctx = decisions.ctx
         self.filing = decisions.filing
 
-    def undo(self) -> str:
-        """Revert the last decision: files back where they were, the collision undecided. Its id."""
+    def undo(self, expected: str | None = None, token: str | None = None) -> DecisionRef:
+        """Revert the last decision: files back where they were, the collision undecided.
+
+        With ``expected`` (and ``token``) only if the last decision is that one, else
+        ``ConflictError`` and nothing changes. Returns the decision undone."""
         catalog = self.ctx.catalog
-        stack = catalog.meta(STACK) or []
-        if not stack:
+        if expected is not None:
+            decided.expect(catalog, expected, token)
+        ident = decided.last(catalog)
+        if ident is None:
             raise UsageError("there is no decision to undo")
-        ident = str(stack[-1])
+        ref = decided.describe(catalog, ident)
         if is_near_id(ident) and self.decisions.near().undo(ident):
-            return ident
+            return ref
         if is_near_id(ident):
             names = sorted(ident.split("+"))
             with catalog.transaction():
                 catalog.set_meta(NEAR, [g for g in catalog.meta(NEAR) or [] if sorted(g) != names])
                 self.decisions.pop(ident)
             log.info("undid: the near-duplicates %s are undecided again", ", ".join(names))
-            return ident
+            return ref
         col = next((c for c in catalog.collisions() if c.id == ident), None)
         if col is None or col.decision is None:
             with catalog.transaction():
@@ -56,8 +63,8 @@ class Undo:
             self._undo_keep_existing(col)
         else:
             self._undo_keep_newcomer(col)
-        log.info("undid %s of %s: undecided again", kind.value, ident)
-        return ident
+        log.info("undid %s: undecided again", decided.said(ref))
+        return ref
 
     def _undo_distinct(self, col: CollisionRecord) -> None:
         catalog, places = self.ctx.catalog, self.ctx.places

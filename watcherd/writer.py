@@ -10,6 +10,7 @@ writer of the catalog file, on this host or any other.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from watcherd import edits, requests, restore
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.errors import LockedError, NoAnswerError, UsageError, WatcherdError
-from watcherd.layout import check_root, lease_path, requests_dir
+from watcherd.layout import check_library, lease_path, requests_dir
 from watcherd.lease import Lease, is_live, read_holder
 from watcherd.records import Json
 
@@ -28,11 +29,12 @@ PICK_UP = 30.0  # seconds a live writer has to pick a request up before the comm
 
 
 class Refused(WatcherdError):
-    """The writer refused a change; carries the exit code it gave."""
+    """The writer refused a change; carries the exit code it gave (and its error's ``details``)."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: int, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.details = details
 
 
 def writer_live(cfg: Config, now: float | None = None) -> bool:
@@ -50,14 +52,15 @@ def change(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
     """Apply one change through the library's one writer; return its document."""
-    check_root(cfg)
+    check_library(cfg)
     for _ in range(5):
         if writer_live(cfg):
             answer = _ask(cfg, requests.Request(command, arguments), pick_up, sleep)
             if answer is None:
                 continue  # the writer stopped before picking it up: it was withdrawn
             if not answer.ok:
-                raise Refused(answer.error or "the daemon refused the change", answer.exit_code or 1)
+                details = answer.result if isinstance(answer.result, dict) else None
+                raise Refused(answer.error or "the daemon refused the change", answer.exit_code or 1, details)
             return answer.result
         try:
             return _apply_here(cfg, command, arguments)
@@ -105,7 +108,8 @@ def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
     """Take the lease, apply the change with the same code the daemon runs, let the lease go."""
     db = cfg.database_path
     if not db.exists():
-        raise UsageError(f"no catalog at {db}: run 'watcherd scan' first")
+        root = shlex.quote(str(cfg.root))
+        raise UsageError(f"no catalog at {db} yet: nothing to change until 'watcherd scan {root}' has made it")
     lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
     lease.acquire()
     try:

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import termios
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,26 @@ def test_scan_of_what_phones_nas_boxes_and_scanners_leave(root: Path) -> None:
     assert again.returncode == 0
     assert json.loads(again.stdout)["counts"] == {"unchanged": 3, "ignored": 3}
     assert [line for line in again.stderr.splitlines() if " WARNING " in line] == []
+
+
+def broken_apng(im: Image.Image) -> bytes:
+    """A PNG whose acTL chunk claims zero frames: Pillow warns "Invalid APNG" whenever it opens it."""
+    data = encode(im, "PNG")
+    body = b"acTL" + struct.pack(">II", 0, 0)
+    actl = struct.pack(">I", 8) + body + struct.pack(">I", zlib.crc32(body))
+    after_ihdr = 8 + 25  # the signature, then IHDR (length, type, 13 bytes, CRC)
+    return data[:after_ihdr] + actl + data[after_ihdr:]
+
+
+def test_a_broken_apng_is_one_log_line_and_nothing_raw(root: Path) -> None:
+    write(root / "thumbs" / "anim.png", broken_apng(scene(seed=5)))
+    done = run("scan", str(root), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"ingested": 1}
+    assert "UserWarning" not in done.stderr and "warnings.warn" not in done.stderr
+    assert foreign_lines(done.stderr) == []
+    said = [line.split(" ", 3)[3] for line in done.stderr.splitlines() if " WARNING " in line]
+    assert said == ["decoder warnings for thumbs/anim.png: Invalid APNG, will use default PNG image if possible"]
 
 
 @pytest.fixture

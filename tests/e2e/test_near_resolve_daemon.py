@@ -31,7 +31,9 @@ def test_a_near_keep_and_its_undo_through_a_running_daemon(tmp_path: Path, decis
         (gone,) = set(group["names"]) - {kept}
 
         done = cli("resolve", str(root), group["id"], decision, "-c", str(conf))
+        made = done.pop("made")
         assert done == {"id": group["id"], "decision": decision, "image": kept, "undone": False}
+        assert (made["id"], made["decision"], made["via"]) == (group["id"], decision, "command")
         assert f"decided {decision} (command): kept {kept}" in daemon.log_text()  # the daemon wrote it
         assert dupes(root, conf, "--near", "8") == []
         assert [r["name"] for r in table(db, "images")] == [kept]

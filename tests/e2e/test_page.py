@@ -196,7 +196,8 @@ def test_a_review_by_buttons_and_keys_settles_files_and_catalog_and_survives_reb
     page.goto(url)
     items = page.locator("[data-collision-id]")
     assert [items.nth(i).get_attribute("data-collision-id") for i in range(3)] == [q["id"] for q in queue]
-    first, second, third = (items.nth(i) for i in range(3))
+    # by id: a decided item leaves the queue for the page's "decided" list, so positions change
+    first, second, third = (page.locator(f'[data-collision-id="{q["id"]}"]') for q in queue)
     assert is_current(first) and first.get_attribute("data-keeper") == "existing"
 
     # f flips A/B in place (the newcomer takes the existing side's place), f again flips back.
@@ -260,6 +261,103 @@ def test_a_review_by_buttons_and_keys_settles_files_and_catalog_and_survives_reb
     page.keyboard.press("u")
     page.wait_for_selector(f'[data-collision-id="{item["id"]}"]:not([data-decision])')
     check_settled(root, dropped, item, None)
+
+
+# --- undo's scope: the page undoes only its own decisions ---------------------------------------
+
+
+def test_the_page_undoes_only_its_own_decision_says_what_it_undid_and_counts_the_queue(
+    tmp_path: Path, page: Any
+) -> None:
+    root = tmp_path / "lib"
+    dropped = review_library(root)
+    q0, q1, q2 = (d["id"] for d in cli("dupes", str(root)))
+    queue = {d["id"]: d for d in cli("dupes", str(root))}
+    total = len(cli("dupes", str(root), "--near", "4"))  # what the page lists: collisions and near groups
+    expect = playwright.expect
+    status, heading = page.locator("#status"), page.locator("#queue-heading")
+
+    def decisions() -> dict[str, str | None]:
+        return {d["id"]: d["decision"] for d in cli("dupes", str(root), "--all")}
+
+    def counted(n: int) -> None:
+        expect(heading).to_have_attribute("data-count", str(n), timeout=30_000)
+        expect(heading).to_have_text(f"Review ({n} undecided)")
+
+    def said(text: str) -> None:
+        expect(status).to_have_text(text, timeout=30_000)
+
+    with serving(root, tmp_path / "serve.log") as (url, _):
+        page.goto(url)
+        counted(total)
+        assert status.get_attribute("role") == "status" and status.get_attribute("aria-live") == "polite"
+        # A decision from the command line, then one on the page.
+        cli("resolve", str(root), q0, "keep-existing")
+        page.locator(f'[data-collision-id="{q1}"] [data-decision="keep-existing"]').click()
+        said(f"Decided keep-existing on {q1}")
+        counted(total - 2)  # the page's decision and the command line's, seen by asking the server
+        expect(page.locator(f'[data-collision-id="{q0}"]')).to_be_hidden()  # decided elsewhere: out of the queue
+        expect(page.locator(f'#decided-here [data-collision-id="{q1}"][data-decision="keep-existing"]')).to_be_visible()
+        assert decisions() == {q0: "keep-existing", q1: "keep-existing", q2: None}
+
+        # u undoes the page's decision only, and names it; the item is back in the queue.
+        page.keyboard.press("u")
+        said(f"Undid keep-existing on {q1}")
+        counted(total - 1)
+        expect(page.locator(f'#queue [data-collision-id="{q1}"]:not([data-decision])')).to_be_visible()
+        assert decisions() == {q0: "keep-existing", q1: None, q2: None}
+        check_settled(root, dropped, queue[q0], "keep-existing")
+        check_settled(root, dropped, queue[q1], None)
+
+        # A second u: the page has nothing of its own left; the command line's decision stays.
+        page.keyboard.press("u")
+        said(
+            "Nothing undone: no decision made on this page is left to undo "
+            "(a decision made elsewhere is undone with 'watcherd resolve --undo')."
+        )
+        assert "refused" in (status.get_attribute("class") or "")
+        assert decisions() == {q0: "keep-existing", q1: None, q2: None}
+        counted(total - 1)
+
+        # The page decides again, then the command line: u is refused with the server's message.
+        page.locator(f'[data-collision-id="{q1}"] [data-decision="distinct"]').click()
+        said(f"Decided distinct on {q1}")
+        made = cli("resolve", str(root), q2, "keep-newcomer")["made"]
+        page.keyboard.press("u")
+        said(
+            f"Not undone: the last decision is keep-newcomer on {q2} (made from the command line at "
+            f"{made['decided']}), not the one on {q1}: only the last decision can be undone; undo it first with "
+            "'watcherd resolve --undo'; nothing was changed"
+        )
+        counted(total - 3)
+        assert decisions() == {q0: "keep-existing", q1: "distinct", q2: "keep-newcomer"}
+        check_settled(root, dropped, queue[q1], "distinct")
+
+        # Once the command line's is undone (and named), the page's u undoes its own.
+        assert cli("resolve", str(root), "--undo")["undid"] == made
+        page.keyboard.press("u")
+        said(f"Undid distinct on {q1}")
+        counted(total - 1)
+        assert decisions() == {q0: "keep-existing", q1: None, q2: None}
+
+        # The page's last decision undone elsewhere: u says so, changes nothing, and forgets it.
+        page.locator(f'[data-collision-id="{q1}"] [data-decision="keep-newcomer"]').click()
+        said(f"Decided keep-newcomer on {q1}")
+        assert cli("resolve", str(root), "--undo")["undid"]["id"] == q1
+        page.keyboard.press("u")
+        said(f"Not undone: there is no decision on {q1} to undo (undone elsewhere, or never made); nothing was changed")
+        counted(total - 1)
+        expect(page.locator(f'#queue [data-collision-id="{q1}"]:not([data-decision])')).to_be_visible()
+        assert decisions() == {q0: "keep-existing", q1: None, q2: None}
+        page.keyboard.press("u")
+        said(
+            "Nothing undone: no decision made on this page is left to undo "
+            "(a decision made elsewhere is undone with 'watcherd resolve --undo')."
+        )
+        assert decisions() == {q0: "keep-existing", q1: None, q2: None}
+        check_settled(root, dropped, queue[q0], "keep-existing")
+        check_settled(root, dropped, queue[q1], None)
+        check_settled(root, dropped, queue[q2], None)
 
 
 # --- search and tags -------------------------------------------------------------------------

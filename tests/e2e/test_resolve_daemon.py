@@ -18,6 +18,9 @@ import pytest
 
 from tests.helpers import encode, running_daemon, scene, table, wait_for, write
 from tests.invariants import check_library
+from watcherd import config
+from watcherd.library import Library
+from watcherd.writer import Refused
 
 
 def cli(*args: str) -> Any:
@@ -51,7 +54,9 @@ def test_resolve_and_undo_through_a_running_daemon(tmp_path: Path, decision: str
         before = {r["name"]: r for r in table(db, "images")}
 
         done = cli("resolve", str(root), item["id"], decision, "-c", str(conf))
+        made = done.pop("made")
         assert done == {"id": item["id"], "decision": decision, "image": done["image"], "undone": False}
+        assert (made["id"], made["decision"], made["via"]) == (item["id"], decision, "command")
         assert f"decided {decision} (command)" in daemon.log_text()  # the daemon wrote it
         assert dupes(root, conf) == []
         (col,) = table(db, "collisions")
@@ -94,6 +99,64 @@ def test_resolve_and_undo_through_a_running_daemon(tmp_path: Path, decision: str
     assert check_library(root, dropped) == []
 
 
+def test_an_undo_naming_a_decision_is_refused_by_the_daemon_unless_it_is_the_last(tmp_path: Path) -> None:
+    """The undo request's id and token, through the request files, answered by a running daemon."""
+    root = tmp_path / "lib"
+    conf = tmp_path / "watcherd.yaml"
+    conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
+    for folder, form in (("cats", "PNG"), ("dogs", "JPEG")):
+        for seed in (41, 42):
+            write(root / "thumbs" / folder / f"{seed}.{form.lower()}", encode(scene(seed=seed), form, quality=95))
+        cli("scan", str(root), "-c", str(conf))
+    a, b = (d["id"] for d in dupes(root, conf))
+    library = Library(config.load(conf).with_root(root))
+    with running_daemon(root, conf) as daemon:
+        by_command = cli("resolve", str(root), a, "keep-existing", "-c", str(conf))["made"]
+        by_page = library.resolve(b, "distinct", "page")["made"]  # as the page's API asks it
+        assert by_page["via"] == "page" and "decided distinct (page)" in daemon.log_text()
+        decided = {d["id"]: d["decision"] for d in dupes(root, conf, "--all")}
+        assert decided == {a: "keep-existing", b: "distinct"}
+
+        refused = subprocess.run(
+            [sys.executable, "-m", "watcherd", "resolve", str(root), "--undo", a, "-c", str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert refused.returncode == 7 and refused.stdout == ""
+        assert refused.stderr == (
+            f"watcherd: error: the last decision is distinct on {b} (made on the review page at "
+            f"{by_page['decided']}), not the one on {a}: only the last decision can be undone; undo it first "
+            "with 'watcherd resolve --undo'; nothing was changed\n"
+        )
+        with pytest.raises(Refused) as named:
+            library.undo(a, by_command["token"])
+        assert named.value.exit_code == 7
+        assert named.value.details == {"last": by_page, "named": {"id": a, "in_effect": True}}
+        assert {d["id"]: d["decision"] for d in dupes(root, conf, "--all")} == decided
+
+        assert library.undo(b, by_page["token"])["undid"] == by_page
+        assert f"undid distinct on {b} (made on the review page at" in daemon.log_text()
+        with pytest.raises(Refused) as again:  # the same undo asked twice: the second is refused
+            library.undo(b, by_page["token"])
+        assert again.value.exit_code == 7 and again.value.details == {
+            "last": by_command,
+            "named": {"id": b, "in_effect": False},
+        }
+        undone = subprocess.run(
+            [sys.executable, "-m", "watcherd", "resolve", str(root), "--undo", a, "-c", str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert undone.stdout == (
+            f"undid keep-existing on {a} (made from the command line at {by_command['decided']}): undecided again\n"
+        )
+        assert {d["id"]: d["decision"] for d in dupes(root, conf, "--all")} == {a: None, b: None}
+
+
 def test_forget_through_a_running_daemon(tmp_path: Path) -> None:
     root = tmp_path / "lib"
     conf = tmp_path / "watcherd.yaml"
@@ -118,3 +181,36 @@ def test_forget_through_a_running_daemon(tmp_path: Path) -> None:
         assert cli("forget", str(root), gone, "-c", str(conf)) == {"forgotten": [gone]}
         assert "forgot 1 missing images" in daemon.log_text()  # the daemon wrote it
         assert [r["name"] for r in table(db, "images")] == [kept]
+
+
+def test_distinct_after_both_folders_were_renamed_under_a_running_daemon(tmp_path: Path) -> None:
+    """The issue's report: drop, rename the existing image's folder and the drop folder, then
+    ``distinct`` (it used to end with an internal error, exit 70, naming the old folder)."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    conf = tmp_path / "watcherd.yaml"
+    conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
+    db = root / ".watcherd" / "catalog.sqlite"
+    im = scene(seed=41)
+    dropped = {"a.png": encode(im, "PNG"), "b.jpg": encode(im, "JPEG", quality=95)}
+    thumbs = root / "thumbs"
+    with running_daemon(root, conf):
+        write(thumbs / "a" / "a.png", dropped["a.png"])
+        wait_for(lambda: len(table(db, "images")) == 1, what="the first image")
+        write(thumbs / "drop" / "b.jpg", dropped["b.jpg"])
+        (item,) = wait_for(lambda: dupes(root, conf), what="the collision")
+        (thumbs / "a").rename(thumbs / "a2")
+        (thumbs / "drop").rename(thumbs / "drop2")
+        name = item["name"]
+        (item,) = wait_for(
+            lambda: [i for i in dupes(root, conf) if i["existing"]["thumbnail"] == f"thumbs/a2/{name}"],
+            what="dupes to show the existing image's new place",
+        )
+        assert all((root / p).exists() for p in item["paths"])
+        done = cli("resolve", str(root), item["id"], "distinct", "-c", str(conf))
+        holder = {r["name"]: r for r in table(db, "images")}[done["image"]]
+        assert holder["path"] == f"thumbs/drop2/{done['image']}" and "drop2" in holder["tags"]
+        assert not (thumbs / "drop").exists()
+    assert check_library(root, dropped) == []
+    cli("scan", str(root), "-c", str(conf))
+    assert check_library(root, dropped) == []

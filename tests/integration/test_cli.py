@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 from pathlib import Path
 
 import imagehash
@@ -179,3 +181,29 @@ def test_scan_retries_a_truncated_file_then_counts_it(cfg: Config, capsys: pytes
     (err,) = json.loads(run(capsys, "errors", str(cfg.root), "--json")[1])
     assert err["path"] == "thumbs/half.jpg" and "truncated" in err["reason"]
     assert (cfg.thumbs_dir / "half.jpg").read_bytes() == whole[: len(whole) // 2]  # left as it was
+
+
+def test_an_old_truncated_file_costs_one_scan_then_nothing_until_retried(
+    cfg: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = encode(scene((640, 480), seed=6))
+    half = write(cfg.thumbs_dir / "half.jpg", whole[: len(whole) // 2])
+    os.utime(half, (time.time() - 3600,) * 2)  # an hour old: no writer is coming back
+    root = str(cfg.root)
+
+    def attempts() -> list[int]:
+        return [e["attempts"] for e in json.loads(run(capsys, "errors", root, "--json")[1])]
+
+    assert json.loads(run(capsys, "scan", root, "--json")[1])["counts"] == {"error": 1}
+    assert attempts() == [1]  # read once: not tried again within the scan
+    assert json.loads(run(capsys, "scan", root, "--json")[1])["counts"] == {"ignored": 1}
+    assert attempts() == [1]  # nor by the next scan
+
+    code, out, _ = run(capsys, "errors", root, "--retry", "--json")
+    assert code == 0 and json.loads(out) == {"retried": ["thumbs/half.jpg"]}
+    assert json.loads(run(capsys, "errors", root, "--json")[1]) == []
+    assert json.loads(run(capsys, "scan", root, "--json")[1])["counts"] == {"error": 1}  # read again
+    assert attempts() == [1]
+    code, out, _ = run(capsys, "errors", root, "--retry")
+    assert code == 0 and out == "forgot 1 error record: those files are read again\n"
+    assert half.read_bytes() == whole[: len(whole) // 2]

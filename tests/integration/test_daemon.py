@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import canonical_files, drop, encode, scene, sha, table, wait_for, write
 from watcherd.config import Config
 from watcherd.daemon import Daemon
+from watcherd.library import Library
 
 
 class Running:
@@ -70,8 +71,9 @@ class Running:
         return [r for r in self.images() if r["original_filename"] not in self.sentinels]
 
     def tagged(self, name: str, tag: str) -> Callable[[], bool]:
-        """A condition: the record of ``name`` carries ``tag``."""
-        return lambda: tag in self.by_name()[name]["tags"]
+        """A condition: the record of ``name`` carries ``tag`` (no record yet: not yet; a thumbnail
+        is published while its batch works, and its record is durable once the batch commits)."""
+        return lambda: tag in self.by_name().get(name, {}).get("tags", [])
 
     def scanned(self) -> bool:
         """True once a full scan has been recorded in ``meta``."""
@@ -243,6 +245,29 @@ def test_bad_file_is_counted_and_daemon_keeps_going(cfg: Config, daemon: Running
     drop(cfg.thumbs_dir / "good.jpg", seed=7)
     wait_for(daemon.images, what="good one ingested")
     assert bad.read_bytes() == b"this is text"
+
+
+def test_errors_retry_makes_the_running_daemon_read_the_files_again(cfg: Config) -> None:
+    big = drop(cfg.thumbs_dir / "big.jpg", scene((640, 480), seed=14))
+    os.utime(big, (time.time() - 3600,) * 2)
+    first = start(dataclasses.replace(cfg, max_file_size=1000))  # too small for the photo
+    try:
+        (err,) = wait_for(first.errors, what="the photo refused")
+        assert err["reason"].startswith("file too large") and err["attempts"] == 1
+    finally:
+        first.stop.set()
+        first.thread.join(timeout=20)
+    r = start(cfg)  # a config that would take it: a start-up scan does not read it again
+    try:
+        wait_for(lambda: r.daemon.last_scan > 0, what="this daemon's start-up scan")  # (meta holds the first's)
+        assert [e["attempts"] for e in r.errors()] == [1] and r.images() == []
+        assert Library(cfg).retry_errors() == {"retried": ["thumbs/big.jpg"]}
+        (rec,) = wait_for(r.images, what="the photo read again and ingested")
+        assert rec["original_filename"] == "big.jpg" and r.errors() == []
+    finally:
+        r.stop.set()
+        r.thread.join(timeout=20)
+    assert (first.code, r.code) == (0, 0)
 
 
 def test_deleted_thumbnail_is_marked_missing(cfg: Config, daemon: Running) -> None:

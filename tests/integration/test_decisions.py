@@ -109,3 +109,41 @@ def test_undo_makes_thumbnails_again_in_the_decoder_sandbox_never_in_the_writer(
     (back,) = run(capsys, "dupes", root)
     assert back["id"] == ident and (Path(root) / back["newcomer"]["thumbnail"]).is_file()
     assert check_library(Path(root), dropped) == []
+
+
+def test_undo_names_what_it_undid_and_an_undo_naming_another_decision_exits_7(
+    cfg: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(cfg.root)
+    for seed in (31, 32):
+        write(cfg.thumbs_dir / "cats" / f"a{seed}.png", encode(scene(seed=seed), "PNG"))
+    run(capsys, "scan", root)
+    for seed in (31, 32):
+        write(cfg.thumbs_dir / "dogs" / f"b{seed}.jpg", encode(scene(seed=seed), "JPEG", quality=95))
+    run(capsys, "scan", root)
+    a, b = (d["id"] for d in run(capsys, "dupes", root))
+    run(capsys, "resolve", root, a, "keep-existing")
+    made = run(capsys, "resolve", root, b, "distinct")["made"]
+    assert (made["id"], made["decision"], made["via"]) == (b, "distinct", "command")
+
+    assert main(["resolve", root, "--undo", a]) == 7
+    out, err = capsys.readouterr()
+    (line,) = [e for e in err.splitlines() if e.startswith("watcherd: error:")]
+    assert out == "" and line.startswith(
+        f"watcherd: error: the last decision is distinct on {b} (made from the command line at {made['decided']}), "
+        f"not the one on {a}"
+    )
+    assert {d["id"]: d["decision"] for d in run(capsys, "dupes", root, "--all")} == {a: "keep-existing", b: "distinct"}
+
+    assert main(["resolve", root, "--undo", b]) == 0
+    said = f"undid distinct on {b} (made from the command line at {made['decided']}): undecided again\n"
+    assert capsys.readouterr().out == said
+    undone = run(capsys, "resolve", root, "--undo")
+    assert undone["id"] == a and undone["undone"] and undone["decision"] is None
+    assert undone["undid"]["id"] == a and undone["undid"]["decision"] == "keep-existing"
+    assert {d["id"]: d["decision"] for d in run(capsys, "dupes", root, "--all")} == {a: None, b: None}
+    assert main(["resolve", root, "--undo", a]) == 7  # nothing left: no decision on a to undo
+    assert "there is no decision on" in capsys.readouterr().err
+    run(capsys, "resolve", root, a, "keep-existing")
+    assert main(["resolve", "--undo", root, "--json"]) == 0  # ROOT after --undo: a root, not an ID
+    assert json.loads(capsys.readouterr().out)["undid"]["id"] == a

@@ -31,7 +31,9 @@ def test_a_near_keep_survives_rebuild_settles_the_same_bytes_and_is_undone(
     (gone,) = set(group["names"]) - {kept}
 
     done = run(capsys, "resolve", root, group["id"], decision)
+    made = done.pop("made")
     assert done == {"id": group["id"], "decision": decision, "image": kept, "undone": False}
+    assert (made["id"], made["decision"], made["via"]) == (group["id"], decision, "command")
     assert run(capsys, "dupes", root, "--near", "8") == []
     (listed,) = run(capsys, "dupes", root, "--near", "8", "--all")
     assert listed["id"] == group["id"] and listed["decision"] == decision and listed["decided"]
@@ -67,6 +69,7 @@ def test_a_near_keep_survives_rebuild_settles_the_same_bytes_and_is_undone(
         "decision": None,
         "image": None,
         "undone": True,
+        "undid": made,  # named as it was made (rebuild kept its token)
     }
     (back,) = run(capsys, "dupes", root, "--near", "8")
     assert back["id"] == group["id"]

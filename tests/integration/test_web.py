@@ -62,13 +62,44 @@ def test_resolve_and_undo_through_the_api_answer_as_the_cli(client: TestClient, 
     assert listed == cli("dupes", str(root))
     ident = listed[0]["id"]
     done = client.post("/api/resolve", json={"id": ident, "decision": "keep-existing"}).json()
+    made = done.pop("made")
     assert done == {"id": ident, "decision": "keep-existing", "image": listed[0]["name"], "undone": False}
+    assert made["id"] == ident and made["decision"] == "keep-existing" and made["via"] == "page" and made["token"]
     assert client.get("/api/dupes").json() == [] == cli("dupes", str(root))
     (decided,) = cli("dupes", str(root), "--all")
     assert decided["decision"] == "keep-existing"
     undone = client.post("/api/undo").json()
-    assert undone == {"id": ident, "decision": None, "image": None, "undone": True}
+    assert undone == {"id": ident, "decision": None, "image": None, "undone": True, "undid": made}
     assert [d["id"] for d in cli("dupes", str(root))] == [ident]
+
+
+def test_an_undo_naming_a_decision_no_longer_in_effect_is_a_409_and_changes_nothing(
+    client: TestClient, root: Path
+) -> None:
+    (item,) = client.get("/api/dupes").json()
+    made = client.post("/api/resolve", json={"id": item["id"], "decision": "keep-existing"}).json()["made"]
+    (col,) = table(root / ".watcherd" / "catalog.sqlite", "collisions")
+    assert col["decision"]["via"] == "page"
+    assert cli("resolve", str(root), "--undo")["undid"] == made  # undone from the command line
+    before = cli("dupes", str(root), "--all")
+
+    refused = client.post("/api/undo", json={"id": item["id"], "token": made["token"]})
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "error": f"there is no decision on {item['id']} to undo (undone elsewhere, or never made); nothing was changed",
+        "last": None,
+        "named": {"id": item["id"], "in_effect": False},
+    }
+    assert cli("dupes", str(root), "--all") == before
+    for body in (b"[1]", b"not json", b'{"id": 3}'):
+        assert client.post("/api/undo", content=body).status_code == 400
+    assert cli("dupes", str(root), "--all") == before
+
+
+def test_the_heading_counts_the_undecided(client: TestClient) -> None:
+    page = client.get("/").text
+    assert '<h1 id="queue-heading" data-count="1">Review (<span class="count">1</span> undecided)</h1>' in page
+    assert 'role="status"' in page and 'aria-live="polite"' in page
 
 
 def test_a_bad_decision_is_a_400_with_the_cli_s_message(client: TestClient) -> None:

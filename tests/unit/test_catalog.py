@@ -238,3 +238,35 @@ def test_odd_file_names_survive_the_derived_tables_and_the_export(tmp_path: Path
     assert entry.isascii() and exported["tags"] == ["caf\udce9", "10x10"]
     assert exported["original_filename"] == "café ☕"
     cat.close()
+
+
+def test_after_commit_and_on_rollback_follow_the_transaction_and_its_savepoints(catalog: Catalog) -> None:
+    seen: list[str] = []
+    with catalog.transaction():
+        catalog.after_commit(lambda: seen.append("outer said"))
+        catalog.on_rollback(lambda: seen.append("outer taken back"))
+        with pytest.raises(ValueError), catalog.transaction():  # a savepoint that rolls back
+            catalog.after_commit(lambda: seen.append("inner said"))
+            catalog.on_rollback(lambda: seen.append("inner taken back"))
+            raise ValueError
+        assert seen == ["inner taken back"]  # at once, and only the savepoint's own
+        with catalog.transaction():  # a savepoint released into the outer block
+            catalog.after_commit(lambda: seen.append("released said"))
+        assert seen == ["inner taken back"]  # nothing is said before the outermost commit
+    assert seen == ["inner taken back", "outer said", "released said"]
+
+    seen.clear()
+    with pytest.raises(KeyboardInterrupt), catalog.transaction():
+        catalog.after_commit(lambda: seen.append("said"))
+        with catalog.transaction():
+            catalog.on_rollback(lambda: seen.append("first taken back"))
+        catalog.on_rollback(lambda: seen.append("second taken back"))
+        raise KeyboardInterrupt
+    assert seen == ["second taken back", "first taken back"]  # newest first, nothing said
+
+    seen.clear()
+    catalog.after_commit(lambda: seen.append("now"))  # outside a transaction: at once
+    catalog.on_rollback(lambda: seen.append("never"))
+    with catalog.transaction():
+        pass
+    assert seen == ["now"]

@@ -32,12 +32,63 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert "usage: watcherd " + name in capsys.readouterr().out
 
 
-def test_empty_library_reads_as_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_library_without_a_catalog_yet_reads_as_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / ".watcherd").mkdir()  # a library whose daemon has not written its catalog yet
     code, out, _ = run(capsys, "status", str(tmp_path), "--json")
     assert code == 0 and json.loads(out)["images"] == 0
     code, out, _ = run(capsys, "dupes", str(tmp_path), "--json")
     assert code == 0 and json.loads(out) == []
-    assert not (tmp_path / ".watcherd").exists()  # reading creates nothing
+    assert list((tmp_path / ".watcherd").iterdir()) == []  # reading creates nothing
+
+
+READS = [["status"], ["tags"], ["find", "--tag", "cats"], ["dupes"], ["errors"], ["missing"], ["similar", "0" * 16]]
+CHANGES = [["untag", "a.png", "cats"], ["retag", "cats", "dogs"], ["forget", "a.png"], ["resolve", "x~1", "distinct"]]
+
+
+@pytest.mark.parametrize("argv", READS + CHANGES, ids=lambda a: a[0])
+def test_a_folder_that_is_no_library_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    command, rest = argv[0], argv[1:]
+    code, out, err = run(capsys, command, str(plain), *rest)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"watcherd: error: {plain} is not a watcherd library (no .watcherd/ there); "
+        f"make it one with 'watcherd scan {plain}' or 'watcherd run {plain}'\n"
+    )
+    # Found, not named: the current directory is never offered as a library.
+    monkeypatch.chdir(plain)
+    code, out, err = run(capsys, command, *rest)
+    assert (code, out) == (2, "")
+    assert err == f"watcherd: error: no watcherd library at {plain} or above it (no .watcherd/ found); " + (
+        "give its ROOT, or run the command inside a library\n"
+    )
+    assert list(plain.iterdir()) == []  # nothing was made
+
+
+def test_resolve_without_a_decision_is_a_usage_error_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library, elsewhere = tmp_path / "lib", tmp_path / "elsewhere"
+    (library / ".watcherd").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    wanted = "watcherd: error: resolve needs ID and a decision: distinct, keep-existing or keep-newcomer"
+    for argv in ([str(library), "640x480_00ff00ff00ff00ff_~0123456789ab"], ["x~1"], [str(library)], []):
+        assert run(capsys, "resolve", *argv) == (2, "", wanted + "\n")
+    code, _, err = run(capsys, "resolve", str(library), "x~1", "keep")
+    assert (code, err) == (2, wanted + "; 'keep' is none of them\n")
+    assert list(elsewhere.iterdir()) == [] and list((library / ".watcherd").iterdir()) == []
+    # A library whose catalog is not made yet: a change says so and names the library.
+    code, _, err = run(capsys, "resolve", str(library), "x~1", "distinct")
+    db = library / ".watcherd" / "catalog.sqlite"
+    assert (code, err) == (
+        2,
+        f"watcherd: error: no catalog at {db} yet: nothing to change until 'watcherd scan {library}' has made it\n",
+    )
+    assert list((library / ".watcherd").iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,9 @@ def test_distinct_catalogues_the_newcomer_under_a_variant_name_where_it_was_drop
     done = edits.resolve(cfg, catalog, col.id, "distinct")
     assert col.newcomer.sha256 is not None
     name = f"{col.name[: -len('.png')]}~{col.newcomer.sha256[:12]}.png"
+    made = done.pop("made")  # type: ignore[misc]
     assert done == {"id": col.id, "decision": "distinct", "image": name, "undone": False}
+    assert made["decision"] == "distinct" and made["via"] == "command" and made["decided"] and made["token"]
     rec = catalog.image(name)
     assert rec is not None and rec.path == f"thumbs/dogs/{name}" and rec.tags == ["dogs", "320x240"]
     assert rec.original == f"originals/{name[: -len('.png')]}.jpg" and rec.moving_from is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,17 @@ def test_a_group_of_three_keeps_one_and_a_pair_of_it_leaves_the_rest_listed(
     assert check_library(root, dropped) == []
 
 
+def test_a_keep_logs_the_kept_image_apart_from_the_merged_ones(
+    cfg: Config, catalog: Catalog, clocked: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    names, _ = near_library(cfg, clocked, 3)
+    with caplog.at_level(logging.INFO, logger="watcherd"):
+        resolve(cfg, catalog, "+".join(sorted(names)), "keep-newcomer")
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decided keep-newcomer")]
+    kept, merged = line.split(": kept ", 1)[1].split(", merged ", 1)
+    assert kept == names[2] and sorted(merged.split(", ")) == sorted(names[:2])
+
+
 def test_the_merged_bytes_dropped_again_are_settled_as_before(cfg: Config, catalog: Catalog, clocked: Pipeline) -> None:
     root = cfg.root or Path()
     (older, newer), dropped = near_library(cfg, clocked)
@@ -249,3 +261,20 @@ def test_a_merged_source_file_is_not_decoded_again_by_each_scan(cfg: Config, cat
     report = reconcile(Pipeline(cfg, catalog, render=render), reason="test", settle=0)
     assert decoded == []  # known by its size and time, as any source file already done
     assert report.counts.get("ingested", 0) == 0 and [r.name for r in catalog.images()] == [first.name]
+
+
+def test_undo_puts_a_merged_thumbnail_back_into_its_folder_renamed_since(
+    cfg: Config, catalog: Catalog, clocked: Pipeline
+) -> None:
+    root = cfg.root or Path()
+    (older, newer), dropped = near_library(cfg, clocked)
+    (item,) = group(cfg)
+    assert resolve(cfg, catalog, str(item["id"]), "keep-existing") == older  # dogs/ now holds nothing of ours
+    (cfg.thumbs_dir / "pets").mkdir()
+    (cfg.thumbs_dir / "dogs").rename(cfg.thumbs_dir / "pets" / "hounds")
+    assert edits.undo(cfg, catalog, render=imaging.render)["id"] == item["id"]
+    back = catalog.image(newer)
+    assert back is not None and back.path == f"thumbs/pets/hounds/{newer}"
+    assert (root / back.path).is_file() and not (cfg.thumbs_dir / "dogs").exists()
+    assert {"dogs", "pets", "hounds"} <= set(back.tags)
+    assert check_library(root, dropped) == []

@@ -43,7 +43,9 @@ def load_hashes(path: Path) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDAr
         ).fetchone()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
-            raise CatalogError(f"catalog {path} has no hash table yet: run 'watcherd scan' once") from None
+            raise CatalogError(
+                f"catalog {path} has no hash table yet: scan its library once ('watcherd scan ROOT')"
+            ) from None
         raise CatalogError(f"cannot read catalog {path}: {exc}") from None
     finally:
         con.close()
@@ -113,7 +115,9 @@ class NearLogReader(Connected):
                 conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                raise CatalogError(f"catalog {self.path} has no hash table yet: run 'watcherd scan' once") from None
+                raise CatalogError(
+                    f"catalog {self.path} has no hash table yet: scan its library once ('watcherd scan ROOT')"
+                ) from None
             raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot read catalog {self.path}: {exc}") from None

@@ -108,8 +108,8 @@ class CatalogReader(Connected):
             text = str(exc)
             if any(f"no such table: {t}" in text for t in DERIVED):
                 raise CatalogError(
-                    f"catalog {self.path} was written by an older watcherd: start the daemon or run "
-                    "'watcherd scan' once to index it"
+                    f"catalog {self.path} was written by an older watcherd: start its daemon or scan its "
+                    "library once ('watcherd scan ROOT') to index it"
                 ) from None
             if "no such table" not in text:  # a missing key/value table reads as empty
                 raise CatalogError(f"cannot read catalog {self.path}: {text}") from None

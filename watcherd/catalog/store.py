@@ -18,7 +18,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,13 @@ class Catalog(CatalogReader):
         self.changes = 0  # committed writes so far; lets the daemon export only when needed
         self._depth = 0
         self._staged = 0
+        # What the open transaction owes the world once it ends: ``after`` runs once the
+        # outermost block commits (a log line that must not claim more than is durable),
+        # ``undo`` if its block rolls back (a thumbnail published for records that are
+        # then not written is taken back). A savepoint that rolls back runs and drops
+        # its own entries; one that is released hands them to the enclosing block.
+        self._after: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] = []
         try:
             conn = connect(Path(path), busy_timeout)
         except sqlite3.Error as exc:
@@ -87,6 +94,7 @@ class Catalog(CatalogReader):
         conn = self.conn
         if self._depth:
             name, staged = f"s{self._depth}", self._staged
+            marks = len(self._after), len(self._undo)
             self._execute(f"SAVEPOINT {name}")
             self._depth += 1
             try:
@@ -94,6 +102,8 @@ class Catalog(CatalogReader):
             except BaseException:
                 self._execute(f"ROLLBACK TO {name}")
                 self._staged = staged
+                del self._after[marks[0] :]
+                self._take_back(marks[1])
                 raise
             finally:
                 self._depth -= 1
@@ -101,16 +111,43 @@ class Catalog(CatalogReader):
             return
         self._execute("BEGIN IMMEDIATE")
         self._depth, self._staged = 1, 0
+        self._after, self._undo = [], []
         try:
             yield
+            self._depth = 0
+            self._commit(conn)
         except BaseException:
             self._depth = 0
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self._after = []
+            self._take_back(0)
             raise
-        self._depth = 0
-        self._commit(conn)
         self.changes += self._staged
+        after, self._after, self._undo = self._after, [], []
+        for callback in after:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the open transaction commits (now, outside one); never if it rolls back."""
+        if self._depth:
+            self._after.append(callback)
+        else:
+            callback()
+
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` if the open transaction (or the savepoint open now) rolls back."""
+        if self._depth:
+            self._undo.append(callback)
+
+    def _take_back(self, mark: int) -> None:
+        """Run the rollback callbacks registered since ``mark``, newest first, and drop them."""
+        undo, self._undo = self._undo[mark:], self._undo[:mark]
+        for callback in reversed(undo):
+            try:
+                callback()
+            except Exception:  # one failure must not keep the others from running
+                log.exception("while taking back a rolled-back change")
 
     def _execute(self, sql: str) -> None:
         try:

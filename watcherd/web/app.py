@@ -7,6 +7,7 @@ same sandbox as ingest.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,7 @@ from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.decoders import Sandbox
 from watcherd.documents import Collision, NearGroup, SimilarHit
-from watcherd.errors import ImageError, NoAnswerError, UsageError, WatcherdError
+from watcherd.errors import ImageError, UsageError, WatcherdError
 from watcherd.library import Library
 from watcherd.web.review import originals_of, review_items
 from watcherd.web.security import Guard
@@ -51,12 +52,13 @@ def inside_root(root: Path, rel: str) -> Path:
     return target
 
 
+HTTP_STATUS = {2: 400, 4: 503, 5: 503, 7: 409}  # by the CLI's exit code (a daemon's refusal carries only that)
+
+
 def _status(exc: WatcherdError) -> int:
-    if isinstance(exc, (UsageError, ImageError)):
+    if isinstance(exc, ImageError):
         return 400
-    if isinstance(exc, NoAnswerError):
-        return 503
-    return 500
+    return HTTP_STATUS.get(exc.exit_code, 500)
 
 
 async def _call(fn: Callable[..., T], *args: Any) -> T:
@@ -98,7 +100,8 @@ class Web:
 
     async def index(self, request: Request) -> Response:
         items = await _call(review_items, self.library)
-        return TEMPLATES.TemplateResponse(request, "review.html", {"items": items})
+        context = {"items": items, "near": queries.DEFAULT_DISTANCE}
+        return TEMPLATES.TemplateResponse(request, "review.html", context)
 
     async def file(self, request: Request) -> Response:
         target = inside_root(self.root, request.path_params["path"])
@@ -147,10 +150,19 @@ class Web:
         fields = body if isinstance(body, dict) else {}
         if not isinstance(fields.get("id"), str) or not isinstance(fields.get("decision"), str):
             raise HTTPException(400, "a JSON body {id, decision} is needed")
-        return JSONResponse(await _call(self.library.resolve, body["id"], body["decision"]))
+        return JSONResponse(await _call(self.library.resolve, body["id"], body["decision"], "page"))
 
     async def api_undo(self, request: Request) -> Response:
-        return JSONResponse(await _call(self.library.undo))
+        """Undo the last decision; with ``{"id", "token"}`` only if it is that one (else 409)."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise HTTPException(400, 'the body is empty or a JSON object {"id", "token"}') from None
+        fields = body if isinstance(body, dict) else None
+        if fields is None or any(not isinstance(fields.get(k), (str, type(None))) for k in ("id", "token")):
+            raise HTTPException(400, 'the body is empty or a JSON object {"id", "token"}')
+        return JSONResponse(await _call(self.library.undo, fields.get("id"), fields.get("token")))
 
     async def api_similar(self, request: Request) -> Response:
         distance = int(request.query_params.get("distance", queries.DEFAULT_DISTANCE))
@@ -196,7 +208,7 @@ def create_app(cfg: Config, token: str | None = None, upload_limit: int = UPLOAD
 
     async def on_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WatcherdError)
-        return JSONResponse({"error": str(exc)}, status_code=_status(exc))
+        return JSONResponse({**(exc.details or {}), "error": str(exc)}, status_code=_status(exc))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

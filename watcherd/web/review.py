@@ -8,6 +8,7 @@ from pathlib import Path
 from watcherd import queries
 from watcherd.catalog import CatalogReader, open_for_reading
 from watcherd.documents import Collision, NearGroup
+from watcherd.folders import Folders
 from watcherd.keeper import Facts, shown_date, suggest
 from watcherd.library import Library
 from watcherd.naming import merge_tags, parse_canonical
@@ -70,13 +71,15 @@ class Queue:
         assert library.cfg.root is not None
         self.root = Path(library.cfg.root)
         self.places = Places(library.cfg)
+        self.folders = Folders(self.places)  # one walk of the tree at most, for every item
         self.catalog = catalog
 
     def would_get(self, c: CollisionRecord) -> list[str]:
         """The tags the newcomer would get: those of the folder it was dropped in (the top: none)."""
         parsed = parse_canonical(c.name)
         size_tag = parsed.size_tag if parsed else ""
-        folder = self.places.tag_folder(self.places.dropped_in(c.newcomer.dropped, c.newcomer.source))
+        new = c.newcomer
+        folder = self.places.tag_folder(self.folders.locate(new.dropped, new.dropped_id, source=new.source))
         return merge_tags([], folder, size_tag)
 
     def image_side(
@@ -97,6 +100,7 @@ class Queue:
     def collision(self, doc: Collision, c: CollisionRecord) -> Item:
         """Existing beside newcomer; the keeper as ``dupes --json`` suggests it."""
         existing = self.catalog.image(c.name)
+        c = queries.as_now(self.catalog, c)
         a, _ = self.image_side("existing", existing, c.existing.thumbnail, c.existing.original)
         (_, facts), (_, chunks) = queries.collision_facts(self.root, c)
         tags = "would get: " + ", ".join(self.would_get(c))

@@ -1,0 +1,110 @@
+"""A collision refers to its images by what they are: folders renamed and thumbnails moved
+before it is decided change nothing about what each decision does (issue: records that
+remembered where a file *was*)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import encode, scene, table, write
+from tests.invariants import check_library
+from watcherd import edits, imaging, queries
+from watcherd.catalog import Catalog
+from watcherd.config import Config
+from watcherd.library import Library
+from watcherd.pipeline import Pipeline
+from watcherd.reconcile import reconcile
+from watcherd.records import CollisionRecord
+from watcherd.web.review import Queue
+
+
+def collide(cfg: Config, pipeline: Pipeline) -> tuple[CollisionRecord, dict[str, bytes]]:
+    """a/x.png, then the same picture as JPEG dropped in drop/: a perceptual collision."""
+    im = scene(seed=61)
+    first, second = encode(im, "PNG"), encode(im, "JPEG", quality=95)
+    pipeline.process(write(cfg.thumbs_dir / "a" / "x.png", first))
+    pipeline.process(write(cfg.thumbs_dir / "drop" / "y.jpg", second))
+    (col,) = pipeline.catalog.collisions()
+    return col, {"x.png": first, "y.jpg": second}
+
+
+def rename_both(cfg: Config, pipeline: Pipeline) -> None:
+    os.rename(cfg.thumbs_dir / "a", cfg.thumbs_dir / "a2")
+    (cfg.thumbs_dir / "sorted").mkdir()
+    os.rename(cfg.thumbs_dir / "drop", cfg.thumbs_dir / "sorted" / "drop2")  # renamed and moved
+    reconcile(pipeline, reason="test", settle=0)  # what the daemon's events amount to
+
+
+def test_distinct_after_the_drop_folder_was_renamed_lands_in_that_folder(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, dropped = collide(cfg, pipeline)
+    rename_both(cfg, pipeline)
+    name = edits.resolve(cfg, catalog, col.id, "distinct")["image"]
+    rec = catalog.image(str(name))
+    assert rec is not None
+    assert rec.path == f"thumbs/sorted/drop2/{name}"
+    assert {"sorted", "drop2"} <= set(rec.tags) and "drop" not in rec.tags
+    assert not (cfg.thumbs_dir / "drop").exists()  # not made again under its old name
+    assert cfg.root is not None
+    assert check_library(cfg.root, dropped) == []
+
+
+def test_keep_existing_after_the_drop_folder_was_renamed_adds_that_folders_tags(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, _dropped = collide(cfg, pipeline)
+    rename_both(cfg, pipeline)
+    edits.resolve(cfg, catalog, col.id, "keep-existing")
+    kept = catalog.image(col.name)
+    assert kept is not None and kept.path == f"thumbs/a2/{col.name}"
+    assert {"a", "a2", "sorted", "drop2"} <= set(kept.tags)
+
+
+def test_distinct_when_the_drop_folder_is_gone_makes_it_again(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, _dropped = collide(cfg, pipeline)
+    (cfg.thumbs_dir / "drop").rmdir()  # empty once the newcomer went to _collisions/
+    name = edits.resolve(cfg, catalog, col.id, "distinct")["image"]
+    assert (cfg.thumbs_dir / "drop" / str(name)).is_file()
+
+
+def test_dupes_and_the_page_show_where_the_existing_image_is_now(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    col, _ = collide(cfg, pipeline)
+    (cfg.thumbs_dir / "a" / "drinks").mkdir()
+    os.rename(cfg.thumbs_dir / "a" / col.name, cfg.thumbs_dir / "a" / "drinks" / col.name)  # one file moved
+    reconcile(pipeline, reason="test", settle=0)
+    (item,) = queries.dupes(catalog, root=cfg.root)
+    assert item["existing"]["thumbnail"] == f"thumbs/a/drinks/{col.name}"
+    assert f"thumbs/a/drinks/{col.name}" in item["paths"] and f"thumbs/a/{col.name}" not in item["paths"]
+    assert all(os.path.lexists(Path(str(cfg.root), p)) for p in item["paths"])
+
+    rename_both(cfg, pipeline)  # then whole folders
+    (item,) = queries.dupes(catalog, root=cfg.root)
+    assert item["existing"]["thumbnail"] == f"thumbs/a2/drinks/{col.name}"
+    assert all(os.path.lexists(Path(str(cfg.root), p)) for p in item["paths"])
+
+    queue = Queue(Library(cfg), catalog)
+    assert queue.would_get(col) == ["sorted", "drop2", col.name.split("_")[0]]
+    (page_item,) = [queue.collision(item, c) for c in catalog.collisions()]
+    assert page_item.sides[0].thumbnail == f"thumbs/a2/drinks/{col.name}"
+
+
+@pytest.mark.parametrize("verdict", ["keep-newcomer", "distinct"])
+def test_every_decision_works_after_the_existing_image_moved(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline, verdict: str
+) -> None:
+    col, dropped = collide(cfg, pipeline)
+    rename_both(cfg, pipeline)
+    edits.resolve(cfg, catalog, col.id, verdict, render=imaging.render)
+    edits.undo(cfg, catalog, render=imaging.render)
+    assert [c.get("decision", None) for c in table(cfg.database_path, "collisions")] == [None]
+    edits.resolve(cfg, catalog, col.id, verdict, render=imaging.render)
+    assert cfg.root is not None
+    assert check_library(cfg.root, dropped) == []
