@@ -96,9 +96,10 @@ class Collision(TypedDict):
     paths: list[str]
     existing: CollisionSide
     newcomer: NewcomerSide
-    # The side the keeper rule (``keeper.suggest``: more pixels, larger file, older date) would
-    # keep; None once decided.
+    # The side the keeper rule (``keeper``: the camera original, more pixels, larger file, more
+    # EXIF, older date) would keep; None once decided.
     suggested: Literal["existing", "newcomer"] | None
+    reasons: list[str]  # why, each "existing: ..." or "newcomer: ..."; empty once decided
 
 
 class NearGroup(TypedDict):
@@ -114,6 +115,8 @@ class NearGroup(TypedDict):
     max_distance: int
     existing: str  # the first catalogued image: what keep-existing keeps
     newcomer: str  # the last catalogued image: what keep-newcomer keeps
+    suggested: str | None  # the member the keeper rule keeps (a name); None once decided
+    reasons: list[str]  # why, each "NAME: ..."; empty once decided
 
 
 class SimilarHit(TypedDict):
