@@ -16,6 +16,7 @@ from watcherd.pipeline import Pipeline
 
 def test_a_batch_is_made_recorded_and_undone_as_one(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
     (a, b), dropped = two_collisions(cfg, pipeline)
+    assert cfg.root is not None
     before = state(cfg, catalog)
     asked = [
         {"id": a, "decision": "keep-existing"},
