@@ -92,6 +92,10 @@ class Views:
         data, st = self._read(path)
         return self._made(f"{self._stamp(data, st)}-{size}", lambda: previews.preview_job(data, side))
 
+    def preview_data(self, data: bytes, size: str = "small") -> bytes:
+        """A preview of bytes that are no file of the library (an uploaded picture), not cached."""
+        return self._render(previews.preview_job(data, SIDES.get(size, SIDES["small"]))).png
+
     def difference(self, first: Path, second: Path) -> Made:
         """The difference of two originals (inside the root, already checked)."""
         a, sa = self._read(first)
