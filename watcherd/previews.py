@@ -29,6 +29,7 @@ PREVIEW, DIFFERENCE = "preview", "difference"
 QUALITY = 90
 CHANGED = 24  # a pixel whose channels differ by more than this (of 255) counts as changed
 HEAT = (255, 96, 32)  # what a large difference is drawn in
+GAIN = 3.0  # a difference of 85 (of 255) or more is drawn at full heat
 
 
 def preview_job(data: bytes, max_side: int) -> bytes:
@@ -98,9 +99,8 @@ def _difference(a: bytes, b: bytes, spec: imaging.RenderSpec, max_side: int) -> 
     one = np.asarray(_fit(first.convert("RGB"), size), dtype=np.int16)
     two = np.asarray(_fit(second.convert("RGB"), size), dtype=np.int16)
     diff = np.abs(one - two).max(axis=2)
-    # Scaled so that the strongest differences (not one stray pixel) are drawn bright.
-    top = max(float(np.percentile(diff, 99.5)), 16.0)
-    heat = np.clip(diff * (255.0 / top), 0, 255) / 255.0
+    # A fixed scale, so that recompression noise stays dim and a real change is bright.
+    heat = np.clip(diff * GAIN, 0, 255) / 255.0
     grey = np.asarray(_fit(first.convert("L"), size), dtype=np.float64) * 0.35 + 20.0
     colour = np.array(HEAT, dtype=np.float64)
     out = grey[..., None] * (1.0 - heat[..., None]) + colour * heat[..., None]

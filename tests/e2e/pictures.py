@@ -93,7 +93,7 @@ def scan(root: Path) -> None:
 
 
 def showcase_library(root: Path, size: tuple[int, int] = (960, 640)) -> Path:
-    """A collision (camera original, then a recompressed copy), a near group of three (camera
+    """A collision (camera original, then a re-save as PNG without EXIF), a near group of three (camera
     original, an upscaled copy, a slightly cropped one) and a HEIC collision, in two scans."""
     pair, group, phone = landscape(size, 1), landscape(size, 2), landscape(size, 3)
     w, h = size
@@ -103,7 +103,7 @@ def showcase_library(root: Path, size: tuple[int, int] = (960, 640)) -> Path:
         "thumbs/phone/IMG_5120.HEIC": heic(phone),
     }
     second = {
-        "thumbs/downloads/IMG_2041-small.jpg": encode(pair, "JPEG", quality=55),
+        "thumbs/downloads/IMG_2041.png": encode(pair, "PNG"),
         "thumbs/downloads/wallpaper.jpg": encode(
             group.resize((w * 2, h * 2), Image.Resampling.LANCZOS), "JPEG", quality=95
         ),

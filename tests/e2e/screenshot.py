@@ -35,13 +35,13 @@ def _save(page: Any, out: Path) -> None:
     small.save(out, optimize=True)
 
 
-def _item(page: Any, kind: str, nth: int = 0) -> Any:
-    item = page.locator(f'[data-collision-id][data-kind="{kind}"]').nth(nth)
-    item.scroll_into_view_if_needed()
+TO_TOP = "el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 62)"
+
+
+def _top(page: Any, item: Any) -> Any:
+    """``item`` made current and scrolled to just below the top bar."""
     item.click(position={"x": 5, "y": 5})
-    page.evaluate(
-        "el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 60)", item.element_handle()
-    )
+    page.evaluate(TO_TOP, item.element_handle())
     return item
 
 
@@ -56,19 +56,14 @@ def main(folder: Path) -> None:
                 page = browser.new_page(viewport=VIEWPORT)
                 page.goto(url)
                 _save(page, folder / "review-queue.png")
-                item = _item(page, "perceptual", 0)
-                item.locator('[data-mode="diff"]').click()
-                item.locator(".diff-note").filter(has_text="differ").wait_for()
+                pair = _top(page, page.locator("[data-collision-id]").filter(has_text="IMG_2041.JPG").first)
+                pair.locator('[data-mode="diff"]').click()
+                pair.locator(".diff-pane img:not([hidden])").wait_for()
                 _save(page, folder / "review-diff.png")
-                _item(page, "near")
+                _top(page, page.locator('[data-collision-id][data-kind="near"]').first)
                 _save(page, folder / "review-near.png")
-                heic = page.locator('[data-collision-id]:has([data-original$=".heic"])').first
+                heic = _top(page, page.locator('[data-collision-id]:has([data-original$=".heic"])').first)
                 heic.locator('[data-mode="side"]').click()
-                heic.scroll_into_view_if_needed()
-                page.evaluate(
-                    "el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 60)",
-                    heic.element_handle(),
-                )
                 _save(page, folder / "review-heic.png")
                 page.goto(url + "tags?tag=holiday")
                 _save(page, folder / "tags.png")

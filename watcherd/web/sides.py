@@ -85,12 +85,12 @@ def browser_shows(chunks: dict[str, str], original: str | None) -> bool:
 
 
 def human_size(n: int | None) -> str:
-    """A file size as people read it: 2.4 MB (1,234,567 bytes)."""
+    """A file size as people read it: 2.4 MB."""
     if n is None:
         return "?"
     for unit, step in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if n >= step:
-            return f"{n / step:.1f} {unit} ({n:,} bytes)"
+            return f"{n / step:.1f} {unit}"
     return f"{n:,} bytes"
 
 
