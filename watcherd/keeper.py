@@ -125,7 +125,7 @@ def _against(kept: Facts, other: Facts) -> tuple[str, str]:
         return f"more EXIF ({kept.exif_fields} fields)", f"less EXIF ({other.exif_fields} fields)"
     if kept.taken != other.taken and kept.taken is not None:
         return f"older date taken ({kept.taken:%Y-%m-%d})", "newer date taken" if other.taken else "no date"
-    return "the same facts: the first one stays", "the same facts"
+    return "the same facts: keeping it moves nothing", "the same facts"
 
 
 def choose(candidates: Sequence[Facts]) -> Choice:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageDraw, ImageFilter
 
@@ -88,19 +89,28 @@ def heic(im: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def tiff16(im: Image.Image) -> bytes:
+    """``im`` as a 16-bit greyscale TIFF (a scanner's), which no browser shows."""
+    grey = np.asarray(im.convert("L"), dtype=np.uint16) * 257
+    return encode(Image.fromarray(grey), "TIFF")
+
+
 def scan(root: Path) -> None:
     subprocess.run([sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True, timeout=120)
 
 
 def showcase_library(root: Path, size: tuple[int, int] = (960, 640)) -> Path:
-    """A collision (camera original, then a re-save as PNG without EXIF), a near group of three (camera
-    original, an upscaled copy, a slightly cropped one) and a HEIC collision, in two scans."""
-    pair, group, phone = landscape(size, 1), landscape(size, 2), landscape(size, 3)
+    """Two scans: a collision (camera original, then a re-save as PNG without EXIF), a near group
+    of three (camera original, an upscaled copy, a slightly cropped one), a HEIC collision, a
+    16-bit TIFF collision and an exact duplicate (the same bytes in another folder)."""
+    pair, group, phone, scanned, twice = (landscape(size, seed) for seed in (1, 2, 3, 4, 6))
     w, h = size
     first = {
         "thumbs/holiday/IMG_2041.JPG": camera_jpeg(pair),
         "thumbs/holiday/IMG_2077.JPG": camera_jpeg(group, "2019:06:03 18:40:02"),
         "thumbs/phone/IMG_5120.HEIC": heic(phone),
+        "thumbs/scans/scan-0042.tif": tiff16(scanned),
+        "thumbs/holiday/IMG_2090.JPG": camera_jpeg(twice, "2019:06:04 09:00:00"),
     }
     second = {
         "thumbs/downloads/IMG_2041.png": encode(pair, "PNG"),
@@ -109,6 +119,8 @@ def showcase_library(root: Path, size: tuple[int, int] = (960, 640)) -> Path:
         ),
         "thumbs/shared/IMG_2077 crop.png": encode(group.crop((4, 3, w - 4, h - 3)), "PNG"),
         "thumbs/shared/IMG_5120.jpg": encode(phone, "JPEG", quality=80),
+        "thumbs/scans/scan-0042.png": encode(scanned.convert("L"), "PNG"),
+        "thumbs/shared/IMG_2090.JPG": first["thumbs/holiday/IMG_2090.JPG"],  # the same bytes: exact
     }
     for batch in (first, second):
         for rel, data in batch.items():

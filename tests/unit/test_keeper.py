@@ -152,7 +152,7 @@ def test_at_equal_pixels_the_less_compressed_file_wins_then_more_exif_then_the_o
     d = Facts(100, 1 << 20, NEW, "file date", "X", 9, None, (10, 10))
     assert choose([d, b]).keep == 1 and choose([d, b]).reasons[0] == ["newer date taken"]
     assert choose([b, b]).reasons == [
-        ["the same facts: the first one stays", "EXIF date 2019-06-01"],
+        ["the same facts: keeping it moves nothing", "EXIF date 2019-06-01"],
         ["the same facts"],
     ]
 

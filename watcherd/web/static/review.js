@@ -497,11 +497,11 @@
   // --- buttons and keys ------------------------------------------------------------------------
 
   document.addEventListener("click", (event) => {
+    const el = event.target.closest("[data-collision-id]");
+    if (el && el !== current && el.parentNode === queue) select(el); // a click makes an item current
     const button = event.target.closest("button");
     if (!button) return;
-    const el = button.closest("[data-collision-id]");
     const action = button.dataset.action;
-    if (el && el !== current && el.parentNode === queue) select(el);
     if (button.dataset.decision) later(() => decide(el, button.dataset.decision));
     else if (button.dataset.mode) setMode(el, button.dataset.mode);
     else if (action === "undo") later(undo);
