@@ -152,23 +152,26 @@
     }
   }
 
-  let syncing = false;
+  // A pane moved by its partner fires a scroll event of its own (later): recognised by the
+  // position it was moved to, so the two never chase each other.
+  const where = (pane) => Math.round(pane.scrollLeft) + "," + Math.round(pane.scrollTop);
   document.addEventListener(
     "scroll",
     (event) => {
       const pane = event.target.closest && event.target.closest(".pane");
-      if (!pane || syncing) return;
+      if (!pane) return;
       const viewer = pane.closest(".viewer");
       if (viewer.dataset.view !== "zoom") return;
+      if (pane.dataset.movedTo === where(pane)) return;
       const x = pane.scrollLeft / Math.max(1, pane.scrollWidth - pane.clientWidth);
       const y = pane.scrollTop / Math.max(1, pane.scrollHeight - pane.clientHeight);
-      syncing = true;
       for (const other of $$(".pane", viewer)) {
         if (other === pane) continue;
         other.scrollLeft = x * (other.scrollWidth - other.clientWidth);
         other.scrollTop = y * (other.scrollHeight - other.clientHeight);
+        other.dataset.movedTo = where(other);
       }
-      syncing = false;
+      delete pane.dataset.movedTo;
     },
     true,
   );
