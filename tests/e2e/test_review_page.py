@@ -260,7 +260,8 @@ def test_every_key(tmp_path: Path, page: Any) -> None:
 
         # The near group: ] and [ choose the picture compared, p makes it the keeper, m merges
         # it, x says it is no duplicate; s keeps the suggested keeper of the next item.
-        group = page.locator('#queue [data-kind="near"]').first
+        gid = page.locator('#queue [data-kind="near"]').first.get_attribute("data-collision-id")
+        group = page.locator(f'[data-collision-id="{gid}"]')
         group.click(position={"x": 4, "y": 4})
         compared = group.locator(".member.selected")
         before = compared.get_attribute("data-member")
@@ -282,8 +283,7 @@ def test_every_key(tmp_path: Path, page: Any) -> None:
         assert kept in ("keep-existing", "keep-newcomer")
         page.keyboard.press("u")
         expect(status).to_have_text(f"Undid {kept} on {pair}", timeout=30_000)
-        group = page.locator(f'#queue [data-collision-id="{group.get_attribute("data-collision-id")}"]')
-        expect(group).to_be_visible(timeout=30_000)
+        expect(page.locator(f'#queue [data-collision-id="{gid}"]')).to_be_visible(timeout=30_000)
         group.click(position={"x": 4, "y": 4})
         page.keyboard.press("x")
         expect(status).to_contain_text("Decided distinct on", timeout=30_000)
