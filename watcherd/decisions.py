@@ -43,10 +43,11 @@ log = logging.getLogger("watcherd")
 class Decisions:
     """Applies and reverts decisions for one library (the writer's side)."""
 
-    def __init__(self, ctx: Context, filing: Filing, render: Renderer) -> None:
+    def __init__(self, ctx: Context, filing: Filing, render: Renderer, batch: str | None = None) -> None:
         self.ctx = ctx
         self.filing = filing
         self.render_job = render  # the pipeline's sandboxed renderer: hostile bytes never decode here
+        self.batch = batch  # recorded with each decision made here (the page's batches, undone as one)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class Decisions:
 
     def push(self, ident: str, via: Via, stamp: str) -> None:
         """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts)."""
-        decided.push(self.ctx.catalog, ident, via, stamp)
+        decided.push(self.ctx.catalog, ident, via, stamp, self.batch)
 
     def pop(self, ident: str) -> None:
         """Take ``ident`` out of the order of decisions (``decided.pop``)."""

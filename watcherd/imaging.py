@@ -266,6 +266,7 @@ class Rendered:
     png: bytes
     low_information: bool = False
     warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
+    note: str = ""  # what another sandbox job says besides its bytes (``previews``: JSON)
 
 
 # A decoder warning longer than this is cut: it goes into one log line.

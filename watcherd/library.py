@@ -20,6 +20,8 @@ from watcherd.config import Config
 from watcherd.decided import NEAR
 from watcherd.documents import (
     Arrangement,
+    BatchDecided,
+    BatchUndone,
     Collision,
     Decided,
     ErrorItem,
@@ -111,6 +113,16 @@ class Library:
     def resolve(self, ident: str, decision: str, via: str = "command") -> Decided:
         """Decide a collision (or a near group) through the one writer; ``via``: command or page."""
         result: Decided = _change(self.cfg, "resolve", {"id": ident, "decision": decision, "via": via})
+        return result
+
+    def resolve_batch(self, decisions: list[Json], batch: str, via: str = "page") -> BatchDecided:
+        """Make several decisions through the one writer, recorded as one ``batch`` (undone as one)."""
+        result: BatchDecided = _change(self.cfg, "resolve-batch", {"decisions": decisions, "via": via, "batch": batch})
+        return result
+
+    def undo_batch(self, batch: str) -> BatchUndone:
+        """Undo every decision of ``batch`` through the one writer (refused unless they are the last)."""
+        result: BatchUndone = _change(self.cfg, "undo", {"batch": batch})
         return result
 
     def undo(self, expected: str | None = None, token: str | None = None) -> Undone:
