@@ -11,8 +11,10 @@ from typing import Any
 from PIL import Image
 
 from tests.helpers import sha, table
+from watcherd import checkfacts, config, restore
 from watcherd.filters import has_image_suffix
 from watcherd.naming import parse_canonical
+from watcherd.problems import Code
 
 
 def all_files(root: Path) -> list[Path]:
@@ -97,4 +99,18 @@ def check_library(
     for name in bad:
         if not any(p.name == name for p in thumbs.rglob(name)):
             problems.append(f"bad file {name} was moved or removed")
+
+    # 5. ``watcherd check`` finds it sound too.
+    problems.extend(f"check: {line}" for line in check_problems(root))
     return problems
+
+
+def check_problems(root: Path) -> list[str]:
+    """What ``watcherd check ROOT`` reports (in process), one line per problem.
+
+    A library a test drives through a ``Pipeline`` alone has no export (the daemon and
+    ``scan`` write it): its absence is not held against it, a stale one is.
+    """
+    cfg = config.load(None).with_root(root)
+    exported = restore.export_path(cfg).exists()
+    return [p.line() for p in checkfacts.inspect(cfg).problems if exported or p.code is not Code.STALE_EXPORT]

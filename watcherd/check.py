@@ -83,7 +83,8 @@ def verdicts(facts: Facts) -> Verdict:
     found += _originals(facts)
     found += _pending(facts)
     found += _collisions(facts)
-    found += [Problem(Code.TEMPORARY, p, "a temporary watcherd left behind; --repair removes it", True) for p in facts.temporaries or ()]
+    left = "a temporary watcherd left behind; --repair removes it"
+    found += [Problem(Code.TEMPORARY, p, left, True) for p in facts.temporaries or ()]
     if facts.export is not None:
         found += export_problems(facts.export)
     found += near_problems(facts.images, facts.near_index)

@@ -84,7 +84,8 @@ def gather(cfg: Config, catalog: CatalogReader, *, live: bool, read_data: bool, 
     _tree(cfg, places, facts)
     _collision_files(cfg, places, facts)
     wanted = _originals_named(facts)
-    facts.existing = frozenset(p for p in wanted if os.path.lexists(places.absolute(p)))
+    root = os.fspath(places.root)
+    facts.existing = frozenset(p for p in wanted if os.path.lexists(os.path.join(root, p)))
     if temporaries:
         facts.temporaries = tuple(_temporaries(cfg, places))
     if read_data:
@@ -128,7 +129,7 @@ def _expected_export(cfg: Config, catalog: CatalogReader, facts: Facts) -> Expor
     """What the catalog would export now (the file itself is read after the transaction);
     None when an unreadable record keeps the catalog from being exported at all."""
     try:
-        images = {k: v for text in catalog.export_entries() for k, v in json.loads("{" + text + "}").items()}
+        images = json.loads("{" + ",".join(catalog.export_entries()) + "}")
         meta = {key: catalog.meta(key) for key in restore.REMEMBERED_META}
     except (CatalogError, ValueError):
         return None

@@ -59,9 +59,10 @@ def repair(cfg: Config, catalog: Catalog, render: Renderer | None, *, sweep: boo
         if pending:
             finished = pipeline.filing.finish_pending()
             log.info("check: finished %d interrupted moves and steps", finished)
-            done += [_done(p, "finished") for p in pending]
             facts, verdict = _look(cfg, catalog, sweep)
-        last = {p.code for p in verdict.problems if p.code in LAST}
+            left = {(p.code, p.path) for p in verdict.problems}
+            done += [_done(p, "finished it") for p in pending if (p.code, p.path) not in left]
+        last = {p.code: p for p in verdict.problems if p.code in LAST}
         for problem in verdict.problems:
             if not problem.repairable or problem.code in PENDING | LAST:
                 continue
@@ -74,11 +75,11 @@ def repair(cfg: Config, catalog: Catalog, render: Renderer | None, *, sweep: boo
         from watcherd.nearkeeper import build
 
         build(index_path(cfg.state_dir), cfg.database_path)
-        done.append({"code": Code.NEAR_INDEX.value, "path": "", "done": "built the near-duplicate index again"})
+        done.append(_done(last[Code.NEAR_INDEX], "built the index again"))
     if done or Code.STALE_EXPORT in last:
         restore.write_export(cfg, catalog, time.time())
         if Code.STALE_EXPORT in last:
-            done.append({"code": Code.STALE_EXPORT.value, "path": "", "done": "wrote the export again"})
+            done.append(_done(last[Code.STALE_EXPORT], "wrote the export again"))
     return {"repaired": done}
 
 
