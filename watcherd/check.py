@@ -27,6 +27,7 @@ __all__ = ["Code", "Facts", "Ident", "Image", "Problem", "Verdict", "orphan_labe
 _LABEL = re.compile(r"(?P<name>.+)~(?P<sha12>[0-9a-f]{12})(?:~(?P<n>[1-9][0-9]*))?\.png")
 # Kinds a live writer may be in the middle of: notes while it runs, problems otherwise.
 IN_FLIGHT = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS, Code.STALE_EXPORT})
+PENDING = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS})
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Facts:
     collisions: list[CollisionRecord] = field(default_factory=list)
     near: list[NearRecord] = field(default_factory=list)
     steps: int = 0  # journaled thumbnail steps not yet carried out (meta decision_steps)
+    in_flight: frozenset[str] = frozenset()  # the paths those steps remove, publish or rename
     thumbnails: frozenset[str] = frozenset()  # canonical files in the thumbs tree (not _collisions/)
     idents: Mapping[str, Ident | None] = field(default_factory=dict)  # chunks of the files looked into
     collision_files: frozenset[str] = frozenset()  # every file under thumbs/_collisions/
@@ -88,6 +90,8 @@ def verdicts(facts: Facts) -> Verdict:
     if facts.export is not None:
         found += export_problems(facts.export)
     found += near_problems(facts.images, facts.near_index)
+    # A file a journaled step is about to remove, publish or rename is that step's business.
+    found = [p for p in found if p.code in PENDING or p.path not in facts.in_flight]
     found.sort(key=lambda p: (p.code.value, p.path))
     notes = [p for p in found if facts.live and p.code in IN_FLIGHT]
     problems = [p for p in found if not (facts.live and p.code in IN_FLIGHT)]
@@ -191,7 +195,12 @@ def _unknown(rel: str, name: str, ident: Ident | None, undecided: Mapping[str, s
         why = "no record, and not a thumbnail watcherd made or adopts; 'watcherd scan' ingests it as an image"
         return Problem(Code.UNRECORDED_THUMBNAIL, rel, why, False, name)
     if ident.sha256 is not None and ident.sha256 in undecided:
-        why = f"the newcomer of collision {undecided[ident.sha256]}, moved into the tree; 'watcherd scan' decides it"
+        parsed = parse_canonical(name)
+        col = undecided[ident.sha256]
+        if ident.maker is Maker.WATCHERD and parsed is not None and parsed.variant is not None:
+            why = f"the newcomer of collision {col}, moved into the tree; --repair decides it distinct, as a scan would"
+            return Problem(Code.UNRECORDED_THUMBNAIL, rel, why, True, name)
+        why = f"the newcomer of collision {col}, moved into the tree; 'watcherd scan' decides it"
         return Problem(Code.UNRECORDED_THUMBNAIL, rel, why, False, name)
     if ident.maker is Maker.WATCHERD and name not in (ident.name, variant_name(ident.name, ident.sha256 or "")):
         why = f"its PNG chunks name {ident.name}; 'watcherd scan' decides what it is"
@@ -207,7 +216,8 @@ def _originals(facts: Facts) -> list[Problem]:
         if image.original is None or image.moving_from:
             continue  # not known, or being filed (an unfinished move)
         if image.original not in facts.existing:
-            out.append(Problem(Code.MISSING_ORIGINAL, image.original, f"the original of {name} is not there"))
+            inbox = " (it was left in the source inbox)" if image.source else ""
+            out.append(Problem(Code.MISSING_ORIGINAL, image.original, f"the original of {name} is not there{inbox}"))
         else:
             out += _bytes(facts, image.original, image.sha256, f"the original of {name}")
     for col in facts.collisions:
@@ -275,13 +285,15 @@ def _collisions(facts: Facts) -> list[Problem]:
     """Every undecided collision's files are there, and every file in _collisions/ is one of them."""
     out: list[Problem] = []
     wanted: set[str] = set()
+    # Newcomers' thumbnails moved into the tree (a gesture, or a distinct stopped before its commit).
+    moved_in = {i.sha256 for rel, i in facts.idents.items() if i is not None and rel in facts.thumbnails}
     for col in facts.collisions:
         if col.decision is not None:
             continue
         new = col.newcomer
         if new.thumbnail:
             wanted.add(new.thumbnail)
-            if new.thumbnail not in facts.collision_files:
+            if new.thumbnail not in facts.collision_files and new.sha256 not in moved_in:
                 why = f"the newcomer's thumbnail of collision {col.id} is gone ('watcherd scan' decides keep-existing)"
                 out.append(Problem(Code.MISSING_COLLISION_FILE, new.thumbnail, why))
         if new.original and not new.moving_from:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 from watcherd import restore
@@ -25,8 +24,6 @@ from watcherd.config import Config
 from watcherd.documents import CheckReport, Repaired
 from watcherd.errors import CatalogError, UsageError
 from watcherd.filters import TEMP_PREFIX, ignore_pattern
-from watcherd.layout import lease_path
-from watcherd.lease import is_live, read_holder
 from watcherd.naming import CANONICAL_RE
 from watcherd.nearfile import index_path
 from watcherd.nearpairs import NearRecord
@@ -34,14 +31,9 @@ from watcherd.places import Places
 from watcherd.problems import Image
 from watcherd.records import CollisionRecord, ImageRecord
 from watcherd.steps import STEPS
+from watcherd.writer import writer_live
 
 CHUNK = 1 << 20  # bytes read at a time with --read-data
-
-
-def writer_live(cfg: Config) -> bool:
-    """Does a live process (a daemon, a scan) hold the library's writer lease?"""
-    holder = read_holder(lease_path(cfg))
-    return holder is not None and is_live(holder, cfg.heartbeat, cfg.stale_after, time.time())
 
 
 def inspect(cfg: Config, *, read_data: bool = False) -> Verdict:
@@ -121,8 +113,10 @@ def _records(catalog: CatalogReader, facts: Facts) -> None:
         except ValueError as exc:
             facts.unreadable.append(("meta", key, f"{type(exc).__name__}: {exc}"))
             continue
-        if key == STEPS:
-            facts.steps = len(value) if isinstance(value, list) else 0
+        if key == STEPS and isinstance(value, list):
+            facts.steps = len(value)
+            touched = [(step.get("path"), step.get("to")) for step in value if isinstance(step, dict)]
+            facts.in_flight = frozenset(p for pair in touched for p in pair if isinstance(p, str))
 
 
 def _expected_export(cfg: Config, catalog: CatalogReader, facts: Facts) -> ExportFacts | None:

@@ -62,10 +62,11 @@ class Image:
     sha256: str | None = None
     hash: str = ""
     low: bool = False
+    source: bool = False  # the original stays in a source inbox
 
     @classmethod
     def of(cls, rec: ImageRecord) -> Image:
         """The check's view of a record."""
         places = tuple(rec.paths) if rec.present else ((rec.path,) if rec.path else ())
         return cls(rec.name, rec.present, places, rec.original, rec.moving_from, rec.sha256, rec.hash,
-                   rec.low_information)  # fmt: skip
+                   rec.low_information, rec.source)  # fmt: skip

@@ -33,7 +33,7 @@ from pathlib import Path
 from watcherd import restore
 from watcherd.adopt import Maker, Remembered, examine
 from watcherd.catalog import Catalog
-from watcherd.check import Facts, Verdict, orphan_label, verdicts
+from watcherd.check import PENDING, Facts, Verdict, orphan_label, verdicts
 from watcherd.checkfacts import gather
 from watcherd.config import Config
 from watcherd.documents import Repaired, RepairReport
@@ -46,7 +46,6 @@ from watcherd.problems import Code, Problem
 
 log = logging.getLogger("watcherd")
 
-PENDING = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS})
 LAST = frozenset({Code.STALE_EXPORT, Code.NEAR_INDEX})  # mended after every record is
 
 
@@ -119,11 +118,11 @@ def _mend(pipeline: Pipeline, facts: Facts, problem: Problem) -> str | None:
     places = pipeline.places
     path = places.absolute(problem.path)
     if problem.code is Code.STALE_PLACE:
-        moved = problem.target is not None and _seen(pipeline, places.absolute(problem.target))
+        moved = problem.target is not None and _seen(pipeline, places.absolute(problem.target)) is not None
         pipeline.moves.mark_gone([(problem.path, problem.name or path.name)])
         return f"followed it to {problem.target}" if moved else "dropped the place"
     if problem.code in (Code.UNRECORDED_THUMBNAIL, Code.MISSING_BUT_THERE):
-        return "recorded it" if _seen(pipeline, path) else None
+        return _seen(pipeline, path)
     if problem.code is Code.ORPHAN_COLLISION_FILE:
         return _orphan(pipeline, facts, path)
     if problem.code is Code.TEMPORARY and path.name.startswith(TEMP_PREFIX):
@@ -133,17 +132,21 @@ def _mend(pipeline: Pipeline, facts: Facts, problem: Problem) -> str | None:
     return None
 
 
-def _seen(pipeline: Pipeline, path: Path) -> bool:
-    """Record the thumbnail at ``path`` where it is, as a scan would (no decoding)."""
+def _seen(pipeline: Pipeline, path: Path) -> str | None:
+    """Record the thumbnail at ``path`` where it is, as a scan would (no decoding); what that did."""
     where = pipeline.places.place(path)
     try:
         st = os.lstat(path)
     except OSError:
-        return False
-    if where is None:
-        return False
-    result = pipeline.moves.seen(path, where, st)
-    return result is not None and result.outcome in (Outcome.MOVED, Outcome.ADOPTED, Outcome.UNCHANGED)
+        return None
+    result = pipeline.moves.seen(path, where, st) if where is not None else None
+    if result is None:
+        return None
+    if result.outcome is Outcome.ADOPTED:
+        return "adopted it from its PNG chunks"
+    if result.outcome is Outcome.MOVED:
+        return result.detail or f"recorded it as a place of {result.name}"
+    return "recorded already" if result.outcome is Outcome.UNCHANGED else None
 
 
 def _orphan(pipeline: Pipeline, facts: Facts, path: Path) -> str | None:

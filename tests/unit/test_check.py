@@ -120,8 +120,19 @@ def test_a_canonical_file_without_a_record_is_adopted_only_when_watcherd_can_ado
     assert codes(facts) == [("unrecorded-thumbnail", rel, False)]
     facts.idents = {rel: ours(A, SHA_B)}  # its chunks name another image
     assert codes(facts) == [("unrecorded-thumbnail", rel, False)]
-    facts.idents = {rel: ours(B, SHA_N)}  # an undecided newcomer moved into the tree: the scan decides it
+    facts.idents = {rel: ours(B, SHA_N)}  # an undecided newcomer's bytes under another image's name
     assert codes(facts) == [("unrecorded-thumbnail", rel, False)]
+
+
+def test_a_newcomer_moved_into_the_tree_is_decided_distinct_as_a_scan_would() -> None:
+    facts = sound_facts()
+    rel = f"thumbs/birds/{LABEL}.png"
+    facts.thumbnails = frozenset({f"thumbs/cats/{A}", rel})
+    facts.collision_files = frozenset()
+    facts.idents = {rel: ours(A, SHA_N)}
+    problem = only(facts)  # not also its thumbnail missing from _collisions/: it is here
+    assert (problem.code, problem.path, problem.repairable) == (Code.UNRECORDED_THUMBNAIL, rel, True)
+    assert "decides it distinct" in problem.detail
 
 
 def test_originals_must_be_there_unless_they_are_being_filed() -> None:
@@ -200,6 +211,13 @@ def test_a_decision_s_originals_set_aside_must_be_there_once_moved() -> None:
     near = NearRecord(f"{A}+{B}", Decision(Verdict.KEEP_EXISTING, "", image=A), [Merged({}, "originals/_duplicates/b")])
     facts.collisions, facts.near = [], [near]
     assert codes(facts) == [("missing-original", "originals/_duplicates/b", False)]
+
+
+def test_files_a_journaled_step_is_about_to_change_are_left_to_it() -> None:
+    facts = sound_facts()
+    facts.collision_files = frozenset()  # an undo is about to publish the newcomer's thumbnail again
+    facts.steps, facts.in_flight = 1, frozenset({f"thumbs/_collisions/{LABEL}.png"})
+    assert codes(facts) == [("pending-steps", "", True)]
 
 
 def test_temporaries_catalog_damage_and_unreadable_records() -> None:
