@@ -10,21 +10,19 @@ journaled steps, an export not yet due) is a note, not a problem.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from watcherd.adopt import Maker
 from watcherd.checkstore import ExportFacts, NearFacts, export_problems, near_problems
+from watcherd.collisions import LABEL_RE, orphan_label
 from watcherd.naming import parse_canonical, variant_name
 from watcherd.nearpairs import NearRecord
 from watcherd.problems import Code, Image, Problem
 from watcherd.records import CollisionRecord
 
-__all__ = ["Code", "Facts", "Ident", "Image", "Problem", "Verdict", "orphan_label", "verdicts"]
+__all__ = ["Code", "Facts", "Ident", "Image", "Problem", "Verdict", "verdicts"]
 
-# A newcomer's thumbnail: ``{stem}~{sha12}.png``, or ``~2``, ``~3``… when that label was taken.
-_LABEL = re.compile(r"(?P<name>.+)~(?P<sha12>[0-9a-f]{12})(?:~(?P<n>[1-9][0-9]*))?\.png")
 # Kinds a live writer may be in the middle of: notes while it runs, problems otherwise.
 IN_FLIGHT = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS, Code.STALE_EXPORT})
 PENDING = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS})
@@ -273,14 +271,6 @@ def _pending(facts: Facts) -> list[Problem]:
     return out
 
 
-def orphan_label(filename: str) -> tuple[str, str] | None:
-    """(label, sha12) of a file named as a collision newcomer's thumbnail, else None."""
-    m = _LABEL.fullmatch(filename)
-    if m is None or parse_canonical(m["name"] + ".png") is None:
-        return None
-    return filename[: -len(".png")], m["sha12"]
-
-
 def _collisions(facts: Facts) -> list[Problem]:
     """Every undecided collision's files are there, and every file in _collisions/ is one of them."""
     out: list[Problem] = []
@@ -310,15 +300,14 @@ def _collisions(facts: Facts) -> list[Problem]:
 def _orphan(facts: Facts, rel: str) -> Problem:
     """A file in _collisions/ that no undecided collision owns: watcherd's own is taken back."""
     folder, _, filename = rel.rpartition("/")
-    parsed = orphan_label(filename)
     ident = facts.idents.get(rel)
     top = folder.count("/") == 1  # directly in thumbs/_collisions/
-    if not top or parsed is None or ident is None or ident.maker is not Maker.WATCHERD:
+    if not top or LABEL_RE.match(filename) is None or ident is None or ident.maker is not Maker.WATCHERD:
         return Problem(Code.ORPHAN_COLLISION_FILE, rel, "in no collision, and not watcherd's own; left as it is")
-    label, sha12 = parsed
-    if not (ident.sha256 or "").startswith(sha12):
+    if not orphan_label(filename, ident.sha256):
         why = "in no collision; its chunks name other bytes than its name says; left as it is"
         return Problem(Code.ORPHAN_COLLISION_FILE, rel, why)
+    label = filename[: -len(".png")]
     recorded = any(c.id == label for c in facts.collisions)
     if label in facts.collision_originals and not recorded:
         why = "watcherd's own newcomer thumbnail whose collision record is lost; --repair records the collision again"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 from pathlib import Path
 
 from watcherd import restore
@@ -37,10 +38,11 @@ CHUNK = 1 << 20  # bytes read at a time with --read-data
 
 
 def inspect(cfg: Config, *, read_data: bool = False) -> Verdict:
-    """Check a library read-only (``watcherd check``); UsageError when ROOT is not a library."""
+    """Check a library read-only (``watcherd check``); UsageError when it has no catalog yet."""
     db = cfg.database_path
     if not db.is_file():
-        raise UsageError(f"{cfg.root} is not a watcherd library (no catalog at {db})")
+        root = shlex.quote(str(cfg.root))
+        raise UsageError(f"no catalog at {db} yet: nothing to check until 'watcherd scan {root}' has made it")
     live = writer_live(cfg)
     with CatalogReader(db) as reader:
         verdict = verdicts(gather(cfg, reader, live=live, read_data=read_data, temporaries=not live))

@@ -33,8 +33,9 @@ from pathlib import Path
 from watcherd import restore
 from watcherd.adopt import Maker, Remembered, examine
 from watcherd.catalog import Catalog
-from watcherd.check import PENDING, Facts, Verdict, orphan_label, verdicts
+from watcherd.check import PENDING, Facts, Verdict, verdicts
 from watcherd.checkfacts import gather
+from watcherd.collisions import orphan_label
 from watcherd.config import Config
 from watcherd.documents import Repaired, RepairReport
 from watcherd.filters import TEMP_PREFIX
@@ -151,16 +152,13 @@ def _seen(pipeline: Pipeline, path: Path) -> str | None:
 
 def _orphan(pipeline: Pipeline, facts: Facts, path: Path) -> str | None:
     """Take back watcherd's own thumbnail in _collisions/ that no undecided collision owns."""
-    parsed = orphan_label(path.name)
     try:
         thumb = examine(path, os.lstat(path))
     except OSError:
         return None
-    if parsed is None or thumb is None or thumb.maker is not Maker.WATCHERD:
+    if thumb is None or thumb.maker is not Maker.WATCHERD or not orphan_label(path.name, thumb.sha256):
         return None
-    label, sha12 = parsed
-    if not (thumb.sha256 or "").startswith(sha12):
-        return None
+    label = path.name[: -len(".png")]
     catalog = pipeline.catalog
     if label in facts.collision_originals and not any(c.id == label for c in facts.collisions):
         col = restore.collision_from_chunks(pipeline, path)

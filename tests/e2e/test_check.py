@@ -222,14 +222,19 @@ def test_read_data_finds_an_original_whose_bytes_changed(tmp_path: Path) -> None
     assert code == 1 and found(doc, repairable=False) == {("changed-original", record(root, B)["original"])}
 
 
-def test_a_folder_that_is_no_library_and_an_unreadable_catalog(tmp_path: Path) -> None:
+def test_a_folder_that_is_no_library_one_without_a_catalog_and_an_unreadable_catalog(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     done = watcherd("check", str(plain))
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 2 and done.stdout == "" and len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(f"watcherd: error: {plain} is not a watcherd library")
+    (plain / ".watcherd").mkdir()
+    done = watcherd("check", str(plain))
     db = plain / ".watcherd" / "catalog.sqlite"
-    assert done.stderr == f"watcherd: error: {plain} is not a watcherd library (no catalog at {db})\n"
-    assert not (plain / ".watcherd").exists()
+    assert done.returncode == 2 and done.stdout == ""
+    said = f"watcherd: error: no catalog at {db} yet: nothing to check until 'watcherd scan {plain}' has made it\n"
+    assert done.stderr == said
+    assert not db.exists()
     write(db, b"not a database at all, " * 100)
     done = watcherd("check", str(plain))
     assert done.returncode == 3 and done.stdout == "" and len(done.stderr.splitlines()) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcherd.adopt import Maker
-from watcherd.check import Facts, Ident, orphan_label, verdicts
+from watcherd.check import Facts, Ident, verdicts
 from watcherd.checkstore import ExportFacts, IndexFacts, NearFacts
 from watcherd.nearpairs import Merged, NearRecord
 from watcherd.problems import Code, Image, Problem
@@ -275,11 +275,3 @@ def test_the_hashes_table_must_follow_the_records() -> None:
     facts.images = {A: image(original=f"originals/{A[:-4]}.jpg", hash="00000011ffefefff")}
     facts.near_index = NearFacts(table={})
     assert codes(facts) == [("derived-table", "", False)]
-
-
-def test_newcomer_labels() -> None:
-    assert orphan_label(f"{LABEL}.png") == (LABEL, SHA_N[:12])
-    assert orphan_label(f"{LABEL}~2.png") == (f"{LABEL}~2", SHA_N[:12])
-    assert orphan_label(f"{A[:-4]}~123456789012.png") == (f"{A[:-4]}~123456789012", "123456789012")
-    assert orphan_label("mine~3ff611add694.png") is None
-    assert orphan_label(A) is None
