@@ -51,6 +51,7 @@ class Facts:
     steps: int = 0  # journaled thumbnail steps not yet carried out (meta decision_steps)
     in_flight: frozenset[str] = frozenset()  # the paths those steps remove, publish or rename
     thumbnails: frozenset[str] = frozenset()  # canonical files in the thumbs tree (not _collisions/)
+    unreachable: Mapping[str, str] = field(default_factory=dict)  # places that cannot be looked up -> why
     idents: Mapping[str, Ident | None] = field(default_factory=dict)  # chunks of the files looked into
     collision_files: frozenset[str] = frozenset()  # every file under thumbs/_collisions/
     collision_originals: frozenset[str] = frozenset()  # file stems in originals/_collisions/
@@ -142,7 +143,7 @@ def _places(facts: Facts) -> list[Problem]:
         candidates = unplaced.pop(name, [])
         here = [q for q in candidates if belongs(image, facts.idents.get(q))]
         if image.present:
-            out += _stale(image, facts.thumbnails, list(here))
+            out += _stale(image, facts, list(here))
         else:
             out += _returned(image, here)
         for q in candidates:
@@ -155,14 +156,17 @@ def _places(facts: Facts) -> list[Problem]:
     return out
 
 
-def _stale(image: Image, thumbnails: frozenset[str], here: list[str]) -> list[Problem]:
+def _stale(image: Image, facts: Facts, here: list[str]) -> list[Problem]:
     """A present image's places that hold no file (followed to ``here`` when it went there), and its new copies."""
     out: list[Problem] = []
     name = image.name
     for place in image.places:
-        if place in thumbnails:
+        if place in facts.thumbnails:
             continue
-        if here:
+        if place in facts.unreachable:
+            why = f"cannot be looked up ({facts.unreachable[place]}): out of reach, so not gone; left as it is"
+            out.append(Problem(Code.UNREACHABLE_PLACE, place, why, False, name))
+        elif here:
             to = here.pop(0)
             out.append(Problem(Code.STALE_PLACE, place, f"moved to {to}; --repair follows it", True, name, to))
         else:

@@ -215,8 +215,20 @@ def _tree(cfg: Config, places: Places, facts: Facts) -> None:
     for folder, names in scan_folders(places.thumbs, cfg):
         rel_folder = places.rel(Path(folder))
         found.update(f"{rel_folder}/{n}" for n in names if CANONICAL_RE.match(n) and not ignored(n.lower()))
-    facts.thumbnails = frozenset(found)
     placed = {p for i in facts.images.values() if i.present for p in i.places}
+    # A place the walk did not find is looked up on its own, as a scan does before it marks
+    # one gone: there after all (a folder a scan does not enter), or out of reach (EIO).
+    unreachable = {}
+    for rel in sorted(placed - found):
+        try:
+            os.lstat(places.absolute(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            unreachable[rel] = exc.strerror or str(exc)
+            continue
+        found.add(rel)
+    facts.thumbnails, facts.unreachable = frozenset(found), unreachable
     idents = dict(facts.idents)
     for rel in facts.thumbnails - placed:
         idents[rel] = _ident(cfg, places.absolute(rel))

@@ -16,6 +16,7 @@ class Code(str, Enum):
     UNREADABLE_RECORD = "unreadable-record"  # a record that is not JSON or not a record
     DERIVED_TABLE = "derived-table"  # the hashes table disagrees with the records
     STALE_PLACE = "stale-place"  # a place a present record lists holds no file
+    UNREACHABLE_PLACE = "unreachable-place"  # a place that cannot be looked up (a share out of reach)
     UNRECORDED_THUMBNAIL = "unrecorded-thumbnail"  # a canonical file that is no place of a present record
     MISSING_BUT_THERE = "missing-but-there"  # a missing image's last place holds its thumbnail
     MISSING_ORIGINAL = "missing-original"  # an original a record names is not there

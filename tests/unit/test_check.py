@@ -79,6 +79,13 @@ def test_a_place_without_any_file_of_its_bytes_is_dropped() -> None:
     assert "other places stay" in only(facts).detail
 
 
+def test_a_place_out_of_reach_is_not_a_place_gone() -> None:
+    facts = sound_facts()
+    facts.thumbnails = frozenset()
+    facts.unreachable = {f"thumbs/cats/{A}": "Input/output error"}
+    assert codes(facts) == [("unreachable-place", f"thumbs/cats/{A}", False)]
+
+
 def test_a_file_of_the_same_name_with_other_bytes_is_not_followed() -> None:
     facts = sound_facts()
     facts.thumbnails = frozenset({f"thumbs/dogs/{A}"})
