@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import Set as AbstractSet
@@ -103,16 +104,19 @@ def check_library(
             problems.append(f"bad file {name} was moved or removed")
 
     # 5. ``watcherd check`` finds it sound too.
-    problems.extend(f"check: {line}" for line in check_problems(root))
+    problems.extend(f"check: {line}" for line in check_problems(root, db))
     return problems
 
 
-def check_problems(root: Path) -> list[str]:
-    """What ``watcherd check ROOT`` reports (in process), one line per problem.
+def check_problems(root: Path, db: Path | None = None) -> list[str]:
+    """What ``watcherd check ROOT`` reports (in process), one line per problem; ``db``: the
+    catalog when it is not the default one (``database:``, or a share's published snapshot).
 
     A library a test drives through a ``Pipeline`` alone has no export (the daemon and
     ``scan`` write it): its absence is not held against it, a stale one is.
     """
     cfg = config.load(None).with_root(root)
+    if db is not None:
+        cfg = dataclasses.replace(cfg, database=str(db))
     exported = restore.export_path(cfg).exists()
     return [p.line() for p in checkfacts.inspect(cfg).problems if exported or p.code is not Code.STALE_EXPORT]
