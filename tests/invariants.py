@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import Set as AbstractSet
@@ -11,8 +12,10 @@ from typing import Any
 from PIL import Image
 
 from tests.helpers import sha, table
+from watcherd import checkfacts, config, restore
 from watcherd.filters import has_image_suffix
 from watcherd.naming import parse_canonical
+from watcherd.problems import Code
 
 
 def all_files(root: Path) -> list[Path]:
@@ -63,12 +66,14 @@ def check_library(
 
     # 4. Catalog and tree agree.
     images: list[dict[str, Any]] = table(db, "images")
-    by_path = {r["path"]: r for r in images if r["state"] == "present"}
+    # Every place of a present image: ``paths`` lists them all when there are copies.
+    by_path = {p: r for r in images if r["state"] == "present" for p in r.get("paths") or [r["path"]]}
     for r in images:
         if r.get("moving_from"):
             problems.append(f"unfinished move for {r['name']}")
-        if r["state"] == "present" and not (root / r["path"]).is_file():
-            problems.append(f"record says present but no file: {r['path']}")
+        for place in r.get("paths") or [r["path"]] if r["state"] == "present" else []:
+            if not (root / place).is_file():
+                problems.append(f"record says present but no file: {place}")
         if r["state"] == "missing" and (root / r["path"]).exists():
             problems.append(f"record says missing but file is there: {r['path']}")
         if r.get("original") and not (root / r["original"]).is_file():
@@ -97,4 +102,21 @@ def check_library(
     for name in bad:
         if not any(p.name == name for p in thumbs.rglob(name)):
             problems.append(f"bad file {name} was moved or removed")
+
+    # 5. ``watcherd check`` finds it sound too.
+    problems.extend(f"check: {line}" for line in check_problems(root, db))
     return problems
+
+
+def check_problems(root: Path, db: Path | None = None) -> list[str]:
+    """What ``watcherd check ROOT`` reports (in process), one line per problem; ``db``: the
+    catalog when it is not the default one (``database:``, or a share's published snapshot).
+
+    A library a test drives through a ``Pipeline`` alone has no export (the daemon and
+    ``scan`` write it): its absence is not held against it, a stale one is.
+    """
+    cfg = config.load(None).with_root(root)
+    if db is not None:
+        cfg = dataclasses.replace(cfg, database=str(db))
+    exported = restore.export_path(cfg).exists()
+    return [p.line() for p in checkfacts.inspect(cfg).problems if exported or p.code is not Code.STALE_EXPORT]

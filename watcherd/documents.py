@@ -251,3 +251,37 @@ class BatchUndone(TypedDict):
     undid: list[DecisionRef]
     left: list[str]  # ids of the batch still decided: an undo that failed half-way (``error`` says why)
     error: str | None
+
+
+class CheckProblem(TypedDict):
+    """One problem (or note) in ``check --json``."""
+
+    code: str  # stable: stale-place, unrecorded-thumbnail, missing-original, temporary, … (see the README)
+    path: str  # relative to ROOT; "" for the catalog as a whole
+    detail: str
+    repairable: bool
+
+
+class Repaired(TypedDict):
+    """One repair ``check --repair`` made."""
+
+    code: str  # the problem it mended
+    path: str
+    done: str  # what was done, in a few words
+
+
+class RepairReport(TypedDict):
+    """What the writer answers to a ``check-repair`` request."""
+
+    repaired: list[Repaired]
+
+
+class CheckReport(TypedDict):
+    """``check --json``."""
+
+    root: str
+    sound: bool  # no problem (notes do not count)
+    checked: dict[str, int]  # what was looked at: images, places, originals, collisions, …
+    problems: list[CheckProblem]
+    notes: list[CheckProblem]  # what a running writer may be in the middle of (moves, steps, the export)
+    repaired: list[Repaired]  # with --repair: what was mended (empty otherwise)

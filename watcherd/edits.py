@@ -1,4 +1,5 @@
-"""The changes commands make to the catalog, each in one transaction, returning its document.
+"""The changes commands make to the catalog, each in one transaction, returning its document
+(``check-repair`` in several: each repair is its own change).
 
 The daemon (answering a request) and a command holding the lease itself call the same
 functions, so a change means the same whoever applies it. Each is idempotent in effect:
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ from watcherd.documents import (
     Forgotten,
     ImageSummary,
     Refusal,
+    RepairReport,
     Retried,
     TagChange,
     Undone,
@@ -262,6 +266,15 @@ def _decisions(cfg: Config, catalog: Catalog, render: Renderer | None, batch: st
         yield Decisions(ctx, Filing(ctx), box, batch)
 
 
+def _repair(cfg: Config, catalog: Catalog, args: Json, render: Renderer | None) -> RepairReport:
+    """``check --repair``: temporaries are removed only by the command itself under the lease
+    (``host`` and ``pid`` are its own), never by a daemon, which may be writing its own."""
+    from watcherd.repair import repair
+
+    here = args.get("host") == socket.gethostname() and args.get("pid") == os.getpid()
+    return repair(cfg, catalog, render, sweep=here)
+
+
 def _arrange(cfg: Config, catalog: Catalog, args: Json) -> Arrangement:
     plan = arranging.plan(cfg, catalog, str(args["mode"]), str(args.get("under") or ""))
     return arranging.execute(cfg, catalog, plan)
@@ -285,6 +298,7 @@ EDITS: dict[str, Callable[[Config, Catalog, Json, Renderer | None], Any]] = {
         if a.get("batch") is not None
         else undo(cfg, cat, r, _text(a, "id"), _text(a, "token"))
     ),
+    "check-repair": _repair,
 }
 
 

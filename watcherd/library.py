@@ -8,6 +8,8 @@ when one runs, else applied here under the lease.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from watcherd.documents import (
     Arrangement,
     BatchDecided,
     BatchUndone,
+    CheckReport,
     Collision,
     Decided,
     ErrorItem,
@@ -30,6 +33,8 @@ from watcherd.documents import (
     ImageSummary,
     MissingItem,
     NearGroup,
+    Repaired,
+    RepairReport,
     Retried,
     SimilarHit,
     Status,
@@ -163,6 +168,19 @@ class Library:
         """Drop the records of missing images (present or unknown ones refuse the lot)."""
         result: Forgotten = _change(self.cfg, "forget", {"names": names})
         return result
+
+    def check(self, *, read_data: bool = False, repair: bool = False) -> CheckReport:
+        """Verify the library (``watcherd check``); with ``repair``, have the one writer mend what
+        is safe to mend, then look again."""
+        from watcherd import checkfacts
+
+        verdict = checkfacts.inspect(self.cfg, read_data=read_data)
+        repaired: list[Repaired] = []
+        if repair and any(p.repairable for p in [*verdict.problems, *verdict.notes]):
+            done: RepairReport = _change(self.cfg, "check-repair", {"host": socket.gethostname(), "pid": os.getpid()})
+            repaired = done["repaired"]
+            verdict = checkfacts.inspect(self.cfg, read_data=read_data)
+        return checkfacts.report(self.cfg, verdict, repaired)
 
     def arrange(self, mode: str, under: str, *, dry_run: bool = False) -> Arrangement:
         """Sort thumbnails under ``under`` (relative to the thumbs tree) by size or similarity."""
