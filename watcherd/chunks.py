@@ -18,7 +18,7 @@ from watcherd import __version__
 from watcherd.naming import safe_text
 
 if TYPE_CHECKING:
-    from watcherd.imaging import Decoded
+    from watcherd.decoded import Decoded
 
 # Pillow refuses to read a text chunk that decompresses to more than 1 MiB; keep every
 # value well under that so a thumbnail always stays readable.

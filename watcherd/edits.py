@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from watcherd import arrange as arranging
-from watcherd import queries
+from watcherd import deciding, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.documents import (
@@ -155,7 +155,7 @@ def resolve(
     if via not in ASKED_VIA:
         raise UsageError(f"a decision via {via!r}? choose {' or '.join(ASKED_VIA)}")
     with _decisions(cfg, catalog, render) as decisions:
-        image = decisions.resolve(ident, verdict, Via(via))
+        image = deciding.resolve(decisions, ident, verdict, Via(via))
     made = decided.describe(catalog, ident)
     return {"id": ident, "decision": verdict.value, "image": image, "undone": False, "made": made}
 
@@ -175,7 +175,7 @@ def undo(
     twice (a writer that died before answering), the second one is refused so.
     """
     with _decisions(cfg, catalog, render) as decisions:
-        undid = decisions.undo(expected, token)
+        undid = deciding.undo(decisions, expected, token)
     return {"id": undid["id"], "decision": None, "image": None, "undone": True, "undid": undid}
 
 
@@ -214,7 +214,7 @@ def resolve_batch(
     with _decisions(cfg, catalog, render, batch) as decisions:
         for ident, verdict in wanted:
             try:
-                image = decisions.resolve(ident, verdict, Via(via))
+                image = deciding.resolve(decisions, ident, verdict, Via(via))
             except UsageError as exc:
                 refused.append({"id": ident, "decision": verdict.value, "error": str(exc)})
                 continue
@@ -239,7 +239,7 @@ def undo_batch(cfg: Config, catalog: Catalog, batch: str, render: Renderer | Non
     with _decisions(cfg, catalog, render) as decisions:
         for ident in reversed(members):
             try:
-                undid.append(decisions.undo(ident, (made.get(ident) or {}).get("token")))
+                undid.append(deciding.undo(decisions, ident, (made.get(ident) or {}).get("token")))
             except WatcherdError as exc:
                 if not undid:
                     raise

@@ -35,6 +35,7 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
 
 from watcherd.chunks import describe, png_bytes
+from watcherd.decoded import Decoded
 from watcherd.errors import TRUNCATED, ImageError
 
 # Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
@@ -55,20 +56,6 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 # Premultiplied grey (La, from TIFF) has no direct conversion to RGBA: straight first.
 _STRAIGHT_ALPHA = {"La": "LA"}
 _TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX", "P"})
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """A fully decoded image and what was learnt while opening it.
-
-    ``size`` is the stored picture's size; ``image`` may be smaller when it was
-    decoded in draft mode (``decode: fast``).
-    """
-
-    image: Image.Image
-    format: str
-    format_description: str
-    size: tuple[int, int]
 
 
 # decode: fast. JPEG files are decoded at the smallest DCT scale (1/2, 1/4 or 1/8)

@@ -16,6 +16,7 @@ from watcherd.decided import NEAR
 from watcherd.decisions import Decisions
 from watcherd.documents import DecisionRef
 from watcherd.errors import UsageError
+from watcherd.neardecisions import NearDecisions
 from watcherd.nearpairs import is_near_id
 from watcherd.records import CollisionRecord, Json, Verdict
 
@@ -42,7 +43,7 @@ class Undo:
         if ident is None:
             raise UsageError("there is no decision to undo")
         ref = decided.describe(catalog, ident)
-        if is_near_id(ident) and self.decisions.near().undo(ident):
+        if is_near_id(ident) and NearDecisions(self.decisions).undo(ident):
             return ref
         if is_near_id(ident):
             names = sorted(ident.split("+"))

@@ -9,7 +9,7 @@ import pytest
 
 from tests.invariants import check_library, check_problems
 from tests.unit.test_decision_crashes import PowerCut, agree, cut_at, decisions, library
-from watcherd import imaging
+from watcherd import deciding, imaging
 from watcherd.catalog import open_for_writing
 from watcherd.records import Verdict
 from watcherd.repair import repair
@@ -26,10 +26,10 @@ def test_a_decision_stopped_at_any_step_is_reported_and_repaired(tmp_path: Path,
         with open_for_writing(cfg).catalog as catalog:
             (col,) = catalog.collisions()
             if undo:
-                decisions(cfg, catalog, lambda s, p: None).resolve(col.id, verdict)
+                deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, verdict)
             try:
                 made = decisions(cfg, catalog, cut_at(n, seen))
-                made.undo() if undo else made.resolve(col.id, verdict)
+                deciding.undo(made) if undo else deciding.resolve(made, col.id, verdict)
             except PowerCut:
                 cut = True
             else:
