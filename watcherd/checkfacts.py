@@ -23,7 +23,7 @@ from watcherd.check import Facts, Ident, Verdict, verdicts
 from watcherd.checkstore import ExportFacts, IndexFacts, NearFacts
 from watcherd.config import Config
 from watcherd.documents import CheckReport, Repaired
-from watcherd.errors import CatalogError, UsageError
+from watcherd.errors import CatalogError, IndexFileError, UsageError
 from watcherd.filters import TEMP_PREFIX, ignore_pattern
 from watcherd.naming import CANONICAL_RE
 from watcherd.nearfile import index_path
@@ -182,7 +182,7 @@ def _index(path: Path, shown: str) -> IndexFacts:
 
     try:
         tables = Tables.load(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, IndexFileError, KeyError, TypeError) as exc:
         return IndexFacts(shown, error=f"the index cannot be read: {exc}")
     n, values = len(tables), 1 << CHUNK_BITS
     facts = IndexFacts(shown, epoch=tables.epoch, seq=tables.seq)

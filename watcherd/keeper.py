@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from watcherd.errors import UsageError
+
 # EXIF date tags, best first: when the shutter fired, when it was digitized, when the file
 # was last written by the camera or an editor (IFD0's DateTime).
 DATE_TAGS = ("DateTimeOriginal", "DateTimeDigitized", "DateTime")
@@ -83,7 +85,7 @@ def _key(indexed: tuple[int, Facts]) -> tuple[bool, int, int, int, bool, datetim
 def suggest(candidates: Sequence[Facts]) -> int:
     """The index of the candidate to keep (the rule above)."""
     if not candidates:
-        raise ValueError("no candidates to choose from")
+        raise UsageError("no candidates to choose from")
     return min(enumerate(candidates), key=_key)[0]
 
 

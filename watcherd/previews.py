@@ -23,7 +23,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from watcherd import imaging
 from watcherd.decoder_child import frame, read_frame
-from watcherd.errors import ImageError
+from watcherd.errors import ChannelClosed, ImageError
 
 PREVIEW, DIFFERENCE = "preview", "difference"
 QUALITY = 90
@@ -128,7 +128,7 @@ def view(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now:
         nonlocal pos
         chunk = data[pos : pos + n]
         if len(chunk) != n:
-            raise EOFError
+            raise ChannelClosed("a view job is cut short")
         pos += n
         return chunk
 
@@ -137,7 +137,7 @@ def view(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now:
         max_side = int(header["max_side"])
         kind = header["kind"]
         cut = int(header.get("first", 0))
-    except (EOFError, ValueError, KeyError, TypeError):
+    except (ChannelClosed, ValueError, KeyError, TypeError):
         raise ImageError("not a view job") from None
     try:
         if kind == PREVIEW:

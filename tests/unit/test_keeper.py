@@ -13,6 +13,7 @@ from tests.helpers import encode, scene, write
 from watcherd import chunks, imaging, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
+from watcherd.errors import UsageError
 from watcherd.keeper import Facts, camera, choose, date_taken, exif_date, facts_from, shown_date, suggest
 from watcherd.newcomers import spec_for
 from watcherd.outcomes import Outcome
@@ -44,7 +45,7 @@ def test_unknown_values_lose_to_known_ones_and_a_full_tie_keeps_the_first() -> N
     assert suggest([Facts(100, 1, None), Facts(100, 1, NEW)]) == 1
     assert suggest([Facts(100, 1, OLD), Facts(100, 1, OLD)]) == 0
     assert suggest([Facts(None, None, None)] * 3) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         suggest([])
 
 
