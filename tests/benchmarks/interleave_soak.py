@@ -1,0 +1,103 @@
+"""Soak: random interleavings of gestures, commands and interrupts, for as long as you like.
+
+    python -m tests.benchmarks.interleave_soak --seeds 1-8 --steps 300
+    python -m tests.benchmarks.interleave_soak --replay FAILURE.json [--repeat 3]
+
+Each seed lets Hypothesis draw scripts against a fresh library with a real daemon and
+page (``tests/interleaving.py``), checking every invariant at a quiet point every
+``--check-every`` steps and at the end; a failure is shrunk (unless ``--no-shrink``) and
+its shortest script saved. Prints one line per seed and a total; exits 1 if any seed
+failed. CI runs a short budget of the same machine (tests/e2e/test_interleaving.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.interleaving import Runner, Script, draw, replay
+
+
+def seed_range(text: str) -> list[int]:
+    """``1-8`` or ``3`` or ``1,5,9``."""
+    out: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out += range(int(first), int(last or first) + 1)
+    return out
+
+
+def soak(seeds: list[int], steps: int, examples: int, check_every: int, shrink: bool, base: Path, keep: bool) -> int:
+    total_steps = total_checks = failed_seeds = 0
+    kinds: dict[str, Path] = {}
+    started = time.monotonic()
+    for s in seeds:
+        runner = Runner(base / f"seed-{s}", seed=s, check_every=check_every, keep=keep)
+        t0 = time.monotonic()
+        error = ""
+        try:
+            draw(runner, examples=examples, steps=steps, shrink=shrink)
+        except Exception as exc:  # the failure itself was printed and saved by the runner
+            error = type(exc).__name__
+        ran = sum(o.steps for o in runner.outcomes)
+        checks = sum(o.checks for o in runner.outcomes)
+        total_steps += ran
+        total_checks += checks
+        line = f"seed {s}: {len(runner.outcomes)} worlds, {ran} steps, {checks} quiet points passed"
+        if runner.shortest or error:
+            failed_seeds += 1
+            for kind, path in runner.shortest.items():
+                if kind not in kinds or len(Script.load(kinds[kind]).steps) > len(Script.load(path).steps):
+                    kinds[kind] = path
+            found = "; ".join(f"{k} ({len(Script.load(p).steps)} steps: {p})" for k, p in runner.shortest.items())
+            line += f", FAILED: {found or error}"
+        else:
+            line += ", 0 failures"
+        print(f"{line} [{time.monotonic() - t0:.0f} s]", flush=True)
+    print(
+        f"total: {len(seeds)} seeds, {total_steps} steps, {total_checks} quiet points, "
+        f"{failed_seeds} seeds failed, {len(kinds)} distinct failures [{time.monotonic() - started:.0f} s]"
+    )
+    for kind, path in sorted(kinds.items()):
+        print(f"  {kind}: shortest {len(Script.load(path).steps)} steps, {path}")
+    return 1 if failed_seeds else 0
+
+
+def replay_file(path: Path, repeat: int, base: Path) -> int:
+    script = Script.load(path)
+    failed = 0
+    for i in range(repeat):
+        runner = Runner(base / f"replay-{i + 1}", seed=script.seed)
+        outcome = replay(script, runner)
+        said = f"failed: {outcome.failure} (script {outcome.script})" if outcome.failure else "passed"
+        print(f"replay {i + 1}/{repeat} of {path} ({len(script.steps)} steps): {said} [{outcome.seconds:.0f} s]")
+        failed += outcome.failure is not None
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="1-4", help="Hypothesis seeds: 1-8, 3 or 1,5,9 (default 1-4)")
+    parser.add_argument("--steps", type=int, default=200, help="steps per script (default 200)")
+    parser.add_argument("--examples", type=int, default=1, help="scripts drawn per seed (default 1)")
+    parser.add_argument("--check-every", type=int, default=25, help="steps between quiet points (default 25)")
+    parser.add_argument("--no-shrink", action="store_true", help="stop at a failure without shrinking it")
+    parser.add_argument("--workdir", type=Path, help="where the libraries go (default: a new temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the libraries of passing scripts too")
+    parser.add_argument("--replay", type=Path, metavar="FILE", help="run the steps of a saved script")
+    parser.add_argument("--repeat", type=int, default=1, help="with --replay: how many times (timing varies)")
+    args = parser.parse_args(argv)
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="watcherd-interleave-"))
+    print(f"libraries under {base}", flush=True)
+    if args.replay:
+        return replay_file(args.replay, args.repeat, base)
+    return soak(
+        seed_range(args.seeds), args.steps, args.examples, args.check_every, not args.no_shrink, base, args.keep
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
