@@ -61,12 +61,15 @@ def check_library(root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str
 
     # 4. Catalog and tree agree.
     images: list[dict[str, Any]] = table(db, "images")
-    by_path = {r["path"]: r for r in images if r["state"] == "present"}
+    # A thumbnail copied into several folders is one record with several places (``paths``).
+    by_path = {p: r for r in images if r["state"] == "present" for p in r.get("paths") or [r["path"]]}
     for r in images:
         if r.get("moving_from"):
             problems.append(f"unfinished move for {r['name']}")
-        if r["state"] == "present" and not (root / r["path"]).is_file():
-            problems.append(f"record says present but no file: {r['path']}")
+        if r["state"] == "present":
+            for place in r.get("paths") or [r["path"]]:
+                if not (root / place).is_file():
+                    problems.append(f"record says present but no file: {place}")
         if r["state"] == "missing" and (root / r["path"]).exists():
             problems.append(f"record says missing but file is there: {r['path']}")
         if r.get("original") and not (root / r["original"]).is_file():
