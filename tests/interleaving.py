@@ -168,7 +168,7 @@ def _kind_class(kind: str) -> type[Broken]:
 
 def broken(kind: str, message: str) -> Broken:
     """A ``Broken`` of this symptom ``kind``."""
-    return _kind_class(kind)(f"{kind}: {message}")
+    return _kind_class(kind)(message if message.startswith(kind) else f"{kind}: {message}")
 
 
 def symptom(problem: str) -> str:
@@ -220,6 +220,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def sigint_default() -> None:
+    """In a child before it runs: SIGINT as a terminal gives it. A shell starts background
+    jobs with SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def pick(items: list[Any], index: int) -> Any:
@@ -664,6 +670,7 @@ class World:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                preexec_fn=sigint_default,
             )
         # Mid-batch: once the scan holds the lease (its imports done, the work begun). A
         # Ctrl-C while Python is still importing is Python's own traceback, not watcherd's.
@@ -750,15 +757,22 @@ class World:
             if item["kind"] == "near":
                 for rel in item["paths"]:
                     if not (self.root / rel).is_file():
-                        problems.append(f"dupes lists {rel} (near group {item['id']}): not there")
+                        problems.append(f"dupes shows a near group's file where it is not: {rel} ({item['id']})")
                 continue
             new, old = item["newcomer"], item["existing"]
-            for rel in (new["thumbnail"], new["original"], old["original"]):
-                if rel and not (self.root / rel).is_file():
-                    problems.append(f"dupes lists {rel} (collision {item['id']}): not there")
+            for what in ("thumbnail", "original"):
+                if new[what] and not (self.root / new[what]).is_file():
+                    problems.append(f"dupes shows the newcomer's {what} where it is not: {new[what]} ({item['id']})")
             rec = images.get(item["name"])
-            if rec and rec["state"] == "present" and old["thumbnail"] not in (rec.get("paths") or [rec["path"]]):
-                problems.append(f"dupes lists {old['thumbnail']} as the existing thumbnail of {item['id']}: stale")
+            if rec is None or rec["state"] != "present":
+                continue
+            if old["thumbnail"] not in (rec.get("paths") or [rec["path"]]):
+                problems.append(f"dupes shows a stale existing thumbnail: {old['thumbnail']} ({item['id']})")
+            if old["original"] != rec.get("original") or not (self.root / old["original"]).is_file():
+                problems.append(
+                    f"dupes shows a stale existing original: {old['original']}, the image's is {rec.get('original')} "
+                    f"({item['id']})"
+                )
         return problems
 
     def collisions_owned(self) -> list[str]:
@@ -898,7 +912,10 @@ def replay(script: Script, runner: Runner) -> Outcome:
     finally:
         world.close()
     runner.ended(world, started, error)
-    return runner.outcomes[-1]
+    outcome = runner.outcomes[-1]
+    if outcome.script is None:
+        outcome.script = world.script.save(world.workdir / "script.json")
+    return outcome
 
 
 PICK = st.integers(0, 999)  # an index into what is there when the step runs (modulo)

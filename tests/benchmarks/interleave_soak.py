@@ -80,7 +80,8 @@ def replay_file(path: Path, repeat: int, base: Path, tolerate: tuple[str, ...]) 
     for i in range(repeat):
         runner = Runner(base / f"replay-{i + 1}", seed=script.seed, tolerate=tolerate)
         outcome = replay(script, runner)
-        said = f"failed: {outcome.failure} (script {outcome.script})" if outcome.failure else "passed"
+        said = f"failed: {outcome.failure}" if outcome.failure else "passed"
+        said += f" (what each step did: {outcome.script and outcome.script.with_suffix('.txt')})"
         print(f"replay {i + 1}/{repeat} of {path} ({len(script.steps)} steps): {said} [{outcome.seconds:.0f} s]")
         failed += outcome.failure is not None
     return 1 if failed else 0
