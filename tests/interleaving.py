@@ -773,6 +773,11 @@ class World:
                     f"dupes shows a stale existing original: {old['original']}, the image's is {rec.get('original')} "
                     f"({item['id']})"
                 )
+            if old["sha256"] != rec["sha256"]:
+                problems.append(
+                    f"dupes shows stale existing bytes: {old['sha256'][:12]}, the image's are "
+                    f"{rec['sha256'][:12]} ({item['id']})"
+                )
         return problems
 
     def collisions_owned(self) -> list[str]:
@@ -1098,3 +1103,45 @@ def draw(runner: Runner, *, examples: int, steps: int, shrink: bool) -> None:
         print_blob=False,
     )
     run_state_machine_as_test(seed(runner.seed)(machine(runner)), settings=budget)
+
+
+def reduce(script: Script, base: Path, budget: float, tolerate: tuple[str, ...] = ()) -> Script:
+    """A shorter script that still fails with ``script``'s symptom, found within ``budget`` seconds.
+
+    Replays with steps left out, greedily: every pause and look at once, then chunks of
+    halving size (the failing last step always stays). A replay that passes only keeps
+    its steps; the daemon's timing can make a failure come and go, so a shorter script
+    is kept only when it failed again.
+    """
+    assert script.failure is not None
+    kind = script.failure["kind"]
+    runner = Runner(base, seed=script.seed, tolerate=tolerate)
+    deadline = time.monotonic() + budget
+    best = script
+
+    def fails(steps: list[Step]) -> bool:
+        nonlocal best
+        trial = Script(script.world, [Step(s.op, dict(s.args)) for s in steps], script.seed)
+        outcome = replay(trial, runner)
+        said = Script.load(outcome.script).failure if outcome.script else None
+        same = said is not None and (said["kind"] == kind or kind in map(symptom, said["message"].splitlines()))
+        print(f"  {len(steps)} steps: {'fails the same' if same else outcome.failure or 'passes'}", flush=True)
+        if same and outcome.script is not None:
+            best = Script.load(outcome.script)
+        return same
+
+    steps = list(script.steps)
+    quiet = [s for s in steps[:-1] if s.op in (Op.PAUSE, Op.LOOK)]
+    if quiet and fails([s for s in steps[:-1] if s not in quiet] + steps[-1:]):
+        steps = [s for s in steps[:-1] if s not in quiet] + steps[-1:]
+    chunk = max(1, (len(steps) - 1) // 2)
+    while chunk >= 1 and time.monotonic() < deadline:
+        i = 0
+        while i < len(steps) - 1 and time.monotonic() < deadline:
+            candidate = steps[:i] + steps[i + chunk : -1] + steps[-1:] if i + chunk < len(steps) else steps
+            if candidate != steps and fails(candidate):
+                steps = candidate
+            else:
+                i += chunk
+        chunk //= 2
+    return best

@@ -2,6 +2,7 @@
 
     python -m tests.benchmarks.interleave_soak --seeds 1-8 --steps 300
     python -m tests.benchmarks.interleave_soak --replay FAILURE.json [--repeat 3]
+    python -m tests.benchmarks.interleave_soak --shrink FAILURE.json [--minutes 20]
 
 Each seed lets Hypothesis draw scripts against a fresh library with a real daemon and
 page (``tests/interleaving.py``), checking every invariant at a quiet point every
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.interleaving import Runner, Script, draw, replay, symptom
+from tests.interleaving import Runner, Script, draw, reduce, replay, symptom
 
 
 def seed_range(text: str) -> list[int]:
@@ -87,6 +88,18 @@ def replay_file(path: Path, repeat: int, base: Path, tolerate: tuple[str, ...]) 
     return 1 if failed else 0
 
 
+def shrink_file(path: Path, minutes: float, base: Path, tolerate: tuple[str, ...]) -> int:
+    script = Script.load(path)
+    if script.failure is None:
+        print(f"{path} did not fail: nothing to shrink")
+        return 2
+    print(f"shrinking {path} ({len(script.steps)} steps, {script.failure['kind']}) for up to {minutes:.0f} minutes")
+    best = reduce(script, base, minutes * 60, tolerate)
+    out = best.save(path.with_name(path.stem + "-shrunk.json"))
+    print(f"shortest: {len(best.steps)} steps, {out}\n{best.text()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1-4", help="Hypothesis seeds: 1-8, 3 or 1,5,9 (default 1-4)")
@@ -104,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         help="count problems containing TEXT instead of failing on them (a known bug whose fix is pending)",
     )
     parser.add_argument("--replay", type=Path, metavar="FILE", help="run the steps of a saved script")
+    parser.add_argument("--shrink", type=Path, metavar="FILE", help="look for a shorter script failing the same way")
+    parser.add_argument("--minutes", type=float, default=20, help="with --shrink: how long to try (default 20)")
     parser.add_argument("--repeat", type=int, default=1, help="with --replay: how many times (timing varies)")
     args = parser.parse_args(argv)
     base = args.workdir or Path(tempfile.mkdtemp(prefix="watcherd-interleave-"))
     print(f"libraries under {base}", flush=True)
+    if args.shrink:
+        return shrink_file(args.shrink, args.minutes, base, tuple(args.tolerate))
     if args.replay:
         return replay_file(args.replay, args.repeat, base, tuple(args.tolerate))
     if args.tolerate:
