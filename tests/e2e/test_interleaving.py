@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interleaving import Runner, Script, draw
+from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
 EXAMPLES = 5  # libraries, each a script of STEPS steps
@@ -45,3 +45,17 @@ def test_random_interleavings_keep_every_promise(tmp_path: Path) -> None:
         raise AssertionError(f"Hypothesis seed {SEED} broke a promise:\n{found or exc}") from exc
     assert runner.shortest == {}
     assert sum(o.checks for o in runner.outcomes) >= EXAMPLES  # every library reached its quiet points
+
+
+FOUND = sorted((Path(__file__).parents[1] / "data" / "interleavings").glob("*.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", FOUND, ids=[p.stem for p in FOUND])
+def test_an_interleaving_that_failed_once_keeps_every_promise(path: Path, tmp_path: Path) -> None:
+    """The shortest script of each failure found so far (tests/data/interleavings/), replayed once."""
+    outcome = replay(Script.load(path), Runner(tmp_path))
+    assert outcome.failure is None, (
+        f"{outcome.failure}: see {outcome.script} ({outcome.script and outcome.script.with_suffix('.txt')})"
+    )
