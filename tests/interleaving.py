@@ -266,6 +266,7 @@ class World:
         self.tags_seen: set[str] = set()
         self.daemon: DaemonProcess | None = None
         self.serve: subprocess.Popen[bytes] | None = None
+        self.serve_log = self.logs / "serve.log"
         self.port = 0
         self.counter = 0
         self.starts = 0
@@ -329,7 +330,7 @@ class World:
 
     def start_serve(self) -> None:
         self.port = free_port()
-        log = self.next_log("serve")
+        log = self.serve_log = self.next_log("serve")
         with open(log, "wb") as out:
             argv = ["serve", str(self.root), "-c", str(self.conf), "--port", str(self.port)]
             self.serve = subprocess.Popen(
@@ -385,11 +386,23 @@ class World:
             doc = raw.decode(errors="replace")
         return answer.status, doc
 
+    def page_failed(self, path: str, status: int, said: str) -> Broken:
+        """The page answered with an internal error: the exception its log ends with."""
+        deadline = time.monotonic() + 5  # the server logs the exception after it answered
+        while True:
+            text = self.serve_log.read_text(errors="replace")
+            raised = re.findall(r"^(\w+(?:Error|Exception)\b.*)$", text, re.M)
+            if raised or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        cause = raised[-1] if raised else said
+        return broken(f"page {path} answers {status} with an internal error ({internal_error_class(cause)})", cause)
+
     def page_change(self, path: str, body: Any = None) -> str:
         status, doc = self.page("POST", path, body)
         error = doc.get("error", "") if isinstance(doc, dict) else str(doc)
         if "internal error" in error or not isinstance(doc, (dict, list)):
-            raise broken(f"page {path} answers {status} with an internal error ({internal_error_class(error)})", error)
+            raise self.page_failed(path, status, error)
         if status not in PAGE_ACCEPTED and not (status == 500 and isinstance(doc, dict) and "error" in doc):
             raise broken(f"page {path} answers {status}", str(doc))
         return f"{status} {error or doc}"
@@ -622,7 +635,7 @@ class World:
     def page_resolve(self, a: dict[str, Any]) -> str:
         status, items = self.page("GET", "/api/dupes?near=4" if a["near"] else "/api/dupes")
         if status != 200:
-            raise broken(f"page /api/dupes answers {status}", str(items))
+            raise self.page_failed("/api/dupes", status, str(items))
         item = self._item(items, a)
         if item is None:
             return "nothing to decide on the page"

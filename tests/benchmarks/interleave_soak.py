@@ -14,6 +14,7 @@ failed. CI runs a short budget of the same machine (tests/e2e/test_interleaving.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -121,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=20, help="with --shrink: how long to try (default 20)")
     parser.add_argument("--repeat", type=int, default=1, help="with --replay: how many times (timing varies)")
     args = parser.parse_args(argv)
+    # Ctrl-C or SIGTERM ends the run through KeyboardInterrupt, so every world stops its
+    # daemon and page; also when a shell started this in the background (SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     base = args.workdir or Path(tempfile.mkdtemp(prefix="watcherd-interleave-"))
     print(f"libraries under {base}", flush=True)
     if args.shrink:
