@@ -815,12 +815,14 @@ class World:
             start = self.log_offsets.get(log, 0)
             self.log_offsets[log] = len(text)
             for m in re.finditer(r"^.*(?:Traceback|internal error).*$", text[start:], re.M):
-                before = text[max(0, start + m.start() - 300) : start + m.start()]
-                if "Traceback" in m.group(0) and "internal error" in before:
+                at = start + m.start()
+                if "Traceback" in m.group(0) and "internal error" in text[max(0, at - 300) : at]:
                     continue  # the traceback of the internal error just reported
-                excerpt = text[start + m.start() : start + m.start() + 1500]
-                cause = internal_error_class(excerpt)
-                problems.append(f"{log.name[4:]}: internal error ({cause}) in its log: {excerpt}")
+                raised = re.search(r"^(\w+(?:Error|Exception|Interrupt))\b.*$", text[at:], re.M)
+                cause = raised.group(1) if raised else internal_error_class(m.group(0))
+                last = f" ... {raised.group(0)}" if raised else ""
+                what = log.stem.split("-", 1)[1]  # run, scan, serve
+                problems.append(f"internal error in a {what} log ({cause}): {log.name}: {m.group(0)}{last}")
         return problems
 
 
