@@ -53,7 +53,7 @@ CONFIG = "settle: 0.2\nheartbeat: 0.5\nstale_after: 2\nworkers: 1\nrescan_interv
 FOLDERS = ("a", "b", "a/c")  # the tree a world starts with
 BASES = 8  # pictures dropped by ``drop``: few, so that look-alikes and the same bytes meet often
 VARIANTS = ("jpeg", "png", "q70", "bright", "smaller")  # the same picture re-encoded, brightened, resized
-VIAS = ("direct", "part", "hidden-part")  # how a drop arrives: written in place, or downloaded and renamed
+DOWNLOADS = ("part", "hidden-part")  # a download: written as NAME.part or .NAME.part, then renamed to NAME
 DECISIONS = ("distinct", "keep-existing", "keep-newcomer")
 # Exit codes a command may end with while the world changes under it (README "Commands"):
 # 2 an id or tag that is gone (usage), 4 the lease changing hands, 5 the daemon did not take it.
@@ -90,6 +90,25 @@ class Op(str, Enum):
     CHECK = "check"  # a quiet point: every invariant
 
 
+# What a person does in the file manager: a file the daemon moved meanwhile makes it do nothing.
+GESTURES = frozenset(
+    {
+        Op.DROP,
+        Op.DROP_AGAIN,
+        Op.BURST,
+        Op.REDROP,
+        Op.RENAME,
+        Op.COPY,
+        Op.MOVE,
+        Op.DELETE,
+        Op.RENAME_FOLDER,
+        Op.MOVE_FOLDER,
+        Op.GESTURE,
+        Op.LOOK,
+    }
+)
+
+
 @dataclass
 class Step:
     """One step of a script: what to do (``op``, ``args``) and, once done, what it did."""
@@ -119,13 +138,14 @@ class Script:
     steps: list[Step] = field(default_factory=list)
     seed: int | None = None  # the Hypothesis seed that drew it, when one did
     failure: dict[str, str] | None = None  # {"kind", "message"}
+    config: str = CONFIG  # the library's watcherd.yaml
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": 1,
             "seed": self.seed,
             "world": self.world,
-            "config": CONFIG,
+            "config": self.config,
             "failure": self.failure,
             "steps": [s.to_json() for s in self.steps],
         }
@@ -133,7 +153,8 @@ class Script:
     @classmethod
     def load(cls, path: Path) -> Script:
         obj = json.loads(path.read_text())
-        return cls(int(obj["world"]), [Step.from_json(s) for s in obj["steps"]], obj.get("seed"), obj.get("failure"))
+        steps = [Step.from_json(s) for s in obj["steps"]]
+        return cls(int(obj["world"]), steps, obj.get("seed"), obj.get("failure"), obj.get("config", CONFIG))
 
     def text(self) -> str:
         head = f"# world {self.world}" + (f", Hypothesis seed {self.seed}" if self.seed is not None else "")
@@ -283,24 +304,22 @@ class World:
         for folder in FOLDERS:
             (self.thumbs / folder).mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONFIG)
+        self.conf.write_text(self.script.config)
         self.start_daemon()
         self.start_serve()
 
     def close(self) -> None:
-        """Stop every process this world started (the daemon by SIGKILL: the checks are done)."""
-        if self.daemon is not None and self.daemon.proc.poll() is None:
-            self.daemon.proc.kill()
-            self.daemon.proc.wait(timeout=60)
+        """Stop every process this world started: SIGTERM, then SIGKILL after 30 s."""
+        for proc in (self.daemon.proc if self.daemon else None, self.serve):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=30)
         self.daemon = None
-        if self.serve is not None:
-            self.serve.terminate()
-            try:
-                self.serve.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.serve.kill()
-                self.serve.wait(timeout=30)
-            self.serve = None
+        self.serve = None
 
     def next_log(self, what: str) -> Path:
         self.starts += 1
@@ -315,11 +334,15 @@ class World:
 
     def stop_daemon(self) -> None:
         """SIGTERM the daemon and wait; it must exit 0."""
-        daemon, self.daemon = self.daemon, None
+        daemon = self.daemon
         if daemon is None:
             return
         self.daemon_alive(daemon)
-        code = daemon.stop(signal.SIGTERM)
+        try:
+            code = daemon.stop(signal.SIGTERM)
+        except subprocess.TimeoutExpired:
+            raise broken("the daemon does not stop on SIGTERM", daemon.log_text()[-3000:]) from None
+        self.daemon = None
         if code != 0:
             raise broken(f"the daemon exits {code} on SIGTERM", daemon.log_text()[-3000:])
 
@@ -342,8 +365,7 @@ class World:
         deadline = time.monotonic() + 60
         while True:
             try:
-                status, _ = self.page("GET", "/api/dupes")
-                if status == 200:
+                if self.request("GET", "/api/dupes")[0] == 200:
                     return
             except OSError:
                 pass
@@ -367,6 +389,14 @@ class World:
         return json.loads(self.cli(*args, "--json", accept=frozenset({0})).stdout)
 
     def page(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request to the page; a page that does not answer is broken."""
+        try:
+            return self.request(method, path, body)
+        except OSError as exc:
+            gone = self.serve.poll() if self.serve else None
+            raise broken("the page does not answer", f"{method} {path}: {exc} (exit {gone})") from None
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One request to the page, as its own script would send it (same origin)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
@@ -466,6 +496,8 @@ class World:
             if self.daemon is None:  # the step stopped it and did not get to start it again
                 self.start_daemon()
         except OSError as exc:
+            if step.op not in GESTURES:
+                raise
             # The daemon moved the file between our look and our gesture, as it would
             # under a person's hand: the gesture did nothing.
             step.did = f"skipped: {type(exc).__name__}: {exc.strerror}"
@@ -492,10 +524,10 @@ class World:
             folder.mkdir(parents=True)
         data = variant_bytes(self.script.world, base, variant)
         target = folder / self.fresh_name("img", suffix_of(variant))
-        self.remember(self.rel(target), data)
         if via == "direct":
             with open(target, "xb") as out:
                 out.write(data)
+            self.remember(self.rel(target), data)
             return f"write {self.rel(target)}"
         part = target.with_name(("." if via == "hidden-part" else "") + target.name + ".part")
         with open(part, "xb") as out:  # a download: half, a moment, the rest, then renamed into place
@@ -503,6 +535,7 @@ class World:
             out.flush()
             time.sleep(0.05)
             out.write(data[len(data) // 2 :])
+        self.remember(self.rel(part), data)
         os.rename(part, target)
         return f"download {self.rel(part)} -> {target.name}"
 
@@ -523,9 +556,9 @@ class World:
         for i in range(int(a["count"])):
             data = encode(picture(self.script.world, 100 + self.counter))
             target = pick(folders, int(a["folder"]) + i) / self.fresh_name("new", ".jpg")
-            self.remember(self.rel(target), data)
             with open(target, "xb") as out:
                 out.write(data)
+            self.remember(self.rel(target), data)
             done.append(self.rel(target))
         return f"write {' '.join(done)}"
 
@@ -692,7 +725,12 @@ class World:
             time.sleep(0.01)
         time.sleep(int(a["delay"]) / 1000)
         scan.send_signal(signal.SIGINT)
-        code = scan.wait(timeout=120)
+        try:
+            code = scan.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            scan.kill()
+            scan.wait()
+            raise broken("an interrupted scan does not stop", log.read_text(errors="replace")[-3000:]) from None
         said = log.read_text(errors="replace")
         # -SIGINT: it died of the signal itself, which a shell shows as 130 too.
         self.start_daemon()
@@ -919,6 +957,7 @@ def failure_report(script: Script, path: Path) -> str:
 def replay(script: Script, runner: Runner) -> Outcome:
     """Run ``script``'s steps in a fresh world (ending with a quiet point); return how it ended."""
     world = World(runner.workdir(), script.world, seed=script.seed, tolerate=runner.tolerate)
+    world.script.config = script.config
     started = time.monotonic()
     error: BaseException | None = None
     try:
@@ -939,6 +978,8 @@ def replay(script: Script, runner: Runner) -> Outcome:
 
 
 PICK = st.integers(0, 999)  # an index into what is there when the step runs (modulo)
+BASE = st.integers(0, BASES - 1)
+VARIANT = st.sampled_from(VARIANTS)
 
 
 class Interleaving(RuleBasedStateMachine):
@@ -980,13 +1021,12 @@ class Interleaving(RuleBasedStateMachine):
             self.runner.ended(self.world, self.started, exc)
             raise
 
-    @rule(base=st.integers(0, BASES - 1), variant=st.sampled_from(VARIANTS), folder=PICK, new_folder=st.booleans())
+    @rule(base=BASE, variant=VARIANT, folder=PICK, new_folder=st.booleans())
     def drop(self, base: int, variant: str, folder: int, new_folder: bool) -> None:
         self._do(Op.DROP, base=base, variant=variant, folder=folder, via="direct", new_folder=new_folder)
 
-    @rule(base=st.integers(0, BASES - 1), variant=st.sampled_from(VARIANTS), folder=PICK, hidden=st.booleans())
-    def download(self, base: int, variant: str, folder: int, hidden: bool) -> None:
-        via = "hidden-part" if hidden else "part"
+    @rule(base=BASE, variant=VARIANT, folder=PICK, via=st.sampled_from(DOWNLOADS))
+    def download(self, base: int, variant: str, folder: int, via: str) -> None:
         self._do(Op.DROP, base=base, variant=variant, folder=folder, via=via, new_folder=False)
 
     @rule(input=PICK, folder=PICK)
@@ -1136,7 +1176,7 @@ def reduce(script: Script, base: Path, budget: float, tolerate: tuple[str, ...] 
 
     def fails(steps: list[Step]) -> bool:
         nonlocal best
-        trial = Script(script.world, [Step(s.op, dict(s.args)) for s in steps], script.seed)
+        trial = Script(script.world, [Step(s.op, dict(s.args)) for s in steps], script.seed, config=script.config)
         outcome = replay(trial, runner)
         said = Script.load(outcome.script).failure if outcome.script else None
         same = said is not None and (said["kind"] == kind or kind in map(symptom, said["message"].splitlines()))
