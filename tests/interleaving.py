@@ -977,6 +977,18 @@ def replay(script: Script, runner: Runner) -> Outcome:
     return outcome
 
 
+# Every drawn script starts from a small library (recorded as its first steps): pictures in
+# each folder, two look-alikes of them (a collision or a near group each), and a wait for
+# the daemon, so that the drawn steps have thumbnails, collisions and groups to work on.
+STARTER = (
+    *(
+        Step(Op.DROP, {"base": b, "variant": "jpeg", "folder": f, "via": "direct", "new_folder": False})
+        for b, f in ((0, 1), (1, 3), (2, 2), (3, 0))
+    ),
+    Step(Op.DROP, {"base": 0, "variant": "bright", "folder": 3, "via": "direct", "new_folder": False}),
+    Step(Op.DROP, {"base": 1, "variant": "smaller", "folder": 0, "via": "direct", "new_folder": False}),
+    Step(Op.LOOK),
+)
 PICK = st.integers(0, 999)  # an index into what is there when the step runs (modulo)
 BASE = st.integers(0, BASES - 1)
 VARIANT = st.sampled_from(VARIANTS)
@@ -1016,6 +1028,8 @@ class Interleaving(RuleBasedStateMachine):
         self.world = World(self.runner.workdir(), world, seed=self.runner.seed, tolerate=self.runner.tolerate)
         try:
             self.world.open()
+            for step in STARTER:
+                self.world.perform(Step(step.op, dict(step.args)))
         except BaseException as exc:
             self.over = True
             self.runner.ended(self.world, self.started, exc)

@@ -25,9 +25,9 @@ import pytest
 from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
-EXAMPLES = 5  # libraries, each a script of STEPS steps
-STEPS = 40
-CHECK_EVERY = 20
+EXAMPLES = 5  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
+STEPS = 45
+CHECK_EVERY = 25
 
 
 @pytest.mark.slow
