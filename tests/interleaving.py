@@ -706,9 +706,17 @@ class World:
         return "kill -9 the daemon; started again"
 
     def interrupted_scan(self, a: dict[str, Any]) -> str:
-        """Stop the daemon, drop fresh pictures, scan them, SIGINT the scan after ``delay`` ms."""
+        """Stop the daemon, drop fresh pictures (and ``alike`` look-alikes of the first ones
+        dropped, which collide), scan them, SIGINT the scan ``delay`` ms after it took the lease."""
         self.stop_daemon()
         dropped = self.burst(a)
+        for base in range(int(a.get("alike", 0))):
+            data = variant_bytes(self.script.world, base % BASES, "png")
+            target = pick(self.folders(), int(a["folder"]) + base) / self.fresh_name("alike", ".png")
+            with open(target, "xb") as out:
+                out.write(data)
+            self.remember(self.rel(target), data)
+            dropped += f" {self.rel(target)}"
         log = self.next_log("scan")
         with open(log, "wb") as err:
             scan = subprocess.Popen(
@@ -718,11 +726,15 @@ class World:
                 stderr=err,
                 preexec_fn=sigint_default,
             )
-        # Mid-batch: once the scan holds the lease (its imports done, the work begun). A
-        # Ctrl-C while Python is still importing is Python's own traceback, not watcherd's.
+        # Mid-batch: ``delay`` ms after the scan holds the lease (its imports done, the work
+        # begun; a Ctrl-C while Python still imports is Python's traceback, not watcherd's),
+        # or after it logged its first file (``after: file``: the batch is under way).
         deadline = time.monotonic() + 60
         while scan.poll() is None and self.lease_pid() != scan.pid and time.monotonic() < deadline:
             time.sleep(0.01)
+        if a.get("after") == "file":
+            while scan.poll() is None and " INFO " not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.01)
         time.sleep(int(a["delay"]) / 1000)
         scan.send_signal(signal.SIGINT)
         try:
@@ -736,7 +748,7 @@ class World:
         self.start_daemon()
         if code not in (0, 130, -signal.SIGINT) or "Traceback" in said:
             raise broken(f"an interrupted scan exits {code}", said[-3000:])
-        return f"{dropped}; scan, SIGINT after {a['delay']} ms -> {code}"
+        return f"{dropped}; scan, SIGINT {a['delay']} ms after its {a.get('after', 'lease')} -> {code}"
 
     def lease_pid(self) -> int | None:
         try:
@@ -1111,9 +1123,15 @@ class Interleaving(RuleBasedStateMachine):
     def kill(self) -> None:
         self._do(Op.KILL)
 
-    @rule(count=st.integers(1, 24), folder=PICK, delay=st.integers(0, 800))
-    def interrupted_scan(self, count: int, folder: int, delay: int) -> None:
-        self._do(Op.INTERRUPTED_SCAN, count=count, folder=folder, delay=delay)
+    @rule(
+        count=st.integers(1, 24),
+        alike=st.integers(0, 3),
+        folder=PICK,
+        after=st.sampled_from(["lease", "file"]),
+        delay=st.integers(0, 800),
+    )
+    def interrupted_scan(self, count: int, alike: int, folder: int, after: str, delay: int) -> None:
+        self._do(Op.INTERRUPTED_SCAN, count=count, alike=alike, folder=folder, after=after, delay=delay)
 
     @rule(ms=st.integers(0, 300))
     def pause(self, ms: int) -> None:
