@@ -138,4 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: every world's daemon and page are stopped", file=sys.stderr)
+        sys.exit(130)
