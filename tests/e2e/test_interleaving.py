@@ -25,8 +25,8 @@ import pytest
 from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
-EXAMPLES = 5  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
-STEPS = 45
+EXAMPLES = 4  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
+STEPS = 50
 CHECK_EVERY = 25
 
 
