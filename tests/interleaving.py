@@ -377,6 +377,8 @@ class World:
         """Run ``watcherd ARGS -c CONF``; an exit outside ``accept``, 70 or a traceback is broken."""
         argv = [sys.executable, "-m", "watcherd", *args, "-c", str(self.conf)]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        with open(self.logs / "000-commands.log", "a") as said_log:  # what each command said, for a person
+            said_log.write(f"$ watcherd {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
         verb = " ".join(a for a in args[:2] if not a.startswith("/"))
         said = proc.stderr.strip()
         if proc.returncode == 70 or "Traceback" in proc.stderr or "internal error" in proc.stderr:
