@@ -26,7 +26,7 @@ from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
 EXAMPLES = 4  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
-STEPS = 50
+STEPS = 40
 CHECK_EVERY = 25
 
 
