@@ -546,7 +546,8 @@ class World:
         if not dropped:
             return "nothing dropped yet"
         first, data = pick(dropped, int(a["input"]))
-        target = pick(self.folders(), int(a["folder"])) / self.fresh_name("same", Path(first).suffix)
+        suffix = Path(first.removesuffix(".part")).suffix  # a download's bytes under the name it got
+        target = pick(self.folders(), int(a["folder"])) / self.fresh_name("same", suffix)
         with open(target, "xb") as out:
             out.write(data)
         return f"cp {first} {self.rel(target)} (its bytes again)"
