@@ -84,7 +84,7 @@ class Moves:
         thumb = self._ours(path, st)
         if thumb is None:
             return None
-        name = self._name_for(thumb)
+        name = self._name_for(thumb, path.name)
         if name is None:
             placed = self.decisions.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
             if placed is not None:
@@ -220,13 +220,30 @@ class Moves:
         thumb = self.adopter.examine(path, st)
         return thumb if thumb is not None and thumb.maker is Maker.WATCHERD else None
 
-    def _name_for(self, thumb: Thumbnail) -> str | None:
-        """The canonical name of the image these chunks describe (its record's, if it has one)."""
-        catalog = self.ctx.catalog
+    def _name_for(self, thumb: Thumbnail, seen_as: str) -> str | None:
+        """The canonical name of the image these chunks describe (its record's, if it has one).
+
+        Two records can hold the same bytes (an exact collision decided ``distinct``: the
+        plain name and its ``~sha12`` variant), and their thumbnails are then the same
+        file; the name the file still carries (``X~sha12 (copy).png``) tells them apart,
+        else the record none of whose places holds its thumbnail any more (it moved here).
+        """
+        catalog, places = self.ctx.catalog, self.ctx.places
         assert thumb.sha256 is not None
-        for name in catalog.names_with_sha256(thumb.sha256):
-            if parse_canonical(name) is not None and name.startswith(thumb.name[: -len(".png")]):
-                return name
+        stem = thumb.name[: -len(".png")]
+        names = [
+            n for n in catalog.names_with_sha256(thumb.sha256) if parse_canonical(n) is not None and n.startswith(stem)
+        ]
+        if len(names) > 1:
+            named = sorted((n for n in names if seen_as.startswith(n[: -len(".png")])), key=len, reverse=True)
+            if named:
+                return named[0]
+            for name in names:
+                rec = catalog.image(name)
+                if rec is not None and not any(os.path.lexists(places.absolute(p)) for p in rec.paths):
+                    return name
+        if names:
+            return names[0]
         holder = catalog.image(thumb.name)
         if holder is None or holder.sha256 == thumb.sha256:
             return thumb.name
