@@ -328,7 +328,7 @@ class Decisions:
         """A newcomer's thumbnail (chunks ``sha256``, plain name ``canonical``) is at ``path`` in
         the tree: distinct, catalogued there under its variant name. Its name, or None."""
         catalog = self.ctx.catalog
-        for col in catalog.collisions_named(canonical):
+        for col in self._by_likeness(catalog.collisions_named(canonical), path):
             undecided = col.decision is None or (
                 col.decision.via is Via.GESTURE and col.decision.kind is Verdict.KEEP_EXISTING
             )
@@ -344,6 +344,19 @@ class Decisions:
                 self._gesture_revisited(col)
             return self.resolve(col.id, Verdict.DISTINCT, Via.GESTURE, at=target)
         return None
+
+    def _by_likeness(self, cols: list[CollisionRecord], path: Path) -> list[CollisionRecord]:
+        """Collisions in the order they may have sent the thumbnail now at ``path``: two newcomers
+        of the same bytes (``X~sha12``, ``X~sha12~2``) have the same thumbnail, so the one whose
+        file name it still has comes first, then those whose thumbnail left ``_collisions/``."""
+
+        def key(col: CollisionRecord) -> tuple[bool, bool]:
+            thumb = col.newcomer.thumbnail
+            named = thumb is not None and PurePosixPath(thumb).name == path.name
+            left = not thumb or not os.path.lexists(self.ctx.places.absolute(thumb))
+            return not named, not left
+
+        return sorted(cols, key=key)
 
     def _gesture_revisited(self, col: CollisionRecord) -> None:
         """A deletion that was the first half of a move: its original comes back from the archive."""
