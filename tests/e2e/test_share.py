@@ -225,7 +225,10 @@ def test_the_lease_between_hosts_one_writer_then_a_takeover(share: Share, tmp_pa
         # One writer: host B (through its mount) and the server itself (on the real folder) refuse.
         refused = share.b.watcherd("run", str(b_mnt), "-c", str(conf_b), timeout=60)
         assert refused.returncode == 4, refused.stderr
-        assert "locked by watcherd" in refused.stderr and "on host-a" in refused.stderr
+        # It names the holder, or (its client timing out on a busy machine) says it could not
+        # read the lease and so does not take it: either way it refuses, never a second writer.
+        named = "locked by watcherd" in refused.stderr and "on host-a" in refused.stderr
+        assert named or "cannot read the lease" in refused.stderr, refused.stderr
         server = subprocess.run(
             [sys.executable, "-m", "watcherd", "run", str(share.folder), "-c", str(conf_server)],
             capture_output=True,
@@ -238,7 +241,8 @@ def test_the_lease_between_hosts_one_writer_then_a_takeover(share: Share, tmp_pa
         share.a.kill_all()  # host A is gone: its daemon and its mount's client, at once
         assert daemon_a.proc.wait(timeout=30) == -signal.SIGKILL
         early = share.b.watcherd("run", str(b_mnt), "-c", str(conf_b), timeout=60)
-        assert early.returncode == 4 and "on host-a" in early.stderr, early.stderr  # A's last beat is still fresh
+        assert early.returncode == 4, early.stderr  # A's last beat is still fresh
+        assert "on host-a" in early.stderr or "cannot read the lease" in early.stderr, early.stderr
 
         def started() -> HostDaemon | None:  # as systemd would: started again until it runs
             nonlocal daemon_b
