@@ -309,7 +309,9 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
         _emit(args, done, f"undid {said(done['undid'])}: undecided again")
         return 0
     if len(values) > 3:
-        raise UsageError("resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo [ID]")
+        raise UsageError(
+            "resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo [ID]"
+        )
     words = [v.value for v in Verdict]
     if len(values) < 2 or values[-1] not in words:
         # Checked before ROOT is looked for: 'resolve ROOT ID' must not take ROOT for the ID.

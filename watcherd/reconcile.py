@@ -66,6 +66,7 @@ def reconcile(
     resumed = pipeline.filing.finish_pending()
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
+    pipeline.tagfiles.finish()  # sidecars and attributes a crash left behind their records
     if pipeline.adopter.remembered is None:  # a fresh catalog owns no collision yet: nothing is an orphan
         pipeline.collisions.take_back_orphans()
 
@@ -158,6 +159,7 @@ def reconcile(
     else:
         pipeline.moves.decisions.sweep()  # gestures made while no daemon watched
     pipeline.failures.forget_vanished()
+    pipeline.tagfiles.finish()  # any that could not be written meanwhile (a full disk) are tried again
     report.seconds = time.monotonic() - started
     record_scan(catalog, report, reason, now)
     return report

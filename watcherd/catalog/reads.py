@@ -234,6 +234,16 @@ class CatalogReader(Connected):
         """(path, name) of every place a present thumbnail is in, streamed."""
         return ((str(p), str(n)) for p, n in self._stream("SELECT folder || name, name FROM placed"))
 
+    def tagfile_marks(self, after: int, limit: int = 1000) -> list[tuple[int, str]]:
+        """(seq, name) of images marked due after ``after`` (``tagfiles``), oldest first."""
+        rows = self._query("SELECT seq, name FROM tagfiles_due WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        return [(int(seq), str(name)) for seq, name in rows]
+
+    def tagfile_marks_end(self) -> int:
+        """The last mark's ``seq`` (0 when none)."""
+        rows = self._query("SELECT ifnull(max(seq), 0) FROM tagfiles_due")
+        return int(rows[0][0]) if rows else 0
+
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""
         return [str(r[0]) for r in self._query("SELECT name FROM listing WHERE moving = 1")]
