@@ -97,6 +97,7 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
         low_information=fields["low_information"],
         warnings=tuple(fields["warnings"]),
         keywords=tuple(str(k) for k in fields.get("keywords") or ()),
+        keyword_paths=tuple(str(k) for k in fields.get("keyword_paths") or ()),
         refused=str(fields.get("refused") or ""),
     )
 

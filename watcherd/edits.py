@@ -65,6 +65,9 @@ def retag(catalog: Catalog, old: str, new: str | None) -> TagChange:
         for rec in catalog.images_named(names).values():
             rec.tags = _renamed(rec.tags, old, new)
             rec.keywords = _renamed(rec.keywords, old, new)  # a renamed keyword is still one
+            rec.keyword_paths = [
+                q for q in ("|".join(_renamed(p.split("|"), old, new)) for p in rec.keyword_paths) if q
+            ]
             catalog.put_image(rec)
     log.info("%s tag %s on %d images", "renamed" if new else "removed", shown(old), len(names))
     return {"old": old, "new": new, "images": len(names), "names": names}

@@ -37,7 +37,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, IptcImagePlugin
 from watcherd import xmp
 from watcherd.chunks import describe, png_bytes, xmp_packet
 from watcherd.errors import TRUNCATED, ImageError
-from watcherd.keywords import iptc_keywords, tags_from_keywords
+from watcherd.keywords import iptc_keywords, read_keywords
 
 # Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
 # decoding, still bounded, and leave them out of the thumbnail.
@@ -270,6 +270,7 @@ class Rendered:
     low_information: bool = False
     warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
     keywords: tuple[str, ...] = ()  # tags given by the photo's keywords and its sidecar's
+    keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
     refused: str = ""  # why some XMP was not read (one log line), "" when all of it was
 
 
@@ -287,9 +288,10 @@ def summarize_warnings(messages: list[str]) -> tuple[str, ...]:
     return tuple(m if n == 1 else f"{m} ({n} times)" for m, n in counts.items())
 
 
-def keywords_of(im: Image.Image, sidecar: bytes = b"") -> tuple[tuple[str, ...], str]:
+def keywords_of(im: Image.Image, sidecar: bytes = b"") -> tuple[tuple[str, ...], tuple[str, ...], str]:
     """The tags a photo's keywords give (its XMP packet, its IPTC Keywords, then ``sidecar``:
-    the bytes of an XMP sidecar dropped beside it), and why any XMP was not read ("" if all was).
+    the bytes of an XMP sidecar dropped beside it), the hierarchies among them (``a|b``), and
+    why any XMP was not read ("" if all was).
 
     Runs in the decoder sandbox, like the decoding: this is other people's XML (``xmp``).
     """
@@ -315,7 +317,8 @@ def keywords_of(im: Image.Image, sidecar: bytes = b"") -> tuple[tuple[str, ...],
             found.extend(xmp.keywords_in(sidecar))
         except xmp.Refused as exc:
             refused.append(f"the sidecar beside it: {exc.reason}")
-    return tuple(tags_from_keywords(found)), "; ".join(refused)
+    tags, paths = read_keywords(found)
+    return tuple(tags), tuple(paths), "; ".join(refused)
 
 
 def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"") -> Rendered:
@@ -345,10 +348,11 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
     fast = spec.decode == "fast"
     decoded = decode(data, spec.formats, spec.max_pixels, FAST_SIDE if fast else None)
     keywords: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
     refused = ""
     if spec.keywords:
         try:
-            keywords, refused = keywords_of(decoded.image, sidecar)
+            keywords, paths, refused = keywords_of(decoded.image, sidecar)
         except (Exception, MemoryError) as exc:  # keywords are a bonus: the image is ingested without them
             refused = f"keywords not read: {type(exc).__name__}"
     try:
@@ -379,5 +383,13 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
         decoded.image.close()
     # Judged on the thumbnail: flatness survives downscaling, and it costs nothing.
     return Rendered(
-        width, height, hash_hex, decoded.format, png, is_low_information(thumb), keywords=keywords, refused=refused
+        width,
+        height,
+        hash_hex,
+        decoded.format,
+        png,
+        is_low_information(thumb),
+        keywords=keywords,
+        keyword_paths=paths,
+        refused=refused,
     )

@@ -48,18 +48,26 @@ def tag_of(level: str) -> str | None:
 
 def tags_from_keywords(keywords: Iterable[str]) -> list[str]:
     """Tags given by keywords (flat or hierarchical), in order, each once, at most MAX_KEYWORDS."""
+    return read_keywords(keywords)[0]
+
+
+def read_keywords(keywords: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Tags given by keywords (flat or hierarchical), in order, each once, at most MAX_KEYWORDS; and
+    the hierarchies among them, each spelled ``a|b`` with its levels as tags (so they are written
+    back as hierarchies, not as loose keywords)."""
     tags: list[str] = []
+    paths: list[str] = []
     for keyword in keywords:
-        levels = [lv for lv in _LEVELS.split(keyword)]
+        levels = _LEVELS.split(keyword)
         if len(levels) > 1 and levels[0].strip().lower() in _BOOKKEEPING:
             continue
-        for level in levels:
-            tag = tag_of(level)
-            if tag is not None and tag not in tags:
+        chain = [t for t in (tag_of(level) for level in levels) if t is not None]
+        if len(chain) > 1 and "|".join(chain) not in paths and len(paths) < MAX_KEYWORDS:
+            paths.append("|".join(chain))
+        for tag in chain:
+            if tag not in tags and len(tags) < MAX_KEYWORDS:
                 tags.append(tag)
-                if len(tags) >= MAX_KEYWORDS:
-                    return tags
-    return tags
+    return tags, paths
 
 
 def iptc_keywords(values: Sequence[bytes], charset: bytes | None) -> list[str]:
@@ -86,17 +94,20 @@ class KeywordLists:
     hierarchical: tuple[str, ...] = ()
 
 
-def keyword_lists(tags: Sequence[str], size_tag: str, folders: Iterable[Sequence[str]]) -> KeywordLists:
+def keyword_lists(
+    tags: Sequence[str], size_tag: str, folders: Iterable[Sequence[str]], paths: Iterable[str] = ()
+) -> KeywordLists:
     """The keyword lists of an image with ``tags`` whose thumbnail is in ``folders``.
 
     ``folders``: the folder names, top first, of each place the thumbnail is in (relative
-    to the thumbs tree; the last place known for a missing image). A folder path is a
-    hierarchy of the tags it still gives (an untagged or renamed level drops out); every
-    other tag stands alone. Entries follow the order of their first tag.
+    to the thumbs tree; the last place known for a missing image); ``paths``: the
+    hierarchies the photo's own keywords spelled (``a|b``). Each is a hierarchy of the tags
+    it still gives (an untagged or renamed level drops out); every other tag stands alone.
+    Entries follow the order of their first tag.
     """
     flat = [t for t in tags if t != size_tag]
     chains: list[tuple[str, ...]] = []
-    for folder in folders:
+    for folder in [*folders, *(p.split("|") for p in paths)]:
         chain: list[str] = []
         for name in folder:
             tag = unicodedata.normalize("NFC", name)

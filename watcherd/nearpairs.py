@@ -53,6 +53,7 @@ def merge(kept: ImageRecord, merged: list[ImageRecord]) -> tuple[list[str], list
                 added_tags.append(tag)
                 if tag in m.keywords:  # a tag that came from the photo's keywords stays one
                     kept.keywords.append(tag)
+        kept.keyword_paths.extend(p for p in m.keyword_paths if p not in kept.keyword_paths)
         for name in [m.original_filename, *m.other_filenames]:
             if name and name != kept.original_filename and name not in kept.other_filenames:
                 kept.other_filenames.append(name)

@@ -63,6 +63,7 @@ class NewImage:
     png: bytes
     low_information: bool = False
     keywords: tuple[str, ...] = ()  # tags given by the photo's own keywords (and its dropped sidecar's)
+    keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
 
 
 def spec_for(cfg: Config) -> imaging.RenderSpec:
@@ -224,7 +225,16 @@ class Decoder:
             log.warning("XMP of %s not read: %s; its other keywords are kept", shown(rel), shown(out.refused))
         name = canonical_name(out.width, out.height, out.hash)
         return NewImage(
-            name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information, out.keywords
+            name,
+            out.width,
+            out.height,
+            out.hash,
+            sha,
+            out.format,
+            out.png,
+            out.low_information,
+            out.keywords,
+            out.keyword_paths,
         )
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:

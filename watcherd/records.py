@@ -47,7 +47,7 @@ _IMAGE_KEYS = frozenset(
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
         "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
-        "other_filenames", "keywords",
+        "other_filenames", "keywords", "keyword_paths",
     }
 )  # fmt: skip
 
@@ -82,6 +82,7 @@ class ImageRecord:
     # The tags that came from the photo's own keywords (XMP, IPTC, a sidecar dropped beside
     # it) rather than from a folder; each is also in ``tags``.
     keywords: list[str] = field(default_factory=list)
+    keyword_paths: list[str] = field(default_factory=list)  # hierarchies among them (``Places|Paris``)
     extra: Json = field(default_factory=dict)
 
     @property
@@ -157,10 +158,14 @@ class ImageRecord:
         keywords = [k for k in self.keywords if k in self.tags]  # a tag untagged since is no keyword either
         if keywords:
             out["keywords"] = keywords
+        if self.keyword_paths:
+            out["keyword_paths"] = list(self.keyword_paths)
         return out
 
-    def add_keywords(self, keywords: Iterable[str]) -> list[str]:
-        """The photo's keywords become tags (noted in ``keywords``); returns the tags that are new."""
+    def add_keywords(self, keywords: Iterable[str], paths: Iterable[str] = ()) -> list[str]:
+        """The photo's keywords become tags (noted in ``keywords``, their hierarchies in
+        ``keyword_paths``); returns the tags that are new."""
+        self.keyword_paths.extend(p for p in paths if p not in self.keyword_paths)
         added = []
         for keyword in keywords:
             if keyword not in self.tags:
@@ -204,6 +209,7 @@ class ImageRecord:
             copies=[p for p in data.get("paths") or [] if isinstance(p, str) and p != data.get("path")],
             other_filenames=[n for n in data.get("other_filenames") or [] if isinstance(n, str)],
             keywords=[k for k in data.get("keywords") or [] if isinstance(k, str)],
+            keyword_paths=[k for k in data.get("keyword_paths") or [] if isinstance(k, str)],
             extra=_rest(data, _IMAGE_KEYS),
         )
 
@@ -212,7 +218,7 @@ _EXISTING_KEYS = frozenset({"thumbnail", "original", "sha256"})
 _NEWCOMER_KEYS = frozenset(
     {
         "thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped",
-        "dropped_id", "keywords",
+        "dropped_id", "keywords", "keyword_paths",
     }
 )  # fmt: skip
 _COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer", "decision"})
@@ -268,6 +274,7 @@ class Newcomer:
     dropped: str | None = None
     dropped_id: tuple[int, int] | None = None
     keywords: list[str] = field(default_factory=list)  # tags its own keywords give (as an image's ``keywords``)
+    keyword_paths: list[str] = field(default_factory=list)  # the hierarchies among them
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
@@ -289,6 +296,8 @@ class Newcomer:
             out["dropped_id"] = list(self.dropped_id)
         if self.keywords:
             out["keywords"] = list(self.keywords)
+        if self.keyword_paths:
+            out["keyword_paths"] = list(self.keyword_paths)
         return out
 
     @classmethod
@@ -305,6 +314,7 @@ class Newcomer:
             dropped=data.get("dropped"),
             dropped_id=_stamp(data.get("dropped_id")),
             keywords=[k for k in data.get("keywords") or [] if isinstance(k, str)],
+            keyword_paths=[k for k in data.get("keyword_paths") or [] if isinstance(k, str)],
             extra=_rest(data, _NEWCOMER_KEYS),
         )
 

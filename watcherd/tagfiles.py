@@ -223,7 +223,7 @@ class TagFiles:
     def facts(self, rec: ImageRecord) -> xmp.SidecarFacts:
         """What ``rec``'s sidecar says."""
         folders = [self._folder(p) for p in (rec.paths or ([rec.path] if rec.path else []))]
-        lists = keyword_lists(rec.tags, rec.size_tag, folders)
+        lists = keyword_lists(rec.tags, rec.size_tag, folders, rec.keyword_paths)
         return xmp.SidecarFacts(rec.name, rec.hash, rec.sha256, lists, tuple(rec.keywords))
 
     def _folder(self, rel: str) -> tuple[str, ...]:

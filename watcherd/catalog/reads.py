@@ -138,6 +138,10 @@ class CatalogReader(Connected):
         """Every image record, in insertion order (streamed)."""
         return (ImageRecord.from_json(v) for v in self._values("images"))
 
+    def images_by_name(self) -> Iterator[ImageRecord]:
+        """Every image record, by name (streamed)."""
+        return (ImageRecord.from_json(json.loads(v)) for (v,) in self._stream("SELECT value FROM images ORDER BY key"))
+
     def images_named(self, names: list[str]) -> dict[str, ImageRecord]:
         """The records of these names that exist, fetched in one query."""
         if not names:
@@ -366,6 +370,8 @@ class CatalogReader(Connected):
         sql = (
             "SELECT json_quote(key) || ':' || json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
             "'other_filenames', json(ifnull(json_extract(value, '$.other_filenames'), '[]')), "
+            "'keywords', json(ifnull(json_extract(value, '$.keywords'), '[]')), "
+            "'keyword_paths', json(ifnull(json_extract(value, '$.keyword_paths'), '[]')), "
             f"{fields}) FROM images"
         )
         for (text,) in self._stream(sql):
