@@ -341,10 +341,11 @@ def _setxattr(path: Path, name: str, value: str, current: str | None) -> None:
 
 
 def attach(cfg: Config, catalog: Catalog) -> TagFiles:
-    """The catalog's TagFiles, made and listening after every commit the first time it is asked for."""
+    """The catalog's TagFiles for ``cfg``, made and listening after every commit the first time it is
+    asked for (several pipelines of one process share it)."""
     listener = catalog.listener("tagfiles")
     owner = getattr(listener, "__self__", None)
-    if isinstance(owner, TagFiles):
+    if isinstance(owner, TagFiles) and owner.cfg == cfg:
         return owner
     files = TagFiles(cfg, catalog)
     catalog.listen("tagfiles", files.committed)
