@@ -238,7 +238,7 @@ class TagFiles:
             try:
                 existing = read_bounded(path) if stamp is not None else None
             except OSError as exc:
-                self._once(f"read {rel}", "cannot read sidecar %s: %s (not updated)", rel, exc.strerror or exc)
+                self._once("read", "cannot read sidecar %s: %s (not updated)", rel, str(exc.strerror or exc))
                 return False
             try:
                 document = xmp.sidecar(existing, facts)
@@ -255,7 +255,7 @@ class TagFiles:
             except FileExistsError:
                 continue  # another tool made it meanwhile: merge with that
             except OSError as exc:
-                self._once(f"write {rel}", "cannot write sidecar %s: %s (will retry)", rel, exc.strerror or exc)
+                self._once("write", "cannot write sidecar %s: %s (will retry)", rel, str(exc.strerror or exc))
                 return False
             self._synced.add(path.parent)
             return True
@@ -305,17 +305,19 @@ class TagFiles:
                     "the filesystem of %s has no user extended attributes: tags are not written to files there "
                     "(xattr_tags: false says so once and for all)",
                     self.places.rel(path),
-                    "",
                 )
                 return
-            self._once(f"xattr {exc.errno}", "cannot set user.xdg.tags on %s: %s", self.places.rel(path), exc)
+            self._once(f"xattr {exc.errno}", "cannot set user.xdg.tags on %s: %s", self.places.rel(path), exc.strerror)
 
-    def _once(self, key: str, message: str, rel: str, reason: object) -> None:
+    def _once(self, key: str, message: str, *args: object) -> None:
+        """Log ``message`` once per ``key`` (a repeat goes to the debug log): a share without
+        attributes, or a full disk, must not write a line per file."""
+        shown_args = tuple(shown(a) if isinstance(a, str) else a for a in args)
         if key in self._said:
-            log.debug(message, shown(rel), reason)
+            log.debug(message, *shown_args)
             return
         self._said.add(key)
-        log.warning(message, shown(rel), reason)
+        log.warning(message, *shown_args)
 
 
 def _getxattr(path: Path, name: str) -> str | None:
