@@ -248,8 +248,8 @@ class TagFiles:
             if document == existing:
                 return True
             try:
-                if existing is None:
-                    fsops.write_new(path.parent, path.name, document)
+                if existing is None:  # the folder is synced once for the batch (``_bring``)
+                    fsops.write_new(path.parent, path.name, document, sync_folder=False)
                 elif not self._replace(path, document, stamp):
                     continue  # changed while it was read: read it again
             except FileExistsError:
