@@ -221,3 +221,22 @@ def test_nothing_is_written_when_switched_off_and_everything_once_switched_on(tm
         assert lists(sidecar(on, rec))["subject"] == ["cats"] and xattr(at(on, rec.path)) == "cats"
     finally:
         catalog.close()
+
+
+def test_sidecars_follow_a_near_keep_and_its_undo(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
+    im = scene(seed=32)  # the same picture a little smaller: a near pair with names of their own
+    pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", encode(im, "PNG")))
+    pipeline.process(write(cfg.thumbs_dir / "dogs" / "b.png", encode(im.resize((318, 240)), "PNG")))
+    records = {r.name: r for r in catalog.images()}
+    before = {name: sidecar(cfg, r).read_bytes() for name, r in records.items()}
+
+    kept = edits.resolve(cfg, catalog, "+".join(sorted(records)), "keep-existing", render=imaging.render)["image"]
+    assert kept is not None
+    (gone,) = set(records) - {kept}
+    assert sorted(lists(sidecar(cfg, records[kept]))["subject"]) == ["cats", "dogs"]
+    (near,) = catalog.near_decisions()
+    merged = tagfiles.sidecar_of(at(cfg, near.merged[0].archived))
+    assert lists(merged)["subject"] == records[gone].tags[:1]  # the merged original's sidecar went with it
+
+    edits.undo(cfg, catalog, render=imaging.render)
+    assert {r.name: sidecar(cfg, r).read_bytes() for r in catalog.images()} == before and not merged.exists()
