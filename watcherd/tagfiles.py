@@ -5,8 +5,10 @@ The catalog marks an image due, by a trigger in the same statement, whenever a c
 its record touches what these are made from (its tags, keywords, places, original); see
 ``schema.create_tagfiles_due``. After every commit the writer (``TagFiles.committed``)
 brings the files of the newly marked images up to date and then clears their marks, so a
-crash between a commit and the files leaves the marks, and the next start (``finish``,
-at the beginning of every full reconcile) finishes the job. An image whose original is
+crash between a commit and the files leaves the marks, and the next start finishes the
+job: every full reconcile begins a pass over the marks left (``begin``, then
+``catch_up``: the first chunk at once, the rest between the daemon's events, all of it
+before ``scan`` exits). An image whose original is
 still on its way (``moving_from``), or whose decision's thumbnail steps are not done yet,
 waits for the commit that completes them.
 
@@ -131,6 +133,8 @@ class TagFiles:
         self.places = Places(cfg)
         self.seen = catalog.tagfile_marks_end()  # older marks are ``finish``'s
         self.waiting: set[str] = set()  # marked, but an original or a decision's steps are under way
+        self.backlog: int | None = None  # where the pass over older marks is (None: no pass under way)
+        self._passed = 0
         self._busy = False
         self._synced: set[Path] = set()
         self._no_xattrs: set[int] = set()  # devices without user extended attributes
@@ -144,42 +148,62 @@ class TagFiles:
             return
         self._busy = True
         try:
-            while marks := self.catalog.tagfile_marks(self.seen):
+            steps = bool(self.catalog.meta(_STEPS))
+            while marks := self.catalog.tagfile_marks(self.seen, CHUNK):
                 self.seen = marks[-1][0]
                 self.waiting.update(name for _, name in marks)
-            if self.waiting and not self.catalog.meta(_STEPS):
+                if not steps:  # a chunk at a time: a retag of 100,000 images is not held in memory at once
+                    self._bring(sorted(self.waiting), self.seen)
+            if self.waiting and not steps:
                 self._bring(sorted(self.waiting), self.seen)
         finally:
             self._busy = False
 
-    def finish(self) -> int:
-        """Every image still marked brought up to date (all of them after a change of settings); how many.
-
-        At the start of every full reconcile: a crash between a commit and the files is finished here.
-        """
-        self._busy = True
-        try:
-            wanted = {"format": FORMAT, "sidecars": self.cfg.sidecars, "xattr_tags": self.cfg.xattr_tags}
-            had = self.catalog.meta(META) or {}
-            if had != wanted:
-                more = had.get("format") != FORMAT or (
-                    (wanted["sidecars"] != "none" and had.get("sidecars") != wanted["sidecars"])
-                    or (wanted["xattr_tags"] and not had.get("xattr_tags"))
-                )
+    def begin(self) -> None:
+        """Start a pass over every image still marked (``catch_up`` does the work); after a change of
+        settings every image is marked first. At the start of every full reconcile: a crash between
+        a commit and the files, or a write that failed (a full disk), is finished by that pass."""
+        wanted = {"format": FORMAT, "sidecars": self.cfg.sidecars, "xattr_tags": self.cfg.xattr_tags}
+        had = self.catalog.meta(META) or {}
+        if had != wanted:
+            more = had.get("format") != FORMAT or (
+                (wanted["sidecars"] != "none" and had.get("sidecars") != wanted["sidecars"])
+                or (wanted["xattr_tags"] and not had.get("xattr_tags"))
+            )
+            self._busy = True  # the marks are the pass's, not the listener's
+            try:
                 with self.catalog.transaction():
                     if more:
                         self.catalog.mark_all_tagfiles()
                     self.catalog.set_meta(META, wanted)
-            done, after, said = 0, 0, False
-            while marks := self.catalog.tagfile_marks(after, CHUNK):
-                after = marks[-1][0]
-                if not said and len(marks) == CHUNK:
-                    log.info("bringing the sidecars and tags of the library's images up to date")
-                    said = True
+            finally:
+                self._busy = False
+        self.backlog, self._passed = 0, 0
+
+    def catch_up(self, limit: int | None = None) -> int:
+        """Go on with the pass ``begin`` started: at most ``limit`` marks (None: all of them); how many
+        images were brought up to date. The daemon calls it between events, a chunk at a time, so a
+        library marked whole (its first start with sidecars) never holds up the files dropped meanwhile."""
+        if self.backlog is None or self._busy:
+            return 0
+        self._busy = True
+        done = 0
+        try:
+            left = limit
+            while left is None or left > 0:
+                marks = self.catalog.tagfile_marks(self.backlog, CHUNK if left is None else min(CHUNK, left))
+                if not marks:
+                    if self._passed:
+                        log.info("brought the sidecars and tags of %d images up to date", self._passed)
+                    self.backlog = None
+                    break
+                self.backlog = marks[-1][0]
                 names = sorted({name for _, name in marks})
                 self.waiting.difference_update(names)
-                done += self._bring(names, after)
-            self.seen = max(self.seen, after)
+                done += self._bring(names, self.backlog)
+                left = None if left is None else left - len(marks)
+            self.seen = max(self.seen, self.backlog or 0)
+            self._passed += done
             return done
         finally:
             self._busy = False

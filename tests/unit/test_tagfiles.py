@@ -223,6 +223,21 @@ def test_nothing_is_written_when_switched_off_and_everything_once_switched_on(tm
         catalog.close()
 
 
+def test_a_library_marked_whole_is_caught_up_a_chunk_at_a_time(tmp_path: Path) -> None:
+    off = dataclasses.replace(Config(), sidecars="none").with_root(tmp_path)
+    with open_for_writing(off).catalog as catalog:
+        pipeline = Pipeline(off, catalog)
+        for i in range(3):
+            pipeline.process(write(off.thumbs_dir / "cats" / f"{i}.jpg", encode(scene(seed=90 + i))))
+        files = tagfiles.attach(dataclasses.replace(off, sidecars="xmp"), catalog)
+        files.begin()  # sidecars switched on: every image is marked
+        assert files.catch_up(1) == 1 and files.backlog is not None  # the daemon's turn: one chunk
+        assert len(list(tmp_path.rglob("*.xmp"))) == 1
+        assert files.catch_up() == 2 and files.backlog is None  # scan: all the rest
+        assert len(list(tmp_path.rglob("*.xmp"))) == 3 and catalog.tagfile_marks(0) == []
+        assert files.catch_up() == 0
+
+
 def test_sidecars_follow_a_near_keep_and_its_undo(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
     im = scene(seed=32)  # the same picture a little smaller: a near pair with names of their own
     pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", encode(im, "PNG")))
