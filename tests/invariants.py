@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -14,8 +15,10 @@ from typing import Any
 from PIL import Image
 
 from tests.helpers import sha, table
+from watcherd import checkfacts, config, restore
 from watcherd.filters import has_image_suffix
 from watcherd.naming import parse_canonical
+from watcherd.problems import Code
 
 DC = "http://purl.org/dc/elements/1.1/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -26,7 +29,12 @@ def all_files(root: Path) -> list[Path]:
 
 
 def check_library(
-    root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str] = frozenset(), tagfiles: bool = False
+    root: Path,
+    dropped: dict[str, bytes],
+    *,
+    bad: AbstractSet[str] = frozenset(),
+    db: Path | None = None,
+    tagfiles: bool = False,
 ) -> list[str]:
     """Return every broken promise (an empty list means the library is sound).
 
@@ -36,7 +44,7 @@ def check_library(
     sidecar and ``user.xdg.tags`` must say what the catalog says.
     """
     problems: list[str] = []
-    db = root / ".watcherd" / "catalog.sqlite"
+    db = db if db is not None else root / ".watcherd" / "catalog.sqlite"  # (a catalog kept elsewhere: ``database:``)
     thumbs = root / "thumbs"
     files = all_files(root)
 
@@ -77,12 +85,14 @@ def check_library(
 
     # 4. Catalog and tree agree.
     images: list[dict[str, Any]] = table(db, "images")
-    by_path = {r["path"]: r for r in images if r["state"] == "present"}
+    # Every place of a present image: ``paths`` lists them all when there are copies.
+    by_path = {p: r for r in images if r["state"] == "present" for p in r.get("paths") or [r["path"]]}
     for r in images:
         if r.get("moving_from"):
             problems.append(f"unfinished move for {r['name']}")
-        if r["state"] == "present" and not (root / r["path"]).is_file():
-            problems.append(f"record says present but no file: {r['path']}")
+        for place in r.get("paths") or [r["path"]] if r["state"] == "present" else []:
+            if not (root / place).is_file():
+                problems.append(f"record says present but no file: {place}")
         if r["state"] == "missing" and (root / r["path"]).exists():
             problems.append(f"record says missing but file is there: {r['path']}")
         if r.get("original") and not (root / r["original"]).is_file():
@@ -116,6 +126,9 @@ def check_library(
             problems.append(f"a sidecar stayed in the thumbs tree: {p}")
     if tagfiles:
         problems += _check_tagfiles(root, db, images)
+
+    # 5. ``watcherd check`` finds it sound too.
+    problems.extend(f"check: {line}" for line in check_problems(root, db))
     return problems
 
 
@@ -151,3 +164,17 @@ def _check_tagfiles(root: Path, db: Path, images: list[dict[str, Any]]) -> list[
             if value != ",".join(ours):
                 problems.append(f"user.xdg.tags of {path} is {value!r}, the catalog says {ours}")
     return problems
+
+
+def check_problems(root: Path, db: Path | None = None) -> list[str]:
+    """What ``watcherd check ROOT`` reports (in process), one line per problem; ``db``: the
+    catalog when it is not the default one (``database:``, or a share's published snapshot).
+
+    A library a test drives through a ``Pipeline`` alone has no export (the daemon and
+    ``scan`` write it): its absence is not held against it, a stale one is.
+    """
+    cfg = config.load(None).with_root(root)
+    if db is not None:
+        cfg = dataclasses.replace(cfg, database=str(db))
+    exported = restore.export_path(cfg).exists()
+    return [p.line() for p in checkfacts.inspect(cfg).problems if exported or p.code is not Code.STALE_EXPORT]

@@ -18,7 +18,7 @@ from watcherd import __version__
 from watcherd.naming import safe_text
 
 if TYPE_CHECKING:
-    from watcherd.imaging import Decoded
+    from watcherd.decoded import Decoded
 
 # Pillow refuses to read a text chunk that decompresses to more than 1 MiB; keep every
 # value well under that so a thumbnail always stays readable.
@@ -29,12 +29,22 @@ def _bounded(text: str) -> str | None:
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_VALUE else None
 
 
-# DateTimeOriginal, DateTimeDigitized and their time zone offsets, from the Exif sub-IFD.
+# From the Exif sub-IFD: DateTimeOriginal, DateTimeDigitized and their time zone offsets, and
+# the size the camera recorded (the review page's keeper rule: a resized copy no longer has it).
 EXIF_DATES = (
     ExifTags.Base.DateTimeOriginal,
     ExifTags.Base.DateTimeDigitized,
     ExifTags.Base.OffsetTimeOriginal,
     ExifTags.Base.OffsetTimeDigitized,
+    ExifTags.Base.ExifImageWidth,
+    ExifTags.Base.ExifImageHeight,
+)
+# From the GPS IFD: where the picture was taken (the review page's "place").
+GPS_PLACE = (
+    ExifTags.GPS.GPSLatitudeRef,
+    ExifTags.GPS.GPSLatitude,
+    ExifTags.GPS.GPSLongitudeRef,
+    ExifTags.GPS.GPSLongitude,
 )
 
 
@@ -51,9 +61,13 @@ def _exif_text(im: Image.Image) -> str | None:
         sub = exif.get_ifd(ExifTags.IFD.Exif)
     except Exception:
         sub = {}
-    dated = {tag: sub[tag] for tag in EXIF_DATES if tag in sub}
-    for tag, value in [*exif.items(), *dated.items()]:
-        name = ExifTags.TAGS.get(tag, str(tag))
+    try:
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    except Exception:
+        gps = {}
+    dated = [(ExifTags.TAGS.get(tag, str(tag)), sub[tag]) for tag in EXIF_DATES if tag in sub]
+    place = [(ExifTags.GPSTAGS.get(tag, str(tag)), gps[tag]) for tag in GPS_PLACE if tag in gps]
+    for name, value in [*((ExifTags.TAGS.get(t, str(t)), v) for t, v in exif.items()), *dated, *place]:
         if isinstance(value, bytes):
             value = value[:64].hex()
         fields[name] = str(value)[:1024]

@@ -369,6 +369,23 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    doc = _library(args, args.root).check(read_data=args.read_data, repair=args.repair)
+    lines = [f"repaired {r['code']} {r['path'] or '-'}: {r['done']}" for r in doc["repaired"]]
+    lines += [f"{p['code']} {p['path'] or '-'}: {p['detail']}" for p in doc["problems"]]
+    if doc["sound"]:
+        c = doc["checked"]
+        read = f", {c['read']} originals read" if c["read"] else ""
+        lines.append(
+            f"library {doc['root']} is sound: {c['images']} images ({c['missing']} missing), {c['places']} places, "
+            f"{c['originals']} originals, {c['collisions']} collisions, {c['collision_files']} collision files{read}"
+            " checked"
+        )
+    lines += [f"note: {p['code']} {p['path'] or '-'}: {p['detail']}" for p in doc["notes"]]
+    _emit(args, doc, "\n".join(lines))
+    return 0 if doc["sound"] else 1
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from watcherd.web.serve import serve
 
@@ -394,6 +411,7 @@ COMMANDS = {
     "dupes": _cmd_dupes,
     "resolve": _cmd_resolve,
     "similar": _cmd_similar,
+    "check": _cmd_check,
     "serve": _cmd_serve,
 }
 

@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"largest Hamming distance (default {queries.DEFAULT_DISTANCE})",
     )
 
+    p = add("check", "Verify the library (catalog, tree, originals, collisions, export, index); exit 1 on problems.")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument("--repair", action="store_true", help="mend what is safe to mend, through the one writer")
+    p.add_argument("--read-data", action="store_true", help="also read every original and check its sha256")
+
     p = add("serve", "Serve the review page (collisions side by side, search, tags) and its JSON API.", json_flag=False)
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)")

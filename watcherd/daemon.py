@@ -46,7 +46,13 @@ REQUEST_POLL = 0.2  # seconds between looks at the requests folder (one scandir 
 
 
 class _Heartbeat(threading.Thread):
-    """Renews the lease on its own thread, so a long decode never lets it go stale."""
+    """Renews the lease on its own thread, so a long decode never lets it go stale.
+
+    A beat that cannot be written or does not read back sets ``paused``: the daemon
+    writes nothing while it is set (the share may be gone, and another host may take
+    the lease once it looks stale). The first beat that works again clears it and sets
+    ``resumed``, and the daemon scans to catch up; a lease found in another's name stops it.
+    """
 
     def __init__(self, lease: Lease, interval: float, stop: threading.Event) -> None:
         super().__init__(name="watcherd-heartbeat", daemon=True)
@@ -54,6 +60,8 @@ class _Heartbeat(threading.Thread):
         self.interval = interval
         self.stop = stop
         self.lost = False
+        self.paused = threading.Event()
+        self.resumed = threading.Event()
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -61,13 +69,19 @@ class _Heartbeat(threading.Thread):
             try:
                 ok = self.lease.renew()
             except OSError as exc:
-                log.warning("cannot renew the lease: %s", exc)
+                if not self.paused.is_set():
+                    self.paused.set()
+                    log.error("cannot renew the lease (%s): writing nothing until it can", exc.strerror or exc)
                 continue
             if not ok:
                 self.lost = True
                 log.error("the library's lease was taken by another process; stopping")
                 self.stop.set()
                 return
+            if self.paused.is_set():
+                log.warning("the lease is renewed again: catching up with a full scan")
+                self.paused.clear()
+                self.resumed.set()
 
     def close(self) -> None:
         self._done.set()
@@ -84,6 +98,19 @@ def warn_network_catalog(cfg: Config) -> None:
             cfg.database_path,
             fs,
             cfg.state_dir,
+        )
+
+
+def warn_client_cache(cfg: Config) -> None:
+    """A FUSE client (rclone...) may hold writes back: the lease must still reach the server in time."""
+    assert cfg.root is not None
+    fs = filesystem_type(cfg.root)
+    if fs.startswith("fuse."):
+        log.warning(
+            "the library is on a %s mount: its client must send writes to the server in less than the "
+            "heartbeat (%gs), or other hosts never see this daemon's lease (README: Running on a NAS or a Samba share)",
+            fs,
+            cfg.heartbeat,
         )
 
 
@@ -130,6 +157,7 @@ class Daemon:
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
         self.worker: Worker | None = None
         self.requests_at = 0.0
+        self.heartbeat: _Heartbeat | None = None
 
     @property
     def internal_errors(self) -> int:
@@ -141,11 +169,12 @@ class Daemon:
         cfg = self.cfg
         lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
         lease.acquire()
-        heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
+        heartbeat = self.heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
         heartbeat.start()
         try:
             remove_leftovers(cfg)
             warn_network_catalog(cfg)
+            warn_client_cache(cfg)
             opened = open_for_writing(cfg)
             decoders = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
             decoders.warm()
@@ -331,8 +360,23 @@ class Daemon:
         self.observer = self._start_observer()
         self._full_scan(worker, "inotify watch limit")
 
+    def _paused(self) -> bool:
+        """While the lease cannot be renewed, wait (and write nothing); after, catch up with a full scan."""
+        heartbeat = self.heartbeat
+        if heartbeat is None:
+            return False
+        if heartbeat.resumed.is_set():
+            heartbeat.resumed.clear()
+            self.rescan_reason = "the lease is renewed again"
+        if not heartbeat.paused.is_set():
+            return False
+        self.stop.wait(REQUEST_POLL)
+        return True
+
     def _loop(self, worker: Worker) -> None:
         while not self.stop.is_set():
+            if self._paused():
+                continue
             try:
                 change = self.changes.get(timeout=min(worker.next_due(), REQUEST_POLL))
             except queue.Empty:

@@ -29,12 +29,15 @@ HOW = {
 }
 
 
-def push(catalog: Catalog, ident: str, via: Via, decided: str) -> None:
-    """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts), with a new token."""
+def push(catalog: Catalog, ident: str, via: Via, decided: str, batch: str | None = None) -> None:
+    """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts), with a new token
+    (and the ``batch`` it was made in, when the page applied several decisions at once)."""
     stack = [i for i in catalog.meta(STACK) or [] if i != ident]
     catalog.set_meta(STACK, [*stack, ident])
     made = dict(catalog.meta(MADE) or {})
     made[ident] = {"via": via.value, "decided": decided, "token": secrets.token_hex(8)}
+    if batch is not None:
+        made[ident]["batch"] = batch
     catalog.set_meta(MADE, made)
 
 
@@ -73,6 +76,7 @@ def describe(catalog: CatalogReader, ident: str) -> DecisionRef:
         "via": made.get("via") or via,
         "decided": made.get("decided") or decided or None,
         "token": made.get("token"),
+        "batch": made.get("batch"),
     }
 
 
@@ -106,3 +110,25 @@ def expect(catalog: CatalogReader, ident: str, token: str | None = None) -> None
     else:
         message = f"there is no decision on {ident} to undo (undone elsewhere, or never made); nothing was changed"
     raise ConflictError(message, {"last": latest, "named": {"id": ident, "in_effect": in_effect}})
+
+
+def batch_in_effect(catalog: CatalogReader, batch: str) -> list[str]:
+    """The ids of the decisions of ``batch`` still in effect, oldest first; refused
+    (``ConflictError``, as ``expect``) unless they are the last decisions, with nothing after them."""
+    stack = [str(i) for i in catalog.meta(STACK) or []]
+    made = catalog.meta(MADE) or {}
+    members = [i for i in stack if (made.get(i) or {}).get("batch") == batch]
+    if members and stack[-len(members) :] == members:
+        return members
+    latest = describe(catalog, stack[-1]) if stack else None
+    if not members:
+        message = (
+            f"there is no decision of batch {batch} to undo (undone elsewhere, or never made); nothing was changed"
+        )
+    else:
+        assert latest is not None
+        message = (
+            f"the last decision is {said(latest)}, made after batch {batch}: only the last decisions can be "
+            "undone; undo it first with 'watcherd resolve --undo'; nothing was changed"
+        )
+    raise ConflictError(message, {"last": latest, "named": {"id": batch, "in_effect": bool(members)}})

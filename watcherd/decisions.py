@@ -24,7 +24,6 @@ from watcherd import chunks, decided, fsops, steps
 from watcherd.adopt import examine, from_chunks
 from watcherd.context import Context
 from watcherd.decided import NEAR
-from watcherd.documents import DecisionRef
 from watcherd.errors import ImageError, UsageError
 from watcherd.filing import ARCHIVE, Filing
 from watcherd.folders import Folders
@@ -34,7 +33,6 @@ from watcherd.newcomers import Renderer, spec_for
 from watcherd.records import CollisionRecord, Decision, ImageRecord, Verdict, Via
 
 if TYPE_CHECKING:
-    from watcherd.neardecisions import NearDecisions
     from watcherd.places import Places
 
 log = logging.getLogger("watcherd")
@@ -43,10 +41,11 @@ log = logging.getLogger("watcherd")
 class Decisions:
     """Applies and reverts decisions for one library (the writer's side)."""
 
-    def __init__(self, ctx: Context, filing: Filing, render: Renderer) -> None:
+    def __init__(self, ctx: Context, filing: Filing, render: Renderer, batch: str | None = None) -> None:
         self.ctx = ctx
         self.filing = filing
         self.render_job = render  # the pipeline's sandboxed renderer: hostile bytes never decode here
+        self.batch = batch  # recorded with each decision made here (the page's batches, undone as one)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -110,7 +109,7 @@ class Decisions:
 
     def push(self, ident: str, via: Via, stamp: str) -> None:
         """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts)."""
-        decided.push(self.ctx.catalog, ident, via, stamp)
+        decided.push(self.ctx.catalog, ident, via, stamp, self.batch)
 
     def pop(self, ident: str) -> None:
         """Take ``ident`` out of the order of decisions (``decided.pop``)."""
@@ -126,9 +125,9 @@ class Decisions:
         if via is not Via.GESTURE:
             self.filing.finish_pending()  # a decision a crash interrupted is finished first
         if is_near_id(ident):
-            if verdict is Verdict.DISTINCT:
-                return self._near_distinct(ident, via)
-            return self.near().keep(ident, verdict, via)
+            # Keeping one image of a near group is ``neardecisions``' (``deciding.resolve`` sends it there).
+            assert verdict is Verdict.DISTINCT, "a near group's keep decision is made by neardecisions"
+            return self._near_distinct(ident, via)
         col = self.collision(ident)
         if col.decision is not None:
             if not (via is Via.GESTURE and col.decision.via is Via.GESTURE and verdict is Verdict.DISTINCT):
@@ -147,12 +146,6 @@ class Decisions:
         if verdict is Verdict.KEEP_EXISTING:
             return self._keep_existing(col, via)
         return self._keep_newcomer(col, via)
-
-    def near(self) -> NearDecisions:
-        """Keep decisions about near groups (``neardecisions``), sharing this one's filing and renderer."""
-        from watcherd.neardecisions import NearDecisions
-
-        return NearDecisions(self)
 
     def _near_distinct(self, ident: str, via: Via) -> str:
         names = ident.split("+")
@@ -427,16 +420,6 @@ class Decisions:
             return
         new.moving_from = current
         new.original = self.filing.planned(col.id, Path(current).suffix, collision=True)
-
-    def undo(self, expected: str | None = None, token: str | None = None) -> DecisionRef:
-        """Revert the last decision: files back where they were, the collision undecided.
-
-        With ``expected`` (and ``token``), only if the last decision is that one
-        (``decided.expect``). Returns the decision undone."""
-        from watcherd.undo import Undo
-
-        self.filing.finish_pending()  # a decision a crash interrupted is finished first
-        return Undo(self).undo(expected, token)
 
 
 def gain_drop(places: Places, rec: ImageRecord, path: Path) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from watcherd import imaging
-from watcherd.errors import ImageError
+from watcherd.errors import ChannelClosed, ImageError
 
 # Each frame: the lengths of its JSON header and of its payload, then both.
 FRAME = struct.Struct(">II")
@@ -48,11 +48,14 @@ def frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
 
 
 def read_frame(read: Reader) -> tuple[dict[str, Any], bytes]:
-    """The next message, from ``read(n)`` which returns exactly n bytes or raises EOFError."""
+    """The next message, from ``read(n)`` which returns exactly n bytes or raises ``ChannelClosed``."""
     size, length = FRAME.unpack(read(FRAME.size))
-    header = json.loads(read(size))
+    try:
+        header = json.loads(read(size))
+    except ValueError:
+        raise ChannelClosed("a frame's header is not JSON") from None
     if not isinstance(header, dict):
-        raise EOFError("a frame's header is not a JSON object")
+        raise ChannelClosed("a frame's header is not a JSON object")
     return header, read(length) if length else b""
 
 
@@ -99,6 +102,7 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
         keywords=tuple(str(k) for k in fields.get("keywords") or ()),
         keyword_paths=tuple(str(k) for k in fields.get("keyword_paths") or ()),
         refused=str(fields.get("refused") or ""),
+        note=str(fields.get("note") or ""),
     )
 
 
@@ -164,7 +168,7 @@ def _exact(stream: BinaryIO) -> Reader:
     def read(n: int) -> bytes:
         data = stream.read(n)
         if data is None or len(data) != n:
-            raise EOFError
+            raise ChannelClosed("the channel ended")
         return data
 
     return read
@@ -183,7 +187,7 @@ def main() -> None:
     read = _exact(requests)
     try:
         hello, _ = read_frame(read)
-    except (EOFError, ValueError):
+    except ChannelClosed:
         return
     sys.path[:0] = [p for p in hello["path"] if p not in sys.path]
     module, _, name = hello["job"].partition(":")
@@ -199,7 +203,7 @@ def main() -> None:
     while True:
         try:
             header, data = read_frame(read)
-        except (EOFError, ValueError, OSError):
+        except (ChannelClosed, OSError, ValueError):
             return
         try:
             answers.write(_run(job, header, data, said))

@@ -31,7 +31,7 @@ from pathlib import Path
 import watcherd
 from watcherd import imaging
 from watcherd.decoder_child import Job, frame, job_name, read_frame, rendered_from, request
-from watcherd.errors import ImageError
+from watcherd.errors import ChannelClosed, ImageError
 
 STARTUP_TIMEOUT = 120.0
 
@@ -60,7 +60,7 @@ class _Pipe:
                 raise _Timeout
             chunk = os.read(self.fd, min(n, 1 << 20))
             if not chunk:
-                raise EOFError
+                raise ChannelClosed("the decoder process closed its channel")
             parts.append(chunk)
             n -= len(chunk)
         return b"".join(parts)
@@ -100,8 +100,8 @@ class Sandbox:
             proc.stdin.flush()
             pipe.deadline = time.monotonic() + STARTUP_TIMEOUT
             if read_frame(pipe.read)[0].get("status") != "ready":
-                raise EOFError
-        except (EOFError, OSError, ValueError, _Timeout):
+                raise ChannelClosed("the decoder process did not say it is ready")
+        except (ChannelClosed, OSError, ValueError, _Timeout):
             self._kill()
             raise ImageError("the decoder process did not start", transient=True) from None
         return proc, pipe
@@ -141,7 +141,7 @@ class Sandbox:
         except _Timeout:
             self._kill()
             raise ImageError(f"decoding took longer than {self.timeout:g}s (stopped)") from None
-        except (EOFError, OSError, ValueError):
+        except (ChannelClosed, OSError, ValueError):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
             code = proc.returncode

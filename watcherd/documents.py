@@ -111,9 +111,10 @@ class Collision(TypedDict):
     paths: list[str]
     existing: CollisionSide
     newcomer: NewcomerSide
-    # The side the keeper rule (``keeper.suggest``: more pixels, larger file, older date) would
-    # keep; None once decided.
+    # The side the keeper rule (``keeper``: the camera original, more pixels, larger file, more
+    # EXIF, older date) would keep; None once decided.
     suggested: Literal["existing", "newcomer"] | None
+    reasons: list[str]  # why, each "existing: ..." or "newcomer: ..."; empty once decided
 
 
 class NearGroup(TypedDict):
@@ -129,6 +130,8 @@ class NearGroup(TypedDict):
     max_distance: int
     existing: str  # the first catalogued image: what keep-existing keeps
     newcomer: str  # the last catalogued image: what keep-newcomer keeps
+    suggested: str | None  # the member the keeper rule keeps (a name); None once decided
+    reasons: list[str]  # why, each "NAME: ..."; empty once decided
 
 
 class SimilarHit(TypedDict):
@@ -215,6 +218,7 @@ class DecisionRef(TypedDict):
     via: str | None  # command, page or gesture (None: made before watcherd recorded it)
     decided: str | None  # ISO time (None: not recorded, as for a near group decided distinct before)
     token: str | None  # tells this decision from an earlier one on the same id (None: not recorded)
+    batch: str | None  # the batch the page made it in ("apply the suggested keeper to all"), else None
 
 
 class Resolution(TypedDict):
@@ -236,3 +240,63 @@ class Undone(Resolution):
     """``resolve --undo --json``: which decision was undone."""
 
     undid: DecisionRef
+
+
+class Refusal(TypedDict):
+    """One decision of a batch that was not made, and why."""
+
+    id: str
+    decision: str
+    error: str
+
+
+class BatchDecided(TypedDict):
+    """``POST /api/resolve`` with ``decisions``: several decisions made at once, undone as one."""
+
+    batch: str  # what an undo of the whole batch names
+    made: list[Decided]  # in the order asked
+    refused: list[Refusal]  # the ones not made (decided meanwhile, unknown...), each with its reason
+
+
+class BatchUndone(TypedDict):
+    """``POST /api/undo`` with ``batch``: the decisions of one batch undone, newest first."""
+
+    batch: str
+    undone: bool
+    undid: list[DecisionRef]
+    left: list[str]  # ids of the batch still decided: an undo that failed half-way (``error`` says why)
+    error: str | None
+
+
+class CheckProblem(TypedDict):
+    """One problem (or note) in ``check --json``."""
+
+    code: str  # stable: stale-place, unrecorded-thumbnail, missing-original, temporary, … (see the README)
+    path: str  # relative to ROOT; "" for the catalog as a whole
+    detail: str
+    repairable: bool
+
+
+class Repaired(TypedDict):
+    """One repair ``check --repair`` made."""
+
+    code: str  # the problem it mended
+    path: str
+    done: str  # what was done, in a few words
+
+
+class RepairReport(TypedDict):
+    """What the writer answers to a ``check-repair`` request."""
+
+    repaired: list[Repaired]
+
+
+class CheckReport(TypedDict):
+    """``check --json``."""
+
+    root: str
+    sound: bool  # no problem (notes do not count)
+    checked: dict[str, int]  # what was looked at: images, places, originals, collisions, …
+    problems: list[CheckProblem]
+    notes: list[CheckProblem]  # what a running writer may be in the middle of (moves, steps, the export)
+    repaired: list[Repaired]  # with --repair: what was mended (empty otherwise)

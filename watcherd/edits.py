@@ -1,4 +1,5 @@
-"""The changes commands make to the catalog, each in one transaction, returning its document.
+"""The changes commands make to the catalog, each in one transaction, returning its document
+(``check-repair`` in several: each repair is its own change).
 
 The daemon (answering a request) and a command holding the lease itself call the same
 functions, so a change means the same whoever applies it. Each is idempotent in effect:
@@ -10,15 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from watcherd import arrange as arranging
-from watcherd import queries
+from watcherd import deciding, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.documents import Arrangement, Decided, Forgotten, ImageSummary, Retried, TagChange, Undone
+from watcherd.documents import (
+    Arrangement,
+    BatchDecided,
+    BatchUndone,
+    Decided,
+    DecisionRef,
+    Forgotten,
+    ImageSummary,
+    Refusal,
+    RepairReport,
+    Retried,
+    TagChange,
+    Undone,
+)
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.naming import shown
 from watcherd.records import Json
@@ -148,7 +164,7 @@ def resolve(
     if via not in ASKED_VIA:
         raise UsageError(f"a decision via {via!r}? choose {' or '.join(ASKED_VIA)}")
     with _decisions(cfg, catalog, render) as decisions:
-        image = decisions.resolve(ident, verdict, Via(via))
+        image = deciding.resolve(decisions, ident, verdict, Via(via))
     made = decided.describe(catalog, ident)
     return {"id": ident, "decision": verdict.value, "image": image, "undone": False, "made": made}
 
@@ -168,25 +184,104 @@ def undo(
     twice (a writer that died before answering), the second one is refused so.
     """
     with _decisions(cfg, catalog, render) as decisions:
-        undid = decisions.undo(expected, token)
+        undid = deciding.undo(decisions, expected, token)
     return {"id": undid["id"], "decision": None, "image": None, "undone": True, "undid": undid}
 
 
+BATCH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _batch_id(batch: object) -> str:
+    if not isinstance(batch, str) or not BATCH.match(batch):
+        raise UsageError("a batch is named by 1 to 64 letters, digits, '-' or '_'")
+    return batch
+
+
+def resolve_batch(
+    cfg: Config, catalog: Catalog, asked: list[Json], via: str, batch: str, render: Renderer | None = None
+) -> BatchDecided:
+    """Make several decisions at once (the page's "apply the suggested keeper to all"), each
+    recorded with ``batch`` so that one undo takes them all back (``undo_batch``).
+
+    Each decision is its own transaction, as alone; one that cannot be made (decided
+    meanwhile, unknown, a thumbnail watcherd did not make) is refused and the others are made.
+    """
+    from watcherd import decided
+    from watcherd.records import Verdict, Via
+
+    batch = _batch_id(batch)
+    if via not in ASKED_VIA:
+        raise UsageError(f"a decision via {via!r}? choose {' or '.join(ASKED_VIA)}")
+    wanted: list[tuple[str, Verdict]] = []
+    for item in asked:
+        try:
+            wanted.append((str(item["id"]), Verdict(str(item["decision"]))))
+        except (KeyError, ValueError, TypeError):
+            raise UsageError("each decision of a batch is {id, decision}") from None
+    made: list[Decided] = []
+    refused: list[Refusal] = []
+    with _decisions(cfg, catalog, render, batch) as decisions:
+        for ident, verdict in wanted:
+            try:
+                image = deciding.resolve(decisions, ident, verdict, Via(via))
+            except UsageError as exc:
+                refused.append({"id": ident, "decision": verdict.value, "error": str(exc)})
+                continue
+            ref = decided.describe(catalog, ident)
+            made.append({"id": ident, "decision": verdict.value, "image": image, "undone": False, "made": ref})
+    if made:
+        log.info("batch %s: %d decisions made (%s), %d refused", batch, len(made), via, len(refused))
+    return {"batch": batch, "made": made, "refused": refused}
+
+
+def undo_batch(cfg: Config, catalog: Catalog, batch: str, render: Renderer | None = None) -> BatchUndone:
+    """Undo every decision of ``batch`` still in effect, newest first; refused (``ConflictError``,
+    nothing changed) unless they are the library's last decisions. One that cannot be undone
+    stops the rest: what was undone is said, and the ones left (``left``) stay the last."""
+    from watcherd import decided
+
+    batch = _batch_id(batch)
+    members = decided.batch_in_effect(catalog, batch)
+    made = catalog.meta(decided.MADE) or {}
+    undid: list[DecisionRef] = []
+    error = None
+    with _decisions(cfg, catalog, render) as decisions:
+        for ident in reversed(members):
+            try:
+                undid.append(deciding.undo(decisions, ident, (made.get(ident) or {}).get("token")))
+            except WatcherdError as exc:
+                if not undid:
+                    raise
+                error = str(exc)
+                break
+    left = [i for i in members if i not in {u["id"] for u in undid}]
+    return {"batch": batch, "undone": True, "undid": undid, "left": left, "error": error}
+
+
 @contextlib.contextmanager
-def _decisions(cfg: Config, catalog: Catalog, render: Renderer | None) -> Iterator[Any]:
+def _decisions(cfg: Config, catalog: Catalog, render: Renderer | None, batch: str | None = None) -> Iterator[Any]:
     from watcherd.context import Context
     from watcherd.decisions import Decisions
     from watcherd.filing import Filing
 
     ctx = Context(cfg, catalog)
     if render is not None:
-        yield Decisions(ctx, Filing(ctx), render)
+        yield Decisions(ctx, Filing(ctx), render, batch)
         return
     from watcherd.decoders import Sandbox
 
     # Its worker process starts only if a thumbnail has to be made (undo).
     with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
-        yield Decisions(ctx, Filing(ctx), box)
+        yield Decisions(ctx, Filing(ctx), box, batch)
+
+
+def _repair(cfg: Config, catalog: Catalog, args: Json, render: Renderer | None) -> RepairReport:
+    """``check --repair``: temporaries are removed only by the command itself under the lease
+    (``host`` and ``pid`` are its own), never by a daemon, which may be writing its own."""
+    from watcherd.repair import repair
+
+    here = args.get("host") == socket.gethostname() and args.get("pid") == os.getpid()
+    return repair(cfg, catalog, render, sweep=here)
 
 
 def _arrange(cfg: Config, catalog: Catalog, args: Json) -> Arrangement:
@@ -204,7 +299,15 @@ EDITS: dict[str, Callable[[Config, Catalog, Json, Renderer | None], Any]] = {
     "resolve": lambda cfg, cat, a, r: resolve(
         cfg, cat, str(a["id"]), str(a["decision"]), str(a.get("via") or "command"), render=r
     ),
-    "undo": lambda cfg, cat, a, r: undo(cfg, cat, r, _text(a, "id"), _text(a, "token")),
+    "resolve-batch": lambda cfg, cat, a, r: resolve_batch(
+        cfg, cat, list(a["decisions"]), str(a.get("via") or "command"), a["batch"], render=r
+    ),
+    "undo": lambda cfg, cat, a, r: (
+        undo_batch(cfg, cat, a["batch"], r)
+        if a.get("batch") is not None
+        else undo(cfg, cat, r, _text(a, "id"), _text(a, "token"))
+    ),
+    "check-repair": _repair,
 }
 
 

@@ -74,6 +74,26 @@ class ClusterError(WatcherdError):
     exit_code = 2
 
 
+class IndexFileError(WatcherdError):
+    """A persisted near-duplicate index file is not one, or is cut short: readers answer without
+    it and the writer builds it again."""
+
+    exit_code = 3
+
+
+class ChannelClosed(WatcherdError):
+    """A decoder process's channel ended: the process exited, or sent something that is no frame."""
+
+
+class Refused(WatcherdError):
+    """The writer refused a change handed to it; carries the exit code it gave (and its error's ``details``)."""
+
+    def __init__(self, message: str, exit_code: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.details = details
+
+
 class StopError(WatcherdError):
     """The work cannot go on (the cluster's scheduler was lost); everything done so far is kept."""
 

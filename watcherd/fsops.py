@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import shutil
@@ -18,13 +19,31 @@ from pathlib import Path
 from watcherd.filters import TEMP_PREFIX
 from watcherd.naming import numbered
 
+log = logging.getLogger("watcherd")
+
 # Filesystems that cannot hard-link (FAT, some SMB and FUSE mounts) answer with one of these.
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS, errno.EACCES}
+# Some FUSE clients (rclone's SMB mount) answer every link with EIO: a probe tells that
+# from a real I/O error, once per filesystem.
+_MAYBE_NO_LINK = {errno.EIO}
+_linkless: dict[int, bool] = {}  # st_dev -> whether that filesystem was found unable to hard-link
 
 
 def temp_path(folder: Path, suffix: str = "") -> Path:
     """A fresh reserved temporary name in ``folder`` (hidden, so every watcher skips it)."""
     return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+
+
+def absent(path: str | Path) -> bool:
+    """Whether the filesystem says ``path`` does not exist. A name that cannot be looked
+    up (EIO from a share that went away) is not absent: nothing is known about it."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def fsync_dir(folder: Path) -> None:
@@ -61,22 +80,59 @@ def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None
 
 def _link(old: OldName, dst: str | Path, dst_dir_fd: int | None) -> None:
     """Give the file ``old`` names a second name ``dst``; on a filesystem without hard links, rename it."""
-    try:
-        os.link(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-        # No hard links here: check-then-rename leaves a tiny window in which a file
-        # created meanwhile at dst could be replaced; documented in the README.
+    dev = os.fstat(old.folder).st_dev
+    if not _linkless.get(dev, False):
         try:
-            os.stat(dst, dir_fd=dst_dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            os.rename(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd)
-            old.renamed = True
+            os.link(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
             return
-        raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_LINK and not (exc.errno in _MAYBE_NO_LINK and _cannot_link(old.folder, exc)):
+                raise
+    # No hard links here: check-then-rename leaves a tiny window in which a file
+    # created meanwhile at dst could be replaced; documented in the README.
+    try:
+        os.stat(dst, dir_fd=dst_dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd)
+        old.renamed = True
+        return
+    raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
+
+
+def _cannot_link(folder: int, first: OSError) -> bool:
+    """Whether the filesystem of ``folder`` answers every hard link with ``first``'s error.
+
+    Asked once per filesystem, by linking a fresh empty temporary of our own: if that
+    link works, ``first`` was a real error and is raised again by the caller.
+    """
+    dev = os.fstat(folder).st_dev
+    known = _linkless.get(dev)
+    if known is not None:
+        return known
+    probe = temp_path(Path(), ".probe").name
+    second = probe + "-link"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=folder)
+    os.close(fd)
+    try:
+        os.link(probe, second, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno != first.errno:
+            raise
+        _linkless[dev] = True
+        log.warning(
+            "this filesystem answers hard links with %r (a FUSE or SMB client?): files are published there by "
+            "rename after checking the name is free",
+            exc.strerror,
+        )
+        return True
+    finally:
+        for name in (probe, second):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=folder)
+    _linkless[dev] = False
+    return False
 
 
 class OldName:

@@ -36,6 +36,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, IptcImagePlugin
 
 from watcherd import xmp
 from watcherd.chunks import describe, png_bytes, xmp_packet
+from watcherd.decoded import Decoded
 from watcherd.errors import TRUNCATED, ImageError
 from watcherd.keywords import iptc_keywords, read_keywords
 
@@ -57,20 +58,6 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 # Premultiplied grey (La, from TIFF) has no direct conversion to RGBA: straight first.
 _STRAIGHT_ALPHA = {"La": "LA"}
 _TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX", "P"})
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """A fully decoded image and what was learnt while opening it.
-
-    ``size`` is the stored picture's size; ``image`` may be smaller when it was
-    decoded in draft mode (``decode: fast``).
-    """
-
-    image: Image.Image
-    format: str
-    format_description: str
-    size: tuple[int, int]
 
 
 # decode: fast. JPEG files are decoded at the smallest DCT scale (1/2, 1/4 or 1/8)
@@ -272,6 +259,7 @@ class Rendered:
     keywords: tuple[str, ...] = ()  # tags given by the photo's keywords and its sidecar's
     keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
     refused: str = ""  # why some XMP was not read (one log line), "" when all of it was
+    note: str = ""  # what another sandbox job says besides its bytes (``previews``: JSON)
 
 
 # A decoder warning longer than this is cut: it goes into one log line.

@@ -29,6 +29,7 @@ from watcherd.errors import ImageError
 from watcherd.failures import Failures
 from watcherd.filing import Filing
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
+from watcherd.neardecisions import NearDecisions
 from watcherd.newcomers import Decoder, NewImage
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
@@ -112,7 +113,7 @@ class Ingest:
             image = dataclasses.replace(image, name=variant_name(image.name, image.sha256))
             rec = self.adopter.holder(image.name, folder)
         if rec is None or rec.sha256 != image.sha256:
-            settled = self.collisions.decisions.near().again(path, where, image)  # merged by a keep decision
+            settled = NearDecisions(self.collisions.decisions).again(path, where, image)  # merged by a keep decision
             if settled is not None:
                 return settled
         if rec is not None and rec.sha256 == image.sha256 and self._is_own(rec, path):

@@ -2,26 +2,37 @@
 
 The lease is a small JSON file in ``ROOT/.watcherd/`` created with O_EXCL (atomic on
 local disks, SMB and NFSv3+), holding host, pid, a random token and a heartbeat time.
-The holder rewrites it every ``heartbeat`` seconds; a lease whose heartbeat is older
-than ``heartbeat * stale_after`` seconds, or whose holder is a dead process on this
-same host, may be taken over. The holder checks its token on every beat and stops if
-someone else took the lease.
+The holder rewrites it every ``heartbeat`` seconds and reads it back; a beat that
+cannot be written or does not read back pauses its writing until one does (the share
+may be gone), and a lease found in another's name stops it.
+
+A lease whose heartbeat time looks older than ``heartbeat * stale_after`` seconds is
+not taken on that word alone (the holder's clock is not ours, and a client's cache
+may show an old copy): the taker watches the file for ``heartbeat * stale_after``
+seconds by its own clock and takes it over only if its content never changed and
+every read succeeded. A lease whose holder is a dead process on this same host is
+taken at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from watcherd.documents import DaemonState
 from watcherd.errors import LockedError
 from watcherd.filters import TEMP_PREFIX
+
+log = logging.getLogger("watcherd")
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class Holder:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would end that process on Windows: the heartbeat alone decides there
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -52,7 +65,15 @@ def _pid_alive(pid: int) -> bool:
 def read_holder(path: Path) -> Holder | None:
     """The current holder, or None when there is no readable lease."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return parse(Path(path).read_bytes())
+    except OSError:
+        return None
+
+
+def parse(raw: bytes) -> Holder | None:
+    """What a lease file's bytes say, or None when they are no lease."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
         return Holder(
             host=str(data["host"]),
             pid=int(data["pid"]),
@@ -60,7 +81,7 @@ def read_holder(path: Path) -> Holder | None:
             since=float(data["since"]),
             heartbeat=float(data["heartbeat"]),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -87,13 +108,23 @@ def describe(holder: Holder | None, heartbeat: float, stale_after: int, now: flo
 class Lease:
     """Take, renew and release the writer lease of one library."""
 
-    def __init__(self, path: Path, heartbeat: float, stale_after: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        heartbeat: float,
+        stale_after: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.path = Path(path)
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self.token = secrets.token_hex(8)
         self.since = time.time()
         self.held = False
+        self.clock = clock
+        self.sleep = sleep
 
     def _payload(self) -> bytes:
         return json.dumps(
@@ -125,22 +156,22 @@ class Lease:
             if self._create():
                 self.held = True
                 return
-            holder = read_holder(self.path)
+            try:
+                raw = self.path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise LockedError(f"cannot read the lease {self.path} ({exc.strerror}); not taking it") from None
+            holder = parse(raw)
             now = time.time()
             if holder is not None and is_live(holder, self.heartbeat, self.stale_after, now):
                 raise LockedError(
                     f"library is locked by watcherd pid {holder.pid} on {holder.host} "
                     f"(last heartbeat {holder.age(now):.0f}s ago)"
                 )
-            if holder is None:
-                # Unreadable: perhaps being written right now; give it one beat.
-                try:
-                    age = now - os.stat(self.path).st_mtime
-                except FileNotFoundError:
-                    continue
-                if age <= self.heartbeat * self.stale_after:
-                    time.sleep(min(self.heartbeat, 1.0))
-                    continue
+            dead_here = holder is not None and holder.host == socket.gethostname() and not _pid_alive(holder.pid)
+            if not dead_here and not self._watch_stale(raw, holder):
+                continue  # it went away meanwhile: race for a fresh create
             # Stale: set it aside under a unique name (only one contender's rename can
             # succeed on the same file), then race for a fresh O_EXCL create.
             aside = self.path.with_name(f"{self.path.name}.stale-{secrets.token_hex(4)}")
@@ -150,15 +181,55 @@ class Lease:
                     os.unlink(aside)
         raise LockedError(f"cannot take the lease {self.path}: another process keeps taking it")
 
+    def _watch_stale(self, raw: bytes, holder: Holder | None) -> bool:
+        """Watch a lease that looks stale for ``stale_after`` heartbeats, by this host's clock.
+
+        True when its content never changed and every read succeeded (it may be taken
+        over); False when it went away; LockedError when it changed (its holder lives)
+        or could not be read (a lease we failed to read is never taken).
+        """
+        wait = self.heartbeat * self.stale_after
+        who = f"watcherd pid {holder.pid} on {holder.host}" if holder is not None else "an unreadable lease"
+        log.info("the lease of %s looks stale; watching it for %.0fs before taking it over", who, wait)
+        start = self.clock()
+        while self.clock() - start < wait:
+            self.sleep(min(self.heartbeat / 2, 1.0))
+            try:
+                now = self.path.read_bytes()
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise LockedError(f"cannot read the lease {self.path} ({exc.strerror}); not taking it") from None
+            if now != raw:
+                raise LockedError(f"library is locked by {who}: its heartbeat is advancing")
+        return True
+
     def renew(self) -> bool:
-        """Write a fresh heartbeat; False if the lease is no longer ours."""
-        holder = read_holder(self.path)
-        if holder is None or holder.token != self.token:
+        """Write a fresh heartbeat and read it back; False if the lease is no longer ours.
+
+        Raises OSError when the beat cannot be written, or does not read back as written
+        (the share is gone, or a client shows a copy of its own): the holder must not
+        write while that lasts.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            if not self.path.parent.is_dir():
+                raise  # the whole folder is out of reach: nothing is known
+            self.held = False
+            return False
+        holder = parse(raw)
+        if holder is None:
+            raise OSError(errno.EIO, "the lease does not read as a lease", str(self.path))
+        if holder.token != self.token:
             self.held = False
             return False
         tmp = self.path.with_name(f"{TEMP_PREFIX}{self.path.name}-{self.token}")
-        tmp.write_bytes(self._payload())
+        payload = self._payload()
+        tmp.write_bytes(payload)
         os.replace(tmp, self.path)
+        if self.path.read_bytes() != payload:
+            raise OSError(errno.EIO, "the heartbeat just written does not read back", str(self.path))
         return True
 
     def release(self) -> None:

@@ -8,6 +8,8 @@ when one runs, else applied here under the lease.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,9 @@ from watcherd.config import Config
 from watcherd.decided import NEAR
 from watcherd.documents import (
     Arrangement,
+    BatchDecided,
+    BatchUndone,
+    CheckReport,
     Collision,
     Decided,
     ErrorItem,
@@ -29,6 +34,8 @@ from watcherd.documents import (
     ImageSummary,
     MissingItem,
     NearGroup,
+    Repaired,
+    RepairReport,
     Retried,
     SimilarHit,
     Status,
@@ -119,6 +126,16 @@ class Library:
         result: Decided = _change(self.cfg, "resolve", {"id": ident, "decision": decision, "via": via})
         return result
 
+    def resolve_batch(self, decisions: list[Json], batch: str, via: str = "page") -> BatchDecided:
+        """Make several decisions through the one writer, recorded as one ``batch`` (undone as one)."""
+        result: BatchDecided = _change(self.cfg, "resolve-batch", {"decisions": decisions, "via": via, "batch": batch})
+        return result
+
+    def undo_batch(self, batch: str) -> BatchUndone:
+        """Undo every decision of ``batch`` through the one writer (refused unless they are the last)."""
+        result: BatchUndone = _change(self.cfg, "undo", {"batch": batch})
+        return result
+
     def undo(self, expected: str | None = None, token: str | None = None) -> Undone:
         """Revert the last decision through the one writer; with ``expected`` (and ``token``),
         only if the last decision is that one (else ``ConflictError``, or ``Refused`` with exit 7)."""
@@ -157,6 +174,19 @@ class Library:
         """Drop the records of missing images (present or unknown ones refuse the lot)."""
         result: Forgotten = _change(self.cfg, "forget", {"names": names})
         return result
+
+    def check(self, *, read_data: bool = False, repair: bool = False) -> CheckReport:
+        """Verify the library (``watcherd check``); with ``repair``, have the one writer mend what
+        is safe to mend, then look again."""
+        from watcherd import checkfacts
+
+        verdict = checkfacts.inspect(self.cfg, read_data=read_data)
+        repaired: list[Repaired] = []
+        if repair and any(p.repairable for p in [*verdict.problems, *verdict.notes]):
+            done: RepairReport = _change(self.cfg, "check-repair", {"host": socket.gethostname(), "pid": os.getpid()})
+            repaired = done["repaired"]
+            verdict = checkfacts.inspect(self.cfg, read_data=read_data)
+        return checkfacts.report(self.cfg, verdict, repaired)
 
     def arrange(self, mode: str, under: str, *, dry_run: bool = False) -> Arrangement:
         """Sort thumbnails under ``under`` (relative to the thumbs tree) by size or similarity."""

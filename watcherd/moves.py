@@ -137,7 +137,7 @@ class Moves:
         """A path disappeared: a thumbnail copy that was there is forgotten."""
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
-        if os.path.lexists(path):
+        if not fsops.absent(path):  # still there, or out of reach (a share gone): nothing to forget
             return Result(Outcome.IGNORED, path)
         if catalog.error(rel) is not None:
             with catalog.transaction():
@@ -171,8 +171,8 @@ class Moves:
         missing = 0
         with catalog.transaction():
             for rel, name in placed:
-                if os.path.lexists(self.ctx.places.absolute(rel)):
-                    continue
+                if not fsops.absent(self.ctx.places.absolute(rel)):
+                    continue  # there, or out of reach: a folder a share no longer lists is not a folder gone
                 rec = catalog.image(name)
                 if rec is None or rel not in rec.paths:
                     continue

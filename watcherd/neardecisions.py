@@ -26,7 +26,7 @@ from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmer
 from watcherd.newcomers import NewImage
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
-from watcherd.records import Decision, ImageRecord, Json, Verdict, Via
+from watcherd.records import Decision, ImageRecord, Verdict, Via
 
 log = logging.getLogger("watcherd")
 
@@ -69,7 +69,7 @@ class NearDecisions:
         decision = Decision(verdict, self.ctx.stamp(), via, image=kept.name)
         decision.added_tags, added_names = merge(kept, merged)
         entries: list[Merged] = []
-        planned: list[Json] = []
+        planned: list[steps.Step] = []
         for m in merged:
             entry = Merged(m.to_json())
             for rel in m.paths:
@@ -111,7 +111,7 @@ class NearDecisions:
             taken = [rel for rel in rec.paths if os.path.lexists(places.absolute(rel))]
             if taken:
                 raise UsageError(f"{', '.join(taken)} is taken; nothing was changed")
-        planned: list[Json] = []
+        planned: list[steps.Step] = []
         for entry, rec in zip(near.merged, restored, strict=True):
             kept_at = entry.archived if entry.archived and os.path.lexists(places.absolute(entry.archived)) else None
             if rec.paths:

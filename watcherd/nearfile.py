@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from watcherd.catalog.hashes import NearLogReader, log_now, log_state, names_of
+from watcherd.errors import IndexFileError, UsageError
 
 CHUNKS = 4
 CHUNK_BITS = 16
@@ -72,8 +73,13 @@ class Match:
 def parse_header(head: bytes, path: Path) -> dict[str, Any]:
     """The JSON header of an index file (``epoch``, ``seq``, ``n``, ``arrays``); ValueError if not one."""
     if not head.startswith(MAGIC):
-        raise ValueError(f"{path} is not a watcherd near-duplicate index")
-    meta: dict[str, Any] = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n"))
+        raise IndexFileError(f"{path} is not a watcherd near-duplicate index")
+    try:
+        meta: dict[str, Any] = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n"))
+    except ValueError:
+        raise IndexFileError(f"{path} has no readable header") from None
+    if not isinstance(meta, dict):
+        raise IndexFileError(f"{path} has no readable header")
     return meta
 
 
@@ -96,7 +102,7 @@ class IndexFile:
             self._at: dict[str, int] = {}
             for name, (offset, count) in meta["arrays"].items():
                 if offset + count * int(ARRAYS[name][0][-1]) > size:
-                    raise ValueError(f"{path} is cut short")
+                    raise IndexFileError(f"{path} is cut short")
                 self._at[name] = offset
         except BaseException:
             os.close(self._fd)
@@ -150,12 +156,12 @@ def similar(path: Path, log: NearLogReader, query: int, radius: int) -> list[tup
     ``log``, so they describe one catalog state.
     """
     if not 0 <= radius <= MAX_RADIUS:
-        raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+        raise UsageError(f"the distance is from 0 to {MAX_RADIUS} bits")
     if sys.byteorder != "little":  # the file is little-endian; memoryview casts are native
         return None
     try:
         index = IndexFile(path)
-    except (OSError, ValueError, KeyError):
+    except (OSError, IndexFileError, KeyError):
         return None
     try:
         return log.read(lambda conn: _answer(index, conn, query, radius))

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from watcherd.errors import UsageError
 from watcherd.nearfile import CHUNK_BITS, CHUNKS, MAX_RADIUS, flip_masks
 
 __all__ = ["CHUNKS", "CHUNK_BITS", "MAX_RADIUS", "Hit", "NearIndex", "brute_force", "groups"]
@@ -79,7 +80,7 @@ class NearIndex:
     def query(self, query: int, radius: int) -> list[Hit]:
         """Every indexed hash within ``radius`` bits of ``query``, nearest first."""
         if not 0 <= radius <= MAX_RADIUS:
-            raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+            raise UsageError(f"the distance is from 0 to {MAX_RADIUS} bits")
         if self.hashes.size == 0:
             return []
         cand = self.candidates(query, radius)

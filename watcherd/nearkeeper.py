@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watcherd.catalog.hashes import NearLogReader
-from watcherd.errors import CatalogError
+from watcherd.errors import CatalogError, IndexFileError
 from watcherd.nearfile import HEADER, index_path, parse_header
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class Maintainer:
             with open(self.path, "rb") as f:
                 meta = parse_header(f.read(HEADER), self.path)
             return meta.get("epoch"), int(meta.get("seq", -1))
-        except (OSError, ValueError):
+        except (OSError, IndexFileError):
             return None, -1
 
     def due(self, epoch: str | None, trimmed: int, head: int, now: float) -> bool:
@@ -106,7 +106,7 @@ class Maintainer:
         try:
             if self.tick(catalog, now):
                 log.info("near-duplicate index rebuilt (%s)", self.path)
-        except (CatalogError, OSError, ValueError) as exc:
+        except (CatalogError, IndexFileError, OSError) as exc:
             log.warning("cannot rebuild the near-duplicate index: %s", exc)
 
     def tick(self, catalog: Catalog, now: float) -> bool:
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     index, catalog = (Path(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         epoch, seq = build(index, catalog)
-    except (CatalogError, OSError, ValueError) as exc:
+    except (CatalogError, IndexFileError, OSError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps([epoch, seq]))

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watcherd.catalog.hashes import NearLogReader
+from watcherd.errors import IndexFileError, UsageError
 from watcherd.nearfile import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
 from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, Hit, _flip_masks
 
@@ -77,7 +78,7 @@ class Tables:
             dtype = np.dtype(_DTYPES[name])
             end = offset + count * dtype.itemsize
             if end > mapped.size:
-                raise ValueError(f"{path} is cut short")
+                raise IndexFileError(f"{path} is cut short")
             arrays[name] = mapped[offset:end].view(dtype)
         return cls(meta["epoch"], int(meta["seq"]), arrays)
 
@@ -94,7 +95,7 @@ class Tables:
         meta = {"epoch": self.epoch, "seq": self.seq, "n": n, "built": time.time(), "arrays": layout}
         head = MAGIC + json.dumps(meta).encode() + b"\n"
         if len(head) > HEADER:
-            raise ValueError("index header too long")
+            raise IndexFileError(f"{path}: the index header would be too long")
         from watcherd.fsops import fsync_dir, temp_path  # only a writer pays for these imports
 
         tmp = temp_path(path.parent, ".near")  # a reserved name: a crash's leftover is swept at start-up
@@ -261,7 +262,7 @@ class NearStore:
     def _map(self) -> Tables | None:
         try:
             return Tables.load(self.path)
-        except (OSError, ValueError, KeyError):
+        except (OSError, IndexFileError, KeyError):
             return None
 
     def current(self) -> tuple[Tables, NDArray[np.void]]:
@@ -298,7 +299,7 @@ class NearStore:
     def query(self, query: int, radius: int) -> list[Match]:
         """Every present image within ``radius`` bits of ``query``, nearest first (then by row)."""
         if not 0 <= radius <= MAX_RADIUS:
-            raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+            raise UsageError(f"the distance is from 0 to {MAX_RADIUS} bits")
         tables, entries = self.current()
         pos, dist = tables.search(query, radius)
         rows = tables.rows[pos]

@@ -7,11 +7,8 @@ the CLI (through ``library.Library``) only formats, and tests can call these dir
 from __future__ import annotations
 
 import dataclasses
-import os
-import stat
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -32,7 +29,11 @@ from watcherd.documents import (
     Status,
 )
 from watcherd.errors import ImageError, UsageError
-from watcherd.keeper import Facts, date_taken, suggest
+from watcherd.facts import collision_facts as collision_facts
+from watcherd.facts import image_facts
+from watcherd.facts import side_facts as side_facts  # re-exported: read by callers of queries
+from watcherd.facts import thumbnail_chunks as thumbnail_chunks
+from watcherd.keeper import choose
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.nearpairs import names_of, near_id, sides, widest
 from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict, existing_now
@@ -157,72 +158,6 @@ def missing(catalog: CatalogReader) -> list[MissingItem]:
     ]
 
 
-THUMBNAIL_LIMIT = 4 << 20  # adopt.MAX_THUMBNAIL_BYTES: our thumbnails are far smaller
-
-
-def thumbnail_chunks(root: Path, rel: str | None) -> dict[str, str]:
-    """The PNG text chunks of a thumbnail under ROOT (a regular file, not followed if a link), or {}."""
-    if rel is None:
-        return {}
-    from watcherd import chunks
-
-    path = root / rel
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > THUMBNAIL_LIMIT:
-            return {}
-        return chunks.read_text(path.read_bytes())
-    except OSError:
-        return {}
-
-
-def _regular(path: Path) -> os.stat_result | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None
-
-
-def side_facts(
-    root: Path, thumbnail: str | None, original: str | None, chunks: dict[str, str], pixels: int | None = None
-) -> Facts:
-    """What the keeper rule compares about one side, from its thumbnail's chunks and its files.
-
-    The date is EXIF's when the picture carried one, else the original's modification
-    time (kept through every move), else the thumbnail's (which copies it). ``pixels``
-    is used when the chunks do not say.
-    """
-    width, height, size = chunks.get("width", ""), chunks.get("height", ""), chunks.get("file_size", "")
-    if width.isdigit() and height.isdigit():
-        pixels = int(width) * int(height)
-    orig = _regular(root / original) if original else None
-    thumb = _regular(root / thumbnail) if thumbnail else None
-    file_size = int(size) if size.isdigit() else (orig.st_size if orig else None)
-    taken = date_taken(chunks)
-    if taken is not None:
-        return Facts(pixels, file_size, taken, "EXIF")
-    dated = orig or thumb
-    if dated is not None:
-        return Facts(pixels, file_size, datetime.fromtimestamp(dated.st_mtime), "file date")
-    return Facts(pixels, file_size, None)
-
-
-def collision_facts(
-    root: Path, c: CollisionRecord
-) -> tuple[tuple[Facts, Facts], tuple[dict[str, str], dict[str, str]]]:
-    """Both sides' facts (existing, newcomer) and their thumbnails' chunks."""
-    parsed = parse_canonical(c.name)
-    pixels = parsed.width * parsed.height if parsed else None
-    a = thumbnail_chunks(root, c.existing.thumbnail)
-    b = thumbnail_chunks(root, c.newcomer.thumbnail)
-    facts = (
-        side_facts(root, c.existing.thumbnail, c.existing.original, a, pixels),
-        side_facts(root, c.newcomer.thumbnail, c.newcomer.original, b, pixels),
-    )
-    return facts, (a, b)
-
-
 SIDES: tuple[Literal["existing"], Literal["newcomer"]] = ("existing", "newcomer")
 
 
@@ -243,8 +178,11 @@ def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = 
         c = as_now(catalog, c)
         existing, newcomer = c.existing, c.newcomer
         suggested: Literal["existing", "newcomer"] | None = None
+        reasons: list[str] = []
         if root is not None and c.decision is None:
-            suggested = SIDES[suggest(collision_facts(root, c)[0])]
+            choice = choose(collision_facts(root, c)[0])
+            suggested = SIDES[choice.keep]
+            reasons = [f"{side}: {r}" for side, said in zip(SIDES, choice.reasons, strict=True) for r in said]
         paths = [p for p in (existing.thumbnail, existing.original, newcomer.thumbnail, newcomer.original) if p]
         if c.decision is not None:
             # Where the files are now: the image that holds each side, and what was set aside.
@@ -271,6 +209,7 @@ def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = 
                     "filename": newcomer.filename,
                 },
                 "suggested": suggested,
+                "reasons": reasons,
             }
         )
     return out
@@ -389,6 +328,7 @@ def near_groups(
         names = [n for n, _ in picked]
         found_records = [records[n] for n in names if n in records]
         first, last = sides(found_records) if found_records else (None, None)
+        suggested, reasons = (None, []) if settled else _near_choice(cfg, found_records, dict(picked))
         out.append(
             {
                 "id": near_id(names),
@@ -401,9 +341,25 @@ def near_groups(
                 "max_distance": span,
                 "existing": first.name if first else names[0],
                 "newcomer": last.name if last else names[-1],
+                "suggested": suggested,
+                "reasons": reasons,
             }
         )
     return sorted(out, key=lambda g: (g["max_distance"], g["name"]))
+
+
+def _near_choice(cfg: Config, members: list[ImageRecord], where: dict[str, str]) -> tuple[str | None, list[str]]:
+    """The member of a near group the keeper rule keeps, and why ("NAME: reason" each).
+
+    The candidates go in catalog order (first catalogued first), so only a full tie
+    depends on it, and it keeps the group's existing member, as for a collision."""
+    if not members or cfg.root is None:
+        return None, []
+    ordered = sorted(members, key=lambda r: (r.first_seen, r.name))
+    root = Path(cfg.root)
+    choice = choose([image_facts(root, r, where.get(r.name))[0] for r in ordered])
+    reasons = [f"{r.name}: {said}" for r, told in zip(ordered, choice.reasons, strict=True) for said in told]
+    return ordered[choice.keep].name, reasons
 
 
 def near_kept(catalog: CatalogReader) -> list[NearGroup]:
@@ -428,6 +384,8 @@ def near_kept(catalog: CatalogReader) -> list[NearGroup]:
                 "max_distance": widest([r.hash for r in [*merged, *([kept] if kept is not None else [])]]),
                 "existing": existing.name,
                 "newcomer": newcomer.name,
+                "suggested": None,
+                "reasons": [],
             }
         )
     return out

@@ -183,7 +183,9 @@ def collect(folder: Path, req: Request) -> Answer | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    with contextlib.suppress(FileNotFoundError):
+    # An SMB client may still hold the file it just read (a sharing violation, EIO
+    # through rclone): the answer is ours already, and the writer sweeps old answers.
+    with contextlib.suppress(OSError):
         os.unlink(path)
     return decode_answer(data)
 

@@ -134,7 +134,7 @@ def restore_collisions(pipeline: Pipeline) -> int:
             rel = places.rel(Path(entry.path))
             if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
                 continue
-            rec = _collision_from_chunks(pipeline, Path(entry.path))
+            rec = collision_from_chunks(pipeline, Path(entry.path))
             if rec is not None and rec.id not in known:
                 found.append(rec)
                 known.add(rec.id)
@@ -151,7 +151,9 @@ def restore_collisions(pipeline: Pipeline) -> int:
     return len(found)
 
 
-def _collision_from_chunks(pipeline: Pipeline, thumb: Path) -> CollisionRecord | None:
+def collision_from_chunks(pipeline: Pipeline, thumb: Path) -> CollisionRecord | None:
+    """An undecided collision recorded again from a newcomer's thumbnail in _collisions/ (its chunks,
+    the record its name is taken by, and its original in originals/_collisions/ if that is there)."""
     from watcherd import chunks
 
     label = thumb.name[: -len(".png")] if thumb.name.endswith(".png") else None

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from watcherd import fsops, tagfiles
@@ -36,25 +37,93 @@ def ours(path: Path, sha256: str | None) -> bool:
     return thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256
 
 
-def unlink(rel: str, sha256: str | None) -> Json:
-    """Step: remove our thumbnail of ``sha256`` at ``rel`` (anything else there stays)."""
-    return {"op": "unlink", "path": rel, "sha256": sha256}
+@dataclass(frozen=True)
+class Unlink:
+    """Remove our thumbnail of ``sha256`` at ``path`` (anything else there stays)."""
+
+    path: str
+    sha256: str | None
+
+    def to_json(self) -> Json:
+        """The journal's JSON object for this step."""
+        return {"op": "unlink", "path": self.path, "sha256": self.sha256}
 
 
-def publish(rel: str, png: bytes, mtime_ns: int | None = None) -> Json:
-    """Step: publish ``png`` at ``rel`` unless the name is taken (with ``mtime_ns``: its original's mtime)."""
-    step: Json = {"op": "publish", "path": rel, "png": base64.b64encode(png).decode("ascii")}
-    return {**step, "mtime_ns": mtime_ns} if mtime_ns is not None else step
+@dataclass(frozen=True)
+class Publish:
+    """Publish ``png`` at ``path`` unless the name is taken (with ``mtime_ns``: its original's mtime)."""
+
+    path: str
+    png: bytes
+    mtime_ns: int | None = None
+
+    def to_json(self) -> Json:
+        """The journal's JSON object for this step (the PNG in base64)."""
+        step: Json = {"op": "publish", "path": self.path, "png": base64.b64encode(self.png).decode("ascii")}
+        return {**step, "mtime_ns": self.mtime_ns} if self.mtime_ns is not None else step
 
 
-def aside(rel: str, to: str) -> Json:
-    """Step: move the user's file at ``rel`` to ``to`` (or a free name beside it; never replacing)."""
-    return {"op": "aside", "path": rel, "to": to}
+@dataclass(frozen=True)
+class Aside:
+    """Move the user's file at ``path`` to ``to`` (or a free name beside it; never replacing)."""
+
+    path: str
+    to: str
+
+    def to_json(self) -> Json:
+        """The journal's JSON object for this step."""
+        return {"op": "aside", "path": self.path, "to": self.to}
 
 
-def rename(src: str, dst: str, sha256: str | None) -> Json:
-    """Step: our thumbnail of ``sha256`` at ``src`` takes the name ``dst`` (never replacing)."""
-    return {"op": "rename", "path": src, "to": dst, "sha256": sha256}
+@dataclass(frozen=True)
+class Rename:
+    """Our thumbnail of ``sha256`` at ``path`` takes the name ``to`` (never replacing)."""
+
+    path: str
+    to: str
+    sha256: str | None
+
+    def to_json(self) -> Json:
+        """The journal's JSON object for this step."""
+        return {"op": "rename", "path": self.path, "to": self.to, "sha256": self.sha256}
+
+
+Step = Unlink | Publish | Aside | Rename
+
+
+def from_json(data: Json) -> Step | None:
+    """A step as the journal stored it (None for one this version does not know)."""
+    op, path = data.get("op"), str(data.get("path"))
+    if op == "unlink":
+        return Unlink(path, data.get("sha256"))
+    if op == "publish":
+        mtime = data.get("mtime_ns")
+        return Publish(path, base64.b64decode(str(data["png"])), int(mtime) if mtime is not None else None)
+    if op == "aside":
+        return Aside(path, str(data["to"]))
+    if op == "rename":
+        return Rename(path, str(data["to"]), data.get("sha256"))
+    return None
+
+
+def unlink(rel: str, sha256: str | None) -> Step:
+    """Step: remove our thumbnail of ``sha256`` at ``rel``."""
+    return Unlink(rel, sha256)
+
+
+def publish(rel: str, png: bytes, mtime_ns: int | None = None) -> Step:
+    """Step: publish ``png`` at ``rel`` unless the name is taken."""
+    return Publish(rel, png, mtime_ns)
+
+
+def aside(rel: str, to: str) -> Step:
+    """Step: move the user's file at ``rel`` to ``to``."""
+    return Aside(rel, to)
+
+
+def rename(src: str, dst: str, sha256: str | None) -> Step:
+    """Step: our thumbnail of ``sha256`` at ``src`` takes the name ``dst``."""
+    return Rename(src, dst, sha256)
 
 
 class Journal:
@@ -63,11 +132,11 @@ class Journal:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def plan(self, steps: list[Json]) -> None:
+    def plan(self, steps: list[Step]) -> None:
         """Add ``steps`` to the journal (inside the transaction that commits the decision)."""
         catalog = self.ctx.catalog
         if steps:
-            catalog.set_meta(STEPS, [*(catalog.meta(STEPS) or []), *steps])
+            catalog.set_meta(STEPS, [*(catalog.meta(STEPS) or []), *(step.to_json() for step in steps)])
 
     def pending(self) -> bool:
         """Are steps of a committed decision still to be carried out?"""
@@ -76,35 +145,39 @@ class Journal:
     def run(self) -> int:
         """Carry out every journaled step, in order, then clear the journal; return how many."""
         catalog = self.ctx.catalog
-        steps: list[Json] = catalog.meta(STEPS) or []
-        for step in steps:
-            where = "filing" if step["op"] == "aside" else "thumbnail"
-            self.ctx.checkpoint(where, self.ctx.places.absolute(str(step["path"])))
+        stored: list[Json] = catalog.meta(STEPS) or []
+        for data in stored:
+            step = from_json(data)
+            if step is None:
+                log.error("unknown thumbnail step %r in the journal; skipped", data.get("op"))
+                continue
+            where = "filing" if isinstance(step, Aside) else "thumbnail"
+            self.ctx.checkpoint(where, self.ctx.places.absolute(step.path))
             try:
                 self._do(step)
             except OSError as exc:
                 # Left for the next start to carry out again; the records already say the outcome.
-                log.error("cannot %s thumbnail %s: %s (will retry)", step["op"], shown(str(step["path"])), exc)
+                log.error("cannot %s thumbnail %s: %s (will retry)", data.get("op"), shown(step.path), exc)
                 return 0
-        if steps:
+        if stored:
             with catalog.transaction():
                 catalog.set_meta(STEPS, [])
-        return len(steps)
+        return len(stored)
 
-    def _do(self, step: Json) -> None:
+    def _do(self, step: Step) -> None:
         places = self.ctx.places
-        path = places.absolute(str(step["path"]))
-        if step["op"] == "unlink":
-            if ours(path, step["sha256"]):
+        path = places.absolute(step.path)
+        if isinstance(step, Unlink):
+            if ours(path, step.sha256):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-        elif step["op"] == "publish":
+        elif isinstance(step, Publish):
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
-                fsops.write_new(path.parent, path.name, base64.b64decode(step["png"]), step.get("mtime_ns"))
-        elif step["op"] == "rename":
-            target = places.absolute(str(step["to"]))
-            if not ours(path, step["sha256"]):
+                fsops.write_new(path.parent, path.name, step.png, step.mtime_ns)
+        elif isinstance(step, Rename):
+            target = places.absolute(step.to)
+            if not ours(path, step.sha256):
                 return  # moved already (or not ours: left alone)
             with contextlib.suppress(OSError):
                 if os.path.samefile(path, target):  # stopped between the new name and the old one's end
@@ -113,8 +186,8 @@ class Journal:
             target.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError, FileNotFoundError):
                 fsops.rename_no_replace(path, target)
-        elif step["op"] == "aside":
-            target = places.absolute(str(step["to"]))
+        else:
+            target = places.absolute(step.to)
             stem_too = places.place(path) is not None
             if not os.path.lexists(path):
                 tagfiles.move_beside(path, target, stem_too=stem_too)  # moved already; its sidecar too
@@ -127,5 +200,3 @@ class Journal:
             target.parent.mkdir(parents=True, exist_ok=True)
             went = fsops.move_no_replace(path, target.parent, target.name)
             tagfiles.move_beside(path, went, stem_too=stem_too)  # a sidecar dropped beside it goes along
-        else:
-            log.error("unknown thumbnail step %r in the journal; skipped", step["op"])

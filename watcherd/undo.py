@@ -16,8 +16,9 @@ from watcherd.decided import NEAR
 from watcherd.decisions import Decisions
 from watcherd.documents import DecisionRef
 from watcherd.errors import UsageError
+from watcherd.neardecisions import NearDecisions
 from watcherd.nearpairs import is_near_id
-from watcherd.records import CollisionRecord, Json, Verdict
+from watcherd.records import CollisionRecord, Verdict
 
 log = logging.getLogger("watcherd")
 
@@ -42,7 +43,7 @@ class Undo:
         if ident is None:
             raise UsageError("there is no decision to undo")
         ref = decided.describe(catalog, ident)
-        if is_near_id(ident) and self.decisions.near().undo(ident):
+        if is_near_id(ident) and NearDecisions(self.decisions).undo(ident):
             return ref
         if is_near_id(ident):
             names = sorted(ident.split("+"))
@@ -73,7 +74,7 @@ class Undo:
         if rec is not None and len(rec.paths) > 1:
             raise UsageError(f"{rec.name} has copies in {', '.join(rec.paths)}; delete all but one, then undo")
         target = self.decisions.collision_thumb(col)
-        planned: list[Json] = []
+        planned: list[steps.Step] = []
         if os.path.lexists(target):
             raise UsageError(f"{places.rel(target)} is taken; nothing was changed")
         if rec is not None and rec.present and steps.ours(places.absolute(rec.path), col.newcomer.sha256):
@@ -95,7 +96,7 @@ class Undo:
     def _undo_keep_existing(self, col: CollisionRecord) -> None:
         catalog = self.ctx.catalog
         target = self.decisions.collision_thumb(col)
-        planned: list[Json] = []
+        planned: list[steps.Step] = []
         if not os.path.lexists(target):
             png = self.decisions.render(col.newcomer.original, col.newcomer.filename)
             planned.append(steps.publish(self.ctx.places.rel(target), png))

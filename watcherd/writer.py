@@ -18,7 +18,7 @@ from typing import Any
 from watcherd import edits, requests, restore, tagfiles
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.errors import LockedError, NoAnswerError, UsageError, WatcherdError
+from watcherd.errors import LockedError, NoAnswerError, Refused, UsageError
 from watcherd.layout import check_library, lease_path, requests_dir
 from watcherd.lease import Lease, is_live, read_holder
 from watcherd.records import Json
@@ -26,15 +26,6 @@ from watcherd.records import Json
 log = logging.getLogger("watcherd")
 
 PICK_UP = 30.0  # seconds a live writer has to pick a request up before the command gives up
-
-
-class Refused(WatcherdError):
-    """The writer refused a change; carries the exit code it gave (and its error's ``details``)."""
-
-    def __init__(self, message: str, exit_code: int, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.details = details
 
 
 def writer_live(cfg: Config, now: float | None = None) -> bool:

@@ -200,12 +200,14 @@ def test_a_review_by_buttons_and_keys_settles_files_and_catalog_and_survives_reb
     first, second, third = (page.locator(f'[data-collision-id="{q["id"]}"]') for q in queue)
     assert is_current(first) and first.get_attribute("data-keeper") == "existing"
 
-    # f flips A/B in place (the newcomer takes the existing side's place), f again flips back.
+    # f flips A/B in place (the newcomer shown where the existing picture was, at its size), f again back.
     old, new = first.locator('[data-side="existing"] img'), first.locator('[data-side="newcomer"] img')
-    assert x_of(old) < x_of(new)
+    assert old.is_visible() and not new.is_visible() and old.bounding_box() == new.bounding_box()
     page.keyboard.press("f")
-    assert x_of(new) < x_of(old)
+    assert new.is_visible() and not old.is_visible()
     page.keyboard.press("f")
+    assert old.is_visible() and not new.is_visible()
+    page.keyboard.press("1")  # side by side: existing left, newcomer right
     assert x_of(old) < x_of(new)
 
     # Arrows move on and back.

@@ -19,8 +19,8 @@ import pytest
 from tests.helpers import encode, running_daemon, scene, table, wait_for, write
 from tests.invariants import check_library
 from watcherd import config
+from watcherd.errors import Refused
 from watcherd.library import Library
-from watcherd.writer import Refused
 
 
 def cli(*args: str) -> Any:

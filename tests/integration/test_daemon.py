@@ -71,8 +71,9 @@ class Running:
         return [r for r in self.images() if r["original_filename"] not in self.sentinels]
 
     def tagged(self, name: str, tag: str) -> Callable[[], bool]:
-        """A condition: the record of ``name`` carries ``tag``."""
-        return lambda: tag in self.by_name()[name]["tags"]
+        """A condition: the record of ``name`` carries ``tag`` (no record yet: not yet; a thumbnail
+        is published while its batch works, and its record is durable once the batch commits)."""
+        return lambda: tag in self.by_name().get(name, {}).get("tags", [])
 
     def scanned(self) -> bool:
         """True once a full scan has been recorded in ``meta``."""

@@ -132,36 +132,83 @@ def test_uploads_are_size_limited(root: Path) -> None:
         assert c.post("/api/similar", files=big).status_code == 413
 
 
-def test_tags_page_links_each_thumbnail_to_its_original(client: TestClient, root: Path) -> None:
+def test_tags_page_links_each_picture_to_its_original(client: TestClient, root: Path) -> None:
     page = client.get("/tags?tag=cats")
     assert page.status_code == 200 and 'data-name="320x240_' in page.text
     (hit,) = cli("find", str(root), "--tag", "cats")
     (rec,) = [r for r in table(root / ".watcherd" / "catalog.sqlite", "images") if r["name"] == hit["name"]]
-    assert f'<a href="/file/{rec["original"]}" class="original"><img src="/file/{hit["path"]}"' in page.text
+    assert f'<a class="pic" href="/file/{rec["original"]}"' in page.text
     assert client.get(f"/file/{rec['original']}").content == (root / rec["original"]).read_bytes()
+    # Folder tags are checkboxes; size tags are a filter of their own.
+    assert 'name="tag" value="cats"' in page.text and 'name="tag" value="320x240"' not in page.text
+    assert '<option value="320x240">320x240 (1)</option>' in page.text
+    assert 'data-name="320x240_' in client.get("/tags?size=320x240").text
 
 
-def diff_rows(html: str, side: str) -> dict[str, tuple[str, bool]]:
-    """One side's diff rows on the review page: key -> (value, highlighted as differing)."""
-    part = html.split(f'data-side="{side}"', 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r'<tr( class="differs")?><td>([^<]*)</td><td>([^<]*)</td></tr>', part)
-    return {key: (value, bool(differs)) for differs, key, value in rows}
+def fact_rows(html: str) -> dict[str, tuple[list[str], bool]]:
+    """The review page's facts: key -> (each side's value, highlighted as differing)."""
+    part = html.split('<table class="facts">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr( class="differs")? data-row="([^"]*)"><th scope="row">[^<]*</th>(.*?)</tr>', part, re.S)
+    return {key: (re.findall(r"<td[^>]*>([^<]*)</td>", cells), bool(differs)) for differs, key, cells in rows}
 
 
-def test_the_diff_shows_what_differs_and_the_keeper_is_the_one_dupes_suggests(client: TestClient, root: Path) -> None:
+def test_the_facts_show_what_differs_and_the_keeper_is_the_one_dupes_suggests(client: TestClient, root: Path) -> None:
     page = client.get("/").text
-    existing, newcomer = diff_rows(page, "existing"), diff_rows(page, "newcomer")
-    assert list(existing) == ["pixels", "file size", "format", "date taken", "file name", "tags", "where"]
-    assert existing["pixels"] == newcomer["pixels"] == ("320 x 240", False)
-    assert existing["file name"] == ("a.png", True) and newcomer["file name"] == ("b.jpg", True)
-    assert existing["format"] == ("PNG", True) and newcomer["format"] == ("JPEG", True)
-    assert existing["tags"] == ("cats, 320x240", True)
-    assert newcomer["tags"] == ("would get: dogs, 320x240", True)  # the folder it was dropped in
-    assert existing["date taken"][0].endswith("(file date)")
+    rows = fact_rows(page)
+    assert list(rows) == ["pixels", "file size", "format", "date taken", "camera", "file name", "tags", "where"]
+    assert rows["pixels"] == (["320 x 240", "320 x 240"], False)
+    assert rows["file name"] == (["a.png", "b.jpg"], True)
+    assert rows["format"] == (["PNG", "JPEG"], True)
+    assert rows["tags"] == (["cats, 320x240", "would get: dogs, 320x240"], True)  # the folder it was dropped in
+    assert rows["date taken"][0][0].endswith("(file date)")
+    assert 'data-taken-source="file"' in page
     (item,) = cli("dupes", str(root))
     # cats/a.png is the larger file (PNG beside a JPEG of the same pixels): the suggested keeper.
-    assert item["suggested"] == "existing"
-    assert 'data-keeper="existing"' in page and 'class="side keeper" data-side="existing"' in page
+    assert item["suggested"] == "existing" and item["reasons"][0].startswith("existing: larger file at equal pixels")
+    assert 'data-keeper="existing"' in page and 'class="pane keeper front" data-side="existing"' in page
+    assert 'data-reasons="larger file at equal pixels' in page
+    assert 'data-distance="0"' in page
+    for mode in ("side", "flip", "zoom", "diff"):
+        assert f'data-mode="{mode}"' in page
+    assert 'data-action="apply-suggested"' in page
+
+
+def test_previews_and_differences_are_rendered_in_the_sandbox_and_cached(client: TestClient, root: Path) -> None:
+    (item,) = cli("dupes", str(root))
+    a, b = item["existing"]["original"], item["newcomer"]["original"]
+    first = client.get(f"/preview/{a}")
+    assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
+    assert first.content[:2] == b"\xff\xd8"
+    cached = list((root / ".watcherd" / "previews").glob("*-full.jpg"))
+    assert len(cached) == 1
+    assert client.get(f"/preview/{a}").content == first.content
+    said = client.get(f"/api/diff?a={a}&b={b}").json()
+    assert said["size"] == [320, 240] and 0 <= said["changed"] < 0.05 and said["image"].startswith("/diff?")
+    assert client.get(said["image"]).content[:2] == b"\xff\xd8"
+    assert client.get("/preview/../x").status_code == 404
+    assert client.get("/preview/.watcherd/catalog.sqlite").status_code == 404
+    assert client.get("/api/diff?a=../x&b=y").status_code == 404
+
+
+def test_a_batch_through_the_api_is_undone_as_one(client: TestClient, root: Path) -> None:
+    (item,) = client.get("/api/dupes").json()
+    done = client.post("/api/resolve", json={"decisions": [{"id": item["id"], "decision": "keep-existing"}]}).json()
+    assert [m["id"] for m in done["made"]] == [item["id"]] and done["refused"] == []
+    assert done["made"][0]["made"]["batch"] == done["batch"]
+    assert client.get("/api/dupes").json() == []
+    undone = client.post("/api/undo", json={"batch": done["batch"]}).json()
+    assert [u["id"] for u in undone["undid"]] == [item["id"]] and undone["left"] == []
+    assert [d["id"] for d in client.get("/api/dupes").json()] == [item["id"]]
+    again = client.post("/api/undo", json={"batch": done["batch"]})
+    assert again.status_code == 409
+
+
+def test_new_items_are_served_as_html_for_the_live_queue(client: TestClient) -> None:
+    (item,) = client.get("/api/dupes").json()
+    version = client.get("/api/version").json()["version"]
+    assert version != "none"
+    fragment = client.get(f"/queue/items?id={item['id']}").text
+    assert f'data-collision-id="{item["id"]}"' in fragment and "<html" not in fragment
 
 
 @pytest.mark.parametrize(

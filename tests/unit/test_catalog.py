@@ -93,7 +93,7 @@ def test_a_nested_block_that_raises_undoes_only_its_own_writes(tmp_path: Path) -
 
 
 def test_writing_outside_a_transaction_is_refused(tmp_path: Path) -> None:
-    with Catalog(tmp_path / "c.sqlite") as cat, pytest.raises(RuntimeError, match="outside a transaction"):
+    with Catalog(tmp_path / "c.sqlite") as cat, pytest.raises(CatalogError, match="outside a transaction"):
         cat.put_image(_record())
 
 

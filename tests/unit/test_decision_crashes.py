@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
-from watcherd import imaging
+from watcherd import deciding, imaging
 from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
 from watcherd.config import Config
@@ -106,10 +106,10 @@ def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict:
         with open_for_writing(cfg).catalog as catalog:
             (col,) = catalog.collisions()
             if undo:
-                decisions(cfg, catalog, lambda s, p: None).resolve(col.id, verdict)
+                deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, verdict)
             try:
                 made = decisions(cfg, catalog, cut_at(n, seen))
-                made.undo() if undo else made.resolve(col.id, verdict)
+                deciding.undo(made) if undo else deciding.resolve(made, col.id, verdict)
             except PowerCut:
                 cut = True
             else:
@@ -162,7 +162,7 @@ def test_decided_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_co
     cfg, dropped = library(tmp_path / "lib")
     with open_for_writing(cfg).catalog as catalog:
         (col,) = catalog.collisions()
-        decisions(cfg, catalog, lambda s, p: None).resolve(col.id, Verdict.KEEP_EXISTING)
+        deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, Verdict.KEEP_EXISTING)
     again = write(cfg.thumbs_dir / "birds" / "c.jpg", dropped["b.jpg"])
     planned = f"originals/_duplicates/{col.id}~again.jpg"
     assert redrop_stopped_before_filing(cfg, again, "collisions") == [["thumbs/birds/c.jpg", planned]]
@@ -174,7 +174,7 @@ def test_two_copies_of_decided_bytes_dropped_again_in_one_batch_are_told_apart(t
     cfg, dropped = library(tmp_path / "lib")
     with open_for_writing(cfg).catalog as catalog:
         (col,) = catalog.collisions()
-        decisions(cfg, catalog, lambda s, p: None).resolve(col.id, Verdict.KEEP_EXISTING)
+        deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, Verdict.KEEP_EXISTING)
         write(cfg.thumbs_dir / "birds" / "c.jpg", dropped["b.jpg"])
         write(cfg.thumbs_dir / "fish" / "d.jpg", dropped["b.jpg"])
         reconcile(Pipeline(cfg, catalog), reason="test", settle=0)  # one batch: both re-drops in it

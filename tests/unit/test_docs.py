@@ -37,3 +37,15 @@ def _subclasses(cls: type[WatcherdError]) -> set[type[WatcherdError]]:
     for sub in cls.__subclasses__():
         out |= {sub, *_subclasses(sub)}
     return out
+
+
+def test_readme_documents_every_problem_code_check_reports() -> None:
+    """Scripts match ``check``'s codes: each one has a row in the README's table, and back."""
+    from watcherd.problems import Code
+
+    text = _section("Commands")
+    start = text.index("### Checking a library")
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", text[start:], flags=re.MULTILINE))
+    assert documented == {c.value for c in Code}
+    codes = {int(c) for c in re.findall(r"^\| (\d+) \|", text, flags=re.MULTILINE)}
+    assert 1 in codes  # check's "problems found"

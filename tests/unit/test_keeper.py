@@ -13,7 +13,8 @@ from tests.helpers import encode, scene, write
 from watcherd import chunks, imaging, queries
 from watcherd.catalog import Catalog
 from watcherd.config import Config
-from watcherd.keeper import Facts, date_taken, exif_date, shown_date, suggest
+from watcherd.errors import UsageError
+from watcherd.keeper import Facts, camera, choose, date_taken, exif_date, facts_from, shown_date, suggest
 from watcherd.newcomers import spec_for
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
@@ -44,7 +45,7 @@ def test_unknown_values_lose_to_known_ones_and_a_full_tie_keeps_the_first() -> N
     assert suggest([Facts(100, 1, None), Facts(100, 1, NEW)]) == 1
     assert suggest([Facts(100, 1, OLD), Facts(100, 1, OLD)]) == 0
     assert suggest([Facts(None, None, None)] * 3) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         suggest([])
 
 
@@ -111,3 +112,65 @@ def test_without_exif_the_original_s_file_date_decides_a_tie(cfg: Config, catalo
     (col,) = catalog.collisions()
     (_, newcomer), _ = queries.collision_facts(cfg.root, col)
     assert (newcomer.taken, newcomer.taken_from) == (OLD, "file date")
+
+
+# --- the camera original beats an enlarged or recompressed copy --------------------------
+
+CAMERA = Facts(1411 * 940, 400_000, OLD, "EXIF", "Canon EOS 80D", 12, (1411, 940), (1411, 940))
+UPSCALED = Facts(3000 * 1999, 2_500_000, NEW, "file date", None, 0, None, (3000, 1999))
+
+
+def test_the_camera_original_beats_a_larger_copy_without_exif_whichever_came_first() -> None:
+    for order in ([CAMERA, UPSCALED], [UPSCALED, CAMERA]):
+        choice = choose(order)
+        assert order[choice.keep] is CAMERA
+        kept, other = choice.reasons[choice.keep], choice.reasons[1 - choice.keep]
+        assert kept == ["camera original (Canon EOS 80D)", "original resolution", "EXIF date 2019-06-01"]
+        assert other == ["upscaled 2.1x, no camera EXIF"]
+
+
+def test_a_copy_resized_after_the_camera_is_no_camera_original() -> None:
+    resized = Facts(800 * 533, 90_000, OLD, "EXIF", "Canon EOS 80D", 12, (6000, 4000), (800, 533))
+    assert resized.resized and not resized.camera_original
+    stripped = Facts(6000 * 4000, 9_000_000, NEW, "file date", None, 0, None, (6000, 4000))
+    choice = choose([resized, stripped])
+    assert choice.keep == 1  # neither is a camera original: more pixels wins
+    assert choice.reasons == [["7.5x smaller"], ["more pixels"]]
+    turned = Facts(4000 * 6000, 1, OLD, "EXIF", "X", 3, (6000, 4000), (4000, 6000))
+    assert turned.camera_original  # EXIF orientation turned it: the same size the other way round
+
+
+def test_at_equal_pixels_the_less_compressed_file_wins_then_more_exif_then_the_older_date() -> None:
+    a = Facts(100, 5 << 20, NEW, "EXIF", "X", 5, None, (10, 10))
+    b = Facts(100, 1 << 20, OLD, "EXIF", "X", 9, None, (10, 10))
+    assert choose([b, a]).keep == 1
+    assert choose([b, a]).reasons == [
+        ["smaller file, more compressed (1.0 MB)"],
+        ["larger file at equal pixels (5.0 MB)", "EXIF date 2023-01-02"],
+    ]
+    c = Facts(100, 1 << 20, NEW, "EXIF", "X", 12, None, (10, 10))
+    assert choose([b, c]).keep == 1 and choose([b, c]).reasons[1][0] == "more EXIF (12 fields)"
+    d = Facts(100, 1 << 20, NEW, "file date", "X", 9, None, (10, 10))
+    assert choose([d, b]).keep == 1 and choose([d, b]).reasons[0] == ["newer date taken"]
+    assert choose([b, b]).reasons == [
+        ["the same facts: keeping it moves nothing", "EXIF date 2019-06-01"],
+        ["the same facts"],
+    ]
+
+
+def test_facts_are_read_from_the_exif_chunk() -> None:
+    fields = {
+        "Make": "Canon",
+        "Model": "Canon EOS 80D",
+        "DateTimeOriginal": "2019:06:01 12:00:00",
+        "ExifImageWidth": "1411",
+        "ExifImageHeight": "940",
+    }
+    chunks = {"width": "1411", "height": "940", "file_size": "1234", "exif": json.dumps(fields)}
+    facts = facts_from(chunks, None, 99, NEW)
+    assert facts == Facts(1411 * 940, 1234, OLD, "EXIF", "Canon EOS 80D", 5, (1411, 940), (1411, 940))
+    assert facts_from({}, (4, 3), 99, NEW) == Facts(12, 99, NEW, "file date", None, 0, None, (4, 3))
+    assert facts_from({}, None, None, None) == Facts(None, None, None)
+    assert camera({"Make": "NIKON CORPORATION", "Model": "NIKON D750"}) == "NIKON CORPORATION NIKON D750"
+    assert camera({"Make": "Apple", "Model": "iPhone 12"}) == "Apple iPhone 12"
+    assert camera({}) is None

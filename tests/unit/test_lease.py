@@ -4,12 +4,13 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from watcherd.errors import LockedError
-from watcherd.lease import Lease, describe, read_holder
+from watcherd.lease import Holder, Lease, describe, is_live, read_holder
 
 
 def test_second_taker_is_refused_with_the_holder_named(tmp_path: Path) -> None:
@@ -37,20 +38,107 @@ def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     lease.release()
 
 
+def test_no_process_is_probed_on_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows ``os.kill(pid, 0)`` terminates the process: a reader there must never call it."""
+    now = time.time()
+    holder = Holder(host=socket.gethostname(), pid=2**22 + 12345, token="t", since=now, heartbeat=now)
+
+    def kill(pid: int, sig: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {sig}) on Windows would end that process")
+
+    monkeypatch.setattr(os, "kill", kill)
+    with monkeypatch.context() as windows:  # only around the calls: pytest itself must not see "nt"
+        windows.setattr(os, "name", "nt")
+        live = is_live(holder, heartbeat=5, stale_after=3, now=now)
+        stale = not is_live(holder, heartbeat=5, stale_after=3, now=now + 16)
+    assert live and stale  # the heartbeat alone decides
+
+
+class Clock:
+    """A clock that moves only when the lease sleeps, with something to do at given times."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.at: dict[float, Callable[[], object]] = {}
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        self.slept += seconds
+        for when in sorted(w for w in self.at if w <= self.t):
+            self.at.pop(when)()
+
+
+def lease_file(lock: Path, heartbeat_age: float, host: str = "other-host") -> bytes:
+    now = time.time()
+    raw = json.dumps({"host": host, "pid": 1, "token": "t", "since": now - 100, "heartbeat": now - heartbeat_age})
+    lock.write_text(raw)
+    return raw.encode()
+
+
 def test_remote_lease_is_stale_only_after_missed_heartbeats(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
-    now = time.time()
-    lock.write_text(
-        json.dumps({"host": "other-host", "pid": 1, "token": "t", "since": now - 100, "heartbeat": now - 2})
-    )
+    lease_file(lock, heartbeat_age=2)
+    clock = Clock()
     with pytest.raises(LockedError, match="other-host"):
-        Lease(lock, heartbeat=1, stale_after=3).acquire()
-    lock.write_text(
-        json.dumps({"host": "other-host", "pid": 1, "token": "t", "since": now - 100, "heartbeat": now - 10})
-    )
+        Lease(lock, heartbeat=1, stale_after=3, clock=clock, sleep=clock.sleep).acquire()
+    assert clock.slept == 0  # a fresh heartbeat is refused at once
+    lease_file(lock, heartbeat_age=10)
+    lease = Lease(lock, heartbeat=1, stale_after=3, clock=clock, sleep=clock.sleep)
+    lease.acquire()
+    assert clock.slept >= 3  # watched for stale_after heartbeats by its own clock first
+    holder = read_holder(lock)
+    assert holder is not None and holder.token == lease.token
+    lease.release()
+
+
+def test_a_lease_that_advances_while_watched_is_not_taken(tmp_path: Path) -> None:
+    """The holder's clock may be behind ours: its content changing proves it alive."""
+    lock = tmp_path / "lock"
+    lease_file(lock, heartbeat_age=60)
+    clock = Clock()
+    clock.at[2.0] = lambda: lease_file(lock, heartbeat_age=59)
+    with pytest.raises(LockedError, match="pid 1 on other-host: its heartbeat is advancing"):
+        Lease(lock, heartbeat=1, stale_after=3, clock=clock, sleep=clock.sleep).acquire()
+    holder = read_holder(lock)
+    assert holder is not None and holder.host == "other-host"
+
+
+def test_a_lease_that_cannot_be_read_is_never_taken(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    lease_file(lock, heartbeat_age=60)
+    clock = Clock()
+
+    def unreadable() -> None:  # a read that fails (here: the name is a folder for a moment)
+        lock.unlink()
+        lock.mkdir()
+
+    clock.at[1.0] = unreadable
+    with pytest.raises(LockedError, match="cannot read the lease"):
+        Lease(lock, heartbeat=1, stale_after=3, clock=clock, sleep=clock.sleep).acquire()
+    assert lock.is_dir()  # left as it was
+
+
+def test_renew_cannot_tell_when_the_lease_does_not_read_back(tmp_path: Path) -> None:
+    lock = tmp_path / "state" / "lock"
     lease = Lease(lock, heartbeat=1, stale_after=3)
     lease.acquire()
-    lease.release()
+    lock.write_bytes(b"{half a lease")
+    with pytest.raises(OSError, match="does not read as a lease"):
+        lease.renew()
+    (lock.parent).rename(tmp_path / "away")  # the whole folder out of reach (a share gone)
+    with pytest.raises(FileNotFoundError):
+        lease.renew()
+    (tmp_path / "away").rename(lock.parent)
+    lock.write_bytes(read_holder_bytes(lease))
+    assert lease.renew() and lease.held
+
+
+def read_holder_bytes(lease: Lease) -> bytes:
+    return json.dumps({"host": "h", "pid": 1, "token": lease.token, "since": 0, "heartbeat": 0}).encode()
 
 
 def test_renew_notices_a_lost_lease(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from tests.unit.test_decision_crashes import (
     redrop_stopped_before_filing,
     restart,
 )
+from watcherd import deciding
 from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
 from watcherd.config import Config
@@ -85,10 +86,10 @@ def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict:
         seen: list[str] = []
         with open_for_writing(cfg).catalog as catalog:
             if undo:
-                decisions(cfg, catalog, lambda s, p: None).resolve(ident, verdict)
+                deciding.resolve(decisions(cfg, catalog, lambda s, p: None), ident, verdict)
             try:
                 made = decisions(cfg, catalog, cut_at(n, seen))
-                made.undo() if undo else made.resolve(ident, verdict)
+                deciding.undo(made) if undo else deciding.resolve(made, ident, verdict)
             except PowerCut:
                 cut = True
             else:
@@ -110,7 +111,7 @@ def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict:
 def test_merged_bytes_dropped_again_in_a_scan_move_only_once_their_record_is_committed(tmp_path: Path) -> None:
     cfg, ident, dropped = library(tmp_path / "lib")
     with open_for_writing(cfg).catalog as catalog:
-        decisions(cfg, catalog, lambda s, p: None).resolve(ident, Verdict.KEEP_EXISTING)
+        deciding.resolve(decisions(cfg, catalog, lambda s, p: None), ident, Verdict.KEEP_EXISTING)
         (near,) = catalog.near_decisions()
     merged = near.merged[0].image.name[: -len(".png")]
     again = write(cfg.thumbs_dir / "birds" / "c.png", dropped["b.png"])

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from watcherd.errors import UsageError
 from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
 
 
@@ -35,7 +36,7 @@ def test_radius_zero_finds_equal_hashes_only() -> None:
 
 
 def test_radius_out_of_range() -> None:
-    with pytest.raises(ValueError, match="radius"):
+    with pytest.raises(UsageError, match="distance"):
         NearIndex([1]).query(1, MAX_RADIUS + 1)
 
 

@@ -12,6 +12,7 @@ from watcherd import nearfile, nearstore, queries
 from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
 from watcherd.config import Config
+from watcherd.errors import IndexFileError, UsageError
 from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
 from watcherd.nearkeeper import Maintainer
 from watcherd.nearstore import NearStore, Tables, index_path
@@ -71,7 +72,7 @@ def test_empty_and_cut_short_files(tmp_path: Path) -> None:
     full.write(tmp_path / "index.bin")
     data = (tmp_path / "index.bin").read_bytes()
     (tmp_path / "index.bin").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut short"):
+    with pytest.raises(IndexFileError, match="cut short"):
         Tables.load(tmp_path / "index.bin")
 
 
@@ -242,7 +243,7 @@ def test_the_numpy_free_reader_steps_aside_when_the_file_cannot_answer_alone(
         with catalog.transaction():
             schema.create_derived(catalog.conn)  # a new epoch voids the file
         assert nearfile.similar(path, log, hashes[50], 4) is None
-        with pytest.raises(ValueError, match="radius"):
+        with pytest.raises(UsageError, match="distance"):
             nearfile.similar(path, log, hashes[50], 17)
     finally:
         log.close()

@@ -203,7 +203,7 @@ class Catalog(CatalogReader):
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         if not self._depth:
-            raise RuntimeError("catalog write outside a transaction")
+            raise CatalogError("a catalog write outside a transaction (a bug)")
         try:
             self.conn.execute(sql, args)
         except sqlite3.Error as exc:

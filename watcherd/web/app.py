@@ -7,7 +7,10 @@ same sandbox as ingest.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,14 +29,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from watcherd import queries
-from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.decoders import Sandbox
 from watcherd.documents import Collision, NearGroup, SimilarHit
 from watcherd.errors import ImageError, UsageError, WatcherdError
 from watcherd.library import Library
-from watcherd.web.review import originals_of, review_items
+from watcherd.web.pages import search_context, tags_context
+from watcherd.web.review import review_items
 from watcherd.web.security import Guard
+from watcherd.web.views import Made, Views
 
 T = TypeVar("T")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -91,10 +95,12 @@ class Web:
         self.upload_limit = upload_limit
         self._sandbox = Sandbox(cfg.decode_timeout, cfg.decode_memory)
         self._sandbox_lock = threading.Lock()
+        self.views = Views(cfg)
 
     def close(self) -> None:
-        """Stop the decoder worker."""
+        """Stop the decoder workers."""
         self._sandbox.close()
+        self.views.close()
 
     # --- pages -------------------------------------------------------------------
 
@@ -103,13 +109,56 @@ class Web:
         context = {"items": items, "near": queries.DEFAULT_DISTANCE}
         return TEMPLATES.TemplateResponse(request, "review.html", context)
 
+    async def items(self, request: Request) -> Response:
+        """Some items of the queue as HTML (``?id=A&id=B``): what the live queue inserts."""
+        wanted = set(request.query_params.getlist("id"))
+        items = await _call(review_items, self.library, wanted) if wanted else []
+        return TEMPLATES.TemplateResponse(request, "items.html", {"items": items, "offset": 0})
+
     async def file(self, request: Request) -> Response:
         target = inside_root(self.root, request.path_params["path"])
         return FileResponse(target, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
+    def _view(self, made: Made) -> Response:
+        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        if made.path is not None:
+            return FileResponse(made.path, media_type="image/jpeg", headers=headers)
+        return Response(made.data or b"", media_type="image/jpeg", headers=headers)
+
+    async def preview(self, request: Request) -> Response:
+        """A rendering of an original the browser cannot show itself (made in the sandbox, cached)."""
+        target = inside_root(self.root, request.path_params["path"])
+        size = request.query_params.get("size", "full")
+        return self._view(await _call(self.views.preview, target, size, request.query_params.get("sha")))
+
+    def _pair(self, request: Request) -> tuple[Path, Path]:
+        a, b = request.query_params.get("a"), request.query_params.get("b")
+        if not a or not b:
+            raise HTTPException(400, "a=PATH&b=PATH (two originals) are needed")
+        return inside_root(self.root, a), inside_root(self.root, b)
+
+    async def difference(self, request: Request) -> Response:
+        """The difference of two originals as a picture (made in the sandbox, cached)."""
+        return self._view(await _call(self.views.difference, *self._pair(request)))
+
+    async def api_difference(self, request: Request) -> Response:
+        """How much two originals differ (``mean``, ``changed``, sizes), and where the picture is."""
+        made = await _call(self.views.difference, *self._pair(request))
+        return JSONResponse({**made.note, "image": "/diff?" + request.url.query})
+
+    async def api_version(self, request: Request) -> Response:
+        """What changes whenever the catalog does (the live queue asks this, then ``/api/dupes``)."""
+        try:
+            st = os.stat(self.cfg.database_path)
+            version = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+        except OSError:
+            version = "none"
+        return JSONResponse({"version": version})
+
     async def search(self, request: Request) -> Response:
         hits: list[SimilarHit] | None = None
         error = None
+        uploaded = None
         query = request.query_params.get("hash", "")
         distance = request.query_params.get("distance", str(queries.DEFAULT_DISTANCE))
         try:
@@ -117,19 +166,28 @@ class Web:
                 data, filename, fields = await self._upload(request)
                 distance = fields.get("distance") or distance
                 hits = await self._similar_upload(data, filename, int(distance))
+                shown = await _call(self.views.preview_data, data)
+                uploaded = {
+                    "name": Path(filename).name,
+                    "src": "data:image/jpeg;base64," + base64.b64encode(shown).decode(),
+                }
             elif query:
                 hits = await _call(self.library.similar, query, int(distance))
         except (WatcherdError, ValueError) as exc:
             error = str(exc)
-        context = {"hits": hits, "error": error, "hash": query, "distance": distance}
+        context = await _call(search_context, self.library, hits, error, query, distance, uploaded)
         return TEMPLATES.TemplateResponse(request, "search.html", context, status_code=400 if error else 200)
 
     async def tags(self, request: Request) -> Response:
-        chosen = request.query_params.getlist("tag")
-        counts = await _call(self.library.tags)
-        hits = await _call(self.library.find, TagQuery(all_of=tuple(chosen))) if chosen else []
-        originals = await _call(originals_of, self.library, [h["name"] for h in hits])
-        context = {"counts": counts, "chosen": chosen, "hits": hits, "originals": originals}
+        params = request.query_params
+        context = await _call(
+            tags_context,
+            self.library,
+            params.getlist("tag"),
+            params.get("size", ""),
+            params.get("q", ""),
+            params.get("page", "1"),
+        )
         return TEMPLATES.TemplateResponse(request, "tags.html", context)
 
     # --- the JSON API: what the CLI's --json prints ----------------------------------
@@ -143,11 +201,17 @@ class Web:
         return JSONResponse(items)
 
     async def api_resolve(self, request: Request) -> Response:
+        """One decision ``{id, decision}``; or a batch ``{decisions: [{id, decision}, ...]}``, undone as one."""
         try:
             body = await request.json()
         except ValueError:
             raise HTTPException(400, "a JSON body {id, decision} is needed") from None
         fields = body if isinstance(body, dict) else {}
+        if isinstance(fields.get("decisions"), list):
+            batch = fields.get("batch") or secrets.token_hex(8)
+            if not isinstance(batch, str):
+                raise HTTPException(400, "a batch is named by text")
+            return JSONResponse(await _call(self.library.resolve_batch, fields["decisions"], batch, "page"))
         if not isinstance(fields.get("id"), str) or not isinstance(fields.get("decision"), str):
             raise HTTPException(400, "a JSON body {id, decision} is needed")
         return JSONResponse(await _call(self.library.resolve, body["id"], body["decision"], "page"))
@@ -160,8 +224,10 @@ class Web:
         except ValueError:
             raise HTTPException(400, 'the body is empty or a JSON object {"id", "token"}') from None
         fields = body if isinstance(body, dict) else None
-        if fields is None or any(not isinstance(fields.get(k), (str, type(None))) for k in ("id", "token")):
-            raise HTTPException(400, 'the body is empty or a JSON object {"id", "token"}')
+        if fields is None or any(not isinstance(fields.get(k), (str, type(None))) for k in ("id", "token", "batch")):
+            raise HTTPException(400, 'the body is empty or a JSON object {"id", "token"} or {"batch"}')
+        if fields.get("batch") is not None:
+            return JSONResponse(await _call(self.library.undo_batch, fields["batch"]))
         return JSONResponse(await _call(self.library.undo, fields.get("id"), fields.get("token")))
 
     async def api_similar(self, request: Request) -> Response:
@@ -219,7 +285,12 @@ def create_app(cfg: Config, token: str | None = None, upload_limit: int = UPLOAD
 
     routes = [
         Route("/", web.index),
+        Route("/queue/items", web.items),
         Route("/file/{path:path}", web.file),
+        Route("/preview/{path:path}", web.preview),
+        Route("/diff", web.difference),
+        Route("/api/diff", web.api_difference),
+        Route("/api/version", web.api_version),
         Route("/search", web.search, methods=["GET", "POST"]),
         Route("/tags", web.tags),
         Route("/api/dupes", web.api_dupes),

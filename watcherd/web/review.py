@@ -1,31 +1,26 @@
-"""The review queue as the page shows it: each item's sides, what differs, the keeper (reads only)."""
+"""The review queue as the page shows it: each item's sides, what differs, the keeper and its plan (reads only)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcherd import queries
 from watcherd.catalog import CatalogReader, open_for_reading
 from watcherd.documents import Collision, NearGroup
+from watcherd.facts import collision_facts, image_facts
 from watcherd.folders import Folders
-from watcherd.keeper import Facts, shown_date, suggest
+from watcherd.keeper import choose
 from watcherd.library import Library
 from watcherd.naming import merge_tags, parse_canonical
+from watcherd.nearpairs import near_id
 from watcherd.places import Places
 from watcherd.records import CollisionRecord, ImageRecord
+from watcherd.web.sides import Known, Side, differing, make_side, rows_shown
 
-ROWS = ("pixels", "file size", "format", "date taken", "file name", "tags", "where")
-
-
-@dataclass(frozen=True)
-class Side:
-    """One picture of an item: where it is and the rows of the diff."""
-
-    label: str
-    thumbnail: str | None
-    original: str | None
-    rows: dict[str, str]
+KEEPS = ("keep-existing", "keep-newcomer")  # what keeps a collision's side 0 and side 1
 
 
 @dataclass(frozen=True)
@@ -37,31 +32,49 @@ class Item:
     name: str
     sides: list[Side]
     differs: set[str] = field(default_factory=set)
-    keeper: int = 0  # the index of the side pre-selected to keep (``keeper.suggest``)
-    suggested: str | None = None  # the decision that keeps it, when one does (keep-existing/keep-newcomer)
+    keeper: int = 0  # the index of the side the keeper rule keeps
+    suggested: str | None = None  # the one decision that keeps it, when one does (keep-existing/keep-newcomer)
+    distance: int = 0  # Hamming distance between the hashes (a near group: the largest)
+    plan: list[dict[str, str]] = field(default_factory=list)  # the decisions that keep the keeper
+    rows: list[str] = field(default_factory=list)  # the facts shown
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the keeper is kept, and why the others lose, as "label: reason"."""
+        return [f"{s.label}: {r}" for s in self.sides for r in s.reasons]
+
+    @property
+    def plan_json(self) -> str:
+        """The plan as the page's batch and ``s`` key send it."""
+        return json.dumps(self.plan)
 
 
-def _rows(
-    facts: Facts, chunks: dict[str, str], original: str | None, filename: str | None, tags: str, where: str | None
-) -> dict[str, str]:
-    """The diff's rows for one side, in ``ROWS`` order."""
-    width, height = chunks.get("width"), chunks.get("height")
-    return {
-        "pixels": f"{width} x {height}" if width and height else "?",
-        "file size": f"{facts.file_size:,} bytes" if facts.file_size is not None else "?",
-        "format": chunks.get("format") or Path(original or "").suffix.lstrip(".").upper() or "?",
-        "date taken": shown_date(facts),
-        "file name": filename or chunks.get("original_filename") or chunks.get("filename") or "?",
-        "tags": tags or "-",
-        "where": where or "?",
-    }
+def merge_plan(members: list[Side], keeper: int, group: str) -> list[dict[str, str]]:
+    """The decisions that keep ``members[keeper]`` and merge every other member into it.
+
+    The group's first catalogued member is what ``keep-existing`` keeps and its last what
+    ``keep-newcomer`` keeps: one decision on the group's id. A keeper in between is kept by
+    one decision per other member, on the pair (whose first catalogued is its existing)."""
+    kept = members[keeper]
+    if kept.order == 0:
+        return [{"id": group, "decision": "keep-existing"}]
+    if kept.order == max(m.order for m in members):
+        return [{"id": group, "decision": "keep-newcomer"}]
+    return [
+        {"id": near_id([kept.name or "", m.name or ""]), "decision": KEEPS[int(kept.order > m.order)]}
+        for m in members
+        if m is not kept
+    ]
 
 
-def _differs(sides: list[Side]) -> set[str]:
-    return {key for key in ROWS if len({s.rows.get(key) for s in sides}) > 1}
-
-
-KEEPS = ("keep-existing", "keep-newcomer")  # what keeps a collision's side 0 and side 1
+def hamming(a: str | None, b: str | None) -> int | None:
+    """The number of differing bits of two hex hashes of one length, else None."""
+    if not a or not b or len(a) != len(b):
+        return None
+    try:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+    except ValueError:
+        return None
 
 
 class Queue:
@@ -82,57 +95,85 @@ class Queue:
         folder = self.places.tag_folder(self.folders.locate(new.dropped, new.dropped_id, source=new.source))
         return merge_tags([], folder, size_tag)
 
-    def image_side(
-        self, label: str, rec: ImageRecord | None, thumbnail: str | None, original: str | None
-    ) -> tuple[Side, Facts]:
-        """A side that is a catalogued image (a collision's existing side, a near group's member)."""
-        chunks = queries.thumbnail_chunks(self.root, thumbnail)
-        pixels = rec.width * rec.height if rec else None
-        facts = queries.side_facts(self.root, thumbnail, original, chunks, pixels)
-        if rec is not None:
-            chunks = {"width": str(rec.width), "height": str(rec.height), **chunks}
-            if rec.format and "format" not in chunks:
-                chunks["format"] = rec.format
-        filename = rec.original_filename if rec else None
-        tags = ", ".join(rec.tags) if rec else ""
-        return Side(label, thumbnail, original, _rows(facts, chunks, original, filename, tags, thumbnail)), facts
+    @staticmethod
+    def _known(rec: ImageRecord | None, where: str | None) -> Known:
+        if rec is None:
+            return Known(where=where)
+        return Known(rec.width, rec.height, rec.format, rec.original_filename, ", ".join(rec.tags), where)
 
     def collision(self, doc: Collision, c: CollisionRecord) -> Item:
         """Existing beside newcomer; the keeper as ``dupes --json`` suggests it."""
         existing = self.catalog.image(c.name)
         c = queries.as_now(self.catalog, c)
-        a, _ = self.image_side("existing", existing, c.existing.thumbnail, c.existing.original)
-        (_, facts), (_, chunks) = queries.collision_facts(self.root, c)
+        (fa, fb), (ca, cb) = collision_facts(self.root, c)
+        choice = choose([fa, fb])
+        ex, new = c.existing, c.newcomer
+        a = make_side(
+            "existing", "existing", fa, ca, (ex.thumbnail, ex.original, ex.sha256), self._known(existing, ex.thumbnail)
+        )
         tags = "would get: " + ", ".join(self.would_get(c))
-        rows = _rows(facts, chunks, c.newcomer.original, c.newcomer.filename, tags, c.newcomer.thumbnail)
-        b = Side("newcomer", c.newcomer.thumbnail, c.newcomer.original, rows)
-        sides = [a, b]
-        keeper = int(doc["suggested"] == "newcomer")
-        return Item(doc["id"], doc["kind"], doc["name"], sides, _differs(sides), keeper, KEEPS[keeper])
+        known_b = Known(a.width, a.height, None, new.filename, tags, new.thumbnail)
+        b = make_side("newcomer", "newcomer", fb, cb, (new.thumbnail, new.original, new.sha256), known_b)
+        sides = [dataclasses.replace(s, reasons=r) for s, r in zip((a, b), choice.reasons, strict=True)]
+        keeper = choice.keep
+        plan = [{"id": doc["id"], "decision": KEEPS[keeper]}]
+        return Item(
+            doc["id"],
+            doc["kind"],
+            doc["name"],
+            sides,
+            differing(sides),
+            keeper,
+            KEEPS[keeper],
+            0,
+            plan,
+            rows_shown(sides),
+        )
 
     def near(self, doc: NearGroup) -> Item:
-        """Every member side by side; the keeper by the same rule.
-
-        keep-existing keeps the first catalogued member, keep-newcomer the last; the
-        others merge into it. A keeper in between is marked, but no key keeps it.
-        """
-        role = {doc["existing"]: "keep-existing", doc["newcomer"]: "keep-newcomer"}
-        shown_role = {"keep-existing": " (existing)", "keep-newcomer": " (newcomer)"}
+        """Every member, in catalog order; the keeper by the same rule, each member's distance to it."""
+        role = {doc["existing"]: "existing", doc["newcomer"]: "newcomer"}
+        records = self.catalog.images_named(doc["names"])
+        where = dict(zip(doc["names"], doc["paths"], strict=False))
+        members = sorted((r for r in records.values()), key=lambda r: (r.first_seen, r.name))
         sides: list[Side] = []
-        facts: list[Facts] = []
-        for name, path in zip(doc["names"], doc["paths"], strict=False):
-            rec = self.catalog.image(name)
-            label = name + shown_role.get(role.get(name, ""), "")
-            side, f = self.image_side(label, rec, path, rec.original if rec else None)
-            sides.append(side)
+        facts = []
+        for order, rec in enumerate(members):
+            f, chunks = image_facts(self.root, rec, where.get(rec.name))
+            label = rec.name + (f" ({role[rec.name]})" if rec.name in role else "")
+            files = (where.get(rec.name), rec.original, rec.sha256)
+            side = make_side(
+                label, role.get(rec.name, "member"), f, chunks, files, self._known(rec, files[0]), rec.name
+            )
+            sides.append(dataclasses.replace(side, order=order, hash=rec.hash))
             facts.append(f)
-        keeper = suggest(facts) if facts else 0
-        suggested = role.get(doc["names"][keeper]) if facts else None
-        return Item(doc["id"], "near", doc["name"], sides, _differs(sides), keeper, suggested)
+        if not sides:
+            return Item(doc["id"], "near", doc["name"], [], distance=doc["max_distance"])
+        choice = choose(facts)
+        keeper = choice.keep
+        sides = [
+            dataclasses.replace(s, reasons=r, distance=hamming(s.hash, sides[keeper].hash))
+            for s, r in zip(sides, choice.reasons, strict=True)
+        ]
+        kept = sides[keeper].role
+        suggested = f"keep-{kept}" if kept in ("existing", "newcomer") else None
+        plan = merge_plan(sides, keeper, doc["id"])
+        return Item(
+            doc["id"],
+            "near",
+            doc["name"],
+            sides,
+            differing(sides),
+            keeper,
+            suggested,
+            doc["max_distance"],
+            plan,
+            rows_shown(sides),
+        )
 
 
-def review_items(library: Library) -> list[Item]:
-    """Undecided collisions, then near groups, as review items."""
+def review_items(library: Library, only: set[str] | None = None) -> list[Item]:
+    """Undecided collisions, then near groups, as review items (with ``only``: those ids)."""
     docs = library.dupes(queries.DEFAULT_DISTANCE)
     catalog = open_for_reading(library.cfg)
     try:
@@ -140,6 +181,8 @@ def review_items(library: Library) -> list[Item]:
         records = {c.id: c for c in catalog.collisions()}
         items: list[Item] = []
         for doc in docs:
+            if only is not None and doc["id"] not in only:
+                continue
             if doc["kind"] == "near":
                 items.append(queue.near(doc))
             elif doc["id"] in records:
@@ -149,11 +192,10 @@ def review_items(library: Library) -> list[Item]:
         catalog.close()
 
 
-def originals_of(library: Library, names: list[str]) -> dict[str, str]:
-    """Where each named image's original is (relative to ROOT), for those that have one."""
+def originals_of(library: Library, names: list[str]) -> dict[str, ImageRecord]:
+    """The records of the named images (for their originals, sizes and tags), those catalogued."""
     catalog = open_for_reading(library.cfg)
     try:
-        records = [catalog.image(name) for name in names]
-        return {r.name: r.original for r in records if r is not None and r.original}
+        return catalog.images_named(names)
     finally:
         catalog.close()
