@@ -209,3 +209,59 @@ def near_library(root: Path) -> Path:
             [sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True, timeout=120
         )
     return root
+
+
+XMP_NS = (
+    'xmlns:x="adobe:ns:meta/" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:digiKam="http://www.digikam.org/ns/1.0/" '
+    'xmlns:lr="http://ns.adobe.com/lightroom/1.0/"'
+)
+
+
+def xmp_packet(
+    subject: tuple[str, ...] = (),
+    tags_list: tuple[str, ...] = (),
+    hierarchical: tuple[str, ...] = (),
+    *,
+    doctype: str = "",
+    body: str = "",
+) -> bytes:
+    """An XMP packet as a photo manager writes one (text made here by hand, as hostile input may be)."""
+
+    def array(prop: str, kind: str, items: tuple[str, ...]) -> str:
+        lis = "".join(f"<rdf:li>{i}</rdf:li>" for i in items)
+        return f"<{prop}><rdf:{kind}>{lis}</rdf:{kind}></{prop}>" if items else ""
+
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        f'{doctype}<x:xmpmeta {XMP_NS}><rdf:RDF><rdf:Description rdf:about="">'
+        f"{array('dc:subject', 'Bag', subject)}{array('digiKam:TagsList', 'Seq', tags_list)}"
+        f"{array('lr:hierarchicalSubject', 'Bag', hierarchical)}{body}"
+        '</rdf:Description></rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>'
+    ).encode()
+
+
+# A billion laughs, and an external entity: XMP that must be refused, not expanded or fetched.
+ENTITY_BOMB = (
+    '<!DOCTYPE x:xmpmeta [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9))
+    + "]>\n"
+)
+EXTERNAL_ENTITY = '<!DOCTYPE x:xmpmeta [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+
+
+def with_iptc_keywords(jpeg: bytes, keywords: list[str], *, utf8: bool = True) -> bytes:
+    """``jpeg`` with an APP13 Photoshop segment carrying IPTC Keywords (2:25), as Photoshop or exiftool write it."""
+    datasets = b""
+    if utf8:
+        datasets += b"\x1c\x01\x5a" + struct.pack(">H", 3) + b"\x1b%G"  # 1:90 coded character set: UTF-8
+    for word in keywords:
+        raw = word.encode("utf-8" if utf8 else "cp1252")
+        datasets += b"\x1c\x02\x19" + struct.pack(">H", len(raw)) + raw
+    if len(datasets) % 2:
+        datasets += b"\x00"
+    resource = b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(datasets)) + datasets
+    body = b"Photoshop 3.0\x00" + resource
+    segment = b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
+    assert jpeg[:2] == b"\xff\xd8"
+    return jpeg[:2] + segment + jpeg[2:]

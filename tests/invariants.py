@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import re
 import sqlite3
+import xml.etree.ElementTree as ET
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
@@ -17,28 +20,44 @@ from watcherd.filters import has_image_suffix
 from watcherd.naming import parse_canonical
 from watcherd.problems import Code
 
+DC = "http://purl.org/dc/elements/1.1/"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+
 
 def all_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
 def check_library(
-    root: Path, dropped: dict[str, bytes], *, bad: AbstractSet[str] = frozenset(), db: Path | None = None
+    root: Path,
+    dropped: dict[str, bytes],
+    *,
+    bad: AbstractSet[str] = frozenset(),
+    db: Path | None = None,
+    tagfiles: bool = False,
 ) -> list[str]:
     """Return every broken promise (an empty list means the library is sound).
 
     ``dropped`` maps each file name the test dropped to its bytes; ``bad`` names files
-    that are not images and must still be where they were dropped.
+    that are not images and must still be where they were dropped. With ``tagfiles`` (once
+    the writer has stopped: a running daemon writes them just after its commits), every
+    sidecar and ``user.xdg.tags`` must say what the catalog says.
     """
     problems: list[str] = []
     db = db if db is not None else root / ".watcherd" / "catalog.sqlite"  # (a catalog kept elsewhere: ``database:``)
     thumbs = root / "thumbs"
     files = all_files(root)
 
-    # 1. Nothing lost: every dropped file's bytes exist somewhere under the root.
+    # 1. Nothing lost: every dropped file's bytes exist somewhere under the root; a dropped
+    # XMP sidecar is merged into watcherd's, so its keywords must be in a sidecar under originals/.
     present = {sha(p) for p in files if p.suffix != ".sqlite" and p.name != "lock"}
+    merged = "".join(p.read_text(errors="replace") for p in files if p.suffix == ".xmp" and "originals" in p.parts)
     for name, data in dropped.items():
-        if hashlib.sha256(data).hexdigest() not in present:
+        if name.endswith(".xmp"):
+            for text in re.findall(r">([^<>\s][^<>]*)<", data.decode()):
+                if f">{text}<" not in merged:
+                    problems.append(f"lost {text!r} of the sidecar {name}")
+        elif hashlib.sha256(data).hexdigest() not in present:
             problems.append(f"lost the bytes of {name}")
 
     # 2. No temporaries, no half-written thumbnails.
@@ -102,9 +121,48 @@ def check_library(
     for name in bad:
         if not any(p.name == name for p in thumbs.rglob(name)):
             problems.append(f"bad file {name} was moved or removed")
+    for p in thumbs.rglob("*"):
+        if p.suffix.lower() == ".xmp":
+            problems.append(f"a sidecar stayed in the thumbs tree: {p}")
+    if tagfiles:
+        problems += _check_tagfiles(root, db, images)
 
     # 5. ``watcherd check`` finds it sound too.
     problems.extend(f"check: {line}" for line in check_problems(root, db))
+    return problems
+
+
+def _check_tagfiles(root: Path, db: Path, images: list[dict[str, Any]]) -> list[str]:
+    """Each record's sidecar lists its tags (but the size tag) first; each of its files carries them."""
+    problems = []
+    con = sqlite3.connect(db)
+    try:
+        (due,) = con.execute("SELECT count(*) FROM tagfiles_due").fetchone()
+    finally:
+        con.close()
+    if due:
+        problems.append(f"{due} images still marked for their sidecars and attributes")
+    for r in images:
+        ours = [t for t in r["tags"] if t != f"{r['width']}x{r['height']}"]
+        original = root / r["original"] if r.get("original") and not r.get("source") else None
+        if original is not None and original.is_file():
+            sidecar = original.with_name(original.name + ".xmp")
+            try:
+                tree = ET.parse(sidecar)
+            except (OSError, ET.ParseError) as exc:
+                problems.append(f"no readable sidecar for {r['name']}: {exc}")
+                continue
+            subject = [li.text for prop in tree.getroot().iter(f"{{{DC}}}subject") for li in prop.iter(f"{{{RDF}}}li")]
+            if subject[: len(ours)] != ours:
+                problems.append(f"sidecar of {r['name']} says {subject}, the catalog {ours}")
+        files = [root / p for p in (r.get("paths") or ([r["path"]] if r["state"] == "present" else []))]
+        for path in [*files, *([original] if original is not None and original.is_file() else [])]:
+            try:
+                value = os.getxattr(path, "user.xdg.tags").decode()
+            except OSError:
+                value = ""
+            if value != ",".join(ours):
+                problems.append(f"user.xdg.tags of {path} is {value!r}, the catalog says {ours}")
     return problems
 
 

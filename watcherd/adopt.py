@@ -149,6 +149,8 @@ class Adopter:
             rec.first_seen = entry.get("first_seen") or rec.first_seen
             rec.tags = [t for t in entry.get("tags") or [] if isinstance(t, str)]
             rec.other_filenames = [n for n in entry.get("other_filenames") or [] if isinstance(n, str)]
+            rec.keywords = [k for k in entry.get("keywords") or [] if isinstance(k, str)]
+            rec.keyword_paths = [k for k in entry.get("keyword_paths") or [] if isinstance(k, str)]
         rec.tags = merge_tags(rec.tags, folder, rec.size_tag)
         return rec
 

@@ -74,15 +74,26 @@ def _exif_text(im: Image.Image) -> str | None:
     return json.dumps(fields, ensure_ascii=False, sort_keys=True)
 
 
-def _xmp_text(im: Image.Image) -> str | None:
+def xmp_packet(im: Image.Image) -> bytes | None:
+    """The XMP packet a decoded image carries (JPEG APP1, PNG iTXt, WebP, TIFF tag 700, HEIF), as bytes."""
     raw = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
     if raw is None and hasattr(im, "tag_v2"):
         raw = im.tag_v2.get(700)
     if raw is None:
         return None
     if isinstance(raw, bytes):
-        return raw.decode("utf-8", "replace")
-    return str(raw)
+        return raw
+    if isinstance(raw, tuple):  # a TIFF tag read as a tuple of byte values
+        try:
+            return bytes(raw)
+        except (TypeError, ValueError):
+            return None
+    return str(raw).encode("utf-8", "surrogatepass")
+
+
+def _xmp_text(im: Image.Image) -> str | None:
+    raw = xmp_packet(im)
+    return None if raw is None else raw.decode("utf-8", "replace")
 
 
 def describe(
@@ -101,7 +112,7 @@ def describe(
 ) -> dict[str, str]:
     """The PNG text chunks for a thumbnail: one plain-text value per field.
 
-    XMP is copied as the raw packet and never parsed, so hostile XML costs nothing;
+    XMP is copied as the raw packet (its keywords are read apart, by ``imaging.keywords_of``);
     a packet or EXIF block too large to stay readable is left out and says so.
     """
     im = decoded.image

@@ -250,6 +250,41 @@ def _cmd_missing(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_COLUMNS = ("name", "state", "path", "places", "original", "source", "tags", "sources")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format or ("json" if args.json else "csv")
+    if args.json and fmt != "json":
+        raise UsageError("export --json writes JSON; leave out --format csv, or --json")
+    items = _library(args, args.root).export()
+    out = _Out()
+    if fmt == "json":
+        out.write("[")
+        for i, item in enumerate(items):
+            out.write(("\n" if i == 0 else ",\n") + json.dumps(item, ensure_ascii=False))
+        out.write("\n]\n")
+        return 0
+    import csv  # only here: no other command writes CSV
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for item in items:
+        cells = [item[c] for c in EXPORT_COLUMNS]  # type: ignore[literal-required]
+        writer.writerow(
+            [v if isinstance(v, str) else "" if v is None else json.dumps(v, ensure_ascii=False) for v in cells]
+        )
+    return 0
+
+
+class _Out:
+    """stdout for streamed output, with names holding bytes that are not UTF-8 written as escapes (as ``_emit``)."""
+
+    def write(self, text: str) -> int:
+        sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        return len(text)
+
+
 def _cmd_forget(args: argparse.Namespace) -> int:
     root, names = _root_and_rest(args.args, 1)
     if not names:
@@ -370,6 +405,7 @@ COMMANDS = {
     "retag": _cmd_retag,
     "errors": _cmd_errors,
     "missing": _cmd_missing,
+    "export": _cmd_export,
     "forget": _cmd_forget,
     "arrange": _cmd_arrange,
     "dupes": _cmd_dupes,

@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("missing", "Images whose thumbnail is in no folder any more (their record is kept).")
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
 
+    p = add("export", "Every image's name, places, original, tags and their sources, as CSV or JSON on stdout.")
+    p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
+    p.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        default=None,
+        help="csv (the default: one row per image, list cells as JSON) or json (an array); --json means json",
+    )
+
     p = add("forget", "Drop the records of missing images (refuses present ones).")
     p.add_argument("args", nargs="+", metavar="[ROOT] NAME", help="library root and one or more names or hashes")
 

@@ -75,6 +75,8 @@ class Collisions:
             source=where.area is Area.SOURCE,
             dropped=places.rel(path.parent if where.area is Area.TREE else places.thumbs),
             dropped_id=ident_of(path.parent) if where.area is Area.TREE else None,
+            keywords=list(image.keywords),
+            keyword_paths=list(image.keyword_paths),
         )
         if where.area is Area.SOURCE:
             newcomer.original, newcomer.source_stat = rel, (st.st_size, st.st_mtime_ns)

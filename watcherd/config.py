@@ -22,6 +22,8 @@ DECODE_MODES = ("reference", "fast")
 HASH_ALGORITHMS = ("whash", "phash", "dhash", "average_hash")
 OBSERVERS = ("auto", "native", "polling")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# xmp: an XMP sidecar beside each original (``originals/{name}.{ext}.xmp``); none: no sidecars.
+SIDECAR_MODES = ("xmp", "none")
 # Formats Pillow may decode. EPS, PSD and PDF are never allowed: a renamed file could
 # otherwise reach Ghostscript or a parser we do not want facing hostile input.
 # DIB is a BMP without its file header (the same parser); HEIF comes from pillow-heif,
@@ -103,6 +105,9 @@ class Config:
     formats: tuple[str, ...] = ALLOWED_FORMATS
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     log_level: str = "INFO"
+    sidecars: str = "xmp"  # an XMP sidecar beside each original, kept current with its tags
+    xattr_tags: bool = True  # tags in the user.xdg.tags extended attribute of thumbnails and originals
+    import_keywords: bool = True  # keywords already in a photo (XMP, IPTC, a sidecar beside it) become tags
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def with_root(self, root: Path) -> Config:
@@ -184,6 +189,12 @@ def _as_str(key: str, value: Any, choices: tuple[str, ...] | None = None) -> str
         raise _fail(key, f"expected a non-empty string, got {value!r}")
     if choices is not None and value not in choices:
         raise _fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, f"expected true or false, got {value!r}")
     return value
 
 
@@ -303,6 +314,9 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         formats=_formats_from(data.get("formats", list(d.formats))),
         ignore=_as_str_list("ignore", data.get("ignore", list(d.ignore))),
         log_level=_as_str("log_level", str(data.get("log_level", d.log_level)).upper(), LOG_LEVELS),
+        sidecars=_as_str("sidecars", data.get("sidecars", d.sidecars), SIDECAR_MODES),
+        xattr_tags=_as_bool("xattr_tags", data.get("xattr_tags", d.xattr_tags)),
+        import_keywords=_as_bool("import_keywords", data.get("import_keywords", d.import_keywords)),
         cluster=_cluster_from(data.get("cluster", {})),
     )
 

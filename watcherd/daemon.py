@@ -17,7 +17,7 @@ from collections.abc import Callable
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcherd import edits, requests, restore
+from watcherd import edits, requests, restore, tagfiles
 from watcherd.catalog import open_for_writing
 from watcherd.config import Config
 from watcherd.decoders import DecoderPool
@@ -327,6 +327,7 @@ class Daemon:
         if dest is not None:
             self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
         self.near.run(catalog, time.monotonic())
+        worker.pipeline.tagfiles.catch_up(tagfiles.CHUNK)  # sidecars left from the start, a chunk a turn
 
     def _check_watches(self, worker: Worker) -> None:
         """Fall back to polling when inotify holds fewer watches than there are folders.

@@ -194,6 +194,7 @@ class Decisions:
         rec.place_at(places.rel(target), keep_others=False)
         where = places.place(target)
         rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
+        rec.add_keywords(new.keywords, new.keyword_paths)
         if new.source:
             rec.original, rec.source, rec.source_stat = new.original, True, new.source_stat
         elif new.original and os.path.lexists(places.absolute(new.original)):
@@ -294,6 +295,9 @@ class Decisions:
         merged = merge_tags(kept.tags, folder, kept.size_tag)
         decision.added_tags = [t for t in merged if t not in kept.tags]
         kept.tags = merged
+        decision.added_tags += kept.add_keywords(
+            col.newcomer.keywords, col.newcomer.keyword_paths
+        )  # its own keywords too
         filename = col.newcomer.filename
         if filename and filename != kept.original_filename and filename not in kept.other_filenames:
             kept.other_filenames.append(safe_text(filename))
@@ -307,6 +311,7 @@ class Decisions:
         if kept is None:
             return None
         kept.tags = [t for t in kept.tags if t not in col.decision.added_tags]
+        kept.keywords = [k for k in kept.keywords if k in kept.tags]
         if col.decision.added_filename in kept.other_filenames:
             kept.other_filenames.remove(col.decision.added_filename)
         return kept

@@ -64,9 +64,14 @@ def job_name(job: Job) -> str:
     return f"{job.__module__}:{job.__qualname__}"
 
 
-def request(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> bytes:
-    """The frame asking for one render."""
-    return frame({"spec": dataclasses.asdict(spec), "filename": filename, "sha256": sha256, "now": now}, data)
+def request(
+    data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+) -> bytes:
+    """The frame asking for one render (the sidecar's bytes, if any, follow the image's in the payload)."""
+    header: dict[str, Any] = {"spec": dataclasses.asdict(spec), "filename": filename, "sha256": sha256, "now": now}
+    if sidecar:
+        header["sidecar"] = len(sidecar)
+    return frame(header, data + sidecar if sidecar else data)
 
 
 def answer_of(out: imaging.Rendered) -> bytes:
@@ -94,6 +99,9 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
         png=payload,
         low_information=fields["low_information"],
         warnings=tuple(fields["warnings"]),
+        keywords=tuple(str(k) for k in fields.get("keywords") or ()),
+        keyword_paths=tuple(str(k) for k in fields.get("keyword_paths") or ()),
+        refused=str(fields.get("refused") or ""),
         note=str(fields.get("note") or ""),
     )
 
@@ -131,12 +139,14 @@ class _Said:
         return "; ".join(imaging.summarize_warnings(raw.decode("utf-8", "replace").splitlines()))
 
 
-def _run(job: Job, header: dict[str, Any], data: bytes, said: _Said | None) -> bytes:
+def _run(job: Job, header: dict[str, Any], payload: bytes, said: _Said | None) -> bytes:
     """One job's answer frame, with what the libraries said folded in."""
+    size = int(header.get("sidecar") or 0)
+    data, sidecar = (payload[:-size], payload[-size:]) if size else (payload, b"")
+    args = [data, _spec_from(header["spec"]), header["filename"], header["sha256"], header["now"]]
+    run: Any = job  # a job takes the sidecar's bytes only when there are some (tests' jobs never get any)
     try:
-        out: imaging.Rendered | None = job(
-            data, _spec_from(header["spec"]), header["filename"], header["sha256"], header["now"]
-        )
+        out: imaging.Rendered | None = run(*args, sidecar) if sidecar else run(*args)
         failure: tuple[str, bool] | None = None
     except ImageError as exc:
         out, failure = None, (exc.reason, exc.transient)

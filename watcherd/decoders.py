@@ -124,13 +124,13 @@ class Sandbox:
                     stream.close()
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
     ) -> imaging.Rendered:
         """Run the job in the worker; a hang, a crash or a limit becomes ImageError."""
         proc, pipe = self._start()
         assert proc.stdin is not None
         try:
-            proc.stdin.write(request(data, spec, filename, sha256, now))
+            proc.stdin.write(request(data, spec, filename, sha256, now, sidecar))
             proc.stdin.flush()
         except (OSError, ValueError):
             self._kill()
@@ -189,12 +189,14 @@ class DecoderPool:
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="watcherd-decode")
         self._closed = False
 
-    def _run(self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> imaging.Rendered:
+    def _run(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> imaging.Rendered:
         if self._closed:
             raise ImageError("the decoders are stopping", transient=True)
         box = self._idle.get()
         try:
-            return box(data, spec, filename, sha256, now)
+            return box(data, spec, filename, sha256, now, sidecar)
         finally:
             self._idle.put(box)
 
@@ -217,16 +219,16 @@ class DecoderPool:
             self._executor.submit(start)
 
     def submit(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
     ) -> Future[imaging.Rendered]:
         """Start one job; its future raises ImageError as the Sandbox would."""
-        return self._executor.submit(self._run, data, spec, filename, sha256, now)
+        return self._executor.submit(self._run, data, spec, filename, sha256, now, sidecar)
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
     ) -> imaging.Rendered:
         """Run one job and wait for it."""
-        return self.submit(data, spec, filename, sha256, now).result()
+        return self.submit(data, spec, filename, sha256, now, sidecar).result()
 
     def close(self) -> None:
         """Drop queued jobs, kill running ones and stop every worker."""

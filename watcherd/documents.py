@@ -60,6 +60,21 @@ class ImageSummary(TypedDict):
     path: str  # the first place (the last known one when missing)
     paths: list[str]  # every place the thumbnail is in (empty when missing)
     state: str
+    keywords: list[str]  # the tags that came from the photo's own keywords, not from a folder
+    sources: dict[str, str]  # each tag's source: "folder", "keyword" or "size" (its WxH)
+
+
+class ExportItem(TypedDict):
+    """One image of ``export``: where it is, its original, its tags and where each came from."""
+
+    name: str
+    state: str
+    path: str  # the first place (the last known one when missing)
+    places: list[str]  # every place the thumbnail is in (empty when missing)
+    original: str | None
+    source: bool  # the original stays in a source inbox
+    tags: list[str]
+    sources: dict[str, str]  # as ``tags NAME``: "folder", "keyword" or "size"
 
 
 class FindHit(TypedDict):

@@ -79,15 +79,24 @@ def retag(catalog: Catalog, old: str, new: str | None) -> TagChange:
         if not names:
             raise UsageError(f"no image has the tag {old!r}")
         for rec in catalog.images_named(names).values():
-            tags: list[str] = []
-            for t in rec.tags:
-                renamed = new if t == old else t
-                if renamed is not None and renamed not in tags:
-                    tags.append(renamed)
-            rec.tags = tags
+            rec.tags = _renamed(rec.tags, old, new)
+            rec.keywords = _renamed(rec.keywords, old, new)  # a renamed keyword is still one
+            rec.keyword_paths = [
+                q for q in ("|".join(_renamed(p.split("|"), old, new)) for p in rec.keyword_paths) if q
+            ]
             catalog.put_image(rec)
     log.info("%s tag %s on %d images", "renamed" if new else "removed", shown(old), len(names))
     return {"old": old, "new": new, "images": len(names), "names": names}
+
+
+def _renamed(tags: list[str], old: str, new: str | None) -> list[str]:
+    """``tags`` with ``old`` renamed to ``new`` (or removed), each once, in place."""
+    out: list[str] = []
+    for t in tags:
+        renamed = new if t == old else t
+        if renamed is not None and renamed not in out:
+            out.append(renamed)
+    return out
 
 
 def untag_everywhere(catalog: Catalog, tag: str) -> TagChange:

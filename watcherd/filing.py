@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from watcherd import fsops
+from watcherd import fsops, tagfiles
 from watcherd.context import Context
 from watcherd.naming import shown
 from watcherd.nearpairs import NearRecord
@@ -219,8 +219,11 @@ class Filing:
                         before.st_nlink,
                     )
                 side.original = places.rel(dst)
+                self._sidecar_follows(src, dst, later)
         elif not os.path.lexists(planned):
             astray = True
+        else:
+            self._sidecar_follows(src, planned, later)  # the original moved before a crash; its sidecar now
         if astray:
             # Moved away (a folder renamed, say) before we could file it. A record
             # without an original adopts these bytes when they are seen again.
@@ -228,6 +231,21 @@ class Filing:
             side.original = None
         side.moving_from = None
         return True
+
+    def _sidecar_follows(self, src: Path, dst: Path, later: fsops.OldNames | None) -> None:
+        """An XMP sidecar beside the original that left ``src`` goes with it, beside ``dst`` (``tagfiles``);
+        dropped in the tree it may be spelled ``photo.xmp`` too. It is never left in the thumbs tree."""
+        try:
+            went = tagfiles.move_beside(src, dst, stem_too=self.ctx.places.place(src) is not None, later=later)
+        except OSError as exc:
+            log.error("cannot move the sidecar beside %s: %s (will retry)", shown(self.ctx.places.rel(src)), exc)
+            return
+        if went is not None and went != tagfiles.sidecar_of(dst):
+            log.warning(
+                "the sidecar of %s is kept as %s: its name was taken",
+                shown(self.ctx.places.rel(dst)),
+                shown(self.ctx.places.rel(went)),
+            )
 
 
 def _latest(items: list[Item]) -> list[Item]:

@@ -63,16 +63,17 @@ def fsync_dir(folder: Path) -> None:
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None) -> None:
+def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None, *, sync: bool = True) -> None:
     """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists.
 
     With ``dir_fd`` both names are relative to that open folder, so they stay in it
-    even if the folder is renamed or moved meanwhile.
+    even if the folder is renamed or moved meanwhile. Without ``sync`` the folder is
+    not synced (the caller syncs it once for many names).
     """
     old = OldName.of(Path(src), dir_fd)
     try:
         _link(old, dst, dir_fd)
-        old.remove()
+        old.remove(sync=sync)
     finally:
         old.close()  # only the folder it opened itself (not ``dir_fd``)
 
@@ -248,14 +249,21 @@ class OldNames:
 
 
 def write_new(
-    folder: Path, name: str, data: bytes, mtime_ns: int | None = None, before_publish: Callable[[], None] | None = None
+    folder: Path,
+    name: str,
+    data: bytes,
+    mtime_ns: int | None = None,
+    before_publish: Callable[[], None] | None = None,
+    *,
+    sync_folder: bool = True,
 ) -> Path:
     """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
 
     The bytes go to a temporary file that is fsynced before it is published, so the
     final name never shows a half-written file. Every step works relative to the
     folder opened once, so a folder renamed meanwhile keeps the file (under its new
-    path) and never keeps the temporary.
+    path) and never keeps the temporary. Without ``sync_folder`` the new name is made
+    durable by the caller, who syncs the folder once for a batch of files.
     """
     tmp = temp_path(Path(), ".png").name
     dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -274,12 +282,13 @@ def write_new(
                 os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
             if before_publish is not None:
                 before_publish()
-            _link_no_replace(tmp, name, dir_fd)
+            _link_no_replace(tmp, name, dir_fd, sync=sync_folder)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dir_fd)
-        with contextlib.suppress(OSError):
-            os.fsync(dir_fd)
+        if sync_folder:
+            with contextlib.suppress(OSError):
+                os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
     return folder / name

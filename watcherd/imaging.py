@@ -32,11 +32,13 @@ from datetime import datetime, timezone
 import imagehash
 import numpy as np
 import pillow_heif
-from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, IptcImagePlugin, PngImagePlugin, UnidentifiedImageError
 
-from watcherd.chunks import describe, png_bytes
+from watcherd import xmp
+from watcherd.chunks import describe, png_bytes, xmp_packet
 from watcherd.decoded import Decoded
 from watcherd.errors import TRUNCATED, ImageError
+from watcherd.keywords import iptc_keywords, read_keywords
 
 # Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
 # decoding, still bounded, and leave them out of the thumbnail.
@@ -240,6 +242,7 @@ class RenderSpec:
     hash_size: int
     thumbnail_size: int
     decode: str = "reference"
+    keywords: bool = True  # read the photo's keywords (and its sidecar's) as tags
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,9 @@ class Rendered:
     png: bytes
     low_information: bool = False
     warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
+    keywords: tuple[str, ...] = ()  # tags given by the photo's keywords and its sidecar's
+    keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
+    refused: str = ""  # why some XMP was not read (one log line), "" when all of it was
     note: str = ""  # what another sandbox job says besides its bytes (``previews``: JSON)
 
 
@@ -270,8 +276,44 @@ def summarize_warnings(messages: list[str]) -> tuple[str, ...]:
     return tuple(m if n == 1 else f"{m} ({n} times)" for m, n in counts.items())
 
 
-def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
+def keywords_of(im: Image.Image, sidecar: bytes = b"") -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """The tags a photo's keywords give (its XMP packet, its IPTC Keywords, then ``sidecar``:
+    the bytes of an XMP sidecar dropped beside it), the hierarchies among them (``a|b``), and
+    why any XMP was not read ("" if all was).
+
+    Runs in the decoder sandbox, like the decoding: this is other people's XML (``xmp``).
+    """
+    found: list[str] = []
+    refused: list[str] = []
+    packet = xmp_packet(im)
+    if packet:
+        try:
+            found.extend(xmp.keywords_in(packet))
+        except xmp.Refused as exc:
+            refused.append(f"the photo's XMP: {exc.reason}")
+    try:
+        iptc = (IptcImagePlugin.getiptcinfo(im) if isinstance(im, ImageFile.ImageFile) else None) or {}
+    except Exception as exc:  # a broken IPTC block costs only its keywords
+        iptc = {}
+        refused.append(f"the photo's IPTC: {type(exc).__name__}")
+    raw = iptc.get((2, 25))
+    values = [raw] if isinstance(raw, bytes) else [v for v in raw or [] if isinstance(v, bytes)]
+    charset = iptc.get((1, 90))
+    found.extend(iptc_keywords(values, charset if isinstance(charset, bytes) else None))
+    if sidecar:
+        try:
+            found.extend(xmp.keywords_in(sidecar))
+        except xmp.Refused as exc:
+            refused.append(f"the sidecar beside it: {exc.reason}")
+    tags, paths = read_keywords(found)
+    return tuple(tags), tuple(paths), "; ".join(refused)
+
+
+def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"") -> Rendered:
     """Bytes of an original in, hash and thumbnail PNG out: the whole decoding job.
+
+    With ``spec.keywords``, the photo's keywords (and those of ``sidecar``, the bytes of an
+    XMP sidecar dropped beside it) come back as ``Rendered.keywords``.
 
     Warnings Pillow and its plugins raise meanwhile (corrupt EXIF, odd TIFF tags) are
     collected into ``Rendered.warnings``, or into the reason of the ImageError, instead
@@ -280,7 +322,7 @@ def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            rendered = _render(data, spec, filename, sha256, now)
+            rendered = _render(data, spec, filename, sha256, now, sidecar)
         except ImageError as exc:
             said = summarize_warnings([str(w.message) for w in caught])
             if not said:
@@ -290,9 +332,17 @@ def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float
     return dataclasses.replace(rendered, warnings=said) if said else rendered
 
 
-def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
+def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes) -> Rendered:
     fast = spec.decode == "fast"
     decoded = decode(data, spec.formats, spec.max_pixels, FAST_SIDE if fast else None)
+    keywords: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    refused = ""
+    if spec.keywords:
+        try:
+            keywords, paths, refused = keywords_of(decoded.image, sidecar)
+        except (Exception, MemoryError) as exc:  # keywords are a bonus: the image is ingested without them
+            refused = f"keywords not read: {type(exc).__name__}"
     try:
         turn = orientation(decoded.image)
         norm = normalize(decoded.image, spec.background)
@@ -320,4 +370,14 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
     finally:
         decoded.image.close()
     # Judged on the thumbnail: flatness survives downscaling, and it costs nothing.
-    return Rendered(width, height, hash_hex, decoded.format, png, is_low_information(thumb))
+    return Rendered(
+        width,
+        height,
+        hash_hex,
+        decoded.format,
+        png,
+        is_low_information(thumb),
+        keywords=keywords,
+        keyword_paths=paths,
+        refused=refused,
+    )

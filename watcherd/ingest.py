@@ -163,6 +163,7 @@ class Ingest:
             low_information=image.low_information,
         )
         rec.tags = merge_tags([], places.tag_folder(folder), rec.size_tag)
+        rec.add_keywords(image.keywords, image.keyword_paths)
         return rec
 
     def _resume(
@@ -177,6 +178,9 @@ class Ingest:
                 )
             rec.path, rec.state = places.rel(folder / image.name), State.PRESENT
             rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
+        rec.add_keywords(
+            image.keywords, image.keyword_paths
+        )  # adopted from its thumbnail after a crash, it had none yet
         return self._record_and_file(path, where, st, image, rec)
 
     def _returned(self, path: Path, st: os.stat_result, image: NewImage, folder: Path, rec: ImageRecord) -> Result:
@@ -197,6 +201,7 @@ class Ingest:
         planned = places.rel(places.originals / AGAIN / path.name)
         rec.place_at(places.rel(folder / image.name), keep_others=False)
         rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
+        rec.add_keywords(image.keywords, image.keyword_paths)
         rec.last_seen = self.ctx.stamp()
         with catalog.transaction():
             catalog.put_image(rec)

@@ -28,6 +28,7 @@ from watcherd.documents import (
     Collision,
     Decided,
     ErrorItem,
+    ExportItem,
     FindHit,
     Forgotten,
     ImageSummary,
@@ -97,6 +98,11 @@ class Library:
         """Forget every error record through the one writer: those files are read again."""
         result: Retried = _change(self.cfg, "retry-errors", {})
         return result
+
+    def export(self) -> Iterator[ExportItem]:
+        """Every image with its places, original, tags and each tag's source, by name (streamed)."""
+        with self._reading() as catalog:
+            yield from queries.export(catalog)
 
     def missing(self) -> list[MissingItem]:
         """Images whose thumbnail is in no folder of the tree any more."""

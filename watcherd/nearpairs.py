@@ -51,6 +51,9 @@ def merge(kept: ImageRecord, merged: list[ImageRecord]) -> tuple[list[str], list
             if tag not in sizes and tag not in kept.tags:
                 kept.tags.append(tag)
                 added_tags.append(tag)
+                if tag in m.keywords:  # a tag that came from the photo's keywords stays one
+                    kept.keywords.append(tag)
+        kept.keyword_paths.extend(p for p in m.keyword_paths if p not in kept.keyword_paths)
         for name in [m.original_filename, *m.other_filenames]:
             if name and name != kept.original_filename and name not in kept.other_filenames:
                 kept.other_filenames.append(name)
@@ -61,6 +64,7 @@ def merge(kept: ImageRecord, merged: list[ImageRecord]) -> tuple[list[str], list
 def unmerge(kept: ImageRecord, added_tags: list[str], added_names: list[str]) -> None:
     """Take back what ``merge`` gave ``kept`` (only what is still there)."""
     kept.tags = [t for t in kept.tags if t not in added_tags]
+    kept.keywords = [k for k in kept.keywords if k in kept.tags]
     kept.other_filenames = [n for n in kept.other_filenames if n not in added_names]
 
 

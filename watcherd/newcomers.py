@@ -19,14 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from watcherd import imaging
+from watcherd import imaging, tagfiles
 from watcherd.config import Config
 from watcherd.errors import ImageError
 from watcherd.naming import canonical_name, shown
 
 log = logging.getLogger("watcherd")
 
-Renderer = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
+
+class Renderer(Protocol):
+    """Bytes of an original (and of an XMP sidecar dropped beside it) in, a Rendered out:
+    ``imaging.render`` itself, or a sandbox running it (``decoders``)."""
+
+    def __call__(
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
+    ) -> imaging.Rendered: ...
 
 
 class Submitter(Protocol):
@@ -35,11 +42,11 @@ class Submitter(Protocol):
     workers: int
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
     ) -> imaging.Rendered: ...
 
     def submit(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
     ) -> Future[imaging.Rendered]: ...
 
 
@@ -55,6 +62,8 @@ class NewImage:
     format: str
     png: bytes
     low_information: bool = False
+    keywords: tuple[str, ...] = ()  # tags given by the photo's own keywords (and its dropped sidecar's)
+    keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
 
 
 def spec_for(cfg: Config) -> imaging.RenderSpec:
@@ -67,6 +76,7 @@ def spec_for(cfg: Config) -> imaging.RenderSpec:
         hash_size=cfg.hash.size,
         thumbnail_size=cfg.thumbnail_size,
         decode=cfg.decode,
+        keywords=cfg.import_keywords,
     )
 
 
@@ -185,8 +195,12 @@ class Decoder:
         except ImageError:
             return  # ``make`` reads it again and says why
         sha = hashlib.sha256(data).hexdigest()
-        future = self.pool.submit(data, self.spec, path.name, sha, self.now())
+        future = self.pool.submit(data, self.spec, path.name, sha, self.now(), self._sidecar(path))
         self._ahead[path] = _Ahead(_stamp(st), sha, future)
+
+    def _sidecar(self, path: Path) -> bytes:
+        """The bytes of an XMP sidecar dropped beside ``path`` (b"" when there is none or keywords are not read)."""
+        return tagfiles.read_beside(path) if self.spec.keywords else b""
 
     def make(self, path: Path, st: os.stat_result) -> NewImage:
         """Decode ``path`` (as of ``st``) into a NewImage, or raise ImageError saying why not."""
@@ -203,12 +217,25 @@ class Decoder:
                 ahead.future.cancel()
             data = read_file(path, self.cfg.max_file_size)
             sha = hashlib.sha256(data).hexdigest()
-            out = self.render(data, self.spec, path.name, sha, self.now())
+            out = self.render(data, self.spec, path.name, sha, self.now(), self._sidecar(path))
+        rel = os.path.relpath(path, self.cfg.root) if self.cfg.root is not None else str(path)
         if out.warnings:
-            rel = os.path.relpath(path, self.cfg.root) if self.cfg.root is not None else str(path)
             log.warning("decoder warnings for %s: %s", shown(rel), "; ".join(out.warnings))
+        if out.refused:
+            log.warning("XMP of %s not read: %s; its other keywords are kept", shown(rel), shown(out.refused))
         name = canonical_name(out.width, out.height, out.hash)
-        return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
+        return NewImage(
+            name,
+            out.width,
+            out.height,
+            out.hash,
+            sha,
+            out.format,
+            out.png,
+            out.low_information,
+            out.keywords,
+            out.keyword_paths,
+        )
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:
         """A remote answer for ``path`` if the file is as the remote read it (else decode here).

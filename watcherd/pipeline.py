@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watcherd import imaging
+from watcherd import imaging, tagfiles
 from watcherd.adopt import Adopter, Remembered
 from watcherd.catalog import Catalog
 from watcherd.collisions import Collisions
@@ -73,6 +73,8 @@ class Pipeline:
         remote: Remote | None = None,
     ) -> None:
         self.ctx = Context(cfg, catalog, now, checkpoint)
+        # Sidecars and extended attributes follow every commit of this catalog from now on.
+        self.tagfiles = tagfiles.attach(cfg, catalog)
         self.cfg, self.catalog, self.places = cfg, catalog, self.ctx.places
         self.decoder = Decoder(cfg, render, now, remote)
         self.adopter = Adopter(self.ctx, remembered, self._identify)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -18,6 +19,7 @@ from watcherd.config import Config
 from watcherd.documents import (
     Collision,
     ErrorItem,
+    ExportItem,
     FindHit,
     ImageSummary,
     MissingItem,
@@ -99,7 +101,31 @@ def image_tags(catalog: CatalogReader, name: str) -> ImageSummary:
 
 def summary(rec: ImageRecord) -> ImageSummary:
     """What ``tags NAME`` and ``untag`` print about one image."""
-    return {"name": rec.name, "tags": rec.tags, "path": rec.path, "paths": rec.paths, "state": rec.state.value}
+    sources = rec.sources()
+    return {
+        "name": rec.name,
+        "tags": rec.tags,
+        "path": rec.path,
+        "paths": rec.paths,
+        "state": rec.state.value,
+        "keywords": [t for t in rec.tags if sources[t] == "keyword"],
+        "sources": sources,
+    }
+
+
+def export(catalog: CatalogReader) -> Iterator[ExportItem]:
+    """``export``: every image, present or missing, by name (streamed)."""
+    for rec in catalog.images_by_name():
+        yield {
+            "name": rec.name,
+            "state": rec.state.value,
+            "path": rec.path,
+            "places": rec.paths,
+            "original": rec.original,
+            "source": rec.source,
+            "tags": rec.tags,
+            "sources": rec.sources(),
+        }
 
 
 def find(catalog: CatalogReader, query: TagQuery) -> list[FindHit]:

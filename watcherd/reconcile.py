@@ -29,6 +29,10 @@ log = logging.getLogger("watcherd")
 
 Progress = Callable[[int, int], None]
 
+# Images whose sidecars and attributes a reconcile brings up to date before it walks the tree;
+# more (a library's first start with sidecars) are done between the daemon's events.
+STARTUP_TAGFILES = 10_000
+
 
 @dataclass
 class Report:
@@ -66,6 +70,10 @@ def reconcile(
     resumed = pipeline.filing.finish_pending()
     if resumed:
         log.info("finished %d interrupted moves of originals", resumed)
+    # Sidecars and attributes a crash left behind their records (or a write that failed):
+    # the first of them now, the rest between events (the daemon) or before exiting (scan).
+    pipeline.tagfiles.begin()
+    pipeline.tagfiles.catch_up(STARTUP_TAGFILES)
     if pipeline.adopter.remembered is None:  # a fresh catalog owns no collision yet: nothing is an orphan
         pipeline.collisions.take_back_orphans()
 

@@ -9,7 +9,7 @@ an older watcherd loses nothing. Keys a newer version added read as their defaul
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -47,7 +47,7 @@ _IMAGE_KEYS = frozenset(
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
         "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
-        "other_filenames",
+        "other_filenames", "keywords", "keyword_paths",
     }
 )  # fmt: skip
 
@@ -79,6 +79,10 @@ class ImageRecord:
     source_stat: tuple[int, int] | None = None
     copies: list[str] = field(default_factory=list)  # further places the same thumbnail is in
     other_filenames: list[str] = field(default_factory=list)  # names duplicates of it arrived under
+    # The tags that came from the photo's own keywords (XMP, IPTC, a sidecar dropped beside
+    # it) rather than from a folder; each is also in ``tags``.
+    keywords: list[str] = field(default_factory=list)
+    keyword_paths: list[str] = field(default_factory=list)  # hierarchies among them (``Places|Paris``)
     extra: Json = field(default_factory=dict)
 
     @property
@@ -151,7 +155,30 @@ class ImageRecord:
             out["paths"] = self.paths  # written only when there is more than one place
         if self.other_filenames:
             out["other_filenames"] = list(self.other_filenames)
+        keywords = [k for k in self.keywords if k in self.tags]  # a tag untagged since is no keyword either
+        if keywords:
+            out["keywords"] = keywords
+        if self.keyword_paths:
+            out["keyword_paths"] = list(self.keyword_paths)
         return out
+
+    def add_keywords(self, keywords: Iterable[str], paths: Iterable[str] = ()) -> list[str]:
+        """The photo's keywords become tags (noted in ``keywords``, their hierarchies in
+        ``keyword_paths``); returns the tags that are new."""
+        self.keyword_paths.extend(p for p in paths if p not in self.keyword_paths)
+        added = []
+        for keyword in keywords:
+            if keyword not in self.tags:
+                self.tags.append(keyword)
+                added.append(keyword)
+                if keyword not in self.keywords:
+                    self.keywords.append(keyword)
+        return added
+
+    def sources(self) -> dict[str, str]:
+        """Where each tag came from: ``size`` (its ``WxH``), ``keyword`` (the photo's own) or ``folder``."""
+        size, keywords = self.size_tag, set(self.keywords)
+        return {t: "size" if t == size else "keyword" if t in keywords else "folder" for t in self.tags}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ImageRecord:
@@ -181,14 +208,19 @@ class ImageRecord:
             source_stat=_stamp(data.get("source_stat")),
             copies=[p for p in data.get("paths") or [] if isinstance(p, str) and p != data.get("path")],
             other_filenames=[n for n in data.get("other_filenames") or [] if isinstance(n, str)],
+            keywords=[k for k in data.get("keywords") or [] if isinstance(k, str)],
+            keyword_paths=[k for k in data.get("keyword_paths") or [] if isinstance(k, str)],
             extra=_rest(data, _IMAGE_KEYS),
         )
 
 
 _EXISTING_KEYS = frozenset({"thumbnail", "original", "sha256"})
 _NEWCOMER_KEYS = frozenset(
-    {"thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped", "dropped_id"}
-)
+    {
+        "thumbnail", "original", "sha256", "filename", "source", "moving_from", "source_stat", "dropped",
+        "dropped_id", "keywords", "keyword_paths",
+    }
+)  # fmt: skip
 _COLLISION_KEYS = frozenset({"id", "name", "kind", "detected", "existing", "newcomer", "decision"})
 _DECISION_KEYS = frozenset(
     {
@@ -241,6 +273,8 @@ class Newcomer:
     # or a move (``folders.Folders.locate``); the path alone would go stale.
     dropped: str | None = None
     dropped_id: tuple[int, int] | None = None
+    keywords: list[str] = field(default_factory=list)  # tags its own keywords give (as an image's ``keywords``)
+    keyword_paths: list[str] = field(default_factory=list)  # the hierarchies among them
     extra: Json = field(default_factory=dict)
 
     def to_json(self) -> Json:
@@ -260,6 +294,10 @@ class Newcomer:
             out["dropped"] = self.dropped
         if self.dropped_id is not None:
             out["dropped_id"] = list(self.dropped_id)
+        if self.keywords:
+            out["keywords"] = list(self.keywords)
+        if self.keyword_paths:
+            out["keyword_paths"] = list(self.keyword_paths)
         return out
 
     @classmethod
@@ -275,6 +313,8 @@ class Newcomer:
             source_stat=_stamp(data.get("source_stat")),
             dropped=data.get("dropped"),
             dropped_id=_stamp(data.get("dropped_id")),
+            keywords=[k for k in data.get("keywords") or [] if isinstance(k, str)],
+            keyword_paths=[k for k in data.get("keyword_paths") or [] if isinstance(k, str)],
             extra=_rest(data, _NEWCOMER_KEYS),
         )
 

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcherd import imaging
+from watcherd import imaging, tagfiles
 from watcherd.decoders import Sandbox
 from watcherd.errors import ImageError
 from watcherd.newcomers import read_stamped
@@ -70,8 +70,9 @@ def decode_one(path: str, spec: imaging.RenderSpec, limits: Limits, now: float) 
     if len(data) > limits.max_file_size:
         return stamp, "", None, (f"file too large ({len(data)} bytes > max_file_size)", False)
     sha = hashlib.sha256(data).hexdigest()
+    sidecar = tagfiles.read_beside(Path(path)) if spec.keywords else b""  # its keywords, read in the sandbox
     try:
-        return stamp, sha, _sandbox(limits)(data, spec, Path(path).name, sha, now), None
+        return stamp, sha, _sandbox(limits)(data, spec, Path(path).name, sha, now, sidecar), None
     except ImageError as exc:
         return stamp, sha, None, (exc.reason, exc.transient)
 

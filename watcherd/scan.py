@@ -92,6 +92,7 @@ def scan_once(
                 report.add_all(worker.drain())
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, reason)
+            pipeline.tagfiles.catch_up()  # every sidecar and attribute left, before the scan exits
             if remote is not None:
                 log.info("decoded %d files on the cluster", pipeline.decoder.remote_used)
             serve()

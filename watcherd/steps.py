@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcherd import fsops
+from watcherd import fsops, tagfiles
 from watcherd.adopt import Maker, examine
 from watcherd.context import Context
 from watcherd.naming import shown
@@ -188,11 +188,15 @@ class Journal:
                 fsops.rename_no_replace(path, target)
         else:
             target = places.absolute(step.to)
+            stem_too = places.place(path) is not None
             if not os.path.lexists(path):
-                return  # moved already
+                tagfiles.move_beside(path, target, stem_too=stem_too)  # moved already; its sidecar too
+                return
             with contextlib.suppress(OSError):
                 if os.path.samefile(path, target):  # stopped between the new name and the old one's end
                     os.unlink(path)
+                    tagfiles.move_beside(path, target, stem_too=stem_too)
                     return
             target.parent.mkdir(parents=True, exist_ok=True)
-            fsops.move_no_replace(path, target.parent, target.name)
+            went = fsops.move_no_replace(path, target.parent, target.name)
+            tagfiles.move_beside(path, went, stem_too=stem_too)  # a sidecar dropped beside it goes along

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from watcherd import edits, requests, restore
+from watcherd import edits, requests, restore, tagfiles
 from watcherd.catalog import Catalog
 from watcherd.config import Config
 from watcherd.errors import LockedError, NoAnswerError, Refused, UsageError
@@ -105,6 +105,7 @@ def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
     lease.acquire()
     try:
         with Catalog(db) as catalog:
+            tagfiles.attach(cfg, catalog)  # sidecars and attributes follow the change, as in the daemon
             try:
                 result = edits.apply(cfg, catalog, command, arguments)
             finally:

@@ -566,6 +566,52 @@ def burst(n: int) -> list[Row]:
     ]
 
 
+def tagfiles_cost(n: int) -> list[Row]:
+    """What sidecars and ``user.xdg.tags`` cost per image: ``n`` small PNGs in 10 folders ingested in
+    this process with both off, then every image's files written by the writer's own code, then
+    checked again unchanged (read, merge, compare)."""
+    from watcherd import fsops, tagfiles
+
+    with tempfile.TemporaryDirectory() as tmp:
+        off = dataclasses.replace(Config(), sidecars="none", xattr_tags=False).with_root(Path(tmp) / "lib")
+        _small_pngs(n, off.thumbs_dir / "staging")
+        for i, path in enumerate(sorted((off.thumbs_dir / "staging").iterdir())):
+            (off.thumbs_dir / f"d{i % 10}").mkdir(exist_ok=True)
+            path.rename(off.thumbs_dir / f"d{i % 10}" / path.name)
+        with open_for_writing(off).catalog as catalog:
+            t = time.perf_counter()
+            reconcile(Pipeline(off, catalog), reason="scan", settle=0)
+            ingest_ms = (time.perf_counter() - t) * 1000 / n
+            records = list(catalog.images())
+            files = tagfiles.TagFiles(dataclasses.replace(off, sidecars="xmp", xattr_tags=True), catalog)
+            t = time.perf_counter()
+            for rec in records:
+                files.write(rec)
+            for folder in {Path(tmp) / "lib" / "originals"}:
+                fsops.fsync_dir(folder)
+            write_ms = (time.perf_counter() - t) * 1000 / len(records)
+            t = time.perf_counter()
+            for rec in records:
+                files.write(rec)
+            check_ms = (time.perf_counter() - t) * 1000 / len(records)
+    return [
+        (
+            f"sidecar + user.xdg.tags of {len(records):,} images, written",
+            f"{_sig(write_ms)} ms/image",
+            f"ingest in one process: {_sig(ingest_ms)} ms/image",
+            f"{_sig(write_ms / ingest_ms)}x",
+            "—",
+        ),
+        (
+            f"sidecar + user.xdg.tags of {len(records):,} images, already current",
+            f"{_sig(check_ms)} ms/image",
+            f"ingest in one process: {_sig(ingest_ms)} ms/image",
+            f"{_sig(check_ms / ingest_ms)}x",
+            "—",
+        ),
+    ]
+
+
 def _filed(db: Path) -> int:
     """Images and collisions whose original has been filed."""
     try:

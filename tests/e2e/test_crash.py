@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, running_daemon, scene, table, wait_for, write
+from tests.helpers import encode, running_daemon, scene, table, wait_for, write, xmp_packet
 from tests.invariants import check_library
 
 TRIALS = int(os.environ.get("WATCHERD_CRASH_TRIALS", "5"))
@@ -47,8 +47,17 @@ def test_kill_9_at_a_random_moment_loses_nothing(tmp_path: Path, trial: int) -> 
     conf = tmp_path / "w.yaml"
     conf.write_text("settle: 0.05\nheartbeat: 0.5\nstale_after: 2\n")
     files = corpus(IMAGES)
+    # Some photos arrive with a sidecar beside them (written first, as a copy would).
+    label = '<xmp:Label xmlns:xmp="http://ns.adobe.com/xap/1.0/">only-in-{}</xmp:Label>'
+    sidecars = {
+        f"{name}.xmp": xmp_packet((f"kw-{name}",), body=label.format(name))
+        for name in list(files)[3::10]
+        if name.endswith(".jpg")
+    }
     with running_daemon(root, conf) as daemon:
         for i, (name, data) in enumerate(files.items()):
+            if f"{name}.xmp" in sidecars:
+                write(root / "thumbs" / layout(f"{name}.xmp", i), sidecars[f"{name}.xmp"])
             write(root / "thumbs" / layout(name, i), data)
         # Kill once some work is done but (usually) not all of it: the power cut comes
         # at a random moment, which is what this sleep chooses.
@@ -66,7 +75,7 @@ def test_kill_9_at_a_random_moment_loses_nothing(tmp_path: Path, trial: int) -> 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    problems = check_library(root, files, bad={"broken.jpg"})
+    problems = check_library(root, {**files, **sidecars}, bad={"broken.jpg"}, tagfiles=True)
     assert problems == [], "\n".join(problems[:20])
     images = table(root / ".watcherd" / "catalog.sqlite", "images")
     collisions = table(root / ".watcherd" / "catalog.sqlite", "collisions")

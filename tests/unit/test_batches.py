@@ -36,6 +36,9 @@ def test_a_batch_is_made_recorded_and_undone_as_one(cfg: Config, catalog: Catalo
     assert undone["left"] == [] and undone["error"] is None
     assert decided(catalog) == {a: None, b: None}
     files, (_, _, stack, made) = state(cfg, catalog)
+    # keep-newcomer's undo sends the newcomer's original back to _collisions/ with the sidecar
+    # watcherd wrote beside it meanwhile (sidecars follow their originals: test_tagfiles.py)
+    files = {p: h for p, h in files.items() if not p.endswith(".xmp") or p in before[0]}
     assert set(files) == set(before[0]) and not stack and not made  # thumbnails made again: new `ingested` chunk
     assert {p: h for p, h in files.items() if p.startswith("originals/")} == {
         p: h for p, h in before[0].items() if p.startswith("originals/")

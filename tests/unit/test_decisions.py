@@ -29,12 +29,13 @@ def sha(data: bytes) -> str:
 
 
 def files_under(cfg: Config) -> dict[str, str]:
-    """Every file under the library's thumbs and originals folders (relative path -> sha256)."""
+    """Every file under the library's thumbs and originals folders (relative path -> sha256), but the
+    XMP sidecars: derived from the records, they follow their originals (test_tagfiles.py)."""
     assert cfg.root is not None
     out = {}
     for top in (cfg.thumbs_dir, cfg.originals_dir):
         for p in top.rglob("*"):
-            if p.is_file():
+            if p.is_file() and p.suffix != ".xmp":
                 out[p.relative_to(cfg.root).as_posix()] = sha(p.read_bytes())
     return out
 

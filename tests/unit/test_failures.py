@@ -35,10 +35,10 @@ class Counted:
         self.files: list[str] = []
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float
+        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
     ) -> imaging.Rendered:
         self.files.append(filename)
-        return imaging.render(data, spec, filename, sha256, now)
+        return imaging.render(data, spec, filename, sha256, now, sidecar)
 
 
 def scan(pipeline: Pipeline, clock: Clock) -> Report:
@@ -158,7 +158,9 @@ def test_errors_retry_with_nothing_recorded_changes_nothing(cfg: Config, catalog
 
 
 def test_a_transient_error_is_waited_for_at_its_first_scan_only(cfg: Config, catalog: Catalog) -> None:
-    def died(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> imaging.Rendered:
+    def died(
+        data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> imaging.Rendered:
         raise ImageError("the decoder process died", transient=True)  # what the pool says when a worker dies
 
     clock = Clock()

@@ -244,9 +244,11 @@ def test_refusals_change_nothing(cfg: Config, catalog: Catalog, clocked: Pipelin
 def test_a_merged_source_file_is_not_decoded_again_by_each_scan(cfg: Config, catalog: Catalog) -> None:
     decoded: list[str] = []
 
-    def render(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> imaging.Rendered:
+    def render(
+        data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> imaging.Rendered:
         decoded.append(filename)
-        return imaging.render(data, spec, filename, sha256, now)
+        return imaging.render(data, spec, filename, sha256, now, sidecar)
 
     ticks = itertools.count()
     pipeline = Pipeline(cfg, catalog, render=render, now=lambda: 1_700_000_000.0 + 60 * next(ticks))

@@ -138,6 +138,10 @@ class CatalogReader(Connected):
         """Every image record, in insertion order (streamed)."""
         return (ImageRecord.from_json(v) for v in self._values("images"))
 
+    def images_by_name(self) -> Iterator[ImageRecord]:
+        """Every image record, by name (streamed)."""
+        return (ImageRecord.from_json(json.loads(v)) for (v,) in self._stream("SELECT value FROM images ORDER BY key"))
+
     def images_named(self, names: list[str]) -> dict[str, ImageRecord]:
         """The records of these names that exist, fetched in one query."""
         if not names:
@@ -233,6 +237,16 @@ class CatalogReader(Connected):
     def iter_placed(self) -> Iterator[tuple[str, str]]:
         """(path, name) of every place a present thumbnail is in, streamed."""
         return ((str(p), str(n)) for p, n in self._stream("SELECT folder || name, name FROM placed"))
+
+    def tagfile_marks(self, after: int, limit: int = 1000) -> list[tuple[int, str]]:
+        """(seq, name) of images marked due after ``after`` (``tagfiles``), oldest first."""
+        rows = self._query("SELECT seq, name FROM tagfiles_due WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        return [(int(seq), str(name)) for seq, name in rows]
+
+    def tagfile_marks_end(self) -> int:
+        """The last mark's ``seq`` (0 when none)."""
+        rows = self._query("SELECT ifnull(max(seq), 0) FROM tagfiles_due")
+        return int(rows[0][0]) if rows else 0
 
     def pending_moves(self) -> list[str]:
         """Names of images whose original was being moved when the last run stopped."""
@@ -356,6 +370,8 @@ class CatalogReader(Connected):
         sql = (
             "SELECT json_quote(key) || ':' || json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
             "'other_filenames', json(ifnull(json_extract(value, '$.other_filenames'), '[]')), "
+            "'keywords', json(ifnull(json_extract(value, '$.keywords'), '[]')), "
+            "'keyword_paths', json(ifnull(json_extract(value, '$.keyword_paths'), '[]')), "
             f"{fields}) FROM images"
         )
         for (text,) in self._stream(sql):

@@ -206,3 +206,24 @@ def create_near_merged(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER near_merged_drop AFTER DELETE ON near_decisions BEGIN "
         "DELETE FROM near_merged WHERE id = OLD.key; END"
     )
+
+
+# What a record's sidecar and extended attributes are made from: a change to any of these
+# marks the image due (``tagfiles``).
+_TAGFILE_FIELDS = ("tags", "keywords", "path", "paths", "state", "original", "moving_from", "sha256", "source")
+
+
+def create_tagfiles_due(conn: sqlite3.Connection) -> None:
+    """``tagfiles_due`` (seq, name): images whose sidecar and extended attributes are not yet known
+    to match their record. A trigger marks a record in the same statement that changes what they
+    are made from, so a crash between a commit and the files leaves the mark for the next start;
+    the writer removes a mark once the files match (``tagfiles.TagFiles``). Older catalogs get the
+    table empty: the first writer to open one marks every image (``meta.tagfiles``)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS tagfiles_due (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)")
+    conn.execute("CREATE INDEX IF NOT EXISTS tagfiles_due_name ON tagfiles_due (name)")
+    same = " AND ".join(f"json_extract(o.value, '$.{f}') IS json_extract(NEW.value, '$.{f}')" for f in _TAGFILE_FIELDS)
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS tagfiles_mark BEFORE INSERT ON images "
+        f"WHEN NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = NEW.key AND {same}) "
+        "BEGIN INSERT INTO tagfiles_due (name) VALUES (NEW.key); END"
+    )

@@ -48,6 +48,9 @@ class Catalog(CatalogReader):
         # its own entries; one that is released hands them to the enclosing block.
         self._after: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
+        # Called after every commit that wrote something, for as long as the catalog is open
+        # (``tagfiles``: sidecars and extended attributes follow the records), by name.
+        self._listeners: dict[str, Callable[[], None]] = {}
         try:
             conn = connect(Path(path), busy_timeout)
         except sqlite3.Error as exc:
@@ -63,6 +66,7 @@ class Catalog(CatalogReader):
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
                 schema.create_near_merged(conn)
+                schema.create_tagfiles_due(conn)
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
@@ -127,6 +131,20 @@ class Catalog(CatalogReader):
         after, self._after, self._undo = self._after, [], []
         for callback in after:
             callback()
+        if self._staged:
+            for listener in list(self._listeners.values()):
+                try:
+                    listener()
+                except Exception:  # the commit is done; a listener's failure must not undo the caller's work
+                    log.exception("after a commit")
+
+    def listen(self, name: str, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit that wrote something (one listener per ``name``)."""
+        self._listeners[name] = listener
+
+    def listener(self, name: str) -> Callable[[], None] | None:
+        """The listener registered under ``name``, if any."""
+        return self._listeners.get(name)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the open transaction commits (now, outside one); never if it rolls back."""
@@ -213,6 +231,23 @@ class Catalog(CatalogReader):
                 self.conn.execute("UPDATE near_meta SET value = max(value, ?) WHERE key = 'trimmed'", (through,))
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+
+    def clear_tagfile_marks(self, names: list[str], through: int) -> None:
+        """Forget the marks of ``names`` up to ``through``: their sidecars and attributes match.
+
+        Not counted in ``changes`` (no record changed) and calls no listener."""
+        with self.transaction():
+            try:
+                self.conn.execute(
+                    "DELETE FROM tagfiles_due WHERE seq <= ? AND name IN (SELECT value FROM json_each(?))",
+                    (through, encode(names)),
+                )
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+
+    def mark_all_tagfiles(self) -> None:
+        """Mark every image due (``tagfiles``), inside the open transaction."""
+        self._write("INSERT INTO tagfiles_due (name) SELECT key FROM images", ())
 
     def delete_image(self, name: str) -> None:
         """Drop an image record (the ``forget_image`` trigger drops its derived rows)."""
