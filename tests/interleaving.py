@@ -966,6 +966,7 @@ def failure_report(script: Script, path: Path) -> str:
         f"\n=== interleaving failure: {script.failure['kind']} ===\n{script.failure['message'][:2000]}\n"
         f"--- script ({len(script.steps)} steps, {path}) ---\n{script.text()}\n"
         f"--- replay: python -m tests.benchmarks.interleave_soak --replay {path}\n"
+        f"--- (the file, should its folder be gone: save this line as FILE)\n{json.dumps(script.to_json())}\n"
     )
 
 
