@@ -909,7 +909,7 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
 
 
 @dataclass
-class Outcome:
+class WorldEnd:
     """How one world ended."""
 
     world: int
@@ -930,7 +930,7 @@ class Runner:
     check_every: int = CHECK_EVERY
     keep: bool = False  # keep the libraries of passing worlds too
     tolerate: tuple[str, ...] = ()  # problems to count instead of failing on (a known bug while its fix is pending)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[WorldEnd] = field(default_factory=list)
     shortest: dict[str, Path] = field(default_factory=dict)
     made: int = 0
 
@@ -943,7 +943,7 @@ class Runner:
     def ended(self, world: World, started: float, exc: BaseException | None) -> None:
         """Record a world's end; a failing one's script is saved (the shortest per symptom is kept)."""
         kind = exc.kind if isinstance(exc, Broken) else (type(exc).__name__ if exc is not None else None)
-        outcome = Outcome(
+        outcome = WorldEnd(
             world.script.world, len(world.script.steps), world.checks, time.monotonic() - started, kind, world.tolerated
         )
         if exc is not None and kind is not None:
@@ -966,10 +966,11 @@ def failure_report(script: Script, path: Path) -> str:
         f"\n=== interleaving failure: {script.failure['kind']} ===\n{script.failure['message'][:2000]}\n"
         f"--- script ({len(script.steps)} steps, {path}) ---\n{script.text()}\n"
         f"--- replay: python -m tests.benchmarks.interleave_soak --replay {path}\n"
+        f"--- (the file, should its folder be gone: save this line as FILE)\n{json.dumps(script.to_json())}\n"
     )
 
 
-def replay(script: Script, runner: Runner) -> Outcome:
+def replay(script: Script, runner: Runner) -> WorldEnd:
     """Run ``script``'s steps in a fresh world (ending with a quiet point); return how it ended."""
     world = World(runner.workdir(), script.world, seed=script.seed, tolerate=runner.tolerate)
     world.script.config = script.config

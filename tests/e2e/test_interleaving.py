@@ -25,7 +25,7 @@ import pytest
 from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
-EXAMPLES = 4  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
+EXAMPLES = 3  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
 STEPS = 40
 CHECK_EVERY = 25
 
