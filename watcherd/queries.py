@@ -317,7 +317,11 @@ def near_groups(
     where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
     kept: list[tuple[list[tuple[str, str]], int, bool]] = []
     for members, span in found:
-        picked = sorted(where[int(rowids[m])] for m in members)
+        # A record the writer rewrote between the two reads has a new row id: left out of this
+        # answer (the next one has it) rather than failing the whole question.
+        picked = sorted(where[r] for r in (int(rowids[m]) for m in members) if r in where)
+        if len(picked) < 2:
+            continue
         settled = _all_pairs_decided([n for n, _ in picked], decided_groups or [])
         if not settled or decided:
             kept.append((picked, span, settled))
