@@ -211,9 +211,20 @@ class Decisions:
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
 
+    def existing_holder(self, col: CollisionRecord) -> ImageRecord | None:
+        """The image that holds a collision's existing side now: the one named ``col.name``, or,
+        once a near keep merged that image, the image it was merged into."""
+        catalog = self.ctx.catalog
+        rec = catalog.image(col.name)
+        if rec is None and col.existing.sha256:
+            near = catalog.near_holding(col.existing.sha256)
+            if near is not None and near.decision.image:
+                rec = catalog.image(near.decision.image)
+        return rec
+
     def _keep_existing(self, col: CollisionRecord, via: Via) -> str:
         catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
-        kept = catalog.image(col.name)
+        kept = self.existing_holder(col)
         if kept is None:
             raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
         decision = Decision(Verdict.KEEP_EXISTING, self.ctx.stamp(), via, image=kept.name)
@@ -307,7 +318,8 @@ class Decisions:
         """The kept record without what ``_merge`` gave it (tags and file name still there); the
         caller saves it in the transaction that reverts the decision."""
         assert col.decision is not None
-        kept = self.ctx.catalog.image(col.name)
+        holder = col.decision.image if col.decision.kind is Verdict.KEEP_EXISTING else None
+        kept = self.ctx.catalog.image(holder or col.name)
         if kept is None:
             return None
         kept.tags = [t for t in kept.tags if t not in col.decision.added_tags]
@@ -323,7 +335,7 @@ class Decisions:
         tree): keep-existing. Returns the collision's id, or None if it decided nothing."""
         for col in self.ctx.catalog.collisions():
             if col.decision is None and col.newcomer.thumbnail == rel:
-                if os.path.lexists(self.ctx.places.absolute(rel)) or self.ctx.catalog.image(col.name) is None:
+                if os.path.lexists(self.ctx.places.absolute(rel)) or self.existing_holder(col) is None:
                     return None
                 self.resolve(col.id, Verdict.KEEP_EXISTING, Via.GESTURE)
                 return col.id
