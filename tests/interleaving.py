@@ -566,7 +566,9 @@ class World:
         return f"write {' '.join(done)}"
 
     def redrop(self, a: dict[str, Any]) -> str:
-        originals = sorted(p for p in (self.root / "originals").rglob("*") if p.is_file())
+        # A person drops a photo again, not the sidecar watcherd keeps beside it (a lone
+        # ``.xmp`` in the tree is nobody's photo and stays where it is dropped).
+        originals = sorted(p for p in (self.root / "originals").rglob("*") if p.is_file() and p.suffix != ".xmp")
         source = pick(originals, int(a["original"]))
         if source is None:
             return "no original yet"
