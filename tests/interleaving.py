@@ -858,7 +858,9 @@ class World:
         problems = []
         for folder in (self.thumbs / "_collisions", self.root / "originals" / "_collisions"):
             for p in sorted(folder.glob("*")) if folder.is_dir() else []:
-                if p.is_file() and self.rel(p) not in owned:
+                # An original's XMP sidecar (``X.jpg.xmp``) is its original's: it follows it (issue 20).
+                rel = self.rel(p.with_suffix("")) if p.suffix == ".xmp" and folder.parent.name == "originals" else None
+                if p.is_file() and self.rel(p) not in owned and (rel is None or rel not in owned):
                     problems.append(f"orphan in _collisions: {self.rel(p)} belongs to no undecided collision")
         return problems
 
