@@ -37,6 +37,20 @@ def orphan_label(name: str, chunks_sha256: str | None) -> bool:
     return m is not None and chunks_sha256 is not None and chunks_sha256.startswith(m["sha12"])
 
 
+def own_newcomer_thumbnail(path: Path) -> bool:
+    """Is ``path`` a newcomer's thumbnail watcherd made: its chunks say so and its sha256 fits its name?
+
+    Only such a file in ``_collisions/`` may be taken back when no collision owns it.
+    """
+    if LABEL_RE.match(path.name) is None:
+        return False
+    try:
+        thumb = examine(path, os.lstat(path))
+    except OSError:
+        return False
+    return thumb is not None and thumb.maker is Maker.WATCHERD and orphan_label(path.name, thumb.sha256)
+
+
 class Collisions:
     """Records name clashes and files the newcomer's files under ``_collisions``."""
 
@@ -117,14 +131,8 @@ class Collisions:
                 known.add(Path(col.newcomer.thumbnail).name[: -len(".png")])
         taken = 0
         for name in names:
-            if name[: -len(".png")] in known or LABEL_RE.match(name) is None:
-                continue
             path = folder / name
-            try:
-                thumb = examine(path, os.lstat(path))
-            except OSError:
-                continue
-            if thumb is None or thumb.maker is not Maker.WATCHERD or not orphan_label(name, thumb.sha256):
+            if name[: -len(".png")] in known or not own_newcomer_thumbnail(path):
                 continue
             try:
                 os.unlink(path)

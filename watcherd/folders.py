@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from watcherd.places import Places
+from watcherd.walk import scan_folders
 
 Ident = tuple[int, int]  # (st_dev, st_ino)
 
@@ -54,27 +55,12 @@ class Folders:
         return path
 
     def _walk(self) -> dict[Ident, Path]:
-        """Every folder of the tree (not ``_collisions``, not ignored ones) by identity, built once."""
+        """Every folder of the tree a scan walks (not ``_collisions``, not ignored ones) by identity, built once."""
         if self._by_ident is None:
-            places, found = self.places, dict[Ident, Path]()
-            todo = [places.thumbs]
-            while todo:
-                folder = todo.pop()
-                try:
-                    entries = list(os.scandir(folder))
-                except OSError:
-                    continue
-                for entry in entries:
-                    if not entry.is_dir(follow_symlinks=False):
-                        continue
-                    path = Path(entry.path)
-                    if places.place(path / "x.png") is None:
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    found.setdefault((st.st_dev, st.st_ino), path)
-                    todo.append(path)
+            found: dict[Ident, Path] = {}
+            for folder, _ in scan_folders(self.places.thumbs, self.places.cfg):
+                ident = ident_of(Path(folder))
+                if ident is not None:
+                    found.setdefault(ident, Path(folder))
             self._by_ident = found
         return self._by_ident

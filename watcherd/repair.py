@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from watcherd import restore
-from watcherd.adopt import Maker, Remembered, examine
+from watcherd.adopt import Remembered
 from watcherd.catalog import Catalog
 from watcherd.check import PENDING, Facts, Verdict, verdicts
 from watcherd.checkfacts import gather
-from watcherd.collisions import orphan_label
+from watcherd.collisions import own_newcomer_thumbnail
 from watcherd.config import Config
 from watcherd.documents import Repaired, RepairReport
 from watcherd.filters import TEMP_PREFIX
@@ -152,11 +152,7 @@ def _seen(pipeline: Pipeline, path: Path) -> str | None:
 
 def _orphan(pipeline: Pipeline, facts: Facts, path: Path) -> str | None:
     """Take back watcherd's own thumbnail in _collisions/ that no undecided collision owns."""
-    try:
-        thumb = examine(path, os.lstat(path))
-    except OSError:
-        return None
-    if thumb is None or thumb.maker is not Maker.WATCHERD or not orphan_label(path.name, thumb.sha256):
+    if not own_newcomer_thumbnail(path):
         return None
     label = path.name[: -len(".png")]
     catalog = pipeline.catalog
