@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from watcherd.adopt import Maker
 from watcherd.checkstore import ExportFacts, NearFacts, export_problems, near_problems
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.collisions import LABEL_RE, orphan_label
 from watcherd.naming import parse_canonical, variant_name
 from watcherd.nearpairs import NearRecord
 from watcherd.problems import Code, Image, Problem
-from watcherd.records import CollisionRecord
 
 __all__ = ["Code", "Facts", "Ident", "Image", "Problem", "Verdict", "verdicts"]
 

@@ -21,6 +21,7 @@ from watcherd.adopt import MAX_THUMBNAIL_BYTES, examine
 from watcherd.catalog import CatalogReader, audit
 from watcherd.check import Facts, Ident, Verdict, verdicts
 from watcherd.checkstore import ExportFacts, IndexFacts, NearFacts
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.config import Config
 from watcherd.documents import CheckReport, Repaired
 from watcherd.errors import CatalogError, IndexFileError, UsageError
@@ -30,7 +31,7 @@ from watcherd.nearfile import index_path
 from watcherd.nearpairs import NearRecord
 from watcherd.places import Places
 from watcherd.problems import Image
-from watcherd.records import CollisionRecord, ImageRecord
+from watcherd.records import ImageRecord
 from watcherd.steps import STEPS
 from watcherd.writer import writer_live
 

@@ -25,12 +25,12 @@ from typing import Any
 from watcherd import config
 from watcherd.catalog.reads import TagQuery
 from watcherd.cliargs import build_parser
+from watcherd.collisionrecords import Verdict
 from watcherd.config import Config
 from watcherd.documents import ScanSummary
 from watcherd.errors import UsageError, WatcherdError
 from watcherd.layout import check_library, check_root, check_writable, find_root
 from watcherd.library import Library
-from watcherd.records import Verdict
 
 log = logging.getLogger("watcherd")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from watcherd import fsops
 from watcherd.adopt import Maker, examine
+from watcherd.collisionrecords import CollisionKind, CollisionRecord, Existing, Newcomer
 from watcherd.context import Context
 from watcherd.decisions import Decisions
 from watcherd.filing import Filing
@@ -23,7 +24,7 @@ from watcherd.naming import safe_text, shown
 from watcherd.newcomers import NewImage, Renderer
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
-from watcherd.records import CollisionKind, CollisionRecord, Existing, ImageRecord, Newcomer
+from watcherd.records import ImageRecord
 
 log = logging.getLogger("watcherd")
 

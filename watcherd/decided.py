@@ -13,10 +13,11 @@ from __future__ import annotations
 import secrets
 
 from watcherd.catalog import Catalog, CatalogReader
+from watcherd.collisionrecords import Via
 from watcherd.documents import DecisionRef
 from watcherd.errors import ConflictError
 from watcherd.nearpairs import is_near_id
-from watcherd.records import Json, Via
+from watcherd.records import Json
 
 STACK = "decided"  # meta key: ids of decisions, oldest first (collision ids and near-group ids)
 MADE = "decisions_made"  # meta key: {id: {"via", "decided", "token"}} for each id in STACK

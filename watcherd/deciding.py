@@ -8,11 +8,11 @@ them has to reach up to another.
 
 from __future__ import annotations
 
+from watcherd.collisionrecords import Verdict, Via
 from watcherd.decisions import Decisions
 from watcherd.documents import DecisionRef
 from watcherd.neardecisions import NearDecisions
 from watcherd.nearpairs import is_near_id
-from watcherd.records import Verdict, Via
 from watcherd.undo import Undo
 
 __all__ = ["resolve", "undo"]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from watcherd import chunks, decided, fsops, steps
 from watcherd.adopt import examine, from_chunks
+from watcherd.collisionrecords import CollisionRecord, Decision, Verdict, Via
 from watcherd.context import Context
 from watcherd.decided import NEAR
 from watcherd.errors import ImageError, UsageError
@@ -30,7 +31,7 @@ from watcherd.folders import Folders
 from watcherd.naming import merge_tags, safe_text, shown, variant_name
 from watcherd.nearpairs import is_near_id
 from watcherd.newcomers import Renderer, spec_for
-from watcherd.records import CollisionRecord, Decision, ImageRecord, Verdict, Via
+from watcherd.records import ImageRecord
 
 if TYPE_CHECKING:
     from watcherd.places import Places

@@ -155,7 +155,7 @@ def resolve(
     decoder sandbox for the moment (never decoding in this process).
     """
     from watcherd import decided
-    from watcherd.records import Verdict, Via
+    from watcherd.collisionrecords import Verdict, Via
 
     try:
         verdict = Verdict(decision)
@@ -207,7 +207,7 @@ def resolve_batch(
     meanwhile, unknown, a thumbnail watcherd did not make) is refused and the others are made.
     """
     from watcherd import decided
-    from watcherd.records import Verdict, Via
+    from watcherd.collisionrecords import Verdict, Via
 
     batch = _batch_id(batch)
     if via not in ASKED_VIA:

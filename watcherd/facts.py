@@ -12,9 +12,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.keeper import Facts, facts_from
 from watcherd.naming import parse_canonical
-from watcherd.records import CollisionRecord, ImageRecord
+from watcherd.records import ImageRecord
 
 THUMBNAIL_LIMIT = 4 << 20  # adopt.MAX_THUMBNAIL_BYTES: our thumbnails are far smaller
 

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Protocol
 
 from watcherd import fsops, tagfiles
+from watcherd.collisionrecords import CollisionRecord, Decision
 from watcherd.context import Context
 from watcherd.naming import shown
 from watcherd.nearpairs import NearRecord
-from watcherd.records import CollisionRecord, Decision, ImageRecord
+from watcherd.records import ImageRecord
 from watcherd.steps import Journal
 
 log = logging.getLogger("watcherd")

@@ -17,6 +17,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from watcherd import steps
+from watcherd.collisionrecords import Decision, Verdict, Via
 from watcherd.decided import NEAR
 from watcherd.decisions import Decisions, gain_drop
 from watcherd.errors import UsageError
@@ -26,7 +27,7 @@ from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmer
 from watcherd.newcomers import NewImage
 from watcherd.outcomes import Outcome, Result
 from watcherd.places import Area, Place
-from watcherd.records import Decision, ImageRecord, Verdict, Via
+from watcherd.records import ImageRecord
 
 log = logging.getLogger("watcherd")
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from watcherd.records import Decision, ImageRecord, Json, _rest
+from watcherd.collisionrecords import Decision
+from watcherd.records import ImageRecord, Json, unknown_keys
 
 _MERGED_KEYS = frozenset({"record", "archived", "folders"})
 _NEAR_KEYS = frozenset({"id", "decision", "merged", "added_filenames"})
@@ -105,7 +106,7 @@ class Merged:
             for rel, ident in (data.get("folders") or {}).items()
             if isinstance(ident, (list, tuple)) and len(ident) == 2
         }
-        return cls(dict(data.get("record") or {}), data.get("archived"), folders, _rest(data, _MERGED_KEYS))
+        return cls(dict(data.get("record") or {}), data.get("archived"), folders, unknown_keys(data, _MERGED_KEYS))
 
 
 @dataclass
@@ -145,5 +146,5 @@ class NearRecord:
             decision=Decision.from_json(data["decision"]),
             merged=[Merged.from_json(m) for m in data.get("merged") or [] if isinstance(m, dict)],
             added_filenames=[n for n in data.get("added_filenames") or [] if isinstance(n, str)],
-            extra=_rest(data, _NEAR_KEYS),
+            extra=unknown_keys(data, _NEAR_KEYS),
         )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.hashes import hash_rows
 from watcherd.catalog.reads import TagQuery
+from watcherd.collisionrecords import CollisionKind, CollisionRecord, Verdict, existing_now
 from watcherd.config import Config
 from watcherd.documents import (
     Collision,
@@ -36,7 +37,7 @@ from watcherd.facts import thumbnail_chunks as thumbnail_chunks
 from watcherd.keeper import choose
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.nearpairs import names_of, near_id, sides, widest
-from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict, existing_now
+from watcherd.records import ImageRecord, Json
 
 if TYPE_CHECKING:
     from watcherd import imaging
@@ -162,7 +163,7 @@ SIDES: tuple[Literal["existing"], Literal["newcomer"]] = ("existing", "newcomer"
 
 
 def as_now(catalog: CatalogReader, c: CollisionRecord) -> CollisionRecord:
-    """``c`` with its existing side where that image's files are today (``records.existing_now``)."""
+    """``c`` with its existing side where that image's files are today (``collisionrecords.existing_now``)."""
     return dataclasses.replace(c, existing=existing_now(c, catalog.image(c.name)))
 
 

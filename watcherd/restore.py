@@ -18,13 +18,14 @@ from pathlib import Path
 from watcherd import fsops
 from watcherd.adopt import Remembered
 from watcherd.catalog import Catalog, CatalogReader
+from watcherd.collisionrecords import CollisionKind, CollisionRecord, Existing, Newcomer
 from watcherd.config import Config
 from watcherd.context import iso
 from watcherd.filters import IMAGE_SUFFIXES
 from watcherd.naming import parse_canonical
 from watcherd.nearpairs import NearRecord
 from watcherd.pipeline import Pipeline
-from watcherd.records import CollisionKind, CollisionRecord, Existing, Json, Newcomer
+from watcherd.records import Json
 
 log = logging.getLogger("watcherd")
 

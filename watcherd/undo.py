@@ -12,13 +12,13 @@ import logging
 import os
 
 from watcherd import decided, steps
+from watcherd.collisionrecords import CollisionRecord, Verdict
 from watcherd.decided import NEAR
 from watcherd.decisions import Decisions
 from watcherd.documents import DecisionRef
 from watcherd.errors import UsageError
 from watcherd.neardecisions import NearDecisions
 from watcherd.nearpairs import is_near_id
-from watcherd.records import CollisionRecord, Verdict
 
 log = logging.getLogger("watcherd")
 

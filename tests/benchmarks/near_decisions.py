@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from watcherd.catalog import Catalog
+from watcherd.collisionrecords import Decision, Verdict
 from watcherd.nearpairs import Merged, NearRecord
-from watcherd.records import Decision, ImageRecord, State, Verdict
+from watcherd.records import ImageRecord, State
 
 
 def holding_miss(n: int, repeat: int = 200) -> float:

@@ -12,7 +12,8 @@ from sqlitedict import SqliteDict
 
 from watcherd.catalog import Catalog, CatalogReader
 from watcherd.catalog.reads import encode
-from watcherd.records import CollisionKind, CollisionRecord, ErrorRecord, ImageRecord, State
+from watcherd.collisionrecords import CollisionKind, CollisionRecord
+from watcherd.records import ErrorRecord, ImageRecord, State
 
 V01 = Path(__file__).resolve().parent.parent / "data" / "v0.1-library"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from watcherd.adopt import Maker
 from watcherd.check import Facts, Ident, verdicts
 from watcherd.checkstore import ExportFacts, IndexFacts, NearFacts
+from watcherd.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict
 from watcherd.nearpairs import Merged, NearRecord
 from watcherd.problems import Code, Image, Problem
-from watcherd.records import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict
 
 A = "320x240_00000011ffefefff_.png"
 B = "320x240_000000dfefc7e7ef_.png"

@@ -17,6 +17,7 @@ from tests.invariants import check_library
 from watcherd import deciding, imaging
 from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
+from watcherd.collisionrecords import Verdict
 from watcherd.config import Config
 from watcherd.context import Context
 from watcherd.decisions import Decisions
@@ -24,7 +25,6 @@ from watcherd.filing import Filing
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
-from watcherd.records import Verdict
 from watcherd.steps import STEPS
 
 

@@ -11,12 +11,12 @@ from tests.helpers import encode, scene, write
 from tests.invariants import check_library
 from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
+from watcherd.collisionrecords import CollisionRecord, Verdict
 from watcherd.config import Config
 from watcherd.errors import UsageError
 from watcherd.library import Library
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
-from watcherd.records import CollisionRecord, Verdict
 
 
 def at(cfg: Config, rel: str | None) -> Path:

@@ -13,11 +13,11 @@ from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
 from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.config import Config
 from watcherd.library import Library
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
-from watcherd.records import CollisionRecord
 from watcherd.web.review import Queue
 
 

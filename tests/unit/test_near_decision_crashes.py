@@ -26,11 +26,11 @@ from tests.unit.test_decision_crashes import (
 from watcherd import deciding
 from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
+from watcherd.collisionrecords import Verdict
 from watcherd.config import Config
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
-from watcherd.records import Verdict
 from watcherd.steps import STEPS
 
 

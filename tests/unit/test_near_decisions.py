@@ -14,13 +14,14 @@ from tests.helpers import encode, scene, write
 from tests.invariants import check_library
 from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
+from watcherd.collisionrecords import Decision, Verdict
 from watcherd.config import Config
 from watcherd.errors import UsageError
 from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmerge, widest
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
-from watcherd.records import Decision, ImageRecord, State, Verdict
+from watcherd.records import ImageRecord, State
 
 
 def record(name: str, first_seen: str, tags: list[str], filename: str) -> ImageRecord:

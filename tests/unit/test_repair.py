@@ -11,7 +11,7 @@ from tests.invariants import check_library, check_problems
 from tests.unit.test_decision_crashes import PowerCut, agree, cut_at, decisions, library
 from watcherd import deciding, imaging
 from watcherd.catalog import open_for_writing
-from watcherd.records import Verdict
+from watcherd.collisionrecords import Verdict
 from watcherd.repair import repair
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.catalog.schema import DERIVED
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
 from watcherd.nearpairs import NearRecord
-from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
+from watcherd.records import ErrorRecord, ImageRecord
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from typing import Any
 from watcherd import fsops
 from watcherd.catalog import schema
 from watcherd.catalog.reads import CatalogReader, connect, encode
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
 from watcherd.nearpairs import NearRecord
-from watcherd.records import CollisionRecord, ErrorRecord, ImageRecord
+from watcherd.records import ErrorRecord, ImageRecord
 
 log = logging.getLogger("watcherd")
 

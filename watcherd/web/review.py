@@ -9,6 +9,7 @@ from pathlib import Path
 
 from watcherd import queries
 from watcherd.catalog import CatalogReader, open_for_reading
+from watcherd.collisionrecords import CollisionRecord
 from watcherd.documents import Collision, NearGroup
 from watcherd.facts import collision_facts, image_facts
 from watcherd.folders import Folders
@@ -17,7 +18,7 @@ from watcherd.library import Library
 from watcherd.naming import merge_tags, parse_canonical
 from watcherd.nearpairs import near_id
 from watcherd.places import Places
-from watcherd.records import CollisionRecord, ImageRecord
+from watcherd.records import ImageRecord
 from watcherd.web.sides import Known, Side, differing, make_side, rows_shown
 
 KEEPS = ("keep-existing", "keep-newcomer")  # what keeps a collision's side 0 and side 1
