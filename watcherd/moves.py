@@ -28,6 +28,7 @@ from watcherd.context import Context
 from watcherd.decisions import Decisions
 from watcherd.failures import Failures
 from watcherd.filing import Filing
+from watcherd.gestures import Gestures
 from watcherd.naming import merge_tags, parse_canonical, shown, variant_name
 from watcherd.newcomers import Renderer
 from watcherd.outcomes import Outcome, Result
@@ -45,6 +46,7 @@ class Moves:
         self.adopter = adopter
         self.failures = failures
         self.decisions = Decisions(ctx, filing, render)
+        self.gestures = Gestures(self.decisions)
 
     def is_known(self, path: Path) -> bool:
         """A catalogued canonical name: moving it needs no decoding."""
@@ -86,7 +88,7 @@ class Moves:
             return None
         name = self._name_for(thumb, path.name)
         if name is None:
-            placed = self.decisions.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
+            placed = self.gestures.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
             if placed is not None:
                 return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             return self.failures.record(
@@ -214,7 +216,7 @@ class Moves:
         thumb = self._ours(path, st)
         if thumb is None or thumb.sha256 is None:
             return None
-        return self.decisions.thumbnail_placed(path, thumb.sha256, thumb.name)
+        return self.gestures.thumbnail_placed(path, thumb.sha256, thumb.name)
 
     def _ours(self, path: Path, st: os.stat_result) -> Thumbnail | None:
         thumb = self.adopter.examine(path, st)

@@ -129,7 +129,7 @@ class Pipeline:
         """A newcomer's thumbnail left ``_collisions/``: deleted means keep-existing (a move into
         the tree was decided distinct where it arrived)."""
         try:
-            decided = self.moves.decisions.thumbnail_deleted(self.places.rel(path))
+            decided = self.moves.gestures.thumbnail_deleted(self.places.rel(path))
         except WatcherdError as exc:
             log.warning("%s left the collisions folder, but: %s", shown(self.places.rel(path)), exc)
             return []

@@ -164,7 +164,7 @@ def reconcile(
     if pipeline.adopter.remembered is not None:
         restore.restore_collisions(pipeline)
     else:
-        pipeline.moves.decisions.sweep()  # gestures made while no daemon watched
+        pipeline.moves.gestures.sweep()  # gestures made while no daemon watched
     pipeline.failures.forget_vanished()
     report.seconds = time.monotonic() - started
     record_scan(catalog, report, reason, now)
