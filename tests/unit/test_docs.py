@@ -1,4 +1,5 @@
-"""The README and ``--help`` agree: every subcommand has a row in the Commands table, and back."""
+"""The manual and ``--help`` agree: every subcommand has a row in the Commands page's table, and back;
+the README (the front door) holds the two set-up commands exactly as CI runs the tests."""
 
 from __future__ import annotations
 
@@ -9,14 +10,21 @@ from pathlib import Path
 from watcherd.cliargs import build_parser
 from watcherd.errors import WatcherdError
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TOP = Path(__file__).resolve().parents[2]
+README = TOP / "README.md"
+MANUAL = TOP / "docs"
 
 
 def _section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else None]
+    """A page of the manual (``docs/commands.md`` for "Commands"), whole."""
+    return (MANUAL / f"{title.lower()}.md").read_text(encoding="utf-8")
+
+
+def test_readme_holds_the_set_up_commands_ci_runs() -> None:
+    text, ci = README.read_text(encoding="utf-8"), (TOP / ".ci" / "run").read_text(encoding="utf-8")
+    tests = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+    assert tests in text and tests in ci
+    assert ".venv/bin/pip install . && mkdir -p ~/Pictures/library && .venv/bin/watcherd run ~/Pictures/library" in text
 
 
 def test_readme_lists_every_command_and_only_those() -> None:
@@ -44,7 +52,7 @@ def test_readme_documents_every_problem_code_check_reports() -> None:
     from watcherd.problems import Code
 
     text = _section("Commands")
-    start = text.index("### Checking a library")
+    start = text.index("## Checking a library")
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", text[start:], flags=re.MULTILINE))
     assert documented == {c.value for c in Code}
     codes = {int(c) for c in re.findall(r"^\| (\d+) \|", text, flags=re.MULTILINE)}
