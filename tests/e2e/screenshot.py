@@ -20,8 +20,9 @@ from typing import Any
 
 from PIL import Image
 
+from tests.e2e.conftest import CHROMIUM
 from tests.e2e.pictures import showcase_library
-from tests.e2e.test_page import CHROMIUM, playwright, serving
+from tests.e2e.test_page import playwright, serving
 
 VIEWPORT = {"width": 1280, "height": 800}
 

@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,10 +24,10 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import CHROMIUM
 from tests.helpers import encode, near_library, scene, wait_for, write
 from tests.invariants import check_library
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
@@ -115,16 +114,6 @@ def server(library: tuple[Path, dict[str, bytes]]) -> Iterator[tuple[str, int]]:
     root, _ = library
     with serving(root, root.parent / "serve.log") as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import CHROMIUM
 from tests.e2e.pictures import camera_jpeg, landscape, showcase_library
-from tests.e2e.test_page import CHROMIUM, cli, playwright, serving
+from tests.e2e.test_page import cli, playwright, serving
 from tests.helpers import encode, running_daemon, wait_for, write
 
 axe = pytest.importorskip("axe_playwright_python.sync_playwright")
@@ -34,16 +35,6 @@ def showcase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     root = showcase_library(tmp_path_factory.mktemp("showcase") / "lib")
     with serving(root, root.parent / "serve.log") as (url, _):
         yield root, url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

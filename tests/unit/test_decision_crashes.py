@@ -96,6 +96,21 @@ def restart(cfg: Config) -> None:
         reconcile(Pipeline(cfg, catalog), reason="test", settle=0)
 
 
+def decide_until_cut(cfg: Config, verdict: Verdict, undo: bool, n: int, seen: list[str]) -> bool:
+    """Decide the library's one collision (or undo that decision) with the power cut at step ``n``;
+    True when the cut came before the decision was done."""
+    with open_for_writing(cfg).catalog as catalog:
+        (col,) = catalog.collisions()
+        if undo:
+            deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, verdict)
+        try:
+            made = decisions(cfg, catalog, cut_at(n, seen))
+            deciding.undo(made) if undo else deciding.resolve(made, col.id, verdict)
+        except PowerCut:
+            return True
+        return False
+
+
 @pytest.mark.parametrize("verdict", list(Verdict))
 @pytest.mark.parametrize("undo", [False, True], ids=["decide", "undo"])
 def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict: Verdict, undo: bool) -> None:
@@ -103,17 +118,7 @@ def test_stopped_at_any_step_the_next_start_finishes_it(tmp_path: Path, verdict:
     while True:
         cfg, dropped = library(tmp_path / f"lib{n}")
         seen: list[str] = []
-        with open_for_writing(cfg).catalog as catalog:
-            (col,) = catalog.collisions()
-            if undo:
-                deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, verdict)
-            try:
-                made = decisions(cfg, catalog, cut_at(n, seen))
-                deciding.undo(made) if undo else deciding.resolve(made, col.id, verdict)
-            except PowerCut:
-                cut = True
-            else:
-                cut = False
+        cut = decide_until_cut(cfg, verdict, undo, n, seen)
         restart(cfg)
         with open_for_writing(cfg).catalog as catalog:
             assert agree(cfg, catalog) == [], f"stopped before step {n} of {seen}"

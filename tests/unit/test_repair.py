@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.invariants import check_library, check_problems
-from tests.unit.test_decision_crashes import PowerCut, agree, cut_at, decisions, library
-from watcherd import deciding, imaging
+from tests.unit.test_decision_crashes import agree, decide_until_cut, library
+from watcherd import imaging
 from watcherd.catalog import open_for_writing
 from watcherd.collisionrecords import Verdict
 from watcherd.repair import repair
@@ -23,17 +23,7 @@ def test_a_decision_stopped_at_any_step_is_reported_and_repaired(tmp_path: Path,
         cfg, dropped = library(tmp_path / f"lib{n}")
         root = cfg.root or Path()
         seen: list[str] = []
-        with open_for_writing(cfg).catalog as catalog:
-            (col,) = catalog.collisions()
-            if undo:
-                deciding.resolve(decisions(cfg, catalog, lambda s, p: None), col.id, verdict)
-            try:
-                made = decisions(cfg, catalog, cut_at(n, seen))
-                deciding.undo(made) if undo else deciding.resolve(made, col.id, verdict)
-            except PowerCut:
-                cut = True
-            else:
-                cut = False
+        cut = decide_until_cut(cfg, verdict, undo, n, seen)
         found = check_problems(root)
         if not cut:
             assert found == []
