@@ -212,20 +212,9 @@ class Decisions:
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
 
-    def existing_holder(self, col: CollisionRecord) -> ImageRecord | None:
-        """The image that holds a collision's existing side now: the one named ``col.name``, or,
-        once a near keep merged that image, the image it was merged into."""
-        catalog = self.ctx.catalog
-        rec = catalog.image(col.name)
-        if rec is None and col.existing.sha256:
-            near = catalog.near_holding(col.existing.sha256)
-            if near is not None and near.decision.image:
-                rec = catalog.image(near.decision.image)
-        return rec
-
     def _keep_existing(self, col: CollisionRecord, via: Via) -> str:
         catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
-        kept = self.existing_holder(col)
+        kept = self.ctx.catalog.existing_holder(col)
         if kept is None:
             raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
         decision = Decision(Verdict.KEEP_EXISTING, self.ctx.stamp(), via, image=kept.name)

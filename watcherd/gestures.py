@@ -34,7 +34,7 @@ class Gestures:
         tree): keep-existing. Returns the collision's id, or None if it decided nothing."""
         for col in self.ctx.catalog.collisions():
             if col.decision is None and col.newcomer.thumbnail == rel:
-                if os.path.lexists(self.ctx.places.absolute(rel)) or self.decisions.existing_holder(col) is None:
+                if os.path.lexists(self.ctx.places.absolute(rel)) or self.ctx.catalog.existing_holder(col) is None:
                     return None
                 self.decisions.resolve(col.id, Verdict.KEEP_EXISTING, Via.GESTURE)
                 return col.id

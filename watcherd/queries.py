@@ -164,7 +164,7 @@ SIDES: tuple[Literal["existing"], Literal["newcomer"]] = ("existing", "newcomer"
 
 def as_now(catalog: CatalogReader, c: CollisionRecord) -> CollisionRecord:
     """``c`` with its existing side where that image's files are today (``collisionrecords.existing_now``)."""
-    return dataclasses.replace(c, existing=existing_now(c, catalog.image(c.name)))
+    return dataclasses.replace(c, existing=existing_now(c, catalog.existing_holder(c)))
 
 
 def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = None) -> list[Collision]:

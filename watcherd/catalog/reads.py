@@ -182,6 +182,16 @@ class CatalogReader(Connected):
         )
         return NearRecord.from_json(json.loads(rows[0][0])) if rows else None
 
+    def existing_holder(self, col: CollisionRecord) -> ImageRecord | None:
+        """The image that holds a collision's existing side now: the one named ``col.name``, or,
+        once a near keep merged that image, the image it was merged into."""
+        rec = self.image(col.name)
+        if rec is None and col.existing.sha256:
+            near = self.near_holding(col.existing.sha256)
+            if near is not None and near.decision.image:
+                rec = self.image(near.decision.image)
+        return rec
+
     def error(self, rel_path: str) -> ErrorRecord | None:
         """The error recorded for a path, if any."""
         value = self._value("errors", safe_text(rel_path))

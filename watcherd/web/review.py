@@ -104,7 +104,7 @@ class Queue:
 
     def collision(self, doc: Collision, c: CollisionRecord) -> Item:
         """Existing beside newcomer; the keeper as ``dupes --json`` suggests it."""
-        existing = self.catalog.image(c.name)
+        existing = self.catalog.existing_holder(c)
         c = queries.as_now(self.catalog, c)
         (fa, fb), (ca, cb) = collision_facts(self.root, c)
         choice = choose([fa, fb])
