@@ -1,6 +1,6 @@
 """What ``--json`` prints: one TypedDict per document, so the contract has one written form.
 
-The README lists the same keys; a key added here is an addition to a stable contract,
+The manual (docs/commands.md) lists the same keys; a key added here is an addition to a stable contract,
 a key renamed or removed breaks it.
 """
 
@@ -271,7 +271,7 @@ class BatchUndone(TypedDict):
 class CheckProblem(TypedDict):
     """One problem (or note) in ``check --json``."""
 
-    code: str  # stable: stale-place, unrecorded-thumbnail, missing-original, temporary, … (see the README)
+    code: str  # stable: stale-place, unrecorded-thumbnail, missing-original, temporary, … (see the manual (docs/))
     path: str  # relative to ROOT; "" for the catalog as a whole
     detail: str
     repairable: bool

@@ -91,7 +91,7 @@ def _link(old: OldName, dst: str | Path, dst_dir_fd: int | None) -> None:
             if exc.errno not in _NO_LINK and not (exc.errno in _MAYBE_NO_LINK and _cannot_link(old.folder, exc)):
                 raise
     # No hard links here: check-then-rename leaves a tiny window in which a file
-    # created meanwhile at dst could be replaced; documented in the README.
+    # created meanwhile at dst could be replaced; documented in the manual (docs/).
     try:
         os.stat(dst, dir_fd=dst_dir_fd, follow_symlinks=False)
     except FileNotFoundError:

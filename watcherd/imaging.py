@@ -3,7 +3,7 @@ normalization, hash and thumbnail (the metadata it writes into PNG text chunks i
 ``chunks``).
 
 The same normalization feeds the hash and the thumbnail, so a name can be recomputed
-anywhere from the rules documented in the README:
+anywhere from the rules documented in the manual (docs/):
 
 1. decode the first frame;
 2. apply the EXIF orientation (the hash and the size describe the picture as shown);

@@ -70,7 +70,7 @@ class Library:
             reader.close()
 
     def status(self, now: float | None = None) -> Status:
-        """The ``status`` document (see the README for every key)."""
+        """The ``status`` document (see the manual (docs/) for every key)."""
         with self._reading() as catalog:
             return queries.status(self.cfg, catalog, lease_path(self.cfg), time.time() if now is None else now)
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 
 def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> Status:
-    """The ``status`` document; see the README for every key."""
+    """The ``status`` document; see the manual (docs/) for every key."""
     from watcherd.lease import describe, read_holder  # socket and secrets: only status needs them
 
     now = time.time() if now is None else now
