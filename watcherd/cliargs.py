@@ -1,6 +1,6 @@
 """The command line's grammar: every subcommand, its arguments and their help.
 
-``cli`` runs what this parses; a test checks that the README lists every subcommand
+``cli`` runs what this parses; a test checks that the manual (docs/commands.md) lists every subcommand
 this knows.
 """
 
