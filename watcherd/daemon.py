@@ -108,7 +108,7 @@ def warn_client_cache(cfg: Config) -> None:
     if fs.startswith("fuse."):
         log.warning(
             "the library is on a %s mount: its client must send writes to the server in less than the "
-            "heartbeat (%gs), or other hosts never see this daemon's lease (the manual: Running on a NAS or a Samba share)",
+            "heartbeat (%gs), or other hosts never see this daemon's lease (docs: samba.md)",
             fs,
             cfg.heartbeat,
         )
