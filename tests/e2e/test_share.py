@@ -304,5 +304,16 @@ def test_the_share_goes_away_mid_ingest_and_comes_back(share: Share, tmp_path: P
     log = daemon.log_text()
     assert log.count("cannot renew the lease") == 1, log
     assert host_cli(share.a, "scan", str(a_mnt), "-c", str(conf_a))["counts"].get("errors", 0) == 0
+    # A's thumbnails written while the server was away wait in rclone's write-back cache
+    # (one upload at a time, retried with backoff): they reach the server when rclone
+    # uploads them, which is the client's promise, not watcherd's. Wait for that, then
+    # hold the server's folder to every promise.
+    wait_for(lambda: not on_the_server_yet(share.folder, a_db), timeout=180, what="A's client to upload")
     assert check_library(share.folder, dropped, db=a_db) == []
     assert all(r["state"] == "present" for r in table(a_db, "images"))
+
+
+def on_the_server_yet(folder: Path, db: Path) -> list[str]:
+    """The places the catalog names that the server's folder does not hold yet."""
+    images = [r for r in table(db, "images") if r["state"] == "present"]
+    return [p for r in images for p in r.get("paths") or [r["path"]] if not (folder / p).is_file()]
