@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from watcherd import chunks
 from watcherd.context import Context
 from watcherd.filters import IMAGE_SUFFIXES
-from watcherd.naming import canonical_name, merge_tags, parse_canonical, variant_name
+from watcherd.naming import canonical_name, merge_tags, names_bytes, parse_canonical
 from watcherd.records import ImageRecord, Json, State
 
 log = logging.getLogger("watcherd")
@@ -118,10 +118,7 @@ class Adopter:
         thumb = self.examine(path, st)
         if thumb is None or parse_canonical(path.name) is None:
             return None
-        if thumb.maker is Maker.WATCHERD and path.name not in (
-            thumb.name,
-            variant_name(thumb.name, thumb.sha256 or ""),
-        ):
+        if thumb.maker is Maker.WATCHERD and not names_bytes(path.name, thumb.name, thumb.sha256 or ""):
             return None
         return self.record(path, thumb)
 

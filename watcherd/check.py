@@ -17,7 +17,7 @@ from watcherd.adopt import Maker
 from watcherd.checkstore import ExportFacts, NearFacts, export_problems, near_problems
 from watcherd.collisionrecords import CollisionRecord
 from watcherd.collisions import LABEL_RE, orphan_label
-from watcherd.naming import parse_canonical, variant_name
+from watcherd.naming import names_bytes, parse_canonical
 from watcherd.nearpairs import NearRecord
 from watcherd.problems import Code, Image, Problem
 
@@ -204,7 +204,7 @@ def _unknown(rel: str, name: str, ident: Ident | None, undecided: Mapping[str, s
             return Problem(Code.UNRECORDED_THUMBNAIL, rel, why, True, name)
         why = f"the newcomer of collision {col}, moved into the tree; 'watcherd scan' decides it"
         return Problem(Code.UNRECORDED_THUMBNAIL, rel, why, False, name)
-    if ident.maker is Maker.WATCHERD and name not in (ident.name, variant_name(ident.name, ident.sha256 or "")):
+    if ident.maker is Maker.WATCHERD and not names_bytes(name, ident.name, ident.sha256 or ""):
         why = f"its PNG chunks name {ident.name}; 'watcherd scan' decides what it is"
         return Problem(Code.UNRECORDED_THUMBNAIL, rel, why, False, name)
     return Problem(Code.UNRECORDED_THUMBNAIL, rel, "no record; --repair adopts it from its PNG chunks", True, name)

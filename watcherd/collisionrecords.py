@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from watcherd.naming import names_bytes, variant_name
 from watcherd.records import ImageRecord, Json, stamp_pair, unknown_keys
 
 
@@ -208,6 +209,16 @@ class CollisionRecord:
     newcomer: Newcomer
     decision: Decision | None = None  # None while undecided
     extra: Json = field(default_factory=dict)
+
+    @property
+    def distinct_name(self) -> str:
+        """The name the newcomer takes when decided ``distinct``: the collision's own id, which
+        its thumbnail in ``_collisions/`` already carries (``X~sha12``, or ``X~sha12~n`` for the
+        n-th newcomer of those bytes), so newcomers of the same bytes kept apart never want one
+        name; the plain variant for an id that is no name of these bytes."""
+        sha256 = self.newcomer.sha256 or ""
+        own = f"{self.id}.png"
+        return own if names_bytes(own, self.name, sha256) else variant_name(self.name, sha256)
 
     def to_json(self) -> Json:
         """The catalog's JSON object for this record (``decision`` only once decided)."""

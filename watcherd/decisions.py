@@ -28,7 +28,7 @@ from watcherd.decided import NEAR
 from watcherd.errors import ImageError, UsageError
 from watcherd.filing import ARCHIVE, Filing
 from watcherd.folders import Folders
-from watcherd.naming import merge_tags, safe_text, shown, variant_name
+from watcherd.naming import merge_tags, safe_text, shown
 from watcherd.nearpairs import is_near_id
 from watcherd.newcomers import Renderer, spec_for
 from watcherd.records import ImageRecord
@@ -164,7 +164,7 @@ class Decisions:
     def _distinct(self, col: CollisionRecord, via: Via, at: Path | None) -> str:
         catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
         assert new.sha256 is not None
-        name = variant_name(col.name, new.sha256)
+        name = col.distinct_name
         if catalog.image(name) is not None and at is None:
             raise UsageError(f"{name} is already catalogued; nothing to do for collision {col.id}")
         if at is None:

@@ -15,7 +15,6 @@ from watcherd import fsops
 from watcherd.collisionrecords import CollisionRecord, Verdict, Via
 from watcherd.decisions import Decisions
 from watcherd.errors import UsageError
-from watcherd.naming import variant_name
 
 __all__ = ["Gestures"]
 
@@ -50,7 +49,7 @@ class Gestures:
             )
             if col.newcomer.sha256 != sha256 or not undecided:
                 continue
-            target = path.parent / variant_name(canonical, sha256)
+            target = path.parent / col.distinct_name
             if target != path:
                 try:
                     fsops.rename_no_replace(path, target)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 CANONICAL_RE = re.compile(
-    r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_(?:~(?P<variant>[0-9a-f]{12}))?\.png$"
+    r"^(?P<w>[1-9][0-9]{0,5})x(?P<h>[1-9][0-9]{0,5})_(?P<hash>[0-9a-f]{4,256})_"
+    r"(?:~(?P<variant>[0-9a-f]{12})(?:~(?P<n>[2-9]|[1-9][0-9]{1,5}))?)?\.png$"
 )
 HASH_RE = re.compile(r"^[0-9a-f]{4,256}$")
 
@@ -26,12 +27,22 @@ class Canonical:
     height: int
     hash: str
     variant: str | None = None
+    n: int | None = None
 
     @property
     def name(self) -> str:
-        """The file name, ``{W}x{H}_{HASH}_.png`` (``…_~{SHA12}.png`` for a variant)."""
+        """The file name, ``{W}x{H}_{HASH}_.png`` (``…_~{SHA12}.png`` for a variant, ``…_~{SHA12}~{n}.png``
+        for the n-th image of the same bytes decided distinct)."""
         base = canonical_name(self.width, self.height, self.hash)
-        return base if self.variant is None else variant_name(base, self.variant)
+        if self.variant is None:
+            return base
+        variant = variant_name(base, self.variant)
+        return variant if self.n is None else numbered(variant, self.n)
+
+    @property
+    def plain(self) -> str:
+        """The name without its variant: ``{W}x{H}_{HASH}_.png``."""
+        return canonical_name(self.width, self.height, self.hash)
 
     @property
     def size_tag(self) -> str:
@@ -49,7 +60,17 @@ def parse_canonical(name: str) -> Canonical | None:
     m = CANONICAL_RE.match(name)
     if m is None:
         return None
-    return Canonical(int(m["w"]), int(m["h"]), m["hash"], m["variant"])
+    return Canonical(int(m["w"]), int(m["h"]), m["hash"], m["variant"], int(m["n"]) if m["n"] else None)
+
+
+def names_bytes(name: str, plain: str, sha256: str) -> bool:
+    """Is ``name`` a name the image ``plain`` of bytes ``sha256`` may have: the plain name, or a
+    variant of it for those bytes (``~{SHA12}``, or ``~{SHA12}~{n}``: the collision ``~{SHA12}~{n}``
+    decided distinct takes its own id as its name)."""
+    if name == plain:
+        return True
+    parsed = parse_canonical(name)
+    return parsed is not None and parsed.plain == plain and parsed.variant == sha256[:12]
 
 
 def variant_name(name: str, sha256: str) -> str:

@@ -92,6 +92,24 @@ def test_distinct_catalogues_the_newcomer_under_a_variant_name_where_it_was_drop
         edits.undo(cfg, catalog, imaging.render)
 
 
+def test_two_newcomers_of_the_same_bytes_decided_distinct_are_two_images(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """Each takes its collision's id as its name (``X~sha12``, ``X~sha12~2``): one name per image."""
+    col, dropped = collide(cfg, pipeline)
+    again = write(cfg.thumbs_dir / "dogs" / "c.jpg", dropped["b.jpg"])
+    assert pipeline.process(again).outcome is Outcome.COLLISION
+    second = next(c for c in catalog.collisions() if c.id != col.id)
+    assert second.id == f"{col.id}~2"
+    first_name = edits.resolve(cfg, catalog, col.id, "distinct")["image"]
+    second_name = edits.resolve(cfg, catalog, second.id, "distinct")["image"]
+    assert (first_name, second_name) == (f"{col.id}.png", f"{col.id}~2.png")
+    for name in (f"{col.id}.png", f"{col.id}~2.png"):
+        rec = catalog.image(name)
+        assert rec is not None and rec.path == f"thumbs/dogs/{name}" and rec.sha256 == sha(dropped["b.jpg"])
+    assert check_library(cfg.root or Path(), {**dropped, "c.jpg": dropped["b.jpg"]}) == []
+
+
 def test_a_collision_decided_distinct_is_no_near_group(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
     col, _ = collide(cfg, pipeline)
     library = Library(cfg)

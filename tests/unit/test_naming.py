@@ -6,6 +6,7 @@ from watcherd.config import DEFAULT_IGNORE
 from watcherd.filters import has_image_suffix, is_ignored
 from watcherd.naming import (
     canonical_name,
+    names_bytes,
     numbered,
     parse_canonical,
     shown,
@@ -32,6 +33,9 @@ def test_canonical_round_trip() -> None:
         "640x480_07070703838387C7_.png",  # ImageHash writes lower case
         "0x480_07070703838387c7_.png",
         "640x480_07070703838387c7_~1a2b3c.png",  # a variant carries 12 hex digits
+        "640x480_07070703838387c7_~1a2b3c4d5e6f~1.png",  # the first of the same bytes has no number
+        "640x480_07070703838387c7_~1a2b3c4d5e6f~02.png",
+        "640x480_07070703838387c7_~2.png",  # a number only after a variant
         "cat.png",
         "640x480__.png",
     ],
@@ -45,6 +49,18 @@ def test_low_information_variant_round_trip() -> None:
     assert name == "64x64_0000000000000000_~1a2b3c4d5e6f.png"
     parsed = parse_canonical(name)
     assert parsed is not None and parsed.variant == "1a2b3c4d5e6f" and parsed.name == name
+
+
+def test_the_nth_newcomer_of_the_same_bytes_is_a_name_of_those_bytes() -> None:
+    plain, sha = "64x64_0000000000000000_.png", "1a2b3c4d5e6f7788"
+    parsed = parse_canonical("64x64_0000000000000000_~1a2b3c4d5e6f~3.png")
+    assert parsed is not None and (parsed.variant, parsed.n, parsed.plain) == ("1a2b3c4d5e6f", 3, plain)
+    assert parsed.name == "64x64_0000000000000000_~1a2b3c4d5e6f~3.png"
+    assert names_bytes(plain, plain, sha)
+    assert names_bytes(parsed.name, plain, sha)
+    assert names_bytes(variant_name(plain, sha), plain, sha)
+    assert not names_bytes(parsed.name, plain, "ffff" + sha)  # other bytes
+    assert not names_bytes(parsed.name, "64x64_0000000000000001_.png", sha)  # another image's variant
 
 
 def test_numbered_goes_before_suffix() -> None:
