@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from watcherd.catalog import Catalog, open_for_writing
-from watcherd.config import Config
-from watcherd.pipeline import Pipeline
+from watcherd.core.config import Config
+from watcherd.flow.pipeline import Pipeline
 
 
 @pytest.fixture

@@ -46,8 +46,8 @@ from PIL import Image, ImageEnhance
 
 from tests.helpers import DaemonProcess, encode, scene, table
 from tests.invariants import check_library
-from watcherd.filters import has_image_suffix
-from watcherd.naming import parse_canonical
+from watcherd.core.filters import has_image_suffix
+from watcherd.core.naming import parse_canonical
 
 CONFIG = "settle: 0.2\nheartbeat: 0.5\nstale_after: 2\nworkers: 1\nrescan_interval: 5\n"
 FOLDERS = ("a", "b", "a/c")  # the tree a world starts with

@@ -15,10 +15,12 @@ from typing import Any
 from PIL import Image
 
 from tests.helpers import sha, table
-from watcherd import checkfacts, config, restore
-from watcherd.filters import has_image_suffix
-from watcherd.naming import parse_canonical
-from watcherd.problems import Code
+from watcherd.check import facts
+from watcherd.check.problems import Code
+from watcherd.core import config
+from watcherd.core.filters import has_image_suffix
+from watcherd.core.naming import parse_canonical
+from watcherd.flow import restore
 
 DC = "http://purl.org/dc/elements/1.1/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -177,4 +179,4 @@ def check_problems(root: Path, db: Path | None = None) -> list[str]:
     if db is not None:
         cfg = dataclasses.replace(cfg, database=str(db))
     exported = restore.export_path(cfg).exists()
-    return [p.line() for p in checkfacts.inspect(cfg).problems if exported or p.code is not Code.STALE_EXPORT]
+    return [p.line() for p in facts.inspect(cfg).problems if exported or p.code is not Code.STALE_EXPORT]

@@ -22,15 +22,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from watcherd import config
 from watcherd.catalog.reads import TagQuery
 from watcherd.cliargs import build_parser
-from watcherd.collisionrecords import Verdict
-from watcherd.config import Config
-from watcherd.documents import ScanSummary
-from watcherd.errors import UsageError, WatcherdError
-from watcherd.layout import check_library, check_root, check_writable, find_root
-from watcherd.library import Library
+from watcherd.commands.library import Library
+from watcherd.core import config
+from watcherd.core.collisionrecords import Verdict
+from watcherd.core.config import Config
+from watcherd.core.documents import ScanSummary
+from watcherd.core.errors import UsageError, WatcherdError
+from watcherd.fs.layout import check_library, check_root, check_writable, find_root
 
 log = logging.getLogger("watcherd")
 
@@ -105,7 +105,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    from watcherd.daemon import Daemon  # the daemon's imports are only paid by run and scan
+    from watcherd.run.daemon import Daemon  # the daemon's imports are only paid by run and scan
 
     return Daemon(cfg, stop).run()
 
@@ -114,7 +114,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
     check_writable(cfg)
     _setup_logging(args, cfg)
-    from watcherd.scan import scan_once  # the writer's imports are only paid by run and scan
+    from watcherd.run.scan import scan_once  # the writer's imports are only paid by run and scan
 
     rebuild = args.command == "rebuild"
     verb = "rebuilt" if rebuild else "scanned"
@@ -295,7 +295,7 @@ def _cmd_forget(args: argparse.Namespace) -> int:
 
 
 def _cmd_arrange(args: argparse.Namespace) -> int:
-    from watcherd import arrange
+    from watcherd.commands import arrange
 
     values = args.args
     if len(values) not in (1, 2):
@@ -338,7 +338,7 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
             root = named.pop()  # 'resolve --undo ROOT'
         if len(named) > 1:
             raise UsageError("resolve --undo takes [ROOT] and at most one ID")
-        from watcherd.decided import said
+        from watcherd.decide.decided import said
 
         done = _library(args, root).undo(named[0] if named else None)
         _emit(args, done, f"undid {said(done['undid'])}: undecided again")

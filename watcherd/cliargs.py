@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from watcherd import __version__, queries
-from watcherd.errors import UsageError
+from watcherd import __version__
+from watcherd.commands import queries
+from watcherd.core.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -36,13 +36,13 @@ from PIL import Image, PngImagePlugin
 from tests.benchmarks.corpus import jpeg, photo
 from tests.helpers import running_daemon, table, wait_for
 from watcherd.catalog import open_for_writing
-from watcherd.chunks import read_text
-from watcherd.config import Config
-from watcherd.decoders import DecoderPool
-from watcherd.nearindex import NearIndex
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
-from watcherd.records import ImageRecord, State
+from watcherd.core.config import Config
+from watcherd.core.records import ImageRecord, State
+from watcherd.decode.chunks import read_text
+from watcherd.decode.sandbox import DecoderPool
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
+from watcherd.near.index import NearIndex
 
 Row = tuple[str, str, str, str, str]
 T = TypeVar("T")
@@ -321,7 +321,7 @@ def similar_at_scale(n: int, catalog_n: int, queries: int) -> list[Row]:
     index in the page cache, as on a machine that answers searches.
     """
     from watcherd.catalog.hashes import NearLogReader
-    from watcherd.nearstore import NearStore, Tables, index_path
+    from watcherd.near.persisted import NearStore, Tables, index_path
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -570,7 +570,8 @@ def tagfiles_cost(n: int) -> list[Row]:
     """What sidecars and ``user.xdg.tags`` cost per image: ``n`` small PNGs in 10 folders ingested in
     this process with both off, then every image's files written by the writer's own code, then
     checked again unchanged (read, merge, compare)."""
-    from watcherd import fsops, tagfiles
+    from watcherd.filing import tagfiles
+    from watcherd.fs import fsops
 
     with tempfile.TemporaryDirectory() as tmp:
         off = dataclasses.replace(Config(), sidecars="none", xattr_tags=False).with_root(Path(tmp) / "lib")

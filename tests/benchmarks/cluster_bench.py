@@ -17,13 +17,13 @@ from pathlib import Path
 
 from tests.benchmarks.bench import _sig
 from tests.benchmarks.corpus import jpeg, photo
-from watcherd import imaging
 from watcherd.catalog import open_for_writing
-from watcherd.cluster import quiet
-from watcherd.config import ClusterConfig, Config
-from watcherd.newcomers import Fetched, spec_for
-from watcherd.pipeline import Pipeline
-from watcherd.scan import scan_once
+from watcherd.core.config import ClusterConfig, Config
+from watcherd.decode import imaging
+from watcherd.decode.cluster import quiet
+from watcherd.decode.newimage import Fetched, spec_for
+from watcherd.flow.pipeline import Pipeline
+from watcherd.run.scan import scan_once
 
 Row = tuple[str, str, str, str, str]
 ARCHIVE = 30_000_000

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from watcherd.catalog import Catalog
-from watcherd.collisionrecords import Decision, Verdict
-from watcherd.nearpairs import Merged, NearRecord
-from watcherd.records import ImageRecord, State
+from watcherd.core.collisionrecords import Decision, Verdict
+from watcherd.core.nearpairs import Merged, NearRecord
+from watcherd.core.records import ImageRecord, State
 
 
 def holding_miss(n: int, repeat: int = 200) -> float:

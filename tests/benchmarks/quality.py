@@ -23,8 +23,8 @@ from collections.abc import Callable
 import numpy as np
 
 from tests.benchmarks.corpus import VARIANTS, jpeg, photo
-from watcherd import imaging
-from watcherd.config import ALLOWED_FORMATS
+from watcherd.core.config import ALLOWED_FORMATS
+from watcherd.decode import imaging
 
 MAX_PIXELS = 89_478_485
 DISTANCES = range(13)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.helpers import encode, running_daemon, scene, table, wait_for
 from tests.invariants import check_library
-from watcherd.naming import parse_canonical
+from watcherd.core.naming import parse_canonical
 
 FOLDERS = ["cats", "dogs", "cats/orange", "2024", "beach", "family/kids"]
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from tests.helpers import canonical_files, encode, scene, tiff_libtiff_fails, tiff_pillow_warns, wait_for, write
 from tests.invariants import check_library
-from watcherd.chunks import read_text
+from watcherd.decode.chunks import read_text
 
 WATCHERD = [sys.executable, "-m", "watcherd"]
 # Every line watcherd itself writes to stderr: its log format, or its one-line errors.

@@ -18,9 +18,9 @@ import pytest
 
 from tests.helpers import encode, running_daemon, scene, table, wait_for, write
 from tests.invariants import check_library
-from watcherd import config
-from watcherd.errors import Refused
-from watcherd.library import Library
+from watcherd.commands.library import Library
+from watcherd.core import config
+from watcherd.core.errors import Refused
 
 
 def cli(*args: str) -> Any:

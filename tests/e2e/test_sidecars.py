@@ -30,7 +30,8 @@ from tests.helpers import (
     xmp_packet,
 )
 from tests.invariants import check_library
-from watcherd import tagfiles
+from watcherd.filing import tagfiles
+from watcherd.fs import sidecars
 
 EXIFTOOL = shutil.which("exiftool")
 pytestmark = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool (Debian's libimage-exiftool-perl) is not installed")
@@ -78,7 +79,7 @@ class Library:
         return rec
 
     def sidecar(self, name: str) -> Path:
-        return tagfiles.sidecar_of(self.root / self.record(name)["original"])
+        return sidecars.sidecar_of(self.root / self.record(name)["original"])
 
     def xattrs(self, name: str) -> set[str]:
         """``user.xdg.tags`` of every file of the image (its thumbnails and its original)."""
@@ -166,7 +167,7 @@ def test_sidecars_follow_a_keep_newcomer_decision_and_its_undo(lib: Library) -> 
         assert lib.record(name)["original"] == f"originals/{stem}.jpg"
         lib.settled(name, {"subject": ["cats", "dogs"], "list": ["cats", "dogs"], "tree": ["cats", "dogs"]})
         (col,) = table(lib.db, "collisions")
-        archived = tagfiles.sidecar_of(lib.root / col["decision"]["archived"])
+        archived = sidecars.sidecar_of(lib.root / col["decision"]["archived"])
         assert read(archived)["subject"] == ["cats"]  # the old original's sidecar went with it
 
         cli("resolve", str(lib.root), "--undo", "-c", str(lib.conf))
@@ -174,7 +175,7 @@ def test_sidecars_follow_a_keep_newcomer_decision_and_its_undo(lib: Library) -> 
         lib.settled(name, {"subject": ["cats"], "list": ["cats"], "tree": ["cats"]})
         assert not archived.exists()
         (col,) = table(lib.db, "collisions")
-        assert tagfiles.sidecar_of(lib.root / col["newcomer"]["original"]).is_file()  # back beside it
+        assert sidecars.sidecar_of(lib.root / col["newcomer"]["original"]).is_file()  # back beside it
         assert check_library(lib.root, dropped) == []
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.helpers import drop, encode, scene, write
 from watcherd.cli import main
-from watcherd.config import Config
+from watcherd.core.config import Config
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

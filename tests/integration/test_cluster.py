@@ -15,13 +15,13 @@ import pytest
 from tests.cluster_support import copy_library, library_facts, make_library, needs_distributed
 from tests.helpers import table, wait_for
 from tests.integration.test_daemon import Running
-from watcherd import imaging, remote
 from watcherd.catalog import open_for_writing
-from watcherd.cluster import KILLED, ClusterDecoder, connect
-from watcherd.config import ClusterConfig, Config
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
-from watcherd.scan import scan_once
+from watcherd.core.config import ClusterConfig, Config
+from watcherd.decode import imaging, remote
+from watcherd.decode.cluster import KILLED, ClusterDecoder, connect
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
+from watcherd.run.scan import scan_once
 
 pytestmark = [needs_distributed, pytest.mark.timeout(300)]
 

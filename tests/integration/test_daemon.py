@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import canonical_files, drop, encode, scene, sha, table, wait_for, write
-from watcherd.config import Config
-from watcherd.daemon import Daemon
-from watcherd.library import Library
+from watcherd.commands.library import Library
+from watcherd.core.config import Config
+from watcherd.run.daemon import Daemon
 
 
 class Running:
@@ -385,7 +385,7 @@ def test_reader_holding_the_catalog_delays_but_loses_no_write(cfg: Config, daemo
 def test_a_bug_met_on_one_file_is_logged_and_the_daemon_carries_on(
     cfg: Config, daemon: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from watcherd.pipeline import Pipeline
+    from watcherd.flow.pipeline import Pipeline
 
     real = Pipeline.process
 

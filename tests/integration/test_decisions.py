@@ -11,9 +11,9 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
-from watcherd import imaging
 from watcherd.cli import main
-from watcherd.config import Config
+from watcherd.core.config import Config
+from watcherd.decode import imaging
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:

@@ -16,9 +16,9 @@ import pytest
 
 from tests.helpers import drop, scene
 from watcherd.catalog import open_for_writing
-from watcherd.config import Config
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
+from watcherd.core.config import Config
+from watcherd.core.outcomes import Outcome
+from watcherd.flow.pipeline import Pipeline
 
 
 @pytest.fixture

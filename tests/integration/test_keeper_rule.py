@@ -11,8 +11,8 @@ from PIL import ExifTags, Image
 
 from tests.helpers import encode, scene, write
 from watcherd.cli import main
-from watcherd.config import Config
-from watcherd.library import Library
+from watcherd.commands.library import Library
+from watcherd.core.config import Config
 
 
 def camera_original(size: tuple[int, int] = (1411, 940)) -> tuple[Image.Image, bytes]:

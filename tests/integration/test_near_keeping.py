@@ -10,15 +10,16 @@ from pathlib import Path
 
 from tests.helpers import drop, wait_for
 from tests.integration.test_daemon import Running
-from watcherd import nearfile, queries
 from watcherd.catalog.hashes import NearLogReader
 from watcherd.cli import main
-from watcherd.config import Config
-from watcherd.nearkeeper import Maintainer
+from watcherd.commands import queries
+from watcherd.core.config import Config
+from watcherd.near import reader
+from watcherd.near.builder import Maintainer
 
 # The real builder, held until the test opens a FIFO: it says it started, then blocks on open().
 _GATED_BUILDER = (
-    "import sys; from watcherd.nearkeeper import main; open(sys.argv[1], 'w').close(); "
+    "import sys; from watcherd.near.builder import main; open(sys.argv[1], 'w').close(); "
     "open(sys.argv[2]).read(); sys.exit(main(sys.argv[3:]))"
 )
 
@@ -32,7 +33,7 @@ def _log_length(cfg: Config) -> int:
 def _answer(cfg: Config, hash_hex: str) -> list[tuple[str, str, int]] | None:
     log = NearLogReader(cfg.database_path)
     try:
-        return nearfile.similar(nearfile.index_path(cfg.state_dir), log, int(hash_hex, 16), 0)
+        return reader.similar(reader.index_path(cfg.state_dir), log, int(hash_hex, 16), 0)
     finally:
         log.close()
 
@@ -42,7 +43,7 @@ def test_a_scan_folds_the_log_into_a_new_index(cfg: Config) -> None:
         drop(cfg.thumbs_dir / f"p{i}.jpg", seed=i + 1)
     assert cfg.root is not None
     assert main(["scan", str(cfg.root)]) == 0
-    assert nearfile.index_path(cfg.state_dir).is_file()
+    assert reader.index_path(cfg.state_dir).is_file()
     assert _log_length(cfg) == 0  # trimmed: the published index covers it all
     with sqlite3.connect(cfg.database_path) as con:
         hashes = [h for (h,) in con.execute("SELECT json_extract(value, '$.hash') FROM images")]
@@ -67,7 +68,7 @@ def test_the_daemon_keeps_ingesting_while_the_index_is_rebuilt(cfg: Config, tmp_
             lambda: [r for r in running.images() if r["moving_from"] is None], what="a file ingested during the rebuild"
         )
         assert running.daemon.near.building  # the builder is still held at the gate
-        assert not nearfile.index_path(cfg.state_dir).exists()
+        assert not reader.index_path(cfg.state_dir).exists()
         with open(gate, "w"):
             pass  # let the builder go
         wait_for(

@@ -10,8 +10,8 @@ import pytest
 from tests.helpers import encode, scene, table, write
 from tests.integration.test_decisions import run
 from tests.invariants import check_library
-from watcherd import imaging
-from watcherd.config import Config
+from watcherd.core.config import Config
+from watcherd.decode import imaging
 
 
 @pytest.mark.parametrize("decision", ["keep-existing", "keep-newcomer"])

@@ -3,13 +3,13 @@
 import os
 
 from tests.helpers import encode, scene, write
-from watcherd import imaging
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.decoders import DecoderPool
-from watcherd.naming import canonical_name
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
+from watcherd.core.config import Config
+from watcherd.core.naming import canonical_name
+from watcherd.core.outcomes import Outcome
+from watcherd.decode import imaging
+from watcherd.decode.sandbox import DecoderPool
+from watcherd.flow.pipeline import Pipeline
 
 
 def test_process_all_decodes_ahead_in_a_pool_and_records_in_order(cfg: Config, catalog: Catalog) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import canonical_files, drop, encode, scene, table, write
 from watcherd.cli import main
-from watcherd.config import Config
+from watcherd.core.config import Config
 
 
 def _library(cfg: Config) -> Path:

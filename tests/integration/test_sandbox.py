@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import encode, scene, tiff_libtiff_fails, tiff_pillow_warns, wait_for
-from watcherd import imaging
-from watcherd.config import Config
-from watcherd.decoders import Job, Sandbox
-from watcherd.errors import ImageError
-from watcherd.newcomers import spec_for
+from watcherd.core.config import Config
+from watcherd.core.errors import ImageError
+from watcherd.decode import imaging
+from watcherd.decode.newimage import spec_for
+from watcherd.decode.sandbox import Job, Sandbox
 
 SPEC = spec_for(Config())
 
@@ -76,7 +76,7 @@ def which_worker(*args: object) -> imaging.Rendered:
 
 
 def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
-    from watcherd.decoders import DecoderPool
+    from watcherd.decode.sandbox import DecoderPool
 
     with DecoderPool(2, 60, 1 << 30, job=which_worker) as pool:
         futures = [pool.submit(b"x", SPEC, f"{i}.jpg", "ab", 0.0) for i in range(4)]
@@ -98,7 +98,7 @@ def announce_then_hang(data: bytes, spec: object, filename: str, *args: object) 
 
 
 def test_pool_close_stops_a_running_job_at_once(tmp_path: Path) -> None:
-    from watcherd.decoders import DecoderPool
+    from watcherd.decode.sandbox import DecoderPool
 
     started = tmp_path / "started"
     pool = DecoderPool(1, 60, 1 << 30, job=announce_then_hang)
@@ -110,7 +110,7 @@ def test_pool_close_stops_a_running_job_at_once(tmp_path: Path) -> None:
 
 
 def test_warm_starts_every_worker_before_any_job() -> None:
-    from watcherd.decoders import DecoderPool
+    from watcherd.decode.sandbox import DecoderPool
 
     with DecoderPool(2, 60, 2 << 30) as pool:
         pool.warm()
@@ -172,8 +172,8 @@ def test_a_daemonic_process_can_run_a_sandbox() -> None:
 def test_similar_given_an_image_file_decodes_it_in_the_sandbox_never_in_the_caller(
     cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watcherd import queries
-    from watcherd.errors import UsageError
+    from watcherd.commands import queries
+    from watcherd.core.errors import UsageError
 
     im = scene(seed=81)
     picture = tmp_path / "query.png"

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ENTITY_BOMB, EXTERNAL_ENTITY, encode, scene, with_iptc_keywords, write, xmp_packet
-from watcherd import tagfiles
 from watcherd.catalog import open_for_writing
-from watcherd.config import Config
-from watcherd.decoders import DecoderPool
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.core.config import Config
+from watcherd.decode.sandbox import DecoderPool
+from watcherd.filing import tagfiles
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
+from watcherd.fs import sidecars
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_a_filesystem_without_user_xattrs_costs_one_line_and_nothing_else(
         assert report.counts == {"ingested": 3}
         for rec in catalog.images():
             assert rec.original is not None
-            assert tagfiles.sidecar_of(cfg.root / rec.original).is_file()  # type: ignore[operator]
+            assert sidecars.sidecar_of(cfg.root / rec.original).is_file()  # type: ignore[operator]
     said = [r.getMessage() for r in caplog.records if "extended attributes" in r.getMessage()]
     assert len(said) == 1 and "no user extended attributes" in said[0], said
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
-from watcherd.watcher import inotify_watch_count
+from watcherd.run.watcher import inotify_watch_count
 
 
 def test_inotify_watches_are_counted(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.helpers import collided_library, encode, scene, table
-from watcherd.config import Config
+from watcherd.core.config import Config
 from watcherd.web.app import create_app
 from watcherd.web.security import is_loopback, same_origin
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import drop
-from watcherd import restore, writer
 from watcherd.catalog import open_for_writing
-from watcherd.config import Config
-from watcherd.errors import NoAnswerError
-from watcherd.layout import lease_path, requests_dir
-from watcherd.pipeline import Pipeline
+from watcherd.commands import writer
+from watcherd.core.config import Config
+from watcherd.core.errors import NoAnswerError
+from watcherd.flow import restore
+from watcherd.flow.pipeline import Pipeline
+from watcherd.fs.layout import lease_path, requests_dir
 
 
 def one_image(cfg: Config) -> str:

@@ -7,11 +7,12 @@ import pytest
 
 from tests.invariants import check_library
 from tests.unit.test_undo_scope import decided, state, two_collisions
-from watcherd import edits, imaging
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.errors import ConflictError, UsageError
-from watcherd.pipeline import Pipeline
+from watcherd.commands import edits
+from watcherd.core.config import Config
+from watcherd.core.errors import ConflictError, UsageError
+from watcherd.decode import imaging
+from watcherd.flow.pipeline import Pipeline
 
 
 def test_a_batch_is_made_recorded_and_undone_as_one(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:

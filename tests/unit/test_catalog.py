@@ -9,8 +9,8 @@ from sqlitedict import SqliteDict
 
 from watcherd.catalog import Catalog, CatalogReader
 from watcherd.catalog.store import damage
-from watcherd.errors import CatalogError
-from watcherd.records import ErrorRecord, ImageRecord, State
+from watcherd.core.errors import CatalogError
+from watcherd.core.records import ErrorRecord, ImageRecord, State
 
 
 def _record(

@@ -12,8 +12,8 @@ from sqlitedict import SqliteDict
 
 from watcherd.catalog import Catalog, CatalogReader
 from watcherd.catalog.reads import encode
-from watcherd.collisionrecords import CollisionKind, CollisionRecord
-from watcherd.records import ErrorRecord, ImageRecord, State
+from watcherd.core.collisionrecords import CollisionKind, CollisionRecord
+from watcherd.core.records import ErrorRecord, ImageRecord, State
 
 V01 = Path(__file__).resolve().parent.parent / "data" / "v0.1-library"
 

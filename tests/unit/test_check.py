@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from watcherd.adopt import Maker
-from watcherd.check import Facts, Ident, verdicts
-from watcherd.checkstore import ExportFacts, IndexFacts, NearFacts
-from watcherd.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict
-from watcherd.nearpairs import Merged, NearRecord
-from watcherd.problems import Code, Image, Problem
+from watcherd.check.problems import Code, Image, Problem
+from watcherd.check.stores import ExportFacts, IndexFacts, NearFacts
+from watcherd.check.verdicts import Facts, Ident, verdicts
+from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict
+from watcherd.core.nearpairs import Merged, NearRecord
+from watcherd.filing.adopt import Maker
 
 A = "320x240_00000011ffefefff_.png"
 B = "320x240_000000dfefc7e7ef_.png"

@@ -10,7 +10,7 @@ import pytest
 
 from watcherd.cli import COMMANDS, main
 from watcherd.cliargs import build_parser
-from watcherd.config import Config
+from watcherd.core.config import Config
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

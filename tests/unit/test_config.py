@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from watcherd import config
-from watcherd.config import Config
-from watcherd.errors import ConfigError
+from watcherd.core import config
+from watcherd.core.config import Config
+from watcherd.core.errors import ConfigError
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 

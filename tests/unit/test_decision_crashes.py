@@ -14,18 +14,19 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
-from watcherd import deciding, imaging
-from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
-from watcherd.collisionrecords import Verdict
-from watcherd.config import Config
-from watcherd.context import Context
-from watcherd.decisions import Decisions
-from watcherd.filing import Filing
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
-from watcherd.steps import STEPS
+from watcherd.core.collisionrecords import Verdict
+from watcherd.core.config import Config
+from watcherd.core.outcomes import Outcome
+from watcherd.decide import deciding
+from watcherd.decide.decisions import Decisions
+from watcherd.decode import imaging
+from watcherd.filing.adopt import examine
+from watcherd.filing.context import Context
+from watcherd.filing.journal import STEPS
+from watcherd.filing.originals import Filing
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 class PowerCut(BaseException):

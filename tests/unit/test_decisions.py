@@ -9,14 +9,15 @@ import pytest
 
 from tests.helpers import encode, scene, write
 from tests.invariants import check_library
-from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
-from watcherd.collisionrecords import CollisionRecord, Verdict
-from watcherd.config import Config
-from watcherd.errors import UsageError
-from watcherd.library import Library
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
+from watcherd.commands import edits, queries
+from watcherd.commands.library import Library
+from watcherd.core.collisionrecords import CollisionRecord, Verdict
+from watcherd.core.config import Config
+from watcherd.core.errors import UsageError
+from watcherd.core.outcomes import Outcome
+from watcherd.decode import imaging
+from watcherd.flow.pipeline import Pipeline
 
 
 def at(cfg: Config, rel: str | None) -> Path:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from watcherd.cliargs import build_parser
-from watcherd.errors import WatcherdError
+from watcherd.core.errors import WatcherdError
 
 TOP = Path(__file__).resolve().parents[2]
 README = TOP / "README.md"
@@ -49,7 +49,7 @@ def _subclasses(cls: type[WatcherdError]) -> set[type[WatcherdError]]:
 
 def test_readme_documents_every_problem_code_check_reports() -> None:
     """Scripts match ``check``'s codes: each one has a row in the README's table, and back."""
-    from watcherd.problems import Code
+    from watcherd.check.problems import Code
 
     text = _section("Commands")
     start = text.index("## Checking a library")

@@ -7,14 +7,14 @@ import os
 import pytest
 
 from tests.helpers import canonical_files, drop, encode, scene, write
-from watcherd import arrange, edits, queries
 from watcherd.catalog import Catalog
 from watcherd.catalog.reads import TagQuery
-from watcherd.config import Config
-from watcherd.errors import UsageError
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.records import State
+from watcherd.commands import arrange, edits, queries
+from watcherd.core.config import Config
+from watcherd.core.errors import UsageError
+from watcherd.core.outcomes import Outcome
+from watcherd.core.records import State
+from watcherd.flow.pipeline import Pipeline
 
 
 def ingest(pipeline: Pipeline, cfg: Config, rel: str, seed: int, size: tuple[int, int] = (320, 240)) -> str:

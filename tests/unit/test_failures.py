@@ -8,14 +8,15 @@ import shutil
 import time
 
 from tests.helpers import canonical_files, drop, encode, scene, write
-from watcherd import edits, imaging
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.errors import ImageError
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import Report, reconcile
-from watcherd.records import ErrorRecord
+from watcherd.commands import edits
+from watcherd.core.config import Config
+from watcherd.core.errors import ImageError
+from watcherd.core.outcomes import Outcome
+from watcherd.core.records import ErrorRecord
+from watcherd.decode import imaging
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import Report, reconcile
 
 
 class Clock:

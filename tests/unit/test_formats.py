@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 
 from tests.helpers import drop, encode, scene, set_tiff_tag, tiff_libtiff_fails, tiff_pillow_warns, write
-from watcherd import imaging
-from watcherd.config import DEFAULT_IGNORE, Config
-from watcherd.errors import ImageError
-from watcherd.naming import canonical_name
-from watcherd.newcomers import spec_for
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.core.config import DEFAULT_IGNORE, Config
+from watcherd.core.errors import ImageError
+from watcherd.core.naming import canonical_name
+from watcherd.core.outcomes import Outcome
+from watcherd.decode import imaging
+from watcherd.decode.newimage import spec_for
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 SPEC = spec_for(Config())
 

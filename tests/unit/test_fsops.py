@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from watcherd import fsops
+from watcherd.fs import fsops
 
 
 def test_a_batch_of_moves_removes_first_names_through_renamed_folders(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageOps, PngImagePlugin
 
 from tests.helpers import drop, encode, scene, set_tiff_tag
-from watcherd import chunks, imaging
-from watcherd.config import ALLOWED_FORMATS
-from watcherd.errors import ImageError
+from watcherd.core.config import ALLOWED_FORMATS
+from watcherd.core.errors import ImageError
+from watcherd.decode import chunks, imaging
 
 MAX = 89_478_485
 

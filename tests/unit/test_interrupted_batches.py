@@ -13,9 +13,9 @@ import pytest
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.core.config import Config
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 def _pairs(cfg: Config, n: int) -> dict[str, bytes]:

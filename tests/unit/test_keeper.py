@@ -10,14 +10,16 @@ import pytest
 from PIL import ExifTags, Image
 
 from tests.helpers import encode, scene, write
-from watcherd import chunks, imaging, queries
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.errors import UsageError
-from watcherd.keeper import Facts, camera, choose, date_taken, exif_date, facts_from, shown_date, suggest
-from watcherd.newcomers import spec_for
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
+from watcherd.commands import queries
+from watcherd.core.config import Config
+from watcherd.core.errors import UsageError
+from watcherd.core.keeper import Facts, camera, choose, date_taken, exif_date, facts_from, shown_date, suggest
+from watcherd.core.outcomes import Outcome
+from watcherd.decode import chunks, imaging
+from watcherd.decode.facts import collision_facts
+from watcherd.decode.newimage import spec_for
+from watcherd.flow.pipeline import Pipeline
 
 OLD = datetime(2019, 6, 1, 12, 0, 0)
 NEW = datetime(2023, 1, 2, 3, 4, 5)
@@ -92,7 +94,7 @@ def test_dupes_suggests_the_larger_newcomer_and_the_older_picture_on_a_tie(
     (item,) = queries.dupes(catalog, root=cfg.root)
     assert item["suggested"] == "newcomer"
     (col,) = catalog.collisions()
-    (existing, newcomer), _ = queries.collision_facts(cfg.root, col)
+    (existing, newcomer), _ = collision_facts(cfg.root, col)
     assert existing.pixels == newcomer.pixels == 320 * 240
     assert (existing.file_size, newcomer.file_size) == (len(small), len(large))
     assert (existing.taken, newcomer.taken, newcomer.taken_from) == (NEW, OLD, "EXIF")
@@ -110,7 +112,7 @@ def test_without_exif_the_original_s_file_date_decides_a_tie(cfg: Config, catalo
     (item,) = queries.dupes(catalog, root=cfg.root)
     assert item["kind"] == "exact" and item["suggested"] == "newcomer"
     (col,) = catalog.collisions()
-    (_, newcomer), _ = queries.collision_facts(cfg.root, col)
+    (_, newcomer), _ = collision_facts(cfg.root, col)
     assert (newcomer.taken, newcomer.taken_from) == (OLD, "file date")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from watcherd.errors import LockedError
-from watcherd.lease import Holder, Lease, describe, is_live, read_holder
+from watcherd.core.errors import LockedError
+from watcherd.fs.lease import Holder, Lease, describe, is_live, read_holder
 
 
 def test_second_taker_is_refused_with_the_holder_named(tmp_path: Path) -> None:

@@ -11,13 +11,14 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
-from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
-from watcherd.collisionrecords import CollisionRecord
-from watcherd.config import Config
-from watcherd.library import Library
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.commands import edits, queries
+from watcherd.commands.library import Library
+from watcherd.core.collisionrecords import CollisionRecord
+from watcherd.core.config import Config
+from watcherd.decode import imaging
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 from watcherd.web.review import Queue
 
 

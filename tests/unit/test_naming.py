@@ -2,9 +2,9 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from watcherd.config import DEFAULT_IGNORE
-from watcherd.filters import has_image_suffix, is_ignored
-from watcherd.naming import (
+from watcherd.core.config import DEFAULT_IGNORE
+from watcherd.core.filters import has_image_suffix, is_ignored
+from watcherd.core.naming import (
     canonical_name,
     names_bytes,
     numbered,

@@ -23,15 +23,15 @@ from tests.unit.test_decision_crashes import (
     redrop_stopped_before_filing,
     restart,
 )
-from watcherd import deciding
-from watcherd.adopt import examine
 from watcherd.catalog import Catalog, open_for_writing
-from watcherd.collisionrecords import Verdict
-from watcherd.config import Config
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
-from watcherd.steps import STEPS
+from watcherd.core.collisionrecords import Verdict
+from watcherd.core.config import Config
+from watcherd.core.outcomes import Outcome
+from watcherd.decide import deciding
+from watcherd.filing.adopt import examine
+from watcherd.filing.journal import STEPS
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 def library(root: Path) -> tuple[Config, str, dict[str, bytes]]:

@@ -12,16 +12,17 @@ import pytest
 
 from tests.helpers import encode, scene, write
 from tests.invariants import check_library
-from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
-from watcherd.collisionrecords import Decision, Verdict
-from watcherd.config import Config
-from watcherd.errors import UsageError
-from watcherd.nearpairs import Merged, NearRecord, merge, names_of, sides, unmerge, widest
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
-from watcherd.records import ImageRecord, State
+from watcherd.commands import edits, queries
+from watcherd.core.collisionrecords import Decision, Verdict
+from watcherd.core.config import Config
+from watcherd.core.errors import UsageError
+from watcherd.core.nearpairs import Merged, NearRecord, merge, names_of, sides, unmerge, widest
+from watcherd.core.outcomes import Outcome
+from watcherd.core.records import ImageRecord, State
+from watcherd.decode import imaging
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 def record(name: str, first_seen: str, tags: list[str], filename: str) -> ImageRecord:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from watcherd.errors import UsageError
-from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
+from watcherd.core.errors import UsageError
+from watcherd.near.index import MAX_RADIUS, NearIndex, brute_force, groups
 
 
 def _data(n: int, seed: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_groups_are_connected_components() -> None:
 
 
 def test_cli_radius_limit_matches_the_index() -> None:
-    from watcherd import queries
+    from watcherd.commands import queries
 
     assert queries.MAX_RADIUS == MAX_RADIUS
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from watcherd import nearfile, nearstore, queries
 from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
-from watcherd.config import Config
-from watcherd.errors import IndexFileError, UsageError
-from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
-from watcherd.nearkeeper import Maintainer
-from watcherd.nearstore import NearStore, Tables, index_path
-from watcherd.records import ImageRecord, State
+from watcherd.commands import queries
+from watcherd.core.config import Config
+from watcherd.core.errors import IndexFileError, UsageError
+from watcherd.core.records import ImageRecord, State
+from watcherd.near import persisted, reader
+from watcherd.near.builder import Maintainer
+from watcherd.near.index import MAX_RADIUS, NearIndex, brute_force, groups
+from watcherd.near.persisted import NearStore, Tables, index_path
 
 
 def _random(n: int, seed: int) -> np.ndarray:
@@ -115,7 +116,7 @@ def _check(store: NearStore, cfg: Config, qs: list[int], *, pure: bool = True) -
                 got = [(m.row, m.distance) for m in store.query(q, r)]
                 assert sorted(got, key=lambda t: (t[1], t[0])) == got
                 assert got == want, (q, r)
-                read = nearfile.similar(index_path(cfg.state_dir), log, q, r)
+                read = reader.similar(index_path(cfg.state_dir), log, q, r)
                 if pure:
                     assert read == [(*names[row], d) for row, d in want], (q, r)
                 else:
@@ -204,7 +205,7 @@ def test_a_long_delta_is_folded_by_a_reader(cfg: Config, catalog: Catalog, monke
     with catalog.transaction():
         for i, h in enumerate(hashes[30:]):
             catalog.put_image(_record(h, 30 + i))
-    monkeypatch.setattr(nearstore, "READER_REBUILD", 10)
+    monkeypatch.setattr(persisted, "READER_REBUILD", 10)
     with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
         _check(store, cfg, hashes[40:42])
         assert store.rebuilds == 1
@@ -223,28 +224,28 @@ def test_the_numpy_free_reader_steps_aside_when_the_file_cannot_answer_alone(
     path = index_path(cfg.state_dir)
     log = NearLogReader(cfg.database_path)
     try:
-        assert nearfile.similar(path, log, hashes[0], 4) is None  # no index yet
+        assert reader.similar(path, log, hashes[0], 4) is None  # no index yet
         assert [h["name"] for h in queries.similar(cfg, f"{hashes[0]:016x}", 0)] == [f"64x64_{hashes[0]:016x}_.png"]
-        assert nearfile.similar(path, log, hashes[0], 4) is not None  # NearStore published one
+        assert reader.similar(path, log, hashes[0], 4) is not None  # NearStore published one
         with catalog.transaction():
             for i, h in enumerate(hashes[40:]):
                 catalog.put_image(_record(h, 40 + i))
-        monkeypatch.setattr(nearfile, "READER_REBUILD", 10)  # 40 entries behind: too far
-        assert nearfile.similar(path, log, hashes[50], 4) is None
-        monkeypatch.setattr(nearfile, "READER_REBUILD", 1000)
-        monkeypatch.setattr(nearfile, "PURE_LIMIT", 0)  # too many candidates for a Python loop
-        assert nearfile.similar(path, log, hashes[0], 16) is None
+        monkeypatch.setattr(reader, "READER_REBUILD", 10)  # 40 entries behind: too far
+        assert reader.similar(path, log, hashes[50], 4) is None
+        monkeypatch.setattr(reader, "READER_REBUILD", 1000)
+        monkeypatch.setattr(reader, "PURE_LIMIT", 0)  # too many candidates for a Python loop
+        assert reader.similar(path, log, hashes[0], 16) is None
         want = [(*_names(cfg)[row], d) for row, d in _truth(cfg, hashes[0], 16)]
         got = queries.similar(cfg, f"{hashes[0]:016x}", 16)  # answered by NearStore instead
         assert [(h["name"], h["path"], h["distance"]) for h in got] == want
-        monkeypatch.setattr(nearfile, "PURE_LIMIT", 250_000)
-        path.write_bytes(path.read_bytes()[: nearfile.HEADER + 100])  # cut short: not used
-        assert nearfile.similar(path, log, hashes[50], 4) is None
+        monkeypatch.setattr(reader, "PURE_LIMIT", 250_000)
+        path.write_bytes(path.read_bytes()[: reader.HEADER + 100])  # cut short: not used
+        assert reader.similar(path, log, hashes[50], 4) is None
         with catalog.transaction():
             schema.create_derived(catalog.conn)  # a new epoch voids the file
-        assert nearfile.similar(path, log, hashes[50], 4) is None
+        assert reader.similar(path, log, hashes[50], 4) is None
         with pytest.raises(UsageError, match="distance"):
-            nearfile.similar(path, log, hashes[50], 17)
+            reader.similar(path, log, hashes[50], 17)
     finally:
         log.close()
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 from tests.helpers import canonical_files, drop, encode, scene, write
 from watcherd.catalog import Catalog, open_for_writing
-from watcherd.config import Config
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.core.config import Config
+from watcherd.core.outcomes import Outcome
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 def sha(path: Path) -> str:
@@ -145,7 +145,7 @@ def test_perceptual_collision(cfg: Config, pipeline: Pipeline) -> None:
 def test_distinct_blank_images_are_not_duplicates(cfg: Config, tmp_path: Path, algorithm: str) -> None:
     import dataclasses
 
-    from watcherd.config import HashConfig
+    from watcherd.core.config import HashConfig
 
     cfg = dataclasses.replace(cfg, hash=HashConfig(algorithm=algorithm))
     cat = open_for_writing(cfg).catalog
@@ -340,8 +340,8 @@ def test_reconcile_finds_moves_and_deletions_made_while_down(cfg: Config, catalo
 def test_library_refuses_other_hash_settings(cfg: Config) -> None:
     import dataclasses
 
-    from watcherd.config import HashConfig
-    from watcherd.errors import ConfigError
+    from watcherd.core.config import HashConfig
+    from watcherd.core.errors import ConfigError
 
     open_for_writing(cfg).catalog.close()
     other = dataclasses.replace(cfg, hash=HashConfig(algorithm="phash"))
@@ -352,7 +352,7 @@ def test_library_refuses_other_hash_settings(cfg: Config) -> None:
 def test_library_refuses_another_decode_mode(cfg: Config) -> None:
     import dataclasses
 
-    from watcherd.errors import ConfigError
+    from watcherd.core.errors import ConfigError
 
     open_for_writing(cfg).catalog.close()
     with pytest.raises(ConfigError, match="decode: reference; the config asks for whash size 8, decode: fast"):
@@ -363,7 +363,7 @@ def test_library_refuses_another_decode_mode(cfg: Config) -> None:
 def test_library_without_a_pinned_mode_was_named_in_reference_mode(cfg: Config) -> None:
     import dataclasses
 
-    from watcherd.errors import ConfigError
+    from watcherd.core.errors import ConfigError
 
     catalog = open_for_writing(cfg).catalog
     with catalog.transaction():

@@ -8,9 +8,9 @@ from pathlib import Path
 from tests.helpers import drop, encode, scene, table, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.core.config import Config
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 def test_a_folder_renamed_while_its_thumbnail_is_written_keeps_no_temporary(cfg: Config, catalog: Catalog) -> None:

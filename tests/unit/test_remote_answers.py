@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import encode, scene, sha, write
-from watcherd import imaging
-from watcherd.cluster import KILLED
-from watcherd.config import Config
-from watcherd.errors import ImageError
-from watcherd.newcomers import Decoder, Fetched
+from watcherd.core.config import Config
+from watcherd.core.errors import ImageError
+from watcherd.decode import imaging
+from watcherd.decode.cluster import KILLED
+from watcherd.decode.newimage import Fetched, ImageReader
 
 
 class Answered:
@@ -37,7 +37,7 @@ class Answered:
 def remote_render(cfg: Config, data: bytes) -> imaging.Rendered:
     # A render the writer could not have made itself: its hash says where it came from.
     return dataclasses.replace(
-        imaging.render(data, Decoder(cfg, imaging.render, float).spec, "a.jpg", "", 0.0), hash="f" * 16
+        imaging.render(data, ImageReader(cfg, imaging.render, float).spec, "a.jpg", "", 0.0), hash="f" * 16
     )
 
 
@@ -45,7 +45,7 @@ def test_an_answer_for_the_file_as_it_is_is_used(cfg: Config) -> None:
     path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
     st = os.lstat(path)
     remote = Answered(Fetched((st.st_size, st.st_mtime_ns), "ab", remote_render(cfg, path.read_bytes())))
-    decoder = Decoder(cfg, imaging.render, float, remote)
+    decoder = ImageReader(cfg, imaging.render, float, remote)
     decoder.prefetch(path, st)
     image = decoder.make(path, st)
     assert image.hash == "f" * 16 and image.sha256 == "ab" and decoder.remote_used == 1
@@ -55,7 +55,7 @@ def test_an_answer_for_an_older_version_of_the_file_is_not(cfg: Config) -> None:
     path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
     st = os.lstat(path)
     stale = Fetched((st.st_size, st.st_mtime_ns - 1), "ab", remote_render(cfg, path.read_bytes()))
-    decoder = Decoder(cfg, imaging.render, float, Answered(stale))
+    decoder = ImageReader(cfg, imaging.render, float, Answered(stale))
     decoder.prefetch(path, st)
     image = decoder.make(path, st)
     assert image.hash != "f" * 16 and image.sha256 != "ab" and decoder.remote_used == 0
@@ -64,7 +64,7 @@ def test_an_answer_for_an_older_version_of_the_file_is_not(cfg: Config) -> None:
 def test_a_file_that_killed_workers_is_decoded_here(cfg: Config) -> None:
     path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
     st = os.lstat(path)
-    decoder = Decoder(cfg, imaging.render, float, Answered(Fetched(None, "", None, (KILLED, True))))
+    decoder = ImageReader(cfg, imaging.render, float, Answered(Fetched(None, "", None, (KILLED, True))))
     decoder.prefetch(path, st)
     image = decoder.make(path, st)  # by the writer's own renderer (its sandbox, in a scan)
     assert image.sha256 == sha(path) and decoder.remote_used == 0
@@ -73,7 +73,7 @@ def test_a_file_that_killed_workers_is_decoded_here(cfg: Config) -> None:
 def test_a_file_a_worker_found_no_image_is_an_error_without_decoding_here(cfg: Config) -> None:
     path = write(cfg.thumbs_dir / "a.jpg", encode(scene(seed=1)))
     st = os.lstat(path)
-    decoder = Decoder(cfg, imaging.render, float, Answered(Fetched(None, "", None, ("not a regular file", False))))
+    decoder = ImageReader(cfg, imaging.render, float, Answered(Fetched(None, "", None, ("not a regular file", False))))
     decoder.prefetch(path, st)
     with pytest.raises(ImageError, match="not a regular file"):
         decoder.make(path, st)
@@ -86,7 +86,7 @@ def test_workers_that_see_coarser_file_times_are_said_once_and_their_files_decod
     os.utime(paths[0], ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
     os.utime(paths[1], ns=(1_700_000_001_987_654_321, 1_700_000_001_987_654_321))
     remote = Answered(Fetched(None, "", None))
-    decoder = Decoder(cfg, imaging.render, float, remote)
+    decoder = ImageReader(cfg, imaging.render, float, remote)
     for path in paths:
         st = os.lstat(path)
         seconds = st.st_mtime_ns - st.st_mtime_ns % 10**9  # as a mount keeping whole seconds shows it
@@ -100,7 +100,7 @@ def test_workers_that_see_coarser_file_times_are_said_once_and_their_files_decod
     path = paths[0]
     st = os.lstat(path)
     stale = Fetched((st.st_size, st.st_mtime_ns - 1), "ab", None)  # changed since: nothing to say
-    decoder = Decoder(cfg, imaging.render, float, Answered(stale))
+    decoder = ImageReader(cfg, imaging.render, float, Answered(stale))
     decoder.prefetch(path, st)
     decoder.make(path, st)
     assert not [r for r in caplog.records if "coarser precision" in r.getMessage()]

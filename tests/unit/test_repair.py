@@ -9,10 +9,10 @@ import pytest
 
 from tests.invariants import check_library, check_problems
 from tests.unit.test_decision_crashes import agree, decide_until_cut, library
-from watcherd import imaging
 from watcherd.catalog import open_for_writing
-from watcherd.collisionrecords import Verdict
-from watcherd.repair import repair
+from watcherd.check.repair import repair
+from watcherd.core.collisionrecords import Verdict
+from watcherd.decode import imaging
 
 
 @pytest.mark.parametrize("verdict", list(Verdict))

@@ -4,8 +4,8 @@ import os
 import time
 from pathlib import Path
 
-from watcherd.settle import Settler
-from watcherd.watcher import wants_polling
+from watcherd.fs.settle import Settler
+from watcherd.run.watcher import wants_polling
 
 
 def test_fresh_file_waits_for_quiet_period(tmp_path: Path) -> None:

@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import encode, scene, write, xmp_packet
-from watcherd import edits, imaging, queries, tagfiles, xmp
 from watcherd.catalog import Catalog, open_for_writing
-from watcherd.config import Config
-from watcherd.events import Change, ChangeKind
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
-from watcherd.records import ImageRecord
+from watcherd.commands import edits, queries
+from watcherd.core import xmp
+from watcherd.core.config import Config
+from watcherd.core.events import Change, ChangeKind
+from watcherd.core.outcomes import Outcome
+from watcherd.core.records import ImageRecord
+from watcherd.decode import imaging
+from watcherd.filing import tagfiles
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
+from watcherd.fs import sidecars
 
 
 def at(cfg: Config, rel: str | None) -> Path:
@@ -47,7 +51,7 @@ def only(catalog: Catalog) -> ImageRecord:
 
 
 def sidecar(cfg: Config, rec: ImageRecord) -> Path:
-    return tagfiles.sidecar_of(at(cfg, rec.original))
+    return sidecars.sidecar_of(at(cfg, rec.original))
 
 
 def test_an_ingested_image_gets_a_sidecar_and_the_attribute_on_both_files(
@@ -172,7 +176,7 @@ def test_sidecars_follow_keep_newcomer_and_its_undo(cfg: Config, catalog: Catalo
     assert pipeline.process(newcomer).outcome is Outcome.COLLISION
     (col,) = catalog.collisions()
     assert col.newcomer.keywords == ["sunset"]
-    parked = tagfiles.sidecar_of(at(cfg, col.newcomer.original))  # beside the newcomer's original
+    parked = sidecars.sidecar_of(at(cfg, col.newcomer.original))  # beside the newcomer's original
     assert parked.is_file() and not list(cfg.thumbs_dir.rglob("*.xmp"))
     stem = col.name[: -len(".png")]
 
@@ -182,7 +186,7 @@ def test_sidecars_follow_keep_newcomer_and_its_undo(cfg: Config, catalog: Catalo
     assert lists(sidecar(cfg, kept))["subject"] == ["cats", "dogs", "sunset"]
     (decided,) = catalog.collisions()
     assert decided.decision is not None and decided.decision.archived is not None
-    archived = tagfiles.sidecar_of(at(cfg, decided.decision.archived))
+    archived = sidecars.sidecar_of(at(cfg, decided.decision.archived))
     assert lists(archived)["subject"] == ["cats"]  # the existing image's sidecar went with its original
 
     edits.undo(cfg, catalog, imaging.render)
@@ -190,7 +194,7 @@ def test_sidecars_follow_keep_newcomer_and_its_undo(cfg: Config, catalog: Catalo
     assert back.original == f"originals/{stem}.png" and back.tags == ["cats", "320x240"]
     assert lists(sidecar(cfg, back))["subject"] == ["cats"] and not archived.exists()
     (col,) = catalog.collisions()
-    assert tagfiles.sidecar_of(at(cfg, col.newcomer.original)).is_file()  # back beside the newcomer's original
+    assert sidecars.sidecar_of(at(cfg, col.newcomer.original)).is_file()  # back beside the newcomer's original
     assert xattr(at(cfg, back.path)) == "cats"
 
 
@@ -250,7 +254,7 @@ def test_sidecars_follow_a_near_keep_and_its_undo(cfg: Config, catalog: Catalog,
     (gone,) = set(records) - {kept}
     assert sorted(lists(sidecar(cfg, records[kept]))["subject"]) == ["cats", "dogs"]
     (near,) = catalog.near_decisions()
-    merged = tagfiles.sidecar_of(at(cfg, near.merged[0].archived))
+    merged = sidecars.sidecar_of(at(cfg, near.merged[0].archived))
     assert lists(merged)["subject"] == records[gone].tags[:1]  # the merged original's sidecar went with it
 
     edits.undo(cfg, catalog, render=imaging.render)

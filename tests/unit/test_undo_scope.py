@@ -13,13 +13,14 @@ import pytest
 
 from tests.helpers import encode, scene, write
 from tests.invariants import check_library
-from watcherd import edits, imaging, queries
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.errors import ConflictError, UsageError
-from watcherd.outcomes import Outcome
-from watcherd.pipeline import Pipeline
-from watcherd.requests import Request
+from watcherd.commands import edits, queries
+from watcherd.commands.mailbox import Request
+from watcherd.core.config import Config
+from watcherd.core.errors import ConflictError, UsageError
+from watcherd.core.outcomes import Outcome
+from watcherd.decode import imaging
+from watcherd.flow.pipeline import Pipeline
 
 
 def sha(data: bytes) -> str:

@@ -11,9 +11,9 @@ import pytest
 
 from tests.helpers import drop
 from watcherd.catalog import Catalog
-from watcherd.config import Config
-from watcherd.pipeline import Pipeline
-from watcherd.reconcile import reconcile
+from watcherd.core.config import Config
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
 
 
 def out_of_reach(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from tests.helpers import ENTITY_BOMB, EXTERNAL_ENTITY, encode, scene, with_iptc_keywords, xmp_packet
-from watcherd import imaging, xmp
-from watcherd.keywords import KeywordLists, iptc_keywords, keyword_lists, read_keywords, xattr_value
+from watcherd.core import xmp
+from watcherd.core.keywords import KeywordLists, iptc_keywords, keyword_lists, read_keywords, xattr_value
+from watcherd.decode import imaging
 
 DC_SUBJECT = f"{{{xmp.DC}}}subject"
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from watcherd.catalog.hashes import MASK64, log_state
 from watcherd.catalog.reads import CatalogReader
-from watcherd.errors import CatalogError
+from watcherd.core.errors import CatalogError
 
 
 def _conn(reader: CatalogReader) -> sqlite3.Connection:

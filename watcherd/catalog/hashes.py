@@ -1,7 +1,7 @@
 """Reading the hashes in bulk: what near-duplicate search reads from the catalog.
 
 ``load_hashes`` reads every present hash at once; ``NearLogReader`` reads the log of
-changes to the ``hashes`` table since a persisted index was built (``nearstore``).
+changes to the ``hashes`` table since a persisted index was built (``near.persisted``).
 Both use short-lived plain connections, apart from the writer's.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from watcherd.catalog.reads import Connected, connect
-from watcherd.errors import CatalogError
+from watcherd.core.errors import CatalogError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,7 +158,7 @@ class NearLogReader(Connected):
         Read ``chunk`` rows per transaction, so a reader never keeps the writer from
         committing for long. Rows read after ``head`` may be newer than at ``head``;
         that is harmless: every row changed since is in the log after ``head``, and the
-        delta decides those rows (``nearstore``). The epoch is read again at the end.
+        delta decides those rows (``near.persisted``). The epoch is read again at the end.
         """
         import numpy as np
 

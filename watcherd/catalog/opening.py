@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watcherd.catalog.reads import CatalogReader
-from watcherd.config import Config
-from watcherd.errors import ConfigError
-from watcherd.layout import check_root, prepare
-from watcherd.records import Json
+from watcherd.core.config import Config
+from watcherd.core.errors import ConfigError
+from watcherd.core.records import Json
+from watcherd.fs.layout import check_root, prepare
 
 if TYPE_CHECKING:
     from watcherd.catalog.store import Catalog

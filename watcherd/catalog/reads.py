@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.catalog.schema import DERIVED
-from watcherd.collisionrecords import CollisionRecord
-from watcherd.errors import CatalogError
-from watcherd.naming import safe_text
-from watcherd.nearpairs import NearRecord
-from watcherd.records import ErrorRecord, ImageRecord
+from watcherd.core.collisionrecords import CollisionRecord
+from watcherd.core.errors import CatalogError
+from watcherd.core.naming import safe_text
+from watcherd.core.nearpairs import NearRecord
+from watcherd.core.records import ErrorRecord, ImageRecord
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from watcherd import fsops
 from watcherd.catalog import schema
 from watcherd.catalog.reads import CatalogReader, connect, encode
-from watcherd.collisionrecords import CollisionRecord
-from watcherd.errors import CatalogError
-from watcherd.naming import safe_text
-from watcherd.nearpairs import NearRecord
-from watcherd.records import ErrorRecord, ImageRecord
+from watcherd.core.collisionrecords import CollisionRecord
+from watcherd.core.errors import CatalogError
+from watcherd.core.naming import safe_text
+from watcherd.core.nearpairs import NearRecord
+from watcherd.core.records import ErrorRecord, ImageRecord
+from watcherd.fs import fsops
 
 log = logging.getLogger("watcherd")
 

@@ -28,12 +28,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from watcherd import queries
-from watcherd.config import Config
-from watcherd.decoders import Sandbox
-from watcherd.documents import Collision, NearGroup, SimilarHit
-from watcherd.errors import ImageError, UsageError, WatcherdError
-from watcherd.library import Library
+from watcherd.commands import queries
+from watcherd.commands.library import Library
+from watcherd.core.config import Config
+from watcherd.core.documents import Collision, NearGroup, SimilarHit
+from watcherd.core.errors import ImageError, UsageError, WatcherdError
+from watcherd.decode.sandbox import Sandbox
 from watcherd.web.pages import search_context, tags_context
 from watcherd.web.review import review_items
 from watcherd.web.security import Guard

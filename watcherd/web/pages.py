@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcherd.catalog.reads import TagQuery
-from watcherd.documents import SimilarHit
-from watcherd.library import Library
+from watcherd.commands.library import Library
+from watcherd.core.documents import SimilarHit
 from watcherd.web.review import originals_of
 from watcherd.web.sides import file_url, preview_url
 

@@ -7,18 +7,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watcherd import queries
 from watcherd.catalog import CatalogReader, open_for_reading
-from watcherd.collisionrecords import CollisionRecord
-from watcherd.documents import Collision, NearGroup
-from watcherd.facts import collision_facts, image_facts
-from watcherd.folders import Folders
-from watcherd.keeper import choose
-from watcherd.library import Library
-from watcherd.naming import merge_tags, parse_canonical
-from watcherd.nearpairs import near_id
-from watcherd.places import Places
-from watcherd.records import ImageRecord
+from watcherd.commands import queries
+from watcherd.commands.library import Library
+from watcherd.core.collisionrecords import CollisionRecord
+from watcherd.core.documents import Collision, NearGroup
+from watcherd.core.keeper import choose
+from watcherd.core.naming import merge_tags, parse_canonical
+from watcherd.core.nearpairs import near_id
+from watcherd.core.places import Places
+from watcherd.core.records import ImageRecord
+from watcherd.decode.facts import collision_facts, image_facts
+from watcherd.fs.folders import Folders
 from watcherd.web.sides import Known, Side, differing, make_side, rows_shown
 
 KEEPS = ("keep-existing", "keep-newcomer")  # what keeps a collision's side 0 and side 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 import sys
 
-from watcherd.config import Config
-from watcherd.errors import UsageError
+from watcherd.core.config import Config
+from watcherd.core.errors import UsageError
 from watcherd.web.security import is_loopback
 
 

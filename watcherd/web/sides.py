@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import quote, urlencode
 
-from watcherd.keeper import EXIF_SOURCE, Facts, exif_fields
+from watcherd.core.keeper import EXIF_SOURCE, Facts, exif_fields
 
 # The facts compared, in the order shown; "place" only when a side has one.
 ROWS = ("pixels", "file size", "format", "date taken", "camera", "file name", "tags", "where", "place")

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcherd import imaging, previews
-from watcherd.config import Config
-from watcherd.decoders import DecoderPool
-from watcherd.newcomers import read_file, spec_for
+from watcherd.core.config import Config
+from watcherd.decode import imaging, previews
+from watcherd.decode.newimage import read_file, spec_for
+from watcherd.decode.sandbox import DecoderPool
 
 LIMIT = 1 << 30  # the cache is trimmed back to 3/4 of this
 SIDES = {"full": 8192, "small": 480}  # the longest side of each preview size

@@ -1,0 +1,201 @@
+"""A library as its users see it: the small facade the CLI (and later a web page) calls.
+
+Every answer is plain data, exactly what ``--json`` prints. Reads open the catalog
+read-only (an absent catalog reads as an empty library and is not created); every
+change goes through the library's one writer (``writer.change``): handed to the daemon
+when one runs, else applied here under the lease.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from watcherd.catalog import CatalogReader, open_for_reading
+from watcherd.catalog.reads import TagQuery
+from watcherd.commands import queries
+from watcherd.core.config import Config
+from watcherd.core.documents import (
+    Arrangement,
+    BatchDecided,
+    BatchUndone,
+    CheckReport,
+    Collision,
+    Decided,
+    ErrorItem,
+    ExportItem,
+    FindHit,
+    Forgotten,
+    ImageSummary,
+    MissingItem,
+    NearGroup,
+    Repaired,
+    RepairReport,
+    Retried,
+    SimilarHit,
+    Status,
+    TagChange,
+    Undone,
+)
+from watcherd.core.errors import UsageError
+from watcherd.core.records import Json
+from watcherd.decide.decided import NEAR
+from watcherd.fs.layout import check_root, lease_path
+
+
+def _change(cfg: Config, kind: str, payload: Json) -> Any:
+    """``writer.change``, imported on first use: read commands never load the writer's modules."""
+    from watcherd.commands import writer
+
+    return writer.change(cfg, kind, payload)
+
+
+class Library:
+    """One library root and its settings."""
+
+    def __init__(self, cfg: Config) -> None:
+        check_root(cfg)
+        self.cfg = cfg
+
+    @contextmanager
+    def _reading(self) -> Iterator[CatalogReader]:
+        reader = open_for_reading(self.cfg)
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def status(self, now: float | None = None) -> Status:
+        """The ``status`` document (see the manual (docs/) for every key)."""
+        with self._reading() as catalog:
+            return queries.status(self.cfg, catalog, lease_path(self.cfg), time.time() if now is None else now)
+
+    def tags(self) -> dict[str, int]:
+        """Every tag with its number of present images, most used first."""
+        with self._reading() as catalog:
+            return queries.tag_counts(catalog)
+
+    def image(self, name: str) -> ImageSummary:
+        """One image's name, tags, path and state (NAME, a path ending in one, or a hash)."""
+        with self._reading() as catalog:
+            return queries.image_tags(catalog, name)
+
+    def find(self, query: TagQuery) -> list[FindHit]:
+        """Present images matching every criterion of ``query``."""
+        with self._reading() as catalog:
+            return queries.find(catalog, query)
+
+    def errors(self) -> list[ErrorItem]:
+        """Every file that could not be ingested and is still there."""
+        with self._reading() as catalog:
+            return queries.errors(catalog)
+
+    def retry_errors(self) -> Retried:
+        """Forget every error record through the one writer: those files are read again."""
+        result: Retried = _change(self.cfg, "retry-errors", {})
+        return result
+
+    def export(self) -> Iterator[ExportItem]:
+        """Every image with its places, original, tags and each tag's source, by name (streamed)."""
+        with self._reading() as catalog:
+            yield from queries.export(catalog)
+
+    def missing(self) -> list[MissingItem]:
+        """Images whose thumbnail is in no folder of the tree any more."""
+        with self._reading() as catalog:
+            return queries.missing(catalog)
+
+    def dupes(self, near: int | None = None, *, decided: bool = False) -> list[Collision | NearGroup]:
+        """Undecided collisions (every one with ``decided``); with ``near``, also groups of
+        images within that distance (those decided distinct only with ``decided``)."""
+        with self._reading() as catalog:
+            items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided, root=self.cfg.root)]
+            # Near groups decided distinct, and collisions decided distinct (their two look-alikes).
+            groups = [*(catalog.meta(NEAR) or []), *queries.distinct_pairs(catalog)] if near is not None else []
+            kept = queries.near_kept(catalog) if near is not None and decided else []
+        if near is not None:
+            items += queries.near_groups(self.cfg, near, groups, decided=decided)
+        return [*items, *kept]
+
+    def resolve(self, ident: str, decision: str, via: str = "command") -> Decided:
+        """Decide a collision (or a near group) through the one writer; ``via``: command or page."""
+        result: Decided = _change(self.cfg, "resolve", {"id": ident, "decision": decision, "via": via})
+        return result
+
+    def resolve_batch(self, decisions: list[Json], batch: str, via: str = "page") -> BatchDecided:
+        """Make several decisions through the one writer, recorded as one ``batch`` (undone as one)."""
+        result: BatchDecided = _change(self.cfg, "resolve-batch", {"decisions": decisions, "via": via, "batch": batch})
+        return result
+
+    def undo_batch(self, batch: str) -> BatchUndone:
+        """Undo every decision of ``batch`` through the one writer (refused unless they are the last)."""
+        result: BatchUndone = _change(self.cfg, "undo", {"batch": batch})
+        return result
+
+    def undo(self, expected: str | None = None, token: str | None = None) -> Undone:
+        """Revert the last decision through the one writer; with ``expected`` (and ``token``),
+        only if the last decision is that one (else ``ConflictError``, or ``Refused`` with exit 7)."""
+        arguments: Json = {k: v for k, v in (("id", expected), ("token", token)) if v is not None}
+        result: Undone = _change(self.cfg, "undo", arguments)
+        return result
+
+    def pinned_settings(self) -> Json | None:
+        """The hash settings the library's names were made with (the catalog's ``library`` meta)."""
+        with self._reading() as catalog:
+            pinned: Json | None = catalog.meta("library")
+            return pinned
+
+    def similar(self, target: str, distance: int) -> list[SimilarHit]:
+        """Images within ``distance`` bits of an image file, a hash or a catalogued name."""
+        with self._reading() as catalog:
+            hash_hex = queries.resolve_hash(self.cfg, catalog, target)
+        return queries.similar(self.cfg, hash_hex, distance)
+
+    def untag(self, name: str, tag: str) -> ImageSummary:
+        """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
+        result: ImageSummary = _change(self.cfg, "untag", {"name": name, "tag": tag})
+        return result
+
+    def untag_everywhere(self, tag: str) -> TagChange:
+        """Remove ``tag`` from every image that has it."""
+        result: TagChange = _change(self.cfg, "untag-everywhere", {"tag": tag})
+        return result
+
+    def retag(self, old: str, new: str) -> TagChange:
+        """Rename tag ``old`` to ``new`` on every image (merged where an image has both)."""
+        result: TagChange = _change(self.cfg, "retag", {"old": old, "new": new})
+        return result
+
+    def forget(self, names: list[str]) -> Forgotten:
+        """Drop the records of missing images (present or unknown ones refuse the lot)."""
+        result: Forgotten = _change(self.cfg, "forget", {"names": names})
+        return result
+
+    def check(self, *, read_data: bool = False, repair: bool = False) -> CheckReport:
+        """Verify the library (``watcherd check``); with ``repair``, have the one writer mend what
+        is safe to mend, then look again."""
+        from watcherd.check import facts
+
+        verdict = facts.inspect(self.cfg, read_data=read_data)
+        repaired: list[Repaired] = []
+        if repair and any(p.repairable for p in [*verdict.problems, *verdict.notes]):
+            done: RepairReport = _change(self.cfg, "check-repair", {"host": socket.gethostname(), "pid": os.getpid()})
+            repaired = done["repaired"]
+            verdict = facts.inspect(self.cfg, read_data=read_data)
+        return facts.report(self.cfg, verdict, repaired)
+
+    def arrange(self, mode: str, under: str, *, dry_run: bool = False) -> Arrangement:
+        """Sort thumbnails under ``under`` (relative to the thumbs tree) by size or similarity."""
+        from watcherd.commands import arrange
+
+        if dry_run:
+            with self._reading() as catalog:
+                return arrange.document(arrange.plan(self.cfg, catalog, mode, under), dry_run=True)
+        if mode not in arrange.MODES:
+            raise UsageError(f"arrange by {mode!r}? choose {' or '.join(arrange.MODES)}")
+        result: Arrangement = _change(self.cfg, "arrange", {"mode": mode, "under": under})
+        return result

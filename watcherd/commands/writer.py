@@ -1,0 +1,112 @@
+"""One writer, always: a change to the catalog goes to the lease holder, or takes the lease.
+
+With a live daemon (or ``scan``) holding the lease, the change is handed over as a
+request file (``requests``) and this waits for the answer. Without one, the command
+takes the lease for the moment it writes, applies the very same edit (``edits``), writes
+the export and the published snapshot, and lets the lease go. Either way there is one
+writer of the catalog file, on this host or any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from typing import Any
+
+from watcherd.catalog import Catalog
+from watcherd.commands import edits, mailbox
+from watcherd.core.config import Config
+from watcherd.core.errors import LockedError, NoAnswerError, Refused, UsageError
+from watcherd.core.records import Json
+from watcherd.filing import tagfiles
+from watcherd.flow import restore
+from watcherd.fs.layout import check_library, lease_path, requests_dir
+from watcherd.fs.lease import Lease, writer_live
+
+log = logging.getLogger("watcherd")
+
+PICK_UP = 30.0  # seconds a live writer has to pick a request up before the command gives up
+
+
+def change(
+    cfg: Config,
+    command: str,
+    arguments: Json,
+    *,
+    pick_up: float = PICK_UP,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Apply one change through the library's one writer; return its document."""
+    check_library(cfg)
+    for _ in range(5):
+        if writer_live(cfg):
+            answer = _ask(cfg, mailbox.Request(command, arguments), pick_up, sleep)
+            if answer is None:
+                continue  # the writer stopped before picking it up: it was withdrawn
+            if not answer.ok:
+                details = answer.result if isinstance(answer.result, dict) else None
+                raise Refused(answer.error or "the daemon refused the change", answer.exit_code or 1, details)
+            return answer.result
+        try:
+            return _apply_here(cfg, command, arguments)
+        except LockedError:
+            continue  # a writer started meanwhile: hand it the change instead
+    raise LockedError("the library's lease keeps changing hands; try again")
+
+
+def _ask(cfg: Config, req: mailbox.Request, pick_up: float, sleep: Callable[[float], None]) -> mailbox.Answer | None:
+    """Hand ``req`` to the live writer and wait for its answer; None if it was withdrawn unapplied."""
+    folder = requests_dir(cfg)
+    mailbox.submit(folder, req)
+    deadline = time.monotonic() + pick_up
+    next_check = 0.0
+    delay = 0.01
+    try:
+        while True:
+            answer = mailbox.collect(folder, req)
+            if answer is not None:
+                return answer
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 1.0
+                if not mailbox.taken(folder, req):
+                    if not writer_live(cfg) and mailbox.withdraw(folder, req):
+                        log.info("the daemon stopped before taking the change; applying it here")
+                        return None
+                    if now >= deadline and mailbox.withdraw(folder, req):
+                        raise NoAnswerError(
+                            f"the daemon did not take the change within {pick_up:.0f}s (it may be busy "
+                            "or hung; see its log); nothing was changed"
+                        )
+                elif not writer_live(cfg):
+                    raise NoAnswerError(
+                        "the daemon stopped while applying the change; it applies it again when it starts"
+                    )
+            sleep(delay)
+            delay = min(delay * 2, 0.05)
+    except KeyboardInterrupt:
+        mailbox.withdraw(folder, req)  # not taken yet: nothing happens; taken: it finishes
+        raise
+
+
+def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
+    """Take the lease, apply the change with the same code the daemon runs, let the lease go."""
+    db = cfg.database_path
+    if not db.exists():
+        root = shlex.quote(str(cfg.root))
+        raise UsageError(f"no catalog at {db} yet: nothing to change until 'watcherd scan {root}' has made it")
+    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after)
+    lease.acquire()
+    try:
+        with Catalog(db) as catalog:
+            tagfiles.attach(cfg, catalog)  # sidecars and attributes follow the change, as in the daemon
+            try:
+                result = edits.apply(cfg, catalog, command, arguments)
+            finally:
+                if catalog.changes:
+                    restore.save_copies(cfg, catalog, time.time())
+            return result
+    finally:
+        lease.release()

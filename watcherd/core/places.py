@@ -1,0 +1,79 @@
+"""Where a path sits in a library: the thumbs tree, a source inbox, or nowhere of ours (pure).
+
+Paths in the catalog are relative to ROOT in POSIX form; ``Places`` turns absolute
+paths into those and classifies them, applying every ignore rule (``filters``) and
+leaving the collisions folder alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path, PurePosixPath
+
+from watcherd.core.config import Config
+from watcherd.core.filters import is_ignored
+
+
+class Area(str, Enum):
+    """The two kinds of place watcherd looks at."""
+
+    TREE = "tree"  # the thumbs tree the user organizes: originals move out, thumbnails stay
+    SOURCE = "source"  # an inbox: thumbnailed to the top of the tree, the original stays put
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a path sits: its area, that area's top folder and the path relative to it."""
+
+    area: Area
+    top: Path
+    rel: PurePosixPath
+
+
+class Places:
+    """The folders of one library and how paths relate to them."""
+
+    def __init__(self, cfg: Config) -> None:
+        assert cfg.root is not None
+        self.cfg = cfg
+        self.root = cfg.root
+        self.thumbs = cfg.thumbs_dir
+        self.originals = cfg.originals_dir
+        self.collisions = self.thumbs / cfg.collisions
+        self.original_collisions = self.originals / cfg.collisions
+        self._root_prefix = os.fspath(cfg.root).rstrip(os.sep) + os.sep
+        self._areas = [(Area.TREE, self.thumbs), *((Area.SOURCE, s) for s in cfg.source_dirs)]
+
+    def rel(self, path: Path) -> str:
+        """Path relative to ROOT in POSIX form, as the catalog stores it."""
+        text = os.fspath(path)
+        if text.startswith(self._root_prefix) and os.sep == "/":
+            return text[len(self._root_prefix) :]  # the common case, without pathlib's cost
+        return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def absolute(self, rel: str) -> Path:
+        """The absolute path of a path relative to ROOT."""
+        return self.root / rel
+
+    def place(self, path: Path) -> Place | None:
+        """Classify a path; None for anything watcherd must leave alone."""
+        text = os.fspath(path)
+        for area, top in self._areas:
+            prefix = os.fspath(top) + os.sep
+            if not text.startswith(prefix):
+                continue
+            rel = PurePosixPath(text[len(prefix) :].replace(os.sep, "/"))
+            if not rel.parts or rel.parts[0] in (".", ".."):
+                return None
+            if area is Area.TREE and rel.parts[0] == self.cfg.collisions:
+                return None
+            if is_ignored(rel.parts, self.cfg.ignore):
+                return None
+            return Place(area, top, rel)
+        return None
+
+    def tag_folder(self, folder: Path) -> PurePosixPath:
+        """A folder of the thumbs tree, relative to it: what its tags are read from."""
+        return PurePosixPath(Path(os.path.relpath(folder, self.thumbs)).as_posix())

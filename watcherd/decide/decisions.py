@@ -1,0 +1,376 @@
+"""Decisions about collisions: ``distinct``, ``keep-existing``, ``keep-newcomer``, and ``undo``.
+
+A decision is stored on its collision record (``CollisionRecord.decision``) and the
+order of decisions in ``meta.decided`` (the last one is what ``undo`` reverts). Files
+move in the same safe order as ingest: one transaction commits the records, naming where
+each original is about to go (``moving_from``, ``Decision.setting_aside``), and the
+thumbnail steps still to do (``steps``); then ``filing.settle`` carries them out and
+commits again. A crash at any point is finished by the next start (``finish_pending``).
+watcherd removes only its own thumbnails (checked by their ``sha256`` chunk); a user's
+original is never deleted: one set aside goes to ``originals/_duplicates/``. Thumbnails
+made again (by ``undo``) are rendered by the caller's ``render``: the decoder sandbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from watcherd.core.collisionrecords import CollisionRecord, Decision, Verdict, Via
+from watcherd.core.errors import ImageError, UsageError
+from watcherd.core.naming import merge_tags, safe_text, shown
+from watcherd.core.nearpairs import is_near_id
+from watcherd.core.records import ImageRecord
+from watcherd.decide import decided
+from watcherd.decide.decided import NEAR
+from watcherd.decode import chunks
+from watcherd.decode.newimage import Renderer, spec_for
+from watcherd.filing import journal
+from watcherd.filing.adopt import examine, from_chunks
+from watcherd.filing.context import Context
+from watcherd.filing.originals import ARCHIVE, Filing
+from watcherd.fs import fsops
+from watcherd.fs.folders import Folders
+
+if TYPE_CHECKING:
+    from watcherd.core.places import Places
+
+log = logging.getLogger("watcherd")
+
+
+class Decisions:
+    """Applies and reverts decisions for one library (the writer's side)."""
+
+    def __init__(self, ctx: Context, filing: Filing, render: Renderer, batch: str | None = None) -> None:
+        self.ctx = ctx
+        self.filing = filing
+        self.render_job = render  # the pipeline's sandboxed renderer: hostile bytes never decode here
+        self.batch = batch  # recorded with each decision made here (the page's batches, undone as one)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def collision(self, ident: str) -> CollisionRecord:
+        """The collision with id ``ident`` (or a refusal naming what is known)."""
+        for col in self.ctx.catalog.collisions():
+            if col.id == ident:
+                return col
+        raise UsageError(f"no collision with id {ident!r} (see 'watcherd dupes --all')")
+
+    def drop_folder(self, col: CollisionRecord) -> Path:
+        """The folder of the tree the newcomer was dropped in, where it is now (renamed or moved
+        since, it is found by what it is); the top of the tree when not known."""
+        new = col.newcomer
+        return Folders(self.ctx.places).locate(new.dropped, new.dropped_id, source=new.source)
+
+    def render(self, original: str | None, filename: str | None) -> bytes:
+        """A thumbnail made again from an original kept under the root (for ``undo``)."""
+        places = self.ctx.places
+        if not original:
+            raise UsageError("cannot undo: the original to make its thumbnail from is not known")
+        try:
+            data = places.absolute(original).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot undo: cannot read {original}: {exc.strerror}") from None
+        spec = spec_for(self.ctx.cfg)
+        pinned = self.ctx.catalog.meta("library") or {}
+        spec = dataclasses.replace(
+            spec,
+            algorithm=pinned.get("algorithm", spec.algorithm),
+            hash_size=pinned.get("hash_size", spec.hash_size),
+            decode=pinned.get("decode", spec.decode),
+        )
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            return self.render_job(data, spec, filename or Path(original).name, sha, self.ctx.now()).png
+        except ImageError as exc:
+            raise UsageError(f"cannot undo: cannot make the thumbnail of {original} again: {exc.reason}") from None
+
+    def archive_for(self, label: str, original: str) -> str:
+        """Where an original (at ``original``) set aside under ``label`` goes in ``originals/_duplicates/``."""
+        return self.ctx.places.rel(self.ctx.places.originals / ARCHIVE / f"{label}{Path(original).suffix.lower()}")
+
+    def set_aside_again(self, decision: Decision, label: str, current: str) -> str:
+        """Plan bytes dropped again (at ``current``) into the archive under ``label``; return where.
+
+        Each planned place is new to the decision, so two copies dropped again in one batch
+        are told apart when their moves say where each went.
+        """
+        planned, n = self.archive_for(label, current), 1
+        while planned in decision.again:
+            n += 1
+            planned = self.archive_for(f"{label}~{n}", current)
+        decision.again.append(planned)
+        self.set_aside(decision, current, planned)
+        return planned
+
+    def set_aside(self, decision: Decision, current: str, planned: str) -> None:
+        """Plan the move of the original at ``current`` to ``planned`` (made by ``filing`` after the commit)."""
+        decision.setting_aside.append([current, planned])
+
+    def push(self, ident: str, via: Via, stamp: str) -> None:
+        """Put ``ident`` last in the order of decisions (the next one ``undo`` reverts)."""
+        decided.push(self.ctx.catalog, ident, via, stamp, self.batch)
+
+    def pop(self, ident: str) -> None:
+        """Take ``ident`` out of the order of decisions (``decided.pop``)."""
+        decided.pop(self.ctx.catalog, ident)
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def resolve(self, ident: str, verdict: Verdict, via: Via = Via.COMMAND, at: Path | None = None) -> str:
+        """Decide collision (or near group) ``ident``; return the name of the image that holds the result.
+
+        ``at``: for a ``distinct`` made by gesture, where the user put the newcomer's thumbnail.
+        """
+        if via is not Via.GESTURE:
+            self.filing.finish_pending()  # a decision a crash interrupted is finished first
+        if is_near_id(ident):
+            # Keeping one image of a near group is ``neardecisions``' (``deciding.resolve`` sends it there).
+            assert verdict is Verdict.DISTINCT, "a near group's keep decision is made by neardecisions"
+            return self._near_distinct(ident, via)
+        col = self.collision(ident)
+        if col.decision is not None:
+            if not (via is Via.GESTURE and col.decision.via is Via.GESTURE and verdict is Verdict.DISTINCT):
+                raise UsageError(
+                    f"collision {ident} is already decided ({col.decision.kind.value}); 'watcherd resolve --undo' "
+                    "reverts the last decision"
+                )
+            # Its thumbnail was deleted (keep-existing) and then came back elsewhere: a move
+            # seen as a delete and a new file. The later gesture wins.
+            kept = self.unmerge(col)
+            if kept is not None:
+                with self.ctx.catalog.transaction():
+                    self.ctx.catalog.put_image(kept)
+        if verdict is Verdict.DISTINCT:
+            return self._distinct(col, via, at)
+        if verdict is Verdict.KEEP_EXISTING:
+            return self._keep_existing(col, via)
+        return self._keep_newcomer(col, via)
+
+    def _near_distinct(self, ident: str, via: Via) -> str:
+        names = ident.split("+")
+        catalog = self.ctx.catalog
+        unknown = [n for n in names if catalog.image(n) is None]
+        if unknown or len(names) < 2:
+            raise UsageError(f"{ident!r} is not a near-duplicate group of catalogued images ({', '.join(unknown)})")
+        groups = [g for g in catalog.meta(NEAR) or [] if sorted(g) != sorted(names)]
+        with catalog.transaction():
+            catalog.set_meta(NEAR, [*groups, sorted(names)])
+            self.push(ident, via, self.ctx.stamp())
+        log.info("decided distinct: the near-duplicates %s", ", ".join(names))
+        return names[0]
+
+    def _distinct(self, col: CollisionRecord, via: Via, at: Path | None) -> str:
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
+        assert new.sha256 is not None
+        name = col.distinct_name
+        if catalog.image(name) is not None and at is None:
+            raise UsageError(f"{name} is already catalogued; nothing to do for collision {col.id}")
+        if at is None:
+            src = places.absolute(new.thumbnail or "")
+            if not journal.ours(src, new.sha256):
+                raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
+            folder = self.drop_folder(col)
+            target = folder / name
+            try:
+                folder.mkdir(parents=True, exist_ok=True)  # deleted since the drop: made again
+                fsops.rename_no_replace(src, target)
+            except FileExistsError:
+                raise UsageError(f"{places.rel(target)} is taken; move that file away and decide again") from None
+            except OSError as exc:
+                to = places.rel(target)
+                raise UsageError(f"cannot move the newcomer's thumbnail to {to}: {exc.strerror}") from None
+            # Stopped here, the thumbnail in the tree without a record is a gesture the next start decides.
+            self.ctx.checkpoint("thumbnail", target)
+        else:
+            target = at
+        thumb = examine(target, os.lstat(target))
+        assert thumb is not None
+        now = self.ctx.stamp()
+        rec = catalog.image(name)
+        if rec is None:
+            rec = from_chunks(self.ctx, target, thumb)
+            rec.sha256, rec.original_filename = new.sha256, new.filename or rec.original_filename
+        rec.place_at(places.rel(target), keep_others=False)
+        where = places.place(target)
+        rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
+        rec.add_keywords(new.keywords, new.keyword_paths)
+        if new.source:
+            rec.original, rec.source, rec.source_stat = new.original, True, new.source_stat
+        elif new.original and os.path.lexists(places.absolute(new.original)):
+            rec.original = self.filing.planned(name, Path(new.original).suffix)
+            rec.moving_from = new.original
+        col.decision = decision = Decision(Verdict.DISTINCT, now, via, image=name)
+        new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
+        new.source_stat = None
+        with catalog.transaction():
+            catalog.put_image(rec)
+            catalog.put_collision(col)
+            self.push(col.id, via, decision.decided)
+        self.filing.carry_out(rec)
+        log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
+        return name
+
+    def _keep_existing(self, col: CollisionRecord, via: Via) -> str:
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
+        kept = self.ctx.catalog.existing_holder(col)
+        if kept is None:
+            raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
+        decision = Decision(Verdict.KEEP_EXISTING, self.ctx.stamp(), via, image=kept.name)
+        self._merge(col, kept, decision)
+        if not new.source and new.original and os.path.lexists(places.absolute(new.original)):
+            new.moving_from, new.original = new.original, self.archive_for(col.id, new.original)
+        col.decision = decision
+        # watcherd's own file, made again from the original by undo
+        planned = [journal.unlink(new.thumbnail, new.sha256)] if new.thumbnail else []
+        new.thumbnail = None
+        with catalog.transaction():
+            catalog.put_image(kept)
+            catalog.put_collision(col)
+            self.push(col.id, via, decision.decided)
+            self.filing.journal.plan(planned)
+        self.filing.carry_out(col)
+        log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
+        return kept.name
+
+    def _keep_newcomer(self, col: CollisionRecord, via: Via) -> str:
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
+        kept = catalog.image(col.name)
+        if kept is None:
+            raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
+        src = places.absolute(new.thumbnail or "")
+        if not journal.ours(src, new.sha256):
+            raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
+        png = src.read_bytes()
+        text = chunks.read_text(png)
+        decision = Decision(Verdict.KEEP_NEWCOMER, self.ctx.stamp(), via, image=kept.name)
+        decision.replaced = {
+            "sha256": kept.sha256,
+            "format": kept.format,
+            "file_size": kept.file_size,
+            "original_filename": kept.original_filename,
+            "original": kept.original,
+            "source": kept.source,
+        }
+        self._merge(col, kept, decision)
+        old_sha, old_original = kept.sha256, kept.original
+        if old_original and kept.original_filename and kept.original_filename not in kept.other_filenames:
+            kept.other_filenames.append(kept.original_filename)
+        size = text.get("file_size", "")
+        kept.sha256, kept.format = new.sha256, text.get("format", kept.format)
+        kept.file_size = int(size) if size.isdigit() else None
+        kept.original_filename = new.filename
+        if new.filename in kept.other_filenames:
+            kept.other_filenames.remove(new.filename)
+        archive_old = bool(old_original) and not kept.source and os.path.lexists(places.absolute(old_original or ""))
+        if archive_old:
+            assert old_original is not None and old_sha is not None
+            decision.archived = self.archive_for(f"{col.name[: -len('.png')]}~{old_sha[:12]}", old_original)
+            self.set_aside(decision, old_original, decision.archived)
+        if new.source:
+            kept.original, kept.source, kept.source_stat, kept.moving_from = new.original, True, new.source_stat, None
+        elif new.original:
+            kept.source, kept.source_stat = False, None
+            kept.original = self.filing.planned(kept.name, Path(new.original).suffix)
+            kept.moving_from = new.original
+        col.decision = decision
+        # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
+        # published without replacing anything), and leaves _collisions.
+        planned = [step for rel in kept.paths for step in (journal.unlink(rel, old_sha), journal.publish(rel, png))]
+        planned.append(journal.unlink(places.rel(src), new.sha256))
+        new.thumbnail = new.original = None  # the kept image's now (undo puts them back)
+        with catalog.transaction():
+            catalog.put_image(kept)
+            catalog.put_collision(col)
+            self.push(col.id, via, decision.decided)
+            self.filing.journal.plan(planned)
+        self.filing.carry_out(col, kept)  # the old original set aside first: it frees the canonical name
+        log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
+        return kept.name
+
+    def _merge(self, col: CollisionRecord, kept: ImageRecord, decision: Decision) -> None:
+        """The kept record gains the newcomer's folder tags and original file name (noted for undo)."""
+        where = self.ctx.places.place(self.drop_folder(col) / "x.png")
+        folder = where.rel.parent if where is not None else PurePosixPath()
+        merged = merge_tags(kept.tags, folder, kept.size_tag)
+        decision.added_tags = [t for t in merged if t not in kept.tags]
+        kept.tags = merged
+        decision.added_tags += kept.add_keywords(
+            col.newcomer.keywords, col.newcomer.keyword_paths
+        )  # its own keywords too
+        filename = col.newcomer.filename
+        if filename and filename != kept.original_filename and filename not in kept.other_filenames:
+            kept.other_filenames.append(safe_text(filename))
+            decision.added_filename = filename
+
+    def unmerge(self, col: CollisionRecord) -> ImageRecord | None:
+        """The kept record without what ``_merge`` gave it (tags and file name still there); the
+        caller saves it in the transaction that reverts the decision."""
+        assert col.decision is not None
+        holder = col.decision.image if col.decision.kind is Verdict.KEEP_EXISTING else None
+        kept = self.ctx.catalog.image(holder or col.name)
+        if kept is None:
+            return None
+        kept.tags = [t for t in kept.tags if t not in col.decision.added_tags]
+        kept.keywords = [k for k in kept.keywords if k in kept.tags]
+        if col.decision.added_filename in kept.other_filenames:
+            kept.other_filenames.remove(col.decision.added_filename)
+        return kept
+
+    # -- the same bytes again ------------------------------------------------------------
+
+    def remembered(self, sha256: str, same_name: list[CollisionRecord]) -> CollisionRecord | None:
+        """A decided collision about these very bytes (so they are settled as before), or None."""
+        for col in same_name:
+            dec = col.decision
+            if dec is None:
+                continue
+            if col.newcomer.sha256 == sha256 or (dec.kind is not Verdict.DISTINCT and col.existing.sha256 == sha256):
+                return col
+        return None
+
+    def again(self, path: Path, sha256: str, col: CollisionRecord) -> str | None:
+        """Bytes a decision already settled, dropped again at ``path`` (in the tree): they are set
+        aside under ``originals/_duplicates/`` and the image holding them gains the folder's tags
+        and the file name. Returns that image's name; None when it is no longer catalogued."""
+        catalog, places = self.ctx.catalog, self.ctx.places
+        dec = col.decision
+        assert dec is not None
+        holder = catalog.image(dec.image or col.name)
+        if holder is None or (dec.kind is Verdict.DISTINCT and holder.sha256 != sha256):
+            return None
+        gain_drop(places, holder, path)
+        rel = places.rel(path)
+        self.set_aside_again(dec, f"{col.id}~again", rel)
+        with catalog.transaction():
+            catalog.put_image(holder)
+            catalog.put_collision(col)
+            catalog.clear_error(rel)
+        self.filing.file_collision(col)  # in a scan: once the batch's records are committed
+        log.info("%s: the same bytes as decided before (%s); kept at %s", shown(rel), dec.kind.value, dec.again[-1])
+        return holder.name
+
+    def collision_thumb(self, col: CollisionRecord) -> Path:
+        places, thumb = self.ctx.places, col.newcomer.thumbnail
+        return places.absolute(thumb) if thumb else places.collisions / f"{col.id}.png"
+
+    def back_to_collisions(self, col: CollisionRecord, current: str | None) -> None:
+        """Plan the newcomer's original's way back to ``originals/_collisions/`` (moved by ``filing``)."""
+        new = col.newcomer
+        if new.source or not current or not os.path.lexists(self.ctx.places.absolute(current)):
+            return
+        new.moving_from = current
+        new.original = self.filing.planned(col.id, Path(current).suffix, collision=True)
+
+
+def gain_drop(places: Places, rec: ImageRecord, path: Path) -> None:
+    """The image ``rec`` gains what its bytes dropped again at ``path`` bring: that folder's tags, the file name."""
+    where = places.place(path)
+    rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
+    name = safe_text(path.name)
+    if name != rec.original_filename and name not in rec.other_filenames:
+        rec.other_filenames.append(name)

@@ -1,0 +1,254 @@
+"""Thumbnails the user moves, renames, copies and deletes: records follow, nothing is decoded.
+
+A thumbnail is known by its content, never by its file name: watcherd's own carry
+their original's sha256 and hash in PNG text chunks. So:
+
+- found under its canonical name where its record does not say: moved there, or, when
+  the place the record names still holds it, copied there (the record lists every
+  place, and gains each folder's tags);
+- found under another name (``my cat.png``, ``… (copy).png``): it gets its canonical
+  name back where it now is, and is then handled as above; a byte-identical copy
+  beside its canonical name in the same folder is reported and left alone;
+- found without a record: adopted from its chunks (``adopt``);
+- gone from a place: that copy is forgotten; the image is ``missing`` once no copy is
+  left, and nothing about it is forgotten.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from watcherd.core.naming import merge_tags, parse_canonical, shown, variant_name
+from watcherd.core.outcomes import Outcome, Result
+from watcherd.core.places import Area, Place
+from watcherd.core.records import ImageRecord
+from watcherd.decide.decisions import Decisions
+from watcherd.decide.gestures import Gestures
+from watcherd.decode.newimage import Renderer
+from watcherd.filing.adopt import Adopter, Maker, Thumbnail
+from watcherd.filing.context import Context
+from watcherd.filing.failures import Failures
+from watcherd.filing.originals import Filing
+from watcherd.fs import fsops
+
+log = logging.getLogger("watcherd")
+
+
+class Moves:
+    """Keeps the records of thumbnails in step with where they are."""
+
+    def __init__(self, ctx: Context, adopter: Adopter, failures: Failures, filing: Filing, render: Renderer) -> None:
+        self.ctx = ctx
+        self.adopter = adopter
+        self.failures = failures
+        self.decisions = Decisions(ctx, filing, render)
+        self.gestures = Gestures(self.decisions)
+
+    def is_known(self, path: Path) -> bool:
+        """A catalogued canonical name: moving it needs no decoding."""
+        return parse_canonical(path.name) is not None and self.ctx.catalog.image(path.name) is not None
+
+    def seen(self, path: Path, where: Place, st: os.stat_result, rec: ImageRecord | None = None) -> Result | None:
+        """A canonical name at ``path``: follow, adopt or confirm it; None if it is not a thumbnail."""
+        catalog = self.ctx.catalog
+        rel = self.ctx.places.rel(path)
+        rec = rec or catalog.image(path.name)
+        if rec is None:
+            placed = self._collision_placed(path, st)
+            if placed is not None:
+                return Result(Outcome.MOVED, path, placed, detail="decided distinct")
+            adopted = self.adopter.adopt(path, st)
+            if adopted is None:
+                return None  # a user's file that only looks canonical: ingest it
+            with catalog.transaction():
+                catalog.put_image(adopted)
+            log.info("adopted %s from its PNG metadata", shown(rel))
+            return Result(Outcome.ADOPTED, path, path.name)
+        if rel in rec.paths:
+            return Result(Outcome.UNCHANGED, path, path.name)
+        # Still where the record says too: a copy, and the image is in both places.
+        copied = any(os.path.lexists(self.ctx.places.absolute(p)) for p in rec.paths)
+        rec.place_at(rel, keep_others=copied)
+        rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
+        rec.last_seen = self.ctx.stamp()
+        with catalog.transaction():
+            catalog.put_image(rec)
+        verb = "copied" if copied else "moved"
+        log.info("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
+        return Result(Outcome.MOVED, path, path.name)
+
+    def renamed(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
+        """A thumbnail of ours under another name gets its canonical name back; None if it is not one."""
+        thumb = self._ours(path, st)
+        if thumb is None:
+            return None
+        name = self._name_for(thumb, path.name)
+        if name is None:
+            placed = self.gestures.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
+            if placed is not None:
+                return Result(Outcome.MOVED, path, placed, detail="decided distinct")
+            return self.failures.record(
+                path, f"a thumbnail of other bytes than {thumb.name}'s; left as it is", st, transient=False
+            )
+        target = path.parent / name
+        if os.path.lexists(target):
+            if filecmp.cmp(path, target, shallow=False):
+                return self.failures.record(
+                    path, f"a copy of {name} in the same folder; left as it is", st, transient=False, beside=target
+                )
+            return self.failures.record(
+                path, f"{name} is taken in this folder; left as it is", st, transient=False, beside=target
+            )
+        try:
+            fsops.rename_no_replace(path, target)
+        except FileExistsError:
+            return Result(Outcome.DEFERRED, path, detail="name taken meanwhile", retry=True)
+        except FileNotFoundError:
+            return Result(Outcome.IGNORED, path, detail="gone")
+        log.info("renamed %s back to its name %s", shown(self.ctx.places.rel(path)), name)
+        with self.ctx.catalog.transaction():
+            self.ctx.catalog.clear_error(self.ctx.places.rel(path))
+        target_where = self.ctx.places.place(target)
+        assert target_where is not None
+        return self.seen(target, target_where, os.lstat(target))
+
+    def visited(self, path: Path) -> Result | None:
+        """A known thumbnail was moved to ``path`` and has moved on since: it still earns that
+        folder's tags. None for anything else (a file still there is handled as any file seen).
+        """
+        where = self.ctx.places.place(path)
+        if where is None or where.area is not Area.TREE or os.path.lexists(path) or not self.is_known(path):
+            return None
+        catalog = self.ctx.catalog
+        rec = catalog.image(path.name)
+        assert rec is not None
+        tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
+        if tags == rec.tags:
+            return Result(Outcome.UNCHANGED, path, path.name)
+        rec.tags = tags
+        with catalog.transaction():
+            catalog.put_image(rec)
+        log.info("passed through %s: tags=%s", shown(str(where.rel.parent)), ",".join(tags))
+        return Result(Outcome.MOVED, path, path.name)
+
+    def gone(self, path: Path) -> Result:
+        """A path disappeared: a thumbnail copy that was there is forgotten."""
+        catalog = self.ctx.catalog
+        rel = self.ctx.places.rel(path)
+        if not fsops.absent(path):  # still there, or out of reach (a share gone): nothing to forget
+            return Result(Outcome.IGNORED, path)
+        if catalog.error(rel) is not None:
+            with catalog.transaction():
+                catalog.clear_error(rel)
+        name = catalog.name_at(rel)
+        rec = catalog.image(name) if name is not None else None
+        if rec is None or rel not in rec.paths:
+            return Result(Outcome.IGNORED, path)
+        last = rec.leave(rel)
+        rec.last_seen = self.ctx.stamp()
+        with catalog.transaction():
+            catalog.put_image(rec)
+        if not last:
+            log.info("removed a copy of %s from %s; still at %s", rec.name, shown(rel), shown(rec.path))
+            return Result(Outcome.MOVED, path, rec.name)
+        log.info("missing %s (%s)", shown(rel), rec.name)
+        return Result(Outcome.MISSING, path, rec.name)
+
+    def gone_dir(self, folder: Path) -> int:
+        """A folder disappeared: every thumbnail recorded under it that is gone is forgotten there."""
+        prefix = self.ctx.places.rel(folder).rstrip("/") + "/"
+        count = self.mark_gone((p, p[p.rfind("/") + 1 :]) for p in self.ctx.catalog.present_under(prefix))
+        if count:
+            log.info("missing %d thumbnails under %s", count, shown(prefix))
+        return count
+
+    def mark_gone(self, placed: Iterable[tuple[str, str]]) -> int:
+        """Of these (path, name) places of present thumbnails, forget the ones no longer on disk;
+        return how many images that left missing."""
+        catalog = self.ctx.catalog
+        missing = 0
+        with catalog.transaction():
+            for rel, name in placed:
+                if not fsops.absent(self.ctx.places.absolute(rel)):
+                    continue  # there, or out of reach: a folder a share no longer lists is not a folder gone
+                rec = catalog.image(name)
+                if rec is None or rel not in rec.paths:
+                    continue
+                missing += rec.leave(rel)
+                rec.last_seen = self.ctx.stamp()
+                catalog.put_image(rec)
+        return missing
+
+    def follow(self, paths: list[Path]) -> list[Path]:
+        """Update the records of catalogued thumbnails among ``paths`` (a folder moved in).
+
+        Records are fetched in one query and written in one transaction: moved
+        thumbnails are changes the tree itself proves again at the next scan, so
+        nothing is lost if the daemon dies before it commits. Returns the paths that
+        are not catalogued thumbnails, which need settling and decoding.
+        """
+        catalog = self.ctx.catalog
+        known = catalog.images_named([p.name for p in paths if parse_canonical(p.name) is not None])
+        rest = []
+        with catalog.transaction():
+            for path in paths:
+                rec = known.get(path.name)
+                where = self.ctx.places.place(path) if rec is not None else None
+                if rec is None or where is None:
+                    rest.append(path)
+                    continue
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue  # gone again already
+                self.seen(path, where, st, rec)
+        return rest
+
+    def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:
+        """A collision newcomer's thumbnail moved into the tree: that decides it distinct."""
+        parsed = parse_canonical(path.name)
+        if parsed is None or parsed.variant is None:
+            return None
+        thumb = self._ours(path, st)
+        if thumb is None or thumb.sha256 is None:
+            return None
+        return self.gestures.thumbnail_placed(path, thumb.sha256, thumb.name)
+
+    def _ours(self, path: Path, st: os.stat_result) -> Thumbnail | None:
+        thumb = self.adopter.examine(path, st)
+        return thumb if thumb is not None and thumb.maker is Maker.WATCHERD else None
+
+    def _name_for(self, thumb: Thumbnail, seen_as: str) -> str | None:
+        """The canonical name of the image these chunks describe (its record's, if it has one).
+
+        Two records can hold the same bytes (an exact collision decided ``distinct``: the
+        plain name and its ``~sha12`` variant), and their thumbnails are then the same
+        file; the name the file still carries (``X~sha12 (copy).png``) tells them apart,
+        else the record none of whose places holds its thumbnail any more (it moved here).
+        """
+        catalog, places = self.ctx.catalog, self.ctx.places
+        assert thumb.sha256 is not None
+        stem = thumb.name[: -len(".png")]
+        names = [
+            n for n in catalog.names_with_sha256(thumb.sha256) if parse_canonical(n) is not None and n.startswith(stem)
+        ]
+        if len(names) > 1:
+            named = sorted((n for n in names if seen_as.startswith(n[: -len(".png")])), key=len, reverse=True)
+            if named:
+                return named[0]
+            for name in names:
+                rec = catalog.image(name)
+                if rec is not None and not any(os.path.lexists(places.absolute(p)) for p in rec.paths):
+                    return name
+        if names:
+            return names[0]
+        holder = catalog.image(thumb.name)
+        if holder is None or holder.sha256 == thumb.sha256:
+            return thumb.name
+        if holder.low_information:  # the same flat picture with other bytes takes a variant name
+            return variant_name(thumb.name, thumb.sha256)
+        return None

@@ -1,0 +1,191 @@
+"""The catalog is a cache; the tree is the truth. What only the catalog knows
+(accumulated tags, where each original went, collisions, decisions) is exported next to it as
+JSON, so a lost or damaged catalog can be rebuilt without losing it.
+
+A rebuild needs nothing but the tree: canonical names give size and hash, the PNG
+text chunks give sha256, format and original name, current folders give tags. The
+export, when present, adds back the tags of folders a thumbnail has left and the
+collisions whose thumbnails were moved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from watcherd.catalog import Catalog, CatalogReader
+from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Existing, Newcomer
+from watcherd.core.config import Config
+from watcherd.core.filters import IMAGE_SUFFIXES
+from watcherd.core.naming import parse_canonical
+from watcherd.core.nearpairs import NearRecord
+from watcherd.core.records import Json
+from watcherd.filing.adopt import Remembered
+from watcherd.filing.context import iso
+from watcherd.flow.pipeline import Pipeline
+from watcherd.fs import fsops
+
+log = logging.getLogger("watcherd")
+
+EXPORT_VERSION = 1
+REMEMBERED_META = ("decided", "distinct_groups", "decisions_made")  # decided.STACK, .NEAR, .MADE
+
+
+def export_path(cfg: Config) -> Path:
+    """Where the export lives: beside the catalog."""
+    db = cfg.database_path
+    return db.with_name(db.stem + ".export.json")
+
+
+def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
+    """Write the export atomically (temporary, fsync, rename over the previous export).
+
+    Streamed: each image's entry is built inside SQLite and written as it comes,
+    so a catalog of a million images is exported without holding it in memory.
+    """
+    target = export_path(cfg)
+    tmp = fsops.temp_path(target.parent, ".json")
+    collisions = [c.to_json() for c in catalog.collisions()]
+    head = {
+        "version": EXPORT_VERSION,
+        "exported": iso(now),
+        "collisions": collisions,
+        "near_decisions": [n.to_json() for n in catalog.near_decisions()],
+        # the order of decisions (for undo) and the near groups decided distinct
+        "meta": {key: catalog.meta(key) for key in REMEMBERED_META if catalog.meta(key) is not None},
+    }
+    with open(tmp, "x", encoding="utf-8") as fh:
+        fh.write(json.dumps(head, ensure_ascii=True, sort_keys=True)[:-1] + ', "images": {')
+        first = True
+        for entry in catalog.export_entries():
+            fh.write(entry if first else "," + entry)
+            first = False
+        fh.write("}}")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)  # the export is watcherd's own file, so replacing it is fine
+    fsops.fsync_dir(target.parent)
+    return target
+
+
+def save_copies(cfg: Config, catalog: Catalog, now: float) -> None:
+    """Write the export, and publish the read-only snapshot when the live catalog is elsewhere."""
+    write_export(cfg, catalog, now)
+    if cfg.snapshot_path is not None:
+        catalog.publish(cfg.snapshot_path)
+
+
+def load_export(cfg: Config) -> Json | None:
+    """The last export, or None when there is none or it cannot be read."""
+    try:
+        data = json.loads(export_path(cfg).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read the catalog export %s: %s", export_path(cfg), exc)
+        return None
+    if not isinstance(data, dict) or data.get("version") != EXPORT_VERSION:
+        log.warning("ignoring catalog export %s: unknown version", export_path(cfg))
+        return None
+    return data
+
+
+def remembered(cfg: Config) -> Remembered:
+    """What the export remembers, for rebuilding a fresh catalog (empty without an export)."""
+    data = load_export(cfg)
+    if data is None:
+        return Remembered()
+    meta = data.get("meta")
+    out = Remembered(
+        dict(data.get("images", {})),
+        list(data.get("collisions", [])),
+        dict(meta) if isinstance(meta, dict) else {},
+        [n for n in data.get("near_decisions") or [] if isinstance(n, dict)],
+    )
+    log.info(
+        "restoring tags of %d images and %d collisions from %s",
+        len(out.images),
+        len(out.collisions),
+        export_path(cfg),
+    )
+    return out
+
+
+def restore_collisions(pipeline: Pipeline) -> int:
+    """Record the collisions whose files are still there: from the export, else from chunks."""
+    memory = pipeline.adopter.finish_restoring() or Remembered()
+    catalog, places = pipeline.catalog, pipeline.places
+    known = {c.id for c in catalog.collisions()}
+    referenced: set[str] = set()
+    found: list[CollisionRecord] = []
+    for data in memory.collisions:
+        col = CollisionRecord.from_json(data)
+        paths = [col.newcomer.thumbnail, col.newcomer.original]
+        referenced.update(p for p in paths if p)
+        there = any(p and os.path.lexists(places.absolute(p)) for p in paths)
+        if col.id in known or not (there or col.decision is not None):  # a decision is kept regardless
+            continue
+        found.append(col)
+        known.add(col.id)
+    folder = places.collisions
+    if folder.is_dir():
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            rel = places.rel(Path(entry.path))
+            if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
+                continue
+            rec = collision_from_chunks(pipeline, Path(entry.path))
+            if rec is not None and rec.id not in known:
+                found.append(rec)
+                known.add(rec.id)
+    near = [NearRecord.from_json(n) for n in memory.near]  # decisions are kept regardless of files
+    with catalog.transaction():
+        for col in found:
+            catalog.put_collision(col)
+        for decided in near:
+            if catalog.near_decision(decided.id) is None:
+                catalog.put_near_decision(decided)
+        for key in REMEMBERED_META:
+            if key in memory.meta and catalog.meta(key) is None:
+                catalog.set_meta(key, memory.meta[key])
+    return len(found)
+
+
+def collision_from_chunks(pipeline: Pipeline, thumb: Path) -> CollisionRecord | None:
+    """An undecided collision recorded again from a newcomer's thumbnail in _collisions/ (its chunks,
+    the record its name is taken by, and its original in originals/_collisions/ if that is there)."""
+    from watcherd.decode import chunks
+
+    label = thumb.name[: -len(".png")] if thumb.name.endswith(".png") else None
+    if label is None:
+        return None
+    name = label.split("~", 1)[0] + ".png"
+    if parse_canonical(name) is None:
+        return None
+    try:
+        text = chunks.read_text(thumb.read_bytes())
+    except OSError:
+        return None
+    places = pipeline.places
+    existing = pipeline.catalog.image(name)
+    original = None
+    for suffix in sorted(IMAGE_SUFFIXES):
+        candidate = places.original_collisions / f"{label}{suffix}"
+        if candidate.exists():
+            original = places.rel(candidate)
+            break
+    sha = text.get("sha256")
+    return CollisionRecord(
+        id=label,
+        name=name,
+        kind=CollisionKind.EXACT if existing is not None and existing.sha256 == sha else CollisionKind.PERCEPTUAL,
+        detected=text.get("ingested"),
+        existing=Existing(existing.path, existing.original, existing.sha256) if existing else Existing(),
+        newcomer=Newcomer(
+            thumbnail=places.rel(thumb),
+            original=original,
+            sha256=sha,
+            filename=text.get("original_filename"),
+        ),
+    )

@@ -1,0 +1,390 @@
+"""Safe file operations: write under a temporary name, fsync, publish without replacing.
+
+Nothing here ever replaces or deletes a file it did not create, with one exception
+that is a move by definition: once an original has a durable second name in
+``originals/``, its first name is unlinked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from watcherd.core.filters import TEMP_PREFIX
+from watcherd.core.naming import numbered
+
+log = logging.getLogger("watcherd")
+
+# Filesystems that cannot hard-link (FAT, some SMB and FUSE mounts) answer with one of these.
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS, errno.EACCES}
+# Some FUSE clients (rclone's SMB mount) answer every link with EIO: a probe tells that
+# from a real I/O error, once per filesystem.
+_MAYBE_NO_LINK = {errno.EIO}
+_linkless: dict[int, bool] = {}  # st_dev -> whether that filesystem was found unable to hard-link
+
+
+def temp_path(folder: Path, suffix: str = "") -> Path:
+    """A fresh reserved temporary name in ``folder`` (hidden, so every watcher skips it)."""
+    return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+
+
+def absent(path: str | Path) -> bool:
+    """Whether the filesystem says ``path`` does not exist. A name that cannot be looked
+    up (EIO from a share that went away) is not absent: nothing is known about it."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a directory entry so a rename or link survives a crash (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None, *, sync: bool = True) -> None:
+    """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists.
+
+    With ``dir_fd`` both names are relative to that open folder, so they stay in it
+    even if the folder is renamed or moved meanwhile. Without ``sync`` the folder is
+    not synced (the caller syncs it once for many names).
+    """
+    old = OldName.of(Path(src), dir_fd)
+    try:
+        _link(old, dst, dir_fd)
+        old.remove(sync=sync)
+    finally:
+        old.close()  # only the folder it opened itself (not ``dir_fd``)
+
+
+def _link(old: OldName, dst: str | Path, dst_dir_fd: int | None) -> None:
+    """Give the file ``old`` names a second name ``dst``; on a filesystem without hard links, rename it."""
+    dev = os.fstat(old.folder).st_dev
+    if not _linkless.get(dev, False):
+        try:
+            os.link(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
+            return
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_LINK and not (exc.errno in _MAYBE_NO_LINK and _cannot_link(old.folder, exc)):
+                raise
+    # No hard links here: check-then-rename leaves a tiny window in which a file
+    # created meanwhile at dst could be replaced; documented in the manual (docs/).
+    try:
+        os.stat(dst, dir_fd=dst_dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(old.name, dst, src_dir_fd=old.folder, dst_dir_fd=dst_dir_fd)
+        old.renamed = True
+        return
+    raise FileExistsError(errno.EEXIST, "file exists", str(dst)) from None
+
+
+def _cannot_link(folder: int, first: OSError) -> bool:
+    """Whether the filesystem of ``folder`` answers every hard link with ``first``'s error.
+
+    Asked once per filesystem, by linking a fresh empty temporary of our own: if that
+    link works, ``first`` was a real error and is raised again by the caller.
+    """
+    dev = os.fstat(folder).st_dev
+    known = _linkless.get(dev)
+    if known is not None:
+        return known
+    probe = temp_path(Path(), ".probe").name
+    second = probe + "-link"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=folder)
+    os.close(fd)
+    try:
+        os.link(probe, second, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno != first.errno:
+            raise
+        _linkless[dev] = True
+        log.warning(
+            "this filesystem answers hard links with %r (a FUSE or SMB client?): files are published there by "
+            "rename after checking the name is free",
+            exc.strerror,
+        )
+        return True
+    finally:
+        for name in (probe, second):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=folder)
+    _linkless[dev] = False
+    return False
+
+
+class OldName:
+    """A file's first name, held through its open folder.
+
+    A move gives the file its new name first and removes the first name after; the
+    folder is held open in between, so a folder renamed meanwhile cannot strand the
+    first name as a second copy under the folder's new path. The first name is
+    removed only while it still names the same file.
+    """
+
+    def __init__(self, folder: int, name: str, st: os.stat_result, *, owned: bool) -> None:
+        self.folder = folder
+        self.name = name
+        self.identity = (st.st_dev, st.st_ino)
+        self.owned = owned
+        self.renamed = False  # the move was a rename: there is no first name left
+
+    @classmethod
+    def of(cls, path: Path, dir_fd: int | None = None) -> OldName:
+        """Hold ``path``'s folder open (or use ``dir_fd``, relative to which ``path`` is a name)."""
+        folder = dir_fd if dir_fd is not None else os.open(path.parent, _DIR_FLAGS)
+        try:
+            st = os.stat(path.name if dir_fd is None else path, dir_fd=folder, follow_symlinks=False)
+        except BaseException:
+            if dir_fd is None:
+                os.close(folder)
+            raise
+        return cls(folder, path.name if dir_fd is None else str(path), st, owned=dir_fd is None)
+
+    def remove(self, *, sync: bool = True) -> None:
+        """Remove the first name if it still names the moved file, and make that durable
+        (unless ``sync`` is False: the caller syncs the folder once for many names)."""
+        if not self.renamed:
+            try:
+                st = os.stat(self.name, dir_fd=self.folder, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if (st.st_dev, st.st_ino) != self.identity:
+                return  # someone put another file under that name meanwhile: not ours to remove
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name, dir_fd=self.folder)
+        if sync:
+            with contextlib.suppress(OSError):
+                os.fsync(self.folder)
+
+    def close(self) -> None:
+        """Let go of the folder."""
+        if self.owned:
+            self.owned = False
+            os.close(self.folder)
+
+
+def rename_no_replace(src: Path, dst: Path) -> None:
+    """Give ``src`` (one of our own files) the name ``dst``, failing if ``dst`` exists."""
+    _link_no_replace(src, dst)
+    fsync_dir(dst.parent)
+
+
+class OldNames:
+    """The first names of a batch of moves, removed together by ``finish_moves``.
+
+    Names in one folder share one open descriptor of it, so a batch of hundreds of
+    files from a few folders holds a few descriptors, not hundreds.
+    """
+
+    def __init__(self) -> None:
+        self._names: list[OldName] = []
+        self._folders: dict[str, int] = {}
+        self._fds: list[int] = []
+
+    def hold(self, path: Path) -> OldName:
+        """``path``'s first name, through its folder held open (shared with the batch's other names there)."""
+        key = os.fspath(path.parent)
+        fd = self._folders.get(key)
+        if fd is not None:
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(key, follow_symlinks=False))
+            except OSError:
+                same = False
+            if not same:  # that folder was renamed and another took its name
+                fd = None
+        if fd is None:
+            fd = os.open(key, _DIR_FLAGS)
+            self._fds.append(fd)
+            self._folders[key] = fd
+        return OldName.of(Path(path.name), fd)
+
+    def add(self, old: OldName) -> None:
+        """Remember ``old`` (from ``hold``), moved: its first name goes in ``remove_all``."""
+        self._names.append(old)
+
+    def remove_all(self) -> None:
+        """Remove every first name that still names its moved file; sync each folder once."""
+        for old in self._names:
+            old.remove(sync=False)
+        for fd in {old.folder for old in self._names}:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+
+    def close(self) -> None:
+        """Let go of every folder."""
+        self._names.clear()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+        self._folders.clear()
+
+    def __enter__(self) -> OldNames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_new(
+    folder: Path,
+    name: str,
+    data: bytes,
+    mtime_ns: int | None = None,
+    before_publish: Callable[[], None] | None = None,
+    *,
+    sync_folder: bool = True,
+) -> Path:
+    """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
+
+    The bytes go to a temporary file that is fsynced before it is published, so the
+    final name never shows a half-written file. Every step works relative to the
+    folder opened once, so a folder renamed meanwhile keeps the file (under its new
+    path) and never keeps the temporary. Without ``sync_folder`` the new name is made
+    durable by the caller, who syncs the folder once for a batch of files.
+    """
+    tmp = temp_path(Path(), ".png").name
+    dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
+            if before_publish is not None:
+                before_publish()
+            _link_no_replace(tmp, name, dir_fd, sync=sync_folder)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dir_fd)
+        if sync_folder:
+            with contextlib.suppress(OSError):
+                os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return folder / name
+
+
+def take_back(path: Path, published: os.stat_result) -> bool:
+    """Remove the file this process published at ``path``, if that very file is still there.
+
+    For a publication whose records were rolled back: the file is ours only while it is
+    the inode we linked (``published``); anything else at that name now is left alone.
+    """
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if (now.st_dev, now.st_ino) != (published.st_dev, published.st_ino):
+        return False
+    os.unlink(path)
+    return True
+
+
+def _copy_then_publish(src: Path, dst: Path) -> None:
+    tmp = temp_path(dst.parent, src.suffix)
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        shutil.copystat(src, tmp, follow_symlinks=False)
+        _link_no_replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def move_no_replace(src: Path, folder: Path, name: str, later: OldNames | None = None) -> Path:
+    """Move ``src`` into ``folder`` as ``name``, or as ``name~2`` ... if that is taken.
+
+    Within one filesystem the file gets its new name by a hard link before the old
+    name goes, so at no moment does it have no name; across filesystems it is copied,
+    fsynced and published first. Returns where the file now is. With ``later``, the
+    old name is not removed yet but added to ``later`` for ``finish_moves``, so a batch
+    of moves syncs each folder once instead of twice per file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    old = later.hold(src) if later is not None else OldName.of(src)
+    try:
+        dst = _new_name(old, src, folder, name)
+        if later is not None:
+            later.add(old)
+            return dst
+        fsync_dir(folder)
+        old.remove()
+        return dst
+    finally:
+        old.close()  # nothing to do for a name ``later`` holds: it lets go of the folder
+
+
+def _new_name(old: OldName, src: Path, folder: Path, name: str) -> Path:
+    for n in range(1, 10_000):
+        dst = folder / (name if n == 1 else numbered(name, n))
+        if os.path.lexists(dst):
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.stat(dst, follow_symlinks=False), os.stat(src, follow_symlinks=False)):
+                    return dst  # an earlier move stopped half-way: only the first name is left to remove
+            continue
+        try:
+            try:
+                _link(old, dst, None)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                _copy_then_publish(src, dst)
+        except FileExistsError:
+            continue
+        return dst
+    raise FileExistsError(errno.EEXIST, "no free name", str(folder / name))
+
+
+def finish_moves(folders: set[Path], old_names: OldNames) -> None:
+    """Second half of a batch of moves: the new names made durable (each folder synced once),
+    then the old names removed (each only while it still names its moved file)."""
+    for folder in folders:
+        fsync_dir(folder)
+    old_names.remove_all()
+
+
+def remove_temporaries(top: Path) -> list[Path]:
+    """Delete our own leftover temporaries under ``top`` (after a crash); return them."""
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
+        for fname in filenames:
+            if fname.startswith(TEMP_PREFIX):
+                path = Path(dirpath) / fname
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed

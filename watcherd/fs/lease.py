@@ -1,0 +1,251 @@
+"""The writer lease: one watcherd writes a library, across every host that shares it.
+
+The lease is a small JSON file in ``ROOT/.watcherd/`` created with O_EXCL (atomic on
+local disks, SMB and NFSv3+), holding host, pid, a random token and a heartbeat time.
+The holder rewrites it every ``heartbeat`` seconds and reads it back; a beat that
+cannot be written or does not read back pauses its writing until one does (the share
+may be gone), and a lease found in another's name stops it.
+
+A lease whose heartbeat time looks older than ``heartbeat * stale_after`` seconds is
+not taken on that word alone (the holder's clock is not ours, and a client's cache
+may show an old copy): the taker watches the file for ``heartbeat * stale_after``
+seconds by its own clock and takes it over only if its content never changed and
+every read succeeded. A lease whose holder is a dead process on this same host is
+taken at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watcherd.core.config import Config
+from watcherd.core.documents import DaemonState
+from watcherd.core.errors import LockedError
+from watcherd.core.filters import TEMP_PREFIX
+from watcherd.fs.layout import lease_path
+
+log = logging.getLogger("watcherd")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What a lease file says about its holder."""
+
+    host: str
+    pid: int
+    token: str
+    since: float
+    heartbeat: float
+
+    def age(self, now: float) -> float:
+        """Seconds since the last heartbeat."""
+        return max(0.0, now - self.heartbeat)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would end that process on Windows: the heartbeat alone decides there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_holder(path: Path) -> Holder | None:
+    """The current holder, or None when there is no readable lease."""
+    try:
+        return parse(Path(path).read_bytes())
+    except OSError:
+        return None
+
+
+def parse(raw: bytes) -> Holder | None:
+    """What a lease file's bytes say, or None when they are no lease."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        return Holder(
+            host=str(data["host"]),
+            pid=int(data["pid"]),
+            token=str(data["token"]),
+            since=float(data["since"]),
+            heartbeat=float(data["heartbeat"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def is_live(holder: Holder, heartbeat: float, stale_after: int, now: float) -> bool:
+    """Whether a holder still counts as running."""
+    if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+        return False
+    return holder.age(now) <= heartbeat * stale_after
+
+
+def describe(holder: Holder | None, heartbeat: float, stale_after: int, now: float) -> DaemonState | None:
+    """The ``daemon`` object of ``status --json``."""
+    if holder is None:
+        return None
+    return {
+        "running": is_live(holder, heartbeat, stale_after, now),
+        "pid": holder.pid,
+        "host": holder.host,
+        "since": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(holder.since)),
+        "heartbeat_age": round(holder.age(now), 1),
+    }
+
+
+class Lease:
+    """Take, renew and release the writer lease of one library."""
+
+    def __init__(
+        self,
+        path: Path,
+        heartbeat: float,
+        stale_after: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = Path(path)
+        self.heartbeat = heartbeat
+        self.stale_after = stale_after
+        self.token = secrets.token_hex(8)
+        self.since = time.time()
+        self.held = False
+        self.clock = clock
+        self.sleep = sleep
+
+    def _payload(self) -> bytes:
+        return json.dumps(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "token": self.token,
+                "since": self.since,
+                "heartbeat": time.time(),
+            }
+        ).encode()
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, self._payload())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def acquire(self) -> None:
+        """Take the lease or raise LockedError naming the holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            if self._create():
+                self.held = True
+                return
+            try:
+                raw = self.path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise LockedError(f"cannot read the lease {self.path} ({exc.strerror}); not taking it") from None
+            holder = parse(raw)
+            now = time.time()
+            if holder is not None and is_live(holder, self.heartbeat, self.stale_after, now):
+                raise LockedError(
+                    f"library is locked by watcherd pid {holder.pid} on {holder.host} "
+                    f"(last heartbeat {holder.age(now):.0f}s ago)"
+                )
+            dead_here = holder is not None and holder.host == socket.gethostname() and not _pid_alive(holder.pid)
+            if not dead_here and not self._watch_stale(raw, holder):
+                continue  # it went away meanwhile: race for a fresh create
+            # Stale: set it aside under a unique name (only one contender's rename can
+            # succeed on the same file), then race for a fresh O_EXCL create.
+            aside = self.path.with_name(f"{self.path.name}.stale-{secrets.token_hex(4)}")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.path, aside)
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
+        raise LockedError(f"cannot take the lease {self.path}: another process keeps taking it")
+
+    def _watch_stale(self, raw: bytes, holder: Holder | None) -> bool:
+        """Watch a lease that looks stale for ``stale_after`` heartbeats, by this host's clock.
+
+        True when its content never changed and every read succeeded (it may be taken
+        over); False when it went away; LockedError when it changed (its holder lives)
+        or could not be read (a lease we failed to read is never taken).
+        """
+        wait = self.heartbeat * self.stale_after
+        who = f"watcherd pid {holder.pid} on {holder.host}" if holder is not None else "an unreadable lease"
+        log.info("the lease of %s looks stale; watching it for %.0fs before taking it over", who, wait)
+        start = self.clock()
+        while self.clock() - start < wait:
+            self.sleep(min(self.heartbeat / 2, 1.0))
+            try:
+                now = self.path.read_bytes()
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise LockedError(f"cannot read the lease {self.path} ({exc.strerror}); not taking it") from None
+            if now != raw:
+                raise LockedError(f"library is locked by {who}: its heartbeat is advancing")
+        return True
+
+    def renew(self) -> bool:
+        """Write a fresh heartbeat and read it back; False if the lease is no longer ours.
+
+        Raises OSError when the beat cannot be written, or does not read back as written
+        (the share is gone, or a client shows a copy of its own): the holder must not
+        write while that lasts.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            if not self.path.parent.is_dir():
+                raise  # the whole folder is out of reach: nothing is known
+            self.held = False
+            return False
+        holder = parse(raw)
+        if holder is None:
+            raise OSError(errno.EIO, "the lease does not read as a lease", str(self.path))
+        if holder.token != self.token:
+            self.held = False
+            return False
+        tmp = self.path.with_name(f"{TEMP_PREFIX}{self.path.name}-{self.token}")
+        payload = self._payload()
+        tmp.write_bytes(payload)
+        os.replace(tmp, self.path)
+        if self.path.read_bytes() != payload:
+            raise OSError(errno.EIO, "the heartbeat just written does not read back", str(self.path))
+        return True
+
+    def release(self) -> None:
+        """Give the lease up if it is still ours."""
+        if not self.held:
+            return
+        holder = read_holder(self.path)
+        if holder is not None and holder.token == self.token:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self.held = False
+
+
+def writer_live(cfg: Config, now: float | None = None) -> bool:
+    """Does a live process hold the library's lease?"""
+    holder = read_holder(lease_path(cfg))
+    return holder is not None and is_live(holder, cfg.heartbeat, cfg.stale_after, time.time() if now is None else now)

@@ -1,0 +1,186 @@
+"""The persisted near-duplicate index read without numpy: what ``watcherd similar`` runs.
+
+``near.persisted`` builds and writes the index (numpy) and maps it for the review page;
+this module reads the file's header and, with ``os.pread``, only the runs a query
+probes, checks their candidates with ``int.bit_count`` and adds the catalog's log
+after the index (the delta), in one read transaction. A command then answers without
+importing numpy, which costs more than the whole search at a small radius. When the
+file cannot answer alone (missing, void, far behind) or a query would check more
+candidates than a Python loop does quickly, ``similar`` returns None and the caller
+uses ``NearStore``. The file format and its constants are defined here, numpy-free.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from watcherd.catalog.hashes import NearLogReader, log_now, log_state, names_of
+from watcherd.core.errors import IndexFileError, UsageError
+
+CHUNKS = 4
+CHUNK_BITS = 16
+MAX_RADIUS = 16  # probes per chunk grow as C(16, r // 4); past this a scan is as quick
+MAGIC = b"watcherd-near 1\n"
+HEADER = 4096
+# Each array of the file, in file order: its numpy dtype (little-endian) and memoryview code.
+ARRAYS: dict[str, tuple[str, Literal["Q", "q", "B", "I"]]] = {
+    "hashes": ("<u8", "Q"),
+    "rows": ("<i8", "q"),
+    "low": ("u1", "B"),
+    "starts": ("<i8", "q"),
+    "order": ("<u4", "I"),
+    "sorted": ("<u8", "Q"),
+}
+# A delta longer than this is folded into a new index by whoever queries (readers
+# included); the daemon folds it much sooner (see ``near.builder.Maintainer``).
+READER_REBUILD = 200_000
+# Candidates a query may check in Python (about 0.1 µs each) before numpy is quicker,
+# import included (40-70 ms): a radius-4 query checks ~1,000 at 1M hashes, ~30,000 at 30M.
+PURE_LIMIT = 250_000
+
+
+def index_path(state_dir: Path) -> Path:
+    """Where a library's index lives, given its ``.watcherd`` folder."""
+    return Path(state_dir) / "near" / "index.bin"
+
+
+@lru_cache(maxsize=8)
+def flip_masks(bits: int) -> tuple[int, ...]:
+    """Every 16-bit mask with at most ``bits`` bits set, fewest bits first."""
+    masks = [0]
+    for k in range(1, bits + 1):
+        for combo in itertools.combinations(range(CHUNK_BITS), k):
+            masks.append(sum(1 << b for b in combo))
+    return tuple(masks)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One present image within the radius: its catalog row (``hashes`` row id) and distance."""
+
+    row: int
+    distance: int
+
+
+def parse_header(head: bytes, path: Path) -> dict[str, Any]:
+    """The JSON header of an index file (``epoch``, ``seq``, ``n``, ``arrays``); ValueError if not one."""
+    if not head.startswith(MAGIC):
+        raise IndexFileError(f"{path} is not a watcherd near-duplicate index")
+    try:
+        meta: dict[str, Any] = json.loads(head[len(MAGIC) :].rstrip(b"\0 \n"))
+    except ValueError:
+        raise IndexFileError(f"{path} has no readable header") from None
+    if not isinstance(meta, dict):
+        raise IndexFileError(f"{path} has no readable header")
+    return meta
+
+
+class IndexFile:
+    """One index file, open for reading; each query reads its runs with ``os.pread``.
+
+    Not mapped: on recent kernels a fault maps a whole large folio of the page cache,
+    so a mapped query's resident size grows by megabytes per run touched; a read copies
+    only the bytes asked for, one system call (about a microsecond) per run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            # The header and every read come from this one open file, whatever is renamed over it.
+            meta = parse_header(os.pread(self._fd, HEADER, 0), path)
+            self.epoch: str | None = meta["epoch"]
+            self.seq = int(meta["seq"])
+            size = os.fstat(self._fd).st_size
+            self._at: dict[str, int] = {}
+            for name, (offset, count) in meta["arrays"].items():
+                if offset + count * int(ARRAYS[name][0][-1]) > size:
+                    raise IndexFileError(f"{path} is cut short")
+                self._at[name] = offset
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self._fd)
+
+    def _read(self, name: str, start: int, count: int) -> list[int]:
+        """Items ``start`` to ``start + count`` of one array."""
+        dtype, code = ARRAYS[name]
+        size = int(dtype[-1])
+        return memoryview(os.pread(self._fd, count * size, self._at[name] + start * size)).cast(code).tolist()
+
+    def _runs(self, query: int, radius: int) -> list[tuple[int, int]]:
+        """The (start, end) of every non-empty run a query probes: one per chunk and mask."""
+        runs = []
+        for c in range(CHUNKS):
+            base, value = c << CHUNK_BITS, (query >> (c * CHUNK_BITS)) & 0xFFFF
+            for mask in flip_masks(radius // CHUNKS):
+                lo, hi = self._read("starts", base + (value ^ mask), 2)
+                if hi > lo:
+                    runs.append((lo, hi))
+        return runs
+
+    def search(self, query: int, radius: int, limit: int | None = None) -> dict[int, int] | None:
+        """Catalog row -> distance of every indexed hash within ``radius``; None past ``limit`` candidates."""
+        runs = self._runs(query, radius)
+        if sum(hi - lo for lo, hi in runs) > (PURE_LIMIT if limit is None else limit):
+            return None
+        found: dict[int, int] = {}
+        for lo, hi in runs:
+            near = [
+                (i, d)
+                for i, h in enumerate(self._read("sorted", lo, hi - lo), lo)
+                if (d := (h ^ query).bit_count()) <= radius
+            ]
+            for i, d in near:
+                (pos,) = self._read("order", i, 1)
+                (row,) = self._read("rows", pos, 1)
+                found[row] = d  # a hash near in two chunks is found twice; the dict keeps it once
+        return found
+
+
+def similar(path: Path, log: NearLogReader, query: int, radius: int) -> list[tuple[str, str, int]] | None:
+    """(name, path, distance) of every present image within ``radius``, nearest first, then by row.
+
+    Exactly the brute-force answer, or None when this index cannot answer alone (see
+    the module's docstring). The log and the names are read in one transaction of
+    ``log``, so they describe one catalog state.
+    """
+    if not 0 <= radius <= MAX_RADIUS:
+        raise UsageError(f"the distance is from 0 to {MAX_RADIUS} bits")
+    if sys.byteorder != "little":  # the file is little-endian; memoryview casts are native
+        return None
+    try:
+        index = IndexFile(path)
+    except (OSError, IndexFileError, KeyError):
+        return None
+    try:
+        return log.read(lambda conn: _answer(index, conn, query, radius))
+    finally:
+        index.close()
+
+
+def _answer(index: IndexFile, conn: sqlite3.Connection, query: int, radius: int) -> list[tuple[str, str, int]] | None:
+    epoch, trimmed, head = log_state(conn)
+    if epoch is None or index.epoch != epoch or not trimmed <= index.seq <= head or head - index.seq > READER_REBUILD:
+        return None  # void, or too far behind: NearStore rebuilds it
+    found = index.search(query, radius)
+    if found is None:
+        return None
+    for row, h in log_now(conn, index.seq).items():
+        found.pop(row, None)
+        if h is not None and (d := (h ^ query).bit_count()) <= radius:
+            found[row] = d
+    hits = sorted(found.items(), key=lambda kv: (kv[1], kv[0]))
+    names = names_of(conn, [row for row, _ in hits])
+    # Every row is in this snapshot; one that is not (an index of made-up rows) is left out.
+    return [(*names[row], d) for row, d in hits if row in names]
