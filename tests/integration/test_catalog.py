@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_catalog import _put, _record
+from tests.unit.catalog.test_catalog import _put, _record
 from watcherd.catalog import Catalog, CatalogReader
 from watcherd.catalog.store import damage
 

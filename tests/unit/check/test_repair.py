@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.invariants import check_library, check_problems
-from tests.unit.test_decision_crashes import agree, decide_until_cut, library
+from tests.unit.decide.test_decision_crashes import agree, decide_until_cut, library
 from watcherd.catalog import open_for_writing
 from watcherd.check.repair import repair
 from watcherd.core.collisionrecords import Verdict

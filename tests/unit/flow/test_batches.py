@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.invariants import check_library
-from tests.unit.test_undo_scope import decided, state, two_collisions
+from tests.unit.decide.test_undo_scope import decided, state, two_collisions
 from watcherd.catalog import Catalog
 from watcherd.commands import edits
 from watcherd.core.config import Config

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
-from tests.unit.test_decision_crashes import (
+from tests.unit.decide.test_decision_crashes import (
     PowerCut,
     check_set_aside_after_restart,
     cut_at,

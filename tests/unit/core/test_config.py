@@ -7,7 +7,7 @@ from watcherd.core import config
 from watcherd.core.config import Config
 from watcherd.core.errors import ConfigError
 
-ETC = Path(__file__).resolve().parents[2] / "etc"
+ETC = Path(__file__).resolve().parents[3] / "etc"
 
 
 def test_no_file_gives_defaults() -> None:

@@ -15,7 +15,7 @@ from watcherd.catalog.reads import encode
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord
 from watcherd.core.records import ErrorRecord, ImageRecord, State
 
-V01 = Path(__file__).resolve().parent.parent / "data" / "v0.1-library"
+V01 = Path(__file__).resolve().parents[2] / "data" / "v0.1-library"
 
 
 def _raw(db: Path, table: str) -> dict[str, Any]:
