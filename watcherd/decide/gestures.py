@@ -57,7 +57,10 @@ class Gestures:
                     return None
             if col.decision is not None:
                 self._gesture_revisited(col)
-            return self.decisions.resolve(col.id, Verdict.DISTINCT, Via.GESTURE, at=target)
+            try:
+                return self.decisions.resolve(col.id, Verdict.DISTINCT, Via.GESTURE, at=target)
+            except FileNotFoundError:
+                return None  # it moved on before it was decided (its folder too): the walk decides it where it is
         return None
 
     def _by_likeness(self, cols: list[CollisionRecord], path: Path) -> list[CollisionRecord]:

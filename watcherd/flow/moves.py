@@ -91,6 +91,8 @@ class Moves:
             placed = self.gestures.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
             if placed is not None:
                 return Result(Outcome.MOVED, path, placed, detail="decided distinct")
+            if not os.path.lexists(path):
+                return Result(Outcome.IGNORED, path, detail="gone")  # moved on meanwhile: seen where it went
             return self.failures.record(
                 path, f"a thumbnail of other bytes than {thumb.name}'s; left as it is", st, transient=False
             )

@@ -109,3 +109,31 @@ def test_every_decision_works_after_the_existing_image_moved(
     edits.resolve(cfg, catalog, col.id, verdict, render=imaging.render)
     assert cfg.root is not None
     assert check_library(cfg.root, dropped) == []
+
+
+def test_a_newcomer_moved_into_a_folder_that_moves_on_at_once_is_decided_where_it_lands(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """The gesture's event names a path the thumbnail has left (its folder moved meanwhile):
+    not an internal error; the path is gone, and the walk decides it where it is now."""
+    col, dropped = collide(cfg, pipeline)
+    assert col.newcomer.thumbnail is not None
+    seen_at = cfg.thumbs_dir / "b" / os.path.basename(col.newcomer.thumbnail)
+    seen_at.parent.mkdir()
+    os.rename(cfg.root / col.newcomer.thumbnail, seen_at)  # type: ignore[operator]
+    # The gesture is recognised (its chunks read), then the folder moves on before it is decided.
+    os.rename(cfg.thumbs_dir / "b", cfg.thumbs_dir / "b2")
+    assert col.newcomer.sha256 is not None
+    assert pipeline.moves.gestures.thumbnail_placed(seen_at, col.newcomer.sha256, col.name) is None
+    (still,) = catalog.collisions()
+    assert still.decision is None  # nothing changed
+    pipeline.process(seen_at)  # the event, handled late: the path is gone, and that is all
+    renamed = seen_at.with_name("mine.png")  # the same for a thumbnail renamed by hand
+    pipeline.process(renamed)
+    assert table(cfg.database_path, "errors") == []
+    reconcile(pipeline, reason="test", settle=0)
+    (decided,) = catalog.collisions()
+    assert decided.decision is not None and decided.decision.kind.value == "distinct"
+    rec = catalog.image(decided.decision.image or "")
+    assert rec is not None and rec.path.startswith("thumbs/b2/")
+    assert check_library(cfg.root or Path(), dropped) == []
