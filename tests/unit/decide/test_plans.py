@@ -1,0 +1,143 @@
+"""The planning core for undo: records and facts in, a plan out; no files, no catalog.
+
+Each decision kind is undone from the facts a fact-finder would have looked up; the plan
+says which records are written and removed, which decision leaves the order of decisions,
+which thumbnail steps are journaled and what is carried out after the commit.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict
+from watcherd.core.errors import UsageError
+from watcherd.core.records import ImageRecord, State
+from watcherd.decide.plans import Back, UndoFacts, plan_undo, unmerged
+from watcherd.filing.journal import Publish, Rename, Unlink
+
+pytestmark = pytest.mark.pure  # no file, no catalog: tests/unit/conftest.py holds them to it
+
+NAME = "320x240_00ff00ff00ff00ff_.png"
+OLD_SHA, NEW_SHA = "a" * 64, "b" * 64
+COL_ID = f"320x240_00ff00ff00ff00ff_~{NEW_SHA[:12]}"
+TARGET = f"thumbs/_collisions/{COL_ID}.png"
+PNG_NEW, PNG_OLD = b"new thumbnail", b"old thumbnail"
+
+
+def image(name: str = NAME, *, path: str = f"thumbs/cats/{NAME}", sha256: str = OLD_SHA, **more: object) -> ImageRecord:
+    rec = ImageRecord(name, "00ff00ff00ff00ff", 320, 240, path, State.PRESENT, "t0", "t0", sha256=sha256)
+    for key, value in more.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def collision(decision: Decision) -> CollisionRecord:
+    return CollisionRecord(
+        COL_ID,
+        NAME,
+        CollisionKind.PERCEPTUAL,
+        "t0",
+        Existing(f"thumbs/cats/{NAME}", "originals/320x240_00ff00ff00ff00ff_.jpg", OLD_SHA),
+        Newcomer(None, None, NEW_SHA, "b.jpg", dropped="thumbs/dogs"),
+        decision,
+    )
+
+
+def test_undo_distinct_renames_our_thumbnail_back_and_removes_the_image() -> None:
+    variant = f"{COL_ID}.png"
+    col = collision(Decision(Verdict.DISTINCT, "t1", image=variant))
+    made = image(variant, path=f"thumbs/dogs/{variant}", sha256=NEW_SHA, original=f"originals/{COL_ID}.jpg")
+    back = Back(f"originals/{COL_ID}.jpg", f"originals/_collisions/{COL_ID}.jpg")
+    before = copy.deepcopy(col)
+    plan = plan_undo(col, UndoFacts(TARGET, image=made, thumbnail_ours=True, back=back))
+    assert plan.delete_images == [variant] and plan.put_images == []
+    assert plan.steps == [Rename(f"thumbs/dogs/{variant}", TARGET, NEW_SHA)]
+    (undecided,) = plan.put_collisions
+    assert undecided.decision is None and undecided.newcomer.thumbnail == TARGET
+    assert (undecided.newcomer.moving_from, undecided.newcomer.original) == (back.current, back.planned)
+    assert plan.undone == [COL_ID] and plan.carry_out == [undecided]
+    assert col == before  # the records given are left as they were
+
+
+def test_undo_distinct_makes_the_thumbnail_again_when_it_is_not_ours_or_gone() -> None:
+    col = collision(Decision(Verdict.DISTINCT, "t1", image=f"{COL_ID}.png"))
+    plan = plan_undo(col, UndoFacts(TARGET, image=None, newcomer_png=PNG_NEW))
+    assert plan.steps == [Publish(TARGET, PNG_NEW)] and plan.delete_images == []
+
+
+@pytest.mark.parametrize(
+    ("facts", "said"),
+    [
+        (UndoFacts(TARGET, image=image(f"{COL_ID}.png", copies=["thumbs/x/c.png"])), "has copies in"),
+        (UndoFacts(TARGET, target_taken=True, image=image(f"{COL_ID}.png")), "is taken; nothing was changed"),
+    ],
+)
+def test_undo_distinct_refuses_before_anything_changes(facts: UndoFacts, said: str) -> None:
+    with pytest.raises(UsageError, match=said):
+        plan_undo(collision(Decision(Verdict.DISTINCT, "t1", image=f"{COL_ID}.png")), facts)
+
+
+def test_undo_keep_existing_takes_back_what_the_kept_image_gained() -> None:
+    decision = Decision(Verdict.KEEP_EXISTING, "t1", image=NAME, added_tags=["dogs"], added_filename="b.jpg")
+    col = collision(decision)
+    kept = image(tags=["cats", "dogs", "320x240"], keywords=["dogs"], other_filenames=["b.jpg"])
+    plan = plan_undo(col, UndoFacts(TARGET, image=kept, newcomer_png=PNG_NEW))
+    (after,) = plan.put_images
+    assert (after.tags, after.keywords, after.other_filenames) == (["cats", "320x240"], [], [])
+    assert kept.tags == ["cats", "dogs", "320x240"]  # a copy was changed, not the record given
+    assert plan.steps == [Publish(TARGET, PNG_NEW)]
+    # Its thumbnail already back in _collisions/ (a crash after the steps): nothing is published.
+    assert plan_undo(col, UndoFacts(TARGET, target_taken=True, image=kept)).steps == []
+
+
+def test_undo_keep_newcomer_restores_the_existing_side_and_both_thumbnails() -> None:
+    replaced = {
+        "sha256": OLD_SHA,
+        "format": "JPEG",
+        "file_size": 1000,
+        "original_filename": "a.jpg",
+        "original": "originals/320x240_00ff00ff00ff00ff_.jpg",
+        "source": False,
+    }
+    archived = f"originals/_duplicates/320x240_00ff00ff00ff00ff_~{OLD_SHA[:12]}.jpg"
+    decision = Decision(Verdict.KEEP_NEWCOMER, "t1", image=NAME, archived=archived, replaced=replaced)
+    kept = image(
+        sha256=NEW_SHA,
+        copies=["thumbs/more/" + NAME],
+        original="originals/320x240_00ff00ff00ff00ff_.jpg",
+        original_filename="b.jpg",
+        other_filenames=["a.jpg"],
+    )
+    back = Back(kept.original or "", f"originals/_collisions/{COL_ID}.jpg")
+    plan = plan_undo(
+        collision(decision), UndoFacts(TARGET, image=kept, newcomer_png=PNG_NEW, existing_png=PNG_OLD, back=back)
+    )
+    (after,) = plan.put_images
+    assert (after.sha256, after.original_filename, after.other_filenames) == (OLD_SHA, "a.jpg", [])
+    assert (after.original, after.moving_from) == (replaced["original"], archived)  # back from the archive
+    assert plan.steps == [
+        Publish(TARGET, PNG_NEW),
+        Unlink(f"thumbs/cats/{NAME}", NEW_SHA),
+        Publish(f"thumbs/cats/{NAME}", PNG_OLD),
+        Unlink(f"thumbs/more/{NAME}", NEW_SHA),
+        Publish(f"thumbs/more/{NAME}", PNG_OLD),
+    ]
+    undecided = plan.put_collisions[0]
+    assert plan.carry_out == [undecided, after]  # the newcomer's original first: it frees the name
+
+
+def test_undo_keep_newcomer_of_an_image_no_longer_catalogued_is_refused() -> None:
+    with pytest.raises(UsageError, match="no longer catalogued"):
+        plan_undo(collision(Decision(Verdict.KEEP_NEWCOMER, "t1", image=NAME)), UndoFacts(TARGET))
+
+
+def test_unmerged_leaves_a_name_the_image_had_before() -> None:
+    kept = image(other_filenames=["x.jpg"], tags=["cats"])
+    assert unmerged(kept, Decision(Verdict.KEEP_EXISTING, "t1", added_filename="b.jpg")).other_filenames == ["x.jpg"]
+
+
+def test_the_guard_fails_a_planning_test_that_opens_a_file() -> None:
+    with pytest.raises(AssertionError, match="touched a file"):
+        open("/etc/hostname").close()

@@ -1,0 +1,171 @@
+"""Deciding what an undo does, from facts, with no I/O: the planning core.
+
+A planner takes the records and what was looked up on disk (``UndoFacts``: where the
+newcomer's thumbnail goes back, whether the image's thumbnail is ours, the thumbnails made
+again, where the originals go) and returns a ``Plan``: the records to write and remove,
+the decision leaving the order of decisions, the thumbnail steps to journal, and what to
+carry out after the commit. It never touches a file, the catalog or the clock; a refusal
+is a ``UsageError`` raised before anything changed. ``decide.applier`` carries a plan out:
+one transaction, then the journal's steps and the originals' moves.
+
+The records a planner returns are new copies; the ones it was given are left as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from watcherd.core.collisionrecords import CollisionRecord, Decision, Verdict
+from watcherd.core.errors import UsageError
+from watcherd.core.records import ImageRecord
+from watcherd.filing import journal
+
+__all__ = ["Back", "Plan", "UndoFacts", "plan_undo", "unmerged"]
+
+
+@dataclass(frozen=True)
+class Back:
+    """Where the newcomer's original goes back to (``originals/_collisions/…``), from where; None:
+    it stays (a source file, or an original no longer there)."""
+
+    current: str
+    planned: str
+
+
+@dataclass
+class Plan:
+    """What a decision or an undo does: carried out by ``decide.applier.Applier``."""
+
+    put_images: list[ImageRecord] = field(default_factory=list)
+    delete_images: list[str] = field(default_factory=list)
+    put_collisions: list[CollisionRecord] = field(default_factory=list)
+    undone: list[str] = field(default_factory=list)  # ids leaving the order of decisions
+    steps: list[journal.Step] = field(default_factory=list)  # thumbnail steps, journaled in the same transaction
+    carry_out: list[CollisionRecord | ImageRecord] = field(default_factory=list)  # after the commit, in this order
+
+
+@dataclass(frozen=True)
+class UndoFacts:
+    """What an undo needs to know that only the disk can tell.
+
+    ``target``: where the newcomer's thumbnail goes back (``thumbs/_collisions/{id}.png``);
+    ``target_taken``: a file is there already; ``image``: the record holding the decision's
+    result (the image ``distinct`` made, or the kept one), as the catalog has it now;
+    ``thumbnail_ours``: that image's thumbnail is watcherd's, of the newcomer's bytes (so it
+    can be renamed back rather than made again); ``newcomer_png``: the newcomer's thumbnail
+    made again (None when it is not needed); ``existing_png``: the existing image's
+    thumbnail made again (``keep-newcomer``); ``back``: the newcomer's original's way back.
+    """
+
+    target: str
+    target_taken: bool = False
+    image: ImageRecord | None = None
+    thumbnail_ours: bool = False
+    newcomer_png: bytes | None = None
+    existing_png: bytes | None = None
+    back: Back | None = None
+
+
+def unmerged(kept: ImageRecord, decision: Decision) -> ImageRecord:
+    """The kept record without what the decision gave it: its added tags (the keywords among
+    them) and the file name it gained."""
+    out = copy.deepcopy(kept)
+    out.tags = [t for t in out.tags if t not in decision.added_tags]
+    out.keywords = [k for k in out.keywords if k in out.tags]
+    if decision.added_filename in out.other_filenames:
+        out.other_filenames.remove(decision.added_filename)
+    return out
+
+
+def plan_undo(col: CollisionRecord, facts: UndoFacts) -> Plan:
+    """What undoing ``col``'s decision does: files back where they were, the collision undecided."""
+    assert col.decision is not None
+    kind = col.decision.kind
+    if kind is Verdict.DISTINCT:
+        return _distinct(col, facts)
+    if kind is Verdict.KEEP_EXISTING:
+        return _keep_existing(col, facts)
+    return _keep_newcomer(col, facts)
+
+
+def _undecided(col: CollisionRecord, facts: UndoFacts) -> CollisionRecord:
+    """The collision as it was before its decision: undecided, its newcomer's thumbnail in
+    ``_collisions/`` and its original on its way back there."""
+    out = copy.deepcopy(col)
+    if facts.back is not None:
+        out.newcomer.moving_from, out.newcomer.original = facts.back.current, facts.back.planned
+    out.newcomer.thumbnail = facts.target
+    out.decision = None
+    return out
+
+
+def _distinct(col: CollisionRecord, facts: UndoFacts) -> Plan:
+    rec = facts.image
+    if rec is not None and len(rec.paths) > 1:
+        raise UsageError(f"{rec.name} has copies in {', '.join(rec.paths)}; delete all but one, then undo")
+    if facts.target_taken:
+        raise UsageError(f"{facts.target} is taken; nothing was changed")
+    if rec is not None and rec.present and facts.thumbnail_ours:
+        step = journal.rename(rec.path, facts.target, col.newcomer.sha256)
+    else:
+        assert facts.newcomer_png is not None, "the newcomer's thumbnail is made again when it cannot be renamed back"
+        step = journal.publish(facts.target, facts.newcomer_png)
+    undecided = _undecided(col, facts)
+    return Plan(
+        delete_images=[rec.name] if rec is not None else [],
+        put_collisions=[undecided],
+        undone=[col.id],
+        steps=[step],
+        carry_out=[undecided],
+    )
+
+
+def _keep_existing(col: CollisionRecord, facts: UndoFacts) -> Plan:
+    assert col.decision is not None
+    steps = [] if facts.target_taken else [journal.publish(facts.target, _made_again(facts.newcomer_png))]
+    kept = unmerged(facts.image, col.decision) if facts.image is not None else None
+    undecided = _undecided(col, facts)
+    return Plan(
+        put_images=[kept] if kept is not None else [],
+        put_collisions=[undecided],
+        undone=[col.id],
+        steps=steps,
+        carry_out=[undecided],
+    )
+
+
+def _keep_newcomer(col: CollisionRecord, facts: UndoFacts) -> Plan:
+    decision = col.decision
+    assert decision is not None
+    if facts.image is None:
+        raise UsageError(f"{col.name} is no longer catalogued; nothing was changed")
+    kept = unmerged(facts.image, decision)
+    replaced = decision.replaced or {}
+    # The newcomer's thumbnail back under _collisions/, the existing one's back in each place.
+    steps = [journal.publish(facts.target, _made_again(facts.newcomer_png))]
+    old_png = _made_again(facts.existing_png)
+    steps += [step for rel in kept.paths for step in (journal.unlink(rel, kept.sha256), journal.publish(rel, old_png))]
+    old_filename = replaced.get("original_filename")
+    if col.newcomer.filename == kept.original_filename and old_filename in kept.other_filenames:
+        kept.other_filenames.remove(old_filename)
+    kept.sha256, kept.format = replaced.get("sha256"), replaced.get("format")
+    kept.file_size, kept.original_filename = replaced.get("file_size"), replaced.get("original_filename")
+    kept.source = bool(replaced.get("source"))
+    if decision.archived and replaced.get("original"):
+        kept.original, kept.moving_from = replaced["original"], decision.archived
+    else:
+        kept.original, kept.moving_from = replaced.get("original"), None
+    undecided = _undecided(col, facts)
+    return Plan(
+        put_images=[kept],
+        put_collisions=[undecided],
+        undone=[col.id],
+        steps=steps,
+        carry_out=[undecided, kept],  # the newcomer's original first: it frees the name the old one returns to
+    )
+
+
+def _made_again(png: bytes | None) -> bytes:
+    assert png is not None, "the fact-finder makes the thumbnails a plan publishes"
+    return png
