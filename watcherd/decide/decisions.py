@@ -26,7 +26,9 @@ from watcherd.core.naming import merge_tags, safe_text, shown
 from watcherd.core.nearpairs import is_near_id
 from watcherd.core.records import ImageRecord
 from watcherd.decide import decided
+from watcherd.decide.applier import Applier
 from watcherd.decide.decided import NEAR
+from watcherd.decide.plans import KeepFacts, plan_keep, unmerged
 from watcherd.decode import chunks
 from watcherd.decode.newimage import Renderer, spec_for
 from watcherd.filing import journal
@@ -50,6 +52,7 @@ class Decisions:
         self.filing = filing
         self.render_job = render  # the pipeline's sandboxed renderer: hostile bytes never decode here
         self.batch = batch  # recorded with each decision made here (the page's batches, undone as one)
+        self.applier = Applier(filing, batch)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -147,9 +150,7 @@ class Decisions:
                     self.ctx.catalog.put_image(kept)
         if verdict is Verdict.DISTINCT:
             return self._distinct(col, via, at)
-        if verdict is Verdict.KEEP_EXISTING:
-            return self._keep_existing(col, via)
-        return self._keep_newcomer(col, via)
+        return self._keep(col, verdict, via)
 
     def _near_distinct(self, ident: str, via: Via) -> str:
         names = ident.split("+")
@@ -215,111 +216,61 @@ class Decisions:
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
         return name
 
-    def _keep_existing(self, col: CollisionRecord, via: Via) -> str:
-        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
-        kept = self.ctx.catalog.existing_holder(col)
-        if kept is None:
-            raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
-        decision = Decision(Verdict.KEEP_EXISTING, self.ctx.stamp(), via, image=kept.name)
-        self._merge(col, kept, decision)
-        if not new.source and new.original and os.path.lexists(places.absolute(new.original)):
-            new.moving_from, new.original = new.original, self.archive_for(col.id, new.original)
-        col.decision = decision
-        # watcherd's own file, made again from the original by undo
-        planned = [journal.unlink(new.thumbnail, new.sha256)] if new.thumbnail else []
-        new.thumbnail = None
-        with catalog.transaction():
-            catalog.put_image(kept)
-            catalog.put_collision(col)
-            self.push(col.id, via, decision.decided)
-            self.filing.journal.plan(planned)
-        self.filing.carry_out(col)
-        log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, new.original)
+    def _keep(self, col: CollisionRecord, verdict: Verdict, via: Via) -> str:
+        """Look up what a keep decision needs (``KeepFacts``), plan it (pure), carry the plan out."""
+        plan = plan_keep(col, verdict, via, self._keep_facts(col, verdict))
+        self.applier.apply(plan)
+        kept, decided_col = plan.put_images[0], plan.put_collisions[0]
+        if verdict is Verdict.KEEP_EXISTING:
+            where = decided_col.newcomer.original
+            log.info("decided keep-existing (%s): %s; its original is kept at %s", via.value, col.id, where)
+        else:
+            log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
         return kept.name
 
-    def _keep_newcomer(self, col: CollisionRecord, via: Via) -> str:
+    def _keep_facts(self, col: CollisionRecord, verdict: Verdict) -> KeepFacts:
         catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
-        kept = catalog.image(col.name)
+        kept = catalog.existing_holder(col) if verdict is Verdict.KEEP_EXISTING else catalog.image(col.name)
         if kept is None:
-            raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
+            return KeepFacts(None, "")  # refused by the plan
+        where = places.place(self.drop_folder(col) / "x.png")
+        folder = where.rel.parent if where is not None else PurePosixPath()
+        there = bool(new.original) and os.path.lexists(places.absolute(new.original or ""))
+        if verdict is Verdict.KEEP_EXISTING:
+            archive = self.archive_for(col.id, new.original) if new.original else None
+            return KeepFacts(kept, self.ctx.stamp(), folder, there, archive)
         src = places.absolute(new.thumbnail or "")
         if not journal.ours(src, new.sha256):
-            raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
+            return KeepFacts(kept, "", folder, there)  # refused by the plan: the thumbnail is not there
         png = src.read_bytes()
-        text = chunks.read_text(png)
-        decision = Decision(Verdict.KEEP_NEWCOMER, self.ctx.stamp(), via, image=kept.name)
-        decision.replaced = {
-            "sha256": kept.sha256,
-            "format": kept.format,
-            "file_size": kept.file_size,
-            "original_filename": kept.original_filename,
-            "original": kept.original,
-            "source": kept.source,
-        }
-        self._merge(col, kept, decision)
-        old_sha, old_original = kept.sha256, kept.original
-        if old_original and kept.original_filename and kept.original_filename not in kept.other_filenames:
-            kept.other_filenames.append(kept.original_filename)
-        size = text.get("file_size", "")
-        kept.sha256, kept.format = new.sha256, text.get("format", kept.format)
-        kept.file_size = int(size) if size.isdigit() else None
-        kept.original_filename = new.filename
-        if new.filename in kept.other_filenames:
-            kept.other_filenames.remove(new.filename)
-        archive_old = bool(old_original) and not kept.source and os.path.lexists(places.absolute(old_original or ""))
-        if archive_old:
-            assert old_original is not None and old_sha is not None
-            decision.archived = self.archive_for(f"{col.name[: -len('.png')]}~{old_sha[:12]}", old_original)
-            self.set_aside(decision, old_original, decision.archived)
-        if new.source:
-            kept.original, kept.source, kept.source_stat, kept.moving_from = new.original, True, new.source_stat, None
-        elif new.original:
-            kept.source, kept.source_stat = False, None
-            kept.original = self.filing.planned(kept.name, Path(new.original).suffix)
-            kept.moving_from = new.original
-        col.decision = decision
-        # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
-        # published without replacing anything), and leaves _collisions.
-        planned = [step for rel in kept.paths for step in (journal.unlink(rel, old_sha), journal.publish(rel, png))]
-        planned.append(journal.unlink(places.rel(src), new.sha256))
-        new.thumbnail = new.original = None  # the kept image's now (undo puts them back)
-        with catalog.transaction():
-            catalog.put_image(kept)
-            catalog.put_collision(col)
-            self.push(col.id, via, decision.decided)
-            self.filing.journal.plan(planned)
-        self.filing.carry_out(col, kept)  # the old original set aside first: it frees the canonical name
-        log.info("decided keep-newcomer (%s): %s takes the name %s", via.value, col.id, kept.name)
-        return kept.name
-
-    def _merge(self, col: CollisionRecord, kept: ImageRecord, decision: Decision) -> None:
-        """The kept record gains the newcomer's folder tags and original file name (noted for undo)."""
-        where = self.ctx.places.place(self.drop_folder(col) / "x.png")
-        folder = where.rel.parent if where is not None else PurePosixPath()
-        merged = merge_tags(kept.tags, folder, kept.size_tag)
-        decision.added_tags = [t for t in merged if t not in kept.tags]
-        kept.tags = merged
-        decision.added_tags += kept.add_keywords(
-            col.newcomer.keywords, col.newcomer.keyword_paths
-        )  # its own keywords too
-        filename = col.newcomer.filename
-        if filename and filename != kept.original_filename and filename not in kept.other_filenames:
-            kept.other_filenames.append(safe_text(filename))
-            decision.added_filename = filename
+        old = kept.original
+        old_there = bool(old) and os.path.lexists(places.absolute(old or ""))
+        archive = (
+            self.archive_for(f"{col.name[: -len('.png')]}~{(kept.sha256 or '')[:12]}", old)
+            if old and old_there
+            else None
+        )
+        planned = self.filing.planned(kept.name, Path(new.original).suffix) if new.original else None
+        return KeepFacts(
+            kept,
+            self.ctx.stamp(),
+            folder,
+            there,
+            archive,
+            thumbnail_ours=True,
+            png=png,
+            chunks=chunks.read_text(png),
+            old_original_there=old_there,
+            planned=planned,
+        )
 
     def unmerge(self, col: CollisionRecord) -> ImageRecord | None:
-        """The kept record without what ``_merge`` gave it (tags and file name still there); the
-        caller saves it in the transaction that reverts the decision."""
+        """The kept record without what the decision gave it (``plans.unmerged``); the caller
+        saves it in the transaction that reverts the decision."""
         assert col.decision is not None
         holder = col.decision.image if col.decision.kind is Verdict.KEEP_EXISTING else None
         kept = self.ctx.catalog.image(holder or col.name)
-        if kept is None:
-            return None
-        kept.tags = [t for t in kept.tags if t not in col.decision.added_tags]
-        kept.keywords = [k for k in kept.keywords if k in kept.tags]
-        if col.decision.added_filename in kept.other_filenames:
-            kept.other_filenames.remove(col.decision.added_filename)
-        return kept
+        return None if kept is None else unmerged(kept, col.decision)
 
     # -- the same bytes again ------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""Deciding what an undo does, from facts, with no I/O: the planning core.
+"""Deciding what a keep decision or an undo does, from facts, with no I/O: the planning core.
 
-A planner takes the records and what was looked up on disk (``UndoFacts``: where the
-newcomer's thumbnail goes back, whether the image's thumbnail is ours, the thumbnails made
-again, where the originals go) and returns a ``Plan``: the records to write and remove,
+A planner takes the records and what was looked up on disk (``KeepFacts``: the kept image,
+the newcomer's drop folder, where the originals go, the newcomer's thumbnail; ``UndoFacts``:
+where the newcomer's thumbnail goes back, whether the image's thumbnail is ours, the
+thumbnails made again) and returns a ``Plan``: the records to write and remove,
 the decision leaving the order of decisions, the thumbnail steps to journal, and what to
 carry out after the commit. It never touches a file, the catalog or the clock; a refusal
 is a ``UsageError`` raised before anything changed. ``decide.applier`` carries a plan out:
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
-from watcherd.core.collisionrecords import CollisionRecord, Decision, Verdict
+from watcherd.core.collisionrecords import CollisionRecord, Decision, Verdict, Via
 from watcherd.core.errors import UsageError
+from watcherd.core.naming import merge_tags, safe_text
 from watcherd.core.records import ImageRecord
 from watcherd.filing import journal
 
-__all__ = ["Back", "Plan", "UndoFacts", "plan_undo", "unmerged"]
+__all__ = ["Back", "KeepFacts", "Made", "Plan", "UndoFacts", "merged", "plan_keep", "plan_undo", "unmerged"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,20 @@ class Back:
     planned: str
 
 
+@dataclass(frozen=True)
+class Made:
+    """A decision put last in the order of decisions (the next one ``undo`` reverts)."""
+
+    ident: str
+    via: Via
+    decided: str
+
+
 @dataclass
 class Plan:
     """What a decision or an undo does: carried out by ``decide.applier.Applier``."""
 
+    made: list[Made] = field(default_factory=list)
     put_images: list[ImageRecord] = field(default_factory=list)
     delete_images: list[str] = field(default_factory=list)
     put_collisions: list[CollisionRecord] = field(default_factory=list)
@@ -65,6 +78,128 @@ class UndoFacts:
     newcomer_png: bytes | None = None
     existing_png: bytes | None = None
     back: Back | None = None
+
+
+@dataclass(frozen=True)
+class KeepFacts:
+    """What a keep decision needs to know that only the disk (or the clock) can tell.
+
+    ``kept``: the image kept (``keep-existing``: the one that holds the contested name now,
+    or the one a near keep merged it into; ``keep-newcomer``: the one named so), None when
+    it is no longer catalogued; ``stamp``: when; ``folder``: the newcomer's drop folder in
+    the tree as it is now (its tags); ``newcomer_original_there``: the newcomer's original
+    is where its collision says; ``archive``: where an original set aside goes
+    (``originals/_duplicates/…``: the newcomer's for ``keep-existing``, the old one's for
+    ``keep-newcomer``); ``thumbnail_ours``, ``png``, ``chunks``: the newcomer's thumbnail is
+    watcherd's, its bytes and text chunks (``keep-newcomer``); ``old_original_there``: the
+    kept image's original is where its record says; ``planned``: where the newcomer's
+    original goes as the kept image's (``originals/{name}.{ext}``).
+    """
+
+    kept: ImageRecord | None
+    stamp: str
+    folder: PurePosixPath = field(default_factory=PurePosixPath)
+    newcomer_original_there: bool = False
+    archive: str | None = None
+    thumbnail_ours: bool = False
+    png: bytes = b""
+    chunks: dict[str, str] = field(default_factory=dict)
+    old_original_there: bool = False
+    planned: str | None = None
+
+
+def merged(kept: ImageRecord, col: CollisionRecord, folder: PurePosixPath, decision: Decision) -> ImageRecord:
+    """The kept record with what the newcomer brings: its drop folder's tags, its own keywords
+    and its file name (each noted in ``decision`` for undo: ``unmerged`` takes them back)."""
+    out = copy.deepcopy(kept)
+    tags = merge_tags(out.tags, folder, out.size_tag)
+    decision.added_tags = [t for t in tags if t not in out.tags]
+    out.tags = tags
+    decision.added_tags += out.add_keywords(col.newcomer.keywords, col.newcomer.keyword_paths)
+    filename = col.newcomer.filename
+    if filename and filename != out.original_filename and filename not in out.other_filenames:
+        out.other_filenames.append(safe_text(filename))
+        decision.added_filename = filename
+    return out
+
+
+def plan_keep(col: CollisionRecord, verdict: Verdict, via: Via, facts: KeepFacts) -> Plan:
+    """What ``keep-existing`` or ``keep-newcomer`` on ``col`` does (refused before anything changed)."""
+    if facts.kept is None:
+        raise UsageError(f"{col.name} is no longer catalogued; decide 'distinct' to keep the newcomer")
+    if verdict is Verdict.KEEP_EXISTING:
+        return _keep_existing_plan(col, via, facts, facts.kept)
+    return _keep_newcomer_plan(col, via, facts, facts.kept)
+
+
+def _keep_existing_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: ImageRecord) -> Plan:
+    out = copy.deepcopy(col)
+    new = out.newcomer
+    decision = Decision(Verdict.KEEP_EXISTING, facts.stamp, via, image=kept.name)
+    after = merged(kept, col, facts.folder, decision)
+    if not new.source and new.original and facts.newcomer_original_there:
+        assert facts.archive is not None
+        new.moving_from, new.original = new.original, facts.archive
+    out.decision = decision
+    # watcherd's own file, made again from the original by undo
+    steps = [journal.unlink(new.thumbnail, new.sha256)] if new.thumbnail else []
+    new.thumbnail = None
+    return Plan(
+        made=[Made(col.id, via, decision.decided)],
+        put_images=[after],
+        put_collisions=[out],
+        steps=steps,
+        carry_out=[out],
+    )
+
+
+def _keep_newcomer_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: ImageRecord) -> Plan:
+    out = copy.deepcopy(col)
+    new = out.newcomer
+    if not facts.thumbnail_ours:
+        raise UsageError(f"the newcomer's thumbnail {new.thumbnail} is not there (deleted or moved?)")
+    decision = Decision(Verdict.KEEP_NEWCOMER, facts.stamp, via, image=kept.name)
+    decision.replaced = {
+        "sha256": kept.sha256,
+        "format": kept.format,
+        "file_size": kept.file_size,
+        "original_filename": kept.original_filename,
+        "original": kept.original,
+        "source": kept.source,
+    }
+    after = merged(kept, col, facts.folder, decision)
+    old_sha, old_original = after.sha256, after.original
+    if old_original and after.original_filename and after.original_filename not in after.other_filenames:
+        after.other_filenames.append(after.original_filename)
+    size = facts.chunks.get("file_size", "")
+    after.sha256, after.format = new.sha256, facts.chunks.get("format", after.format)
+    after.file_size = int(size) if size.isdigit() else None
+    after.original_filename = new.filename
+    if new.filename in after.other_filenames:
+        after.other_filenames.remove(new.filename)
+    if old_original and not after.source and facts.old_original_there:
+        assert facts.archive is not None
+        decision.archived = facts.archive
+        decision.setting_aside.append([old_original, facts.archive])  # moved by Filing after the commit
+    if new.source:
+        after.original, after.source, after.source_stat, after.moving_from = new.original, True, new.source_stat, None
+    elif new.original:
+        after.source, after.source_stat = False, None
+        after.original, after.moving_from = facts.planned, new.original
+    out.decision = decision
+    # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
+    # published without replacing anything), and leaves _collisions.
+    steps = [step for rel in after.paths for step in (journal.unlink(rel, old_sha), journal.publish(rel, facts.png))]
+    assert new.thumbnail is not None
+    steps.append(journal.unlink(new.thumbnail, new.sha256))
+    new.thumbnail = new.original = None  # the kept image's now (undo puts them back)
+    return Plan(
+        made=[Made(col.id, via, decision.decided)],
+        put_images=[after],
+        put_collisions=[out],
+        steps=steps,
+        carry_out=[out, after],  # the old original set aside first: it frees the canonical name
+    )
 
 
 def unmerged(kept: ImageRecord, decision: Decision) -> ImageRecord:

@@ -1,6 +1,6 @@
-"""The planning core for undo: records and facts in, a plan out; no files, no catalog.
+"""The planning core for keep decisions and undo: records and facts in, a plan out; no files, no catalog.
 
-Each decision kind is undone from the facts a fact-finder would have looked up; the plan
+Each decision is made or undone from the facts a fact-finder would have looked up; the plan
 says which records are written and removed, which decision leaves the order of decisions,
 which thumbnail steps are journaled and what is carried out after the commit.
 """
@@ -8,13 +8,14 @@ which thumbnail steps are journaled and what is carried out after the commit.
 from __future__ import annotations
 
 import copy
+from pathlib import PurePosixPath
 
 import pytest
 
-from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict
+from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict, Via
 from watcherd.core.errors import UsageError
 from watcherd.core.records import ImageRecord, State
-from watcherd.decide.plans import Back, UndoFacts, plan_undo, unmerged
+from watcherd.decide.plans import Back, KeepFacts, Made, UndoFacts, plan_keep, plan_undo, unmerged
 from watcherd.filing.journal import Publish, Rename, Unlink
 
 pytestmark = pytest.mark.pure  # no file, no catalog: tests/unit/conftest.py holds them to it
@@ -141,3 +142,80 @@ def test_unmerged_leaves_a_name_the_image_had_before() -> None:
 def test_the_guard_fails_a_planning_test_that_opens_a_file() -> None:
     with pytest.raises(AssertionError, match="touched a file"):
         open("/etc/hostname").close()
+
+
+def undecided_col(**newcomer: object) -> CollisionRecord:
+    col = collision(Decision(Verdict.DISTINCT, "t0"))
+    col.decision = None
+    col.newcomer.thumbnail = TARGET
+    col.newcomer.original = f"originals/_collisions/{COL_ID}.jpg"
+    col.newcomer.keywords = ["beach"]
+    for key, value in newcomer.items():
+        setattr(col.newcomer, key, value)
+    return col
+
+
+def test_keep_existing_merges_the_newcomer_into_the_kept_image_and_sets_its_original_aside() -> None:
+    col, kept = undecided_col(), image(tags=["cats", "320x240"], original_filename="a.jpg")
+    archive = f"originals/_duplicates/{COL_ID}.jpg"
+    facts = KeepFacts(kept, "t1", PurePosixPath("dogs"), newcomer_original_there=True, archive=archive)
+    plan = plan_keep(col, Verdict.KEEP_EXISTING, Via.PAGE, facts)
+    (after,) = plan.put_images
+    assert after.tags == ["cats", "320x240", "dogs", "beach"] and after.other_filenames == ["b.jpg"]
+    (decided,) = plan.put_collisions
+    assert decided.decision is not None and decided.decision.added_tags == ["dogs", "beach"]
+    assert (decided.newcomer.moving_from, decided.newcomer.original) == (col.newcomer.original, archive)
+    assert decided.newcomer.thumbnail is None and plan.steps == [Unlink(TARGET, NEW_SHA)]
+    assert plan.made == [Made(COL_ID, Via.PAGE, "t1")] and plan.carry_out == [decided]
+    assert col.decision is None and kept.tags == ["cats", "320x240"]  # the records given are unchanged
+    # ... and undo takes back exactly what it gave
+    back = unmerged(after, decided.decision)
+    assert (back.tags, back.keywords, back.other_filenames) == (kept.tags, kept.keywords, kept.other_filenames)
+
+
+def test_keep_newcomer_puts_the_newcomers_thumbnail_in_every_place_and_archives_the_old_original() -> None:
+    col = undecided_col()
+    kept = image(copies=[f"thumbs/more/{NAME}"], original=f"originals/{NAME[:-4]}.jpg", original_filename="a.jpg")
+    archive = f"originals/_duplicates/{NAME[:-4]}~{OLD_SHA[:12]}.jpg"
+    facts = KeepFacts(
+        kept,
+        "t1",
+        PurePosixPath("dogs"),
+        newcomer_original_there=True,
+        archive=archive,
+        thumbnail_ours=True,
+        png=PNG_NEW,
+        chunks={"format": "JPEG", "file_size": "2000"},
+        old_original_there=True,
+        planned=f"originals/{NAME[:-4]}.jpg",
+    )
+    plan = plan_keep(col, Verdict.KEEP_NEWCOMER, Via.COMMAND, facts)
+    (after,) = plan.put_images
+    assert (after.sha256, after.format, after.file_size, after.original_filename) == (NEW_SHA, "JPEG", 2000, "b.jpg")
+    assert (after.original, after.moving_from) == (f"originals/{NAME[:-4]}.jpg", col.newcomer.original)
+    assert after.other_filenames == ["a.jpg"]
+    (decided,) = plan.put_collisions
+    assert decided.decision is not None and decided.decision.archived == archive
+    assert decided.decision.setting_aside == [[kept.original, archive]]
+    assert decided.decision.replaced is not None and decided.decision.replaced["sha256"] == OLD_SHA
+    assert plan.steps == [
+        Unlink(f"thumbs/cats/{NAME}", OLD_SHA),
+        Publish(f"thumbs/cats/{NAME}", PNG_NEW),
+        Unlink(f"thumbs/more/{NAME}", OLD_SHA),
+        Publish(f"thumbs/more/{NAME}", PNG_NEW),
+        Unlink(TARGET, NEW_SHA),
+    ]
+    assert plan.carry_out == [decided, after]  # the old original set aside first: it frees the name
+
+
+@pytest.mark.parametrize(
+    ("verdict", "facts", "said"),
+    [
+        (Verdict.KEEP_EXISTING, KeepFacts(None, ""), "no longer catalogued"),
+        (Verdict.KEEP_NEWCOMER, KeepFacts(None, ""), "no longer catalogued"),
+        (Verdict.KEEP_NEWCOMER, KeepFacts(image(), "t1"), "is not there"),
+    ],
+)
+def test_a_keep_decision_is_refused_before_anything_changes(verdict: Verdict, facts: KeepFacts, said: str) -> None:
+    with pytest.raises(UsageError, match=said):
+        plan_keep(undecided_col(), verdict, Via.COMMAND, facts)
