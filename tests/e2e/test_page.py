@@ -335,6 +335,8 @@ def test_the_page_undoes_only_its_own_decision_says_what_it_undid_and_counts_the
         page.locator(f'[data-collision-id="{q1}"] [data-decision="keep-newcomer"]').click()
         said(f"Decided keep-newcomer on {q1}")
         assert cli("resolve", str(root), "--undo")["undid"]["id"] == q1
+        # The live queue sees it undone first (it lists q1 again); u still asks the server what became of it.
+        expect(page.locator(f'#queue [data-collision-id="{q1}"]:not([data-decision])')).to_be_visible(timeout=30_000)
         page.keyboard.press("u")
         said(f"Not undone: there is no decision on {q1} to undo (undone elsewhere, or never made); nothing was changed")
         counted(total - 1)

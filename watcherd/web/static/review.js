@@ -27,6 +27,7 @@
   const help = $("#help");
   const confirmBatch = $("#confirm-batch");
   const made = []; // decisions (and batches) made here and in effect, newest last: {id, token, batch, decision, els}
+  const gone = []; // decisions of this page the live queue saw undone elsewhere: u asks the server about them last
   const known = new Set($$("[data-collision-id]").map((el) => el.dataset.collisionId));
   let current = null;
   let pending = Promise.resolve(); // actions run one after another, in the order they were asked for
@@ -295,7 +296,10 @@
       // Listed again: a decision on this very item was undone elsewhere (not one on a pair of its group).
       if (m.batch || m.id === el.dataset.collisionId) {
         m.els.splice(m.els.indexOf(el), 1);
-        if (!m.els.length) made.splice(made.indexOf(m), 1);
+        if (!m.els.length) {
+          forget(m);
+          gone.push(m); // the server says what became of it, should u reach it
+        }
       }
     }
     el.classList.remove("done");
@@ -402,8 +406,15 @@
     later(() => decideMany(shown, steps, "the suggested keeper").then(() => select(queued()[0] || null)));
   }
 
+  function forget(mine) {
+    for (const list of [made, gone]) {
+      const at = list.indexOf(mine);
+      if (at >= 0) list.splice(at, 1);
+    }
+  }
+
   async function undo() {
-    const mine = made[made.length - 1];
+    const mine = made[made.length - 1] || gone[gone.length - 1];
     if (!mine) {
       say(
         "Nothing undone: no decision made on this page is left to undo " +
@@ -416,7 +427,7 @@
     try {
       if (mine.batch) {
         const done = await call("POST", "/api/undo", { batch: mine.batch });
-        if (!done.left.length) made.splice(made.indexOf(mine), 1);
+        if (!done.left.length) forget(mine);
         say(
           "Undid batch " + done.batch + ": " + done.undid.length + " decisions" +
             (done.error ? "; " + done.left.length + " left: " + done.error : ""),
@@ -424,7 +435,7 @@
         );
       } else {
         const done = await call("POST", "/api/undo", { id: mine.id, token: mine.token });
-        made.splice(made.indexOf(mine), 1);
+        forget(mine);
         say("Undid " + done.undid.decision + " on " + done.undid.id);
       }
       for (const el of mine.els) place(el, true);
@@ -432,7 +443,7 @@
     } catch (err) {
       say("Not undone: " + err.message, true);
       const named = err.details && err.details.named;
-      if (named && named.in_effect === false) made.splice(made.indexOf(mine), 1); // undone elsewhere: not ours any more
+      if (named && named.in_effect === false) forget(mine); // undone elsewhere: not ours any more
     }
     tidy();
     await sync();
