@@ -265,3 +265,17 @@ def with_iptc_keywords(jpeg: bytes, keywords: list[str], *, utf8: bool = True) -
     segment = b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
     assert jpeg[:2] == b"\xff\xd8"
     return jpeg[:2] + segment + jpeg[2:]
+
+
+def digest(data: bytes) -> str:
+    """The sha256 of some bytes, in hex (``sha`` is the same for a file)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def cli(*args: str) -> Any:
+    """A ``python -m watcherd … --json`` command's document; it must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)

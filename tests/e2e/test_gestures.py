@@ -8,13 +8,9 @@ daemon to show the result, stops it, runs ``watcherd scan`` and checks again.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -25,16 +21,8 @@ import imagehash
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.helpers import DaemonProcess, canonical_files, encode, scene, table, wait_for, write
+from tests.helpers import DaemonProcess, canonical_files, cli, digest, encode, scene, table, wait_for, write
 from tests.invariants import check_library
-
-
-def cli(*args: str) -> Any:
-    proc = subprocess.run(
-        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
 
 
 class Library:
@@ -105,10 +93,6 @@ def lib(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Library]:
         yield library
     finally:
         library.stop()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def test_renaming_a_thumbnail_gives_its_name_back_and_keeps_the_record(lib: Library) -> None:
@@ -247,7 +231,7 @@ def test_a_library_made_by_the_notebook_is_adopted_unchanged(tmp_path: Path) -> 
             records = {r["name"]: r for r in lib.records()}
             by_file = {r["original_filename"]: r for r in records.values()}
             assert by_file["photo0.jpg"]["original"] == "source/photo0.jpg"
-            assert by_file["photo0.jpg"]["sha256"] == sha(originals["source/photo0.jpg"])
+            assert by_file["photo0.jpg"]["sha256"] == digest(originals["source/photo0.jpg"])
             assert by_file["photo2.jpg"]["original"] is None  # its original is not here
             assert "by_ham" in by_file["photo2.jpg"]["tags"] and "3" not in by_file["photo2.jpg"]["tags"]
             assert not (root / "originals").exists() or lib.originals() == []  # nothing moved in

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_resolve_daemon import cli, dupes
-from tests.helpers import encode, running_daemon, scene, table, wait_for, write
+from tests.e2e.test_resolve_daemon import dupes
+from tests.helpers import cli, encode, running_daemon, scene, table, wait_for, write
 from tests.invariants import check_library
 
 

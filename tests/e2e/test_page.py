@@ -8,7 +8,6 @@ serve the whole module; the tests that decide leave every collision as they foun
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import CHROMIUM
-from tests.helpers import encode, near_library, scene, wait_for, write
+from tests.helpers import cli, digest, encode, near_library, scene, wait_for, write
 from tests.invariants import check_library
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -36,15 +35,6 @@ pytestmark = [
 
 SEEDS = (41, 42, 43)  # one collision each: cats/a{seed}.png first, dogs/b{seed}.jpg second
 TOM = ("thumbs/cats/orange/tom.jpg", 60)  # the one image tagged orange (and cats), for /tags and /search
-
-
-def cli(*args: str) -> Any:
-    """A watcherd command's --json document (it must succeed)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def review_library(root: Path) -> dict[str, bytes]:
@@ -128,15 +118,11 @@ def page(browser: Any) -> Iterator[Any]:
 # --- what a decision leaves behind ---------------------------------------------------
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def check_settled(root: Path, dropped: dict[str, bytes], item: dict[str, Any], decision: str | None) -> None:
     """The files on disk and the catalog (``dupes --all``) as ``decision`` leaves them (None: undone)."""
     stem, seed = item["name"][: -len(".png")], item["newcomer"]["filename"][1:3]
     newcomer, existing = dropped[f"b{seed}.jpg"], dropped[f"a{seed}.png"]
-    variant = f"{stem}~{sha(newcomer)[:12]}"
+    variant = f"{stem}~{digest(newcomer)[:12]}"
     (listed,) = [d for d in cli("dupes", str(root), "--all") if d["id"] == item["id"]]
     assert listed["decision"] == decision
     assert all((root / p).is_file() for p in listed["paths"]), listed["paths"]
@@ -157,7 +143,7 @@ def check_settled(root: Path, dropped: dict[str, bytes], item: dict[str, Any], d
         assert "dogs" in cli("tags", str(root), item["name"])["tags"]
     elif decision == "keep-newcomer":
         assert (root / "originals" / f"{stem}.jpg").read_bytes() == newcomer
-        assert (root / "originals" / "_duplicates" / f"{stem}~{sha(existing)[:12]}.png").read_bytes() == existing
+        assert (root / "originals" / "_duplicates" / f"{stem}~{digest(existing)[:12]}.png").read_bytes() == existing
         assert "dogs" in cli("tags", str(root), item["name"])["tags"]
     assert check_library(root, dropped) == []
 

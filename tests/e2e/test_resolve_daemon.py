@@ -8,7 +8,6 @@ The share config (live catalog elsewhere, snapshot published) is run too.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,19 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import encode, running_daemon, scene, table, wait_for, write
+from tests.helpers import cli, encode, running_daemon, scene, table, wait_for, write
 from tests.invariants import check_library
 from watcherd.commands.library import Library
 from watcherd.core import config
 from watcherd.core.errors import Refused
-
-
-def cli(*args: str) -> Any:
-    proc = subprocess.run(
-        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
 
 
 def dupes(root: Path, conf: Path, *extra: str) -> list[dict[str, Any]]:

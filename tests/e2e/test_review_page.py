@@ -18,8 +18,8 @@ import pytest
 
 from tests.e2e.conftest import CHROMIUM
 from tests.e2e.pictures import camera_jpeg, landscape, showcase_library
-from tests.e2e.test_page import cli, playwright, serving
-from tests.helpers import encode, running_daemon, wait_for, write
+from tests.e2e.test_page import playwright, serving
+from tests.helpers import cli, encode, running_daemon, wait_for, write
 
 axe = pytest.importorskip("axe_playwright_python.sync_playwright")
 pytestmark = [

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlitedict import SqliteDict
 
-from tests.helpers import START_UP_DONE, canonical_files, encode, running_daemon, scene, table, wait_for
+from tests.helpers import START_UP_DONE, canonical_files, cli, encode, running_daemon, scene, table, wait_for
 from tests.invariants import check_library
 from tests.share_support import Host, HostDaemon, Share, missing_pieces, samba_share, share_config
 
@@ -28,14 +28,6 @@ pytestmark = pytest.mark.skipif(missing_pieces() is not None, reason=str(missing
 
 CHUNK = 64 * 1024
 MTIME_NS = 1_500_000_000_000_000_000  # 2017-07-14: a photo's time, kept by the copy
-
-
-def cli(*args: str) -> Any:
-    proc = subprocess.run(
-        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
 
 
 def copy_in(path: Path, data: bytes, mtime_ns: int = MTIME_NS) -> Path:

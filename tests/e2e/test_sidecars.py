@@ -21,6 +21,7 @@ from PIL import Image
 from tests.helpers import (
     ENTITY_BOMB,
     canonical_files,
+    cli,
     encode,
     running_daemon,
     scene,
@@ -56,14 +57,6 @@ def read(sidecar: Path) -> dict[str, list[str]]:
         value = found.get(field, [])
         out[key] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
     return out
-
-
-def cli(*args: str) -> Any:
-    proc = subprocess.run(
-        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
 
 
 class Library:

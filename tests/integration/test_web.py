@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import collided_library, encode, scene, table
+from tests.helpers import cli, collided_library, encode, scene, table
 from watcherd.core.config import Config
 from watcherd.web.app import create_app
 from watcherd.web.security import is_loopback, same_origin
-
-
-def cli(*args: str) -> Any:
-    proc = subprocess.run(
-        [sys.executable, "-m", "watcherd", *args, "--json"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def collided(tmp_path: Path) -> Path:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene, write
+from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
 from watcherd.commands import edits, queries
@@ -25,10 +24,6 @@ def at(cfg: Config, rel: str | None) -> Path:
     return cfg.root / rel
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def files_under(cfg: Config) -> dict[str, str]:
     """Every file under the library's thumbs and originals folders (relative path -> sha256), but the
     XMP sidecars: derived from the records, they follow their originals (test_tagfiles.py)."""
@@ -37,7 +32,7 @@ def files_under(cfg: Config) -> dict[str, str]:
     for top in (cfg.thumbs_dir, cfg.originals_dir):
         for p in top.rglob("*"):
             if p.is_file() and p.suffix != ".xmp":
-                out[p.relative_to(cfg.root).as_posix()] = sha(p.read_bytes())
+                out[p.relative_to(cfg.root).as_posix()] = digest(p.read_bytes())
     return out
 
 
@@ -107,7 +102,7 @@ def test_two_newcomers_of_the_same_bytes_decided_distinct_are_two_images(
     assert (first_name, second_name) == (f"{col.id}.png", f"{col.id}~2.png")
     for name in (f"{col.id}.png", f"{col.id}~2.png"):
         rec = catalog.image(name)
-        assert rec is not None and rec.path == f"thumbs/dogs/{name}" and rec.sha256 == sha(dropped["b.jpg"])
+        assert rec is not None and rec.path == f"thumbs/dogs/{name}" and rec.sha256 == digest(dropped["b.jpg"])
     assert check_library(cfg.root or Path(), {**dropped, "c.jpg": dropped["b.jpg"]}) == []
 
 
@@ -170,7 +165,7 @@ def test_keep_newcomer_takes_the_name_and_archives_the_existing_original(
     before = files_under(cfg)
     edits.resolve(cfg, catalog, col.id, Verdict.KEEP_NEWCOMER.value)
     kept = catalog.image(col.name)
-    assert kept is not None and kept.sha256 == sha(dropped["b.jpg"]) and kept.original_filename == "b.jpg"
+    assert kept is not None and kept.sha256 == digest(dropped["b.jpg"]) and kept.original_filename == "b.jpg"
     assert kept.other_filenames == ["a.png"] and kept.tags == ["cats", "320x240", "dogs"]
     assert kept.original == f"originals/{col.name[: -len('.png')]}.jpg"
     assert at(cfg, kept.original).read_bytes() == dropped["b.jpg"]
@@ -179,12 +174,12 @@ def test_keep_newcomer_takes_the_name_and_archives_the_existing_original(
     assert decided.decision.archived.startswith("originals/_duplicates/")
     assert at(cfg, decided.decision.archived).read_bytes() == dropped["a.png"]
     thumb = at(cfg, kept.path)
-    assert sha(thumb.read_bytes()) == before[col.newcomer.thumbnail or ""]  # the newcomer's thumbnail
+    assert digest(thumb.read_bytes()) == before[col.newcomer.thumbnail or ""]  # the newcomer's thumbnail
     assert not at(cfg, col.newcomer.thumbnail).exists()
     assert check_library(cfg.root or Path(), dropped) == []
     edits.undo(cfg, catalog, imaging.render)
     kept = catalog.image(col.name)
-    assert kept is not None and kept.sha256 == sha(dropped["a.png"]) and kept.original_filename == "a.png"
+    assert kept is not None and kept.sha256 == digest(dropped["a.png"]) and kept.original_filename == "a.png"
     assert kept.other_filenames == [] and kept.tags == ["cats", "320x240"]
     assert files_under(cfg).keys() == before.keys()
     assert at(cfg, kept.original).read_bytes() == dropped["a.png"]

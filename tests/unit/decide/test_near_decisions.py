@@ -3,14 +3,13 @@ after each decision, after ``undo``, and when the merged bytes are dropped again
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import encode, scene, write
+from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
 from watcherd.commands import edits, queries
@@ -79,10 +78,6 @@ def test_a_near_record_round_trips_through_json() -> None:
 # -- files and catalog ----------------------------------------------------------------
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture
 def clocked(cfg: Config, catalog: Catalog) -> Pipeline:
     """A pipeline whose clock moves a minute per reading: each drop has its own ``first_seen``."""
@@ -117,7 +112,7 @@ def resolve(cfg: Config, catalog: Catalog, ident: str, decision: str) -> str:
 def files(cfg: Config) -> dict[str, str]:
     assert cfg.root is not None
     return {
-        p.relative_to(cfg.root).as_posix(): sha(p.read_bytes())
+        p.relative_to(cfg.root).as_posix(): digest(p.read_bytes())
         for top in (cfg.thumbs_dir, cfg.originals_dir)
         for p in top.rglob("*")
         if p.is_file()
@@ -147,7 +142,7 @@ def test_keeping_one_of_a_pair_merges_the_other_and_undo_restores_it_exactly(
     assert gone_rec.size_tag not in holder.tags
     assert not (root / gone_rec.path).exists()  # its thumbnail (ours) is gone
     archived = f"originals/_duplicates/{gone[: -len('.png')]}~{(gone_rec.sha256 or '')[:12]}.png"
-    assert sha((root / archived).read_bytes()) == gone_rec.sha256
+    assert digest((root / archived).read_bytes()) == gone_rec.sha256
     assert not (root / gone_rec.original).exists()
     assert group(cfg) == []  # never listed again
     near = catalog.near_decision(str(item["id"]))

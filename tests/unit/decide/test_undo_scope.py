@@ -4,14 +4,13 @@ nothing changes. A bare undo takes the last decision anywhere, and names it."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import encode, scene, write
+from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
 from watcherd.commands import edits, queries
@@ -21,10 +20,6 @@ from watcherd.core.errors import ConflictError, UsageError
 from watcherd.core.outcomes import Outcome
 from watcherd.decode import imaging
 from watcherd.flow.pipeline import Pipeline
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def two_collisions(cfg: Config, pipeline: Pipeline) -> tuple[list[str], dict[str, bytes]]:
@@ -45,7 +40,7 @@ def state(cfg: Config, catalog: Catalog) -> tuple[Any, ...]:
     """Everything an undo could change: the files under the root, the records, the order of decisions."""
     assert cfg.root is not None
     files = {
-        p.relative_to(cfg.root).as_posix(): sha(p.read_bytes())
+        p.relative_to(cfg.root).as_posix(): digest(p.read_bytes())
         for top in (cfg.thumbs_dir, cfg.originals_dir)
         for p in top.rglob("*")
         if p.is_file()

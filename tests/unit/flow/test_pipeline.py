@@ -10,16 +10,12 @@ import imagehash
 import pytest
 from PIL import Image
 
-from tests.helpers import canonical_files, drop, encode, scene, write
+from tests.helpers import canonical_files, drop, encode, scene, sha, write
 from watcherd.catalog import Catalog, open_for_writing
 from watcherd.core.config import Config
 from watcherd.core.outcomes import Outcome
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def under(cfg: Config, rel: str | None) -> Path:
