@@ -233,8 +233,7 @@ class Decisions:
         kept = catalog.existing_holder(col) if verdict is Verdict.KEEP_EXISTING else catalog.image(col.name)
         if kept is None:
             return KeepFacts(None, "")  # refused by the plan
-        where = places.place(self.drop_folder(col) / "x.png")
-        folder = where.rel.parent if where is not None else PurePosixPath()
+        folder = places.tag_folder(self.drop_folder(col))
         there = bool(new.original) and os.path.lexists(places.absolute(new.original or ""))
         if verdict is Verdict.KEEP_EXISTING:
             archive = self.archive_for(col.id, new.original) if new.original else None
@@ -264,12 +263,18 @@ class Decisions:
             planned=planned,
         )
 
+    def kept_image(self, col: CollisionRecord) -> ImageRecord | None:
+        """The record a decided keep kept, as the catalog has it now (``keep-existing`` names it;
+        ``keep-newcomer`` kept the contested name)."""
+        assert col.decision is not None
+        holder = col.decision.image if col.decision.kind is Verdict.KEEP_EXISTING else None
+        return self.ctx.catalog.image(holder or col.name)
+
     def unmerge(self, col: CollisionRecord) -> ImageRecord | None:
         """The kept record without what the decision gave it (``plans.unmerged``); the caller
         saves it in the transaction that reverts the decision."""
         assert col.decision is not None
-        holder = col.decision.image if col.decision.kind is Verdict.KEEP_EXISTING else None
-        kept = self.ctx.catalog.image(holder or col.name)
+        kept = self.kept_image(col)
         return None if kept is None else unmerged(kept, col.decision)
 
     # -- the same bytes again ------------------------------------------------------------

@@ -87,8 +87,7 @@ class Undo:
             png = None if ours else self.decisions.render(rec.original if rec else new.original, new.filename)
             back = self._back(col, rec.original if rec else None)
             return UndoFacts(places.rel(target), taken, rec, ours, newcomer_png=png, back=back)
-        holder = decision.image if decision.kind is Verdict.KEEP_EXISTING else None
-        kept = catalog.image(holder or col.name)
+        kept = self.decisions.kept_image(col)
         if decision.kind is Verdict.KEEP_EXISTING:
             png = None if taken else self.decisions.render(new.original, new.filename)
             return UndoFacts(places.rel(target), taken, kept, newcomer_png=png, back=self._back(col, new.original))
