@@ -71,9 +71,7 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
         out = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
         out = text + ("\n" if text and not text.endswith("\n") else "")
-    # Names may hold bytes that are not UTF-8 (kept as surrogates): print them as
-    # escapes (valid JSON, readable text) rather than fail.
-    sys.stdout.write(out.encode("utf-8", "backslashreplace").decode("utf-8"))
+    _write(out)
 
 
 def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
@@ -192,9 +190,29 @@ def _cmd_find(args: argparse.Namespace) -> int:
     query = TagQuery(tuple(args.tag), tuple(args.any), tuple(args.none), args.untagged, args.filename)
     if query.empty:
         raise UsageError("find needs at least one of --tag, --any, --not, --untagged, --filename")
-    hits = _library(args, args.root).find(query)
-    _emit(args, hits, "\n".join(h["path"] for h in hits))
+    with _library(args, args.root).finding(query, limit=args.limit, offset=args.offset) as hits:
+        if args.json:
+            _stream_json(hits)
+        else:
+            for hit in hits:
+                _write(hit["path"] + "\n")
     return 0
+
+
+def _write(text: str) -> None:
+    # Names may hold bytes that are not UTF-8 (kept as surrogates): print them as
+    # escapes (valid JSON, readable text) rather than fail.
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _stream_json(items: Iterator[Any]) -> None:
+    """A JSON list printed item by item as they come, the very text ``_emit`` prints for the whole list."""
+    first = True
+    for item in items:
+        body = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        _write(("[\n  " if first else ",\n  ") + body)
+        first = False
+    _write("[]\n" if first else "\n]\n")
 
 
 def _root_and_rest(values: list[str], least: int) -> tuple[str | None, list[str]]:

@@ -76,10 +76,17 @@ class Library:
         with self._reading() as catalog:
             return queries.image_tags(catalog, name)
 
-    def find(self, query: TagQuery) -> list[FindHit]:
-        """Present images matching every criterion of ``query``."""
+    def find(self, query: TagQuery, *, limit: int | None = None, offset: int = 0) -> list[FindHit]:
+        """Present images matching every criterion of ``query``, by path (a page of them with
+        ``limit`` and ``offset``)."""
+        with self.finding(query, limit=limit, offset=offset) as hits:
+            return list(hits)
+
+    @contextmanager
+    def finding(self, query: TagQuery, *, limit: int | None = None, offset: int = 0) -> Iterator[Iterator[FindHit]]:
+        """``find`` streamed: the matches as they are read (the catalog stays open meanwhile)."""
         with self._reading() as catalog:
-            return queries.find(catalog, query)
+            yield queries.find(catalog, query, limit=limit, offset=offset)
 
     def errors(self) -> list[ErrorItem]:
         """Every file that could not be ingested and is still there."""

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import stat
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -101,11 +102,17 @@ def summary(rec: ImageRecord) -> ImageSummary:
     return {"name": rec.name, "tags": rec.tags, "path": rec.path, "paths": rec.paths, "state": rec.state.value}
 
 
-def find(catalog: CatalogReader, query: TagQuery) -> list[FindHit]:
-    """Present images matching every criterion of ``query``, by path."""
+def find(catalog: CatalogReader, query: TagQuery, *, limit: int | None = None, offset: int = 0) -> Iterator[FindHit]:
+    """Present images matching every criterion of ``query``, by path, streamed: ``offset``
+    skipped, at most ``limit`` given. Refused at once (not when first read) without a criterion."""
     if query.empty:
         raise UsageError("find needs at least one of --tag, --any, --not, --untagged, --filename")
-    return [{"name": name, "path": path, "tags": found} for name, path, found in catalog.find(query)]
+    if (limit is not None and limit < 0) or offset < 0:
+        raise UsageError("--limit and --offset must not be negative")
+    return (
+        {"name": name, "path": path, "tags": found}
+        for name, path, found in catalog.find(query, limit=limit, offset=offset)
+    )
 
 
 def errors(catalog: CatalogReader) -> list[ErrorItem]:

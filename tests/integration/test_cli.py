@@ -118,7 +118,20 @@ def test_find_criteria_from_the_command_line(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "find", str(library), "--tag", "cats", "--not", "orange", "--filename", "A.*")
     assert code == 0 and out.count("\n") == 1 and "thumbs/cats/" in out
     code, out, _ = run(capsys, "find", str(library), "--untagged", "--json")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and out == "[]\n"
+
+
+def test_find_pages_and_streams_the_same_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "find", str(library), "--tag", "320x240", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 2 and out == json.dumps(hits, indent=2, ensure_ascii=False) + "\n"
+    assert [h["path"] for h in hits] == sorted(h["path"] for h in hits)
+    _, out, _ = run(capsys, "find", str(library), "--tag", "320x240", "--limit", "1", "--offset", "1", "--json")
+    assert json.loads(out) == hits[1:]
+    _, out, _ = run(capsys, "find", str(library), "--tag", "320x240", "--limit", "1")
+    assert out == hits[0]["path"] + "\n"
+    code, _, err = run(capsys, "find", str(library), "--tag", "cats", "--limit", "-1")
+    assert code == 2 and err == "watcherd: error: --limit and --offset must not be negative\n"
 
 
 def test_dupes_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:

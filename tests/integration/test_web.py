@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import collided_library, encode, scene, table
+from tests.helpers import collided_library, drop, encode, scene, table
 from watcherd.config import Config
+from watcherd.web import app as app_module
 from watcherd.web.app import create_app
 from watcherd.web.security import is_loopback, same_origin
 
@@ -139,6 +140,22 @@ def test_tags_page_links_each_thumbnail_to_its_original(client: TestClient, root
     (rec,) = [r for r in table(root / ".watcherd" / "catalog.sqlite", "images") if r["name"] == hit["name"]]
     assert f'<a href="/file/{rec["original"]}" class="original"><img src="/file/{hit["path"]}"' in page.text
     assert client.get(f"/file/{rec['original']}").content == (root / rec["original"]).read_bytes()
+
+
+def test_find_is_paged_over_the_api_and_on_the_tags_page(
+    client: TestClient, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop(root / "thumbs" / "birds" / "b.jpg", seed=7)
+    cli("scan", str(root))
+    everything = cli("find", str(root), "--tag", "320x240")
+    assert len(everything) == 2
+    assert client.get("/api/find?tag=320x240").json() == everything
+    assert client.get("/api/find?tag=320x240&limit=1&offset=1").json() == everything[1:2]
+    assert client.get("/api/find?tag=320x240&limit=x").status_code == 400
+    monkeypatch.setattr(app_module, "GALLERY_PAGE", 1)
+    page = client.get("/tags?tag=320x240&offset=1")
+    assert f'data-name="{everything[1]["name"]}"' in page.text and everything[0]["name"] not in page.text
+    assert "images 2\N{EN DASH}2 tagged 320x240" in page.text and "offset=2" in page.text
 
 
 def diff_rows(html: str, side: str) -> dict[str, tuple[str, bool]]:

@@ -106,7 +106,8 @@ class CatalogReader(Connected):
                 yield from rows
         except sqlite3.OperationalError as exc:
             text = str(exc)
-            if any(f"no such table: {t}" in text for t in DERIVED):
+            older = ("no such column", "no such index", *(f"no such table: {t}" for t in DERIVED))
+            if any(part in text for part in older):
                 raise CatalogError(
                     f"catalog {self.path} was written by an older watcherd: start its daemon or scan its "
                     "library once ('watcherd scan ROOT') to index it"
@@ -306,39 +307,18 @@ class CatalogReader(Connected):
         )
         return [ImageRecord.from_json(json.loads(r[0])) for r in rows]
 
-    def find(self, query: TagQuery) -> list[tuple[str, str, list[str]]]:
-        """(name, path, tags) of present images matching every criterion of ``query``, by path."""
-        where, args = ["l.present = 1"], []
-        same = "SELECT 1 FROM tagged AS t WHERE t.name = l.name AND t.tag "
-        for tag in sorted(set(query.all_of)):
-            where.append(f"EXISTS ({same}= json_extract(?, '$'))")
-            args.append(as_json(tag))
-        if query.any_of:
-            where.append(f"EXISTS ({same}IN (SELECT value FROM json_each(?)))")
-            args.append(json.dumps(sorted(set(query.any_of))))
-        if query.none_of:
-            where.append(f"NOT EXISTS ({same}IN (SELECT value FROM json_each(?)))")
-            args.append(json.dumps(sorted(set(query.none_of))))
-        if query.untagged:
-            # The only tag left is the image's size tag, the part of its name before the first _.
-            where.append(f"NOT EXISTS ({same}!= substr(l.name, 1, instr(l.name, '_') - 1))")
-        join = ""
-        if query.filename is not None:
-            self._fold_function()
-            join = " JOIN images AS i ON i.key = l.name"
-            where.append("watcherd_fold(json_extract(i.value, '$.original_filename')) GLOB ?")
-            args.append(query.filename.casefold())
-        rows = self._query(
-            f"SELECT l.name, l.path, l.tags FROM listing AS l{join} WHERE {' AND '.join(where)} ORDER BY l.path",
-            tuple(args),
-        )
-        return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
+    def find(
+        self, query: TagQuery, *, limit: int | None = None, offset: int = 0
+    ) -> Iterator[tuple[str, str, list[str]]]:
+        """(name, path, tags) of present images matching every criterion of ``query``, by path,
+        streamed; ``offset`` rows skipped, at most ``limit`` given (see ``finding``)."""
+        from watcherd.catalog import finding
 
-    def _fold_function(self) -> None:
-        """``watcherd_fold(text)``: Python's casefold in SQL (SQLite's lower() knows only ASCII)."""
+        return finding.rows(self, query, limit, offset)
 
-        def fold(value: str | None) -> str | None:
-            return value.casefold() if isinstance(value, str) else value
+    def fold_function(self) -> None:
+        """Register ``watcherd_fold(text)``: Python's casefold in SQL (SQLite's lower() knows only ASCII)."""
+        from watcherd.catalog.finding import fold
 
         if self._conn is not None:
             self._conn.create_function("watcherd_fold", 1, fold, deterministic=True)

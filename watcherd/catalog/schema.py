@@ -15,10 +15,12 @@ from __future__ import annotations
 import sqlite3
 
 TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
-DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
+DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents", "filenames", "filename_grams"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
 _DERIVED_PARTS = DERIVED | {
     "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
+    "listing_path", "listing_untagged", "filenames_fname", "filenames_odd",
+    "filenames_added", "filenames_removed", "filenames_changed",
 }  # fmt: skip
 
 _HEX = "0123456789abcdef"
@@ -30,12 +32,13 @@ def _hash_integer(text: str) -> str:
 
 
 def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
-    """INSERTs that derive listing, tagged and hashes rows from records.
+    """INSERTs that derive listing, tagged, placed, contents, filenames and hashes rows from records.
 
     Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with
     a ``FROM images`` source to fill the tables for an existing catalog.
     """
     src = f" FROM {source}" if source else ""
+    each = f"{src + ',' if source else ' FROM'}"
     state = f"ifnull(json_extract({value}, '$.state'), '')"
     h = f"lower(json_extract({value}, '$.hash'))"
     low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
@@ -45,23 +48,43 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"ELSE json_array(json_extract({value}, '$.path')) END)"
     )
     sha = f"json_extract({value}, '$.sha256')"
+    # No folder tag: every tag is the size tag, the part of the name before its first _.
+    untagged = (
+        f"NOT EXISTS (SELECT 1 FROM json_each({value}, '$.tags') AS u "
+        f"WHERE u.type = 'text' AND u.value != substr({key}, 1, instr({key}, '_') - 1))"
+    )
+    filename = f"json_extract({value}, '$.original_filename')"
     return [
-        "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags) "
+        "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags, untagged) "
         f"SELECT {key}, {path}, {state} = 'present', {low}, "
         f"ifnull(json_extract({value}, '$.moving_from'), '') != '', "
-        f"ifnull(json_extract({value}, '$.tags'), '[]'){src}",
-        f"INSERT OR IGNORE INTO tagged (tag, name) SELECT j.value, {key}"
-        f"{src + ',' if source else ' FROM'} json_each({value}, '$.tags') AS j "
+        f"ifnull(json_extract({value}, '$.tags'), '[]'), {untagged}{src}",
+        f"INSERT OR IGNORE INTO tagged (tag, path, name) SELECT j.value, {path}, {key}"
+        f"{each} json_each({value}, '$.tags') AS j "
         f"WHERE j.type = 'text' AND {state} = 'present'",
         # A thumbnail's file name is its record's name, so a place is (folder, name).
         f"INSERT OR IGNORE INTO placed (folder, name) SELECT substr(j.value, 1, length(j.value) - length({key})), {key}"
-        f"{src + ',' if source else ' FROM'} json_each({paths}) AS j "
+        f"{each} json_each({paths}) AS j "
         f"WHERE j.type = 'text' AND {state} = 'present' AND substr(j.value, -length({key})) = {key}",
         f"INSERT OR IGNORE INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL",
+        # Only a changed file name is written: a record rewritten for a move costs the
+        # trigram index nothing. ``odd``: not ASCII, so lower() did not fold all of it.
+        f"INSERT INTO filenames (name, fname, odd) SELECT {key}, lower({filename}), "
+        f"length(CAST({filename} AS BLOB)) != length({filename}){src} WHERE {filename} IS NOT NULL "
+        "ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd WHERE fname IS NOT excluded.fname",
         "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
         f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
     ]
+
+
+def _drop_tagged(key: str) -> str:
+    """Drop the ``tagged`` rows of record ``key``: its listing row (not yet replaced) names
+    each tag and the path they were filed under, so each is one primary-key step."""
+    return (
+        f"DELETE FROM tagged WHERE name = {key} AND path = (SELECT path FROM listing WHERE name = {key}) "
+        f"AND tag IN (SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key})"
+    )
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
@@ -80,16 +103,19 @@ def create_derived(conn: sqlite3.Connection) -> None:
     """(Re)build the derived tables and their triggers from the records (inside a transaction).
 
     ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
-    path, presence, low-information flag, an interrupted-move flag and tags (JSON
-    text) of every image. ``placed``: one (folder, name) row per place a present
-    thumbnail is in (copies included), for the scan and for deletions. ``contents``:
-    (sha256, name), to know an image by its bytes. ``tagged``: one (tag, name) row
-    per tag of each present image; ``tag_totals``: images per tag.
+    path, presence, low-information flag, an interrupted-move flag, tags (JSON text)
+    and whether only the size tag is left, of every image. ``placed``: one (folder,
+    name) row per place a present thumbnail is in (copies included), for the scan and
+    for deletions. ``contents``: (sha256, name), to know an image by its bytes.
+    ``tagged``: one (tag, path, name) row per tag of each present image, so ``find``
+    walks a tag's images in path order; ``tag_totals``: images per tag.
+    ``filenames``: each image's original file name, lower-cased, with an index for
+    prefixes and a trigram index (``filename_grams``, FTS5) for any other glob.
     """
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for trigger in ("derive_image", "forget_image", "tag_added", "tag_removed"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    for table in DERIVED & have:
+    for table in sorted(DERIVED & have, key=lambda t: t != "filename_grams"):  # the index before its content
         conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
     conn.execute(
         "CREATE TABLE hashes (name TEXT PRIMARY KEY, hash INTEGER NOT NULL, path TEXT NOT NULL, "
@@ -97,11 +123,15 @@ def create_derived(conn: sqlite3.Connection) -> None:
     )
     conn.execute(
         "CREATE TABLE listing (name TEXT PRIMARY KEY, path TEXT NOT NULL, present INTEGER NOT NULL, "
-        "low INTEGER NOT NULL, moving INTEGER NOT NULL, tags TEXT NOT NULL)"
+        "low INTEGER NOT NULL, moving INTEGER NOT NULL, tags TEXT NOT NULL, untagged INTEGER NOT NULL)"
     )
-    conn.execute("CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID")
-    conn.execute("CREATE INDEX tagged_name ON tagged (name)")
+    conn.execute(
+        "CREATE TABLE tagged (tag TEXT NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, "
+        "PRIMARY KEY (tag, path, name)) WITHOUT ROWID"
+    )
     conn.execute("CREATE INDEX listing_state ON listing (present, low)")
+    conn.execute("CREATE INDEX listing_path ON listing (path) WHERE present = 1")
+    conn.execute("CREATE INDEX listing_untagged ON listing (path) WHERE present = 1 AND untagged = 1")
     conn.execute("CREATE TABLE tag_totals (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
     conn.execute(
         "CREATE TABLE placed (folder TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (folder, name)) WITHOUT ROWID"
@@ -111,8 +141,19 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TABLE contents (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name)) WITHOUT ROWID"
     )
     conn.execute("CREATE INDEX contents_name ON contents (name)")  # the trigger's delete, per record
+    conn.execute(
+        "CREATE TABLE filenames (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, fname TEXT NOT NULL, "
+        "odd INTEGER NOT NULL)"
+    )
+    conn.execute("CREATE INDEX filenames_fname ON filenames (fname)")
+    conn.execute("CREATE INDEX filenames_odd ON filenames (name) WHERE odd = 1")
+    conn.execute(
+        "CREATE VIRTUAL TABLE filename_grams USING fts5(fname, content='filenames', content_rowid='id', "
+        "tokenize='trigram case_sensitive 1', detail='none')"
+    )
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
+    conn.execute("INSERT INTO filename_grams (filename_grams) VALUES ('rebuild')")
     conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
     conn.execute(
         "CREATE TRIGGER tag_added AFTER INSERT ON tagged BEGIN "
@@ -122,13 +163,24 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
         "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
     )
+    grams = "INSERT INTO filename_grams (filename_grams, rowid, fname) VALUES ('delete', OLD.id, OLD.fname)"
+    conn.execute(
+        "CREATE TRIGGER filenames_added AFTER INSERT ON filenames BEGIN "
+        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
+    )
+    conn.execute(f"CREATE TRIGGER filenames_removed AFTER DELETE ON filenames BEGIN {grams}; END")
+    conn.execute(
+        f"CREATE TRIGGER filenames_changed AFTER UPDATE OF fname ON filenames BEGIN {grams}; "
+        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
+    )
     body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
     conn.execute(
         "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
-        "DELETE FROM tagged WHERE name = NEW.key;\n"
+        f"{_drop_tagged('NEW.key')};\n"
         "DELETE FROM hashes WHERE name = NEW.key;\n"
         "DELETE FROM placed WHERE name = NEW.key;\n"
         "DELETE FROM contents WHERE name = NEW.key;\n"
+        "DELETE FROM filenames WHERE name = NEW.key AND json_extract(NEW.value, '$.original_filename') IS NULL;\n"
         f"{body};\nEND"
     )
     create_forget_trigger(conn)
@@ -174,9 +226,9 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
 
 def create_forget_trigger(conn: sqlite3.Connection) -> None:
     """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
-    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
+    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("hashes", "placed", "contents", "filenames"))
     conn.execute(
-        f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {drops} "
+        f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {_drop_tagged('OLD.key')}; {drops} "
         "DELETE FROM listing WHERE name = OLD.key; END"
     )
 

@@ -52,6 +52,19 @@ def inside_root(root: Path, rel: str) -> Path:
     return target
 
 
+GALLERY_PAGE = 200  # images per page of the tag gallery (and /api/find's default limit)
+
+
+def _count(request: Request, key: str, default: int) -> int:
+    """A non-negative integer query parameter, else 400."""
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise HTTPException(400, f"{key} must be a non-negative integer")
+    return int(raw)
+
+
 HTTP_STATUS = {2: 400, 4: 503, 5: 503, 7: 409}  # by the CLI's exit code (a daemon's refusal carries only that)
 
 
@@ -126,10 +139,14 @@ class Web:
 
     async def tags(self, request: Request) -> Response:
         chosen = request.query_params.getlist("tag")
+        offset = _count(request, "offset", 0)
         counts = await _call(self.library.tags)
-        hits = await _call(self.library.find, TagQuery(all_of=tuple(chosen))) if chosen else []
+        query = TagQuery(all_of=tuple(chosen))
+        hits = await _call(lambda: self.library.find(query, limit=GALLERY_PAGE, offset=offset)) if chosen else []
         originals = await _call(originals_of, self.library, [h["name"] for h in hits])
-        context = {"counts": counts, "chosen": chosen, "hits": hits, "originals": originals}
+        more = offset + GALLERY_PAGE if len(hits) == GALLERY_PAGE else None
+        context = {"counts": counts, "chosen": chosen, "hits": hits, "originals": originals, "offset": offset}
+        context["more"] = more
         return TEMPLATES.TemplateResponse(request, "tags.html", context)
 
     # --- the JSON API: what the CLI's --json prints ----------------------------------
@@ -141,6 +158,21 @@ class Web:
             lambda: self.library.dupes(int(near) if near else None, decided=decided)
         )
         return JSONResponse(items)
+
+    async def api_find(self, request: Request) -> Response:
+        """``find --json`` over HTTP, a page at a time: tag, any, not (each repeatable), untagged,
+        filename, limit, offset."""
+        params = request.query_params
+        query = TagQuery(
+            tuple(params.getlist("tag")),
+            tuple(params.getlist("any")),
+            tuple(params.getlist("not")),
+            params.get("untagged") in ("1", "true"),
+            params.get("filename"),
+        )
+        limit = _count(request, "limit", GALLERY_PAGE)
+        offset = _count(request, "offset", 0)
+        return JSONResponse(await _call(lambda: self.library.find(query, limit=limit, offset=offset)))
 
     async def api_resolve(self, request: Request) -> Response:
         try:
@@ -223,6 +255,7 @@ def create_app(cfg: Config, token: str | None = None, upload_limit: int = UPLOAD
         Route("/search", web.search, methods=["GET", "POST"]),
         Route("/tags", web.tags),
         Route("/api/dupes", web.api_dupes),
+        Route("/api/find", web.api_find),
         Route("/api/resolve", web.api_resolve, methods=["POST"]),
         Route("/api/undo", web.api_undo, methods=["POST"]),
         Route("/api/similar", web.api_similar, methods=["GET", "POST"]),
