@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.hashes import hash_rows
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import (
@@ -346,23 +345,17 @@ def near_groups(
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
-    if not Path(cfg.database_path).exists():
-        return []
-    from watcherd.nearindex import groups
-    from watcherd.nearstore import NearStore, index_path
+    from watcherd.nearfile import index_path
+    from watcherd.neargroups import read_groups
 
-    # The persisted index plus its log (built and published here if missing or void).
-    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
-        present = store.present(skip_low=True)
-    found = groups(present, distance)
-    rowids = present.rows
-    where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
+    # Connected components of the pairs the writer keeps (plus the few images waiting
+    # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
     kept: list[tuple[list[tuple[str, str]], int, bool]] = []
-    for members, span in found:
-        picked = sorted(where[int(rowids[m])] for m in members)
-        settled = _all_pairs_decided([n for n, _ in picked], decided_groups or [])
+    for group in read_groups(cfg.database_path, index_path(cfg.state_dir), distance):
+        picked = list(zip(group.names, group.paths, strict=True))
+        settled = _all_pairs_decided(group.names, decided_groups or [])
         if not settled or decided:
-            kept.append((picked, span, settled))
+            kept.append((picked, group.span, settled))
     with CatalogReader(cfg.database_path) as catalog:
         records = catalog.images_named([n for picked, _, _ in kept for n, _ in picked])
     out: list[NearGroup] = []

@@ -12,8 +12,9 @@ from watcherd import nearfile, nearstore, queries
 from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
 from watcherd.config import Config
+from watcherd.neargroups import pair_round
 from watcherd.nearindex import MAX_RADIUS, NearIndex, brute_force, groups
-from watcherd.nearkeeper import Maintainer
+from watcherd.nearkeeper import Maintainer, build
 from watcherd.nearstore import NearStore, Tables, index_path
 from watcherd.records import ImageRecord, State
 
@@ -272,8 +273,11 @@ def test_dupes_near_from_the_persisted_index_equals_the_tables_built_in_memory(c
             assert got == _groups_in_memory(cfg, r), r
             assert r == 0 or got  # not an empty comparison
 
-    check()  # builds and publishes the index
-    assert index_path(cfg.state_dir).exists()
+    check()  # nothing paired yet: every pair is computed by the bulk self-join
+    build(index_path(cfg.state_dir), cfg.database_path)
+    assert pair_round(catalog, index_path(cfg.state_dir)) > 100
+    assert catalog.conn.execute("SELECT count(*) FROM near_pending").fetchone() == (0,)
+    check()  # the kept pairs
     with catalog.transaction():  # through the log: adds, a missing image, a forget, a newly low one
         catalog.put_image(_record(base[5] ^ 0b11, 900))
         catalog.put_image(_record(base[7] ^ 0b1, 901, low=True))
@@ -287,4 +291,6 @@ def test_dupes_near_from_the_persisted_index_equals_the_tables_built_in_memory(c
     with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
         assert store.present(skip_low=True).rows.size < len(hashes) + 2
         assert store.rebuilds == 0  # the index plus its log
+    check()  # two images wait: the reader pairs them through the index and its log
+    assert pair_round(catalog, index_path(cfg.state_dir)) == 1  # the low-information one never waits
     check()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from watcherd import fsops
-from watcherd.catalog import schema
+from watcherd.catalog import pairs, schema
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
@@ -63,6 +63,8 @@ class Catalog(CatalogReader):
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
                 schema.create_near_merged(conn)
+                if pairs.kept_radius(conn) != schema.PAIR_RADIUS:
+                    pairs.reset(conn)  # kept at another radius: every image is paired again
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
