@@ -180,6 +180,7 @@ class Collisions:
                     image.png,
                     st.st_mtime_ns,
                     functools.partial(self.ctx.checkpoint, "publishing", target),
+                    self.ctx.sync_later,
                 )
                 self.ctx.published(published)
                 return published

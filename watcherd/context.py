@@ -65,6 +65,23 @@ class Context:
 
         self.catalog.on_rollback(undo)
 
+    def sync_later(self, dir_fd: int) -> None:
+        """Fsync this open folder once, just before the open transaction commits (its records
+        name a file just published there); a batch of files in one folder syncs it once."""
+        st = os.fstat(dir_fd)
+        held = os.dup(dir_fd)  # held open: a rename of the folder meanwhile does not matter
+
+        def run() -> None:
+            try:
+                os.fsync(held)
+            except OSError:
+                pass
+            finally:
+                os.close(held)
+
+        if not self.catalog.before_commit(("fsync", st.st_dev, st.st_ino), run, lambda: os.close(held)):
+            os.close(held)
+
     def stamp(self) -> str:
         """The current time as the catalog records it."""
         return iso(self.now())

@@ -63,16 +63,17 @@ def fsync_dir(folder: Path) -> None:
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None) -> None:
+def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None, *, sync: bool = True) -> None:
     """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists.
 
     With ``dir_fd`` both names are relative to that open folder, so they stay in it
-    even if the folder is renamed or moved meanwhile.
+    even if the folder is renamed or moved meanwhile. ``sync``: make the removal of
+    ``src`` durable at once (else the caller syncs the folder).
     """
     old = OldName.of(Path(src), dir_fd)
     try:
         _link(old, dst, dir_fd)
-        old.remove()
+        old.remove(sync=sync)
     finally:
         old.close()  # only the folder it opened itself (not ``dir_fd``)
 
@@ -248,14 +249,21 @@ class OldNames:
 
 
 def write_new(
-    folder: Path, name: str, data: bytes, mtime_ns: int | None = None, before_publish: Callable[[], None] | None = None
+    folder: Path,
+    name: str,
+    data: bytes,
+    mtime_ns: int | None = None,
+    before_publish: Callable[[], None] | None = None,
+    sync_later: Callable[[int], None] | None = None,
 ) -> Path:
     """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
 
     The bytes go to a temporary file that is fsynced before it is published, so the
     final name never shows a half-written file. Every step works relative to the
     folder opened once, so a folder renamed meanwhile keeps the file (under its new
-    path) and never keeps the temporary.
+    path) and never keeps the temporary. The folder is fsynced once the name is
+    published, or, with ``sync_later``, handed (open) to it: a batch syncs each folder
+    once, before the records that name its files commit.
     """
     tmp = temp_path(Path(), ".png").name
     dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -274,15 +282,92 @@ def write_new(
                 os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
             if before_publish is not None:
                 before_publish()
-            _link_no_replace(tmp, name, dir_fd)
+            _link_no_replace(tmp, name, dir_fd, sync=False)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dir_fd)
-        with contextlib.suppress(OSError):
-            os.fsync(dir_fd)
+        if sync_later is not None:
+            sync_later(dir_fd)
+        else:
+            with contextlib.suppress(OSError):
+                os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
     return folder / name
+
+
+class Staged:
+    """A new file written and fsynced ahead of its turn under a reserved temporary name,
+    its folder held open: publishing it later is one link, with no fsync of its data
+    left to wait for. Unpublished, it is discarded (a crash's leftover is swept at the
+    next start like every temporary of ours)."""
+
+    def __init__(self, dir_fd: int, tmp: str) -> None:
+        self.dir_fd: int | None = dir_fd
+        self.tmp = tmp
+
+    @classmethod
+    def write(cls, folder: Path, data: bytes, mtime_ns: int | None) -> Staged:
+        """Write and fsync ``data`` under a reserved temporary name in ``folder``."""
+        tmp = temp_path(Path(), ".png").name
+        dir_fd = os.open(folder, _DIR_FLAGS)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            os.close(dir_fd)
+            raise
+        return cls(dir_fd, tmp)
+
+    def in_folder(self, folder: Path) -> bool:
+        """Is it waiting in ``folder`` (the very folder, whatever it is called now)?"""
+        if self.dir_fd is None:
+            return False
+        try:
+            return os.path.samestat(os.fstat(self.dir_fd), os.stat(folder))
+        except OSError:
+            return False
+
+    def publish(
+        self,
+        name: str,
+        before_publish: Callable[[], None] | None = None,
+        sync_later: Callable[[int], None] | None = None,
+    ) -> None:
+        """Give it the name ``name`` in its folder, failing with FileExistsError if that is taken;
+        the folder is synced as ``write_new`` does."""
+        if self.dir_fd is None:
+            raise FileNotFoundError(errno.ENOENT, "already published or discarded", self.tmp)
+        if before_publish is not None:
+            before_publish()
+        _link_no_replace(self.tmp, name, self.dir_fd, sync=False)
+        if sync_later is not None:
+            sync_later(self.dir_fd)
+        else:
+            with contextlib.suppress(OSError):
+                os.fsync(self.dir_fd)
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary name if it is still there, and let go of the folder (idempotent)."""
+        dir_fd, self.dir_fd = self.dir_fd, None
+        if dir_fd is None:
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def take_back(path: Path, published: os.stat_result) -> bool:

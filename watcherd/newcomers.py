@@ -3,23 +3,26 @@
 Decoding is the only slow step and the only parallel one: with a decoder pool
 (``decoders.DecoderPool``), files are read and handed to a worker before their turn,
 and an early result is used only if the file's size, mtime and inode are unchanged
-when its turn comes. Everything after decoding (publishing, recording, moving) stays
-on the one writer, in order.
+when its turn comes. A staging thread writes and fsyncs each early result's thumbnail
+under a reserved temporary name in its folder, so the writer only links it. Everything
+else (publishing, recording, moving) stays on the one writer, in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from watcherd import imaging
+from watcherd import fsops, imaging
 from watcherd.config import Config
 from watcherd.errors import ImageError
 from watcherd.naming import canonical_name, shown
@@ -55,6 +58,7 @@ class NewImage:
     format: str
     png: bytes
     low_information: bool = False
+    staged: fsops.Staged | None = None  # the thumbnail already written and fsynced (see ``Decoder.prefetch``)
 
 
 def spec_for(cfg: Config) -> imaging.RenderSpec:
@@ -143,11 +147,19 @@ class Remote(Protocol):
 
 @dataclass
 class _Ahead:
-    """A file read and handed to a decoder before its turn; valid while its stat is unchanged."""
+    """A file read and handed to a decoder before its turn; valid while its stat is unchanged.
+
+    ``staged``: its thumbnail, written and fsynced by the staging thread once decoded,
+    so the writer only has to link it; ``dropped``: no longer wanted (then a thumbnail
+    staged for it is removed, by whichever side comes last, under the decoder's lock).
+    """
 
     stamp: tuple[int, int, int]
     sha256: str
     future: Future[imaging.Rendered]
+    staging: Future[None] | None = None
+    staged: fsops.Staged | None = None
+    dropped: bool = False
 
 
 class Decoder:
@@ -164,6 +176,8 @@ class Decoder:
         self._sent: dict[Path, tuple[tuple[int, int], Pending]] = {}
         self.remote_used = 0  # answers from the remote decoders used as they came
         self._coarse_said = False
+        self._stager: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     @property
     def lookahead(self) -> int:
@@ -172,8 +186,15 @@ class Decoder:
             return self.remote.lookahead
         return 2 * self.pool.workers if self.pool is not None else 0
 
-    def prefetch(self, path: Path, st: os.stat_result) -> None:
-        """Read ``path`` and start decoding it in the pool, for ``make`` to pick up later."""
+    def prefetch(self, path: Path, st: os.stat_result, stage_in: Path | None = None) -> None:
+        """Read ``path`` and start decoding it in the pool, for ``make`` to pick up later.
+
+        With ``stage_in`` (the folder its thumbnail will be published in), a thread then
+        writes and fsyncs the thumbnail there under a reserved temporary name, so the
+        writer's turn is a link: the fsyncs of a burst overlap the writer's other work
+        instead of adding to it, and a thumbnail is still never published before its
+        bytes are on disk.
+        """
         if self.remote is not None:
             if path not in self._sent:
                 self._sent[path] = ((st.st_size, st.st_mtime_ns), self.remote.submit(path))
@@ -186,7 +207,50 @@ class Decoder:
             return  # ``make`` reads it again and says why
         sha = hashlib.sha256(data).hexdigest()
         future = self.pool.submit(data, self.spec, path.name, sha, self.now())
-        self._ahead[path] = _Ahead(_stamp(st), sha, future)
+        ahead = self._ahead[path] = _Ahead(_stamp(st), sha, future)
+        if stage_in is not None:
+            if self._stager is None:
+                self._stager = ThreadPoolExecutor(max(1, self.lookahead), thread_name_prefix="watcherd-stage")
+            ahead.staging = self._stager.submit(self._stage, ahead, stage_in, st.st_mtime_ns)
+
+    def _stage(self, ahead: _Ahead, folder: Path, mtime_ns: int) -> None:
+        """In the staging thread: once decoded, write and fsync the thumbnail (no harm if it fails:
+        the writer then writes it itself)."""
+        try:
+            png = ahead.future.result().png
+        except BaseException:
+            return
+        with self._lock:
+            if ahead.dropped:
+                return
+        try:
+            staged = fsops.Staged.write(folder, png, mtime_ns)
+        except OSError:
+            return
+        with self._lock:
+            if ahead.dropped:
+                staged.discard()
+            else:
+                ahead.staged = staged
+
+    def _drop(self, ahead: _Ahead) -> None:
+        """``ahead`` is not wanted: cancel its decode, remove a thumbnail staged for it."""
+        ahead.future.cancel()
+        with self._lock:
+            ahead.dropped = True
+            staged, ahead.staged = ahead.staged, None
+        if staged is not None:
+            staged.discard()
+
+    def _picked(self, ahead: _Ahead) -> fsops.Staged | None:
+        """The thumbnail staged for ``ahead``, now that its turn has come (None: not staged)."""
+        if ahead.staging is not None:
+            with contextlib.suppress(CancelledError):
+                ahead.staging.result()
+        with self._lock:
+            ahead.dropped = True  # taken: from here on the caller publishes or discards it
+            staged, ahead.staged = ahead.staged, None
+        return staged
 
     def make(self, path: Path, st: os.stat_result) -> NewImage:
         """Decode ``path`` (as of ``st``) into a NewImage, or raise ImageError saying why not."""
@@ -194,13 +258,19 @@ class Decoder:
             raise ImageError(f"file too large ({st.st_size} bytes > max_file_size)")
         ahead = self._ahead.pop(path, None)
         fetched = self._fetched(path, st)
+        staged: fsops.Staged | None = None
         if fetched is not None:
             sha, out = fetched
         elif ahead is not None and ahead.stamp == _stamp(st):
-            sha, out = ahead.sha256, ahead.future.result()
+            try:
+                sha, out = ahead.sha256, ahead.future.result()
+            except BaseException:
+                self._drop(ahead)
+                raise
+            staged = self._picked(ahead)
         else:
             if ahead is not None:
-                ahead.future.cancel()
+                self._drop(ahead)
             data = read_file(path, self.cfg.max_file_size)
             sha = hashlib.sha256(data).hexdigest()
             out = self.render(data, self.spec, path.name, sha, self.now())
@@ -208,7 +278,7 @@ class Decoder:
             rel = os.path.relpath(path, self.cfg.root) if self.cfg.root is not None else str(path)
             log.warning("decoder warnings for %s: %s", shown(rel), "; ".join(out.warnings))
         name = canonical_name(out.width, out.height, out.hash)
-        return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
+        return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information, staged)
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:
         """A remote answer for ``path`` if the file is as the remote read it (else decode here).
@@ -242,8 +312,11 @@ class Decoder:
     def cancel_all(self) -> None:
         """Drop every early decode (the caller stopped before their turn)."""
         for ahead in self._ahead.values():
-            ahead.future.cancel()
+            self._drop(ahead)
         self._ahead.clear()
+        if self._stager is not None:
+            self._stager.shutdown(wait=False, cancel_futures=True)  # its thread ends once idle
+            self._stager = None
         for _, pending in self._sent.values():
             pending.cancel()
         self._sent.clear()

@@ -48,6 +48,9 @@ class Catalog(CatalogReader):
         # its own entries; one that is released hands them to the enclosing block.
         self._after: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
+        # ``before``: what must be durable before the outermost block commits (a folder whose
+        # new names the records point at), once per key; each with what lets it go on a rollback.
+        self._before: dict[object, tuple[Callable[[], None], Callable[[], None]]] = {}
         try:
             conn = connect(Path(path), busy_timeout)
         except sqlite3.Error as exc:
@@ -113,9 +116,12 @@ class Catalog(CatalogReader):
             return
         self._execute("BEGIN IMMEDIATE")
         self._depth, self._staged = 1, 0
-        self._after, self._undo = [], []
+        self._after, self._undo, self._before = [], [], {}
         try:
             yield
+            before, self._before = self._before, {}
+            for run, _ in before.values():
+                run()
             self._depth = 0
             self._commit(conn)
         except BaseException:
@@ -123,6 +129,9 @@ class Catalog(CatalogReader):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._after = []
+            for _, drop in self._before.values():
+                drop()
+            self._before = {}
             self._take_back(0)
             raise
         self.changes += self._staged
@@ -136,6 +145,17 @@ class Catalog(CatalogReader):
             self._after.append(callback)
         else:
             callback()
+
+    def before_commit(self, key: object, run: Callable[[], None], drop: Callable[[], None]) -> bool:
+        """Run ``run`` just before the open transaction commits, once per ``key`` (False: that key
+        is registered already); ``drop`` instead if it rolls back. Outside a transaction: now."""
+        if not self._depth:
+            run()
+            return True
+        if key in self._before:
+            return False
+        self._before[key] = (run, drop)
+        return True
 
     def on_rollback(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` if the open transaction (or the savepoint open now) rolls back."""
