@@ -193,3 +193,22 @@ def test_dupes_near_and_arrange_read_the_kept_groups(cfg: Config, catalog: Catal
     pair_round(catalog, index_path(cfg.state_dir))
     (group,) = queries.near_groups(cfg, 4)
     assert group["names"] == [record(h).name for h in (0xFF00, 0xFF01, 0xFF03)] and group["max_distance"] == 2
+
+
+def test_a_move_keeps_the_hash_row_its_pairs_and_the_near_log(cfg: Config, catalog: Catalog) -> None:
+    with catalog.transaction():
+        for h in (0xF0, 0xF1):
+            catalog.put_image(record(h))
+    build(index_path(cfg.state_dir), cfg.database_path)
+    pair_round(catalog, index_path(cfg.state_dir))
+    conn = catalog.conn
+    before = conn.execute("SELECT rowid, name FROM hashes ORDER BY name").fetchall()
+    (logged,) = conn.execute("SELECT count(*) FROM near_log").fetchone()
+    with catalog.transaction():
+        for rec in list(catalog.images()):
+            catalog.put_image(dataclasses.replace(rec, path=f"thumbs/moved/{rec.name}", tags=["moved", "64x64"]))
+    assert conn.execute("SELECT rowid, name FROM hashes ORDER BY name").fetchall() == before
+    assert conn.execute("SELECT count(*) FROM near_log").fetchone() == (logged,)
+    assert conn.execute("SELECT count(*) FROM near_pairs").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM near_pending").fetchone() == (0,)
+    assert conn.execute("SELECT DISTINCT path LIKE 'thumbs/moved/%' FROM hashes").fetchall() == [(1,)]

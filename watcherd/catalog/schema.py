@@ -26,13 +26,13 @@ _DERIVED_PARTS = DERIVED | {
     "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
     "listing_path", "listing_untagged", "filenames_fname", "filenames_odd",
     "filenames_added", "filenames_removed", "filenames_changed", "near_pairs_b",
+    "near_pair_added", "near_pair_changed", "near_pair_removed",
 }  # fmt: skip
 # Near-duplicate pairs are kept up to this distance: the largest the hash quality
 # benchmark advises (false positives at most 0.05%), and what a new image's one index
 # query covers anyway (one flipped bit per 16-bit chunk, as at 4). ``dupes --near N``
 # reads them for N up to this; beyond it, groups are computed.
 PAIR_RADIUS = 5
-_PRESENT_HASH = "SELECT 1 FROM hashes WHERE name = {key} AND present = 1 AND low = 0"
 
 _HEX = "0123456789abcdef"
 
@@ -43,14 +43,18 @@ def _hash_integer(text: str) -> str:
 
 
 def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
-    """INSERTs that derive listing, tagged, placed, contents, filenames and hashes rows from records.
+    """Statements that derive listing, tagged, placed, contents, filenames and hashes rows from records.
 
-    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with
-    a ``FROM images`` source to fill the tables for an existing catalog.
+    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with a
+    ``FROM images`` source to fill the tables for an existing catalog. In the trigger
+    every table is brought to the new record by changing only the rows that differ, so
+    a record rewritten for a move touches its path's rows and nothing else (its hash's
+    row keeps its row id: no entry in the near-duplicate log, its pairs stay).
     """
     src = f" FROM {source}" if source else ""
     each = f"{src + ',' if source else ' FROM'}"
     state = f"ifnull(json_extract({value}, '$.state'), '')"
+    present = f"({state} = 'present')"
     h = f"lower(json_extract({value}, '$.hash'))"
     low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
     path = f"ifnull(json_extract({value}, '$.path'), '')"
@@ -65,27 +69,69 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"WHERE u.type = 'text' AND u.value != substr({key}, 1, instr({key}, '_') - 1))"
     )
     filename = f"json_extract({value}, '$.original_filename')"
-    return [
-        "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags, untagged) "
-        f"SELECT {key}, {path}, {state} = 'present', {low}, "
-        f"ifnull(json_extract({value}, '$.moving_from'), '') != '', "
-        f"ifnull(json_extract({value}, '$.tags'), '[]'), {untagged}{src}",
-        f"INSERT OR IGNORE INTO tagged (tag, path, name) SELECT j.value, {path}, {key}"
-        f"{each} json_each({value}, '$.tags') AS j "
-        f"WHERE j.type = 'text' AND {state} = 'present'",
-        # A thumbnail's file name is its record's name, so a place is (folder, name).
-        f"INSERT OR IGNORE INTO placed (folder, name) SELECT substr(j.value, 1, length(j.value) - length({key})), {key}"
+    valid_hash = f"length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'"
+    # A thumbnail's file name is its record's name, so a place is (folder, name).
+    folders = (
+        f"SELECT substr(j.value, 1, length(j.value) - length({key})) AS folder, {key} AS name"
         f"{each} json_each({paths}) AS j "
-        f"WHERE j.type = 'text' AND {state} = 'present' AND substr(j.value, -length({key})) = {key}",
-        f"INSERT OR IGNORE INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL",
-        # Only a changed file name is written: a record rewritten for a move costs the
-        # trigram index nothing. ``odd``: not ASCII, so lower() did not fold all of it.
+        f"WHERE j.type = 'text' AND {present} AND substr(j.value, -length({key})) = {key}"
+    )
+    listing = (
+        "INSERT INTO listing (name, path, present, low, moving, tags, untagged) "
+        f"SELECT {key}, {path}, {present}, {low}, ifnull(json_extract({value}, '$.moving_from'), '') != '', "
+        f"ifnull(json_extract({value}, '$.tags'), '[]'), {untagged}{src} WHERE true"
+    )
+    # Rows already there are skipped by NOT EXISTS, not by OR IGNORE: inside the trigger the
+    # conflict clause of the statement that fired it (sqlitedict's INSERT OR REPLACE) wins,
+    # and a replaced row would count its tag twice in ``tag_totals``.
+    tagged = (
+        f"INSERT INTO tagged (tag, path, name) SELECT DISTINCT j.value, {path}, {key}"
+        f"{each} json_each({value}, '$.tags') AS j WHERE j.type = 'text' AND {present} AND NOT EXISTS "
+        f"(SELECT 1 FROM tagged AS t WHERE t.tag = j.value AND t.path = {path} AND t.name = {key})"
+    )
+    placed = (
+        f"INSERT INTO placed (folder, name) SELECT DISTINCT f.folder, f.name FROM ({folders}) AS f "
+        "WHERE NOT EXISTS (SELECT 1 FROM placed AS p WHERE p.folder = f.folder AND p.name = f.name)"
+    )
+    contents = (
+        f"INSERT INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM contents AS c WHERE c.sha256 = {sha} AND c.name = {key})"
+    )
+    # ``odd``: not ASCII, so lower() did not fold all of it (see ``finding``).
+    filenames = (
         f"INSERT INTO filenames (name, fname, odd) SELECT {key}, lower({filename}), "
-        f"length(CAST({filename} AS BLOB)) != length({filename}){src} WHERE {filename} IS NOT NULL "
-        "ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd WHERE fname IS NOT excluded.fname",
-        "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
-        f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
-        f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
+        f"length(CAST({filename} AS BLOB)) != length({filename}){src} WHERE {filename} IS NOT NULL"
+    )
+    hashes = (
+        "INSERT INTO hashes (name, hash, path, present, low) "
+        f"SELECT {key}, {_hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
+    )
+    if source is not None:  # filling empty tables
+        return [listing, tagged, placed, contents, filenames, hashes]
+    cols = ("path", "present", "low", "moving", "tags", "untagged")
+    changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
+    old_tags = f"SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key}"
+    new_tags = f"SELECT value FROM json_each({value}, '$.tags') WHERE type = 'text'"
+    return [
+        # Before the listing row changes: it names the tags and the path the rows were filed under.
+        f"DELETE FROM tagged WHERE name = {key} AND path = (SELECT path FROM listing WHERE name = {key}) "
+        f"AND tag IN ({old_tags}) AND NOT ({present} AND path = {path} AND tag IN ({new_tags}))",
+        tagged,
+        f"{listing} ON CONFLICT (name) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in cols)
+        + f" WHERE {changed}",
+        f"DELETE FROM placed WHERE name = {key} AND folder NOT IN (SELECT folder FROM ({folders}))",
+        placed,
+        f"DELETE FROM contents WHERE name = {key} AND sha256 IS NOT {sha}",
+        contents,
+        f"DELETE FROM filenames WHERE name = {key} AND {filename} IS NULL",
+        # Only a changed file name is written: a move costs the trigram index nothing.
+        f"{filenames} ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd "
+        "WHERE fname IS NOT excluded.fname",
+        f"DELETE FROM hashes WHERE name = {key} AND NOT ({valid_hash})",
+        f"{hashes} ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
+        "present = excluded.present, low = excluded.low "
+        "WHERE (hash, path, present, low) IS NOT (excluded.hash, excluded.path, excluded.present, excluded.low)",
     ]
 
 
@@ -184,16 +230,8 @@ def create_derived(conn: sqlite3.Connection) -> None:
         f"CREATE TRIGGER filenames_changed AFTER UPDATE OF fname ON filenames BEGIN {grams}; "
         "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
     )
-    body = ";\n".join([*_derive_statements("NEW.key", "NEW.value", None), *_pair_statements("NEW.key")])
-    conn.execute(
-        "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
-        f"{_drop_tagged('NEW.key')};\n"
-        "DELETE FROM hashes WHERE name = NEW.key;\n"
-        "DELETE FROM placed WHERE name = NEW.key;\n"
-        "DELETE FROM contents WHERE name = NEW.key;\n"
-        "DELETE FROM filenames WHERE name = NEW.key AND json_extract(NEW.value, '$.original_filename') IS NULL;\n"
-        f"{body};\nEND"
-    )
+    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
+    conn.execute(f"CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n{body};\nEND")
     conn.execute(
         "CREATE TABLE near_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
         "WITHOUT ROWID"
@@ -202,24 +240,32 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE near_paired (name TEXT PRIMARY KEY) WITHOUT ROWID")
     conn.execute("CREATE TABLE near_pending (name TEXT PRIMARY KEY) WITHOUT ROWID")
     conn.execute("INSERT INTO near_pending (name) SELECT name FROM hashes WHERE present = 1 AND low = 0")
+    _create_pair_triggers(conn)
     create_forget_trigger(conn)
     create_near_log(conn, fresh=True)
     conn.execute("INSERT OR REPLACE INTO near_meta (key, value) VALUES ('pair_radius', ?)", (PAIR_RADIUS,))
 
 
-def _pair_statements(key: str) -> list[str]:
-    """The trigger's part in keeping near-duplicate pairs: an image that is present and not
-    low-information waits in ``near_pending`` until the writer has recorded its pairs
-    (then it is in ``near_paired``); any other drops its pairs and its marks. A record
-    rewritten for a move or a tag keeps its pairs: nothing about its hash changed."""
-    present = _PRESENT_HASH.format(key=key)
-    return [
-        f"DELETE FROM near_pairs WHERE (a = {key} OR b = {key}) AND NOT EXISTS ({present})",
-        f"DELETE FROM near_paired WHERE name = {key} AND NOT EXISTS ({present})",
-        f"DELETE FROM near_pending WHERE name = {key} AND NOT EXISTS ({present})",
-        f"INSERT OR IGNORE INTO near_pending (name) SELECT {key} WHERE EXISTS ({present}) "
-        f"AND NOT EXISTS (SELECT 1 FROM near_paired WHERE name = {key})",
-    ]
+def _create_pair_triggers(conn: sqlite3.Connection) -> None:
+    """Triggers on ``hashes`` that keep the near-duplicate pairs' marks: an image that becomes
+    present and not low-information waits in ``near_pending`` until the writer has recorded
+    its pairs (then it is in ``near_paired``); one whose hash, presence or flag changes, or
+    whose row goes, drops its pairs and marks (and waits again if it is still there). A row
+    changed only in its path (a move) keeps them."""
+    drop = (
+        "DELETE FROM near_pairs WHERE a = OLD.name OR b = OLD.name; "
+        "DELETE FROM near_paired WHERE name = OLD.name; DELETE FROM near_pending WHERE name = OLD.name;"
+    )
+    wait = "INSERT OR IGNORE INTO near_pending (name) SELECT NEW.name WHERE NEW.present = 1 AND NEW.low = 0"
+    conn.execute(
+        "CREATE TRIGGER near_pair_added AFTER INSERT ON hashes BEGIN "
+        f"{wait} AND NOT EXISTS (SELECT 1 FROM near_paired WHERE name = NEW.name); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER near_pair_changed AFTER UPDATE ON hashes WHEN OLD.name IS NOT NEW.name OR "
+        f"OLD.hash IS NOT NEW.hash OR OLD.present IS NOT NEW.present OR OLD.low IS NOT NEW.low BEGIN {drop} {wait}; END"
+    )
+    conn.execute(f"CREATE TRIGGER near_pair_removed AFTER DELETE ON hashes BEGIN {drop} END")
 
 
 def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
@@ -247,13 +293,15 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
     )
     removed = "INSERT INTO near_log (row) VALUES ({})"
     added = "INSERT INTO near_log (row, hash, present, low) VALUES (NEW.rowid, NEW.hash, NEW.present, NEW.low)"
+    # ``hashes`` is changed in place (an upsert keeps a row's id); a change of path alone is
+    # not logged: the index holds no paths.
+    conn.execute("DROP TRIGGER IF EXISTS near_replaced")  # of the versions that replaced rows
+    changed = "OLD.rowid IS NOT NEW.rowid OR OLD.hash IS NOT NEW.hash OR OLD.present IS NOT NEW.present"
     triggers = {
-        # INSERT OR REPLACE deletes the old row without firing delete triggers: log it first.
-        "near_replaced": "BEFORE INSERT ON hashes BEGIN INSERT INTO near_log (row) "
-        "SELECT rowid FROM hashes WHERE name = NEW.name; END",
         "near_added": f"AFTER INSERT ON hashes BEGIN {added}; END",
         "near_removed": f"AFTER DELETE ON hashes BEGIN {removed.format('OLD.rowid')}; END",
-        "near_updated": f"AFTER UPDATE ON hashes BEGIN {removed.format('OLD.rowid')}; {added}; END",
+        "near_updated": f"AFTER UPDATE ON hashes WHEN {changed} OR OLD.low IS NOT NEW.low "
+        f"BEGIN {removed.format('OLD.rowid')}; {added}; END",
     }
     for name, body in triggers.items():
         conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
@@ -261,9 +309,8 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
 
 def create_forget_trigger(conn: sqlite3.Connection) -> None:
     """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
-    tables = ("hashes", "placed", "contents", "filenames", "near_paired", "near_pending")
-    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in tables)
-    drops += " DELETE FROM near_pairs WHERE a = OLD.key OR b = OLD.key;"
+    # Its hash row takes its near-duplicate pairs and marks with it (``near_pair_removed``).
+    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("hashes", "placed", "contents", "filenames"))
     conn.execute(
         f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {_drop_tagged('OLD.key')}; {drops} "
         "DELETE FROM listing WHERE name = OLD.key; END"
