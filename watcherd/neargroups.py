@@ -29,6 +29,9 @@ from watcherd.catalog.schema import PAIR_RADIUS
 from watcherd.errors import CatalogError
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from watcherd.catalog.store import Catalog
     from watcherd.nearstore import Tables
 
@@ -85,10 +88,9 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
     reader = NearLogReader(db)
 
     def read(conn: sqlite3.Connection) -> list[Group]:
-        edges = [(a, b) for a, b, _ in edges_within(conn, index, radius)]
-        if within is not None:
-            edges = [(a, b) for a, b in edges if a in within and b in within]
-        found = components(edges)
+        found = kept_components(conn, index, radius, within)
+        if found is None:
+            found = bulk_components(conn, radius, within)
         info = pairs.members(conn, [n for g in found for n in g])
         out = []
         for names in found:
@@ -102,33 +104,87 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
         reader.close()
 
 
-def edges_within(conn: sqlite3.Connection, index: Path, radius: int) -> list[tuple[str, str, int]]:
-    """Every pair (a, b, distance) of present, not low-information images within ``radius``."""
+def kept_components(
+    conn: sqlite3.Connection, index: Path, radius: int, within: set[str] | None = None
+) -> list[list[str]] | None:
+    """The groups from the kept pairs, plus the pairs of the images still waiting for theirs
+    (None when they cannot answer: beyond the kept radius, too many waiting, no usable index)."""
     kept = pairs.kept_radius(conn)
-    if kept is not None and radius <= kept:
-        waiting = pairs.pending_count(conn, READER_PENDING + 1)
-        have = pairs.pairs_within(conn, radius)
-        if waiting == 0:
-            return have
-        if waiting <= READER_PENDING:
-            extra = pending_pairs(conn, index, pairs.pending(conn, waiting), radius)
-            if extra is not None:
-                return have + extra
-    return every_pair(conn, radius)
+    if kept is None or radius > kept:
+        return None
+    waiting = pairs.pending_count(conn, READER_PENDING + 1)
+    if waiting > READER_PENDING:
+        return None
+    edges = pairs.pairs_within(conn, radius)
+    if waiting:
+        extra = pending_pairs(conn, index, pairs.pending(conn, waiting), radius)
+        if extra is None:
+            return None
+        edges += extra
+    if within is not None:
+        edges = [e for e in edges if e[0] in within and e[1] in within]
+    return components((a, b) for a, b, _ in edges)
 
 
-def every_pair(conn: sqlite3.Connection, radius: int) -> list[tuple[str, str, int]]:
-    """Every pair within ``radius`` among present, not low-information images: the bulk self-join."""
+def bulk_components(conn: sqlite3.Connection, radius: int, within: set[str] | None = None) -> list[list[str]]:
+    """The groups computed from every present, not low-information hash by the bulk self-join,
+    joined as they come (memory follows the library, not the number of pairs)."""
+    import numpy as np
+
     from watcherd.catalog.hashes import present_hashes
-    from watcherd.nearjoin import all_pairs
+    from watcherd.nearjoin import pairs as join
 
     rows, hashes = present_hashes(conn)
-    i, j, d = all_pairs(hashes, radius)
-    if i.size == 0:
+    if within is not None:
+        wanted = pairs.rows_named(conn, sorted(within))
+        keep = np.isin(rows, np.array(sorted(wanted), dtype=np.int64))
+        rows, hashes = rows[keep], hashes[keep]
+    parent = np.arange(rows.size, dtype=np.int64)
+    for i, j, _ in join(hashes, radius):
+        _union(parent, i, j)
+    roots = _roots(parent)
+    sizes = np.bincount(roots, minlength=rows.size)
+    grouped = np.flatnonzero(sizes[roots] > 1)
+    if grouped.size == 0:
         return []
-    a, b = rows[i], rows[j]
-    names = names_of(conn, sorted({*a.tolist(), *b.tolist()}))
-    return [(names[x][0], names[y][0], int(k)) for x, y, k in zip(a.tolist(), b.tolist(), d.tolist(), strict=True)]
+    names = names_of(conn, rows[grouped].tolist())
+    out: dict[int, list[str]] = {}
+    for at, root in zip(grouped.tolist(), roots[grouped].tolist(), strict=True):
+        out.setdefault(root, []).append(names[int(rows[at])][0])
+    return [sorted(m) for m in out.values()]
+
+
+def _roots(parent: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each position's root, with the paths halved until every entry points at its root."""
+    import numpy as np
+
+    while True:
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            return parent
+        parent[:] = up
+
+
+def _union(parent: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64]) -> None:
+    """Join the sets of each (i, j), all at once: the larger root points at the smaller, again
+    until every pair shares a root (a root written twice in one step keeps one of the writes)."""
+    import numpy as np
+
+    while i.size:
+        ri, rj = _roots_of(parent, i), _roots_of(parent, j)
+        apart = ri != rj
+        i, j, ri, rj = i[apart], j[apart], ri[apart], rj[apart]
+        parent[np.maximum(ri, rj)] = np.minimum(ri, rj)
+
+
+def _roots_of(parent: NDArray[np.int64], at: NDArray[np.int64]) -> NDArray[np.int64]:
+    import numpy as np
+
+    while True:
+        up = parent[at]
+        if np.array_equal(up, at):
+            return at
+        at = up
 
 
 def _mapped(index: Path) -> Tables | None:
@@ -193,7 +249,7 @@ def pair_round(catalog: Catalog, index: Path) -> int:
         with catalog.transaction():
             waiting = pairs.pending_count(conn, 10**12)
             if waiting >= BULK_MIN and waiting * 100 >= pairs.present_count(conn):
-                pairs.replace_all(conn, every_pair(conn, PAIR_RADIUS))
+                _pair_all(conn)
                 return waiting
             batch = pairs.pending(conn, waiting)
             found = pending_pairs(conn, index, batch, PAIR_RADIUS)
@@ -203,3 +259,17 @@ def pair_round(catalog: Catalog, index: Path) -> int:
             return len(batch)
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot keep the near-duplicate pairs in {catalog.path}: {exc}") from None
+
+
+def _pair_all(conn: sqlite3.Connection) -> None:
+    """Every pair anew by the bulk self-join, written a block at a time (the writer's part)."""
+    from watcherd.catalog.hashes import present_hashes
+    from watcherd.nearjoin import pairs as join
+
+    rows, hashes = present_hashes(conn)
+    pairs.clear(conn)
+    for i, j, d in join(hashes, PAIR_RADIUS):
+        for at in range(0, i.size, 100_000):
+            part = slice(at, at + 100_000)
+            pairs.add_rows(conn, rows[i[part]].tolist(), rows[j[part]].tolist(), d[part].tolist())
+    pairs.all_paired(conn)

@@ -70,8 +70,9 @@ def record(h: int, low: bool = False) -> ImageRecord:
     )
 
 
-def brute_groups(catalog: Catalog, radius: int) -> list[tuple[list[str], int]]:
+def brute_groups(catalog: Catalog, radius: int, within: set[str] | None = None) -> list[tuple[list[str], int]]:
     live = {r.name: int(r.hash, 16) for r in catalog.images() if r.present and not r.low_information}
+    live = {n: h for n, h in live.items() if within is None or n in within}
     names = sorted(live)
     edges = [(a, b) for k, a in enumerate(names) for b in names[k + 1 :] if (live[a] ^ live[b]).bit_count() <= radius]
     out = []
@@ -81,8 +82,9 @@ def brute_groups(catalog: Catalog, radius: int) -> list[tuple[list[str], int]]:
     return sorted(out)
 
 
-def kept_groups(cfg: Config, radius: int) -> list[tuple[list[str], int]]:
-    return sorted((g.names, g.span) for g in read_groups(cfg.database_path, index_path(cfg.state_dir), radius))
+def kept_groups(cfg: Config, radius: int, within: set[str] | None = None) -> list[tuple[list[str], int]]:
+    found = read_groups(cfg.database_path, index_path(cfg.state_dir), radius, within=within)
+    return sorted((g.names, g.span) for g in found)
 
 
 def test_groups_follow_images_arriving_leaving_and_coming_back(cfg: Config, catalog: Catalog) -> None:
@@ -125,6 +127,9 @@ def test_groups_follow_images_arriving_leaving_and_coming_back(cfg: Config, cata
             for radius in (0, 2, 4, PAIR_RADIUS, 8):
                 assert kept_groups(cfg, radius) == brute_groups(catalog, radius), (step, action, radius)
                 checked += 1
+            half = {r.name for r in catalog.images() if rng.random() < 0.5}  # arrange --under: some of them
+            for radius in (4, 8):
+                assert kept_groups(cfg, radius, half) == brute_groups(catalog, radius, half), (step, radius)
     assert catalog.conn.execute("SELECT count(*) FROM near_pairs").fetchone()[0] > 0
     assert checked > 50
 

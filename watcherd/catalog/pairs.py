@@ -84,16 +84,34 @@ def record(conn: sqlite3.Connection, found: Iterable[tuple[str, str, int]], done
     conn.execute("DELETE FROM near_pending WHERE name IN (SELECT value FROM json_each(?))", (names,))
 
 
-def replace_all(conn: sqlite3.Connection, found: Iterable[tuple[str, str, int]]) -> None:
-    """The writer's part after a bulk self-join: every pair anew, every present image paired."""
+def clear(conn: sqlite3.Connection) -> None:
+    """The writer's part before a bulk self-join: no pair, no mark (``add_rows`` then ``all_paired``)."""
     conn.execute("DELETE FROM near_pairs")
     conn.execute("DELETE FROM near_paired")
     conn.execute("DELETE FROM near_pending")
-    conn.executemany(
-        "INSERT OR IGNORE INTO near_pairs (a, b, d) VALUES (?, ?, ?)",
-        ((min(a, b), max(a, b), d) for a, b, d in found if a != b),
+
+
+def add_rows(conn: sqlite3.Connection, a: list[int], b: list[int], d: list[int]) -> None:
+    """Add pairs given as ``hashes`` row ids (their names are looked up here) with their distances."""
+    conn.execute(
+        "INSERT OR IGNORE INTO near_pairs (a, b, d) SELECT min(x.name, y.name), max(x.name, y.name), p.d "
+        "FROM (SELECT json_extract(value, '$[0]') AS i, json_extract(value, '$[1]') AS j, "
+        "json_extract(value, '$[2]') AS d FROM json_each(?)) AS p "
+        "JOIN hashes AS x ON x.rowid = p.i JOIN hashes AS y ON y.rowid = p.j WHERE x.name != y.name",
+        (json.dumps(list(zip(a, b, d, strict=True))),),
     )
-    conn.execute("INSERT INTO near_paired (name) SELECT name FROM hashes WHERE present = 1 AND low = 0")
+
+
+def all_paired(conn: sqlite3.Connection) -> None:
+    """Every present, not low-information image has its pairs recorded."""
+    conn.execute("INSERT OR IGNORE INTO near_paired (name) SELECT name FROM hashes WHERE present = 1 AND low = 0")
+    conn.execute("DELETE FROM near_pending")
+
+
+def rows_named(conn: sqlite3.Connection, names: list[str]) -> set[int]:
+    """The ``hashes`` row ids of these names."""
+    rows = conn.execute("SELECT rowid FROM hashes WHERE name IN (SELECT value FROM json_each(?))", (json.dumps(names),))
+    return {int(r) for (r,) in rows}
 
 
 def reset(conn: sqlite3.Connection) -> None:
