@@ -58,6 +58,9 @@ class Catalog(CatalogReader):
         super().__init__(path, conn)
         try:
             conn.execute("PRAGMA synchronous = FULL")
+            # 64 MB of page cache (the default is 2 MB): a record's derived rows are spread over a
+            # dozen indexes, and at a million images their pages are read again for every record.
+            conn.execute("PRAGMA cache_size = -65536")
             with self.transaction():
                 schema.create_tables(conn)
                 if schema.needs_derived(conn):
