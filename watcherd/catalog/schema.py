@@ -111,11 +111,16 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
     cols = ("path", "present", "low", "moving", "tags", "untagged")
     changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
     old_tags = f"SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key}"
+    old_path = f"SELECT o.path FROM listing AS o WHERE o.name = {key}"
     new_tags = f"SELECT value FROM json_each({value}, '$.tags') WHERE type = 'text'"
     return [
-        # Before the listing row changes: it names the tags and the path the rows were filed under.
-        f"DELETE FROM tagged WHERE name = {key} AND path = (SELECT path FROM listing WHERE name = {key}) "
-        f"AND tag IN ({old_tags}) AND NOT ({present} AND path = {path} AND tag IN ({new_tags}))",
+        # Before the listing row changes: it names the tags and the path the rows were filed
+        # under. Tags gone are deleted, the others follow a move by an UPDATE (which leaves
+        # ``tag_totals`` alone), new ones are added.
+        f"DELETE FROM tagged WHERE name = {key} AND path = ({old_path}) "
+        f"AND tag IN ({old_tags}) AND NOT ({present} AND tag IN ({new_tags}))",
+        f"UPDATE tagged SET path = {path} WHERE name = {key} AND path = ({old_path}) AND path != {path} "
+        f"AND tag IN ({old_tags})",
         tagged,
         f"{listing} ON CONFLICT (name) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in cols)
