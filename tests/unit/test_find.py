@@ -16,7 +16,10 @@ from watcherd.records import ImageRecord, State
 
 TAGS = ["cats", "dogs", "orange", "2023x", "Ärger", "tag with space", "x"]
 ASKED = [*TAGS, "nobody"]  # a tag no image has: the plan knows the answer is empty
-NAMES = ["IMG_0001.JPG", "img_0002.jpg", "Garfield.png", "ÄRGER.jpg", "straße.PNG", "\u212aelvin.gif", "dsc.jpeg", None]
+NAMES = [
+    "IMG_0001.JPG", "img_0002.jpg", "Garfield.png", "ÄRGER.jpg", "straße.PNG", "\u212aelvin.gif", "dsc.jpeg", None,
+    "bad\udcff name.jpg",  # bytes that were not UTF-8, kept as a lone surrogate
+]  # fmt: skip
 PATTERNS = ["img*", "*.jpg", "*0002*", "garf*", "ärger*", "*RGER*", "strasse*", "k*", "*elvin*", "*.[jp]*", "?sc*", "*"]
 
 
@@ -41,7 +44,8 @@ def reference(db: Path, query: TagQuery) -> list[tuple[str, str, list[str]]]:
         if query.untagged and any(t != size for t in tags):
             continue
         if query.filename is not None:
-            (ok,) = con.execute("SELECT fold(?) GLOB ?", (filename, query.filename.casefold())).fetchone()
+            as_bytes = filename.encode("utf-8", "surrogatepass") if filename is not None else None
+            (ok,) = con.execute("SELECT CAST(fold(?) AS TEXT) GLOB ?", (as_bytes, query.filename.casefold())).fetchone()
             if not ok:
                 continue
         out.append((name, path, json.loads(tags_text)))
@@ -103,6 +107,8 @@ def test_find_equals_the_per_record_answer_for_every_plan(
                 catalog.put_image(rec)
             for rec in list(catalog.images())[:: rng.randint(7, 11)]:
                 catalog.delete_image(rec.name)
+        # Rows another writer left without Python's fold: folded here when matched.
+        catalog.conn.execute("UPDATE filenames SET folded = NULL WHERE id % 3 = 0")
         for _ in range(150):
             query = random_query(rng)
             want = reference(cfg.database_path, query)

@@ -14,8 +14,9 @@ when it is the only criterion that narrows anything.
 
 File names: the pattern is case-folded (Python's ``casefold``) and matched against
 the lower-cased name. SQLite's ``lower`` folds ASCII only, so a name with other
-characters (``odd``) is folded again here, by Python's casefold, before the match:
-exactly the per-record rule of earlier versions, which tests compare with.
+characters (``odd``) is matched in the form Python's casefold gives it (``folded``,
+which the writer stores beside it; folded here for a row some other writer left
+without): exactly the per-record rule of earlier versions, which tests compare with.
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ def longest_literal(pattern: str) -> int:
     return best
 
 
-def fold(value: str | None) -> str | None:
-    """Python's casefold in SQL (SQLite's lower() knows only ASCII)."""
-    return value.casefold() if isinstance(value, str) else value
+def fold(value: bytes | None) -> bytes | None:
+    """Python's casefold in SQL (SQLite's lower() knows only ASCII), called on the text's bytes
+    (``watcherd_fold(CAST(x AS BLOB))``): a name holding bytes that were not UTF-8 (kept as lone
+    surrogates) cannot reach Python as text, and goes back as the bytes SQLite holds for it."""
+    if not isinstance(value, bytes):
+        return value
+    return value.decode("utf-8", "surrogatepass").casefold().encode("utf-8", "surrogatepass")
 
 
 def _capped(reader: CatalogReader, sql: str, args: tuple[Any, ...]) -> int:
@@ -80,10 +85,22 @@ def _capped(reader: CatalogReader, sql: str, args: tuple[Any, ...]) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+# A file name as Python folds it: ``fname`` (SQLite's lower(), ASCII only) for an ASCII name,
+# else ``folded`` (Python's casefold, written by the writer), else Python's fold here.
+_FOLDED = (
+    "(CASE WHEN NOT f.odd THEN f.fname WHEN f.folded IS NOT NULL THEN f.folded "
+    "ELSE CAST(watcherd_fold(CAST(f.fname AS BLOB)) AS TEXT) END)"
+)
+
+
 def _filename_names(pattern: str) -> tuple[str, tuple[Any, ...]] | None:
     """SQL listing the names whose file name matches ``pattern`` (already folded) from an
     index, or None when no index narrows it (no literal prefix, no run of 3 characters)."""
-    odd = "SELECT name FROM filenames INDEXED BY filenames_odd WHERE odd = 1 AND watcherd_fold(fname) GLOB ?"
+    odd = (
+        "SELECT name FROM filenames INDEXED BY filenames_folded WHERE folded GLOB ? AND folded IS NOT NULL "
+        "UNION ALL SELECT name FROM filenames INDEXED BY filenames_unfolded WHERE odd = 1 AND folded IS NULL "
+        "AND CAST(watcherd_fold(CAST(fname AS BLOB)) AS TEXT) GLOB ?"
+    )
     if literal_prefix(pattern):
         plain = "SELECT name FROM filenames WHERE fname GLOB ? AND odd = 0"
     elif longest_literal(pattern) >= 3:
@@ -93,7 +110,7 @@ def _filename_names(pattern: str) -> tuple[str, tuple[Any, ...]] | None:
         )
     else:
         return None
-    return f"{plain} UNION ALL {odd}", (pattern, pattern)
+    return f"{plain} UNION ALL {odd}", (pattern, pattern, pattern)
 
 
 def plan(reader: CatalogReader, query: TagQuery, limit: int | None, offset: int) -> tuple[str, tuple[Any, ...]] | None:
@@ -126,8 +143,11 @@ def plan(reader: CatalogReader, query: TagQuery, limit: int | None, offset: int)
     every = Driver("all", int(everyone[0][0]) if everyone else 0, True)
     driver = _choose(drivers, every, limit, offset)
 
-    where, args = ["l.present = 1"], []
-    probe = "SELECT 1 FROM tagged AS t WHERE t.path = l.path AND t.name = l.name AND t.tag "
+    where, args = [], []
+    # Probes name the driver's own columns when it has them (a tag's rows): a row that fails
+    # one is dropped before its listing row is even looked up.
+    src = "d" if driver.kind == "tag" else "l"
+    probe = f"SELECT 1 FROM tagged AS t WHERE t.path = {src}.path AND t.name = {src}.name AND t.tag "
     for tag in sorted(set(query.all_of)):
         if driver.kind != "tag" or driver.arg != tag:
             where.append(f"EXISTS ({probe}= json_extract(?, '$'))")
@@ -138,14 +158,12 @@ def plan(reader: CatalogReader, query: TagQuery, limit: int | None, offset: int)
     if query.none_of:
         where.append(f"NOT EXISTS ({probe}IN (SELECT value FROM json_each(?)))")
         args.append(json.dumps(sorted(set(query.none_of))))
+    if pattern is not None and driver.kind != "filename":
+        where.append(f"EXISTS (SELECT 1 FROM filenames AS f WHERE f.name = {src}.name AND {_FOLDED} GLOB ?)")
+        args.append(pattern)
+    where.append("l.present = 1")
     if query.untagged:
         where.append("l.untagged = 1")
-    if pattern is not None and driver.kind != "filename":
-        where.append(
-            "EXISTS (SELECT 1 FROM filenames AS f WHERE f.name = l.name AND "
-            "(CASE WHEN f.odd THEN watcherd_fold(f.fname) ELSE f.fname END) GLOB ?)"
-        )
-        args.append(pattern)
     cols, tail = "l.name, l.path, l.tags", f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
     cond = " AND ".join(where)
     if driver.kind == "tag":

@@ -24,7 +24,7 @@ DERIVED = frozenset(
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
 _DERIVED_PARTS = DERIVED | {
     "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
-    "listing_path", "listing_untagged", "filenames_fname", "filenames_odd",
+    "listing_path", "listing_untagged", "filenames_fname", "filenames_folded", "filenames_unfolded",
     "filenames_added", "filenames_removed", "filenames_changed", "near_pairs_b",
     "near_pair_added", "near_pair_changed", "near_pair_removed",
 }  # fmt: skip
@@ -131,7 +131,7 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         contents,
         f"DELETE FROM filenames WHERE name = {key} AND {filename} IS NULL",
         # Only a changed file name is written: a move costs the trigram index nothing.
-        f"{filenames} ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd "
+        f"{filenames} ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd, folded = NULL "
         "WHERE fname IS NOT excluded.fname",
         f"DELETE FROM hashes WHERE name = {key} AND NOT ({valid_hash})",
         f"{hashes} ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
@@ -205,10 +205,11 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX contents_name ON contents (name)")  # the trigger's delete, per record
     conn.execute(
         "CREATE TABLE filenames (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, fname TEXT NOT NULL, "
-        "odd INTEGER NOT NULL)"
+        "odd INTEGER NOT NULL, folded TEXT)"
     )
     conn.execute("CREATE INDEX filenames_fname ON filenames (fname)")
-    conn.execute("CREATE INDEX filenames_odd ON filenames (name) WHERE odd = 1")
+    conn.execute("CREATE INDEX filenames_folded ON filenames (folded) WHERE folded IS NOT NULL")
+    conn.execute("CREATE INDEX filenames_unfolded ON filenames (name) WHERE odd = 1 AND folded IS NULL")
     conn.execute(
         "CREATE VIRTUAL TABLE filename_grams USING fts5(fname, content='filenames', content_rowid='id', "
         "tokenize='trigram case_sensitive 1', detail='none')"

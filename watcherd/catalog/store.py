@@ -14,6 +14,7 @@ the file sits on a folder other people can write, and unpickling would run their
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -71,6 +72,11 @@ class Catalog(CatalogReader):
                 schema.create_near_merged(conn)
                 if pairs.kept_radius(conn) != schema.PAIR_RADIUS:
                     pairs.reset(conn)  # kept at another radius: every image is paired again
+                self.fold_function()
+                conn.execute(
+                    "UPDATE filenames SET folded = CAST(watcherd_fold(CAST(fname AS BLOB)) AS TEXT) "
+                    "WHERE odd = 1 AND folded IS NULL"
+                )
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
@@ -226,6 +232,16 @@ class Catalog(CatalogReader):
     def put_image(self, record: ImageRecord) -> None:
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
+        name = record.original_filename
+        if name is not None and not name.isascii():
+            # What SQLite cannot fold, beside what it can (``finding``): Python's casefold.
+            folded = json.dumps(name.casefold())  # as JSON: lone surrogates of odd names survive
+            self._write(
+                "UPDATE filenames SET folded = json_extract(?, '$') WHERE name = json_extract(?, '$') "
+                "AND folded IS NOT json_extract(?, '$')",
+                (folded, json.dumps(record.name), folded),
+            )
+            self._staged -= 1  # part of the record's write, not a change of its own
 
     def trim_near_log(self, through: int) -> None:
         """Drop the near-duplicate log up to ``through``: a published index covers it.
