@@ -357,12 +357,13 @@ def near_groups(
         if not settled or decided:
             kept.append((picked, group.span, settled))
     with CatalogReader(cfg.database_path) as catalog:
-        records = catalog.images_named([n for picked, _, _ in kept for n, _ in picked])
+        seen = catalog.first_seen([n for picked, _, _ in kept for n, _ in picked])
     out: list[NearGroup] = []
     for picked, span, settled in kept:
         names = [n for n, _ in picked]
-        found_records = [records[n] for n in names if n in records]
-        first, last = sides(found_records) if found_records else (None, None)
+        # existing: the first catalogued, newcomer: the last (``nearpairs.sides``), ties by name
+        known = sorted((seen[n], n) for n in names if n in seen)
+        first, last = (known[0][1], known[-1][1]) if known else (None, None)
         out.append(
             {
                 "id": near_id(names),
@@ -373,8 +374,8 @@ def near_groups(
                 "names": names,
                 "paths": [p for _, p in picked],
                 "max_distance": span,
-                "existing": first.name if first else names[0],
-                "newcomer": last.name if last else names[-1],
+                "existing": first or names[0],
+                "newcomer": last or names[-1],
             }
         )
     return sorted(out, key=lambda g: (g["max_distance"], g["name"]))

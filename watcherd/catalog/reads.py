@@ -148,6 +148,17 @@ class CatalogReader(Connected):
         )
         return {str(k): ImageRecord.from_json(json.loads(v)) for k, v in rows}
 
+    def first_seen(self, names: list[str]) -> dict[str, str]:
+        """When each of these images was first catalogued (``first_seen``), read in SQL."""
+        if not names:
+            return {}
+        rows = self._query(
+            "SELECT key, ifnull(json_extract(value, '$.first_seen'), '') FROM images "
+            "WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(names),),
+        )
+        return {str(k): str(v) for k, v in rows}
+
     def images_with_hash(self, hash_hex: str) -> list[ImageRecord]:
         """Records whose hash is ``hash_hex`` (any hash size), found in SQL without decoding the rest."""
         rows = self._query("SELECT value FROM images WHERE json_extract(value, '$.hash') = ?", (hash_hex,))
