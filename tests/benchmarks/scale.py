@@ -133,14 +133,34 @@ def _per_image_queries(root: Path, sample: int) -> float:
         return (time.perf_counter() - t) * len(present) / max(len(picks), 1)
 
 
-def library_rows(n: int, repeat: int = 3) -> tuple[list[Row], dict[str, float]]:
-    """The questions asked of a library of ``n`` images; the rows, and the figures to project."""
+def _unpaired(root: Path) -> None:
+    """A library made before: its pairs and index dropped, as a catalog just upgraded has none."""
+    from watcherd.catalog import pairs
+
+    cfg = Config().with_root(root)
+    index_path(cfg.state_dir).unlink(missing_ok=True)
+    catalog = Catalog(cfg.database_path)
+    try:
+        with catalog.transaction():
+            pairs.clear(catalog.conn)
+            pairs.reset(catalog.conn)
+    finally:
+        catalog.close()
+
+
+def library_rows(n: int, repeat: int = 3, reuse: Path | None = None) -> tuple[list[Row], dict[str, float]]:
+    """The questions asked of a library of ``n`` images; the rows, and the figures to project.
+    With ``reuse``, the library made there by an earlier run (its pairs dropped) is asked again."""
     rows: list[Row] = []
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("WATCHERD_BENCH_DIR")) as tmp:
-        root = Path(tmp) / "lib"
-        (root / "thumbs").mkdir(parents=True)
-        made = make_library(root, n)
+        root = reuse if reuse is not None else Path(tmp) / "lib"
+        if reuse is not None and (root / ".watcherd" / "catalog.sqlite").exists():
+            _unpaired(root)
+            made = {"derived": float("nan")}
+        else:
+            (root / "thumbs").mkdir(parents=True, exist_ok=True)
+            made = make_library(root, n)
         cfg = Config().with_root(root)
         base, _ = _timed_process([sys.executable, "-c", "pass"], repeat)
         py = f"python -c pass {_sig(base * 1e3)} ms"
@@ -340,12 +360,14 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--sizes", type=int, nargs="*", help="library sizes (default 1000000 3000000)")
     parser.add_argument("--no-bookkeeping", action="store_true", help="only the library questions")
+    parser.add_argument("--reuse", type=Path, help="keep each size's library under this folder, and reuse it")
     args = parser.parse_args()
     sizes = args.sizes or ([3_000, 9_000] if args.smoke else [1_000_000, 3_000_000])
     rows: list[Row] = []
     figures: dict[int, dict[str, float]] = {}
     for n in sizes:
-        got, figures[n] = library_rows(n, repeat=1 if args.smoke else 3)
+        reuse = args.reuse / f"lib{n}" if args.reuse is not None else None
+        got, figures[n] = library_rows(n, repeat=1 if args.smoke else 3, reuse=reuse)
         rows += got
         print(f"done {n:,}", file=sys.stderr, flush=True)
     if len(sizes) >= 2:
