@@ -158,3 +158,19 @@ def test_limit_and_offset_are_checked(catalog: Catalog) -> None:
 
     with pytest.raises(UsageError, match="must not be negative"):
         queries.find(catalog, TagQuery(all_of=("x",)), limit=-1)
+
+
+def test_without_fts5_infix_globs_walk_the_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from watcherd.catalog import schema
+
+    monkeypatch.setattr(schema, "has_trigrams", lambda conn: False)  # an SQLite built without FTS5
+    catalog = Catalog(tmp_path / "c.sqlite")
+    try:
+        fill(catalog, random.Random(4), 40)
+        assert catalog.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'filename_grams'").fetchone() is None
+        assert not schema.needs_derived(catalog.conn)  # nothing missing: opened again, not derived again
+        for pattern in ("*0002*", "*RGER*", "img*"):
+            query = TagQuery(filename=pattern)
+            assert list(catalog.find(query)) == reference(tmp_path / "c.sqlite", query)
+    finally:
+        catalog.close()

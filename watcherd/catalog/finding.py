@@ -93,7 +93,7 @@ _FOLDED = (
 )
 
 
-def _filename_names(pattern: str) -> tuple[str, tuple[Any, ...]] | None:
+def _filename_names(pattern: str, grams: bool = True) -> tuple[str, tuple[Any, ...]] | None:
     """SQL listing the names whose file name matches ``pattern`` (already folded) from an
     index, or None when no index narrows it (no literal prefix, no run of 3 characters)."""
     odd = (
@@ -103,7 +103,7 @@ def _filename_names(pattern: str) -> tuple[str, tuple[Any, ...]] | None:
     )
     if literal_prefix(pattern):
         plain = "SELECT name FROM filenames WHERE fname GLOB ? AND odd = 0"
-    elif longest_literal(pattern) >= 3:
+    elif grams and longest_literal(pattern) >= 3:
         plain = (
             "SELECT f.name FROM filename_grams AS g CROSS JOIN filenames AS f ON f.id = g.rowid "
             "WHERE g.fname GLOB ? AND f.odd = 0"
@@ -131,7 +131,8 @@ def plan(reader: CatalogReader, query: TagQuery, limit: int | None, offset: int)
     pattern = query.filename.casefold() if query.filename is not None else None
     if pattern is not None:
         reader.fold_function()
-        listed = _filename_names(pattern)
+        grams = reader._query("SELECT 1 FROM sqlite_master WHERE name = 'filename_grams'")
+        listed = _filename_names(pattern, bool(grams))
         if listed is not None:
             drivers.append(Driver("filename", _capped(reader, listed[0], listed[1]), False, listed))
     if query.untagged:

@@ -155,10 +155,13 @@ def create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, value BLOB)')
 
 
+_GRAM_PARTS = frozenset({"filename_grams", "filenames_added", "filenames_removed", "filenames_changed"})
+
+
 def needs_derived(conn: sqlite3.Connection) -> bool:
-    """Does this catalog lack any part of the derived tables?"""
+    """Does this catalog lack any part of the derived tables (the trigram index only where FTS5 is)?"""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger', 'index')")}
-    return not have >= _DERIVED_PARTS
+    return not have >= (_DERIVED_PARTS if has_trigrams(conn) else _DERIVED_PARTS - _GRAM_PARTS)
 
 
 def create_derived(conn: sqlite3.Connection) -> None:
@@ -210,13 +213,16 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX filenames_fname ON filenames (fname)")
     conn.execute("CREATE INDEX filenames_folded ON filenames (folded) WHERE folded IS NOT NULL")
     conn.execute("CREATE INDEX filenames_unfolded ON filenames (name) WHERE odd = 1 AND folded IS NULL")
-    conn.execute(
-        "CREATE VIRTUAL TABLE filename_grams USING fts5(fname, content='filenames', content_rowid='id', "
-        "tokenize='trigram case_sensitive 1', detail='none')"
-    )
+    grams = has_trigrams(conn)
+    if grams:
+        conn.execute(
+            "CREATE VIRTUAL TABLE filename_grams USING fts5(fname, content='filenames', content_rowid='id', "
+            "tokenize='trigram case_sensitive 1', detail='none')"
+        )
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
-    conn.execute("INSERT INTO filename_grams (filename_grams) VALUES ('rebuild')")
+    if grams:
+        _create_gram_triggers(conn)
     conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
     conn.execute(
         "CREATE TRIGGER tag_added AFTER INSERT ON tagged BEGIN "
@@ -225,16 +231,6 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
         "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
-    )
-    grams = "INSERT INTO filename_grams (filename_grams, rowid, fname) VALUES ('delete', OLD.id, OLD.fname)"
-    conn.execute(
-        "CREATE TRIGGER filenames_added AFTER INSERT ON filenames BEGIN "
-        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
-    )
-    conn.execute(f"CREATE TRIGGER filenames_removed AFTER DELETE ON filenames BEGIN {grams}; END")
-    conn.execute(
-        f"CREATE TRIGGER filenames_changed AFTER UPDATE OF fname ON filenames BEGIN {grams}; "
-        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
     )
     body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
     conn.execute(f"CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n{body};\nEND")
@@ -250,6 +246,28 @@ def create_derived(conn: sqlite3.Connection) -> None:
     create_forget_trigger(conn)
     create_near_log(conn, fresh=True)
     conn.execute("INSERT OR REPLACE INTO near_meta (key, value) VALUES ('pair_radius', ?)", (PAIR_RADIUS,))
+
+
+def has_trigrams(conn: sqlite3.Connection) -> bool:
+    """Does this SQLite have FTS5 (whose trigram tokenizer indexes file names for infix globs)?
+    Without it the trigram index is left out and such globs walk the names instead."""
+    options = {str(r[0]) for r in conn.execute("PRAGMA compile_options")}
+    return "ENABLE_FTS5" in options
+
+
+def _create_gram_triggers(conn: sqlite3.Connection) -> None:
+    """Fill the trigram index from ``filenames`` and keep it following that table."""
+    conn.execute("INSERT INTO filename_grams (filename_grams) VALUES ('rebuild')")
+    grams = "INSERT INTO filename_grams (filename_grams, rowid, fname) VALUES ('delete', OLD.id, OLD.fname)"
+    conn.execute(
+        "CREATE TRIGGER filenames_added AFTER INSERT ON filenames BEGIN "
+        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
+    )
+    conn.execute(f"CREATE TRIGGER filenames_removed AFTER DELETE ON filenames BEGIN {grams}; END")
+    conn.execute(
+        f"CREATE TRIGGER filenames_changed AFTER UPDATE OF fname ON filenames BEGIN {grams}; "
+        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
+    )
 
 
 def _create_pair_triggers(conn: sqlite3.Connection) -> None:
