@@ -123,7 +123,7 @@ class Hosts:
         self.workers.append(host)
         wait_for(
             lambda: f"tcp://{host.address}:" in self.log.read_text(errors="replace"),
-            timeout=90,
+            timeout=240,  # a worker and its nanny start in seconds; on a loaded machine, in minutes
             what=f"{host.name} to join the scheduler",
         )
         return host

@@ -28,7 +28,7 @@ from tests.cluster_support import (
 from tests.helpers import wait_for
 from tests.share_support import Network
 
-pytestmark = [needs_distributed, pytest.mark.timeout(300)]
+pytestmark = [needs_distributed, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(autouse=True)
