@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from watcherd.catalog.reads import TagQuery
+from watcherd.catalog.finding import TagQuery
 from watcherd.cliargs import build_parser
 from watcherd.commands.library import Library
 from watcherd.core import config
@@ -39,7 +39,7 @@ def _load_config(args: argparse.Namespace, root: str | None, *, library: bool = 
     """The config, rooted at ROOT, else the config's root, else the nearest library at or
     above the current directory, else the current directory. With ``library`` the root
     must already be a library (every command but ``run``, ``scan`` and ``rebuild``,
-    which make one)."""
+    which make one, so without it the root must be writable)."""
     cfg = config.load(args.config)
     named = True
     if root is not None:
@@ -53,6 +53,7 @@ def _load_config(args: argparse.Namespace, root: str | None, *, library: bool = 
         check_library(cfg, named=named)
     else:
         check_root(cfg)
+        check_writable(cfg)
     return cfg
 
 
@@ -68,12 +69,8 @@ def _split_tags_args(values: list[str]) -> tuple[str | None, str | None]:
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if getattr(args, "json", False):
-        out = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    else:
-        out = text + ("\n" if text and not text.endswith("\n") else "")
-    # Names may hold bytes that are not UTF-8 (kept as surrogates): print them as
-    # escapes (valid JSON, readable text) rather than fail.
-    sys.stdout.write(out.encode("utf-8", "backslashreplace").decode("utf-8"))
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    _write(text + ("\n" if text and not text.endswith("\n") else ""))
 
 
 def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
@@ -95,7 +92,6 @@ def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
-    check_writable(cfg)
     _setup_logging(args, cfg)
     stop = threading.Event()
 
@@ -112,7 +108,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
-    check_writable(cfg)
     _setup_logging(args, cfg)
     from watcherd.run.scan import scan_once  # the writer's imports are only paid by run and scan
 
@@ -153,13 +148,10 @@ def _library(args: argparse.Namespace, root: str | None) -> Library:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     data = _library(args, args.root).status()
-    d = data["daemon"]
-    daemon = (
-        "not running"
-        if not d
-        else f"{'running' if d['running'] else 'stale'}: pid {d['pid']} on {d['host']} since {d['since']}"
-        f" (heartbeat {d['heartbeat_age']}s ago)"
-    )
+    d, daemon = data["daemon"], "not running"
+    if d:
+        daemon = f"{'running' if d['running'] else 'stale'}: pid {d['pid']} on {d['host']} since {d['since']}"
+        daemon += f" (heartbeat {d['heartbeat_age']}s ago)"
     scan = data["last_scan"]
     lines = [
         f"root:       {data['root']}",
@@ -192,9 +184,28 @@ def _cmd_find(args: argparse.Namespace) -> int:
     query = TagQuery(tuple(args.tag), tuple(args.any), tuple(args.none), args.untagged, args.filename)
     if query.empty:
         raise UsageError("find needs at least one of --tag, --any, --not, --untagged, --filename")
-    hits = _library(args, args.root).find(query)
-    _emit(args, hits, "\n".join(h["path"] for h in hits))
+    with _library(args, args.root).finding(query, limit=args.limit, offset=args.offset) as hits:
+        if args.json:
+            _stream_json(hits)
+        else:
+            for hit in hits:
+                _write(hit["path"] + "\n")
     return 0
+
+
+def _write(text: str) -> None:
+    """Names may hold bytes that are not UTF-8 (as surrogates): printed as escapes, not a failure."""
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _stream_json(items: Iterator[Any]) -> None:
+    """A JSON list printed item by item as they come, the very text ``_emit`` prints for the whole list."""
+    first = True
+    for item in items:
+        body = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        _write(("[\n  " if first else ",\n  ") + body)
+        first = False
+    _write("[]\n" if first else "\n]\n")
 
 
 def _root_and_rest(values: list[str], least: int) -> tuple[str | None, list[str]]:

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--not", action="append", default=[], metavar="TAG", dest="none", help="carrying none of these")
     p.add_argument("--untagged", action="store_true", help="no folder tag: only the WxH size tag")
     p.add_argument("--filename", metavar="GLOB", help="original file name matches GLOB (case-insensitive)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N images (the first N by path, after --offset)")
+    p.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N images (by path)")
 
     p = add("untag", "Remove a tag from one image, or with --everywhere from every image.")
     p.add_argument("args", nargs="*", metavar="[ROOT] NAME TAG", help="library root, image name or hash, tag")

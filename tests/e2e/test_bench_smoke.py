@@ -117,3 +117,15 @@ def test_benchmarks_run_at_smoke_size() -> None:
             assert row[1] == "—" and "pybktree not installed" in row[2], row
         else:
             check(row)
+
+
+def test_the_scale_benchmark_runs_and_its_kept_groups_equal_the_computed_ones() -> None:
+    """``tests.benchmarks.scale`` at a tiny size: every question answers (the groups read from
+    the kept pairs equal the ones computed, which the benchmark asserts) and every row is filled."""
+    from tests.benchmarks import scale
+
+    rows, figures = scale.library_rows(3_000, repeat=1)
+    assert len(rows) == 12 and all(all(cell for cell in row) for row in rows)
+    assert all(v > 0 and math.isfinite(v) for v in figures.values())
+    projected = scale.projection(1_000, 3_000, {k: v / 2 for k, v in figures.items()}, figures, 30_000_000)
+    assert len(projected) == len(figures)

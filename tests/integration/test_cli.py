@@ -118,7 +118,20 @@ def test_find_criteria_from_the_command_line(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "find", str(library), "--tag", "cats", "--not", "orange", "--filename", "A.*")
     assert code == 0 and out.count("\n") == 1 and "thumbs/cats/" in out
     code, out, _ = run(capsys, "find", str(library), "--untagged", "--json")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and out == "[]\n"
+
+
+def test_find_pages_and_streams_the_same_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    code, out, _ = run(capsys, "find", str(library), "--tag", "320x240", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 2 and out == json.dumps(hits, indent=2, ensure_ascii=False) + "\n"
+    assert [h["path"] for h in hits] == sorted(h["path"] for h in hits)
+    _, out, _ = run(capsys, "find", str(library), "--tag", "320x240", "--limit", "1", "--offset", "1", "--json")
+    assert json.loads(out) == hits[1:]
+    _, out, _ = run(capsys, "find", str(library), "--tag", "320x240", "--limit", "1")
+    assert out == hits[0]["path"] + "\n"
+    code, _, err = run(capsys, "find", str(library), "--tag", "cats", "--limit", "-1")
+    assert code == 2 and err == "watcherd: error: --limit and --offset must not be negative\n"
 
 
 def test_dupes_json(capsys: pytest.CaptureFixture[str], library: Path) -> None:
@@ -207,3 +220,16 @@ def test_an_old_truncated_file_costs_one_scan_then_nothing_until_retried(
     code, out, _ = run(capsys, "errors", root, "--retry")
     assert code == 0 and out == "forgot 1 error record: those files are read again\n"
     assert half.read_bytes() == whole[: len(whole) // 2]
+
+
+def test_a_scan_that_changes_nothing_leaves_the_export(capsys: pytest.CaptureFixture[str], library: Path) -> None:
+    export = library / ".watcherd" / "catalog.export.json"
+    before = export.stat()
+    assert run(capsys, "scan", str(library), "--json")[0] == 0
+    after = export.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    _, out, _ = run(capsys, "status", str(library), "--json")
+    assert json.loads(out)["last_scan"]["reason"] == "scan"
+    drop(library / "thumbs" / "new" / "c.jpg", seed=9)
+    assert run(capsys, "scan", str(library), "--json")[0] == 0
+    assert export.stat().st_ino != before.st_ino  # something changed: written anew

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import cli, collided_library, encode, scene, table
+from tests.helpers import cli, collided_library, drop, encode, scene, table
 from watcherd.core.config import Config
+from watcherd.web import pages
 from watcherd.web.app import create_app
 from watcherd.web.security import is_loopback, same_origin
 
@@ -131,6 +132,22 @@ def test_tags_page_links_each_picture_to_its_original(client: TestClient, root: 
     assert 'name="tag" value="cats"' in page.text and 'name="tag" value="320x240"' not in page.text
     assert '<option value="320x240">320x240 (1)</option>' in page.text
     assert 'data-name="320x240_' in client.get("/tags?size=320x240").text
+
+
+def test_find_is_paged_over_the_api_and_on_the_tags_page(
+    client: TestClient, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop(root / "thumbs" / "birds" / "b.jpg", seed=7)
+    cli("scan", str(root))
+    everything = cli("find", str(root), "--tag", "320x240")
+    assert len(everything) == 2
+    assert client.get("/api/find?tag=320x240").json() == everything
+    assert client.get("/api/find?tag=320x240&limit=1&offset=1").json() == everything[1:2]
+    assert client.get("/api/find?tag=320x240&limit=x").status_code == 400
+    monkeypatch.setattr(pages, "PER_PAGE", 1)
+    page = client.get("/tags?size=320x240&page=2")
+    assert f'data-name="{everything[1]["name"]}"' in page.text and everything[0]["name"] not in page.text
+    assert "2 pictures tagged 320x240" in page.text and "page 2 of 2" in page.text
 
 
 def fact_rows(html: str) -> dict[str, tuple[list[str], bool]]:

@@ -3,7 +3,9 @@
 - ``schema``: the key/value tables and the derived tables with their triggers;
 - ``reads``: ``CatalogReader``, typed reads and the commands' SQL (never writes);
 - ``store``: ``Catalog``, the one writer, with transactions that roll back;
-- ``opening``: vetting, moving a damaged catalog aside, pinning the naming settings.
+- ``opening``: vetting, moving a damaged catalog aside, pinning the naming settings;
+- ``finding``: ``find``'s plan (one index walked, the other criteria probed);
+- ``pairs``: the near pairs the writer keeps, and the images waiting for theirs.
 
 This package is the only part of watcherd that speaks SQL.
 """

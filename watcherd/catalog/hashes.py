@@ -95,6 +95,38 @@ def names_of(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str
     return {int(r): (str(n), str(p)) for r, n, p in rows}
 
 
+def read_delta(conn: sqlite3.Connection, since: int) -> tuple[str | None, int, int, NDArray[np.void]]:
+    """(epoch, trimmed, head, entries after ``since``) in log order, on an open connection.
+
+    Each entry has ``row`` (the ``hashes`` row id), ``kind`` (0 removed, 1 added and
+    present, 2 added but missing), ``low`` and ``hash`` (unsigned).
+    """
+    import numpy as np
+
+    delta_dtype = np.dtype([("row", ">u8"), ("hash", ">u8"), ("kind", "u1"), ("low", "u1")])
+    epoch, trimmed, head = log_state(conn)
+    text = ""
+    if epoch is not None and head > since:
+        (text,) = conn.execute(
+            "SELECT group_concat(printf('%016x%016x%02x%02x', row, ifnull(hash, 0), "
+            "CASE WHEN hash IS NULL THEN 0 WHEN present THEN 1 ELSE 2 END, ifnull(low, 0)), '') "
+            "FROM near_log WHERE seq > ?",
+            (since,),
+        ).fetchone()
+    return epoch, trimmed, head, np.frombuffer(bytes.fromhex(text or ""), dtype=delta_dtype)
+
+
+def present_hashes(conn: sqlite3.Connection) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """Row ids and unsigned hashes of every present image that is not low-information, on an open connection."""
+    import numpy as np
+
+    (text,) = conn.execute(
+        "SELECT group_concat(printf('%016x%016x', hash, rowid), '') FROM hashes WHERE present = 1 AND low = 0"
+    ).fetchone()
+    records = np.frombuffer(bytes.fromhex(text or ""), dtype=np.dtype([("h", ">u8"), ("r", ">u8")]))
+    return records["r"].astype(np.int64), records["h"].astype(np.uint64)
+
+
 class NearLogReader(Connected):
     """What the persisted near-duplicate index needs from the catalog, on one open connection.
 
@@ -127,28 +159,8 @@ class NearLogReader(Connected):
         return self.read(log_state)
 
     def delta(self, since: int) -> tuple[str | None, int, int, NDArray[np.void]]:
-        """(epoch, trimmed, head, entries after ``since``) in log order.
-
-        Each entry has ``row`` (the ``hashes`` row id), ``kind`` (0 removed, 1 added and
-        present, 2 added but missing), ``low`` and ``hash`` (unsigned).
-        """
-        import numpy as np
-
-        delta_dtype = np.dtype([("row", ">u8"), ("hash", ">u8"), ("kind", "u1"), ("low", "u1")])
-
-        def read(conn: sqlite3.Connection) -> tuple[str | None, int, int, NDArray[np.void]]:
-            epoch, trimmed, head = log_state(conn)
-            text = ""
-            if epoch is not None and head > since:
-                (text,) = conn.execute(
-                    "SELECT group_concat(printf('%016x%016x%02x%02x', row, ifnull(hash, 0), "
-                    "CASE WHEN hash IS NULL THEN 0 WHEN present THEN 1 ELSE 2 END, ifnull(low, 0)), '') "
-                    "FROM near_log WHERE seq > ?",
-                    (since,),
-                ).fetchone()
-            return epoch, trimmed, head, np.frombuffer(bytes.fromhex(text or ""), dtype=delta_dtype)
-
-        return self.read(read)
+        """(epoch, trimmed, head, entries after ``since``) in log order (see ``read_delta``)."""
+        return self.read(lambda conn: read_delta(conn, since))
 
     def snapshot(
         self, chunk: int = SNAPSHOT_CHUNK

@@ -11,32 +11,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watcherd.catalog import finding
+from watcherd.catalog.finding import TagQuery, as_json
 from watcherd.catalog.schema import DERIVED
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
 from watcherd.core.naming import safe_text
 from watcherd.core.nearpairs import NearRecord
 from watcherd.core.records import ErrorRecord, ImageRecord
-
-
-@dataclass(frozen=True)
-class TagQuery:
-    """What ``find`` looks for: tags all of, any of and none of, no folder tag, an original file name."""
-
-    all_of: tuple[str, ...] = ()
-    any_of: tuple[str, ...] = ()
-    none_of: tuple[str, ...] = ()
-    untagged: bool = False
-    filename: str | None = None  # a glob, matched case-insensitively
-
-    @property
-    def empty(self) -> bool:
-        """No criterion at all."""
-        return not (self.all_of or self.any_of or self.none_of or self.untagged or self.filename is not None)
 
 
 def encode(value: Any) -> str:
@@ -59,12 +44,6 @@ def connect(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     con.text_factory = _text
     return con
-
-
-def as_json(value: str) -> str:
-    """A string parameter for ``json_extract(?, '$')``: SQLite then holds it exactly as the
-    derived columns hold it, lone surrogates included (plain binding cannot carry them)."""
-    return json.dumps(value)
 
 
 class Connected:
@@ -107,7 +86,8 @@ class CatalogReader(Connected):
                 yield from rows
         except sqlite3.OperationalError as exc:
             text = str(exc)
-            if any(f"no such table: {t}" in text for t in DERIVED):
+            older = ("no such column", "no such index", *(f"no such table: {t}" for t in DERIVED))
+            if any(part in text for part in older):
                 raise CatalogError(
                     f"catalog {self.path} was written by an older watcherd: start its daemon or scan its "
                     "library once ('watcherd scan ROOT') to index it"
@@ -151,6 +131,17 @@ class CatalogReader(Connected):
             "SELECT key, value FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
         )
         return {str(k): ImageRecord.from_json(json.loads(v)) for k, v in rows}
+
+    def first_seen(self, names: list[str]) -> dict[str, str]:
+        """When each of these images was first catalogued (``first_seen``), read in SQL."""
+        if not names:
+            return {}
+        rows = self._query(
+            "SELECT key, ifnull(json_extract(value, '$.first_seen'), '') FROM images "
+            "WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(names),),
+        )
+        return {str(k): str(v) for k, v in rows}
 
     def images_with_hash(self, hash_hex: str) -> list[ImageRecord]:
         """Records whose hash is ``hash_hex`` (any hash size), found in SQL without decoding the rest."""
@@ -331,42 +322,21 @@ class CatalogReader(Connected):
         )
         return [ImageRecord.from_json(json.loads(r[0])) for r in rows]
 
-    def find(self, query: TagQuery) -> list[tuple[str, str, list[str]]]:
-        """(name, path, tags) of present images matching every criterion of ``query``, by path."""
-        where, args = ["l.present = 1"], []
-        same = "SELECT 1 FROM tagged AS t WHERE t.name = l.name AND t.tag "
-        for tag in sorted(set(query.all_of)):
-            where.append(f"EXISTS ({same}= json_extract(?, '$'))")
-            args.append(as_json(tag))
-        if query.any_of:
-            where.append(f"EXISTS ({same}IN (SELECT value FROM json_each(?)))")
-            args.append(json.dumps(sorted(set(query.any_of))))
-        if query.none_of:
-            where.append(f"NOT EXISTS ({same}IN (SELECT value FROM json_each(?)))")
-            args.append(json.dumps(sorted(set(query.none_of))))
-        if query.untagged:
-            # The only tag left is the image's size tag, the part of its name before the first _.
-            where.append(f"NOT EXISTS ({same}!= substr(l.name, 1, instr(l.name, '_') - 1))")
-        join = ""
-        if query.filename is not None:
-            self._fold_function()
-            join = " JOIN images AS i ON i.key = l.name"
-            where.append("watcherd_fold(json_extract(i.value, '$.original_filename')) GLOB ?")
-            args.append(query.filename.casefold())
-        rows = self._query(
-            f"SELECT l.name, l.path, l.tags FROM listing AS l{join} WHERE {' AND '.join(where)} ORDER BY l.path",
-            tuple(args),
-        )
-        return [(str(n), str(p), json.loads(t)) for n, p, t in rows]
+    def find(
+        self, query: TagQuery, *, limit: int | None = None, offset: int = 0
+    ) -> Iterator[tuple[str, str, list[str]]]:
+        """(name, path, tags) of present images matching every criterion of ``query``, by path,
+        streamed; ``offset`` rows skipped, at most ``limit`` given (see ``finding``)."""
+        return finding.rows(self, query, limit, offset)
 
-    def _fold_function(self) -> None:
-        """``watcherd_fold(text)``: Python's casefold in SQL (SQLite's lower() knows only ASCII)."""
+    def find_count(self, query: TagQuery) -> int:
+        """How many present images ``find`` would give for ``query``."""
+        return finding.count(self, query)
 
-        def fold(value: str | None) -> str | None:
-            return value.casefold() if isinstance(value, str) else value
-
+    def fold_function(self) -> None:
+        """Register ``watcherd_fold(text)``: Python's casefold in SQL (SQLite's lower() knows only ASCII)."""
         if self._conn is not None:
-            self._conn.create_function("watcherd_fold", 1, fold, deterministic=True)
+            self._conn.create_function("watcherd_fold", 1, finding.fold, deterministic=True)
 
     def near_candidates(self) -> list[tuple[str, int]]:
         """(name, unsigned 64-bit hash) of present images that are not low-information."""

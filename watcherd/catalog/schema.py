@@ -15,11 +15,24 @@ from __future__ import annotations
 import sqlite3
 
 TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
-DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
+DERIVED = frozenset(
+    {
+        "hashes", "listing", "tagged", "tag_totals", "placed", "contents", "filenames", "filename_grams",
+        "near_pairs", "near_paired", "near_pending",
+    }
+)  # fmt: skip
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
 _DERIVED_PARTS = DERIVED | {
     "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
+    "listing_path", "listing_untagged", "filenames_fname", "filenames_folded", "filenames_unfolded",
+    "filenames_added", "filenames_removed", "filenames_changed", "near_pairs_b",
+    "near_pair_added", "near_pair_changed", "near_pair_removed",
 }  # fmt: skip
+# Near-duplicate pairs are kept up to this distance: the largest the hash quality
+# benchmark advises (false positives at most 0.05%), and what a new image's one index
+# query covers anyway (one flipped bit per 16-bit chunk, as at 4). ``dupes --near N``
+# reads them for N up to this; beyond it, groups are computed.
+PAIR_RADIUS = 5
 
 _HEX = "0123456789abcdef"
 
@@ -30,13 +43,18 @@ def _hash_integer(text: str) -> str:
 
 
 def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
-    """INSERTs that derive listing, tagged and hashes rows from records.
+    """Statements that derive listing, tagged, placed, contents, filenames and hashes rows from records.
 
-    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with
-    a ``FROM images`` source to fill the tables for an existing catalog.
+    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with a
+    ``FROM images`` source to fill the tables for an existing catalog. In the trigger
+    every table is brought to the new record by changing only the rows that differ, so
+    a record rewritten for a move touches its path's rows and nothing else (its hash's
+    row keeps its row id: no entry in the near-duplicate log, its pairs stay).
     """
     src = f" FROM {source}" if source else ""
+    each = f"{src + ',' if source else ' FROM'}"
     state = f"ifnull(json_extract({value}, '$.state'), '')"
+    present = f"({state} = 'present')"
     h = f"lower(json_extract({value}, '$.hash'))"
     low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
     path = f"ifnull(json_extract({value}, '$.path'), '')"
@@ -45,23 +63,90 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"ELSE json_array(json_extract({value}, '$.path')) END)"
     )
     sha = f"json_extract({value}, '$.sha256')"
+    # No folder tag: every tag is the size tag, the part of the name before its first _.
+    untagged = (
+        f"NOT EXISTS (SELECT 1 FROM json_each({value}, '$.tags') AS u "
+        f"WHERE u.type = 'text' AND u.value != substr({key}, 1, instr({key}, '_') - 1))"
+    )
+    filename = f"json_extract({value}, '$.original_filename')"
+    valid_hash = f"length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'"
+    # A thumbnail's file name is its record's name, so a place is (folder, name).
+    folders = (
+        f"SELECT substr(j.value, 1, length(j.value) - length({key})) AS folder, {key} AS name"
+        f"{each} json_each({paths}) AS j "
+        f"WHERE j.type = 'text' AND {present} AND substr(j.value, -length({key})) = {key}"
+    )
+    listing = (
+        "INSERT INTO listing (name, path, present, low, moving, tags, untagged) "
+        f"SELECT {key}, {path}, {present}, {low}, ifnull(json_extract({value}, '$.moving_from'), '') != '', "
+        f"ifnull(json_extract({value}, '$.tags'), '[]'), {untagged}{src} WHERE true"
+    )
+    # Rows already there are skipped by NOT EXISTS, not by OR IGNORE: inside the trigger the
+    # conflict clause of the statement that fired it (sqlitedict's INSERT OR REPLACE) wins,
+    # and a replaced row would count its tag twice in ``tag_totals``.
+    tagged = (
+        f"INSERT INTO tagged (tag, path, name) SELECT DISTINCT j.value, {path}, {key}"
+        f"{each} json_each({value}, '$.tags') AS j WHERE j.type = 'text' AND {present} AND NOT EXISTS "
+        f"(SELECT 1 FROM tagged AS t WHERE t.tag = j.value AND t.path = {path} AND t.name = {key})"
+    )
+    placed = (
+        f"INSERT INTO placed (folder, name) SELECT DISTINCT f.folder, f.name FROM ({folders}) AS f "
+        "WHERE NOT EXISTS (SELECT 1 FROM placed AS p WHERE p.folder = f.folder AND p.name = f.name)"
+    )
+    contents = (
+        f"INSERT INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM contents AS c WHERE c.sha256 = {sha} AND c.name = {key})"
+    )
+    # ``odd``: not ASCII, so lower() did not fold all of it (see ``finding``).
+    filenames = (
+        f"INSERT INTO filenames (name, fname, odd) SELECT {key}, lower({filename}), "
+        f"length(CAST({filename} AS BLOB)) != length({filename}){src} WHERE {filename} IS NOT NULL"
+    )
+    hashes = (
+        "INSERT INTO hashes (name, hash, path, present, low) "
+        f"SELECT {key}, {_hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
+    )
+    if source is not None:  # filling empty tables
+        return [listing, tagged, placed, contents, filenames, hashes]
+    cols = ("path", "present", "low", "moving", "tags", "untagged")
+    changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
+    old_tags = f"SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key}"
+    old_path = f"SELECT o.path FROM listing AS o WHERE o.name = {key}"
+    new_tags = f"SELECT value FROM json_each({value}, '$.tags') WHERE type = 'text'"
     return [
-        "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags) "
-        f"SELECT {key}, {path}, {state} = 'present', {low}, "
-        f"ifnull(json_extract({value}, '$.moving_from'), '') != '', "
-        f"ifnull(json_extract({value}, '$.tags'), '[]'){src}",
-        f"INSERT OR IGNORE INTO tagged (tag, name) SELECT j.value, {key}"
-        f"{src + ',' if source else ' FROM'} json_each({value}, '$.tags') AS j "
-        f"WHERE j.type = 'text' AND {state} = 'present'",
-        # A thumbnail's file name is its record's name, so a place is (folder, name).
-        f"INSERT OR IGNORE INTO placed (folder, name) SELECT substr(j.value, 1, length(j.value) - length({key})), {key}"
-        f"{src + ',' if source else ' FROM'} json_each({paths}) AS j "
-        f"WHERE j.type = 'text' AND {state} = 'present' AND substr(j.value, -length({key})) = {key}",
-        f"INSERT OR IGNORE INTO contents (sha256, name) SELECT {sha}, {key}{src} WHERE {sha} IS NOT NULL",
-        "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
-        f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
-        f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
+        # Before the listing row changes: it names the tags and the path the rows were filed
+        # under. Tags gone are deleted, the others follow a move by an UPDATE (which leaves
+        # ``tag_totals`` alone), new ones are added.
+        f"DELETE FROM tagged WHERE name = {key} AND path = ({old_path}) "
+        f"AND tag IN ({old_tags}) AND NOT ({present} AND tag IN ({new_tags}))",
+        f"UPDATE tagged SET path = {path} WHERE name = {key} AND path = ({old_path}) AND path != {path} "
+        f"AND tag IN ({old_tags})",
+        tagged,
+        f"{listing} ON CONFLICT (name) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in cols)
+        + f" WHERE {changed}",
+        f"DELETE FROM placed WHERE name = {key} AND folder NOT IN (SELECT folder FROM ({folders}))",
+        placed,
+        f"DELETE FROM contents WHERE name = {key} AND sha256 IS NOT {sha}",
+        contents,
+        f"DELETE FROM filenames WHERE name = {key} AND {filename} IS NULL",
+        # Only a changed file name is written: a move costs the trigram index nothing.
+        f"{filenames} ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd, folded = NULL "
+        "WHERE fname IS NOT excluded.fname",
+        f"DELETE FROM hashes WHERE name = {key} AND NOT ({valid_hash})",
+        f"{hashes} ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
+        "present = excluded.present, low = excluded.low "
+        "WHERE (hash, path, present, low) IS NOT (excluded.hash, excluded.path, excluded.present, excluded.low)",
     ]
+
+
+def _drop_tagged(key: str) -> str:
+    """Drop the ``tagged`` rows of record ``key``: its listing row (not yet replaced) names
+    each tag and the path they were filed under, so each is one primary-key step."""
+    return (
+        f"DELETE FROM tagged WHERE name = {key} AND path = (SELECT path FROM listing WHERE name = {key}) "
+        f"AND tag IN (SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key})"
+    )
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
@@ -70,26 +155,32 @@ def create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, value BLOB)')
 
 
+_GRAM_PARTS = frozenset({"filename_grams", "filenames_added", "filenames_removed", "filenames_changed"})
+
+
 def needs_derived(conn: sqlite3.Connection) -> bool:
-    """Does this catalog lack any part of the derived tables?"""
+    """Does this catalog lack any part of the derived tables (the trigram index only where FTS5 is)?"""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger', 'index')")}
-    return not have >= _DERIVED_PARTS
+    return not have >= (_DERIVED_PARTS if has_trigrams(conn) else _DERIVED_PARTS - _GRAM_PARTS)
 
 
 def create_derived(conn: sqlite3.Connection) -> None:
     """(Re)build the derived tables and their triggers from the records (inside a transaction).
 
     ``hashes``: 64-bit hashes as INTEGERs, for near-duplicate search. ``listing``:
-    path, presence, low-information flag, an interrupted-move flag and tags (JSON
-    text) of every image. ``placed``: one (folder, name) row per place a present
-    thumbnail is in (copies included), for the scan and for deletions. ``contents``:
-    (sha256, name), to know an image by its bytes. ``tagged``: one (tag, name) row
-    per tag of each present image; ``tag_totals``: images per tag.
+    path, presence, low-information flag, an interrupted-move flag, tags (JSON text)
+    and whether only the size tag is left, of every image. ``placed``: one (folder,
+    name) row per place a present thumbnail is in (copies included), for the scan and
+    for deletions. ``contents``: (sha256, name), to know an image by its bytes.
+    ``tagged``: one (tag, path, name) row per tag of each present image, so ``find``
+    walks a tag's images in path order; ``tag_totals``: images per tag.
+    ``filenames``: each image's original file name, lower-cased, with an index for
+    prefixes and a trigram index (``filename_grams``, FTS5) for any other glob.
     """
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for trigger in ("derive_image", "forget_image", "tag_added", "tag_removed"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    for table in DERIVED & have:
+    for table in sorted(DERIVED & have, key=lambda t: t != "filename_grams"):  # the index before its content
         conn.execute(f'DROP TABLE "{table}"')  # rebuilt together, from the records
     conn.execute(
         "CREATE TABLE hashes (name TEXT PRIMARY KEY, hash INTEGER NOT NULL, path TEXT NOT NULL, "
@@ -97,11 +188,15 @@ def create_derived(conn: sqlite3.Connection) -> None:
     )
     conn.execute(
         "CREATE TABLE listing (name TEXT PRIMARY KEY, path TEXT NOT NULL, present INTEGER NOT NULL, "
-        "low INTEGER NOT NULL, moving INTEGER NOT NULL, tags TEXT NOT NULL)"
+        "low INTEGER NOT NULL, moving INTEGER NOT NULL, tags TEXT NOT NULL, untagged INTEGER NOT NULL)"
     )
-    conn.execute("CREATE TABLE tagged (tag TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tag, name)) WITHOUT ROWID")
-    conn.execute("CREATE INDEX tagged_name ON tagged (name)")
+    conn.execute(
+        "CREATE TABLE tagged (tag TEXT NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, "
+        "PRIMARY KEY (tag, path, name)) WITHOUT ROWID"
+    )
     conn.execute("CREATE INDEX listing_state ON listing (present, low)")
+    conn.execute("CREATE INDEX listing_path ON listing (path) WHERE present = 1")
+    conn.execute("CREATE INDEX listing_untagged ON listing (path) WHERE present = 1 AND untagged = 1")
     conn.execute("CREATE TABLE tag_totals (tag TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
     conn.execute(
         "CREATE TABLE placed (folder TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (folder, name)) WITHOUT ROWID"
@@ -111,8 +206,23 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TABLE contents (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name)) WITHOUT ROWID"
     )
     conn.execute("CREATE INDEX contents_name ON contents (name)")  # the trigger's delete, per record
+    conn.execute(
+        "CREATE TABLE filenames (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, fname TEXT NOT NULL, "
+        "odd INTEGER NOT NULL, folded TEXT)"
+    )
+    conn.execute("CREATE INDEX filenames_fname ON filenames (fname)")
+    conn.execute("CREATE INDEX filenames_folded ON filenames (folded) WHERE folded IS NOT NULL")
+    conn.execute("CREATE INDEX filenames_unfolded ON filenames (name) WHERE odd = 1 AND folded IS NULL")
+    grams = has_trigrams(conn)
+    if grams:
+        conn.execute(
+            "CREATE VIRTUAL TABLE filename_grams USING fts5(fname, content='filenames', content_rowid='id', "
+            "tokenize='trigram case_sensitive 1', detail='none')"
+        )
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
+    if grams:
+        _create_gram_triggers(conn)
     conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
     conn.execute(
         "CREATE TRIGGER tag_added AFTER INSERT ON tagged BEGIN "
@@ -123,16 +233,63 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
     )
     body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
+    conn.execute(f"CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n{body};\nEND")
     conn.execute(
-        "CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n"
-        "DELETE FROM tagged WHERE name = NEW.key;\n"
-        "DELETE FROM hashes WHERE name = NEW.key;\n"
-        "DELETE FROM placed WHERE name = NEW.key;\n"
-        "DELETE FROM contents WHERE name = NEW.key;\n"
-        f"{body};\nEND"
+        "CREATE TABLE near_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
+        "WITHOUT ROWID"
     )
+    conn.execute("CREATE INDEX near_pairs_b ON near_pairs (b)")
+    conn.execute("CREATE TABLE near_paired (name TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute("CREATE TABLE near_pending (name TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute("INSERT INTO near_pending (name) SELECT name FROM hashes WHERE present = 1 AND low = 0")
+    _create_pair_triggers(conn)
     create_forget_trigger(conn)
     create_near_log(conn, fresh=True)
+    conn.execute("INSERT OR REPLACE INTO near_meta (key, value) VALUES ('pair_radius', ?)", (PAIR_RADIUS,))
+
+
+def has_trigrams(conn: sqlite3.Connection) -> bool:
+    """Does this SQLite have FTS5 (whose trigram tokenizer indexes file names for infix globs)?
+    Without it the trigram index is left out and such globs walk the names instead."""
+    options = {str(r[0]) for r in conn.execute("PRAGMA compile_options")}
+    return "ENABLE_FTS5" in options
+
+
+def _create_gram_triggers(conn: sqlite3.Connection) -> None:
+    """Fill the trigram index from ``filenames`` and keep it following that table."""
+    conn.execute("INSERT INTO filename_grams (filename_grams) VALUES ('rebuild')")
+    grams = "INSERT INTO filename_grams (filename_grams, rowid, fname) VALUES ('delete', OLD.id, OLD.fname)"
+    conn.execute(
+        "CREATE TRIGGER filenames_added AFTER INSERT ON filenames BEGIN "
+        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
+    )
+    conn.execute(f"CREATE TRIGGER filenames_removed AFTER DELETE ON filenames BEGIN {grams}; END")
+    conn.execute(
+        f"CREATE TRIGGER filenames_changed AFTER UPDATE OF fname ON filenames BEGIN {grams}; "
+        "INSERT INTO filename_grams (rowid, fname) VALUES (NEW.id, NEW.fname); END"
+    )
+
+
+def _create_pair_triggers(conn: sqlite3.Connection) -> None:
+    """Triggers on ``hashes`` that keep the near-duplicate pairs' marks: an image that becomes
+    present and not low-information waits in ``near_pending`` until the writer has recorded
+    its pairs (then it is in ``near_paired``); one whose hash, presence or flag changes, or
+    whose row goes, drops its pairs and marks (and waits again if it is still there). A row
+    changed only in its path (a move) keeps them."""
+    drop = (
+        "DELETE FROM near_pairs WHERE a = OLD.name OR b = OLD.name; "
+        "DELETE FROM near_paired WHERE name = OLD.name; DELETE FROM near_pending WHERE name = OLD.name;"
+    )
+    wait = "INSERT OR IGNORE INTO near_pending (name) SELECT NEW.name WHERE NEW.present = 1 AND NEW.low = 0"
+    conn.execute(
+        "CREATE TRIGGER near_pair_added AFTER INSERT ON hashes BEGIN "
+        f"{wait} AND NOT EXISTS (SELECT 1 FROM near_paired WHERE name = NEW.name); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER near_pair_changed AFTER UPDATE ON hashes WHEN OLD.name IS NOT NEW.name OR "
+        f"OLD.hash IS NOT NEW.hash OR OLD.present IS NOT NEW.present OR OLD.low IS NOT NEW.low BEGIN {drop} {wait}; END"
+    )
+    conn.execute(f"CREATE TRIGGER near_pair_removed AFTER DELETE ON hashes BEGIN {drop} END")
 
 
 def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
@@ -160,13 +317,15 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
     )
     removed = "INSERT INTO near_log (row) VALUES ({})"
     added = "INSERT INTO near_log (row, hash, present, low) VALUES (NEW.rowid, NEW.hash, NEW.present, NEW.low)"
+    # ``hashes`` is changed in place (an upsert keeps a row's id); a change of path alone is
+    # not logged: the index holds no paths.
+    conn.execute("DROP TRIGGER IF EXISTS near_replaced")  # of the versions that replaced rows
+    changed = "OLD.rowid IS NOT NEW.rowid OR OLD.hash IS NOT NEW.hash OR OLD.present IS NOT NEW.present"
     triggers = {
-        # INSERT OR REPLACE deletes the old row without firing delete triggers: log it first.
-        "near_replaced": "BEFORE INSERT ON hashes BEGIN INSERT INTO near_log (row) "
-        "SELECT rowid FROM hashes WHERE name = NEW.name; END",
         "near_added": f"AFTER INSERT ON hashes BEGIN {added}; END",
         "near_removed": f"AFTER DELETE ON hashes BEGIN {removed.format('OLD.rowid')}; END",
-        "near_updated": f"AFTER UPDATE ON hashes BEGIN {removed.format('OLD.rowid')}; {added}; END",
+        "near_updated": f"AFTER UPDATE ON hashes WHEN {changed} OR OLD.low IS NOT NEW.low "
+        f"BEGIN {removed.format('OLD.rowid')}; {added}; END",
     }
     for name, body in triggers.items():
         conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
@@ -174,9 +333,10 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
 
 def create_forget_trigger(conn: sqlite3.Connection) -> None:
     """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
-    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
+    # Its hash row takes its near-duplicate pairs and marks with it (``near_pair_removed``).
+    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("hashes", "placed", "contents", "filenames"))
     conn.execute(
-        f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {drops} "
+        f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {_drop_tagged('OLD.key')}; {drops} "
         "DELETE FROM listing WHERE name = OLD.key; END"
     )
 

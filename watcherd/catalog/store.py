@@ -14,6 +14,7 @@ the file sits on a folder other people can write, and unpickling would run their
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from watcherd.catalog import schema
+from watcherd.catalog import pairs, schema
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
@@ -52,6 +53,9 @@ class Catalog(CatalogReader):
         # Called after every commit that wrote something, for as long as the catalog is open
         # (``tagfiles``: sidecars and extended attributes follow the records), by name.
         self._listeners: dict[str, Callable[[], None]] = {}
+        # ``before``: what must be durable before the outermost block commits (a folder whose
+        # new names the records point at), once per key; each with what lets it go on a rollback.
+        self._before: dict[object, tuple[Callable[[], None], Callable[[], None]]] = {}
         try:
             conn = connect(Path(path), busy_timeout)
         except sqlite3.Error as exc:
@@ -59,6 +63,9 @@ class Catalog(CatalogReader):
         super().__init__(path, conn)
         try:
             conn.execute("PRAGMA synchronous = FULL")
+            # 64 MB of page cache (the default is 2 MB): a record's derived rows are spread over a
+            # dozen indexes, and at a million images their pages are read again for every record.
+            conn.execute("PRAGMA cache_size = -65536")
             with self.transaction():
                 schema.create_tables(conn)
                 if schema.needs_derived(conn):
@@ -68,6 +75,13 @@ class Catalog(CatalogReader):
                     schema.create_near_log(conn)
                 schema.create_near_merged(conn)
                 schema.create_tagfiles_due(conn)
+                if pairs.kept_radius(conn) != schema.PAIR_RADIUS:
+                    pairs.reset(conn)  # kept at another radius: every image is paired again
+                self.fold_function()
+                conn.execute(
+                    "UPDATE filenames SET folded = CAST(watcherd_fold(CAST(fname AS BLOB)) AS TEXT) "
+                    "WHERE odd = 1 AND folded IS NULL"
+                )
         except sqlite3.Error as exc:
             self.close()
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
@@ -116,9 +130,12 @@ class Catalog(CatalogReader):
             return
         self._execute("BEGIN IMMEDIATE")
         self._depth, self._staged = 1, 0
-        self._after, self._undo = [], []
+        self._after, self._undo, self._before = [], [], {}
         try:
             yield
+            before, self._before = self._before, {}
+            for run, _ in before.values():
+                run()
             self._depth = 0
             self._commit(conn)
         except BaseException:
@@ -126,6 +143,9 @@ class Catalog(CatalogReader):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._after = []
+            for _, drop in self._before.values():
+                drop()
+            self._before = {}
             self._take_back(0)
             raise
         self.changes += self._staged
@@ -153,6 +173,17 @@ class Catalog(CatalogReader):
             self._after.append(callback)
         else:
             callback()
+
+    def before_commit(self, key: object, run: Callable[[], None], drop: Callable[[], None]) -> bool:
+        """Run ``run`` just before the open transaction commits, once per ``key`` (False: that key
+        is registered already); ``drop`` instead if it rolls back. Outside a transaction: now."""
+        if not self._depth:
+            run()
+            return True
+        if key in self._before:
+            return False
+        self._before[key] = (run, drop)
+        return True
 
     def on_rollback(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` if the open transaction (or the savepoint open now) rolls back."""
@@ -220,6 +251,16 @@ class Catalog(CatalogReader):
     def put_image(self, record: ImageRecord) -> None:
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
+        name = record.original_filename
+        if name is not None and not name.isascii():
+            # What SQLite cannot fold, beside what it can (``finding``): Python's casefold.
+            folded = json.dumps(name.casefold())  # as JSON: lone surrogates of odd names survive
+            self._write(
+                "UPDATE filenames SET folded = json_extract(?, '$') WHERE name = json_extract(?, '$') "
+                "AND folded IS NOT json_extract(?, '$')",
+                (folded, json.dumps(record.name), folded),
+            )
+            self._staged -= 1  # part of the record's write, not a change of its own
 
     def trim_near_log(self, through: int) -> None:
         """Drop the near-duplicate log up to ``through``: a published index covers it.
@@ -274,9 +315,12 @@ class Catalog(CatalogReader):
         """Forget the error for a path that was ingested or went away."""
         self._write('DELETE FROM "errors" WHERE key = ?', (safe_text(rel_path),))
 
-    def set_meta(self, key: str, value: Any) -> None:
-        """Write a ``meta`` value (plain JSON)."""
+    def set_meta(self, key: str, value: Any, *, exported: bool = True) -> None:
+        """Write a ``meta`` value (plain JSON). ``exported=False``: a value the export does not
+        hold (when the last scan ran), not counted in ``changes``, so it alone asks for no export."""
         self._put("meta", key, value)
+        if not exported:
+            self._staged -= 1
 
     # -- the file itself ------------------------------------------------------------
 

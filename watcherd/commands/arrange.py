@@ -98,15 +98,14 @@ def plan(cfg: Config, catalog: CatalogReader, mode: str, under: str) -> Plan:
 
 def _similarity_targets(cfg: Config, catalog: CatalogReader, first: dict[str, str], top: str) -> dict[str, str]:
     """``by_ham/N/`` for each image in a group of look-alikes; a group keeps a number it already has."""
-    import numpy as np
+    from watcherd.near.groups import read_groups
+    from watcherd.near.persisted import index_path
 
-    from watcherd.near.index import NearIndex, groups
-
-    candidates = [(n, h) for n, h in catalog.near_candidates() if n in first]
-    if not candidates:
-        return {}
-    index = NearIndex(np.array([h for _, h in candidates], dtype=np.uint64))
-    found = sorted(sorted(candidates[i][0] for i in members) for members, _ in groups(index, queries.DEFAULT_DISTANCE))
+    within = set(first)
+    found = sorted(
+        g.names
+        for g in read_groups(cfg.database_path, index_path(cfg.state_dir), queries.DEFAULT_DISTANCE, within=within)
+    )
     ham = f"{top}/{BY_HAM}/"
 
     def number(rel: str) -> int | None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from watcherd.catalog import CatalogReader, open_for_reading
-from watcherd.catalog.reads import TagQuery
+from watcherd.catalog.finding import TagQuery
 from watcherd.commands import queries
 from watcherd.core.config import Config
 from watcherd.core.documents import (
@@ -84,10 +84,24 @@ class Library:
         with self._reading() as catalog:
             return queries.image_tags(catalog, name)
 
-    def find(self, query: TagQuery) -> list[FindHit]:
-        """Present images matching every criterion of ``query``."""
+    def find(self, query: TagQuery, *, limit: int | None = None, offset: int = 0) -> list[FindHit]:
+        """Present images matching every criterion of ``query``, by path (a page of them with
+        ``limit`` and ``offset``)."""
+        with self.finding(query, limit=limit, offset=offset) as hits:
+            return list(hits)
+
+    def find_count(self, query: TagQuery) -> int:
+        """How many present images ``find`` would give for ``query`` (a page's total)."""
+        if query.empty:
+            return 0
         with self._reading() as catalog:
-            return queries.find(catalog, query)
+            return catalog.find_count(query)
+
+    @contextmanager
+    def finding(self, query: TagQuery, *, limit: int | None = None, offset: int = 0) -> Iterator[Iterator[FindHit]]:
+        """``find`` streamed: the matches as they are read (the catalog stays open meanwhile)."""
+        with self._reading() as catalog:
+            yield queries.find(catalog, query, limit=limit, offset=offset)
 
     def errors(self) -> list[ErrorItem]:
         """Every file that could not be ingested and is still there."""

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.hashes import hash_rows
-from watcherd.catalog.reads import TagQuery
+from watcherd.catalog.finding import TagQuery
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Verdict, existing_now
 from watcherd.core.config import Config
 from watcherd.core.documents import (
@@ -127,11 +126,17 @@ def export(catalog: CatalogReader) -> Iterator[ExportItem]:
         }
 
 
-def find(catalog: CatalogReader, query: TagQuery) -> list[FindHit]:
-    """Present images matching every criterion of ``query``, by path."""
+def find(catalog: CatalogReader, query: TagQuery, *, limit: int | None = None, offset: int = 0) -> Iterator[FindHit]:
+    """Present images matching every criterion of ``query``, by path, streamed: ``offset``
+    skipped, at most ``limit`` given. Refused at once (not when first read) without a criterion."""
     if query.empty:
         raise UsageError("find needs at least one of --tag, --any, --not, --untagged, --filename")
-    return [{"name": name, "path": path, "tags": found} for name, path, found in catalog.find(query)]
+    if (limit is not None and limit < 0) or offset < 0:
+        raise UsageError("--limit and --offset must not be negative")
+    return (
+        {"name": name, "path": path, "tags": found}
+        for name, path, found in catalog.find(query, limit=limit, offset=offset)
+    )
 
 
 def errors(catalog: CatalogReader) -> list[ErrorItem]:
@@ -305,25 +310,17 @@ def near_groups(
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
     if not Path(cfg.database_path).exists():
         return []
-    from watcherd.near.index import groups
-    from watcherd.near.persisted import NearStore, index_path
+    from watcherd.near.groups import read_groups
+    from watcherd.near.persisted import index_path
 
-    # The persisted index plus its log (built and published here if missing or void).
-    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
-        present = store.present(skip_low=True)
-    found = groups(present, distance)
-    rowids = present.rows
-    where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
+    # Connected components of the pairs the writer keeps (plus the few images waiting
+    # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
     kept: list[tuple[list[tuple[str, str]], int, bool]] = []
-    for members, span in found:
-        # A record the writer rewrote between the two reads has a new row id: left out of this
-        # answer (the next one has it) rather than failing the whole question.
-        picked = sorted(where[r] for r in (int(rowids[m]) for m in members) if r in where)
-        if len(picked) < 2:
-            continue
-        settled = _all_pairs_decided([n for n, _ in picked], decided_groups or [])
+    for group in read_groups(cfg.database_path, index_path(cfg.state_dir), distance):
+        picked = list(zip(group.names, group.paths, strict=True))
+        settled = _all_pairs_decided(group.names, decided_groups or [])
         if not settled or decided:
-            kept.append((picked, span, settled))
+            kept.append((picked, group.span, settled))
     with CatalogReader(cfg.database_path) as catalog:
         records = catalog.images_named([n for picked, _, _ in kept for n, _ in picked])
     out: list[NearGroup] = []

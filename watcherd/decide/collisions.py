@@ -23,7 +23,7 @@ from watcherd.decode.newimage import NewImage, Renderer
 from watcherd.filing.adopt import Maker, examine
 from watcherd.filing.context import Context
 from watcherd.filing.originals import Filing
-from watcherd.fs import fsops
+from watcherd.fs import publish
 from watcherd.fs.folders import ident_of
 
 log = logging.getLogger("watcherd")
@@ -185,12 +185,13 @@ class Collisions:
                 continue
             try:
                 target = folder / name
-                published = fsops.write_new(
+                published = publish.write_new(
                     folder,
                     name,
                     image.png,
                     st.st_mtime_ns,
                     functools.partial(self.ctx.checkpoint, "publishing", target),
+                    self.ctx.sync_later,
                 )
                 self.ctx.published(published)
                 return published

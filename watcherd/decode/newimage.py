@@ -3,18 +3,21 @@
 Decoding is the only slow step and the only parallel one: with a decoder pool
 (``sandbox.DecoderPool``), files are read and handed to a worker before their turn,
 and an early result is used only if the file's size, mtime and inode are unchanged
-when its turn comes. Everything after decoding (publishing, recording, moving) stays
-on the one writer, in order.
+when its turn comes. A staging thread writes and fsyncs each early result's thumbnail
+under a reserved temporary name in its folder, so the writer only links it. Everything
+else (publishing, recording, moving) stays on the one writer, in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +26,7 @@ from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
 from watcherd.core.naming import canonical_name, shown
 from watcherd.decode import imaging
-from watcherd.fs import sidecars
+from watcherd.fs import publish, sidecars
 
 log = logging.getLogger("watcherd")
 
@@ -65,6 +68,7 @@ class NewImage:
     low_information: bool = False
     keywords: tuple[str, ...] = ()  # tags given by the photo's own keywords (and its dropped sidecar's)
     keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
+    staged: publish.Staged | None = None  # the thumbnail already written and fsynced (see ``ImageReader.prefetch``)
 
 
 def spec_for(cfg: Config) -> imaging.RenderSpec:
@@ -154,11 +158,19 @@ class Remote(Protocol):
 
 @dataclass
 class _Ahead:
-    """A file read and handed to a decoder before its turn; valid while its stat is unchanged."""
+    """A file read and handed to a decoder before its turn; valid while its stat is unchanged.
+
+    ``staged``: its thumbnail, written and fsynced by the staging thread once decoded,
+    so the writer only has to link it; ``dropped``: no longer wanted (then a thumbnail
+    staged for it is removed, by whichever side comes last, under the decoder's lock).
+    """
 
     stamp: tuple[int, int, int]
     sha256: str
     future: Future[imaging.Rendered]
+    staging: Future[None] | None = None
+    staged: publish.Staged | None = None
+    dropped: bool = False
 
 
 class ImageReader:
@@ -175,6 +187,8 @@ class ImageReader:
         self._sent: dict[Path, tuple[tuple[int, int], Pending]] = {}
         self.remote_used = 0  # answers from the remote decoders used as they came
         self._coarse_said = False
+        self._stager: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     @property
     def lookahead(self) -> int:
@@ -183,8 +197,15 @@ class ImageReader:
             return self.remote.lookahead
         return 2 * self.pool.workers if self.pool is not None else 0
 
-    def prefetch(self, path: Path, st: os.stat_result) -> None:
-        """Read ``path`` and start decoding it in the pool, for ``make`` to pick up later."""
+    def prefetch(self, path: Path, st: os.stat_result, stage_in: Path | None = None) -> None:
+        """Read ``path`` and start decoding it in the pool, for ``make`` to pick up later.
+
+        With ``stage_in`` (the folder its thumbnail will be published in), a thread then
+        writes and fsyncs the thumbnail there under a reserved temporary name, so the
+        writer's turn is a link: the fsyncs of a burst overlap the writer's other work
+        instead of adding to it, and a thumbnail is still never published before its
+        bytes are on disk.
+        """
         if self.remote is not None:
             if path not in self._sent:
                 self._sent[path] = ((st.st_size, st.st_mtime_ns), self.remote.submit(path))
@@ -197,7 +218,50 @@ class ImageReader:
             return  # ``make`` reads it again and says why
         sha = hashlib.sha256(data).hexdigest()
         future = self.pool.submit(data, self.spec, path.name, sha, self.now(), self._sidecar(path))
-        self._ahead[path] = _Ahead(_stamp(st), sha, future)
+        ahead = self._ahead[path] = _Ahead(_stamp(st), sha, future)
+        if stage_in is not None:
+            if self._stager is None:
+                self._stager = ThreadPoolExecutor(max(1, self.lookahead), thread_name_prefix="watcherd-stage")
+            ahead.staging = self._stager.submit(self._stage, ahead, stage_in, st.st_mtime_ns)
+
+    def _stage(self, ahead: _Ahead, folder: Path, mtime_ns: int) -> None:
+        """In the staging thread: once decoded, write and fsync the thumbnail (no harm if it fails:
+        the writer then writes it itself)."""
+        try:
+            png = ahead.future.result().png
+        except BaseException:
+            return
+        with self._lock:
+            if ahead.dropped:
+                return
+        try:
+            staged = publish.Staged.write(folder, png, mtime_ns)
+        except OSError:
+            return
+        with self._lock:
+            if ahead.dropped:
+                staged.discard()
+            else:
+                ahead.staged = staged
+
+    def _drop(self, ahead: _Ahead) -> None:
+        """``ahead`` is not wanted: cancel its decode, remove a thumbnail staged for it."""
+        ahead.future.cancel()
+        with self._lock:
+            ahead.dropped = True
+            staged, ahead.staged = ahead.staged, None
+        if staged is not None:
+            staged.discard()
+
+    def _picked(self, ahead: _Ahead) -> publish.Staged | None:
+        """The thumbnail staged for ``ahead``, now that its turn has come (None: not staged)."""
+        if ahead.staging is not None:
+            with contextlib.suppress(CancelledError):
+                ahead.staging.result()
+        with self._lock:
+            ahead.dropped = True  # taken: from here on the caller publishes or discards it
+            staged, ahead.staged = ahead.staged, None
+        return staged
 
     def _sidecar(self, path: Path) -> bytes:
         """The bytes of an XMP sidecar dropped beside ``path`` (b"" when there is none or keywords are not read)."""
@@ -209,13 +273,19 @@ class ImageReader:
             raise ImageError(f"file too large ({st.st_size} bytes > max_file_size)")
         ahead = self._ahead.pop(path, None)
         fetched = self._fetched(path, st)
+        staged: publish.Staged | None = None
         if fetched is not None:
             sha, out = fetched
         elif ahead is not None and ahead.stamp == _stamp(st):
-            sha, out = ahead.sha256, ahead.future.result()
+            try:
+                sha, out = ahead.sha256, ahead.future.result()
+            except BaseException:
+                self._drop(ahead)
+                raise
+            staged = self._picked(ahead)
         else:
             if ahead is not None:
-                ahead.future.cancel()
+                self._drop(ahead)
             data = read_file(path, self.cfg.max_file_size)
             sha = hashlib.sha256(data).hexdigest()
             out = self.render(data, self.spec, path.name, sha, self.now(), self._sidecar(path))
@@ -236,6 +306,7 @@ class ImageReader:
             out.low_information,
             out.keywords,
             out.keyword_paths,
+            staged,
         )
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:
@@ -270,8 +341,11 @@ class ImageReader:
     def cancel_all(self) -> None:
         """Drop every early decode (the caller stopped before their turn)."""
         for ahead in self._ahead.values():
-            ahead.future.cancel()
+            self._drop(ahead)
         self._ahead.clear()
+        if self._stager is not None:
+            self._stager.shutdown(wait=False, cancel_futures=True)  # its thread ends once idle
+            self._stager = None
         for _, pending in self._sent.values():
             pending.cancel()
         self._sent.clear()

@@ -14,7 +14,7 @@ from watcherd.catalog import Catalog
 from watcherd.core.config import Config
 from watcherd.core.naming import shown
 from watcherd.core.places import Places
-from watcherd.fs import fsops
+from watcherd.fs import publish
 
 log = logging.getLogger("watcherd")
 
@@ -60,10 +60,27 @@ class Context:
         rel = self.places.rel(path)
 
         def undo() -> None:
-            if fsops.take_back(path, st):
+            if publish.take_back(path, st):
                 log.info("took back %s: the records it was published for were not written", shown(rel))
 
         self.catalog.on_rollback(undo)
+
+    def sync_later(self, dir_fd: int) -> None:
+        """Fsync this open folder once, just before the open transaction commits (its records
+        name a file just published there); a batch of files in one folder syncs it once."""
+        st = os.fstat(dir_fd)
+        held = os.dup(dir_fd)  # held open: a rename of the folder meanwhile does not matter
+
+        def run() -> None:
+            try:
+                os.fsync(held)
+            except OSError:
+                pass
+            finally:
+                os.close(held)
+
+        if not self.catalog.before_commit(("fsync", st.st_dev, st.st_ino), run, lambda: os.close(held)):
+            os.close(held)
 
     def stamp(self) -> str:
         """The current time as the catalog records it."""

@@ -22,6 +22,7 @@ from watcherd.core.records import Json
 from watcherd.filing.adopt import Maker, examine
 from watcherd.filing.context import Context
 from watcherd.fs import fsops, sidecars
+from watcherd.fs.publish import write_new
 
 log = logging.getLogger("watcherd")
 
@@ -174,7 +175,7 @@ class Journal:
         elif isinstance(step, Publish):
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
-                fsops.write_new(path.parent, path.name, step.png, step.mtime_ns)
+                write_new(path.parent, path.name, step.png, step.mtime_ns)
         elif isinstance(step, Rename):
             target = places.absolute(step.to)
             if not ours(path, step.sha256):

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from watcherd.core import xmp
 from watcherd.core.keywords import keyword_lists, xattr_tags, xattr_value
 from watcherd.core.naming import shown
-from watcherd.fs import fsops
+from watcherd.fs import fsops, publish
 from watcherd.fs.sidecars import SIDECAR_SUFFIX, read_bounded, sidecar_of
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class TagFiles:
                 return True
             try:
                 if existing is None:  # the folder is synced once for the batch (``_bring``)
-                    fsops.write_new(path.parent, path.name, document, sync_folder=False)
+                    publish.write_new(path.parent, path.name, document, sync_folder=False)
                 elif not self._replace(path, document, stamp):
                     continue  # changed while it was read: read it again
             except FileExistsError:

@@ -34,7 +34,7 @@ from watcherd.filing.adopt import Adopter
 from watcherd.filing.context import Context
 from watcherd.filing.failures import Failures
 from watcherd.filing.originals import Filing
-from watcherd.fs import fsops
+from watcherd.fs import publish
 
 log = logging.getLogger("watcherd")
 
@@ -90,6 +90,22 @@ class Ingest:
             return self._place(path, where, st, image, folder)
         except OSError as exc:
             return self.failures.record(path, f"cannot write: {exc.strerror or exc}", st, transient=True)
+        finally:
+            if image.staged is not None:
+                image.staged.discard()  # not published here (a collision, an error): removed
+
+    def publish(self, path: Path, st: os.stat_result, image: NewImage, folder: Path) -> Path:
+        """Publish ``image``'s thumbnail as ``folder/image.name`` (FileExistsError if taken): the
+        thumbnail staged ahead when it waits in that folder (a link), else written now. Either
+        way its bytes are on disk before it has the name, and the folder is synced before the
+        open transaction commits."""
+        staged = image.staged
+        if staged is not None and staged.in_folder(folder):
+            staged.publish(image.name, self._publishing(path), self.ctx.sync_later)
+            return folder / image.name
+        return publish.write_new(
+            folder, image.name, image.png, st.st_mtime_ns, self._publishing(path), self.ctx.sync_later
+        )
 
     def _publishing(self, path: Path) -> Callable[[], None]:
         return lambda: self.ctx.checkpoint("publishing", path)
@@ -123,7 +139,7 @@ class Ingest:
             return self._returned(path, st, image, folder, rec)
         if rec is None and not os.path.lexists(folder / image.name):
             try:
-                thumb = fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
+                thumb = self.publish(path, st, image, folder)
             except FileExistsError:
                 pass  # the name appeared meanwhile: a collision with whatever is there
             else:
@@ -174,9 +190,7 @@ class Ingest:
         places = self.ctx.places
         if not rec.present or not os.path.lexists(places.absolute(rec.path)):
             with contextlib.suppress(FileExistsError):
-                self.ctx.published(
-                    fsops.write_new(folder, image.name, image.png, st.st_mtime_ns, self._publishing(path))
-                )
+                self.ctx.published(self.publish(path, st, image, folder))
             rec.path, rec.state = places.rel(folder / image.name), State.PRESENT
             rec.tags = merge_tags(rec.tags, places.tag_folder(folder), rec.size_tag)
         rec.add_keywords(

@@ -52,8 +52,11 @@ class Moves:
         """A catalogued canonical name: moving it needs no decoding."""
         return parse_canonical(path.name) is not None and self.ctx.catalog.image(path.name) is not None
 
-    def seen(self, path: Path, where: Place, st: os.stat_result, rec: ImageRecord | None = None) -> Result | None:
-        """A canonical name at ``path``: follow, adopt or confirm it; None if it is not a thumbnail."""
+    def seen(
+        self, path: Path, where: Place, st: os.stat_result, rec: ImageRecord | None = None, *, quiet: bool = False
+    ) -> Result | None:
+        """A canonical name at ``path``: follow, adopt or confirm it; None if it is not a thumbnail.
+        ``quiet``: a move is logged at DEBUG (its folder's move is logged once instead)."""
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
         rec = rec or catalog.image(path.name)
@@ -78,7 +81,8 @@ class Moves:
         with catalog.transaction():
             catalog.put_image(rec)
         verb = "copied" if copied else "moved"
-        log.info("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
+        line = "%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags)
+        (log.debug if quiet else log.info)(*line)
         return Result(Outcome.MOVED, path, path.name)
 
     def renamed(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
@@ -195,7 +199,8 @@ class Moves:
         """
         catalog = self.ctx.catalog
         known = catalog.images_named([p.name for p in paths if parse_canonical(p.name) is not None])
-        rest = []
+        rest: list[Path] = []
+        followed, into = 0, ""
         with catalog.transaction():
             for path in paths:
                 rec = known.get(path.name)
@@ -207,7 +212,12 @@ class Moves:
                     st = os.lstat(path)
                 except OSError:
                     continue  # gone again already
-                self.seen(path, where, st, rec)
+                result = self.seen(path, where, st, rec, quiet=True)
+                if result is not None and result.outcome is Outcome.MOVED:
+                    followed += 1
+                    into = into or shown(str(where.rel.parent))
+        if followed:
+            log.info("moved %d thumbnails with their folder -> %s", followed, into)
         return rest
 
     def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:

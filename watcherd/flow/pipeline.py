@@ -240,4 +240,5 @@ class Pipeline:
             return
         wanted = stat.S_ISREG(st.st_mode) and st.st_size <= self.cfg.max_file_size
         if wanted and self.ingest.needless(self.places.rel(path), st, where) is None:
-            self.decoder.prefetch(path, st)
+            # Its thumbnail is staged where it will be published (see ``Ingest.publish``).
+            self.decoder.prefetch(path, st, path.parent if where.area is Area.TREE else self.places.thumbs)

@@ -3,4 +3,4 @@ the library's folders and leftovers, the writer lease, walking the tree, folders
 identity, and the stillness a file must reach before it is read (``settle``).
 """
 
-__all__ = ["folders", "fsops", "layout", "lease", "settle", "sidecars", "walk"]
+__all__ = ["folders", "fsops", "layout", "lease", "publish", "settle", "sidecars", "walk"]

@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from watcherd.core.filters import TEMP_PREFIX
@@ -60,15 +59,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None, *, sync: bool = True) -> None:
+def link_no_replace(src: str | Path, dst: str | Path, dir_fd: int | None = None, *, sync: bool = True) -> None:
     """Give ``src`` the name ``dst`` atomically, failing if ``dst`` exists.
 
     With ``dir_fd`` both names are relative to that open folder, so they stay in it
-    even if the folder is renamed or moved meanwhile. Without ``sync`` the folder is
-    not synced (the caller syncs it once for many names).
+    even if the folder is renamed or moved meanwhile. ``sync``: make the removal of
+    ``src`` durable at once (else the caller syncs the folder).
     """
     old = OldName.of(Path(src), dir_fd)
     try:
@@ -154,7 +153,7 @@ class OldName:
     @classmethod
     def of(cls, path: Path, dir_fd: int | None = None) -> OldName:
         """Hold ``path``'s folder open (or use ``dir_fd``, relative to which ``path`` is a name)."""
-        folder = dir_fd if dir_fd is not None else os.open(path.parent, _DIR_FLAGS)
+        folder = dir_fd if dir_fd is not None else os.open(path.parent, DIR_FLAGS)
         try:
             st = os.stat(path.name if dir_fd is None else path, dir_fd=folder, follow_symlinks=False)
         except BaseException:
@@ -188,7 +187,7 @@ class OldName:
 
 def rename_no_replace(src: Path, dst: Path) -> None:
     """Give ``src`` (one of our own files) the name ``dst``, failing if ``dst`` exists."""
-    _link_no_replace(src, dst)
+    link_no_replace(src, dst)
     fsync_dir(dst.parent)
 
 
@@ -216,7 +215,7 @@ class OldNames:
             if not same:  # that folder was renamed and another took its name
                 fd = None
         if fd is None:
-            fd = os.open(key, _DIR_FLAGS)
+            fd = os.open(key, DIR_FLAGS)
             self._fds.append(fd)
             self._folders[key] = fd
         return OldName.of(Path(path.name), fd)
@@ -248,68 +247,6 @@ class OldNames:
         self.close()
 
 
-def write_new(
-    folder: Path,
-    name: str,
-    data: bytes,
-    mtime_ns: int | None = None,
-    before_publish: Callable[[], None] | None = None,
-    *,
-    sync_folder: bool = True,
-) -> Path:
-    """Create ``folder/name`` with ``data``; raise FileExistsError if the name is taken.
-
-    The bytes go to a temporary file that is fsynced before it is published, so the
-    final name never shows a half-written file. Every step works relative to the
-    folder opened once, so a folder renamed meanwhile keeps the file (under its new
-    path) and never keeps the temporary. Without ``sync_folder`` the new name is made
-    durable by the caller, who syncs the folder once for a batch of files.
-    """
-    tmp = temp_path(Path(), ".png").name
-    dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if mtime_ns is not None:
-                os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd)
-            if before_publish is not None:
-                before_publish()
-            _link_no_replace(tmp, name, dir_fd, sync=sync_folder)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=dir_fd)
-        if sync_folder:
-            with contextlib.suppress(OSError):
-                os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return folder / name
-
-
-def take_back(path: Path, published: os.stat_result) -> bool:
-    """Remove the file this process published at ``path``, if that very file is still there.
-
-    For a publication whose records were rolled back: the file is ours only while it is
-    the inode we linked (``published``); anything else at that name now is left alone.
-    """
-    try:
-        now = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if (now.st_dev, now.st_ino) != (published.st_dev, published.st_ino):
-        return False
-    os.unlink(path)
-    return True
-
-
 def _copy_then_publish(src: Path, dst: Path) -> None:
     tmp = temp_path(dst.parent, src.suffix)
     try:
@@ -318,7 +255,7 @@ def _copy_then_publish(src: Path, dst: Path) -> None:
             fout.flush()
             os.fsync(fout.fileno())
         shutil.copystat(src, tmp, follow_symlinks=False)
-        _link_no_replace(tmp, dst)
+        link_no_replace(tmp, dst)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

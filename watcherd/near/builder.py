@@ -108,6 +108,16 @@ class Maintainer:
                 log.info("near-duplicate index rebuilt (%s)", self.path)
         except (CatalogError, IndexFileError, OSError) as exc:
             log.warning("cannot rebuild the near-duplicate index: %s", exc)
+        try:
+            self.pair(catalog)
+        except (CatalogError, OSError, ValueError) as exc:
+            log.warning("cannot keep the near-duplicate pairs: %s", exc)
+
+    def pair(self, catalog: Catalog) -> int:
+        """Record the pairs of the images waiting for theirs (``neargroups.pair_round``)."""
+        from watcherd.near.groups import pair_round
+
+        return pair_round(catalog, self.path)
 
     def tick(self, catalog: Catalog, now: float) -> bool:
         """Collect a finished build (then trim), or start one if due; True when one was published."""

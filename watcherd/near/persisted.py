@@ -140,6 +140,36 @@ class Tables:
         pos, first = np.unique(self.order[at[keep]], return_index=True)
         return pos.astype(np.intp), dist[keep][first].astype(np.int64)
 
+    def search_many(
+        self, queries: NDArray[np.uint64], radius: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """(query index, position, distance) of every indexed hash within ``radius`` bits of
+        each query: all queries' runs gathered at once; each (query, position) once."""
+        queries = np.asarray(queries, dtype=np.uint64)
+        none = np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
+        if len(self) == 0 or queries.size == 0:
+            return none
+        masks = _flip_masks(radius // CHUNKS).astype(np.int64)
+        shifts = np.arange(CHUNKS, dtype=np.uint64) * np.uint64(CHUNK_BITS)
+        values = ((queries[:, None] >> shifts[None, :]) & np.uint64(0xFFFF)).astype(np.int64)  # k x 4
+        offsets = np.arange(CHUNKS, dtype=np.int64) << CHUNK_BITS
+        probes = ((values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]).reshape(queries.size, -1)
+        lo, hi = self.starts[probes].ravel(), self.starts[probes + 1].ravel()
+        owner = np.repeat(np.arange(queries.size, dtype=np.intp), probes.shape[1])
+        lengths = hi - lo
+        total = int(lengths.sum())
+        if total == 0:
+            return none
+        ends = np.cumsum(lengths)
+        at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
+        who = np.repeat(owner, lengths)
+        dist = np.bitwise_count(self.sorted[at] ^ queries[who])
+        keep = dist <= radius
+        who, pos, dist = who[keep], self.order[at[keep]].astype(np.intp), dist[keep].astype(np.int64)
+        # A hash near in two chunks is found twice: keep each (query, position) once.
+        _, first = np.unique(who.astype(np.int64) * max(len(self), 1) + pos, return_index=True)
+        return who[first], pos[first], dist[first]
+
 
 def _tables(hashes: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:
     n = hashes.size

@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from watcherd.catalog.finding import TagQuery
 from watcherd.commands import queries
 from watcherd.commands.library import Library
 from watcherd.core.config import Config
@@ -54,6 +55,19 @@ def inside_root(root: Path, rel: str) -> Path:
     if not target.is_relative_to(base) or not target.is_file() or base / ".watcherd" in target.parents:
         raise HTTPException(404)
     return target
+
+
+GALLERY_PAGE = 200  # /api/find's default limit (the tag gallery pages by pages.PER_PAGE)
+
+
+def _count(request: Request, key: str, default: int) -> int:
+    """A non-negative integer query parameter, else 400."""
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise HTTPException(400, f"{key} must be a non-negative integer")
+    return int(raw)
 
 
 HTTP_STATUS = {2: 400, 4: 503, 5: 503, 7: 409}  # by the CLI's exit code (a daemon's refusal carries only that)
@@ -200,6 +214,21 @@ class Web:
         )
         return JSONResponse(items)
 
+    async def api_find(self, request: Request) -> Response:
+        """``find --json`` over HTTP, a page at a time: tag, any, not (each repeatable), untagged,
+        filename, limit, offset."""
+        params = request.query_params
+        query = TagQuery(
+            tuple(params.getlist("tag")),
+            tuple(params.getlist("any")),
+            tuple(params.getlist("not")),
+            params.get("untagged") in ("1", "true"),
+            params.get("filename"),
+        )
+        limit = _count(request, "limit", GALLERY_PAGE)
+        offset = _count(request, "offset", 0)
+        return JSONResponse(await _call(lambda: self.library.find(query, limit=limit, offset=offset)))
+
     async def api_resolve(self, request: Request) -> Response:
         """One decision ``{id, decision}``; or a batch ``{decisions: [{id, decision}, ...]}``, undone as one."""
         try:
@@ -294,6 +323,7 @@ def create_app(cfg: Config, token: str | None = None, upload_limit: int = UPLOAD
         Route("/search", web.search, methods=["GET", "POST"]),
         Route("/tags", web.tags),
         Route("/api/dupes", web.api_dupes),
+        Route("/api/find", web.api_find),
         Route("/api/resolve", web.api_resolve, methods=["POST"]),
         Route("/api/undo", web.api_undo, methods=["POST"]),
         Route("/api/similar", web.api_similar, methods=["GET", "POST"]),

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from watcherd.catalog.reads import TagQuery
+from watcherd.catalog.finding import TagQuery
 from watcherd.commands.library import Library
 from watcherd.core.documents import SimilarHit
 from watcherd.web.review import originals_of
@@ -55,19 +55,21 @@ def tags_context(library: Library, chosen: list[str], size: str, q: str, page: s
     folders = {t: n for t, n in counts.items() if not SIZE_TAG.match(t)}
     sizes = {t: n for t, n in counts.items() if SIZE_TAG.match(t)}
     wanted = tuple(dict.fromkeys([*chosen, *([size] if size else [])]))
-    hits = library.find(TagQuery(all_of=wanted)) if wanted else []
+    query = TagQuery(all_of=wanted)
+    total = library.find_count(query) if wanted else 0
     number = int(page) if page.isdigit() and int(page) > 0 else 1
-    shown = hits[(number - 1) * PER_PAGE : number * PER_PAGE]
+    # Only the page shown is read (``find`` walks the smallest tag's index and stops).
+    shown = library.find(query, limit=PER_PAGE, offset=(number - 1) * PER_PAGE) if wanted else []
     return {
         "folders": folders,
         "sizes": sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])),
         "chosen": chosen,
         "size": size,
         "q": q,
-        "total": len(hits),
+        "total": total,
         "cards": _cards(library, [(h["name"], h["path"], None) for h in shown]),
         "page": number,
-        "pages": max(1, -(-len(hits) // PER_PAGE)),
+        "pages": max(1, -(-total // PER_PAGE)),
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import canonical_files, drop, encode, scene, write
 from watcherd.catalog import Catalog
-from watcherd.catalog.reads import TagQuery
+from watcherd.catalog.finding import TagQuery
 from watcherd.commands import arrange, edits, queries
 from watcherd.core.config import Config
 from watcherd.core.errors import UsageError

@@ -15,7 +15,8 @@ from watcherd.core.config import Config
 from watcherd.core.errors import IndexFileError, UsageError
 from watcherd.core.records import ImageRecord, State
 from watcherd.near import persisted, reader
-from watcherd.near.builder import Maintainer
+from watcherd.near.builder import Maintainer, build
+from watcherd.near.groups import pair_round
 from watcherd.near.index import MAX_RADIUS, NearIndex, brute_force, groups
 from watcherd.near.persisted import NearStore, Tables, index_path
 
@@ -274,8 +275,11 @@ def test_dupes_near_from_the_persisted_index_equals_the_tables_built_in_memory(c
             assert got == _groups_in_memory(cfg, r), r
             assert r == 0 or got  # not an empty comparison
 
-    check()  # builds and publishes the index
-    assert index_path(cfg.state_dir).exists()
+    check()  # nothing paired yet: every pair is computed by the bulk self-join
+    build(index_path(cfg.state_dir), cfg.database_path)
+    assert pair_round(catalog, index_path(cfg.state_dir)) > 100
+    assert catalog.conn.execute("SELECT count(*) FROM near_pending").fetchone() == (0,)
+    check()  # the kept pairs
     with catalog.transaction():  # through the log: adds, a missing image, a forget, a newly low one
         catalog.put_image(_record(base[5] ^ 0b11, 900))
         catalog.put_image(_record(base[7] ^ 0b1, 901, low=True))
@@ -289,4 +293,6 @@ def test_dupes_near_from_the_persisted_index_equals_the_tables_built_in_memory(c
     with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
         assert store.present(skip_low=True).rows.size < len(hashes) + 2
         assert store.rebuilds == 0  # the index plus its log
+    check()  # two images wait: the reader pairs them through the index and its log
+    assert pair_round(catalog, index_path(cfg.state_dir)) == 1  # the low-information one never waits
     check()

@@ -1,0 +1,275 @@
+"""Near-duplicate groups read from the kept pairs, and the writer's rounds that keep them.
+
+A group of look-alikes at distance N is a connected component of the pairs within N
+among present, not low-information images (``dupes --near N``, the review page's near
+queue, ``arrange by-similarity``). For N up to ``PAIR_RADIUS`` a reader takes the
+pairs the writer keeps (``catalog.pairs``) plus, for the few images still waiting
+for theirs, one batched index query, and joins the components in Python: no numpy
+and no per-image query on the usual path. Beyond ``PAIR_RADIUS``, or when many images
+wait (a catalog just upgraded), the pairs are computed by the bulk self-join
+(``near.join``). Every read happens in one read transaction, so the pairs, the waiting
+images and the index's log describe one state of the catalog.
+
+The writer (``pair_round``, from the daemon's maintenance tick and at the end of a
+scan) records the pairs of the waiting images in one transaction: one batched query
+of the persisted index plus its log for a few, the bulk self-join for many.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from watcherd.catalog import pairs
+from watcherd.catalog.hashes import NearLogReader, names_of
+from watcherd.catalog.schema import PAIR_RADIUS
+from watcherd.core.errors import CatalogError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from watcherd.catalog.store import Catalog
+    from watcherd.near.persisted import Tables
+
+__all__ = ["PAIR_RADIUS", "Group", "components", "pair_round", "read_groups"]
+
+READER_PENDING = 20_000  # waiting images a reader pairs itself; more: it computes every pair
+BULK_MIN = 5_000  # the writer pairs fewer waiting images one by one (batched), more in bulk
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of look-alikes: its names (sorted), their paths, the widest distance inside it."""
+
+    names: list[str]
+    paths: list[str]
+    span: int
+
+
+def components(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """Connected components (two members or more) of the graph ``edges`` makes, each sorted."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    out: dict[str, list[str]] = {}
+    for x in parent:
+        out.setdefault(root(x), []).append(x)
+    return [sorted(m) for m in out.values() if len(m) > 1]
+
+
+def span(hashes: list[int]) -> int:
+    """The largest distance between any two of ``hashes``."""
+    if len(hashes) > 64:
+        import numpy as np
+
+        arr = np.array(hashes, dtype=np.uint64)
+        return int(max(int(np.bitwise_count(arr[i] ^ arr[i + 1 :]).max()) for i in range(arr.size - 1)))
+    return max(((a ^ b).bit_count() for i, a in enumerate(hashes) for b in hashes[i + 1 :]), default=0)
+
+
+def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None = None) -> list[Group]:
+    """The groups at ``radius`` now (only among ``within`` when given), read in one transaction."""
+    if not Path(db).exists():
+        return []
+    reader = NearLogReader(db)
+
+    def read(conn: sqlite3.Connection) -> list[Group]:
+        found = kept_components(conn, index, radius, within)
+        if found is None:
+            found = bulk_components(conn, radius, within)
+        info = pairs.members(conn, [n for g in found for n in g])
+        out = []
+        for names in found:
+            names = [n for n in names if n in info]  # every member is present: the pairs say so
+            out.append(Group(names, [info[n][1] for n in names], span([info[n][0] for n in names])))
+        return out
+
+    try:
+        return reader.read(read)
+    finally:
+        reader.close()
+
+
+def kept_components(
+    conn: sqlite3.Connection, index: Path, radius: int, within: set[str] | None = None
+) -> list[list[str]] | None:
+    """The groups from the kept pairs, plus the pairs of the images still waiting for theirs
+    (None when they cannot answer: beyond the kept radius, too many waiting, no usable index)."""
+    kept = pairs.kept_radius(conn)
+    if kept is None or radius > kept:
+        return None
+    waiting = pairs.pending_count(conn, READER_PENDING + 1)
+    if waiting > READER_PENDING:
+        return None
+    edges = pairs.pairs_within(conn, radius)
+    if waiting:
+        extra = pending_pairs(conn, index, pairs.pending(conn, waiting), radius)
+        if extra is None:
+            return None
+        edges += extra
+    if within is not None:
+        edges = [e for e in edges if e[0] in within and e[1] in within]
+    return components((a, b) for a, b, _ in edges)
+
+
+def bulk_components(conn: sqlite3.Connection, radius: int, within: set[str] | None = None) -> list[list[str]]:
+    """The groups computed from every present, not low-information hash by the bulk self-join,
+    joined as they come (memory follows the library, not the number of pairs)."""
+    import numpy as np
+
+    from watcherd.catalog.hashes import present_hashes
+    from watcherd.near.join import pairs as join
+
+    rows, hashes = present_hashes(conn)
+    if within is not None:
+        wanted = pairs.rows_named(conn, sorted(within))
+        keep = np.isin(rows, np.array(sorted(wanted), dtype=np.int64))
+        rows, hashes = rows[keep], hashes[keep]
+    parent = np.arange(rows.size, dtype=np.int64)
+    for i, j, _ in join(hashes, radius):
+        _union(parent, i, j)
+    roots = _roots(parent)
+    sizes = np.bincount(roots, minlength=rows.size)
+    grouped = np.flatnonzero(sizes[roots] > 1)
+    if grouped.size == 0:
+        return []
+    names = names_of(conn, rows[grouped].tolist())
+    out: dict[int, list[str]] = {}
+    for at, root in zip(grouped.tolist(), roots[grouped].tolist(), strict=True):
+        out.setdefault(root, []).append(names[int(rows[at])][0])
+    return [sorted(m) for m in out.values()]
+
+
+def _roots(parent: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each position's root, with the paths halved until every entry points at its root."""
+    import numpy as np
+
+    while True:
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            return parent
+        parent[:] = up
+
+
+def _union(parent: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64]) -> None:
+    """Join the sets of each (i, j), all at once: the larger root points at the smaller, again
+    until every pair shares a root (a root written twice in one step keeps one of the writes)."""
+    import numpy as np
+
+    while i.size:
+        ri, rj = _roots_of(parent, i), _roots_of(parent, j)
+        apart = ri != rj
+        i, j, ri, rj = i[apart], j[apart], ri[apart], rj[apart]
+        parent[np.maximum(ri, rj)] = np.minimum(ri, rj)
+
+
+def _roots_of(parent: NDArray[np.int64], at: NDArray[np.int64]) -> NDArray[np.int64]:
+    import numpy as np
+
+    while True:
+        up = parent[at]
+        if np.array_equal(up, at):
+            return at
+        at = up
+
+
+def _mapped(index: Path) -> Tables | None:
+    from watcherd.near.persisted import Tables
+
+    try:
+        return Tables.load(index)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def pending_pairs(
+    conn: sqlite3.Connection, index: Path, waiting: list[tuple[str, int, int]], radius: int
+) -> list[tuple[str, str, int]] | None:
+    """The pairs within ``radius`` of the ``waiting`` images (name, row, hash) with every present,
+    not low-information image: one batched query of the persisted index plus its log, read on
+    ``conn`` (None when the index cannot be brought up to date: missing, void, trimmed)."""
+    if not waiting:
+        return []
+    import numpy as np
+
+    from watcherd.catalog.hashes import read_delta
+    from watcherd.near.persisted import NearStore, Tables, _delta_view
+
+    tables = _mapped(index)
+    epoch, trimmed, head, entries = read_delta(conn, tables.seq if tables is not None else 0)
+    if tables is None or not NearStore._usable(tables, epoch, trimmed, head):
+        return None
+    touched, added_rows, added_hashes, added_low = _delta_view(entries)
+    queries = np.array([h for _, _, h in waiting], dtype=np.uint64)
+    own = np.array([r for _, r, _ in waiting], dtype=np.int64)
+    who, pos, dist = tables.search_many(queries, radius)
+    rows = tables.rows[pos]
+    keep = (tables.low[pos] == 0) & (rows != own[who])
+    if touched.size:
+        keep &= ~np.isin(rows, touched)
+    who, rows, dist = who[keep], rows[keep], dist[keep]
+    fresh = added_low == 0
+    if fresh.any():
+        delta = Tables.build(None, 0, added_rows[fresh], added_hashes[fresh], np.zeros(int(fresh.sum()), bool))
+        dwho, dpos, ddist = delta.search_many(queries, radius)
+        drows = delta.rows[dpos]
+        other = drows != own[dwho]
+        who = np.concatenate([who, dwho[other]])
+        rows = np.concatenate([rows, drows[other]])
+        dist = np.concatenate([dist, ddist[other]])
+    names = names_of(conn, sorted(set(rows.tolist())))
+    return [
+        (waiting[q][0], names[r][0], int(d))
+        for q, r, d in zip(who.tolist(), rows.tolist(), dist.tolist(), strict=True)
+        if r in names
+    ]
+
+
+def pair_round(catalog: Catalog, index: Path) -> int:
+    """Record the pairs of the images waiting for them, in one writer transaction; how many
+    images were paired (0 also when the index must be built first: they wait, readers pair them)."""
+    conn = catalog.conn
+    try:
+        if pairs.pending_count(conn, 1) == 0:
+            return 0
+        with catalog.transaction():
+            waiting = pairs.pending_count(conn, 10**12)
+            if waiting >= BULK_MIN and waiting * 100 >= pairs.present_count(conn):
+                _pair_all(conn)
+                return waiting
+            batch = pairs.pending(conn, waiting)
+            found = pending_pairs(conn, index, batch, PAIR_RADIUS)
+            if found is None:
+                return 0
+            pairs.record(conn, found, [name for name, _, _ in batch])
+            return len(batch)
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot keep the near-duplicate pairs in {catalog.path}: {exc}") from None
+
+
+def _pair_all(conn: sqlite3.Connection) -> None:
+    """Every pair anew by the bulk self-join, written a block at a time (the writer's part)."""
+    from watcherd.catalog.hashes import present_hashes
+    from watcherd.near.join import pairs as join
+
+    rows, hashes = present_hashes(conn)
+    pairs.clear(conn)
+    for i, j, d in join(hashes, PAIR_RADIUS):
+        for at in range(0, i.size, 100_000):
+            part = slice(at, at + 100_000)
+            pairs.add_rows(conn, rows[i[part]].tolist(), rows[j[part]].tolist(), d[part].tolist())
+    pairs.all_paired(conn)
