@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -17,7 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from PIL import Image, ImageDraw
+
+from watcherd.cli import main
 
 T = TypeVar("T")
 
@@ -270,6 +274,22 @@ def with_iptc_keywords(jpeg: bytes, keywords: list[str], *, utf8: bool = True) -
 def digest(data: bytes) -> str:
     """The sha256 of some bytes, in hex (``sha`` is the same for a file)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``watcherd ARGV`` run in this process: its exit code, stdout and stderr."""
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def in_process_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """``watcherd ARGV --json`` run in this process (no config from the environment); it must succeed."""
+    os.environ.pop("WATCHERD_CONFIG", None)
+    code, out, err = in_process(capsys, *argv, "--json")
+    assert code == 0, f"watcherd {' '.join(argv)} exited {code}: {err}"
+    return json.loads(out)
 
 
 def cli(*args: str) -> Any:

@@ -13,14 +13,9 @@ import pytest
 from PIL import Image
 
 from tests.helpers import drop, encode, scene, write
+from tests.helpers import in_process as run
 from watcherd.cli import main
 from watcherd.core.config import Config
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.helpers import encode, scene, table, write
+from tests.helpers import in_process_json as run
 from tests.invariants import check_library
 from watcherd.cli import main
 from watcherd.core.config import Config
 from watcherd.decode import imaging
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    os.environ.pop("WATCHERD_CONFIG", None)
-    capsys.readouterr()
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def library(cfg: Config, capsys: pytest.CaptureFixture[str]) -> tuple[str, dict[str, bytes]]:

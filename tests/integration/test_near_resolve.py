@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import encode, scene, table, write
-from tests.integration.test_decisions import run
+from tests.helpers import in_process_json as run
 from tests.invariants import check_library
 from watcherd.core.config import Config
 from watcherd.decode import imaging

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import in_process as run
 from watcherd.cli import COMMANDS, main
 from watcherd.cliargs import build_parser
 from watcherd.core.config import Config
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
