@@ -149,8 +149,10 @@ def test_a_daemon_on_a_clients_mount_serves_the_other_host(share: Share, tmp_pat
     """Host A's daemon on its own mount (the share config); host B drops, drags, edits and reads."""
     a_mnt, b_mnt = share.mount_a.point, share.mount_b.point
     a_db = tmp_path / "host-a" / "catalog.sqlite"
-    conf_a = share_config(tmp_path / "host-a" / "watcherd.yaml", a_db)
-    conf_b = share_config(tmp_path / "host-b" / "watcherd.yaml", None)  # reads the published snapshot
+    # A lease goes stale after 10 s here, not 3: on a loaded machine A's heartbeat through
+    # rclone's cache can lag 3 s while it applies B's change (B then says A stopped).
+    conf_a = share_config(tmp_path / "host-a" / "watcherd.yaml", a_db, stale_after=10)
+    conf_b = share_config(tmp_path / "host-b" / "watcherd.yaml", None, stale_after=10)  # reads the snapshot
     photos = {f"p{i}.jpg": encode(scene(seed=40 + i)) for i in range(6)}
     dropped = dict(photos)
     daemon = HostDaemon(share.a, a_mnt, conf_a, tmp_path / "host-a" / "daemon.log")

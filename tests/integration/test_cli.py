@@ -215,16 +215,3 @@ def test_an_old_truncated_file_costs_one_scan_then_nothing_until_retried(
     code, out, _ = run(capsys, "errors", root, "--retry")
     assert code == 0 and out == "forgot 1 error record: those files are read again\n"
     assert half.read_bytes() == whole[: len(whole) // 2]
-
-
-def test_a_scan_that_changes_nothing_leaves_the_export(capsys: pytest.CaptureFixture[str], library: Path) -> None:
-    export = library / ".watcherd" / "catalog.export.json"
-    before = export.stat()
-    assert run(capsys, "scan", str(library), "--json")[0] == 0
-    after = export.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    _, out, _ = run(capsys, "status", str(library), "--json")
-    assert json.loads(out)["last_scan"]["reason"] == "scan"
-    drop(library / "thumbs" / "new" / "c.jpg", seed=9)
-    assert run(capsys, "scan", str(library), "--json")[0] == 0
-    assert export.stat().st_ino != before.st_ino  # something changed: written anew

@@ -315,12 +315,9 @@ class Catalog(CatalogReader):
         """Forget the error for a path that was ingested or went away."""
         self._write('DELETE FROM "errors" WHERE key = ?', (safe_text(rel_path),))
 
-    def set_meta(self, key: str, value: Any, *, exported: bool = True) -> None:
-        """Write a ``meta`` value (plain JSON). ``exported=False``: a value the export does not
-        hold (when the last scan ran), not counted in ``changes``, so it alone asks for no export."""
+    def set_meta(self, key: str, value: Any) -> None:
+        """Write a ``meta`` value (plain JSON)."""
         self._put("meta", key, value)
-        if not exported:
-            self._staged -= 1
 
     # -- the file itself ------------------------------------------------------------
 

@@ -200,5 +200,4 @@ def record_scan(catalog: Catalog, report: Report, reason: str, now: Callable[[],
         catalog.set_meta(
             "scan",
             {"finished": iso(now()), "reason": reason, "seconds": round(report.seconds, 3), "counts": report.counts},
-            exported=False,
         )

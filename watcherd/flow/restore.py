@@ -70,11 +70,9 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
     return target
 
 
-def save_copies(cfg: Config, catalog: Catalog, now: float, *, export: bool = True) -> None:
-    """Write the export (with ``export``), and publish the read-only snapshot when the live
-    catalog is elsewhere."""
-    if export:
-        write_export(cfg, catalog, now)
+def save_copies(cfg: Config, catalog: Catalog, now: float) -> None:
+    """Write the export, and publish the read-only snapshot when the live catalog is elsewhere."""
+    write_export(cfg, catalog, now)
     if cfg.snapshot_path is not None:
         catalog.publish(cfg.snapshot_path)
 

@@ -48,7 +48,6 @@ def scan_once(
             log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
         opened = open_for_writing(cfg)
         catalog = opened.catalog
-        unchanged = catalog.changes
         # On a cluster one local sandbox decodes what the workers could not (a file
         # changed since a worker read it); the cores here are the cluster's.
         decoders: DecoderPool | Sandbox = (
@@ -101,11 +100,7 @@ def scan_once(
             # Fold the near-duplicate log into a new index when it is long (or the index is
             # missing), so a library kept by scans alone has a bounded log too.
             Maintainer(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False).run(catalog, 0.0)
-            # A scan that changed nothing the export holds leaves it as it is (the snapshot,
-            # which carries when the last scan ran, is published all the same).
-            restore.save_copies(
-                cfg, catalog, time.time(), export=catalog.changes != unchanged or not restore.export_path(cfg).exists()
-            )
+            restore.save_copies(cfg, catalog, time.time())
             return report
         finally:
             decoders.close()
