@@ -28,7 +28,7 @@ from watcherd.core.records import ImageRecord
 from watcherd.decide import decided
 from watcherd.decide.applier import Applier
 from watcherd.decide.decided import NEAR
-from watcherd.decide.plans import KeepFacts, plan_keep, unmerged
+from watcherd.decide.plans import DistinctFacts, KeepFacts, plan_distinct, plan_keep, unmerged
 from watcherd.decode import chunks
 from watcherd.decode.newimage import Renderer, spec_for
 from watcherd.filing import journal
@@ -189,32 +189,32 @@ class Decisions:
             self.ctx.checkpoint("thumbnail", target)
         else:
             target = at
+        plan = plan_distinct(col, via, self._distinct_facts(col, target))
+        self.applier.apply(plan)
+        log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(plan.put_images[0].path))
+        return col.distinct_name
+
+    def _distinct_facts(self, col: CollisionRecord, target: Path) -> DistinctFacts:
+        """What ``plan_distinct`` needs: the newcomer's thumbnail at ``target`` and what it holds."""
+        catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
         thumb = examine(target, os.lstat(target))
         assert thumb is not None
-        now = self.ctx.stamp()
-        rec = catalog.image(name)
+        rec = catalog.image(col.distinct_name)
         if rec is None:
             rec = from_chunks(self.ctx, target, thumb)
             rec.sha256, rec.original_filename = new.sha256, new.filename or rec.original_filename
-        rec.place_at(places.rel(target), keep_others=False)
         where = places.place(target)
-        rec.tags = merge_tags(rec.tags, where.rel.parent if where else PurePosixPath(), rec.size_tag)
-        rec.add_keywords(new.keywords, new.keyword_paths)
-        if new.source:
-            rec.original, rec.source, rec.source_stat = new.original, True, new.source_stat
-        elif new.original and os.path.lexists(places.absolute(new.original)):
-            rec.original = self.filing.planned(name, Path(new.original).suffix)
-            rec.moving_from = new.original
-        col.decision = decision = Decision(Verdict.DISTINCT, now, via, image=name)
-        new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
-        new.source_stat = None
-        with catalog.transaction():
-            catalog.put_image(rec)
-            catalog.put_collision(col)
-            self.push(col.id, via, decision.decided)
-        self.filing.carry_out(rec)
-        log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(rec.path))
-        return name
+        there = bool(new.original) and os.path.lexists(places.absolute(new.original or ""))
+        return DistinctFacts(
+            thumbnail=places.rel(target),
+            image=rec,
+            stamp=self.ctx.stamp(),
+            folder=where.rel.parent if where else PurePosixPath(),
+            original_there=there,
+            planned=self.filing.planned(col.distinct_name, Path(new.original).suffix)
+            if there and new.original
+            else None,
+        )
 
     def _keep(self, col: CollisionRecord, verdict: Verdict, via: Via) -> str:
         """Look up what a keep decision needs (``KeepFacts``), plan it (pure), carry the plan out."""

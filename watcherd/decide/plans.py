@@ -1,6 +1,7 @@
-"""Deciding what a keep decision or an undo does, from facts, with no I/O: the planning core.
+"""Deciding what a decision or an undo does, from facts, with no I/O: the planning core.
 
-A planner takes the records and what was looked up on disk (``KeepFacts``: the kept image,
+A planner takes the records and what was looked up on disk (``DistinctFacts``: where the
+newcomer's thumbnail is and the record it becomes; ``KeepFacts``: the kept image,
 the newcomer's drop folder, where the originals go, the newcomer's thumbnail; ``UndoFacts``:
 where the newcomer's thumbnail goes back, whether the image's thumbnail is ours, the
 thumbnails made again) and returns a ``Plan``: the records to write and remove,
@@ -24,7 +25,19 @@ from watcherd.core.naming import merge_tags, safe_text
 from watcherd.core.records import ImageRecord
 from watcherd.filing import journal
 
-__all__ = ["Back", "KeepFacts", "Made", "Plan", "UndoFacts", "merged", "plan_keep", "plan_undo", "unmerged"]
+__all__ = [
+    "Back",
+    "DistinctFacts",
+    "KeepFacts",
+    "Made",
+    "Plan",
+    "UndoFacts",
+    "merged",
+    "plan_distinct",
+    "plan_keep",
+    "plan_undo",
+    "unmerged",
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,45 @@ class KeepFacts:
     chunks: dict[str, str] = field(default_factory=dict)
     old_original_there: bool = False
     planned: str | None = None
+
+
+@dataclass(frozen=True)
+class DistinctFacts:
+    """What ``distinct`` needs to know that only the disk (or the clock) can tell.
+
+    ``thumbnail``: where the newcomer's thumbnail is in the tree (brought to its drop folder,
+    or where a gesture put it); ``folder``: that place's folder in the tree (its tags);
+    ``image``: the record the new image starts from (the one its name already has, when a
+    gesture decides again; else the one its thumbnail's chunks describe); ``original_there``:
+    the newcomer's original is where its collision says; ``planned``: where it goes in
+    ``originals/``; ``stamp``: when.
+    """
+
+    thumbnail: str
+    image: ImageRecord
+    stamp: str
+    folder: PurePosixPath = field(default_factory=PurePosixPath)
+    original_there: bool = False
+    planned: str | None = None
+
+
+def plan_distinct(col: CollisionRecord, via: Via, facts: DistinctFacts) -> Plan:
+    """What ``distinct`` on ``col`` does: the newcomer becomes an image of its own, named by the
+    collision's id, holding its thumbnail, its original and its drop folder's tags."""
+    out = copy.deepcopy(col)
+    new = out.newcomer
+    rec = copy.deepcopy(facts.image)
+    rec.place_at(facts.thumbnail, keep_others=False)
+    rec.tags = merge_tags(rec.tags, facts.folder, rec.size_tag)
+    rec.add_keywords(new.keywords, new.keyword_paths)
+    if new.source:
+        rec.original, rec.source, rec.source_stat = new.original, True, new.source_stat
+    elif new.original and facts.original_there:
+        rec.original, rec.moving_from = facts.planned, new.original
+    out.decision = Decision(Verdict.DISTINCT, facts.stamp, via, image=col.distinct_name)
+    new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
+    new.source_stat = None
+    return Plan(made=[Made(col.id, via, facts.stamp)], put_images=[rec], put_collisions=[out], carry_out=[rec])
 
 
 def merged(kept: ImageRecord, col: CollisionRecord, folder: PurePosixPath, decision: Decision) -> ImageRecord:

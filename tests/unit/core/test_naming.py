@@ -14,6 +14,8 @@ from watcherd.core.naming import (
     variant_name,
 )
 
+pytestmark = pytest.mark.pure  # no file, no catalog: tests/unit/conftest.py holds them to it
+
 
 def test_canonical_round_trip() -> None:
     name = canonical_name(640, 480, "07070703838387c7")

@@ -1,4 +1,4 @@
-"""The planning core for keep decisions and undo: records and facts in, a plan out; no files, no catalog.
+"""The planning core for decisions and undo: records and facts in, a plan out; no files, no catalog.
 
 Each decision is made or undone from the facts a fact-finder would have looked up; the plan
 says which records are written and removed, which decision leaves the order of decisions,
@@ -15,7 +15,17 @@ import pytest
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Decision, Existing, Newcomer, Verdict, Via
 from watcherd.core.errors import UsageError
 from watcherd.core.records import ImageRecord, State
-from watcherd.decide.plans import Back, KeepFacts, Made, UndoFacts, plan_keep, plan_undo, unmerged
+from watcherd.decide.plans import (
+    Back,
+    DistinctFacts,
+    KeepFacts,
+    Made,
+    UndoFacts,
+    plan_distinct,
+    plan_keep,
+    plan_undo,
+    unmerged,
+)
 from watcherd.filing.journal import Publish, Rename, Unlink
 
 pytestmark = pytest.mark.pure  # no file, no catalog: tests/unit/conftest.py holds them to it
@@ -219,3 +229,42 @@ def test_keep_newcomer_puts_the_newcomers_thumbnail_in_every_place_and_archives_
 def test_a_keep_decision_is_refused_before_anything_changes(verdict: Verdict, facts: KeepFacts, said: str) -> None:
     with pytest.raises(UsageError, match=said):
         plan_keep(undecided_col(), verdict, Via.COMMAND, facts)
+
+
+def test_distinct_makes_the_newcomer_an_image_of_its_own_with_its_original_and_drop_folder_tags() -> None:
+    col = collision(Decision(Verdict.DISTINCT, "t1"))
+    col.decision = None
+    col.newcomer.thumbnail, col.newcomer.original = TARGET, f"originals/_collisions/{COL_ID}.jpg"
+    col.newcomer.keywords = ("holiday",)
+    before = copy.deepcopy(col)
+    start = image(col.distinct_name, path=TARGET, sha256=NEW_SHA, tags=["320x240"])
+    facts = DistinctFacts(
+        thumbnail=f"thumbs/dogs/{col.distinct_name}",
+        image=start,
+        stamp="t2",
+        folder=PurePosixPath("dogs"),
+        original_there=True,
+        planned=f"originals/{COL_ID}.jpg",
+    )
+    plan = plan_distinct(col, Via.GESTURE, facts)
+    (rec,) = plan.put_images
+    assert rec.name == col.distinct_name and rec.path == facts.thumbnail and rec.paths == [facts.thumbnail]
+    assert rec.tags == ["320x240", "dogs", "holiday"]
+    assert (rec.original, rec.moving_from) == (f"originals/{COL_ID}.jpg", f"originals/_collisions/{COL_ID}.jpg")
+    (decided,) = plan.put_collisions
+    assert decided.decision == Decision(Verdict.DISTINCT, "t2", Via.GESTURE, image=col.distinct_name)
+    assert decided.newcomer.thumbnail is None and decided.newcomer.original is None
+    assert plan.made == [Made(COL_ID, Via.GESTURE, "t2")] and plan.carry_out == [rec] and plan.steps == []
+    assert col == before and start.tags == ["320x240"]  # the records given are left as they were
+
+
+def test_distinct_leaves_a_source_file_where_it_is_and_an_original_that_is_gone_alone() -> None:
+    col = collision(Decision(Verdict.DISTINCT, "t1"))
+    col.decision = None
+    col.newcomer.original = f"originals/_collisions/{COL_ID}.jpg"
+    start = image(col.distinct_name, path=TARGET, sha256=NEW_SHA, original=None)
+    gone = plan_distinct(col, Via.COMMAND, DistinctFacts(f"thumbs/dogs/{col.distinct_name}", start, "t2"))
+    assert gone.put_images[0].original is None and gone.put_images[0].moving_from is None
+    col.newcomer.source, col.newcomer.original = True, "source/b.jpg"
+    kept = plan_distinct(col, Via.COMMAND, DistinctFacts(f"thumbs/dogs/{col.distinct_name}", start, "t2"))
+    assert (kept.put_images[0].original, kept.put_images[0].source) == ("source/b.jpg", True)
