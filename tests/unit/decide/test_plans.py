@@ -235,7 +235,7 @@ def test_distinct_makes_the_newcomer_an_image_of_its_own_with_its_original_and_d
     col = collision(Decision(Verdict.DISTINCT, "t1"))
     col.decision = None
     col.newcomer.thumbnail, col.newcomer.original = TARGET, f"originals/_collisions/{COL_ID}.jpg"
-    col.newcomer.keywords = ("holiday",)
+    col.newcomer.keywords = ["holiday"]
     before = copy.deepcopy(col)
     start = image(col.distinct_name, path=TARGET, sha256=NEW_SHA, tags=["320x240"])
     facts = DistinctFacts(
