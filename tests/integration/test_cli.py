@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests.helpers import drop, encode, scene, write
 from tests.helpers import in_process as run
+from watcherd.catalog import Catalog
 from watcherd.cli import main
 from watcherd.core.config import Config
 
@@ -215,3 +216,29 @@ def test_an_old_truncated_file_costs_one_scan_then_nothing_until_retried(
     code, out, _ = run(capsys, "errors", root, "--retry")
     assert code == 0 and out == "forgot 1 error record: those files are read again\n"
     assert half.read_bytes() == whole[: len(whole) // 2]
+
+
+def test_a_scan_writes_the_export_only_when_it_lags_the_catalog(
+    capsys: pytest.CaptureFixture[str], library: Path, cfg: Config
+) -> None:
+    export = library / ".watcherd" / "catalog.export.json"
+    before = export.stat()
+    assert run(capsys, "scan", str(library), "--json")[0] == 0  # nothing changed; when it ran is not exported
+    assert export.stat().st_ino == before.st_ino
+    assert json.loads(run(capsys, "status", str(library), "--json")[1])["last_scan"]["reason"] == "scan"
+    # A change committed by a writer that stopped before exporting (a crash): the next scan,
+    # which itself changes nothing, finds the export behind and writes it.
+    with Catalog(cfg.database_path) as catalog:
+        rec = next(r for r in catalog.images() if "cats" in r.tags)
+        rec.tags = [*rec.tags, "kept-by-a-crashed-daemon"]
+        with catalog.transaction():
+            catalog.put_image(rec)
+    assert run(capsys, "scan", str(library), "--json")[0] == 0
+    assert export.stat().st_ino != before.st_ino
+    exported = json.loads(export.read_text())["images"][rec.name]
+    assert "kept-by-a-crashed-daemon" in exported["tags"]
+    after = export.stat()
+    assert run(capsys, "scan", str(library), "--json")[0] == 0
+    assert export.stat().st_ino == after.st_ino
+    export.unlink()  # gone: written again
+    assert run(capsys, "scan", str(library), "--json")[0] == 0 and export.exists()

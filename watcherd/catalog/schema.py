@@ -387,3 +387,26 @@ def create_tagfiles_due(conn: sqlite3.Connection) -> None:
         f"WHEN NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = NEW.key AND {same}) "
         "BEGIN INSERT INTO tagfiles_due (name) VALUES (NEW.key); END"
     )
+
+
+# The meta values the export holds (``restore.REMEMBERED_META``): the order of decisions, the
+# near groups decided distinct, how each decision was made.
+EXPORTED_META = ("decided", "distinct_groups", "decisions_made")
+
+
+def create_export_mark(conn: sqlite3.Connection) -> None:
+    """``export_mark`` (one row): ``generation``, counted up by triggers in the same statement as
+    every change to what the export holds (images, collisions, near decisions, the meta values
+    above), and ``exported``, the generation the export file was last written at. A writer that
+    finds them equal (and the file there) has nothing to export."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS export_mark "
+        "(id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, exported INTEGER)"
+    )
+    conn.execute("INSERT OR IGNORE INTO export_mark (id, generation, exported) VALUES (1, 0, NULL)")
+    bump = "BEGIN UPDATE export_mark SET generation = generation + 1 WHERE id = 1; END"
+    keys = ", ".join(f"'{k}'" for k in EXPORTED_META)
+    for table in ("images", "collisions", "near_decisions", "meta"):
+        for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            when = f" WHEN {row}.key IN ({keys})" if table == "meta" else ""
+            conn.execute(f"CREATE TRIGGER IF NOT EXISTS export_{table}_{op.lower()} AFTER {op} ON {table}{when} {bump}")

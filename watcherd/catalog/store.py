@@ -75,6 +75,7 @@ class Catalog(CatalogReader):
                     schema.create_near_log(conn)
                 schema.create_near_merged(conn)
                 schema.create_tagfiles_due(conn)
+                schema.create_export_mark(conn)
                 if pairs.kept_radius(conn) != schema.PAIR_RADIUS:
                     pairs.reset(conn)  # kept at another radius: every image is paired again
                 self.fold_function()
@@ -314,6 +315,16 @@ class Catalog(CatalogReader):
     def clear_error(self, rel_path: str) -> None:
         """Forget the error for a path that was ingested or went away."""
         self._write('DELETE FROM "errors" WHERE key = ?', (safe_text(rel_path),))
+
+    def export_generation(self) -> tuple[int, int | None]:
+        """(the generation of what the export holds now, the one the export file was written at)."""
+        row = self._query("SELECT generation, exported FROM export_mark WHERE id = 1")
+        return (int(row[0][0]), None if row[0][1] is None else int(row[0][1])) if row else (0, None)
+
+    def mark_exported(self, generation: int) -> None:
+        """The export file now holds ``generation`` (written, fsynced and renamed into place)."""
+        with self.transaction():
+            self._write("UPDATE export_mark SET exported = ? WHERE id = 1", (generation,))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Write a ``meta`` value (plain JSON)."""

@@ -77,7 +77,7 @@ def repair(cfg: Config, catalog: Catalog, render: Renderer | None, *, sweep: boo
         build(index_path(cfg.state_dir), cfg.database_path)
         done.append(_done(last[Code.NEAR_INDEX], "built the index again"))
     if done or Code.STALE_EXPORT in last:
-        restore.write_export(cfg, catalog, time.time())
+        restore.export_now(cfg, catalog, time.time())
         if Code.STALE_EXPORT in last:
             done.append(_done(last[Code.STALE_EXPORT], "wrote the export again"))
     return {"repaired": done}

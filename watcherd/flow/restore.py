@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from watcherd.catalog import Catalog, CatalogReader
+from watcherd.catalog.schema import EXPORTED_META
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Existing, Newcomer
 from watcherd.core.config import Config
 from watcherd.core.filters import IMAGE_SUFFIXES
@@ -30,7 +31,7 @@ from watcherd.fs import fsops
 log = logging.getLogger("watcherd")
 
 EXPORT_VERSION = 1
-REMEMBERED_META = ("decided", "distinct_groups", "decisions_made")  # decided.STACK, .NEAR, .MADE
+REMEMBERED_META = EXPORTED_META  # decided.STACK, .NEAR, .MADE: the meta values the export holds
 
 
 def export_path(cfg: Config) -> Path:
@@ -70,9 +71,20 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
     return target
 
 
+def export_now(cfg: Config, catalog: Catalog, now: float) -> Path:
+    """Write the export and mark the catalog's generation it holds (the writer's side)."""
+    generation, _ = catalog.export_generation()
+    target = write_export(cfg, catalog, now)
+    catalog.mark_exported(generation)
+    return target
+
+
 def save_copies(cfg: Config, catalog: Catalog, now: float) -> None:
-    """Write the export, and publish the read-only snapshot when the live catalog is elsewhere."""
-    write_export(cfg, catalog, now)
+    """Write the export unless it already holds what the catalog does, and publish the
+    read-only snapshot when the live catalog is elsewhere."""
+    generation, exported = catalog.export_generation()
+    if generation != exported or not export_path(cfg).exists():
+        export_now(cfg, catalog, now)
     if cfg.snapshot_path is not None:
         catalog.publish(cfg.snapshot_path)
 

@@ -6,7 +6,6 @@ moving it along with its original without replacing anything. What a sidecar say
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -71,7 +70,6 @@ def move_beside(src: Path, dst: Path, *, stem_too: bool, later: fsops.OldNames |
     if found is None:
         return None
     target = sidecar_of(dst)
-    with contextlib.suppress(OSError):
-        if os.path.samefile(found, target):
-            return target  # already there (a move stopped between its two names)
+    # Already linked there by a move stopped between its two names: ``move_no_replace`` sees the
+    # same file at ``target`` and only removes the old name (which must not outlive the move).
     return fsops.move_no_replace(found, target.parent, target.name, later)

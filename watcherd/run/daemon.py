@@ -324,7 +324,7 @@ class Daemon:
     def _side_jobs(self, worker: Worker, *, force: bool = False) -> None:
         """Export the catalog and publish its snapshot when it changed, at most every interval."""
         catalog = worker.pipeline.catalog
-        self.export.run(catalog.changes, force, lambda: restore.write_export(self.cfg, catalog, self.now()))
+        self.export.run(catalog.changes, force, lambda: restore.export_now(self.cfg, catalog, self.now()))
         dest = self.cfg.snapshot_path
         if dest is not None:
             self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
