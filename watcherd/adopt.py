@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
-from watcherd import chunks
+from watcherd import chunks, crops
 from watcherd.context import Context
 from watcherd.filters import IMAGE_SUFFIXES
 from watcherd.naming import canonical_name, merge_tags, parse_canonical, variant_name
@@ -240,6 +240,7 @@ def from_chunks(ctx: Context, path: Path, thumb: Thumbnail) -> ImageRecord:
         sha256=thumb.sha256,
         file_size=int(file_size) if file_size.isdigit() else None,
         original_filename=text.get("original_filename") or text.get("filename"),
+        crops=text.get("crops", "") if crops.split(text.get("crops")) else "",
     )
 
 

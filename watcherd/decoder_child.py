@@ -91,6 +91,7 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
         png=payload,
         low_information=fields["low_information"],
         warnings=tuple(fields["warnings"]),
+        crops=str(fields.get("crops") or ""),
     )
 
 

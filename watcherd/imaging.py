@@ -34,6 +34,7 @@ import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, PngImagePlugin, UnidentifiedImageError
 
+from watcherd import crops
 from watcherd.chunks import describe, png_bytes
 from watcherd.errors import TRUNCATED, ImageError
 
@@ -266,6 +267,7 @@ class Rendered:
     png: bytes
     low_information: bool = False
     warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
+    crops: str = ""  # the thumbnail's window hashes (``crops.join``), what finds cropped copies
 
 
 # A decoder warning longer than this is cut: it goes into one log line.
@@ -324,6 +326,10 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
             now=datetime.fromtimestamp(now, timezone.utc),
         )
         thumb = thumbnail(norm, spec.thumbnail_size)
+        # Window hashes come from the thumbnail, so any thumbnail gives them back (scan).
+        windows = crops.join(crops.window_hashes(thumb))
+        if windows:
+            text["crops"] = windows
         png = png_bytes(thumb, text)
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None
@@ -332,4 +338,4 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
     finally:
         decoded.image.close()
     # Judged on the thumbnail: flatness survives downscaling, and it costs nothing.
-    return Rendered(width, height, hash_hex, decoded.format, png, is_low_information(thumb))
+    return Rendered(width, height, hash_hex, decoded.format, png, is_low_information(thumb), crops=windows)

@@ -160,6 +160,7 @@ class Ingest:
             original_filename=safe_text(path.name),
             source=where.area is Area.SOURCE,
             low_information=image.low_information,
+            crops=image.crops,
         )
         rec.tags = merge_tags([], places.tag_folder(folder), rec.size_tag)
         return rec

@@ -55,6 +55,7 @@ class NewImage:
     format: str
     png: bytes
     low_information: bool = False
+    crops: str = ""  # window hashes (``crops.join``), kept in the record
 
 
 def spec_for(cfg: Config) -> imaging.RenderSpec:
@@ -208,7 +209,7 @@ class Decoder:
             rel = os.path.relpath(path, self.cfg.root) if self.cfg.root is not None else str(path)
             log.warning("decoder warnings for %s: %s", shown(rel), "; ".join(out.warnings))
         name = canonical_name(out.width, out.height, out.hash)
-        return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information)
+        return NewImage(name, out.width, out.height, out.hash, sha, out.format, out.png, out.low_information, out.crops)
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:
         """A remote answer for ``path`` if the file is as the remote read it (else decode here).

@@ -47,7 +47,7 @@ _IMAGE_KEYS = frozenset(
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
         "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
-        "other_filenames",
+        "other_filenames", "crops",
     }
 )  # fmt: skip
 
@@ -79,6 +79,7 @@ class ImageRecord:
     source_stat: tuple[int, int] | None = None
     copies: list[str] = field(default_factory=list)  # further places the same thumbnail is in
     other_filenames: list[str] = field(default_factory=list)  # names duplicates of it arrived under
+    crops: str = ""  # window hashes of its thumbnail (``crops.join``): what finds cropped copies
     extra: Json = field(default_factory=dict)
 
     @property
@@ -151,6 +152,8 @@ class ImageRecord:
             out["paths"] = self.paths  # written only when there is more than one place
         if self.other_filenames:
             out["other_filenames"] = list(self.other_filenames)
+        if self.crops:
+            out["crops"] = self.crops
         return out
 
     @classmethod
@@ -181,6 +184,7 @@ class ImageRecord:
             source_stat=_stamp(data.get("source_stat")),
             copies=[p for p in data.get("paths") or [] if isinstance(p, str) and p != data.get("path")],
             other_filenames=[n for n in data.get("other_filenames") or [] if isinstance(n, str)],
+            crops=str(data.get("crops") or ""),
             extra=_rest(data, _IMAGE_KEYS),
         )
 

@@ -1,0 +1,197 @@
+"""Window hashes: what finds a cropped copy of a picture (pure: a PIL image in, hashes out).
+
+A crop changes the frame every perceptual hash is computed over, so the name's whash
+of a copy cropped by 10% on every side is typically 8 bits away from the original's
+(measured: ``tests/benchmarks/quality.py``). A window hash is the hash of one part
+of the picture, given as the fraction cut off each edge (left, top, right, bottom):
+the copy's whole picture is one window of the original, and the original's centre is
+one window of the copy. Every image gets the same list of windows (``WINDOWS``):
+
+- ``STORED`` (the first windows, in the persisted crop index): the whole picture and
+  its central 80% and 70%;
+- the rest, only ever used to query: the windows a crop of the image would be (the
+  image as the original: up to 10% off every side, 15% off one side or one corner),
+  and where an original's stored central windows lie inside the image (the image as
+  the crop).
+
+Two images match by crop when a window of one and a stored window of the other are
+within ``CROP_DISTANCE`` bits. The hash of a window is a DCT hash (pHash's rule: the
+8x8 lowest frequencies of a 32x32 grey picture, each bit set when its coefficient is
+above their median), computed from the thumbnail, so any thumbnail watcherd made gives
+back its window hashes, and the hash is far more selective than whash on real pictures
+(no pair of unrelated pictures within 12 bits in the benchmark). The windows, the
+hash and the distance were chosen by measuring (README, "How far is near?").
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy and Pillow load only where pictures are hashed (the sandbox)
+    import numpy as np
+    from numpy.typing import NDArray
+    from PIL import Image
+
+__all__ = [
+    "CROP_DISTANCE",
+    "MIN_SIDE",
+    "STORED",
+    "VERIFY_DISTANCE",
+    "VERSION",
+    "WINDOWS",
+    "Match",
+    "Window",
+    "crop_distance",
+    "join",
+    "match",
+    "split",
+    "window_hash",
+    "window_hashes",
+]
+
+# (left, top, right, bottom): the fraction of the width or height cut off each edge.
+Window = tuple[float, float, float, float]
+
+# Bumped whenever WINDOWS or the hash changes: hashes of another version are recomputed.
+VERSION = 1
+# Window hashes of two pictures this close (bits) mean one is a crop of the other.
+CROP_DISTANCE = 8
+# A whole-picture match (the names' whash within the distance asked) is confirmed when
+# both pictures have window hashes and their whole-picture window hashes are this close:
+# whash alone says "bright above, dark below" of many unrelated pictures.
+VERIFY_DISTANCE = 16
+# Thumbnails whose shorter side is under this many pixels get no window hashes.
+MIN_SIDE = 24
+
+_SIDE = 32  # the grey picture each window is resampled to
+_LOW = 8  # the lowest _LOW x _LOW frequencies make the 64 bits
+
+
+def _compose_inverse(crop: Window, window: Window) -> Window:
+    """Where ``window`` of an original lies in the copy cropped by ``crop`` (fractions of the copy)."""
+    left, top, right, bottom = crop
+    w, h = 1 - left - right, 1 - top - bottom
+    return ((window[0] - left) / w, (window[1] - top) / h, (window[2] - right) / w, (window[3] - bottom) / h)
+
+
+def _crop_paths() -> list[tuple[float, list[Window]]]:
+    """Each kind of crop searched for, as its largest amount and the crops at a few amounts."""
+    paths: list[tuple[float, list[Window]]] = []
+    steps = (0.5, 1.0)
+    paths.append((0.10, [(a * 0.10,) * 4 for a in steps]))  # every side
+    for k in range(4):
+        side = [[0.0] * 4 for _ in steps]
+        corner = [[0.0] * 4 for _ in steps]
+        for i, a in enumerate(steps):
+            side[i][k] = a * 0.15
+            corner[i][k] = corner[i][(k + 1) % 4] = a * 0.15
+        paths.append((0.15, [(s[0], s[1], s[2], s[3]) for s in side]))
+        paths.append((0.15, [(c[0], c[1], c[2], c[3]) for c in corner]))
+    return paths
+
+
+def _windows() -> tuple[Window, ...]:
+    stored: list[Window] = [(0.0, 0.0, 0.0, 0.0), (0.10,) * 4, (0.15,) * 4]
+    out = list(stored)
+    for _, crops in _crop_paths():
+        out += crops  # this image as the original: the windows its crops would be
+        for crop in crops:  # this image as the crop: where the original's stored windows lie
+            for window in stored[1:]:
+                inner = _compose_inverse(crop, window)
+                if min(inner) >= -1e-9:
+                    out.append((max(0.0, inner[0]), max(0.0, inner[1]), max(0.0, inner[2]), max(0.0, inner[3])))
+    unique: list[Window] = []
+    for w in out:
+        r = (round(w[0], 4), round(w[1], 4), round(w[2], 4), round(w[3], 4))
+        if r not in unique:
+            unique.append(r)
+    return tuple(unique)
+
+
+WINDOWS: tuple[Window, ...] = _windows()
+STORED = 3  # WINDOWS[:STORED] go into the persisted crop index
+
+
+@lru_cache(maxsize=1)
+def _dct() -> NDArray[np.float64]:
+    """The first _LOW rows of the orthonormal DCT-II matrix of size _SIDE."""
+    import numpy as np
+
+    n = np.arange(_SIDE)
+    k = np.arange(_LOW)[:, None]
+    m = np.cos(math.pi * (2 * n[None, :] + 1) * k / (2 * _SIDE)) * math.sqrt(2 / _SIDE)
+    m[0] /= math.sqrt(2)
+    return m
+
+
+def window_hash(grey: Image.Image, window: Window) -> int:
+    """The 64-bit DCT hash of one window of a grey (mode L) picture."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = grey.size
+    left, top, right, bottom = window
+    box = (w * left, h * top, w * (1 - right), h * (1 - bottom))
+    pixels = np.asarray(grey.resize((_SIDE, _SIDE), Image.Resampling.LANCZOS, box=box), dtype=np.float64)
+    d = _dct()
+    low = (d @ pixels @ d.T).ravel()
+    value = 0
+    for bit in (low > np.median(low)).tolist():
+        value = value << 1 | bit
+    return value
+
+
+def window_hashes(picture: Image.Image, windows: tuple[Window, ...] = WINDOWS) -> list[int]:
+    """The hash of every window of ``picture`` (a thumbnail), in order; none when it is too small."""
+    if min(picture.size) < MIN_SIDE:
+        return []
+    grey = picture.convert("L")
+    return [window_hash(grey, w) for w in windows]
+
+
+def join(hashes: list[int]) -> str:
+    """Window hashes as the text kept in a record and a thumbnail chunk: ``v1:`` then 16 hex digits each."""
+    return f"v{VERSION}:" + "".join(f"{h:016x}" for h in hashes) if hashes else ""
+
+
+def split(text: str | None) -> list[int]:
+    """The hashes of ``join``'s text; none when absent, malformed or of another version."""
+    if not text or not text.startswith(f"v{VERSION}:"):
+        return []
+    digits = text[len(f"v{VERSION}:") :]
+    if len(digits) % 16 or len(digits) // 16 != len(WINDOWS):
+        return []
+    try:
+        return [int(digits[i : i + 16], 16) for i in range(0, len(digits), 16)]
+    except ValueError:
+        return []
+
+
+Match = tuple[str, int]  # ("whole", whash bits) or ("crop", window hash bits)
+
+
+def crop_distance(query: list[int], stored: list[int]) -> int | None:
+    """The smallest distance between a window of ``query`` and a stored window of the other, if both have any."""
+    if not query or not stored:
+        return None
+    return min((q ^ s).bit_count() for q in query for s in stored[:STORED])
+
+
+def match(hash_a: int, windows_a: list[int], hash_b: int, windows_b: list[int], distance: int) -> Match | None:
+    """How picture b matches picture a (a is the query), or None: what ``similar`` decides.
+
+    ``whole`` when the names' hashes are within ``distance`` (and the whole-picture window
+    hashes agree, when both pictures have them); else ``crop`` when a window of a and a
+    stored window of b are within ``CROP_DISTANCE``.
+    """
+    whole = (hash_a ^ hash_b).bit_count()
+    if whole <= distance and (
+        not windows_a or not windows_b or (windows_a[0] ^ windows_b[0]).bit_count() <= VERIFY_DISTANCE
+    ):
+        return ("whole", whole)
+    crop = crop_distance(windows_a, windows_b)
+    if crop is not None and crop <= CROP_DISTANCE:
+        return ("crop", crop)
+    return None
