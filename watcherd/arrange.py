@@ -96,16 +96,13 @@ def plan(cfg: Config, catalog: CatalogReader, mode: str, under: str) -> Plan:
 
 
 def _similarity_targets(cfg: Config, catalog: CatalogReader, first: dict[str, str], top: str) -> dict[str, str]:
-    """``by_ham/N/`` for each image in a group of look-alikes; a group keeps a number it already has."""
-    import numpy as np
-
-    from watcherd.nearindex import NearIndex, groups
-
-    candidates = [(n, h) for n, h in catalog.near_candidates() if n in first]
-    if not candidates:
+    """``by_ham/N/`` for each image in a group of look-alikes (what ``dupes --near`` would group at the
+    default distance, crops included); a group keeps a number it already has."""
+    if not first:
         return {}
-    index = NearIndex(np.array([h for _, h in candidates], dtype=np.uint64))
-    found = sorted(sorted(candidates[i][0] for i in members) for members, _ in groups(index, queries.DEFAULT_DISTANCE))
+    edges, _ = queries.near_edges(cfg, queries.DEFAULT_DISTANCE)
+    inside = {pair: how for pair, how in edges.items() if pair[0] in first and pair[1] in first}
+    found = sorted(queries.components(inside))
     ham = f"{top}/{BY_HAM}/"
 
     def number(rel: str) -> int | None:

@@ -29,12 +29,14 @@ def _bounded(text: str) -> str | None:
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_VALUE else None
 
 
-# DateTimeOriginal, DateTimeDigitized and their time zone offsets, from the Exif sub-IFD.
+# DateTimeOriginal, DateTimeDigitized, their time zone offsets and DateTimeOriginal's fraction of a
+# second, from the Exif sub-IFD.
 EXIF_DATES = (
     ExifTags.Base.DateTimeOriginal,
     ExifTags.Base.DateTimeDigitized,
     ExifTags.Base.OffsetTimeOriginal,
     ExifTags.Base.OffsetTimeDigitized,
+    ExifTags.Base.SubsecTimeOriginal,  # frames of a burst taken within one second differ here
 )
 
 

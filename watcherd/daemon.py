@@ -26,7 +26,7 @@ from watcherd.events import Change, ChangeKind
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
 from watcherd.naming import shown
-from watcherd.nearkeeper import Maintainer
+from watcherd.nearkeeper import maintainers
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import reconcile
 from watcherd.walk import count_waiting
@@ -153,7 +153,7 @@ class Daemon:
         self.confirmed_short = False
         self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
-        self.near = Maintainer(cfg.state_dir, cfg.database_path)  # builds in a background process
+        self.near = maintainers(cfg.state_dir, cfg.database_path)  # each builds in a background process
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
         self.worker: Worker | None = None
         self.requests_at = 0.0
@@ -211,7 +211,8 @@ class Daemon:
         finally:
             logging.getLogger("watchdog").removeHandler(alarm)
             self._stop_observer()
-            self.near.stop()
+            for keeper in self.near:
+                keeper.stop()
 
     def _start_observer(self) -> BaseObserver:
         assert self.cfg.root is not None
@@ -326,7 +327,8 @@ class Daemon:
         dest = self.cfg.snapshot_path
         if dest is not None:
             self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
-        self.near.run(catalog, time.monotonic())
+        for keeper in self.near:
+            keeper.run(catalog, time.monotonic())
 
     def _check_watches(self, worker: Worker) -> None:
         """Fall back to polling when inotify holds fewer watches than there are folders.

@@ -7,10 +7,11 @@ the one the picture was taken, from EXIF, else the file's modification time.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # EXIF date tags, best first: when the shutter fired, when it was digitized, when the file
 # was last written by the camera or an editor (IFD0's DateTime).
@@ -85,3 +86,46 @@ def shown_date(facts: Facts) -> str:
     if facts.taken is None:
         return "?"
     return f"{facts.taken:%Y-%m-%d %H:%M:%S} ({facts.taken_from or 'unknown'})"
+
+
+# Near-duplicates taken by one camera at most this far apart, one after the other, are a
+# burst (a phone's burst mode or a photographer's held shutter: several frames a second,
+# or one every second or two), not copies of one picture.
+BURST_GAP = timedelta(seconds=3)
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Which camera took a picture and when the shutter fired, from its EXIF (None when not said)."""
+
+    camera: str | None  # "Make Model"
+    taken: datetime | None  # DateTimeOriginal, with SubSecTimeOriginal's fraction when given
+
+
+def shot(chunks: Mapping[str, str]) -> Shot:
+    """The camera and the moment of a thumbnail's picture, from its ``exif`` text chunk."""
+    try:
+        fields = json.loads(chunks.get("exif") or "{}")
+    except ValueError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    make, model = (" ".join(str(fields.get(k) or "").split()).strip("\0 ") for k in ("Make", "Model"))
+    camera = f"{make} {model}".strip() or None
+    raw = fields.get("DateTimeOriginal")
+    taken = exif_date(raw) if isinstance(raw, str) else None
+    sub = str(fields.get("SubsecTimeOriginal") or "").strip().strip("\0").strip()
+    if taken is not None and sub.isdigit():
+        taken += timedelta(seconds=int(sub) / 10 ** len(sub))
+    return Shot(camera, taken)
+
+
+def is_burst(shots: Sequence[Shot]) -> bool:
+    """Were these pictures taken as one burst: one camera, every one dated, at two or more moments,
+    each within ``BURST_GAP`` of the one before? (Copies of one picture share its moment.)"""
+    if len(shots) < 2 or any(s.camera is None or s.taken is None for s in shots):
+        return False
+    if len({s.camera for s in shots}) != 1:
+        return False
+    moments = sorted({s.taken for s in shots if s.taken is not None})
+    return len(moments) > 1 and all(b - a <= BURST_GAP for a, b in itertools.pairwise(moments))

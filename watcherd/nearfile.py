@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from watcherd.catalog.hashes import NearLogReader, log_now, log_state, names_of
+from watcherd.catalog.hashes import WHOLE, NearLogReader, Source, log_now, log_state, names_of
 
 CHUNKS = 4
 CHUNK_BITS = 16
@@ -46,9 +46,9 @@ READER_REBUILD = 200_000
 PURE_LIMIT = 250_000
 
 
-def index_path(state_dir: Path) -> Path:
-    """Where a library's index lives, given its ``.watcherd`` folder."""
-    return Path(state_dir) / "near" / "index.bin"
+def index_path(state_dir: Path, source: Source = WHOLE) -> Path:
+    """Where a library's index of ``source`` lives, given its ``.watcherd`` folder."""
+    return Path(state_dir) / "near" / source.file
 
 
 @lru_cache(maxsize=8)
@@ -123,6 +123,10 @@ class IndexFile:
                     runs.append((lo, hi))
         return runs
 
+    def candidates(self, query: int, radius: int) -> int:
+        """How many candidates ``search`` would check."""
+        return sum(hi - lo for lo, hi in self._runs(query, radius))
+
     def search(self, query: int, radius: int, limit: int | None = None) -> dict[int, int] | None:
         """Catalog row -> distance of every indexed hash within ``radius``; None past ``limit`` candidates."""
         runs = self._runs(query, radius)
@@ -158,23 +162,60 @@ def similar(path: Path, log: NearLogReader, query: int, radius: int) -> list[tup
     except (OSError, ValueError, KeyError):
         return None
     try:
-        return log.read(lambda conn: _answer(index, conn, query, radius))
+        return log.read(lambda conn: _answer(index, conn, query, radius, log.source))
     finally:
         index.close()
 
 
-def _answer(index: IndexFile, conn: sqlite3.Connection, query: int, radius: int) -> list[tuple[str, str, int]] | None:
-    epoch, trimmed, head = log_state(conn)
+def _answer(
+    index: IndexFile, conn: sqlite3.Connection, query: int, radius: int, source: Source
+) -> list[tuple[str, str, int]] | None:
+    found = _answer_many(index, conn, [query], radius, source)
+    return None if found is None else [(name, at, d) for name, at, d, _ in found]
+
+
+def similar_many(
+    path: Path, log: NearLogReader, queries: list[int], radius: int
+) -> list[tuple[str, str, int, int]] | None:
+    """(name, path, distance, query index) of every row within ``radius`` of any of ``queries``:
+    the nearest query for each row, nearest first, then by row. None when this index cannot
+    answer alone, or the queries together would check more than ``PURE_LIMIT`` candidates."""
+    if not 0 <= radius <= MAX_RADIUS:
+        raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+    if sys.byteorder != "little":
+        return None
+    try:
+        index = IndexFile(path)
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        return log.read(lambda conn: _answer_many(index, conn, queries, radius, log.source))
+    finally:
+        index.close()
+
+
+def _answer_many(
+    index: IndexFile, conn: sqlite3.Connection, queries: list[int], radius: int, source: Source
+) -> list[tuple[str, str, int, int]] | None:
+    epoch, trimmed, head = log_state(conn, source)
     if epoch is None or index.epoch != epoch or not trimmed <= index.seq <= head or head - index.seq > READER_REBUILD:
         return None  # void, or too far behind: NearStore rebuilds it
-    found = index.search(query, radius)
-    if found is None:
+    if sum(index.candidates(q, radius) for q in queries) > PURE_LIMIT:
         return None
-    for row, h in log_now(conn, index.seq).items():
+    found: dict[int, tuple[int, int]] = {}  # row -> (distance, query index)
+    for i, query in enumerate(queries):
+        rows = index.search(query, radius, limit=PURE_LIMIT)
+        for row, d in (rows or {}).items():
+            if row not in found or d < found[row][0]:
+                found[row] = (d, i)
+    for row, h in log_now(conn, index.seq, source).items():
         found.pop(row, None)
-        if h is not None and (d := (h ^ query).bit_count()) <= radius:
-            found[row] = d
-    hits = sorted(found.items(), key=lambda kv: (kv[1], kv[0]))
-    names = names_of(conn, [row for row, _ in hits])
+        if h is not None:
+            near = [((h ^ q).bit_count(), i) for i, q in enumerate(queries)]
+            best = min(near)
+            if best[0] <= radius:
+                found[row] = best
+    hits = sorted(found.items(), key=lambda kv: (kv[1][0], kv[0]))
+    names = names_of(conn, [row for row, _ in hits], source)
     # Every row is in this snapshot; one that is not (an index of made-up rows) is left out.
-    return [(*names[row], d) for row, d in hits if row in names]
+    return [(*names[row], d, i) for row, (d, i) in hits if row in names]

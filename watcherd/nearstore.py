@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from watcherd.catalog.hashes import NearLogReader
+from watcherd.catalog.hashes import WHOLE, NearLogReader, Source
 from watcherd.nearfile import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
 from watcherd.nearindex import CHUNK_BITS, CHUNKS, MAX_RADIUS, Hit, _flip_masks
 
@@ -139,6 +139,47 @@ class Tables:
         pos, first = np.unique(self.order[at[keep]], return_index=True)
         return pos.astype(np.intp), dist[keep][first].astype(np.int64)
 
+    def search_many(
+        self, queries: NDArray[np.uint64], radius: int, block: int = 4096
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """(query index, position, distance) of every indexed hash within ``radius`` of each query,
+        each pair once, unordered: ``search`` for many queries at once, ``block`` queries at a time."""
+        found: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]] = []
+        queries = np.asarray(queries, dtype=np.uint64)
+        if len(self) == 0 or queries.size == 0:
+            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
+        masks = _flip_masks(radius // CHUNKS).astype(np.int64)
+        offsets = np.arange(CHUNKS, dtype=np.int64) << CHUNK_BITS
+        for start in range(0, queries.size, block):
+            q = queries[start : start + block]
+            values = np.stack(
+                [((q >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.int64) for c in range(CHUNKS)], axis=1
+            )
+            probes = (values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]  # query, chunk, mask
+            owner = np.repeat(np.arange(q.size, dtype=np.intp), CHUNKS * masks.size)
+            probes = probes.ravel()
+            lo, hi = self.starts[probes], self.starts[probes + 1]
+            lengths = hi - lo
+            total = int(lengths.sum())
+            if total == 0:
+                continue
+            ends = np.cumsum(lengths)
+            at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
+            who = np.repeat(owner, lengths)
+            dist = np.bitwise_count(self.sorted[at] ^ q[who])
+            keep = dist <= radius
+            pos = self.order[at[keep]].astype(np.intp)
+            who, dist = who[keep], dist[keep].astype(np.int64)
+            pair = np.unique(who.astype(np.int64) * len(self) + pos, return_index=True)[1]
+            found.append((who[pair] + start, pos[pair], dist[pair]))
+        if not found:
+            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
+        return (
+            np.concatenate([f[0] for f in found]),
+            np.concatenate([f[1] for f in found]),
+            np.concatenate([f[2] for f in found]),
+        )
+
 
 def _tables(hashes: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:
     n = hashes.size
@@ -203,6 +244,24 @@ class Present:
     def __len__(self) -> int:
         return int(self.hashes.size)
 
+    def query_many(
+        self, queries: NDArray[np.uint64], radius: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """(query index, position here, distance) of every hash of the set within ``radius`` of each
+        query, each pair once, unordered: ``query`` for many queries at once."""
+        queries = np.asarray(queries, dtype=np.uint64)
+        who, pos, dist = self._tables.search_many(queries, radius)
+        here = self._compact[pos]
+        ok = here >= 0
+        who, here, dist = who[ok], here[ok], dist[ok]
+        if self._added.size and queries.size:
+            near = np.bitwise_count(queries[:, None] ^ self._added[None, :]).astype(np.int64)
+            qi, ai = np.nonzero(near <= radius)
+            who = np.concatenate([who, qi.astype(np.intp)])
+            here = np.concatenate([here, ai.astype(np.intp) + self._offset])
+            dist = np.concatenate([dist, near[qi, ai]])
+        return who, here, dist
+
     def query(self, query: int, radius: int) -> list[Hit]:
         """Every hash of the set within ``radius`` bits of ``query``, nearest first (then by position)."""
         pos, dist = self._tables.search(query, radius)
@@ -224,21 +283,22 @@ class NearStore:
     once; when the writer has published a newer index, the store maps it.
     """
 
-    def __init__(self, path: Path, catalog_path: Path, *, save: bool = True) -> None:
+    def __init__(self, path: Path, catalog_path: Path, *, save: bool = True, source: Source = WHOLE) -> None:
         self.path = Path(path)
         self.save = save
         self.rebuilds = 0  # indexes this store built itself (a missing or void one)
-        self._log = NearLogReader(catalog_path)
+        self._log = NearLogReader(catalog_path, source)
         self._tables: Tables | None = None
 
     @classmethod
-    def open(cls, path: Path, catalog_path: Path, *, save: bool = True) -> NearStore:
+    def open(cls, path: Path, catalog_path: Path, *, save: bool = True, source: Source = WHOLE) -> NearStore:
         """A store over the index at ``path`` for the catalog at ``catalog_path``.
 
         ``save``: write an index this store has to build (missing, or void) for the
         next reader; when the folder cannot be written it is kept in memory only.
+        ``source``: which hashes (``WHOLE``, the names', or ``CROPS``, the stored windows).
         """
-        return cls(path, catalog_path, save=save)
+        return cls(path, catalog_path, save=save, source=source)
 
     def close(self) -> None:
         """Close the catalog connection and drop the mapping."""

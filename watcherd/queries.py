@@ -7,13 +7,16 @@ the CLI (through ``library.Library``) only formats, and tests can call these dir
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import sqlite3
 import stat
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from watcherd import crops
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.hashes import hash_rows
 from watcherd.catalog.reads import TagQuery
@@ -29,8 +32,8 @@ from watcherd.documents import (
     SimilarHit,
     Status,
 )
-from watcherd.errors import ImageError, UsageError
-from watcherd.keeper import Facts, date_taken, suggest
+from watcherd.errors import CatalogError, ImageError, UsageError
+from watcherd.keeper import Facts, date_taken, is_burst, shot, suggest
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.nearpairs import names_of, near_id, sides, widest
 from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict, existing_now
@@ -273,9 +276,9 @@ def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
     return spec
 
 
-def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
-    """Hash an image file exactly as ingest would name it in this library, decoded in the
-    decoder sandbox (the same time and memory limits): the file may be anything."""
+def render_file(cfg: Config, path: Path, pinned: Json | None = None) -> imaging.Rendered:
+    """Render an image file exactly as ingest would in this library (name's hash, window hashes),
+    decoded in the decoder sandbox (the same time and memory limits): the file may be anything."""
     from watcherd.decoders import Sandbox
 
     try:
@@ -284,22 +287,87 @@ def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
         with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
-            return box(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
+            return box(data, query_spec(cfg, pinned), Path(path).name, "", 0.0)
     except ImageError as exc:
         raise UsageError(f"{path}: {exc.reason}") from None
 
 
+def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
+    """Hash an image file exactly as ingest would name it in this library (``render_file``)."""
+    return render_file(cfg, path, pinned).hash
+
+
 def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
     """A hash from a hex string, an image file, or a catalogued name."""
+    return resolve_query(cfg, catalog, target)[0]
+
+
+def resolve_query(cfg: Config, catalog: CatalogReader, target: str) -> tuple[str, list[int]]:
+    """(hash, window hashes) of a hex string (no windows), an image file, or a catalogued name."""
     if HASH_RE.match(target) and len(target) == 16:
-        return target
+        return target, []
     if Path(target).is_file():
-        return hash_of_file(cfg, Path(target), catalog.meta("library"))
-    return lookup(catalog, target).hash
+        rendered = render_file(cfg, Path(target), catalog.meta("library"))
+        return rendered.hash, crops.split(rendered.crops)
+    rec = lookup(catalog, target)
+    return rec.hash, crops.split(rec.crops)
 
 
-def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
-    """Present images within ``distance`` bits of ``hash_hex``, nearest first."""
+def _crop_hits(cfg: Config, windows: list[int]) -> dict[str, tuple[str, int]]:
+    """Name -> (path, distance) of every present image one of whose stored windows is within
+    ``crops.CROP_DISTANCE`` of one of ``windows``: the nearest window pair for each image."""
+    from watcherd import nearfile
+    from watcherd.catalog.hashes import CROPS, NearLogReader
+
+    path = nearfile.index_path(cfg.state_dir, CROPS)
+    log = NearLogReader(cfg.database_path, CROPS)
+    try:
+        if log.state()[0] is None:
+            return {}  # a catalog no writer has opened since window hashes came: none kept yet
+        found = nearfile.similar_many(path, log, windows, crops.CROP_DISTANCE)
+    finally:
+        log.close()
+    if found is None:
+        from watcherd.nearstore import NearStore
+
+        found = []
+        with NearStore.open(path, cfg.database_path, source=CROPS) as store:
+            for i, w in enumerate(windows):
+                hits = store.query(w, crops.CROP_DISTANCE)
+                where = store.where([h.row for h in hits])
+                found += [(*where[h.row], h.distance, i) for h in hits if h.row in where]
+    best: dict[str, tuple[str, int]] = {}
+    for name, at, d, _ in found:
+        if name not in best or d < best[name][1]:
+            best[name] = (at, d)
+    return best
+
+
+def _whole_windows(cfg: Config, names: list[str]) -> dict[str, int]:
+    """Name -> whole-picture window hash (window 0) of these images, for those that have one."""
+    from watcherd.catalog.reads import connect
+
+    if not names:
+        return {}
+    con = connect(cfg.database_path)
+    try:
+        rows = con.execute(
+            "SELECT name, hash FROM crop_hashes WHERE slot = 0 AND name IN (SELECT value FROM json_each(?))",
+            (json.dumps(names),),
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return {}  # no window hashes kept yet
+    finally:
+        con.close()
+    return {str(n): int(h) & 0xFFFFFFFFFFFFFFFF for n, h in rows}
+
+
+def similar(cfg: Config, hash_hex: str, distance: int, windows: list[int] | None = None) -> list[SimilarHit]:
+    """Present images within ``distance`` bits of ``hash_hex`` (``match: whole``), nearest first;
+    with the query's ``windows``, also those it finds by crop (``match: crop``, after them).
+
+    A whole-picture hit is confirmed by the whole-picture window hashes when both sides
+    have them (``crops.VERIFY_DISTANCE``); see ``crops.match``."""
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
     if len(hash_hex) != 16:
@@ -325,59 +393,193 @@ def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
             hits = store.query(query, distance)
             where = store.where([h.row for h in hits])
         found = [(*where[h.row], h.distance) for h in hits if h.row in where]
-    return [{"name": name, "distance": d, "path": at} for name, at, d in found]
+    if not windows:
+        return [{"name": name, "distance": d, "path": at, "match": "whole"} for name, at, d in found]
+    first = _whole_windows(cfg, [name for name, _, _ in found])
+    out: list[SimilarHit] = []
+    for name, at, d in found:
+        own = first.get(name)
+        if own is None or (own ^ windows[0]).bit_count() <= crops.VERIFY_DISTANCE:
+            out.append({"name": name, "distance": d, "path": at, "match": "whole"})
+    whole = {h["name"] for h in out}
+    by_crop = sorted((d, name, at) for name, (at, d) in _crop_hits(cfg, windows).items() if name not in whole)
+    out += [{"name": name, "distance": d, "path": at, "match": "crop"} for d, name, at in by_crop]
+    return out
+
+
+# Images whose window hashes are searched at once while ``dupes --near`` looks for crops.
+CROP_BLOCK = 20_000
+
+
+def _present_windows(cfg: Config) -> list[tuple[str, list[int]]]:
+    """(name, window hashes) of every present image that is not low-information and has them."""
+    from watcherd.catalog.reads import connect
+
+    con = connect(cfg.database_path)
+    try:
+        rows = con.execute(
+            "SELECT listing.name, json_extract(images.value, '$.crops') FROM listing "
+            "JOIN images ON images.key = listing.name WHERE listing.present = 1 AND listing.low = 0 "
+            "ORDER BY listing.name"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot read catalog {cfg.database_path}: {exc}") from None
+    finally:
+        con.close()
+    out = []
+    for name, text in rows:
+        windows = crops.split(text if isinstance(text, str) else None)
+        if windows:
+            out.append((str(name), windows))
+    return out
+
+
+Edge = tuple[str, int]  # ("whole", whash bits) or ("crop", window bits)
+
+
+def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge], dict[str, str]]:
+    """Every pair of present, not low-information images that match (``crops.match`` either way
+    round): (name a, name b) sorted -> how; and name -> path of each image named."""
+    import numpy as np
+
+    from watcherd.catalog.hashes import CROPS
+    from watcherd.nearstore import NearStore, index_path
+
+    # The persisted indexes plus their logs (built and published here if missing or void).
+    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
+        present = store.present(skip_low=True)
+    who, pos, dist = present.query_many(present.hashes, distance)
+    ahead = who < pos
+    rows_a, rows_b, dist = present.rows[who[ahead]], present.rows[pos[ahead]], dist[ahead]
+    where = hash_rows(cfg.database_path, sorted({int(r) for r in (*rows_a.tolist(), *rows_b.tolist())}))
+    paths = {name: at for name, at in where.values()}
+    windows = _present_windows(cfg)
+    first = {name: ws[0] for name, ws in windows}
+    edges: dict[tuple[str, str], Edge] = {}
+    for ra, rb, d in zip(rows_a.tolist(), rows_b.tolist(), dist.tolist(), strict=True):
+        if ra not in where or rb not in where:
+            continue
+        a, b = sorted((where[ra][0], where[rb][0]))
+        wa, wb = first.get(a), first.get(b)
+        if wa is None or wb is None or (wa ^ wb).bit_count() <= crops.VERIFY_DISTANCE:
+            edges[(a, b)] = ("whole", int(d))
+    if not windows or not index_path(cfg.state_dir, CROPS).parent.exists():
+        return edges, paths
+    per = len(crops.WINDOWS)
+    with NearStore.open(index_path(cfg.state_dir, CROPS), cfg.database_path, source=CROPS) as cstore:
+        cpresent = cstore.present(skip_low=True)
+        found: list[tuple[str, int, int]] = []  # (query name, crop row, distance)
+        for start in range(0, len(windows), CROP_BLOCK):
+            block = windows[start : start + CROP_BLOCK]
+            asked = np.array([w for _, ws in block for w in ws], dtype=np.uint64)
+            qi, cpos, cdist = cpresent.query_many(asked, crops.CROP_DISTANCE)
+            for q, r, d in zip(qi.tolist(), cpresent.rows[cpos].tolist(), cdist.tolist(), strict=True):
+                found.append((block[q // per][0], int(r), int(d)))
+        cwhere = cstore.where(sorted({r for _, r, _ in found}))
+    for name, row, d in found:
+        if row not in cwhere:
+            continue
+        other, at = cwhere[row]
+        if other == name:
+            continue
+        paths.setdefault(other, at)
+        key = (min(name, other), max(name, other))
+        had = edges.get(key)
+        if had is None or (had[0] == "crop" and d < had[1]):
+            edges[key] = ("crop", d)
+    missing = {n for pair in edges for n in pair} - paths.keys()
+    if missing:
+        with CatalogReader(cfg.database_path) as catalog:
+            paths.update({n: r.path for n, r in catalog.images_named(sorted(missing)).items()})
+    return edges, paths
+
+
+def components(edges: dict[tuple[str, str], Edge]) -> list[list[str]]:
+    """Connected components (size > 1) of the graph ``edges`` makes, each sorted."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[str, list[str]] = {}
+    for x in list(parent):
+        members.setdefault(find(x), []).append(x)
+    return [sorted(m) for m in members.values() if len(m) > 1]
 
 
 def near_groups(
     cfg: Config, distance: int, decided_groups: list[list[str]] | None = None, *, decided: bool = False
 ) -> list[NearGroup]:
-    """Groups of distinct present images within ``distance`` of each other (``dupes --near``).
+    """Groups of distinct present images that match each other (``dupes --near``): the names'
+    hashes within ``distance`` (confirmed by the whole-picture window hashes), or one a crop
+    of the other (``crops.match``); linked pairs make one group.
 
     Low-information images are left out: their hashes say nothing about them. A group
     whose every pair lies within a group decided ``distinct`` is left out too (listed,
-    with its decision, when ``decided``).
+    with its decision, when ``decided``). A group taken as one burst by one camera
+    (``keeper.is_burst``) is of kind ``burst`` and has no suggested keeper.
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
     if not Path(cfg.database_path).exists():
         return []
-    from watcherd.nearindex import groups
-    from watcherd.nearstore import NearStore, index_path
-
-    # The persisted index plus its log (built and published here if missing or void).
-    with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
-        present = store.present(skip_low=True)
-    found = groups(present, distance)
-    rowids = present.rows
-    where = hash_rows(cfg.database_path, [int(rowids[m]) for members, _ in found for m in members])
-    kept: list[tuple[list[tuple[str, str]], int, bool]] = []
-    for members, span in found:
-        picked = sorted(where[int(rowids[m])] for m in members)
-        settled = _all_pairs_decided([n for n, _ in picked], decided_groups or [])
+    edges, paths = near_edges(cfg, distance)
+    kept: list[tuple[list[str], bool]] = []
+    for names in components(edges):
+        settled = _all_pairs_decided(names, decided_groups or [])
         if not settled or decided:
-            kept.append((picked, span, settled))
+            kept.append((names, settled))
     with CatalogReader(cfg.database_path) as catalog:
-        records = catalog.images_named([n for picked, _, _ in kept for n, _ in picked])
+        records = catalog.images_named([n for names, _ in kept for n in names])
     out: list[NearGroup] = []
-    for picked, span, settled in kept:
-        names = [n for n, _ in picked]
+    for names, settled in kept:
         found_records = [records[n] for n in names if n in records]
         first, last = sides(found_records) if found_records else (None, None)
+        by_crop = any(
+            edges[(a, b)][0] == "crop" for i, a in enumerate(names) for b in names[i + 1 :] if (a, b) in edges
+        )
+        burst, suggested = _burst_and_keeper(cfg, found_records, first, last)
         out.append(
             {
                 "id": near_id(names),
                 "decision": "distinct" if settled else None,
                 "decided": None,
-                "kind": "near",
-                "name": picked[0][0],
+                "kind": "burst" if burst else "near",
+                "name": names[0],
                 "names": names,
-                "paths": [p for _, p in picked],
-                "max_distance": span,
+                "paths": [paths.get(n, records[n].path if n in records else "") for n in names],
+                "max_distance": widest([r.hash for r in found_records]),
                 "existing": first.name if first else names[0],
                 "newcomer": last.name if last else names[-1],
+                "match": "crop" if by_crop else "whole",
+                "suggested": suggested,
             }
         )
     return sorted(out, key=lambda g: (g["max_distance"], g["name"]))
+
+
+def _burst_and_keeper(
+    cfg: Config, members: list[ImageRecord], first: ImageRecord | None, last: ImageRecord | None
+) -> tuple[bool, Literal["existing", "newcomer"] | None]:
+    """Is the group a burst (from its thumbnails' EXIF), and which end the keeper rule would keep
+    (None for a burst, or when it would keep one in between)."""
+    if cfg.root is None or not members or first is None or last is None:
+        return False, None
+    root = Path(cfg.root)
+    chunks = [thumbnail_chunks(root, r.path) for r in members]
+    if is_burst([shot(c) for c in chunks]):
+        return True, None
+    facts = [side_facts(root, r.path, r.original, c, r.width * r.height) for r, c in zip(members, chunks, strict=True)]
+    keep = members[suggest(facts)].name
+    return False, "existing" if keep == first.name else "newcomer" if keep == last.name else None
 
 
 def near_kept(catalog: CatalogReader) -> list[NearGroup]:
@@ -402,6 +604,8 @@ def near_kept(catalog: CatalogReader) -> list[NearGroup]:
                 "max_distance": widest([r.hash for r in [*merged, *([kept] if kept is not None else [])]]),
                 "existing": existing.name,
                 "newcomer": newcomer.name,
+                "match": None,
+                "suggested": None,
             }
         )
     return out

@@ -13,7 +13,7 @@ from watcherd.config import Config
 from watcherd.decoders import DecoderPool, Sandbox
 from watcherd.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.lease import Lease
-from watcherd.nearkeeper import Maintainer
+from watcherd.nearkeeper import maintainers
 from watcherd.outcomes import Outcome
 from watcherd.pipeline import Pipeline
 from watcherd.reconcile import Progress, Report, reconcile, record_scan
@@ -97,7 +97,8 @@ def scan_once(
             serve()
             # Fold the near-duplicate log into a new index when it is long (or the index is
             # missing), so a library kept by scans alone has a bounded log too.
-            Maintainer(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False).run(catalog, 0.0)
+            for keeper in maintainers(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False):
+                keeper.run(catalog, 0.0)
             restore.save_copies(cfg, catalog, time.time())
             return report
         finally:

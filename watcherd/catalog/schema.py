@@ -15,11 +15,17 @@ from __future__ import annotations
 import sqlite3
 
 TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
-DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents"})
+DERIVED = frozenset({"hashes", "listing", "tagged", "tag_totals", "placed", "contents", "crop_hashes"})
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
 _DERIVED_PARTS = DERIVED | {
     "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
+    "crop_hashes_name",
 }  # fmt: skip
+# The window hashes of ``crops`` that go into ``crop_hashes`` (crops.STORED of crops.VERSION,
+# each 16 hex digits after the "v1:" prefix, crops.WINDOWS of them in a record).
+CROP_PREFIX = "v1:"
+CROP_WINDOWS = 47
+CROP_STORED = 3
 
 _HEX = "0123456789abcdef"
 
@@ -45,6 +51,7 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"ELSE json_array(json_extract({value}, '$.path')) END)"
     )
     sha = f"json_extract({value}, '$.sha256')"
+    crops = f"ifnull(json_extract({value}, '$.crops'), '')"
     return [
         "INSERT OR REPLACE INTO listing (name, path, present, low, moving, tags) "
         f"SELECT {key}, {path}, {state} = 'present', {low}, "
@@ -61,6 +68,14 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         "INSERT OR REPLACE INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
         f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
+        # The stored window hashes (``crops``): one row per window, what finds cropped copies.
+        "INSERT INTO crop_hashes (name, slot, hash, path, present, low) "
+        f"SELECT {key}, s.value, {_hash_integer(f'substr({crops}, {len(CROP_PREFIX) + 1} + 16 * s.value, 16)')}, "
+        f"{path}, {state} = 'present', {low}"
+        f"{src + ',' if source else ' FROM'} json_each('{list(range(CROP_STORED))}') AS s "
+        f"WHERE substr({crops}, 1, {len(CROP_PREFIX)}) = '{CROP_PREFIX}' "
+        f"AND length({crops}) = {len(CROP_PREFIX) + 16 * CROP_WINDOWS} "
+        f"AND NOT substr({crops}, {len(CROP_PREFIX) + 1}) GLOB '*[^0-9a-f]*'",
     ]
 
 
@@ -111,6 +126,11 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TABLE contents (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name)) WITHOUT ROWID"
     )
     conn.execute("CREATE INDEX contents_name ON contents (name)")  # the trigger's delete, per record
+    conn.execute(
+        "CREATE TABLE crop_hashes (name TEXT NOT NULL, slot INTEGER NOT NULL, hash INTEGER NOT NULL, "
+        "path TEXT NOT NULL, present INTEGER NOT NULL, low INTEGER NOT NULL)"
+    )
+    conn.execute("CREATE INDEX crop_hashes_name ON crop_hashes (name)")
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
     conn.execute("INSERT INTO tag_totals (tag, n) SELECT tag, count(*) FROM tagged GROUP BY tag")
@@ -129,6 +149,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "DELETE FROM hashes WHERE name = NEW.key;\n"
         "DELETE FROM placed WHERE name = NEW.key;\n"
         "DELETE FROM contents WHERE name = NEW.key;\n"
+        "DELETE FROM crop_hashes WHERE name = NEW.key;\n"
         f"{body};\nEND"
     )
     create_forget_trigger(conn)
@@ -170,11 +191,32 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
     }
     for name, body in triggers.items():
         conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+    # The same log of ``crop_hashes`` (rows are only ever inserted and deleted), for the crop index.
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS crop_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "row INTEGER NOT NULL, hash INTEGER, present INTEGER, low INTEGER)"
+    )
+    if fresh:
+        conn.execute("DELETE FROM crop_log")
+    conn.execute(
+        "INSERT OR IGNORE INTO near_meta (key, value) "
+        "VALUES ('crop_trimmed', (SELECT ifnull(max(seq), 0) FROM crop_log))"
+    )
+    crop_triggers = {
+        "crop_added": "AFTER INSERT ON crop_hashes BEGIN INSERT INTO crop_log (row, hash, present, low) "
+        "VALUES (NEW.rowid, NEW.hash, NEW.present, NEW.low); END",
+        "crop_removed": "AFTER DELETE ON crop_hashes BEGIN INSERT INTO crop_log (row) VALUES (OLD.rowid); END",
+        "crop_updated": "AFTER UPDATE ON crop_hashes BEGIN INSERT INTO crop_log (row) VALUES (OLD.rowid); "
+        "INSERT INTO crop_log (row, hash, present, low) VALUES (NEW.rowid, NEW.hash, NEW.present, NEW.low); END",
+    }
+    for name, body in crop_triggers.items():
+        conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
 
 
 def create_forget_trigger(conn: sqlite3.Connection) -> None:
     """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
-    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("tagged", "hashes", "placed", "contents"))
+    tables = ("tagged", "hashes", "placed", "contents", "crop_hashes")
+    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in tables)
     conn.execute(
         f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {drops} "
         "DELETE FROM listing WHERE name = OLD.key; END"

@@ -24,6 +24,7 @@ from typing import Any
 
 from watcherd import fsops
 from watcherd.catalog import schema
+from watcherd.catalog.hashes import WHOLE, Source
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.errors import CatalogError
 from watcherd.naming import safe_text
@@ -202,15 +203,15 @@ class Catalog(CatalogReader):
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
 
-    def trim_near_log(self, through: int) -> None:
-        """Drop the near-duplicate log up to ``through``: a published index covers it.
+    def trim_near_log(self, through: int, source: Source = WHOLE) -> None:
+        """Drop the near-duplicate log of ``source`` up to ``through``: a published index covers it.
 
         Not counted in ``changes``: no record changed, so there is nothing to export.
         """
         with self.transaction():
             try:
-                self.conn.execute("DELETE FROM near_log WHERE seq <= ?", (through,))
-                self.conn.execute("UPDATE near_meta SET value = max(value, ?) WHERE key = 'trimmed'", (through,))
+                self.conn.execute(f"DELETE FROM {source.log} WHERE seq <= ?", (through,))
+                self.conn.execute("UPDATE near_meta SET value = max(value, ?) WHERE key = ?", (through, source.trimmed))
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
 

@@ -37,7 +37,7 @@ class Item:
     name: str
     sides: list[Side]
     differs: set[str] = field(default_factory=set)
-    keeper: int = 0  # the index of the side pre-selected to keep (``keeper.suggest``)
+    keeper: int = 0  # the index of the side pre-selected to keep (``keeper.suggest``); -1: none (a burst)
     suggested: str | None = None  # the decision that keeps it, when one does (keep-existing/keep-newcomer)
 
 
@@ -126,6 +126,8 @@ class Queue:
             side, f = self.image_side(label, rec, path, rec.original if rec else None)
             sides.append(side)
             facts.append(f)
+        if doc["kind"] == "burst":  # frames of one burst: none is pre-selected for merging
+            return Item(doc["id"], "burst", doc["name"], sides, _differs(sides), -1, None)
         keeper = suggest(facts) if facts else 0
         suggested = role.get(doc["names"][keeper]) if facts else None
         return Item(doc["id"], "near", doc["name"], sides, _differs(sides), keeper, suggested)
@@ -140,7 +142,7 @@ def review_items(library: Library) -> list[Item]:
         records = {c.id: c for c in catalog.collisions()}
         items: list[Item] = []
         for doc in docs:
-            if doc["kind"] == "near":
+            if doc["kind"] == "near" or doc["kind"] == "burst":
                 items.append(queue.near(doc))
             elif doc["id"] in records:
                 items.append(queue.collision(doc, records[doc["id"]]))
