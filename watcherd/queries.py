@@ -7,9 +7,7 @@ the CLI (through ``library.Library``) only formats, and tests can call these dir
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sqlite3
 import stat
 import time
 from datetime import datetime
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from watcherd import crops
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.hashes import hash_rows
+from watcherd.catalog.hashes import hash_rows, present_windows, whole_windows
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import (
@@ -32,7 +30,7 @@ from watcherd.documents import (
     SimilarHit,
     Status,
 )
-from watcherd.errors import CatalogError, ImageError, UsageError
+from watcherd.errors import ImageError, UsageError
 from watcherd.keeper import Facts, date_taken, is_burst, shot, suggest
 from watcherd.naming import HASH_RE, parse_canonical
 from watcherd.nearpairs import names_of, near_id, sides, widest
@@ -343,25 +341,6 @@ def _crop_hits(cfg: Config, windows: list[int]) -> dict[str, tuple[str, int]]:
     return best
 
 
-def _whole_windows(cfg: Config, names: list[str]) -> dict[str, int]:
-    """Name -> whole-picture window hash (window 0) of these images, for those that have one."""
-    from watcherd.catalog.reads import connect
-
-    if not names:
-        return {}
-    con = connect(cfg.database_path)
-    try:
-        rows = con.execute(
-            "SELECT name, hash FROM crop_hashes WHERE slot = 0 AND name IN (SELECT value FROM json_each(?))",
-            (json.dumps(names),),
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return {}  # no window hashes kept yet
-    finally:
-        con.close()
-    return {str(n): int(h) & 0xFFFFFFFFFFFFFFFF for n, h in rows}
-
-
 def similar(cfg: Config, hash_hex: str, distance: int, windows: list[int] | None = None) -> list[SimilarHit]:
     """Present images within ``distance`` bits of ``hash_hex`` (``match: whole``), nearest first;
     with the query's ``windows``, also those it finds by crop (``match: crop``, after them).
@@ -395,7 +374,7 @@ def similar(cfg: Config, hash_hex: str, distance: int, windows: list[int] | None
         found = [(*where[h.row], h.distance) for h in hits if h.row in where]
     if not windows:
         return [{"name": name, "distance": d, "path": at, "match": "whole"} for name, at, d in found]
-    first = _whole_windows(cfg, [name for name, _, _ in found])
+    first = whole_windows(cfg.database_path, [name for name, _, _ in found])
     out: list[SimilarHit] = []
     for name, at, d in found:
         own = first.get(name)
@@ -413,24 +392,11 @@ CROP_BLOCK = 20_000
 
 def _present_windows(cfg: Config) -> list[tuple[str, list[int]]]:
     """(name, window hashes) of every present image that is not low-information and has them."""
-    from watcherd.catalog.reads import connect
-
-    con = connect(cfg.database_path)
-    try:
-        rows = con.execute(
-            "SELECT listing.name, json_extract(images.value, '$.crops') FROM listing "
-            "JOIN images ON images.key = listing.name WHERE listing.present = 1 AND listing.low = 0 "
-            "ORDER BY listing.name"
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise CatalogError(f"cannot read catalog {cfg.database_path}: {exc}") from None
-    finally:
-        con.close()
     out = []
-    for name, text in rows:
-        windows = crops.split(text if isinstance(text, str) else None)
+    for name, text in present_windows(cfg.database_path):
+        windows = crops.split(text)
         if windows:
-            out.append((str(name), windows))
+            out.append((name, windows))
     return out
 
 

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 
-from watcherd import edits, requests, restore
+from watcherd import cropfill, edits, requests, restore
 from watcherd.catalog import move_aside, open_for_writing
 from watcherd.cluster import ClusterDecoder, Connection, connect
 from watcherd.config import Config
@@ -95,6 +95,8 @@ def scan_once(
             if remote is not None:
                 log.info("decoded %d files on the cluster", pipeline.decoder.remote_used)
             serve()
+            # Images catalogued before window hashes were kept get them from their thumbnails.
+            cropfill.fill(cfg, catalog, decoders)
             # Fold the near-duplicate log into a new index when it is long (or the index is
             # missing), so a library kept by scans alone has a bounded log too.
             for keeper in maintainers(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False):

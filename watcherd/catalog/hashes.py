@@ -216,3 +216,38 @@ class NearLogReader(Connected):
     def where(self, rowids: list[int]) -> dict[int, tuple[str, str]]:
         """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
         return self.read(lambda conn: names_of(conn, rowids, self.source))
+
+
+def whole_windows(path: Path, names: list[str]) -> dict[str, int]:
+    """Name -> unsigned whole-picture window hash (``crop_hashes`` slot 0) of these images, where kept."""
+    if not names or not Path(path).exists():
+        return {}
+    con = connect(path)
+    try:
+        rows = con.execute(
+            "SELECT name, hash FROM crop_hashes WHERE slot = 0 AND name IN (SELECT value FROM json_each(?))",
+            (json.dumps(names),),
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return {}  # a catalog no writer has opened since window hashes came: none kept
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+    finally:
+        con.close()
+    return {str(n): int(h) & MASK64 for n, h in rows}
+
+
+def present_windows(path: Path) -> list[tuple[str, str]]:
+    """(name, ``crops`` text) of every present image that is not low-information and has window hashes."""
+    con = connect(path)
+    try:
+        rows = con.execute(
+            "SELECT listing.name, json_extract(images.value, '$.crops') FROM listing "
+            "JOIN images ON images.key = listing.name WHERE listing.present = 1 AND listing.low = 0 "
+            "AND json_extract(images.value, '$.crops') IS NOT NULL ORDER BY listing.name"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+    finally:
+        con.close()
+    return [(str(n), str(t)) for n, t in rows]
