@@ -25,6 +25,7 @@ hash and the distance were chosen by measuring (README, "How far is near?").
 
 from __future__ import annotations
 
+import base64
 import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ Window = tuple[float, float, float, float]
 # Bumped whenever WINDOWS or the hash changes: hashes of another version are recomputed.
 VERSION = 1
 # Window hashes of two pictures this close (bits) mean one is a crop of the other.
-CROP_DISTANCE = 8
+CROP_DISTANCE = 6
 # A whole-picture match (the names' whash within the distance asked) is confirmed when
 # both pictures have window hashes and their whole-picture window hashes are this close:
 # whash alone says "bright above, dark below" of many unrelated pictures.
@@ -79,7 +80,7 @@ def _compose_inverse(crop: Window, window: Window) -> Window:
 def _crop_paths() -> list[tuple[float, list[Window]]]:
     """Each kind of crop searched for, as its largest amount and the crops at a few amounts."""
     paths: list[tuple[float, list[Window]]] = []
-    steps = (0.5, 1.0)
+    steps = (1 / 3, 2 / 3, 1.0)
     paths.append((0.10, [(a * 0.10,) * 4 for a in steps]))  # every side
     for k in range(4):
         side = [[0.0] * 4 for _ in steps]
@@ -151,22 +152,33 @@ def window_hashes(picture: Image.Image, windows: tuple[Window, ...] = WINDOWS) -
     return [window_hash(grey, w) for w in windows]
 
 
+PREFIX = f"v{VERSION}:"
+# The stored windows as hex (SQL reads them: the catalog's trigger), the rest as base64.
+TEXT_LENGTH = len(PREFIX) + 16 * STORED + 4 * -(-8 * (len(WINDOWS) - STORED) // 3)
+
+
 def join(hashes: list[int]) -> str:
-    """Window hashes as the text kept in a record and a thumbnail chunk: ``v1:`` then 16 hex digits each."""
-    return f"v{VERSION}:" + "".join(f"{h:016x}" for h in hashes) if hashes else ""
+    """Window hashes as the text kept in a record and a thumbnail chunk: ``v1:``, the stored
+    windows as 16 hex digits each, then the others as base64 of 8 big-endian bytes each."""
+    if not hashes:
+        return ""
+    rest = b"".join(h.to_bytes(8, "big") for h in hashes[STORED:])
+    return PREFIX + "".join(f"{h:016x}" for h in hashes[:STORED]) + base64.b64encode(rest).decode()
 
 
 def split(text: str | None) -> list[int]:
     """The hashes of ``join``'s text; none when absent, malformed or of another version."""
-    if not text or not text.startswith(f"v{VERSION}:"):
+    if not text or len(text) != TEXT_LENGTH or not text.startswith(PREFIX):
         return []
-    digits = text[len(f"v{VERSION}:") :]
-    if len(digits) % 16 or len(digits) // 16 != len(WINDOWS):
-        return []
+    digits = text[len(PREFIX) : len(PREFIX) + 16 * STORED]
     try:
-        return [int(digits[i : i + 16], 16) for i in range(0, len(digits), 16)]
+        stored = [int(digits[i : i + 16], 16) for i in range(0, len(digits), 16)]
+        rest = base64.b64decode(text[len(PREFIX) + 16 * STORED :], validate=True)
     except ValueError:
         return []
+    if any(c not in "0123456789abcdef" for c in digits) or len(rest) != 8 * (len(WINDOWS) - STORED):
+        return []
+    return stored + [int.from_bytes(rest[i : i + 8], "big") for i in range(0, len(rest), 8)]
 
 
 Match = tuple[str, int]  # ("whole", whash bits) or ("crop", window hash bits)

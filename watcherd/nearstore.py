@@ -372,6 +372,30 @@ class NearStore:
         order = np.lexsort((rows, dist))
         return [Match(int(rows[i]), int(dist[i])) for i in order]
 
+    def query_many(self, queries: list[int], radius: int) -> list[tuple[int, int, int]]:
+        """(row, distance, query index) of every present row within ``radius`` of any of ``queries``:
+        the nearest query for each row, nearest first (then by row)."""
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+        tables, entries = self.current()
+        asked = np.array(queries, dtype=np.uint64)
+        who, pos, dist = tables.search_many(asked, radius)
+        rows = tables.rows[pos]
+        touched, added_rows, added_hashes, _ = _delta_view(entries)
+        if touched.size:
+            stay = ~np.isin(rows, touched)
+            who, rows, dist = who[stay], rows[stay], dist[stay]
+            near = np.bitwise_count(asked[:, None] ^ added_hashes[None, :]).astype(np.int64)
+            qi, ai = np.nonzero(near <= radius)
+            who = np.concatenate([who, qi.astype(np.intp)])
+            rows = np.concatenate([rows, added_rows[ai]])
+            dist = np.concatenate([dist, near[qi, ai]])
+        order = np.lexsort((who, rows, dist))
+        best: dict[int, tuple[int, int]] = {}
+        for i in order.tolist():
+            best.setdefault(int(rows[i]), (int(dist[i]), int(who[i])))
+        return sorted(((r, d, q) for r, (d, q) in best.items()), key=lambda t: (t[1], t[0]))
+
     def present(self, *, skip_low: bool = False) -> Present:
         """Every present hash now (low-information ones left out with ``skip_low``), searchable."""
         tables, entries = self.current()

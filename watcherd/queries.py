@@ -328,12 +328,10 @@ def _crop_hits(cfg: Config, windows: list[int]) -> dict[str, tuple[str, int]]:
     if found is None:
         from watcherd.nearstore import NearStore
 
-        found = []
         with NearStore.open(path, cfg.database_path, source=CROPS) as store:
-            for i, w in enumerate(windows):
-                hits = store.query(w, crops.CROP_DISTANCE)
-                where = store.where([h.row for h in hits])
-                found += [(*where[h.row], h.distance, i) for h in hits if h.row in where]
+            many = store.query_many(windows, crops.CROP_DISTANCE)
+            where = store.where([row for row, _, _ in many])
+        found = [(*where[row], d, i) for row, d, i in many if row in where]
     best: dict[str, tuple[str, int]] = {}
     for name, at, d, _ in found:
         if name not in best or d < best[name][1]:

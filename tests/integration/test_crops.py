@@ -111,7 +111,7 @@ def test_a_burst_is_listed_as_one_not_preselected_and_distinct_is_remembered(
     (item,) = review_items(Library(cfg))  # the page pre-selects no frame to keep
     assert item.kind == "burst" and item.keeper == -1 and item.suggested is None
     code, done = run(capsys, "resolve", root, burst["id"], "distinct")
-    assert code == 0
+    assert code == 0 and isinstance(done, dict)
     code, items = run(capsys, "dupes", root, "--near", "4")
     assert items == []  # remembered: all four are kept, and not asked about again
     code, items = run(capsys, "dupes", root, "--near", "4", "--all")
@@ -129,7 +129,7 @@ def test_copies_of_one_shot_are_not_a_burst(cfg: Config, capsys: pytest.CaptureF
     write(cfg.thumbs_dir / "b.jpg", encode(im.resize((600, 400)), quality=70, exif=exif.tobytes()))
     root = _scan(cfg, capsys)
     code, items = run(capsys, "dupes", root, "--near", "4")
-    assert isinstance(items, list)
+    assert code == 0 and isinstance(items, list)
     (group,) = items
     assert group["kind"] == "near" and group["match"] == "whole"
     assert group[group["suggested"]] == _named(cfg)["a.jpg"]  # the keeper rule: more pixels
@@ -148,7 +148,7 @@ def test_scan_gives_window_hashes_to_images_catalogued_without_them(
     finally:
         catalog.close()
     code, hits = run(capsys, "similar", root, named["corner.jpg"])
-    assert isinstance(hits, list) and named["original.jpg"] not in {h["name"] for h in hits}
+    assert code == 0 and isinstance(hits, list) and named["original.jpg"] not in {h["name"] for h in hits}
     _scan(cfg, capsys)
     catalog = open_for_writing(cfg).catalog
     try:
@@ -156,4 +156,4 @@ def test_scan_gives_window_hashes_to_images_catalogued_without_them(
     finally:
         catalog.close()
     code, hits = run(capsys, "similar", root, named["corner.jpg"])
-    assert isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
+    assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}

@@ -94,6 +94,10 @@ def test_the_crop_index_answers_exactly_through_its_log(cfg: Config, catalog: Ca
     finally:
         log.close()
     with NearStore.open(index_path(cfg.state_dir, CROPS), cfg.database_path, source=CROPS) as store:
+        names = store.where([row for row, _, _ in _stored(cfg)])
+        for r in (0, 4, 8):  # the numpy reader: the same answer
+            read = [(*names[row], d, i) for row, d, i in store.query_many(asked, r)]
+            assert read == _truth(cfg, asked, r)
         present = store.present()
         got = present.query_many(np.array(asked, dtype=np.uint64), 8)
         one_by_one = sorted((qi, h.index, h.distance) for qi, q in enumerate(asked) for h in present.query(q, 8))

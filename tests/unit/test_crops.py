@@ -13,6 +13,7 @@ from PIL import Image
 from tests.benchmarks.corpus import photo
 from tests.benchmarks.realpics import crop
 from watcherd import crops, imaging
+from watcherd.catalog import schema
 from watcherd.keeper import BURST_GAP, Shot, is_burst, shot
 
 
@@ -37,7 +38,10 @@ def test_window_hashes_are_a_fixed_list_that_round_trips(original: Image.Image) 
     text = crops.join(hs)
     assert text.startswith("v1:") and crops.split(text) == hs
     assert crops.split(text.replace("v1:", "v0:")) == []  # another version is recomputed, not misread
-    assert crops.split(text[:-16]) == [] and crops.split("v1:" + "zz" * 8 * len(hs)) == [] and crops.split(None) == []
+    assert crops.split(text[:-4]) == [] and crops.split(text[:3] + "z" + text[4:]) == [] and crops.split(None) == []
+    assert crops.split(text[:-4] + "!!!!") == []
+    # What the catalog's trigger reads from the text: the same shape.
+    assert ("v1:", len(text), crops.STORED) == (schema.CROP_PREFIX, schema.CROP_LENGTH, schema.CROP_STORED)
     assert all(bin(h).count("1") == 32 for h in hs)  # each bit says above or below the median
 
 

@@ -21,10 +21,10 @@ _DERIVED_PARTS = DERIVED | {
     "derive_image", "listing_state", "placed_name", "contents_name", "tag_added", "tag_removed",
     "crop_hashes_name",
 }  # fmt: skip
-# The window hashes of ``crops`` that go into ``crop_hashes`` (crops.STORED of crops.VERSION,
-# each 16 hex digits after the "v1:" prefix, crops.WINDOWS of them in a record).
+# The window hashes of ``crops`` that go into ``crop_hashes``: crops.STORED of them, 16 hex digits
+# each after the prefix, in a text of crops.TEXT_LENGTH (tests check these equal crops' values).
 CROP_PREFIX = "v1:"
-CROP_WINDOWS = 47
+CROP_LENGTH = 811
 CROP_STORED = 3
 
 _HEX = "0123456789abcdef"
@@ -74,8 +74,8 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"{path}, {state} = 'present', {low}"
         f"{src + ',' if source else ' FROM'} json_each('{list(range(CROP_STORED))}') AS s "
         f"WHERE substr({crops}, 1, {len(CROP_PREFIX)}) = '{CROP_PREFIX}' "
-        f"AND length({crops}) = {len(CROP_PREFIX) + 16 * CROP_WINDOWS} "
-        f"AND NOT substr({crops}, {len(CROP_PREFIX) + 1}) GLOB '*[^0-9a-f]*'",
+        f"AND length({crops}) = {CROP_LENGTH} "
+        f"AND NOT substr({crops}, {len(CROP_PREFIX) + 1}, {16 * CROP_STORED}) GLOB '*[^0-9a-f]*'",
     ]
 
 
