@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # numpy and Pillow load only where pictures are hashed (the s
     from PIL import Image
 
 __all__ = [
+    "AS_ORIGINAL",
     "CROP_DISTANCE",
     "MIN_SIDE",
     "STORED",
@@ -48,6 +49,7 @@ __all__ = [
     "join",
     "match",
     "split",
+    "split_bytes",
     "window_hash",
     "window_hashes",
 ]
@@ -113,6 +115,11 @@ def _windows() -> tuple[Window, ...]:
 
 WINDOWS: tuple[Window, ...] = _windows()
 STORED = 3  # WINDOWS[:STORED] go into the persisted crop index
+# The windows that are crops of the whole picture (the image as the original; the whole
+# picture first): matched against another image's whole-picture window they find it when it
+# is such a crop. ``dupes --near`` asks these only: every pair is asked from both sides.
+_CROPS = {tuple(round(x, 4) for x in crop) for _, path in _crop_paths() for crop in path}
+AS_ORIGINAL: tuple[int, ...] = tuple(i for i, w in enumerate(WINDOWS) if i == 0 or w in _CROPS)
 
 
 @lru_cache(maxsize=1)
@@ -166,19 +173,26 @@ def join(hashes: list[int]) -> str:
     return PREFIX + "".join(f"{h:016x}" for h in hashes[:STORED]) + base64.b64encode(rest).decode()
 
 
+def split_bytes(text: str | None) -> bytes | None:
+    """The hashes of ``join``'s text as 8 big-endian bytes each; None when absent, malformed or of another version."""
+    if not text or len(text) != TEXT_LENGTH or not text.startswith(PREFIX):
+        return None
+    digits = text[len(PREFIX) : len(PREFIX) + 16 * STORED]
+    if digits.strip("0123456789abcdef"):
+        return None
+    try:
+        raw = bytes.fromhex(digits) + base64.b64decode(text[len(PREFIX) + 16 * STORED :], validate=True)
+    except ValueError:
+        return None
+    return raw if len(raw) == 8 * len(WINDOWS) else None
+
+
 def split(text: str | None) -> list[int]:
     """The hashes of ``join``'s text; none when absent, malformed or of another version."""
-    if not text or len(text) != TEXT_LENGTH or not text.startswith(PREFIX):
+    raw = split_bytes(text)
+    if raw is None:
         return []
-    digits = text[len(PREFIX) : len(PREFIX) + 16 * STORED]
-    try:
-        stored = [int(digits[i : i + 16], 16) for i in range(0, len(digits), 16)]
-        rest = base64.b64decode(text[len(PREFIX) + 16 * STORED :], validate=True)
-    except ValueError:
-        return []
-    if any(c not in "0123456789abcdef" for c in digits) or len(rest) != 8 * (len(WINDOWS) - STORED):
-        return []
-    return stored + [int.from_bytes(rest[i : i + 8], "big") for i in range(0, len(rest), 8)]
+    return [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
 
 
 Match = tuple[str, int]  # ("whole", whash bits) or ("crop", window hash bits)

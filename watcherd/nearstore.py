@@ -155,9 +155,9 @@ class Tables:
             values = np.stack(
                 [((q >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.int64) for c in range(CHUNKS)], axis=1
             )
-            probes = (values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]  # query, chunk, mask
-            owner = np.repeat(np.arange(q.size, dtype=np.intp), CHUNKS * masks.size)
-            probes = probes.ravel()
+            probes = (
+                (values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]
+            ).ravel()  # query, chunk, mask
             lo, hi = self.starts[probes], self.starts[probes + 1]
             lengths = hi - lo
             total = int(lengths.sum())
@@ -165,7 +165,7 @@ class Tables:
                 continue
             ends = np.cumsum(lengths)
             at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
-            who = np.repeat(owner, lengths)
+            who = np.repeat(np.arange(q.size, dtype=np.intp), lengths.reshape(q.size, -1).sum(axis=1))
             dist = np.bitwise_count(self.sorted[at] ^ q[who])
             keep = dist <= radius
             pos = self.order[at[keep]].astype(np.intp)

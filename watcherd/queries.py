@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from watcherd import crops
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.hashes import hash_rows, present_windows, whole_windows
+from watcherd.catalog.hashes import hash_rows, present_whole_windows, present_windows, whole_windows
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import (
@@ -37,6 +37,9 @@ from watcherd.nearpairs import names_of, near_id, sides, widest
 from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict, existing_now
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from watcherd import imaging
 
 
@@ -388,28 +391,23 @@ def similar(cfg: Config, hash_hex: str, distance: int, windows: list[int] | None
 CROP_BLOCK = 20_000
 
 
-def _present_windows(cfg: Config) -> list[tuple[str, list[int]]]:
-    """(name, window hashes) of every present image that is not low-information and has them."""
-    out = []
-    for name, text in present_windows(cfg.database_path):
-        windows = crops.split(text)
-        if windows:
-            out.append((name, windows))
-    return out
-
-
 Edge = tuple[str, int]  # ("whole", whash bits) or ("crop", window bits)
 
 
 def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge], dict[str, str]]:
-    """Every pair of present, not low-information images that match (``crops.match`` either way
-    round): (name a, name b) sorted -> how; and name -> path of each image named."""
+    """Every pair of present, not low-information images that match: (name a, name b) sorted ->
+    how; and name -> path of each image named.
+
+    Whole: the names' hashes within ``distance``, confirmed by the whole-picture window hashes
+    when both have them. Crop: a crop window of one (``crops.AS_ORIGINAL``) within
+    ``crops.CROP_DISTANCE`` of the other's whole-picture window: every pair is looked at from
+    both sides, so asking the crop windows of each image finds each crop pair.
+    """
     import numpy as np
 
-    from watcherd.catalog.hashes import CROPS
-    from watcherd.nearstore import NearStore, index_path
+    from watcherd.nearstore import NearStore, Tables, index_path
 
-    # The persisted indexes plus their logs (built and published here if missing or void).
+    # The persisted index plus its log (built and published here if missing or void).
     with NearStore.open(index_path(cfg.state_dir), cfg.database_path) as store:
         present = store.present(skip_low=True)
     who, pos, dist = present.query_many(present.hashes, distance)
@@ -417,8 +415,8 @@ def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge],
     rows_a, rows_b, dist = present.rows[who[ahead]], present.rows[pos[ahead]], dist[ahead]
     where = hash_rows(cfg.database_path, sorted({int(r) for r in (*rows_a.tolist(), *rows_b.tolist())}))
     paths = {name: at for name, at in where.values()}
-    windows = _present_windows(cfg)
-    first = {name: ws[0] for name, ws in windows}
+    names, wholes = present_whole_windows(cfg.database_path)
+    first = dict(zip(names, wholes.tolist(), strict=True))
     edges: dict[tuple[str, str], Edge] = {}
     for ra, rb, d in zip(rows_a.tolist(), rows_b.tolist(), dist.tolist(), strict=True):
         if ra not in where or rb not in where:
@@ -427,35 +425,48 @@ def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge],
         wa, wb = first.get(a), first.get(b)
         if wa is None or wb is None or (wa ^ wb).bit_count() <= crops.VERIFY_DISTANCE:
             edges[(a, b)] = ("whole", int(d))
-    if not windows or not index_path(cfg.state_dir, CROPS).parent.exists():
+    if not names:
         return edges, paths
-    per = len(crops.WINDOWS)
-    with NearStore.open(index_path(cfg.state_dir, CROPS), cfg.database_path, source=CROPS) as cstore:
-        cpresent = cstore.present(skip_low=True)
-        found: list[tuple[str, int, int]] = []  # (query name, crop row, distance)
-        for start in range(0, len(windows), CROP_BLOCK):
-            block = windows[start : start + CROP_BLOCK]
-            asked = np.array([w for _, ws in block for w in ws], dtype=np.uint64)
-            qi, cpos, cdist = cpresent.query_many(asked, crops.CROP_DISTANCE)
-            for q, r, d in zip(qi.tolist(), cpresent.rows[cpos].tolist(), cdist.tolist(), strict=True):
-                found.append((block[q // per][0], int(r), int(d)))
-        cwhere = cstore.where(sorted({r for _, r, _ in found}))
-    for name, row, d in found:
-        if row not in cwhere:
+    # Crops: the whole-picture windows in a table in memory, asked by every image's crop windows.
+    table = Tables.build(None, 0, np.arange(len(names), dtype=np.int64), wholes, np.zeros(len(names), bool))
+    asks = np.array(crops.AS_ORIGINAL, dtype=np.intp)
+    after = ""
+    while True:
+        block = present_windows(cfg.database_path, after, CROP_BLOCK)
+        if not block:
+            break
+        after = block[-1][0]
+        asking, windows = _decode_windows(block)
+        if not asking:
             continue
-        other, at = cwhere[row]
-        if other == name:
-            continue
-        paths.setdefault(other, at)
-        key = (min(name, other), max(name, other))
-        had = edges.get(key)
-        if had is None or (had[0] == "crop" and d < had[1]):
-            edges[key] = ("crop", d)
+        qi, hit, d = table.search_many(windows[:, asks].ravel(), crops.CROP_DISTANCE, block=1 << 15)
+        for q, h, dd in zip((qi // asks.size).tolist(), hit.tolist(), d.tolist(), strict=True):
+            name, other = asking[q], names[h]
+            if other == name:
+                continue
+            key = (min(name, other), max(name, other))
+            had = edges.get(key)
+            if had is None or (had[0] == "crop" and dd < had[1]):
+                edges[key] = ("crop", int(dd))
     missing = {n for pair in edges for n in pair} - paths.keys()
     if missing:
         with CatalogReader(cfg.database_path) as catalog:
             paths.update({n: r.path for n, r in catalog.images_named(sorted(missing)).items()})
     return edges, paths
+
+
+def _decode_windows(block: list[tuple[str, str]]) -> tuple[list[str], NDArray[np.uint64]]:
+    """The names and window hashes (one row each) of the records whose ``crops`` text is whole."""
+    import numpy as np
+
+    names, raw = [], []
+    for name, text in block:
+        data = crops.split_bytes(text)
+        if data is not None:
+            names.append(name)
+            raw.append(data)
+    windows = np.frombuffer(b"".join(raw), dtype=">u8").astype(np.uint64).reshape(len(names), len(crops.WINDOWS))
+    return names, windows
 
 
 def components(edges: dict[tuple[str, str], Edge]) -> list[list[str]]:
