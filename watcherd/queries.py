@@ -304,9 +304,12 @@ def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
 
 
 def resolve_query(cfg: Config, catalog: CatalogReader, target: str) -> tuple[str, list[int]]:
-    """(hash, window hashes) of a hex string (no windows), an image file, or a catalogued name."""
+    """(hash, window hashes) of a hex string, an image file, or a catalogued name. A hex string
+    has the window hashes of the catalogued image with that hash, if there is one (the first
+    by name that has them), else none."""
     if HASH_RE.match(target) and len(target) == 16:
-        return target, []
+        named = sorted(catalog.images_with_hash(target.lower()), key=lambda r: r.name)
+        return target, next((w for w in (crops.split(r.crops) for r in named) if w), [])
     if Path(target).is_file():
         rendered = render_file(cfg, Path(target), catalog.meta("library"))
         return rendered.hash, crops.split(rendered.crops)

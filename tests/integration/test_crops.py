@@ -75,6 +75,9 @@ def test_crops_are_found_by_similar_dupes_and_arrange(
         assert isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}, f
     code, hits = run(capsys, "similar", root, named["original.jpg"])
     assert isinstance(hits, list) and {h["name"] for h in hits} == family
+    # Its hash alone: the catalogued image of that hash lends its window hashes.
+    code, hits = run(capsys, "similar", root, named["original.jpg"].split("_")[1])
+    assert isinstance(hits, list) and {h["name"] for h in hits} == family
     # One near group at the default distance, linked by crops.
     code, items = run(capsys, "dupes", root, "--near", "4")
     assert isinstance(items, list)
