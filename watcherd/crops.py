@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # numpy and Pillow load only where pictures are hashed (the s
 __all__ = [
     "AS_ORIGINAL",
     "CROP_DISTANCE",
+    "HEX",
     "MIN_SIDE",
     "STORED",
     "VERIFY_DISTANCE",
@@ -98,8 +99,10 @@ def _crop_paths() -> list[tuple[float, list[Window]]]:
 def _windows() -> tuple[Window, ...]:
     stored: list[Window] = [(0.0, 0.0, 0.0, 0.0), (0.10,) * 4, (0.15,) * 4]
     out = list(stored)
-    for _, crops in _crop_paths():
+    paths = _crop_paths()
+    for _, crops in paths:
         out += crops  # this image as the original: the windows its crops would be
+    for _, crops in paths:
         for crop in crops:  # this image as the crop: where the original's stored windows lie
             for window in stored[1:]:
                 inner = _compose_inverse(crop, window)
@@ -120,6 +123,9 @@ STORED = 3  # WINDOWS[:STORED] go into the persisted crop index
 # is such a crop. ``dupes --near`` asks these only: every pair is asked from both sides.
 _CROPS = {tuple(round(x, 4) for x in crop) for _, path in _crop_paths() for crop in path}
 AS_ORIGINAL: tuple[int, ...] = tuple(i for i, w in enumerate(WINDOWS) if i == 0 or w in _CROPS)
+# The stored windows and the crop windows come first and are kept as hex (the catalog's
+# trigger copies them into ``crop_hashes``, so ``dupes --near`` reads them without JSON).
+HEX = max(AS_ORIGINAL) + 1
 
 
 @lru_cache(maxsize=1)
@@ -161,27 +167,27 @@ def window_hashes(picture: Image.Image, windows: tuple[Window, ...] = WINDOWS) -
 
 PREFIX = f"v{VERSION}:"
 # The stored windows as hex (SQL reads them: the catalog's trigger), the rest as base64.
-TEXT_LENGTH = len(PREFIX) + 16 * STORED + 4 * -(-8 * (len(WINDOWS) - STORED) // 3)
+TEXT_LENGTH = len(PREFIX) + 16 * HEX + 4 * -(-8 * (len(WINDOWS) - HEX) // 3)
 
 
 def join(hashes: list[int]) -> str:
-    """Window hashes as the text kept in a record and a thumbnail chunk: ``v1:``, the stored
-    windows as 16 hex digits each, then the others as base64 of 8 big-endian bytes each."""
+    """Window hashes as the text kept in a record and a thumbnail chunk: ``v1:``, the first
+    ``HEX`` windows as 16 hex digits each, then the others as base64 of 8 big-endian bytes each."""
     if not hashes:
         return ""
-    rest = b"".join(h.to_bytes(8, "big") for h in hashes[STORED:])
-    return PREFIX + "".join(f"{h:016x}" for h in hashes[:STORED]) + base64.b64encode(rest).decode()
+    rest = b"".join(h.to_bytes(8, "big") for h in hashes[HEX:])
+    return PREFIX + "".join(f"{h:016x}" for h in hashes[:HEX]) + base64.b64encode(rest).decode()
 
 
 def split_bytes(text: str | None) -> bytes | None:
     """The hashes of ``join``'s text as 8 big-endian bytes each; None when absent, malformed or of another version."""
     if not text or len(text) != TEXT_LENGTH or not text.startswith(PREFIX):
         return None
-    digits = text[len(PREFIX) : len(PREFIX) + 16 * STORED]
+    digits = text[len(PREFIX) : len(PREFIX) + 16 * HEX]
     if digits.strip("0123456789abcdef"):
         return None
     try:
-        raw = bytes.fromhex(digits) + base64.b64decode(text[len(PREFIX) + 16 * STORED :], validate=True)
+        raw = bytes.fromhex(digits) + base64.b64decode(text[len(PREFIX) + 16 * HEX :], validate=True)
     except ValueError:
         return None
     return raw if len(raw) == 8 * len(WINDOWS) else None

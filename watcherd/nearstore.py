@@ -140,10 +140,11 @@ class Tables:
         return pos.astype(np.intp), dist[keep][first].astype(np.int64)
 
     def search_many(
-        self, queries: NDArray[np.uint64], radius: int, block: int = 4096
+        self, queries: NDArray[np.uint64], radius: int, block: int = 512
     ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
         """(query index, position, distance) of every indexed hash within ``radius`` of each query,
-        each pair once, unordered: ``search`` for many queries at once, ``block`` queries at a time."""
+        each pair once, unordered: ``search`` for many queries at once, ``block`` queries at a time
+        (small blocks keep the arrays in the caches: 512 was five times quicker than 32,768)."""
         found: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]] = []
         queries = np.asarray(queries, dtype=np.uint64)
         if len(self) == 0 or queries.size == 0:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from watcherd import crops
 from watcherd.catalog import CatalogReader
-from watcherd.catalog.hashes import hash_rows, present_whole_windows, present_windows, whole_windows
+from watcherd.catalog.hashes import hash_rows, present_crop_windows, whole_windows
 from watcherd.catalog.reads import TagQuery
 from watcherd.config import Config
 from watcherd.documents import (
@@ -37,9 +37,6 @@ from watcherd.nearpairs import names_of, near_id, sides, widest
 from watcherd.records import CollisionKind, CollisionRecord, ImageRecord, Json, Verdict, existing_now
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
-
     from watcherd import imaging
 
 
@@ -419,7 +416,7 @@ def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge],
     rows_a, rows_b, dist = present.rows[who[ahead]], present.rows[pos[ahead]], dist[ahead]
     where = hash_rows(cfg.database_path, sorted({int(r) for r in (*rows_a.tolist(), *rows_b.tolist())}))
     paths = {name: at for name, at in where.values()}
-    names, wholes = present_whole_windows(cfg.database_path)
+    names, wholes, windows = present_crop_windows(cfg.database_path)
     first = dict(zip(names, wholes.tolist(), strict=True))
     edges: dict[tuple[str, str], Edge] = {}
     for ra, rb, d in zip(rows_a.tolist(), rows_b.tolist(), dist.tolist(), strict=True):
@@ -434,20 +431,12 @@ def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge],
     # Crops: a block of images' crop windows in a table in memory, asked by every image's
     # whole-picture window (28 times fewer questions than the other way round, same pairs).
     asks = np.array(crops.AS_ORIGINAL, dtype=np.intp)
-    after = ""
-    while True:
-        block = present_windows(cfg.database_path, after, CROP_BLOCK)
-        if not block:
-            break
-        after = block[-1][0]
-        asking, windows = _decode_windows(block)
-        if not asking:
-            continue
-        asked = windows[:, asks].ravel()
+    for start in range(0, len(names), CROP_BLOCK):
+        asked = windows[start : start + CROP_BLOCK][:, asks].ravel()
         table = Tables.build(None, 0, np.arange(asked.size, dtype=np.int64), asked, np.zeros(asked.size, bool))
-        whole_of, hit, d = table.search_many(wholes, crops.CROP_DISTANCE, block=1 << 15)
-        for w, h, dd in zip(whole_of.tolist(), (hit // asks.size).tolist(), d.tolist(), strict=True):
-            name, other = asking[h], names[w]
+        whole_of, hit, d = table.search_many(wholes, crops.CROP_DISTANCE)
+        for w, h, dd in zip(whole_of.tolist(), (start + hit // asks.size).tolist(), d.tolist(), strict=True):
+            name, other = names[h], names[w]
             if other == name:
                 continue
             key = (min(name, other), max(name, other))
@@ -459,20 +448,6 @@ def near_edges(cfg: Config, distance: int) -> tuple[dict[tuple[str, str], Edge],
         with CatalogReader(cfg.database_path) as catalog:
             paths.update({n: r.path for n, r in catalog.images_named(sorted(missing)).items()})
     return edges, paths
-
-
-def _decode_windows(block: list[tuple[str, str]]) -> tuple[list[str], NDArray[np.uint64]]:
-    """The names and window hashes (one row each) of the records whose ``crops`` text is whole."""
-    import numpy as np
-
-    names, raw = [], []
-    for name, text in block:
-        data = crops.split_bytes(text)
-        if data is not None:
-            names.append(name)
-            raw.append(data)
-    windows = np.frombuffer(b"".join(raw), dtype=">u8").astype(np.uint64).reshape(len(names), len(crops.WINDOWS))
-    return names, windows
 
 
 def components(edges: dict[tuple[str, str], Edge]) -> list[list[str]]:

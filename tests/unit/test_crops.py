@@ -41,7 +41,9 @@ def test_window_hashes_are_a_fixed_list_that_round_trips(original: Image.Image) 
     assert crops.split(text[:-4]) == [] and crops.split(text[:3] + "z" + text[4:]) == [] and crops.split(None) == []
     assert crops.split(text[:-4] + "!!!!") == []
     # What the catalog's trigger reads from the text: the same shape.
-    assert ("v1:", len(text), crops.STORED) == (schema.CROP_PREFIX, schema.CROP_LENGTH, schema.CROP_STORED)
+    shape = ("v1:", len(text), crops.STORED, crops.HEX)
+    assert shape == (schema.CROP_PREFIX, schema.CROP_LENGTH, schema.CROP_STORED, schema.CROP_HEX)
+    assert max(crops.AS_ORIGINAL) < crops.HEX  # dupes --near reads them from the hex
     assert all(bin(h).count("1") == 32 for h in hs)  # each bit says above or below the median
 
 

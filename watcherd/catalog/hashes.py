@@ -237,45 +237,25 @@ def whole_windows(path: Path, names: list[str]) -> dict[str, int]:
     return {str(n): int(h) & MASK64 for n, h in rows}
 
 
-def present_windows(path: Path, after: str = "", limit: int = -1) -> list[tuple[str, str]]:
-    """(name, ``crops`` text) of present images that are not low-information and have window hashes,
-    by name, the first ``limit`` (all: -1) after ``after``."""
-    con = connect(path)
-    try:
-        rows = con.execute(
-            "SELECT listing.name, json_extract(images.value, '$.crops') FROM listing "
-            "JOIN images ON images.key = listing.name WHERE listing.present = 1 AND listing.low = 0 "
-            "AND listing.name > ? AND json_extract(images.value, '$.crops') IS NOT NULL "
-            "ORDER BY listing.name LIMIT ?",
-            (after, limit),
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
-    finally:
-        con.close()
-    return [(str(n), str(t)) for n, t in rows]
-
-
-def present_whole_windows(path: Path) -> tuple[list[str], NDArray[np.uint64]]:
-    """Names and unsigned whole-picture window hashes of present, not low-information images that have them."""
+def present_crop_windows(path: Path) -> tuple[list[str], NDArray[np.uint64], NDArray[np.uint64]]:
+    """Names, unsigned whole-picture window hashes, and the first ``crops.HEX`` window hashes
+    (one row an image) of present, not low-information images that have window hashes, by name."""
     import numpy as np
 
     con = connect(path)
     try:
-        (text,) = con.execute(
-            "SELECT group_concat(printf('%016x', hash), '') FROM "
-            "(SELECT hash FROM crop_hashes WHERE slot = 0 AND present = 1 AND low = 0 ORDER BY name)"
-        ).fetchone()
-        names = [
-            str(n)
-            for (n,) in con.execute(
-                "SELECT name FROM crop_hashes WHERE slot = 0 AND present = 1 AND low = 0 ORDER BY name"
-            )
-        ]
+        rows = con.execute(
+            "SELECT name, asks FROM crop_hashes WHERE slot = 0 AND present = 1 AND low = 0 "
+            "AND asks IS NOT NULL ORDER BY name"
+        ).fetchall()
     except sqlite3.OperationalError:
-        return [], np.empty(0, np.uint64)  # no window hashes kept yet
+        rows = []  # no window hashes kept yet
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot read catalog {path}: {exc}") from None
     finally:
         con.close()
-    return names, np.frombuffer(bytes.fromhex(text or ""), dtype=">u8").astype(np.uint64)
+    names = [str(n) for n, _ in rows]
+    width = len(rows[0][1]) // 16 if rows else 1
+    asks = np.frombuffer(bytes.fromhex("".join(str(a) for _, a in rows)), dtype=">u8").astype(np.uint64)
+    asks = asks.reshape(len(names), width)
+    return names, asks[:, 0].copy(), asks

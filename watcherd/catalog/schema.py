@@ -24,8 +24,9 @@ _DERIVED_PARTS = DERIVED | {
 # The window hashes of ``crops`` that go into ``crop_hashes``: crops.STORED of them, 16 hex digits
 # each after the prefix, in a text of crops.TEXT_LENGTH (tests check these equal crops' values).
 CROP_PREFIX = "v1:"
-CROP_LENGTH = 811
+CROP_LENGTH = 947
 CROP_STORED = 3
+CROP_HEX = 29  # the windows written as hex: slot 0's row keeps them (``asks``) for dupes --near
 
 _HEX = "0123456789abcdef"
 
@@ -69,13 +70,14 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"SELECT {key}, {_hash_integer(h)}, {path}, {state} = 'present', {low}{src} "
         f"WHERE length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'",
         # The stored window hashes (``crops``): one row per window, what finds cropped copies.
-        "INSERT INTO crop_hashes (name, slot, hash, path, present, low) "
+        "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
         f"SELECT {key}, s.value, {_hash_integer(f'substr({crops}, {len(CROP_PREFIX) + 1} + 16 * s.value, 16)')}, "
-        f"{path}, {state} = 'present', {low}"
+        f"{path}, {state} = 'present', {low}, "
+        f"CASE WHEN s.value = 0 THEN substr({crops}, {len(CROP_PREFIX) + 1}, {16 * CROP_HEX}) END"
         f"{src + ',' if source else ' FROM'} json_each('{list(range(CROP_STORED))}') AS s "
         f"WHERE substr({crops}, 1, {len(CROP_PREFIX)}) = '{CROP_PREFIX}' "
         f"AND length({crops}) = {CROP_LENGTH} "
-        f"AND NOT substr({crops}, {len(CROP_PREFIX) + 1}, {16 * CROP_STORED}) GLOB '*[^0-9a-f]*'",
+        f"AND NOT substr({crops}, {len(CROP_PREFIX) + 1}, {16 * CROP_HEX}) GLOB '*[^0-9a-f]*'",
     ]
 
 
@@ -128,7 +130,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX contents_name ON contents (name)")  # the trigger's delete, per record
     conn.execute(
         "CREATE TABLE crop_hashes (name TEXT NOT NULL, slot INTEGER NOT NULL, hash INTEGER NOT NULL, "
-        "path TEXT NOT NULL, present INTEGER NOT NULL, low INTEGER NOT NULL)"
+        "path TEXT NOT NULL, present INTEGER NOT NULL, low INTEGER NOT NULL, asks TEXT)"
     )
     conn.execute("CREATE INDEX crop_hashes_name ON crop_hashes (name)")
     for sql in _derive_statements("images.key", "images.value", "images"):
