@@ -232,19 +232,29 @@ class NearLogReader(Connected):
         return self.read(lambda conn: names_of(conn, rowids, self.source))
 
 
-def present_windows(conn: sqlite3.Connection) -> tuple[list[str], NDArray[np.uint64]]:
-    """Names and the first ``crops.HEX`` window hashes (one row an image, the whole picture
-    first) of present, not low-information images that have window hashes, by name, on an open connection."""
+def present_windows(conn: sqlite3.Connection) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """``crop_hashes`` row ids (of the whole-picture rows) and the first ``crops.HEX`` window hashes
+    (one row an image, the whole picture first) of present, not low-information images that
+    have window hashes, on an open connection: one text from SQLite, no row objects."""
     import numpy as np
 
+    from watcherd.catalog.cropschema import CROP_HEX
+
+    (text,) = conn.execute(
+        "SELECT group_concat(printf('%016x', rowid) || asks, '') FROM crop_hashes "
+        "WHERE slot = 0 AND present = 1 AND low = 0 AND asks IS NOT NULL"
+    ).fetchone()
+    found = np.frombuffer(bytes.fromhex(text or ""), dtype=np.dtype([("r", ">u8"), ("w", ">u8", (CROP_HEX,))]))
+    return found["r"].astype(np.int64), found["w"].astype(np.uint64)
+
+
+def window_rows(conn: sqlite3.Connection, names: list[str]) -> list[int]:
+    """The ``crop_hashes`` row ids of the named images' whole-picture rows (those that have window hashes)."""
     rows = conn.execute(
-        "SELECT name, asks FROM crop_hashes WHERE slot = 0 AND present = 1 AND low = 0 "
-        "AND asks IS NOT NULL ORDER BY name"
-    ).fetchall()
-    names = [str(n) for n, _ in rows]
-    width = len(rows[0][1]) // 16 if rows else 1
-    asks = np.frombuffer(bytes.fromhex("".join(str(a) for _, a in rows)), dtype=">u8").astype(np.uint64)
-    return names, asks.reshape(len(names), width)
+        "SELECT rowid FROM crop_hashes WHERE slot = 0 AND name IN (SELECT value FROM json_each(?))",
+        (json.dumps(names),),
+    )
+    return [int(r) for (r,) in rows]
 
 
 def row_wholes(conn: sqlite3.Connection, rows: NDArray[np.int64]) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:

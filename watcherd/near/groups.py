@@ -30,13 +30,13 @@ from watcherd.catalog import pairs
 from watcherd.catalog.hashes import NearLogReader, names_of
 from watcherd.catalog.schema import PAIR_RADIUS
 from watcherd.core.errors import CatalogError
-from watcherd.near.croplinks import Link
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
     from watcherd.catalog.store import Catalog
+    from watcherd.near.croplinks import Link
     from watcherd.near.persisted import Tables
 
 __all__ = ["PAIR_RADIUS", "Group", "components", "pair_round", "read_groups", "with_links"]
@@ -110,7 +110,10 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
         reader.close()
 
 
-def with_links(whole: list[list[str]], links: Iterable[Link]) -> list[tuple[list[str], bool]]:
+NamedLink = tuple[str, str, int]  # (a, b, window distance), a < b
+
+
+def with_links(whole: list[list[str]], links: Iterable[NamedLink]) -> list[tuple[list[str], bool]]:
     """The groups of look-alikes ``whole`` joined by crop links: each group, and whether a link
     joins members that are not look-alikes as whole pictures."""
     group_of = {n: k for k, g in enumerate(whole) for n in g}
@@ -149,28 +152,44 @@ def kept_components(
     return with_links(components((a, b) for a, b, _ in edges), links)
 
 
-def pending_links(conn: sqlite3.Connection, names: list[str]) -> list[Link]:
+def pending_links(conn: sqlite3.Connection, names: list[str]) -> list[NamedLink]:
     """The crop links of the named images with every present, not low-information image."""
     if not names:
         return []
-    from watcherd.catalog.hashes import present_windows
+    import numpy as np
+
+    from watcherd.catalog.hashes import present_windows, window_rows
     from watcherd.near.croplinks import links_of
 
-    everyone, asks = present_windows(conn)
-    at = {n: i for i, n in enumerate(everyone)}
-    return links_of(everyone, asks, [at[n] for n in names if n in at])
+    rows, asks = present_windows(conn)
+    which = np.flatnonzero(np.isin(rows, np.array(window_rows(conn, names), dtype=np.int64)))
+    return _named(conn, rows, links_of(asks, which.tolist()))
 
 
-def bulk_links(conn: sqlite3.Connection, within: set[str] | None = None) -> list[Link]:
+def bulk_links(conn: sqlite3.Connection, within: set[str] | None = None) -> list[NamedLink]:
     """Every crop link among present, not low-information images (only among ``within`` when given)."""
-    from watcherd.catalog.hashes import present_windows
+    import numpy as np
+
+    from watcherd.catalog.hashes import present_windows, window_rows
     from watcherd.near.croplinks import all_links
 
-    names, asks = present_windows(conn)
+    rows, asks = present_windows(conn)
     if within is not None:
-        keep = [i for i, n in enumerate(names) if n in within]
-        names, asks = [names[i] for i in keep], asks[keep]
-    return all_links(names, asks)
+        keep = np.isin(rows, np.array(window_rows(conn, sorted(within)), dtype=np.int64))
+        rows, asks = rows[keep], asks[keep]
+    return _named(conn, rows, all_links(asks))
+
+
+def _named(conn: sqlite3.Connection, rows: NDArray[np.int64], found: list[Link]) -> list[NamedLink]:
+    """Links between positions as links between names (a < b)."""
+    from watcherd.catalog.hashes import CROPS
+
+    names = names_of(conn, sorted({int(rows[k]) for i, j, _ in found for k in (i, j)}), CROPS)
+    out = []
+    for i, j, d in found:
+        a, b = names[int(rows[i])][0], names[int(rows[j])][0]
+        out.append((min(a, b), max(a, b), d))
+    return out
 
 
 def bulk_components(
