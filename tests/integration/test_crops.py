@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from starlette.testclient import TestClient
 
 from tests.benchmarks.corpus import photo
 from tests.benchmarks.realpics import crop
@@ -18,6 +19,7 @@ from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core import crops
 from watcherd.core.config import Config
+from watcherd.web.app import create_app
 from watcherd.web.review import review_items
 
 
@@ -112,7 +114,15 @@ def test_a_burst_is_listed_as_one_not_preselected_and_distinct_is_remembered(
     (burst,) = items
     assert burst["kind"] == "burst" and len(burst["names"]) == 4 and burst["suggested"] is None
     (item,) = review_items(Library(cfg))  # the page pre-selects no frame to keep
-    assert item.kind == "burst" and item.keeper == -1 and item.suggested is None
+    assert item.kind == "burst" and item.keeper == -1 and item.suggested is None and item.plan == []
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1:8377") as client:
+        page = client.get("/")
+    assert page.status_code == 200 and 'data-kind="burst"' in page.text
+    section = page.text[page.text.index('data-kind="burst"') :]
+    section = section[: section.index("</section>")]
+    assert 'data-keeper=""' in section and "data-plan='[]'" in section and 'data-suggested=""' in section
+    assert "badge keeper" not in section and "member keeper" not in section  # no frame marked to keep
+    assert section.count('<article class="member') == 4
     code, done = run(capsys, "resolve", root, burst["id"], "distinct")
     assert code == 0 and isinstance(done, dict)
     code, items = run(capsys, "dupes", root, "--near", "4")
