@@ -36,6 +36,14 @@ def kept_radius(conn: sqlite3.Connection) -> int | None:
     return int(row[0]) if row is not None else None
 
 
+def has_links(conn: sqlite3.Connection) -> bool:
+    """Does this catalog keep window hashes and crop links (a writer has opened it since they came)?"""
+    (n,) = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('crop_hashes', 'crop_pairs')"
+    ).fetchone()
+    return int(n) == 2
+
+
 def pairs_within(conn: sqlite3.Connection, radius: int) -> list[tuple[str, str, int]]:
     """Every kept pair (a, b, distance) within ``radius``."""
     return [

@@ -132,7 +132,7 @@ def kept_components(
     """The groups from the kept pairs and crop links, plus those of the images still waiting for
     theirs (None when they cannot answer: beyond the kept radius, too many waiting, no usable index)."""
     kept = pairs.kept_radius(conn)
-    if kept is None or radius > kept:
+    if kept is None or radius > kept or not pairs.has_links(conn):
         return None
     waiting = pairs.pending_count(conn, READER_PENDING + 1)
     if waiting > READER_PENDING:
@@ -173,6 +173,8 @@ def bulk_links(conn: sqlite3.Connection, within: set[str] | None = None) -> list
     from watcherd.catalog.hashes import present_windows, window_rows
     from watcherd.near.croplinks import all_links
 
+    if not pairs.has_links(conn):
+        return []
     rows, asks = present_windows(conn)
     if within is not None:
         keep = np.isin(rows, np.array(window_rows(conn, sorted(within)), dtype=np.int64))
@@ -209,7 +211,10 @@ def bulk_components(
         wanted = pairs.rows_named(conn, sorted(within))
         keep = np.isin(rows, np.array(sorted(wanted), dtype=np.int64))
         rows, hashes = rows[keep], hashes[keep]
-    wholes, has = row_wholes(conn, rows)
+    if pairs.has_links(conn):
+        wholes, has = row_wholes(conn, rows)
+    else:  # a catalog no writer has opened since window hashes came: none to confirm with
+        wholes, has = np.zeros(rows.size, np.uint64), np.zeros(rows.size, bool)
     parent = np.arange(rows.size, dtype=np.int64)
     for i, j, _ in join(hashes, radius):
         agree = confirmed_mask(i, j, wholes, has)

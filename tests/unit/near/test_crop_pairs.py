@@ -204,3 +204,18 @@ def test_links_of_a_few_are_those_of_all_links() -> None:
     assert len(every) == 29 and all(i + 1 == j and d <= 1 for i, j, d in every)
     few = [3, 7, 8, 50, 199]
     assert croplinks.links_of(asks, few) == [e for e in every if e[0] in few or e[1] in few]
+
+
+def test_a_reader_of_a_catalog_from_before_window_hashes_computes_its_groups(cfg: Config, catalog: Catalog) -> None:
+    """Until a writer opens it, a catalog kept by the previous watcherd has no crop tables: groups are computed."""
+    rng = random.Random(1)
+    with catalog.transaction():
+        for h in (0xFF00, 0xFF01, 0xFF03, 0xAAAA_0000_0000_0000):
+            catalog.put_image(record(h, [rng.getrandbits(64) for _ in range(WIDTH)], h & 0xF))
+    build(index_path(cfg.state_dir), cfg.database_path)
+    pair_round(catalog, index_path(cfg.state_dir))
+    with catalog.transaction():
+        for table in ("crop_pairs", "crop_hashes"):
+            catalog.conn.execute(f"DROP TABLE {table}")
+    names = sorted(r.name for r in catalog.images() if int(r.hash, 16) >> 16 == 0)
+    assert kept(cfg, 4) == [(names, False)]
