@@ -200,6 +200,6 @@ def whole_windows(db: Path, names: list[str]) -> dict[str, int]:
         return {}
     log = NearLogReader(db)
     try:
-        return log.read(lambda conn: pairs.wholes(conn, names))
+        return log.read(lambda conn: pairs.wholes(conn, names) if pairs.has_links(conn) else {})
     finally:
         log.close()

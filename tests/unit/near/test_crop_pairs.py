@@ -215,7 +215,11 @@ def test_a_reader_of_a_catalog_from_before_window_hashes_computes_its_groups(cfg
     build(index_path(cfg.state_dir), cfg.database_path)
     pair_round(catalog, index_path(cfg.state_dir))
     with catalog.transaction():
-        for table in ("crop_pairs", "crop_hashes"):
+        for table in ("crop_pairs", "crop_hashes", "crop_log"):
             catalog.conn.execute(f"DROP TABLE {table}")
     names = sorted(r.name for r in catalog.images() if int(r.hash, 16) >> 16 == 0)
     assert kept(cfg, 4) == [(names, False)]
+    # similar too: whole matches only, unconfirmed
+    a = names[0]
+    hits = queries.similar(cfg, a.split("_")[1], 4, crops.split(catalog.image(a).crops))  # type: ignore[union-attr]
+    assert sorted(h["name"] for h in hits) == names and {h["match"] for h in hits} == {"whole"}
