@@ -156,13 +156,17 @@ def _match_matrix(
     return whole, crop
 
 
-def _dupes_crop(windows: NDArray[np.uint64], a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.int64]:
-    """What ``dupes --near`` pairs by crop: a crop window of either within reach of the other's whole picture."""
-    crop = np.full(a.size, 99, np.int64)
-    for x, y in ((a, b), (b, a)):
-        for q in crops.AS_ORIGINAL:
-            np.minimum(crop, np.bitwise_count(windows[x, q] ^ windows[y, 0]), out=crop)
-    return crop
+def _dupes_crop(windows: NDArray[np.uint64], a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """Which pairs (a, b) ``dupes --near`` links by crop: the crop links ``near.croplinks.all_links``
+    finds among all the pictures (what the writer keeps in ``crop_pairs``)."""
+    from watcherd.near.croplinks import all_links
+
+    n = windows.shape[0]
+    at = np.flatnonzero(windows.any(axis=1))  # a picture without window hashes (all zero here) has no links
+    found = all_links(np.ascontiguousarray(windows[at, : crops.HEX]))
+    linked = {int(at[i]) * n + int(at[j]) for i, j, _ in found}
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    return np.isin(lo * n + hi, np.array(sorted(linked), dtype=np.int64))
 
 
 def real_report(photos: int) -> None:
@@ -214,7 +218,7 @@ def real_report(photos: int) -> None:
         "| new: `similar ORIGINAL` finds the edit | new: `dupes --near` groups them | whash distance (median) |"
     )
     print("|---|---|---|---|---|---|")
-    dupes_near = (w_eo <= d) | (_dupes_crop(windows, edits, origs) <= cd)
+    dupes_near = (w_eo <= d) | _dupes_crop(windows, edits, origs)
     for kind in realpics.EDITS:
         m = edit_kind == kind
         eo = ((w_eo[m] <= d) | (c_eo[m] <= cd)).mean()
@@ -226,7 +230,7 @@ def real_report(photos: int) -> None:
     promised = np.isin(edit_kind, realpics.PROMISED)
     both = ((w_eo <= d) | (c_eo <= cd)) & ((w_oe <= d) | (c_oe <= cd))
     new_fp = ((w_ab <= d) | (c_ab <= cd) | (w_ba <= d) | (c_ba <= cd)).sum()
-    dupes_fp = ((w_ab <= d) | (w_ba <= d) | (_dupes_crop(windows, a, b) <= cd)).sum()
+    dupes_fp = ((w_ab <= d) | (w_ba <= d) | _dupes_crop(windows, a, b)).sum()
     print()
     print(
         f"promised crops found both ways at the defaults: {100 * both[promised].mean():.1f}% "
