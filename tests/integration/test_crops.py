@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from starlette.testclient import TestClient
 
 from tests.benchmarks.corpus import photo
 from tests.benchmarks.realpics import crop
-from tests.helpers import encode, write
+from tests.helpers import encode, wait_for, write
+from tests.integration.test_daemon import Running
 from watcherd.catalog import open_for_writing
 from watcherd.cli import main
 from watcherd.commands.library import Library
@@ -170,3 +172,34 @@ def test_scan_gives_window_hashes_to_images_catalogued_without_them(
         catalog.close()
     code, hits = run(capsys, "similar", root, named["corner.jpg"])
     assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
+
+
+def _kept_links(cfg: Config) -> list[tuple[str, str]]:
+    with sqlite3.connect(cfg.database_path) as con:
+        if con.execute("SELECT count(*) FROM near_pending").fetchone() != (0,):
+            return []  # some image still waits for its pairs
+        return [(str(a), str(b)) for a, b in con.execute("SELECT a, b FROM crop_pairs ORDER BY a, b")]
+
+
+def test_the_daemon_keeps_the_crop_links_of_what_arrives(cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crop dropped while the daemon runs: its writer records the link in a pairing round,
+    and dupes --near reads it (no image waiting, nothing computed at question time)."""
+    im = photo((900, 600), seed=21)
+    running = Running(cfg)
+    running.thread.start()
+    try:
+        wait_for(running.scanned, what="start-up scan")
+        write(cfg.thumbs_dir / "original.jpg", encode(im))
+        write(cfg.thumbs_dir / "cropped.jpg", encode(crop(im, 0.0, 0.15, 0.15, 0.0)))
+        wait_for(lambda: len(running.images()) == 2, what="both ingested")
+        (link,) = wait_for(lambda: _kept_links(cfg), what="the crop link kept by a pairing round")
+    finally:
+        running.stop.set()
+        running.thread.join(timeout=20)
+    assert running.error is None and running.code == 0
+    named = _named(cfg)
+    assert sorted(link) == sorted([named["original.jpg"], named["cropped.jpg"]])
+    code, items = run(capsys, "dupes", str(cfg.root), "--near", "4")
+    assert code == 0 and isinstance(items, list)
+    (group,) = items
+    assert group["names"] == sorted(link) and group["match"] == "crop"
