@@ -332,7 +332,7 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
     items = _library(args, args.root).dupes(args.near, decided=args.all)
     lines = []
     for d in items:
-        extra = f" (max distance {d['max_distance']})" if d["kind"] == "near" else ""
+        extra = f" (max distance {d['max_distance']})" if d["kind"] in ("near", "burst") else ""
         decided = f"  [{d['decision']}" + (f" {d['decided']}]" if d["decided"] else "]") if d["decision"] else ""
         lines.append(f"{d['kind']:10s} {d['id']}{extra}{decided}")
         lines.extend(f"           {p}" for p in d["paths"])
@@ -376,7 +376,8 @@ def _cmd_similar(args: argparse.Namespace) -> int:
         raise UsageError("similar takes [ROOT] IMAGE|HASH|NAME")
     root, target = (values[0], values[1]) if len(values) == 2 else (None, values[0])
     hits = _library(args, root).similar(target, args.distance)
-    _emit(args, hits, "\n".join(f"{h['distance']:3d}  {h['path']}" for h in hits))
+    crop = {"crop": "  (crop)"}
+    _emit(args, hits, "\n".join(f"{h['distance']:3d}  {h['path']}{crop.get(h['match'], '')}" for h in hits))
     return 0
 
 

@@ -41,7 +41,27 @@ SHAPES: list[tuple[str, str, str, str, str]] = [
         rf"{NUM}x faster",
         "b/a",
     ),
-    (r"persisted near index build \+ write, [\d,]+ hashes", rf"{NUM} s \({NUM} MB file\)", "—", "—", ""),
+    (
+        r"persisted near index build \+ write, [\d,]+ hashes \(crop index: [\d,]+\)",
+        rf"{NUM} s \({NUM} MB file\); crops {NUM} s",
+        "—",
+        "—",
+        "",
+    ),
+    (
+        r"`similar NAME`, crops searched too \(\d+ windows\), [\d,]+ images",
+        rf"{NUM} ms, peak RSS {NUM} MB",
+        rf"names' index only {NUM} ms",
+        rf"{NUM}x",
+        "a/c",
+    ),
+    (
+        r"persisted indexes, [\d,]+ images",
+        rf"{NUM} MB \(names {NUM} MB \+ crops {NUM} MB\)",
+        rf"names' index only {NUM} MB",
+        rf"{NUM}x",
+        "a/b",
+    ),
     (
         r"start-up reconcile, [\d,]+ catalogued thumbnails",
         rf"{NUM} s",

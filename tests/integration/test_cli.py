@@ -160,20 +160,26 @@ def test_similar_and_near_dupes(capsys: pytest.CaptureFixture[str], cfg: Config)
 
     code, out, _ = run(capsys, "similar", str(cfg.root), str(probe), "--distance", "8", "--json")
     hits = json.loads(out)
-    assert code == 0 and [set(h) for h in hits] == [{"name", "distance", "path"}] * len(hits)
+    assert code == 0 and [set(h) for h in hits] == [{"name", "distance", "path", "match"}] * len(hits)
     assert hits and hits[0]["distance"] == 0 and 4 in [h["distance"] for h in hits]
-    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    whole = [h["distance"] for h in hits if h["match"] == "whole"]  # then crops, nearest first too
+    assert [h["match"] for h in hits] == sorted(h["match"] for h in hits)[::-1] and whole == sorted(whole)
     name = hits[0]["name"]
     code, out, _ = run(capsys, "similar", str(cfg.root), name.split("_")[1], "-d", "0", "--json")
-    assert code == 0 and [h["name"] for h in json.loads(out)] == [name]
+    hits = json.loads(out)
+    assert code == 0 and [h["name"] for h in hits if h["match"] == "whole"] == [name]
+    assert [h["match"] for h in hits[1:]] == ["crop"] * (len(hits) - 1)  # the 3% crop, by its windows
 
     code, out, _ = run(capsys, "dupes", str(cfg.root), "--near", "4", "--json")
     items = json.loads(out)
     assert code == 0 and all("kind" in i for i in items)
     (near,) = [i for i in items if i["kind"] == "near"]
     assert len(near["names"]) == 2 and near["max_distance"] == 4
+    assert near["match"] == "whole"
+    # Beyond --near, the crop is still found: by its window hashes.
     code, out, _ = run(capsys, "dupes", str(cfg.root), "--near", "3", "--json")
-    assert [i for i in json.loads(out) if i["kind"] == "near"] == []
+    (near,) = [i for i in json.loads(out) if i["kind"] == "near"]
+    assert near["names"] == sorted(near["names"]) and near["match"] == "crop"
 
     code, _, err = run(capsys, "similar", str(cfg.root), "ffffffffffffffff", "-d", "99")
     assert code == 2 and "--distance must be from 0 to" in err

@@ -58,7 +58,8 @@ def test_the_daemon_keeps_ingesting_while_the_index_is_rebuilt(cfg: Config, tmp_
     os.mkfifo(gate)
     running = Running(cfg)
     command = [sys.executable, "-c", _GATED_BUILDER, str(started), str(gate)]
-    running.daemon.near = Maintainer(cfg.state_dir, cfg.database_path, quiet=0.0, most=1, command=command)
+    keeper = Maintainer(cfg.state_dir, cfg.database_path, quiet=0.0, most=1, command=command)
+    running.daemon.near = [keeper]
     running.thread.start()
     try:
         wait_for(running.scanned, what="start-up scan")
@@ -67,13 +68,11 @@ def test_the_daemon_keeps_ingesting_while_the_index_is_rebuilt(cfg: Config, tmp_
         (rec,) = wait_for(
             lambda: [r for r in running.images() if r["moving_from"] is None], what="a file ingested during the rebuild"
         )
-        assert running.daemon.near.building  # the builder is still held at the gate
+        assert keeper.building  # the builder is still held at the gate
         assert not reader.index_path(cfg.state_dir).exists()
         with open(gate, "w"):
             pass  # let the builder go
-        wait_for(
-            lambda: not running.daemon.near.building and _log_length(cfg) == 0, what="index published, log trimmed"
-        )
+        wait_for(lambda: not keeper.building and _log_length(cfg) == 0, what="index published, log trimmed")
         assert _answer(cfg, rec["hash"]) == [(rec["name"], rec["path"], 0)]
         assert [h["name"] for h in queries.similar(cfg, rec["hash"], 0)] == [rec["name"]]
     finally:

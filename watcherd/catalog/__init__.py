@@ -1,11 +1,13 @@
 """The catalog: one SQLite file of JSON records, readable with sqlitedict.
 
 - ``schema``: the key/value tables and the derived tables with their triggers;
+- ``cropschema``: the window hashes' derived tables (``crop_hashes``, its log) and the kept crop links;
 - ``reads``: ``CatalogReader``, typed reads and the commands' SQL (never writes);
 - ``store``: ``Catalog``, the one writer, with transactions that roll back;
 - ``opening``: vetting, moving a damaged catalog aside, pinning the naming settings;
 - ``finding``: ``find``'s plan (one index walked, the other criteria probed);
-- ``pairs``: the near pairs the writer keeps, and the images waiting for theirs.
+- ``pairs``: the near pairs and crop links the writer keeps, and the images waiting for theirs;
+- ``hashes``: the derived hash tables as the near index reads them (logs, snapshots, window rows).
 
 This package is the only part of watcherd that speaks SQL.
 """

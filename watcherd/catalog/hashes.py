@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -22,6 +23,25 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """One derived table of 64-bit hashes, its change log and where its persisted index lives.
+
+    ``WHOLE``: the names' hashes (``hashes``, ``near_log``, ``near/index.bin``).
+    ``CROPS``: the stored window hashes (``crop_hashes``, ``crop_log``, ``near/crops.bin``),
+    several rows per image. Both logs share ``near_meta``'s epoch.
+    """
+
+    table: str
+    log: str
+    trimmed: str  # the near_meta key saying how far the log has been trimmed
+    file: str  # the index file's name in the ``near`` folder
+
+
+WHOLE = Source("hashes", "near_log", "trimmed", "index.bin")
+CROPS = Source("crop_hashes", "crop_log", "crop_trimmed", "crops.bin")
 SNAPSHOT_CHUNK = 500_000  # rows per read transaction while an index is built (~0.3 s each)
 
 
@@ -66,51 +86,55 @@ def hash_rows(path: Path, rowids: list[int]) -> dict[int, tuple[str, str]]:
         con.close()
 
 
-def log_state(conn: sqlite3.Connection) -> tuple[str | None, int, int]:
-    """(epoch, trimmed, head) of ``near_log``; epoch None when the catalog has no log yet."""
-    have = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'near_log'").fetchone()
+def log_state(conn: sqlite3.Connection, source: Source = WHOLE) -> tuple[str | None, int, int]:
+    """(epoch, trimmed, head) of the source's log; epoch None when the catalog has no such log yet."""
+    have = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (source.log,)).fetchone()
     if have is None:
         return None, 0, 0
     meta = dict(conn.execute("SELECT key, value FROM near_meta").fetchall())
-    (head,) = conn.execute("SELECT ifnull(max(seq), 0) FROM near_log").fetchone()
-    trimmed = int(meta.get("trimmed", 0))  # a log trimmed to nothing is still at that position
+    (head,) = conn.execute(f"SELECT ifnull(max(seq), 0) FROM {source.log}").fetchone()
+    trimmed = int(meta.get(source.trimmed, 0))  # a log trimmed to nothing is still at that position
     return (str(meta["epoch"]) if "epoch" in meta else None), trimmed, max(int(head), trimmed)
 
 
-def log_now(conn: sqlite3.Connection, since: int) -> dict[int, int | None]:
+def log_now(conn: sqlite3.Connection, since: int, source: Source = WHOLE) -> dict[int, int | None]:
     """Row id -> its unsigned hash if present now, else None, for every row the log after ``since`` touches."""
     now: dict[int, int | None] = {}
-    for row, h, present in conn.execute("SELECT row, hash, present FROM near_log WHERE seq > ? ORDER BY seq", (since,)):
+    sql = f"SELECT row, hash, present FROM {source.log} WHERE seq > ? ORDER BY seq"
+    for row, h, present in conn.execute(sql, (since,)):
         now[row] = h & MASK64 if h is not None and present else None  # a row's last entry is its state now
     return now
 
 
-def names_of(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, str]]:
-    """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
+def names_of(conn: sqlite3.Connection, rowids: list[int], source: Source = WHOLE) -> dict[int, tuple[str, str]]:
+    """Row id -> (name, path) for the given rows of the source's table (gone rows are left out)."""
     if not rowids:
         return {}
     rows = conn.execute(
-        "SELECT rowid, name, path FROM hashes WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),)
+        f"SELECT rowid, name, path FROM {source.table} WHERE rowid IN (SELECT value FROM json_each(?))",
+        (json.dumps(rowids),),
     ).fetchall()
     return {int(r): (str(n), str(p)) for r, n, p in rows}
 
 
-def read_delta(conn: sqlite3.Connection, since: int) -> tuple[str | None, int, int, NDArray[np.void]]:
-    """(epoch, trimmed, head, entries after ``since``) in log order, on an open connection.
+def read_delta(
+    conn: sqlite3.Connection, since: int, source: Source = WHOLE
+) -> tuple[str | None, int, int, NDArray[np.void]]:
+    """(epoch, trimmed, head, entries after ``since``) of the source's log in log order, on an open connection.
 
-    Each entry has ``row`` (the ``hashes`` row id), ``kind`` (0 removed, 1 added and
+    Each entry has ``row`` (the source table's row id), ``kind`` (0 removed, 1 added and
     present, 2 added but missing), ``low`` and ``hash`` (unsigned).
     """
     import numpy as np
 
     delta_dtype = np.dtype([("row", ">u8"), ("hash", ">u8"), ("kind", "u1"), ("low", "u1")])
-    epoch, trimmed, head = log_state(conn)
+    epoch, trimmed, head = log_state(conn, source)
     text = ""
     if epoch is not None and head > since:
         (text,) = conn.execute(
             "SELECT group_concat(printf('%016x%016x%02x%02x', row, ifnull(hash, 0), "
             "CASE WHEN hash IS NULL THEN 0 WHEN present THEN 1 ELSE 2 END, ifnull(low, 0)), '') "
-            "FROM near_log WHERE seq > ?",
+            f"FROM {source.log} WHERE seq > ?",
             (since,),
         ).fetchone()
     return epoch, trimmed, head, np.frombuffer(bytes.fromhex(text or ""), dtype=delta_dtype)
@@ -131,8 +155,13 @@ class NearLogReader(Connected):
     """What the persisted near-duplicate index needs from the catalog, on one open connection.
 
     ``delta`` and ``snapshot`` each read inside one transaction, so the log position
-    they report and the rows they return describe the same catalog state.
+    they report and the rows they return describe the same catalog state. ``source``
+    says which table and log (``WHOLE`` or ``CROPS``).
     """
+
+    def __init__(self, path: Path, source: Source = WHOLE) -> None:
+        super().__init__(path)
+        self.source = source
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` inside one read transaction; SQLite errors become ``CatalogError``."""
@@ -156,11 +185,11 @@ class NearLogReader(Connected):
 
     def state(self) -> tuple[str | None, int, int]:
         """(epoch, trimmed, head): which index builds the log can still bring up to date."""
-        return self.read(log_state)
+        return self.read(lambda conn: log_state(conn, self.source))
 
     def delta(self, since: int) -> tuple[str | None, int, int, NDArray[np.void]]:
         """(epoch, trimmed, head, entries after ``since``) in log order (see ``read_delta``)."""
-        return self.read(lambda conn: read_delta(conn, since))
+        return self.read(lambda conn: read_delta(conn, since, self.source))
 
     def snapshot(
         self, chunk: int = SNAPSHOT_CHUNK
@@ -175,12 +204,13 @@ class NearLogReader(Connected):
         import numpy as np
 
         dtype = np.dtype([("h", ">u8"), ("r", ">u8"), ("l", "u1")])
-        epoch, _, head = self.read(log_state)
+        epoch, _, head = self.state()
 
         def rows_after(after: int) -> Callable[[sqlite3.Connection], tuple[str | None]]:
             return lambda conn: conn.execute(
                 "SELECT group_concat(printf('%016x%016x%02x', hash, rowid, low), '') FROM "
-                "(SELECT rowid, hash, low FROM hashes WHERE present = 1 AND rowid > ? ORDER BY rowid LIMIT ?)",
+                f"(SELECT rowid, hash, low FROM {self.source.table} WHERE present = 1 AND rowid > ? "
+                "ORDER BY rowid LIMIT ?)",
                 (after, chunk),
             ).fetchone()
 
@@ -192,11 +222,54 @@ class NearLogReader(Connected):
             if part.size < chunk:
                 break
             after = int(part["r"][-1])
-        if self.read(log_state)[0] != epoch:
+        if self.state()[0] != epoch:
             epoch = None  # re-derived meanwhile: row ids changed meaning, the build is void
         records = np.concatenate(parts)
         return epoch, head, records["r"].astype(np.int64), records["h"].astype(np.uint64), records["l"] != 0
 
     def where(self, rowids: list[int]) -> dict[int, tuple[str, str]]:
         """Row id -> (name, path) for the given rows of ``hashes`` (gone rows are left out)."""
-        return self.read(lambda conn: names_of(conn, rowids))
+        return self.read(lambda conn: names_of(conn, rowids, self.source))
+
+
+def present_windows(conn: sqlite3.Connection) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+    """``crop_hashes`` row ids (of the whole-picture rows) and the first ``crops.HEX`` window hashes
+    (one row an image, the whole picture first) of present, not low-information images that
+    have window hashes, on an open connection: one text from SQLite, no row objects."""
+    import numpy as np
+
+    from watcherd.catalog.cropschema import CROP_HEX
+
+    (text,) = conn.execute(
+        "SELECT group_concat(printf('%016x', rowid) || asks, '') FROM crop_hashes "
+        "WHERE slot = 0 AND present = 1 AND low = 0 AND asks IS NOT NULL"
+    ).fetchone()
+    found = np.frombuffer(bytes.fromhex(text or ""), dtype=np.dtype([("r", ">u8"), ("w", ">u8", (CROP_HEX,))]))
+    return found["r"].astype(np.int64), found["w"].astype(np.uint64)
+
+
+def window_rows(conn: sqlite3.Connection, names: list[str]) -> list[int]:
+    """The ``crop_hashes`` row ids of the named images' whole-picture rows (those that have window hashes)."""
+    rows = conn.execute(
+        "SELECT rowid FROM crop_hashes WHERE slot = 0 AND name IN (SELECT value FROM json_each(?))",
+        (json.dumps(names),),
+    )
+    return [int(r) for (r,) in rows]
+
+
+def row_wholes(conn: sqlite3.Connection, rows: NDArray[np.int64]) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
+    """The whole-picture window hash of each ``hashes`` row in ``rows`` and whether it has one
+    (on an open connection)."""
+    import numpy as np
+
+    (text,) = conn.execute(
+        "SELECT group_concat(printf('%016x%016x', h.rowid, c.hash), '') FROM hashes AS h "
+        "JOIN crop_hashes AS c ON c.name = h.name AND c.slot = 0 WHERE h.present = 1 AND h.low = 0"
+    ).fetchone()
+    found = np.frombuffer(bytes.fromhex(text or ""), dtype=np.dtype([("r", ">u8"), ("w", ">u8")]))
+    order = np.argsort(found["r"].astype(np.int64))
+    known, values = found["r"].astype(np.int64)[order], found["w"].astype(np.uint64)[order]
+    at = np.clip(np.searchsorted(known, rows), 0, max(known.size - 1, 0))
+    has = (known[at] == rows) if known.size else np.zeros(rows.size, bool)
+    wholes = np.where(has, values[at], np.uint64(0)) if known.size else np.zeros(rows.size, np.uint64)
+    return wholes.astype(np.uint64), has

@@ -1,8 +1,9 @@
 """The kept near-duplicate pairs: what ``dupes --near``, the review page and ``arrange`` read.
 
 ``near_pairs`` holds every pair of present, not low-information images within
-``schema.PAIR_RADIUS`` bits (``a < b``, with the distance ``d``), for the images in
-``near_paired``. An image that becomes present (new, returning, put back by an undo)
+``schema.PAIR_RADIUS`` bits (``a < b``, with the distance ``d``) that their whole-picture
+window hashes confirm, and ``crop_pairs`` every crop link among them (``near.croplinks``),
+for the images in ``near_paired``. An image that becomes present (new, returning, put back by an undo)
 waits in ``near_pending`` (the ``derive_image`` trigger puts it there, in the same
 transaction as its record) until the writer has looked for its pairs; an image that
 leaves (missing, forgotten, merged by a near keep decision, flagged low-information)
@@ -33,6 +34,14 @@ def kept_radius(conn: sqlite3.Connection) -> int | None:
         return None
     row = conn.execute("SELECT value FROM near_meta WHERE key = 'pair_radius'").fetchone()
     return int(row[0]) if row is not None else None
+
+
+def has_links(conn: sqlite3.Connection) -> bool:
+    """Does this catalog keep window hashes and crop links (a writer has opened it since they came)?"""
+    (n,) = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('crop_hashes', 'crop_pairs')"
+    ).fetchone()
+    return int(n) == 2
 
 
 def pairs_within(conn: sqlite3.Connection, radius: int) -> list[tuple[str, str, int]]:
@@ -73,12 +82,18 @@ def members(conn: sqlite3.Connection, names: list[str]) -> dict[str, tuple[int, 
     return {str(n): (int(h) & MASK64, str(p)) for n, h, p in rows}
 
 
-def record(conn: sqlite3.Connection, found: Iterable[tuple[str, str, int]], done: list[str]) -> None:
-    """The writer's part: add pairs (either order; kept as a < b) and mark ``done`` as paired."""
+def record(
+    conn: sqlite3.Connection,
+    found: Iterable[tuple[str, str, int]],
+    done: list[str],
+    links: Iterable[tuple[str, str, int]] = (),
+) -> None:
+    """The writer's part: add pairs and crop ``links`` (either order; kept as a < b) and mark ``done`` as paired."""
     conn.executemany(
         "INSERT OR IGNORE INTO near_pairs (a, b, d) VALUES (?, ?, ?)",
         ((min(a, b), max(a, b), d) for a, b, d in found if a != b),
     )
+    add_links(conn, links)
     names = json.dumps(done)
     conn.execute("INSERT OR IGNORE INTO near_paired (name) SELECT value FROM json_each(?)", (names,))
     conn.execute("DELETE FROM near_pending WHERE name IN (SELECT value FROM json_each(?))", (names,))
@@ -87,6 +102,7 @@ def record(conn: sqlite3.Connection, found: Iterable[tuple[str, str, int]], done
 def clear(conn: sqlite3.Connection) -> None:
     """The writer's part before a bulk self-join: no pair, no mark (``add_rows`` then ``all_paired``)."""
     conn.execute("DELETE FROM near_pairs")
+    conn.execute("DELETE FROM crop_pairs")
     conn.execute("DELETE FROM near_paired")
     conn.execute("DELETE FROM near_pending")
 
@@ -117,6 +133,31 @@ def rows_named(conn: sqlite3.Connection, names: list[str]) -> set[int]:
 def reset(conn: sqlite3.Connection) -> None:
     """Void every kept pair (kept at another radius): every present image waits to be paired again."""
     conn.execute("DELETE FROM near_pairs")
+    conn.execute("DELETE FROM crop_pairs")
     conn.execute("DELETE FROM near_paired")
     conn.execute("INSERT OR IGNORE INTO near_pending (name) SELECT name FROM hashes WHERE present = 1 AND low = 0")
     conn.execute("INSERT OR REPLACE INTO near_meta (key, value) VALUES ('pair_radius', ?)", (PAIR_RADIUS,))
+
+
+def crop_links(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """Every kept crop link (a, b, window distance)."""
+    return [(str(a), str(b), int(d)) for a, b, d in conn.execute("SELECT a, b, d FROM crop_pairs")]
+
+
+def add_links(conn: sqlite3.Connection, links: Iterable[tuple[str, str, int]]) -> None:
+    """Add crop links (either order; kept as a < b)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO crop_pairs (a, b, d) VALUES (?, ?, ?)",
+        ((min(a, b), max(a, b), d) for a, b, d in links if a != b),
+    )
+
+
+def wholes(conn: sqlite3.Connection, names: list[str]) -> dict[str, int]:
+    """Name -> unsigned whole-picture window hash of the named images that have window hashes."""
+    if not names:
+        return {}
+    rows = conn.execute(
+        "SELECT name, hash FROM crop_hashes WHERE slot = 0 AND name IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(set(names))),),
+    ).fetchall()
+    return {str(n): int(h) & MASK64 for n, h in rows}

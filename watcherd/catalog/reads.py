@@ -338,6 +338,15 @@ class CatalogReader(Connected):
         if self._conn is not None:
             self._conn.create_function("watcherd_fold", 1, finding.fold, deterministic=True)
 
+    def lacking_windows(self, prefix: str) -> list[str]:
+        """Names of present images whose ``crops`` (window hashes) do not start with ``prefix``."""
+        rows = self._query(
+            "SELECT key FROM images WHERE json_extract(value, '$.state') = 'present' "
+            "AND ifnull(substr(json_extract(value, '$.crops'), 1, ?), '') != ? ORDER BY key",
+            (len(prefix), prefix),
+        )
+        return [str(k) for (k,) in rows]
+
     def near_candidates(self) -> list[tuple[str, int]]:
         """(name, unsigned 64-bit hash) of present images that are not low-information."""
         rows = self._query("SELECT name, hash FROM hashes WHERE present = 1 AND low = 0 ORDER BY name")

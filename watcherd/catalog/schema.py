@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import sqlite3
 
+from watcherd.catalog import cropschema
+
 TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
 DERIVED = frozenset(
     {
         "hashes", "listing", "tagged", "tag_totals", "placed", "contents", "filenames", "filename_grams",
-        "near_pairs", "near_paired", "near_pending",
+        "near_pairs", "near_paired", "near_pending", "crop_hashes", "crop_pairs",
     }
 )  # fmt: skip
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
@@ -27,7 +29,7 @@ _DERIVED_PARTS = DERIVED | {
     "listing_path", "listing_untagged", "filenames_fname", "filenames_folded", "filenames_unfolded",
     "filenames_added", "filenames_removed", "filenames_changed", "near_pairs_b",
     "near_pair_added", "near_pair_changed", "near_pair_removed",
-}  # fmt: skip
+} | cropschema.PARTS  # fmt: skip
 # Near-duplicate pairs are kept up to this distance: the largest the hash quality
 # benchmark advises (false positives at most 0.05%), and what a new image's one index
 # query covers anyway (one flipped bit per 16-bit chunk, as at 4). ``dupes --near N``
@@ -106,8 +108,9 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         "INSERT INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {_hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
     )
+    crop_rows = cropschema.crop_statements(key, value, source, _hash_integer("{0}"))
     if source is not None:  # filling empty tables
-        return [listing, tagged, placed, contents, filenames, hashes]
+        return [listing, tagged, placed, contents, filenames, hashes, *crop_rows]
     cols = ("path", "present", "low", "moving", "tags", "untagged")
     changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
     old_tags = f"SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key}"
@@ -137,6 +140,7 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         f"{hashes} ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
         "present = excluded.present, low = excluded.low "
         "WHERE (hash, path, present, low) IS NOT (excluded.hash, excluded.path, excluded.present, excluded.low)",
+        *crop_rows,
     ]
 
 
@@ -219,6 +223,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
             "CREATE VIRTUAL TABLE filename_grams USING fts5(fname, content='filenames', content_rowid='id', "
             "tokenize='trigram case_sensitive 1', detail='none')"
         )
+    cropschema.create_crop_tables(conn)
     for sql in _derive_statements("images.key", "images.value", "images"):
         conn.execute(sql)
     if grams:
@@ -243,6 +248,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE near_pending (name TEXT PRIMARY KEY) WITHOUT ROWID")
     conn.execute("INSERT INTO near_pending (name) SELECT name FROM hashes WHERE present = 1 AND low = 0")
     _create_pair_triggers(conn)
+    cropschema.create_crop_pair_triggers(conn)
     create_forget_trigger(conn)
     create_near_log(conn, fresh=True)
     conn.execute("INSERT OR REPLACE INTO near_meta (key, value) VALUES ('pair_radius', ?)", (PAIR_RADIUS,))
@@ -278,6 +284,7 @@ def _create_pair_triggers(conn: sqlite3.Connection) -> None:
     changed only in its path (a move) keeps them."""
     drop = (
         "DELETE FROM near_pairs WHERE a = OLD.name OR b = OLD.name; "
+        "DELETE FROM crop_pairs WHERE a = OLD.name OR b = OLD.name; "
         "DELETE FROM near_paired WHERE name = OLD.name; DELETE FROM near_pending WHERE name = OLD.name;"
     )
     wait = "INSERT OR IGNORE INTO near_pending (name) SELECT NEW.name WHERE NEW.present = 1 AND NEW.low = 0"
@@ -329,12 +336,15 @@ def create_near_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
     }
     for name, body in triggers.items():
         conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+    cropschema.create_crop_log(conn, fresh=fresh)
 
 
 def create_forget_trigger(conn: sqlite3.Connection) -> None:
     """A deleted record (``forget``) takes its derived rows with it; added to older catalogs as is."""
     # Its hash row takes its near-duplicate pairs and marks with it (``near_pair_removed``).
-    drops = " ".join(f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("hashes", "placed", "contents", "filenames"))
+    drops = " ".join(
+        f"DELETE FROM {t} WHERE name = OLD.key;" for t in ("hashes", "placed", "contents", "filenames", "crop_hashes")
+    )
     conn.execute(
         f"CREATE TRIGGER IF NOT EXISTS forget_image AFTER DELETE ON images BEGIN {_drop_tagged('OLD.key')}; {drops} "
         "DELETE FROM listing WHERE name = OLD.key; END"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.catalog import pairs, schema
+from watcherd.catalog.hashes import WHOLE, Source
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
@@ -263,15 +264,15 @@ class Catalog(CatalogReader):
             )
             self._staged -= 1  # part of the record's write, not a change of its own
 
-    def trim_near_log(self, through: int) -> None:
-        """Drop the near-duplicate log up to ``through``: a published index covers it.
+    def trim_near_log(self, through: int, source: Source = WHOLE) -> None:
+        """Drop the near-duplicate log of ``source`` up to ``through``: a published index covers it.
 
         Not counted in ``changes``: no record changed, so there is nothing to export.
         """
         with self.transaction():
             try:
-                self.conn.execute("DELETE FROM near_log WHERE seq <= ?", (through,))
-                self.conn.execute("UPDATE near_meta SET value = max(value, ?) WHERE key = 'trimmed'", (through,))
+                self.conn.execute(f"DELETE FROM {source.log} WHERE seq <= ?", (through,))
+                self.conn.execute("UPDATE near_meta SET value = max(value, ?) WHERE key = ?", (through, source.trimmed))
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
 

@@ -166,8 +166,12 @@ class Library:
     def similar(self, target: str, distance: int) -> list[SimilarHit]:
         """Images within ``distance`` bits of an image file, a hash or a catalogued name."""
         with self._reading() as catalog:
-            hash_hex = queries.resolve_hash(self.cfg, catalog, target)
-        return queries.similar(self.cfg, hash_hex, distance)
+            hash_hex, windows = queries.resolve_query(self.cfg, catalog, target)
+        return queries.similar(self.cfg, hash_hex, distance, windows)
+
+    def similar_to(self, hash_hex: str, windows: list[int], distance: int) -> list[SimilarHit]:
+        """Images within ``distance`` bits of a hash, or a crop of (or cropped from) the picture of ``windows``."""
+        return queries.similar(self.cfg, hash_hex, distance, windows)
 
     def untag(self, name: str, tag: str) -> ImageSummary:
         """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""

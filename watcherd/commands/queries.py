@@ -10,10 +10,20 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from watcherd.catalog import CatalogReader
 from watcherd.catalog.finding import TagQuery
+
+# Re-exported: the search side moved to ``search`` (read by callers of queries).
+from watcherd.commands.search import DEFAULT_DISTANCE as DEFAULT_DISTANCE
+from watcherd.commands.search import MAX_RADIUS as MAX_RADIUS
+from watcherd.commands.search import hash_of_file as hash_of_file
+from watcherd.commands.search import lookup as lookup
+from watcherd.commands.search import query_spec as query_spec
+from watcherd.commands.search import resolve_hash as resolve_hash
+from watcherd.commands.search import resolve_query as resolve_query
+from watcherd.commands.search import similar as similar
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Verdict, existing_now
 from watcherd.core.config import Config
 from watcherd.core.documents import (
@@ -25,19 +35,14 @@ from watcherd.core.documents import (
     MissingItem,
     Naming,
     NearGroup,
-    SimilarHit,
     Status,
 )
-from watcherd.core.errors import ImageError, UsageError
-from watcherd.core.keeper import choose
-from watcherd.core.naming import HASH_RE, parse_canonical
+from watcherd.core.errors import UsageError
+from watcherd.core.keeper import choose, is_burst, shot
 from watcherd.core.nearpairs import names_of, near_id, sides, widest
-from watcherd.core.records import ImageRecord, Json
+from watcherd.core.records import ImageRecord
 from watcherd.decode.facts import collision_facts, image_facts
 from watcherd.decode.facts import side_facts as side_facts  # re-exported: read by callers of queries
-
-if TYPE_CHECKING:
-    from watcherd.decode import imaging
 
 
 def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | None = None) -> Status:
@@ -71,25 +76,6 @@ def status(cfg: Config, catalog: CatalogReader, lease_file: Path, now: float | N
 def tag_counts(catalog: CatalogReader) -> dict[str, int]:
     """Every tag with the number of present images carrying it, most used first."""
     return dict(sorted(catalog.tag_counts(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def lookup(catalog: CatalogReader, name: str) -> ImageRecord:
-    """The record for a canonical name, a path ending in one, or a hash."""
-    base = Path(name).name
-    if parse_canonical(base) is not None:
-        rec = catalog.image(base)
-        if rec is None:
-            raise UsageError(f"no image named {base} in the catalog")
-        return rec
-    if HASH_RE.match(name):
-        matches = catalog.images_with_hash(name)
-        if not matches:
-            raise UsageError(f"no image with hash {name} in the catalog")
-        if len(matches) > 1:
-            names = ", ".join(r.name for r in matches)
-            raise UsageError(f"hash {name} names {len(matches)} images ({names}); give the full name")
-        return matches[0]
-    raise UsageError(f"{name!r} is neither a canonical name (WxH_HASH_.png) nor a hash")
 
 
 def image_tags(catalog: CatalogReader, name: str) -> ImageSummary:
@@ -219,92 +205,17 @@ def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = 
     return out
 
 
-# From tests/benchmarks/quality.py: whash finds 98.9% of near-duplicates at 4 bits with
-# 0.02% false positives; 5 answers the same, 6 quadruples the false positives.
-DEFAULT_DISTANCE = 4
-MAX_RADIUS = 16  # near.index.MAX_RADIUS; numpy and Pillow load only for the commands that need them
-
-
-def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
-    """The decoding settings a query image is hashed with: ``pinned`` (the catalog's
-    ``library`` meta) wins over the config, so it matches the library's names."""
-
-    from watcherd.decode.newimage import spec_for
-
-    spec = spec_for(cfg)
-    if pinned:
-        spec = dataclasses.replace(
-            spec,
-            algorithm=pinned.get("algorithm", spec.algorithm),
-            hash_size=pinned.get("hash_size", spec.hash_size),
-            decode=pinned.get("decode", "reference"),
-        )
-    return spec
-
-
-def hash_of_file(cfg: Config, path: Path, pinned: Json | None = None) -> str:
-    """Hash an image file exactly as ingest would name it in this library, decoded in the
-    decoder sandbox (the same time and memory limits): the file may be anything."""
-    from watcherd.decode.sandbox import Sandbox
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
-            return box(data, query_spec(cfg, pinned), Path(path).name, "", 0.0).hash
-    except ImageError as exc:
-        raise UsageError(f"{path}: {exc.reason}") from None
-
-
-def resolve_hash(cfg: Config, catalog: CatalogReader, target: str) -> str:
-    """A hash from a hex string, an image file, or a catalogued name."""
-    if HASH_RE.match(target) and len(target) == 16:
-        return target
-    if Path(target).is_file():
-        return hash_of_file(cfg, Path(target), catalog.meta("library"))
-    return lookup(catalog, target).hash
-
-
-def similar(cfg: Config, hash_hex: str, distance: int) -> list[SimilarHit]:
-    """Present images within ``distance`` bits of ``hash_hex``, nearest first."""
-    if not 0 <= distance <= MAX_RADIUS:
-        raise UsageError(f"--distance must be from 0 to {MAX_RADIUS}")
-    if len(hash_hex) != 16:
-        raise UsageError("near-duplicate search needs 64-bit hashes (hash size 8)")
-    if not Path(cfg.database_path).exists():
-        return []
-    from watcherd.catalog.hashes import NearLogReader
-    from watcherd.near import reader
-
-    # The persisted index (mapped, pages touched only) plus the catalog's log since it was
-    # built: exact at once, whoever keeps it current. Read without numpy when it can
-    # answer alone; else NearStore builds (or waits for) one.
-    path, query = reader.index_path(cfg.state_dir), int(hash_hex, 16)
-    log = NearLogReader(cfg.database_path)
-    try:
-        found = reader.similar(path, log, query, distance)
-    finally:
-        log.close()
-    if found is None:
-        from watcherd.near.persisted import NearStore
-
-        with NearStore.open(path, cfg.database_path) as store:
-            hits = store.query(query, distance)
-            where = store.where([h.row for h in hits])
-        found = [(*where[h.row], h.distance) for h in hits if h.row in where]
-    return [{"name": name, "distance": d, "path": at} for name, at, d in found]
-
-
 def near_groups(
     cfg: Config, distance: int, decided_groups: list[list[str]] | None = None, *, decided: bool = False
 ) -> list[NearGroup]:
-    """Groups of distinct present images within ``distance`` of each other (``dupes --near``).
+    """Groups of distinct present images that match each other (``dupes --near``): the names'
+    hashes within ``distance`` (confirmed by the whole-picture window hashes), or one a crop
+    of the other (``near.croplinks``); linked pairs make one group.
 
     Low-information images are left out: their hashes say nothing about them. A group
     whose every pair lies within a group decided ``distinct`` is left out too (listed,
-    with its decision, when ``decided``).
+    with its decision, when ``decided``). A group taken as one burst by one camera
+    (``keeper.is_burst``) is of kind ``burst`` and has no suggested keeper.
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
@@ -315,26 +226,28 @@ def near_groups(
 
     # Connected components of the pairs the writer keeps (plus the few images waiting
     # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
-    kept: list[tuple[list[tuple[str, str]], int, bool]] = []
+    kept: list[tuple[list[tuple[str, str]], int, bool, bool]] = []
     for group in read_groups(cfg.database_path, index_path(cfg.state_dir), distance):
         picked = list(zip(group.names, group.paths, strict=True))
         settled = _all_pairs_decided(group.names, decided_groups or [])
         if not settled or decided:
-            kept.append((picked, group.span, settled))
+            kept.append((picked, group.span, settled, group.crop))
     with CatalogReader(cfg.database_path) as catalog:
-        records = catalog.images_named([n for picked, _, _ in kept for n, _ in picked])
+        records = catalog.images_named([n for picked, _, _, _ in kept for n, _ in picked])
     out: list[NearGroup] = []
-    for picked, span, settled in kept:
+    for picked, span, settled, crop in kept:
         names = [n for n, _ in picked]
         found_records = [records[n] for n in names if n in records]
         first, last = sides(found_records) if found_records else (None, None)
-        suggested, reasons = (None, []) if settled else _near_choice(cfg, found_records, dict(picked))
+        burst, suggested, reasons = _near_choice(cfg, found_records, dict(picked))
+        if settled:
+            suggested, reasons = None, []
         out.append(
             {
                 "id": near_id(names),
                 "decision": "distinct" if settled else None,
                 "decided": None,
-                "kind": "near",
+                "kind": "burst" if burst else "near",
                 "name": picked[0][0],
                 "names": names,
                 "paths": [p for _, p in picked],
@@ -343,23 +256,28 @@ def near_groups(
                 "newcomer": last.name if last else names[-1],
                 "suggested": suggested,
                 "reasons": reasons,
+                "match": "crop" if crop else "whole",
             }
         )
     return sorted(out, key=lambda g: (g["max_distance"], g["name"]))
 
 
-def _near_choice(cfg: Config, members: list[ImageRecord], where: dict[str, str]) -> tuple[str | None, list[str]]:
-    """The member of a near group the keeper rule keeps, and why ("NAME: reason" each).
+def _near_choice(cfg: Config, members: list[ImageRecord], where: dict[str, str]) -> tuple[bool, str | None, list[str]]:
+    """Is the group a burst (from its thumbnails' EXIF), and the member the keeper rule keeps and
+    why ("NAME: reason" each); a burst has none: no frame is pre-selected for merging.
 
     The candidates go in catalog order (first catalogued first), so only a full tie
     depends on it, and it keeps the group's existing member, as for a collision."""
     if not members or cfg.root is None:
-        return None, []
+        return False, None, []
     ordered = sorted(members, key=lambda r: (r.first_seen, r.name))
     root = Path(cfg.root)
-    choice = choose([image_facts(root, r, where.get(r.name))[0] for r in ordered])
+    seen = [image_facts(root, r, where.get(r.name)) for r in ordered]
+    if is_burst([shot(chunks) for _, chunks in seen]):
+        return True, None, []
+    choice = choose([facts for facts, _ in seen])
     reasons = [f"{r.name}: {said}" for r, told in zip(ordered, choice.reasons, strict=True) for said in told]
-    return ordered[choice.keep].name, reasons
+    return False, ordered[choice.keep].name, reasons
 
 
 def near_kept(catalog: CatalogReader) -> list[NearGroup]:
@@ -386,6 +304,7 @@ def near_kept(catalog: CatalogReader) -> list[NearGroup]:
                 "newcomer": newcomer.name,
                 "suggested": None,
                 "reasons": [],
+                "match": None,
             }
         )
     return out

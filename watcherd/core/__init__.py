@@ -7,6 +7,7 @@ or reads the clock (``config`` reads its YAML file, and that is all); everything
 __all__ = [
     "collisionrecords",
     "config",
+    "crops",
     "documents",
     "errors",
     "events",

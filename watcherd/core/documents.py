@@ -123,23 +123,26 @@ class NearGroup(TypedDict):
     id: str  # its sorted names joined by "+": ``resolve ID distinct|keep-existing|keep-newcomer`` takes it
     decision: str | None  # "distinct", "keep-existing" or "keep-newcomer" once decided (listed with --all)
     decided: str | None  # when a keep decision was made; None for a group decided distinct (not dated)
-    kind: Literal["near"]
+    kind: Literal["near", "burst"]  # burst: frames one camera took a few seconds apart (keeper.is_burst)
     name: str
     names: list[str]
     paths: list[str]
-    max_distance: int
+    max_distance: int  # the largest distance between two members' names (a crop's may be larger than --near)
     existing: str  # the first catalogued image: what keep-existing keeps
     newcomer: str  # the last catalogued image: what keep-newcomer keeps
-    suggested: str | None  # the member the keeper rule keeps (a name); None once decided
-    reasons: list[str]  # why, each "NAME: ..."; empty once decided
+    suggested: str | None  # the member the keeper rule keeps (a name); None once decided, and for a burst
+    reasons: list[str]  # why, each "NAME: ..."; empty once decided, and for a burst
+    # crop: some pair of the group is linked as a crop; None for a group decided keep-* (``--all``)
+    match: Literal["whole", "crop"] | None
 
 
 class SimilarHit(TypedDict):
-    """One item of ``similar --json``, nearest first."""
+    """One item of ``similar --json``: whole-picture matches nearest first, then crops nearest first."""
 
     name: str
-    distance: int
+    distance: int  # whole: bits between the names' hashes; crop: bits between the matching windows' hashes
     path: str
+    match: Literal["whole", "crop"]  # how it matched: the whole picture, or a window of one in the other
 
 
 class ScanSummary(TypedDict):

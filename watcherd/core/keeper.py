@@ -20,11 +20,12 @@ swap two candidates that differ in any fact and the same picture is kept.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from watcherd.core.errors import UsageError
 
@@ -240,3 +241,41 @@ def shown_date(facts: Facts) -> str:
     if facts.taken is None:
         return "?"
     return f"{facts.taken:%Y-%m-%d %H:%M:%S} ({facts.taken_from or 'unknown'})"
+
+
+# --- bursts ---------------------------------------------------------------------------
+
+# Near-duplicates taken by one camera at most this far apart, one after the other, are a
+# burst (a phone's burst mode or a photographer's held shutter: several frames a second,
+# or one every second or two), not copies of one picture.
+BURST_GAP = timedelta(seconds=3)
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Which camera took a picture and when the shutter fired, from its EXIF (None when not said)."""
+
+    camera: str | None  # ``camera``: make and model
+    taken: datetime | None  # DateTimeOriginal, with SubsecTimeOriginal's fraction when given
+
+
+def shot(chunks: Mapping[str, str]) -> Shot:
+    """The camera and the moment of a thumbnail's picture, from its ``exif`` text chunk."""
+    fields = exif_fields(chunks)
+    raw = fields.get("DateTimeOriginal")
+    taken = exif_date(raw) if raw is not None else None
+    sub = fields.get("SubsecTimeOriginal", "").strip().strip("\0").strip()
+    if taken is not None and sub.isdigit():
+        taken += timedelta(seconds=int(sub) / 10 ** len(sub))
+    return Shot(camera(fields), taken)
+
+
+def is_burst(shots: Sequence[Shot]) -> bool:
+    """Were these pictures taken as one burst: one camera, every one dated, at two or more moments,
+    each within ``BURST_GAP`` of the one before? (Copies of one picture share its moment.)"""
+    if len(shots) < 2 or any(s.camera is None or s.taken is None for s in shots):
+        return False
+    if len({s.camera for s in shots}) != 1:
+        return False
+    moments = sorted({s.taken for s in shots if s.taken is not None})
+    return len(moments) > 1 and all(b - a <= BURST_GAP for a, b in itertools.pairwise(moments))

@@ -42,7 +42,7 @@ _IMAGE_KEYS = frozenset(
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
         "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
-        "other_filenames", "keywords", "keyword_paths",
+        "other_filenames", "keywords", "keyword_paths", "crops",
     }
 )  # fmt: skip
 
@@ -78,6 +78,7 @@ class ImageRecord:
     # it) rather than from a folder; each is also in ``tags``.
     keywords: list[str] = field(default_factory=list)
     keyword_paths: list[str] = field(default_factory=list)  # hierarchies among them (``Places|Paris``)
+    crops: str = ""  # window hashes of its thumbnail (``core.crops.join``): what finds cropped copies
     extra: Json = field(default_factory=dict)
 
     @property
@@ -155,6 +156,8 @@ class ImageRecord:
             out["keywords"] = keywords
         if self.keyword_paths:
             out["keyword_paths"] = list(self.keyword_paths)
+        if self.crops:
+            out["crops"] = self.crops
         return out
 
     def add_keywords(self, keywords: Iterable[str], paths: Iterable[str] = ()) -> list[str]:
@@ -205,6 +208,7 @@ class ImageRecord:
             other_filenames=[n for n in data.get("other_filenames") or [] if isinstance(n, str)],
             keywords=[k for k in data.get("keywords") or [] if isinstance(k, str)],
             keyword_paths=[k for k in data.get("keyword_paths") or [] if isinstance(k, str)],
+            crops=str(data.get("crops") or ""),
             extra=unknown_keys(data, _IMAGE_KEYS),
         )
 

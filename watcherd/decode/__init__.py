@@ -3,4 +3,16 @@ sandboxed child process (or on a dask cluster); the writer receives a ``NewImage
 facts that decide which copy to keep, and the review page's previews, are read here too.
 """
 
-__all__ = ["child", "chunks", "cluster", "decoded", "facts", "imaging", "newimage", "previews", "remote", "sandbox"]
+__all__ = [
+    "child",
+    "chunks",
+    "cluster",
+    "decoded",
+    "facts",
+    "imaging",
+    "newimage",
+    "previews",
+    "remote",
+    "sandbox",
+    "windows",
+]

@@ -103,6 +103,7 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
         keyword_paths=tuple(str(k) for k in fields.get("keyword_paths") or ()),
         refused=str(fields.get("refused") or ""),
         note=str(fields.get("note") or ""),
+        crops=str(fields.get("crops") or ""),
     )
 
 

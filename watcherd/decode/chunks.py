@@ -29,13 +29,15 @@ def _bounded(text: str) -> str | None:
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_VALUE else None
 
 
-# From the Exif sub-IFD: DateTimeOriginal, DateTimeDigitized and their time zone offsets, and
-# the size the camera recorded (the review page's keeper rule: a resized copy no longer has it).
+# From the Exif sub-IFD: DateTimeOriginal, DateTimeDigitized, their time zone offsets and
+# DateTimeOriginal's fraction of a second (bursts), and the size the camera recorded (the review
+# page's keeper rule: a resized copy no longer has it).
 EXIF_DATES = (
     ExifTags.Base.DateTimeOriginal,
     ExifTags.Base.DateTimeDigitized,
     ExifTags.Base.OffsetTimeOriginal,
     ExifTags.Base.OffsetTimeDigitized,
+    ExifTags.Base.SubsecTimeOriginal,  # frames of a burst taken within one second differ here
     ExifTags.Base.ExifImageWidth,
     ExifTags.Base.ExifImageHeight,
 )

@@ -34,11 +34,12 @@ import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, IptcImagePlugin, PngImagePlugin, UnidentifiedImageError
 
-from watcherd.core import xmp
+from watcherd.core import crops, xmp
 from watcherd.core.errors import TRUNCATED, ImageError
 from watcherd.core.keywords import iptc_keywords, read_keywords
 from watcherd.decode.chunks import describe, png_bytes, xmp_packet
 from watcherd.decode.decoded import Decoded
+from watcherd.decode.windows import window_hashes
 
 # Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
 # decoding, still bounded, and leave them out of the thumbnail.
@@ -260,6 +261,7 @@ class Rendered:
     keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
     refused: str = ""  # why some XMP was not read (one log line), "" when all of it was
     note: str = ""  # what another sandbox job says besides its bytes (``previews``: JSON)
+    crops: str = ""  # the thumbnail's window hashes (``core.crops.join``), what finds cropped copies
 
 
 # A decoder warning longer than this is cut: it goes into one log line.
@@ -362,6 +364,10 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
             now=datetime.fromtimestamp(now, timezone.utc),
         )
         thumb = thumbnail(norm, spec.thumbnail_size)
+        # Window hashes come from the thumbnail, so any thumbnail gives them back (scan).
+        windows = crops.join(window_hashes(thumb))
+        if windows:
+            text["crops"] = windows
         png = png_bytes(thumb, text)
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None
@@ -380,4 +386,5 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
         keywords=keywords,
         keyword_paths=paths,
         refused=refused,
+        crops=windows,
     )

@@ -69,6 +69,7 @@ class NewImage:
     keywords: tuple[str, ...] = ()  # tags given by the photo's own keywords (and its dropped sidecar's)
     keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
     staged: publish.Staged | None = None  # the thumbnail already written and fsynced (see ``ImageReader.prefetch``)
+    crops: str = ""  # window hashes (``core.crops.join``), kept in the record
 
 
 def spec_for(cfg: Config) -> imaging.RenderSpec:
@@ -307,6 +308,7 @@ class ImageReader:
             out.keywords,
             out.keyword_paths,
             staged,
+            out.crops,
         )
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
+from watcherd.core import crops
 from watcherd.core.filters import IMAGE_SUFFIXES
 from watcherd.core.naming import canonical_name, merge_tags, names_bytes, parse_canonical
 from watcherd.core.records import ImageRecord, Json, State
@@ -239,6 +240,7 @@ def from_chunks(ctx: Context, path: Path, thumb: Thumbnail) -> ImageRecord:
         sha256=thumb.sha256,
         file_size=int(file_size) if file_size.isdigit() else None,
         original_filename=text.get("original_filename") or text.get("filename"),
+        crops=text.get("crops", "") if crops.split(text.get("crops")) else "",
     )
 
 

@@ -3,4 +3,4 @@ through (ingest, moves), the writer's loop body, the full reconcile, and restori
 the catalog knew from its export.
 """
 
-__all__ = ["ingest", "moves", "pipeline", "reconcile", "restore", "worker"]
+__all__ = ["cropfill", "ingest", "moves", "pipeline", "reconcile", "restore", "worker"]

@@ -178,6 +178,7 @@ class Ingest:
             original_filename=safe_text(path.name),
             source=where.area is Area.SOURCE,
             low_information=image.low_information,
+            crops=image.crops,
         )
         rec.tags = merge_tags([], places.tag_folder(folder), rec.size_tag)
         rec.add_keywords(image.keywords, image.keyword_paths)

@@ -4,4 +4,4 @@ the near pairs found in bulk (``join``, a multi-index self-join) and the near gr
 from the pairs the writer keeps (``groups``).
 """
 
-__all__ = ["builder", "groups", "index", "join", "persisted", "reader"]
+__all__ = ["builder", "croplinks", "groups", "index", "join", "persisted", "reader"]

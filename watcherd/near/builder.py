@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watcherd.catalog.hashes import NearLogReader
+from watcherd.catalog.hashes import CROPS, WHOLE, NearLogReader, Source
 from watcherd.core.errors import CatalogError, IndexFileError
 from watcherd.near.reader import HEADER, index_path, parse_header
 
@@ -30,14 +30,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("watcherd")
 
 
-def build(path: Path, catalog_path: Path) -> tuple[str | None, int]:
+SOURCES = {"whole": WHOLE, "crops": CROPS}
+
+
+def build(path: Path, catalog_path: Path, source: Source = WHOLE) -> tuple[str | None, int]:
     """Build the index of the catalog now and publish it at ``path``; (epoch, seq) it covers.
 
     An index is published only with an epoch (a catalog that has a log).
     """
     from watcherd.near.persisted import Tables  # numpy: only a builder pays for it
 
-    reader = NearLogReader(catalog_path)
+    reader = NearLogReader(catalog_path, source)
     try:
         epoch, head, rows, hashes, low = reader.snapshot()
     finally:
@@ -66,8 +69,10 @@ class Maintainer:
         most: int = 50_000,
         background: bool = True,
         command: Sequence[str] | None = None,
+        source: Source = WHOLE,
     ) -> None:
-        self.path = index_path(state_dir)
+        self.source = source
+        self.path = index_path(state_dir, source)
         self.catalog_path = Path(catalog_path)
         self.quiet, self.most, self.background = quiet, most, background
         # The builder's command line (the INDEX and CATALOG paths are appended).
@@ -108,6 +113,8 @@ class Maintainer:
                 log.info("near-duplicate index rebuilt (%s)", self.path)
         except (CatalogError, IndexFileError, OSError) as exc:
             log.warning("cannot rebuild the near-duplicate index: %s", exc)
+        if self.source != WHOLE:
+            return  # the pairs (crop links included) are kept once, by the names' maintainer
         try:
             self.pair(catalog)
         except (CatalogError, OSError, ValueError) as exc:
@@ -125,7 +132,7 @@ class Maintainer:
             if self._builder.poll() is None:
                 return False  # still building: the loop goes on
             return self._collect(catalog)
-        reader = NearLogReader(self.catalog_path)
+        reader = NearLogReader(self.catalog_path, self.source)
         try:
             epoch, trimmed, head = reader.state()
         finally:
@@ -133,15 +140,16 @@ class Maintainer:
         if epoch is None or not self.due(epoch, trimmed, head, now):
             return False
         if self.background:
+            name = next(k for k, v in SOURCES.items() if v == self.source)
             self._builder = subprocess.Popen(
-                [*self.command, str(self.path), str(self.catalog_path)],
+                [*self.command, str(self.path), str(self.catalog_path), name],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             return False
-        return self._trim(catalog, build(self.path, self.catalog_path))
+        return self._trim(catalog, build(self.path, self.catalog_path, self.source))
 
     def _collect(self, catalog: Catalog) -> bool:
         assert self._builder is not None
@@ -156,7 +164,7 @@ class Maintainer:
     def _trim(self, catalog: Catalog, built: tuple[str | None, int]) -> bool:
         """Drop the log up to the published index's position, if it is still the one published."""
         if built[0] is not None and self._built() == built:
-            catalog.trim_near_log(built[1])
+            catalog.trim_near_log(built[1], self.source)
             return True
         return False
 
@@ -168,11 +176,23 @@ class Maintainer:
             self._builder = None
 
 
+def maintainers(
+    state_dir: Path, catalog_path: Path, *, quiet: float = 30.0, background: bool = True
+) -> list[Maintainer]:
+    """One ``Maintainer`` for each persisted index: the names' hashes and the stored window hashes."""
+    return [
+        Maintainer(state_dir, catalog_path, quiet=quiet, background=background, source=source)
+        for source in SOURCES.values()
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m watcherd.near.builder INDEX CATALOG``: build and publish, print [epoch, seq]."""
-    index, catalog = (Path(a) for a in (sys.argv[1:] if argv is None else argv))
+    """``python -m watcherd.near.builder INDEX CATALOG [whole|crops]``: build and publish, print [epoch, seq]."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    index, catalog = Path(args[0]), Path(args[1])
+    source = SOURCES[args[2]] if len(args) > 2 else WHOLE
     try:
-        epoch, seq = build(index, catalog)
+        epoch, seq = build(index, catalog, source)
     except (CatalogError, IndexFileError, OSError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -1,18 +1,21 @@
 """Near-duplicate groups read from the kept pairs, and the writer's rounds that keep them.
 
 A group of look-alikes at distance N is a connected component of the pairs within N
-among present, not low-information images (``dupes --near N``, the review page's near
-queue, ``arrange by-similarity``). For N up to ``PAIR_RADIUS`` a reader takes the
-pairs the writer keeps (``catalog.pairs``) plus, for the few images still waiting
-for theirs, one batched index query, and joins the components in Python: no numpy
-and no per-image query on the usual path. Beyond ``PAIR_RADIUS``, or when many images
-wait (a catalog just upgraded), the pairs are computed by the bulk self-join
-(``near.join``). Every read happens in one read transaction, so the pairs, the waiting
-images and the index's log describe one state of the catalog.
+(confirmed by the whole-picture window hashes, as ``similar`` confirms them) and of the
+crop links (``near.croplinks``, at any N) among present, not low-information images
+(``dupes --near N``, the review page's near queue, ``arrange by-similarity``). For N up
+to ``PAIR_RADIUS`` a reader takes the pairs the writer keeps (``catalog.pairs``) plus,
+for the few images still waiting for theirs, one batched index query, and joins the
+components in Python: no numpy and no per-image query on the usual path. Beyond
+``PAIR_RADIUS``, or when many images wait (a catalog just upgraded), the pairs are
+computed by the bulk self-join (``near.join``). Every read happens in one read
+transaction, so the pairs, the waiting images and the index's log describe one state of
+the catalog.
 
 The writer (``pair_round``, from the daemon's maintenance tick and at the end of a
-scan) records the pairs of the waiting images in one transaction: one batched query
-of the persisted index plus its log for a few, the bulk self-join for many.
+scan) records the pairs and crop links of the waiting images in one transaction: one
+batched query of the persisted index plus its log and one comparison of their windows with
+every image's for a few, the bulk self-join and ``croplinks.all_links`` for many.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from watcherd.catalog.store import Catalog
+    from watcherd.near.croplinks import Link
     from watcherd.near.persisted import Tables
 
-__all__ = ["PAIR_RADIUS", "Group", "components", "pair_round", "read_groups"]
+__all__ = ["PAIR_RADIUS", "Group", "components", "pair_round", "read_groups", "with_links"]
 
 READER_PENDING = 20_000  # waiting images a reader pairs itself; more: it computes every pair
 BULK_MIN = 5_000  # the writer pairs fewer waiting images one by one (batched), more in bulk
@@ -43,11 +47,13 @@ BULK_MIN = 5_000  # the writer pairs fewer waiting images one by one (batched), 
 
 @dataclass(frozen=True)
 class Group:
-    """One group of look-alikes: its names (sorted), their paths, the widest distance inside it."""
+    """One group of look-alikes: its names (sorted), their paths, the widest distance inside it,
+    and whether a crop link joins some of its members (not look-alikes as whole pictures)."""
 
     names: list[str]
     paths: list[str]
     span: int
+    crop: bool = False
 
 
 def components(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
@@ -91,11 +97,11 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
         found = kept_components(conn, index, radius, within)
         if found is None:
             found = bulk_components(conn, radius, within)
-        info = pairs.members(conn, [n for g in found for n in g])
+        info = pairs.members(conn, [n for g, _ in found for n in g])
         out = []
-        for names in found:
+        for names, crop in found:
             names = [n for n in names if n in info]  # every member is present: the pairs say so
-            out.append(Group(names, [info[n][1] for n in names], span([info[n][0] for n in names])))
+            out.append(Group(names, [info[n][1] for n in names], span([info[n][0] for n in names]), crop))
         return out
 
     try:
@@ -104,34 +110,100 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
         reader.close()
 
 
+NamedLink = tuple[str, str, int]  # (a, b, window distance), a < b
+
+
+def with_links(whole: list[list[str]], links: Iterable[NamedLink]) -> list[tuple[list[str], bool]]:
+    """The groups of look-alikes ``whole`` joined by crop links: each group, and whether a link
+    joins members that are not look-alikes as whole pictures."""
+    group_of = {n: k for k, g in enumerate(whole) for n in g}
+    edges = [(g[0], n) for g in whole for n in g[1:]]
+    crossing: set[str] = set()
+    for a, b, _ in links:
+        edges.append((a, b))
+        if a not in group_of or group_of[a] != group_of.get(b):
+            crossing.add(a)
+    return [(names, any(n in crossing for n in names)) for names in components(edges)]
+
+
 def kept_components(
     conn: sqlite3.Connection, index: Path, radius: int, within: set[str] | None = None
-) -> list[list[str]] | None:
-    """The groups from the kept pairs, plus the pairs of the images still waiting for theirs
-    (None when they cannot answer: beyond the kept radius, too many waiting, no usable index)."""
+) -> list[tuple[list[str], bool]] | None:
+    """The groups from the kept pairs and crop links, plus those of the images still waiting for
+    theirs (None when they cannot answer: beyond the kept radius, too many waiting, no usable index)."""
     kept = pairs.kept_radius(conn)
-    if kept is None or radius > kept:
+    if kept is None or radius > kept or not pairs.has_links(conn):
         return None
     waiting = pairs.pending_count(conn, READER_PENDING + 1)
     if waiting > READER_PENDING:
         return None
     edges = pairs.pairs_within(conn, radius)
+    links = pairs.crop_links(conn)
     if waiting:
-        extra = pending_pairs(conn, index, pairs.pending(conn, waiting), radius)
+        batch = pairs.pending(conn, waiting)
+        extra = pending_pairs(conn, index, batch, radius)
         if extra is None:
             return None
         edges += extra
+        links += pending_links(conn, [name for name, _, _ in batch])
     if within is not None:
         edges = [e for e in edges if e[0] in within and e[1] in within]
-    return components((a, b) for a, b, _ in edges)
+        links = [e for e in links if e[0] in within and e[1] in within]
+    return with_links(components((a, b) for a, b, _ in edges), links)
 
 
-def bulk_components(conn: sqlite3.Connection, radius: int, within: set[str] | None = None) -> list[list[str]]:
-    """The groups computed from every present, not low-information hash by the bulk self-join,
-    joined as they come (memory follows the library, not the number of pairs)."""
+def pending_links(conn: sqlite3.Connection, names: list[str]) -> list[NamedLink]:
+    """The crop links of the named images with every present, not low-information image."""
+    if not names:
+        return []
     import numpy as np
 
-    from watcherd.catalog.hashes import present_hashes
+    from watcherd.catalog.hashes import present_windows, window_rows
+    from watcherd.near.croplinks import links_of
+
+    rows, asks = present_windows(conn)
+    which = np.flatnonzero(np.isin(rows, np.array(window_rows(conn, names), dtype=np.int64)))
+    return _named(conn, rows, links_of(asks, which.tolist()))
+
+
+def bulk_links(conn: sqlite3.Connection, within: set[str] | None = None) -> list[NamedLink]:
+    """Every crop link among present, not low-information images (only among ``within`` when given)."""
+    import numpy as np
+
+    from watcherd.catalog.hashes import present_windows, window_rows
+    from watcherd.near.croplinks import all_links
+
+    if not pairs.has_links(conn):
+        return []
+    rows, asks = present_windows(conn)
+    if within is not None:
+        keep = np.isin(rows, np.array(window_rows(conn, sorted(within)), dtype=np.int64))
+        rows, asks = rows[keep], asks[keep]
+    return _named(conn, rows, all_links(asks))
+
+
+def _named(conn: sqlite3.Connection, rows: NDArray[np.int64], found: list[Link]) -> list[NamedLink]:
+    """Links between positions as links between names (a < b)."""
+    from watcherd.catalog.hashes import CROPS
+
+    names = names_of(conn, sorted({int(rows[k]) for i, j, _ in found for k in (i, j)}), CROPS)
+    out = []
+    for i, j, d in found:
+        a, b = names[int(rows[i])][0], names[int(rows[j])][0]
+        out.append((min(a, b), max(a, b), d))
+    return out
+
+
+def bulk_components(
+    conn: sqlite3.Connection, radius: int, within: set[str] | None = None
+) -> list[tuple[list[str], bool]]:
+    """The groups computed from every present, not low-information hash by the bulk self-join
+    (pairs confirmed by the whole-picture windows), joined as they come (memory follows the
+    library, not the number of pairs), then joined by every crop link."""
+    import numpy as np
+
+    from watcherd.catalog.hashes import present_hashes, row_wholes
+    from watcherd.near.croplinks import confirmed_mask
     from watcherd.near.join import pairs as join
 
     rows, hashes = present_hashes(conn)
@@ -139,19 +211,23 @@ def bulk_components(conn: sqlite3.Connection, radius: int, within: set[str] | No
         wanted = pairs.rows_named(conn, sorted(within))
         keep = np.isin(rows, np.array(sorted(wanted), dtype=np.int64))
         rows, hashes = rows[keep], hashes[keep]
+    if pairs.has_links(conn):
+        wholes, has = row_wholes(conn, rows)
+    else:  # a catalog no writer has opened since window hashes came: none to confirm with
+        wholes, has = np.zeros(rows.size, np.uint64), np.zeros(rows.size, bool)
     parent = np.arange(rows.size, dtype=np.int64)
     for i, j, _ in join(hashes, radius):
-        _union(parent, i, j)
+        agree = confirmed_mask(i, j, wholes, has)
+        _union(parent, i[agree], j[agree])
     roots = _roots(parent)
     sizes = np.bincount(roots, minlength=rows.size)
     grouped = np.flatnonzero(sizes[roots] > 1)
-    if grouped.size == 0:
-        return []
-    names = names_of(conn, rows[grouped].tolist())
     out: dict[int, list[str]] = {}
-    for at, root in zip(grouped.tolist(), roots[grouped].tolist(), strict=True):
-        out.setdefault(root, []).append(names[int(rows[at])][0])
-    return [sorted(m) for m in out.values()]
+    if grouped.size:
+        names = names_of(conn, rows[grouped].tolist())
+        for at, root in zip(grouped.tolist(), roots[grouped].tolist(), strict=True):
+            out.setdefault(root, []).append(names[int(rows[at])][0])
+    return with_links([sorted(m) for m in out.values()], bulk_links(conn, within))
 
 
 def _roots(parent: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -231,12 +307,15 @@ def pending_pairs(
         who = np.concatenate([who, dwho[other]])
         rows = np.concatenate([rows, drows[other]])
         dist = np.concatenate([dist, ddist[other]])
+    from watcherd.near.croplinks import confirmed
+
     names = names_of(conn, sorted(set(rows.tolist())))
-    return [
+    found = [
         (waiting[q][0], names[r][0], int(d))
         for q, r, d in zip(who.tolist(), rows.tolist(), dist.tolist(), strict=True)
         if r in names
     ]
+    return confirmed(found, pairs.wholes(conn, [n for a, b, _ in found for n in (a, b)]))
 
 
 def pair_round(catalog: Catalog, index: Path) -> int:
@@ -255,21 +334,28 @@ def pair_round(catalog: Catalog, index: Path) -> int:
             found = pending_pairs(conn, index, batch, PAIR_RADIUS)
             if found is None:
                 return 0
-            pairs.record(conn, found, [name for name, _, _ in batch])
+            names = [name for name, _, _ in batch]
+            pairs.record(conn, found, names, pending_links(conn, names))
             return len(batch)
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot keep the near-duplicate pairs in {catalog.path}: {exc}") from None
 
 
 def _pair_all(conn: sqlite3.Connection) -> None:
-    """Every pair anew by the bulk self-join, written a block at a time (the writer's part)."""
-    from watcherd.catalog.hashes import present_hashes
+    """Every pair and crop link anew by the bulk self-join and ``croplinks.all_links``, written a
+    block at a time (the writer's part)."""
+    from watcherd.catalog.hashes import present_hashes, row_wholes
+    from watcherd.near.croplinks import confirmed_mask
     from watcherd.near.join import pairs as join
 
     rows, hashes = present_hashes(conn)
+    wholes, has = row_wholes(conn, rows)
     pairs.clear(conn)
     for i, j, d in join(hashes, PAIR_RADIUS):
+        agree = confirmed_mask(i, j, wholes, has)
+        i, j, d = i[agree], j[agree], d[agree]
         for at in range(0, i.size, 100_000):
             part = slice(at, at + 100_000)
             pairs.add_rows(conn, rows[i[part]].tolist(), rows[j[part]].tolist(), d[part].tolist())
+    pairs.add_links(conn, bulk_links(conn))
     pairs.all_paired(conn)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from watcherd.catalog.hashes import NearLogReader
+from watcherd.catalog.hashes import WHOLE, NearLogReader, Source
 from watcherd.core.errors import IndexFileError, UsageError
 from watcherd.near.index import CHUNK_BITS, CHUNKS, MAX_RADIUS, Hit, _flip_masks
 from watcherd.near.reader import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
@@ -141,34 +141,46 @@ class Tables:
         return pos.astype(np.intp), dist[keep][first].astype(np.int64)
 
     def search_many(
-        self, queries: NDArray[np.uint64], radius: int
+        self, queries: NDArray[np.uint64], radius: int, block: int = 512
     ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
-        """(query index, position, distance) of every indexed hash within ``radius`` bits of
-        each query: all queries' runs gathered at once; each (query, position) once."""
+        """(query index, position, distance) of every indexed hash within ``radius`` of each query,
+        each pair once, unordered: ``search`` for many queries at once, ``block`` queries at a time
+        (small blocks keep the arrays in the caches: 512 was five times quicker than 32,768)."""
+        found: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]] = []
         queries = np.asarray(queries, dtype=np.uint64)
-        none = np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
         if len(self) == 0 or queries.size == 0:
-            return none
+            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
         masks = _flip_masks(radius // CHUNKS).astype(np.int64)
-        shifts = np.arange(CHUNKS, dtype=np.uint64) * np.uint64(CHUNK_BITS)
-        values = ((queries[:, None] >> shifts[None, :]) & np.uint64(0xFFFF)).astype(np.int64)  # k x 4
         offsets = np.arange(CHUNKS, dtype=np.int64) << CHUNK_BITS
-        probes = ((values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]).reshape(queries.size, -1)
-        lo, hi = self.starts[probes].ravel(), self.starts[probes + 1].ravel()
-        owner = np.repeat(np.arange(queries.size, dtype=np.intp), probes.shape[1])
-        lengths = hi - lo
-        total = int(lengths.sum())
-        if total == 0:
-            return none
-        ends = np.cumsum(lengths)
-        at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
-        who = np.repeat(owner, lengths)
-        dist = np.bitwise_count(self.sorted[at] ^ queries[who])
-        keep = dist <= radius
-        who, pos, dist = who[keep], self.order[at[keep]].astype(np.intp), dist[keep].astype(np.int64)
-        # A hash near in two chunks is found twice: keep each (query, position) once.
-        _, first = np.unique(who.astype(np.int64) * max(len(self), 1) + pos, return_index=True)
-        return who[first], pos[first], dist[first]
+        for start in range(0, queries.size, block):
+            q = queries[start : start + block]
+            values = np.stack(
+                [((q >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.int64) for c in range(CHUNKS)], axis=1
+            )
+            probes = (
+                (values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]
+            ).ravel()  # query, chunk, mask
+            lo, hi = self.starts[probes], self.starts[probes + 1]
+            lengths = hi - lo
+            total = int(lengths.sum())
+            if total == 0:
+                continue
+            ends = np.cumsum(lengths)
+            at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
+            who = np.repeat(np.arange(q.size, dtype=np.intp), lengths.reshape(q.size, -1).sum(axis=1))
+            dist = np.bitwise_count(self.sorted[at] ^ q[who])
+            keep = dist <= radius
+            pos = self.order[at[keep]].astype(np.intp)
+            who, dist = who[keep], dist[keep].astype(np.int64)
+            pair = np.unique(who.astype(np.int64) * len(self) + pos, return_index=True)[1]
+            found.append((who[pair] + start, pos[pair], dist[pair]))
+        if not found:
+            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
+        return (
+            np.concatenate([f[0] for f in found]),
+            np.concatenate([f[1] for f in found]),
+            np.concatenate([f[2] for f in found]),
+        )
 
 
 def _tables(hashes: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:
@@ -234,6 +246,24 @@ class Present:
     def __len__(self) -> int:
         return int(self.hashes.size)
 
+    def query_many(
+        self, queries: NDArray[np.uint64], radius: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """(query index, position here, distance) of every hash of the set within ``radius`` of each
+        query, each pair once, unordered: ``query`` for many queries at once."""
+        queries = np.asarray(queries, dtype=np.uint64)
+        who, pos, dist = self._tables.search_many(queries, radius)
+        here = self._compact[pos]
+        ok = here >= 0
+        who, here, dist = who[ok], here[ok], dist[ok]
+        if self._added.size and queries.size:
+            near = np.bitwise_count(queries[:, None] ^ self._added[None, :]).astype(np.int64)
+            qi, ai = np.nonzero(near <= radius)
+            who = np.concatenate([who, qi.astype(np.intp)])
+            here = np.concatenate([here, ai.astype(np.intp) + self._offset])
+            dist = np.concatenate([dist, near[qi, ai]])
+        return who, here, dist
+
     def query(self, query: int, radius: int) -> list[Hit]:
         """Every hash of the set within ``radius`` bits of ``query``, nearest first (then by position)."""
         pos, dist = self._tables.search(query, radius)
@@ -255,21 +285,22 @@ class NearStore:
     once; when the writer has published a newer index, the store maps it.
     """
 
-    def __init__(self, path: Path, catalog_path: Path, *, save: bool = True) -> None:
+    def __init__(self, path: Path, catalog_path: Path, *, save: bool = True, source: Source = WHOLE) -> None:
         self.path = Path(path)
         self.save = save
         self.rebuilds = 0  # indexes this store built itself (a missing or void one)
-        self._log = NearLogReader(catalog_path)
+        self._log = NearLogReader(catalog_path, source)
         self._tables: Tables | None = None
 
     @classmethod
-    def open(cls, path: Path, catalog_path: Path, *, save: bool = True) -> NearStore:
+    def open(cls, path: Path, catalog_path: Path, *, save: bool = True, source: Source = WHOLE) -> NearStore:
         """A store over the index at ``path`` for the catalog at ``catalog_path``.
 
         ``save``: write an index this store has to build (missing, or void) for the
         next reader; when the folder cannot be written it is kept in memory only.
+        ``source``: which hashes (``WHOLE``, the names', or ``CROPS``, the stored windows).
         """
-        return cls(path, catalog_path, save=save)
+        return cls(path, catalog_path, save=save, source=source)
 
     def close(self) -> None:
         """Close the catalog connection and drop the mapping."""
@@ -342,6 +373,30 @@ class NearStore:
             rows, dist = np.concatenate([rows, added_rows[keep]]), np.concatenate([dist, near[keep]])
         order = np.lexsort((rows, dist))
         return [Match(int(rows[i]), int(dist[i])) for i in order]
+
+    def query_many(self, queries: list[int], radius: int) -> list[tuple[int, int, int]]:
+        """(row, distance, query index) of every present row within ``radius`` of any of ``queries``:
+        the nearest query for each row, nearest first (then by row)."""
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+        tables, entries = self.current()
+        asked = np.array(queries, dtype=np.uint64)
+        who, pos, dist = tables.search_many(asked, radius)
+        rows = tables.rows[pos]
+        touched, added_rows, added_hashes, _ = _delta_view(entries)
+        if touched.size:
+            stay = ~np.isin(rows, touched)
+            who, rows, dist = who[stay], rows[stay], dist[stay]
+            near = np.bitwise_count(asked[:, None] ^ added_hashes[None, :]).astype(np.int64)
+            qi, ai = np.nonzero(near <= radius)
+            who = np.concatenate([who, qi.astype(np.intp)])
+            rows = np.concatenate([rows, added_rows[ai]])
+            dist = np.concatenate([dist, near[qi, ai]])
+        order = np.lexsort((who, rows, dist))
+        best: dict[int, tuple[int, int]] = {}
+        for i in order.tolist():
+            best.setdefault(int(rows[i]), (int(dist[i]), int(who[i])))
+        return sorted(((r, d, q) for r, (d, q) in best.items()), key=lambda t: (t[1], t[0]))
 
     def present(self, *, skip_low: bool = False) -> Present:
         """Every present hash now (low-information ones left out with ``skip_low``), searchable."""

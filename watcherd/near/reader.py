@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from watcherd.catalog.hashes import NearLogReader, log_now, log_state, names_of
+from watcherd.catalog.hashes import WHOLE, NearLogReader, Source, log_now, log_state, names_of
 from watcherd.core.errors import IndexFileError, UsageError
 
 CHUNKS = 4
@@ -47,9 +47,9 @@ READER_REBUILD = 200_000
 PURE_LIMIT = 250_000
 
 
-def index_path(state_dir: Path) -> Path:
-    """Where a library's index lives, given its ``.watcherd`` folder."""
-    return Path(state_dir) / "near" / "index.bin"
+def index_path(state_dir: Path, source: Source = WHOLE) -> Path:
+    """Where a library's index of ``source`` lives, given its ``.watcherd`` folder."""
+    return Path(state_dir) / "near" / source.file
 
 
 @lru_cache(maxsize=8)
@@ -98,15 +98,22 @@ class IndexFile:
             meta = parse_header(os.pread(self._fd, HEADER, 0), path)
             self.epoch: str | None = meta["epoch"]
             self.seq = int(meta["seq"])
+            self.n = int(meta.get("n", 0))
             size = os.fstat(self._fd).st_size
             self._at: dict[str, int] = {}
             for name, (offset, count) in meta["arrays"].items():
                 if offset + count * int(ARRAYS[name][0][-1]) > size:
                     raise IndexFileError(f"{path} is cut short")
                 self._at[name] = offset
+            self._starts: memoryview | None = None
         except BaseException:
             os.close(self._fd)
             raise
+
+    def load_starts(self) -> None:
+        """Read the whole ``starts`` table (2 MB) at once: many queries then probe it without a read each."""
+        count = CHUNKS * (1 << CHUNK_BITS) + 1
+        self._starts = memoryview(os.pread(self._fd, 8 * count, self._at["starts"])).cast("q")
 
     def close(self) -> None:
         """Close the file."""
@@ -118,30 +125,36 @@ class IndexFile:
         size = int(dtype[-1])
         return memoryview(os.pread(self._fd, count * size, self._at[name] + start * size)).cast(code).tolist()
 
-    def _runs(self, query: int, radius: int) -> list[tuple[int, int]]:
+    def runs(self, query: int, radius: int) -> list[tuple[int, int]]:
         """The (start, end) of every non-empty run a query probes: one per chunk and mask."""
         runs = []
+        starts = self._starts
         for c in range(CHUNKS):
             base, value = c << CHUNK_BITS, (query >> (c * CHUNK_BITS)) & 0xFFFF
             for mask in flip_masks(radius // CHUNKS):
-                lo, hi = self._read("starts", base + (value ^ mask), 2)
+                at = base + (value ^ mask)
+                lo, hi = (starts[at], starts[at + 1]) if starts is not None else self._read("starts", at, 2)
                 if hi > lo:
                     runs.append((lo, hi))
         return runs
 
-    def search(self, query: int, radius: int, limit: int | None = None) -> dict[int, int] | None:
-        """Catalog row -> distance of every indexed hash within ``radius``; None past ``limit`` candidates."""
-        runs = self._runs(query, radius)
+    def search(
+        self, query: int, radius: int, limit: int | None = None, runs: list[tuple[int, int]] | None = None
+    ) -> dict[int, int] | None:
+        """Catalog row -> distance of every indexed hash within ``radius``; None past ``limit`` candidates.
+        ``runs``: the query's runs when already known."""
+        runs = self.runs(query, radius) if runs is None else runs
         if sum(hi - lo for lo, hi in runs) > (PURE_LIMIT if limit is None else limit):
             return None
         found: dict[int, int] = {}
         for lo, hi in runs:
-            near = [
-                (i, d)
-                for i, h in enumerate(self._read("sorted", lo, hi - lo), lo)
-                if (d := (h ^ query).bit_count()) <= radius
-            ]
-            for i, d in near:
+            # Distances computed by map in C; most runs hold no hit, which min() says at once.
+            distances = list(map(int.bit_count, map(query.__xor__, self._read("sorted", lo, hi - lo))))
+            if min(distances) > radius:
+                continue
+            for i, d in enumerate(distances, lo):
+                if d > radius:
+                    continue
                 (pos,) = self._read("order", i, 1)
                 (row,) = self._read("rows", pos, 1)
                 found[row] = d  # a hash near in two chunks is found twice; the dict keeps it once
@@ -164,23 +177,68 @@ def similar(path: Path, log: NearLogReader, query: int, radius: int) -> list[tup
     except (OSError, IndexFileError, KeyError):
         return None
     try:
-        return log.read(lambda conn: _answer(index, conn, query, radius))
+        return log.read(lambda conn: _answer(index, conn, query, radius, log.source))
     finally:
         index.close()
 
 
-def _answer(index: IndexFile, conn: sqlite3.Connection, query: int, radius: int) -> list[tuple[str, str, int]] | None:
-    epoch, trimmed, head = log_state(conn)
+def _answer(
+    index: IndexFile, conn: sqlite3.Connection, query: int, radius: int, source: Source
+) -> list[tuple[str, str, int]] | None:
+    found = _answer_many(index, conn, [query], radius, source)
+    return None if found is None else [(name, at, d) for name, at, d, _ in found]
+
+
+def similar_many(
+    path: Path, log: NearLogReader, queries: list[int], radius: int
+) -> list[tuple[str, str, int, int]] | None:
+    """(name, path, distance, query index) of every row within ``radius`` of any of ``queries``:
+    the nearest query for each row, nearest first, then by row. None when this index cannot
+    answer alone, or the queries together would check more than ``PURE_LIMIT`` candidates."""
+    if not 0 <= radius <= MAX_RADIUS:
+        raise ValueError(f"radius must be from 0 to {MAX_RADIUS}")
+    if sys.byteorder != "little":
+        return None
+    try:
+        index = IndexFile(path)
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        return log.read(lambda conn: _answer_many(index, conn, queries, radius, log.source))
+    finally:
+        index.close()
+
+
+def _answer_many(
+    index: IndexFile, conn: sqlite3.Connection, queries: list[int], radius: int, source: Source
+) -> list[tuple[str, str, int, int]] | None:
+    epoch, trimmed, head = log_state(conn, source)
     if epoch is None or index.epoch != epoch or not trimmed <= index.seq <= head or head - index.seq > READER_REBUILD:
         return None  # void, or too far behind: NearStore rebuilds it
-    found = index.search(query, radius)
-    if found is None:
+    # Expected candidates (runs average n / 65536): past the limit, numpy answers sooner than
+    # the probes could even be read here.
+    expected = len(queries) * CHUNKS * len(flip_masks(radius // CHUNKS)) * index.n >> CHUNK_BITS
+    if expected > PURE_LIMIT:
         return None
-    for row, h in log_now(conn, index.seq).items():
+    if len(queries) > 1:
+        index.load_starts()
+    runs = [index.runs(q, radius) for q in queries]
+    if sum(hi - lo for r in runs for lo, hi in r) > PURE_LIMIT:
+        return None
+    found: dict[int, tuple[int, int]] = {}  # row -> (distance, query index)
+    for i, query in enumerate(queries):
+        rows = index.search(query, radius, limit=PURE_LIMIT, runs=runs[i])
+        for row, d in (rows or {}).items():
+            if row not in found or d < found[row][0]:
+                found[row] = (d, i)
+    for row, h in log_now(conn, index.seq, source).items():
         found.pop(row, None)
-        if h is not None and (d := (h ^ query).bit_count()) <= radius:
-            found[row] = d
-    hits = sorted(found.items(), key=lambda kv: (kv[1], kv[0]))
-    names = names_of(conn, [row for row, _ in hits])
+        if h is not None:
+            near = [((h ^ q).bit_count(), i) for i, q in enumerate(queries)]
+            best = min(near)
+            if best[0] <= radius:
+                found[row] = best
+    hits = sorted(found.items(), key=lambda kv: (kv[1][0], kv[0]))
+    names = names_of(conn, [row for row, _ in hits], source)
     # Every row is in this snapshot; one that is not (an index of made-up rows) is left out.
-    return [(*names[row], d) for row, d in hits if row in names]
+    return [(*names[row], d, i) for row, (d, i) in hits if row in names]

@@ -12,13 +12,13 @@ from watcherd.core.config import Config
 from watcherd.core.outcomes import Outcome
 from watcherd.decode.cluster import ClusterDecoder, Connection, connect
 from watcherd.decode.sandbox import DecoderPool, Sandbox
-from watcherd.flow import restore
+from watcherd.flow import cropfill, restore
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.fs.lease import Lease
-from watcherd.near.builder import Maintainer
+from watcherd.near.builder import maintainers
 
 log = logging.getLogger("watcherd")
 
@@ -97,9 +97,12 @@ def scan_once(
             if remote is not None:
                 log.info("decoded %d files on the cluster", pipeline.decoder.remote_used)
             serve()
+            # Images catalogued before window hashes were kept get them from their thumbnails.
+            cropfill.fill(cfg, catalog, decoders)
             # Fold the near-duplicate log into a new index when it is long (or the index is
             # missing), so a library kept by scans alone has a bounded log too.
-            Maintainer(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False).run(catalog, 0.0)
+            for keeper in maintainers(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False):
+                keeper.run(catalog, 0.0)
             restore.save_copies(cfg, catalog, time.time())
             return report
         finally:

@@ -31,6 +31,7 @@ from starlette.templating import Jinja2Templates
 from watcherd.catalog.finding import TagQuery
 from watcherd.commands import queries
 from watcherd.commands.library import Library
+from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.documents import Collision, NearGroup, SimilarHit
 from watcherd.core.errors import ImageError, UsageError, WatcherdError
@@ -286,15 +287,16 @@ class Web:
             return await upload.read(), upload.filename or "upload", fields
 
     async def _similar_upload(self, data: bytes, filename: str, distance: int) -> list[SimilarHit]:
-        hash_hex = await _call(self._hash_upload, data, filename)
-        return await _call(self.library.similar, hash_hex, distance)
+        hash_hex, windows = await _call(self._hash_upload, data, filename)
+        return await _call(self.library.similar_to, hash_hex, windows, distance)
 
-    def _hash_upload(self, data: bytes, filename: str) -> str:
-        """Hash uploaded bytes in the decoder sandbox, exactly as ingest names images."""
+    def _hash_upload(self, data: bytes, filename: str) -> tuple[str, list[int]]:
+        """Hash uploaded bytes in the decoder sandbox, exactly as ingest names images (and its windows)."""
         reader = self.library.pinned_settings()
         spec = queries.query_spec(self.cfg, reader)
         with self._sandbox_lock:
-            return self._sandbox(data, spec, Path(filename).name, "", time.time()).hash
+            rendered = self._sandbox(data, spec, Path(filename).name, "", time.time())
+        return rendered.hash, crops.split(rendered.crops)
 
 
 def create_app(cfg: Config, token: str | None = None, upload_limit: int = UPLOAD_LIMIT) -> Starlette:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ class Card:
     width: int | None = None
     height: int | None = None
     distance: int | None = None
+    crop: bool = False  # found as a crop of the query (or the query as a crop of it): its distance is the windows'
 
     @property
     def similarity(self) -> int | None:
@@ -83,6 +85,8 @@ def search_context(
 ) -> dict[str, Any]:
     """The search form, the picture searched with, and its matches as cards (nearest first)."""
     cards = _cards(library, [(h["name"], h["path"], h["distance"]) for h in hits]) if hits else []
+    cropped = {h["name"] for h in hits or [] if h.get("match") == "crop"}
+    cards = [dataclasses.replace(c, crop=True) if c.name in cropped else c for c in cards]
     return {
         "hits": hits,
         "cards": cards,

@@ -33,7 +33,7 @@ class Item:
     name: str
     sides: list[Side]
     differs: set[str] = field(default_factory=set)
-    keeper: int = 0  # the index of the side the keeper rule keeps
+    keeper: int = 0  # the index of the side the keeper rule keeps; -1: none (a burst is never pre-selected)
     suggested: str | None = None  # the one decision that keeps it, when one does (keep-existing/keep-newcomer)
     distance: int = 0  # Hamming distance between the hashes (a near group: the largest)
     plan: list[dict[str, str]] = field(default_factory=list)  # the decisions that keep the keeper
@@ -149,7 +149,13 @@ class Queue:
             sides.append(dataclasses.replace(side, order=order, hash=rec.hash))
             facts.append(f)
         if not sides:
-            return Item(doc["id"], "near", doc["name"], [], distance=doc["max_distance"])
+            return Item(doc["id"], doc["kind"], doc["name"], [], distance=doc["max_distance"])
+        if doc["kind"] == "burst":  # frames of one burst: none is pre-selected for merging, nothing planned
+            sides = [dataclasses.replace(s, distance=hamming(s.hash, sides[0].hash)) for s in sides]
+            return Item(
+                doc["id"], "burst", doc["name"], sides, differing(sides), -1, None, doc["max_distance"], [],
+                rows_shown(sides),
+            )  # fmt: skip
         choice = choose(facts)
         keeper = choice.keep
         sides = [
@@ -184,7 +190,7 @@ def review_items(library: Library, only: set[str] | None = None) -> list[Item]:
         for doc in docs:
             if only is not None and doc["id"] not in only:
                 continue
-            if doc["kind"] == "near":
+            if doc["kind"] == "near" or doc["kind"] == "burst":
                 items.append(queue.near(doc))
             elif doc["id"] in records:
                 items.append(queue.collision(doc, records[doc["id"]]))

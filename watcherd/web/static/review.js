@@ -366,6 +366,10 @@
   function keepSuggested(el) {
     if (!el || el.hidden || el.parentNode !== queue) return Promise.resolve();
     const steps = JSON.parse(el.dataset.plan || "[]");
+    if (!steps.length) {
+      say("Nothing is suggested for a burst: keep its frames (d) or choose a keep decision", true);
+      return Promise.resolve();
+    }
     if (steps.length === 1 && steps[0].id === el.dataset.collisionId) return decide(el, steps[0].decision);
     return decideMany([el], steps, "the keeper");
   }

@@ -1,0 +1,144 @@
+"""The derived tables of window hashes: ``crop_hashes`` (the crop index's rows), its log, and the kept crop links.
+
+``crop_hashes`` holds one row per stored window of each image with window hashes
+(``core.crops.STORED`` of them: the whole picture and its central 80% and 70%); the
+row of slot 0 (the whole picture) also keeps the first ``core.crops.HEX`` windows as
+hex (``asks``), which the crop links are computed from without reading records. The
+trigger on ``images`` changes only the rows that differ (a move changes a path and logs
+nothing), as for ``hashes``; ``crop_log`` is its change log, read by the crop index
+(``near/crops.bin``) as ``near_log`` is by the names' index.
+
+``crop_pairs`` holds the crop links among present, not low-information images (``a < b``,
+``d`` the window distance), kept with the near pairs: an image waiting in
+``near_pending`` waits for both, and an image whose whole-picture window hashes change
+(given by ``scan`` to an image catalogued before, or gone) drops its pairs and waits
+again, so its crop links are found.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = [
+    "CROP_HEX",
+    "CROP_LENGTH",
+    "CROP_PREFIX",
+    "CROP_STORED",
+    "PARTS",
+    "create_crop_log",
+    "create_crop_pair_triggers",
+    "create_crop_tables",
+    "crop_statements",
+]
+
+# The window hashes of ``core.crops`` that go into ``crop_hashes``: STORED of them, 16 hex
+# digits each after the prefix, in a text of TEXT_LENGTH (tests check these equal crops' values).
+CROP_PREFIX = "v1:"
+CROP_LENGTH = 947
+CROP_STORED = 3
+CROP_HEX = 29  # the windows written as hex: slot 0's row keeps them (``asks``) for the crop links
+
+# What a catalog needs of these tables (``schema.needs_derived``).
+PARTS = frozenset(
+    {"crop_hashes", "crop_hashes_name", "crop_pairs", "crop_pairs_b", "crop_windows_added", "crop_windows_changed",
+     "crop_windows_removed"}
+)  # fmt: skip
+
+
+def crop_statements(key: str, value: str, source: str | None, hash_integer: str) -> list[str]:
+    """Statements that derive ``crop_hashes`` rows from records (``schema._derive_statements``'s part).
+
+    ``hash_integer``: a format string turning ``{}`` (16 hex digits) into a signed integer.
+    """
+    crops = f"ifnull(json_extract({value}, '$.crops'), '')"
+    start = len(CROP_PREFIX) + 1
+    valid = (
+        f"substr({crops}, 1, {len(CROP_PREFIX)}) = '{CROP_PREFIX}' AND length({crops}) = {CROP_LENGTH} "
+        f"AND NOT substr({crops}, {start}, {16 * CROP_HEX}) GLOB '*[^0-9a-f]*'"
+    )
+    state = f"ifnull(json_extract({value}, '$.state'), '')"
+    low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
+    path = f"ifnull(json_extract({value}, '$.path'), '')"
+    each = f" FROM {source}," if source else " FROM"
+    insert = (
+        "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
+        f"SELECT {key}, s.value, {hash_integer.format(f'substr({crops}, {start} + 16 * s.value, 16)')}, "
+        f"{path}, {state} = 'present', {low}, "
+        f"CASE WHEN s.value = 0 THEN substr({crops}, {start}, {16 * CROP_HEX}) END"
+        f"{each} json_each('{list(range(CROP_STORED))}') AS s WHERE {valid}"
+    )
+    if source is not None:
+        return [insert]
+    cols = ("hash", "path", "present", "low", "asks")
+    return [
+        f"DELETE FROM crop_hashes WHERE name = {key} AND NOT ({valid})",
+        f"{insert} ON CONFLICT (name, slot) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in cols)
+        + f" WHERE ({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})",
+    ]
+
+
+def create_crop_tables(conn: sqlite3.Connection) -> None:
+    """Create ``crop_hashes`` and ``crop_pairs`` (empty) and the triggers that make an image whose
+    whole-picture windows change wait for its pairs again."""
+    conn.execute(
+        "CREATE TABLE crop_hashes (name TEXT NOT NULL, slot INTEGER NOT NULL, hash INTEGER NOT NULL, "
+        "path TEXT NOT NULL, present INTEGER NOT NULL, low INTEGER NOT NULL, asks TEXT)"
+    )
+    conn.execute("CREATE UNIQUE INDEX crop_hashes_name ON crop_hashes (name, slot)")
+    conn.execute(
+        "CREATE TABLE crop_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
+        "WITHOUT ROWID"
+    )
+    conn.execute("CREATE INDEX crop_pairs_b ON crop_pairs (b)")
+
+
+def create_crop_pair_triggers(conn: sqlite3.Connection) -> None:
+    """An image whose whole-picture window row comes, goes or changes its windows drops its
+    pairs (near and crop) and waits for them again when it is present."""
+
+    def again(who: str) -> str:
+        return (
+            f"DELETE FROM near_pairs WHERE a = {who}.name OR b = {who}.name; "
+            f"DELETE FROM crop_pairs WHERE a = {who}.name OR b = {who}.name; "
+            f"DELETE FROM near_paired WHERE name = {who}.name; "
+            f"INSERT OR IGNORE INTO near_pending (name) SELECT name FROM hashes "
+            f"WHERE name = {who}.name AND present = 1 AND low = 0;"
+        )
+
+    conn.execute(
+        f"CREATE TRIGGER crop_windows_added AFTER INSERT ON crop_hashes WHEN NEW.slot = 0 BEGIN {again('NEW')} END"
+    )
+    conn.execute(
+        "CREATE TRIGGER crop_windows_changed AFTER UPDATE ON crop_hashes WHEN NEW.slot = 0 AND "
+        f"(OLD.hash IS NOT NEW.hash OR OLD.asks IS NOT NEW.asks) BEGIN {again('NEW')} END"
+    )
+    conn.execute(
+        f"CREATE TRIGGER crop_windows_removed AFTER DELETE ON crop_hashes WHEN OLD.slot = 0 BEGIN {again('OLD')} END"
+    )
+
+
+def create_crop_log(conn: sqlite3.Connection, *, fresh: bool = False) -> None:
+    """The change log of ``crop_hashes`` (as ``near_log`` is of ``hashes``), for the crop index;
+    its trimmed position is ``near_meta``'s ``crop_trimmed``."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS crop_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "row INTEGER NOT NULL, hash INTEGER, present INTEGER, low INTEGER)"
+    )
+    if fresh:
+        conn.execute("DELETE FROM crop_log")
+    conn.execute(
+        "INSERT OR IGNORE INTO near_meta (key, value) "
+        "VALUES ('crop_trimmed', (SELECT ifnull(max(seq), 0) FROM crop_log))"
+    )
+    added = "INSERT INTO crop_log (row, hash, present, low) VALUES (NEW.rowid, NEW.hash, NEW.present, NEW.low)"
+    removed = "INSERT INTO crop_log (row) VALUES (OLD.rowid)"
+    changed = "OLD.hash IS NOT NEW.hash OR OLD.present IS NOT NEW.present OR OLD.low IS NOT NEW.low"
+    triggers = {
+        "crop_added": f"AFTER INSERT ON crop_hashes BEGIN {added}; END",
+        "crop_removed": f"AFTER DELETE ON crop_hashes BEGIN {removed}; END",
+        # A change of path (a move) alone is not logged: the index holds no paths.
+        "crop_updated": f"AFTER UPDATE ON crop_hashes WHEN {changed} BEGIN {removed}; {added}; END",
+    }
+    for name, body in triggers.items():
+        conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")

@@ -1,0 +1,91 @@
+"""Window hashes for images catalogued before watcherd kept them: computed by ``scan`` from the thumbnails.
+
+Window hashes are a function of the thumbnail's pixels (``decode.windows``), so an image
+catalogued by an older watcherd (or adopted from a thumbnail without the ``crops``
+chunk) gets them from its thumbnail, decoded in the decoder sandbox like any file,
+and the writer adds them to its record. Until then the image is found by its whole
+picture only. ``watcherd scan`` does this at its end, a batch at a time; a record that
+changed meanwhile (moved, replaced) is left for the next scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+from watcherd.catalog import Catalog
+from watcherd.core import crops
+from watcherd.core.config import Config
+from watcherd.core.errors import ImageError
+from watcherd.core.places import Places
+from watcherd.decode.imaging import Rendered
+from watcherd.decode.newimage import Renderer, spec_for
+
+log = logging.getLogger("watcherd")
+
+BATCH = 500  # records updated per transaction
+THUMBNAIL_LIMIT = 4 << 20  # larger files under a thumbnail's name are not ours: left alone
+# The thumbnail is hashed as it is: no size limit shrinks it before its windows are taken.
+AS_IS = 1 << 16
+
+
+def _batches(names: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(names), BATCH):
+        yield names[start : start + BATCH]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > THUMBNAIL_LIMIT:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
+    """Give every present image lacking window hashes those of its thumbnail; how many were given."""
+    places = Places(cfg)
+    spec = dataclasses.replace(spec_for(cfg), formats=("PNG",), thumbnail_size=AS_IS, decode="reference")
+    submit = getattr(render, "submit", None)
+    done = 0
+    for names in _batches(catalog.lacking_windows(f"v{crops.VERSION}:")):
+        asked: list[tuple[str, str, Future[Rendered] | Rendered | None]] = []
+        for name in names:
+            rec = catalog.image(name)
+            if rec is None or not rec.present:
+                continue
+            data = _read(places.absolute(rec.path))
+            if data is None:
+                continue
+            try:
+                job = submit(data, spec, name, "", 0.0) if submit is not None else render(data, spec, name, "", 0.0)
+            except ImageError:
+                continue
+            asked.append((name, rec.path, job))
+        given: list[tuple[str, str, str]] = []
+        for name, rel, job in asked:
+            try:
+                rendered = job.result() if isinstance(job, Future) else job
+            except ImageError as exc:
+                log.warning("cannot compute window hashes of %s: %s", rel, exc.reason)
+                continue
+            if rendered is not None and rendered.crops:
+                given.append((name, rel, rendered.crops))
+        with catalog.transaction():
+            for name, rel, windows in given:
+                rec = catalog.image(name)
+                if rec is None or not rec.present or rec.path != rel:
+                    continue  # changed meanwhile: the next scan looks again
+                rec.crops = windows
+                catalog.put_image(rec)
+                done += 1
+    if done:
+        log.info("window hashes computed for %d images catalogued before they were kept", done)
+    return done
