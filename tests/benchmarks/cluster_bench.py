@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.bench import _sig
 from tests.benchmarks.corpus import jpeg, photo
+from tests.benchmarks.timing import sig
 from watcherd.catalog import open_for_writing
 from watcherd.core.config import ClusterConfig, Config
 from watcherd.decode import imaging
@@ -119,17 +119,17 @@ def cluster_scan(count: int, size: tuple[int, int] = (3000, 2000), ceiling_count
                 shutil.rmtree(warm / ".watcherd")
                 rates[n] = _scan_rate(Path(shutil.copytree(base, tmp / f"cluster{n}")), count, address)
         ceiling = writer_ceiling(tmp, ceiling_count)
-    label = f"{_sig(mp)} MP JPEG q90, {count} files"
+    label = f"{sig(mp)} MP JPEG q90, {count} files"
     rows: list[Row] = [
-        (f"scan, {label}, local ({cores} decoder processes)", f"{_sig(local)} img/s", "—", "—", "baseline"),
+        (f"scan, {label}, local ({cores} decoder processes)", f"{sig(local)} img/s", "—", "—", "baseline"),
     ]
     for n, rate in rates.items():
         rows.append(
             (
                 f"scan --cluster, {label}, {n} worker{'s' if n > 1 else ''} (LocalCluster, 1 thread each)",
-                f"{_sig(rate)} img/s",
-                f"local scan {_sig(local)} img/s",
-                f"{_sig(rate / local)}x; {_sig(rate / n / rates[1] * 100)}% per-worker efficiency",
+                f"{sig(rate)} img/s",
+                f"local scan {sig(local)} img/s",
+                f"{sig(rate / local)}x; {sig(rate / n / rates[1] * 100)}% per-worker efficiency",
                 "—",
             )
         )
@@ -137,9 +137,9 @@ def cluster_scan(count: int, size: tuple[int, int] = (3000, 2000), ceiling_count
     rows.append(
         (
             "writer's ceiling: publish + record + file, decoding done (600x400 JPEG)",
-            f"{_sig(ceiling)} img/s",
-            f"cluster scan, {max(rates)} workers: {_sig(rates[max(rates)])} img/s",
-            f"writer's share {_sig(share * 100)}% of the scan's time",
+            f"{sig(ceiling)} img/s",
+            f"cluster scan, {max(rates)} workers: {sig(rates[max(rates)])} img/s",
+            f"writer's share {sig(share * 100)}% of the scan's time",
             "—",
         )
     )
@@ -148,12 +148,12 @@ def cluster_scan(count: int, size: tuple[int, int] = (3000, 2000), ceiling_count
     plans = []
     for n in (1, 8, 32, 128):
         rate = min(n * per_worker, ceiling)
-        plans.append(f"N={n}: {_sig(ARCHIVE / rate / 86400)} d")
+        plans.append(f"N={n}: {sig(ARCHIVE / rate / 86400)} d")
     rows.append(
         (
             f"projection, {ARCHIVE // 1_000_000} M images like these on N one-core workers",
             "; ".join(plans),
-            f"{_sig(per_worker)} img/s per worker, writer ceiling {_sig(ceiling)} img/s",
+            f"{sig(per_worker)} img/s per worker, writer ceiling {sig(ceiling)} img/s",
             f"the writer caps it at N ≈ {cap:.0f}",
             "—",
         )

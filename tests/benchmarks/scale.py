@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.benchmarks.bench import Row, _best, _sig, _timed_process, burst, folder_rename
+from tests.benchmarks.bench import burst, folder_rename
+from tests.benchmarks.timing import Row, best, sig, timed_process
 from watcherd.catalog import Catalog
 from watcherd.catalog.schema import create_tables
 from watcherd.core.config import Config
@@ -162,16 +163,14 @@ def library_rows(n: int, repeat: int = 3, reuse: Path | None = None) -> tuple[li
             (root / "thumbs").mkdir(parents=True, exist_ok=True)
             made = make_library(root, n)
         cfg = Config().with_root(root)
-        base, _ = _timed_process([sys.executable, "-c", "pass"], repeat)
-        py = f"python -c pass {_sig(base * 1e3)} ms"
-        rows.append(
-            (f"catalog derived from {n:,} records (an upgrade)", f"{_sig(made['derived'])} s", "—", "—", "once")
-        )
+        base, _ = timed_process([sys.executable, "-c", "pass"], repeat)
+        py = f"python -c pass {sig(base * 1e3)} ms"
+        rows.append((f"catalog derived from {n:,} records (an upgrade)", f"{sig(made['derived'])} s", "—", "—", "once"))
 
         def process(label: str, args: list[str], target: str, key: str) -> None:
-            t, rss = _timed_process([sys.executable, "-m", "watcherd", *args], repeat)
+            t, rss = timed_process([sys.executable, "-m", "watcherd", *args], repeat)
             figures[key], figures[key + " rss"] = t, rss
-            rows.append((label, f"{_sig(t * 1e3)} ms, peak RSS {_sig(rss)} MB", py, f"{_sig(t / base)}x", target))
+            rows.append((label, f"{sig(t * 1e3)} ms, peak RSS {sig(rss)} MB", py, f"{sig(t / base)}x", target))
 
         # Nothing paired yet (a catalog just upgraded): a reader computes every pair in bulk.
         computed = _groups(root, 4)
@@ -189,9 +188,9 @@ def library_rows(n: int, repeat: int = 3, reuse: Path | None = None) -> tuple[li
         rows.append(
             (
                 f"`dupes --near 4` the previous way (one index query per image), {n:,} images",
-                f"{_sig(before)} s (20,000 queries timed, scaled)",
+                f"{sig(before)} s (20,000 queries timed, scaled)",
                 "—",
-                f"computed now: {_sig(before / figures['dupes computed'])}x faster",
+                f"computed now: {sig(before / figures['dupes computed'])}x faster",
                 "—",
             )
         )
@@ -207,7 +206,7 @@ def library_rows(n: int, repeat: int = 3, reuse: Path | None = None) -> tuple[li
         rows.append(
             (
                 f"first pairing of {paired:,} images (bulk self-join, r≤5), index build",
-                f"{_sig(pairs_s)} s ({kept:,} pairs); index {_sig(index_s)} s",
+                f"{sig(pairs_s)} s ({kept:,} pairs); index {sig(index_s)} s",
                 "—",
                 "—",
                 "once",
@@ -259,7 +258,7 @@ def library_rows(n: int, repeat: int = 3, reuse: Path | None = None) -> tuple[li
             "find all of a tag",
         )
         size = sum(f.stat().st_size for f in cfg.database_path.parent.iterdir() if f.is_file())
-        rows.append((f"catalog size, {n:,} images", f"{_sig(size / 2**20)} MB", "—", "—", "—"))
+        rows.append((f"catalog size, {n:,} images", f"{sig(size / 2**20)} MB", "—", "—", "—"))
     return rows, figures
 
 
@@ -275,8 +274,8 @@ def projection(small: int, big: int, at_small: dict[str, float], at_big: dict[st
         rows.append(
             (
                 f"{key}, projected to {to:,} images",
-                f"{_sig(max(guess, v2))} {unit}",
-                f"{_sig(v1)} {unit} at {small:,}, {_sig(v2)} {unit} at {big:,}",
+                f"{sig(max(guess, v2))} {unit}",
+                f"{sig(v1)} {unit} at {small:,}, {sig(v2)} {unit} at {big:,}",
                 "linear in size",
                 "—",
             )
@@ -302,13 +301,13 @@ def adoption_and_rescan(n: int) -> list[Row]:
     with the catalog current. Both whole processes, beside a stat walk of the tree."""
     from PIL import Image, PngImagePlugin
 
-    from tests.benchmarks.bench import _small_pngs
+    from tests.benchmarks.timing import small_pngs
     from watcherd.decode.chunks import read_text
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("WATCHERD_BENCH_DIR")) as tmp:
         root = Path(tmp) / "lib"
         (root / "thumbs").mkdir(parents=True)
-        _small_pngs(min(n, 200), Path(tmp) / "staging")
+        small_pngs(min(n, 200), Path(tmp) / "staging")
         conf = Path(tmp) / "w.yaml"
         conf.write_text("settle: 0\n")
         seed_root = Path(tmp) / "seed"
@@ -330,26 +329,26 @@ def adoption_and_rescan(n: int) -> list[Row]:
             folder.mkdir(exist_ok=True)
             with Image.open(src) as im:
                 im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
-        walk = _best(functools.partial(_stat_walk, root / "thumbs"), 3)
+        walk = best(functools.partial(_stat_walk, root / "thumbs"), 3)
         scan = [sys.executable, "-m", "watcherd", "scan", str(root), "-c", str(conf), "--json"]
         t = time.perf_counter()
         out = subprocess.run(scan, check=True, capture_output=True, text=True)
         adopt = time.perf_counter() - t
         assert json.loads(out.stdout)["counts"].get("adopted") == n, out.stdout
-        rescan = _best(lambda: subprocess.run(scan, check=True, capture_output=True), 3)
+        rescan = best(lambda: subprocess.run(scan, check=True, capture_output=True), 3)
     return [
         (
             f"adopt {n:,} thumbnails without a catalog (`watcherd scan`, whole process)",
-            f"{_sig(adopt)} s",
-            f"stat walk {_sig(walk)} s",
-            f"{_sig(adopt / walk)}x the walk",
+            f"{sig(adopt)} s",
+            f"stat walk {sig(walk)} s",
+            f"{sig(adopt / walk)}x the walk",
             "≤100x the walk",
         ),
         (
             f"rescan of {n:,} with the catalog current (`watcherd scan`, whole process)",
-            f"{_sig(rescan)} s",
-            f"stat walk {_sig(walk)} s",
-            f"{_sig(rescan / walk)}x the walk",
+            f"{sig(rescan)} s",
+            f"stat walk {sig(walk)} s",
+            f"{sig(rescan / walk)}x the walk",
             "≤2x the walk",
         ),
     ]

@@ -1,0 +1,256 @@
+"""The library's bookkeeping: CLI answers, start-up scans, a renamed folder, the daemon's
+memory, sidecars, adoption.
+
+Run through ``python -m tests.benchmarks.bench`` (the whole table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from tests.benchmarks.timing import (
+    Row,
+    best,
+    catalog_paths,
+    make_catalog,
+    scandir_walk,
+    sig,
+    small_pngs,
+)
+from tests.helpers import running_daemon, table, wait_for
+from watcherd.catalog import open_for_writing
+from watcherd.core.config import Config
+from watcherd.decode.chunks import read_text
+from watcherd.flow.pipeline import Pipeline
+from watcherd.flow.reconcile import reconcile
+
+
+def cli_latency(n: int, root: Path | None = None) -> list[Row]:
+    """End-to-end CLI processes on a catalog of ``n`` images vs ``python -c pass``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if root is None:
+            root = Path(tmp)
+            make_catalog(root, n)
+
+        def run(*args: str) -> float:
+            return best(lambda: subprocess.run([sys.executable, *args], capture_output=True, check=True), 3)
+
+        base = run("-c", "pass")
+        rows = []
+        name = catalog_paths(Config().with_root(root))[0][0]
+        for args in (["status"], ["tags"], ["find", "--tag", "tag3"], ["similar", name]):
+            t = run("-m", "watcherd", args[0], str(root), *args[1:], "--json")
+            rows.append(
+                (
+                    f"`{' '.join(args)}` with {n:,} images",
+                    f"{sig(t * 1e3)} ms",
+                    f"python -c pass {sig(base * 1e3)} ms",
+                    f"{sig(t / base)}x",
+                    "≤300 ms at 100k, ≤1 s at 1M" if args[0] != "similar" else "—",
+                )
+            )
+        return rows
+
+
+def reconcile_startup(n: int) -> list[Row]:
+    """Start-up reconcile of ``n`` catalogued canonical thumbnails vs an os.scandir walk."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = make_catalog(root, n)
+        for rec in table(cfg.database_path, "images"):
+            p = root / rec["path"]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+
+        t_walk = best(functools.partial(scandir_walk, cfg.thumbs_dir), 3)
+        catalog = open_for_writing(cfg).catalog
+        try:
+            t = time.perf_counter()
+            report = reconcile(Pipeline(cfg, catalog), reason="bench", settle=0.5)
+            t_ours = time.perf_counter() - t
+        finally:
+            catalog.close()
+        assert set(report.counts) <= {"unchanged"}, report.counts  # nothing decoded
+    return [
+        (
+            f"start-up reconcile, {n:,} catalogued thumbnails",
+            f"{sig(t_ours)} s",
+            f"scandir walk {sig(t_walk)} s",
+            f"{sig(t_ours / t_walk)}x the walk",
+            "≤3x the walk; nothing decoded",
+        )
+    ]
+
+
+def folder_rename(n: int) -> list[Row]:
+    """A folder of ``n`` catalogued thumbnails renamed under a running daemon: time until every record follows."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lib"
+        root.mkdir()
+        cfg = make_catalog(root, n, folders=1)
+        for _, rel in catalog_paths(cfg):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).touch()
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text("settle: 0.5\n")
+        with running_daemon(root, conf, Path(tmp) / "daemon.log", start_timeout=300):
+            t = time.perf_counter()
+            os.rename(cfg.thumbs_dir / "tag0", cfg.thumbs_dir / "renamed")
+            wait_for(lambda: _moved(cfg, "thumbs/renamed/") == n, timeout=600, interval=0.05, what="records")
+            seconds = time.perf_counter() - t
+    return [(f"folder of {n:,} thumbnails renamed", f"{sig(seconds)} s until every record follows", "—", "—", "≤5 s")]
+
+
+def _moved(cfg: Config, prefix: str) -> int:
+    with sqlite3.connect(cfg.database_path, timeout=30) as con:
+        q = "SELECT count(*) FROM listing WHERE present = 1 AND substr(path, 1, ?) = ?"
+        return int(con.execute(q, (len(prefix), prefix)).fetchone()[0])
+
+
+def daemon_memory(n: int) -> list[Row]:
+    """RSS of ``watcherd run`` over ``n`` catalogued thumbnails: peak through start-up, then idle.
+
+    Also gives the CLI figures at this size, on the same library.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lib"
+        root.mkdir()
+        cfg = make_catalog(root, n)
+        for _, rel in catalog_paths(cfg):
+            try:
+                os.close(os.open(root / rel, os.O_CREAT | os.O_WRONLY, 0o644))
+            except FileNotFoundError:
+                (root / rel).parent.mkdir(parents=True)
+                os.close(os.open(root / rel, os.O_CREAT | os.O_WRONLY, 0o644))
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text("settle: 0.5\n")
+        log = Path(tmp) / "daemon.log"
+        with running_daemon(root, conf, log, start_timeout=1800) as daemon:
+            time.sleep(5)  # the idle figure: RSS a while after the start-up scan
+            status = Path(f"/proc/{daemon.pid}/status").read_text()
+        mem = {
+            k: int(v.split()[0]) // 1024
+            for k, v in (line.split(":", 1) for line in status.splitlines())
+            if k in ("VmRSS", "VmHWM")
+        }
+        rows = [
+            (
+                f"daemon RSS, {n:,} catalogued images",
+                f"{mem['VmRSS']} MB idle, {mem['VmHWM']} MB peak (start-up scan and export)",
+                "—",
+                "—",
+                "≤250 MB",
+            )
+        ]
+        return rows + cli_latency(n, root)
+
+
+def tagfiles_cost(n: int) -> list[Row]:
+    """What sidecars and ``user.xdg.tags`` cost per image: ``n`` small PNGs in 10 folders ingested in
+    this process with both off, then every image's files written by the writer's own code, then
+    checked again unchanged (read, merge, compare)."""
+    from watcherd.filing import tagfiles
+    from watcherd.fs import fsops
+
+    with tempfile.TemporaryDirectory() as tmp:
+        off = dataclasses.replace(Config(), sidecars="none", xattr_tags=False).with_root(Path(tmp) / "lib")
+        small_pngs(n, off.thumbs_dir / "staging")
+        for i, path in enumerate(sorted((off.thumbs_dir / "staging").iterdir())):
+            (off.thumbs_dir / f"d{i % 10}").mkdir(exist_ok=True)
+            path.rename(off.thumbs_dir / f"d{i % 10}" / path.name)
+        with open_for_writing(off).catalog as catalog:
+            t = time.perf_counter()
+            reconcile(Pipeline(off, catalog), reason="scan", settle=0)
+            ingest_ms = (time.perf_counter() - t) * 1000 / n
+            records = list(catalog.images())
+            files = tagfiles.TagFiles(dataclasses.replace(off, sidecars="xmp", xattr_tags=True), catalog)
+            t = time.perf_counter()
+            for rec in records:
+                files.write(rec)
+            for folder in {Path(tmp) / "lib" / "originals"}:
+                fsops.fsync_dir(folder)
+            write_ms = (time.perf_counter() - t) * 1000 / len(records)
+            t = time.perf_counter()
+            for rec in records:
+                files.write(rec)
+            check_ms = (time.perf_counter() - t) * 1000 / len(records)
+    return [
+        (
+            f"sidecar + user.xdg.tags of {len(records):,} images, written",
+            f"{sig(write_ms)} ms/image",
+            f"ingest in one process: {sig(ingest_ms)} ms/image",
+            f"{sig(write_ms / ingest_ms)}x",
+            "—",
+        ),
+        (
+            f"sidecar + user.xdg.tags of {len(records):,} images, already current",
+            f"{sig(check_ms)} ms/image",
+            f"ingest in one process: {sig(ingest_ms)} ms/image",
+            f"{sig(check_ms / ingest_ms)}x",
+            "—",
+        ),
+    ]
+
+
+def adoption(n: int) -> list[Row]:
+    """``n`` thumbnails of ours and no catalog (a restored backup): ``watcherd scan`` adopts them all,
+    against an os.scandir walk of the same tree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lib"
+        (root / "thumbs").mkdir(parents=True)
+        small_pngs(min(n, 500), Path(tmp) / "staging")
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text("settle: 0\n")
+        # Make real thumbnails once, then copy them under made-up hashes: adoption reads
+        # only the chunks, so every copy is a distinct thumbnail of ours.
+        seed_root = Path(tmp) / "seed"
+        shutil.copytree(Path(tmp) / "staging", seed_root / "thumbs")
+        subprocess.run([sys.executable, "-m", "watcherd", "scan", str(seed_root), "-c", str(conf)], check=True)
+        made = sorted((seed_root / "thumbs").glob("*_.png"))
+        for i in range(n):
+            src = made[i % len(made)]
+            text = read_text(src.read_bytes())
+            h = f"{i:016x}"
+            text["hash"] = h
+            text["sha256"] = hashlib.sha256(h.encode()).hexdigest()
+            info = PngImagePlugin.PngInfo()
+            for k, v in text.items():
+                info.add_text(k, v)
+            folder = root / "thumbs" / f"f{i % 100:02d}"
+            folder.mkdir(exist_ok=True)
+            with Image.open(src) as im:
+                im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
+
+        t_walk = best(functools.partial(scandir_walk, root / "thumbs"), 3)
+        t = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "watcherd", "scan", str(root), "-c", str(conf), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - t
+        counts = json.loads(out.stdout)["counts"]
+        assert counts.get("adopted") == n, counts
+    return [
+        (
+            f"adopt {n:,} thumbnails without a catalog (watcherd scan)",
+            f"{sig(seconds)} s",
+            f"scandir walk {sig(t_walk)} s",
+            f"{sig(seconds / t_walk)}x the walk",
+            "≤60 s at 100k on 2 cores",
+        )
+    ]

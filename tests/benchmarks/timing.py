@@ -1,0 +1,172 @@
+"""Shared by the benchmarks: the row format, best-of and median timers, a made-up catalog and
+its paths, small PNGs, a whole process timed with its peak memory, a plain directory walk.
+
+Run through ``python -m tests.benchmarks.bench`` (the whole table).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image
+
+from tests.benchmarks.corpus import jpeg, photo
+from watcherd.catalog import open_for_writing
+from watcherd.core import crops
+from watcherd.core.config import Config
+from watcherd.core.records import ImageRecord, State
+
+Row = tuple[str, str, str, str, str]
+
+
+T = TypeVar("T")
+
+
+def sig(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, never rounded to 0 and never in exponent notation."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def median_of(queries: list[int], fn: Callable[[int], object]) -> float:
+    """Median seconds of ``fn`` over the queries."""
+    samples = []
+    for q in queries:
+        t0 = time.perf_counter()
+        fn(q)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def small_jpeg(size: tuple[int, int], seed: int) -> bytes:
+    return jpeg(photo(size, seed), 90)
+
+
+def pinned(cpus: set[int], fn: Callable[[], T]) -> T:
+    """Run ``fn`` on the given CPUs only (worker processes spawned inside inherit it)."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        return fn()
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def make_catalog(root: Path, n: int, folders: int = 50, *, windows: bool = False) -> Config:
+    """A catalog of ``n`` made-up records spread over ``folders`` folders (no files); with
+    ``windows``, every record but the first has random window hashes (the first: none, as before them)."""
+    cfg = Config().with_root(root)
+    catalog = open_for_writing(cfg).catalog
+    rng = np.random.default_rng(1)
+    tags = [f"tag{i}" for i in range(50)]
+    hashes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    per = len(crops.WINDOWS)
+    try:
+        for start in range(0, n, 10_000):
+            with catalog.transaction():
+                for i in range(start, min(n, start + 10_000)):
+                    h = f"{int(hashes[i]):016x}"
+                    name = f"64x64_{h}_.png"
+                    folder = tags[i % folders]
+                    record = ImageRecord(
+                        name=name,
+                        hash=h,
+                        width=64,
+                        height=64,
+                        path=f"thumbs/{folder}/{name}",
+                        state=State.PRESENT,
+                        first_seen="",
+                        last_seen="",
+                        sha256="",
+                        tags=[folder, tags[(i * 7) % 50], "64x64"],
+                    )
+                    if windows and i > 0:
+                        record.crops = crops.join([int(x) for x in rng.integers(0, 2**64, per, dtype=np.uint64)])
+                    catalog.put_image(record)
+    finally:
+        catalog.close()
+    return cfg
+
+
+def catalog_paths(cfg: Config) -> list[tuple[str, str]]:
+    with sqlite3.connect(cfg.database_path) as con:
+        return con.execute("SELECT name, path FROM listing").fetchall()
+
+
+def filed_count(db: Path) -> int:
+    """Images and collisions whose original has been filed."""
+    try:
+        con = sqlite3.connect(db, timeout=30)
+        try:
+            (images,) = con.execute(
+                "SELECT count(*) FROM images WHERE json_extract(value, '$.moving_from') IS NULL"
+            ).fetchone()
+            (collisions,) = con.execute(
+                "SELECT count(*) FROM collisions WHERE json_extract(value, '$.newcomer.moving_from') IS NULL"
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+    return int(images) + int(collisions)
+
+
+def small_pngs(n: int, folder: Path) -> None:
+    """``n`` small PNGs of coarse random blocks (64x48), as a burst would bring; their hashes
+    differ, so each is an image of its own (a few may still collide, and are counted)."""
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        blocks = rng.integers(0, 256, size=(6, 8), dtype=np.uint8)
+        pixels = np.kron(blocks, np.ones((8, 8), dtype=np.uint8))
+        Image.fromarray(pixels, "L").save(folder / f"s{i:05d}.png")
+
+
+def scandir_walk(top: Path) -> int:
+    """The baseline for scans: count the files under ``top`` with a bare os.scandir walk."""
+    count, stack = 0, [str(top)]
+    while stack:
+        for e in os.scandir(stack.pop()):
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+            else:
+                count += 1
+    return count
+
+
+RSS_OF_CHILD = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True, check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def timed_process(args: list[str], repeat: int) -> tuple[float, float]:
+    """(best wall time of ``args`` as a process, its largest peak RSS in MB), measured from a parent."""
+    best, peak = math.inf, 0.0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", RSS_OF_CHILD, *args], capture_output=True, check=True, text=True)
+        best = min(best, time.perf_counter() - t)
+        peak = max(peak, int(done.stdout.split()[-1]) / 1024)
+    return best, peak
