@@ -326,6 +326,9 @@ class Catalog(CatalogReader):
         """The export file now holds ``generation`` (written, fsynced and renamed into place)."""
         with self.transaction():
             self._write("UPDATE export_mark SET exported = ? WHERE id = 1", (generation,))
+            # Bookkeeping about the export, not a change of the library: counted, the daemon
+            # would export (and publish its snapshot) again at every interval.
+            self._staged -= 1
 
     def set_meta(self, key: str, value: Any) -> None:
         """Write a ``meta`` value (plain JSON)."""

@@ -40,7 +40,11 @@ def change(
 ) -> Any:
     """Apply one change through the library's one writer; return its document."""
     check_library(cfg)
-    for _ in range(5):
+    for attempt in range(6):
+        if attempt:
+            # The lease seen between two hands (or read mid-write through a network client's
+            # cache): look again a moment later, for a few seconds in all, before giving up.
+            sleep(min(2.0, 0.25 * 2 ** (attempt - 1)))
         if writer_live(cfg):
             answer = _ask(cfg, mailbox.Request(command, arguments), pick_up, sleep)
             if answer is None:

@@ -270,3 +270,19 @@ def test_after_commit_and_on_rollback_follow_the_transaction_and_its_savepoints(
     with catalog.transaction():
         pass
     assert seen == ["now"]
+
+
+def test_the_export_mark_counts_what_the_export_holds_and_is_no_change_itself(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        start, exported = cat.export_generation()
+        assert exported is None  # never exported
+        _put(cat, _record())
+        generation, _ = cat.export_generation()
+        assert generation > start
+        with cat.transaction():
+            cat.set_meta("scan", {"finished": "now"})  # when the last scan ran: not in the export
+        assert cat.export_generation()[0] == generation
+        changes = cat.changes
+        cat.mark_exported(generation)
+        # Counted as a change, the daemon would export and publish again at every interval.
+        assert cat.export_generation() == (generation, generation) and cat.changes == changes
