@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.benchmarks.bench import burst, folder_rename
-from tests.benchmarks.timing import Row, best, sig, timed_process
+from tests.benchmarks.timing import Row, best, scandir_walk, sig, timed_process
 from watcherd.catalog import Catalog
 from watcherd.catalog.schema import create_tables
 from watcherd.core.config import Config
@@ -283,19 +283,6 @@ def projection(small: int, big: int, at_small: dict[str, float], at_big: dict[st
     return rows
 
 
-def _stat_walk(top: Path) -> int:
-    """The baseline for scans: an os.scandir walk that stats every file."""
-    count, stack = 0, [str(top)]
-    while stack:
-        for e in os.scandir(stack.pop()):
-            if e.is_dir(follow_symlinks=False):
-                stack.append(e.path)
-            else:
-                e.stat(follow_symlinks=False)
-                count += 1
-    return count
-
-
 def adoption_and_rescan(n: int) -> list[Row]:
     """``n`` thumbnails of ours and no catalog: ``watcherd scan`` adopts them; then scans again
     with the catalog current. Both whole processes, beside a stat walk of the tree."""
@@ -329,7 +316,7 @@ def adoption_and_rescan(n: int) -> list[Row]:
             folder.mkdir(exist_ok=True)
             with Image.open(src) as im:
                 im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
-        walk = best(functools.partial(_stat_walk, root / "thumbs"), 3)
+        walk = best(functools.partial(scandir_walk, root / "thumbs", stat=True), 3)
         scan = [sys.executable, "-m", "watcherd", "scan", str(root), "-c", str(conf), "--json"]
         t = time.perf_counter()
         out = subprocess.run(scan, check=True, capture_output=True, text=True)

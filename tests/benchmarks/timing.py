@@ -143,14 +143,17 @@ def small_pngs(n: int, folder: Path) -> None:
         Image.fromarray(pixels, "L").save(folder / f"s{i:05d}.png")
 
 
-def scandir_walk(top: Path) -> int:
-    """The baseline for scans: count the files under ``top`` with a bare os.scandir walk."""
+def scandir_walk(top: Path, *, stat: bool = False) -> int:
+    """The baseline for scans: count the files under ``top`` with a bare os.scandir walk
+    (``stat``: stat every file too, as a scan does)."""
     count, stack = 0, [str(top)]
     while stack:
         for e in os.scandir(stack.pop()):
             if e.is_dir(follow_symlinks=False):
                 stack.append(e.path)
             else:
+                if stat:
+                    e.stat(follow_symlinks=False)
                 count += 1
     return count
 

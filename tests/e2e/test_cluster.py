@@ -122,8 +122,11 @@ def test_scan_on_a_cluster_of_nanny_workers_matches_a_local_scan(cluster: Cluste
     assert "decoded 26 files on the cluster" in remote.stderr
 
 
+SLOW = 16  # big pictures: with batches of four, two in flight, a killed worker has some in hand
+
+
 def test_a_worker_killed_mid_batch_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
-    slow_library(tmp_path / "here", 24)
+    slow_library(tmp_path / "here", SLOW)
     copy_library(tmp_path / "here", tmp_path / "there")
     conf = config(tmp_path, "cluster:\n  batch_files: 4\n  in_flight: 2\n")
     proc = scanning(tmp_path / "there", "-c", conf, "--cluster", cluster.address)
@@ -139,11 +142,11 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster: Cluster, tmp_path: Pat
     assert scan(tmp_path / "here", "-c", conf).returncode == 0
     there = library_facts(tmp_path / "there")
     assert there == library_facts(tmp_path / "here")
-    assert len(there["images"]) == 24 and "Traceback" not in err
+    assert len(there["images"]) == SLOW and "Traceback" not in err
 
 
 def test_losing_the_scheduler_stops_cleanly_and_the_next_scan_continues(cluster: Cluster, tmp_path: Path) -> None:
-    slow_library(tmp_path / "here", 24)
+    slow_library(tmp_path / "here", SLOW)
     copy_library(tmp_path / "here", tmp_path / "there")
     conf = config(tmp_path, "cluster:\n  batch_files: 2\n  in_flight: 1\n")
     proc = scanning(tmp_path / "there", "-c", conf, "--cluster", cluster.address)
@@ -157,7 +160,7 @@ def test_losing_the_scheduler_stops_cleanly_and_the_next_scan_continues(cluster:
     assert proc.returncode == 6
     assert len(lines) == 1 and lines[0].startswith("watcherd: error: lost the cluster at tcp://127.0.0.1:"), err
     done = library_facts(tmp_path / "there")["images"]
-    assert 0 < len(done) < 24
+    assert 0 < len(done) < SLOW
     # The next scan (here without the cluster) continues where the lost one stopped.
     assert scan(tmp_path / "there", "-c", conf).returncode == 0
     assert scan(tmp_path / "here", "-c", conf).returncode == 0

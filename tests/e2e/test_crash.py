@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import encode, running_daemon, scene, table, wait_for, write, xmp_packet
 from tests.invariants import check_library
 
-TRIALS = int(os.environ.get("WATCHERD_CRASH_TRIALS", "5"))
+TRIALS = int(os.environ.get("WATCHERD_CRASH_TRIALS", "4"))
 IMAGES = int(os.environ.get("WATCHERD_CRASH_IMAGES", "120"))
 
 
