@@ -10,7 +10,7 @@ SIGKILL of the daemon and SIGINT of a ``scan`` mid-batch, with short pauses betw
 quiet points (every ``CHECK_EVERY`` steps and at the end) the daemon is stopped, two full
 scans run, and every invariant is checked (``tests/interleaving.py``, ``World.check``).
 
-The budget is about two minutes on two cores; failures are not shrunk here (a shrink
+The budget is under a minute on two cores; failures are not shrunk here (a shrink
 re-runs whole libraries). A failure prints the seed, the symptom and the steps, saved as a
 script that replays with ``python -m tests.benchmarks.interleave_soak --replay FILE``;
 the soak (same module, more seeds and steps, shrinking on) runs on demand.
@@ -26,8 +26,8 @@ from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
 EXAMPLES = 2  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
-STEPS = 40
-CHECK_EVERY = 25
+STEPS = 30
+CHECK_EVERY = 15
 
 
 @pytest.mark.slow
