@@ -399,7 +399,7 @@ def create_tagfiles_due(conn: sqlite3.Connection) -> None:
     )
 
 
-# The meta values the export holds (``restore.REMEMBERED_META``): the order of decisions, the
+# The meta values the export holds: the order of decisions, the
 # near groups decided distinct, how each decision was made.
 EXPORTED_META = ("decided", "distinct_groups", "decisions_made")
 

@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 
 from watcherd.catalog import CatalogReader, audit
+from watcherd.catalog.schema import EXPORTED_META
 from watcherd.check.problems import Image
 from watcherd.check.stores import ExportFacts, IndexFacts, NearFacts
 from watcherd.check.verdicts import Facts, Ident, Verdict, verdicts
@@ -127,7 +128,7 @@ def _expected_export(cfg: Config, catalog: CatalogReader, facts: Facts) -> Expor
     None when an unreadable record keeps the catalog from being exported at all."""
     try:
         images = json.loads("{" + ",".join(catalog.export_entries()) + "}")
-        meta = {key: catalog.meta(key) for key in restore.REMEMBERED_META}
+        meta = {key: catalog.meta(key) for key in EXPORTED_META}
     except (CatalogError, ValueError):
         return None
     return ExportFacts(

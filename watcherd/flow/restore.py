@@ -31,7 +31,6 @@ from watcherd.fs import fsops
 log = logging.getLogger("watcherd")
 
 EXPORT_VERSION = 1
-REMEMBERED_META = EXPORTED_META  # decided.STACK, .NEAR, .MADE: the meta values the export holds
 
 
 def export_path(cfg: Config) -> Path:
@@ -55,7 +54,7 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
         "collisions": collisions,
         "near_decisions": [n.to_json() for n in catalog.near_decisions()],
         # the order of decisions (for undo) and the near groups decided distinct
-        "meta": {key: catalog.meta(key) for key in REMEMBERED_META if catalog.meta(key) is not None},
+        "meta": {key: catalog.meta(key) for key in EXPORTED_META if catalog.meta(key) is not None},
     }
     with open(tmp, "x", encoding="utf-8") as fh:
         fh.write(json.dumps(head, ensure_ascii=True, sort_keys=True)[:-1] + ', "images": {')
@@ -71,20 +70,20 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
     return target
 
 
-def export_now(cfg: Config, catalog: Catalog, now: float) -> Path:
-    """Write the export and mark the catalog's generation it holds (the writer's side)."""
-    generation, _ = catalog.export_generation()
-    target = write_export(cfg, catalog, now)
+def export_now(cfg: Config, catalog: Catalog, now: float, *, unless_current: bool = False) -> None:
+    """Write the export and mark the catalog's generation it holds (the writer's side);
+    ``unless_current``: not when the file there already holds that generation."""
+    generation, exported = catalog.export_generation()
+    if unless_current and generation == exported and export_path(cfg).exists():
+        return
+    write_export(cfg, catalog, now)
     catalog.mark_exported(generation)
-    return target
 
 
 def save_copies(cfg: Config, catalog: Catalog, now: float) -> None:
     """Write the export unless it already holds what the catalog does, and publish the
     read-only snapshot when the live catalog is elsewhere."""
-    generation, exported = catalog.export_generation()
-    if generation != exported or not export_path(cfg).exists():
-        export_now(cfg, catalog, now)
+    export_now(cfg, catalog, now, unless_current=True)
     if cfg.snapshot_path is not None:
         catalog.publish(cfg.snapshot_path)
 
@@ -158,7 +157,7 @@ def restore_collisions(pipeline: Pipeline) -> int:
         for decided in near:
             if catalog.near_decision(decided.id) is None:
                 catalog.put_near_decision(decided)
-        for key in REMEMBERED_META:
+        for key in EXPORTED_META:
             if key in memory.meta and catalog.meta(key) is None:
                 catalog.set_meta(key, memory.meta[key])
     return len(found)
