@@ -8,7 +8,6 @@ one of whose stored windows is near one of the query's windows (``match: crop``)
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,20 +61,11 @@ MAX_RADIUS = 16  # near.index.MAX_RADIUS; numpy and Pillow load only for the com
 
 
 def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
-    """The decoding settings a query image is hashed with: ``pinned`` (the catalog's
-    ``library`` meta) wins over the config, so it matches the library's names."""
+    """The decoding settings a query image is hashed with, so it matches the library's names
+    (``newimage.library_spec``, imported here: Pillow loads only for the commands that need it)."""
+    from watcherd.decode.newimage import library_spec
 
-    from watcherd.decode.newimage import spec_for
-
-    spec = spec_for(cfg)
-    if pinned:
-        spec = dataclasses.replace(
-            spec,
-            algorithm=pinned.get("algorithm", spec.algorithm),
-            hash_size=pinned.get("hash_size", spec.hash_size),
-            decode=pinned.get("decode", "reference"),
-        )
-    return spec
+    return library_spec(cfg, pinned)
 
 
 def render_file(cfg: Config, path: Path, pinned: Json | None = None) -> imaging.Rendered:

@@ -13,7 +13,6 @@ made again (by ``undo``) are rendered by the caller's ``render``: the decoder sa
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -30,7 +29,7 @@ from watcherd.decide.applier import Applier
 from watcherd.decide.decided import NEAR
 from watcherd.decide.plans import DistinctFacts, KeepFacts, plan_distinct, plan_keep, unmerged
 from watcherd.decode import chunks
-from watcherd.decode.newimage import Renderer, spec_for
+from watcherd.decode.newimage import Renderer, library_spec
 from watcherd.filing import journal
 from watcherd.filing.adopt import examine, from_chunks
 from watcherd.filing.context import Context
@@ -78,14 +77,7 @@ class Decisions:
             data = places.absolute(original).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot undo: cannot read {original}: {exc.strerror}") from None
-        spec = spec_for(self.ctx.cfg)
-        pinned = self.ctx.catalog.meta("library") or {}
-        spec = dataclasses.replace(
-            spec,
-            algorithm=pinned.get("algorithm", spec.algorithm),
-            hash_size=pinned.get("hash_size", spec.hash_size),
-            decode=pinned.get("decode", spec.decode),
-        )
+        spec = library_spec(self.ctx.cfg, self.ctx.catalog.meta("library"))
         sha = hashlib.sha256(data).hexdigest()
         try:
             return self.render_job(data, spec, filename or Path(original).name, sha, self.ctx.now()).png

@@ -11,6 +11,7 @@ else (publishing, recording, moving) stays on the one writer, in order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import Protocol
 from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
 from watcherd.core.naming import canonical_name, shown
+from watcherd.core.records import Json
 from watcherd.decode import imaging
 from watcherd.fs import publish, sidecars
 
@@ -83,6 +85,21 @@ def spec_for(cfg: Config) -> imaging.RenderSpec:
         thumbnail_size=cfg.thumbnail_size,
         decode=cfg.decode,
         keywords=cfg.import_keywords,
+    )
+
+
+def library_spec(cfg: Config, pinned: Json | None) -> imaging.RenderSpec:
+    """The decoding settings that name images in a library: ``pinned`` (its catalog's ``library``
+    meta) wins over the config's hash settings. A library pinned before the decode mode was
+    pinned was named in reference mode."""
+    spec = spec_for(cfg)
+    if not pinned:
+        return spec
+    return dataclasses.replace(
+        spec,
+        algorithm=pinned.get("algorithm", spec.algorithm),
+        hash_size=pinned.get("hash_size", spec.hash_size),
+        decode=pinned.get("decode", "reference"),
     )
 
 
