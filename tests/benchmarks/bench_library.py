@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,12 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
-
 from tests.benchmarks.timing import (
     Row,
     best,
     catalog_paths,
+    made_up_thumbnails,
     make_catalog,
     scandir_walk,
     sig,
@@ -33,7 +30,6 @@ from tests.benchmarks.timing import (
 from tests.helpers import running_daemon, table, wait_for
 from watcherd.catalog import open_for_writing
 from watcherd.core.config import Config
-from watcherd.decode.chunks import read_text
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 
@@ -209,31 +205,7 @@ def adoption(n: int) -> list[Row]:
     """``n`` thumbnails of ours and no catalog (a restored backup): ``watcherd scan`` adopts them all,
     against an os.scandir walk of the same tree."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "lib"
-        (root / "thumbs").mkdir(parents=True)
-        small_pngs(min(n, 500), Path(tmp) / "staging")
-        conf = Path(tmp) / "w.yaml"
-        conf.write_text("settle: 0\n")
-        # Make real thumbnails once, then copy them under made-up hashes: adoption reads
-        # only the chunks, so every copy is a distinct thumbnail of ours.
-        seed_root = Path(tmp) / "seed"
-        shutil.copytree(Path(tmp) / "staging", seed_root / "thumbs")
-        subprocess.run([sys.executable, "-m", "watcherd", "scan", str(seed_root), "-c", str(conf)], check=True)
-        made = sorted((seed_root / "thumbs").glob("*_.png"))
-        for i in range(n):
-            src = made[i % len(made)]
-            text = read_text(src.read_bytes())
-            h = f"{i:016x}"
-            text["hash"] = h
-            text["sha256"] = hashlib.sha256(h.encode()).hexdigest()
-            info = PngImagePlugin.PngInfo()
-            for k, v in text.items():
-                info.add_text(k, v)
-            folder = root / "thumbs" / f"f{i % 100:02d}"
-            folder.mkdir(exist_ok=True)
-            with Image.open(src) as im:
-                im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
-
+        root, conf = made_up_thumbnails(Path(tmp), [f"{i:016x}" for i in range(n)], 500)
         t_walk = best(functools.partial(scandir_walk, root / "thumbs"), 3)
         t = time.perf_counter()
         out = subprocess.run(

@@ -24,7 +24,6 @@ import argparse
 import functools
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -286,36 +285,13 @@ def projection(small: int, big: int, at_small: dict[str, float], at_big: dict[st
 def adoption_and_rescan(n: int) -> list[Row]:
     """``n`` thumbnails of ours and no catalog: ``watcherd scan`` adopts them; then scans again
     with the catalog current. Both whole processes, beside a stat walk of the tree."""
-    from PIL import Image, PngImagePlugin
-
-    from tests.benchmarks.timing import small_pngs
-    from watcherd.decode.chunks import read_text
+    from tests.benchmarks.timing import made_up_thumbnails
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("WATCHERD_BENCH_DIR")) as tmp:
-        root = Path(tmp) / "lib"
-        (root / "thumbs").mkdir(parents=True)
-        small_pngs(min(n, 200), Path(tmp) / "staging")
-        conf = Path(tmp) / "w.yaml"
-        conf.write_text("settle: 0\n")
-        seed_root = Path(tmp) / "seed"
-        shutil.copytree(Path(tmp) / "staging", seed_root / "thumbs")
-        subprocess.run([sys.executable, "-m", "watcherd", "scan", str(seed_root), "-c", str(conf)], check=True)
-        made = sorted((seed_root / "thumbs").glob("*_.png"))
         # Random hashes: consecutive numbers as hashes (0, 1, 2, ...) would make every
         # thumbnail a near-duplicate of thousands of others, as no library of pictures is.
         hashes = np.random.default_rng(11).integers(0, 2**64, size=n, dtype=np.uint64)
-        for i in range(n):
-            src = made[i % len(made)]
-            text = read_text(src.read_bytes())
-            h = f"{int(hashes[i]):016x}"
-            text["hash"], text["sha256"] = h, f"{i:064x}"
-            info = PngImagePlugin.PngInfo()
-            for k, v in text.items():
-                info.add_text(k, v)
-            folder = root / "thumbs" / f"f{i % 100:02d}"
-            folder.mkdir(exist_ok=True)
-            with Image.open(src) as im:
-                im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
+        root, conf = made_up_thumbnails(Path(tmp), [f"{int(h):016x}" for h in hashes], 200)
         walk = best(functools.partial(scandir_walk, root / "thumbs", stat=True), 3)
         scan = [sys.executable, "-m", "watcherd", "scan", str(root), "-c", str(conf), "--json"]
         t = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from tests.benchmarks.corpus import jpeg, photo
 from watcherd.catalog import open_for_writing
@@ -173,3 +174,33 @@ def timed_process(args: list[str], repeat: int) -> tuple[float, float]:
         best = min(best, time.perf_counter() - t)
         peak = max(peak, int(done.stdout.split()[-1]) / 1024)
     return best, peak
+
+
+def made_up_thumbnails(tmp: Path, hashes: list[str], seeds: int) -> tuple[Path, Path]:
+    """A library of thumbnails of ours and no catalog (a restored backup), under ``tmp``:
+    ``seeds`` real thumbnails made once by ``watcherd scan``, copied under the made-up
+    ``hashes`` (adoption reads only the chunks, so each copy is a distinct thumbnail of ours),
+    spread over 100 folders. Returns (root, config)."""
+    from watcherd.decode.chunks import read_text
+
+    root = tmp / "lib"
+    (root / "thumbs").mkdir(parents=True)
+    small_pngs(min(len(hashes), seeds), tmp / "staging")
+    conf = tmp / "w.yaml"
+    conf.write_text("settle: 0\n")
+    seed_root = tmp / "seed"
+    shutil.copytree(tmp / "staging", seed_root / "thumbs")
+    subprocess.run([sys.executable, "-m", "watcherd", "scan", str(seed_root), "-c", str(conf)], check=True)
+    made = sorted((seed_root / "thumbs").glob("*_.png"))
+    for i, h in enumerate(hashes):
+        src = made[i % len(made)]
+        text = read_text(src.read_bytes())
+        text["hash"], text["sha256"] = h, f"{i:064x}"
+        info = PngImagePlugin.PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+        folder = root / "thumbs" / f"f{i % 100:02d}"
+        folder.mkdir(exist_ok=True)
+        with Image.open(src) as im:
+            im.save(folder / f"{text['width']}x{text['height']}_{h}_.png", pnginfo=info)
+    return root, conf
