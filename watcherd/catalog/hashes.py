@@ -34,14 +34,15 @@ class Source:
     several rows per image. Both logs share ``near_meta``'s epoch.
     """
 
+    name: str  # how the builder's command line names it
     table: str
     log: str
     trimmed: str  # the near_meta key saying how far the log has been trimmed
     file: str  # the index file's name in the ``near`` folder
 
 
-WHOLE = Source("hashes", "near_log", "trimmed", "index.bin")
-CROPS = Source("crop_hashes", "crop_log", "crop_trimmed", "crops.bin")
+WHOLE = Source("whole", "hashes", "near_log", "trimmed", "index.bin")
+CROPS = Source("crops", "crop_hashes", "crop_log", "crop_trimmed", "crops.bin")
 SNAPSHOT_CHUNK = 500_000  # rows per read transaction while an index is built (~0.3 s each)
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("watcherd")
 
 
-SOURCES = {"whole": WHOLE, "crops": CROPS}
+SOURCES = {source.name: source for source in (WHOLE, CROPS)}
 
 
 def build(path: Path, catalog_path: Path, source: Source = WHOLE) -> tuple[str | None, int]:
@@ -140,9 +140,8 @@ class Maintainer:
         if epoch is None or not self.due(epoch, trimmed, head, now):
             return False
         if self.background:
-            name = next(k for k, v in SOURCES.items() if v == self.source)
             self._builder = subprocess.Popen(
-                [*self.command, str(self.path), str(self.catalog_path), name],
+                [*self.command, str(self.path), str(self.catalog_path), self.source.name],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
