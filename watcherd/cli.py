@@ -26,9 +26,7 @@ from watcherd.catalog.finding import TagQuery
 from watcherd.cliargs import build_parser
 from watcherd.commands.library import Library
 from watcherd.core import config
-from watcherd.core.collisionrecords import Verdict
 from watcherd.core.config import Config
-from watcherd.core.documents import ScanSummary
 from watcherd.core.errors import UsageError, WatcherdError
 from watcherd.fs.layout import check_library, check_root, check_writable, find_root
 
@@ -109,6 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
     _setup_logging(args, cfg)
+    from watcherd.core.documents import ScanSummary
     from watcherd.run.scan import scan_once  # the writer's imports are only paid by run and scan
 
     rebuild = args.command == "rebuild"
@@ -358,6 +357,8 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
         raise UsageError(
             "resolve takes [ROOT] ID DECISION (distinct, keep-existing, keep-newcomer), or [ROOT] --undo [ID]"
         )
+    from watcherd.core.collisionrecords import Verdict  # only resolve needs the words
+
     words = [v.value for v in Verdict]
     if len(values) < 2 or values[-1] not in words:
         # Checked before ROOT is looked for: 'resolve ROOT ID' must not take ROOT for the ID.

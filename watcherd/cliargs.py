@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from watcherd import __version__
-from watcherd.commands import queries
 from watcherd.core.errors import UsageError
+from watcherd.core.nearpairs import DEFAULT_DISTANCE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--distance",
         "-d",
         type=int,
-        default=queries.DEFAULT_DISTANCE,
+        default=DEFAULT_DISTANCE,
         metavar="N",
-        help=f"largest Hamming distance (default {queries.DEFAULT_DISTANCE})",
+        help=f"largest Hamming distance (default {DEFAULT_DISTANCE})",
     )
 
     p = add("check", "Verify the library (catalog, tree, originals, collisions, export, index); exit 1 on problems.")

@@ -248,3 +248,21 @@ def test_a_scan_writes_the_export_only_when_it_lags_the_catalog(
     assert export.stat().st_ino == after.st_ino
     export.unlink()  # gone: written again
     assert run(capsys, "scan", str(library), "--json")[0] == 0 and export.exists()
+
+
+def test_find_loads_neither_the_keeper_rule_nor_the_near_groups(library: Path) -> None:
+    """``find`` and ``status`` answer at a glance: the modules only ``dupes``, ``similar`` and the
+    writer need (and numpy, Pillow) stay unloaded in their process."""
+    import subprocess
+    import sys
+
+    heavy = ("watcherd.commands.duplicates", "watcherd.core.keeper", "watcherd.near", "watcherd.decide", "numpy", "PIL")
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['watcherd', 'find', {str(library)!r}, '--tag', 'cats', '--json']\n"
+        "try:\n    runpy.run_module('watcherd', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) and done.stderr.strip().splitlines()[-1] == "[]"

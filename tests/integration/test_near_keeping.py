@@ -12,7 +12,7 @@ from tests.helpers import drop, wait_for
 from tests.integration.test_daemon import Running
 from watcherd.catalog.hashes import NearLogReader
 from watcherd.cli import main
-from watcherd.commands import queries
+from watcherd.commands import search
 from watcherd.core.config import Config
 from watcherd.near import reader
 from watcherd.near.builder import Maintainer
@@ -74,7 +74,7 @@ def test_the_daemon_keeps_ingesting_while_the_index_is_rebuilt(cfg: Config, tmp_
             pass  # let the builder go
         wait_for(lambda: not keeper.building and _log_length(cfg) == 0, what="index published, log trimmed")
         assert _answer(cfg, rec["hash"]) == [(rec["name"], rec["path"], 0)]
-        assert [h["name"] for h in queries.similar(cfg, rec["hash"], 0)] == [rec["name"]]
+        assert [h["name"] for h in search.similar(cfg, rec["hash"], 0)] == [rec["name"]]
     finally:
         running.stop.set()
         running.thread.join(timeout=20)

@@ -172,7 +172,7 @@ def test_a_daemonic_process_can_run_a_sandbox() -> None:
 def test_similar_given_an_image_file_decodes_it_in_the_sandbox_never_in_the_caller(
     cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watcherd.commands import queries
+    from watcherd.commands import search
     from watcherd.core.errors import UsageError
 
     im = scene(seed=81)
@@ -185,7 +185,7 @@ def test_similar_given_an_image_file_decodes_it_in_the_sandbox_never_in_the_call
 
     # The sandbox's worker is a fresh interpreter: this process's patch does not reach it.
     monkeypatch.setattr(imaging, "decode", in_the_caller)
-    assert queries.hash_of_file(cfg, picture) == expected
+    assert search.hash_of_file(cfg, picture) == expected
     (tmp_path / "not.png").write_bytes(b"not an image")
     with pytest.raises(UsageError, match=r"not\.png"):
-        queries.hash_of_file(cfg, tmp_path / "not.png")
+        search.hash_of_file(cfg, tmp_path / "not.png")

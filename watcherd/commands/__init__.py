@@ -2,4 +2,4 @@
 arrange, the edits (each one transaction), and the one writer with its request-file mailbox.
 """
 
-__all__ = ["arrange", "edits", "library", "mailbox", "queries", "search", "writer"]
+__all__ = ["arrange", "duplicates", "edits", "library", "mailbox", "queries", "search", "writer"]

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from watcherd.catalog import Catalog, CatalogReader
-from watcherd.commands import queries
 from watcherd.core.config import Config
 from watcherd.core.documents import Arrangement, PlannedMove
 from watcherd.core.errors import UsageError
 from watcherd.core.naming import merge_tags, parse_canonical
+from watcherd.core.nearpairs import DEFAULT_DISTANCE
 from watcherd.core.places import Places
 from watcherd.fs import fsops
 
@@ -103,8 +103,7 @@ def _similarity_targets(cfg: Config, catalog: CatalogReader, first: dict[str, st
 
     within = set(first)
     found = sorted(
-        g.names
-        for g in read_groups(cfg.database_path, index_path(cfg.state_dir), queries.DEFAULT_DISTANCE, within=within)
+        g.names for g in read_groups(cfg.database_path, index_path(cfg.state_dir), DEFAULT_DISTANCE, within=within)
     )
     ham = f"{top}/{BY_HAM}/"
 

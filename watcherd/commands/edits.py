@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from watcherd.catalog import Catalog
 from watcherd.commands import arrange as arranging
-from watcherd.commands import queries
+from watcherd.commands import queries, search
 from watcherd.commands.mailbox import Answer, Request
 from watcherd.core.config import Config
 from watcherd.core.documents import (
@@ -59,7 +59,7 @@ def _check_tag(tag: str, what: str) -> None:
 def untag(catalog: Catalog, name: str, tag: str) -> ImageSummary:
     """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""
     with catalog.transaction():
-        rec = queries.lookup(catalog, name)
+        rec = search.lookup(catalog, name)
         if tag not in rec.tags:
             raise UsageError(f"{rec.name} has no tag {tag!r} (it has: {', '.join(rec.tags) or 'none'})")
         rec.tags = [t for t in rec.tags if t != tag]
@@ -110,7 +110,7 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
     if not names:
         raise UsageError("forget needs at least one NAME")
     with catalog.transaction():
-        records = [queries.lookup(catalog, n) for n in names]
+        records = [search.lookup(catalog, n) for n in names]
         present = [r.name for r in records if r.present]
         if present:
             raise UsageError(

@@ -43,7 +43,6 @@ from watcherd.core.documents import (
 )
 from watcherd.core.errors import UsageError
 from watcherd.core.records import Json
-from watcherd.decide.decided import NEAR
 from watcherd.fs.layout import check_root, lease_path
 
 
@@ -126,13 +125,17 @@ class Library:
     def dupes(self, near: int | None = None, *, decided: bool = False) -> list[Collision | NearGroup]:
         """Undecided collisions (every one with ``decided``); with ``near``, also groups of
         images within that distance (those decided distinct only with ``decided``)."""
+        # Only dupes (and the page) load the keeper rule and the groups: find and status stay quick.
+        from watcherd.commands import duplicates
+        from watcherd.decide.decided import NEAR
+
         with self._reading() as catalog:
-            items: list[Collision | NearGroup] = [*queries.dupes(catalog, decided=decided, root=self.cfg.root)]
+            items: list[Collision | NearGroup] = [*duplicates.dupes(catalog, decided=decided, root=self.cfg.root)]
             # Near groups decided distinct, and collisions decided distinct (their two look-alikes).
-            groups = [*(catalog.meta(NEAR) or []), *queries.distinct_pairs(catalog)] if near is not None else []
-            kept = queries.near_kept(catalog) if near is not None and decided else []
+            groups = [*(catalog.meta(NEAR) or []), *duplicates.distinct_pairs(catalog)] if near is not None else []
+            kept = duplicates.near_kept(catalog) if near is not None and decided else []
         if near is not None:
-            items += queries.near_groups(self.cfg, near, groups, decided=decided)
+            items += duplicates.near_groups(self.cfg, near, groups, decided=decided)
         return [*items, *kept]
 
     def resolve(self, ident: str, decision: str, via: str = "command") -> Decided:
@@ -165,13 +168,17 @@ class Library:
 
     def similar(self, target: str, distance: int) -> list[SimilarHit]:
         """Images within ``distance`` bits of an image file, a hash or a catalogued name."""
+        from watcherd.commands import search  # the index's reader: only similar loads it
+
         with self._reading() as catalog:
-            hash_hex, windows = queries.resolve_query(self.cfg, catalog, target)
-        return queries.similar(self.cfg, hash_hex, distance, windows)
+            hash_hex, windows = search.resolve_query(self.cfg, catalog, target)
+        return search.similar(self.cfg, hash_hex, distance, windows)
 
     def similar_to(self, hash_hex: str, windows: list[int], distance: int) -> list[SimilarHit]:
         """Images within ``distance`` bits of a hash, or a crop of (or cropped from) the picture of ``windows``."""
-        return queries.similar(self.cfg, hash_hex, distance, windows)
+        from watcherd.commands import search
+
+        return search.similar(self.cfg, hash_hex, distance, windows)
 
     def untag(self, name: str, tag: str) -> ImageSummary:
         """Remove ``tag`` from one image; it comes back only if the image is moved into such a folder."""

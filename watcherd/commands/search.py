@@ -17,14 +17,13 @@ from watcherd.core.config import Config
 from watcherd.core.documents import SimilarHit
 from watcherd.core.errors import ImageError, UsageError
 from watcherd.core.naming import HASH_RE, parse_canonical
+from watcherd.core.nearpairs import MAX_RADIUS
 from watcherd.core.records import ImageRecord, Json
 
 if TYPE_CHECKING:
     from watcherd.decode import imaging
 
 __all__ = [
-    "DEFAULT_DISTANCE",
-    "MAX_RADIUS",
     "hash_of_file",
     "lookup",
     "query_spec",
@@ -52,12 +51,6 @@ def lookup(catalog: CatalogReader, name: str) -> ImageRecord:
             raise UsageError(f"hash {name} names {len(matches)} images ({names}); give the full name")
         return matches[0]
     raise UsageError(f"{name!r} is neither a canonical name (WxH_HASH_.png) nor a hash")
-
-
-# From tests/benchmarks/quality.py: whash finds 98.9% of near-duplicates at 4 bits with
-# 0.02% false positives; 5 answers the same, 6 quadruples the false positives.
-DEFAULT_DISTANCE = 4
-MAX_RADIUS = 16  # near.index.MAX_RADIUS; numpy and Pillow load only for the commands that need them
 
 
 def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:

@@ -17,7 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from watcherd.core.errors import UsageError
-from watcherd.near.reader import CHUNK_BITS, CHUNKS, MAX_RADIUS, flip_masks
+from watcherd.core.nearpairs import MAX_RADIUS
+from watcherd.near.reader import CHUNK_BITS, CHUNKS, flip_masks
 
 __all__ = ["CHUNKS", "CHUNK_BITS", "MAX_RADIUS", "Hit", "NearIndex", "brute_force", "groups"]
 

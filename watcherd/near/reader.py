@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 from watcherd.catalog.hashes import WHOLE, NearLogReader, Source, log_now, log_state, names_of
 from watcherd.core.errors import IndexFileError, UsageError
+from watcherd.core.nearpairs import MAX_RADIUS
 
 CHUNKS = 4
 CHUNK_BITS = 16
-MAX_RADIUS = 16  # probes per chunk grow as C(16, r // 4); past this a scan is as quick
 MAGIC = b"watcherd-near 1\n"
 HEADER = 4096
 # Each array of the file, in file order: its numpy dtype (little-endian) and memoryview code.

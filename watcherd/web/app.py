@@ -29,12 +29,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from watcherd.catalog.finding import TagQuery
-from watcherd.commands import queries
+from watcherd.commands import search
 from watcherd.commands.library import Library
 from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.documents import Collision, NearGroup, SimilarHit
 from watcherd.core.errors import ImageError, UsageError, WatcherdError
+from watcherd.core.nearpairs import DEFAULT_DISTANCE
 from watcherd.decode.sandbox import Sandbox
 from watcherd.web.pages import search_context, tags_context
 from watcherd.web.review import review_items
@@ -121,7 +122,7 @@ class Web:
 
     async def index(self, request: Request) -> Response:
         items = await _call(review_items, self.library)
-        context = {"items": items, "near": queries.DEFAULT_DISTANCE}
+        context = {"items": items, "near": DEFAULT_DISTANCE}
         return TEMPLATES.TemplateResponse(request, "review.html", context)
 
     async def items(self, request: Request) -> Response:
@@ -175,7 +176,7 @@ class Web:
         error = None
         uploaded = None
         query = request.query_params.get("hash", "")
-        distance = request.query_params.get("distance", str(queries.DEFAULT_DISTANCE))
+        distance = request.query_params.get("distance", str(DEFAULT_DISTANCE))
         try:
             if request.method == "POST":
                 data, filename, fields = await self._upload(request)
@@ -261,7 +262,7 @@ class Web:
         return JSONResponse(await _call(self.library.undo, fields.get("id"), fields.get("token")))
 
     async def api_similar(self, request: Request) -> Response:
-        distance = int(request.query_params.get("distance", queries.DEFAULT_DISTANCE))
+        distance = int(request.query_params.get("distance", DEFAULT_DISTANCE))
         if request.method == "POST":
             data, filename, _ = await self._upload(request)
             return JSONResponse(await self._similar_upload(data, filename, distance))
@@ -293,7 +294,7 @@ class Web:
     def _hash_upload(self, data: bytes, filename: str) -> tuple[str, list[int]]:
         """Hash uploaded bytes in the decoder sandbox, exactly as ingest names images (and its windows)."""
         reader = self.library.pinned_settings()
-        spec = queries.query_spec(self.cfg, reader)
+        spec = search.query_spec(self.cfg, reader)
         with self._sandbox_lock:
             rendered = self._sandbox(data, spec, Path(filename).name, "", time.time())
         return rendered.hash, crops.split(rendered.crops)

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcherd.catalog import CatalogReader, open_for_reading
-from watcherd.commands import queries
+from watcherd.commands import duplicates
 from watcherd.commands.library import Library
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.documents import Collision, NearGroup
 from watcherd.core.keeper import choose
 from watcherd.core.naming import merge_tags, parse_canonical
-from watcherd.core.nearpairs import near_id
+from watcherd.core.nearpairs import DEFAULT_DISTANCE, near_id
 from watcherd.core.places import Places
 from watcherd.core.records import ImageRecord
 from watcherd.decode.facts import collision_facts, image_facts
@@ -105,7 +105,7 @@ class Queue:
     def collision(self, doc: Collision, c: CollisionRecord) -> Item:
         """Existing beside newcomer; the keeper as ``dupes --json`` suggests it."""
         existing = self.catalog.existing_holder(c)
-        c = queries.as_now(self.catalog, c)
+        c = duplicates.as_now(self.catalog, c)
         (fa, fb), (ca, cb) = collision_facts(self.root, c)
         choice = choose([fa, fb])
         ex, new = c.existing, c.newcomer
@@ -181,7 +181,7 @@ class Queue:
 
 def review_items(library: Library, only: set[str] | None = None) -> list[Item]:
     """Undecided collisions, then near groups, as review items (with ``only``: those ids)."""
-    docs = library.dupes(queries.DEFAULT_DISTANCE)
+    docs = library.dupes(DEFAULT_DISTANCE)
     catalog = open_for_reading(library.cfg)
     try:
         queue = Queue(library, catalog)

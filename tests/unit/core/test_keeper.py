@@ -11,7 +11,7 @@ from PIL import ExifTags, Image
 
 from tests.helpers import encode, scene, write
 from watcherd.catalog import Catalog
-from watcherd.commands import queries
+from watcherd.commands import duplicates
 from watcherd.core.config import Config
 from watcherd.core.errors import UsageError
 from watcherd.core.keeper import Facts, camera, choose, date_taken, exif_date, facts_from, shown_date, suggest
@@ -91,14 +91,14 @@ def test_dupes_suggests_the_larger_newcomer_and_the_older_picture_on_a_tie(
     small, large = jpeg_taken("2023:01:02 03:04:05", quality=40), jpeg_taken("2019:06:01 12:00:00", quality=95)
     assert pipeline.process(write(cfg.thumbs_dir / "a.jpg", small)).outcome is Outcome.INGESTED
     assert pipeline.process(write(cfg.thumbs_dir / "b.jpg", large)).outcome is Outcome.COLLISION
-    (item,) = queries.dupes(catalog, root=cfg.root)
+    (item,) = duplicates.dupes(catalog, root=cfg.root)
     assert item["suggested"] == "newcomer"
     (col,) = catalog.collisions()
     (existing, newcomer), _ = collision_facts(cfg.root, col)
     assert existing.pixels == newcomer.pixels == 320 * 240
     assert (existing.file_size, newcomer.file_size) == (len(small), len(large))
     assert (existing.taken, newcomer.taken, newcomer.taken_from) == (NEW, OLD, "EXIF")
-    assert queries.dupes(catalog)[0]["suggested"] is None  # no root: no files to look at
+    assert duplicates.dupes(catalog)[0]["suggested"] is None  # no root: no files to look at
 
 
 def test_without_exif_the_original_s_file_date_decides_a_tie(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
@@ -109,7 +109,7 @@ def test_without_exif_the_original_s_file_date_decides_a_tie(cfg: Config, catalo
     again = write(cfg.thumbs_dir / "dogs" / "b.png", data)  # the same bytes: an exact collision, same size
     os.utime(again, (OLD.timestamp(), OLD.timestamp()))  # but a file from 2019
     assert pipeline.process(again).outcome is Outcome.COLLISION
-    (item,) = queries.dupes(catalog, root=cfg.root)
+    (item,) = duplicates.dupes(catalog, root=cfg.root)
     assert item["kind"] == "exact" and item["suggested"] == "newcomer"
     (col,) = catalog.collisions()
     (_, newcomer), _ = collision_facts(cfg.root, col)

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.commands import edits, queries
+from watcherd.commands import duplicates, edits
 from watcherd.commands.library import Library
 from watcherd.core.collisionrecords import CollisionRecord, Verdict
 from watcherd.core.config import Config
@@ -50,11 +50,11 @@ def test_dupes_lists_undecided_with_an_id_and_all_adds_decided(
     cfg: Config, catalog: Catalog, pipeline: Pipeline
 ) -> None:
     col, _ = collide(cfg, pipeline)
-    (item,) = queries.dupes(catalog)
+    (item,) = duplicates.dupes(catalog)
     assert item["id"] == col.id and item["decision"] is None and item["decided"] is None
     edits.resolve(cfg, catalog, col.id, "keep-existing")
-    assert queries.dupes(catalog) == []
-    (item,) = queries.dupes(catalog, decided=True)
+    assert duplicates.dupes(catalog) == []
+    (item,) = duplicates.dupes(catalog, decided=True)
     assert item["decision"] == "keep-existing" and item["decided"]
     assert catalog.counts()["collisions"] == 0
 

@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import encode, scene, table, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.commands import edits, queries
+from watcherd.commands import duplicates, edits
 from watcherd.commands.library import Library
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.config import Config
@@ -81,13 +81,13 @@ def test_dupes_and_the_page_show_where_the_existing_image_is_now(
     (cfg.thumbs_dir / "a" / "drinks").mkdir()
     os.rename(cfg.thumbs_dir / "a" / col.name, cfg.thumbs_dir / "a" / "drinks" / col.name)  # one file moved
     reconcile(pipeline, reason="test", settle=0)
-    (item,) = queries.dupes(catalog, root=cfg.root)
+    (item,) = duplicates.dupes(catalog, root=cfg.root)
     assert item["existing"]["thumbnail"] == f"thumbs/a/drinks/{col.name}"
     assert f"thumbs/a/drinks/{col.name}" in item["paths"] and f"thumbs/a/{col.name}" not in item["paths"]
     assert all(os.path.lexists(Path(str(cfg.root), p)) for p in item["paths"])
 
     rename_both(cfg, pipeline)  # then whole folders
-    (item,) = queries.dupes(catalog, root=cfg.root)
+    (item,) = duplicates.dupes(catalog, root=cfg.root)
     assert item["existing"]["thumbnail"] == f"thumbs/a2/drinks/{col.name}"
     assert all(os.path.lexists(Path(str(cfg.root), p)) for p in item["paths"])
 

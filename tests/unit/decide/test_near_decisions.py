@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.commands import edits, queries
+from watcherd.commands import duplicates, edits
 from watcherd.core.collisionrecords import Decision, Verdict
 from watcherd.core.config import Config
 from watcherd.core.errors import UsageError
@@ -102,7 +102,7 @@ def near_library(cfg: Config, pipeline: Pipeline, n: int = 2) -> tuple[list[str]
 
 
 def group(cfg: Config) -> list[dict[str, object]]:
-    return [dict(g) for g in queries.near_groups(cfg, 8)]
+    return [dict(g) for g in duplicates.near_groups(cfg, 8)]
 
 
 def resolve(cfg: Config, catalog: Catalog, ident: str, decision: str) -> str:
@@ -148,7 +148,7 @@ def test_keeping_one_of_a_pair_merges_the_other_and_undo_restores_it_exactly(
     near = catalog.near_decision(str(item["id"]))
     assert near is not None and near.merged[0].archived == archived and near.merged[0].record == before[gone]
     assert catalog.near_holding(gone_rec.sha256 or "") == near  # found by its bytes (the near_merged table)
-    (decided,) = queries.near_kept(catalog)
+    (decided,) = duplicates.near_kept(catalog)
     assert decided["decision"] == verdict and decided["decided"] and decided["name"] == kept
     assert archived in decided["paths"] and decided["max_distance"] == item["max_distance"]
     assert check_library(root, dropped) == []

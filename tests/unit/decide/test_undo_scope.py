@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.commands import edits, queries
+from watcherd.commands import duplicates, edits
 from watcherd.commands.mailbox import Request
 from watcherd.core.config import Config
 from watcherd.core.errors import ConflictError, UsageError
@@ -65,7 +65,7 @@ def undo(cfg: Config, catalog: Catalog, ident: str | None = None, token: str | N
 
 
 def decided(catalog: Catalog) -> dict[str, str | None]:
-    return {d["id"]: d["decision"] for d in queries.dupes(catalog, decided=True)}
+    return {d["id"]: d["decision"] for d in duplicates.dupes(catalog, decided=True)}
 
 
 def test_an_undo_naming_a_decision_that_is_not_the_last_is_refused_and_changes_nothing(

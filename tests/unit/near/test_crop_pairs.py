@@ -10,7 +10,7 @@ import pytest
 
 from watcherd.catalog import Catalog
 from watcherd.catalog.schema import PAIR_RADIUS
-from watcherd.commands import queries
+from watcherd.commands import duplicates, search
 from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.records import ImageRecord, State
@@ -165,7 +165,7 @@ def test_window_hashes_given_later_make_an_image_wait_and_find_its_crops(cfg: Co
     assert kept(cfg, 4) == [([a.name, b.name], True)]  # a reader pairs the waiting image itself
     assert pair_round(catalog, index_path(cfg.state_dir)) == 1
     assert catalog.conn.execute("SELECT a, b, d FROM crop_pairs").fetchall() == [(a.name, b.name, 2)]
-    (group,) = queries.near_groups(cfg, 4)
+    (group,) = duplicates.near_groups(cfg, 4)
     assert group["names"] == [a.name, b.name] and group["match"] == "crop"
     with catalog.transaction():  # a move keeps the link: only the path changed
         catalog.put_image(dataclasses.replace(b, path=f"thumbs/b/{b.name}"))
@@ -221,5 +221,5 @@ def test_a_reader_of_a_catalog_from_before_window_hashes_computes_its_groups(cfg
     assert kept(cfg, 4) == [(names, False)]
     # similar too: whole matches only, unconfirmed
     a = names[0]
-    hits = queries.similar(cfg, a.split("_")[1], 4, crops.split(catalog.image(a).crops))  # type: ignore[union-attr]
+    hits = search.similar(cfg, a.split("_")[1], 4, crops.split(catalog.image(a).crops))  # type: ignore[union-attr]
     assert sorted(h["name"] for h in hits) == names and {h["match"] for h in hits} == {"whole"}

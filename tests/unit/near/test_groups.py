@@ -10,7 +10,7 @@ import pytest
 
 from watcherd.catalog import Catalog
 from watcherd.catalog.schema import PAIR_RADIUS
-from watcherd.commands import queries
+from watcherd.commands import duplicates
 from watcherd.core.config import Config
 from watcherd.core.records import ImageRecord, State
 from watcherd.near import join as nearjoin
@@ -197,7 +197,7 @@ def test_dupes_near_and_arrange_read_the_kept_groups(cfg: Config, catalog: Catal
             catalog.put_image(record(h))
     build(index_path(cfg.state_dir), cfg.database_path)
     pair_round(catalog, index_path(cfg.state_dir))
-    (group,) = queries.near_groups(cfg, 4)
+    (group,) = duplicates.near_groups(cfg, 4)
     assert group["names"] == [record(h).name for h in (0xFF00, 0xFF01, 0xFF03)] and group["max_distance"] == 2
 
 

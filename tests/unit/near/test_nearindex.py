@@ -54,12 +54,6 @@ def test_groups_are_connected_components() -> None:
     assert found[0][1] == 6  # a and c, the widest pair
 
 
-def test_cli_radius_limit_matches_the_index() -> None:
-    from watcherd.commands import queries
-
-    assert queries.MAX_RADIUS == MAX_RADIUS
-
-
 @pytest.mark.parametrize("radius", [0, 4, 9, MAX_RADIUS])
 def test_index_equals_brute_force_on_crowded_chunks(radius: int) -> None:
     # Few distinct chunk values: long runs per probe, and most hashes near in several chunks.

@@ -10,7 +10,7 @@ import pytest
 
 from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
-from watcherd.commands import queries
+from watcherd.commands import duplicates, search
 from watcherd.core.config import Config
 from watcherd.core.errors import IndexFileError, UsageError
 from watcherd.core.records import ImageRecord, State
@@ -148,9 +148,9 @@ def test_catalog_changes_reach_queries_through_the_log(cfg: Config, catalog: Cat
         catalog.delete_image(f"64x64_{hashes[1]:016x}_.png")
     _check(store, cfg, [*qs, hashes[1]])
     assert store.rebuilds == 1  # answered from the index plus the delta
-    hits = queries.similar(cfg, f"{hashes[299]:016x}", 0)
+    hits = search.similar(cfg, f"{hashes[299]:016x}", 0)
     assert [h["path"] for h in hits] == [f"thumbs/elsewhere/64x64_{hashes[299]:016x}_.png"]
-    assert queries.similar(cfg, f"{hashes[5]:016x}", 0) == []
+    assert search.similar(cfg, f"{hashes[5]:016x}", 0) == []
     store.close()
 
 
@@ -226,7 +226,7 @@ def test_the_numpy_free_reader_steps_aside_when_the_file_cannot_answer_alone(
     log = NearLogReader(cfg.database_path)
     try:
         assert reader.similar(path, log, hashes[0], 4) is None  # no index yet
-        assert [h["name"] for h in queries.similar(cfg, f"{hashes[0]:016x}", 0)] == [f"64x64_{hashes[0]:016x}_.png"]
+        assert [h["name"] for h in search.similar(cfg, f"{hashes[0]:016x}", 0)] == [f"64x64_{hashes[0]:016x}_.png"]
         assert reader.similar(path, log, hashes[0], 4) is not None  # NearStore published one
         with catalog.transaction():
             for i, h in enumerate(hashes[40:]):
@@ -237,7 +237,7 @@ def test_the_numpy_free_reader_steps_aside_when_the_file_cannot_answer_alone(
         monkeypatch.setattr(reader, "PURE_LIMIT", 0)  # too many candidates for a Python loop
         assert reader.similar(path, log, hashes[0], 16) is None
         want = [(*_names(cfg)[row], d) for row, d in _truth(cfg, hashes[0], 16)]
-        got = queries.similar(cfg, f"{hashes[0]:016x}", 16)  # answered by NearStore instead
+        got = search.similar(cfg, f"{hashes[0]:016x}", 16)  # answered by NearStore instead
         assert [(h["name"], h["path"], h["distance"]) for h in got] == want
         monkeypatch.setattr(reader, "PURE_LIMIT", 250_000)
         path.write_bytes(path.read_bytes()[: reader.HEADER + 100])  # cut short: not used
@@ -271,7 +271,7 @@ def test_dupes_near_from_the_persisted_index_equals_the_tables_built_in_memory(c
 
     def check() -> None:
         for r in (0, 1, 3, 4, 6, 9):
-            got = sorted((g["names"], g["max_distance"]) for g in queries.near_groups(cfg, r))
+            got = sorted((g["names"], g["max_distance"]) for g in duplicates.near_groups(cfg, r))
             assert got == _groups_in_memory(cfg, r), r
             assert r == 0 or got  # not an empty comparison
 
