@@ -328,7 +328,7 @@ def _cmd_arrange(args: argparse.Namespace) -> int:
 
 
 def _cmd_dupes(args: argparse.Namespace) -> int:
-    items = _library(args, args.root).dupes(args.near, decided=args.all)
+    items = _library(args, args.root).dupes(args.near, decided=args.all, limit=args.limit, offset=args.offset)
     lines = []
     for d in items:
         extra = f" (max distance {d['max_distance']})" if d["kind"] in ("near", "burst") else ""

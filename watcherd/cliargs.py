@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", nargs="?", metavar="ROOT", help=ROOT_HELP)
     p.add_argument("--near", type=int, metavar="N", help="also list groups of images within N bits of each other")
     p.add_argument("--all", action="store_true", help="also list decided ones, with their decision and when")
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="at most N items (the first N in the listing's order, after --offset)"
+    )
+    p.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N items of the listing")
 
     p = add("resolve", "Decide a collision (distinct, keep-existing, keep-newcomer), or undo the last decision.")
     p.add_argument(

@@ -20,7 +20,7 @@ from watcherd.catalog.schema import DERIVED
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
 from watcherd.core.naming import safe_text
-from watcherd.core.nearpairs import NearRecord
+from watcherd.core.nearpairs import Member, NearRecord
 from watcherd.core.records import ErrorRecord, ImageRecord
 
 
@@ -131,6 +131,21 @@ class CatalogReader(Connected):
             "SELECT key, value FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
         )
         return {str(k): ImageRecord.from_json(json.loads(v)) for k, v in rows}
+
+    def members_named(self, names: list[str]) -> dict[str, Member]:
+        """What a near group's listing needs of these records (``nearpairs.Member``), in one query."""
+        if not names:
+            return {}
+        fields = ", ".join(
+            f"json_extract(value, '$.{f}')" for f in ("first_seen", "original", "width", "height", "file_size")
+        )
+        rows = self._query(
+            f"SELECT key, {fields} FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
+        )
+        return {
+            str(k): Member(str(k), str(seen or ""), orig, (int(w or 0), int(h or 0)), size)
+            for k, seen, orig, w, h, size in rows
+        }
 
     def first_seen(self, names: list[str]) -> dict[str, str]:
         """When each of these images was first catalogued (``first_seen``), read in SQL."""

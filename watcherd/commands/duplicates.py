@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from watcherd.catalog import CatalogReader
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Verdict, existing_now
@@ -17,11 +17,13 @@ from watcherd.core.config import Config
 from watcherd.core.documents import Collision, NearGroup
 from watcherd.core.errors import UsageError
 from watcherd.core.keeper import choose, is_burst, shot
-from watcherd.core.nearpairs import MAX_RADIUS, names_of, near_id, sides, widest
-from watcherd.core.records import ImageRecord
+from watcherd.core.nearpairs import MAX_RADIUS, Member, names_of, near_id, sides, widest
 from watcherd.decode.facts import collision_facts, image_facts
 
-__all__ = ["SIDES", "as_now", "distinct_pairs", "dupes", "near_groups", "near_kept"]
+if TYPE_CHECKING:
+    from watcherd.near.groups import Group
+
+__all__ = ["SIDES", "as_now", "distinct_pairs", "dupes", "near_groups", "near_kept", "near_page"]
 
 SIDES: tuple[Literal["existing"], Literal["newcomer"]] = ("existing", "newcomer")
 
@@ -83,38 +85,54 @@ def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = 
 def near_groups(
     cfg: Config, distance: int, decided_groups: list[list[str]] | None = None, *, decided: bool = False
 ) -> list[NearGroup]:
-    """Groups of distinct present images that match each other (``dupes --near``): the names'
-    hashes within ``distance`` (confirmed by the whole-picture window hashes), or one a crop
-    of the other (``near.croplinks``); linked pairs make one group.
+    """Every near group at ``distance`` (``near_page`` unpaged)."""
+    return near_page(cfg, distance, decided_groups, decided=decided)[0]
 
+
+def near_page(
+    cfg: Config,
+    distance: int,
+    decided_groups: list[list[str]] | None = None,
+    *,
+    decided: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[NearGroup], int]:
+    """Groups of distinct present images that match each other (``dupes --near``), by their widest
+    distance and first name: ``offset`` skipped, at most ``limit`` given; and how many there are.
+
+    A group is the names' hashes within ``distance`` (confirmed by the whole-picture window
+    hashes), or one a crop of the other (``near.croplinks``); linked pairs make one group.
     Low-information images are left out: their hashes say nothing about them. A group
     whose every pair lies within a group decided ``distinct`` is left out too (listed,
     with its decision, when ``decided``). A group taken as one burst by one camera
-    (``keeper.is_burst``) is of kind ``burst`` and has no suggested keeper.
+    (``keeper.is_burst``) is of kind ``burst`` and has no suggested keeper. Only the groups
+    given are looked at on disk (the keeper rule reads their thumbnails and originals).
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
     if not Path(cfg.database_path).exists():
-        return []
+        return [], 0
     from watcherd.near.groups import read_groups
     from watcherd.near.persisted import index_path
 
     # Connected components of the pairs the writer keeps (plus the few images waiting
     # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
-    kept: list[tuple[list[tuple[str, str]], int, bool, bool]] = []
+    listed: list[tuple[Group, bool]] = []
     for group in read_groups(cfg.database_path, index_path(cfg.state_dir), distance):
-        picked = list(zip(group.names, group.paths, strict=True))
         settled = _all_pairs_decided(group.names, decided_groups or [])
         if not settled or decided:
-            kept.append((picked, group.span, settled, group.crop))
+            listed.append((group, settled))
+    listed.sort(key=lambda gs: (gs[0].span, gs[0].names[0]))
+    page = listed[offset : None if limit is None else offset + limit]
     with CatalogReader(cfg.database_path) as catalog:
-        records = catalog.images_named([n for picked, _, _, _ in kept for n, _ in picked])
+        members = catalog.members_named([n for group, _ in page for n in group.names])
     out: list[NearGroup] = []
-    for picked, span, settled, crop in kept:
-        names = [n for n, _ in picked]
-        found_records = [records[n] for n in names if n in records]
-        first, last = sides(found_records) if found_records else (None, None)
-        burst, suggested, reasons = _near_choice(cfg, found_records, dict(picked))
+    for group, settled in page:
+        names, where = group.names, dict(zip(group.names, group.paths, strict=True))
+        found = [members[n] for n in names if n in members]
+        first, last = sides(found) if found else (None, None)
+        burst, suggested, reasons = _near_choice(cfg, found, where)
         if settled:
             suggested, reasons = None, []
         out.append(
@@ -123,21 +141,21 @@ def near_groups(
                 "decision": "distinct" if settled else None,
                 "decided": None,
                 "kind": "burst" if burst else "near",
-                "name": picked[0][0],
+                "name": names[0],
                 "names": names,
-                "paths": [p for _, p in picked],
-                "max_distance": span,
+                "paths": group.paths,
+                "max_distance": group.span,
                 "existing": first.name if first else names[0],
                 "newcomer": last.name if last else names[-1],
                 "suggested": suggested,
                 "reasons": reasons,
-                "match": "crop" if crop else "whole",
+                "match": "crop" if group.crop else "whole",
             }
         )
-    return sorted(out, key=lambda g: (g["max_distance"], g["name"]))
+    return out, len(listed)
 
 
-def _near_choice(cfg: Config, members: list[ImageRecord], where: dict[str, str]) -> tuple[bool, str | None, list[str]]:
+def _near_choice(cfg: Config, members: list[Member], where: dict[str, str]) -> tuple[bool, str | None, list[str]]:
     """Is the group a burst (from its thumbnails' EXIF), and the member the keeper rule keeps and
     why ("NAME: reason" each); a burst has none: no frame is pre-selected for merging.
 
@@ -145,13 +163,13 @@ def _near_choice(cfg: Config, members: list[ImageRecord], where: dict[str, str])
     depends on it, and it keeps the group's existing member, as for a collision."""
     if not members or cfg.root is None:
         return False, None, []
-    ordered = sorted(members, key=lambda r: (r.first_seen, r.name))
+    ordered = sorted(members, key=lambda m: (m.first_seen, m.name))
     root = Path(cfg.root)
-    seen = [image_facts(root, r, where.get(r.name)) for r in ordered]
+    seen = [image_facts(root, m, where[m.name]) for m in ordered]
     if is_burst([shot(chunks) for _, chunks in seen]):
         return True, None, []
     choice = choose([facts for facts, _ in seen])
-    reasons = [f"{r.name}: {said}" for r, told in zip(ordered, choice.reasons, strict=True) for said in told]
+    reasons = [f"{m.name}: {said}" for m, told in zip(ordered, choice.reasons, strict=True) for said in told]
     return False, ordered[choice.keep].name, reasons
 
 

@@ -122,9 +122,15 @@ class Library:
         with self._reading() as catalog:
             return queries.missing(catalog)
 
-    def dupes(self, near: int | None = None, *, decided: bool = False) -> list[Collision | NearGroup]:
+    def dupes(
+        self, near: int | None = None, *, decided: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[Collision | NearGroup]:
         """Undecided collisions (every one with ``decided``); with ``near``, also groups of
-        images within that distance (those decided distinct only with ``decided``)."""
+        images within that distance (those decided distinct only with ``decided``); then, with
+        both, the near groups decided keep-existing or keep-newcomer. ``offset`` items of that
+        listing skipped, at most ``limit`` given: only the near groups given are looked at on disk."""
+        if (limit is not None and limit < 0) or offset < 0:
+            raise UsageError("--limit and --offset must not be negative")
         # Only dupes (and the page) load the keeper rule and the groups: find and status stay quick.
         from watcherd.commands import duplicates
         from watcherd.decide.decided import NEAR
@@ -134,9 +140,16 @@ class Library:
             # Near groups decided distinct, and collisions decided distinct (their two look-alikes).
             groups = [*(catalog.meta(NEAR) or []), *duplicates.distinct_pairs(catalog)] if near is not None else []
             kept = duplicates.near_kept(catalog) if near is not None and decided else []
-        if near is not None:
-            items += duplicates.near_groups(self.cfg, near, groups, decided=decided)
-        return [*items, *kept]
+        end = None if limit is None else offset + limit
+        if near is None:
+            return items[offset:end]
+        # The near groups' part of the page: only those are read from disk by the keeper rule.
+        skip = max(0, offset - len(items))
+        want = None if end is None else max(0, end - max(offset, len(items)))
+        page, total = duplicates.near_page(self.cfg, near, groups, decided=decided, offset=skip, limit=want)
+        after = max(0, offset - len(items) - total)
+        rest = None if end is None else max(0, end - max(offset, len(items) + total))
+        return [*items[offset:end], *page, *kept[after : None if rest is None else after + rest]]
 
     def resolve(self, ident: str, decision: str, via: str = "command") -> Decided:
         """Decide a collision (or a near group) through the one writer; ``via``: command or page."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from watcherd.core.collisionrecords import Decision
 from watcherd.core.records import ImageRecord, Json, unknown_keys
@@ -42,7 +42,32 @@ def names_of(ident: str) -> list[str]:
     return list(dict.fromkeys(n for n in ident.split("+") if n))
 
 
-def sides(records: list[ImageRecord]) -> tuple[ImageRecord, ImageRecord]:
+class Catalogued(Protocol):
+    """What ``sides`` orders by: an image's name and when it was first catalogued."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def first_seen(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Member:
+    """What a near group's listing needs of one member's record: when it was first catalogued
+    and what the keeper rule reads beside its files (read in SQL, not whole records)."""
+
+    name: str
+    first_seen: str
+    original: str | None
+    size: tuple[int, int]
+    file_size: int | None
+
+
+C = TypeVar("C", bound=Catalogued)
+
+
+def sides(records: list[C]) -> tuple[C, C]:
     """(existing, newcomer): the first catalogued and the last (ties broken by name)."""
     ordered = sorted(records, key=lambda r: (r.first_seen, r.name))
     return ordered[0], ordered[-1]

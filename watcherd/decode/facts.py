@@ -15,28 +15,30 @@ from pathlib import Path
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.keeper import Facts, facts_from
 from watcherd.core.naming import parse_canonical
-from watcherd.core.records import ImageRecord
+from watcherd.core.nearpairs import Member
 
 THUMBNAIL_LIMIT = 4 << 20  # adopt.MAX_THUMBNAIL_BYTES: our thumbnails are far smaller
 
 
 def thumbnail_chunks(root: Path, rel: str | None) -> dict[str, str]:
     """The PNG text chunks of a thumbnail under ROOT (a regular file, not followed if a link), or {}."""
-    if rel is None:
+    return _chunks(os.path.join(root, rel), _regular(os.path.join(root, rel))) if rel is not None else {}
+
+
+def _chunks(path: str, st: os.stat_result | None) -> dict[str, str]:
+    """The text chunks of the regular file ``path`` whose ``lstat`` is ``st``, or {}."""
+    if st is None or st.st_size > THUMBNAIL_LIMIT:
         return {}
     from watcherd.decode import chunks
 
-    path = root / rel
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > THUMBNAIL_LIMIT:
-            return {}
-        return chunks.read_text(path.read_bytes())
+        with open(path, "rb") as fh:
+            return chunks.read_text(fh.read())
     except OSError:
         return {}
 
 
-def _regular(path: Path) -> os.stat_result | None:
+def _regular(path: str) -> os.stat_result | None:
     try:
         st = os.lstat(path)
     except OSError:
@@ -58,8 +60,8 @@ def side_facts(
     time (kept through every move), else the thumbnail's (which copies it). ``size`` (or
     only ``pixels``) is used when the chunks do not say.
     """
-    orig = _regular(root / original) if original else None
-    thumb = _regular(root / thumbnail) if thumbnail else None
+    orig = _regular(os.path.join(root, original)) if original else None
+    thumb = _regular(os.path.join(root, thumbnail)) if thumbnail else None
     dated = orig or thumb
     when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
     facts = facts_from(chunks, size, orig.st_size if orig else None, when)
@@ -83,10 +85,14 @@ def collision_facts(
     return facts, (a, b)
 
 
-def image_facts(root: Path, rec: ImageRecord, thumbnail: str | None = None) -> tuple[Facts, dict[str, str]]:
-    """One catalogued image's facts (a near group's member) and its thumbnail's chunks."""
-    chunks = thumbnail_chunks(root, thumbnail or rec.path)
-    facts = side_facts(root, thumbnail or rec.path, rec.original, chunks, size=(rec.width, rec.height))
-    if facts.file_size is None and rec.file_size is not None:
-        facts = replace(facts, file_size=rec.file_size)
-    return facts, chunks
+def image_facts(root: Path, member: Member, thumbnail: str) -> tuple[Facts, dict[str, str]]:
+    """One catalogued image's facts (a near group's member, its thumbnail at ``thumbnail``) and
+    its thumbnail's chunks: one ``lstat`` of each file and one read of the thumbnail."""
+    top = os.fspath(root)
+    thumb = _regular(f"{top}/{thumbnail}")
+    orig = _regular(f"{top}/{member.original}") if member.original else None
+    chunks = _chunks(f"{top}/{thumbnail}", thumb)
+    dated = orig or thumb
+    when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
+    # The size the record keeps when the original is out of reach (the chunks' own come first).
+    return facts_from(chunks, member.size, orig.st_size if orig else member.file_size, when), chunks

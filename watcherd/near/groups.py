@@ -116,6 +116,9 @@ NamedLink = tuple[str, str, int]  # (a, b, window distance), a < b
 def with_links(whole: list[list[str]], links: Iterable[NamedLink]) -> list[tuple[list[str], bool]]:
     """The groups of look-alikes ``whole`` joined by crop links: each group, and whether a link
     joins members that are not look-alikes as whole pictures."""
+    links = list(links)
+    if not links:
+        return [(names, False) for names in whole]
     group_of = {n: k for k, g in enumerate(whole) for n in g}
     edges = [(g[0], n) for g in whole for n in g[1:]]
     crossing: set[str] = set()

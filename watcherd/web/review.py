@@ -14,7 +14,7 @@ from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.documents import Collision, NearGroup
 from watcherd.core.keeper import choose
 from watcherd.core.naming import merge_tags, parse_canonical
-from watcherd.core.nearpairs import DEFAULT_DISTANCE, near_id
+from watcherd.core.nearpairs import DEFAULT_DISTANCE, Member, near_id
 from watcherd.core.places import Places
 from watcherd.core.records import ImageRecord
 from watcherd.decode.facts import collision_facts, image_facts
@@ -140,7 +140,8 @@ class Queue:
         sides: list[Side] = []
         facts = []
         for order, rec in enumerate(members):
-            f, chunks = image_facts(self.root, rec, where.get(rec.name))
+            member = Member(rec.name, rec.first_seen, rec.original, (rec.width, rec.height), rec.file_size)
+            f, chunks = image_facts(self.root, member, where.get(rec.name) or rec.path)
             label = rec.name + (f" ({role[rec.name]})" if rec.name in role else "")
             files = (where.get(rec.name), rec.original, rec.sha256)
             side = make_side(

@@ -218,3 +218,26 @@ def test_a_move_keeps_the_hash_row_its_pairs_and_the_near_log(cfg: Config, catal
     assert conn.execute("SELECT count(*) FROM near_pairs").fetchone() == (1,)
     assert conn.execute("SELECT count(*) FROM near_pending").fetchone() == (0,)
     assert conn.execute("SELECT DISTINCT path LIKE 'thumbs/moved/%' FROM hashes").fetchall() == [(1,)]
+
+
+def test_dupes_pages_are_slices_of_the_whole_listing(cfg: Config, catalog: Catalog) -> None:
+    """``dupes --near N --limit L --offset K`` gives exactly items K..K+L of the full listing,
+    wherever the page starts or ends (only the page's groups are looked at on disk)."""
+    from watcherd.commands.library import Library
+
+    with catalog.transaction():
+        bases = (0, 0xFFFF << 48, 0xFFFF << 32, 0xFFFF << 16, 0xF0F0F0F0 << 32, 0x0F0F0F0F << 32, 0x00FF00FF00FF0000)
+        for k, base in enumerate(bases):  # seven groups of look-alikes, of several widths
+            for bit in range(k % 3 + 2):
+                catalog.put_image(record(base | ((1 << bit) - 1)))
+    build(index_path(cfg.state_dir), cfg.database_path)
+    pair_round(catalog, index_path(cfg.state_dir))
+    library = Library(cfg)
+    whole = library.dupes(4)
+    assert len(whole) == 7
+    for offset in range(9):
+        for limit in (0, 1, 3, 10, None):
+            assert (
+                library.dupes(4, limit=limit, offset=offset)
+                == whole[offset : None if limit is None else offset + limit]
+            )
