@@ -159,20 +159,26 @@ def scandir_walk(top: Path, *, stat: bool = False) -> int:
     return count
 
 
-RSS_OF_CHILD = (
-    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True, check=True); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+# A small parent that runs the command and says how long it took and its peak RSS: the RSS a
+# child reports is at least its parent's at the fork, so the parent must be smaller than it.
+TIME_AND_RSS_OF_CHILD = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "subprocess.run(sys.argv[1:], capture_output=True, check=True); "
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 )
 
 
 def timed_process(args: list[str], repeat: int) -> tuple[float, float]:
-    """(best wall time of ``args`` as a process, its largest peak RSS in MB), measured from a parent."""
+    """(best wall time of ``args`` as a process, its largest peak RSS in MB), timed by a small
+    parent from its start to its end (the parent's own start-up is not counted)."""
     best, peak = math.inf, 0.0
     for _ in range(repeat):
-        t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", RSS_OF_CHILD, *args], capture_output=True, check=True, text=True)
-        best = min(best, time.perf_counter() - t)
-        peak = max(peak, int(done.stdout.split()[-1]) / 1024)
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", TIME_AND_RSS_OF_CHILD, *args], capture_output=True, check=True, text=True
+        )
+        took, rss = done.stdout.split()[-2:]
+        best = min(best, float(took))
+        peak = max(peak, int(rss) / 1024)
     return best, peak
 
 
