@@ -15,7 +15,7 @@ from watcherd.cli import main
 from watcherd.commands import search
 from watcherd.core.config import Config
 from watcherd.near import reader
-from watcherd.near.builder import Maintainer
+from watcherd.near.builder import Maintainer, Upkeep
 
 # The real builder, held until the test opens a FIFO: it says it started, then blocks on open().
 _GATED_BUILDER = (
@@ -59,7 +59,8 @@ def test_the_daemon_keeps_ingesting_while_the_index_is_rebuilt(cfg: Config, tmp_
     running = Running(cfg)
     command = [sys.executable, "-c", _GATED_BUILDER, str(started), str(gate)]
     keeper = Maintainer(cfg.state_dir, cfg.database_path, quiet=0.0, most=1, command=command)
-    running.daemon.near = [keeper]
+    running.daemon.near = Upkeep(cfg.state_dir, cfg.database_path)
+    running.daemon.near.indexes = [keeper]  # the names' index alone, built by the gated builder
     running.thread.start()
     try:
         wait_for(running.scanned, what="start-up scan")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watcherd.catalog.hashes import CROPS, WHOLE, NearLogReader, Source
+from watcherd.catalog.hashes import CROPS, WHOLE, NearLogReader, Source, log_state
 from watcherd.core.errors import CatalogError, IndexFileError
 from watcherd.near.reader import HEADER, index_path, parse_header
 
@@ -113,18 +114,6 @@ class Maintainer:
                 log.info("near-duplicate index rebuilt (%s)", self.path)
         except (CatalogError, IndexFileError, OSError) as exc:
             log.warning("cannot rebuild the near-duplicate index: %s", exc)
-        if self.source != WHOLE:
-            return  # the pairs (crop links included) are kept once, by the names' maintainer
-        try:
-            self.pair(catalog)
-        except (CatalogError, OSError, ValueError) as exc:
-            log.warning("cannot keep the near-duplicate pairs: %s", exc)
-
-    def pair(self, catalog: Catalog) -> int:
-        """Record the pairs of the images waiting for theirs (``neargroups.pair_round``)."""
-        from watcherd.near.groups import pair_round
-
-        return pair_round(catalog, self.path)
 
     def tick(self, catalog: Catalog, now: float) -> bool:
         """Collect a finished build (then trim), or start one if due; True when one was published."""
@@ -132,11 +121,10 @@ class Maintainer:
             if self._builder.poll() is None:
                 return False  # still building: the loop goes on
             return self._collect(catalog)
-        reader = NearLogReader(self.catalog_path, self.source)
-        try:
-            epoch, trimmed, head = reader.state()
-        finally:
-            reader.close()
+        try:  # on the writer's own connection: no connection of its own a turn
+            epoch, trimmed, head = log_state(catalog.conn, self.source)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot read the near-duplicate log of {self.catalog_path}: {exc}") from None
         if epoch is None or not self.due(epoch, trimmed, head, now):
             return False
         if self.background:
@@ -175,14 +163,37 @@ class Maintainer:
             self._builder = None
 
 
-def maintainers(
-    state_dir: Path, catalog_path: Path, *, quiet: float = 30.0, background: bool = True
-) -> list[Maintainer]:
-    """One ``Maintainer`` for each persisted index: the names' hashes and the stored window hashes."""
-    return [
-        Maintainer(state_dir, catalog_path, quiet=quiet, background=background, source=source)
-        for source in SOURCES.values()
-    ]
+class Upkeep:
+    """The writer's near-duplicate side job, at most once a second: each persisted index (the
+    names' hashes, the stored window hashes) rebuilt when due, then the pairs and crop links of
+    the images waiting for theirs recorded (``groups.pair_round``). Failures are logged."""
+
+    def __init__(self, state_dir: Path, catalog_path: Path, *, quiet: float = 30.0, background: bool = True) -> None:
+        self.indexes = [
+            Maintainer(state_dir, catalog_path, quiet=quiet, background=background, source=source)
+            for source in SOURCES.values()
+        ]
+        self.names_index = index_path(state_dir, WHOLE)
+        self._checked_at = float("-inf")
+
+    def run(self, catalog: Catalog, now: float) -> None:
+        """Rebuild what is due, then pair the waiting images (once a second at most)."""
+        if now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        for index in self.indexes:
+            index.run(catalog, now)
+        from watcherd.near.groups import pair_round  # numpy only once images wait for pairs
+
+        try:
+            pair_round(catalog, self.names_index)
+        except (CatalogError, OSError, ValueError) as exc:
+            log.warning("cannot keep the near-duplicate pairs: %s", exc)
+
+    def stop(self) -> None:
+        """End the builds under way."""
+        for index in self.indexes:
+            index.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

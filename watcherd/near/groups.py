@@ -12,7 +12,7 @@ computed by the bulk self-join (``near.join``). Every read happens in one read
 transaction, so the pairs, the waiting images and the index's log describe one state of
 the catalog.
 
-The writer (``pair_round``, from the daemon's maintenance tick and at the end of a
+The writer (``pair_round``, from ``builder.Upkeep``: the daemon's side jobs and the end of a
 scan) records the pairs and crop links of the waiting images in one transaction: one
 batched query of the persisted index plus its log and one comparison of their windows with
 every image's for a few, the bulk self-join and ``croplinks.all_links`` for many.

@@ -32,7 +32,7 @@ from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.fs.lease import Lease
 from watcherd.fs.walk import count_waiting
-from watcherd.near.builder import maintainers
+from watcherd.near.builder import Upkeep
 from watcherd.run.watcher import (
     Handler,
     LostEventsAlarm,
@@ -155,7 +155,7 @@ class Daemon:
         self.confirmed_short = False
         self.export = _WhenChanged(cfg.export_interval, "cannot write the catalog export")
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
-        self.near = maintainers(cfg.state_dir, cfg.database_path)  # each builds in a background process
+        self.near = Upkeep(cfg.state_dir, cfg.database_path)  # each index builds in a background process
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
         self.worker: Worker | None = None
         self.requests_at = 0.0
@@ -213,8 +213,7 @@ class Daemon:
         finally:
             logging.getLogger("watchdog").removeHandler(alarm)
             self._stop_observer()
-            for keeper in self.near:
-                keeper.stop()
+            self.near.stop()
 
     def _start_observer(self) -> BaseObserver:
         assert self.cfg.root is not None
@@ -329,8 +328,7 @@ class Daemon:
         dest = self.cfg.snapshot_path
         if dest is not None:
             self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
-        for keeper in self.near:
-            keeper.run(catalog, time.monotonic())
+        self.near.run(catalog, time.monotonic())
         worker.pipeline.tagfiles.catch_up(tagfiles.CHUNK)  # sidecars left from the start, a chunk a turn
 
     def _check_watches(self, worker: Worker) -> None:

@@ -18,7 +18,7 @@ from watcherd.flow.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
 from watcherd.fs.lease import Lease
-from watcherd.near.builder import maintainers
+from watcherd.near.builder import Upkeep
 
 log = logging.getLogger("watcherd")
 
@@ -100,9 +100,8 @@ def scan_once(
             # Images catalogued before window hashes were kept get them from their thumbnails.
             cropfill.fill(cfg, catalog, decoders)
             # Fold the near-duplicate log into a new index when it is long (or the index is
-            # missing), so a library kept by scans alone has a bounded log too.
-            for keeper in maintainers(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False):
-                keeper.run(catalog, 0.0)
+            # missing), so a library kept by scans alone has a bounded log too; then pair.
+            Upkeep(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False).run(catalog, 0.0)
             restore.save_copies(cfg, catalog, time.time())
             return report
         finally:
