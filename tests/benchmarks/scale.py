@@ -317,6 +317,37 @@ def adoption_and_rescan(n: int) -> list[Row]:
     ]
 
 
+def crop_links_round(n: int, waiting: int = 20) -> list[Row]:
+    """What keeping crop links costs the writer per image at ``n`` images: ``croplinks.links_of``
+    (each waiting image's windows against every image's) on made-up window hashes, beside
+    one query of the names' index for the same images (the whole-picture pairs' cost)."""
+    from watcherd.core.crops import HEX
+    from watcherd.near.croplinks import links_of
+    from watcherd.near.persisted import Tables
+
+    rng = np.random.default_rng(22)
+    asks = rng.integers(0, 2**64, size=(n, HEX), dtype=np.uint64)
+    which = rng.choice(n, size=waiting, replace=False).tolist()
+    links_of(asks, which[:1])  # the pages touched once
+    t = time.perf_counter()
+    links_of(asks, which)
+    links = time.perf_counter() - t
+    wholes = np.ascontiguousarray(asks[:, 0])
+    table = Tables.build(None, 0, np.arange(n, dtype=np.int64), wholes, np.zeros(n, bool))
+    t = time.perf_counter()
+    table.search_many(wholes[which], 5)
+    names = time.perf_counter() - t
+    return [
+        (
+            f"crop links of {waiting} waiting images among {n:,} (a pairing round's share, per image)",
+            f"{sig(links / waiting * 1e3)} ms",
+            f"names' index query {sig(names / waiting * 1e3)} ms",
+            f"{sig(links / max(names, 1e-9))}x",
+            "— (linear in the library: see docs/benchmarks.md)",
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
@@ -339,6 +370,7 @@ def main() -> None:
         rows += burst(200 if small else 5_000)
         rows += adoption_and_rescan(300 if small else 100_000)
         rows += folder_rename(200 if small else 10_000)
+        rows += crop_links_round(3_000 if small else max(sizes))
     print("| figure | watcherd | baseline (same run) | ratio | target |")
     print("|---|---|---|---|---|")
     for row in rows:
