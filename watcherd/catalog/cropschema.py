@@ -102,8 +102,11 @@ def create_crop_pair_triggers(conn: sqlite3.Connection) -> None:
             f"DELETE FROM near_pairs WHERE a = {who}.name OR b = {who}.name; "
             f"DELETE FROM crop_pairs WHERE a = {who}.name OR b = {who}.name; "
             f"DELETE FROM near_paired WHERE name = {who}.name; "
+            # NOT EXISTS, not OR IGNORE alone: fired by an upsert, the trigger's conflict clause is
+            # the upsert's (ABORT), and an image already waiting would fail its record's write.
             f"INSERT OR IGNORE INTO near_pending (name) SELECT name FROM hashes "
-            f"WHERE name = {who}.name AND present = 1 AND low = 0;"
+            f"WHERE name = {who}.name AND present = 1 AND low = 0 "
+            f"AND NOT EXISTS (SELECT 1 FROM near_pending WHERE name = {who}.name);"
         )
 
     conn.execute(
