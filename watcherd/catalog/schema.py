@@ -6,7 +6,8 @@ every value, so a notebook reads them with ``SqliteDict(..., decode=json.loads)`
 
 The derived tables hold what the commands need as plain columns. watcherd's Python
 code never writes them: a trigger on ``images`` derives them in the same statement as
-each record, so they cannot disagree with it. A catalog that lacks any part of them
+each record, so they cannot disagree with it (a set of records written at once is
+derived by ``batch``'s statements instead, in the same transaction). A catalog that lacks any part of them
 (an older watcherd's) has them rebuilt from the records when the writer opens it.
 """
 
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from watcherd.catalog import cropschema
+from watcherd.catalog import batch, cropschema
 
 TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
 DERIVED = frozenset(
     {
         "hashes", "listing", "tagged", "tag_totals", "placed", "contents", "filenames", "filename_grams",
-        "near_pairs", "near_paired", "near_pending", "crop_hashes", "crop_pairs",
+        "derive_staged", "near_pairs", "near_paired", "near_pending", "crop_hashes", "crop_pairs",
     }
 )  # fmt: skip
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
@@ -35,13 +36,6 @@ _DERIVED_PARTS = DERIVED | {
 # query covers anyway (one flipped bit per 16-bit chunk, as at 4). ``dupes --near N``
 # reads them for N up to this; beyond it, groups are computed.
 PAIR_RADIUS = 5
-
-_HEX = "0123456789abcdef"
-
-
-def _hash_integer(text: str) -> str:
-    """SQL for the signed 64-bit integer of 16 hex digits in ``text`` (SQLite has no hex parser)."""
-    return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
 
 
 def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
@@ -106,9 +100,9 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
     )
     hashes = (
         "INSERT INTO hashes (name, hash, path, present, low) "
-        f"SELECT {key}, {_hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
+        f"SELECT {key}, {cropschema.hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
     )
-    crop_rows = cropschema.crop_statements(key, value, source, _hash_integer("{0}"))
+    crop_rows = cropschema.crop_statements(key, value, source)
     if source is not None:  # filling empty tables
         return [listing, tagged, placed, contents, filenames, hashes, *crop_rows]
     cols = ("path", "present", "low", "moving", "tags", "untagged")
@@ -237,8 +231,13 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
         "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
     )
+    batch.create_staging(conn)
     body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
-    conn.execute(f"CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n{body};\nEND")
+    # A staged record is one of a set written at once: its set's statements derive it (``batch``).
+    conn.execute(
+        "CREATE TRIGGER derive_image AFTER INSERT ON images "
+        f"WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) BEGIN\n{body};\nEND"
+    )
     conn.execute(
         "CREATE TABLE near_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
         "WITHOUT ROWID"
