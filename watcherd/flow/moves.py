@@ -71,19 +71,26 @@ class Moves:
                 catalog.put_image(adopted)
             log.info("adopted %s from its PNG metadata", shown(rel))
             return Result(Outcome.ADOPTED, path, path.name)
-        if rel in rec.paths:
+        verb = self._place(rec, rel, where)
+        if verb is None:
             return Result(Outcome.UNCHANGED, path, path.name)
-        # Still where the record says too: a copy, and the image is in both places.
-        copied = any(os.path.lexists(self.ctx.places.absolute(p)) for p in rec.paths)
-        rec.place_at(rel, keep_others=copied)
-        rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
-        rec.last_seen = self.ctx.stamp()
         with catalog.transaction():
             catalog.put_image(rec)
-        verb = "copied" if copied else "moved"
         line = "%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags)
         (log.debug if quiet else log.info)(*line)
         return Result(Outcome.MOVED, path, path.name)
+
+    def _place(self, rec: ImageRecord, rel: str, where: Place) -> str | None:
+        """Bring ``rec`` to its thumbnail found at ``rel``: ``moved`` or ``copied`` (still where the
+        record says too: the image is in both places); None when the record says so already."""
+        if rel in rec.paths:
+            return None
+        root = os.fspath(self.ctx.places.root)  # joined as text: no Path made per place, a folder of them at once
+        copied = any(os.path.lexists(os.path.join(root, p)) for p in rec.paths)
+        rec.place_at(rel, keep_others=copied)
+        rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
+        rec.last_seen = self.ctx.stamp()
+        return "copied" if copied else "moved"
 
     def renamed(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
         """A thumbnail of ours under another name gets its canonical name back; None if it is not one."""
@@ -192,32 +199,33 @@ class Moves:
     def follow(self, paths: list[Path]) -> list[Path]:
         """Update the records of catalogued thumbnails among ``paths`` (a folder moved in).
 
-        Records are fetched in one query and written in one transaction: moved
-        thumbnails are changes the tree itself proves again at the next scan, so
-        nothing is lost if the daemon dies before it commits. Returns the paths that
-        are not catalogued thumbnails, which need settling and decoding.
+        Records are fetched in one query and written at once (``put_images``), in one
+        transaction: moved thumbnails are changes the tree itself proves again at the next
+        scan, so nothing is lost if the daemon dies before it commits. Returns the paths
+        that are not catalogued thumbnails, which need settling and decoding.
         """
-        catalog = self.ctx.catalog
+        catalog, places = self.ctx.catalog, self.ctx.places
         known = catalog.images_named([p.name for p in paths if parse_canonical(p.name) is not None])
         rest: list[Path] = []
-        followed, into = 0, ""
+        changed: list[ImageRecord] = []
+        into = ""
         with catalog.transaction():
             for path in paths:
                 rec = known.get(path.name)
-                where = self.ctx.places.place(path) if rec is not None else None
+                where = places.place(path) if rec is not None else None
                 if rec is None or where is None:
                     rest.append(path)
                     continue
-                try:
-                    st = os.lstat(path)
-                except OSError:
+                if not os.path.lexists(path):
                     continue  # gone again already
-                result = self.seen(path, where, st, rec, quiet=True)
-                if result is not None and result.outcome is Outcome.MOVED:
-                    followed += 1
+                verb = self._place(rec, places.rel(path), where)
+                if verb is not None:
+                    changed.append(rec)
                     into = into or shown(str(where.rel.parent))
-        if followed:
-            log.info("moved %d thumbnails with their folder -> %s", followed, into)
+                    log.debug("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
+            catalog.put_images(changed)
+        if changed:
+            log.info("moved %d thumbnails with their folder -> %s", len(changed), into)
         return rest
 
     def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:

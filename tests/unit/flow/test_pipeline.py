@@ -413,3 +413,27 @@ def test_second_collision_original_gone_astray_is_filed_under_its_own_record(cfg
     assert len(cols) == 2  # one record per dropped copy: a.jpg is the image, b and c collisions
     originals = [c.newcomer.original for c in cols]
     assert len(set(originals)) == 2 and all(under(cfg, o).read_bytes() == data for o in originals)
+
+
+def test_a_folder_moved_in_takes_its_thumbnails_records_along_at_once(cfg: Config, pipeline: Pipeline) -> None:
+    from watcherd.core.events import Change, ChangeKind
+
+    for seed in (1, 2):
+        pipeline.process(drop(cfg.thumbs_dir / "a" / f"p{seed}.jpg", scene(seed=seed)))
+    first, second = canonical_files(cfg.thumbs_dir / "a")
+    os.link(first, write(cfg.thumbs_dir / "a" / "sub" / "x", b"").parent / first.name)  # a copy, one level down
+    (cfg.thumbs_dir / "a" / "sub" / "x").unlink()
+    pipeline.process(cfg.thumbs_dir / "a" / "sub" / first.name)
+    os.rename(cfg.thumbs_dir / "a", cfg.thumbs_dir / "b")
+
+    handled = pipeline.handle(Change(ChangeKind.SCAN_DIR, cfg.thumbs_dir / "b"))
+
+    assert handled.settle == []  # nothing to decode
+    rec, other = pipeline.catalog.image(first.name), pipeline.catalog.image(second.name)
+    assert rec is not None and other is not None
+    assert sorted(rec.paths) == sorted([f"thumbs/b/sub/{first.name}", f"thumbs/b/{first.name}"])  # both, a copy
+    assert other.paths == [f"thumbs/b/{second.name}"]
+    assert "b" in rec.tags and "b" in other.tags and "sub" in rec.tags
+    assert pipeline.catalog.present_under("thumbs/a/") == []
+    with_b = {name for name, _, _ in pipeline.catalog.with_tags(["b"])}
+    assert with_b == {first.name, second.name}  # the derived tables followed in the same transaction
