@@ -116,8 +116,10 @@ def _statements(source: str) -> list[str]:
         # an UPDATE (which leaves ``tag_totals`` alone), new ones are added.
         f"DELETE FROM tagged WHERE (tag, path, name) IN (SELECT j.value, o.path, o.name{old_tagged} "
         f"WHERE NOT (b.present AND j.value IN ({new_tags})))",
-        f"UPDATE tagged SET path = (SELECT b.path{src} WHERE b.key = tagged.name) "
-        f"WHERE (tag, path, name) IN (SELECT j.value, o.path, o.name{old_tagged} WHERE o.path != b.path)",
+        # A tag listed twice joins its row twice: UPDATE FROM changes a row once all the same.
+        "UPDATE tagged SET path = m.path FROM "
+        f"(SELECT j.value AS tag, o.path AS old, o.name AS name, b.path AS path{old_tagged} "
+        "WHERE o.path != b.path) AS m WHERE tagged.tag = m.tag AND tagged.path = m.old AND tagged.name = m.name",
         tagged,
         f"{listing} ON CONFLICT (name) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in cols)
