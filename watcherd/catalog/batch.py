@@ -109,26 +109,25 @@ def _statements(source: str) -> list[str]:
     cols = ("path", "present", "low", "moving", "tags", "untagged")
     changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
     # Each record's rows as its listing row (not yet changed) files them: one per tag, under its path.
-    old_tagged = f"{src} JOIN listing AS o ON o.name = b.key, json_each(o.tags) AS j"
+    old_tagged = f"{src} CROSS JOIN listing AS o ON o.name = b.key, json_each(o.tags) AS j"
     new_tags = "SELECT value FROM json_each(b.tags) WHERE type = 'text'"
     return [
         # Before the listing rows change. Tags gone are deleted, the others follow a move by
         # an UPDATE (which leaves ``tag_totals`` alone), new ones are added.
         f"DELETE FROM tagged WHERE (tag, path, name) IN (SELECT j.value, o.path, o.name{old_tagged} "
         f"WHERE NOT (b.present AND j.value IN ({new_tags})))",
-        # A tag listed twice joins its row twice: UPDATE FROM changes a row once all the same.
-        "UPDATE tagged SET path = m.path FROM "
-        f"(SELECT j.value AS tag, o.path AS old, o.name AS name, b.path AS path{old_tagged} "
-        "WHERE o.path != b.path) AS m WHERE tagged.tag = m.tag AND tagged.path = m.old AND tagged.name = m.name",
+        f"UPDATE tagged SET path = (SELECT b.path{src} WHERE b.key = tagged.name) "
+        f"WHERE (tag, path, name) IN (SELECT j.value, o.path, o.name{old_tagged} WHERE o.path != b.path)",
         tagged,
         f"{listing} ON CONFLICT (name) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in cols)
         + f" WHERE {changed}",
-        f"DELETE FROM placed WHERE (folder, name) IN (SELECT p.folder, p.name{src} JOIN placed AS p ON p.name = b.key "
+        f"DELETE FROM placed WHERE (folder, name) IN (SELECT p.folder, p.name{src} CROSS JOIN placed AS p "
+        "ON p.name = b.key "
         f"WHERE p.folder NOT IN (SELECT {folder} FROM {placed_at}))",
         placed,
         f"DELETE FROM contents WHERE (sha256, name) IN (SELECT c.sha256, c.name{src} "
-        "JOIN contents AS c ON c.name = b.key WHERE c.sha256 IS NOT b.sha256)",
+        "CROSS JOIN contents AS c ON c.name = b.key WHERE c.sha256 IS NOT b.sha256)",
         contents,
         f"DELETE FROM filenames WHERE name IN (SELECT b.key{src} WHERE b.filename IS NULL)",
         # Only a changed file name is written: a move costs the trigram index nothing.
@@ -136,7 +135,8 @@ def _statements(source: str) -> list[str]:
         "WHERE fname IS NOT excluded.fname",
         f"DELETE FROM hashes WHERE name IN (SELECT b.key{src} WHERE NOT ({valid_hash}))",
         # A move changes the path alone: no hash is parsed again for it.
-        f"UPDATE hashes SET path = b.path{src} WHERE hashes.name = b.key AND hashes.path != b.path",
+        f"UPDATE hashes SET path = (SELECT b.path{src} WHERE b.key = hashes.name) "
+        f"WHERE name IN (SELECT b.key{src} CROSS JOIN hashes AS x ON x.name = b.key WHERE x.path != b.path)",
         f"{hashes} AND NOT EXISTS (SELECT 1 FROM hashes AS x WHERE x.name = b.key AND x.present = b.present "
         "AND x.low = b.low AND printf('%016x', x.hash) = b.hash) "
         "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
@@ -158,10 +158,13 @@ def _crop_statements(source: str) -> list[str]:
     asks = f"CASE WHEN s.value = 0 THEN substr(b.crops, {start}, {hexed}) END"
     cols = ("hash", "path", "present", "low", "asks")
     return [
-        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b WHERE NOT ({valid}))",
+        # A record with no rows (a new one) is not read for valid windows.
+        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b "
+        f"WHERE EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key) AND NOT ({valid}))",
         # A move changes the paths alone: no window is parsed again for it.
-        f"UPDATE crop_hashes SET path = b.path FROM {source} AS b WHERE crop_hashes.name = b.key "
-        "AND crop_hashes.path != b.path",
+        f"UPDATE crop_hashes SET path = (SELECT b.path FROM {source} AS b WHERE b.key = crop_hashes.name) "
+        f"WHERE name IN (SELECT b.key FROM {source} AS b CROSS JOIN crop_hashes AS x ON x.name = b.key "
+        "WHERE x.path != b.path)",
         "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
         f"SELECT b.key, s.value, {cropschema.hash_integer(window)}, b.path, b.present, b.low, {asks} "
         f"FROM {source} AS b, json_each('{list(range(cropschema.CROP_STORED))}') AS s WHERE {valid} "

@@ -131,3 +131,14 @@ def test_a_set_that_fails_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyt
         counts = [catalog.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("images", "listing")]
         assert counts == [0, 0]
         assert catalog.conn.execute("SELECT count(*) FROM derive_staged").fetchone()[0] == 0
+
+
+def test_each_statement_is_driven_by_the_staged_records(tmp_path: Path) -> None:
+    """A set of 100 records must not cost a walk of a million rows: no statement scans a table but the staging."""
+    from watcherd.catalog import batch
+
+    with Catalog(tmp_path / "c.sqlite") as catalog:
+        for sql in batch.STATEMENTS:
+            plan = [str(row[3]) for row in catalog.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            scans = [step for step in plan if step.startswith("SCAN") and step != "SCAN b" and "VIRTUAL" not in step]
+            assert scans == [], (sql, plan)
