@@ -110,8 +110,10 @@ def reconcile(
             else:
                 rest.append(name)
         others.extend(Path(folder, name) for name in sorted(rest))
-        # Moved or unrecorded thumbnails: no decoding, batched into few commits.
-        for result in pipeline.process_all(Path(folder, name) for name in sorted(canonical)):
+        # Moved or unrecorded thumbnails: no decoding, their records written a set at a time.
+        found, left = pipeline.moves.seen_all([Path(folder, name) for name in sorted(canonical)], adopt=True)
+        report.add_all(found)
+        for result in pipeline.process_all(left):
             report.add(result.outcome)
         done += len(names) - len(rest)  # the rest are counted as they are processed below
         if progress:

@@ -437,3 +437,32 @@ def test_a_folder_moved_in_takes_its_thumbnails_records_along_at_once(cfg: Confi
     assert pipeline.catalog.present_under("thumbs/a/") == []
     with_b = {name for name, _, _ in pipeline.catalog.with_tags(["b"])}
     assert with_b == {first.name, second.name}  # the derived tables followed in the same transaction
+
+
+def test_a_scan_without_a_catalog_adopts_thumbnails_a_set_at_a_time(cfg: Config, tmp_path: Path) -> None:
+    import shutil
+
+    catalog = open_for_writing(cfg).catalog
+    pipeline = Pipeline(cfg, catalog)
+    for seed in (1, 2, 3):
+        pipeline.process(drop(cfg.thumbs_dir / "a" / f"p{seed}.jpg", scene(seed=seed)))
+    first, *_ = thumbs = canonical_files(cfg.thumbs_dir / "a")
+    shutil.copy2(first, write(cfg.thumbs_dir / "b" / "x", b"").parent / first.name)  # a copy in another folder
+    (cfg.thumbs_dir / "b" / "x").unlink()
+    impostor = drop(cfg.thumbs_dir / "a" / "9x9_0123456789abcdef_.png", scene((9, 9), seed=4), "PNG")  # not ours
+    catalog.close()
+    cfg.database_path.unlink()  # a library restored without its catalog
+
+    catalog = open_for_writing(cfg).catalog
+    try:
+        report = reconcile(Pipeline(cfg, catalog), reason="test", settle=0)
+        assert report.counts.get("adopted") == len(thumbs)
+        assert report.counts.get("ingested") == 1  # the impostor, decoded one by one
+        rec = catalog.image(first.name)
+        assert rec is not None
+        assert sorted(rec.paths) == sorted([f"thumbs/a/{first.name}", f"thumbs/b/{first.name}"])  # one record, both
+        assert {name for name, _, _ in catalog.with_tags(["a"])} >= {t.name for t in thumbs}
+        assert {name for name, _, _ in catalog.with_tags(["b"])} == {first.name}  # derived with the set
+        assert not impostor.exists()  # ingested: its original filed
+    finally:
+        catalog.close()
