@@ -466,3 +466,17 @@ def test_a_scan_without_a_catalog_adopts_thumbnails_a_set_at_a_time(cfg: Config,
         assert not impostor.exists()  # ingested: its original filed
     finally:
         catalog.close()
+
+
+def test_a_batch_files_its_originals_and_writes_their_records_as_one_set(cfg: Config, pipeline: Pipeline) -> None:
+    dropped = [drop(cfg.thumbs_dir / "burst" / f"p{seed}.jpg", scene(seed=seed)) for seed in (1, 2, 3)]
+    results = list(pipeline.process_all(dropped))
+    assert [r.outcome for r in results] == [Outcome.INGESTED] * 3
+    names = [r.name for r in results]
+    assert all(name is not None for name in names)
+    for name in names:
+        rec = pipeline.catalog.image(str(name))
+        assert rec is not None and rec.moving_from is None and rec.original is not None
+        assert under(cfg, rec.original).is_file()
+    moving = pipeline.catalog.conn.execute("SELECT count(*) FROM listing WHERE moving = 1").fetchone()[0]
+    assert moving == 0  # the derived rows followed the set that cleared ``moving_from``
