@@ -9,7 +9,8 @@ record alone, and ``STATEMENTS`` then bring every derived table in step with all
 staged records together, changing only the rows that differ (a moved record's hash keeps
 its row and row id: no entry in the near-duplicate log, its pairs stay).
 
-They derive what the trigger derives (``schema``), statement for statement; records are
+They derive the rows the trigger derives (``schema``), table by table (a path that alone
+changed is updated in place, so no hash is parsed again for a move); records are
 independent of each other there (every derived row belongs to one record's name, and
 ``tag_totals`` only counts), so the set leaves the tables exactly as the same records
 written one at a time would (``tests/unit/catalog/test_batch.py`` holds them to it).
@@ -55,7 +56,8 @@ def _select(key: str, value: str) -> str:
 def create_staging(conn: sqlite3.Connection) -> None:
     """``derive_staged``: the records of a set being written, their fields as columns; empty
     outside ``Catalog.put_images``."""
-    conn.execute(f"CREATE TABLE derive_staged ({', '.join(FIELDS[1:]).join(['key TEXT PRIMARY KEY, ', ''])})")
+    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:]])
+    conn.execute(f"CREATE TABLE derive_staged ({columns})")
 
 
 # Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written).
