@@ -21,7 +21,7 @@ TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
 DERIVED = frozenset(
     {
         "hashes", "listing", "tagged", "tag_totals", "placed", "contents", "filenames", "filename_grams",
-        "derive_staged", "near_pairs", "near_paired", "near_pending", "crop_hashes", "crop_pairs",
+        "near_pairs", "near_paired", "near_pending", "crop_hashes", "crop_pairs",
     }
 )  # fmt: skip
 # Everything else the derived tables need; a catalog lacking any of it is re-derived.
@@ -147,6 +147,30 @@ def _drop_tagged(key: str) -> str:
     )
 
 
+def _create_derive_trigger(conn: sqlite3.Connection) -> None:
+    """``derive_image`` and the staging it leaves alone: a staged record is one of a set written
+    at once, which its set's statements derive (``batch``)."""
+    conn.execute("DROP TABLE IF EXISTS derive_staged")
+    batch.create_staging(conn)
+    conn.execute("DROP TRIGGER IF EXISTS derive_image")
+    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
+    conn.execute(
+        "CREATE TRIGGER derive_image AFTER INSERT ON images "
+        f"WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) BEGIN\n{body};\nEND"
+    )
+
+
+def stage_sets(conn: sqlite3.Connection) -> None:
+    """A catalog derived before sets were staged gets the staging, the guarded ``derive_image``
+    and the crop triggers as this version writes them, in place: nothing is derived again."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'derive_staged'").fetchone():
+        return
+    _create_derive_trigger(conn)
+    for trigger in ("crop_windows_added", "crop_windows_changed", "crop_windows_removed"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    cropschema.create_crop_pair_triggers(conn)
+
+
 def create_tables(conn: sqlite3.Connection) -> None:
     """The key/value tables, as sqlitedict would create them."""
     for table in TABLES:
@@ -231,13 +255,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
         "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
     )
-    batch.create_staging(conn)
-    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
-    # A staged record is one of a set written at once: its set's statements derive it (``batch``).
-    conn.execute(
-        "CREATE TRIGGER derive_image AFTER INSERT ON images "
-        f"WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) BEGIN\n{body};\nEND"
-    )
+    _create_derive_trigger(conn)
     conn.execute(
         "CREATE TABLE near_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
         "WITHOUT ROWID"

@@ -74,6 +74,7 @@ class Catalog(CatalogReader):
                 else:
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
+                    schema.stage_sets(conn)
                 schema.create_near_merged(conn)
                 schema.create_tagfiles_due(conn)
                 schema.create_export_mark(conn)

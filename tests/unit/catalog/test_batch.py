@@ -142,3 +142,33 @@ def test_each_statement_is_driven_by_the_staged_records(tmp_path: Path) -> None:
             plan = [str(row[3]) for row in catalog.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
             scans = [step for step in plan if step.startswith("SCAN") and step != "SCAN b" and "VIRTUAL" not in step]
             assert scans == [], (sql, plan)
+
+
+def test_a_catalog_derived_before_sets_were_staged_is_brought_up_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    rng = random.Random(8)
+    recs = [_changed(rng, f"10x10_{i:016x}_.png", None) for i in range(6)]
+    with Catalog(db) as catalog, catalog.transaction():
+        for rec in recs:
+            catalog.put_image(rec)
+    con = sqlite3.connect(db)
+    with con:  # as an older watcherd left it: no staging, the trigger unguarded
+        con.execute("DROP TABLE derive_staged")
+        (sql,) = con.execute("SELECT sql FROM sqlite_master WHERE name = 'derive_image'").fetchone()
+        con.execute("DROP TRIGGER derive_image")
+        con.execute(sql.replace(" WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key)", ""))
+    (epoch,) = con.execute("SELECT value FROM near_meta WHERE key = 'epoch'").fetchone()
+    con.close()
+    kept = tuple(t for t in TABLES if t != "derive_staged")
+    before = _rows(db, kept)
+    with Catalog(db) as catalog:
+        assert catalog.conn.execute("SELECT value FROM near_meta WHERE key = 'epoch'").fetchone() == (epoch,)
+        assert _rows(db, kept) == before  # nothing derived again
+        moved = [copy.deepcopy(r) for r in recs]
+        for rec in moved:
+            rec.place_at(f"thumbs/moved/{rec.name}", keep_others=False)
+        catalog.put_images(moved)
+    with Catalog(tmp_path / "one.sqlite") as one, one.transaction():
+        for rec in [*recs, *moved]:
+            one.put_image(rec)
+    assert _rows(db, FRESH) == _rows(tmp_path / "one.sqlite", FRESH)
