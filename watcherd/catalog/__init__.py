@@ -1,6 +1,7 @@
 """The catalog: one SQLite file of JSON records, readable with sqlitedict.
 
 - ``schema``: the key/value tables and the derived tables with their triggers;
+- ``batch``: a set of image records written at once, the derived tables following in one statement each;
 - ``cropschema``: the window hashes' derived tables (``crop_hashes``, its log) and the kept crop links;
 - ``reads``: ``CatalogReader``, typed reads and the commands' SQL (never writes);
 - ``store``: ``Catalog``, the one writer, with transactions that roll back;

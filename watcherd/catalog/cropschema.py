@@ -29,6 +29,7 @@ __all__ = [
     "create_crop_pair_triggers",
     "create_crop_tables",
     "crop_statements",
+    "hash_integer",
 ]
 
 # The window hashes of ``core.crops`` that go into ``crop_hashes``: STORED of them, 16 hex
@@ -45,11 +46,16 @@ PARTS = frozenset(
 )  # fmt: skip
 
 
-def crop_statements(key: str, value: str, source: str | None, hash_integer: str) -> list[str]:
-    """Statements that derive ``crop_hashes`` rows from records (``schema._derive_statements``'s part).
+_HEX = "0123456789abcdef"
 
-    ``hash_integer``: a format string turning ``{}`` (16 hex digits) into a signed integer.
-    """
+
+def hash_integer(text: str) -> str:
+    """SQL for the signed 64-bit integer of 16 hex digits in ``text`` (SQLite has no hex parser)."""
+    return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
+
+
+def crop_statements(key: str, value: str, source: str | None) -> list[str]:
+    """Statements that derive ``crop_hashes`` rows from records (``schema._derive_statements``'s part)."""
     crops = f"ifnull(json_extract({value}, '$.crops'), '')"
     start = len(CROP_PREFIX) + 1
     valid = (
@@ -62,7 +68,7 @@ def crop_statements(key: str, value: str, source: str | None, hash_integer: str)
     each = f" FROM {source}," if source else " FROM"
     insert = (
         "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
-        f"SELECT {key}, s.value, {hash_integer.format(f'substr({crops}, {start} + 16 * s.value, 16)')}, "
+        f"SELECT {key}, s.value, {hash_integer(f'substr({crops}, {start} + 16 * s.value, 16)')}, "
         f"{path}, {state} = 'present', {low}, "
         f"CASE WHEN s.value = 0 THEN substr({crops}, {start}, {16 * CROP_HEX}) END"
         f"{each} json_each('{list(range(CROP_STORED))}') AS s WHERE {valid}"
@@ -102,8 +108,11 @@ def create_crop_pair_triggers(conn: sqlite3.Connection) -> None:
             f"DELETE FROM near_pairs WHERE a = {who}.name OR b = {who}.name; "
             f"DELETE FROM crop_pairs WHERE a = {who}.name OR b = {who}.name; "
             f"DELETE FROM near_paired WHERE name = {who}.name; "
+            # NOT EXISTS, not OR IGNORE alone: fired by an upsert, the trigger's conflict clause is
+            # the upsert's (ABORT), and an image already waiting would fail its record's write.
             f"INSERT OR IGNORE INTO near_pending (name) SELECT name FROM hashes "
-            f"WHERE name = {who}.name AND present = 1 AND low = 0;"
+            f"WHERE name = {who}.name AND present = 1 AND low = 0 "
+            f"AND NOT EXISTS (SELECT 1 FROM near_pending WHERE name = {who}.name);"
         )
 
     conn.execute(

@@ -6,7 +6,8 @@ every value, so a notebook reads them with ``SqliteDict(..., decode=json.loads)`
 
 The derived tables hold what the commands need as plain columns. watcherd's Python
 code never writes them: a trigger on ``images`` derives them in the same statement as
-each record, so they cannot disagree with it. A catalog that lacks any part of them
+each record, so they cannot disagree with it (a set of records written at once is
+derived by ``batch``'s statements instead, in the same transaction). A catalog that lacks any part of them
 (an older watcherd's) has them rebuilt from the records when the writer opens it.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from watcherd.catalog import cropschema
+from watcherd.catalog import batch, cropschema
 
 TABLES = ("images", "collisions", "errors", "meta", "near_decisions")
 DERIVED = frozenset(
@@ -35,13 +36,6 @@ _DERIVED_PARTS = DERIVED | {
 # query covers anyway (one flipped bit per 16-bit chunk, as at 4). ``dupes --near N``
 # reads them for N up to this; beyond it, groups are computed.
 PAIR_RADIUS = 5
-
-_HEX = "0123456789abcdef"
-
-
-def _hash_integer(text: str) -> str:
-    """SQL for the signed 64-bit integer of 16 hex digits in ``text`` (SQLite has no hex parser)."""
-    return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
 
 
 def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
@@ -106,9 +100,9 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
     )
     hashes = (
         "INSERT INTO hashes (name, hash, path, present, low) "
-        f"SELECT {key}, {_hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
+        f"SELECT {key}, {cropschema.hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
     )
-    crop_rows = cropschema.crop_statements(key, value, source, _hash_integer("{0}"))
+    crop_rows = cropschema.crop_statements(key, value, source)
     if source is not None:  # filling empty tables
         return [listing, tagged, placed, contents, filenames, hashes, *crop_rows]
     cols = ("path", "present", "low", "moving", "tags", "untagged")
@@ -151,6 +145,30 @@ def _drop_tagged(key: str) -> str:
         f"DELETE FROM tagged WHERE name = {key} AND path = (SELECT path FROM listing WHERE name = {key}) "
         f"AND tag IN (SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key})"
     )
+
+
+def _create_derive_trigger(conn: sqlite3.Connection) -> None:
+    """``derive_image`` and the staging it leaves alone: a staged record is one of a set written
+    at once, which its set's statements derive (``batch``)."""
+    conn.execute("DROP TABLE IF EXISTS derive_staged")
+    batch.create_staging(conn)
+    conn.execute("DROP TRIGGER IF EXISTS derive_image")
+    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
+    conn.execute(
+        "CREATE TRIGGER derive_image AFTER INSERT ON images "
+        f"WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) BEGIN\n{body};\nEND"
+    )
+
+
+def stage_sets(conn: sqlite3.Connection) -> None:
+    """A catalog derived before sets were staged gets the staging, the guarded ``derive_image``
+    and the crop triggers as this version writes them, in place: nothing is derived again."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'derive_staged'").fetchone():
+        return
+    _create_derive_trigger(conn)
+    for trigger in ("crop_windows_added", "crop_windows_changed", "crop_windows_removed"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    cropschema.create_crop_pair_triggers(conn)
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
@@ -237,8 +255,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER tag_removed AFTER DELETE ON tagged BEGIN "
         "UPDATE tag_totals SET n = n - 1 WHERE tag = OLD.tag; END"
     )
-    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
-    conn.execute(f"CREATE TRIGGER derive_image AFTER INSERT ON images BEGIN\n{body};\nEND")
+    _create_derive_trigger(conn)
     conn.execute(
         "CREATE TABLE near_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
         "WITHOUT ROWID"

@@ -19,11 +19,11 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from watcherd.catalog import pairs, schema
+from watcherd.catalog import batch, pairs, schema
 from watcherd.catalog.hashes import WHOLE, Source
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.core.collisionrecords import CollisionRecord
@@ -74,6 +74,7 @@ class Catalog(CatalogReader):
                 else:
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
+                    schema.stage_sets(conn)
                 schema.create_near_merged(conn)
                 schema.create_tagfiles_due(conn)
                 schema.create_export_mark(conn)
@@ -253,9 +254,37 @@ class Catalog(CatalogReader):
     def put_image(self, record: ImageRecord) -> None:
         """Write a new or changed image record."""
         self._put("images", record.name, record.to_json())
+        self._fold(record)
+
+    def put_images(self, records: Iterable[ImageRecord]) -> None:
+        """Write a set of new or changed image records at once (a name given twice: its last).
+
+        The same rows as ``put_image`` for each, but the derived tables follow the whole set
+        in one statement per table (``batch``) rather than one trigger run per
+        record; a set that fails leaves nothing behind.
+        """
+        latest = {r.name: r for r in records}
+        if not latest:
+            return
+        values = [(name, encode(r.to_json())) for name, r in latest.items()]
+        with self.transaction():
+            try:
+                self.conn.executemany(batch.STAGE, values)
+                self.conn.executemany('INSERT OR REPLACE INTO "images" (key, value) VALUES (?, ?)', values)
+                for sql in batch.STATEMENTS:
+                    self.conn.execute(sql)
+                self.conn.execute("DELETE FROM derive_staged")
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot write catalog {self.path}: {exc}") from None
+            self._staged += len(values)
+            for record in latest.values():
+                self._fold(record)
+
+    def _fold(self, record: ImageRecord) -> None:
+        """What SQLite cannot fold of an original file name, beside what it can (``finding``):
+        Python's casefold, part of the record's write."""
         name = record.original_filename
         if name is not None and not name.isascii():
-            # What SQLite cannot fold, beside what it can (``finding``): Python's casefold.
             folded = json.dumps(name.casefold())  # as JSON: lone surrogates of odd names survive
             self._write(
                 "UPDATE filenames SET folded = json_extract(?, '$') WHERE name = json_extract(?, '$') "

@@ -88,7 +88,10 @@ class Filing:
         if moved:
             with self.ctx.catalog.transaction():
                 for item in moved:
-                    self._save(item)
+                    if not isinstance(item, ImageRecord):
+                        self._save(item)
+                # A batch's images are written as one set: their derived rows follow in one go.
+                self.ctx.catalog.put_images(item for item in moved if isinstance(item, ImageRecord))
 
     def planned(self, name: str, suffix: str, *, collision: bool = False) -> str:
         """Where an original named for thumbnail ``name`` (or a collision label) should go."""

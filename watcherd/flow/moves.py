@@ -19,6 +19,7 @@ from __future__ import annotations
 import filecmp
 import logging
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,6 +37,9 @@ from watcherd.filing.originals import Filing
 from watcherd.fs import fsops
 
 log = logging.getLogger("watcherd")
+
+# Canonical names ``seen_all`` takes in one query and one transaction.
+SET_FILES = 5000
 
 
 class Moves:
@@ -71,19 +75,26 @@ class Moves:
                 catalog.put_image(adopted)
             log.info("adopted %s from its PNG metadata", shown(rel))
             return Result(Outcome.ADOPTED, path, path.name)
-        if rel in rec.paths:
+        verb = self._place(rec, rel, where)
+        if verb is None:
             return Result(Outcome.UNCHANGED, path, path.name)
-        # Still where the record says too: a copy, and the image is in both places.
-        copied = any(os.path.lexists(self.ctx.places.absolute(p)) for p in rec.paths)
-        rec.place_at(rel, keep_others=copied)
-        rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
-        rec.last_seen = self.ctx.stamp()
         with catalog.transaction():
             catalog.put_image(rec)
-        verb = "copied" if copied else "moved"
         line = "%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags)
         (log.debug if quiet else log.info)(*line)
         return Result(Outcome.MOVED, path, path.name)
+
+    def _place(self, rec: ImageRecord, rel: str, where: Place) -> str | None:
+        """Bring ``rec`` to its thumbnail found at ``rel``: ``moved`` or ``copied`` (still where the
+        record says too: the image is in both places); None when the record says so already."""
+        if rel in rec.paths:
+            return None
+        root = os.fspath(self.ctx.places.root)  # joined as text: no Path made per place, a folder of them at once
+        copied = any(os.path.lexists(os.path.join(root, p)) for p in rec.paths)
+        rec.place_at(rel, keep_others=copied)
+        rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
+        rec.last_seen = self.ctx.stamp()
+        return "copied" if copied else "moved"
 
     def renamed(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
         """A thumbnail of ours under another name gets its canonical name back; None if it is not one."""
@@ -192,33 +203,75 @@ class Moves:
     def follow(self, paths: list[Path]) -> list[Path]:
         """Update the records of catalogued thumbnails among ``paths`` (a folder moved in).
 
-        Records are fetched in one query and written in one transaction: moved
-        thumbnails are changes the tree itself proves again at the next scan, so
-        nothing is lost if the daemon dies before it commits. Returns the paths that
-        are not catalogued thumbnails, which need settling and decoding.
+        Moved thumbnails are changes the tree itself proves again at the next scan, so
+        nothing is lost if the daemon dies before they commit. Returns the paths that are
+        not catalogued thumbnails, which need settling and decoding.
         """
-        catalog = self.ctx.catalog
-        known = catalog.images_named([p.name for p in paths if parse_canonical(p.name) is not None])
+        results, rest = self.seen_all(paths)
+        moved = [r.path for r in results if r.outcome is Outcome.MOVED]
+        if moved:
+            where = self.ctx.places.place(moved[0])
+            into = shown(str(where.rel.parent)) if where is not None else ""
+            log.info("moved %d thumbnails with their folder -> %s", len(moved), into)
+        return rest
+
+    def seen_all(self, paths: list[Path], *, adopt: bool = False) -> tuple[list[Result], list[Path]]:
+        """``seen`` for many canonical names of the thumbs tree at once: their records are fetched
+        a chunk at a time in one query and written as one set (``put_images``), one transaction
+        per chunk. ``adopt``: thumbnails of ours without a record are adopted too, as a scan
+        adopts them (files already reported bad are left alone). Returns the outcomes, and the
+        paths to process one by one (not catalogued, a collision's variant, not ours, not a file).
+        """
+        results: list[Result] = []
         rest: list[Path] = []
-        followed, into = 0, ""
+        for at in range(0, len(paths), SET_FILES):
+            self._seen_set(paths[at : at + SET_FILES], adopt, results, rest)
+        return results, rest
+
+    def _seen_set(self, paths: list[Path], adopt: bool, results: list[Result], rest: list[Path]) -> None:
+        catalog, places = self.ctx.catalog, self.ctx.places
+        parsed = {p.name: parse_canonical(p.name) for p in paths}
+        known = catalog.images_named([name for name, canonical in parsed.items() if canonical is not None])
+        changed: list[ImageRecord] = []
         with catalog.transaction():
             for path in paths:
-                rec = known.get(path.name)
-                where = self.ctx.places.place(path) if rec is not None else None
-                if rec is None or where is None:
+                canonical, rec = parsed[path.name], known.get(path.name)
+                where = places.place(path) if canonical is not None else None
+                unknown = rec is None and (not adopt or canonical is None or canonical.variant is not None)
+                if where is None or where.area is not Area.TREE or unknown:
                     rest.append(path)
                     continue
                 try:
                     st = os.lstat(path)
                 except OSError:
-                    continue  # gone again already
-                result = self.seen(path, where, st, rec, quiet=True)
-                if result is not None and result.outcome is Outcome.MOVED:
-                    followed += 1
-                    into = into or shown(str(where.rel.parent))
-        if followed:
-            log.info("moved %d thumbnails with their folder -> %s", followed, into)
-        return rest
+                    if rec is None:
+                        rest.append(path)
+                    continue  # a record's thumbnail gone again already: seen where it went
+                rel = places.rel(path)
+                if not stat.S_ISREG(st.st_mode) or (adopt and self.failures.known_bad(rel, st)):
+                    rest.append(path)
+                    continue
+                if rec is None:
+                    try:
+                        rec = self.adopter.adopt(path, st)
+                    except Exception:  # processed one by one, where a bug is recorded against its file
+                        rec = None
+                    if rec is None:
+                        rest.append(path)
+                        continue
+                    known[path.name] = rec  # a copy of it later in the set is a copy
+                    changed.append(rec)
+                    results.append(Result(Outcome.ADOPTED, path, path.name))
+                    log.info("adopted %s from its PNG metadata", shown(rel))
+                    continue
+                verb = self._place(rec, rel, where)
+                if verb is None:
+                    results.append(Result(Outcome.UNCHANGED, path, path.name))
+                    continue
+                changed.append(rec)
+                results.append(Result(Outcome.MOVED, path, path.name))
+                log.debug("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
+            catalog.put_images(changed)
 
     def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:
         """A collision newcomer's thumbnail moved into the tree: that decides it distinct."""

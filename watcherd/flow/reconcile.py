@@ -22,6 +22,7 @@ from watcherd.core.outcomes import Outcome, Result
 from watcherd.core.records import ErrorRecord
 from watcherd.filing.context import iso
 from watcherd.flow import restore
+from watcherd.flow.moves import SET_FILES
 from watcherd.flow.pipeline import Pipeline
 from watcherd.fs.walk import scan_folders, walk_files
 
@@ -90,6 +91,17 @@ def reconcile(
     # Memory follows the largest folder, not the library.
     ignored = ignore_pattern(pipeline.cfg.ignore).match
     leftovers: list[str] = []
+    # Moved or unrecorded thumbnails, gathered over folders: no decoding, their records
+    # written a set at a time (one commit for many small folders).
+    thumbnails: list[Path] = []
+
+    def seen_thumbnails() -> None:
+        found, left = pipeline.moves.seen_all(thumbnails, adopt=True)
+        report.add_all(found)
+        for result in pipeline.process_all(left):
+            report.add(result.outcome)
+        thumbnails.clear()
+
     for folder, names in scan_folders(pipeline.places.thumbs, pipeline.cfg):
         report.folders += 1
         rel_folder = pipeline.places.rel(Path(folder)) + "/"
@@ -110,13 +122,14 @@ def reconcile(
             else:
                 rest.append(name)
         others.extend(Path(folder, name) for name in sorted(rest))
-        # Moved or unrecorded thumbnails: no decoding, batched into few commits.
-        for result in pipeline.process_all(Path(folder, name) for name in sorted(canonical)):
-            report.add(result.outcome)
+        thumbnails.extend(Path(folder, name) for name in sorted(canonical))
+        if len(thumbnails) >= SET_FILES:
+            seen_thumbnails()
         done += len(names) - len(rest)  # the rest are counted as they are processed below
         if progress:
             progress(done, 0)
         gone.extend((rel_folder + name, name) for name in here)
+    seen_thumbnails()
     report.add(Outcome.UNCHANGED, unchanged)
     remove_leftovers(leftovers)
     for source in pipeline.cfg.source_dirs:

@@ -286,3 +286,19 @@ def test_the_export_mark_counts_what_the_export_holds_and_is_no_change_itself(tm
         cat.mark_exported(generation)
         # Counted as a change, the daemon would export and publish again at every interval.
         assert cat.export_generation() == (generation, generation) and cat.changes == changes
+
+
+def test_an_image_waiting_for_its_pairs_takes_new_window_hashes(tmp_path: Path) -> None:
+    import random
+
+    from watcherd.core import crops
+
+    rng = random.Random(5)
+    rec = _record("10x10_00000000000000ab_.png", "thumbs/a/10x10_00000000000000ab_.png")
+    rec.hash = "00000000000000ab"
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        for _ in range(2):  # the second write changes the windows of an image still in near_pending
+            rec.crops = crops.join([rng.getrandbits(64) for _ in crops.WINDOWS])
+            _put(cat, rec)
+        assert cat.conn.execute("SELECT name FROM near_pending").fetchall() == [(rec.name,)]
+        assert cat.image(rec.name) == rec

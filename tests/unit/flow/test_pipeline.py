@@ -413,3 +413,70 @@ def test_second_collision_original_gone_astray_is_filed_under_its_own_record(cfg
     assert len(cols) == 2  # one record per dropped copy: a.jpg is the image, b and c collisions
     originals = [c.newcomer.original for c in cols]
     assert len(set(originals)) == 2 and all(under(cfg, o).read_bytes() == data for o in originals)
+
+
+def test_a_folder_moved_in_takes_its_thumbnails_records_along_at_once(cfg: Config, pipeline: Pipeline) -> None:
+    from watcherd.core.events import Change, ChangeKind
+
+    for seed in (1, 2):
+        pipeline.process(drop(cfg.thumbs_dir / "a" / f"p{seed}.jpg", scene(seed=seed)))
+    first, second = canonical_files(cfg.thumbs_dir / "a")
+    os.link(first, write(cfg.thumbs_dir / "a" / "sub" / "x", b"").parent / first.name)  # a copy, one level down
+    (cfg.thumbs_dir / "a" / "sub" / "x").unlink()
+    pipeline.process(cfg.thumbs_dir / "a" / "sub" / first.name)
+    os.rename(cfg.thumbs_dir / "a", cfg.thumbs_dir / "b")
+
+    handled = pipeline.handle(Change(ChangeKind.SCAN_DIR, cfg.thumbs_dir / "b"))
+
+    assert handled.settle == []  # nothing to decode
+    rec, other = pipeline.catalog.image(first.name), pipeline.catalog.image(second.name)
+    assert rec is not None and other is not None
+    assert sorted(rec.paths) == sorted([f"thumbs/b/sub/{first.name}", f"thumbs/b/{first.name}"])  # both, a copy
+    assert other.paths == [f"thumbs/b/{second.name}"]
+    assert "b" in rec.tags and "b" in other.tags and "sub" in rec.tags
+    assert pipeline.catalog.present_under("thumbs/a/") == []
+    with_b = {name for name, _, _ in pipeline.catalog.with_tags(["b"])}
+    assert with_b == {first.name, second.name}  # the derived tables followed in the same transaction
+
+
+def test_a_scan_without_a_catalog_adopts_thumbnails_a_set_at_a_time(cfg: Config, tmp_path: Path) -> None:
+    import shutil
+
+    catalog = open_for_writing(cfg).catalog
+    pipeline = Pipeline(cfg, catalog)
+    for seed in (1, 2, 3):
+        pipeline.process(drop(cfg.thumbs_dir / "a" / f"p{seed}.jpg", scene(seed=seed)))
+    first, *_ = thumbs = canonical_files(cfg.thumbs_dir / "a")
+    shutil.copy2(first, write(cfg.thumbs_dir / "b" / "x", b"").parent / first.name)  # a copy in another folder
+    (cfg.thumbs_dir / "b" / "x").unlink()
+    impostor = drop(cfg.thumbs_dir / "a" / "9x9_0123456789abcdef_.png", scene((9, 9), seed=4), "PNG")  # not ours
+    catalog.close()
+    cfg.database_path.unlink()  # a library restored without its catalog
+
+    catalog = open_for_writing(cfg).catalog
+    try:
+        report = reconcile(Pipeline(cfg, catalog), reason="test", settle=0)
+        assert report.counts.get("adopted") == len(thumbs)
+        assert report.counts.get("ingested") == 1  # the impostor, decoded one by one
+        rec = catalog.image(first.name)
+        assert rec is not None
+        assert sorted(rec.paths) == sorted([f"thumbs/a/{first.name}", f"thumbs/b/{first.name}"])  # one record, both
+        assert {name for name, _, _ in catalog.with_tags(["a"])} >= {t.name for t in thumbs}
+        assert {name for name, _, _ in catalog.with_tags(["b"])} == {first.name}  # derived with the set
+        assert not impostor.exists()  # ingested: its original filed
+    finally:
+        catalog.close()
+
+
+def test_a_batch_files_its_originals_and_writes_their_records_as_one_set(cfg: Config, pipeline: Pipeline) -> None:
+    dropped = [drop(cfg.thumbs_dir / "burst" / f"p{seed}.jpg", scene(seed=seed)) for seed in (1, 2, 3)]
+    results = list(pipeline.process_all(dropped))
+    assert [r.outcome for r in results] == [Outcome.INGESTED] * 3
+    names = [r.name for r in results]
+    assert all(name is not None for name in names)
+    for name in names:
+        rec = pipeline.catalog.image(str(name))
+        assert rec is not None and rec.moving_from is None and rec.original is not None
+        assert under(cfg, rec.original).is_file()
+    moving = pipeline.catalog.conn.execute("SELECT count(*) FROM listing WHERE moving = 1").fetchone()[0]
+    assert moving == 0  # the derived rows followed the set that cleared ``moving_from``

@@ -1,0 +1,182 @@
+"""Image records written as a set: the derived tables follow in one statement per table.
+
+The ``derive_image`` trigger derives a record's rows in the statement that writes it,
+one run of a dozen statements per record. A set written at once (``Catalog.put_images``:
+a folder of thumbnails moved) is *staged* first: each record's fields are read out of its
+JSON once, into a row of ``derive_staged`` (the ``FIELDS``, as plain columns; SQLite 3.40
+parses a whole record again for every ``json_extract``). The trigger leaves a staged
+record alone, and ``STATEMENTS`` then bring every derived table in step with all the
+staged records together, changing only the rows that differ (a moved record's hash keeps
+its row and row id: no entry in the near-duplicate log, its pairs stay).
+
+They derive the rows the trigger derives (``schema``), table by table (a path that alone
+changed is updated in place, so no hash is parsed again for a move); records are
+independent of each other there (every derived row belongs to one record's name, and
+``tag_totals`` only counts), so the set leaves the tables exactly as the same records
+written one at a time would (``tests/unit/catalog/test_batch.py`` holds them to it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from watcherd.catalog import cropschema
+
+__all__ = ["FIELDS", "STAGE", "STATEMENTS", "create_staging"]
+
+
+def _fields(key: str, value: str) -> dict[str, str]:
+    """What the derived tables read of a record, as SQL over its key and JSON value."""
+    paths = (
+        f"(CASE WHEN json_type({value}, '$.paths') = 'array' THEN json_extract({value}, '$.paths') "
+        f"ELSE json_array(json_extract({value}, '$.path')) END)"
+    )
+    return {
+        "key": key,
+        "path": f"ifnull(json_extract({value}, '$.path'), '')",
+        "present": f"ifnull(json_extract({value}, '$.state'), '') = 'present'",
+        "low": f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)",
+        "moving": f"ifnull(json_extract({value}, '$.moving_from'), '') != ''",
+        "tags": f"ifnull(json_extract({value}, '$.tags'), '[]')",
+        "paths": paths,
+        "sha256": f"json_extract({value}, '$.sha256')",
+        "filename": f"json_extract({value}, '$.original_filename')",
+        "hash": f"lower(json_extract({value}, '$.hash'))",
+        "crops": f"ifnull(json_extract({value}, '$.crops'), '')",
+    }
+
+
+FIELDS = tuple(_fields("", ""))
+
+
+def _select(key: str, value: str) -> str:
+    return ", ".join(f"{sql} AS {name}" for name, sql in _fields(key, value).items())
+
+
+def create_staging(conn: sqlite3.Connection) -> None:
+    """``derive_staged``: the records of a set being written, their fields as columns; empty
+    outside ``Catalog.put_images``."""
+    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:]])
+    conn.execute(f"CREATE TABLE derive_staged ({columns})")
+
+
+# Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written).
+STAGE = f"INSERT INTO derive_staged ({', '.join(FIELDS)}) SELECT {_select('?1', '?2')}"
+
+
+def _statements(source: str) -> list[str]:
+    """Statements that bring listing, tagged, placed, contents, filenames and hashes rows in step
+    with the staged records of ``source`` (aliased ``b``, with the ``FIELDS`` as columns)."""
+    src = f" FROM {source} AS b"
+    # No folder tag: every tag is the size tag, the part of the name before its first _.
+    untagged = (
+        "NOT EXISTS (SELECT 1 FROM json_each(b.tags) AS u "
+        "WHERE u.type = 'text' AND u.value != substr(b.key, 1, instr(b.key, '_') - 1))"
+    )
+    valid_hash = "length(b.hash) = 16 AND NOT b.hash GLOB '*[^0-9a-f]*'"
+    # A thumbnail's file name is its record's name, so a place is (folder, name).
+    folder = "substr(j.value, 1, length(j.value) - length(b.key))"
+    placed_at = (
+        "json_each(b.paths) AS j WHERE j.type = 'text' AND b.present AND substr(j.value, -length(b.key)) = b.key"
+    )
+    listing = (
+        "INSERT INTO listing (name, path, present, low, moving, tags, untagged) "
+        f"SELECT b.key, b.path, b.present, b.low, b.moving, b.tags, {untagged}{src} WHERE true"
+    )
+    # Rows already there are skipped by NOT EXISTS, not by OR IGNORE: inside the trigger the
+    # conflict clause of the statement that fired it (sqlitedict's INSERT OR REPLACE) wins,
+    # and a replaced row would count its tag twice in ``tag_totals``.
+    tagged = (
+        f"INSERT INTO tagged (tag, path, name) SELECT DISTINCT j.value, b.path, b.key{src}, json_each(b.tags) AS j "
+        "WHERE j.type = 'text' AND b.present AND NOT EXISTS "
+        "(SELECT 1 FROM tagged AS t WHERE t.tag = j.value AND t.path = b.path AND t.name = b.key)"
+    )
+    placed = (
+        f"INSERT INTO placed (folder, name) SELECT DISTINCT {folder}, b.key{src}, {placed_at} "
+        f"AND NOT EXISTS (SELECT 1 FROM placed AS p WHERE p.folder = {folder} AND p.name = b.key)"
+    )
+    contents = (
+        f"INSERT INTO contents (sha256, name) SELECT b.sha256, b.key{src} WHERE b.sha256 IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM contents AS c WHERE c.sha256 = b.sha256 AND c.name = b.key)"
+    )
+    # ``odd``: not ASCII, so lower() did not fold all of it (see ``finding``).
+    filenames = (
+        "INSERT INTO filenames (name, fname, odd) SELECT b.key, lower(b.filename), "
+        f"length(CAST(b.filename AS BLOB)) != length(b.filename){src} WHERE b.filename IS NOT NULL"
+    )
+    hashes = (
+        "INSERT INTO hashes (name, hash, path, present, low) "
+        f"SELECT b.key, {cropschema.hash_integer('b.hash')}, b.path, b.present, b.low{src} WHERE {valid_hash}"
+    )
+    cols = ("path", "present", "low", "moving", "tags", "untagged")
+    changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
+    # Each record's rows as its listing row (not yet changed) files them: one per tag, under its path.
+    old_tagged = f"{src} CROSS JOIN listing AS o ON o.name = b.key, json_each(o.tags) AS j"
+    new_tags = "SELECT value FROM json_each(b.tags) WHERE type = 'text'"
+    return [
+        # Before the listing rows change. Tags gone are deleted, the others follow a move by
+        # an UPDATE (which leaves ``tag_totals`` alone), new ones are added.
+        f"DELETE FROM tagged WHERE (tag, path, name) IN (SELECT j.value, o.path, o.name{old_tagged} "
+        f"WHERE NOT (b.present AND j.value IN ({new_tags})))",
+        f"UPDATE tagged SET path = (SELECT b.path{src} WHERE b.key = tagged.name) "
+        f"WHERE (tag, path, name) IN (SELECT j.value, o.path, o.name{old_tagged} WHERE o.path != b.path)",
+        tagged,
+        f"{listing} ON CONFLICT (name) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in cols)
+        + f" WHERE {changed}",
+        f"DELETE FROM placed WHERE (folder, name) IN (SELECT p.folder, p.name{src} CROSS JOIN placed AS p "
+        "ON p.name = b.key "
+        f"WHERE p.folder NOT IN (SELECT {folder} FROM {placed_at}))",
+        placed,
+        f"DELETE FROM contents WHERE (sha256, name) IN (SELECT c.sha256, c.name{src} "
+        "CROSS JOIN contents AS c ON c.name = b.key WHERE c.sha256 IS NOT b.sha256)",
+        contents,
+        f"DELETE FROM filenames WHERE name IN (SELECT b.key{src} WHERE b.filename IS NULL)",
+        # Only a changed file name is written: a move costs the trigram index nothing.
+        f"{filenames} ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd, folded = NULL "
+        "WHERE fname IS NOT excluded.fname",
+        f"DELETE FROM hashes WHERE name IN (SELECT b.key{src} WHERE NOT ({valid_hash}))",
+        # A move changes the path alone: no hash is parsed again for it.
+        f"UPDATE hashes SET path = (SELECT b.path{src} WHERE b.key = hashes.name) "
+        f"WHERE name IN (SELECT b.key{src} CROSS JOIN hashes AS x ON x.name = b.key WHERE x.path != b.path)",
+        f"{hashes} AND NOT EXISTS (SELECT 1 FROM hashes AS x WHERE x.name = b.key AND x.present = b.present "
+        "AND x.low = b.low AND printf('%016x', x.hash) = b.hash) "
+        "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
+        "present = excluded.present, low = excluded.low "
+        "WHERE (hash, path, present, low) IS NOT (excluded.hash, excluded.path, excluded.present, excluded.low)",
+    ]
+
+
+def _crop_statements(source: str) -> list[str]:
+    """Statements that bring ``crop_hashes`` rows in step with the staged records of ``source``
+    (``cropschema.crop_statements``, as a set)."""
+    start = len(cropschema.CROP_PREFIX) + 1
+    hexed = 16 * cropschema.CROP_HEX
+    valid = (
+        f"substr(b.crops, 1, {len(cropschema.CROP_PREFIX)}) = '{cropschema.CROP_PREFIX}' "
+        f"AND length(b.crops) = {cropschema.CROP_LENGTH} AND NOT substr(b.crops, {start}, {hexed}) GLOB '*[^0-9a-f]*'"
+    )
+    window = f"substr(b.crops, {start} + 16 * s.value, 16)"
+    asks = f"CASE WHEN s.value = 0 THEN substr(b.crops, {start}, {hexed}) END"
+    cols = ("hash", "path", "present", "low", "asks")
+    return [
+        # A record with no rows (a new one) is not read for valid windows.
+        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b "
+        f"WHERE EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key) AND NOT ({valid}))",
+        # A move changes the paths alone: no window is parsed again for it.
+        f"UPDATE crop_hashes SET path = (SELECT b.path FROM {source} AS b WHERE b.key = crop_hashes.name) "
+        f"WHERE name IN (SELECT b.key FROM {source} AS b CROSS JOIN crop_hashes AS x ON x.name = b.key "
+        "WHERE x.path != b.path)",
+        "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
+        f"SELECT b.key, s.value, {cropschema.hash_integer(window)}, b.path, b.present, b.low, {asks} "
+        f"FROM {source} AS b, json_each('{list(range(cropschema.CROP_STORED))}') AS s WHERE {valid} "
+        "AND NOT EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key AND x.slot = s.value "
+        f"AND x.present = b.present AND x.low = b.low AND printf('%016x', x.hash) = {window} AND x.asks IS {asks}) "
+        "ON CONFLICT (name, slot) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in cols)
+        + f" WHERE ({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})",
+    ]
+
+
+# What ``Catalog.put_images`` runs once its records are staged and written.
+STATEMENTS = (*_statements("derive_staged"), *_crop_statements("derive_staged"))
