@@ -132,3 +132,22 @@ def test_shot_reads_what_the_thumbnail_chunk_keeps() -> None:
 def test_the_dct_matrix_is_orthonormal() -> None:
     d = windows._dct()
     assert np.allclose(d @ d.T, np.eye(d.shape[0]))
+
+
+def test_window_hashes_are_each_windows_dct_hash_bit_for_bit(original: Image.Image) -> None:
+    """All windows at once give exactly what each window's hash is by itself (libraries keep
+    these hashes: a faster computation must not change one bit), on a photo, noise and a flat
+    picture, whose equal coefficients sit on the median."""
+    rng = np.random.default_rng(5)
+    flat = Image.new("RGB", (64, 40), (128, 128, 128))
+    noise = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    for picture in (imaging.thumbnail(imaging.normalize(original), 64), noise, flat):
+        grey = picture.convert("L")
+        w, h = grey.size
+        expected = []
+        for left, top, right, bottom in crops.WINDOWS:
+            box = (w * left, h * top, w * (1 - right), h * (1 - bottom))
+            pixels = np.asarray(grey.resize((crops.SIDE, crops.SIDE), Image.Resampling.LANCZOS, box=box), float)
+            low = (windows._dct() @ pixels @ windows._dct().T).ravel()
+            expected.append(int("".join("1" if b else "0" for b in low > np.median(low)), 2))
+        assert windows.window_hashes(picture) == expected
