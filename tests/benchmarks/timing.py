@@ -187,6 +187,7 @@ def made_up_thumbnails(tmp: Path, hashes: list[str], seeds: int) -> tuple[Path, 
     ``seeds`` real thumbnails made once by ``watcherd scan``, copied under the made-up
     ``hashes`` (adoption reads only the chunks, so each copy is a distinct thumbnail of ours),
     spread over 100 folders. Returns (root, config)."""
+    from watcherd.core import crops
     from watcherd.decode.chunks import read_text
 
     root = tmp / "lib"
@@ -198,10 +199,15 @@ def made_up_thumbnails(tmp: Path, hashes: list[str], seeds: int) -> tuple[Path, 
     shutil.copytree(tmp / "staging", seed_root / "thumbs")
     subprocess.run([sys.executable, "-m", "watcherd", "scan", str(seed_root), "-c", str(conf)], check=True)
     made = sorted((seed_root / "thumbs").glob("*_.png"))
+    windows = np.random.default_rng(len(hashes)).integers(
+        0, 2**64, size=(len(hashes), len(crops.WINDOWS)), dtype=np.uint64
+    )
     for i, h in enumerate(hashes):
         src = made[i % len(made)]
         text = read_text(src.read_bytes())
-        text["hash"], text["sha256"] = h, f"{i:064x}"
+        # Distinct pictures have distinct window hashes too: a seed's own would make every
+        # copy of it a crop of every other (millions of crop links no library has).
+        text["hash"], text["sha256"], text["crops"] = h, f"{i:064x}", crops.join(windows[i].tolist())
         info = PngImagePlugin.PngInfo()
         for k, v in text.items():
             info.add_text(k, v)
