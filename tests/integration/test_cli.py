@@ -266,3 +266,23 @@ def test_find_loads_neither_the_keeper_rule_nor_the_near_groups(library: Path) -
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) and done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_scan_removes_our_leftover_temporaries_everywhere_and_nothing_else(cfg: Config, library: Path) -> None:
+    """A crash leaves reserved-name temporaries in the tree, the collisions folder, the originals
+    and the state folder: the next scan removes every one of them and leaves other files be."""
+    from watcherd.core.filters import TEMP_PREFIX
+
+    left = [
+        cfg.thumbs_dir / "cats" / f"{TEMP_PREFIX}1-aa.png",
+        cfg.thumbs_dir / "deep" / "er" / f"{TEMP_PREFIX}2-bb.png",
+        cfg.thumbs_dir / cfg.collisions / f"{TEMP_PREFIX}3-cc.png",
+        cfg.originals_dir / f"{TEMP_PREFIX}4-dd.jpg",
+        cfg.state_dir / f"{TEMP_PREFIX}5-ee",
+    ]
+    mine = cfg.thumbs_dir / "cats" / "watcherd-tmp-but-not-ours.txt"
+    for path in [*left, mine]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert main(["scan", str(library), "--json"]) == 0
+    assert [p for p in left if p.exists()] == [] and mine.read_bytes() == b"x"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.catalog import finding
+from watcherd.catalog.cropschema import CROP_PREFIX
 from watcherd.catalog.finding import TagQuery, as_json
 from watcherd.catalog.schema import DERIVED
 from watcherd.core.collisionrecords import CollisionRecord
@@ -354,7 +355,16 @@ class CatalogReader(Connected):
             self._conn.create_function("watcherd_fold", 1, finding.fold, deterministic=True)
 
     def lacking_windows(self, prefix: str) -> list[str]:
-        """Names of present images whose ``crops`` (window hashes) do not start with ``prefix``."""
+        """Names of present images whose ``crops`` (window hashes) do not start with ``prefix``.
+
+        Every present image with window hashes of this version has one whole-picture row in
+        ``crop_hashes``: when there are as many of those as present images, none lacks them,
+        and the records are not read (a rescan's usual case, two counts by index)."""
+        if prefix == CROP_PREFIX:
+            (present,) = self._query("SELECT count(*) FROM listing WHERE present = 1")[0]
+            (windowed,) = self._query("SELECT count(*) FROM crop_hashes WHERE slot = 0 AND present = 1")[0]
+            if present == windowed:
+                return []
         rows = self._query(
             "SELECT key FROM images WHERE json_extract(value, '$.state') = 'present' "
             "AND ifnull(substr(json_extract(value, '$.crops'), 1, ?), '') != ? ORDER BY key",
