@@ -1,20 +1,18 @@
-"""Image records written as a set: the derived tables follow in one statement per table.
+"""How a record's derived rows follow it: staged, then one statement per derived table.
 
-The ``derive_image`` trigger derives a record's rows in the statement that writes it,
-one run of a dozen statements per record. A set written at once (``Catalog.put_images``:
-a folder of thumbnails moved) is *staged* first: each record's fields are read out of its
-JSON once, into a row of ``derive_staged`` (the ``FIELDS``, as plain columns; SQLite 3.40
-parses a whole record again for every ``json_extract``). The trigger leaves a staged
-record alone, and ``STATEMENTS`` then bring every derived table in step with all the
-staged records together, changing only the rows that differ (a moved record's hash keeps
-its row and row id: no entry in the near-duplicate log, its pairs stay).
-
-They derive the rows the trigger derives (``schema``), table by table (a path that alone
-changed is updated in place, so no hash is parsed again for a move); records are
-independent of each other there (every derived row belongs to one record's name, and
-``tag_totals`` only counts), so the set leaves the tables exactly as the same records
-written one at a time would (``tests/unit/catalog/test_batch.py`` holds them to it).
-"""
+Each record written is *staged* first: its fields are read out of its JSON once, into a
+row of ``derive_staged`` (the ``FIELDS``, as plain columns; SQLite 3.40 parses a whole
+record again for every ``json_extract``). ``STATEMENTS`` then bring every derived table in
+step with all the staged records together, changing only the rows that differ (a path
+that alone changed is updated in place, so a moved record's hash keeps its row and row
+id: no entry in the near-duplicate log, its pairs stay). A record written alone is staged
+and derived so by its ``derive_image`` trigger (``STAGE_NEW``, the statements, then its
+staged row removed), in the statement that writes it; a set written at once
+(``Catalog.put_images``: a folder of thumbnails moved) is staged by the writer, which the
+trigger leaves alone, and derived in one go. Records are independent of each other there
+(every derived row belongs to one record's name, and ``tag_totals`` only counts), so a set
+leaves the tables exactly as its records written one at a time would, and both as a fresh
+derivation (``schema``'s fill statements) does: ``tests/unit/catalog/test_batch.py``."""
 
 from __future__ import annotations
 
@@ -22,7 +20,7 @@ import sqlite3
 
 from watcherd.catalog import cropschema
 
-__all__ = ["FIELDS", "STAGE", "STATEMENTS", "create_staging"]
+__all__ = ["FIELDS", "STAGE", "STAGE_NEW", "STATEMENTS", "create_staging"]
 
 
 def _fields(key: str, value: str) -> dict[str, str]:
@@ -62,6 +60,8 @@ def create_staging(conn: sqlite3.Connection) -> None:
 
 # Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written).
 STAGE = f"INSERT INTO derive_staged ({', '.join(FIELDS)}) SELECT {_select('?1', '?2')}"
+# Stages the record a trigger on ``images`` fires for.
+STAGE_NEW = f"INSERT INTO derive_staged ({', '.join(FIELDS)}) SELECT {_select('NEW.key', 'NEW.value')}"
 
 
 def _statements(source: str) -> list[str]:
@@ -148,8 +148,7 @@ def _statements(source: str) -> list[str]:
 
 
 def _crop_statements(source: str) -> list[str]:
-    """Statements that bring ``crop_hashes`` rows in step with the staged records of ``source``
-    (``cropschema.crop_statements``, as a set)."""
+    """Statements that bring ``crop_hashes`` rows in step with the staged records of ``source``."""
     start = len(cropschema.CROP_PREFIX) + 1
     hexed = 16 * cropschema.CROP_HEX
     valid = (
@@ -178,5 +177,5 @@ def _crop_statements(source: str) -> list[str]:
     ]
 
 
-# What ``Catalog.put_images`` runs once its records are staged and written.
+# What ``derive_image`` and ``Catalog.put_images`` run once records are staged and written.
 STATEMENTS = (*_statements("derive_staged"), *_crop_statements("derive_staged"))

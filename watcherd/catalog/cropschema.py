@@ -54,8 +54,9 @@ def hash_integer(text: str) -> str:
     return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
 
 
-def crop_statements(key: str, value: str, source: str | None) -> list[str]:
-    """Statements that derive ``crop_hashes`` rows from records (``schema._derive_statements``'s part)."""
+def crop_statements(key: str, value: str, source: str) -> list[str]:
+    """The statement that fills an empty ``crop_hashes`` from the records of ``source``
+    (``schema._fill_statements``'s part)."""
     crops = f"ifnull(json_extract({value}, '$.crops'), '')"
     start = len(CROP_PREFIX) + 1
     valid = (
@@ -65,7 +66,7 @@ def crop_statements(key: str, value: str, source: str | None) -> list[str]:
     state = f"ifnull(json_extract({value}, '$.state'), '')"
     low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
     path = f"ifnull(json_extract({value}, '$.path'), '')"
-    each = f" FROM {source}," if source else " FROM"
+    each = f" FROM {source},"
     insert = (
         "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
         f"SELECT {key}, s.value, {hash_integer(f'substr({crops}, {start} + 16 * s.value, 16)')}, "
@@ -73,15 +74,7 @@ def crop_statements(key: str, value: str, source: str | None) -> list[str]:
         f"CASE WHEN s.value = 0 THEN substr({crops}, {start}, {16 * CROP_HEX}) END"
         f"{each} json_each('{list(range(CROP_STORED))}') AS s WHERE {valid}"
     )
-    if source is not None:
-        return [insert]
-    cols = ("hash", "path", "present", "low", "asks")
-    return [
-        f"DELETE FROM crop_hashes WHERE name = {key} AND NOT ({valid})",
-        f"{insert} ON CONFLICT (name, slot) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in cols)
-        + f" WHERE ({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})",
-    ]
+    return [insert]
 
 
 def create_crop_tables(conn: sqlite3.Connection) -> None:

@@ -6,9 +6,9 @@ every value, so a notebook reads them with ``SqliteDict(..., decode=json.loads)`
 
 The derived tables hold what the commands need as plain columns. watcherd's Python
 code never writes them: a trigger on ``images`` derives them in the same statement as
-each record, so they cannot disagree with it (a set of records written at once is
-derived by ``batch``'s statements instead, in the same transaction). A catalog that lacks any part of them
-(an older watcherd's) has them rebuilt from the records when the writer opens it.
+each record (``batch``'s statements, which also derive a set of records written at once, in
+the same transaction), so they cannot disagree with it. A catalog that lacks any part of
+them (an older watcherd's) has them filled from the records when the writer opens it.
 """
 
 from __future__ import annotations
@@ -38,17 +38,15 @@ _DERIVED_PARTS = DERIVED | {
 PAIR_RADIUS = 5
 
 
-def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
-    """Statements that derive listing, tagged, placed, contents, filenames and hashes rows from records.
+def _fill_statements() -> list[str]:
+    """Statements that fill the empty derived tables (listing, tagged, placed, contents,
+    filenames, hashes, crop_hashes) from every record, when a catalog is derived anew.
 
-    Used twice: with ``NEW.key``/``NEW.value`` as the body of the trigger, and with a
-    ``FROM images`` source to fill the tables for an existing catalog. In the trigger
-    every table is brought to the new record by changing only the rows that differ, so
-    a record rewritten for a move touches its path's rows and nothing else (its hash's
-    row keeps its row id: no entry in the near-duplicate log, its pairs stay).
-    """
-    src = f" FROM {source}" if source else ""
-    each = f"{src + ',' if source else ' FROM'}"
+    Written on their own, not as ``batch``'s statements over staged records: a fresh
+    derivation is the independent measure the tests hold the kept tables to."""
+    key, value, source = "images.key", "images.value", "images"
+    src = f" FROM {source}"
+    each = f"{src},"
     state = f"ifnull(json_extract({value}, '$.state'), '')"
     present = f"({state} = 'present')"
     h = f"lower(json_extract({value}, '$.hash'))"
@@ -102,40 +100,7 @@ def _derive_statements(key: str, value: str, source: str | None) -> list[str]:
         "INSERT INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {cropschema.hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
     )
-    crop_rows = cropschema.crop_statements(key, value, source)
-    if source is not None:  # filling empty tables
-        return [listing, tagged, placed, contents, filenames, hashes, *crop_rows]
-    cols = ("path", "present", "low", "moving", "tags", "untagged")
-    changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
-    old_tags = f"SELECT j.value FROM listing AS o, json_each(o.tags) AS j WHERE o.name = {key}"
-    old_path = f"SELECT o.path FROM listing AS o WHERE o.name = {key}"
-    new_tags = f"SELECT value FROM json_each({value}, '$.tags') WHERE type = 'text'"
-    return [
-        # Before the listing row changes: it names the tags and the path the rows were filed
-        # under. Tags gone are deleted, the others follow a move by an UPDATE (which leaves
-        # ``tag_totals`` alone), new ones are added.
-        f"DELETE FROM tagged WHERE name = {key} AND path = ({old_path}) "
-        f"AND tag IN ({old_tags}) AND NOT ({present} AND tag IN ({new_tags}))",
-        f"UPDATE tagged SET path = {path} WHERE name = {key} AND path = ({old_path}) AND path != {path} "
-        f"AND tag IN ({old_tags})",
-        tagged,
-        f"{listing} ON CONFLICT (name) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in cols)
-        + f" WHERE {changed}",
-        f"DELETE FROM placed WHERE name = {key} AND folder NOT IN (SELECT folder FROM ({folders}))",
-        placed,
-        f"DELETE FROM contents WHERE name = {key} AND sha256 IS NOT {sha}",
-        contents,
-        f"DELETE FROM filenames WHERE name = {key} AND {filename} IS NULL",
-        # Only a changed file name is written: a move costs the trigram index nothing.
-        f"{filenames} ON CONFLICT (name) DO UPDATE SET fname = excluded.fname, odd = excluded.odd, folded = NULL "
-        "WHERE fname IS NOT excluded.fname",
-        f"DELETE FROM hashes WHERE name = {key} AND NOT ({valid_hash})",
-        f"{hashes} ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
-        "present = excluded.present, low = excluded.low "
-        "WHERE (hash, path, present, low) IS NOT (excluded.hash, excluded.path, excluded.present, excluded.low)",
-        *crop_rows,
-    ]
+    return [listing, tagged, placed, contents, filenames, hashes, *cropschema.crop_statements(key, value, source)]
 
 
 def _drop_tagged(key: str) -> str:
@@ -147,23 +112,32 @@ def _drop_tagged(key: str) -> str:
     )
 
 
+# A record written alone is staged by its trigger and derived by the same statements as a set
+# (``batch``); a record already staged is one of a set, which ``Catalog.put_images`` derives.
+DERIVE_TRIGGER = (
+    "CREATE TRIGGER derive_image AFTER INSERT ON images "
+    "WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) BEGIN\n"
+    + ";\n".join([batch.STAGE_NEW, *batch.STATEMENTS, "DELETE FROM derive_staged WHERE key = NEW.key"])
+    + ";\nEND"
+)
+
+
 def _create_derive_trigger(conn: sqlite3.Connection) -> None:
-    """``derive_image`` and the staging it leaves alone: a staged record is one of a set written
-    at once, which its set's statements derive (``batch``)."""
+    """``derive_image`` and the staging table its statements read."""
     conn.execute("DROP TABLE IF EXISTS derive_staged")
     batch.create_staging(conn)
     conn.execute("DROP TRIGGER IF EXISTS derive_image")
-    body = ";\n".join(_derive_statements("NEW.key", "NEW.value", None))
-    conn.execute(
-        "CREATE TRIGGER derive_image AFTER INSERT ON images "
-        f"WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) BEGIN\n{body};\nEND"
-    )
+    conn.execute(DERIVE_TRIGGER)
 
 
 def stage_sets(conn: sqlite3.Connection) -> None:
-    """A catalog derived before sets were staged gets the staging, the guarded ``derive_image``
-    and the crop triggers as this version writes them, in place: nothing is derived again."""
+    """A catalog derived before sets were staged gets the staging, ``derive_image`` and the crop
+    triggers as this version writes them, in place: nothing is derived again."""
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'derive_staged'").fetchone():
+        (have,) = conn.execute("SELECT ifnull(max(sql), '') FROM sqlite_master WHERE name = 'derive_image'").fetchone()
+        if have != DERIVE_TRIGGER:
+            conn.execute("DROP TRIGGER IF EXISTS derive_image")
+            conn.execute(DERIVE_TRIGGER)
         return
     _create_derive_trigger(conn)
     for trigger in ("crop_windows_added", "crop_windows_changed", "crop_windows_removed"):
@@ -242,7 +216,7 @@ def create_derived(conn: sqlite3.Connection) -> None:
             "tokenize='trigram case_sensitive 1', detail='none')"
         )
     cropschema.create_crop_tables(conn)
-    for sql in _derive_statements("images.key", "images.value", "images"):
+    for sql in _fill_statements():
         conn.execute(sql)
     if grams:
         _create_gram_triggers(conn)
