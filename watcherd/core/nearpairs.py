@@ -63,6 +63,11 @@ class Member:
     size: tuple[int, int]
     file_size: int | None
 
+    @classmethod
+    def of(cls, record: ImageRecord) -> Member:
+        """The member a whole record is."""
+        return cls(record.name, record.first_seen, record.original, (record.width, record.height), record.file_size)
+
 
 C = TypeVar("C", bound=Catalogued)
 

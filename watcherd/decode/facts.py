@@ -22,7 +22,10 @@ THUMBNAIL_LIMIT = 4 << 20  # adopt.MAX_THUMBNAIL_BYTES: our thumbnails are far s
 
 def thumbnail_chunks(root: Path, rel: str | None) -> dict[str, str]:
     """The PNG text chunks of a thumbnail under ROOT (a regular file, not followed if a link), or {}."""
-    return _chunks(os.path.join(root, rel), _regular(os.path.join(root, rel))) if rel is not None else {}
+    if rel is None:
+        return {}
+    path = os.path.join(root, rel)
+    return _chunks(path, _regular(path))
 
 
 def _chunks(path: str, st: os.stat_result | None) -> dict[str, str]:
@@ -62,12 +65,24 @@ def side_facts(
     """
     orig = _regular(os.path.join(root, original)) if original else None
     thumb = _regular(os.path.join(root, thumbnail)) if thumbnail else None
-    dated = orig or thumb
-    when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
-    facts = facts_from(chunks, size, orig.st_size if orig else None, when)
+    facts = _facts(chunks, size, orig, thumb)
     if facts.pixels is None and pixels is not None:
         facts = replace(facts, pixels=pixels)
     return facts
+
+
+def _facts(
+    chunks: dict[str, str],
+    size: tuple[int, int] | None,
+    orig: os.stat_result | None,
+    thumb: os.stat_result | None,
+    file_size: int | None = None,
+) -> Facts:
+    """``facts_from`` with the original's size (else ``file_size``) and its date: the original's
+    modification time, else the thumbnail's."""
+    dated = orig or thumb
+    when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
+    return facts_from(chunks, size, orig.st_size if orig else file_size, when)
 
 
 def collision_facts(
@@ -88,11 +103,9 @@ def collision_facts(
 def image_facts(root: Path, member: Member, thumbnail: str) -> tuple[Facts, dict[str, str]]:
     """One catalogued image's facts (a near group's member, its thumbnail at ``thumbnail``) and
     its thumbnail's chunks: one ``lstat`` of each file and one read of the thumbnail."""
-    top = os.fspath(root)
-    thumb = _regular(f"{top}/{thumbnail}")
-    orig = _regular(f"{top}/{member.original}") if member.original else None
-    chunks = _chunks(f"{top}/{thumbnail}", thumb)
-    dated = orig or thumb
-    when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
+    path = os.path.join(root, thumbnail)
+    thumb = _regular(path)
+    orig = _regular(os.path.join(root, member.original)) if member.original else None
+    chunks = _chunks(path, thumb)
     # The size the record keeps when the original is out of reach (the chunks' own come first).
-    return facts_from(chunks, member.size, orig.st_size if orig else member.file_size, when), chunks
+    return _facts(chunks, member.size, orig, thumb, member.file_size), chunks

@@ -140,8 +140,7 @@ class Queue:
         sides: list[Side] = []
         facts = []
         for order, rec in enumerate(members):
-            member = Member(rec.name, rec.first_seen, rec.original, (rec.width, rec.height), rec.file_size)
-            f, chunks = image_facts(self.root, member, where.get(rec.name) or rec.path)
+            f, chunks = image_facts(self.root, Member.of(rec), where.get(rec.name) or rec.path)
             label = rec.name + (f" ({role[rec.name]})" if rec.name in role else "")
             files = (where.get(rec.name), rec.original, rec.sha256)
             side = make_side(
