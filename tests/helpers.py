@@ -22,6 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from watcherd.cli import main
+from watcherd.core.records import ImageRecord, State
 
 T = TypeVar("T")
 
@@ -111,6 +112,23 @@ def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float 
 def canonical_files(folder: Path) -> list[Path]:
     """Canonical thumbnails directly in ``folder``."""
     return sorted(p for p in folder.glob("*x*_*_.png"))
+
+
+def made_up_record(h: int, folder: str | None = "a", **fields: Any) -> ImageRecord:
+    """A present record of a 64x64 image named by the hash ``h`` (there are no files), placed in
+    ``thumbs/FOLDER/`` (``None``: the tree's top); ``fields`` set the rest (tags, sha256, ...)."""
+    name = f"64x64_{h:016x}_.png"
+    return ImageRecord(
+        name=name,
+        hash=f"{h:016x}",
+        width=64,
+        height=64,
+        path=f"thumbs/{folder}/{name}" if folder else f"thumbs/{name}",
+        state=State.PRESENT,
+        first_seen="",
+        last_seen="",
+        **fields,
+    )
 
 
 def table(db: Path, name: str) -> list[dict[str, Any]]:

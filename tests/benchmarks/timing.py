@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from tests.benchmarks.corpus import jpeg, photo
+from tests.helpers import made_up_record
 from watcherd.catalog import open_for_writing
 from watcherd.core import crops
 from watcherd.core.config import Config
-from watcherd.core.records import ImageRecord, State
 
 Row = tuple[str, str, str, str, str]
 
@@ -87,20 +87,9 @@ def make_catalog(root: Path, n: int, folders: int = 50, *, windows: bool = False
         for start in range(0, n, 10_000):
             with catalog.transaction():
                 for i in range(start, min(n, start + 10_000)):
-                    h = f"{int(hashes[i]):016x}"
-                    name = f"64x64_{h}_.png"
                     folder = tags[i % folders]
-                    record = ImageRecord(
-                        name=name,
-                        hash=h,
-                        width=64,
-                        height=64,
-                        path=f"thumbs/{folder}/{name}",
-                        state=State.PRESENT,
-                        first_seen="",
-                        last_seen="",
-                        sha256="",
-                        tags=[folder, tags[(i * 7) % 50], "64x64"],
+                    record = made_up_record(
+                        int(hashes[i]), folder, sha256="", tags=[folder, tags[(i * 7) % 50], "64x64"]
                     )
                     if windows and i > 0:
                         record.crops = crops.join([int(x) for x in rng.integers(0, 2**64, per, dtype=np.uint64)])

@@ -7,6 +7,7 @@ import sqlite3
 
 import numpy as np
 
+from tests.helpers import made_up_record
 from watcherd.catalog import Catalog
 from watcherd.catalog.hashes import CROPS, NearLogReader
 from watcherd.core import crops
@@ -25,20 +26,7 @@ def _windows(rng: np.random.Generator, near: list[int] | None = None) -> list[in
 
 
 def _record(i: int, windows: list[int], *, low: bool = False) -> ImageRecord:
-    h = f"{i:016x}"
-    name = f"64x64_{h}_.png"
-    return ImageRecord(
-        name=name,
-        hash=h,
-        width=64,
-        height=64,
-        path=f"thumbs/{name}",
-        state=State.PRESENT,
-        first_seen="",
-        last_seen="",
-        low_information=low,
-        crops=crops.join(windows),
-    )
+    return made_up_record(i, None, low_information=low, crops=crops.join(windows))
 
 
 def _stored(cfg: Config) -> list[tuple[int, str, int]]:

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from tests.helpers import made_up_record
 from watcherd.catalog import Catalog
 from watcherd.catalog.schema import PAIR_RADIUS
 from watcherd.commands import duplicates
@@ -57,18 +58,7 @@ def test_the_self_join_blocks_bound_its_memory(monkeypatch: pytest.MonkeyPatch) 
 
 
 def record(h: int, low: bool = False) -> ImageRecord:
-    name = f"64x64_{h:016x}_.png"
-    return ImageRecord(
-        name=name,
-        hash=f"{h:016x}",
-        width=64,
-        height=64,
-        path=f"thumbs/a/{name}",
-        state=State.PRESENT,
-        first_seen="",
-        last_seen="",
-        low_information=low,
-    )
+    return made_up_record(h, low_information=low)
 
 
 def brute_groups(catalog: Catalog, radius: int, within: set[str] | None = None) -> list[tuple[list[str], int]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import made_up_record
 from watcherd.catalog import Catalog, schema
 from watcherd.catalog.hashes import NearLogReader, hash_rows, load_hashes
 from watcherd.commands import duplicates, search
@@ -79,20 +80,7 @@ def test_empty_and_cut_short_files(tmp_path: Path) -> None:
 
 
 def _record(h: int, i: int, *, low: bool = False) -> ImageRecord:
-    name = f"64x64_{h:016x}_.png"
-    return ImageRecord(
-        name=name,
-        hash=f"{h:016x}",
-        width=64,
-        height=64,
-        path=f"thumbs/t{i % 3}/{name}",
-        state=State.PRESENT,
-        first_seen="",
-        last_seen="",
-        sha256="",
-        tags=[f"t{i % 3}", "64x64"],
-        low_information=low,
-    )
+    return made_up_record(h, f"t{i % 3}", sha256="", tags=[f"t{i % 3}", "64x64"], low_information=low)
 
 
 def _truth(cfg: Config, q: int, r: int) -> list[tuple[int, int]]:
