@@ -56,14 +56,12 @@ class Moves:
         """A catalogued canonical name: moving it needs no decoding."""
         return parse_canonical(path.name) is not None and self.ctx.catalog.image(path.name) is not None
 
-    def seen(
-        self, path: Path, where: Place, st: os.stat_result, rec: ImageRecord | None = None, *, quiet: bool = False
-    ) -> Result | None:
+    def seen(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
         """A canonical name at ``path``: follow, adopt or confirm it; None if it is not a thumbnail.
-        ``quiet``: a move is logged at DEBUG (its folder's move is logged once instead)."""
+        (Many at once, a folder moved in or a scan's: ``seen_all``.)"""
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
-        rec = rec or catalog.image(path.name)
+        rec = catalog.image(path.name)
         if rec is None:
             placed = self._collision_placed(path, st)
             if placed is not None:
@@ -80,8 +78,7 @@ class Moves:
             return Result(Outcome.UNCHANGED, path, path.name)
         with catalog.transaction():
             catalog.put_image(rec)
-        line = "%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags)
-        (log.debug if quiet else log.info)(*line)
+        log.info("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
         return Result(Outcome.MOVED, path, path.name)
 
     def _place(self, rec: ImageRecord, rel: str, where: Place) -> str | None:
