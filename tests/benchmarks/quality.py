@@ -36,7 +36,8 @@ from tests.benchmarks import realpics
 from tests.benchmarks.corpus import VARIANTS, jpeg, photo
 from watcherd.core import crops
 from watcherd.core.config import ALLOWED_FORMATS
-from watcherd.decode import imaging
+from watcherd.decode import imaging, rendered
+from watcherd.decode.rendered import RenderSpec
 
 MAX_PIXELS = 89_478_485
 DISTANCES = range(13)
@@ -118,11 +119,11 @@ class Rendered:
 def render_real(photos: int, seed: int = 0) -> list[Rendered]:
     """Every picture of the real set and its edits, rendered as ingest does (low-information sources left out)."""
     realpics.install()
-    spec = imaging.RenderSpec(ALLOWED_FORMATS, MAX_PIXELS, "#ffffff", "whash", 8, 64)
+    spec = RenderSpec(ALLOWED_FORMATS, MAX_PIXELS, "#ffffff", "whash", 8, 64)
     rng = np.random.default_rng(seed)
     out: list[Rendered] = []
 
-    def one(i: int, kind: str, data: bytes) -> imaging.Rendered:
+    def one(i: int, kind: str, data: bytes) -> rendered.Rendered:
         r = imaging.render(data, spec, "x.jpg", "", 0.0)
         out.append(Rendered(i, kind, int(r.hash, 16), crops.split(r.crops)))
         return r

@@ -17,8 +17,9 @@ from tests.helpers import table, wait_for
 from tests.integration.test_daemon import Running
 from watcherd.catalog import open_for_writing
 from watcherd.core.config import ClusterConfig, Config
-from watcherd.decode import imaging, remote
+from watcherd.decode import remote
 from watcherd.decode.cluster import KILLED, ClusterDecoder, connect
+from watcherd.decode.rendered import RenderSpec
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 from watcherd.run.scan import scan_once
@@ -85,7 +86,7 @@ def test_workers_see_the_library_under_cluster_root(scheduler: str, tmp_path: Pa
     assert pipeline.decoder.remote_used == 8  # every picture (the collision too) decoded on a worker
 
 
-def kill_on_poison(paths: list[str], spec: imaging.RenderSpec, limits: remote.Limits, now: float) -> Any:
+def kill_on_poison(paths: list[str], spec: RenderSpec, limits: remote.Limits, now: float) -> Any:
     """A task that kills its worker process (not just the sandbox) when a batch holds a poisoned file."""
     if any("poison" in p for p in paths):
         os.kill(os.getpid(), signal.SIGKILL)

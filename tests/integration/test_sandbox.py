@@ -16,22 +16,23 @@ from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
 from watcherd.decode import imaging
 from watcherd.decode.newimage import spec_for
+from watcherd.decode.rendered import Rendered
 from watcherd.decode.sandbox import Job, Sandbox
 
 SPEC = spec_for(Config())
 
 
-def hang(*args: object) -> imaging.Rendered:
+def hang(*args: object) -> Rendered:
     time.sleep(60)
     raise AssertionError("not reached")
 
 
-def hog(*args: object) -> imaging.Rendered:
+def hog(*args: object) -> Rendered:
     chunks = [bytearray(64 << 20) for _ in range(64)]  # 4 GiB, over the limit below
     raise AssertionError(f"allocated {len(chunks)} chunks")
 
 
-def crash(*args: object) -> imaging.Rendered:
+def crash(*args: object) -> Rendered:
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("not reached")
 
@@ -69,10 +70,10 @@ def test_bad_decodes_are_contained_and_the_worker_replaced(job: Job, timeout: fl
         box.close()
 
 
-def which_worker(*args: object) -> imaging.Rendered:
+def which_worker(*args: object) -> Rendered:
     """Answer with the worker's pid (as the width), after long enough for the other worker to take a job."""
     time.sleep(0.5)
-    return imaging.Rendered(width=os.getpid(), height=0, hash="", format="", png=b"")
+    return Rendered(width=os.getpid(), height=0, hash="", format="", png=b"")
 
 
 def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
@@ -91,7 +92,7 @@ def test_pool_spreads_jobs_over_its_workers_and_contains_a_crash() -> None:
         pool(b"x", SPEC, "a.jpg", "ab", 0.0)
 
 
-def announce_then_hang(data: bytes, spec: object, filename: str, *args: object) -> imaging.Rendered:
+def announce_then_hang(data: bytes, spec: object, filename: str, *args: object) -> Rendered:
     """Create ``filename`` (so the test sees the job has started in the worker), then hang."""
     Path(filename).touch()
     return hang()

@@ -21,7 +21,7 @@ from watcherd.core.nearpairs import MAX_RADIUS
 from watcherd.core.records import ImageRecord, Json
 
 if TYPE_CHECKING:
-    from watcherd.decode import imaging
+    from watcherd.decode.rendered import Rendered, RenderSpec
 
 __all__ = [
     "hash_of_file",
@@ -53,7 +53,7 @@ def lookup(catalog: CatalogReader, name: str) -> ImageRecord:
     raise UsageError(f"{name!r} is neither a canonical name (WxH_HASH_.png) nor a hash")
 
 
-def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
+def query_spec(cfg: Config, pinned: Json | None = None) -> RenderSpec:
     """The decoding settings a query image is hashed with, so it matches the library's names
     (``newimage.library_spec``, imported here: Pillow loads only for the commands that need it)."""
     from watcherd.decode.newimage import library_spec
@@ -61,7 +61,7 @@ def query_spec(cfg: Config, pinned: Json | None = None) -> imaging.RenderSpec:
     return library_spec(cfg, pinned)
 
 
-def render_file(cfg: Config, path: Path, pinned: Json | None = None) -> imaging.Rendered:
+def render_file(cfg: Config, path: Path, pinned: Json | None = None) -> Rendered:
     """Render an image file exactly as ingest would in this library (name's hash, window hashes),
     decoded in the decoder sandbox (the same time and memory limits): the file may be anything."""
     from watcherd.decode.sandbox import Sandbox

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from watcherd.core.errors import ChannelClosed, ImageError
-from watcherd.decode import imaging
+from watcherd.decode.rendered import Rendered, RenderSpec, summarize_warnings
 
 # Each frame: the lengths of its JSON header and of its payload, then both.
 FRAME = struct.Struct(">II")
@@ -37,7 +37,7 @@ FRAME = struct.Struct(">II")
 # What a worker's stderr said about one file is cut to this many bytes.
 MAX_SAID = 2000
 
-Job = Callable[[bytes, imaging.RenderSpec, str, str, float], imaging.Rendered]
+Job = Callable[[bytes, RenderSpec, str, str, float], Rendered]
 Reader = Callable[[int], bytes]
 
 
@@ -59,14 +59,12 @@ def read_frame(read: Reader) -> tuple[dict[str, Any], bytes]:
     return header, read(length) if length else b""
 
 
-def job_name(job: Job) -> str:
-    """``module:qualname`` of a job, which the child imports."""
-    return f"{job.__module__}:{job.__qualname__}"
+def job_name(job: Job | str) -> str:
+    """``module:qualname`` of a job, which the child imports (a name is taken as it is)."""
+    return job if isinstance(job, str) else f"{job.__module__}:{job.__qualname__}"
 
 
-def request(
-    data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-) -> bytes:
+def request(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"") -> bytes:
     """The frame asking for one render (the sidecar's bytes, if any, follow the image's in the payload)."""
     header: dict[str, Any] = {"spec": dataclasses.asdict(spec), "filename": filename, "sha256": sha256, "now": now}
     if sidecar:
@@ -74,7 +72,7 @@ def request(
     return frame(header, data + sidecar if sidecar else data)
 
 
-def answer_of(out: imaging.Rendered) -> bytes:
+def answer_of(out: Rendered) -> bytes:
     """The frame of a finished render (the PNG travels as the payload)."""
     fields = dataclasses.asdict(out)
     fields.pop("png")
@@ -86,12 +84,12 @@ def error_of(reason: str, transient: bool) -> bytes:
     return frame({"status": "error", "reason": reason, "transient": transient})
 
 
-def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
+def rendered_from(header: dict[str, Any], payload: bytes) -> Rendered:
     """The parent's reading of an answer: a Rendered, or the ImageError it stands for."""
     if header.get("status") != "ok":
         raise ImageError(str(header.get("reason")), transient=bool(header.get("transient")))
     fields = header["rendered"]
-    return imaging.Rendered(
+    return Rendered(
         width=fields["width"],
         height=fields["height"],
         hash=fields["hash"],
@@ -107,8 +105,8 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> imaging.Rendered:
     )
 
 
-def _spec_from(fields: dict[str, Any]) -> imaging.RenderSpec:
-    return imaging.RenderSpec(**{**fields, "formats": tuple(fields["formats"])})
+def _spec_from(fields: dict[str, Any]) -> RenderSpec:
+    return RenderSpec(**{**fields, "formats": tuple(fields["formats"])})
 
 
 def _limit_memory(limit: int) -> None:
@@ -137,7 +135,7 @@ class _Said:
         raw = os.pread(fd, min(size, MAX_SAID), 0) if size else b""
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        return "; ".join(imaging.summarize_warnings(raw.decode("utf-8", "replace").splitlines()))
+        return "; ".join(summarize_warnings(raw.decode("utf-8", "replace").splitlines()))
 
 
 def _run(job: Job, header: dict[str, Any], payload: bytes, said: _Said | None) -> bytes:
@@ -147,7 +145,7 @@ def _run(job: Job, header: dict[str, Any], payload: bytes, said: _Said | None) -
     args = [data, _spec_from(header["spec"]), header["filename"], header["sha256"], header["now"]]
     run: Any = job  # a job takes the sidecar's bytes only when there are some (tests' jobs never get any)
     try:
-        out: imaging.Rendered | None = run(*args, sidecar) if sidecar else run(*args)
+        out: Rendered | None = run(*args, sidecar) if sidecar else run(*args)
         failure: tuple[str, bool] | None = None
     except ImageError as exc:
         out, failure = None, (exc.reason, exc.transient)

@@ -26,7 +26,6 @@ import dataclasses
 import io
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import imagehash
@@ -39,6 +38,7 @@ from watcherd.core.errors import TRUNCATED, ImageError
 from watcherd.core.keywords import iptc_keywords, read_keywords
 from watcherd.decode.chunks import describe, png_bytes, xmp_packet
 from watcherd.decode.decoded import Decoded
+from watcherd.decode.rendered import Rendered, RenderSpec, summarize_warnings
 from watcherd.decode.windows import window_hashes
 
 # Originals may carry bigger text chunks (a 2 MB XMP packet is legal); allow them while
@@ -230,52 +230,6 @@ def thumbnail(im: Image.Image, max_side: int) -> Image.Image:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     # reducing_gap: a cheap box reduction first, as Image.thumbnail does, without its copy.
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
-
-
-@dataclass(frozen=True)
-class RenderSpec:
-    """Everything ``render`` needs besides the bytes (picklable, for a worker process)."""
-
-    formats: tuple[str, ...]
-    max_pixels: int
-    background: str
-    algorithm: str
-    hash_size: int
-    thumbnail_size: int
-    decode: str = "reference"
-    keywords: bool = True  # read the photo's keywords (and its sidecar's) as tags
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A newcomer's name parts and its finished thumbnail PNG."""
-
-    width: int
-    height: int
-    hash: str
-    format: str
-    png: bytes
-    low_information: bool = False
-    warnings: tuple[str, ...] = ()  # what the decoders complained about, once each
-    keywords: tuple[str, ...] = ()  # tags given by the photo's keywords and its sidecar's
-    keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
-    refused: str = ""  # why some XMP was not read (one log line), "" when all of it was
-    note: str = ""  # what another sandbox job says besides its bytes (``previews``: JSON)
-    crops: str = ""  # the thumbnail's window hashes (``core.crops.join``), what finds cropped copies
-
-
-# A decoder warning longer than this is cut: it goes into one log line.
-MAX_WARNING = 300
-
-
-def summarize_warnings(messages: list[str]) -> tuple[str, ...]:
-    """Each distinct message once, on one line, with how often it was said."""
-    counts: dict[str, int] = {}
-    for message in messages:
-        line = " ".join(message.split())[:MAX_WARNING]
-        if line:
-            counts[line] = counts.get(line, 0) + 1
-    return tuple(m if n == 1 else f"{m} ({n} times)" for m, n in counts.items())
 
 
 def keywords_of(im: Image.Image, sidecar: bytes = b"") -> tuple[tuple[str, ...], tuple[str, ...], str]:

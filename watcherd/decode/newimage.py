@@ -27,7 +27,7 @@ from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
 from watcherd.core.naming import canonical_name, shown
 from watcherd.core.records import Json
-from watcherd.decode import imaging
+from watcherd.decode.rendered import Rendered, RenderSpec
 from watcherd.fs import publish, sidecars
 
 log = logging.getLogger("watcherd")
@@ -38,8 +38,8 @@ class Renderer(Protocol):
     ``imaging.render`` itself, or a sandbox running it (``decoders``)."""
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
-    ) -> imaging.Rendered: ...
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
+    ) -> Rendered: ...
 
 
 class Submitter(Protocol):
@@ -48,12 +48,12 @@ class Submitter(Protocol):
     workers: int
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
-    ) -> imaging.Rendered: ...
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
+    ) -> Rendered: ...
 
     def submit(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
-    ) -> Future[imaging.Rendered]: ...
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"", /
+    ) -> Future[Rendered]: ...
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ class NewImage:
     crops: str = ""  # window hashes (``core.crops.join``), kept in the record
 
 
-def spec_for(cfg: Config) -> imaging.RenderSpec:
+def spec_for(cfg: Config) -> RenderSpec:
     """The decoding settings of a config."""
-    return imaging.RenderSpec(
+    return RenderSpec(
         formats=cfg.formats,
         max_pixels=cfg.max_image_pixels,
         background=cfg.background,
@@ -88,7 +88,7 @@ def spec_for(cfg: Config) -> imaging.RenderSpec:
     )
 
 
-def library_spec(cfg: Config, pinned: Json | None) -> imaging.RenderSpec:
+def library_spec(cfg: Config, pinned: Json | None) -> RenderSpec:
     """The decoding settings that name images in a library: ``pinned`` (its catalog's ``library``
     meta) wins over the config's hash settings. A library pinned before the decode mode was
     pinned was named in reference mode."""
@@ -148,7 +148,7 @@ class Fetched:
 
     stamp: tuple[int, int] | None
     sha256: str
-    rendered: imaging.Rendered | None
+    rendered: Rendered | None
     error: tuple[str, bool] | None = None
 
 
@@ -185,7 +185,7 @@ class _Ahead:
 
     stamp: tuple[int, int, int]
     sha256: str
-    future: Future[imaging.Rendered]
+    future: Future[Rendered]
     staging: Future[None] | None = None
     staged: publish.Staged | None = None
     dropped: bool = False
@@ -328,7 +328,7 @@ class ImageReader:
             out.crops,
         )
 
-    def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, imaging.Rendered] | None:
+    def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, Rendered] | None:
         """A remote answer for ``path`` if the file is as the remote read it (else decode here).
 
         The remote's inode is not compared: another mount may number files differently.

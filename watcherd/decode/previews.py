@@ -24,6 +24,7 @@ from PIL import Image, ImageCms, ImageOps
 from watcherd.core.errors import ChannelClosed, ImageError
 from watcherd.decode import imaging
 from watcherd.decode.child import frame, read_frame
+from watcherd.decode.rendered import Rendered, RenderSpec
 
 PREVIEW, DIFFERENCE = "preview", "difference"
 QUALITY = 90
@@ -42,7 +43,7 @@ def difference_job(a: bytes, b: bytes, max_side: int) -> bytes:
     return frame({"kind": DIFFERENCE, "max_side": max_side, "first": len(a)}, a + b)
 
 
-def _shown(data: bytes, spec: imaging.RenderSpec) -> tuple[Image.Image, bytes | None]:
+def _shown(data: bytes, spec: RenderSpec) -> tuple[Image.Image, bytes | None]:
     """The picture as shown (oriented, flattened, 8-bit RGB or L) and the ICC profile it keeps."""
     decoded = imaging.decode(data, spec.formats, spec.max_pixels)
     im = decoded.image
@@ -83,15 +84,15 @@ def _jpeg(im: Image.Image, icc: bytes | None = None) -> bytes:
     return out.getvalue()
 
 
-def _preview(data: bytes, spec: imaging.RenderSpec, max_side: int) -> imaging.Rendered:
+def _preview(data: bytes, spec: RenderSpec, max_side: int) -> Rendered:
     shown, icc = _shown(data, spec)
     width, height = shown.size
     small = _fit(shown, _bounded(shown.size, max_side))
     note = json.dumps({"width": width, "height": height, "shown": list(small.size)})
-    return imaging.Rendered(width, height, "", "JPEG", _jpeg(small, icc), note=note)
+    return Rendered(width, height, "", "JPEG", _jpeg(small, icc), note=note)
 
 
-def _difference(a: bytes, b: bytes, spec: imaging.RenderSpec, max_side: int) -> imaging.Rendered:
+def _difference(a: bytes, b: bytes, spec: RenderSpec, max_side: int) -> Rendered:
     first, _ = _shown(a, spec)
     second, _ = _shown(b, spec)
     smaller = min(first.size, second.size, key=lambda s: s[0] * s[1])
@@ -113,10 +114,10 @@ def _difference(a: bytes, b: bytes, spec: imaging.RenderSpec, max_side: int) -> 
         "changed": round(float((diff > CHANGED).mean()), 4),
         "largest": int(diff.max()),
     }
-    return imaging.Rendered(size[0], size[1], "", "JPEG", _jpeg(picture), note=json.dumps(note))
+    return Rendered(size[0], size[1], "", "JPEG", _jpeg(picture), note=json.dumps(note))
 
 
-def view(data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float) -> imaging.Rendered:
+def view(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float) -> Rendered:
     """The sandbox job: a preview or a difference, as the frame in ``data`` asks.
 
     ``Rendered.png`` holds the JPEG; ``note`` says the sizes (and for a difference how

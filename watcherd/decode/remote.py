@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watcherd.core.errors import ImageError
-from watcherd.decode import imaging
 from watcherd.decode.newimage import read_stamped
+from watcherd.decode.rendered import Rendered, RenderSpec
 from watcherd.decode.sandbox import Sandbox
 from watcherd.fs import sidecars
 
@@ -59,10 +59,10 @@ def _close_all() -> None:
 
 
 # One file's answer: (size, mtime_ns) as read, sha256, then the Rendered or (reason, transient).
-Answer = tuple[tuple[int, int] | None, str, "imaging.Rendered | None", "tuple[str, bool] | None"]
+Answer = tuple[tuple[int, int] | None, str, "Rendered | None", "tuple[str, bool] | None"]
 
 
-def decode_one(path: str, spec: imaging.RenderSpec, limits: Limits, now: float) -> Answer:
+def decode_one(path: str, spec: RenderSpec, limits: Limits, now: float) -> Answer:
     """Read one file and render it in this worker's sandbox; failures are answers too."""
     try:
         data, stamp = read_stamped(Path(path), limits.max_file_size)
@@ -85,6 +85,6 @@ def probe() -> str:
     return watcherd.__name__
 
 
-def decode_batch(paths: list[str], spec: imaging.RenderSpec, limits: Limits, now: float) -> list[Answer]:
+def decode_batch(paths: list[str], spec: RenderSpec, limits: Limits, now: float) -> list[Answer]:
     """A dask task: each path's answer, in order."""
     return [decode_one(path, spec, limits, now) for path in paths]

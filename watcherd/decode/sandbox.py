@@ -30,8 +30,8 @@ from pathlib import Path
 
 import watcherd
 from watcherd.core.errors import ChannelClosed, ImageError
-from watcherd.decode import imaging
 from watcherd.decode.child import Job, frame, job_name, read_frame, rendered_from, request
+from watcherd.decode.rendered import RENDER, Rendered, RenderSpec
 
 STARTUP_TIMEOUT = 120.0
 
@@ -67,9 +67,9 @@ class _Pipe:
 
 
 class Sandbox:
-    """A replaceable worker process that runs ``job`` (``imaging.render`` by default)."""
+    """A replaceable worker process that runs ``job`` (``imaging.render`` by default, by name)."""
 
-    def __init__(self, timeout: float, memory_limit: int, job: Job = imaging.render) -> None:
+    def __init__(self, timeout: float, memory_limit: int, job: Job | str = RENDER) -> None:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.job = job
@@ -124,8 +124,8 @@ class Sandbox:
                     stream.close()
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> imaging.Rendered:
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> Rendered:
         """Run the job in the worker; a hang, a crash or a limit becomes ImageError."""
         proc, pipe = self._start()
         assert proc.stdin is not None
@@ -180,7 +180,7 @@ class DecoderPool:
     picture decodes.
     """
 
-    def __init__(self, workers: int, timeout: float, memory_limit: int, job: Job = imaging.render) -> None:
+    def __init__(self, workers: int, timeout: float, memory_limit: int, job: Job | str = RENDER) -> None:
         self.workers = max(1, workers)
         self._boxes = [Sandbox(timeout, memory_limit, job) for _ in range(self.workers)]
         self._idle: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
@@ -190,8 +190,8 @@ class DecoderPool:
         self._closed = False
 
     def _run(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> imaging.Rendered:
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> Rendered:
         if self._closed:
             raise ImageError("the decoders are stopping", transient=True)
         box = self._idle.get()
@@ -219,14 +219,14 @@ class DecoderPool:
             self._executor.submit(start)
 
     def submit(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> Future[imaging.Rendered]:
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> Future[Rendered]:
         """Start one job; its future raises ImageError as the Sandbox would."""
         return self._executor.submit(self._run, data, spec, filename, sha256, now, sidecar)
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> imaging.Rendered:
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> Rendered:
         """Run one job and wait for it."""
         return self.submit(data, spec, filename, sha256, now, sidecar).result()
 

@@ -23,8 +23,8 @@ from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
 from watcherd.core.places import Places
-from watcherd.decode.imaging import Rendered
 from watcherd.decode.newimage import Renderer, spec_for
+from watcherd.decode.rendered import Rendered
 
 log = logging.getLogger("watcherd")
 

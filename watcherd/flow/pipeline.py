@@ -32,7 +32,6 @@ from watcherd.core.naming import parse_canonical, shown
 from watcherd.core.outcomes import Outcome, Result
 from watcherd.core.places import Area
 from watcherd.decide.collisions import Collisions
-from watcherd.decode import imaging
 from watcherd.decode.newimage import ImageReader, Remote, Renderer
 from watcherd.filing import tagfiles
 from watcherd.filing.adopt import Adopter, Remembered
@@ -67,12 +66,16 @@ class Pipeline:
         catalog: Catalog,
         *,
         now: Callable[[], float] = time.time,
-        render: Renderer = imaging.render,
+        render: Renderer | None = None,
         remembered: Remembered | None = None,
         batch_files: int = BATCH_FILES,
         checkpoint: Checkpoint = no_checkpoint,
         remote: Remote | None = None,
     ) -> None:
+        if render is None:  # decode in this process (tests); Pillow is loaded only then
+            from watcherd.decode.imaging import render as here
+
+            render = here
         self.ctx = Context(cfg, catalog, now, checkpoint)
         # Sidecars and extended attributes follow every commit of this catalog from now on.
         self.tagfiles = tagfiles.attach(cfg, catalog)

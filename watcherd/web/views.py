@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watcherd.core.config import Config
-from watcherd.decode import imaging, previews
+from watcherd.decode import previews
 from watcherd.decode.newimage import read_file, spec_for
+from watcherd.decode.rendered import Rendered
 from watcherd.decode.sandbox import DecoderPool
 
 LIMIT = 1 << 30  # the cache is trimmed back to 3/4 of this
@@ -63,7 +64,7 @@ class Views:
         if pool is not None:
             pool.close()
 
-    def _render(self, job: bytes) -> imaging.Rendered:
+    def _render(self, job: bytes) -> Rendered:
         with self._lock:
             if self._pool is None:
                 self._pool = DecoderPool(self.workers, self.cfg.decode_timeout, self.cfg.decode_memory, previews.view)

@@ -13,6 +13,7 @@ from tests.helpers import ENTITY_BOMB, EXTERNAL_ENTITY, encode, scene, with_iptc
 from watcherd.core import xmp
 from watcherd.core.keywords import KeywordLists, iptc_keywords, keyword_lists, read_keywords, xattr_value
 from watcherd.decode import imaging
+from watcherd.decode.rendered import RenderSpec
 
 DC_SUBJECT = f"{{{xmp.DC}}}subject"
 
@@ -159,9 +160,7 @@ def test_a_photos_xmp_and_iptc_keywords_are_read_in_the_render_job() -> None:
     packet = xmp_packet(("gamma",), ("Animals/Cats",), ("Places|Paris",))
     data = with_iptc_keywords(encode(scene(seed=2), xmp=packet), ["alpha", "ünï"])
     sidecar = xmp_packet(("from-the-sidecar",))
-    out = imaging.render(
-        data, imaging.RenderSpec(("JPEG",), 10**8, "#ffffff", "whash", 8, 64), "a.jpg", "0", 0.0, sidecar
-    )
+    out = imaging.render(data, RenderSpec(("JPEG",), 10**8, "#ffffff", "whash", 8, 64), "a.jpg", "0", 0.0, sidecar)
     assert out.keywords == ("gamma", "Animals", "Cats", "Places", "Paris", "alpha", "ünï", "from-the-sidecar")
     assert out.keyword_paths == ("Animals|Cats", "Places|Paris") and out.refused == ""
 
@@ -171,11 +170,11 @@ def test_a_hostile_packet_costs_its_keywords_only() -> None:
     data = with_iptc_keywords(encode(scene(seed=2), xmp=packet), ["alpha"])
     keywords, _, refused = imaging.keywords_of(Image.open(io.BytesIO(data)))
     assert keywords == ("alpha",) and "the photo's XMP" in refused and "document type" in refused
-    spec = imaging.RenderSpec(("JPEG",), 10**8, "#ffffff", "whash", 8, 64)
+    spec = RenderSpec(("JPEG",), 10**8, "#ffffff", "whash", 8, 64)
     assert imaging.render(data, spec, "a.jpg", "0", 0.0).keywords == ("alpha",)  # the image still renders
     assert (
         imaging.render(
-            data, imaging.RenderSpec(("JPEG",), 10**8, "#ffffff", "whash", 8, 64, keywords=False), "a.jpg", "0", 0.0
+            data, RenderSpec(("JPEG",), 10**8, "#ffffff", "whash", 8, 64, keywords=False), "a.jpg", "0", 0.0
         ).keywords
         == ()
     )

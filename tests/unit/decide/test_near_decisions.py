@@ -20,6 +20,7 @@ from watcherd.core.nearpairs import Merged, NearRecord, merge, names_of, sides, 
 from watcherd.core.outcomes import Outcome
 from watcherd.core.records import ImageRecord, State
 from watcherd.decode import imaging
+from watcherd.decode.rendered import Rendered, RenderSpec
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 
@@ -241,9 +242,7 @@ def test_refusals_change_nothing(cfg: Config, catalog: Catalog, clocked: Pipelin
 def test_a_merged_source_file_is_not_decoded_again_by_each_scan(cfg: Config, catalog: Catalog) -> None:
     decoded: list[str] = []
 
-    def render(
-        data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> imaging.Rendered:
+    def render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"") -> Rendered:
         decoded.append(filename)
         return imaging.render(data, spec, filename, sha256, now, sidecar)
 

@@ -18,13 +18,14 @@ from watcherd.core.naming import canonical_name
 from watcherd.core.outcomes import Outcome
 from watcherd.decode import imaging
 from watcherd.decode.newimage import spec_for
+from watcherd.decode.rendered import Rendered
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 
 SPEC = spec_for(Config())
 
 
-def rendered(data: bytes, name: str = "x") -> imaging.Rendered:
+def rendered(data: bytes, name: str = "x") -> Rendered:
     return imaging.render(data, SPEC, name, "ab", 0.0)
 
 

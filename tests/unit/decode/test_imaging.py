@@ -13,6 +13,7 @@ from tests.helpers import drop, encode, scene, set_tiff_tag
 from watcherd.core.config import ALLOWED_FORMATS
 from watcherd.core.errors import ImageError
 from watcherd.decode import chunks, imaging
+from watcherd.decode.rendered import RenderSpec
 
 MAX = 89_478_485
 
@@ -320,8 +321,8 @@ def test_wavelet_hash_is_imagehash_whash_bit_for_bit(hash_size: int) -> None:
         assert str(imaging.wavelet_hash(im, hash_size)) == str(imagehash.whash(im, hash_size=hash_size)), im.size
 
 
-FAST = imaging.RenderSpec(ALLOWED_FORMATS, MAX, "#ffffff", "whash", 8, 64, decode="fast")
-REFERENCE = imaging.RenderSpec(ALLOWED_FORMATS, MAX, "#ffffff", "whash", 8, 64)
+FAST = RenderSpec(ALLOWED_FORMATS, MAX, "#ffffff", "whash", 8, 64, decode="fast")
+REFERENCE = RenderSpec(ALLOWED_FORMATS, MAX, "#ffffff", "whash", 8, 64)
 
 
 def test_fast_decode_names_the_full_size_with_a_hash_close_to_reference() -> None:

@@ -14,6 +14,7 @@ from watcherd.core.errors import ImageError
 from watcherd.decode import imaging
 from watcherd.decode.cluster import KILLED
 from watcherd.decode.newimage import Fetched, ImageReader
+from watcherd.decode.rendered import Rendered
 
 
 class Answered:
@@ -34,7 +35,7 @@ class Answered:
         pass
 
 
-def remote_render(cfg: Config, data: bytes) -> imaging.Rendered:
+def remote_render(cfg: Config, data: bytes) -> Rendered:
     # A render the writer could not have made itself: its hash says where it came from.
     return dataclasses.replace(
         imaging.render(data, ImageReader(cfg, imaging.render, float).spec, "a.jpg", "", 0.0), hash="f" * 16

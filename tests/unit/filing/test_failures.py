@@ -15,6 +15,7 @@ from watcherd.core.errors import ImageError
 from watcherd.core.outcomes import Outcome
 from watcherd.core.records import ErrorRecord
 from watcherd.decode import imaging
+from watcherd.decode.rendered import Rendered, RenderSpec
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import Report, reconcile
 
@@ -36,8 +37,8 @@ class Counted:
         self.files: list[str] = []
 
     def __call__(
-        self, data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> imaging.Rendered:
+        self, data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
+    ) -> Rendered:
         self.files.append(filename)
         return imaging.render(data, spec, filename, sha256, now, sidecar)
 
@@ -159,9 +160,7 @@ def test_errors_retry_with_nothing_recorded_changes_nothing(cfg: Config, catalog
 
 
 def test_a_transient_error_is_waited_for_at_its_first_scan_only(cfg: Config, catalog: Catalog) -> None:
-    def died(
-        data: bytes, spec: imaging.RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b""
-    ) -> imaging.Rendered:
+    def died(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: float, sidecar: bytes = b"") -> Rendered:
         raise ImageError("the decoder process died", transient=True)  # what the pool says when a worker dies
 
     clock = Clock()
