@@ -1,4 +1,5 @@
-"""The catalog with a second connection or process: a reader holding a lock, a crash mid-write."""
+"""The catalog with a second connection or process: a reader holding a lock, a crash mid-write,
+the check at opening and the clean close that spares it."""
 
 import sqlite3
 import subprocess
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.catalog.test_catalog import _put, _record
-from watcherd.catalog import Catalog, CatalogReader
-from watcherd.catalog.store import damage
+from watcherd.catalog import Catalog, CatalogReader, open_for_writing
+from watcherd.catalog.vetting import closed_cleanly, damage
+from watcherd.core.config import Config
 
 
 def test_a_reader_holding_a_lock_delays_but_never_drops_a_write(
@@ -52,3 +54,67 @@ def test_hot_journal_after_a_crash_is_not_damage(tmp_path: Path) -> None:
     assert damage(db) is None
     with CatalogReader(db) as cat:
         assert [r.name for r in cat.images()] == ["10x10_abcd_.png"]
+
+
+def _checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every ``PRAGMA quick_check`` the opening runs from now on (the real check, counted)."""
+    from watcherd.catalog import vetting
+
+    ran: list[Path] = []
+    real = vetting.damage
+
+    def counted(path: Path) -> str | None:
+        ran.append(path)
+        return real(path)
+
+    monkeypatch.setattr(vetting, "damage", counted)
+    return ran
+
+
+def test_a_catalog_left_as_the_writer_closed_it_is_not_read_through_again(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = _checks(monkeypatch)
+    opened = open_for_writing(cfg)
+    _put(opened.catalog, _record())
+    assert not closed_cleanly(cfg.database_path)  # open: no mark while the writer may change the file
+    opened.catalog.close()
+    assert closed_cleanly(cfg.database_path)
+    open_for_writing(cfg).catalog.close()
+    assert checks == []  # neither the new catalog nor the one left clean was checked
+    # Damaged in place, at the same size: the file no longer matches the mark.
+    size = cfg.database_path.stat().st_size
+    with open(cfg.database_path, "r+b") as f:
+        f.seek(size // 2)
+        f.write(b"\xff" * (size - size // 2))
+    catalog = open_for_writing(cfg).catalog
+    catalog.close()
+    assert checks == [cfg.database_path]
+    assert len(list(cfg.database_path.parent.glob("catalog.sqlite.corrupt-*"))) == 1
+
+
+def test_a_writer_that_stopped_mid_transaction_or_never_closed_leaves_the_check_to_the_next(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = _checks(monkeypatch)
+    catalog = open_for_writing(cfg).catalog
+    with pytest.raises(KeyboardInterrupt), catalog.transaction():
+        catalog.put_image(_record())
+        raise KeyboardInterrupt  # a Ctrl-C inside a transaction: rolled back
+    catalog.close()
+    assert not closed_cleanly(cfg.database_path)
+    open_for_writing(cfg).catalog.close()
+    assert len(checks) == 1
+    # Killed while open: the mark was taken away when it opened.
+    writer = (
+        "import os, sys\n"
+        "from watcherd.catalog import open_for_writing\n"
+        "from watcherd.core.config import Config\n"
+        f"cfg = Config().with_root(__import__('pathlib').Path({str(cfg.root)!r}))\n"
+        "open_for_writing(cfg)\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True)
+    assert not closed_cleanly(cfg.database_path)
+    open_for_writing(cfg).catalog.close()
+    assert len(checks) == 2

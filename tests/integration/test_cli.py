@@ -268,6 +268,25 @@ def test_find_loads_neither_the_keeper_rule_nor_the_near_groups(library: Path) -
     assert json.loads(done.stdout) and done.stderr.strip().splitlines()[-1] == "[]"
 
 
+def test_a_scan_with_nothing_to_decode_loads_no_decoder(library: Path) -> None:
+    """A rescan of a current library reads the tree and the catalog: NumPy, ImageHash and the
+    decoding module stay unloaded in its process (they cost more than the walk at 100,000)."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "imagehash", "pillow_heif", "watcherd.decode.imaging")
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['watcherd', 'scan', {str(library)!r}, '--json']\n"
+        "try:\n    runpy.run_module('watcherd', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert set(json.loads(done.stdout)["counts"]) <= {"unchanged", "ignored"}
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
 def test_a_scan_removes_our_leftover_temporaries_everywhere_and_nothing_else(cfg: Config, library: Path) -> None:
     """A crash leaves reserved-name temporaries in the tree, the collisions folder, the originals
     and the state folder: the next scan removes every one of them and leaves other files be."""

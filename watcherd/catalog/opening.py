@@ -35,16 +35,18 @@ def open_for_writing(cfg: Config) -> Opened:
     Mixing hash functions in one library would make equal pictures get different
     names, so the settings that named the first image are pinned in ``meta``.
     """
-    from watcherd.catalog.store import Catalog, damage  # here: read commands never load the writer
+    from watcherd.catalog.store import Catalog  # here: read commands never load the writer
+    from watcherd.catalog.vetting import closed_cleanly, damage
 
     prepare(cfg)
     db = cfg.database_path
-    if db.exists():
+    # A catalog exactly as this writer last closed it is not read through again.
+    if db.exists() and not closed_cleanly(db):
         why = damage(db)
         if why is not None:
             aside = move_aside(db, "corrupt")
             log.error("catalog %s is damaged (%s); moved it to %s and rebuilding from the tree", db, why, aside)
-    catalog = Catalog(db)
+    catalog = Catalog(db, vetted=True)
     wanted: Json = {"algorithm": cfg.hash.algorithm, "hash_size": cfg.hash.size, "decode": cfg.decode}
     pinned = catalog.meta("library")
     if pinned is None:

@@ -26,6 +26,7 @@ from typing import Any
 from watcherd.catalog import batch, pairs, schema
 from watcherd.catalog.hashes import WHOLE, Source
 from watcherd.catalog.reads import CatalogReader, connect, encode
+from watcherd.catalog.vetting import forget_clean_close, mark_clean_close
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
 from watcherd.core.naming import safe_text
@@ -39,8 +40,13 @@ log = logging.getLogger("watcherd")
 class Catalog(CatalogReader):
     """The one writer's view of the catalog: typed reads plus transactional writes."""
 
-    def __init__(self, path: Path, *, busy_timeout: float = 30.0, lock_patience: float = 600.0) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout: float = 30.0, lock_patience: float = 600.0, vetted: bool = False
+    ) -> None:
         self.lock_patience = lock_patience
+        # Found sound as it was opened (checked, or as this writer's last clean close left
+        # it): then a clean close may say so (``closed_cleanly``) and spare the next check.
+        self._vetted = False
         self.changes = 0  # committed writes so far; lets the daemon export only when needed
         self._depth = 0
         self._staged = 0
@@ -91,6 +97,9 @@ class Catalog(CatalogReader):
         except CatalogError:
             self.close()
             raise
+        if vetted:
+            forget_clean_close(self.path)  # before any write of this session can reach the file
+            self._vetted = True
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -143,6 +152,7 @@ class Catalog(CatalogReader):
             self._commit(conn)
         except BaseException:
             self._depth = 0
+            self._vetted = False  # whatever broke the transaction, the next opening checks the file
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._after = []
@@ -398,21 +408,10 @@ class Catalog(CatalogReader):
     def __enter__(self) -> Catalog:
         return self
 
-
-def damage(path: Path) -> str | None:
-    """Why the file at ``path`` is not a sound SQLite database, or None if it is."""
-    # Opened read-write on purpose: after a crash mid-transaction the hot journal
-    # must be rolled back, which a read-only connection cannot do (it would report
-    # "attempt to write a readonly database" and look like damage).
-    try:
-        con = sqlite3.connect(path, timeout=30)
-        try:
-            rows = con.execute("PRAGMA quick_check").fetchall()
-        finally:
-            con.close()
-    except sqlite3.OperationalError as exc:
-        raise CatalogError(f"cannot check catalog {path}: {exc}") from None
-    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
-        return str(exc)
-    verdict = "; ".join(str(r[0]) for r in rows[:3])
-    return None if verdict == "ok" else verdict
+    def close(self) -> None:
+        """Close the connection; a vetted catalog closed between transactions is marked clean."""
+        clean = self._vetted and self._conn is not None and not self._depth
+        self._vetted = False
+        super().close()
+        if clean:
+            mark_clean_close(self.path)

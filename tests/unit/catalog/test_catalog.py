@@ -8,7 +8,7 @@ import pytest
 from sqlitedict import SqliteDict
 
 from watcherd.catalog import Catalog, CatalogReader
-from watcherd.catalog.store import damage
+from watcherd.catalog.vetting import damage
 from watcherd.core.errors import CatalogError
 from watcherd.core.records import ErrorRecord, ImageRecord, State
 
