@@ -21,3 +21,38 @@ def test_inotify_watches_are_counted(tmp_path: Path) -> None:
     finally:
         observer.stop()
         observer.join()
+
+
+def test_a_folder_moved_is_one_scan_of_its_new_place_not_a_move_per_file(tmp_path: Path) -> None:
+    """watchdog makes up a moved event for every file under a folder moved; the folder's own
+    SCAN_DIR reads it whole, so those are dropped instead of queued 10,000 times."""
+    import queue
+    import time
+
+    from watcherd.core.events import Change, ChangeKind
+    from watcherd.run.watcher import Handler
+
+    (tmp_path / "cats" / "deep").mkdir(parents=True)
+    for i in range(20):
+        (tmp_path / "cats" / ("deep" if i % 2 else "") / f"{i}.png").write_bytes(b"x")
+    out: queue.Queue[Change] = queue.Queue()
+    observer = Observer()
+    observer.schedule(Handler(out), str(tmp_path), recursive=True)
+    observer.start()
+    try:
+        (tmp_path / "cats").rename(tmp_path / "dogs")
+        (tmp_path / "dogs" / "new.png").write_bytes(b"y")  # a file of its own, after the move
+        seen: list[Change] = []
+        deadline = time.monotonic() + 30
+        while not any(c.path.name == "new.png" for c in seen) and time.monotonic() < deadline:
+            try:
+                seen.append(out.get(timeout=0.5))
+            except queue.Empty:
+                continue
+    finally:
+        observer.stop()
+        observer.join()
+    kinds = {(c.kind, c.path.relative_to(tmp_path).as_posix()) for c in seen}
+    assert {(ChangeKind.SCAN_DIR, "dogs"), (ChangeKind.GONE_DIR, "cats")} <= kinds
+    assert not [c for c in seen if c.kind is ChangeKind.MOVED]
+    assert (ChangeKind.TOUCH, "dogs/new.png") in kinds

@@ -63,6 +63,7 @@ class Catalog(CatalogReader):
         # ``before``: what must be durable before the outermost block commits (a folder whose
         # new names the records point at), once per key; each with what lets it go on a rollback.
         self._before: dict[object, tuple[Callable[[], None], Callable[[], None]]] = {}
+        forget_clean_close(Path(path))  # before any write of this writer can reach the file
         try:
             conn = connect(Path(path), busy_timeout)
         except sqlite3.Error as exc:
@@ -97,9 +98,7 @@ class Catalog(CatalogReader):
         except CatalogError:
             self.close()
             raise
-        if vetted:
-            forget_clean_close(self.path)  # before any write of this session can reach the file
-            self._vetted = True
+        self._vetted = vetted
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -98,12 +98,16 @@ def _pipeline(cfg: Config, catalog: Catalog, render: Renderer | None) -> Iterato
     adopting a notebook's thumbnail has to decode its original."""
     remembered = _remembered(cfg)
     if render is not None:
-        yield Pipeline(cfg, catalog, render=render, remembered=remembered)
+        pipeline = Pipeline(cfg, catalog, render=render, remembered=remembered)
+        yield pipeline
+        pipeline.tagfiles.catch_up()  # every sidecar and attribute, before the repair returns
         return
     from watcherd.decode.sandbox import Sandbox
 
     with Sandbox(cfg.decode_timeout, cfg.decode_memory) as box:
-        yield Pipeline(cfg, catalog, render=box, remembered=remembered)
+        pipeline = Pipeline(cfg, catalog, render=box, remembered=remembered)
+        yield pipeline
+        pipeline.tagfiles.catch_up()
 
 
 def _remembered(cfg: Config) -> Remembered:

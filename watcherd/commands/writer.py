@@ -105,9 +105,10 @@ def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
     lease.acquire()
     try:
         with Catalog(db) as catalog:
-            tagfiles.attach(cfg, catalog)  # sidecars and attributes follow the change, as in the daemon
+            files = tagfiles.attach(cfg, catalog)  # sidecars and attributes follow the change, as in the daemon
             try:
                 result = edits.apply(cfg, catalog, command, arguments)
+                files.catch_up()  # what a big change handed over, before the command returns
             finally:
                 if catalog.changes:
                     restore.save_copies(cfg, catalog, time.time())

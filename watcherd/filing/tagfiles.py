@@ -8,7 +8,9 @@ brings the files of the newly marked images up to date and then clears their mar
 crash between a commit and the files leaves the marks, and the next start finishes the
 job: every full reconcile begins a pass over the marks left (``begin``, then
 ``catch_up``: the first chunk at once, the rest between the daemon's events, all of it
-before ``scan`` exits). An image whose original is
+before ``scan`` exits). A commit that marked more than a chunk hands the rest to that
+pass too, so a folder of 10,000 renamed has its records followed at once and its files
+a chunk at a time between events. An image whose original is
 still on its way (``moving_from``), or whose decision's thumbnail steps are not done yet,
 waits for the commit that completes them.
 
@@ -96,12 +98,27 @@ class TagFiles:
             while marks := self.catalog.tagfile_marks(self.seen, CHUNK):
                 self.seen = marks[-1][0]
                 self.waiting.update(name for _, name in marks)
-                if not steps:  # a chunk at a time: a retag of 100,000 images is not held in memory at once
-                    self._bring(sorted(self.waiting), self.seen)
+                if steps:
+                    continue
+                self._bring(sorted(self.waiting), self.seen)
+                if len(marks) == CHUNK:
+                    self._hand_over()
+                    break
             if self.waiting and not steps:
                 self._bring(sorted(self.waiting), self.seen)
         finally:
             self._busy = False
+
+    def _hand_over(self) -> None:
+        """A commit that marked more than a chunk (a folder of 10,000 renamed, a big retag): its first
+        chunk is done; the rest joins the pass ``catch_up`` goes on with, between the daemon's events
+        and before a scan or a command exits, so the next change is not held up behind it."""
+        end = self.catalog.tagfile_marks_end()
+        if end <= self.seen:
+            return
+        if self.backlog is None:
+            self.backlog, self._passed = self.seen, 0
+        self.seen = end
 
     def begin(self) -> None:
         """Start a pass over every image still marked (``catch_up`` does the work); after a change of

@@ -93,10 +93,10 @@ def scan_once(
                 report.add_all(worker.drain())
                 report.seconds += time.monotonic() - started
                 record_scan(catalog, report, reason)
-            pipeline.tagfiles.catch_up()  # every sidecar and attribute left, before the scan exits
             if remote is not None:
                 log.info("decoded %d files on the cluster", pipeline.decoder.remote_used)
             serve()
+            pipeline.tagfiles.catch_up()  # every sidecar and attribute left, before the scan exits
             # Images catalogued before window hashes were kept get them from their thumbnails.
             cropfill.fill(cfg, catalog, decoders)
             # Fold the near-duplicate log into a new index when it is long (or the index is

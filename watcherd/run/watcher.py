@@ -60,6 +60,10 @@ class Handler(FileSystemEventHandler):
         src = _fspath(event.src_path)
         if kind in ("opened", "closed_no_write"):
             return
+        if kind == "moved" and event.is_synthetic:
+            # What watchdog makes up for each file under a folder moved (a walk of the new folder):
+            # the folder's own SCAN_DIR reads that folder whole, so 10,000 of these said nothing new.
+            return
         if event.is_directory:
             if kind == "moved":
                 self.out.put(Change(ChangeKind.SCAN_DIR, _fspath(event.dest_path)))

@@ -242,6 +242,28 @@ def test_a_library_marked_whole_is_caught_up_a_chunk_at_a_time(tmp_path: Path) -
         assert files.catch_up() == 0
 
 
+def test_a_commit_marking_more_than_a_chunk_hands_the_rest_to_the_pass(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder renamed: its records follow in one commit, the first chunk of files at once and the
+    rest between events (``catch_up``), so the next change is not held up behind 10,000 files."""
+    for i in range(5):
+        pipeline.process(write(cfg.thumbs_dir / "cats" / f"{i}.jpg", encode(scene(seed=70 + i))))
+    monkeypatch.setattr(tagfiles, "CHUNK", 2)
+    os.rename(cfg.thumbs_dir / "cats", cfg.thumbs_dir / "dogs")
+    pipeline.handle(Change(ChangeKind.SCAN_DIR, cfg.thumbs_dir / "dogs"))
+    thumbs = sorted((cfg.thumbs_dir / "dogs").glob("*.png"))
+    assert all("dogs" in r.tags for r in catalog.images())  # every record followed
+    assert sorted("dogs" in xattr(t) for t in thumbs) == [False, False, False, True, True]
+    files = pipeline.tagfiles
+    assert files.backlog is not None
+    pipeline.process(write(cfg.thumbs_dir / "birds" / "b.jpg", encode(scene(seed=79))))  # the next change
+    assert xattr(next((cfg.thumbs_dir / "birds").glob("*.png"))) == "birds"
+    assert sum("dogs" in xattr(t) for t in thumbs) == 2  # not held up behind the rest
+    assert files.catch_up() == 3 and files.backlog is None
+    assert all("dogs" in xattr(t) for t in thumbs) and catalog.tagfile_marks(0) == []
+
+
 def test_sidecars_follow_a_near_keep_and_its_undo(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
     im = scene(seed=32)  # the same picture a little smaller: a near pair with names of their own
     pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", encode(im, "PNG")))
