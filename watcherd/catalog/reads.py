@@ -138,14 +138,14 @@ class CatalogReader(Connected):
         if not names:
             return {}
         fields = ", ".join(
-            f"json_extract(value, '$.{f}')" for f in ("first_seen", "original", "width", "height", "file_size")
+            f"json_extract(value, '$.{f}')" for f in ("first_seen", "original", "width", "height", "file_size", "path")
         )
         rows = self._query(
             f"SELECT key, {fields} FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
         )
         return {
-            str(k): Member(str(k), str(seen or ""), orig, (int(w or 0), int(h or 0)), size)
-            for k, seen, orig, w, h, size in rows
+            str(k): Member(str(k), str(seen or ""), orig, (int(w or 0), int(h or 0)), size, str(path or ""))
+            for k, seen, orig, w, h, size, path in rows
         }
 
     def first_seen(self, names: list[str]) -> dict[str, str]:

@@ -99,7 +99,7 @@ def plan(cfg: Config, catalog: CatalogReader, mode: str, under: str) -> Plan:
 def _similarity_targets(cfg: Config, catalog: CatalogReader, first: dict[str, str], top: str) -> dict[str, str]:
     """``by_ham/N/`` for each image in a group of look-alikes; a group keeps a number it already has."""
     from watcherd.near.groups import read_groups
-    from watcherd.near.persisted import index_path
+    from watcherd.near.reader import index_path
 
     within = set(first)
     found = sorted(

@@ -8,6 +8,7 @@ never load the keeper rule or the near-duplicate groups.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -114,13 +115,14 @@ def near_page(
     if not Path(cfg.database_path).exists():
         return [], 0
     from watcherd.near.groups import read_groups
-    from watcherd.near.persisted import index_path
+    from watcherd.near.reader import index_path  # not ``persisted``: numpy only if images wait for pairs
 
     # Connected components of the pairs the writer keeps (plus the few images waiting
     # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
     listed: list[tuple[Group, bool]] = []
+    settled_by = _settled_by(decided_groups or [])
     for group in read_groups(cfg.database_path, index_path(cfg.state_dir), distance):
-        settled = _all_pairs_decided(group.names, decided_groups or [])
+        settled = settled_by(group.names)
         if not settled or decided:
             listed.append((group, settled))
     listed.sort(key=lambda gs: (gs[0].span, gs[0].names[0]))
@@ -129,8 +131,9 @@ def near_page(
         members = catalog.members_named([n for group, _ in page for n in group.names])
     out: list[NearGroup] = []
     for group, settled in page:
-        names, where = group.names, dict(zip(group.names, group.paths, strict=True))
+        names = group.names
         found = [members[n] for n in names if n in members]
+        where = {m.name: m.path for m in found}
         first, last = sides(found) if found else (None, None)
         burst, suggested, reasons = _near_choice(cfg, found, where)
         if settled:
@@ -143,7 +146,7 @@ def near_page(
                 "kind": "burst" if burst else "near",
                 "name": names[0],
                 "names": names,
-                "paths": group.paths,
+                "paths": [where[n] for n in names if n in where],
                 "max_distance": group.span,
                 "existing": first.name if first else names[0],
                 "newcomer": last.name if last else names[-1],
@@ -213,7 +216,15 @@ def distinct_pairs(catalog: CatalogReader) -> list[list[str]]:
     ]
 
 
-def _all_pairs_decided(names: list[str], groups: list[list[str]]) -> bool:
-    """Is every pair of ``names`` inside one group decided distinct?"""
-    sets = [set(g) for g in groups]
-    return all(any(a in s and b in s for s in sets) for i, a in enumerate(names) for b in names[i + 1 :])
+def _settled_by(groups: list[list[str]]) -> Callable[[list[str]], bool]:
+    """Is every pair of a group's names inside one of ``groups`` (decided distinct)?"""
+    within: dict[str, set[int]] = {}
+    for k, g in enumerate(groups):
+        for name in g:
+            within.setdefault(name, set()).add(k)
+
+    def settled(names: list[str]) -> bool:
+        empty: set[int] = set()
+        return all(within.get(a, empty) & within.get(b, empty) for i, a in enumerate(names) for b in names[i + 1 :])
+
+    return settled

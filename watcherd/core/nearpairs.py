@@ -62,11 +62,19 @@ class Member:
     original: str | None
     size: tuple[int, int]
     file_size: int | None
+    path: str = ""  # where its thumbnail is now (its first place)
 
     @classmethod
     def of(cls, record: ImageRecord) -> Member:
         """The member a whole record is."""
-        return cls(record.name, record.first_seen, record.original, (record.width, record.height), record.file_size)
+        return cls(
+            record.name,
+            record.first_seen,
+            record.original,
+            (record.width, record.height),
+            record.file_size,
+            record.path or "",
+        )
 
 
 C = TypeVar("C", bound=Catalogued)

@@ -47,11 +47,11 @@ BULK_MIN = 5_000  # the writer pairs fewer waiting images one by one (batched), 
 
 @dataclass(frozen=True)
 class Group:
-    """One group of look-alikes: its names (sorted), their paths, the widest distance inside it,
-    and whether a crop link joins some of its members (not look-alikes as whole pictures)."""
+    """One group of look-alikes: its names (sorted), the widest distance inside it, and whether a
+    crop link joins some of its members (not look-alikes as whole pictures). Where its members
+    are is looked up by whoever shows them (``dupes`` looks up a page's only)."""
 
     names: list[str]
-    paths: list[str]
     span: int
     crop: bool = False
 
@@ -94,14 +94,18 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
     reader = NearLogReader(db)
 
     def read(conn: sqlite3.Connection) -> list[Group]:
-        found = kept_components(conn, index, radius, within)
-        if found is None:
-            found = bulk_components(conn, radius, within)
-        info = pairs.members(conn, [n for g, _ in found for n in g])
+        kept = kept_components(conn, index, radius, within)
+        found, distance = kept if kept is not None else (bulk_components(conn, radius, within), {})
+        # A group that is one kept pair (most of them) is as wide as the pair; only the others'
+        # hashes are read (at a million images: 60,000 names fewer to look up).
+        alone = [distance.get((names[0], names[1])) if len(names) == 2 and not crop else None for names, crop in found]
+        info = pairs.members(conn, [n for (g, _), d in zip(found, alone, strict=True) if d is None for n in g])
         out = []
-        for names, crop in found:
-            names = [n for n in names if n in info]  # every member is present: the pairs say so
-            out.append(Group(names, [info[n][1] for n in names], span([info[n][0] for n in names]), crop))
+        for (names, crop), width in zip(found, alone, strict=True):
+            if width is None:
+                names = [n for n in names if n in info]  # every member is present: the pairs say so
+                width = span([info[n][0] for n in names])
+            out.append(Group(names, width, crop))
         return out
 
     try:
@@ -131,9 +135,10 @@ def with_links(whole: list[list[str]], links: Iterable[NamedLink]) -> list[tuple
 
 def kept_components(
     conn: sqlite3.Connection, index: Path, radius: int, within: set[str] | None = None
-) -> list[tuple[list[str], bool]] | None:
+) -> tuple[list[tuple[list[str], bool]], dict[tuple[str, str], int]] | None:
     """The groups from the kept pairs and crop links, plus those of the images still waiting for
-    theirs (None when they cannot answer: beyond the kept radius, too many waiting, no usable index)."""
+    theirs, and each pair's distance (None when they cannot answer: beyond the kept radius, too
+    many waiting, no usable index)."""
     kept = pairs.kept_radius(conn)
     if kept is None or radius > kept or not pairs.has_links(conn):
         return None
@@ -152,7 +157,8 @@ def kept_components(
     if within is not None:
         edges = [e for e in edges if e[0] in within and e[1] in within]
         links = [e for e in links if e[0] in within and e[1] in within]
-    return with_links(components((a, b) for a, b, _ in edges), links)
+    distance = {(min(a, b), max(a, b)): d for a, b, d in edges}
+    return with_links(components((a, b) for a, b, _ in edges), links), distance
 
 
 def pending_links(conn: sqlite3.Connection, names: list[str]) -> list[NamedLink]:
