@@ -317,3 +317,9 @@ def cli(*args: str) -> Any:
     )
     assert proc.returncode == 0, f"watcherd {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
     return json.loads(proc.stdout)
+
+
+def sigint_default() -> None:
+    """In a child before it runs: SIGINT as a terminal gives it. A shell starts background
+    jobs with SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

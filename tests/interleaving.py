@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from PIL import Image, ImageEnhance
 
-from tests.helpers import DaemonProcess, encode, scene, table
+from tests.helpers import DaemonProcess, encode, scene, sigint_default, table
 from tests.invariants import check_library
 from watcherd.core.filters import has_image_suffix
 from watcherd.core.naming import parse_canonical
@@ -241,12 +241,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def sigint_default() -> None:
-    """In a child before it runs: SIGINT as a terminal gives it. A shell starts background
-    jobs with SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def pick(items: list[Any], index: int) -> Any:

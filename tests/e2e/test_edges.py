@@ -21,7 +21,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import canonical_files, encode, scene, tiff_libtiff_fails, tiff_pillow_warns, wait_for, write
+from tests.helpers import (
+    canonical_files,
+    encode,
+    scene,
+    sigint_default,
+    tiff_libtiff_fails,
+    tiff_pillow_warns,
+    wait_for,
+    write,
+)
 from tests.invariants import check_library
 from watcherd.decode.chunks import read_text
 
@@ -178,7 +187,9 @@ def test_ctrl_c_stops_a_scan_without_a_traceback(root: Path, tmp_path: Path, whe
     err = tmp_path / "stderr.txt"
     with open(err, "wb") as out:
         # A session of its own, as a shell gives a job: Ctrl-C goes to the whole group.
-        proc = subprocess.Popen([*WATCHERD, "scan", str(root)], stderr=out, start_new_session=True)
+        proc = subprocess.Popen(
+            [*WATCHERD, "scan", str(root)], stderr=out, start_new_session=True, preexec_fn=sigint_default
+        )
         try:
             if when == "decoding":
                 wait_for(lambda: canonical_files(root / "thumbs") or proc.poll() is not None, timeout=60)
