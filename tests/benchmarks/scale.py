@@ -219,6 +219,12 @@ def library_rows(n: int, repeat: int = 3, reuse: Path | None = None) -> tuple[li
             "≤0.2 s at 1M",
             "dupes read",
         )
+        process(
+            f"`dupes --near 4 --limit 100` (first 100 of {len(read):,} groups), {n:,} images",
+            ["dupes", str(root), "--near", "4", "--limit", "100", "--json"],
+            "≤0.2 s at 1M",
+            "dupes first 100",
+        )
         r = str(root)
         process(
             f"`find --tag {TAG_A} --tag {TAG_B}` ({n // 20:,} and {n // 6:,} images, none in both)",
