@@ -46,9 +46,8 @@ def has_links(conn: sqlite3.Connection) -> bool:
 
 def pairs_within(conn: sqlite3.Connection, radius: int) -> list[tuple[str, str, int]]:
     """Every kept pair (a, b, distance) within ``radius``."""
-    return [
-        (str(a), str(b), int(d)) for a, b, d in conn.execute("SELECT a, b, d FROM near_pairs WHERE d <= ?", (radius,))
-    ]
+    rows: list[tuple[str, str, int]] = conn.execute("SELECT a, b, d FROM near_pairs WHERE d <= ?", (radius,)).fetchall()
+    return rows  # text and integer columns: already (str, str, int)
 
 
 def pending(conn: sqlite3.Connection, most: int) -> list[tuple[str, int, int]]:

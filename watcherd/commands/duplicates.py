@@ -218,6 +218,8 @@ def distinct_pairs(catalog: CatalogReader) -> list[list[str]]:
 
 def _settled_by(groups: list[list[str]]) -> Callable[[list[str]], bool]:
     """Is every pair of a group's names inside one of ``groups`` (decided distinct)?"""
+    if not groups:
+        return lambda names: len(names) < 2  # no pair is inside a decided group
     within: dict[str, set[int]] = {}
     for k, g in enumerate(groups):
         for name in g:

@@ -21,6 +21,7 @@ every image's for a few, the bulk self-join and ``croplinks.all_links`` for many
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,19 @@ class Group:
 
 
 def components(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
-    """Connected components (two members or more) of the graph ``edges`` makes, each sorted."""
+    """Connected components (two members or more) of the graph ``edges`` makes, each sorted.
+
+    An edge whose two ends meet no other edge is a component by itself (most pairs of
+    look-alikes are): those are taken as they are, the rest joined by union-find."""
+    edges = list(edges)
+    degree = Counter(x for edge in edges for x in edge)
+    alone: list[list[str]] = []
+    joined: list[tuple[str, str]] = []
+    for a, b in edges:
+        if a != b and degree[a] == 1 and degree[b] == 1:
+            alone.append([a, b] if a < b else [b, a])
+        else:
+            joined.append((a, b))
     parent: dict[str, str] = {}
 
     def root(x: str) -> str:
@@ -67,14 +80,14 @@ def components(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
             x = parent[x]
         return x
 
-    for a, b in edges:
+    for a, b in joined:
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     out: dict[str, list[str]] = {}
     for x in parent:
         out.setdefault(root(x), []).append(x)
-    return [sorted(m) for m in out.values() if len(m) > 1]
+    return alone + [sorted(m) for m in out.values() if len(m) > 1]
 
 
 def span(hashes: list[int]) -> int:
