@@ -165,12 +165,12 @@ def kept_components(
         extra = pending_pairs(conn, index, batch, radius)
         if extra is None:
             return None
-        edges += extra
+        edges += [(min(a, b), max(a, b), d) for a, b, d in extra]  # kept as a < b, as the kept ones
         links += pending_links(conn, [name for name, _, _ in batch])
     if within is not None:
         edges = [e for e in edges if e[0] in within and e[1] in within]
         links = [e for e in links if e[0] in within and e[1] in within]
-    distance = {(min(a, b), max(a, b)): d for a, b, d in edges}
+    distance = {(a, b): d for a, b, d in edges}
     return with_links(components((a, b) for a, b, _ in edges), links), distance
 
 
