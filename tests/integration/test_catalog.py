@@ -118,3 +118,20 @@ def test_a_writer_that_stopped_mid_transaction_or_never_closed_leaves_the_check_
     assert not closed_cleanly(cfg.database_path)
     open_for_writing(cfg).catalog.close()
     assert len(checks) == 2
+
+
+def test_a_writer_that_opened_a_clean_catalog_hands_the_mark_on(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command applied without a daemon opens the catalog as it is: when the last clean close
+    vouched for it, its own clean close does too, so the next start is not a full read either.
+    A file nobody vouched for is never marked by such a writer."""
+    checks = _checks(monkeypatch)
+    open_for_writing(cfg).catalog.close()
+    with Catalog(cfg.database_path) as catalog:  # as ``commands.writer`` opens it
+        _put(catalog, _record())
+    assert closed_cleanly(cfg.database_path)
+    open_for_writing(cfg).catalog.close()
+    assert checks == []
+    cfg.database_path.with_name(cfg.database_path.name + ".closed").unlink()
+    with Catalog(cfg.database_path) as catalog:
+        _put(catalog, _record("2x2_bbbb_.png", "thumbs/2x2_bbbb_.png"))
+    assert not closed_cleanly(cfg.database_path)

@@ -26,7 +26,7 @@ from typing import Any
 from watcherd.catalog import batch, pairs, schema
 from watcherd.catalog.hashes import WHOLE, Source
 from watcherd.catalog.reads import CatalogReader, connect, encode
-from watcherd.catalog.vetting import forget_clean_close, mark_clean_close
+from watcherd.catalog.vetting import closed_cleanly, forget_clean_close, mark_clean_close
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
 from watcherd.core.naming import safe_text
@@ -44,8 +44,8 @@ class Catalog(CatalogReader):
         self, path: Path, *, busy_timeout: float = 30.0, lock_patience: float = 600.0, vetted: bool = False
     ) -> None:
         self.lock_patience = lock_patience
-        # Found sound as it was opened (checked, or as this writer's last clean close left
-        # it): then a clean close may say so (``closed_cleanly``) and spare the next check.
+        # Found sound as it was opened (``vetted``: checked by the opener; or exactly as the
+        # last clean close left it): then a clean close may say so and spare the next check.
         self._vetted = False
         self.changes = 0  # committed writes so far; lets the daemon export only when needed
         self._depth = 0
@@ -63,6 +63,7 @@ class Catalog(CatalogReader):
         # ``before``: what must be durable before the outermost block commits (a folder whose
         # new names the records point at), once per key; each with what lets it go on a rollback.
         self._before: dict[object, tuple[Callable[[], None], Callable[[], None]]] = {}
+        vetted = vetted or closed_cleanly(Path(path))  # handed on by every writer, checked or not
         forget_clean_close(Path(path))  # before any write of this writer can reach the file
         try:
             conn = connect(Path(path), busy_timeout)
