@@ -140,16 +140,18 @@ class Library:
             # Near groups decided distinct, and collisions decided distinct (their two look-alikes).
             groups = [*(catalog.meta(NEAR) or []), *duplicates.distinct_pairs(catalog)] if near is not None else []
             kept = duplicates.near_kept(catalog) if near is not None and decided else []
-        end = None if limit is None else offset + limit
+        # The listing is collisions, near groups, kept groups: each part skips what the offset
+        # has not skipped yet and gives what the limit still wants. Only the near groups given
+        # are read from disk by the keeper rule.
+        head = items[offset : None if limit is None else offset + limit]
         if near is None:
-            return items[offset:end]
-        # The near groups' part of the page: only those are read from disk by the keeper rule.
+            return head
         skip = max(0, offset - len(items))
-        want = None if end is None else max(0, end - max(offset, len(items)))
+        want = None if limit is None else limit - len(head)
         page, total = duplicates.near_page(self.cfg, near, groups, decided=decided, offset=skip, limit=want)
-        after = max(0, offset - len(items) - total)
-        rest = None if end is None else max(0, end - max(offset, len(items) + total))
-        return [*items[offset:end], *page, *kept[after : None if rest is None else after + rest]]
+        skip = max(0, skip - total)
+        want = None if want is None else want - len(page)
+        return [*head, *page, *kept[skip : None if want is None else skip + want]]
 
     def resolve(self, ident: str, decision: str, via: str = "command") -> Decided:
         """Decide a collision (or a near group) through the one writer; ``via``: command or page."""
