@@ -229,6 +229,7 @@ class Moves:
         catalog, places = self.ctx.catalog, self.ctx.places
         parsed = {p.name: parse_canonical(p.name) for p in paths}
         known = catalog.images_named([name for name, canonical in parsed.items() if canonical is not None])
+        debug = log.isEnabledFor(logging.DEBUG)
         changed: list[ImageRecord] = []
         with catalog.transaction():
             for path in paths:
@@ -267,7 +268,8 @@ class Moves:
                     continue
                 changed.append(rec)
                 results.append(Result(Outcome.MOVED, path, path.name))
-                log.debug("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
+                if debug:  # a line per file, made only when asked for: a folder of 10,000 moved
+                    log.debug("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
             catalog.put_images(changed)
 
     def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:
