@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import imagehash
 import pytest
@@ -250,41 +251,38 @@ def test_a_scan_writes_the_export_only_when_it_lags_the_catalog(
     assert run(capsys, "scan", str(library), "--json")[0] == 0 and export.exists()
 
 
-def test_find_loads_neither_the_keeper_rule_nor_the_near_groups(library: Path) -> None:
-    """``find`` and ``status`` answer at a glance: the modules only ``dupes``, ``similar`` and the
-    writer need (and numpy, Pillow) stay unloaded in their process."""
+def _loaded(args: list[str], heavy: tuple[str, ...]) -> tuple[Any, list[str]]:
+    """``watcherd ARGS`` run as its own process: its JSON answer, and which modules starting
+    with one of ``heavy`` it loaded."""
     import subprocess
     import sys
 
-    heavy = ("watcherd.commands.duplicates", "watcherd.core.keeper", "watcherd.near", "watcherd.decide", "numpy", "PIL")
     probe = (
-        "import sys, runpy\n"
-        f"sys.argv = ['watcherd', 'find', {str(library)!r}, '--tag', 'cats', '--json']\n"
+        "import json, runpy, sys\n"
+        f"sys.argv = ['watcherd', *{args!r}]\n"
         "try:\n    runpy.run_module('watcherd', run_name='__main__')\n"
         "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
-        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})), file=sys.stderr)\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({heavy!r}))), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) and done.stderr.strip().splitlines()[-1] == "[]"
+    return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_find_loads_neither_the_keeper_rule_nor_the_near_groups(library: Path) -> None:
+    """``find`` and ``status`` answer at a glance: the modules only ``dupes``, ``similar`` and the
+    writer need (and numpy, Pillow) stay unloaded in their process."""
+    heavy = ("watcherd.commands.duplicates", "watcherd.core.keeper", "watcherd.near", "watcherd.decide", "numpy", "PIL")
+    answer, loaded = _loaded(["find", str(library), "--tag", "cats", "--json"], heavy)
+    assert answer and loaded == []
 
 
 def test_a_scan_with_nothing_to_decode_loads_no_decoder(library: Path) -> None:
     """A rescan of a current library reads the tree and the catalog: NumPy, ImageHash and the
     decoding module stay unloaded in its process (they cost more than the walk at 100,000)."""
-    import subprocess
-    import sys
-
     heavy = ("numpy", "imagehash", "pillow_heif", "watcherd.decode.imaging")
-    probe = (
-        "import sys, runpy\n"
-        f"sys.argv = ['watcherd', 'scan', {str(library)!r}, '--json']\n"
-        "try:\n    runpy.run_module('watcherd', run_name='__main__')\n"
-        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
-        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})), file=sys.stderr)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert set(json.loads(done.stdout)["counts"]) <= {"unchanged", "ignored"}
-    assert done.stderr.strip().splitlines()[-1] == "[]"
+    answer, loaded = _loaded(["scan", str(library), "--json"], heavy)
+    assert set(answer["counts"]) <= {"unchanged", "ignored"}
+    assert loaded == []
 
 
 def test_a_scan_removes_our_leftover_temporaries_everywhere_and_nothing_else(cfg: Config, library: Path) -> None:
