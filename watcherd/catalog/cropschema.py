@@ -28,7 +28,7 @@ __all__ = [
     "create_crop_log",
     "create_crop_pair_triggers",
     "create_crop_tables",
-    "crop_statements",
+    "crop_fill",
     "hash_integer",
 ]
 
@@ -54,7 +54,7 @@ def hash_integer(text: str) -> str:
     return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
 
 
-def crop_statements(key: str, value: str, source: str) -> list[str]:
+def crop_fill(key: str, value: str, source: str) -> str:
     """The statement that fills an empty ``crop_hashes`` from the records of ``source``
     (``schema._fill_statements``'s part)."""
     crops = f"ifnull(json_extract({value}, '$.crops'), '')"
@@ -66,15 +66,13 @@ def crop_statements(key: str, value: str, source: str) -> list[str]:
     state = f"ifnull(json_extract({value}, '$.state'), '')"
     low = f"(CASE WHEN json_extract({value}, '$.low_information') THEN 1 ELSE 0 END)"
     path = f"ifnull(json_extract({value}, '$.path'), '')"
-    each = f" FROM {source},"
-    insert = (
+    return (
         "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
         f"SELECT {key}, s.value, {hash_integer(f'substr({crops}, {start} + 16 * s.value, 16)')}, "
         f"{path}, {state} = 'present', {low}, "
         f"CASE WHEN s.value = 0 THEN substr({crops}, {start}, {16 * CROP_HEX}) END"
-        f"{each} json_each('{list(range(CROP_STORED))}') AS s WHERE {valid}"
+        f" FROM {source}, json_each('{list(range(CROP_STORED))}') AS s WHERE {valid}"
     )
-    return [insert]
 
 
 def create_crop_tables(conn: sqlite3.Connection) -> None:

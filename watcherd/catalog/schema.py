@@ -100,7 +100,7 @@ def _fill_statements() -> list[str]:
         "INSERT INTO hashes (name, hash, path, present, low) "
         f"SELECT {key}, {cropschema.hash_integer(h)}, {path}, {present}, {low}{src} WHERE {valid_hash}"
     )
-    return [listing, tagged, placed, contents, filenames, hashes, *cropschema.crop_statements(key, value, source)]
+    return [listing, tagged, placed, contents, filenames, hashes, cropschema.crop_fill(key, value, source)]
 
 
 def _drop_tagged(key: str) -> str:
