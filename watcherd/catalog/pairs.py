@@ -70,15 +70,15 @@ def present_count(conn: sqlite3.Connection) -> int:
     return int(n)
 
 
-def members(conn: sqlite3.Connection, names: list[str]) -> dict[str, tuple[int, str]]:
-    """Name -> (unsigned hash, path) of the named images that are present."""
+def hashes_named(conn: sqlite3.Connection, names: list[str]) -> dict[str, int]:
+    """Name -> unsigned hash of the named images that are present."""
     if not names:
         return {}
     rows = conn.execute(
-        "SELECT name, hash, path FROM hashes WHERE present = 1 AND name IN (SELECT value FROM json_each(?))",
+        "SELECT name, hash FROM hashes WHERE present = 1 AND name IN (SELECT value FROM json_each(?))",
         (json.dumps(names),),
     ).fetchall()
-    return {str(n): (int(h) & MASK64, str(p)) for n, h, p in rows}
+    return {str(n): int(h) & MASK64 for n, h in rows}
 
 
 def record(

@@ -148,17 +148,6 @@ class CatalogReader(Connected):
             for k, seen, orig, w, h, size, path in rows
         }
 
-    def first_seen(self, names: list[str]) -> dict[str, str]:
-        """When each of these images was first catalogued (``first_seen``), read in SQL."""
-        if not names:
-            return {}
-        rows = self._query(
-            "SELECT key, ifnull(json_extract(value, '$.first_seen'), '') FROM images "
-            "WHERE key IN (SELECT value FROM json_each(?))",
-            (json.dumps(names),),
-        )
-        return {str(k): str(v) for k, v in rows}
-
     def images_with_hash(self, hash_hex: str) -> list[ImageRecord]:
         """Records whose hash is ``hash_hex`` (any hash size), found in SQL without decoding the rest."""
         rows = self._query("SELECT value FROM images WHERE json_extract(value, '$.hash') = ?", (hash_hex,))
@@ -371,11 +360,6 @@ class CatalogReader(Connected):
             (len(prefix), prefix),
         )
         return [str(k) for (k,) in rows]
-
-    def near_candidates(self) -> list[tuple[str, int]]:
-        """(name, unsigned 64-bit hash) of present images that are not low-information."""
-        rows = self._query("SELECT name, hash FROM hashes WHERE present = 1 AND low = 0 ORDER BY name")
-        return [(str(n), int(h) & 0xFFFFFFFFFFFFFFFF) for n, h in rows]
 
     def export_entries(self) -> Iterator[str]:
         """``"name": {...}`` JSON text per image with what only the catalog knows, streamed."""

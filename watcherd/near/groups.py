@@ -112,12 +112,12 @@ def read_groups(db: Path, index: Path, radius: int, *, within: set[str] | None =
         # A group that is one kept pair (most of them) is as wide as the pair; only the others'
         # hashes are read (at a million images: 60,000 names fewer to look up).
         widths = [distance.get((names[0], names[1])) if len(names) == 2 and not crop else None for names, crop in found]
-        info = pairs.members(conn, [n for (g, _), w in zip(found, widths, strict=True) if w is None for n in g])
+        hashes = pairs.hashes_named(conn, [n for (g, _), w in zip(found, widths, strict=True) if w is None for n in g])
         out = []
         for (names, crop), width in zip(found, widths, strict=True):
             if width is None:
-                names = [n for n in names if n in info]  # every member is present: the pairs say so
-                width = span([info[n][0] for n in names])
+                names = [n for n in names if n in hashes]  # every member is present: the pairs say so
+                width = span([hashes[n] for n in names])
             out.append(Group(names, width, crop))
         return out
 
