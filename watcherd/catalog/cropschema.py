@@ -28,6 +28,7 @@ __all__ = [
     "create_crop_log",
     "create_crop_pair_triggers",
     "create_crop_tables",
+    "create_whole_index",
     "crop_fill",
     "hash_integer",
 ]
@@ -83,11 +84,19 @@ def create_crop_tables(conn: sqlite3.Connection) -> None:
         "path TEXT NOT NULL, present INTEGER NOT NULL, low INTEGER NOT NULL, asks TEXT)"
     )
     conn.execute("CREATE UNIQUE INDEX crop_hashes_name ON crop_hashes (name, slot)")
+    create_whole_index(conn)
     conn.execute(
         "CREATE TABLE crop_pairs (a TEXT NOT NULL, b TEXT NOT NULL, d INTEGER NOT NULL, PRIMARY KEY (a, b)) "
         "WITHOUT ROWID"
     )
     conn.execute("CREATE INDEX crop_pairs_b ON crop_pairs (b)")
+
+
+def create_whole_index(conn: sqlite3.Connection) -> None:
+    """``crop_hashes_whole``: the whole-picture rows by presence, so whether every present image
+    has its window hashes is a count by index (``CatalogReader.lacking_windows``, every scan), not
+    a read of the table with its windows' text. An older catalog gets it when the writer opens it."""
+    conn.execute("CREATE INDEX IF NOT EXISTS crop_hashes_whole ON crop_hashes (present) WHERE slot = 0")
 
 
 def create_crop_pair_triggers(conn: sqlite3.Connection) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from watcherd.catalog import batch, pairs, schema
+from watcherd.catalog import batch, cropschema, pairs, schema
 from watcherd.catalog.hashes import WHOLE, Source
 from watcherd.catalog.reads import CatalogReader, connect, encode
 from watcherd.catalog.vetting import closed_cleanly, forget_clean_close, mark_clean_close
@@ -83,6 +83,7 @@ class Catalog(CatalogReader):
                     schema.create_forget_trigger(conn)
                     schema.create_near_log(conn)
                     schema.stage_sets(conn)
+                    cropschema.create_whole_index(conn)
                 schema.create_near_merged(conn)
                 schema.create_tagfiles_due(conn)
                 schema.create_export_mark(conn)

@@ -302,3 +302,25 @@ def test_an_image_waiting_for_its_pairs_takes_new_window_hashes(tmp_path: Path) 
             _put(cat, rec)
         assert cat.conn.execute("SELECT name FROM near_pending").fetchall() == [(rec.name,)]
         assert cat.image(rec.name) == rec
+
+
+def test_knowing_that_no_image_lacks_window_hashes_reads_no_table(tmp_path: Path) -> None:
+    """Every scan asks it: at a million images a read of ``crop_hashes`` (with its windows' text)
+    would cost a second, so the usual answer comes from counts by index, in a new catalog and
+    in one made before the index (the writer adds it when it opens one)."""
+    from watcherd.core import crops
+
+    db = tmp_path / "c.sqlite"
+    with Catalog(db) as catalog:
+        rec = _record()
+        rec.crops = crops.join(list(range(1, len(crops.WINDOWS) + 1)))
+        _put(catalog, rec)
+        catalog.conn.execute("DROP INDEX crop_hashes_whole")  # as a catalog from before it
+    with Catalog(db) as catalog:
+        said: list[str] = []
+        catalog.conn.set_trace_callback(said.append)
+        assert catalog.lacking_windows(crops.PREFIX) == []
+        catalog.conn.set_trace_callback(None)
+        for sql in said:
+            plan = [str(row[3]) for row in catalog.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert [step for step in plan if step.startswith("SCAN")] == [], (sql, plan)
