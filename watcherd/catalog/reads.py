@@ -157,6 +157,11 @@ class CatalogReader(Connected):
         """Every recorded collision, oldest first."""
         return [CollisionRecord.from_json(v) for v in self._values("collisions")]
 
+    def collision(self, ident: str) -> CollisionRecord | None:
+        """The collision with id ``ident``, if it is recorded."""
+        value = self._value("collisions", ident)
+        return CollisionRecord.from_json(value) if value is not None else None
+
     def collisions_named(self, name: str) -> list[CollisionRecord]:
         """The collisions over one canonical name (found in SQL, not by decoding them all)."""
         rows = self._query("SELECT value FROM collisions WHERE json_extract(value, '$.name') = ?", (name,))

@@ -196,17 +196,25 @@ class Decisions:
             rec = from_chunks(self.ctx, target, thumb)
             rec.sha256, rec.original_filename = new.sha256, new.filename or rec.original_filename
         where = places.place(target)
-        there = bool(new.original) and os.path.lexists(places.absolute(new.original or ""))
+        at = self.newcomer_original_at(col)
         return DistinctFacts(
             thumbnail=places.rel(target),
             image=rec,
             stamp=self.ctx.stamp(),
             folder=where.rel.parent if where else PurePosixPath(),
-            original_there=there,
-            planned=self.filing.planned(col.distinct_name, Path(new.original).suffix)
-            if there and new.original
-            else None,
+            original_at=at,
+            planned=self.filing.planned(col.distinct_name, Path(at).suffix) if at else None,
         )
+
+    def newcomer_original_at(self, col: CollisionRecord) -> str | None:
+        """Where the newcomer's original is now: at its ``original``, or still at ``moving_from``
+        (a move asked for and not made yet: in a batch, it is made after the commit); None when
+        it is at neither."""
+        places = self.ctx.places
+        for rel in (col.newcomer.original, col.newcomer.moving_from):
+            if rel and os.path.lexists(places.absolute(rel)):
+                return rel
+        return None
 
     def _keep(self, col: CollisionRecord, verdict: Verdict, via: Via) -> str:
         """Look up what a keep decision needs (``KeepFacts``), plan it (pure), carry the plan out."""
@@ -226,13 +234,13 @@ class Decisions:
         if kept is None:
             return KeepFacts(None, "")  # refused by the plan
         folder = places.tag_folder(self.drop_folder(col))
-        there = bool(new.original) and os.path.lexists(places.absolute(new.original or ""))
+        at = self.newcomer_original_at(col)
         if verdict is Verdict.KEEP_EXISTING:
-            archive = self.archive_for(col.id, new.original) if new.original else None
-            return KeepFacts(kept, self.ctx.stamp(), folder, there, archive)
+            archive = self.archive_for(col.id, at) if at else None
+            return KeepFacts(kept, self.ctx.stamp(), folder, at, archive)
         src = places.absolute(new.thumbnail or "")
         if not journal.ours(src, new.sha256):
-            return KeepFacts(kept, "", folder, there)  # refused by the plan: the thumbnail is not there
+            return KeepFacts(kept, "", folder, at)  # refused by the plan: the thumbnail is not there
         png = src.read_bytes()
         old = kept.original
         old_there = bool(old) and os.path.lexists(places.absolute(old or ""))
@@ -246,7 +254,7 @@ class Decisions:
             kept,
             self.ctx.stamp(),
             folder,
-            there,
+            at,
             archive,
             thumbnail_ours=True,
             png=png,

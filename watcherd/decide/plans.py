@@ -100,8 +100,9 @@ class KeepFacts:
     ``kept``: the image kept (``keep-existing``: the one that holds the contested name now,
     or the one a near keep merged it into; ``keep-newcomer``: the one named so), None when
     it is no longer catalogued; ``stamp``: when; ``folder``: the newcomer's drop folder in
-    the tree as it is now (its tags); ``newcomer_original_there``: the newcomer's original
-    is where its collision says; ``archive``: where an original set aside goes
+    the tree as it is now (its tags); ``newcomer_original_at``: where the newcomer's original
+    is now (its collision's ``original``, or ``moving_from`` while that move is still to be
+    made; None when it is gone); ``archive``: where an original set aside goes
     (``originals/_duplicates/…``: the newcomer's for ``keep-existing``, the old one's for
     ``keep-newcomer``); ``thumbnail_ours``, ``png``, ``chunks``: the newcomer's thumbnail is
     watcherd's, its bytes and text chunks (``keep-newcomer``); ``old_original_there``: the
@@ -112,7 +113,7 @@ class KeepFacts:
     kept: ImageRecord | None
     stamp: str
     folder: PurePosixPath = field(default_factory=PurePosixPath)
-    newcomer_original_there: bool = False
+    newcomer_original_at: str | None = None
     archive: str | None = None
     thumbnail_ours: bool = False
     png: bytes = b""
@@ -128,8 +129,8 @@ class DistinctFacts:
     ``thumbnail``: where the newcomer's thumbnail is in the tree (brought to its drop folder,
     or where a gesture put it); ``folder``: that place's folder in the tree (its tags);
     ``image``: the record the new image starts from (the one its name already has, when a
-    gesture decides again; else the one its thumbnail's chunks describe); ``original_there``:
-    the newcomer's original is where its collision says; ``planned``: where it goes in
+    gesture decides again; else the one its thumbnail's chunks describe); ``original_at``:
+    where the newcomer's original is now (as ``KeepFacts.newcomer_original_at``); ``planned``: where it goes in
     ``originals/``; ``stamp``: when.
     """
 
@@ -137,7 +138,7 @@ class DistinctFacts:
     image: ImageRecord
     stamp: str
     folder: PurePosixPath = field(default_factory=PurePosixPath)
-    original_there: bool = False
+    original_at: str | None = None
     planned: str | None = None
 
 
@@ -152,10 +153,11 @@ def plan_distinct(col: CollisionRecord, via: Via, facts: DistinctFacts) -> Plan:
     rec.add_keywords(new.keywords, new.keyword_paths)
     if new.source:
         rec.original, rec.source, rec.source_stat = new.original, True, new.source_stat
-    elif new.original and facts.original_there:
-        rec.original, rec.moving_from = facts.planned, new.original
+    elif facts.original_at:
+        rec.original, rec.moving_from = facts.planned, facts.original_at
     out.decision = Decision(Verdict.DISTINCT, facts.stamp, via, image=col.distinct_name)
-    new.thumbnail = new.original = None  # both are the new image's now (undo puts them back)
+    # Both are the new image's now (undo puts them back); so is a move of its original not made yet.
+    new.thumbnail = new.original = new.moving_from = None
     new.source_stat = None
     return Plan(made=[Made(col.id, via, facts.stamp)], put_images=[rec], put_collisions=[out], carry_out=[rec])
 
@@ -189,9 +191,9 @@ def _keep_existing_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: 
     new = out.newcomer
     decision = Decision(Verdict.KEEP_EXISTING, facts.stamp, via, image=kept.name)
     after = merged(kept, col, facts.folder, decision)
-    if not new.source and new.original and facts.newcomer_original_there:
+    if not new.source and facts.newcomer_original_at:
         assert facts.archive is not None
-        new.moving_from, new.original = new.original, facts.archive
+        new.moving_from, new.original = facts.newcomer_original_at, facts.archive
     out.decision = decision
     # watcherd's own file, made again from the original by undo
     steps = [journal.unlink(new.thumbnail, new.sha256)] if new.thumbnail else []
@@ -237,14 +239,15 @@ def _keep_newcomer_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: 
         after.original, after.source, after.source_stat, after.moving_from = new.original, True, new.source_stat, None
     elif new.original:
         after.source, after.source_stat = False, None
-        after.original, after.moving_from = facts.planned, new.original
+        # From where it is now; one gone goes astray in filing (adopted when seen again).
+        after.original, after.moving_from = facts.planned, facts.newcomer_original_at or new.original
     out.decision = decision
     # The newcomer's thumbnail takes each place of the existing one (ours: removed, then
     # published without replacing anything), and leaves _collisions.
     steps = [step for rel in after.paths for step in (journal.unlink(rel, old_sha), journal.publish(rel, facts.png))]
     assert new.thumbnail is not None
     steps.append(journal.unlink(new.thumbnail, new.sha256))
-    new.thumbnail = new.original = None  # the kept image's now (undo puts them back)
+    new.thumbnail = new.original = new.moving_from = None  # the kept image's now (undo puts them back)
     return Plan(
         made=[Made(col.id, via, decision.decided)],
         put_images=[after],

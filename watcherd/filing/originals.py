@@ -79,7 +79,7 @@ class Filing:
         except BaseException:
             self._pending = None
             raise
-        pending, self._pending = _latest(self._pending), None
+        pending, self._pending = self._as_committed(_latest(self._pending)), None
         if self._steps:
             self.journal.run()
         with fsops.OldNames() as later:
@@ -92,6 +92,25 @@ class Filing:
                         self._save(item)
                 # A batch's images are written as one set: their derived rows follow in one go.
                 self.ctx.catalog.put_images(item for item in moved if isinstance(item, ImageRecord))
+
+    def _as_committed(self, items: list[Item]) -> list[Item]:
+        """Each record as the block committed it, read again: a copy asked to move earlier in the
+        block may have been decided on since (a distinct after a keep-existing), and one whose
+        file's savepoint rolled back was never committed at all (it is left out)."""
+        catalog = self.ctx.catalog
+        images = catalog.images_named([i.name for i in items if isinstance(i, ImageRecord)])
+        out: list[Item] = []
+        for item in items:
+            now: Item | None
+            if isinstance(item, ImageRecord):
+                now = images.get(item.name)
+            elif isinstance(item, CollisionRecord):
+                now = catalog.collision(item.id)
+            else:
+                now = catalog.near_decision(item.id)
+            if now is not None:
+                out.append(now)
+        return out
 
     def planned(self, name: str, suffix: str, *, collision: bool = False) -> str:
         """Where an original named for thumbnail ``name`` (or a collision label) should go."""
@@ -117,12 +136,17 @@ class Filing:
         for item in items:
             self._file(item)
 
-    def _file(self, item: Item) -> None:
+    def _file(self, item: Item) -> bool:
+        """Move ``item``'s originals now (or when the deferring block ends); whether anything moved
+        (or is held back to move)."""
         if self._pending is not None:
             self._pending.append(item)
-        elif self._move_item(item):
-            with self.ctx.catalog.transaction():
-                self._save(item)
+            return True
+        if not self._move_item(item):
+            return False
+        with self.ctx.catalog.transaction():
+            self._save(item)
+        return True
 
     def _move_item(self, item: Item, later: fsops.OldNames | None = None) -> bool:
         if isinstance(item, NearRecord):
@@ -170,25 +194,43 @@ class Filing:
             self.ctx.catalog.put_image(item)
 
     def finish_pending(self) -> int:
-        """Complete the moves of originals that a crash interrupted; return how many."""
+        """Complete the moves of originals that a crash interrupted; return how many were made."""
         catalog = self.ctx.catalog
         done = self.journal.run()
         # Collisions first: a decision's originals set aside (or sent back to _collisions/)
         # free the names that the kept images' originals move to.
         for col in catalog.collisions():
-            if col.newcomer.moving_from or (col.decision is not None and col.decision.setting_aside):
-                self.file_collision(col)
-                done += 1
+            if col.newcomer.moving_from and col.newcomer.original is None:
+                done += self._hand_on(col)
+            elif col.newcomer.moving_from or (col.decision is not None and col.decision.setting_aside):
+                done += self._file(col)
         for near in catalog.near_decisions():
             if near.decision.setting_aside:
-                self._file(near)
-                done += 1
+                done += self._file(near)
         for name in catalog.pending_moves():
             rec = catalog.image(name)
             if rec is not None and rec.moving_from:
-                self.file_image(rec)
-                done += 1
+                done += self._file(rec)
         return done
+
+    def _hand_on(self, col: CollisionRecord) -> bool:
+        """A newcomer's original still on its way (``moving_from``) when a decision gave the
+        newcomer to an image, as catalogs written before 2026-12-07 may have it: the record kept
+        the move but no longer said where to (``original`` None), so it was never made. The move
+        is the image's when that image is made of the same bytes and has no original; it is
+        made now. Anything else is left as it is (``watcherd check`` names it)."""
+        catalog, new, decision = self.ctx.catalog, col.newcomer, col.decision
+        holder = catalog.image(decision.image or col.name) if decision is not None else None
+        src = new.moving_from
+        if src is None or holder is None or holder.original or holder.source or holder.sha256 != new.sha256:
+            return False
+        holder.original, holder.moving_from = self.planned(holder.name, Path(src).suffix), src
+        new.moving_from = None
+        with catalog.transaction():
+            catalog.put_collision(col)
+            catalog.put_image(holder)
+        log.info("the original of %s was left at %s by its decision; filing it now", holder.name, shown(src))
+        return self._file(holder)
 
     def _move(self, side: Side, label: str, later: fsops.OldNames | None = None) -> bool:
         """Move ``side``'s original from ``moving_from`` to (about) ``original``.

@@ -137,3 +137,57 @@ def test_a_newcomer_moved_into_a_folder_that_moves_on_at_once_is_decided_where_i
     rec = catalog.image(decided.decision.image or "")
     assert rec is not None and rec.path.startswith("thumbs/b2/")
     assert check_library(cfg.root or Path(), dropped) == []
+
+
+def test_a_move_seen_first_as_a_delete_then_in_a_batch_is_distinct_with_its_original(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """The newcomer's thumbnail moved into the tree, its folder renamed at once: the daemon sees
+    the thumbnail leave ``_collisions/`` (keep-existing: the original set aside) and later finds it
+    in the renamed folder, in a batch. Distinct wins, and the original goes to the new image
+    from wherever it is at that moment, in the same batch."""
+    col, dropped = collide(cfg, pipeline)
+    assert col.newcomer.thumbnail is not None and cfg.root is not None
+    landed = cfg.thumbs_dir / "b2" / os.path.basename(col.newcomer.thumbnail)
+    landed.parent.mkdir()
+    os.rename(cfg.root / col.newcomer.thumbnail, landed)
+    pipeline._collision_gone(cfg.root / col.newcomer.thumbnail)  # the delete half, decided at once
+    (kept,) = catalog.collisions()
+    assert kept.decision is not None and kept.decision.kind.value == "keep-existing"
+    list(pipeline.process_all([landed]))  # the thumbnail seen where it landed, in a batch
+    (decided,) = catalog.collisions()
+    assert decided.decision is not None and decided.decision.kind.value == "distinct"
+    assert decided.newcomer.moving_from is None and decided.newcomer.original is None
+    rec = catalog.image(decided.decision.image or "")
+    assert rec is not None and rec.original is not None and rec.moving_from is None
+    assert (cfg.root / rec.original).exists()
+    assert pipeline.filing.finish_pending() == 0
+    assert check_library(cfg.root, dropped) == []
+
+
+def test_an_original_a_decision_left_on_its_way_is_filed_as_its_images(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """What the bug above left in catalogs written before its fix: the collision still moving its
+    newcomer's original (``moving_from``) to nowhere (``original`` None), the distinct image without
+    an original. The next start files it as that image's, once."""
+    col, dropped = collide(cfg, pipeline)
+    name = edits.resolve(cfg, catalog, col.id, "distinct")["image"]
+    rec = catalog.image(str(name))
+    assert rec is not None and rec.original is not None and cfg.root is not None
+    left = f"originals/_duplicates/{col.id}.jpg"
+    (cfg.root / left).parent.mkdir(parents=True, exist_ok=True)
+    os.rename(cfg.root / rec.original, cfg.root / left)
+    (broken,) = catalog.collisions()
+    broken.newcomer.moving_from, rec.original = left, None
+    with catalog.transaction():
+        catalog.put_collision(broken)
+        catalog.put_image(rec)
+    assert pipeline.filing.finish_pending() == 1
+    (mended,) = catalog.collisions()
+    assert mended.newcomer.moving_from is None and mended.newcomer.original is None
+    filed = catalog.image(str(name))
+    assert filed is not None and filed.original is not None and filed.moving_from is None
+    assert (cfg.root / filed.original).exists() and not (cfg.root / left).exists()
+    assert pipeline.filing.finish_pending() == 0
+    assert check_library(cfg.root, dropped) == []

@@ -168,7 +168,9 @@ def undecided_col(**newcomer: object) -> CollisionRecord:
 def test_keep_existing_merges_the_newcomer_into_the_kept_image_and_sets_its_original_aside() -> None:
     col, kept = undecided_col(), image(tags=["cats", "320x240"], original_filename="a.jpg")
     archive = f"originals/_duplicates/{COL_ID}.jpg"
-    facts = KeepFacts(kept, "t1", PurePosixPath("dogs"), newcomer_original_there=True, archive=archive)
+    facts = KeepFacts(
+        kept, "t1", PurePosixPath("dogs"), newcomer_original_at=f"originals/_collisions/{COL_ID}.jpg", archive=archive
+    )
     plan = plan_keep(col, Verdict.KEEP_EXISTING, Via.PAGE, facts)
     (after,) = plan.put_images
     assert after.tags == ["cats", "320x240", "dogs", "beach"] and after.other_filenames == ["b.jpg"]
@@ -191,7 +193,7 @@ def test_keep_newcomer_puts_the_newcomers_thumbnail_in_every_place_and_archives_
         kept,
         "t1",
         PurePosixPath("dogs"),
-        newcomer_original_there=True,
+        newcomer_original_at=f"originals/_collisions/{COL_ID}.jpg",
         archive=archive,
         thumbnail_ours=True,
         png=PNG_NEW,
@@ -243,7 +245,7 @@ def test_distinct_makes_the_newcomer_an_image_of_its_own_with_its_original_and_d
         image=start,
         stamp="t2",
         folder=PurePosixPath("dogs"),
-        original_there=True,
+        original_at=f"originals/_collisions/{COL_ID}.jpg",
         planned=f"originals/{COL_ID}.jpg",
     )
     plan = plan_distinct(col, Via.GESTURE, facts)
@@ -268,3 +270,38 @@ def test_distinct_leaves_a_source_file_where_it_is_and_an_original_that_is_gone_
     col.newcomer.source, col.newcomer.original = True, "source/b.jpg"
     kept = plan_distinct(col, Via.COMMAND, DistinctFacts(f"thumbs/dogs/{col.distinct_name}", start, "t2"))
     assert (kept.put_images[0].original, kept.put_images[0].source) == ("source/b.jpg", True)
+
+
+@pytest.mark.parametrize("verdict", [Verdict.DISTINCT, Verdict.KEEP_EXISTING, Verdict.KEEP_NEWCOMER])
+def test_a_newcomers_original_still_on_its_way_is_taken_from_where_it_is(verdict: Verdict) -> None:
+    """Asked to move (``moving_from``) and not moved yet, as in a batch before its commit: each
+    decision moves it from where it is now, and the collision keeps no move of its own."""
+    still = f"originals/_duplicates/{COL_ID}.jpg"
+    col = undecided_col(moving_from=still)
+    if verdict is Verdict.DISTINCT:
+        start = image(col.distinct_name, path=TARGET, sha256=NEW_SHA, original=None)
+        facts = DistinctFacts(
+            f"thumbs/dogs/{col.distinct_name}", start, "t2", original_at=still, planned=f"originals/{COL_ID}.jpg"
+        )
+        plan = plan_distinct(col, Via.GESTURE, facts)
+        assert (plan.put_images[0].original, plan.put_images[0].moving_from) == (f"originals/{COL_ID}.jpg", still)
+        assert plan.put_collisions[0].newcomer.moving_from is None
+        return
+    kept = image(original=f"originals/{NAME[:-4]}.jpg")
+    archive = f"originals/_duplicates/{COL_ID}~2.jpg"
+    facts_keep = KeepFacts(
+        kept,
+        "t1",
+        PurePosixPath("dogs"),
+        newcomer_original_at=still,
+        archive=archive,
+        thumbnail_ours=True,
+        png=PNG_NEW,
+        planned=f"originals/{NAME[:-4]}.jpg",
+    )
+    plan = plan_keep(col, verdict, Via.PAGE, facts_keep)
+    new = plan.put_collisions[0].newcomer
+    if verdict is Verdict.KEEP_EXISTING:
+        assert (new.moving_from, new.original) == (still, archive)
+    else:
+        assert new.moving_from is None and plan.put_images[0].moving_from == still
