@@ -119,12 +119,14 @@ def near_page(
 
     # Connected components of the pairs the writer keeps (plus the few images waiting
     # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
-    listed: list[tuple[Group, bool]] = []
-    settled_by = _settled_by(decided_groups or [])
-    for group in read_groups(cfg.database_path, index_path(cfg.state_dir), distance):
-        settled = settled_by(group.names)
-        if not settled or decided:
-            listed.append((group, settled))
+    groups = read_groups(cfg.database_path, index_path(cfg.state_dir), distance)
+    listed: list[tuple[Group, bool]]
+    if decided_groups:
+        settled_by = _settled_by(decided_groups)
+        listed = [(g, s) for g in groups for s in (settled_by(g.names),) if decided or not s]
+    else:
+        # Only a group of one (no pair) is settled: 30,000 groups at a million images, no call each.
+        listed = [(g, len(g.names) < 2) for g in groups if decided or len(g.names) > 1]
     listed.sort(key=lambda gs: (gs[0].span, gs[0].names[0]))
     page = listed[offset : None if limit is None else offset + limit]
     with CatalogReader(cfg.database_path) as catalog:
@@ -218,8 +220,6 @@ def distinct_pairs(catalog: CatalogReader) -> list[list[str]]:
 
 def _settled_by(groups: list[list[str]]) -> Callable[[list[str]], bool]:
     """Is every pair of a group's names inside one of ``groups`` (decided distinct)?"""
-    if not groups:
-        return lambda names: len(names) < 2  # no pair is inside a decided group
     within: dict[str, set[int]] = {}
     for k, g in enumerate(groups):
         for name in g:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from watcherd.catalog import pairs
 from watcherd.catalog.hashes import NearLogReader, names_of
@@ -46,11 +47,11 @@ READER_PENDING = 20_000  # waiting images a reader pairs itself; more: it comput
 BULK_MIN = 5_000  # the writer pairs fewer waiting images one by one (batched), more in bulk
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     """One group of look-alikes: its names (sorted), the widest distance inside it, and whether a
     crop link joins some of its members (not look-alikes as whole pictures). Where its members
-    are is looked up by whoever shows them (``dupes`` looks up a page's only)."""
+    are is looked up by whoever shows them (``dupes`` looks up a page's only). A tuple: a
+    million images make 30,000 of them, built in C."""
 
     names: list[str]
     span: int
@@ -63,7 +64,7 @@ def components(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
     An edge whose two ends meet no other edge is a component by itself (most pairs of
     look-alikes are): those are taken as they are, the rest joined by union-find."""
     edges = list(edges)
-    degree = Counter(x for edge in edges for x in edge)
+    degree = Counter(chain(map(itemgetter(0), edges), map(itemgetter(1), edges)))  # counted in C
     alone: list[list[str]] = []
     joined: list[tuple[str, str]] = []
     for a, b in edges:
