@@ -23,6 +23,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from watcherd.core.collisionrecords import Verdict
 from watcherd.core.naming import merge_tags, parse_canonical, shown, variant_name
 from watcherd.core.outcomes import Outcome, Result
 from watcherd.core.places import Area, Place
@@ -105,9 +106,7 @@ class Moves:
                 return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             if not os.path.lexists(path):
                 return Result(Outcome.IGNORED, path, detail="gone")  # moved on meanwhile: seen where it went
-            return self.failures.record(
-                path, f"a thumbnail of other bytes than {thumb.name}'s; left as it is", st, transient=False
-            )
+            return self.failures.record(path, self._stale(thumb), st, transient=False)
         target = path.parent / name
         if os.path.lexists(target):
             if filecmp.cmp(path, target, shallow=False):
@@ -129,6 +128,26 @@ class Moves:
         target_where = self.ctx.places.place(target)
         assert target_where is not None
         return self.seen(target, target_where, os.lstat(target))
+
+    def _stale(self, thumb: Thumbnail) -> str:
+        """Why a thumbnail of ours that names an image holding other bytes is left as it is.
+
+        One made before a ``keep-newcomer`` gave that image the newcomer's original is a copy of
+        its thumbnail from before (the decision replaced the thumbnails at the image's places;
+        a copy under a name of the user's, beside one of them, was no place of its own):
+        its bytes are the original the decision set aside, and undo gives them back."""
+        for col in self.ctx.catalog.collisions_named(thumb.name):
+            dec = col.decision
+            if (
+                dec is not None
+                and dec.kind is Verdict.KEEP_NEWCOMER
+                and (dec.replaced or {}).get("sha256") == thumb.sha256
+            ):
+                return (
+                    f"a copy of {thumb.name} from before a keep-newcomer decision replaced its original "
+                    f"(set aside at {dec.archived or 'originals/_duplicates/'}); left as it is"
+                )
+        return f"a thumbnail of other bytes than {thumb.name}'s; left as it is"
 
     def visited(self, path: Path) -> Result | None:
         """A known thumbnail was moved to ``path`` and has moved on since: it still earns that

@@ -192,3 +192,30 @@ def test_unknown_ids_and_decisions_are_refused(cfg: Config, catalog: Catalog, pi
         edits.resolve(cfg, catalog, "nope", "distinct")
     with pytest.raises(UsageError, match="choose one of"):
         edits.resolve(cfg, catalog, col.id, "merge")
+
+
+def test_a_copy_under_a_name_of_its_own_beside_a_thumbnail_stays_a_copy_after_keep_newcomer(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """A copy of cats/X.png under a name of the user's, beside it, is no place of the image (a
+    documented leftover: "a copy of X"). Keep-newcomer replaces X.png; the copy, now of the
+    original set aside, is still said to be a copy (of X from before), not an unknown thumbnail."""
+    col, dropped = collide(cfg, pipeline)
+    holder = catalog.image(col.name)
+    assert holder is not None
+    mine = at(cfg, holder.path).with_name("my own.png")
+    mine.write_bytes(at(cfg, holder.path).read_bytes())
+    assert pipeline.process(mine).outcome is Outcome.ERROR
+    edits.resolve(cfg, catalog, col.id, Verdict.KEEP_NEWCOMER.value)
+    moved = mine.parent.parent / "dogs" / mine.name  # seen afresh: dragged to another folder
+    mine.rename(moved)
+    assert pipeline.process(moved).outcome is Outcome.ERROR
+    err = catalog.error("thumbs/dogs/my own.png")
+    (decided,) = catalog.collisions()
+    assert decided.decision is not None and err is not None
+    assert err.reason == (
+        f"a copy of {col.name} from before a keep-newcomer decision replaced its original "
+        f"(set aside at {decided.decision.archived}); left as it is"
+    )
+    assert moved.read_bytes() != at(cfg, holder.path).read_bytes()  # left as it is
+    assert check_library(cfg.root or Path(), dropped, bad={"my own.png"}) == []
