@@ -214,7 +214,19 @@ class ImageRecord:
 
 
 _ERROR_KEYS = frozenset(
-    {"path", "reason", "transient", "size", "mtime_ns", "inode", "beside", "first_seen", "last_seen", "attempts"}
+    {
+        "path",
+        "reason",
+        "transient",
+        "size",
+        "mtime_ns",
+        "inode",
+        "beside",
+        "beside_stamp",
+        "first_seen",
+        "last_seen",
+        "attempts",
+    }
 )
 
 
@@ -226,7 +238,8 @@ class ErrorRecord:
     once one of them changes (records written before the inode was kept compare size
     and mtime only). ``beside``: the file in the way (relative to ROOT) when the error
     is about another file in the same folder (a copy of it, its name taken); such an
-    error is also looked at again once that file is gone.
+    error is also looked at again once that file is gone or changed (``beside_stamp``: its
+    inode, size and mtime then; errors recorded before it was kept look at its presence only).
     """
 
     path: str
@@ -240,6 +253,7 @@ class ErrorRecord:
     extra: Json = field(default_factory=dict)
     inode: int | None = None
     beside: str | None = None
+    beside_stamp: tuple[int, int, int] | None = None
 
     @property
     def stamp(self) -> tuple[int | None, int | None]:
@@ -263,6 +277,7 @@ class ErrorRecord:
             "mtime_ns": self.mtime_ns,
             **({"inode": self.inode} if self.inode is not None else {}),
             **({"beside": self.beside} if self.beside is not None else {}),
+            **({"beside_stamp": list(self.beside_stamp)} if self.beside_stamp is not None else {}),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "attempts": self.attempts,
@@ -283,4 +298,12 @@ class ErrorRecord:
             extra=unknown_keys(data, _ERROR_KEYS),
             inode=data.get("inode"),
             beside=data.get("beside"),
+            beside_stamp=_stamp3(data.get("beside_stamp")),
         )
+
+
+def _stamp3(value: Any) -> tuple[int, int, int] | None:
+    """An (inode, size, mtime) triple as JSON gave it back, or None."""
+    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) for v in value):
+        return value[0], value[1], value[2]
+    return None

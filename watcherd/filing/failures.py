@@ -47,6 +47,7 @@ class Failures:
             mtime_ns=st.st_mtime_ns if st else None,
             inode=st.st_ino if st else None,
             beside=self.ctx.places.rel(beside) if beside is not None else None,
+            beside_stamp=_identity(beside) if beside is not None else None,
             first_seen=old.first_seen if old else now,
             last_seen=now,
             attempts=(old.attempts if old else 0) + 1,
@@ -66,12 +67,16 @@ class Failures:
     def known_bad(self, rel: str, st: os.stat_result) -> bool:
         """Was this very file (same size, mtime and inode) already found to be no image to ingest?
 
-        An error about the file beside it holds only while that file is still there.
+        An error about the file beside it holds only while that very file is still there (a
+        decision may have put another thumbnail under its name since).
         """
         err = self.ctx.catalog.error(rel)
         if err is None or err.transient or not err.same_file(st):
             return False
-        return err.beside is None or os.path.lexists(self.ctx.places.absolute(err.beside))
+        if err.beside is None:
+            return True
+        now = _identity(self.ctx.places.absolute(err.beside))
+        return now is not None and (err.beside_stamp is None or err.beside_stamp == now)
 
     def forget_vanished(self) -> None:
         """Drop the errors of files that are no longer there."""
@@ -81,6 +86,15 @@ class Failures:
             with catalog.transaction():
                 for rel in gone:
                     catalog.clear_error(rel)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """The inode, size and mtime of the file at ``path`` (None: not there)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _same(err: ErrorRecord, st: os.stat_result | None) -> bool:
