@@ -145,15 +145,17 @@ class Collisions:
         return taken
 
     def _unfiled(self, image: NewImage, same_name: list[CollisionRecord]) -> CollisionRecord | None:
-        """A recorded collision of these very bytes whose original went astray before filing.
+        """An undecided collision of these very bytes whose original went astray before filing.
 
         Its newcomer is this file seen again (after a folder rename, say): it must be
-        filed under that record, not recorded as a collision a second time.
+        filed under that record, not recorded as a collision a second time. A decided one
+        has none to file: its decision gave the original away (to the image ``distinct`` or
+        ``keep-newcomer`` made, or set it aside), which ``remembered`` settles.
         """
         places = self.ctx.places
         for col in same_name:
             new = col.newcomer
-            if new.sha256 != image.sha256 or new.source:
+            if col.decision is not None or new.sha256 != image.sha256 or new.source:
                 continue
             src = new.moving_from
             astray = new.original is None or (

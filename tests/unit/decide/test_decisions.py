@@ -220,3 +220,26 @@ def test_a_copy_under_a_name_of_its_own_beside_a_thumbnail_stays_a_copy_after_ke
     assert mine.read_bytes() != at(cfg, holder.path).read_bytes()  # left as it is
     assert pipeline.process(mine).outcome is Outcome.IGNORED  # and said once
     assert check_library(cfg.root or Path(), dropped, bad={"my own.png"}) == []
+
+
+def test_bytes_of_a_forgotten_distinct_image_dropped_again_are_a_new_collision(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """The image a ``distinct`` made was deleted and forgotten; its bytes dropped again collide
+    anew. The decided collision keeps no original: a newcomer's original went to the image its
+    decision made, so it is not one that went astray before filing (the soak, seed 131, found it
+    filed into ``originals/_collisions/`` under the decided collision, owned by nobody)."""
+    col, dropped = collide(cfg, pipeline)
+    name = str(edits.resolve(cfg, catalog, col.id, Verdict.DISTINCT.value)["image"])
+    made = catalog.image(name)
+    assert made is not None
+    at(cfg, made.path).unlink()
+    assert pipeline.process(at(cfg, made.path)).outcome is Outcome.MISSING
+    edits.forget(catalog, [name])
+    again = write(cfg.thumbs_dir / "birds" / "b again.jpg", dropped["b.jpg"])
+    assert pipeline.process(again).outcome is Outcome.COLLISION
+    decided, fresh = sorted(catalog.collisions(), key=lambda c: c.decision is None)
+    assert decided.id == col.id and decided.newcomer.original is None and decided.newcomer.moving_from is None
+    assert fresh.decision is None and fresh.id != col.id and fresh.newcomer.original is not None
+    assert at(cfg, fresh.newcomer.original).read_bytes() == dropped["b.jpg"]
+    assert check_library(cfg.root or Path(), {**dropped, "b again.jpg": dropped["b.jpg"]}) == []
