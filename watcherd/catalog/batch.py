@@ -20,7 +20,7 @@ import sqlite3
 
 from watcherd.catalog import cropschema
 
-__all__ = ["FIELDS", "STAGE", "STAGE_NEW", "STATEMENTS", "create_staging"]
+__all__ = ["FIELDS", "STAGE", "STAGE_NEW", "STATEMENTS", "TAGFILE_FIELDS", "add_due", "create_staging", "same_tagfiles"]
 
 
 def _fields(key: str, value: str) -> dict[str, str]:
@@ -52,14 +52,41 @@ def _select(key: str, value: str) -> str:
 
 
 def create_staging(conn: sqlite3.Connection) -> None:
-    """``derive_staged``: the records of a set being written, their fields as columns; empty
+    """``derive_staged``: the records of a set being written, their fields as columns, and
+    whether each changes what its sidecar and attributes are made from (``due``); empty
     outside ``Catalog.put_images``."""
-    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:]])
+    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:], "due INTEGER"])
     conn.execute(f"CREATE TABLE derive_staged ({columns})")
 
 
-# Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written).
-STAGE = f"INSERT INTO derive_staged ({', '.join(FIELDS)}) SELECT {_select('?1', '?2')}"
+def add_due(conn: sqlite3.Connection) -> None:
+    """A staging table made before ``due`` gets the column (it holds no row outside a set)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(derive_staged)")}
+    if "due" not in have:
+        conn.execute("ALTER TABLE derive_staged ADD COLUMN due INTEGER")
+
+
+# What a record's sidecar and extended attributes are made from: a change to any of these
+# marks the image due (``tagfiles``).
+TAGFILE_FIELDS = ("tags", "keywords", "path", "paths", "state", "original", "moving_from", "sha256", "source")
+
+
+def same_tagfiles(old: str, new: str) -> str:
+    """SQL: the JSON records ``old`` and ``new`` agree on every ``TAGFILE_FIELDS`` field."""
+    return " AND ".join(f"json_extract({old}, '$.{f}') IS json_extract({new}, '$.{f}')" for f in TAGFILE_FIELDS)
+
+
+# Does the record given as ``(?1, ?2)`` change what its tag files are made from? A move or a
+# new tag says so from the listing row (no record parsed); only a record whose tags and path
+# stay is compared field by field with the one it replaces.
+_DUE = (
+    "NOT EXISTS (SELECT 1 FROM listing AS l WHERE l.name = ?1 "
+    f"AND l.tags IS {_fields('?1', '?2')['tags']} AND l.path IS {_fields('?1', '?2')['path']}) "
+    f"OR NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = ?1 AND {same_tagfiles('o.value', '?2')})"
+)
+# Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written),
+# before it is written (``due`` compares it with the record it replaces).
+STAGE = f"INSERT INTO derive_staged ({', '.join(FIELDS)}, due) SELECT {_select('?1', '?2')}, {_DUE}"
 # Stages the record a trigger on ``images`` fires for.
 STAGE_NEW = f"INSERT INTO derive_staged ({', '.join(FIELDS)}) SELECT {_select('NEW.key', 'NEW.value')}"
 

@@ -369,23 +369,25 @@ def create_near_merged(conn: sqlite3.Connection) -> None:
     )
 
 
-# What a record's sidecar and extended attributes are made from: a change to any of these
-# marks the image due (``tagfiles``).
-_TAGFILE_FIELDS = ("tags", "keywords", "path", "paths", "state", "original", "moving_from", "sha256", "source")
-
-
 def create_tagfiles_due(conn: sqlite3.Connection) -> None:
     """``tagfiles_due`` (seq, name): images whose sidecar and extended attributes are not yet known
     to match their record. A trigger marks a record in the same statement that changes what they
-    are made from, so a crash between a commit and the files leaves the mark for the next start;
-    the writer removes a mark once the files match (``tagfiles.TagFiles``). Older catalogs get the
-    table empty: the first writer to open one marks every image (``meta.tagfiles``)."""
+    are made from (``batch.TAGFILE_FIELDS``), so a crash between a commit and the files leaves the
+    mark for the next start; a set written at once (``Catalog.put_images``) is marked by one
+    statement of its own, the trigger leaving its staged records alone. The writer removes a mark
+    once the files match (``tagfiles.TagFiles``). Older catalogs get the table empty: the first
+    writer to open one marks every image (``meta.tagfiles``)."""
     conn.execute("CREATE TABLE IF NOT EXISTS tagfiles_due (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)")
     conn.execute("CREATE INDEX IF NOT EXISTS tagfiles_due_name ON tagfiles_due (name)")
-    same = " AND ".join(f"json_extract(o.value, '$.{f}') IS json_extract(NEW.value, '$.{f}')" for f in _TAGFILE_FIELDS)
+    batch.add_due(conn)
+    # Named anew when it left staged records alone: a writer of an earlier version, which
+    # marks its sets by the trigger, makes its own again beside it (a mark twice is harmless).
+    conn.execute("DROP TRIGGER IF EXISTS tagfiles_mark")
+    same = batch.same_tagfiles("o.value", "NEW.value")
     conn.execute(
-        "CREATE TRIGGER IF NOT EXISTS tagfiles_mark BEFORE INSERT ON images "
-        f"WHEN NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = NEW.key AND {same}) "
+        "CREATE TRIGGER IF NOT EXISTS tagfiles_marked BEFORE INSERT ON images "
+        "WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key) "
+        f"AND NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = NEW.key AND {same}) "
         "BEGIN INSERT INTO tagfiles_due (name) VALUES (NEW.key); END"
     )
 
@@ -410,4 +412,10 @@ def create_export_mark(conn: sqlite3.Connection) -> None:
     for table in ("images", "collisions", "near_decisions", "meta"):
         for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
             when = f" WHEN {row}.key IN ({keys})" if table == "meta" else ""
-            conn.execute(f"CREATE TRIGGER IF NOT EXISTS export_{table}_{op.lower()} AFTER {op} ON {table}{when} {bump}")
+            name = f"export_{table}_{op.lower()}"
+            if table == "images" and op == "INSERT":
+                # A set written at once counts once (``Catalog.put_images``); named anew as
+                # ``tagfiles_marked`` is, for the same reason.
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+                name, when = "export_image_put", " WHEN NOT EXISTS (SELECT 1 FROM derive_staged WHERE key = NEW.key)"
+            conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {op} ON {table}{when} {bump}")

@@ -281,7 +281,14 @@ class Catalog(CatalogReader):
         with self.transaction():
             try:
                 self.conn.executemany(batch.STAGE, values)
+                # What the row triggers of a record written alone do, once for the set: the
+                # tag files' marks (``due``, staged against the records replaced) and the count
+                # the export is written by.
+                self.conn.execute(
+                    "INSERT INTO tagfiles_due (name) SELECT key FROM derive_staged WHERE due ORDER BY rowid"
+                )
                 self.conn.executemany('INSERT OR REPLACE INTO "images" (key, value) VALUES (?, ?)', values)
+                self.conn.execute("UPDATE export_mark SET generation = generation + 1 WHERE id = 1")
                 for sql in batch.STATEMENTS:
                     self.conn.execute(sql)
                 self.conn.execute("DELETE FROM derive_staged")
