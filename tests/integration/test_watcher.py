@@ -56,3 +56,37 @@ def test_a_folder_moved_is_one_scan_of_its_new_place_not_a_move_per_file(tmp_pat
     assert {(ChangeKind.SCAN_DIR, "dogs"), (ChangeKind.GONE_DIR, "cats")} <= kinds
     assert not [c for c in seen if c.kind is ChangeKind.MOVED]
     assert (ChangeKind.TOUCH, "dogs/new.png") in kinds
+
+
+def test_the_observer_watcherd_makes_keeps_back_the_made_up_moves_of_a_moved_folder(tmp_path: Path) -> None:
+    """Not even queued: the folder's move reaches a handler, its files' made-up moves do not."""
+    import threading
+
+    from watchdog.events import FileSystemEvent
+
+    from watcherd.run.watcher import make_observer
+
+    (tmp_path / "cats").mkdir()
+    for i in range(20):
+        (tmp_path / "cats" / f"{i}.png").write_bytes(b"x")
+    events: list[FileSystemEvent] = []
+    done = threading.Event()
+
+    class Recorder(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            events.append(event)
+            if str(event.src_path).endswith("new.png"):
+                done.set()
+
+    observer = make_observer("inotify", tmp_path)
+    observer.schedule(Recorder(), str(tmp_path), recursive=True)
+    observer.start()
+    try:
+        (tmp_path / "cats").rename(tmp_path / "dogs")
+        (tmp_path / "dogs" / "new.png").write_bytes(b"y")
+        assert done.wait(30)
+    finally:
+        observer.stop()
+        observer.join()
+    moved = [(e.is_directory, e.is_synthetic) for e in events if e.event_type == "moved"]
+    assert moved == [(True, False)]  # the folder's own move, nothing made up
