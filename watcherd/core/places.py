@@ -45,6 +45,7 @@ class Places:
         self.original_collisions = self.originals / cfg.collisions
         self._root_prefix = os.fspath(cfg.root).rstrip(os.sep) + os.sep
         self._areas = [(Area.TREE, self.thumbs), *((Area.SOURCE, s) for s in cfg.source_dirs)]
+        self._folders: dict[str, tuple[Area, Path, PurePosixPath] | None] = {}
 
     def rel(self, path: Path) -> str:
         """Path relative to ROOT in POSIX form, as the catalog stores it."""
@@ -58,21 +59,49 @@ class Places:
         return self.root / rel
 
     def place(self, path: Path) -> Place | None:
-        """Classify a path; None for anything watcherd must leave alone."""
+        """Classify a path; None for anything watcherd must leave alone.
+
+        What its folder is comes from ``_folder``, worked out once per folder (a folder of
+        10,000 thumbnails is one lookup, not 10,000 parses); the name is checked on its own."""
         text = os.fspath(path)
+        parent, sep, name = text.rpartition(os.sep)
+        folder = self._folder(parent) if sep else None
+        if folder is None:
+            return None
+        area, top, rel = folder
+        if not rel.parts and (name in (".", "..") or (area is Area.TREE and name == self.cfg.collisions)):
+            return None
+        if is_ignored((name,), self.cfg.ignore):
+            return None
+        return Place(area, top, rel / name)
+
+    def _folder(self, parent: str) -> tuple[Area, Path, PurePosixPath] | None:
+        """The area, its top folder and the path relative to it of a folder whose files may be
+        watcherd's (None: outside every area, or left alone), kept for the folders looked up last."""
+        try:
+            return self._folders[parent]
+        except KeyError:
+            pass
+        found: tuple[Area, Path, PurePosixPath] | None = None
+        probe = parent + os.sep
         for area, top in self._areas:
             prefix = os.fspath(top) + os.sep
-            if not text.startswith(prefix):
+            if not probe.startswith(prefix):
                 continue
-            rel = PurePosixPath(text[len(prefix) :].replace(os.sep, "/"))
-            if not rel.parts or rel.parts[0] in (".", ".."):
-                return None
-            if area is Area.TREE and rel.parts[0] == self.cfg.collisions:
-                return None
-            if is_ignored(rel.parts, self.cfg.ignore):
-                return None
-            return Place(area, top, rel)
-        return None
+            rel = PurePosixPath(probe[len(prefix) :].replace(os.sep, "/"))
+            parts = rel.parts
+            if parts and parts[0] in (".", ".."):
+                break
+            if area is Area.TREE and parts and parts[0] == self.cfg.collisions:
+                break
+            if is_ignored(parts, self.cfg.ignore):
+                break
+            found = (area, top, rel)
+            break
+        if len(self._folders) >= 4096:
+            self._folders.clear()
+        self._folders[parent] = found
+        return found
 
     def tag_folder(self, folder: Path) -> PurePosixPath:
         """A folder of the thumbs tree, relative to it: what its tags are read from."""

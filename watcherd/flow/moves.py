@@ -250,6 +250,7 @@ class Moves:
         known = catalog.images_named([name for name, canonical in parsed.items() if canonical is not None])
         debug = log.isEnabledFor(logging.DEBUG)
         changed: list[ImageRecord] = []
+        adopted = 0
         with catalog.transaction():
             for path in paths:
                 canonical, rec = parsed[path.name], known.get(path.name)
@@ -279,7 +280,9 @@ class Moves:
                     known[path.name] = rec  # a copy of it later in the set is a copy
                     changed.append(rec)
                     results.append(Result(Outcome.ADOPTED, path, path.name))
-                    log.info("adopted %s from its PNG metadata", shown(rel))
+                    adopted += 1
+                    if debug:  # a line per file only when asked for: a library of 100,000 adopted
+                        log.debug("adopted %s from its PNG metadata", shown(rel))
                     continue
                 verb = self._place(rec, rel, where)
                 if verb is None:
@@ -290,6 +293,8 @@ class Moves:
                 if debug:  # a line per file, made only when asked for: a folder of 10,000 moved
                     log.debug("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
             catalog.put_images(changed)
+        if adopted:
+            log.info("adopted %d thumbnails from their PNG metadata", adopted)
 
     def _collision_placed(self, path: Path, st: os.stat_result) -> str | None:
         """A collision newcomer's thumbnail moved into the tree: that decides it distinct."""
