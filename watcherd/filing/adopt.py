@@ -240,7 +240,7 @@ def from_chunks(ctx: Context, path: Path, thumb: Thumbnail) -> ImageRecord:
         sha256=thumb.sha256,
         file_size=int(file_size) if file_size.isdigit() else None,
         original_filename=text.get("original_filename") or text.get("filename"),
-        crops=text.get("crops", "") if crops.split(text.get("crops")) else "",
+        crops=text.get("crops", "") if crops.split_bytes(text.get("crops")) is not None else "",
     )
 
 
