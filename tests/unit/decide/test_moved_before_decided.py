@@ -16,6 +16,7 @@ from watcherd.commands import duplicates, edits
 from watcherd.commands.library import Library
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.config import Config
+from watcherd.core.events import Change, ChangeKind
 from watcherd.decode import imaging
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
@@ -151,7 +152,7 @@ def test_a_move_seen_first_as_a_delete_then_in_a_batch_is_distinct_with_its_orig
     landed = cfg.thumbs_dir / "b2" / os.path.basename(col.newcomer.thumbnail)
     landed.parent.mkdir()
     os.rename(cfg.root / col.newcomer.thumbnail, landed)
-    pipeline._collision_gone(cfg.root / col.newcomer.thumbnail)  # the delete half, decided at once
+    pipeline.handle(Change(ChangeKind.GONE, cfg.root / col.newcomer.thumbnail))  # the delete half, decided at once
     (kept,) = catalog.collisions()
     assert kept.decision is not None and kept.decision.kind.value == "keep-existing"
     list(pipeline.process_all([landed]))  # the thumbnail seen where it landed, in a batch
