@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -50,3 +51,14 @@ def no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.05)
     raise AssertionError(f"threads left running: {leaked}")
+
+
+@pytest.fixture(autouse=True)
+def no_stale_log_handlers() -> Iterator[None]:
+    """Take away the handler a command run in process gave watcherd's loggers: it writes to
+    that test's captured stderr, which is closed once the test ends ("--- Logging error ---"
+    in a later test's output)."""
+    yield
+    for name in ("watcherd", "watchdog"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [h for h in logger.handlers if h.get_name() != "watcherd-cli"]
