@@ -18,6 +18,7 @@ from watcherd.core.naming import shown
 from watcherd.core.outcomes import Outcome, Result
 from watcherd.core.records import ErrorRecord
 from watcherd.filing.context import Context
+from watcherd.fs import fsops
 
 log = logging.getLogger("watcherd")
 
@@ -47,7 +48,7 @@ class Failures:
             mtime_ns=st.st_mtime_ns if st else None,
             inode=st.st_ino if st else None,
             beside=self.ctx.places.rel(beside) if beside is not None else None,
-            beside_stamp=_identity(beside) if beside is not None else None,
+            beside_stamp=fsops.identity(beside) if beside is not None else None,
             first_seen=old.first_seen if old else now,
             last_seen=now,
             attempts=(old.attempts if old else 0) + 1,
@@ -75,7 +76,7 @@ class Failures:
             return False
         if err.beside is None:
             return True
-        now = _identity(self.ctx.places.absolute(err.beside))
+        now = fsops.identity(self.ctx.places.absolute(err.beside))
         return now is not None and (err.beside_stamp is None or err.beside_stamp == now)
 
     def forget_vanished(self) -> None:
@@ -86,15 +87,6 @@ class Failures:
             with catalog.transaction():
                 for rel in gone:
                     catalog.clear_error(rel)
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    """The inode, size and mtime of the file at ``path`` (None: not there)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _same(err: ErrorRecord, st: os.stat_result | None) -> bool:

@@ -60,14 +60,6 @@ _STEPS = "decision_steps"  # journal.STEPS (not imported: the journal imports th
 _UNSUPPORTED = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
 class TagFiles:
     """The writer's side: sidecars and extended attributes brought up to date after each commit."""
 
@@ -219,7 +211,7 @@ class TagFiles:
         rel = self.places.rel(path)
         facts = self.facts(rec)
         for _ in range(3):
-            stamp = _stamp(path)
+            stamp = fsops.identity(path)
             try:
                 existing = read_bounded(path) if stamp is not None else None
             except OSError as exc:
@@ -256,7 +248,7 @@ class TagFiles:
                 fh.write(document)
                 fh.flush()
                 os.fsync(fh.fileno())
-            if _stamp(path) != stamp:
+            if fsops.identity(path) != stamp:
                 return False
             os.replace(tmp, path)
             return True

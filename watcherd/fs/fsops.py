@@ -45,6 +45,16 @@ def absent(path: str | Path) -> bool:
     return False
 
 
+def identity(path: str | Path) -> tuple[int, int, int] | None:
+    """The inode, size and mtime of the file at ``path``, None when nothing is there: the same
+    triple twice is the same file, unchanged (another written under its name differs)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def fsync_dir(folder: Path) -> None:
     """Flush a directory entry so a rename or link survives a crash (best effort)."""
     try:
