@@ -171,9 +171,11 @@ def _inotify_observer() -> BaseObserver:
             if not (event.is_synthetic and event.event_type == "moved"):
                 super().queue_event(event)
 
-    class Watching(InotifyObserver):
+    class Inotify(InotifyObserver):  # "observer: Inotify" in the start-up line
         def __init__(self) -> None:
             super().__init__()
+            # watchdog takes the emitter's class only through the base observer's constructor,
+            # which InotifyObserver calls with its own; a test fails if this stops working.
             self._emitter_class = Emitter
 
-    return Watching()
+    return Inotify()
