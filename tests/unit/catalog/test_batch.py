@@ -172,3 +172,41 @@ def test_a_catalog_derived_before_sets_were_staged_is_brought_up_in_place(tmp_pa
         for rec in [*recs, *moved]:
             one.put_image(rec)
     assert _rows(db, FRESH) == _rows(tmp_path / "one.sqlite", FRESH)
+
+
+def test_a_catalog_from_before_set_marks_is_brought_in_step_when_the_writer_opens_it(tmp_path: Path) -> None:
+    """A catalog whose tag-file mark and export count were row triggers for every record (and
+    whose staging had no ``due``): the writer renames them to leave staged records alone, adds
+    the column, and a set is then marked and counted once per record, as before."""
+    db = tmp_path / "c.sqlite"
+    Catalog(db).close()
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("DROP TRIGGER tagfiles_marked")
+        con.execute("DROP TRIGGER export_image_put")
+        con.execute(
+            "CREATE TRIGGER tagfiles_mark BEFORE INSERT ON images WHEN NOT EXISTS (SELECT 1 FROM images AS o "
+            "WHERE o.key = NEW.key AND o.value IS NEW.value) "
+            "BEGIN INSERT INTO tagfiles_due (name) VALUES (NEW.key); END"
+        )
+        con.execute(
+            "CREATE TRIGGER export_images_insert AFTER INSERT ON images "
+            "BEGIN UPDATE export_mark SET generation = generation + 1 WHERE id = 1; END"
+        )
+        con.execute("ALTER TABLE derive_staged DROP COLUMN due")
+    con.close()
+    recs = [_changed(random.Random(i), f"10x10_{i:016x}_.png", None) for i in range(5)]
+    with Catalog(db) as catalog:
+        triggers = {r[0] for r in catalog.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        assert {"tagfiles_marked", "export_image_put"} <= triggers
+        assert not {"tagfiles_mark", "export_images_insert"} & triggers
+        (before,) = catalog.conn.execute("SELECT generation FROM export_mark").fetchone()
+        with catalog.transaction():
+            catalog.put_images(recs)
+        marked = Counter(r[0] for r in catalog.conn.execute("SELECT name FROM tagfiles_due"))
+        assert marked == Counter(r.name for r in recs)
+        (after,) = catalog.conn.execute("SELECT generation FROM export_mark").fetchone()
+        assert after > before
+        with catalog.transaction():
+            catalog.put_images(recs)  # the same records again: nothing to mark
+        assert Counter(r[0] for r in catalog.conn.execute("SELECT name FROM tagfiles_due")) == marked
