@@ -106,7 +106,12 @@ class Moves:
                 return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             if not os.path.lexists(path):
                 return Result(Outcome.IGNORED, path, detail="gone")  # moved on meanwhile: seen where it went
-            return self.failures.record(path, self._stale(thumb), st, transient=False)
+            # Beside the image's thumbnail (as a copy is), it is looked at again once that one is
+            # another file: an undo of the decision puts the old thumbnail back there.
+            beside = path.parent / thumb.name
+            return self.failures.record(
+                path, self._stale(thumb), st, transient=False, beside=beside if os.path.lexists(beside) else None
+            )
         target = path.parent / name
         if os.path.lexists(target):
             if filecmp.cmp(path, target, shallow=False):

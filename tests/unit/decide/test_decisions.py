@@ -220,6 +220,11 @@ def test_a_copy_under_a_name_of_its_own_beside_a_thumbnail_stays_a_copy_after_ke
     assert mine.read_bytes() != at(cfg, holder.path).read_bytes()  # left as it is
     assert pipeline.process(mine).outcome is Outcome.IGNORED  # and said once
     assert check_library(cfg.root or Path(), dropped, bad={"my own.png"}) == []
+    edits.undo(cfg, catalog, imaging.render)  # the old thumbnail back beside it: a plain copy again
+    assert pipeline.process(mine).outcome is Outcome.ERROR
+    again = catalog.error("thumbs/cats/my own.png")
+    assert again is not None and again.reason == f"a copy of {col.name} in the same folder; left as it is"
+    assert check_library(cfg.root or Path(), dropped, bad={"my own.png"}) == []
 
 
 def test_bytes_of_a_forgotten_distinct_image_dropped_again_are_a_new_collision(
