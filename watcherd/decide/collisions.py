@@ -152,17 +152,11 @@ class Collisions:
         has none to file: its decision gave the original away (to the image ``distinct`` or
         ``keep-newcomer`` made, or set it aside), which ``remembered`` settles.
         """
-        places = self.ctx.places
         for col in same_name:
             new = col.newcomer
             if col.decision is not None or new.sha256 != image.sha256 or new.source:
                 continue
-            src = new.moving_from
-            astray = new.original is None or (
-                not os.path.lexists(places.absolute(new.original))
-                and (not src or not os.path.lexists(places.absolute(src)))
-            )
-            if astray:
+            if self.decisions.newcomer_original_at(col) is None:  # at neither place: astray
                 return col
         return None
 
