@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from watcherd.catalog import CatalogReader
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Verdict, existing_now
@@ -20,9 +20,6 @@ from watcherd.core.errors import UsageError
 from watcherd.core.keeper import choose, is_burst, shot
 from watcherd.core.nearpairs import MAX_RADIUS, Member, names_of, near_id, sides, widest
 from watcherd.decode.facts import collision_facts, image_facts
-
-if TYPE_CHECKING:
-    from watcherd.near.groups import Group
 
 __all__ = ["SIDES", "as_now", "distinct_pairs", "dupes", "near_groups", "near_kept", "near_page"]
 
@@ -119,14 +116,9 @@ def near_page(
 
     # Connected components of the pairs the writer keeps (plus the few images waiting
     # for theirs); computed in bulk beyond the kept radius (see "Near-duplicate search").
+    settled_by = _settled_by(decided_groups or [])
     groups = read_groups(cfg.database_path, index_path(cfg.state_dir), distance)
-    listed: list[tuple[Group, bool]]
-    if decided_groups:
-        settled_by = _settled_by(decided_groups)
-        listed = [(g, s) for g in groups for s in (settled_by(g.names),) if decided or not s]
-    else:
-        # Only a group of one (no pair) is settled: 30,000 groups at a million images, no call each.
-        listed = [(g, len(g.names) < 2) for g in groups if decided or len(g.names) > 1]
+    listed = [(g, s) for g in groups for s in (settled_by(g.names),) if decided or not s]
     listed.sort(key=lambda gs: (gs[0].span, gs[0].names[0]))
     page = listed[offset : None if limit is None else offset + limit]
     with CatalogReader(cfg.database_path) as catalog:
@@ -220,6 +212,8 @@ def distinct_pairs(catalog: CatalogReader) -> list[list[str]]:
 
 def _settled_by(groups: list[list[str]]) -> Callable[[list[str]], bool]:
     """Is every pair of a group's names inside one of ``groups`` (decided distinct)?"""
+    if not groups:
+        return lambda names: len(names) < 2  # no pair is inside a decided group
     within: dict[str, set[int]] = {}
     for k, g in enumerate(groups):
         for name in g:
