@@ -79,7 +79,7 @@ class Filing:
         except BaseException:
             self._pending = None
             raise
-        pending, self._pending = self._as_committed(_latest(self._pending)), None
+        pending, self._pending = self._as_committed(self._pending), None
         if self._steps:
             self.journal.run()
         with fsops.OldNames() as later:
@@ -94,20 +94,26 @@ class Filing:
                 self.ctx.catalog.put_images(item for item in moved if isinstance(item, ImageRecord))
 
     def _as_committed(self, items: list[Item]) -> list[Item]:
-        """Each record as the block committed it, read again: a copy asked to move earlier in the
-        block may have been decided on since (a distinct after a keep-existing), and one whose
-        file's savepoint rolled back was never committed at all (it is left out)."""
-        catalog = self.ctx.catalog
-        images = catalog.images_named([i.name for i in items if isinstance(i, ImageRecord)])
-        out: list[Item] = []
+        """Each record asked for in the block once (in the order last asked for), read again as the
+        block committed it: a copy asked to move earlier in the block may have been decided on
+        since (a distinct after a keep-existing), and a new record whose file's savepoint rolled
+        back was never committed (it is left out)."""
+        keys: dict[tuple[str, str], None] = {}
         for item in items:
+            key = (type(item).__name__, item.name if isinstance(item, ImageRecord) else item.id)
+            keys.pop(key, None)
+            keys[key] = None
+        catalog = self.ctx.catalog
+        images = catalog.images_named([name for kind, name in keys if kind == ImageRecord.__name__])
+        out: list[Item] = []
+        for kind, ident in keys:
             now: Item | None
-            if isinstance(item, ImageRecord):
-                now = images.get(item.name)
-            elif isinstance(item, CollisionRecord):
-                now = catalog.collision(item.id)
+            if kind == ImageRecord.__name__:
+                now = images.get(ident)
+            elif kind == CollisionRecord.__name__:
+                now = catalog.collision(ident)
             else:
-                now = catalog.near_decision(item.id)
+                now = catalog.near_decision(ident)
             if now is not None:
                 out.append(now)
         return out
@@ -292,13 +298,3 @@ class Filing:
                 shown(self.ctx.places.rel(dst)),
                 shown(self.ctx.places.rel(went)),
             )
-
-
-def _latest(items: list[Item]) -> list[Item]:
-    """Each record once, as last asked for (a later copy was read after the earlier one was saved)."""
-    last: dict[tuple[str, str], Item] = {}
-    for item in items:
-        key = (type(item).__name__, item.name if isinstance(item, ImageRecord) else item.id)
-        last.pop(key, None)
-        last[key] = item
-    return list(last.values())
