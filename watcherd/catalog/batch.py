@@ -79,9 +79,10 @@ def same_tagfiles(old: str, new: str) -> str:
 # Does the record given as ``(?1, ?2)`` change what its tag files are made from? A move or a
 # new tag says so from the listing row (no record parsed); only a record whose tags and path
 # stay is compared field by field with the one it replaces.
+_GIVEN = _fields("?1", "?2")
 _DUE = (
-    "NOT EXISTS (SELECT 1 FROM listing AS l WHERE l.name = ?1 "
-    f"AND l.tags IS {_fields('?1', '?2')['tags']} AND l.path IS {_fields('?1', '?2')['path']}) "
+    f"NOT EXISTS (SELECT 1 FROM listing AS l WHERE l.name = ?1 AND l.tags IS {_GIVEN['tags']} "
+    f"AND l.path IS {_GIVEN['path']}) "
     f"OR NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = ?1 AND {same_tagfiles('o.value', '?2')})"
 )
 # Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written),

@@ -49,11 +49,9 @@ def pairs_within(conn: sqlite3.Connection, radius: int) -> list[tuple[str, str, 
 
     The names are images' canonical names, ASCII always (``naming``): read as plain text, not
     through the connection's surrogate-keeping decoder (a third of the read at 60,000 pairs)."""
-    cursor = conn.cursor()
-    cursor.row_factory = None
     before, conn.text_factory = conn.text_factory, str
     try:
-        rows: list[tuple[str, str, int]] = cursor.execute(
+        rows: list[tuple[str, str, int]] = conn.execute(
             "SELECT a, b, d FROM near_pairs WHERE d <= ?", (radius,)
         ).fetchall()
     finally:

@@ -82,22 +82,15 @@ class Places:
             return self._folders[parent]
         except KeyError:
             pass
-        found: tuple[Area, Path, PurePosixPath] | None = None
         probe = parent + os.sep
-        for area, top in self._areas:
-            prefix = os.fspath(top) + os.sep
-            if not probe.startswith(prefix):
-                continue
-            rel = PurePosixPath(probe[len(prefix) :].replace(os.sep, "/"))
-            parts = rel.parts
-            if parts and parts[0] in (".", ".."):
-                break
-            if area is Area.TREE and parts and parts[0] == self.cfg.collisions:
-                break
-            if is_ignored(parts, self.cfg.ignore):
-                break
-            found = (area, top, rel)
-            break
+        area, top = next(((a, t) for a, t in self._areas if probe.startswith(os.fspath(t) + os.sep)), (None, None))
+        found: tuple[Area, Path, PurePosixPath] | None = None
+        if area is not None and top is not None:
+            rel = PurePosixPath(probe[len(os.fspath(top)) + 1 :].replace(os.sep, "/"))
+            first = rel.parts[0] if rel.parts else None
+            left_alone = first in (".", "..") or (area is Area.TREE and first == self.cfg.collisions)
+            if not left_alone and not is_ignored(rel.parts, self.cfg.ignore):
+                found = (area, top, rel)
         if len(self._folders) >= 4096:
             self._folders.clear()
         self._folders[parent] = found
