@@ -130,9 +130,14 @@ class Moves:
         log.info("renamed %s back to its name %s", shown(self.ctx.places.rel(path)), name)
         with self.ctx.catalog.transaction():
             self.ctx.catalog.clear_error(self.ctx.places.rel(path))
+        self.ctx.checkpoint("renamed back", target)
         target_where = self.ctx.places.place(target)
         assert target_where is not None
-        return self.seen(target, target_where, os.lstat(target))
+        try:
+            target_st = os.lstat(target)
+        except FileNotFoundError:  # its folder dragged away meanwhile: seen where it went
+            return Result(Outcome.IGNORED, target, detail="gone")
+        return self.seen(target, target_where, target_st)
 
     def _stale(self, thumb: Thumbnail) -> str:
         """Why a thumbnail of ours that names an image holding other bytes is left as it is.

@@ -83,3 +83,28 @@ def test_a_folder_renamed_between_a_move_and_its_first_name_going_keeps_no_secon
     assert table(cfg.database_path, "collisions") == []
     assert cfg.root is not None
     assert check_library(cfg.root, {"a.jpg": data[0], "b.jpg": data[1]}) == []
+
+
+def test_a_folder_renamed_just_after_a_thumbnail_is_named_back_follows_it(cfg: Config, catalog: Catalog) -> None:
+    inbox, moved = cfg.thumbs_dir / "inbox", cfg.thumbs_dir / "sorted"
+    src = drop(inbox / "a.jpg", seed=7)
+    data = src.read_bytes()
+
+    def drag(step: str, path: Path) -> None:
+        if step == "renamed back" and inbox.exists():  # its name given back, not yet looked at again
+            os.rename(inbox, moved)
+
+    Pipeline(cfg, catalog).process(src)
+    (thumb,) = inbox.glob("*.png")
+    copy_named = thumb.with_name(f"{thumb.stem} (copy).png")  # as a file manager names a copy
+    os.rename(thumb, copy_named)
+    pipeline = Pipeline(cfg, catalog, checkpoint=drag)
+    result = pipeline.process(copy_named)
+    assert result.detail == "gone"  # no internal error: it is seen where its folder went
+    assert (moved / thumb.name).exists()
+    reconcile(pipeline, reason="test", settle=0)  # what the folder's move event leads to
+    (rec,) = table(cfg.database_path, "images")
+    assert rec["path"] == f"thumbs/sorted/{thumb.name}" and rec["state"] == "present"
+    assert not table(cfg.database_path, "errors")
+    assert cfg.root is not None
+    assert check_library(cfg.root, {"a.jpg": data}) == []
