@@ -179,24 +179,37 @@ def _crop_statements(source: str) -> list[str]:
     """Statements that bring ``crop_hashes`` rows in step with the staged records of ``source``."""
     start = len(cropschema.CROP_PREFIX) + 1
     hexed = 16 * cropschema.CROP_HEX
-    valid = (
-        f"substr(b.crops, 1, {len(cropschema.CROP_PREFIX)}) = '{cropschema.CROP_PREFIX}' "
-        f"AND length(b.crops) = {cropschema.CROP_LENGTH} AND NOT substr(b.crops, {start}, {hexed}) GLOB '*[^0-9a-f]*'"
-    )
+    prefix = cropschema.CROP_PREFIX
+    shaped = f"substr(b.crops, 1, {len(prefix)}) = '{prefix}' AND length(b.crops) = {cropschema.CROP_LENGTH}"
+    valid = f"{shaped} AND NOT substr(b.crops, {start}, {hexed}) GLOB '*[^0-9a-f]*'"
     window = f"substr(b.crops, {start} + 16 * s.value, 16)"
     asks = f"CASE WHEN s.value = 0 THEN substr(b.crops, {start}, {hexed}) END"
+    # Reading every digit for ``valid`` is the costly part (a GLOB over 464 characters): a
+    # record whose windows are those its rows were made from (``asks``, kept only of valid
+    # ones) is valid without it, and one whose rows are all as it says needs no row at all.
+    windows_kept = (
+        f"{shaped} AND EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key AND x.slot = 0 "
+        f"AND x.asks = substr(b.crops, {start}, {hexed}))"
+    )
+    rows_kept = (
+        f"{shaped} AND (SELECT count(*) FROM crop_hashes AS x WHERE x.name = b.key AND x.present = b.present "
+        f"AND x.low = b.low AND printf('%016x', x.hash) = substr(b.crops, {start} + 16 * x.slot, 16) "
+        f"AND x.asks IS (CASE WHEN x.slot = 0 THEN substr(b.crops, {start}, {hexed}) END)) = {cropschema.CROP_STORED}"
+    )
     cols = ("hash", "path", "present", "low", "asks")
     return [
-        # A record with no rows (a new one) is not read for valid windows.
-        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b "
-        f"WHERE EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key) AND NOT ({valid}))",
+        # A record with no rows (a new one) or with its windows unchanged (a move) is not read for valid windows.
+        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b WHERE CASE "
+        f"WHEN NOT EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key) THEN 0 "
+        f"WHEN {windows_kept} THEN 0 ELSE NOT ({valid}) END)",
         # A move changes the paths alone: no window is parsed again for it.
         f"UPDATE crop_hashes SET path = (SELECT b.path FROM {source} AS b WHERE b.key = crop_hashes.name) "
         f"WHERE name IN (SELECT b.key FROM {source} AS b CROSS JOIN crop_hashes AS x ON x.name = b.key "
         "WHERE x.path != b.path)",
         "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
         f"SELECT b.key, s.value, {cropschema.hash_integer(window)}, b.path, b.present, b.low, {asks} "
-        f"FROM {source} AS b, json_each('{list(range(cropschema.CROP_STORED))}') AS s WHERE {valid} "
+        f"FROM {source} AS b, json_each('{list(range(cropschema.CROP_STORED))}') AS s "
+        f"WHERE CASE WHEN {rows_kept} THEN 0 ELSE {valid} END "
         "AND NOT EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key AND x.slot = s.value "
         f"AND x.present = b.present AND x.low = b.low AND printf('%016x', x.hash) = {window} AND x.asks IS {asks}) "
         "ON CONFLICT (name, slot) DO UPDATE SET "
