@@ -8,7 +8,7 @@ never load the keeper rule or the near-duplicate groups.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -31,13 +31,20 @@ def as_now(catalog: CatalogReader, c: CollisionRecord) -> CollisionRecord:
     return dataclasses.replace(c, existing=existing_now(c, catalog.existing_holder(c)))
 
 
-def dupes(catalog: CatalogReader, *, decided: bool = False, root: Path | None = None) -> list[Collision]:
+def dupes(
+    catalog: CatalogReader,
+    *,
+    decided: bool = False,
+    root: Path | None = None,
+    collisions: Iterable[CollisionRecord] | None = None,
+) -> list[Collision]:
     """The undecided collisions (with ``decided``, every one) with both sides' paths.
 
     With ``root`` an undecided one says which side the keeper rule suggests keeping.
+    ``collisions``: the catalog's, when the caller has read them already.
     """
     out: list[Collision] = []
-    for c in catalog.collisions():
+    for c in catalog.collisions() if collisions is None else collisions:
         if c.decision is not None and not decided:
             continue
         c = as_now(catalog, c)
@@ -200,12 +207,12 @@ def near_kept(catalog: CatalogReader) -> list[NearGroup]:
     return out
 
 
-def distinct_pairs(catalog: CatalogReader) -> list[list[str]]:
+def distinct_pairs(collisions: Iterable[CollisionRecord]) -> list[list[str]]:
     """Each collision decided ``distinct`` as a pair: the image it collided with and the
     newcomer's image (``~sha`` named), which look alike by construction and were told apart."""
     return [
         [c.name, c.decision.image]
-        for c in catalog.collisions()
+        for c in collisions
         if c.decision is not None and c.decision.kind is Verdict.DISTINCT and c.decision.image
     ]
 

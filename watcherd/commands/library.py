@@ -136,9 +136,12 @@ class Library:
         from watcherd.decide.decided import NEAR
 
         with self._reading() as catalog:
-            items: list[Collision | NearGroup] = [*duplicates.dupes(catalog, decided=decided, root=self.cfg.root)]
+            collisions = catalog.collisions()
+            items: list[Collision | NearGroup] = [
+                *duplicates.dupes(catalog, decided=decided, root=self.cfg.root, collisions=collisions)
+            ]
             # Near groups decided distinct, and collisions decided distinct (their two look-alikes).
-            groups = [*(catalog.meta(NEAR) or []), *duplicates.distinct_pairs(catalog)] if near is not None else []
+            groups = [*(catalog.meta(NEAR) or []), *duplicates.distinct_pairs(collisions)] if near is not None else []
             kept = duplicates.near_kept(catalog) if near is not None and decided else []
         # The listing is collisions, near groups, kept groups: each part skips what the offset
         # has not skipped yet and gives what the limit still wants. Only the near groups given
