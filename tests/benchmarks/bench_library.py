@@ -96,7 +96,7 @@ def folder_rename(n: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lib"
         root.mkdir()
-        cfg = make_catalog(root, n, folders=1)
+        cfg = make_catalog(root, n, folders=1, windows=True)  # as a real library has them since issue 22
         for _, rel in catalog_paths(cfg):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).touch()
