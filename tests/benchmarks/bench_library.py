@@ -118,6 +118,46 @@ def folder_rename(n: int) -> list[Row]:
     ]
 
 
+def rename_statements(n: int) -> list[Row]:
+    """Where a renamed folder's write goes: ``n`` records with window hashes moved to another
+    folder (their new tag added), written as ``Catalog.put_images`` writes a set, each step
+    timed on its own, in process."""
+    from watcherd.catalog import Catalog, batch
+    from watcherd.catalog.reads import encode
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("WATCHERD_BENCH_DIR")) as tmp:
+        cfg = make_catalog(Path(tmp), n, folders=1, windows=True)
+        catalog = Catalog(cfg.database_path)
+        try:
+            records = list(catalog.images())
+            for rec in records:
+                rec.place_at(rec.path.replace("thumbs/tag0/", "thumbs/renamed/"), keep_others=False)
+                rec.tags = [*rec.tags, "renamed"]
+            steps: list[tuple[str, float]] = []
+            t = time.perf_counter()
+            values = [(r.name, encode(r.to_json())) for r in records]
+            steps.append(("records encoded", time.perf_counter() - t))
+            conn = catalog.conn
+            with catalog.transaction():
+                t = time.perf_counter()
+                conn.executemany(batch.STAGE, values)
+                steps.append(("staged", time.perf_counter() - t))
+                t = time.perf_counter()
+                conn.executemany('INSERT OR REPLACE INTO "images" (key, value) VALUES (?, ?)', values)
+                steps.append(("`images` rows", time.perf_counter() - t))
+                for sql in batch.STATEMENTS:
+                    t = time.perf_counter()
+                    conn.execute(sql)
+                    steps.append((f"`{' '.join(sql.split()[:3])}`", time.perf_counter() - t))
+                conn.execute("DELETE FROM derive_staged")
+                t = time.perf_counter()
+            steps.append(("commit", time.perf_counter() - t))
+        finally:
+            catalog.close()
+    head = f"{n:,} moved records with window hashes:"
+    return [(f"{head} {what}", f"{sig(seconds * 1e3)} ms", "—", "—", "—") for what, seconds in steps]
+
+
 def _moved(cfg: Config, prefix: str) -> int:
     with sqlite3.connect(cfg.database_path, timeout=30) as con:
         q = "SELECT count(*) FROM listing WHERE present = 1 AND substr(path, 1, ?) = ?"
