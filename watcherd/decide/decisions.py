@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from watcherd.decide.applier import Applier
 from watcherd.decide.decided import NEAR
 from watcherd.decide.plans import DistinctFacts, KeepFacts, plan_distinct, plan_keep, unmerged
 from watcherd.decode import chunks
+from watcherd.decode.facts import thumbnail_chunks
 from watcherd.decode.newimage import Renderer, library_spec
 from watcherd.filing import journal
 from watcherd.filing.adopt import examine, from_chunks
@@ -68,8 +70,10 @@ class Decisions:
         new = col.newcomer
         return Folders(self.ctx.places).locate(new.dropped, new.dropped_id, source=new.source)
 
-    def render(self, original: str | None, filename: str | None) -> bytes:
-        """A thumbnail made again from an original kept under the root (for ``undo``)."""
+    def render(self, original: str | None, filename: str | None, ingested: str | None) -> bytes:
+        """A thumbnail made again from an original kept under the root (for ``undo``). It says it
+        was ingested at ``ingested`` (the image's time, ISO; now when unknown), as the one it
+        stands for did: made from the same original, it is that thumbnail again, byte for byte."""
         places = self.ctx.places
         if not original:
             raise UsageError("cannot undo: the original to make its thumbnail from is not known")
@@ -80,7 +84,8 @@ class Decisions:
         spec = library_spec(self.ctx.cfg, self.ctx.catalog.meta("library"))
         sha = hashlib.sha256(data).hexdigest()
         try:
-            return self.render_job(data, spec, filename or Path(original).name, sha, self.ctx.now()).png
+            when = _timestamp(ingested) or self.ctx.now()
+            return self.render_job(data, spec, filename or Path(original).name, sha, when).png
         except ImageError as exc:
             raise UsageError(f"cannot undo: cannot make the thumbnail of {original} again: {exc.reason}") from None
 
@@ -261,6 +266,7 @@ class Decisions:
             chunks=chunks.read_text(png),
             old_original_there=old_there,
             planned=planned,
+            replaced_ingested=thumbnail_chunks(places.root, kept.path).get("ingested") or kept.first_seen,
         )
 
     def kept_image(self, col: CollisionRecord) -> ImageRecord | None:
@@ -330,3 +336,11 @@ def gain_drop(places: Places, rec: ImageRecord, path: Path) -> None:
     name = safe_text(path.name)
     if name != rec.original_filename and name not in rec.other_filenames:
         rec.other_filenames.append(name)
+
+
+def _timestamp(iso: str | None) -> float | None:
+    """The POSIX time of an ISO time the catalog wrote, or None."""
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None

@@ -116,7 +116,7 @@ class NearDecisions:
         for entry, rec in zip(near.merged, restored, strict=True):
             kept_at = entry.archived if entry.archived and os.path.lexists(places.absolute(entry.archived)) else None
             if rec.paths:
-                png = self.decisions.render(kept_at or rec.original, rec.original_filename)
+                png = self.decisions.render(kept_at or rec.original, rec.original_filename, rec.first_seen)
                 planned += [journal.publish(rel, png) for rel in rec.paths]
             if kept_at is not None:
                 rec.moving_from = kept_at  # back to where it was (``original``), by filing

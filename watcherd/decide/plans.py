@@ -107,7 +107,8 @@ class KeepFacts:
     ``keep-newcomer``); ``thumbnail_ours``, ``png``, ``chunks``: the newcomer's thumbnail is
     watcherd's, its bytes and text chunks (``keep-newcomer``); ``old_original_there``: the
     kept image's original is where its record says; ``planned``: where the newcomer's
-    original goes as the kept image's (``originals/{name}.{ext}``).
+    original goes as the kept image's (``originals/{name}.{ext}``); ``replaced_ingested``: when
+    the thumbnail ``keep-newcomer`` replaces says it was ingested (undo makes it again so).
     """
 
     kept: ImageRecord | None
@@ -120,6 +121,7 @@ class KeepFacts:
     chunks: dict[str, str] = field(default_factory=dict)
     old_original_there: bool = False
     planned: str | None = None
+    replaced_ingested: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _keep_newcomer_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: 
         "original_filename": kept.original_filename,
         "original": kept.original,
         "source": kept.source,
+        "ingested": facts.replaced_ingested,
     }
     after = merged(kept, col, facts.folder, decision)
     old_sha, old_original = after.sha256, after.original

@@ -84,20 +84,28 @@ class Undo:
             if (rec is not None and len(rec.paths) > 1) or taken:
                 return UndoFacts(places.rel(target), taken, rec)  # refused by the plan: nothing made again
             ours = rec is not None and rec.present and journal.ours(places.absolute(rec.path), new.sha256)
-            png = None if ours else self.decisions.render(rec.original if rec else new.original, new.filename)
+            png = (
+                None
+                if ours
+                else self.decisions.render(
+                    rec.original if rec else new.original, new.filename, rec.first_seen if rec else col.detected
+                )
+            )
             back = self._back(col, rec.original if rec else None)
             return UndoFacts(places.rel(target), taken, rec, ours, newcomer_png=png, back=back)
         kept = self.decisions.kept_image(col)
         if decision.kind is Verdict.KEEP_EXISTING:
-            png = None if taken else self.decisions.render(new.original, new.filename)
+            png = None if taken else self.decisions.render(new.original, new.filename, col.detected)
             return UndoFacts(places.rel(target), taken, kept, newcomer_png=png, back=self._back(col, new.original))
         if kept is None:
             return UndoFacts(places.rel(target), taken, None)  # refused by the plan
         replaced = decision.replaced or {}
         old_png = self.decisions.render(
-            decision.archived or replaced.get("original"), replaced.get("original_filename")
+            decision.archived or replaced.get("original"),
+            replaced.get("original_filename"),
+            replaced.get("ingested") or kept.first_seen,
         )
-        new_png = self.decisions.render(kept.original, new.filename)
+        new_png = self.decisions.render(kept.original, new.filename, col.detected)
         back = self._back(col, None if new.source else kept.original)
         return UndoFacts(places.rel(target), taken, kept, newcomer_png=new_png, existing_png=old_png, back=back)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from watcherd.core.collisionrecords import CollisionRecord, Verdict
 from watcherd.core.config import Config
 from watcherd.core.errors import UsageError
 from watcherd.core.outcomes import Outcome
+from watcherd.decide import deciding
+from watcherd.decide.decisions import Decisions
 from watcherd.decode import imaging
+from watcherd.filing.context import Context
+from watcherd.filing.originals import Filing
 from watcherd.flow.pipeline import Pipeline
 
 
@@ -248,3 +253,22 @@ def test_bytes_of_a_forgotten_distinct_image_dropped_again_are_a_new_collision(
     assert fresh.decision is None and fresh.id != col.id and fresh.newcomer.original is not None
     assert at(cfg, fresh.newcomer.original).read_bytes() == dropped["b.jpg"]
     assert check_library(cfg.root or Path(), {**dropped, "b again.jpg": dropped["b.jpg"]}) == []
+
+
+def test_undoing_keep_newcomer_gives_back_the_thumbnail_it_replaced_byte_for_byte(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """The thumbnail made again from the original set aside says when that image was ingested,
+    not when it was undone: it is the thumbnail it replaced again, and a copy of that one beside
+    it is a copy again (a made-again thumbnail stamped with the undo's second was not, whenever
+    the undo came in another second than the ingest)."""
+    col, _ = collide(cfg, pipeline)
+    holder = catalog.image(col.name)
+    assert holder is not None
+    thumb = at(cfg, holder.path)
+    before = thumb.read_bytes()
+    edits.resolve(cfg, catalog, col.id, Verdict.KEEP_NEWCOMER.value)
+    assert thumb.read_bytes() != before
+    later = Context(cfg, catalog, now=lambda: time.time() + 3600)  # another second, surely
+    deciding.undo(Decisions(later, Filing(later), imaging.render))
+    assert thumb.read_bytes() == before
