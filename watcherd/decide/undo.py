@@ -84,13 +84,8 @@ class Undo:
             if (rec is not None and len(rec.paths) > 1) or taken:
                 return UndoFacts(places.rel(target), taken, rec)  # refused by the plan: nothing made again
             ours = rec is not None and rec.present and journal.ours(places.absolute(rec.path), new.sha256)
-            png = (
-                None
-                if ours
-                else self.decisions.render(
-                    rec.original if rec else new.original, new.filename, rec.first_seen if rec else col.detected
-                )
-            )
+            original, ingested = (rec.original, rec.first_seen) if rec else (new.original, col.detected)
+            png = None if ours else self.decisions.render(original, new.filename, ingested)
             back = self._back(col, rec.original if rec else None)
             return UndoFacts(places.rel(target), taken, rec, ours, newcomer_png=png, back=back)
         kept = self.decisions.kept_image(col)
