@@ -73,6 +73,12 @@ def examine(path: Path, st: os.stat_result) -> Thumbnail | None:
         data = path.read_bytes()
     except OSError:
         return None
+    return thumbnail_of(path.name, data)
+
+
+def thumbnail_of(name: str, data: bytes) -> Thumbnail | None:
+    """What the PNG bytes ``data``, found under the file name ``name``, say of their original, if
+    watcherd or the notebook made them; None if not."""
     facts = chunks.png_facts(data)
     if facts is None:
         return None
@@ -82,7 +88,7 @@ def examine(path: Path, st: os.stat_result) -> Thumbnail | None:
         if w.isdigit() and h.isdigit() and hash_hex and sha:
             return Thumbnail(Maker.WATCHERD, int(w), int(h), hash_hex, sha, text)
         return None
-    parsed = parse_canonical(path.name)
+    parsed = parse_canonical(name)
     if parsed is None or "software" in text or parsed.variant is not None:
         return None
     if not {"filename", "width", "height", "format"} <= set(text):
@@ -168,16 +174,16 @@ class Adopter:
         folder = self.ctx.places.originals
         try:
             stamp = os.stat(folder).st_mtime_ns
-        except OSError:
+            if self._originals is None or self._originals[0] != stamp:
+                index: dict[str, str] = {}
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        stem, dot, suffix = entry.name.rpartition(".")
+                        if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES and entry.is_file(follow_symlinks=False):
+                            index.setdefault(stem, entry.name)
+                self._originals = (stamp, index)
+        except OSError:  # not there, or removed between the stat and the listing
             return {}
-        if self._originals is None or self._originals[0] != stamp:
-            index: dict[str, str] = {}
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    stem, dot, suffix = entry.name.rpartition(".")
-                    if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES and entry.is_file(follow_symlinks=False):
-                        index.setdefault(stem, entry.name)
-            self._originals = (stamp, index)
         return self._originals[1]
 
     def holder(self, name: str, folder: Path) -> ImageRecord | None:
@@ -200,10 +206,14 @@ class Adopter:
             found = self.identify(candidate)
             if found is None or found[0] != rec.name:
                 continue
-            rec.original, rec.sha256 = places.rel(candidate), found[1]
+            self.ctx.checkpoint("identified", candidate)
             if places.place(candidate) is not None:  # in a source folder: it stays there
-                st = os.lstat(candidate)
+                try:
+                    st = os.lstat(candidate)
+                except OSError:
+                    continue  # moved or deleted while it was identified: not linked
                 rec.source, rec.source_stat = True, (st.st_size, st.st_mtime_ns)
+            rec.original, rec.sha256 = places.rel(candidate), found[1]
             return
 
     def _originals_named(self, filename: str) -> list[Path]:

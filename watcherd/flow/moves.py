@@ -114,7 +114,14 @@ class Moves:
             )
         target = path.parent / name
         if os.path.lexists(target):
-            if filecmp.cmp(path, target, shallow=False):
+            self.ctx.checkpoint("comparing", target)
+            try:
+                same = filecmp.cmp(path, target, shallow=False)
+            except OSError:  # one of the two moved on meanwhile: looked at again as it is then
+                if not os.path.lexists(path):
+                    return Result(Outcome.IGNORED, path, detail="gone")
+                return Result(Outcome.DEFERRED, path, detail="name taken meanwhile", retry=True)
+            if same:
                 return self.failures.record(
                     path, f"a copy of {name} in the same folder; left as it is", st, transient=False, beside=target
                 )

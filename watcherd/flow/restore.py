@@ -140,16 +140,18 @@ def restore_collisions(pipeline: Pipeline) -> int:
             continue
         found.append(col)
         known.add(col.id)
-    folder = places.collisions
-    if folder.is_dir():
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            rel = places.rel(Path(entry.path))
-            if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
-                continue
-            rec = collision_from_chunks(pipeline, Path(entry.path))
-            if rec is not None and rec.id not in known:
-                found.append(rec)
-                known.add(rec.id)
+    try:
+        entries = sorted(os.scandir(places.collisions), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):  # none, or moved away just now
+        entries = []
+    for entry in entries:
+        rel = places.rel(Path(entry.path))
+        if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
+            continue
+        rec = collision_from_chunks(pipeline, Path(entry.path))
+        if rec is not None and rec.id not in known:
+            found.append(rec)
+            known.add(rec.id)
     near = [NearRecord.from_json(n) for n in memory.near]  # decisions are kept regardless of files
     with catalog.transaction():
         for col in found:

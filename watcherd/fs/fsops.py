@@ -50,7 +50,7 @@ def identity(path: str | Path) -> tuple[int, int, int] | None:
     triple twice is the same file, unchanged (another written under its name differs)."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a folder on its way replaced by a file: nothing there either
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
 

@@ -108,3 +108,68 @@ def test_a_folder_renamed_just_after_a_thumbnail_is_named_back_follows_it(cfg: C
     assert not table(cfg.database_path, "errors")
     assert cfg.root is not None
     assert check_library(cfg.root, {"a.jpg": data}) == []
+
+
+def test_a_copy_compared_with_a_thumbnail_dragged_away_meanwhile_is_named_back_later(
+    cfg: Config, catalog: Catalog
+) -> None:
+    inbox, moved = cfg.thumbs_dir / "inbox", cfg.thumbs_dir / "sorted"
+    src = drop(inbox / "a.jpg", seed=8)
+    data = src.read_bytes()
+    Pipeline(cfg, catalog).process(src)
+    (thumb,) = inbox.glob("*.png")
+    copy_named = thumb.with_name(f"{thumb.stem} (copy).png")  # as a file manager names a copy
+    copy_named.write_bytes(thumb.read_bytes())
+
+    def drag(step: str, path: Path) -> None:
+        if step == "comparing" and path.exists():  # the copy is about to be compared with it
+            moved.mkdir(exist_ok=True)
+            os.rename(path, moved / path.name)
+
+    pipeline = Pipeline(cfg, catalog, checkpoint=drag)
+    result = pipeline.process(copy_named)
+    assert result.retry and result.detail == "name taken meanwhile"  # no internal error: looked at again
+    again = pipeline.process(copy_named)  # the retry: the name is free now
+    assert again.path == inbox / thumb.name  # named back
+    reconcile(pipeline, reason="test", settle=0)  # what the move event of the thumbnail leads to
+    assert not copy_named.exists() and (inbox / thumb.name).exists() and (moved / thumb.name).exists()
+    (rec,) = table(cfg.database_path, "images")
+    assert sorted(rec["paths"]) == sorted([f"thumbs/inbox/{thumb.name}", f"thumbs/sorted/{thumb.name}"])
+    assert not table(cfg.database_path, "errors")
+    assert cfg.root is not None
+    assert check_library(cfg.root, {"a.jpg": data}) == []
+
+
+def test_a_notebook_original_moved_while_it_is_identified_is_not_linked(cfg: Config, catalog: Catalog) -> None:
+    import io
+    import warnings
+
+    import imagehash
+    from PIL import Image, PngImagePlugin
+
+    from watcherd.core.outcomes import Outcome
+
+    data = encode(scene((320, 240), seed=44))
+    original = write(cfg.source_dirs[0] / "photo.jpg", data)
+    img = Image.open(io.BytesIO(data))
+    thumb = img.copy()
+    thumb.thumbnail((64, 64))
+    info = PngImagePlugin.PngInfo()  # what the notebook this project grew from wrote
+    for key, value in {"filename": "photo.jpg", "width": "320", "height": "240", "format": "JPEG"}.items():
+        info.add_text(key, value)
+    folder = cfg.thumbs_dir / "by_size" / "320x240"
+    folder.mkdir(parents=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        name = f"320x240_{imagehash.whash(img, hash_size=8)}_.png"
+    thumb.save(folder / name, pnginfo=info)
+
+    def move(step: str, path: Path) -> None:
+        if step == "identified" and path.exists():  # read and found to be its original; then moved
+            os.rename(path, path.with_name("renamed.jpg"))
+
+    result = Pipeline(cfg, catalog, checkpoint=move).process(folder / name)
+    assert result.outcome is Outcome.ADOPTED  # not an internal error
+    (rec,) = table(cfg.database_path, "images")
+    assert rec["original"] is None  # not linked to a file that is not there
+    assert not original.exists() and original.with_name("renamed.jpg").read_bytes() == data

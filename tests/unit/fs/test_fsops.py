@@ -79,3 +79,10 @@ def test_a_batch_holds_one_descriptor_per_folder_not_per_file(tmp_path: Path) ->
     assert held <= 1
     assert len(os.listdir("/proc/self/fd")) == before
     assert list(inbox.iterdir()) == [] and len(list((tmp_path / "originals").iterdir())) == 200
+
+
+def test_nothing_is_there_where_a_folder_on_the_way_became_a_file(tmp_path: Path) -> None:
+    (tmp_path / "drop").write_bytes(b"a file where the folder was")  # the folder replaced by a file
+    assert fsops.identity(tmp_path / "drop" / "a.png") is None  # not NotADirectoryError
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert fsops.identity(tmp_path / "a.png") is not None
