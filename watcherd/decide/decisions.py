@@ -13,6 +13,7 @@ made again (by ``undo``) are rendered by the caller's ``render``: the decoder sa
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -184,9 +185,17 @@ class Decisions:
                 raise UsageError(f"cannot move the newcomer's thumbnail to {to}: {exc.strerror}") from None
             # Stopped here, the thumbnail in the tree without a record is a gesture the next start decides.
             self.ctx.checkpoint("thumbnail", target)
+            try:
+                facts = self._distinct_facts(col, target)
+            except FileNotFoundError:
+                raise UsageError(
+                    f"the newcomer's thumbnail was moved on from {places.rel(target)} before collision "
+                    f"{col.id} was decided; where it lands decides it distinct"
+                ) from None
         else:
             target = at
-        plan = plan_distinct(col, via, self._distinct_facts(col, target))
+            facts = self._distinct_facts(col, target)
+        plan = plan_distinct(col, via, facts)
         self.applier.apply(plan)
         log.info("decided distinct (%s): %s is now %s", via.value, col.id, shown(plan.put_images[0].path))
         return col.distinct_name
@@ -194,8 +203,12 @@ class Decisions:
     def _distinct_facts(self, col: CollisionRecord, target: Path) -> DistinctFacts:
         """What ``plan_distinct`` needs: the newcomer's thumbnail at ``target`` and what it holds."""
         catalog, places, new = self.ctx.catalog, self.ctx.places, col.newcomer
-        thumb = examine(target, os.lstat(target))
-        assert thumb is not None
+        try:
+            thumb = examine(target, os.lstat(target))
+        except OSError:
+            thumb = None
+        if thumb is None:  # moved on (or another file put there) since it was found: decided where it is now
+            raise FileNotFoundError(errno.ENOENT, "the newcomer's thumbnail is not there", str(target))
         rec = catalog.image(col.distinct_name)
         if rec is None:
             rec = from_chunks(self.ctx, target, thumb)
@@ -243,10 +256,9 @@ class Decisions:
         if verdict is Verdict.KEEP_EXISTING:
             archive = self.archive_for(col.id, at) if at else None
             return KeepFacts(kept, self.ctx.stamp(), folder, at, archive)
-        src = places.absolute(new.thumbnail or "")
-        if not journal.ours(src, new.sha256):
+        png = journal.our_thumbnail(places.absolute(new.thumbnail or ""), new.sha256)
+        if png is None:
             return KeepFacts(kept, "", folder, at)  # refused by the plan: the thumbnail is not there
-        png = src.read_bytes()
         old = kept.original
         old_there = bool(old) and os.path.lexists(places.absolute(old or ""))
         archive = (

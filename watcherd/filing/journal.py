@@ -19,7 +19,7 @@ from pathlib import Path
 
 from watcherd.core.naming import shown
 from watcherd.core.records import Json
-from watcherd.filing.adopt import Maker, examine
+from watcherd.filing.adopt import MAX_THUMBNAIL_BYTES, Maker, thumbnail_of
 from watcherd.filing.context import Context
 from watcherd.fs import fsops, sidecars
 from watcherd.fs.publish import write_new
@@ -31,11 +31,22 @@ STEPS = "decision_steps"  # meta key: the thumbnail steps a committed decision h
 
 def ours(path: Path, sha256: str | None) -> bool:
     """Is ``path`` a thumbnail watcherd made of the bytes ``sha256``? (Only those may be removed.)"""
+    return our_thumbnail(path, sha256) is not None
+
+
+def our_thumbnail(path: Path, sha256: str | None) -> bytes | None:
+    """The bytes of ``path`` if it is a thumbnail watcherd made of the bytes ``sha256``, else None:
+    read once, so what is used is what was checked, whatever happens to the file next."""
+    if not path.name.lower().endswith(".png"):
+        return None
     try:
-        thumb = examine(path, os.lstat(path))
+        if os.lstat(path).st_size > MAX_THUMBNAIL_BYTES:
+            return None
+        data = path.read_bytes()
     except OSError:
-        return False
-    return thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256
+        return None
+    thumb = thumbnail_of(path.name, data)
+    return data if thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256 else None
 
 
 @dataclass(frozen=True)

@@ -192,3 +192,32 @@ def test_an_original_a_decision_left_on_its_way_is_filed_as_its_images(
     assert (cfg.root / filed.original).exists() and not (cfg.root / left).exists()
     assert pipeline.filing.finish_pending() == 0
     assert check_library(cfg.root, dropped) == []
+
+
+def test_distinct_whose_drop_folder_is_dragged_away_as_it_lands_is_decided_where_it_went(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    from watcherd.core.collisionrecords import Verdict
+    from watcherd.core.errors import UsageError
+    from watcherd.decide.decisions import Decisions
+    from watcherd.filing.context import Context
+    from watcherd.filing.originals import Filing
+
+    col, dropped = collide(cfg, pipeline)
+    drop, dragged = cfg.thumbs_dir / "drop", cfg.thumbs_dir / "elsewhere"
+
+    def drag(step: str, path: Path) -> None:
+        if step == "thumbnail" and drop.exists():  # the thumbnail is back in its folder, not yet recorded
+            os.rename(drop, dragged)
+
+    ctx = Context(cfg, catalog, checkpoint=drag)
+    with pytest.raises(UsageError, match="moved on from thumbs/drop/"):  # one line, not an internal error
+        Decisions(ctx, Filing(ctx), imaging.render).resolve(col.id, Verdict.DISTINCT)
+    reconcile(pipeline, reason="test", settle=0)  # what the folder's move event leads to
+    decided = catalog.collision(col.id)
+    assert decided is not None and decided.decision is not None
+    assert decided.decision.kind is Verdict.DISTINCT  # the gesture it became decided it
+    rec = catalog.image(col.distinct_name)
+    assert rec is not None and rec.path == f"thumbs/elsewhere/{col.distinct_name}"
+    assert cfg.root is not None
+    assert check_library(cfg.root, dropped) == []
