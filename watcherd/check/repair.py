@@ -39,7 +39,7 @@ from watcherd.core.documents import Repaired, RepairReport
 from watcherd.core.filters import TEMP_PREFIX
 from watcherd.core.naming import shown
 from watcherd.core.outcomes import Outcome
-from watcherd.decide.collisions import own_newcomer_thumbnail
+from watcherd.decide.collisions import own_newcomer_thumbnail, remove_own_newcomer_thumbnail
 from watcherd.decode.newimage import Renderer
 from watcherd.filing.adopt import Remembered
 from watcherd.flow import restore
@@ -166,7 +166,6 @@ def _orphan(pipeline: Pipeline, facts: Facts, path: Path) -> str | None:
             with catalog.transaction():
                 catalog.put_collision(col)
             return f"recorded collision {col.id} again from its thumbnail"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    if remove_own_newcomer_thumbnail(path):  # read and checked again: the very file removed
         return "removed watcherd's own thumbnail"
     return None

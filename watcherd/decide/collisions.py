@@ -20,10 +20,10 @@ from watcherd.core.places import Area, Place
 from watcherd.core.records import ImageRecord
 from watcherd.decide.decisions import Decisions
 from watcherd.decode.newimage import NewImage, Renderer
-from watcherd.filing.adopt import Maker, examine
+from watcherd.filing.adopt import Maker, held
 from watcherd.filing.context import Context
 from watcherd.filing.originals import Filing
-from watcherd.fs import publish
+from watcherd.fs import fsops, publish
 from watcherd.fs.folders import ident_of
 
 log = logging.getLogger("watcherd")
@@ -43,13 +43,22 @@ def own_newcomer_thumbnail(path: Path) -> bool:
 
     Only such a file in ``_collisions/`` may be taken back when no collision owns it.
     """
-    if LABEL_RE.match(path.name) is None:
-        return False
-    try:
-        thumb = examine(path, os.lstat(path))
-    except OSError:
-        return False
-    return thumb is not None and thumb.maker is Maker.WATCHERD and orphan_label(path.name, thumb.sha256)
+    return _own_newcomer_held(path) is not None
+
+
+def remove_own_newcomer_thumbnail(path: Path) -> bool:
+    """Remove ``path`` if it is a newcomer's thumbnail watcherd made (``own_newcomer_thumbnail``):
+    the very file read and checked, never one put under its name since."""
+    st = _own_newcomer_held(path)
+    return st is not None and fsops.remove_same(path, st)
+
+
+def _own_newcomer_held(path: Path) -> os.stat_result | None:
+    found = held(path) if LABEL_RE.match(path.name) is not None else None
+    if found is None:
+        return None
+    thumb, _, st = found
+    return st if thumb.maker is Maker.WATCHERD and orphan_label(path.name, thumb.sha256) else None
 
 
 class Collisions:
@@ -133,10 +142,11 @@ class Collisions:
         taken = 0
         for name in names:
             path = folder / name
-            if name[: -len(".png")] in known or not own_newcomer_thumbnail(path):
+            if name[: -len(".png")] in known:
                 continue
             try:
-                os.unlink(path)
+                if not remove_own_newcomer_thumbnail(path):
+                    continue
             except OSError as exc:
                 log.warning("cannot take back %s: %s", shown(self.ctx.places.rel(path)), exc.strerror)
                 continue

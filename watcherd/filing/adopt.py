@@ -31,6 +31,7 @@ from watcherd.core.naming import canonical_name, merge_tags, names_bytes, parse_
 from watcherd.core.records import ImageRecord, Json, State
 from watcherd.decode import chunks
 from watcherd.filing.context import Context
+from watcherd.fs import fsops
 
 log = logging.getLogger("watcherd")
 
@@ -74,6 +75,19 @@ def examine(path: Path, st: os.stat_result) -> Thumbnail | None:
     except OSError:
         return None
     return thumbnail_of(path.name, data)
+
+
+def held(path: Path) -> tuple[Thumbnail, bytes, os.stat_result] | None:
+    """What the PNG at ``path`` says (``thumbnail_of``), its bytes and the status of that very
+    file as it was read (``fsops.read_held``), or None if it is no thumbnail or cannot be read."""
+    if not path.name.lower().endswith(".png"):
+        return None
+    try:
+        data, st = fsops.read_held(path, MAX_THUMBNAIL_BYTES)
+    except OSError:
+        return None
+    thumb = thumbnail_of(path.name, data) if len(data) <= MAX_THUMBNAIL_BYTES else None
+    return (thumb, data, st) if thumb is not None else None
 
 
 def thumbnail_of(name: str, data: bytes) -> Thumbnail | None:

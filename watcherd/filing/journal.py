@@ -19,7 +19,7 @@ from pathlib import Path
 
 from watcherd.core.naming import shown
 from watcherd.core.records import Json
-from watcherd.filing.adopt import MAX_THUMBNAIL_BYTES, Maker, thumbnail_of
+from watcherd.filing.adopt import Maker, held
 from watcherd.filing.context import Context
 from watcherd.fs import fsops, sidecars
 from watcherd.fs.publish import write_new
@@ -30,23 +30,30 @@ STEPS = "decision_steps"  # meta key: the thumbnail steps a committed decision h
 
 
 def ours(path: Path, sha256: str | None) -> bool:
-    """Is ``path`` a thumbnail watcherd made of the bytes ``sha256``? (Only those may be removed.)"""
-    return our_thumbnail(path, sha256) is not None
+    """Is ``path`` a thumbnail watcherd made of the bytes ``sha256``?"""
+    return _held(path, sha256) is not None
 
 
 def our_thumbnail(path: Path, sha256: str | None) -> bytes | None:
     """The bytes of ``path`` if it is a thumbnail watcherd made of the bytes ``sha256``, else None:
     read once, so what is used is what was checked, whatever happens to the file next."""
-    if not path.name.lower().endswith(".png"):
+    held = _held(path, sha256)
+    return held[0] if held is not None else None
+
+
+def remove_ours(path: Path, sha256: str | None) -> bool:
+    """Remove ``path`` if it is a thumbnail watcherd made of the bytes ``sha256``: the very file
+    read and checked, never one put under its name since (only those may be removed)."""
+    held = _held(path, sha256)
+    return held is not None and fsops.remove_same(path, held[1])
+
+
+def _held(path: Path, sha256: str | None) -> tuple[bytes, os.stat_result] | None:
+    found = held(path)
+    if found is None:
         return None
-    try:
-        if os.lstat(path).st_size > MAX_THUMBNAIL_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    thumb = thumbnail_of(path.name, data)
-    return data if thumb is not None and thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256 else None
+    thumb, data, st = found
+    return (data, st) if thumb.maker is Maker.WATCHERD and thumb.sha256 == sha256 else None
 
 
 @dataclass(frozen=True)
@@ -180,9 +187,7 @@ class Journal:
         places = self.ctx.places
         path = places.absolute(step.path)
         if isinstance(step, Unlink):
-            if ours(path, step.sha256):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            remove_ours(path, step.sha256)
         elif isinstance(step, Publish):
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
 
 from watcherd.core.filters import TEMP_PREFIX
@@ -53,6 +54,34 @@ def identity(path: str | Path) -> tuple[int, int, int] | None:
     except (FileNotFoundError, NotADirectoryError):  # a folder on its way replaced by a file: nothing there either
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def read_held(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """At most ``limit + 1`` bytes of the regular file at ``path`` and the status of that very
+    file, as it was opened: never through a symlink, never blocking on a FIFO; OSError when it
+    cannot be read. What is decided from the bytes is decided of that file (``remove_same``)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb", buffering=0, closefd=True) as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return fh.read(limit + 1), st
+
+
+def remove_same(path: Path, held: os.stat_result) -> bool:
+    """Remove ``path`` if it still names the file ``held`` was taken of; False (nothing removed)
+    when it is gone or another file has its name now (put there meanwhile: not ours to remove)."""
+    try:
+        now = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def fsync_dir(folder: Path) -> None:

@@ -147,11 +147,4 @@ def take_back(path: Path, published: os.stat_result) -> bool:
     For a publication whose records were rolled back: the file is ours only while it is
     the inode we linked (``published``); anything else at that name now is left alone.
     """
-    try:
-        now = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if (now.st_dev, now.st_ino) != (published.st_dev, published.st_ino):
-        return False
-    os.unlink(path)
-    return True
+    return fsops.remove_same(path, published)

@@ -6,7 +6,6 @@ moving it along with its original without replacing anything. What a sidecar say
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
@@ -44,12 +43,7 @@ def beside(path: Path, *, stem_too: bool = True) -> Path | None:
 def read_bounded(path: Path, limit: int = xmp.MAX_DOCUMENT) -> bytes:
     """At most ``limit + 1`` bytes of a regular file (more is refused by ``xmp.parse``), never
     through a symlink, never blocking on a FIFO; OSError when it cannot be read."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags)
-    with open(fd, "rb", buffering=0, closefd=True) as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return fh.read(limit + 1)
+    return fsops.read_held(path, limit)[0]
 
 
 def read_beside(path: Path) -> bytes:

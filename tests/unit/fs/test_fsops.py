@@ -86,3 +86,16 @@ def test_nothing_is_there_where_a_folder_on_the_way_became_a_file(tmp_path: Path
     assert fsops.identity(tmp_path / "drop" / "a.png") is None  # not NotADirectoryError
     (tmp_path / "a.png").write_bytes(b"x")
     assert fsops.identity(tmp_path / "a.png") is not None
+
+
+def test_a_file_is_removed_only_while_its_name_holds_the_file_that_was_read(tmp_path: Path) -> None:
+    ours = tmp_path / "x.png"
+    ours.write_bytes(b"watcherd's own")
+    _, held = fsops.read_held(ours, 1 << 20)
+    os.rename(ours, tmp_path / "moved.png")  # ours dragged away, and another file dropped under its name
+    ours.write_bytes(b"someone else's")
+    assert not fsops.remove_same(ours, held)
+    assert ours.read_bytes() == b"someone else's"
+    assert fsops.remove_same(tmp_path / "moved.png", held)  # ours, wherever its name went
+    assert not (tmp_path / "moved.png").exists()
+    assert not fsops.remove_same(tmp_path / "gone.png", held)
