@@ -200,6 +200,30 @@ def test_previews_and_differences_are_rendered_in_the_sandbox_and_cached(client:
     assert client.get("/api/diff?a=../x&b=y").status_code == 404
 
 
+def test_a_file_moved_away_just_after_the_page_found_it_is_404_not_a_server_error(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watcherd.web import app as web
+
+    (item,) = cli("dupes", str(root))
+    a, b = item["existing"]["original"], item["newcomer"]["original"]
+    found = web.inside_root
+
+    def then_moved(base: Path, rel: str) -> Path:
+        target = found(base, rel)
+        target.rename(target.with_name(f"moved-{target.name}"))  # dragged away in the file manager just now
+        return target
+
+    monkeypatch.setattr(web, "inside_root", then_moved)
+    with TestClient(web.create_app(Config().with_root(root)), base_url="http://127.0.0.1:8377") as client:
+        for asked in (f"/file/{a}", f"/preview/{a}", f"/preview/{b}?sha={'0' * 64}", f"/api/diff?a={a}&b={b}"):
+            assert client.get(asked).status_code == 404, asked  # raise_server_exceptions: a 500 fails here too
+            for rel in (a, b):  # put back for the next question
+                moved = (root / rel).with_name(f"moved-{Path(rel).name}")
+                if moved.exists():
+                    moved.rename(root / rel)
+
+
 def test_a_batch_through_the_api_is_undone_as_one(client: TestClient, root: Path) -> None:
     (item,) = client.get("/api/dupes").json()
     done = client.post("/api/resolve", json={"decisions": [{"id": item["id"], "decision": "keep-existing"}]}).json()

@@ -8,22 +8,25 @@ same sandbox as ingest.
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import mimetypes
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -57,6 +60,33 @@ def inside_root(root: Path, rel: str) -> Path:
     if not target.is_relative_to(base) or not target.is_file() or base / ".watcherd" in target.parents:
         raise HTTPException(404)
     return target
+
+
+def _opened(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """The regular file at ``path``, open, and its status: never through a symlink put there
+    since it was checked, never blocking on a FIFO; FileNotFoundError when no such file is there."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    fh = open(fd, "rb", closefd=True)  # noqa: SIM115 - closed by _chunks when the response is sent
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        fh.close()
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", str(path))
+    return fh, st
+
+
+async def _chunks(fh: BinaryIO, size: int) -> AsyncIterator[bytes]:
+    """The file's bytes up to the ``size`` it had when it was opened (a file written meanwhile
+    is cut there; one cut shorter ends the response sooner: no length is promised)."""
+    try:
+        left = size
+        while left > 0:
+            chunk = await _call(fh.read, min(left, 1 << 20))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
 
 
 GALLERY_PAGE = 200  # /api/find's default limit (the tag gallery pages by pages.PER_PAGE)
@@ -132,14 +162,20 @@ class Web:
         return TEMPLATES.TemplateResponse(request, "items.html", {"items": items, "offset": 0})
 
     async def file(self, request: Request) -> Response:
+        """A file of the library as it is now, streamed from the file opened once: a file moved or
+        deleted since the page listed it is 404, never half a response."""
         target = inside_root(self.root, request.path_params["path"])
-        return FileResponse(target, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        try:
+            fh, st = await _call(_opened, target)
+        except (FileNotFoundError, NotADirectoryError):
+            raise HTTPException(404) from None
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return StreamingResponse(_chunks(fh, st.st_size), media_type=media, headers=headers)
 
     def _view(self, made: Made) -> Response:
         headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-        if made.path is not None:
-            return FileResponse(made.path, media_type="image/jpeg", headers=headers)
-        return Response(made.data or b"", media_type="image/jpeg", headers=headers)
+        return Response(made.data, media_type="image/jpeg", headers=headers)
 
     async def preview(self, request: Request) -> Response:
         """A rendering of an original the browser cannot show itself (made in the sandbox, cached)."""

@@ -24,11 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
+
 from watcherd.core.config import Config
+from watcherd.core.errors import ImageError
 from watcherd.decode import previews
-from watcherd.decode.newimage import read_file, spec_for
+from watcherd.decode.newimage import spec_for
 from watcherd.decode.rendered import Rendered
 from watcherd.decode.sandbox import DecoderPool
+from watcherd.fs import fsops
 
 LIMIT = 1 << 30  # the cache is trimmed back to 3/4 of this
 SIDES = {"full": 8192, "small": 480}  # the longest side of each preview size
@@ -39,10 +43,9 @@ OURS = re.compile(r"^[0-9a-f]{64}-\d+-\d+-\w+\.(jpg|json)$")
 
 @dataclass(frozen=True)
 class Made:
-    """A view: its JPEG bytes (or where they are cached) and what the sandbox said about it."""
+    """A view: its JPEG bytes and what the sandbox said about it."""
 
-    path: Path | None
-    data: bytes | None
+    data: bytes
     note: dict[str, object]
 
 
@@ -72,8 +75,14 @@ class Views:
         return pool(job, spec_for(self.cfg), "view", "", 0.0)
 
     def _read(self, path: Path) -> tuple[bytes, os.stat_result]:
-        st = os.stat(path)
-        return read_file(path, self.cfg.max_file_size), st
+        """The bytes of the original at ``path`` and the status of that very file as it was read;
+        404 when it is not there (moved or deleted since the page listed it)."""
+        try:
+            return fsops.read_held(path, self.cfg.max_file_size)
+        except (FileNotFoundError, NotADirectoryError):
+            raise HTTPException(404) from None
+        except OSError as exc:
+            raise ImageError(f"cannot read: {exc.strerror or exc}", transient=True) from None
 
     @staticmethod
     def _stamp(data: bytes, st: os.stat_result) -> str:
@@ -86,7 +95,10 @@ class Views:
         without reading the file; a wrong one only costs reading it."""
         side = SIDES.get(size, SIDES["full"])
         if claimed is not None and SHA.match(claimed):
-            st = os.stat(path)
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                raise HTTPException(404) from None
             found = self._cached(f"{claimed}-{st.st_size}-{st.st_mtime_ns}-{size}")
             if found is not None:
                 return found
@@ -106,12 +118,13 @@ class Views:
 
     def _cached(self, key: str) -> Made | None:
         picture, note = self.folder / f"{key}.jpg", self.folder / f"{key}.json"
-        try:
+        try:  # read, not served by name: the cache may be emptied at any moment (the manual says so)
             said = json.loads(note.read_text())
+            data = picture.read_bytes()
             os.utime(picture)  # used now: trimmed last
         except (OSError, ValueError):
             return None
-        return Made(picture, None, said if isinstance(said, dict) else {})
+        return Made(data, said if isinstance(said, dict) else {})
 
     def _made(self, key: str, job: Callable[[], bytes]) -> Made:
         with self._lock:
@@ -122,11 +135,9 @@ class Views:
                 return found
             rendered = self._render(job())
             note = json.loads(rendered.note) if rendered.note else {}
-            try:
+            with contextlib.suppress(OSError):  # not cached: made again when asked again
                 self._store(key, rendered.png, rendered.note or "{}")
-            except OSError:
-                return Made(None, rendered.png, note)
-            return Made(self.folder / f"{key}.jpg", None, note)
+            return Made(rendered.png, note)
 
     def _store(self, key: str, picture: bytes, note: str) -> None:
         """Write a view into the cache (temporary name, then renamed: a reader never sees half)."""
