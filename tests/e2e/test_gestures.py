@@ -325,3 +325,20 @@ def test_a_gesture_made_while_no_daemon_runs_is_seen_by_the_scan(lib: Library) -
     (decided,) = cli("dupes", str(lib.root), "--all")
     assert decided["decision"] == "keep-existing" and cli("dupes", str(lib.root)) == []
     assert check_library(lib.root, dropped) == []
+
+
+def test_a_new_thumbs_folder_made_in_place_of_one_renamed_away_is_watched(lib: Library) -> None:
+    thumb, data = lib.ingest("cats/tom.jpg", seed=21)
+    aside = lib.root / "thumbs (last year)"
+    os.rename(lib.thumbs, aside)  # the whole tree put aside, as a person archives it
+    lib.thumbs.mkdir()  # and a fresh one begun
+    wait_for(lambda: lib.image(thumb.name)["state"] == "missing", what="the image left the tree")
+    rex, rex_data = lib.ingest("dogs/rex.jpg", seed=22)  # seen in the new folder: it is watched
+    for _ in ("daemon", "full scan"):
+        tom = lib.image(thumb.name)
+        assert tom["state"] == "missing" and tom["tags"] == ["cats", "320x240"]  # kept, not forgotten
+        assert lib.image(rex.name)["paths"] == [f"thumbs/dogs/{rex.name}"]
+        assert (aside / "cats" / thumb.name).exists()  # nothing of the old tree touched
+        assert lib.status()["errors"] == 0
+        assert check_library(lib.root, {"tom.jpg": data, "rex.jpg": rex_data}) == []
+        lib.full_scan()

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -37,9 +38,10 @@ from watcherd.run.watcher import (
     Handler,
     LostEventsAlarm,
     filesystem_type,
+    identities,
     inotify_watch_count,
-    make_observer,
     wants_polling,
+    watch,
 )
 
 log = logging.getLogger("watcherd")
@@ -157,6 +159,7 @@ class Daemon:
         self.snapshot = _WhenChanged(cfg.publish_interval, "cannot publish the catalog snapshot")
         self.near = Upkeep(cfg.state_dir, cfg.database_path)  # each index builds in a background process
         self.watch_counter: Callable[[], int | None] = inotify_watch_count
+        self.watched: dict[Path, tuple[int, int] | None] = {}  # each watched folder's identity when watched
         self.worker: Worker | None = None
         self.requests_at = 0.0
         self.heartbeat: _Heartbeat | None = None
@@ -216,15 +219,26 @@ class Daemon:
             self.near.stop()
 
     def _start_observer(self) -> BaseObserver:
+        """Watch ``thumbs/`` (made again if it is gone, as at the first start) and the source folders."""
         assert self.cfg.root is not None
-        observer = make_observer(self.observer_mode, self.cfg.root)
-        handler = Handler(self.changes)
-        observer.schedule(handler, str(self.cfg.thumbs_dir), recursive=True)
-        for source in self.cfg.source_dirs:
-            if source.is_dir():
-                observer.schedule(handler, str(source), recursive=True)
-        observer.start()
+        folders = [self.cfg.thumbs_dir, *self.cfg.source_dirs]
+        observer, self.watched = watch(self.observer_mode, self.cfg.root, folders, Handler(self.changes))
         return observer
+
+    def _check_watched(self, worker: Worker) -> None:
+        """Watch again when a watched folder is no longer the one watched: ``thumbs/`` renamed
+        (inotify goes on watching it under its old name) or deleted, a new folder in its place,
+        a source folder made since. Then a full scan says what left the tree."""
+        if self.observer is None:
+            return
+        changed = [folder for folder, now in identities(list(self.watched)).items() if now != self.watched[folder]]
+        if not changed:
+            return
+        shown_folders = ", ".join(shown(str(folder)) for folder in changed)
+        log.warning("watching %s again: another folder is there now (moved, deleted or made)", shown_folders)
+        self._stop_observer()
+        self.observer = self._start_observer()
+        self._full_scan(worker, "watched folder replaced")
 
     def _stop_observer(self) -> None:
         if self.observer is not None:
@@ -401,6 +415,7 @@ class Daemon:
             if self.rescan_reason is not None and not self.stop.is_set():
                 reason, self.rescan_reason = self.rescan_reason, None
                 self._full_scan(worker, reason)
+            self._check_watched(worker)
             self._check_watches(worker)
             self._side_jobs(worker)
             interval = self.cfg.rescan_interval

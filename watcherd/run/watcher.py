@@ -2,7 +2,8 @@
 
 Events are hints; the tree is the truth. The handler never touches the catalog or a
 file: it only says which path may have changed. Also here: choosing the observer
-(polling on network filesystems) and counting inotify watches.
+(polling on network filesystems), starting it on the watched folders and telling when
+one of them is another folder now, and counting inotify watches.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -105,6 +107,46 @@ class LostEventsAlarm(logging.Handler):
         except Exception:
             message = str(record.msg)
         self.out.put(Change(ChangeKind.RESCAN, Path(), reason=f"watchdog: {message[:160]}"))
+
+
+def identities(folders: list[Path]) -> dict[Path, tuple[int, int] | None]:
+    """Each folder's (device, inode), None where there is no folder: a folder renamed away and
+    another made under its name differ, though inotify goes on watching the first under that name."""
+    found: dict[Path, tuple[int, int] | None] = {}
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            found[folder] = None
+            continue
+        found[folder] = (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+    return found
+
+
+def watch(
+    mode: str, root: Path, folders: list[Path], handler: FileSystemEventHandler
+) -> tuple[BaseObserver, dict[Path, tuple[int, int] | None]]:
+    """An observer started on each of ``folders`` that is there (the first is made again if it
+    is gone), and their ``identities`` as watched. A folder that goes while the observer starts
+    is looked for again, twice."""
+    tries = 3
+    while True:
+        folders[0].mkdir(parents=True, exist_ok=True)
+        watched = identities(folders)
+        observer = make_observer(mode, root)
+        for folder, identity in watched.items():
+            if identity is not None:
+                observer.schedule(handler, str(folder), recursive=True)
+        try:
+            observer.start()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            observer.stop()  # the emitters started so far
+            tries -= 1
+            if not tries:
+                raise
+            log.warning("%s went as the watcher started; looking again", exc.filename or "a folder")
+            continue
+        return observer, watched
 
 
 def inotify_watch_count() -> int | None:
