@@ -59,6 +59,7 @@ DECISIONS = ("distinct", "keep-existing", "keep-newcomer")
 # 2 an id or tag that is gone (usage), 4 the lease changing hands, 5 the daemon did not take it.
 ACCEPTED = frozenset({0, 2, 4, 5})
 PAGE_ACCEPTED = frozenset({200, 400, 503})
+VIEW_ACCEPTED = frozenset({200, 400, 404})  # a file moved since the page listed it is 404
 IDLE_WAIT = 10.0  # seconds a LOOK waits for the daemon to catch up before going on anyway
 CHECK_EVERY = 15  # steps between quiet points while drawing a script
 
@@ -71,16 +72,19 @@ class Op(str, Enum):
     BURST = "burst"  # several fresh pictures at once, into several folders
     REDROP = "redrop"  # a file of originals/ copied back into the tree
     RENAME = "rename"  # a thumbnail renamed in its folder
+    DUPLICATE = "duplicate"  # a thumbnail copied beside itself as "X (copy).png" (a file manager's duplicate)
     COPY = "copy"  # a thumbnail copied into another folder
     MOVE = "move"  # a thumbnail moved into another folder
     DELETE = "delete"  # a thumbnail deleted
     RENAME_FOLDER = "rename-folder"
+    PUT_ASIDE = "put-aside"  # now and then: the whole thumbs/ renamed away, a fresh one made
     MOVE_FOLDER = "move-folder"  # a folder moved into another one
     GESTURE = "gesture"  # a newcomer in _collisions/ moved into a folder (distinct) or deleted (keep-existing)
     RESOLVE = "resolve"  # watcherd resolve ID DECISION on an item of dupes --json
     UNDO = "undo"  # watcherd resolve --undo
     PAGE_RESOLVE = "page-resolve"  # POST /api/resolve on an item of GET /api/dupes
     PAGE_UNDO = "page-undo"  # POST /api/undo
+    PAGE_VIEW = "page-view"  # GET /file/… and /preview/… of a file an item of GET /api/dupes names
     RETAG = "retag"
     UNTAG = "untag"  # watcherd untag --everywhere TAG
     KILL = "kill"  # SIGKILL the daemon, start it again
@@ -98,10 +102,12 @@ GESTURES = frozenset(
         Op.BURST,
         Op.REDROP,
         Op.RENAME,
+        Op.DUPLICATE,
         Op.COPY,
         Op.MOVE,
         Op.DELETE,
         Op.RENAME_FOLDER,
+        Op.PUT_ASIDE,
         Op.MOVE_FOLDER,
         Op.GESTURE,
         Op.LOOK,
@@ -235,6 +241,16 @@ def suffix_of(variant: str) -> str:
 
 
 # --- the world --------------------------------------------------------------------------
+
+
+def _files_named(doc: Any) -> list[str]:
+    """Every original and thumbnail path a document of ``dupes --json`` names."""
+    if isinstance(doc, dict):
+        found = [str(v) for k, v in doc.items() if k in ("original", "thumbnail", "path") and isinstance(v, str) and v]
+        return found + [f for v in doc.values() for f in _files_named(v)]
+    if isinstance(doc, list):
+        return [f for v in doc for f in _files_named(v)]
+    return []
 
 
 def free_port() -> int:
@@ -584,6 +600,18 @@ class World:
         os.rename(thumb, target)
         return f"mv {self.rel(thumb)} {target.name}"
 
+    def duplicate(self, a: dict[str, Any]) -> str:
+        thumb = pick(self.thumbnails(), int(a["thumb"]))
+        if thumb is None:
+            return "no thumbnail yet"
+        target = thumb.with_name(f"{thumb.stem} (copy).png")
+        if target.exists():
+            return f"{target.name} is taken"
+        data = thumb.read_bytes()
+        with open(target, "xb") as out:
+            out.write(data)
+        return f"cp {self.rel(thumb)} {target.name}"
+
     def _into_folder(self, a: dict[str, Any], *, copy: bool) -> str:
         thumb = pick(self.thumbnails(), int(a["thumb"]))
         if thumb is None:
@@ -621,6 +649,14 @@ class World:
         os.rename(folder, target)
         self.tags_seen.add(target.name)
         return f"mv {self.rel(folder)} {self.rel(target)}"
+
+    def put_aside(self, a: dict[str, Any]) -> str:
+        if int(a["roll"]) != 0:  # rare: the whole tree and its collisions leave at once
+            return "thumbs/ stays"
+        aside = self.root / self.fresh_name("thumbs aside ")
+        os.rename(self.thumbs, aside)
+        self.thumbs.mkdir()
+        return f"mv thumbs '{aside.name}'; mkdir thumbs"
 
     def move_folder(self, a: dict[str, Any]) -> str:
         folder = pick(self.folders()[1:], int(a["folder"]))
@@ -676,6 +712,23 @@ class World:
 
     def page_undo(self, a: dict[str, Any]) -> str:
         return f"POST /api/undo -> {self.page_change('/api/undo')[:200]}"
+
+    def page_view(self, a: dict[str, Any]) -> str:
+        status, items = self.page("GET", "/api/dupes?near=4" if a["near"] else "/api/dupes")
+        if status != 200:
+            raise self.page_failed("/api/dupes", status, str(items))
+        item = self._item(items, a)
+        named = sorted(set(_files_named(item))) if item is not None else []
+        rel = pick(named, int(a["file"]))
+        if rel is None:
+            return "nothing to look at on the page"
+        said = []
+        for path in (f"/file/{rel}", f"/preview/{rel}?size=small"):
+            status, doc = self.page("GET", path)
+            if status not in VIEW_ACCEPTED:
+                raise self.page_failed(path, status, str(doc)[:200])
+            said.append(f"GET {path} -> {status}")
+        return "; ".join(said)
 
     def tags(self) -> list[str]:
         self.tags_seen.update(f.name for f in self.folders()[1:])
@@ -883,16 +936,19 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.BURST: World.burst,
     Op.REDROP: World.redrop,
     Op.RENAME: World.rename,
+    Op.DUPLICATE: World.duplicate,
     Op.COPY: World.copy,
     Op.MOVE: World.move,
     Op.DELETE: World.delete,
     Op.RENAME_FOLDER: World.rename_folder,
+    Op.PUT_ASIDE: World.put_aside,
     Op.MOVE_FOLDER: World.move_folder,
     Op.GESTURE: World.gesture,
     Op.RESOLVE: World.resolve,
     Op.UNDO: World.undo,
     Op.PAGE_RESOLVE: World.page_resolve,
     Op.PAGE_UNDO: World.page_undo,
+    Op.PAGE_VIEW: World.page_view,
     Op.RETAG: World.retag,
     Op.UNTAG: World.untag,
     Op.KILL: World.kill,
@@ -1073,6 +1129,10 @@ class Interleaving(RuleBasedStateMachine):
     def rename(self, thumb: int, style: str) -> None:
         self._do(Op.RENAME, thumb=thumb, style=style)
 
+    @rule(thumb=PICK)
+    def duplicate(self, thumb: int) -> None:
+        self._do(Op.DUPLICATE, thumb=thumb)
+
     @rule(thumb=PICK, folder=PICK)
     def copy(self, thumb: int, folder: int) -> None:
         self._do(Op.COPY, thumb=thumb, folder=folder)
@@ -1088,6 +1148,10 @@ class Interleaving(RuleBasedStateMachine):
     @rule(folder=PICK)
     def rename_folder(self, folder: int) -> None:
         self._do(Op.RENAME_FOLDER, folder=folder)
+
+    @rule(roll=st.integers(0, 7))
+    def put_aside(self, roll: int) -> None:
+        self._do(Op.PUT_ASIDE, roll=roll)
 
     @rule(folder=PICK, into=PICK)
     def move_folder(self, folder: int, into: int) -> None:
@@ -1112,6 +1176,10 @@ class Interleaving(RuleBasedStateMachine):
     @rule()
     def page_undo(self) -> None:
         self._do(Op.PAGE_UNDO)
+
+    @rule(item=PICK, near=st.booleans(), file=PICK)
+    def page_view(self, item: int, near: bool, file: int) -> None:
+        self._do(Op.PAGE_VIEW, item=item, near=near, file=file)
 
     @rule(old=PICK, new=PICK, merge=st.booleans())
     def retag(self, old: int, new: int, merge: bool) -> None:
