@@ -164,6 +164,9 @@ def execute(cfg: Config, catalog: Catalog, p: Plan) -> Arrangement:
                 except FileNotFoundError:
                     skipped[m.name] = "gone meanwhile"
                     continue
+                except NotADirectoryError:
+                    skipped[m.name] = "a file is where a folder on its way should be"
+                    continue
                 done.append((src, dst))
                 if rec.path == m.source:
                     rec.path = m.target
