@@ -16,7 +16,6 @@ their original's sha256 and hash in PNG text chunks. So:
 
 from __future__ import annotations
 
-import filecmp
 import logging
 import os
 import stat
@@ -31,6 +30,7 @@ from watcherd.core.records import ImageRecord
 from watcherd.decide.decisions import Decisions
 from watcherd.decide.gestures import Gestures
 from watcherd.decode.newimage import Renderer
+from watcherd.filing import journal
 from watcherd.filing.adopt import Adopter, Maker, Thumbnail
 from watcherd.filing.context import Context
 from watcherd.filing.failures import Failures
@@ -115,18 +115,18 @@ class Moves:
         target = path.parent / name
         if os.path.lexists(target):
             self.ctx.checkpoint("comparing", target)
-            try:
-                same = filecmp.cmp(path, target, shallow=False)
-            except OSError:  # one of the two moved on meanwhile: looked at again as it is then
-                if not os.path.lexists(path):
+            # A copy is the same image's thumbnail, not the same bytes alone: a keep-newcomer of
+            # its exact collision makes that thumbnail again, at another time, from the same original.
+            if not journal.ours(target, thumb.sha256):
+                if not os.path.lexists(path):  # moved on meanwhile: seen where it went
                     return Result(Outcome.IGNORED, path, detail="gone")
-                return Result(Outcome.DEFERRED, path, detail="name taken meanwhile", retry=True)
-            if same:
+                if not os.path.lexists(target):  # looked at again: the name is free now
+                    return Result(Outcome.DEFERRED, path, detail="name taken meanwhile", retry=True)
                 return self.failures.record(
-                    path, f"a copy of {name} in the same folder; left as it is", st, transient=False, beside=target
+                    path, f"{name} is taken in this folder; left as it is", st, transient=False, beside=target
                 )
             return self.failures.record(
-                path, f"{name} is taken in this folder; left as it is", st, transient=False, beside=target
+                path, f"a copy of {name} in the same folder; left as it is", st, transient=False, beside=target
             )
         try:
             fsops.rename_no_replace(path, target)

@@ -173,3 +173,33 @@ def test_a_notebook_original_moved_while_it_is_identified_is_not_linked(cfg: Con
     (rec,) = table(cfg.database_path, "images")
     assert rec["original"] is None  # not linked to a file that is not there
     assert not original.exists() and original.with_name("renamed.jpg").read_bytes() == data
+
+
+def test_a_copy_beside_a_thumbnail_made_again_by_keep_newcomer_stays_a_copy(cfg: Config, catalog: Catalog) -> None:
+    """The same image's thumbnail made again at another time (a keep-newcomer of its exact
+    collision: the same original dropped twice) differs in its bytes from a copy made of it
+    before; the copy is still a copy of that image, not a file holding a name that is taken."""
+    import time
+
+    from watcherd.commands import edits
+
+    inbox = cfg.thumbs_dir / "inbox"
+    src = drop(inbox / "a.jpg", seed=10)
+    data = src.read_bytes()
+    Pipeline(cfg, catalog).process(src)
+    (thumb,) = inbox.glob("*.png")
+    copy_named = thumb.with_name(f"{thumb.stem} (copy).png")  # a file manager's duplicate in place
+    copy_named.write_bytes(thumb.read_bytes())
+    pipeline = Pipeline(cfg, catalog)
+    assert "a copy of" in pipeline.process(copy_named).detail
+    later = Pipeline(cfg, catalog, now=lambda: time.time() + 3600)  # the same bytes dropped again, later
+    later.process(write(cfg.thumbs_dir / "again" / "a.jpg", data))
+    (col,) = catalog.collisions()
+    edits.resolve(cfg, catalog, col.id, "keep-newcomer")
+    assert thumb.read_bytes() != copy_named.read_bytes()  # made again, at its ingest time
+    again = pipeline.process(copy_named)  # looked at again: the file beside it changed
+    assert "a copy of" in again.detail and copy_named.exists() and thumb.exists()
+    (err,) = table(cfg.database_path, "errors")
+    assert err["reason"].startswith("a copy of")
+    assert cfg.root is not None
+    assert check_library(cfg.root, {"a.jpg": data}, bad={copy_named.name}) == []
