@@ -39,15 +39,20 @@ class Gestures:
                 return col.id
         return None
 
-    def thumbnail_placed(self, path: Path, sha256: str, canonical: str) -> str | None:
+    def thumbnail_placed(self, path: Path, sha256: str, canonical: str, *, left: bool = False) -> str | None:
         """A newcomer's thumbnail (chunks ``sha256``, plain name ``canonical``) is at ``path`` in
-        the tree: distinct, catalogued there under its variant name. Its name, or None."""
-        catalog = self.ctx.catalog
+        the tree: distinct, catalogued there under its variant name. Its name, or None.
+
+        ``left``: only a newcomer whose thumbnail left ``_collisions/`` (a file under a name of
+        the person's: while the newcomer's own is still there, this one is a copy of something)."""
+        catalog, places = self.ctx.catalog, self.ctx.places
         for col in self._by_likeness(catalog.collisions_named(canonical), path):
             undecided = col.decision is None or (
                 col.decision.via is Via.GESTURE and col.decision.kind is Verdict.KEEP_EXISTING
             )
             if col.newcomer.sha256 != sha256 or not undecided:
+                continue
+            if left and col.newcomer.thumbnail and os.path.lexists(places.absolute(col.newcomer.thumbnail)):
                 continue
             target = path.parent / col.distinct_name
             if target != path:

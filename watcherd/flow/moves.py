@@ -101,7 +101,7 @@ class Moves:
             return None
         name = self._name_for(thumb, path.name)
         if name is None:
-            placed = self.gestures.thumbnail_placed(path, thumb.sha256 or "", thumb.name)
+            placed = self.gestures.thumbnail_placed(path, thumb.sha256 or "", thumb.name, left=True)
             if placed is not None:
                 return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             if not os.path.lexists(path):
@@ -152,7 +152,8 @@ class Moves:
         One made before a ``keep-newcomer`` gave that image the newcomer's original is a copy of
         its thumbnail from before (the decision replaced the thumbnails at the image's places;
         a copy under a name of the user's, beside one of them, was no place of its own):
-        its bytes are the original the decision set aside, and undo gives them back."""
+        its bytes are the original the decision set aside, and undo gives them back. So is one
+        made before a near keep merged its image into another."""
         for col in self.ctx.catalog.collisions_named(thumb.name):
             dec = col.decision
             if (
@@ -164,6 +165,12 @@ class Moves:
                     f"a copy of {thumb.name} from before a keep-newcomer decision replaced its original "
                     f"(set aside at {dec.archived or 'originals/_duplicates/'}); left as it is"
                 )
+        near = self.ctx.catalog.near_holding(thumb.sha256 or "")
+        if near is not None:
+            return (
+                f"a copy of {thumb.name} from before a near-duplicate decision merged it into "
+                f"{near.decision.image or 'another image'}; left as it is"
+            )
         return f"a thumbnail of other bytes than {thumb.name}'s; left as it is"
 
     def visited(self, path: Path) -> Result | None:
@@ -352,6 +359,8 @@ class Moves:
         if names:
             return names[0]
         holder = catalog.image(thumb.name)
+        if holder is None and catalog.near_holding(thumb.sha256) is not None:
+            return None  # merged into another image by a near keep: a copy from before it (``_stale``)
         if holder is None or holder.sha256 == thumb.sha256:
             return thumb.name
         if holder.low_information:  # the same flat picture with other bytes takes a variant name

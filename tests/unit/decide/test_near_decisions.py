@@ -276,3 +276,32 @@ def test_undo_puts_a_merged_thumbnail_back_into_its_folder_renamed_since(
     assert (root / back.path).is_file() and not (cfg.thumbs_dir / "dogs").exists()
     assert {"dogs", "pets", "hounds"} <= set(back.tags)
     assert check_library(root, dropped) == []
+
+
+def test_a_copy_of_a_merged_images_thumbnail_stays_a_copy_and_brings_nothing_back(
+    cfg: Config, catalog: Catalog, clocked: Pipeline
+) -> None:
+    """A thumbnail duplicated in place (``b (copy).png``) before a near keep merged its image into
+    another is a copy from before the decision: it is not named back and adopted as an image the
+    person merged away, and it decides no collision of the same bytes whose newcomer is still in
+    ``_collisions/`` (soak seed 255)."""
+    (older, newer), dropped = near_library(cfg, clocked)
+    gone = catalog.image(newer)
+    assert gone is not None
+    thumb = (cfg.root or Path()) / gone.path
+    copy_named = thumb.with_name(f"{thumb.stem} (copy).png")
+    copy_named.write_bytes(thumb.read_bytes())
+    assert "a copy of" in clocked.process(copy_named).detail
+    again = clocked.process(write(cfg.thumbs_dir / "birds" / "b again.png", dropped["b.png"]))
+    assert again.outcome is Outcome.COLLISION  # the same bytes dropped again: undecided
+    (item,) = group(cfg)
+    assert resolve(cfg, catalog, str(item["id"]), "keep-existing") == older  # newer merged into older
+    seen = clocked.process(copy_named)  # looked at again: the file beside it went
+    assert seen.outcome is Outcome.ERROR and seen.detail.startswith(f"a copy of {newer} from before a near")
+    assert copy_named.exists() and not thumb.exists()
+    assert catalog.image(newer) is None  # not brought back
+    (col,) = catalog.collisions()
+    assert col.decision is None  # decided nothing
+    reconcile(clocked, reason="test", settle=0)
+    assert catalog.image(newer) is None and catalog.collisions()[0].decision is None
+    assert check_library(cfg.root or Path(), dropped, bad={copy_named.name}) == []
