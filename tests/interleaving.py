@@ -883,7 +883,8 @@ class World:
                 continue
             if old["thumbnail"] not in (rec.get("paths") or [rec["path"]]):
                 problems.append(f"dupes shows a stale existing thumbnail: {old['thumbnail']} ({item['id']})")
-            if old["original"] != rec.get("original") or not (self.root / old["original"]).is_file():
+            gone = old["original"] is not None and not (self.root / old["original"]).is_file()
+            if old["original"] != rec.get("original") or gone:
                 problems.append(
                     f"dupes shows a stale existing original: {old['original']}, the image's is {rec.get('original')} "
                     f"({item['id']})"
