@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 Json = dict[str, Any]
 
@@ -239,7 +239,8 @@ class ErrorRecord:
     and mtime only). ``beside``: the file in the way (relative to ROOT) when the error
     is about another file in the same folder (a copy of it, its name taken); such an
     error is also looked at again once that file is gone or changed (``beside_stamp``: its
-    inode, size and mtime then; errors recorded before it was kept look at its presence only).
+    inode, size and mtime then, ``NOT_THERE`` when the error waits for a file to come to that
+    name; errors recorded before it was kept look at its presence only).
     """
 
     path: str
@@ -254,6 +255,8 @@ class ErrorRecord:
     inode: int | None = None
     beside: str | None = None
     beside_stamp: tuple[int, int, int] | None = None
+
+    NOT_THERE: ClassVar[tuple[int, int, int]] = (0, 0, 0)  # ``beside_stamp`` of a name nothing held
 
     @property
     def stamp(self) -> tuple[int | None, int | None]:

@@ -48,7 +48,7 @@ class Failures:
             mtime_ns=st.st_mtime_ns if st else None,
             inode=st.st_ino if st else None,
             beside=self.ctx.places.rel(beside) if beside is not None else None,
-            beside_stamp=fsops.identity(beside) if beside is not None else None,
+            beside_stamp=(fsops.identity(beside) or ErrorRecord.NOT_THERE) if beside is not None else None,
             first_seen=old.first_seen if old else now,
             last_seen=now,
             attempts=(old.attempts if old else 0) + 1,

@@ -107,11 +107,12 @@ class Moves:
             if not os.path.lexists(path):
                 return Result(Outcome.IGNORED, path, detail="gone")  # moved on meanwhile: seen where it went
             # Beside the image's thumbnail (as a copy is), it is looked at again once that one is
-            # another file: an undo of the decision puts the old thumbnail back there.
+            # another file: an undo of the decision puts the old thumbnail back there. One whose
+            # image a near keep merged waits for that name to come back (until then it is looked
+            # at in every scan, and said once).
             beside = path.parent / thumb.name
-            return self.failures.record(
-                path, self._stale(thumb), st, transient=False, beside=beside if os.path.lexists(beside) else None
-            )
+            waits = os.path.lexists(beside) or self.ctx.catalog.near_holding(thumb.sha256 or "") is not None
+            return self.failures.record(path, self._stale(thumb), st, transient=False, beside=beside if waits else None)
         target = path.parent / name
         if os.path.lexists(target):
             self.ctx.checkpoint("comparing", target)

@@ -305,3 +305,6 @@ def test_a_copy_of_a_merged_images_thumbnail_stays_a_copy_and_brings_nothing_bac
     reconcile(clocked, reason="test", settle=0)
     assert catalog.image(newer) is None and catalog.collisions()[0].decision is None
     assert check_library(cfg.root or Path(), dropped, bad={copy_named.name}) == []
+    edits.undo(cfg, catalog, render=imaging.render)  # the merge taken back: its thumbnail made again
+    assert thumb.exists() and catalog.image(newer) is not None
+    assert clocked.process(copy_named).detail == f"a copy of {newer} in the same folder; left as it is"
