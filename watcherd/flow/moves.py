@@ -154,8 +154,10 @@ class Moves:
         its thumbnail from before (the decision replaced the thumbnails at the image's places;
         a copy under a name of the user's, beside one of them, was no place of its own):
         its bytes are the original the decision set aside, and undo gives them back. So is one
-        made before a near keep merged its image into another."""
-        for col in self.ctx.catalog.collisions_named(thumb.name):
+        made before a near keep merged its image into another, and one made while a keep-newcomer
+        was in effect, undone since: a copy of the newcomer's thumbnail, back in ``_collisions/``."""
+        cols = self.ctx.catalog.collisions_named(thumb.name)
+        for col in cols:
             dec = col.decision
             if (
                 dec is not None
@@ -172,6 +174,12 @@ class Moves:
                 f"a copy of {thumb.name} from before a near-duplicate decision merged it into "
                 f"{near.decision.image or 'another image'}; left as it is"
             )
+        for col in cols:  # made while a keep-newcomer gave the image these bytes, and undone since
+            if col.decision is None and col.newcomer.sha256 == thumb.sha256:
+                return (
+                    f"a copy of {col.distinct_name}, the newcomer of an undecided collision "
+                    f"({col.newcomer.thumbnail or 'thumbs/_collisions/'}); left as it is"
+                )
         return f"a thumbnail of other bytes than {thumb.name}'s; left as it is"
 
     def visited(self, path: Path) -> Result | None:

@@ -272,3 +272,27 @@ def test_undoing_keep_newcomer_gives_back_the_thumbnail_it_replaced_byte_for_byt
     later = Context(cfg, catalog, now=lambda: time.time() + 3600)  # another second, surely
     deciding.undo(Decisions(later, Filing(later), imaging.render))
     assert thumb.read_bytes() == before
+
+
+def test_a_copy_made_while_keep_newcomer_was_in_effect_is_the_newcomers_copy_after_undo(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """Duplicated in place while keep-newcomer gave the image the newcomer's bytes, then the
+    decision undone: the copy is a copy of the newcomer's thumbnail (back in ``_collisions/``),
+    left as it is; it decides nothing (soak seed 260)."""
+    col, dropped = collide(cfg, pipeline)
+    edits.resolve(cfg, catalog, col.id, Verdict.KEEP_NEWCOMER.value)
+    holder = catalog.image(col.name)
+    assert holder is not None
+    thumb = at(cfg, holder.path)
+    copy_named = thumb.with_name(f"{thumb.stem} (copy).png")
+    copy_named.write_bytes(thumb.read_bytes())
+    assert "a copy of" in pipeline.process(copy_named).detail
+    deciding.undo(Decisions(pipeline.ctx, Filing(pipeline.ctx), imaging.render))
+    again = pipeline.process(copy_named)  # looked at again: the thumbnail beside it changed
+    assert again.outcome is Outcome.ERROR
+    assert again.detail.startswith(f"a copy of {col.distinct_name}, the newcomer of an undecided collision")
+    (undecided,) = catalog.collisions()
+    assert undecided.decision is None and at(cfg, undecided.newcomer.thumbnail).exists()
+    assert copy_named.exists()
+    assert check_library(cfg.root or Path(), dropped, bad={copy_named.name}) == []
