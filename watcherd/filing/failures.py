@@ -69,7 +69,8 @@ class Failures:
         """Was this very file (same size, mtime and inode) already found to be no image to ingest?
 
         An error about the file beside it holds only while that very file is still there (a
-        decision may have put another thumbnail under its name since).
+        decision may have put another thumbnail under its name since); one waiting for a file
+        to come to a name, only while that name is empty.
         """
         err = self.ctx.catalog.error(rel)
         if err is None or err.transient or not err.same_file(st):
@@ -77,6 +78,8 @@ class Failures:
         if err.beside is None:
             return True
         now = fsops.identity(self.ctx.places.absolute(err.beside))
+        if err.beside_stamp == ErrorRecord.NOT_THERE:  # waits for a file to come to that name
+            return now is None
         return now is not None and (err.beside_stamp is None or err.beside_stamp == now)
 
     def forget_vanished(self) -> None:

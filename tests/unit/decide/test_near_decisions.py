@@ -299,6 +299,7 @@ def test_a_copy_of_a_merged_images_thumbnail_stays_a_copy_and_brings_nothing_bac
     seen = clocked.process(copy_named)  # looked at again: the file beside it went
     assert seen.outcome is Outcome.ERROR and seen.detail.startswith(f"a copy of {newer} from before a near")
     assert copy_named.exists() and not thumb.exists()
+    assert clocked.process(copy_named).detail == "already reported"  # not read again while its name is empty
     assert catalog.image(newer) is None  # not brought back
     (col,) = catalog.collisions()
     assert col.decision is None  # decided nothing
