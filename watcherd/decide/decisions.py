@@ -319,13 +319,13 @@ class Decisions:
             return None
         gain_drop(places, holder, path)
         rel = places.rel(path)
-        self.set_aside_again(dec, f"{col.id}~again", rel)
+        planned = self.set_aside_again(dec, f"{col.id}~again", rel)
         with catalog.transaction():
             catalog.put_image(holder)
             catalog.put_collision(col)
             catalog.clear_error(rel)
+        log.info("%s: the same bytes as decided before (%s); set aside as %s", shown(rel), dec.kind.value, planned)
         self.filing.file_collision(col)  # in a scan: once the batch's records are committed
-        log.info("%s: the same bytes as decided before (%s); kept at %s", shown(rel), dec.kind.value, dec.again[-1])
         return holder.name
 
     def collision_thumb(self, col: CollisionRecord) -> Path:

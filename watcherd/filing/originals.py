@@ -165,23 +165,26 @@ class Filing:
             return self._move(item.newcomer, item.id, later) or aside
         return self._move(item, item.name, later)
 
-    def _set_aside(self, decision: Decision, label: str, later: fsops.OldNames | None) -> dict[str, str]:
+    def _set_aside(self, decision: Decision, label: str, later: fsops.OldNames | None) -> dict[str, str | None]:
         """Move the originals a decision sets aside; ``archived`` and ``again`` name where each went.
 
-        Returns each planned place -> where the original went (empty when there was nothing to move).
+        Returns each planned place -> where the original went, None for one gone astray before
+        it was filed (empty when there was nothing to move). An original gone astray is named
+        nowhere: seen again, its bytes are settled as the decision says, under a name of their own.
         """
-        went: dict[str, str] = {}
+        went: dict[str, str | None] = {}
         failed: list[list[str]] = []
         for src, planned in decision.setting_aside:
             side = _Aside(planned, src)
             if not self._move(side, label, later) and side.moving_from is not None:
                 failed.append([src, planned])  # logged; tried again by the next scan's start
                 continue
-            went[planned] = side.original or planned
-            if side.original is not None and side.original != planned:
+            went[planned] = side.original
+            if side.original != planned:  # another free name, or gone astray (None: named nowhere)
                 if decision.archived == planned:
                     decision.archived = side.original
-                decision.again = [side.original if p == planned else p for p in decision.again]
+                renamed = (side.original if p == planned else p for p in decision.again)
+                decision.again = [p for p in renamed if p is not None]
         decision.setting_aside = failed
         return went
 

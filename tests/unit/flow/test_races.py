@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import drop, encode, scene, table, write
 from tests.invariants import check_library
@@ -203,3 +206,38 @@ def test_a_copy_beside_a_thumbnail_made_again_by_keep_newcomer_stays_a_copy(cfg:
     assert err["reason"].startswith("a copy of")
     assert cfg.root is not None
     assert check_library(cfg.root, {"a.jpg": data}, bad={copy_named.name}) == []
+
+
+def test_the_same_bytes_again_whose_folder_is_dragged_as_they_are_set_aside_are_named_once(
+    cfg: Config, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes a keep-existing settled, dropped again into a folder dragged away just as they are
+    set aside: seen again where they went, they are set aside once, and the decision names
+    only the file that is there (it named a second, planned place nothing ever reached:
+    ``check`` said missing-original; soak seed 270)."""
+    from tests.helpers import in_process
+    from watcherd.commands import edits
+
+    im = scene(seed=83)
+    first, second = encode(im, "PNG"), encode(im, "JPEG", quality=95)
+    pipeline = Pipeline(cfg, catalog)
+    pipeline.process(write(cfg.thumbs_dir / "a" / "x.png", first))
+    pipeline.process(write(cfg.thumbs_dir / "drop" / "y.jpg", second))
+    (col,) = catalog.collisions()
+    edits.resolve(cfg, catalog, col.id, "keep-existing")
+    inbox, moved = cfg.thumbs_dir / "inbox", cfg.thumbs_dir / "sorted"
+
+    def drag(step: str, path: Path) -> None:
+        if step == "filing" and path.name == "again.jpg" and inbox.exists():  # recorded, about to be set aside
+            os.rename(inbox, moved)
+
+    Pipeline(cfg, catalog, checkpoint=drag).process(write(inbox / "again.jpg", second))
+    assert (moved / "again.jpg").exists()  # went with its folder
+    reconcile(pipeline, reason="test", settle=0)  # what the folder's move event leads to
+    decided = catalog.collision(col.id)
+    assert decided is not None and decided.decision is not None
+    (again,) = decided.decision.again
+    assert cfg.root is not None and (cfg.root / again).read_bytes() == second
+    _, out, _ = in_process(capsys, "check", str(cfg.root), "--json")
+    assert [p["code"] for p in json.loads(out)["problems"]] == ["stale-export"]  # (no scan wrote one here)
+    assert check_library(cfg.root, {"x.png": first, "y.jpg": second, "again.jpg": second}) == []
