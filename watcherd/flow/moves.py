@@ -108,8 +108,7 @@ class Moves:
                 return Result(Outcome.IGNORED, path, detail="gone")  # moved on meanwhile: seen where it went
             # Beside the image's thumbnail (as a copy is), it is looked at again once that one is
             # another file: an undo of the decision puts the old thumbnail back there. One whose
-            # image a near keep merged waits for that name to come back (until then it is looked
-            # at in every scan, and said once).
+            # image a near keep merged waits for that name to come back (not read again until then).
             beside = path.parent / thumb.name
             waits = os.path.lexists(beside) or self.ctx.catalog.near_holding(thumb.sha256 or "") is not None
             return self.failures.record(path, self._stale(thumb), st, transient=False, beside=beside if waits else None)
