@@ -15,6 +15,7 @@ import secrets
 import shutil
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from watcherd.core.filters import TEMP_PREFIX
 from watcherd.core.naming import numbered
@@ -56,15 +57,28 @@ def identity(path: str | Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def read_held(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
-    """At most ``limit + 1`` bytes of the regular file at ``path`` and the status of that very
-    file, as it was opened: never through a symlink, never blocking on a FIFO; OSError when it
-    cannot be read. What is decided from the bytes is decided of that file (``remove_same``)."""
+def open_held(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """The regular file at ``path``, open (unbuffered), and the status of that very file: never
+    through a symlink, never blocking on a FIFO; OSError when it cannot be opened or is no
+    regular file. The caller closes it."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    with open(fd, "rb", buffering=0, closefd=True) as fh:
-        st = os.fstat(fh.fileno())
+    fh = open(fd, "rb", buffering=0, closefd=True)  # noqa: SIM115 - handed to the caller
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        fh.close()
+        raise
+    return fh, st
+
+
+def read_held(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """At most ``limit + 1`` bytes of the regular file at ``path`` and the status of that very
+    file, as it was opened (``open_held``); OSError when it cannot be read. What is decided from
+    the bytes is decided of that file (``remove_same``)."""
+    fh, st = open_held(path)
+    with fh:
         return fh.read(limit + 1), st
 
 

@@ -13,7 +13,6 @@ import json
 import mimetypes
 import os
 import secrets
-import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +39,7 @@ from watcherd.core.documents import Collision, NearGroup, SimilarHit
 from watcherd.core.errors import ImageError, UsageError, WatcherdError
 from watcherd.core.nearpairs import DEFAULT_DISTANCE
 from watcherd.decode.sandbox import Sandbox
+from watcherd.fs import fsops
 from watcherd.web.pages import search_context, tags_context
 from watcherd.web.review import review_items
 from watcherd.web.security import Guard
@@ -60,18 +60,6 @@ def inside_root(root: Path, rel: str) -> Path:
     if not target.is_relative_to(base) or not target.is_file() or base / ".watcherd" in target.parents:
         raise HTTPException(404)
     return target
-
-
-def _opened(path: Path) -> tuple[BinaryIO, os.stat_result]:
-    """The regular file at ``path``, open, and its status: never through a symlink put there
-    since it was checked, never blocking on a FIFO; FileNotFoundError when no such file is there."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    fh = open(fd, "rb", closefd=True)  # noqa: SIM115 - closed by _chunks when the response is sent
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        fh.close()
-        raise FileNotFoundError(errno.ENOENT, "not a regular file", str(path))
-    return fh, st
 
 
 async def _chunks(fh: BinaryIO, size: int) -> AsyncIterator[bytes]:
@@ -166,9 +154,13 @@ class Web:
         deleted since the page listed it is 404, never half a response."""
         target = inside_root(self.root, request.path_params["path"])
         try:
-            fh, st = await _call(_opened, target)
+            fh, st = await _call(fsops.open_held, target)
         except (FileNotFoundError, NotADirectoryError):
             raise HTTPException(404) from None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # no regular file (any more)
+                raise HTTPException(404) from None
+            raise
         headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return StreamingResponse(_chunks(fh, st.st_size), media_type=media, headers=headers)
