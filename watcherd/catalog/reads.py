@@ -133,6 +133,13 @@ class CatalogReader(Connected):
         )
         return {str(k): ImageRecord.from_json(json.loads(v)) for k, v in rows}
 
+    def recorded(self, names: list[str]) -> set[str]:
+        """Which of these names have a record (one query; nothing decoded)."""
+        if not names:
+            return set()
+        rows = self._query("SELECT key FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),))
+        return {str(k) for (k,) in rows}
+
     def members_named(self, names: list[str]) -> dict[str, Member]:
         """What a near group's listing needs of these records (``nearpairs.Member``), in one query."""
         if not names:

@@ -18,9 +18,10 @@ Nothing is decoded to adopt a thumbnail (only to confirm a notebook original).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -30,7 +31,9 @@ from watcherd.core.filters import IMAGE_SUFFIXES
 from watcherd.core.naming import canonical_name, merge_tags, names_bytes, parse_canonical
 from watcherd.core.records import ImageRecord, Json, State
 from watcherd.decode import chunks
+from watcherd.decode.chunkpool import Facts
 from watcherd.filing.context import Context
+from watcherd.filing.readahead import ReadAhead, Unread
 from watcherd.fs import fsops
 
 log = logging.getLogger("watcherd")
@@ -93,7 +96,11 @@ def held(path: Path) -> tuple[Thumbnail, bytes, os.stat_result] | None:
 def thumbnail_of(name: str, data: bytes) -> Thumbnail | None:
     """What the PNG bytes ``data``, found under the file name ``name``, say of their original, if
     watcherd or the notebook made them; None if not."""
-    facts = chunks.png_facts(data)
+    return thumbnail_from(name, chunks.png_facts(data))
+
+
+def thumbnail_from(name: str, facts: Facts | None) -> Thumbnail | None:
+    """``thumbnail_of`` from a PNG's chunks and size (``chunks.png_facts``) already read."""
     if facts is None:
         return None
     text, (tw, th) = facts
@@ -133,6 +140,7 @@ class Adopter:
         self.identify = identify
         self._by_filename: dict[str, list[Path]] | None = None
         self._originals: tuple[int, dict[str, str]] | None = None
+        self._ahead: ReadAhead | None = None
 
     def adopt(self, path: Path, st: os.stat_result) -> ImageRecord | None:
         """A record for the thumbnail at ``path`` (under its own name), or None if it is not one."""
@@ -144,8 +152,33 @@ class Adopter:
         return self.record(path, thumb)
 
     def examine(self, path: Path, st: os.stat_result) -> Thumbnail | None:
-        """Is the PNG at ``path`` a thumbnail watcherd or the notebook made? None if not."""
-        return examine(path, st) if st.st_size <= min(MAX_THUMBNAIL_BYTES, self.ctx.cfg.max_file_size) else None
+        """Is the PNG at ``path`` (whose status is ``st``) a thumbnail watcherd or the notebook
+        made? None if not. What a worker read ahead is used only if it read the file ``st`` is of."""
+        limit = min(MAX_THUMBNAIL_BYTES, self.ctx.cfg.max_file_size)
+        if st.st_size > limit:
+            return None
+        if self._ahead is not None:
+            facts = self._ahead.take(path, st)
+            if not isinstance(facts, Unread):
+                return thumbnail_from(path.name, facts)
+        return examine(path, st)
+
+    @contextlib.contextmanager
+    def reading_ahead(self) -> Iterator[None]:
+        """A scan's walk: what it hands to ``expect`` is read ahead in workers until it ends."""
+        workers = min(self.ctx.cfg.worker_count, (os.cpu_count() or 1) - 1)  # one core: the writer reads
+        self._ahead = ReadAhead(self.ctx.catalog, workers, min(MAX_THUMBNAIL_BYTES, self.ctx.cfg.max_file_size))
+        try:
+            yield
+        finally:
+            ahead, self._ahead = self._ahead, None
+            ahead.stop()
+
+    def expect(self, paths: list[Path]) -> None:
+        """Canonical names a scan's walk found not recorded where they are, in the order they will
+        be examined: those without a record are read ahead (``ReadAhead.expect``)."""
+        if self._ahead is not None:
+            self._ahead.expect(paths)
 
     def record(self, path: Path, thumb: Thumbnail) -> ImageRecord:
         """A record for ``thumb``, found at ``path`` (its canonical name), with the folder's tags."""

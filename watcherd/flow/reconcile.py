@@ -11,7 +11,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from watcherd.core.naming import CANONICAL_RE, shown
 from watcherd.core.outcomes import Outcome, Result
 from watcherd.core.records import ErrorRecord
 from watcherd.filing.context import iso
+from watcherd.filing.readahead import READ_AHEAD_MIN
 from watcherd.flow import restore
 from watcherd.flow.moves import SET_FILES
 from watcherd.flow.pipeline import Pipeline
@@ -54,6 +56,24 @@ class Report:
         """Count each result's outcome."""
         for result in results:
             self.add(result.outcome)
+
+
+def _listed_ahead(
+    folders: Iterable[tuple[str, list[str]]], far: int, ahead: Callable[[str, list[str]], None]
+) -> Iterator[tuple[str, list[str]]]:
+    """``folders`` as they are listed, each handed to ``ahead`` when it is listed and given on when
+    the folders listed after it hold ``far`` names (a set of thumbnails being recorded meanwhile).
+    Only the listing runs ahead: what each folder's names are is decided when it is given on."""
+    waiting: deque[tuple[str, list[str]]] = deque()
+    held = 0
+    for folder, names in folders:
+        ahead(folder, names)
+        waiting.append((folder, names))
+        held += len(names)
+        while waiting and held - len(waiting[0][1]) >= far:
+            held -= len(waiting[0][1])
+            yield waiting.popleft()
+    yield from waiting
 
 
 def reconcile(
@@ -102,34 +122,45 @@ def reconcile(
             report.add(result.outcome)
         thumbnails.clear()
 
-    for folder, names in scan_folders(pipeline.places.thumbs, pipeline.cfg):
-        report.folders += 1
-        rel_folder = pipeline.places.rel(Path(folder)) + "/"
-        walked.add(rel_folder)
-        here = catalog.present_in(rel_folder)
-        recorded += len(here)
-        canonical: list[str] = []
-        rest: list[str] = []
-        for name in names:
-            if name in here:
-                unchanged += 1
-                here.discard(name)
-            elif ignored(name.lower()):
-                if name.startswith(TEMP_PREFIX):
-                    leftovers.append(os.path.join(folder, name))
-            elif CANONICAL_RE.match(name):
-                canonical.append(name)
-            else:
-                rest.append(name)
-        others.extend(Path(folder, name) for name in sorted(rest))
-        thumbnails.extend(Path(folder, name) for name in sorted(canonical))
-        if len(thumbnails) >= SET_FILES:
-            seen_thumbnails()
-        done += len(names) - len(rest)  # the rest are counted as they are processed below
-        if progress:
-            progress(done, 0)
-        gone.extend((rel_folder + name, name) for name in here)
-    seen_thumbnails()
+    unrecorded = 0  # canonical names found where no record is: a scan that adopts many of them
+
+    def look_ahead(folder: str, names: list[str]) -> None:
+        # A restored library: the thumbnails of the folders listed ahead are read in workers
+        # while the ones before them are recorded. A rescan finds every name where it is recorded.
+        if unrecorded >= READ_AHEAD_MIN:
+            pipeline.adopter.expect([Path(folder, n) for n in sorted(names) if CANONICAL_RE.match(n)])
+
+    with pipeline.adopter.reading_ahead():
+        listed = scan_folders(pipeline.places.thumbs, pipeline.cfg)
+        for folder, names in _listed_ahead(listed, SET_FILES, look_ahead):
+            report.folders += 1
+            rel_folder = pipeline.places.rel(Path(folder)) + "/"
+            walked.add(rel_folder)
+            here = catalog.present_in(rel_folder)
+            recorded += len(here)
+            canonical: list[str] = []
+            rest: list[str] = []
+            for name in names:
+                if name in here:
+                    unchanged += 1
+                    here.discard(name)
+                elif ignored(name.lower()):
+                    if name.startswith(TEMP_PREFIX):
+                        leftovers.append(os.path.join(folder, name))
+                elif CANONICAL_RE.match(name):
+                    canonical.append(name)
+                else:
+                    rest.append(name)
+            others.extend(Path(folder, name) for name in sorted(rest))
+            thumbnails.extend(Path(folder, name) for name in sorted(canonical))
+            unrecorded += len(canonical)
+            if len(thumbnails) >= SET_FILES:
+                seen_thumbnails()
+            done += len(names) - len(rest)  # the rest are counted as they are processed below
+            if progress:
+                progress(done, 0)
+            gone.extend((rel_folder + name, name) for name in here)
+        seen_thumbnails()
     report.add(Outcome.UNCHANGED, unchanged)
     remove_leftovers(leftovers)
     for source in pipeline.cfg.source_dirs:

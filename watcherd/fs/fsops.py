@@ -79,7 +79,13 @@ def read_held(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
     the bytes is decided of that file (``remove_same``)."""
     fh, st = open_held(path)
     with fh:
-        return fh.read(limit + 1), st
+        # As much as the file holds, plus one byte to see it grew: a read of ``limit + 1`` would
+        # make a buffer of ``limit`` bytes for every small file (three times the cost of the read).
+        want = min(limit + 1, st.st_size + 1)
+        data = fh.read(want)
+        if len(data) == want and want <= limit:
+            data += fh.read(limit + 1 - want)
+        return data, st
 
 
 def remove_same(path: Path, held: os.stat_result) -> bool:

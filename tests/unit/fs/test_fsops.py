@@ -99,3 +99,11 @@ def test_a_file_is_removed_only_while_its_name_holds_the_file_that_was_read(tmp_
     assert fsops.remove_same(tmp_path / "moved.png", held)  # ours, wherever its name went
     assert not (tmp_path / "moved.png").exists()
     assert not fsops.remove_same(tmp_path / "gone.png", held)
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 4096])
+def test_a_held_read_gives_the_file_up_to_one_byte_past_the_limit(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "x.png"
+    path.write_bytes(bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
+    data, st = fsops.read_held(path, 10)
+    assert data == path.read_bytes()[:11] and st.st_size == size
