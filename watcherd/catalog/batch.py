@@ -20,7 +20,17 @@ import sqlite3
 
 from watcherd.catalog import cropschema
 
-__all__ = ["FIELDS", "STAGE", "STAGE_NEW", "STATEMENTS", "TAGFILE_FIELDS", "add_due", "create_staging", "same_tagfiles"]
+__all__ = [
+    "FIELDS",
+    "STAGE",
+    "STAGE_NEW",
+    "STATEMENTS",
+    "TAGFILE_FIELDS",
+    "WINDOWS",
+    "complete_staging",
+    "create_staging",
+    "same_tagfiles",
+]
 
 
 def _fields(key: str, value: str) -> dict[str, str]:
@@ -51,19 +61,27 @@ def _select(key: str, value: str) -> str:
     return ", ".join(f"{sql} AS {name}" for name, sql in _fields(key, value).items())
 
 
+# The stored windows of each staged record as integers (``cropschema.stored_windows``: NULL
+# when it has none of this version), given by the writer with a set, computed in SQL for a
+# record written alone.
+WINDOWS = tuple(f"w{k}" for k in range(cropschema.CROP_STORED))
+
+
 def create_staging(conn: sqlite3.Connection) -> None:
-    """``derive_staged``: the records of a set being written, their fields as columns, and
-    whether each changes what its sidecar and attributes are made from (``due``); empty
-    outside ``Catalog.put_images``."""
-    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:], "due INTEGER"])
+    """``derive_staged``: the records of a set being written, their fields as columns, whether
+    each changes what its sidecar and attributes are made from (``due``) and its stored
+    windows (``WINDOWS``); empty outside ``Catalog.put_images``."""
+    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:], "due INTEGER", *(f"{w} INTEGER" for w in WINDOWS)])
     conn.execute(f"CREATE TABLE derive_staged ({columns})")
 
 
-def add_due(conn: sqlite3.Connection) -> None:
-    """A staging table made before ``due`` gets the column (it holds no row outside a set)."""
+def complete_staging(conn: sqlite3.Connection) -> None:
+    """A staging table made before ``due`` or the ``WINDOWS`` gets those columns (it holds no row
+    outside a set; a writer of an earlier version names its columns and leaves them NULL)."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(derive_staged)")}
-    if "due" not in have:
-        conn.execute("ALTER TABLE derive_staged ADD COLUMN due INTEGER")
+    for column in ("due", *WINDOWS):
+        if column not in have:
+            conn.execute(f"ALTER TABLE derive_staged ADD COLUMN {column} INTEGER")
 
 
 # What a record's sidecar and extended attributes are made from: a change to any of these
@@ -85,11 +103,19 @@ _DUE = (
     f"AND l.path IS {_GIVEN['path']}) "
     f"OR NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = ?1 AND {same_tagfiles('o.value', '?2')})"
 )
-# Stages one record, given as parameters ``(key, value)`` (``value``: the JSON text written),
-# before it is written (``due`` compares it with the record it replaces).
-STAGE = f"INSERT INTO derive_staged ({', '.join(FIELDS)}, due) SELECT {_select('?1', '?2')}, {_DUE}"
-# Stages the record a trigger on ``images`` fires for.
-STAGE_NEW = f"INSERT INTO derive_staged ({', '.join(FIELDS)}) SELECT {_select('NEW.key', 'NEW.value')}"
+# Stages one record, given as parameters ``(key, value, w0, w1, w2)`` (``value``: the JSON text
+# written; the windows: ``cropschema.stored_windows`` of its crops), before it is written (``due``
+# compares it with the record it replaces).
+_GIVEN_WINDOWS = ", ".join(f"?{3 + k}" for k in range(len(WINDOWS)))
+STAGE = (
+    f"INSERT INTO derive_staged ({', '.join(FIELDS)}, due, {', '.join(WINDOWS)}) "
+    f"SELECT {_select('?1', '?2')}, {_DUE}, {_GIVEN_WINDOWS}"
+)
+# Stages the record a trigger on ``images`` fires for, its windows read in SQL.
+STAGE_NEW = (
+    f"INSERT INTO derive_staged ({', '.join(FIELDS)}, {', '.join(WINDOWS)}) "
+    f"SELECT f.*, {', '.join(cropschema.windows_sql('f.crops'))} FROM (SELECT {_select('NEW.key', 'NEW.value')}) AS f"
+)
 
 
 def _statements(source: str) -> list[str]:
@@ -176,42 +202,24 @@ def _statements(source: str) -> list[str]:
 
 
 def _crop_statements(source: str) -> list[str]:
-    """Statements that bring ``crop_hashes`` rows in step with the staged records of ``source``."""
+    """Statements that bring ``crop_hashes`` rows in step with the staged records of ``source``,
+    whose stored windows are staged as integers (``WINDOWS``): no hex digit is read here."""
     start = len(cropschema.CROP_PREFIX) + 1
-    hexed = 16 * cropschema.CROP_HEX
-    prefix = cropschema.CROP_PREFIX
-    shaped = f"substr(b.crops, 1, {len(prefix)}) = '{prefix}' AND length(b.crops) = {cropschema.CROP_LENGTH}"
-    valid = f"{shaped} AND NOT substr(b.crops, {start}, {hexed}) GLOB '*[^0-9a-f]*'"
-    window = f"substr(b.crops, {start} + 16 * s.value, 16)"
-    asks = f"CASE WHEN s.value = 0 THEN substr(b.crops, {start}, {hexed}) END"
-    # Reading every digit for ``valid`` is the costly part (a GLOB over 464 characters): a
-    # record whose windows are those its rows were made from (``asks``, kept only of valid
-    # ones) is valid without it, and one whose rows are all as it says needs no row at all.
-    windows_kept = (
-        f"{shaped} AND EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key AND x.slot = 0 "
-        f"AND x.asks = substr(b.crops, {start}, {hexed}))"
-    )
-    rows_kept = (
-        f"{shaped} AND (SELECT count(*) FROM crop_hashes AS x WHERE x.name = b.key AND x.present = b.present "
-        f"AND x.low = b.low AND printf('%016x', x.hash) = substr(b.crops, {start} + 16 * x.slot, 16) "
-        f"AND x.asks IS (CASE WHEN x.slot = 0 THEN substr(b.crops, {start}, {hexed}) END)) = {cropschema.CROP_STORED}"
-    )
+    window = "CASE s.value " + " ".join(f"WHEN {k} THEN b.{w}" for k, w in enumerate(WINDOWS)) + " END"
+    asks = f"CASE WHEN s.value = 0 THEN substr(b.crops, {start}, {16 * cropschema.CROP_HEX}) END"
     cols = ("hash", "path", "present", "low", "asks")
     return [
-        # A record with no rows (a new one) or with its windows unchanged (a move) is not read for valid windows.
-        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b WHERE CASE "
-        f"WHEN NOT EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key) THEN 0 "
-        f"WHEN {windows_kept} THEN 0 ELSE NOT ({valid}) END)",
-        # A move changes the paths alone: no window is parsed again for it.
+        f"DELETE FROM crop_hashes WHERE name IN (SELECT b.key FROM {source} AS b WHERE b.{WINDOWS[0]} IS NULL)",
+        # A move changes the paths alone: its rows are updated in place.
         f"UPDATE crop_hashes SET path = (SELECT b.path FROM {source} AS b WHERE b.key = crop_hashes.name) "
         f"WHERE name IN (SELECT b.key FROM {source} AS b CROSS JOIN crop_hashes AS x ON x.name = b.key "
         "WHERE x.path != b.path)",
         "INSERT INTO crop_hashes (name, slot, hash, path, present, low, asks) "
-        f"SELECT b.key, s.value, {cropschema.hash_integer(window)}, b.path, b.present, b.low, {asks} "
+        f"SELECT b.key, s.value, {window}, b.path, b.present, b.low, {asks} "
         f"FROM {source} AS b, json_each('{list(range(cropschema.CROP_STORED))}') AS s "
-        f"WHERE CASE WHEN {rows_kept} THEN 0 ELSE {valid} END "
+        f"WHERE b.{WINDOWS[0]} IS NOT NULL "
         "AND NOT EXISTS (SELECT 1 FROM crop_hashes AS x WHERE x.name = b.key AND x.slot = s.value "
-        f"AND x.present = b.present AND x.low = b.low AND printf('%016x', x.hash) = {window} AND x.asks IS {asks}) "
+        f"AND x.hash = {window} AND x.present = b.present AND x.low = b.low AND x.asks IS {asks}) "
         "ON CONFLICT (name, slot) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in cols)
         + f" WHERE ({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})",

@@ -17,7 +17,9 @@ again, so its crop links are found.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import struct
 
 __all__ = [
     "CROP_HEX",
@@ -31,6 +33,9 @@ __all__ = [
     "create_whole_index",
     "crop_fill",
     "hash_integer",
+    "stored_windows",
+    "valid_windows",
+    "windows_sql",
 ]
 
 # The window hashes of ``core.crops`` that go into ``crop_hashes``: STORED of them, 16 hex
@@ -48,11 +53,46 @@ PARTS = frozenset(
 
 
 _HEX = "0123456789abcdef"
+_NOT_HEX = re.compile("[^0-9a-f]")
+_SIGNED = struct.Struct(f">{CROP_STORED}q")
 
 
 def hash_integer(text: str) -> str:
     """SQL for the signed 64-bit integer of 16 hex digits in ``text`` (SQLite has no hex parser)."""
     return " | ".join(f"((instr('{_HEX}', substr({text}, {i + 1}, 1)) - 1) << {60 - 4 * i})" for i in range(16))
+
+
+def valid_windows(crops: str) -> str:
+    """SQL: the text ``crops`` holds window hashes of this version (its shape and its hex digits)."""
+    start = len(CROP_PREFIX) + 1
+    return (
+        f"substr({crops}, 1, {len(CROP_PREFIX)}) = '{CROP_PREFIX}' AND length({crops}) = {CROP_LENGTH} "
+        f"AND NOT substr({crops}, {start}, {16 * CROP_HEX}) GLOB '*[^0-9a-f]*'"
+    )
+
+
+def windows_sql(crops: str) -> list[str]:
+    """SQL for each stored window of the text ``crops`` as ``crop_hashes`` keeps it (NULL when the
+    text is not ``valid_windows``): what ``stored_windows`` gives in Python."""
+    start = len(CROP_PREFIX) + 1
+    return [
+        f"CASE WHEN {valid_windows(crops)} THEN {hash_integer(f'substr({crops}, {start + 16 * k}, 16)')} END"
+        for k in range(CROP_STORED)
+    ]
+
+
+def stored_windows(crops: str) -> tuple[int | None, ...]:
+    """``windows_sql`` in Python: the stored windows of a record's ``crops`` as signed 64-bit
+    integers (SQLite's), or NULLs when the text is not ``valid_windows``. Staged by the writer
+    with a set of records, so SQL need not read 16 hex digits one by one for each window."""
+    start = len(CROP_PREFIX)
+    if (
+        len(crops) != CROP_LENGTH
+        or not crops.startswith(CROP_PREFIX)
+        or _NOT_HEX.search(crops, start, start + 16 * CROP_HEX)
+    ):
+        return (None,) * CROP_STORED
+    return _SIGNED.unpack(bytes.fromhex(crops[start : start + 16 * CROP_STORED]))
 
 
 def crop_fill(key: str, value: str, source: str) -> str:

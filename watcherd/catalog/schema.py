@@ -134,6 +134,7 @@ def stage_sets(conn: sqlite3.Connection) -> None:
     """A catalog derived before sets were staged gets the staging, ``derive_image`` and the crop
     triggers as this version writes them, in place: nothing is derived again."""
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'derive_staged'").fetchone():
+        batch.complete_staging(conn)  # the columns the trigger's statements read
         (have,) = conn.execute("SELECT ifnull(max(sql), '') FROM sqlite_master WHERE name = 'derive_image'").fetchone()
         if have != DERIVE_TRIGGER:
             conn.execute("DROP TRIGGER IF EXISTS derive_image")
@@ -379,7 +380,7 @@ def create_tagfiles_due(conn: sqlite3.Connection) -> None:
     writer to open one marks every image (``meta.tagfiles``)."""
     conn.execute("CREATE TABLE IF NOT EXISTS tagfiles_due (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)")
     conn.execute("CREATE INDEX IF NOT EXISTS tagfiles_due_name ON tagfiles_due (name)")
-    batch.add_due(conn)
+    batch.complete_staging(conn)
     # Named anew when it left staged records alone: a writer of an earlier version, which
     # marks its sets by the trigger, makes its own again beside it (a mark twice is harmless).
     conn.execute("DROP TRIGGER IF EXISTS tagfiles_mark")

@@ -278,9 +278,13 @@ class Catalog(CatalogReader):
         if not latest:
             return
         values = [(name, encode(r.to_json())) for name, r in latest.items()]
+        staged = [
+            (name, value, *cropschema.stored_windows(r.crops or ""))
+            for (name, value), r in zip(values, latest.values(), strict=True)
+        ]
         with self.transaction():
             try:
-                self.conn.executemany(batch.STAGE, values)
+                self.conn.executemany(batch.STAGE, staged)
                 # What the row triggers of a record written alone do, once for the set: the
                 # tag files' marks (``due``, staged against the records replaced) and the count
                 # the export is written by.
