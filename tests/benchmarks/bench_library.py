@@ -122,7 +122,7 @@ def rename_statements(n: int) -> list[Row]:
     """Where a renamed folder's write goes: ``n`` records with window hashes moved to another
     folder (their new tag added), written as ``Catalog.put_images`` writes a set, each step
     timed on its own, in process."""
-    from watcherd.catalog import Catalog, batch, cropschema
+    from watcherd.catalog import Catalog, batch
     from watcherd.catalog.reads import encode
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("WATCHERD_BENCH_DIR")) as tmp:
@@ -136,7 +136,7 @@ def rename_statements(n: int) -> list[Row]:
             steps: list[tuple[str, float]] = []
             t = time.perf_counter()
             values = [(r.name, encode(r.to_json())) for r in records]
-            staged = [(*v, *cropschema.stored_windows(r.crops)) for v, r in zip(values, records, strict=True)]
+            staged = [(*v, *batch.staged_integers(r.hash, r.crops)) for v, r in zip(values, records, strict=True)]
             steps.append(("records encoded", time.perf_counter() - t))
             conn = catalog.conn
             with catalog.transaction():

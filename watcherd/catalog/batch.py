@@ -23,6 +23,7 @@ from watcherd.catalog import cropschema
 __all__ = [
     "FIELDS",
     "STAGE",
+    "STAGED_INTEGERS",
     "STAGE_NEW",
     "STATEMENTS",
     "TAGFILE_FIELDS",
@@ -30,6 +31,7 @@ __all__ = [
     "complete_staging",
     "create_staging",
     "same_tagfiles",
+    "staged_integers",
 ]
 
 
@@ -65,13 +67,35 @@ def _select(key: str, value: str) -> str:
 # when it has none of this version), given by the writer with a set, computed in SQL for a
 # record written alone.
 WINDOWS = tuple(f"w{k}" for k in range(cropschema.CROP_STORED))
+# ... and its name's hash (``hash_value``), staged so too.
+STAGED_INTEGERS = ("h", *WINDOWS)
+_VALID_HASH = "length({h}) = 16 AND NOT {h} GLOB '*[^0-9a-f]*'"
+
+
+def hash_value(hash_hex: str) -> int | None:
+    """The ``hashes`` row's integer of a record's hash (lower-cased ASCII hex, 16 digits; None if
+    it is not that): what SQL reads of it digit by digit for a record written alone."""
+    if len(hash_hex) != 16 or not hash_hex.isascii():
+        return None
+    lowered = hash_hex.lower()
+    if lowered.strip("0123456789abcdef"):
+        return None
+    value = int(lowered, 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def staged_integers(hash_hex: str, crops: str) -> tuple[int | None, ...]:
+    """A record's ``STAGED_INTEGERS``, as ``Catalog.put_images`` gives them with it."""
+    return (hash_value(hash_hex), *cropschema.stored_windows(crops))
 
 
 def create_staging(conn: sqlite3.Connection) -> None:
     """``derive_staged``: the records of a set being written, their fields as columns, whether
     each changes what its sidecar and attributes are made from (``due``) and its stored
     windows (``WINDOWS``); empty outside ``Catalog.put_images``."""
-    columns = ", ".join(["key TEXT PRIMARY KEY", *FIELDS[1:], "due INTEGER", *(f"{w} INTEGER" for w in WINDOWS)])
+    columns = ", ".join(
+        ["key TEXT PRIMARY KEY", *FIELDS[1:], "due INTEGER", *(f"{w} INTEGER" for w in STAGED_INTEGERS)]
+    )
     conn.execute(f"CREATE TABLE derive_staged ({columns})")
 
 
@@ -79,7 +103,7 @@ def complete_staging(conn: sqlite3.Connection) -> None:
     """A staging table made before ``due`` or the ``WINDOWS`` gets those columns (it holds no row
     outside a set; a writer of an earlier version names its columns and leaves them NULL)."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(derive_staged)")}
-    for column in ("due", *WINDOWS):
+    for column in ("due", *STAGED_INTEGERS):
         if column not in have:
             conn.execute(f"ALTER TABLE derive_staged ADD COLUMN {column} INTEGER")
 
@@ -103,18 +127,22 @@ _DUE = (
     f"AND l.path IS {_GIVEN['path']}) "
     f"OR NOT EXISTS (SELECT 1 FROM images AS o WHERE o.key = ?1 AND {same_tagfiles('o.value', '?2')})"
 )
-# Stages one record, given as parameters ``(key, value, w0, w1, w2)`` (``value``: the JSON text
-# written; the windows: ``cropschema.stored_windows`` of its crops), before it is written (``due``
-# compares it with the record it replaces).
-_GIVEN_WINDOWS = ", ".join(f"?{3 + k}" for k in range(len(WINDOWS)))
+# Stages one record, given as parameters ``(key, value, h, w0, w1, w2)`` (``value``: the JSON text
+# written; the integers: ``staged_integers``), before it is written (``due`` compares it with the
+# record it replaces).
+_GIVEN_INTEGERS = ", ".join(f"?{3 + k}" for k in range(len(STAGED_INTEGERS)))
 STAGE = (
-    f"INSERT INTO derive_staged ({', '.join(FIELDS)}, due, {', '.join(WINDOWS)}) "
-    f"SELECT {_select('?1', '?2')}, {_DUE}, {_GIVEN_WINDOWS}"
+    f"INSERT INTO derive_staged ({', '.join(FIELDS)}, due, {', '.join(STAGED_INTEGERS)}) "
+    f"SELECT {_select('?1', '?2')}, {_DUE}, {_GIVEN_INTEGERS}"
 )
-# Stages the record a trigger on ``images`` fires for, its windows read in SQL.
+# Stages the record a trigger on ``images`` fires for, its integers read in SQL.
+_READ_INTEGERS = [
+    f"CASE WHEN {_VALID_HASH.format(h='f.hash')} THEN {cropschema.hash_integer('f.hash')} END",
+    *cropschema.windows_sql("f.crops"),
+]
 STAGE_NEW = (
-    f"INSERT INTO derive_staged ({', '.join(FIELDS)}, {', '.join(WINDOWS)}) "
-    f"SELECT f.*, {', '.join(cropschema.windows_sql('f.crops'))} FROM (SELECT {_select('NEW.key', 'NEW.value')}) AS f"
+    f"INSERT INTO derive_staged ({', '.join(FIELDS)}, {', '.join(STAGED_INTEGERS)}) "
+    f"SELECT f.*, {', '.join(_READ_INTEGERS)} FROM (SELECT {_select('NEW.key', 'NEW.value')}) AS f"
 )
 
 
@@ -127,7 +155,7 @@ def _statements(source: str) -> list[str]:
         "NOT EXISTS (SELECT 1 FROM json_each(b.tags) AS u "
         "WHERE u.type = 'text' AND u.value != substr(b.key, 1, instr(b.key, '_') - 1))"
     )
-    valid_hash = "length(b.hash) = 16 AND NOT b.hash GLOB '*[^0-9a-f]*'"
+    valid_hash = "b.h IS NOT NULL"
     # A thumbnail's file name is its record's name, so a place is (folder, name).
     folder = "substr(j.value, 1, length(j.value) - length(b.key))"
     placed_at = (
@@ -160,7 +188,7 @@ def _statements(source: str) -> list[str]:
     )
     hashes = (
         "INSERT INTO hashes (name, hash, path, present, low) "
-        f"SELECT b.key, {cropschema.hash_integer('b.hash')}, b.path, b.present, b.low{src} WHERE {valid_hash}"
+        f"SELECT b.key, b.h, b.path, b.present, b.low{src} WHERE {valid_hash}"
     )
     cols = ("path", "present", "low", "moving", "tags", "untagged")
     changed = f"({', '.join(cols)}) IS NOT ({', '.join(f'excluded.{c}' for c in cols)})"
@@ -194,7 +222,7 @@ def _statements(source: str) -> list[str]:
         f"UPDATE hashes SET path = (SELECT b.path{src} WHERE b.key = hashes.name) "
         f"WHERE name IN (SELECT b.key{src} CROSS JOIN hashes AS x ON x.name = b.key WHERE x.path != b.path)",
         f"{hashes} AND NOT EXISTS (SELECT 1 FROM hashes AS x WHERE x.name = b.key AND x.present = b.present "
-        "AND x.low = b.low AND printf('%016x', x.hash) = b.hash) "
+        "AND x.low = b.low AND x.hash = b.h) "
         "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, path = excluded.path, "
         "present = excluded.present, low = excluded.low "
         "WHERE (hash, path, present, low) IS NOT (excluded.hash, excluded.path, excluded.present, excluded.low)",

@@ -278,10 +278,7 @@ class Catalog(CatalogReader):
         if not latest:
             return
         values = [(name, encode(r.to_json())) for name, r in latest.items()]
-        staged = [
-            (name, value, *cropschema.stored_windows(r.crops or ""))
-            for (name, value), r in zip(values, latest.values(), strict=True)
-        ]
+        staged = [(*v, *batch.staged_integers(r.hash, r.crops)) for v, r in zip(values, latest.values(), strict=True)]
         with self.transaction():
             try:
                 self.conn.executemany(batch.STAGE, staged)

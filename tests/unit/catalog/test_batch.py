@@ -55,7 +55,9 @@ def _changed(rng: random.Random, name: str, rec: ImageRecord | None) -> ImageRec
     rec.low_information = rng.random() < 0.1
     rec.original_filename = rng.choice(FILENAMES)
     rec.sha256 = rng.choice([None, f"{rng.getrandbits(256):064x}", rec.sha256])
-    rec.hash = rng.choice([rec.hash, f"{rng.getrandbits(64):016x}", "not hex"])
+    rec.hash = rng.choice(
+        [rec.hash, f"{rng.getrandbits(64):016x}", f"{rng.getrandbits(64):016X}", "not hex", "ｆ" * 16]
+    )
     rec.moving_from = rng.choice([None, "", "source/x.jpg"])
     windows = [rng.getrandbits(64) for _ in crops.WINDOWS]
     text = crops.join(windows)
@@ -152,7 +154,9 @@ def test_each_statement_is_driven_by_the_staged_records(tmp_path: Path) -> None:
     with Catalog(tmp_path / "c.sqlite") as catalog:
         for sql in batch.STATEMENTS:
             plan = [str(row[3]) for row in catalog.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
-            scans = [s for s in plan if s.startswith("SCAN") and s.split(" USING ")[0] != "SCAN b" and "VIRTUAL" not in s]
+            scans = [
+                s for s in plan if s.startswith("SCAN") and s.split(" USING ")[0] != "SCAN b" and "VIRTUAL" not in s
+            ]
             assert scans == [], (sql, plan)
 
 
