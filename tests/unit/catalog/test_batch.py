@@ -56,7 +56,7 @@ def _changed(rng: random.Random, name: str, rec: ImageRecord | None) -> ImageRec
     rec.original_filename = rng.choice(FILENAMES)
     rec.sha256 = rng.choice([None, f"{rng.getrandbits(256):064x}", rec.sha256])
     rec.hash = rng.choice(
-        [rec.hash, f"{rng.getrandbits(64):016x}", f"{rng.getrandbits(64):016X}", "not hex", "ｆ" * 16]
+        [rec.hash, f"{rng.getrandbits(64):016x}", f"{rng.getrandbits(64):016X}", "not hex", "\uff46" * 16]
     )
     rec.moving_from = rng.choice([None, "", "source/x.jpg"])
     windows = [rng.getrandbits(64) for _ in crops.WINDOWS]
