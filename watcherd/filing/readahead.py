@@ -16,7 +16,6 @@ from enum import Enum
 from pathlib import Path
 
 from watcherd.catalog import Catalog
-from watcherd.core.naming import parse_canonical
 from watcherd.decode.chunkpool import Block, ChunkReaders, Facts, identity
 
 log = logging.getLogger("watcherd")
@@ -50,11 +49,11 @@ class ReadAhead:
         self._failed = False
 
     def expect(self, paths: list[Path]) -> None:
-        """``paths``, canonical names a walk found not recorded where they are, will be examined in
-        this order: those of no record at all are read ahead (once there are enough of them)."""
+        """``paths``, canonical names (``naming.CANONICAL_RE``) a walk found, will be examined in this
+        order: those of no record at all are read ahead (once there are enough of them)."""
         if self._failed or self.workers < 1:
             return
-        names = [p.name for p in paths if (c := parse_canonical(p.name)) is not None and c.variant is None]
+        names = [p.name for p in paths if p.name.endswith("_.png")]  # a collision's variant is never adopted
         fresh = set(names) - self.catalog.recorded(names)
         self._queued.extend(p for p in paths if p.name in fresh)
         if self._readers is None:

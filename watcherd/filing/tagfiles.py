@@ -269,7 +269,9 @@ class TagFiles:
             return
         try:
             current = _getxattr(path, XATTR)
-            before = _getxattr(path, XATTR_OURS)
+            # No user.xdg.tags: no one else's tags to tell from ours, so what watcherd wrote last
+            # need not be read, only written (a thumbnail new to the library has neither).
+            before = _getxattr(path, XATTR_OURS) if current is not None else _UNREAD
             ours = xattr_tags(value)
             others = [t for t in xattr_tags(current or "") if t not in xattr_tags(before or "")]
             merged = ",".join([*ours, *(t for t in others if t not in ours)])
@@ -309,6 +311,10 @@ def _getxattr(path: Path, name: str) -> str | None:
         if exc.errno == errno.ENODATA:
             return None
         raise
+
+
+# ``current`` for ``_setxattr`` when the attribute was not read: it is set (or removed) as it is.
+_UNREAD = "\0unread"
 
 
 def _setxattr(path: Path, name: str, value: str, current: str | None) -> None:

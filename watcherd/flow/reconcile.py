@@ -123,16 +123,22 @@ def reconcile(
         thumbnails.clear()
 
     unrecorded = 0  # canonical names found where no record is: a scan that adopts many of them
+    unread: deque[tuple[str, list[str]]] = deque()  # listed, neither read ahead nor given on yet
 
     def look_ahead(folder: str, names: list[str]) -> None:
         # A restored library: the thumbnails of the folders listed ahead are read in workers
-        # while the ones before them are recorded. A rescan finds every name where it is recorded.
-        if unrecorded >= READ_AHEAD_MIN:
-            pipeline.adopter.expect([Path(folder, n) for n in sorted(names) if CANONICAL_RE.match(n)])
+        # while the ones before them are recorded (those listed before the scan knew, too). A
+        # rescan finds every name where it is recorded, and reads nothing ahead.
+        unread.append((folder, names))
+        while unrecorded >= READ_AHEAD_MIN and unread:
+            early, listed = unread.popleft()
+            pipeline.adopter.expect([Path(early, n) for n in sorted(listed) if CANONICAL_RE.match(n)])
 
     with pipeline.adopter.reading_ahead():
-        listed = scan_folders(pipeline.places.thumbs, pipeline.cfg)
-        for folder, names in _listed_ahead(listed, SET_FILES, look_ahead):
+        folders = scan_folders(pipeline.places.thumbs, pipeline.cfg)
+        for folder, names in _listed_ahead(folders, SET_FILES, look_ahead):
+            if unread and unread[0][0] == folder:
+                unread.popleft()  # its turn came before it was read ahead
             report.folders += 1
             rel_folder = pipeline.places.rel(Path(folder)) + "/"
             walked.add(rel_folder)

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,10 @@ from watcherd.near.index import CHUNK_BITS, CHUNKS, MAX_RADIUS, Hit, _flip_masks
 from watcherd.near.reader import ARRAYS, HEADER, MAGIC, READER_REBUILD, Match, index_path, parse_header
 
 VALUES = 1 << CHUNK_BITS
+# Queries ``Tables.search_many`` spreads over threads from (a pairing round's few stay in one), and
+# the most threads it uses.
+THREADED_MIN = 4096
+MAX_THREADS = 4
 
 _DTYPES = {name: dtype for name, (dtype, _) in ARRAYS.items()}
 __all__ = ["READER_REBUILD", "Match", "NearStore", "Present", "Tables", "index_path"]
@@ -145,42 +150,54 @@ class Tables:
     ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
         """(query index, position, distance) of every indexed hash within ``radius`` of each query,
         each pair once, unordered: ``search`` for many queries at once, ``block`` queries at a time
-        (small blocks keep the arrays in the caches: 512 was five times quicker than 32,768)."""
-        found: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]] = []
+        (small blocks keep the arrays in the caches: 512 was five times quicker than 32,768).
+        Many queries are spread over threads, one per core: NumPy lets go of the interpreter's
+        lock in each step, so the blocks run side by side (100,000 crop-link questions on 2 cores:
+        1.75 s -> 0.97 s); the answer is the same, in the same order."""
         queries = np.asarray(queries, dtype=np.uint64)
         if len(self) == 0 or queries.size == 0:
             return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
         masks = _flip_masks(radius // CHUNKS).astype(np.int64)
-        offsets = np.arange(CHUNKS, dtype=np.int64) << CHUNK_BITS
-        for start in range(0, queries.size, block):
-            q = queries[start : start + block]
-            values = np.stack(
-                [((q >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.int64) for c in range(CHUNKS)], axis=1
-            )
-            probes = (
-                (values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]
-            ).ravel()  # query, chunk, mask
-            lo, hi = self.starts[probes], self.starts[probes + 1]
-            lengths = hi - lo
-            total = int(lengths.sum())
-            if total == 0:
-                continue
-            ends = np.cumsum(lengths)
-            at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
-            who = np.repeat(np.arange(q.size, dtype=np.intp), lengths.reshape(q.size, -1).sum(axis=1))
-            dist = np.bitwise_count(self.sorted[at] ^ q[who])
-            keep = dist <= radius
-            pos = self.order[at[keep]].astype(np.intp)
-            who, dist = who[keep], dist[keep].astype(np.int64)
-            pair = np.unique(who.astype(np.int64) * len(self) + pos, return_index=True)[1]
-            found.append((who[pair] + start, pos[pair], dist[pair]))
-        if not found:
-            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
+        starts = range(0, queries.size, block)
+
+        def one(start: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+            return self._search_block(queries[start : start + block], start, radius, masks)
+
+        workers = min(os.cpu_count() or 1, MAX_THREADS)
+        if workers > 1 and queries.size >= THREADED_MIN:
+            with ThreadPoolExecutor(workers, thread_name_prefix="watcherd-near") as pool:
+                found = list(pool.map(one, starts))
+        else:
+            found = [one(start) for start in starts]
         return (
             np.concatenate([f[0] for f in found]),
             np.concatenate([f[1] for f in found]),
             np.concatenate([f[2] for f in found]),
         )
+
+    def _search_block(
+        self, q: NDArray[np.uint64], start: int, radius: int, masks: NDArray[np.int64]
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """``search_many`` for the queries ``q`` (the ones from ``start`` on)."""
+        offsets = np.arange(CHUNKS, dtype=np.int64) << CHUNK_BITS
+        values = np.stack(
+            [((q >> np.uint64(c * CHUNK_BITS)) & np.uint64(0xFFFF)).astype(np.int64) for c in range(CHUNKS)], axis=1
+        )
+        probes = ((values[:, :, None] ^ masks[None, None, :]) + offsets[None, :, None]).ravel()  # query, chunk, mask
+        lo, hi = self.starts[probes], self.starts[probes + 1]
+        lengths = hi - lo
+        total = int(lengths.sum())
+        if total == 0:
+            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.int64)
+        ends = np.cumsum(lengths)
+        at = np.arange(total, dtype=np.int64) + np.repeat(lo - (ends - lengths), lengths)
+        who = np.repeat(np.arange(q.size, dtype=np.intp), lengths.reshape(q.size, -1).sum(axis=1))
+        dist = np.bitwise_count(self.sorted[at] ^ q[who])
+        keep = dist <= radius
+        pos = self.order[at[keep]].astype(np.intp)
+        who, dist = who[keep], dist[keep].astype(np.int64)
+        pair = np.unique(who.astype(np.int64) * len(self) + pos, return_index=True)[1]
+        return who[pair] + start, pos[pair], dist[pair]
 
 
 def _tables(hashes: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:

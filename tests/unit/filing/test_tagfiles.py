@@ -281,3 +281,17 @@ def test_sidecars_follow_a_near_keep_and_its_undo(cfg: Config, catalog: Catalog,
 
     edits.undo(cfg, catalog, render=imaging.render)
     assert {r.name: sidecar(cfg, r).read_bytes() for r in catalog.images()} == before and not merged.exists()
+
+
+def test_tags_cleared_in_the_file_manager_are_written_again_with_ours_remembered(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    pipeline.process(write(cfg.thumbs_dir / "cats" / "tom.jpg", encode(scene(seed=2))))
+    thumb = at(cfg, only(catalog).path)
+    os.removexattr(thumb, tagfiles.XATTR)  # the person clears the file's tags
+    edits.retag(catalog, "cats", "felines")
+    assert xattr(thumb) == "felines"
+    assert os.getxattr(thumb, tagfiles.XATTR_OURS).decode() == "felines"  # not what was there before
+    os.setxattr(thumb, tagfiles.XATTR, b"felines,favourite")
+    edits.retag(catalog, "felines", "cats")
+    assert xattr(thumb) == "cats,favourite"

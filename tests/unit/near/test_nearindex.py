@@ -62,3 +62,30 @@ def test_index_equals_brute_force_on_crowded_chunks(radius: int) -> None:
     index = NearIndex(hashes)
     for q in [int(hashes[i]) for i in rng.integers(0, hashes.size, 25)]:
         assert index.query(q, radius) == brute_force(hashes, q, radius)
+
+
+@pytest.mark.parametrize("radius", [0, 4, 6, 10])
+def test_many_queries_spread_over_threads_get_the_answer_of_one_thread(
+    radius: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watcherd.near import persisted
+    from watcherd.near.persisted import Tables
+
+    hashes = _data(5000, seed=radius)
+    table = Tables.build(None, 0, np.arange(hashes.size, dtype=np.int64), hashes, np.zeros(hashes.size, bool))
+    queries = np.concatenate([hashes[::3], np.random.default_rng(radius).integers(0, 2**64, 500, dtype=np.uint64)])
+    monkeypatch.setattr(persisted, "THREADED_MIN", 10**9)
+    alone = table.search_many(queries, radius, block=64)
+    monkeypatch.setattr(persisted, "THREADED_MIN", 1)
+    monkeypatch.setattr(persisted.os, "cpu_count", lambda: 3)  # three threads, whatever this machine has
+    spread = table.search_many(queries, radius, block=64)
+    assert alone[0].size > queries.size // 3  # every hash finds itself at least
+    for a, b in zip(alone, spread, strict=True):
+        assert np.array_equal(a, b)
+    expected = {(int(q), int(p)) for q, p in zip(alone[0], alone[1], strict=True)}
+    brute = {
+        (i, j)
+        for i, q in enumerate(queries.tolist())
+        for j in np.flatnonzero(np.bitwise_count(hashes ^ np.uint64(q)) <= radius).tolist()
+    }
+    assert expected == brute
