@@ -5,6 +5,7 @@ facts that decide which copy to keep, and the review page's previews, are read h
 
 __all__ = [
     "child",
+    "chunkpool",
     "chunks",
     "cluster",
     "decoded",

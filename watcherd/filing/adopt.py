@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from watcherd.core import crops
 from watcherd.core.filters import IMAGE_SUFFIXES
 from watcherd.core.naming import canonical_name, merge_tags, names_bytes, parse_canonical
+from watcherd.core.places import Place
 from watcherd.core.records import ImageRecord, Json, State
 from watcherd.decode import chunks
 from watcherd.decode.chunkpool import Facts
@@ -142,14 +143,15 @@ class Adopter:
         self._originals: tuple[int, dict[str, str]] | None = None
         self._ahead: ReadAhead | None = None
 
-    def adopt(self, path: Path, st: os.stat_result) -> ImageRecord | None:
-        """A record for the thumbnail at ``path`` (under its own name), or None if it is not one."""
+    def adopt(self, path: Path, st: os.stat_result, where: Place | None = None) -> ImageRecord | None:
+        """A record for the thumbnail at ``path`` (under its own name; ``where``: its place, when the
+        caller knows it already), or None if it is not one."""
         thumb = self.examine(path, st)
         if thumb is None or parse_canonical(path.name) is None:
             return None
         if thumb.maker is Maker.WATCHERD and not names_bytes(path.name, thumb.name, thumb.sha256 or ""):
             return None
-        return self.record(path, thumb)
+        return self.record(path, thumb, where)
 
     def examine(self, path: Path, st: os.stat_result) -> Thumbnail | None:
         """Is the PNG at ``path`` (whose status is ``st``) a thumbnail watcherd or the notebook
@@ -180,10 +182,10 @@ class Adopter:
         if self._ahead is not None:
             self._ahead.expect(paths)
 
-    def record(self, path: Path, thumb: Thumbnail) -> ImageRecord:
+    def record(self, path: Path, thumb: Thumbnail, where: Place | None = None) -> ImageRecord:
         """A record for ``thumb``, found at ``path`` (its canonical name), with the folder's tags."""
         places = self.ctx.places
-        where = places.place(path)
+        where = where or places.place(path)
         folder = where.rel.parent if where is not None else PurePosixPath()
         rec = from_chunks(self.ctx, path, thumb)
         if thumb.maker is Maker.WATCHERD:

@@ -303,7 +303,7 @@ class Moves:
                     continue
                 if rec is None:
                     try:
-                        rec = self.adopter.adopt(path, st)
+                        rec = self.adopter.adopt(path, st, where)
                     except Exception:  # processed one by one, where a bug is recorded against its file
                         rec = None
                     if rec is None:
