@@ -35,7 +35,6 @@ import errno
 import logging
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,9 +59,6 @@ CHUNK = 500  # images brought up to date per commit of their marks
 # ... when nothing waits behind them (a scan's last pass, before it exits): a commit per 500
 # was a second of the 100,000 a restored library's adoption marks.
 LAST_PASS_CHUNK = 5000
-# Attributes to set before they are spread over threads (``TagFiles._set_attributes``), and the most threads.
-THREADED_MIN = 200
-MAX_THREADS = 4
 _STEPS = "decision_steps"  # journal.STEPS (not imported: the journal imports the pipeline's modules)
 _UNSUPPORTED = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
@@ -172,16 +168,14 @@ class TagFiles:
         """Write the files of ``names``; clear the marks (up to ``through``) of those that now match."""
         records = self.catalog.images_named(names)
         done: list[str] = []
-        attributes: list[tuple[Path, str]] = []
         for name in names:
             rec = records.get(name)
             if rec is not None and rec.moving_from:
                 self.waiting.add(name)  # its original is on its way: the commit that files it marks it again
                 continue
             self.waiting.discard(name)
-            if rec is None or self.write(rec, attributes):
+            if rec is None or self.write(rec):
                 done.append(name)
-        self._set_attributes(attributes)
         for folder in self._synced:
             fsops.fsync_dir(folder)
         self._synced.clear()
@@ -191,9 +185,8 @@ class TagFiles:
 
     # -- what -------------------------------------------------------------------------
 
-    def write(self, rec: ImageRecord, attributes: list[tuple[Path, str]] | None = None) -> bool:
-        """The sidecar and attributes of ``rec`` as its record says; False when the sidecar must be tried
-        again. ``attributes``: where to leave the attributes to set (``_set_attributes``) instead."""
+    def write(self, rec: ImageRecord) -> bool:
+        """The sidecar and attributes of ``rec`` as its record says; False when the sidecar must be tried again."""
         places = self.places
         original = places.absolute(rec.original) if rec.original and not rec.source else None
         if original is not None and not os.path.lexists(original):
@@ -204,10 +197,7 @@ class TagFiles:
         if self.cfg.xattr_tags:
             value = xattr_value(rec.tags, rec.size_tag)
             for path in [*(places.absolute(p) for p in rec.paths), *([original] if original else [])]:
-                if attributes is None:
-                    self._xattr(path, value)
-                else:
-                    attributes.append((path, value))
+                self._xattr(path, value)
         return ok
 
     def facts(self, rec: ImageRecord) -> xmp.SidecarFacts:
@@ -268,18 +258,6 @@ class TagFiles:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-
-    def _set_attributes(self, attributes: list[tuple[Path, str]]) -> None:
-        """``_xattr`` for each (path, value). Many are spread over a thread per core: each file
-        is five calls into the kernel, which let go of the interpreter's lock."""
-        workers = min(os.cpu_count() or 1, MAX_THREADS)
-        if workers < 2 or len(attributes) < THREADED_MIN:
-            for path, value in attributes:
-                self._xattr(path, value)
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="watcherd-xattr") as pool:
-            for _ in pool.map(lambda job: self._xattr(*job), attributes):
-                pass
 
     def _xattr(self, path: Path, value: str) -> None:
         """``user.xdg.tags`` of ``path``: watcherd's tags, plus whatever others put there."""

@@ -295,17 +295,3 @@ def test_tags_cleared_in_the_file_manager_are_written_again_with_ours_remembered
     os.setxattr(thumb, tagfiles.XATTR, b"felines,favourite")
     edits.retag(catalog, "felines", "cats")
     assert xattr(thumb) == "cats,favourite"
-
-
-def test_many_files_attributes_set_from_threads_are_those_set_one_by_one(
-    cfg: Config, catalog: Catalog, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tagfiles, "THREADED_MIN", 1)
-    monkeypatch.setattr(tagfiles.os, "cpu_count", lambda: 2)
-    for seed in range(3):
-        pipeline.process(write(cfg.thumbs_dir / "cats" / f"{seed}.jpg", encode(scene(seed=seed))))
-    thumbs = sorted(at(cfg, rec.path) for rec in catalog.images())
-    os.setxattr(thumbs[1], tagfiles.XATTR, b"cats,favourite")
-    edits.retag(catalog, "cats", "felines")
-    assert [xattr(t) for t in thumbs] == ["felines", "felines,favourite", "felines"]
-    assert {xattr(at(cfg, rec.original)) for rec in catalog.images()} == {"felines"}
