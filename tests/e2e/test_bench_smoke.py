@@ -82,7 +82,7 @@ SHAPES: list[tuple[str, str, str, str, str]] = [
     (
         r"adopt [\d,]+ thumbnails without a catalog \(watcherd scan\)",
         rf"{NUM} s",
-        rf"scandir walk {NUM} s",
+        rf"stat walk {NUM} s",
         rf"{NUM}x the walk",
         "a/b",
     ),

@@ -7,12 +7,14 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import canonical_files, drop, table
+from tests.helpers import canonical_files, drop, table, wait_for
 from watcherd.catalog import Catalog, open_for_writing
 from watcherd.cli import main
 from watcherd.core.config import Config
@@ -123,3 +125,27 @@ def test_a_worker_that_dies_leaves_its_thumbnails_to_the_writer(
     finally:
         ahead.stop()
         catalog.close()
+
+
+def test_workers_end_and_leave_no_folder_when_the_scan_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "scan.py"
+    script.write_text(
+        "import sys, time\n"
+        "from watcherd.decode.chunkpool import ChunkReaders\n"
+        "if __name__ == '__main__':\n"
+        "    readers = ChunkReaders(1)\n"
+        "    readers.submit([], 1).read()\n"
+        "    print(readers._folder, *readers._pool._processes, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    scan = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert scan.stdout is not None
+        folder, *workers = scan.stdout.readline().split()
+        assert workers and Path(folder).is_dir()
+    finally:
+        scan.kill()  # kill -9: no finally, no atexit in the scan
+        scan.wait()
+        scan.stdout.close()  # type: ignore[union-attr]
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), what="workers gone")
+    assert not Path(folder).exists()

@@ -22,11 +22,16 @@ import pickle
 import shutil
 import signal
 import tempfile
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from watcherd.decode.chunks import png_facts
 from watcherd.fs import fsops
+
+# How often a worker looks whether its parent is still there (seconds).
+PARENT_CHECK = 0.5
 
 # (st_dev, st_ino, st_size, st_mtime_ns) of the file that was read.
 Identity = tuple[int, int, int, int]
@@ -60,8 +65,19 @@ def read_into(paths: list[str], limit: int, out: str) -> str:
     return out
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(folder: str) -> None:
+    """In each worker as it starts: Ctrl-C is the parent's to handle; and when the parent is
+    gone (killed, say), the worker removes the pool's folder and ends rather than wait forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK)
+        shutil.rmtree(folder, ignore_errors=True)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watcherd-parent", daemon=True).start()
 
 
 class Block:
@@ -89,7 +105,10 @@ class ChunkReaders:
         self._folder = tempfile.mkdtemp(prefix="watcherd-chunks-")
         self._made = 0
         self._pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self._folder,),
         )
 
     def submit(self, paths: list[Path], limit: int) -> Block:
