@@ -1,5 +1,7 @@
 """The near-duplicate index gives exactly the brute-force answer."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -77,7 +79,7 @@ def test_many_queries_spread_over_threads_get_the_answer_of_one_thread(
     monkeypatch.setattr(persisted, "THREADED_MIN", 10**9)
     alone = table.search_many(queries, radius, block=64)
     monkeypatch.setattr(persisted, "THREADED_MIN", 1)
-    monkeypatch.setattr(persisted.os, "cpu_count", lambda: 3)  # three threads, whatever this machine has
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)  # three threads, whatever this machine has
     spread = table.search_many(queries, radius, block=64)
     assert alone[0].size > queries.size // 3  # every hash finds itself at least
     for a, b in zip(alone, spread, strict=True):
