@@ -149,3 +149,25 @@ def test_workers_end_and_leave_no_folder_when_the_scan_is_killed(tmp_path: Path)
         scan.stdout.close()  # type: ignore[union-attr]
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), what="workers gone")
     assert not Path(folder).exists()
+
+
+def test_a_workers_answer_is_the_chunks_as_the_writer_reads_them(tmp_path: Path) -> None:
+    from PIL import Image, PngImagePlugin
+
+    from watcherd.decode.chunkpool import ChunkReaders, identity
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("original_filename", "Zoë am Meer 🐈.jpg")  # iTXt
+    info.add_text("software", "watcherd 0")
+    info.add_text("note", "x" * 5000, zip=True)  # zTXt
+    png = tmp_path / "a.png"
+    Image.new("L", (7, 5)).save(png, pnginfo=info)
+    (tmp_path / "not.png").write_bytes(b"no PNG at all")
+    readers = ChunkReaders(1)
+    try:
+        answer = readers.submit([png, tmp_path / "not.png", tmp_path / "gone.png"], 4 << 20).read()
+    finally:
+        readers.close()
+    assert answer[str(png)] == (identity(os.lstat(png)), png_facts(png.read_bytes()))
+    assert answer[str(tmp_path / "not.png")][1] is None
+    assert str(tmp_path / "gone.png") not in answer
