@@ -111,7 +111,6 @@ class ChunkReaders:
     """Worker processes reading thumbnails' chunks (``read_many``) a block of paths at a time."""
 
     def __init__(self, workers: int) -> None:
-        self.workers = workers
         self._folder = tempfile.mkdtemp(prefix="watcherd-chunks-")
         self._made = 0
         self._pool = ProcessPoolExecutor(

@@ -156,8 +156,7 @@ class Adopter:
     def examine(self, path: Path, st: os.stat_result) -> Thumbnail | None:
         """Is the PNG at ``path`` (whose status is ``st``) a thumbnail watcherd or the notebook
         made? None if not. What a worker read ahead is used only if it read the file ``st`` is of."""
-        limit = min(MAX_THUMBNAIL_BYTES, self.ctx.cfg.max_file_size)
-        if st.st_size > limit:
+        if st.st_size > self._limit:
             return None
         if self._ahead is not None:
             facts = self._ahead.take(path, st)
@@ -165,11 +164,16 @@ class Adopter:
                 return thumbnail_from(path.name, facts)
         return examine(path, st)
 
+    @property
+    def _limit(self) -> int:
+        """The largest file read to look for a thumbnail's chunks."""
+        return min(MAX_THUMBNAIL_BYTES, self.ctx.cfg.max_file_size)
+
     @contextlib.contextmanager
     def reading_ahead(self) -> Iterator[None]:
         """A scan's walk: what it hands to ``expect`` is read ahead in workers until it ends."""
         workers = min(self.ctx.cfg.worker_count, (os.cpu_count() or 1) - 1)  # one core: the writer reads
-        self._ahead = ReadAhead(self.ctx.catalog, workers, min(MAX_THUMBNAIL_BYTES, self.ctx.cfg.max_file_size))
+        self._ahead = ReadAhead(self.ctx.catalog, workers, self._limit)
         try:
             yield
         finally:
@@ -177,8 +181,8 @@ class Adopter:
             ahead.stop()
 
     def expect(self, paths: list[Path]) -> None:
-        """Canonical names a scan's walk found not recorded where they are, in the order they will
-        be examined: those without a record are read ahead (``ReadAhead.expect``)."""
+        """Canonical names a scan's walk listed, in the order they will be examined: those
+        without a record are read ahead (``ReadAhead.expect``)."""
         if self._ahead is not None:
             self._ahead.expect(paths)
 
