@@ -54,6 +54,10 @@ def test_the_queue_shows_the_collision_with_its_buttons(client: TestClient, root
 def test_resolve_and_undo_through_the_api_answer_as_the_cli(client: TestClient, root: Path) -> None:
     listed = client.get("/api/dupes").json()
     assert listed == cli("dupes", str(root))
+    # A number the API cannot read is the asker's mistake, said as such (not a server error).
+    for bad in ("/api/dupes?near=x", "/api/dupes?near=²", "/api/similar?hash=00&distance=x"):
+        answer = client.get(bad)
+        assert answer.status_code == 400 and "non-negative integer" in answer.text, bad
     ident = listed[0]["id"]
     done = client.post("/api/resolve", json={"id": ident, "decision": "keep-existing"}).json()
     made = done.pop("made")
@@ -149,10 +153,13 @@ def test_find_is_paged_over_the_api_and_on_the_tags_page(
     assert client.get("/api/find?tag=320x240").json() == everything
     assert client.get("/api/find?tag=320x240&limit=1&offset=1").json() == everything[1:2]
     assert client.get("/api/find?tag=320x240&limit=x").status_code == 400
+    # Digits int() refuses (str.isdigit takes them): a clear 400, the page's first page.
+    assert client.get("/api/find?tag=320x240&offset=²").status_code == 400
     monkeypatch.setattr(pages, "PER_PAGE", 1)
     page = client.get("/tags?size=320x240&page=2")
     assert f'data-name="{everything[1]["name"]}"' in page.text and everything[0]["name"] not in page.text
     assert "2 pictures tagged 320x240" in page.text and "page 2 of 2" in page.text
+    assert "page 1 of 2" in client.get("/tags?size=320x240&page=²").text
 
 
 def fact_rows(html: str) -> dict[str, tuple[list[str], bool]]:

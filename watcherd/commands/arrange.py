@@ -17,7 +17,7 @@ from watcherd.catalog import Catalog, CatalogReader
 from watcherd.core.config import Config
 from watcherd.core.documents import Arrangement, PlannedMove
 from watcherd.core.errors import UsageError
-from watcherd.core.naming import merge_tags, parse_canonical
+from watcherd.core.naming import merge_tags, number, parse_canonical
 from watcherd.core.nearpairs import DEFAULT_DISTANCE
 from watcherd.core.places import Places
 from watcherd.fs import fsops
@@ -107,19 +107,19 @@ def _similarity_targets(cfg: Config, catalog: CatalogReader, first: dict[str, st
     )
     ham = f"{top}/{BY_HAM}/"
 
-    def number(rel: str) -> int | None:
+    def numbered_at(rel: str) -> int | None:
         if not rel.startswith(ham):
             return None
         part = rel[len(ham) :].split("/")[0]
-        return int(part) if part.isdigit() and rel.count("/") == ham.count("/") + 1 else None
+        return number(part) if rel.count("/") == ham.count("/") + 1 else None
 
     taken: set[int] = set()
     with contextlib.suppress(OSError):
-        taken = {int(e.name) for e in os.scandir(cfg.thumbs_dir / BY_HAM) if e.name.isdigit() and e.is_dir()}
+        taken = {n for e in os.scandir(cfg.thumbs_dir / BY_HAM) if (n := number(e.name)) is not None and e.is_dir()}
     used: set[int] = set()
     out: dict[str, str] = {}
     for names in found:
-        have = sorted({n for n in (number(first[name]) for name in names) if n is not None} - used)
+        have = sorted({n for n in (numbered_at(first[name]) for name in names) if n is not None} - used)
         n = have[0] if have else max(taken | used, default=0) + 1
         used.add(n)
         for name in names:

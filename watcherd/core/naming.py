@@ -135,3 +135,10 @@ def shown(text: str) -> str:
 def safe_text(value: str) -> str:
     """Text that encodes as UTF-8: undecodable name bytes become visible escapes."""
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def number(text: str) -> int | None:
+    """The whole number ``text`` is written as in ASCII digits (a name, a chunk, a query), else None.
+
+    Not ``str.isdigit``: it says yes to ``²`` and ``①``, which ``int`` refuses."""
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -37,6 +37,7 @@ from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.documents import Collision, NearGroup, SimilarHit
 from watcherd.core.errors import ImageError, UsageError, WatcherdError
+from watcherd.core.naming import number
 from watcherd.core.nearpairs import DEFAULT_DISTANCE
 from watcherd.decode.sandbox import Sandbox
 from watcherd.fs import fsops
@@ -80,14 +81,15 @@ async def _chunks(fh: BinaryIO, size: int) -> AsyncIterator[bytes]:
 GALLERY_PAGE = 200  # /api/find's default limit (the tag gallery pages by pages.PER_PAGE)
 
 
-def _count(request: Request, key: str, default: int) -> int:
-    """A non-negative integer query parameter, else 400."""
+def _count(request: Request, key: str, default: T) -> int | T:
+    """A non-negative integer query parameter (``default`` when not given), else 400."""
     raw = request.query_params.get(key)
     if raw is None:
         return default
-    if not raw.isdigit():
+    value = number(raw)
+    if value is None:
         raise HTTPException(400, f"{key} must be a non-negative integer")
-    return int(raw)
+    return value
 
 
 HTTP_STATUS = {2: 400, 4: 503, 5: 503, 7: 409}  # by the CLI's exit code (a daemon's refusal carries only that)
@@ -107,7 +109,7 @@ async def _call(fn: Callable[..., T], *args: Any) -> T:
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (before reading it all)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and (number(declared) or 0) > limit:
         raise HTTPException(413, f"uploads are limited to {limit >> 20} MiB")
     chunks: list[bytes] = []
     size = 0
@@ -237,11 +239,9 @@ class Web:
     # --- the JSON API: what the CLI's --json prints ----------------------------------
 
     async def api_dupes(self, request: Request) -> Response:
-        near = request.query_params.get("near")
+        near = _count(request, "near", None)
         decided = request.query_params.get("all") in ("1", "true")
-        items: list[Collision | NearGroup] = await _call(
-            lambda: self.library.dupes(int(near) if near else None, decided=decided)
-        )
+        items: list[Collision | NearGroup] = await _call(lambda: self.library.dupes(near, decided=decided))
         return JSONResponse(items)
 
     async def api_find(self, request: Request) -> Response:
@@ -290,7 +290,7 @@ class Web:
         return JSONResponse(await _call(self.library.undo, fields.get("id"), fields.get("token")))
 
     async def api_similar(self, request: Request) -> Response:
-        distance = int(request.query_params.get("distance", DEFAULT_DISTANCE))
+        distance = _count(request, "distance", DEFAULT_DISTANCE)
         if request.method == "POST":
             data, filename, _ = await self._upload(request)
             return JSONResponse(await self._similar_upload(data, filename, distance))

@@ -9,6 +9,7 @@ from typing import Any
 
 from watcherd.catalog.finding import TagQuery
 from watcherd.commands.library import Library
+from watcherd.core import naming
 from watcherd.core.documents import SimilarHit
 from watcherd.web.review import originals_of
 from watcherd.web.sides import file_url, preview_url
@@ -59,7 +60,7 @@ def tags_context(library: Library, chosen: list[str], size: str, q: str, page: s
     wanted = tuple(dict.fromkeys([*chosen, *([size] if size else [])]))
     query = TagQuery(all_of=wanted)
     total = library.find_count(query) if wanted else 0
-    number = int(page) if page.isdigit() and int(page) > 0 else 1
+    number = max(naming.number(page) or 1, 1)
     # Only the page shown is read (``find`` walks the smallest tag's index and stops).
     shown = library.find(query, limit=PER_PAGE, offset=(number - 1) * PER_PAGE) if wanted else []
     return {

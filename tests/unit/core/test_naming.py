@@ -2,6 +2,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from watcherd.core import naming
 from watcherd.core.config import DEFAULT_IGNORE
 from watcherd.core.filters import has_image_suffix, is_ignored
 from watcherd.core.naming import (
@@ -125,3 +126,9 @@ def test_shown_escapes_control_characters_and_bad_bytes() -> None:
     assert shown("a\x1b[31mb") == "a\\x1b[31mb"
     assert shown("caf\udce9.jpg") == "caf\\xe9.jpg"
     assert shown("plain é.jpg") == "plain é.jpg"
+
+
+def test_a_number_is_written_in_ascii_digits() -> None:
+    # str.isdigit says yes to the last three; int refuses the first two of them.
+    assert [naming.number(t) for t in ("0", "0042", "123")] == [0, 42, 123]
+    assert [naming.number(t) for t in ("", "-1", " 1", "1.5", "²", "①", "١٢")] == [None] * 7
