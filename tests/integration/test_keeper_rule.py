@@ -4,12 +4,15 @@ whichever arrived first, with its reasons in ``dupes --json``."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from PIL import ExifTags, Image
 
-from tests.helpers import encode, scene, write
+from tests.helpers import encode, scene, table, write
 from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core.config import Config
@@ -57,3 +60,66 @@ def test_the_camera_original_is_suggested_over_an_upscaled_copy_whichever_arrive
     lost = [f"{names['3000']}: upscaled 2.1x, no camera EXIF"]
     # Members in catalog order (first_seen, then name: two scans within a second tie).
     assert group["reasons"] in (kept + lost, lost + kept)
+
+
+class Opened:
+    """The files this process opens while ``watching`` (an audit hook: it cannot be removed, so
+    it is added once and records only while switched on)."""
+
+    paths: ClassVar[list[str]] = []
+    on = False
+
+    @classmethod
+    def hook(cls, event: str, args: tuple[object, ...]) -> None:
+        if cls.on and event == "open" and isinstance(args[0], str):
+            cls.paths.append(args[0])
+
+
+sys.addaudithook(Opened.hook)
+
+
+def near_pair(root: Path) -> Config:
+    """The camera original and its upscaled copy, scanned one after the other."""
+    im, original = camera_original()
+    for rel, data in (("cats/camera.jpg", original), ("dogs/big.jpg", upscaled(im))):
+        write(root / "thumbs" / rel, data)
+        assert main(["scan", str(root)]) == 0
+    return Config().with_root(root)
+
+
+def test_records_keep_what_the_rule_reads_of_exif_and_the_listing_reads_no_thumbnail(tmp_path: Path) -> None:
+    cfg = near_pair(tmp_path / "lib")
+    records = {r["width"]: r for r in table(cfg.database_path, "images")}
+    assert records[1411]["exif"]["fields"]["Model"] == "Canon EOS 80D"
+    assert records[1411]["exif"]["fields"]["DateTimeOriginal"] == "2019:06:02 10:11:12"
+    assert records[1411]["exif"]["count"] >= 3 and records[3000]["exif"] == {"count": 0, "fields": {}}
+    Opened.paths.clear()
+    Opened.on = True
+    try:
+        (kept,) = Library(cfg).dupes(4)
+    finally:
+        Opened.on = False
+    thumbnails = [p for p in Opened.paths if p.startswith(str(cfg.thumbs_dir))]
+    assert thumbnails == []
+    # Records from before EXIF was kept: their thumbnails are read, and say the same.
+    with sqlite3.connect(cfg.database_path) as con:
+        con.execute("UPDATE images SET value = json_remove(value, '$.exif')")
+    assert all("exif" not in r for r in table(cfg.database_path, "images"))
+    Opened.paths.clear()
+    Opened.on = True
+    try:
+        (read,) = Library(cfg).dupes(4)
+    finally:
+        Opened.on = False
+    assert len([p for p in Opened.paths if p.startswith(str(cfg.thumbs_dir))]) == 2
+    assert read == kept and "camera original (Canon EOS 80D)" in " ".join(kept["reasons"])
+
+
+def test_a_library_adopted_from_its_thumbnails_keeps_the_same_exif(tmp_path: Path) -> None:
+    cfg = near_pair(tmp_path / "lib")
+    before = {r["name"]: r["exif"] for r in table(cfg.database_path, "images")}
+    for f in cfg.database_path.parent.glob(cfg.database_path.name + "*"):
+        f.unlink()  # the catalog lost: the thumbnails say what it held
+    assert main(["scan", str(cfg.root)]) == 0
+    after = {r["name"]: r["exif"] for r in table(cfg.database_path, "images")}
+    assert after == before and len(after) == 2

@@ -20,6 +20,7 @@ from watcherd.catalog.finding import TagQuery, as_json
 from watcherd.catalog.schema import DERIVED
 from watcherd.core.collisionrecords import CollisionRecord
 from watcherd.core.errors import CatalogError
+from watcherd.core.exif import Exif
 from watcherd.core.naming import safe_text
 from watcherd.core.nearpairs import Member, NearRecord
 from watcherd.core.records import ErrorRecord, ImageRecord
@@ -145,14 +146,23 @@ class CatalogReader(Connected):
         if not names:
             return {}
         fields = ", ".join(
-            f"json_extract(value, '$.{f}')" for f in ("first_seen", "original", "width", "height", "file_size", "path")
+            f"json_extract(value, '$.{f}')"
+            for f in ("first_seen", "original", "width", "height", "file_size", "path", "exif")
         )
         rows = self._query(
             f"SELECT key, {fields} FROM images WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(names),)
         )
         return {
-            str(k): Member(str(k), str(seen or ""), orig, (int(w or 0), int(h or 0)), size, str(path or ""))
-            for k, seen, orig, w, h, size, path in rows
+            str(k): Member(
+                str(k),
+                str(seen or ""),
+                orig,
+                (int(w or 0), int(h or 0)),
+                size,
+                str(path or ""),
+                Exif.from_json(json.loads(exif)) if exif else None,
+            )
+            for k, seen, orig, w, h, size, path, exif in rows
         }
 
     def images_with_hash(self, hash_hex: str) -> list[ImageRecord]:

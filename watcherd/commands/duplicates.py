@@ -17,9 +17,9 @@ from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Verdi
 from watcherd.core.config import Config
 from watcherd.core.documents import Collision, NearGroup
 from watcherd.core.errors import UsageError
-from watcherd.core.keeper import choose, is_burst, shot
+from watcherd.core.keeper import choose, is_burst
 from watcherd.core.nearpairs import MAX_RADIUS, Member, names_of, near_id, sides, widest
-from watcherd.decode.facts import collision_facts, image_facts
+from watcherd.decode.facts import collision_facts, member_facts
 
 __all__ = ["SIDES", "as_now", "distinct_pairs", "dupes", "near_groups", "near_kept", "near_page"]
 
@@ -169,8 +169,8 @@ def _near_choice(cfg: Config, members: list[Member], where: dict[str, str]) -> t
         return False, None, []
     ordered = sorted(members, key=lambda m: (m.first_seen, m.name))
     root = Path(cfg.root)
-    seen = [image_facts(root, m, where[m.name]) for m in ordered]
-    if is_burst([shot(chunks) for _, chunks in seen]):
+    seen = [member_facts(root, m, where[m.name]) for m in ordered]
+    if is_burst([taken for _, taken in seen]):
         return True, None, []
     choice = choose([facts for facts, _ in seen])
     reasons = [f"{m.name}: {said}" for m, told in zip(ordered, choice.reasons, strict=True) for said in told]

@@ -1,7 +1,8 @@
 """Pure values and rules, the ground floor: settings, names and tags, what a path is to a
-library, typed records and their JSON, the documents ``--json`` prints, outcomes, events, the
-keeper rule, keywords and the XMP sidecar's text. Nothing here writes a file, starts a process
-or reads the clock (``config`` reads its YAML file, and that is all); everything above builds on it.
+library, typed records and their JSON, the documents ``--json`` prints, outcomes, events, what
+a picture's EXIF says, the keeper rule, keywords and the XMP sidecar's text. Nothing here writes
+a file, starts a process or reads the clock (``config`` reads its YAML file, and that is all);
+everything above builds on it.
 """
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "documents",
     "errors",
     "events",
+    "exif",
     "filters",
     "keeper",
     "keywords",

@@ -21,17 +21,15 @@ swap two candidates that differ in any fact and the same picture is kept.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from watcherd.core.errors import UsageError
+from watcherd.core.exif import DATE_TAGS, Exif, exif_fields
+from watcherd.core.naming import number
 
-# EXIF date tags, best first: when the shutter fired, when it was digitized, when the file
-# was last written by the camera or an editor (IFD0's DateTime).
-DATE_TAGS = ("DateTimeOriginal", "DateTimeDigitized", "DateTime")
 EXIF_FORMAT = "%Y:%m:%d %H:%M:%S"
 EXIF_SOURCE, FILE_SOURCE = "EXIF", "file date"
 
@@ -163,21 +161,7 @@ def exif_date(value: str) -> datetime | None:
     return None if taken.year < 1900 else taken
 
 
-def exif_fields(chunks: Mapping[str, str]) -> dict[str, str]:
-    """A thumbnail's ``exif`` text chunk (JSON of tag names to values) as a dict, or {}."""
-    raw = chunks.get("exif")
-    if not raw:
-        return {}
-    try:
-        fields = json.loads(raw)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
-
-
-def date_taken(chunks: Mapping[str, str]) -> datetime | None:
-    """When the picture was taken, from a thumbnail's ``exif`` text chunk (JSON of tag names to values)."""
-    fields = exif_fields(chunks)
+def _date_of(fields: Mapping[str, str]) -> datetime | None:
     for tag in DATE_TAGS:
         value = fields.get(tag)
         if value is not None:
@@ -185,6 +169,11 @@ def date_taken(chunks: Mapping[str, str]) -> datetime | None:
             if taken is not None:
                 return taken
     return None
+
+
+def date_taken(chunks: Mapping[str, str]) -> datetime | None:
+    """When the picture was taken, from a thumbnail's ``exif`` text chunk (JSON of tag names to values)."""
+    return _date_of(exif_fields(chunks))
 
 
 def camera(fields: Mapping[str, str]) -> str | None:
@@ -197,7 +186,7 @@ def camera(fields: Mapping[str, str]) -> str | None:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.strip().isdigit() else None
+    return number(text.strip()) if text is not None else None
 
 
 def recorded_size(fields: Mapping[str, str]) -> tuple[int, int] | None:
@@ -215,23 +204,28 @@ def facts_from(
     the picture carried one, else ``file_time`` (the original's modification time).
     """
     width, height, stored = chunks.get("width", ""), chunks.get("height", ""), chunks.get("file_size", "")
-    if width.isdigit() and height.isdigit():
-        size = (int(width), int(height))
-    pixels = size[0] * size[1] if size else None
-    if stored.isdigit():
-        file_size = int(stored)
-    fields = exif_fields(chunks)
-    taken, source = date_taken(chunks), EXIF_SOURCE
+    w, h, stored_size = number(width), number(height), number(stored)
+    if w is not None and h is not None:
+        size = (w, h)
+    if stored_size is not None:
+        file_size = stored_size
+    return facts_of(Exif.of(chunks), size, file_size, file_time)
+
+
+def facts_of(exif: Exif, size: tuple[int, int] | None, file_size: int | None, file_time: datetime | None) -> Facts:
+    """What the rule compares, from what a record keeps: its EXIF, its size (width, height) and
+    the original's file size, the date being EXIF's, else ``file_time``."""
+    taken, source = _date_of(exif.fields), EXIF_SOURCE
     if taken is None:
         taken, source = file_time, FILE_SOURCE
     return Facts(
-        pixels,
+        size[0] * size[1] if size else None,
         file_size,
         taken,
         source if taken is not None else None,
-        camera(fields),
-        len(fields),
-        recorded_size(fields),
+        camera(exif.fields),
+        exif.count,
+        recorded_size(exif.fields),
         size,
     )
 
@@ -261,12 +255,18 @@ class Shot:
 
 def shot(chunks: Mapping[str, str]) -> Shot:
     """The camera and the moment of a thumbnail's picture, from its ``exif`` text chunk."""
-    fields = exif_fields(chunks)
+    return shot_of(Exif.of(chunks))
+
+
+def shot_of(exif: Exif) -> Shot:
+    """The camera and the moment of a picture, from what its record keeps of its EXIF."""
+    fields = exif.fields
     raw = fields.get("DateTimeOriginal")
     taken = exif_date(raw) if raw is not None else None
     sub = fields.get("SubsecTimeOriginal", "").strip().strip("\0").strip()
-    if taken is not None and sub.isdigit():
-        taken += timedelta(seconds=int(sub) / 10 ** len(sub))
+    fraction = number(sub)
+    if taken is not None and fraction is not None:
+        taken += timedelta(seconds=fraction / 10 ** len(sub))
     return Shot(camera(fields), taken)
 
 

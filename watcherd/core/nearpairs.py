@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from watcherd.core.collisionrecords import Decision
+from watcherd.core.exif import Exif
 from watcherd.core.records import ImageRecord, Json, unknown_keys
 
 # From tests/benchmarks/quality.py: whash finds 98.9% of near-duplicates at 4 bits with
@@ -63,6 +64,7 @@ class Member:
     size: tuple[int, int]
     file_size: int | None
     path: str = ""  # where its thumbnail is now (its first place)
+    exif: Exif | None = None  # as its record keeps it (None: from before, its thumbnail is read)
 
     @classmethod
     def of(cls, record: ImageRecord) -> Member:
@@ -74,6 +76,7 @@ class Member:
             (record.width, record.height),
             record.file_size,
             record.path or "",
+            record.exif,
         )
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
+from watcherd.core.exif import Exif
+
 Json = dict[str, Any]
 
 
@@ -42,7 +44,7 @@ _IMAGE_KEYS = frozenset(
         "name", "hash", "algorithm", "hash_size", "decode", "width", "height", "format", "sha256",
         "file_size", "original_filename", "path", "original", "moving_from", "source",
         "low_information", "tags", "state", "first_seen", "last_seen", "source_stat", "paths",
-        "other_filenames", "keywords", "keyword_paths", "crops",
+        "other_filenames", "keywords", "keyword_paths", "crops", "exif",
     }
 )  # fmt: skip
 
@@ -79,6 +81,9 @@ class ImageRecord:
     keywords: list[str] = field(default_factory=list)
     keyword_paths: list[str] = field(default_factory=list)  # hierarchies among them (``Places|Paris``)
     crops: str = ""  # window hashes of its thumbnail (``core.crops.join``): what finds cropped copies
+    # What the keeper rule reads of its picture's EXIF (from its thumbnail's chunks); None for a
+    # record from before it was kept, whose thumbnail is read instead.
+    exif: Exif | None = None
     extra: Json = field(default_factory=dict)
 
     @property
@@ -158,6 +163,8 @@ class ImageRecord:
             out["keyword_paths"] = list(self.keyword_paths)
         if self.crops:
             out["crops"] = self.crops
+        if self.exif is not None:
+            out["exif"] = self.exif.to_json()
         return out
 
     def add_keywords(self, keywords: Iterable[str], paths: Iterable[str] = ()) -> list[str]:
@@ -209,6 +216,7 @@ class ImageRecord:
             keywords=[k for k in data.get("keywords") or [] if isinstance(k, str)],
             keyword_paths=[k for k in data.get("keyword_paths") or [] if isinstance(k, str)],
             crops=str(data.get("crops") or ""),
+            exif=Exif.from_json(data.get("exif")),
             extra=unknown_keys(data, _IMAGE_KEYS),
         )
 

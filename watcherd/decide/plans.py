@@ -19,9 +19,11 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from watcherd.core import crops
 from watcherd.core.collisionrecords import CollisionRecord, Decision, Verdict, Via
 from watcherd.core.errors import UsageError
-from watcherd.core.naming import merge_tags, safe_text
+from watcherd.core.exif import Exif
+from watcherd.core.naming import merge_tags, number, safe_text
 from watcherd.core.records import ImageRecord
 from watcherd.filing import journal
 
@@ -223,6 +225,8 @@ def _keep_newcomer_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: 
         "original": kept.original,
         "source": kept.source,
         "ingested": facts.replaced_ingested,
+        "crops": kept.crops,
+        "exif": kept.exif.to_json() if kept.exif is not None else None,
     }
     after = merged(kept, col, facts.folder, decision)
     old_sha, old_original = after.sha256, after.original
@@ -230,7 +234,11 @@ def _keep_newcomer_plan(col: CollisionRecord, via: Via, facts: KeepFacts, kept: 
         after.other_filenames.append(after.original_filename)
     size = facts.chunks.get("file_size", "")
     after.sha256, after.format = new.sha256, facts.chunks.get("format", after.format)
-    after.file_size = int(size) if size.isdigit() else None
+    after.file_size = number(size)
+    # What the record keeps of its thumbnail follows the thumbnail now in its places.
+    windows = facts.chunks.get("crops", "")
+    after.crops = windows if crops.split_bytes(windows) is not None else ""
+    after.exif = Exif.of(facts.chunks)
     after.original_filename = new.filename
     if new.filename in after.other_filenames:
         after.other_filenames.remove(new.filename)
@@ -345,6 +353,10 @@ def _keep_newcomer(col: CollisionRecord, facts: UndoFacts) -> Plan:
     kept.sha256, kept.format = replaced.get("sha256"), replaced.get("format")
     kept.file_size, kept.original_filename = replaced.get("file_size"), replaced.get("original_filename")
     kept.source = bool(replaced.get("source"))
+    if "crops" in replaced:  # a decision made before these were kept left them as they were
+        kept.crops = str(replaced["crops"] or "")
+    if "exif" in replaced:
+        kept.exif = Exif.from_json(replaced["exif"])
     if decision.archived and replaced.get("original"):
         kept.original, kept.moving_from = replaced["original"], decision.archived
     else:

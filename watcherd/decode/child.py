@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from watcherd.core.errors import ChannelClosed, ImageError
+from watcherd.core.exif import Exif
 from watcherd.decode.rendered import Rendered, RenderSpec, summarize_warnings
 
 # Each frame: the lengths of its JSON header and of its payload, then both.
@@ -102,6 +103,7 @@ def rendered_from(header: dict[str, Any], payload: bytes) -> Rendered:
         refused=str(fields.get("refused") or ""),
         note=str(fields.get("note") or ""),
         crops=str(fields.get("crops") or ""),
+        exif=Exif.from_json(fields.get("exif")),
     )
 
 

@@ -1,4 +1,5 @@
-"""What the keeper rule compares about each side, read from thumbnails' text chunks and the files.
+"""What the keeper rule compares about each side, read from thumbnails' text chunks and the files,
+or (a near group's members) from what their records keep of the chunks.
 
 Reads only PNG text chunks (never pixels) and ``lstat``: commands and the review page
 call it without loading the decoders.
@@ -13,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from watcherd.core.collisionrecords import CollisionRecord
-from watcherd.core.keeper import Facts, facts_from
+from watcherd.core.keeper import Facts, Shot, facts_from, facts_of, shot, shot_of
 from watcherd.core.naming import parse_canonical
 from watcherd.core.nearpairs import Member
 
@@ -109,3 +110,22 @@ def image_facts(root: Path, member: Member, thumbnail: str) -> tuple[Facts, dict
     chunks = _chunks(path, thumb)
     # The size the record keeps when the original is out of reach (the chunks' own come first).
     return _facts(chunks, member.size, orig, thumb, member.file_size), chunks
+
+
+def member_facts(root: Path, member: Member, thumbnail: str) -> tuple[Facts, Shot]:
+    """A near group member's facts and its shot (``keeper.is_burst``), from what its record keeps
+    of its EXIF: no thumbnail is read. The original is looked at (``lstat``) only when EXIF gives
+    no date or the record no file size, and the thumbnail only when the original is not there
+    either. A record from before EXIF was kept has its thumbnail read (``image_facts``); for a
+    thumbnail where its record says, the facts are the same either way."""
+    if member.exif is None:
+        facts, chunks = image_facts(root, member, thumbnail)
+        return facts, shot(chunks)
+    facts = facts_of(member.exif, member.size, member.file_size, None)
+    if facts.taken is None or member.file_size is None:
+        orig = _regular(os.path.join(root, member.original)) if member.original else None
+        dated = orig or _regular(os.path.join(root, thumbnail))
+        file_size = member.file_size if member.file_size is not None else (orig.st_size if orig else None)
+        when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
+        facts = facts_of(member.exif, member.size, file_size, when)
+    return facts, shot_of(member.exif)

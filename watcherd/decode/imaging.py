@@ -35,6 +35,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, ImageStat, IptcImagePlugin
 
 from watcherd.core import crops, xmp
 from watcherd.core.errors import TRUNCATED, ImageError
+from watcherd.core.exif import Exif
 from watcherd.core.keywords import iptc_keywords, read_keywords
 from watcherd.decode.chunks import describe, png_bytes, xmp_packet
 from watcherd.decode.decoded import Decoded
@@ -323,6 +324,7 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
         if windows:
             text["crops"] = windows
         png = png_bytes(thumb, text)
+        exif = Exif.of(text)
     except MemoryError:
         raise ImageError("image too large to decode in memory") from None
     except (OSError, ValueError) as exc:
@@ -341,4 +343,5 @@ def _render(data: bytes, spec: RenderSpec, filename: str, sha256: str, now: floa
         keyword_paths=paths,
         refused=refused,
         crops=windows,
+        exif=exif,
     )

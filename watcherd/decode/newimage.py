@@ -25,6 +25,7 @@ from typing import Protocol
 
 from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
+from watcherd.core.exif import Exif
 from watcherd.core.naming import canonical_name, shown
 from watcherd.core.records import Json
 from watcherd.decode.rendered import Rendered, RenderSpec
@@ -72,6 +73,7 @@ class NewImage:
     keyword_paths: tuple[str, ...] = ()  # the hierarchies among them (``a|b``)
     staged: publish.Staged | None = None  # the thumbnail already written and fsynced (see ``ImageReader.prefetch``)
     crops: str = ""  # window hashes (``core.crops.join``), kept in the record
+    exif: Exif | None = None  # what the keeper rule reads of its EXIF, kept in the record
 
 
 def spec_for(cfg: Config) -> RenderSpec:
@@ -326,6 +328,7 @@ class ImageReader:
             out.keyword_paths,
             staged,
             out.crops,
+            out.exif,
         )
 
     def _fetched(self, path: Path, st: os.stat_result) -> tuple[str, Rendered] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watcherd.core.exif import Exif
+
 __all__ = ["MAX_WARNING", "RENDER", "RenderSpec", "Rendered", "summarize_warnings"]
 
 # The job a sandbox's child runs unless told otherwise (``module:function``, imported there).
@@ -45,6 +47,7 @@ class Rendered:
     refused: str = ""  # why some XMP was not read (one log line), "" when all of it was
     note: str = ""  # what another sandbox job says besides its bytes (``previews``: JSON)
     crops: str = ""  # the thumbnail's window hashes (``core.crops.join``), what finds cropped copies
+    exif: Exif | None = None  # what the keeper rule reads of the picture's EXIF, kept in its record
 
 
 # A decoder warning longer than this is cut: it goes into one log line.

@@ -27,8 +27,9 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 
 from watcherd.core import crops
+from watcherd.core.exif import Exif
 from watcherd.core.filters import IMAGE_SUFFIXES
-from watcherd.core.naming import canonical_name, merge_tags, names_bytes, parse_canonical
+from watcherd.core.naming import canonical_name, merge_tags, names_bytes, number, parse_canonical
 from watcherd.core.places import Place
 from watcherd.core.records import ImageRecord, Json, State
 from watcherd.decode import chunks
@@ -107,8 +108,9 @@ def thumbnail_from(name: str, facts: Facts | None) -> Thumbnail | None:
     text, (tw, th) = facts
     if text.get("software", "").startswith("watcherd"):
         w, h, hash_hex, sha = text.get("width", ""), text.get("height", ""), text.get("hash", ""), text.get("sha256")
-        if w.isdigit() and h.isdigit() and hash_hex and sha:
-            return Thumbnail(Maker.WATCHERD, int(w), int(h), hash_hex, sha, text)
+        width, height = number(w), number(h)
+        if width is not None and height is not None and hash_hex and sha:
+            return Thumbnail(Maker.WATCHERD, width, height, hash_hex, sha, text)
         return None
     parsed = parse_canonical(name)
     if parsed is None or "software" in text or parsed.variant is not None:
@@ -301,9 +303,10 @@ def from_chunks(ctx: Context, path: Path, thumb: Thumbnail) -> ImageRecord:
         decode=text.get("hash_decode", "reference"),
         format=text.get("format"),
         sha256=thumb.sha256,
-        file_size=int(file_size) if file_size.isdigit() else None,
+        file_size=number(file_size),
         original_filename=text.get("original_filename") or text.get("filename"),
         crops=text.get("crops", "") if crops.split_bytes(text.get("crops")) is not None else "",
+        exif=Exif.of(text),
     )
 
 

@@ -179,6 +179,7 @@ class Ingest:
             source=where.area is Area.SOURCE,
             low_information=image.low_information,
             crops=image.crops,
+            exif=image.exif,
         )
         rec.tags = merge_tags([], places.tag_folder(folder), rec.size_tag)
         rec.add_keywords(image.keywords, image.keyword_paths)

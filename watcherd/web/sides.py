@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import quote, urlencode
 
-from watcherd.core.keeper import EXIF_SOURCE, Facts, exif_fields
+from watcherd.core.exif import exif_fields
+from watcherd.core.keeper import EXIF_SOURCE, Facts
+from watcherd.core.naming import number
 
 # The facts compared, in the order shown; "place" only when a side has one.
 ROWS = ("pixels", "file size", "format", "date taken", "camera", "file name", "tags", "where", "place")
@@ -139,8 +141,9 @@ def make_side(
     """A side from its keeper facts, its thumbnail's chunks, its files (thumbnail, original, sha256)
     and what the catalog knows."""
     thumbnail, original, sha256 = files
-    width = int(chunks["width"]) if chunks.get("width", "").isdigit() else known.width
-    height = int(chunks["height"]) if chunks.get("height", "").isdigit() else known.height
+    width = number(chunks.get("width", ""))
+    height = number(chunks.get("height", ""))
+    width, height = width if width is not None else known.width, height if height is not None else known.height
     fmt = chunks.get("format") or known.format or PurePosixPath(original or "").suffix.lstrip(".").upper() or "?"
     source = "exif" if facts.taken_from == EXIF_SOURCE else ("file" if facts.taken else "")
     taken = f"{facts.taken:%Y-%m-%d %H:%M}" if facts.taken else "?"
