@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import ExifTags, Image
 
 from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
@@ -15,10 +16,12 @@ from watcherd.commands.library import Library
 from watcherd.core.collisionrecords import CollisionRecord, Verdict
 from watcherd.core.config import Config
 from watcherd.core.errors import UsageError
+from watcherd.core.exif import Exif
 from watcherd.core.outcomes import Outcome
+from watcherd.core.records import ImageRecord
 from watcherd.decide import deciding
 from watcherd.decide.decisions import Decisions
-from watcherd.decode import imaging
+from watcherd.decode import chunks, imaging
 from watcherd.filing.context import Context
 from watcherd.filing.originals import Filing
 from watcherd.flow.pipeline import Pipeline
@@ -189,6 +192,36 @@ def test_keep_newcomer_takes_the_name_and_archives_the_existing_original(
     assert files_under(cfg).keys() == before.keys()
     assert at(cfg, kept.original).read_bytes() == dropped["a.png"]
     assert check_library(cfg.root or Path(), dropped) == []
+
+
+def test_what_the_record_keeps_of_its_thumbnail_follows_keep_newcomer_and_its_undo(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline
+) -> None:
+    """The newcomer's thumbnail takes the image's places: its window hashes and EXIF become the
+    record's (a camera's JPEG beside an EXIF-less PNG), and undoing gives the old ones back."""
+    im = scene(seed=6)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Model] = "Canon", "Canon EOS 80D"
+    assert pipeline.process(write(cfg.thumbs_dir / "cats" / "a.png", encode(im, "PNG"))).outcome is Outcome.INGESTED
+    camera = encode(im, "JPEG", quality=95, exif=exif.tobytes())
+    assert pipeline.process(write(cfg.thumbs_dir / "dogs" / "b.jpg", camera)).outcome is Outcome.COLLISION
+    (col,) = catalog.collisions()
+    before = catalog.image(col.name)
+    assert before is not None and before.exif == Exif(0, {})
+
+    def as_thumbnail_says(rec: ImageRecord | None) -> tuple[str, Exif]:
+        assert rec is not None
+        text = chunks.read_text(at(cfg, rec.path).read_bytes())
+        return text["crops"], Exif.of(text)
+
+    edits.resolve(cfg, catalog, col.id, Verdict.KEEP_NEWCOMER.value)
+    kept = catalog.image(col.name)
+    assert kept is not None and kept.exif is not None and kept.exif.fields["Model"] == "Canon EOS 80D"
+    assert (kept.crops, kept.exif) == as_thumbnail_says(kept) and kept.crops != before.crops
+    edits.undo(cfg, catalog, imaging.render)
+    again = catalog.image(col.name)
+    assert again is not None and (again.crops, again.exif) == (before.crops, before.exif)
+    assert (again.crops, again.exif) == as_thumbnail_says(again)
 
 
 def test_unknown_ids_and_decisions_are_refused(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
