@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watcherd.core.exif import Exif
-from watcherd.core.keeper import facts_from, facts_of, shot, shot_of
+from watcherd.core.keeper import exif_date, facts_from, facts_of, shot, shot_of
 from watcherd.core.records import ImageRecord, State
 
 # Values as EXIF gives them, and the odd ones a rule must survive: dates well and badly
@@ -103,3 +103,27 @@ def test_a_record_keeps_its_exif_and_one_from_before_has_none() -> None:
     rec.exif = Exif(3, {"Model": "X100"})
     again = ImageRecord.from_json(json.loads(json.dumps(rec.to_json())))
     assert again.exif == Exif(3, {"Model": "X100"}) and again.extra == {}
+
+
+# Dates as EXIF writes them, then maybe one character changed (a field out of range, another
+# separator, another digit), maybe padded or followed by more text.
+@st.composite
+def exif_texts(draw: st.DrawFn) -> str:
+    when = draw(st.datetimes(min_value=datetime(1850, 1, 1), max_value=datetime(2100, 12, 31)))
+    text = when.strftime("%Y:%m:%d %H:%M:%S")
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from("0123456789:- T\uff12\x00")) + text[at + 1 :]
+    return draw(st.sampled_from(["", " ", "  "])) + text + draw(st.sampled_from(["", "\x00", "  ", "+02:00", ".25"]))
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(text=exif_texts())
+def test_an_exif_date_reads_as_strptime_reads_it(text: str) -> None:
+    try:
+        expected: datetime | None = datetime.strptime(text.strip().strip("\x00").strip()[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        expected = None
+    if expected is not None and expected.year < 1900:
+        expected = None
+    assert exif_date(text) == expected
