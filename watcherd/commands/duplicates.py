@@ -112,7 +112,8 @@ def near_page(
     whose every pair lies within a group decided ``distinct`` is left out too (listed,
     with its decision, when ``decided``). A group taken as one burst by one camera
     (``keeper.is_burst``) is of kind ``burst`` and has no suggested keeper. Only the groups
-    given are looked at on disk (the keeper rule reads their thumbnails and originals).
+    given are looked at on disk, and only where their records do not say enough
+    (``facts.member_facts``).
     """
     if not 0 <= distance <= MAX_RADIUS:
         raise UsageError(f"--near must be from 0 to {MAX_RADIUS}")
@@ -131,12 +132,13 @@ def near_page(
     with CatalogReader(cfg.database_path) as catalog:
         members = catalog.members_named([n for group, _ in page for n in group.names])
     out: list[NearGroup] = []
+    root = Path(cfg.root) if cfg.root is not None else None
     for group, settled in page:
         names = group.names
         found = [members[n] for n in names if n in members]
         where = {m.name: m.path for m in found}
         first, last = sides(found) if found else (None, None)
-        burst, suggested, reasons = _near_choice(cfg, found, where)
+        burst, suggested, reasons = _near_choice(root, found, where)
         if settled:
             suggested, reasons = None, []
         out.append(
@@ -159,16 +161,16 @@ def near_page(
     return out, len(listed)
 
 
-def _near_choice(cfg: Config, members: list[Member], where: dict[str, str]) -> tuple[bool, str | None, list[str]]:
-    """Is the group a burst (from its thumbnails' EXIF), and the member the keeper rule keeps and
-    why ("NAME: reason" each); a burst has none: no frame is pre-selected for merging.
+def _near_choice(root: Path | None, members: list[Member], where: dict[str, str]) -> tuple[bool, str | None, list[str]]:
+    """Is the group a burst (from its pictures' EXIF, as the records keep it), and the member the
+    keeper rule keeps and why ("NAME: reason" each); a burst has none: no frame is pre-selected
+    for merging.
 
     The candidates go in catalog order (first catalogued first), so only a full tie
     depends on it, and it keeps the group's existing member, as for a collision."""
-    if not members or cfg.root is None:
+    if not members or root is None:
         return False, None, []
     ordered = sorted(members, key=lambda m: (m.first_seen, m.name))
-    root = Path(cfg.root)
     seen = [member_facts(root, m, where[m.name]) for m in ordered]
     if is_burst([taken for _, taken in seen]):
         return True, None, []

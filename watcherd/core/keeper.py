@@ -162,7 +162,11 @@ def exif_date(value: str) -> datetime | None:
     text = value.strip().strip("\0").strip()[:19]
     plain = _EXIF_DATE.fullmatch(text)
     try:
-        taken = datetime(*map(int, plain.groups())) if plain else datetime.strptime(text, EXIF_FORMAT)
+        if plain:
+            year, month, day, hour, minute, second = (int(part) for part in plain.groups())
+            taken = datetime(year, month, day, hour, minute, second)
+        else:
+            taken = datetime.strptime(text, EXIF_FORMAT)
     except ValueError:
         return None
     return None if taken.year < 1900 else taken
