@@ -4,6 +4,7 @@ whichever arrived first, with its reasons in ``dupes --json``."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.helpers import encode, scene, table, write
 from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core.config import Config
+from watcherd.flow import cropfill
 
 
 def camera_original(size: tuple[int, int] = (1411, 940)) -> tuple[Image.Image, bytes]:
@@ -123,3 +125,19 @@ def test_a_library_adopted_from_its_thumbnails_keeps_the_same_exif(tmp_path: Pat
     assert main(["scan", str(cfg.root)]) == 0
     after = {r["name"]: r["exif"] for r in table(cfg.database_path, "images")}
     assert after == before and len(after) == 2
+
+
+def test_a_scan_gives_the_images_of_near_pairs_from_before_the_exif_their_thumbnails_say(tmp_path: Path) -> None:
+    cfg = near_pair(tmp_path / "lib")
+    kept = {r["name"]: r["exif"] for r in table(cfg.database_path, "images")}
+    with sqlite3.connect(cfg.database_path) as con:  # as an older watcherd wrote them
+        con.execute("UPDATE images SET value = json_remove(value, '$.exif')")
+        con.execute("DELETE FROM meta WHERE key = ?", (cropfill.EXIF_KEPT,))
+    assert main(["scan", str(cfg.root)]) == 0
+    assert {r["name"]: r["exif"] for r in table(cfg.database_path, "images")} == kept
+    assert {r["key"]: r["value"] for r in meta_rows(cfg.database_path)}[cropfill.EXIF_KEPT] is True
+
+
+def meta_rows(db: Path) -> list[dict[str, object]]:
+    with sqlite3.connect(db) as con:
+        return [{"key": k, "value": json.loads(v)} for k, v in con.execute("SELECT key, value FROM meta")]

@@ -383,6 +383,16 @@ class CatalogReader(Connected):
         )
         return [str(k) for (k,) in rows]
 
+    def paired_lacking_exif(self) -> list[str]:
+        """Names of present images in a kept near or crop pair whose records keep no EXIF (``Exif``):
+        catalogued before it was kept, so a near listing reads their thumbnails."""
+        rows = self._query(
+            "SELECT key FROM images WHERE key IN (SELECT a FROM near_pairs UNION SELECT b FROM near_pairs "
+            "UNION SELECT a FROM crop_pairs UNION SELECT b FROM crop_pairs) "
+            "AND json_type(value, '$.exif') IS NULL AND json_extract(value, '$.state') = 'present' ORDER BY key"
+        )
+        return [str(k) for (k,) in rows]
+
     def export_entries(self) -> Iterator[str]:
         """``"name": {...}`` JSON text per image with what only the catalog knows, streamed."""
         fields = ", ".join(

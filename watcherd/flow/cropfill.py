@@ -1,11 +1,14 @@
-"""Window hashes for images catalogued before watcherd kept them: computed by ``scan`` from the thumbnails.
+"""What records keep of their thumbnails and older watcherds did not: given by ``scan`` from the thumbnails.
 
 Window hashes are a function of the thumbnail's pixels (``decode.windows``), so an image
 catalogued by an older watcherd (or adopted from a thumbnail without the ``crops``
 chunk) gets them from its thumbnail, decoded in the decoder sandbox like any file,
 and the writer adds them to its record. Until then the image is found by its whole
-picture only. ``watcherd scan`` does this at its end, a batch at a time; a record that
-changed meanwhile (moved, replaced) is left for the next scan.
+picture only. The EXIF the keeper rule reads (``core.exif.Exif``) is read from the
+thumbnail's chunks, for the images in kept near pairs (the ones a near listing looks at);
+until then their thumbnails are read for each listing. ``watcherd scan`` does both at its
+end, a batch at a time; a record that changed meanwhile (moved, replaced) is left for the
+next scan.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from watcherd.catalog import Catalog
 from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
+from watcherd.core.exif import Exif
 from watcherd.core.places import Places
+from watcherd.decode import chunks
 from watcherd.decode.newimage import Renderer, spec_for
 from watcherd.decode.rendered import Rendered
 
@@ -88,4 +93,41 @@ def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
                 done += 1
     if done:
         log.info("window hashes computed for %d images catalogued before they were kept", done)
+    return done
+
+
+# Set once a scan finds no image in a kept pair whose record lacks EXIF: from then on every
+# record this version writes keeps it, and a scan asks no more (an older writer's record
+# without it is read from its thumbnail, as before).
+EXIF_KEPT = "exif_kept"
+
+
+def fill_exif(cfg: Config, catalog: Catalog) -> int:
+    """Give every image of a kept pair lacking it the EXIF its thumbnail's chunks say; how many."""
+    if catalog.meta(EXIF_KEPT):
+        return 0
+    places = Places(cfg)
+    done = 0
+    for names in _batches(catalog.paired_lacking_exif()):
+        read: list[tuple[str, str, Exif]] = []
+        for name in names:
+            rec = catalog.image(name)
+            data = _read(places.absolute(rec.path)) if rec is not None and rec.present else None
+            text = chunks.read_text(data) if data is not None else {}
+            if rec is not None and text.get("sha256") == rec.sha256 and rec.sha256:
+                read.append((name, rec.path, Exif.of(text)))  # that image's thumbnail, not another's
+        with catalog.transaction():
+            given = []
+            for name, rel, exif in read:
+                rec = catalog.image(name)
+                if rec is not None and rec.present and rec.path == rel and rec.exif is None:
+                    rec.exif = exif
+                    given.append(rec)
+            catalog.put_images(given)
+            done += len(given)
+    with catalog.transaction():
+        if not catalog.paired_lacking_exif():
+            catalog.set_meta(EXIF_KEPT, True)
+    if done:
+        log.info("EXIF kept for %d images in near pairs catalogued before it was", done)
     return done

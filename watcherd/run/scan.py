@@ -102,6 +102,7 @@ def scan_once(
             # Fold the near-duplicate log into a new index when it is long (or the index is
             # missing), so a library kept by scans alone has a bounded log too; then pair.
             Upkeep(cfg.state_dir, cfg.database_path, quiet=math.inf, background=False).run(catalog, 0.0)
+            cropfill.fill_exif(cfg, catalog)  # the images just paired included
             restore.save_copies(cfg, catalog, time.time())
             return report
         finally:
