@@ -145,7 +145,7 @@ def test_the_scale_benchmark_runs_and_its_kept_groups_equal_the_computed_ones() 
     from tests.benchmarks import scale
 
     rows, figures = scale.library_rows(3_000, repeat=1)
-    assert len(rows) == 13 and all(all(cell for cell in row) for row in rows)
+    assert len(rows) == 16 and all(all(cell for cell in row) for row in rows)
     assert all(v > 0 and math.isfinite(v) for v in figures.values())
     projected = scale.projection(1_000, 3_000, {k: v / 2 for k, v in figures.items()}, figures, 30_000_000)
     assert len(projected) == len(figures)
