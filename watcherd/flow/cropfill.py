@@ -96,9 +96,9 @@ def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
     return done
 
 
-# Set once a scan finds no image in a kept pair whose record lacks EXIF: from then on every
-# record this version writes keeps it, and a scan asks no more (an older writer's record
-# without it is read from its thumbnail, as before).
+# Set once a scan has given EXIF to the images of kept pairs: every record this version writes
+# keeps it, so a scan asks no more (a record without it, whose thumbnail could not be read
+# then or that an older watcherd wrote since, is read from its thumbnail, as before).
 EXIF_KEPT = "exif_kept"
 
 
@@ -114,7 +114,7 @@ def fill_exif(cfg: Config, catalog: Catalog) -> int:
             rec = catalog.image(name)
             data = _read(places.absolute(rec.path)) if rec is not None and rec.present else None
             text = chunks.read_text(data) if data is not None else {}
-            if rec is not None and text.get("sha256") == rec.sha256 and rec.sha256:
+            if rec is not None and text and text.get("sha256", rec.sha256) == rec.sha256:
                 read.append((name, rec.path, Exif.of(text)))  # that image's thumbnail, not another's
         with catalog.transaction():
             given = []
@@ -126,8 +126,7 @@ def fill_exif(cfg: Config, catalog: Catalog) -> int:
             catalog.put_images(given)
             done += len(given)
     with catalog.transaction():
-        if not catalog.paired_lacking_exif():
-            catalog.set_meta(EXIF_KEPT, True)
+        catalog.set_meta(EXIF_KEPT, True)
     if done:
         log.info("EXIF kept for %d images in near pairs catalogued before it was", done)
     return done
