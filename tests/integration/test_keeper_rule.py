@@ -17,6 +17,7 @@ from tests.helpers import encode, scene, table, write
 from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core.config import Config
+from watcherd.core.documents import NearGroup
 from watcherd.flow import cropfill
 
 
@@ -95,26 +96,27 @@ def test_records_keep_what_the_rule_reads_of_exif_and_the_listing_reads_no_thumb
     assert records[1411]["exif"]["fields"]["Model"] == "Canon EOS 80D"
     assert records[1411]["exif"]["fields"]["DateTimeOriginal"] == "2019:06:02 10:11:12"
     assert records[1411]["exif"]["count"] >= 3 and records[3000]["exif"] == {"count": 0, "fields": {}}
-    Opened.paths.clear()
-    Opened.on = True
-    try:
-        (kept,) = Library(cfg).dupes(4)
-    finally:
-        Opened.on = False
-    thumbnails = [p for p in Opened.paths if p.startswith(str(cfg.thumbs_dir))]
-    assert thumbnails == []
+    kept, opened = listed(cfg)
+    assert opened == []
     # Records from before EXIF was kept: their thumbnails are read, and say the same.
     with sqlite3.connect(cfg.database_path) as con:
         con.execute("UPDATE images SET value = json_remove(value, '$.exif')")
     assert all("exif" not in r for r in table(cfg.database_path, "images"))
+    read, opened = listed(cfg)
+    assert len(opened) == 2
+    assert read == kept and "camera original (Canon EOS 80D)" in " ".join(kept["reasons"])
+
+
+def listed(cfg: Config) -> tuple[NearGroup, list[str]]:
+    """The one near group ``dupes --near 4`` lists, and the thumbnails it opened to list it."""
     Opened.paths.clear()
     Opened.on = True
     try:
-        (read,) = Library(cfg).dupes(4)
+        (group,) = Library(cfg).dupes(4)
     finally:
         Opened.on = False
-    assert len([p for p in Opened.paths if p.startswith(str(cfg.thumbs_dir))]) == 2
-    assert read == kept and "camera original (Canon EOS 80D)" in " ".join(kept["reasons"])
+    assert group["kind"] == "near"
+    return group, [p for p in Opened.paths if p.startswith(str(cfg.thumbs_dir))]
 
 
 def test_a_library_adopted_from_its_thumbnails_keeps_the_same_exif(tmp_path: Path) -> None:
