@@ -193,6 +193,7 @@ def test_arrange_by_similarity_groups_look_alikes(cfg: Config, pipeline: Pipelin
         pipeline.process(path)
     catalog = pipeline.catalog
     os.makedirs(cfg.thumbs_dir / "by_ham" / "7")  # numbers already in use are not reused
+    os.makedirs(cfg.thumbs_dir / "by_ham" / "\u00b2")  # a name of other digits (²) is no number
     p = arrange.plan(cfg, catalog, "by-similarity", "")
     assert len(p.moves) == 2 and {m.target.rsplit("/", 1)[0] for m in p.moves} == {"thumbs/by_ham/8"}
     arrange.execute(cfg, catalog, p)
