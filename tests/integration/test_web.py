@@ -58,6 +58,7 @@ def test_resolve_and_undo_through_the_api_answer_as_the_cli(client: TestClient, 
     for bad in ("/api/dupes?near=x", "/api/dupes?near=²", "/api/similar?hash=00&distance=x"):
         answer = client.get(bad)
         assert answer.status_code == 400 and "non-negative integer" in answer.text, bad
+    assert client.get("/api/dupes?near=").json() == listed  # given empty, as before: not near
     ident = listed[0]["id"]
     done = client.post("/api/resolve", json={"id": ident, "decision": "keep-existing"}).json()
     made = done.pop("made")

@@ -239,7 +239,7 @@ class Web:
     # --- the JSON API: what the CLI's --json prints ----------------------------------
 
     async def api_dupes(self, request: Request) -> Response:
-        near = _count(request, "near", None)
+        near = _count(request, "near", None) if request.query_params.get("near") else None  # near= is no near
         decided = request.query_params.get("all") in ("1", "true")
         items: list[Collision | NearGroup] = await _call(lambda: self.library.dupes(near, decided=decided))
         return JSONResponse(items)
