@@ -79,11 +79,14 @@ def _facts(
     thumb: os.stat_result | None,
     file_size: int | None = None,
 ) -> Facts:
-    """``facts_from`` with the original's size (else ``file_size``) and its date: the original's
-    modification time, else the thumbnail's."""
+    """``facts_from`` with the original's size (else ``file_size``) and its date (``_dated``)."""
+    return facts_from(chunks, size, orig.st_size if orig else file_size, _dated(orig, thumb))
+
+
+def _dated(orig: os.stat_result | None, thumb: os.stat_result | None) -> datetime | None:
+    """The file date the rule falls back on: the original's modification time, else the thumbnail's."""
     dated = orig or thumb
-    when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
-    return facts_from(chunks, size, orig.st_size if orig else file_size, when)
+    return datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
 
 
 def collision_facts(
@@ -124,8 +127,7 @@ def member_facts(root: Path, member: Member, thumbnail: str) -> tuple[Facts, Sho
     facts = facts_of(member.exif, member.size, member.file_size, None)
     if facts.taken is None or member.file_size is None:
         orig = _regular(os.path.join(root, member.original)) if member.original else None
-        dated = orig or _regular(os.path.join(root, thumbnail))
+        thumb = _regular(os.path.join(root, thumbnail)) if orig is None else None  # only if it is needed
         file_size = member.file_size if member.file_size is not None else (orig.st_size if orig else None)
-        when = datetime.fromtimestamp(dated.st_mtime) if dated is not None else None
-        facts = facts_of(member.exif, member.size, file_size, when)
+        facts = facts_of(member.exif, member.size, file_size, _dated(orig, thumb))
     return facts, shot_of(member.exif)

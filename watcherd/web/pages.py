@@ -60,7 +60,7 @@ def tags_context(library: Library, chosen: list[str], size: str, q: str, page: s
     wanted = tuple(dict.fromkeys([*chosen, *([size] if size else [])]))
     query = TagQuery(all_of=wanted)
     total = library.find_count(query) if wanted else 0
-    number = max(naming.number(page) or 1, 1)
+    number = naming.number(page) or 1  # not a number, or 0: the first page
     # Only the page shown is read (``find`` walks the smallest tag's index and stops).
     shown = library.find(query, limit=PER_PAGE, offset=(number - 1) * PER_PAGE) if wanted else []
     return {
