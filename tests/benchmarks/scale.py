@@ -154,18 +154,13 @@ def make_library(root: Path, n: int, seed: int = 21) -> dict[str, float]:
 
 
 def _groups(root: Path, radius: int) -> list[str]:
+    return sorted(g["id"] for g in _listing(root, radius) if g["kind"] == "near")
+
+
+def _listing(root: Path, radius: int = 4) -> list[dict[str, Any]]:
+    """What ``dupes --near RADIUS --json`` prints, as a process."""
     out = subprocess.run(
         [sys.executable, "-m", "watcherd", "dupes", str(root), "--near", str(radius), "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return sorted(g["id"] for g in json.loads(out.stdout) if g["kind"] == "near")
-
-
-def _listing(root: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [sys.executable, "-m", "watcherd", "dupes", str(root), "--near", "4", "--json"],
         capture_output=True,
         text=True,
         check=True,

@@ -110,19 +110,19 @@ def fill_exif(cfg: Config, catalog: Catalog) -> int:
     done = 0
     for names in _batches(catalog.paired_lacking_exif()):
         read: list[tuple[str, str, Exif]] = []
-        for name in names:
-            rec = catalog.image(name)
-            data = _read(places.absolute(rec.path)) if rec is not None and rec.present else None
+        for name, rec in catalog.images_named(names).items():
+            data = _read(places.absolute(rec.path)) if rec.present else None
             text = chunks.read_text(data) if data is not None else {}
-            if rec is not None and text and text.get("sha256", rec.sha256) == rec.sha256:
+            if text and text.get("sha256", rec.sha256) == rec.sha256:
                 read.append((name, rec.path, Exif.of(text)))  # that image's thumbnail, not another's
         with catalog.transaction():
             given = []
+            now = catalog.images_named([name for name, _, _ in read])
             for name, rel, exif in read:
-                rec = catalog.image(name)
-                if rec is not None and rec.present and rec.path == rel and rec.exif is None:
-                    rec.exif = exif
-                    given.append(rec)
+                current = now.get(name)
+                if current is not None and current.present and current.path == rel and current.exif is None:
+                    current.exif = exif
+                    given.append(current)
             catalog.put_images(given)
             done += len(given)
     with catalog.transaction():
