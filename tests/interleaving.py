@@ -46,7 +46,7 @@ from PIL import Image, ImageEnhance
 
 from tests.helpers import DaemonProcess, encode, scene, sigint_default, table
 from tests.invariants import check_library
-from watcherd.core.filters import has_image_suffix
+from watcherd.core.filters import TEMP_PREFIX, has_image_suffix
 from watcherd.core.naming import parse_canonical
 
 CONFIG = "settle: 0.2\nheartbeat: 0.5\nstale_after: 2\nworkers: 1\nrescan_interval: 5\n"
@@ -577,8 +577,13 @@ class World:
 
     def redrop(self, a: dict[str, Any]) -> str:
         # A person drops a photo again, not the sidecar watcherd keeps beside it (a lone
-        # ``.xmp`` in the tree is nobody's photo and stays where it is dropped).
-        originals = sorted(p for p in (self.root / "originals").rglob("*") if p.is_file() and p.suffix != ".xmp")
+        # ``.xmp`` in the tree is nobody's photo and stays where it is dropped), nor a hidden
+        # file watcherd is writing that moment (a copy of half of it is no image).
+        originals = sorted(
+            p
+            for p in (self.root / "originals").rglob("*")
+            if p.is_file() and p.suffix != ".xmp" and not p.name.startswith(TEMP_PREFIX)
+        )
         source = pick(originals, int(a["original"]))
         if source is None:
             return "no original yet"
