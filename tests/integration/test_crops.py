@@ -174,6 +174,33 @@ def test_scan_gives_window_hashes_to_images_catalogued_without_them(
     assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
 
 
+def test_the_daemon_gives_window_hashes_to_images_catalogued_without_them(
+    cfg: Config, capsys: pytest.CaptureFixture[str], cropped: tuple[str, Image.Image]
+) -> None:
+    """A library kept by ``watcherd run`` alone gets them too: after its start-up scan, while idle."""
+    root, _ = cropped
+    named = _named(cfg)
+    catalog = open_for_writing(cfg).catalog
+    try:
+        with catalog.transaction():  # as an older watcherd left them: no window hashes
+            for rec in catalog.images():
+                catalog.put_image(dataclasses.replace(rec, crops=""))
+    finally:
+        catalog.close()
+    running = Running(cfg)
+    running.thread.start()
+    try:
+        wait_for(
+            lambda: all(crops.split(r.get("crops")) for r in running.images()), what="every image given its windows"
+        )
+    finally:
+        running.stop.set()
+        running.thread.join(timeout=20)
+    assert running.error is None and running.code == 0
+    code, hits = run(capsys, "similar", root, named["corner.jpg"])
+    assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
+
+
 def _kept_links(cfg: Config) -> list[tuple[str, str]]:
     with sqlite3.connect(cfg.database_path) as con:
         if con.execute("SELECT count(*) FROM near_pending").fetchone() != (0,):

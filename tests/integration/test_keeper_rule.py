@@ -13,7 +13,8 @@ from typing import ClassVar
 import pytest
 from PIL import ExifTags, Image
 
-from tests.helpers import encode, scene, table, write
+from tests.helpers import encode, scene, table, wait_for, write
+from tests.integration.test_daemon import Running
 from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core.config import Config
@@ -137,9 +138,28 @@ def test_a_scan_gives_the_images_of_near_pairs_from_before_the_exif_their_thumbn
         con.execute("DELETE FROM meta WHERE key = ?", (cropfill.EXIF_KEPT,))
     assert main(["scan", str(cfg.root)]) == 0
     assert {r["name"]: r["exif"] for r in table(cfg.database_path, "images")} == kept
-    assert {r["key"]: r["value"] for r in meta_rows(cfg.database_path)}[cropfill.EXIF_KEPT] is True
+    assert meta_rows(cfg.database_path)[cropfill.EXIF_KEPT] is True
 
 
-def meta_rows(db: Path) -> list[dict[str, object]]:
+def test_the_daemon_gives_the_images_of_near_pairs_from_before_the_exif_their_thumbnails_say(
+    tmp_path: Path,
+) -> None:
+    cfg = near_pair(tmp_path / "lib")
+    kept = {r["name"]: r["exif"] for r in table(cfg.database_path, "images")}
+    with sqlite3.connect(cfg.database_path) as con:  # as an older watcherd wrote them
+        con.execute("UPDATE images SET value = json_remove(value, '$.exif')")
+        con.execute("DELETE FROM meta WHERE key = ?", (cropfill.EXIF_KEPT,))
+    running = Running(cfg)
+    running.thread.start()
+    try:
+        wait_for(lambda: meta_rows(cfg.database_path).get(cropfill.EXIF_KEPT), what="the EXIF fill done")
+    finally:
+        running.stop.set()
+        running.thread.join(timeout=20)
+    assert running.error is None and running.code == 0
+    assert {r["name"]: r["exif"] for r in table(cfg.database_path, "images")} == kept
+
+
+def meta_rows(db: Path) -> dict[str, object]:
     with sqlite3.connect(db) as con:
-        return [{"key": k, "value": json.loads(v)} for k, v in con.execute("SELECT key, value FROM meta")]
+        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}

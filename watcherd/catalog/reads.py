@@ -393,6 +393,10 @@ class CatalogReader(Connected):
         )
         return [str(k) for (k,) in rows]
 
+    def waiting_for_pairs(self) -> bool:
+        """Whether an image waits for its near pairs to be recorded (``near_pending``)."""
+        return bool(self._query("SELECT 1 FROM near_pending LIMIT 1"))
+
     def export_entries(self) -> Iterator[str]:
         """``"name": {...}`` JSON text per image with what only the catalog knows, streamed."""
         fields = ", ".join(

@@ -1,4 +1,4 @@
-"""What records keep of their thumbnails and older watcherds did not: given by ``scan`` from the thumbnails.
+"""What records keep of their thumbnails and older watcherds did not: given from the thumbnails.
 
 Window hashes are a function of the thumbnail's pixels (``decode.windows``), so an image
 catalogued by an older watcherd (or adopted from a thumbnail without the ``crops``
@@ -7,8 +7,9 @@ and the writer adds them to its record. Until then the image is found by its who
 picture only. The EXIF the keeper rule reads (``core.exif.Exif``) is read from the
 thumbnail's chunks, for the images in kept near pairs (the ones a near listing looks at);
 until then their thumbnails are read for each listing. ``watcherd scan`` does both at its
-end, a batch at a time; a record that changed meanwhile (moved, replaced) is left for the
-next scan.
+end, a batch at a time; the daemon does them between the files that arrive (``Fills``), a
+smaller batch at a time, after each full scan. A record that changed meanwhile (moved,
+replaced) is left for the next pass.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from watcherd.core.exif import Exif
 from watcherd.core.places import Places
 from watcherd.decode import chunks
 from watcherd.decode.newimage import Renderer, spec_for
-from watcherd.decode.rendered import Rendered
+from watcherd.decode.rendered import Rendered, RenderSpec
 
 log = logging.getLogger("watcherd")
 
 BATCH = 500  # records updated per transaction
+STEP = 50  # the daemon's batch: decoded and written between looks at what arrived
 THUMBNAIL_LIMIT = 4 << 20  # larger files under a thumbnail's name are not ours: left alone
 # The thumbnail is hashed as it is: no size limit shrinks it before its windows are taken.
 AS_IS = 1 << 16
@@ -54,45 +56,57 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _spec(cfg: Config) -> RenderSpec:
+    """What the decoder is asked for: the thumbnail's window hashes, as it is."""
+    return dataclasses.replace(spec_for(cfg), formats=("PNG",), thumbnail_size=AS_IS, decode="reference")
+
+
 def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
     """Give every present image lacking window hashes those of its thumbnail; how many were given."""
-    places = Places(cfg)
-    spec = dataclasses.replace(spec_for(cfg), formats=("PNG",), thumbnail_size=AS_IS, decode="reference")
-    submit = getattr(render, "submit", None)
-    done = 0
-    for names in _batches(catalog.lacking_windows(f"v{crops.VERSION}:")):
-        asked: list[tuple[str, str, Future[Rendered] | Rendered | None]] = []
-        for name in names:
-            rec = catalog.image(name)
-            if rec is None or not rec.present:
-                continue
-            data = _read(places.absolute(rec.path))
-            if data is None:
-                continue
-            try:
-                job = submit(data, spec, name, "", 0.0) if submit is not None else render(data, spec, name, "", 0.0)
-            except ImageError:
-                continue
-            asked.append((name, rec.path, job))
-        given: list[tuple[str, str, str]] = []
-        for name, rel, job in asked:
-            try:
-                rendered = job.result() if isinstance(job, Future) else job
-            except ImageError as exc:
-                log.warning("cannot compute window hashes of %s: %s", rel, exc.reason)
-                continue
-            if rendered is not None and rendered.crops:
-                given.append((name, rel, rendered.crops))
-        with catalog.transaction():
-            for name, rel, windows in given:
-                rec = catalog.image(name)
-                if rec is None or not rec.present or rec.path != rel:
-                    continue  # changed meanwhile: the next scan looks again
-                rec.crops = windows
-                catalog.put_image(rec)
-                done += 1
+    places, spec = Places(cfg), _spec(cfg)
+    done = sum(
+        _give_windows(places, spec, catalog, render, names)
+        for names in _batches(catalog.lacking_windows(f"v{crops.VERSION}:"))
+    )
     if done:
         log.info("window hashes computed for %d images catalogued before they were kept", done)
+    return done
+
+
+def _give_windows(places: Places, spec: RenderSpec, catalog: Catalog, render: Renderer, names: list[str]) -> int:
+    """Give the images ``names`` the window hashes of their thumbnails (decoded, a batch at once); how many."""
+    submit = getattr(render, "submit", None)
+    asked: list[tuple[str, str, Future[Rendered] | Rendered | None]] = []
+    for name in names:
+        rec = catalog.image(name)
+        if rec is None or not rec.present:
+            continue
+        data = _read(places.absolute(rec.path))
+        if data is None:
+            continue
+        try:
+            job = submit(data, spec, name, "", 0.0) if submit is not None else render(data, spec, name, "", 0.0)
+        except ImageError:
+            continue
+        asked.append((name, rec.path, job))
+    given: list[tuple[str, str, str]] = []
+    for name, rel, job in asked:
+        try:
+            rendered = job.result() if isinstance(job, Future) else job
+        except ImageError as exc:
+            log.warning("cannot compute window hashes of %s: %s", rel, exc.reason)
+            continue
+        if rendered is not None and rendered.crops:
+            given.append((name, rel, rendered.crops))
+    done = 0
+    with catalog.transaction():
+        for name, rel, windows in given:
+            rec = catalog.image(name)
+            if rec is None or not rec.present or rec.path != rel:
+                continue  # changed meanwhile: the next pass looks again
+            rec.crops = windows
+            catalog.put_image(rec)
+            done += 1
     return done
 
 
@@ -107,26 +121,100 @@ def fill_exif(cfg: Config, catalog: Catalog) -> int:
     if catalog.meta(EXIF_KEPT):
         return 0
     places = Places(cfg)
-    done = 0
-    for names in _batches(catalog.paired_lacking_exif()):
-        read: list[tuple[str, str, Exif]] = []
-        for name, rec in catalog.images_named(names).items():
-            data = _read(places.absolute(rec.path)) if rec.present else None
-            text = chunks.read_text(data) if data is not None else {}
-            if text and text.get("sha256", rec.sha256) == rec.sha256:
-                read.append((name, rec.path, Exif.of(text)))  # that image's thumbnail, not another's
-        with catalog.transaction():
-            given = []
-            now = catalog.images_named([name for name, _, _ in read])
-            for name, rel, exif in read:
-                current = now.get(name)
-                if current is not None and current.present and current.path == rel and current.exif is None:
-                    current.exif = exif
-                    given.append(current)
-            catalog.put_images(given)
-            done += len(given)
+    done = sum(_give_exif(places, catalog, names) for names in _batches(catalog.paired_lacking_exif()))
+    _exif_kept(catalog, done)
+    return done
+
+
+def _give_exif(places: Places, catalog: Catalog, names: list[str]) -> int:
+    """Give the images ``names`` lacking it the EXIF of their thumbnails' chunks; how many."""
+    read: list[tuple[str, str, Exif]] = []
+    for name, rec in catalog.images_named(names).items():
+        data = _read(places.absolute(rec.path)) if rec.present else None
+        text = chunks.read_text(data) if data is not None else {}
+        if text and text.get("sha256", rec.sha256) == rec.sha256:
+            read.append((name, rec.path, Exif.of(text)))  # that image's thumbnail, not another's
+    with catalog.transaction():
+        given = []
+        now = catalog.images_named([name for name, _, _ in read])
+        for name, rel, exif in read:
+            current = now.get(name)
+            if current is not None and current.present and current.path == rel and current.exif is None:
+                current.exif = exif
+                given.append(current)
+        catalog.put_images(given)
+    return len(given)
+
+
+def _exif_kept(catalog: Catalog, done: int) -> None:
     with catalog.transaction():
         catalog.set_meta(EXIF_KEPT, True)
     if done:
         log.info("EXIF kept for %d images in near pairs catalogued before it was", done)
-    return done
+
+
+class Fills:
+    """Both fills as the daemon's idle work: a batch a turn (``step``), while no file waits.
+
+    A pass asks which images lack window hashes once, at its start (after each full scan,
+    ``again``), and gives them a batch at a time; an image whose thumbnail gives none (too
+    small, unreadable) is asked again at the next pass only. The EXIF fill follows once no
+    image waits for its near pairs (they are what it fills), and, as in ``scan``, once per
+    catalog.
+    """
+
+    def __init__(self, cfg: Config, catalog: Catalog, render: Renderer, size: int = STEP) -> None:
+        self.catalog, self.render, self.size = catalog, render, size
+        self.places, self.spec = Places(cfg), _spec(cfg)
+        self.windows: list[str] | None = None  # left in this pass; None: the pass has not asked yet
+        self.windows_given = 0
+        self.exif: list[str] | None = None  # left to fill; None: not asked yet
+        self.exif_given = 0
+        self.exif_kept = False
+
+    def again(self) -> None:
+        """Begin a new pass at the next step (a full scan may have adopted thumbnails without them)."""
+        self.windows = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is known to be left (or a pass to begin): the daemon then waits for no event."""
+        return self.windows is None or bool(self.windows) or bool(self.exif)
+
+    def step(self) -> int:
+        """Fill one batch, if any is left; how many images were given something."""
+        windows = self.windows
+        if windows is None:
+            windows = self.windows = self.catalog.lacking_windows(f"v{crops.VERSION}:")
+        if windows:
+            names, self.windows = windows[: self.size], windows[self.size :]
+            return self._windows_step(names)
+        if not self.exif_kept:
+            return self._exif_step()
+        return 0
+
+    def _windows_step(self, names: list[str]) -> int:
+        done = _give_windows(self.places, self.spec, self.catalog, self.render, names)
+        self.windows_given += done
+        if not self.windows and self.windows_given:
+            log.info("window hashes computed for %d images catalogued before they were kept", self.windows_given)
+            self.windows_given = 0
+        return done
+
+    def _exif_step(self) -> int:
+        catalog = self.catalog
+        if self.exif is None:
+            if catalog.meta(EXIF_KEPT):
+                self.exif_kept = True
+                return 0
+            if catalog.waiting_for_pairs():
+                return 0  # the images being paired are some of the ones to fill
+            self.exif = catalog.paired_lacking_exif()
+        if not self.exif:
+            _exif_kept(catalog, self.exif_given)
+            self.exif_kept = True
+            return 0
+        names, self.exif = self.exif[: self.size], self.exif[self.size :]
+        done = _give_exif(self.places, catalog, names)
+        self.exif_given += done
+        return done

@@ -26,7 +26,7 @@ from watcherd.core.events import Change, ChangeKind
 from watcherd.core.naming import shown
 from watcherd.decode.sandbox import DecoderPool
 from watcherd.filing import tagfiles
-from watcherd.flow import restore
+from watcherd.flow import cropfill, restore
 from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 from watcherd.flow.worker import Worker
@@ -163,6 +163,7 @@ class Daemon:
         self.worker: Worker | None = None
         self.requests_at = 0.0
         self.heartbeat: _Heartbeat | None = None
+        self.fills: cropfill.Fills | None = None
 
     @property
     def internal_errors(self) -> int:
@@ -189,6 +190,7 @@ class Daemon:
                     Pipeline, cfg, opened.catalog, now=self.now, render=decoders, remembered=remembered
                 )
                 self.worker = Worker(make(), cfg.settle)
+                self.fills = cropfill.Fills(cfg, opened.catalog, decoders)
                 self._watch(self.worker, make)
             finally:
                 decoders.close()
@@ -286,6 +288,8 @@ class Daemon:
         self.last_scan = now
         self.folders = report.folders
         self.watch_check_at = now  # compare watches with folders at the next turn
+        if self.fills is not None:
+            self.fills.again()
         self._side_jobs(worker, force=True)
         summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
         log.info("full scan done in %.2fs: %s", report.seconds, summary or "nothing to do")
@@ -336,7 +340,8 @@ class Daemon:
             self._side_jobs(worker, force=True)
 
     def _side_jobs(self, worker: Worker, *, force: bool = False) -> None:
-        """Export the catalog and publish its snapshot when it changed, at most every interval."""
+        """Export the catalog and publish its snapshot when it changed, at most every interval; keep
+        the near pairs; bring sidecars and older records up to date, a chunk a turn."""
         catalog = worker.pipeline.catalog
         self.export.run(catalog.changes, force, lambda: restore.export_now(self.cfg, catalog, self.now()))
         dest = self.cfg.snapshot_path
@@ -344,6 +349,8 @@ class Daemon:
             self.snapshot.run(catalog.changes, force, lambda: catalog.publish(dest))
         self.near.run(catalog, time.monotonic())
         worker.pipeline.tagfiles.catch_up(tagfiles.CHUNK)  # sidecars left from the start, a chunk a turn
+        if self.fills is not None and not worker.settler.pending and self.changes.empty():
+            self.fills.step()  # what older records lack, a batch a turn while nothing arrives
 
     def _check_watches(self, worker: Worker) -> None:
         """Fall back to polling when inotify holds fewer watches than there are folders.
@@ -393,8 +400,10 @@ class Daemon:
         while not self.stop.is_set():
             if self._paused():
                 continue
+            # Idle work left (``Fills``) is done between looks at what arrives, not after a wait.
+            idle_work = self.fills is not None and self.fills.busy and not worker.settler.pending
             try:
-                change = self.changes.get(timeout=min(worker.next_due(), REQUEST_POLL))
+                change = self.changes.get(timeout=0.0 if idle_work else min(worker.next_due(), REQUEST_POLL))
             except queue.Empty:
                 pass
             else:
