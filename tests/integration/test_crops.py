@@ -21,6 +21,8 @@ from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core import crops
 from watcherd.core.config import Config
+from watcherd.decode import imaging
+from watcherd.flow import cropfill
 from watcherd.web.app import create_app
 from watcherd.web.review import review_items
 
@@ -199,6 +201,25 @@ def test_the_daemon_gives_window_hashes_to_images_catalogued_without_them(
     assert running.error is None and running.code == 0
     code, hits = run(capsys, "similar", root, named["corner.jpg"])
     assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
+
+
+def test_the_daemons_fill_asks_again_after_a_full_scan_only_when_the_catalog_changed(
+    cfg: Config, cropped: tuple[str, Image.Image]
+) -> None:
+    catalog = open_for_writing(cfg).catalog
+    try:
+        fills = cropfill.Fills(cfg, catalog, imaging.render)
+        assert fills.busy and fills.step() == 0 and not fills.busy  # every image has its windows
+        fills.again()  # a quiet full scan: nothing asked
+        assert not fills.busy
+        with catalog.transaction():  # as a scan adopting a thumbnail without them would
+            rec = next(iter(catalog.images()))
+            catalog.put_image(dataclasses.replace(rec, crops=""))
+        fills.again()
+        assert fills.busy
+        assert fills.windows is None and catalog.lacking_windows(f"v{crops.VERSION}:") == [rec.name]
+    finally:
+        catalog.close()
 
 
 def _kept_links(cfg: Config) -> list[tuple[str, str]]:

@@ -168,13 +168,16 @@ class Fills:
         self.places, self.spec = Places(cfg), _spec(cfg)
         self.windows: list[str] | None = None  # left in this pass; None: the pass has not asked yet
         self.windows_given = 0
+        self.passed_at = -1  # the catalog's count of changes when the last pass ended
         self.exif: list[str] | None = None  # left to fill; None: not asked yet
         self.exif_given = 0
         self.exif_kept = False
 
     def again(self) -> None:
-        """Begin a new pass at the next step (a full scan may have adopted thumbnails without them)."""
-        self.windows = None
+        """Begin a new pass at the next step if the catalog changed since the last one ended (a
+        full scan may have adopted thumbnails without window hashes; a quiet one asks nothing)."""
+        if self.catalog.changes != self.passed_at:
+            self.windows = None
 
     @property
     def busy(self) -> bool:
@@ -186,6 +189,8 @@ class Fills:
         windows = self.windows
         if windows is None:
             windows = self.windows = self.catalog.lacking_windows(f"v{crops.VERSION}:")
+            if not windows:
+                self.passed_at = self.catalog.changes
         if windows:
             names, self.windows = windows[: self.size], windows[self.size :]
             return self._windows_step(names)
@@ -196,8 +201,10 @@ class Fills:
     def _windows_step(self, names: list[str]) -> int:
         done = _give_windows(self.places, self.spec, self.catalog, self.render, names)
         self.windows_given += done
-        if not self.windows and self.windows_given:
-            log.info("window hashes computed for %d images catalogued before they were kept", self.windows_given)
+        if not self.windows:
+            self.passed_at = self.catalog.changes
+            if self.windows_given:
+                log.info("window hashes computed for %d images catalogued before they were kept", self.windows_given)
             self.windows_given = 0
         return done
 
