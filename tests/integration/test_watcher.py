@@ -90,3 +90,39 @@ def test_the_observer_watcherd_makes_keeps_back_the_made_up_moves_of_a_moved_fol
         observer.join()
     moved = [(e.is_directory, e.is_synthetic) for e in events if e.event_type == "moved"]
     assert moved == [(True, False)]  # the folder's own move, nothing made up
+
+
+def test_the_observer_is_not_told_of_files_only_read(tmp_path: Path) -> None:
+    """A file read (by watcherd, or a file manager drawing thumbnails) is no change: the
+    observer ``watch`` starts asks inotify for none of those opens, nor for folders' own
+    "modified", so they cost no thread any time."""
+    import threading
+
+    from watchdog.events import FileSystemEvent
+
+    from watcherd.run.watcher import watch
+
+    (tmp_path / "cats").mkdir()
+    old = tmp_path / "cats" / "old.png"
+    old.write_bytes(b"x")
+    events: list[FileSystemEvent] = []
+    done = threading.Event()
+
+    class Recorder(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            events.append(event)
+            if str(event.src_path).endswith("new.png") and event.event_type == "closed":
+                done.set()
+
+    observer, _ = watch("inotify", tmp_path, [tmp_path], Recorder())
+    try:
+        for _ in range(3):
+            old.read_bytes()
+        (tmp_path / "cats" / "new.png").write_bytes(b"y")
+        assert done.wait(30)
+    finally:
+        observer.stop()
+        observer.join()
+    kinds = {(e.event_type, e.is_directory) for e in events}
+    assert {("created", False), ("closed", False)} <= kinds
+    assert not kinds & {("opened", False), ("closed_no_write", False), ("modified", True)}

@@ -14,7 +14,18 @@ import queue
 import stat
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -43,6 +54,22 @@ NETWORK_FS = (
     "prl_fs",
     "vmhgfs",
 )
+
+
+# The events ``Handler`` turns into changes; the observer is asked for these only. A file
+# opened and closed without a write (watcherd reading it, a file manager drawing its
+# thumbnail) and a folder's own "modified" say nothing new, and inotify then never reports
+# the opens at all.
+WANTED: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 
 
 def _fspath(raw: str | bytes) -> Path:
@@ -136,7 +163,7 @@ def watch(
         observer = make_observer(mode, root)
         for folder, identity in watched.items():
             if identity is not None:
-                observer.schedule(handler, str(folder), recursive=True)
+                observer.schedule(handler, str(folder), recursive=True, event_filter=WANTED)
         try:
             observer.start()
         except (FileNotFoundError, NotADirectoryError) as exc:
