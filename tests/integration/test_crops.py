@@ -17,6 +17,7 @@ from tests.benchmarks.realpics import crop
 from tests.helpers import encode, wait_for, write
 from tests.integration.test_daemon import Running
 from watcherd.catalog import open_for_writing
+from watcherd.catalog.cropschema import WINDOWLESS
 from watcherd.cli import main
 from watcherd.commands.library import Library
 from watcherd.core import crops
@@ -218,6 +219,36 @@ def test_the_daemons_fill_asks_again_after_a_full_scan_only_when_the_catalog_cha
         fills.again()
         assert fills.busy
         assert fills.windows is None and catalog.lacking_windows(f"v{crops.VERSION}:") == [rec.name]
+    finally:
+        catalog.close()
+
+
+def test_a_rescan_reads_no_record_for_images_too_small_for_window_hashes(
+    cfg: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A banner whose thumbnail is under ``MIN_SIDE`` never gets window hashes: the scan that
+    decoded it notes so, and the next scan's question is answered by counts (nothing to decode)."""
+    write(cfg.thumbs_dir / "photo.jpg", encode(photo((900, 600), seed=31)))
+    write(cfg.thumbs_dir / "banner.png", encode(photo((900, 60), seed=32), "PNG"))  # a 64x4 thumbnail
+    _scan(cfg, capsys)
+    named = _named(cfg)
+    catalog = open_for_writing(cfg).catalog
+    try:
+        assert catalog.lacking_windows(cropfill.PREFIX) == []
+        assert catalog.meta(WINDOWLESS) == {"prefix": cropfill.PREFIX, "names": [named["banner.png"]]}
+        with catalog.transaction():  # as an older watcherd left the photo: no window hashes
+            rec = catalog.image(named["photo.jpg"])
+            assert rec is not None
+            catalog.put_image(dataclasses.replace(rec, crops=""))
+        assert named["photo.jpg"] in catalog.lacking_windows(cropfill.PREFIX)
+    finally:
+        catalog.close()
+    _scan(cfg, capsys)
+    catalog = open_for_writing(cfg).catalog
+    try:
+        assert catalog.lacking_windows(cropfill.PREFIX) == []
+        rec = catalog.image(named["photo.jpg"])
+        assert rec is not None and crops.split(rec.crops)
     finally:
         catalog.close()
 

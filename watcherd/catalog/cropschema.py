@@ -27,6 +27,7 @@ __all__ = [
     "CROP_PREFIX",
     "CROP_STORED",
     "PARTS",
+    "WINDOWLESS",
     "create_crop_log",
     "create_crop_pair_triggers",
     "create_crop_tables",
@@ -43,6 +44,10 @@ __all__ = [
 CROP_PREFIX = "v1:"
 CROP_LENGTH = 947
 CROP_STORED = 3
+# The ``meta`` key of the present images whose thumbnails are too small for window hashes:
+# ``{"prefix": CROP_PREFIX, "names": [...]}``, written by the writer at the end of a pass that
+# decoded every image lacking them (``flow.cropfill``), so ``lacking_windows`` counts them.
+WINDOWLESS = "windowless"
 CROP_HEX = 29  # the windows written as hex: slot 0's row keeps them (``asks``) for the crop links
 
 # What a catalog needs of these tables (``schema.needs_derived``).

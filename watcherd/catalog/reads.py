@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from watcherd.catalog import finding
-from watcherd.catalog.cropschema import CROP_PREFIX
+from watcherd.catalog.cropschema import CROP_PREFIX, WINDOWLESS
 from watcherd.catalog.finding import TagQuery, as_json
 from watcherd.catalog.schema import DERIVED
 from watcherd.core.collisionrecords import CollisionRecord
@@ -369,11 +369,20 @@ class CatalogReader(Connected):
         """Names of present images whose ``crops`` (window hashes) do not start with ``prefix``.
 
         Every present image with window hashes of this version has one whole-picture row in
-        ``crop_hashes``: when there are as many of those as present images, none lacks them,
-        and the records are not read (a rescan's usual case, two counts by index)."""
+        ``crop_hashes``, and one whose thumbnail is too small for any (``WINDOWLESS``, noted by
+        the last pass that decoded it) never will: when those two make up every present
+        image, none lacks them, and the records are not read (a rescan's usual case, two
+        counts by index and one by name)."""
         if prefix == CROP_PREFIX:
             (present,) = self._query("SELECT count(*) FROM listing WHERE present = 1")[0]
             (windowed,) = self._query("SELECT count(*) FROM crop_hashes WHERE slot = 0 AND present = 1")[0]
+            noted = self.meta(WINDOWLESS)
+            if isinstance(noted, dict) and noted.get("prefix") == prefix and isinstance(noted.get("names"), list):
+                (small,) = self._query(
+                    "SELECT count(*) FROM listing WHERE present = 1 AND name IN (SELECT value FROM json_each(?))",
+                    (json.dumps(noted["names"]),),
+                )[0]
+                windowed += small
             if present == windowed:
                 return []
         rows = self._query(

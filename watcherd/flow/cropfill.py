@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from watcherd.catalog import Catalog
+from watcherd.catalog.cropschema import WINDOWLESS
 from watcherd.core import crops
 from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
@@ -39,6 +40,7 @@ STEP = 50  # the daemon's batch: decoded and written between looks at what arriv
 THUMBNAIL_LIMIT = 4 << 20  # larger files under a thumbnail's name are not ours: left alone
 # The thumbnail is hashed as it is: no size limit shrinks it before its windows are taken.
 AS_IS = 1 << 16
+PREFIX = f"v{crops.VERSION}:"  # window hashes of another version are computed again
 
 
 def _batches(names: list[str]) -> Iterator[list[str]]:
@@ -64,17 +66,31 @@ def _spec(cfg: Config) -> RenderSpec:
 def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
     """Give every present image lacking window hashes those of its thumbnail; how many were given."""
     places, spec = Places(cfg), _spec(cfg)
-    done = sum(
-        _give_windows(places, spec, catalog, render, names)
-        for names in _batches(catalog.lacking_windows(f"v{crops.VERSION}:"))
-    )
+    lacking = catalog.lacking_windows(PREFIX)
+    done = 0
+    small: list[str] = []
+    for names in _batches(lacking):
+        given, too_small = _give_windows(places, spec, catalog, render, names)
+        done += given
+        small += too_small
+    if lacking:
+        _note_windowless(catalog, small)
     if done:
         log.info("window hashes computed for %d images catalogued before they were kept", done)
     return done
 
 
-def _give_windows(places: Places, spec: RenderSpec, catalog: Catalog, render: Renderer, names: list[str]) -> int:
-    """Give the images ``names`` the window hashes of their thumbnails (decoded, a batch at once); how many."""
+def _note_windowless(catalog: Catalog, names: list[str]) -> None:
+    """The images a whole pass found too small for window hashes, so the next asks nothing of them."""
+    with catalog.transaction():
+        catalog.set_meta(WINDOWLESS, {"prefix": PREFIX, "names": sorted(names)})
+
+
+def _give_windows(
+    places: Places, spec: RenderSpec, catalog: Catalog, render: Renderer, names: list[str]
+) -> tuple[int, list[str]]:
+    """Give the images ``names`` the window hashes of their thumbnails (decoded, a batch at once): how
+    many were given, and the images whose thumbnails were read and are too small for any."""
     submit = getattr(render, "submit", None)
     asked: list[tuple[str, str, Future[Rendered] | Rendered | None]] = []
     for name in names:
@@ -90,6 +106,7 @@ def _give_windows(places: Places, spec: RenderSpec, catalog: Catalog, render: Re
             continue
         asked.append((name, rec.path, job))
     given: list[tuple[str, str, str]] = []
+    small: list[str] = []
     for name, rel, job in asked:
         try:
             rendered = job.result() if isinstance(job, Future) else job
@@ -98,6 +115,8 @@ def _give_windows(places: Places, spec: RenderSpec, catalog: Catalog, render: Re
             continue
         if rendered is not None and rendered.crops:
             given.append((name, rel, rendered.crops))
+        elif rendered is not None:
+            small.append(name)
     done = 0
     with catalog.transaction():
         for name, rel, windows in given:
@@ -107,7 +126,7 @@ def _give_windows(places: Places, spec: RenderSpec, catalog: Catalog, render: Re
             rec.crops = windows
             catalog.put_image(rec)
             done += 1
-    return done
+    return done, small
 
 
 # Set once a scan has given EXIF to the images of kept pairs: every record this version writes
@@ -169,6 +188,7 @@ class Fills:
         self.windows: list[str] | None = None  # left in this pass; None: the pass has not asked yet
         self.windows_given = 0
         self.passed_at = -1  # the catalog's count of changes when the last pass ended
+        self.small: list[str] = []  # found too small for window hashes in this pass
         self.exif: list[str] | None = None  # left to fill; None: not asked yet
         self.exif_given = 0
         self.exif_kept = False
@@ -188,7 +208,7 @@ class Fills:
         """Fill one batch, if any is left; how many images were given something."""
         windows = self.windows
         if windows is None:
-            windows = self.windows = self.catalog.lacking_windows(f"v{crops.VERSION}:")
+            windows = self.windows = self.catalog.lacking_windows(PREFIX)
             if not windows:
                 self.passed_at = self.catalog.changes
         if windows:
@@ -199,9 +219,12 @@ class Fills:
         return 0
 
     def _windows_step(self, names: list[str]) -> int:
-        done = _give_windows(self.places, self.spec, self.catalog, self.render, names)
+        done, small = _give_windows(self.places, self.spec, self.catalog, self.render, names)
         self.windows_given += done
+        self.small += small
         if not self.windows:
+            _note_windowless(self.catalog, self.small)
+            self.small = []
             self.passed_at = self.catalog.changes
             if self.windows_given:
                 log.info("window hashes computed for %d images catalogued before they were kept", self.windows_given)
