@@ -211,6 +211,8 @@ class Fills:
             windows = self.windows = self.catalog.lacking_windows(PREFIX)
             if not windows:
                 self.passed_at = self.catalog.changes
+            elif len(windows) > self.size:  # a pass of more than a turn or two: say why the decoders are busy
+                log.info("%d images lack window hashes; computing them from their thumbnails while idle", len(windows))
         if windows:
             names, self.windows = windows[: self.size], windows[self.size :]
             return self._windows_step(names)
