@@ -253,6 +253,25 @@ def test_a_rescan_reads_no_record_for_images_too_small_for_window_hashes(
         catalog.close()
 
 
+def test_a_fill_pass_that_finds_nothing_new_writes_nothing(cfg: Config, cropped: tuple[str, Image.Image]) -> None:
+    """An image whose thumbnail cannot give window hashes (unreadable here) is asked again by each
+    pass, but a pass that learns nothing writes nothing, so it does not make the daemon's next one."""
+    assert cfg.root is not None
+    catalog = open_for_writing(cfg).catalog
+    try:
+        rec = next(iter(catalog.images()))
+        with catalog.transaction():
+            catalog.put_image(dataclasses.replace(rec, crops=""))
+        (cfg.root / rec.path).write_bytes(b"no longer a picture")
+        cropfill.Fills(cfg, catalog, imaging.render).step()  # the pass notes what it found
+        changes = catalog.changes
+        assert catalog.lacking_windows(cropfill.PREFIX) == [rec.name]
+        cropfill.Fills(cfg, catalog, imaging.render).step()  # as after a restart: the same pass again
+        assert catalog.changes == changes
+    finally:
+        catalog.close()
+
+
 def _kept_links(cfg: Config) -> list[tuple[str, str]]:
     with sqlite3.connect(cfg.database_path) as con:
         if con.execute("SELECT count(*) FROM near_pending").fetchone() != (0,):

@@ -81,9 +81,12 @@ def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
 
 
 def _note_windowless(catalog: Catalog, names: list[str]) -> None:
-    """The images a whole pass found too small for window hashes, so the next asks nothing of them."""
-    with catalog.transaction():
-        catalog.set_meta(WINDOWLESS, {"prefix": PREFIX, "names": sorted(names)})
+    """The images a whole pass found too small for window hashes, so the next asks nothing of them
+    (written only when they differ from the note: a write would make the daemon's next pass)."""
+    note = {"prefix": PREFIX, "names": sorted(names)}
+    if catalog.meta(WINDOWLESS) != note:
+        with catalog.transaction():
+            catalog.set_meta(WINDOWLESS, note)
 
 
 def _give_windows(
