@@ -153,53 +153,44 @@ def test_copies_of_one_shot_are_not_a_burst(cfg: Config, capsys: pytest.CaptureF
     assert group["suggested"] == _named(cfg)["a.jpg"]  # the keeper rule: more pixels
 
 
-def test_scan_gives_window_hashes_to_images_catalogued_without_them(
-    cfg: Config, capsys: pytest.CaptureFixture[str], cropped: tuple[str, Image.Image]
-) -> None:
-    root, _ = cropped
-    named = _named(cfg)
+def _without_windows(cfg: Config) -> None:
+    """Every record as an older watcherd left it: no window hashes."""
     catalog = open_for_writing(cfg).catalog
     try:
-        with catalog.transaction():  # as an older watcherd left them: no window hashes
+        with catalog.transaction():
             for rec in catalog.images():
                 catalog.put_image(dataclasses.replace(rec, crops=""))
     finally:
         catalog.close()
+
+
+@pytest.mark.parametrize("by", ["scan", "daemon"])
+def test_window_hashes_are_given_to_images_catalogued_without_them(
+    cfg: Config, capsys: pytest.CaptureFixture[str], cropped: tuple[str, Image.Image], by: str
+) -> None:
+    """By a scan, and by the daemon after its start-up scan, while idle (a library kept by
+    ``watcherd run`` alone)."""
+    root, _ = cropped
+    named = _named(cfg)
+    _without_windows(cfg)
     code, hits = run(capsys, "similar", root, named["corner.jpg"])
     assert code == 0 and isinstance(hits, list) and named["original.jpg"] not in {h["name"] for h in hits}
-    _scan(cfg, capsys)
+    if by == "scan":
+        _scan(cfg, capsys)
+    else:
+        running = Running(cfg)
+        running.thread.start()
+        try:
+            wait_for(lambda: all(crops.split(r.get("crops")) for r in running.images()), what="windows given")
+        finally:
+            running.stop.set()
+            running.thread.join(timeout=20)
+        assert running.error is None and running.code == 0
     catalog = open_for_writing(cfg).catalog
     try:
         assert all(crops.split(r.crops) for r in catalog.images())
     finally:
         catalog.close()
-    code, hits = run(capsys, "similar", root, named["corner.jpg"])
-    assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
-
-
-def test_the_daemon_gives_window_hashes_to_images_catalogued_without_them(
-    cfg: Config, capsys: pytest.CaptureFixture[str], cropped: tuple[str, Image.Image]
-) -> None:
-    """A library kept by ``watcherd run`` alone gets them too: after its start-up scan, while idle."""
-    root, _ = cropped
-    named = _named(cfg)
-    catalog = open_for_writing(cfg).catalog
-    try:
-        with catalog.transaction():  # as an older watcherd left them: no window hashes
-            for rec in catalog.images():
-                catalog.put_image(dataclasses.replace(rec, crops=""))
-    finally:
-        catalog.close()
-    running = Running(cfg)
-    running.thread.start()
-    try:
-        wait_for(
-            lambda: all(crops.split(r.get("crops")) for r in running.images()), what="every image given its windows"
-        )
-    finally:
-        running.stop.set()
-        running.thread.join(timeout=20)
-    assert running.error is None and running.code == 0
     code, hits = run(capsys, "similar", root, named["corner.jpg"])
     assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
 
