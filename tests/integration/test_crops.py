@@ -195,6 +195,26 @@ def test_window_hashes_are_given_to_images_catalogued_without_them(
     assert code == 0 and isinstance(hits, list) and named["original.jpg"] in {h["name"] for h in hits}
 
 
+def test_a_bug_met_while_filling_older_records_ends_the_pass_not_the_daemon(
+    cfg: Config, cropped: tuple[str, Image.Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> tuple[int, list[str]]:
+        raise RuntimeError("a bug")
+
+    _without_windows(cfg)
+    monkeypatch.setattr(cropfill, "_give_windows", broken)
+    running = Running(cfg)
+    running.thread.start()
+    try:
+        wait_for(lambda: running.daemon.internal_errors, what="the bug met")
+        running.handled_so_far()  # a file dropped after it is still filed
+    finally:
+        running.stop.set()
+        running.thread.join(timeout=20)
+    assert running.error is None and running.code == 0
+    assert running.daemon.internal_errors == 1  # one pass ended, not one error a turn
+
+
 def test_the_daemons_fill_asks_again_after_a_full_scan_only_when_the_catalog_changed(
     cfg: Config, cropped: tuple[str, Image.Image]
 ) -> None:

@@ -202,6 +202,11 @@ class Fills:
         if self.catalog.changes != self.passed_at:
             self.windows = None
 
+    def give_up(self) -> None:
+        """End this pass where it is (a bug met in it): the next one asks again."""
+        self.windows, self.exif, self.exif_kept = [], None, True
+        self.passed_at, self.small = -1, []
+
     @property
     def busy(self) -> bool:
         """Whether a batch is known to be left (or a pass to begin): the daemon then waits for no event."""

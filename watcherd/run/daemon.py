@@ -350,7 +350,18 @@ class Daemon:
         self.near.run(catalog, time.monotonic())
         worker.pipeline.tagfiles.catch_up(tagfiles.CHUNK)  # sidecars left from the start, a chunk a turn
         if self.fills is not None and not worker.settler.pending and self.changes.empty():
-            self.fills.step()  # what older records lack, a batch a turn while nothing arrives
+            self._fill(worker, self.fills)
+
+    def _fill(self, worker: Worker, fills: cropfill.Fills) -> None:
+        """One batch of what older records lack; a bug met there ends the pass, never the daemon."""
+        try:
+            fills.step()
+        except (CatalogError, LockedError):
+            raise
+        except Exception:
+            worker.pipeline.internal_errors += 1
+            log.exception("internal error while giving older records what they lack; left for a later pass")
+            fills.give_up()
 
     def _check_watches(self, worker: Worker) -> None:
         """Fall back to polling when inotify holds fewer watches than there are folders.
