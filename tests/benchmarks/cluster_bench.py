@@ -112,7 +112,7 @@ def cluster_scan(count: int, size: tuple[int, int] = (3000, 2000), ceiling_count
         local = _scan_rate(Path(shutil.copytree(base, tmp / "local")), count, None, cores)
         for n in (1, 2):
             with LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
             ) as cluster:
                 address = str(cluster.scheduler_address)
                 scan_once(_cfg(warm), cluster=address)  # each worker's sandbox starts untimed

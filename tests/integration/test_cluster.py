@@ -46,7 +46,7 @@ def scheduler() -> Iterator[str]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: 8787, the default, may be anyone's
             silence_logs=50,
         ) as cluster,
     ):
