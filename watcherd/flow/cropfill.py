@@ -179,8 +179,9 @@ class Fills:
     """Both fills as the daemon's idle work: a batch a turn (``step``), while no file waits.
 
     A pass asks which images lack window hashes once, at its start (after each full scan,
-    ``again``), and gives them a batch at a time; an image whose thumbnail gives none (too
-    small, unreadable) is asked again at the next pass only. The EXIF fill follows once no
+    ``again``), and gives them a batch at a time; an image whose thumbnail is too small for
+    any is noted (``_note_windowless``) and asked no more, one that cannot be read is asked
+    again at the next pass. The EXIF fill follows once no
     image waits for its near pairs (they are what it fills), and, as in ``scan``, once per
     catalog.
     """
