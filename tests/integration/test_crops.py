@@ -283,6 +283,26 @@ def test_a_fill_pass_that_finds_nothing_new_writes_nothing(cfg: Config, cropped:
         catalog.close()
 
 
+def test_a_thumbnail_of_other_bytes_gives_its_record_no_window_hashes(
+    cfg: Config, cropped: tuple[str, Image.Image]
+) -> None:
+    """Another image's thumbnail under this one's name (its chunks name other bytes) is not this
+    image's thumbnail: its windows would find the other picture."""
+    assert cfg.root is not None
+    named = _named(cfg)
+    catalog = open_for_writing(cfg).catalog
+    try:
+        rec, other = catalog.image(named["original.jpg"]), catalog.image(named["other.jpg"])
+        assert rec is not None and other is not None
+        with catalog.transaction():
+            catalog.put_image(dataclasses.replace(rec, crops=""))
+        (cfg.root / rec.path).write_bytes((cfg.root / other.path).read_bytes())
+        assert cropfill.fill(cfg, catalog, imaging.render) == 0
+        assert catalog.lacking_windows(cropfill.PREFIX) == [rec.name]
+    finally:
+        catalog.close()
+
+
 def _kept_links(cfg: Config) -> list[tuple[str, str]]:
     with sqlite3.connect(cfg.database_path) as con:
         if con.execute("SELECT count(*) FROM near_pending").fetchone() != (0,):

@@ -29,6 +29,7 @@ from watcherd.core.config import Config
 from watcherd.core.errors import ImageError
 from watcherd.core.exif import Exif
 from watcherd.core.places import Places
+from watcherd.core.records import ImageRecord
 from watcherd.decode import chunks
 from watcherd.decode.newimage import Renderer, spec_for
 from watcherd.decode.rendered import Rendered, RenderSpec
@@ -58,26 +59,15 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _spec(cfg: Config) -> RenderSpec:
+def windows_spec(cfg: Config) -> RenderSpec:
     """What the decoder is asked for: the thumbnail's window hashes, as it is."""
     return dataclasses.replace(spec_for(cfg), formats=("PNG",), thumbnail_size=AS_IS, decode="reference")
 
 
 def fill(cfg: Config, catalog: Catalog, render: Renderer) -> int:
-    """Give every present image lacking window hashes those of its thumbnail; how many were given."""
-    places, spec = Places(cfg), _spec(cfg)
-    lacking = catalog.lacking_windows(PREFIX)
-    done = 0
-    small: list[str] = []
-    for names in _batches(lacking):
-        given, too_small = _give_windows(places, spec, catalog, render, names)
-        done += given
-        small += too_small
-    if lacking:
-        _note_windowless(catalog, small)
-    if done:
-        log.info("window hashes computed for %d images catalogued before they were kept", done)
-    return done
+    """Give every present image lacking window hashes those of its thumbnail; how many were given
+    (``scan``'s pass: ``Fills``' windows at once, a larger batch at a time)."""
+    return Fills(cfg, catalog, render, size=BATCH).windows_pass()
 
 
 def _note_windowless(catalog: Catalog, names: list[str]) -> None:
@@ -92,44 +82,41 @@ def _note_windowless(catalog: Catalog, names: list[str]) -> None:
 def _give_windows(
     places: Places, spec: RenderSpec, catalog: Catalog, render: Renderer, names: list[str]
 ) -> tuple[int, list[str]]:
-    """Give the images ``names`` the window hashes of their thumbnails (decoded, a batch at once): how
-    many were given, and the images whose thumbnails were read and are too small for any."""
+    """Give the images ``names`` the window hashes of their thumbnails (decoded, a batch at once, and
+    written as one set): how many were given, and the images whose thumbnails were read and are too
+    small for any. A thumbnail whose chunks name other bytes than its record is not that image's."""
     submit = getattr(render, "submit", None)
-    asked: list[tuple[str, str, Future[Rendered] | Rendered | None]] = []
-    for name in names:
-        rec = catalog.image(name)
-        if rec is None or not rec.present:
-            continue
-        data = _read(places.absolute(rec.path))
-        if data is None:
+    asked: list[tuple[ImageRecord, Future[Rendered] | Rendered | None]] = []
+    for name, rec in catalog.images_named(names).items():
+        data = _read(places.absolute(rec.path)) if rec.present else None
+        if data is None or chunks.read_text(data).get("sha256", rec.sha256) != rec.sha256:
             continue
         try:
             job = submit(data, spec, name, "", 0.0) if submit is not None else render(data, spec, name, "", 0.0)
         except ImageError:
             continue
-        asked.append((name, rec.path, job))
-    given: list[tuple[str, str, str]] = []
+        asked.append((rec, job))
+    given: dict[str, tuple[ImageRecord, str]] = {}
     small: list[str] = []
-    for name, rel, job in asked:
+    for rec, job in asked:
         try:
             rendered = job.result() if isinstance(job, Future) else job
         except ImageError as exc:
-            log.warning("cannot compute window hashes of %s: %s", rel, exc.reason)
+            log.warning("cannot compute window hashes of %s: %s", rec.path, exc.reason)
             continue
         if rendered is not None and rendered.crops:
-            given.append((name, rel, rendered.crops))
+            given[rec.name] = (rec, rendered.crops)
         elif rendered is not None:
-            small.append(name)
-    done = 0
+            small.append(rec.name)
     with catalog.transaction():
-        for name, rel, windows in given:
-            rec = catalog.image(name)
-            if rec is None or not rec.present or rec.path != rel:
-                continue  # changed meanwhile: the next pass looks again
-            rec.crops = windows
-            catalog.put_image(rec)
-            done += 1
-    return done, small
+        changed = []
+        for name, current in catalog.images_named(list(given)).items():
+            rec, windows = given[name]
+            if current.present and (current.path, current.sha256, current.crops) == (rec.path, rec.sha256, rec.crops):
+                current.crops = windows
+                changed.append(current)  # else changed meanwhile: the next pass looks again
+        catalog.put_images(changed)
+    return len(changed), small
 
 
 # Set once a scan has given EXIF to the images of kept pairs: every record this version writes
@@ -188,7 +175,7 @@ class Fills:
 
     def __init__(self, cfg: Config, catalog: Catalog, render: Renderer, size: int = STEP) -> None:
         self.catalog, self.render, self.size = catalog, render, size
-        self.places, self.spec = Places(cfg), _spec(cfg)
+        self.places, self.spec = Places(cfg), windows_spec(cfg)
         self.windows: list[str] | None = None  # left in this pass; None: the pass has not asked yet
         self.windows_given = 0
         self.passed_at = -1  # the catalog's count of changes when the last pass ended
@@ -215,21 +202,33 @@ class Fills:
 
     def step(self) -> int:
         """Fill one batch, if any is left; how many images were given something."""
-        windows = self.windows
-        if windows is None:
-            windows = self.windows = self.catalog.lacking_windows(PREFIX)
-            if not windows:
-                self.passed_at = self.catalog.changes
-            elif len(windows) > self.size:  # a pass of more than a turn or two: say why the decoders are busy
-                log.info("%d images lack window hashes; computing them from their thumbnails while idle", len(windows))
-        if windows:
-            names, self.windows = windows[: self.size], windows[self.size :]
-            return self._windows_step(names)
+        if self.windows is None:
+            self._ask()
+        if self.windows:
+            return self._windows_step()
         if not self.exif_kept:
             return self._exif_step()
         return 0
 
-    def _windows_step(self, names: list[str]) -> int:
+    def windows_pass(self) -> int:
+        """A whole pass of window hashes at once (``scan``'s); how many images were given them."""
+        self._ask()
+        given = 0
+        while self.windows:
+            given += self._windows_step()
+        return given
+
+    def _ask(self) -> None:
+        """Begin a pass: which present images lack window hashes."""
+        windows = self.windows = self.catalog.lacking_windows(PREFIX)
+        if not windows:
+            self.passed_at = self.catalog.changes
+        elif len(windows) > self.size:  # a pass of more than a batch or two: say why the decoders are busy
+            log.info("%d images lack window hashes; computing them from their thumbnails", len(windows))
+
+    def _windows_step(self) -> int:
+        assert self.windows
+        names, self.windows = self.windows[: self.size], self.windows[self.size :]
         done, small = _give_windows(self.places, self.spec, self.catalog, self.render, names)
         self.windows_given += done
         self.small += small
