@@ -82,16 +82,17 @@ class Moves:
         log.info("%s %s -> %s tags=%s", verb, path.name, shown(str(where.rel.parent)), ",".join(rec.tags))
         return Result(Outcome.MOVED, path, path.name)
 
-    def _place(self, rec: ImageRecord, rel: str, where: Place) -> str | None:
+    def _place(self, rec: ImageRecord, rel: str, where: Place, now: str | None = None) -> str | None:
         """Bring ``rec`` to its thumbnail found at ``rel``: ``moved`` or ``copied`` (still where the
-        record says too: the image is in both places); None when the record says so already."""
+        record says too: the image is in both places); None when the record says so already.
+        ``now``: the time it is seen (a set's records are seen at once)."""
         if rel in rec.paths:
             return None
         root = os.fspath(self.ctx.places.root)  # joined as text: no Path made per place, a folder of them at once
         copied = any(os.path.lexists(os.path.join(root, p)) for p in rec.paths)
         rec.place_at(rel, keep_others=copied)
         rec.tags = merge_tags(rec.tags, where.rel.parent, rec.size_tag)
-        rec.last_seen = self.ctx.stamp()
+        rec.last_seen = now or self.ctx.stamp()
         return "copied" if copied else "moved"
 
     def renamed(self, path: Path, where: Place, st: os.stat_result) -> Result | None:
@@ -283,6 +284,7 @@ class Moves:
         debug = log.isEnabledFor(logging.DEBUG)
         changed: list[ImageRecord] = []
         adopted = 0
+        now = self.ctx.stamp()
         with catalog.transaction():
             for path in paths:
                 canonical, rec = parsed[path.name], known.get(path.name)
@@ -316,7 +318,7 @@ class Moves:
                     if debug:  # a line per file only when asked for: a library of 100,000 adopted
                         log.debug("adopted %s from its PNG metadata", shown(rel))
                     continue
-                verb = self._place(rec, rel, where)
+                verb = self._place(rec, rel, where, now)
                 if verb is None:
                     results.append(Result(Outcome.UNCHANGED, path, path.name))
                     continue
