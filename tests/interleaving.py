@@ -6,8 +6,9 @@ page beside it. A *script* is a list of steps: a person's gestures in the file m
 deletions of thumbnails; folder renames and moves; originals dropped again; a settle
 gesture in ``_collisions/``), commands (``resolve`` with each decision, ``resolve --undo``,
 ``retag``, ``untag --everywhere``), decisions and undos through the page's API,
-interrupts (SIGKILL of the daemon, SIGINT of a ``scan`` mid-batch), short pauses, and
-quiet points where every invariant is checked.
+interrupts (SIGKILL of the daemon, SIGINT of a ``scan`` mid-batch), records written as an
+older watcherd wrote them (without window hashes and EXIF, which the daemon then fills while
+the rest goes on), short pauses, and quiet points where every invariant is checked.
 
 Hypothesis's stateful testing draws the scripts (``Interleaving``), in CI
 (``tests/e2e/test_interleaving.py``) and in the soak (``tests/benchmarks/interleave_soak.py``);
@@ -29,6 +30,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -45,9 +47,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 from PIL import Image, ImageEnhance
 
 from tests.helpers import DaemonProcess, encode, scene, sigint_default, table
-from tests.invariants import check_library
+from tests.invariants import check_library, kept_from_thumbnails
+from watcherd.catalog.cropschema import WINDOWLESS
 from watcherd.core.filters import TEMP_PREFIX, has_image_suffix
 from watcherd.core.naming import parse_canonical
+from watcherd.flow.cropfill import EXIF_KEPT
 
 CONFIG = "settle: 0.2\nheartbeat: 0.5\nstale_after: 2\nworkers: 1\nrescan_interval: 5\n"
 FOLDERS = ("a", "b", "a/c")  # the tree a world starts with
@@ -89,6 +93,7 @@ class Op(str, Enum):
     UNTAG = "untag"  # watcherd untag --everywhere TAG
     KILL = "kill"  # SIGKILL the daemon, start it again
     INTERRUPTED_SCAN = "interrupted-scan"  # daemon stopped, fresh drops, scan, SIGINT after a delay
+    OLDER = "older"  # daemon stopped, some records written as an older watcherd wrote them, started again
     PAUSE = "pause"
     LOOK = "look"  # the person waits until the daemon has caught up
     CHECK = "check"  # a quiet point: every invariant
@@ -807,6 +812,28 @@ class World:
             raise broken(f"an interrupted scan exits {code}", said[-3000:])
         return f"{dropped}; scan, SIGINT {a['delay']} ms after its {a.get('after', 'lease')} -> {code}"
 
+    def older(self, a: dict[str, Any]) -> str:
+        """Stop the daemon; every ``every``-th record (from ``first``) is written again as an older
+        watcherd wrote it, without window hashes or EXIF (whole rows, as sqlitedict writes them),
+        and the notes that both were given are dropped; start it again. The daemon then fills
+        them while the next steps happen."""
+        self.stop_daemon()
+        con = sqlite3.connect(self.root / ".watcherd" / "catalog.sqlite", timeout=30)
+        try:
+            with con:
+                names = [k for (k,) in con.execute("SELECT key FROM images ORDER BY key")]
+                chosen = names[int(a["first"]) % max(len(names), 1) :: int(a["every"])]
+                con.executemany(
+                    "INSERT OR REPLACE INTO images (key, value) "
+                    "SELECT key, json_remove(value, '$.crops', '$.exif') FROM images WHERE key = ?",
+                    [(n,) for n in chosen],
+                )
+                con.execute("DELETE FROM meta WHERE key IN (?, ?)", (EXIF_KEPT, WINDOWLESS))
+        finally:
+            con.close()
+        self.start_daemon()
+        return f"{len(chosen)} of {len(names)} records without window hashes and EXIF; started again"
+
     def lease_pid(self) -> int | None:
         try:
             return int(json.loads((self.root / ".watcherd" / "lock").read_text())["pid"])
@@ -863,6 +890,7 @@ class World:
         copies = {Path(e["path"]).name for e in errors if str(e["reason"]).startswith("a copy of")}
         return [
             *check_library(self.root, {rel: data for rel, data in self.inputs.values()}, bad=copies),
+            *kept_from_thumbnails(self.root, self.conf),
             *[f"error recorded: {e['path']}: {e['reason']}" for e in errors if Path(e["path"]).name not in copies],
             *self.dupes_current(),
             *self.collisions_owned(),
@@ -959,6 +987,7 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.UNTAG: World.untag,
     Op.KILL: World.kill,
     Op.INTERRUPTED_SCAN: World.interrupted_scan,
+    Op.OLDER: World.older,
     Op.PAUSE: World.pause,
     Op.LOOK: World.look,
     Op.CHECK: World.check,
@@ -1208,6 +1237,10 @@ class Interleaving(RuleBasedStateMachine):
     )
     def interrupted_scan(self, count: int, alike: int, folder: int, after: str, delay: int) -> None:
         self._do(Op.INTERRUPTED_SCAN, count=count, alike=alike, folder=folder, after=after, delay=delay)
+
+    @rule(first=PICK, every=st.integers(1, 4))
+    def older(self, first: int, every: int) -> None:
+        self._do(Op.OLDER, first=first, every=every)
 
     @rule(ms=st.integers(0, 300))
     def pause(self, ms: int) -> None:

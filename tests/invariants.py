@@ -18,9 +18,11 @@ from tests.helpers import sha, table
 from watcherd.check import facts
 from watcherd.check.problems import Code
 from watcherd.core import config
+from watcherd.core.exif import Exif
 from watcherd.core.filters import has_image_suffix
 from watcherd.core.naming import parse_canonical
-from watcherd.flow import restore
+from watcherd.decode import chunks, imaging
+from watcherd.flow import cropfill, restore
 
 DC = "http://purl.org/dc/elements/1.1/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -165,6 +167,26 @@ def _check_tagfiles(root: Path, db: Path, images: list[dict[str, Any]]) -> list[
                 value = ""
             if value != ",".join(ours):
                 problems.append(f"user.xdg.tags of {path} is {value!r}, the catalog says {ours}")
+    return problems
+
+
+def kept_from_thumbnails(root: Path, conf: Path | None = None) -> list[str]:
+    """What each present record keeps of its thumbnail is what the thumbnail says now: its window
+    hashes are those of the thumbnail's pixels (none when it is too small for any), and EXIF, where
+    kept, is what its ``exif`` chunk says. A record whose thumbnail was made again (a decision, an
+    undo) or filled later from it must not keep another picture's."""
+    cfg = config.load(conf).with_root(root)
+    spec = cropfill.windows_spec(cfg)
+    problems = []
+    for r in table(root / ".watcherd" / "catalog.sqlite", "images"):
+        if r["state"] != "present":
+            continue
+        data = (root / r["path"]).read_bytes()
+        want = imaging.render(data, spec, r["name"], "", 0.0).crops
+        if (r.get("crops") or "") != (want or ""):
+            problems.append(f"window hashes of {r['name']} are not its thumbnail's ({r['path']})")
+        if r.get("exif") is not None and r["exif"] != Exif.of(chunks.read_text(data)).to_json():
+            problems.append(f"EXIF of {r['name']} is not its thumbnail's: {r['exif']}")
     return problems
 
 

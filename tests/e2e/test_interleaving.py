@@ -6,7 +6,9 @@ fresh library with a real ``watcherd run`` daemon and ``watcherd serve`` page: d
 again, thumbnail renames, copies, moves and deletions, folder renames and moves, originals
 dropped again, settle gestures in ``_collisions/``, ``resolve`` with each decision and
 ``--undo``, decisions and undos through the page's API, ``retag``, ``untag --everywhere``,
-SIGKILL of the daemon and SIGINT of a ``scan`` mid-batch, with short pauses between. At
+SIGKILL of the daemon and SIGINT of a ``scan`` mid-batch, records written as an older
+watcherd wrote them (the daemon fills their window hashes and EXIF meanwhile), with short
+pauses between. At
 quiet points (every ``CHECK_EVERY`` steps and at the end) the daemon is stopped, two full
 scans run, and every invariant is checked (``tests/interleaving.py``, ``World.check``).
 
