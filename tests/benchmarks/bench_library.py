@@ -281,3 +281,47 @@ def adoption(n: int) -> list[Row]:
             "≤100x the walk",
         )
     ]
+
+
+def window_fill(n: int) -> list[Row]:
+    """``n`` small images catalogued, then their records written as an older watcherd left them (no
+    window hashes): the time until every one has them again, given by ``watcherd scan`` (a whole
+    process) and by the daemon (from its start: its start-up scan, then its idle fill)."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("WATCHERD_BENCH_DIR")) as tmp:
+        root = Path(tmp) / "lib"
+        small_pngs(n, root / "thumbs" / "x")
+        subprocess.run([sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True)
+        db = root / ".watcherd" / "catalog.sqlite"
+
+        def without_windows() -> None:  # whole rows written again, as sqlitedict writes them
+            with sqlite3.connect(db) as con:
+                con.execute(
+                    "INSERT OR REPLACE INTO images (key, value) SELECT key, json_remove(value, '$.crops') FROM images"
+                )
+                con.execute("DELETE FROM meta WHERE key = 'windowless'")
+
+        def windowed() -> int:
+            with sqlite3.connect(db, timeout=30) as con:
+                return int(con.execute("SELECT count(*) FROM crop_hashes WHERE slot = 0 AND present = 1").fetchone()[0])
+
+        without_windows()
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "watcherd", "scan", str(root)], check=True, capture_output=True)
+        by_scan = time.perf_counter() - t
+        assert windowed() == n
+        without_windows()
+        conf = Path(tmp) / "w.yaml"
+        conf.write_text("settle: 0.5\n")
+        t = time.perf_counter()
+        with running_daemon(root, conf, Path(tmp) / "daemon.log", start_timeout=300):
+            wait_for(lambda: windowed() == n, timeout=600, interval=0.05, what="window hashes")
+            by_daemon = time.perf_counter() - t
+    return [
+        (
+            f"window hashes given to {n:,} images catalogued without them, by the daemon from its start",
+            f"{sig(by_daemon)} s",
+            f"watcherd scan {sig(by_scan)} s",
+            f"{sig(by_daemon / by_scan)}x",
+            "—",
+        )
+    ]
