@@ -5,7 +5,8 @@ page beside it. A *script* is a list of steps: a person's gestures in the file m
 (drops, some arriving as a hidden ``.part`` renamed into place; renames, copies, moves and
 deletions of thumbnails; folder renames and moves; originals dropped again; a settle
 gesture in ``_collisions/``), commands (``resolve`` with each decision, ``resolve --undo``,
-``retag``, ``untag --everywhere``), decisions and undos through the page's API,
+``retag``, ``untag --everywhere``, ``arrange``, ``forget``, ``check --repair``, ``errors
+--retry``, ``rebuild``), decisions and undos through the page's API,
 interrupts (SIGKILL of the daemon, SIGINT of a ``scan`` mid-batch), records written as an
 older watcherd wrote them (without window hashes and EXIF, which the daemon then fills while
 the rest goes on), short pauses, and quiet points where every invariant is checked.
@@ -91,6 +92,11 @@ class Op(str, Enum):
     PAGE_VIEW = "page-view"  # GET /file/… and /preview/… of a file an item of GET /api/dupes names
     RETAG = "retag"
     UNTAG = "untag"  # watcherd untag --everywhere TAG
+    ARRANGE = "arrange"  # watcherd arrange by-size|by-similarity [--under FOLDER]
+    FORGET = "forget"  # watcherd forget NAME of an image missing now
+    REPAIR = "repair"  # watcherd check --repair, the daemon running
+    RETRY = "retry"  # watcherd errors --retry
+    REBUILD = "rebuild"  # daemon stopped, watcherd rebuild (the catalog set aside, made again), started again
     KILL = "kill"  # SIGKILL the daemon, start it again
     INTERRUPTED_SCAN = "interrupted-scan"  # daemon stopped, fresh drops, scan, SIGINT after a delay
     OLDER = "older"  # daemon stopped, some records written as an older watcherd wrote them, started again
@@ -761,6 +767,37 @@ class World:
         proc = self.cli("untag", str(self.root), "--everywhere", tag)
         return f"untag --everywhere {tag} -> {proc.returncode} {proc.stderr.strip()[:200]}"
 
+    def arrange(self, a: dict[str, Any]) -> str:
+        folder = None if a["whole"] else pick(self.folders(), int(a["under"]))
+        under = ("--under", str(folder)) if folder is not None else ()
+        proc = self.cli("arrange", str(self.root), str(a["how"]), *under)
+        where = f" --under {self.rel(folder)}" if folder is not None else ""
+        return f"arrange {a['how']}{where} -> {proc.returncode} {proc.stderr.strip()[:200]}"
+
+    def forget(self, a: dict[str, Any]) -> str:
+        name = pick(sorted(m["name"] for m in self.cli_json("missing", str(self.root))), int(a["image"]))
+        if name is None:
+            return "nothing missing"
+        proc = self.cli("forget", str(self.root), name)  # 2: present again meanwhile
+        return f"forget {name} -> {proc.returncode} {proc.stderr.strip()[:200]}"
+
+    def repair(self, a: dict[str, Any]) -> str:
+        # 1: it found problems (a library changing under it may show some in flight).
+        proc = self.cli("check", str(self.root), "--repair", accept=ACCEPTED | {1})
+        return f"check --repair -> {proc.returncode} {(proc.stdout + proc.stderr).strip()[:300]}"
+
+    def retry(self, a: dict[str, Any]) -> str:
+        proc = self.cli("errors", str(self.root), "--retry")
+        return f"errors --retry -> {proc.returncode} {proc.stderr.strip()[:200]}"
+
+    def rebuild(self, a: dict[str, Any]) -> str:
+        """What ``check`` advises for a damaged catalog: the daemon stopped, the catalog set aside and
+        made again from the tree, the thumbnails' chunks and the export; the daemon started again."""
+        self.stop_daemon()
+        counts = self.cli_json("rebuild", str(self.root))["counts"]
+        self.start_daemon()
+        return f"rebuild -> {counts}; started again"
+
     def kill(self, a: dict[str, Any]) -> str:
         assert self.daemon is not None
         self.daemon.stop(signal.SIGKILL)
@@ -985,6 +1022,11 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.PAGE_VIEW: World.page_view,
     Op.RETAG: World.retag,
     Op.UNTAG: World.untag,
+    Op.ARRANGE: World.arrange,
+    Op.FORGET: World.forget,
+    Op.REPAIR: World.repair,
+    Op.RETRY: World.retry,
+    Op.REBUILD: World.rebuild,
     Op.KILL: World.kill,
     Op.INTERRUPTED_SCAN: World.interrupted_scan,
     Op.OLDER: World.older,
@@ -1223,6 +1265,26 @@ class Interleaving(RuleBasedStateMachine):
     @rule(tag=PICK)
     def untag(self, tag: int) -> None:
         self._do(Op.UNTAG, tag=tag)
+
+    @rule(how=st.sampled_from(["by-size", "by-similarity"]), whole=st.booleans(), under=PICK)
+    def arrange(self, how: str, whole: bool, under: int) -> None:
+        self._do(Op.ARRANGE, how=how, whole=whole, under=under)
+
+    @rule(image=PICK)
+    def forget(self, image: int) -> None:
+        self._do(Op.FORGET, image=image)
+
+    @rule()
+    def repair(self) -> None:
+        self._do(Op.REPAIR)
+
+    @rule()
+    def retry(self) -> None:
+        self._do(Op.RETRY)
+
+    @rule()
+    def rebuild(self) -> None:
+        self._do(Op.REBUILD)
 
     @rule()
     def kill(self) -> None:
