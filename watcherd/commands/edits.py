@@ -106,7 +106,8 @@ def untag_everywhere(catalog: Catalog, tag: str) -> TagChange:
 
 
 def forget(catalog: Catalog, names: list[str]) -> Forgotten:
-    """Drop the records of missing images; all or nothing: a present or unknown one refuses the lot."""
+    """Drop the records of missing images; all or nothing: a present or unknown one refuses the lot,
+    and so does one an undecided collision compares a newcomer with."""
     if not names:
         raise UsageError("forget needs at least one NAME")
     with catalog.transaction():
@@ -118,6 +119,16 @@ def forget(catalog: Catalog, names: list[str]) -> Forgotten:
                 f"{'this one is' if len(present) == 1 else 'these are'} in the tree (nothing was forgotten)"
             )
         gone = sorted({r.name for r in records})
+        # An undecided collision compares a newcomer with the record: without it neither
+        # keep decision (nor the settle gesture of deleting the newcomer) could be made.
+        waiting = sorted({c.id for name in gone for c in catalog.collisions_named(name) if c.decision is None})
+        if waiting:
+            raise UsageError(
+                f"refusing to forget: the undecided collision{'' if len(waiting) == 1 else 's'} "
+                f"{', '.join(waiting)} compare{'s' if len(waiting) == 1 else ''} a newcomer with "
+                f"{'this image' if len(gone) == 1 else 'these images'}; decide "
+                f"{'it' if len(waiting) == 1 else 'them'} first (nothing was forgotten)"
+            )
         for name in gone:
             catalog.delete_image(name)
     log.info("forgot %d missing images: %s", len(gone), ", ".join(gone))

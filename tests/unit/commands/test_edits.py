@@ -14,6 +14,7 @@ from watcherd.core.config import Config
 from watcherd.core.errors import UsageError
 from watcherd.core.outcomes import Outcome
 from watcherd.core.records import State
+from watcherd.decode import imaging
 from watcherd.flow.pipeline import Pipeline
 
 
@@ -203,6 +204,27 @@ def test_arrange_by_similarity_groups_look_alikes(cfg: Config, pipeline: Pipelin
     assert rec is not None and "by_ham" in rec.tags and "8" not in rec.tags
     assert canonical_files(cfg.thumbs_dir / "z")  # a picture like no other stays where it is
     assert arrange.plan(cfg, catalog, "by-similarity", "").moves == []  # a group keeps its number
+
+
+def test_forget_refuses_an_image_an_undecided_collision_names(cfg: Config, pipeline: Pipeline) -> None:
+    """Forgotten, it would leave the collision undecidable: neither keep decision, nor deleting
+    the newcomer's thumbnail (keep-existing), could be made any more (found by the interleavings:
+    the thumbs tree put aside after such a forget left the collision stuck)."""
+    catalog = pipeline.catalog
+    im = scene(seed=6)
+    existing = write(cfg.thumbs_dir / "a.png", encode(im, "PNG"))
+    name = pipeline.process(existing).name
+    assert name is not None
+    assert pipeline.process(write(cfg.thumbs_dir / "a.jpg", encode(im, "JPEG"))).outcome is Outcome.COLLISION
+    (col,) = catalog.collisions()
+    thumb = cfg.thumbs_dir / name
+    thumb.unlink()
+    pipeline.moves.gone(thumb)
+    with pytest.raises(UsageError, match=f"undecided collision {col.id} compares a newcomer with this image"):
+        edits.forget(catalog, [name])
+    assert catalog.image(name) is not None
+    edits.resolve(cfg, catalog, col.id, "keep-existing", render=imaging.render)
+    assert edits.forget(catalog, [name]) == {"forgotten": [name]}
 
 
 def test_an_older_catalog_gains_the_forget_trigger(cfg: Config, catalog: Catalog, names: dict[str, str]) -> None:
