@@ -6,7 +6,7 @@ page beside it. A *script* is a list of steps: a person's gestures in the file m
 deletions of thumbnails; folder renames and moves; originals dropped again; a settle
 gesture in ``_collisions/``), commands (``resolve`` with each decision, ``resolve --undo``,
 ``retag``, ``untag --everywhere``, ``arrange``, ``forget``, ``check --repair``, ``errors
---retry``, ``rebuild``), decisions and undos through the page's API,
+--retry``, ``rebuild``, and read-only ones asked meanwhile), decisions and undos through the page's API,
 interrupts (SIGKILL of the daemon, SIGINT of a ``scan`` mid-batch), records written as an
 older watcherd wrote them (without window hashes and EXIF, which the daemon then fills while
 the rest goes on), short pauses, and quiet points where every invariant is checked.
@@ -96,6 +96,7 @@ class Op(str, Enum):
     FORGET = "forget"  # watcherd forget NAME of an image missing now
     REPAIR = "repair"  # watcherd check --repair, the daemon running
     RETRY = "retry"  # watcherd errors --retry
+    READ = "read"  # a read-only command (status, tags, find, similar, export, dupes, missing, errors, check)
     REBUILD = "rebuild"  # daemon stopped, watcherd rebuild (the catalog set aside, made again), started again
     KILL = "kill"  # SIGKILL the daemon, start it again
     INTERRUPTED_SCAN = "interrupted-scan"  # daemon stopped, fresh drops, scan, SIGINT after a delay
@@ -790,6 +791,33 @@ class World:
         proc = self.cli("errors", str(self.root), "--retry")
         return f"errors --retry -> {proc.returncode} {proc.stderr.strip()[:200]}"
 
+    def read(self, a: dict[str, Any]) -> str:
+        """A read-only command while the library changes: it answers (a name gone meanwhile is
+        exit 2) with one JSON document, never a traceback."""
+        root = str(self.root)
+        thumb = pick(self.thumbnails(), int(a["index"]))
+        tag = pick(self.tags(), int(a["index"]))
+        asks: dict[str, tuple[str, ...]] = {
+            "status": ("status", root),
+            "tags": ("tags", root),
+            "find": ("find", root, "--tag", tag or "a", "--limit", "20"),
+            "similar": ("similar", root, thumb.name if thumb is not None else "0" * 16, "--distance", "8"),
+            "export": ("export", root),
+            "dupes": ("dupes", root, "--near", "4", "--all"),
+            "missing": ("missing", root),
+            "errors": ("errors", root),
+            "check": ("check", root),
+        }
+        args = asks[str(a["what"])]
+        # check: 1 when it finds a problem (a library changing under it may show one in flight).
+        proc = self.cli(*args, "--json", accept=frozenset({0, 2} | ({1} if a["what"] == "check" else set())))
+        if proc.returncode in (0, 1):
+            try:
+                json.loads(proc.stdout)
+            except ValueError as exc:
+                raise broken(f"{a['what']} --json prints no JSON document", f"{exc}: {proc.stdout[:500]}") from None
+        return f"{' '.join(x for x in args if x != root)} -> {proc.returncode} {proc.stderr.strip()[:200]}"
+
     def rebuild(self, a: dict[str, Any]) -> str:
         """What ``check`` advises for a damaged catalog: the daemon stopped, the catalog set aside and
         made again from the tree, the thumbnails' chunks and the export; the daemon started again."""
@@ -1026,6 +1054,7 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.FORGET: World.forget,
     Op.REPAIR: World.repair,
     Op.RETRY: World.retry,
+    Op.READ: World.read,
     Op.REBUILD: World.rebuild,
     Op.KILL: World.kill,
     Op.INTERRUPTED_SCAN: World.interrupted_scan,
@@ -1281,6 +1310,13 @@ class Interleaving(RuleBasedStateMachine):
     @rule()
     def retry(self) -> None:
         self._do(Op.RETRY)
+
+    @rule(
+        what=st.sampled_from(["status", "tags", "find", "similar", "export", "dupes", "missing", "errors", "check"]),
+        index=PICK,
+    )
+    def read(self, what: str, index: int) -> None:
+        self._do(Op.READ, what=what, index=index)
 
     @rule()
     def rebuild(self) -> None:

@@ -6,7 +6,8 @@ fresh library with a real ``watcherd run`` daemon and ``watcherd serve`` page: d
 again, thumbnail renames, copies, moves and deletions, folder renames and moves, originals
 dropped again, settle gestures in ``_collisions/``, ``resolve`` with each decision and
 ``--undo``, decisions and undos through the page's API, ``retag``, ``untag --everywhere``,
-``arrange``, ``forget``, ``check --repair``, ``errors --retry``, ``rebuild``,
+``arrange``, ``forget``, ``check --repair``, ``errors --retry``, ``rebuild``, read-only
+commands (``status``, ``find``, ``similar``, ``export``, ...) asked meanwhile,
 SIGKILL of the daemon and SIGINT of a ``scan`` mid-batch, records written as an older
 watcherd wrote them (the daemon fills their window hashes and EXIF meanwhile), with short
 pauses between. At
