@@ -96,6 +96,7 @@ class Op(str, Enum):
     FORGET = "forget"  # watcherd forget NAME of an image missing now
     REPAIR = "repair"  # watcherd check --repair, the daemon running
     RETRY = "retry"  # watcherd errors --retry
+    SECOND = "second"  # a second writer (watcherd run or scan) started beside the running daemon
     READ = "read"  # a read-only command (status, tags, find, similar, export, dupes, missing, errors, check)
     REBUILD = "rebuild"  # daemon stopped, watcherd rebuild (the catalog set aside, made again), started again
     KILL = "kill"  # SIGKILL the daemon, start it again
@@ -791,6 +792,18 @@ class World:
         proc = self.cli("errors", str(self.root), "--retry")
         return f"errors --retry -> {proc.returncode} {proc.stderr.strip()[:200]}"
 
+    def second(self, a: dict[str, Any]) -> str:
+        """A second writer started while the daemon runs (a second terminal, a second host):
+        it refuses at once with one line (exit 4), and the daemon keeps the lease and runs on."""
+        assert self.daemon is not None
+        proc = self.cli(str(a["what"]), str(self.root), accept=frozenset({4}))
+        self.daemon_alive()
+        if self.lease_pid() != self.daemon.proc.pid:
+            raise broken(
+                "the lease left the running daemon", f"lease pid {self.lease_pid()} after a second {a['what']}"
+            )
+        return f"a second {a['what']} -> {proc.returncode} {proc.stderr.strip()[:200]}"
+
     def read(self, a: dict[str, Any]) -> str:
         """A read-only command while the library changes: it answers (a name gone meanwhile is
         exit 2) with one JSON document, never a traceback."""
@@ -1054,6 +1067,7 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.FORGET: World.forget,
     Op.REPAIR: World.repair,
     Op.RETRY: World.retry,
+    Op.SECOND: World.second,
     Op.READ: World.read,
     Op.REBUILD: World.rebuild,
     Op.KILL: World.kill,
@@ -1310,6 +1324,10 @@ class Interleaving(RuleBasedStateMachine):
     @rule()
     def retry(self) -> None:
         self._do(Op.RETRY)
+
+    @rule(what=st.sampled_from(["run", "scan"]))
+    def second(self, what: str) -> None:
+        self._do(Op.SECOND, what=what)
 
     @rule(
         what=st.sampled_from(["status", "tags", "find", "similar", "export", "dupes", "missing", "errors", "check"]),
