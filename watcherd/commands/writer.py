@@ -36,9 +36,11 @@ def change(
     arguments: Json,
     *,
     pick_up: float = PICK_UP,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> Any:
-    """Apply one change through the library's one writer; return its document."""
+    """Apply one change through the library's one writer; return its document. (``sleep``:
+    ``time.sleep`` as it is when called, not as it was when this module was imported.)"""
+    sleep = sleep if sleep is not None else time.sleep
     check_library(cfg)
     for attempt in range(6):
         if attempt:

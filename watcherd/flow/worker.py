@@ -76,8 +76,9 @@ class Worker:
         """Seconds until something may be ready."""
         return self.settler.next_due(self.clock())
 
-    def drain(self, sleep: Callable[[float], None] = time.sleep) -> list[Result]:
+    def drain(self, sleep: Callable[[float], None] | None = None) -> list[Result]:
         """Wait for every pending file to settle and process it (``scan``)."""
+        sleep = sleep if sleep is not None else time.sleep  # as it is now, not at import
         out: list[Result] = []
         while self.settler.pending:
             sleep(self.next_due())

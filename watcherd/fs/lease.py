@@ -117,7 +117,7 @@ class Lease:
         stale_after: int,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.heartbeat = heartbeat
@@ -126,7 +126,7 @@ class Lease:
         self.since = time.time()
         self.held = False
         self.clock = clock
-        self.sleep = sleep
+        self.sleep = sleep if sleep is not None else time.sleep  # as it is now, not at import
 
     def _payload(self) -> bytes:
         return json.dumps(
