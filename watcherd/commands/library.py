@@ -173,8 +173,16 @@ class Library:
 
     def undo(self, expected: str | None = None, token: str | None = None) -> Undone:
         """Revert the last decision through the one writer; with ``expected`` (and ``token``),
-        only if the last decision is that one (else ``ConflictError``, or ``Refused`` with exit 7)."""
+        only if the last decision is that one (else ``ConflictError``, or ``Refused`` with exit 7).
+        Without them, the decision last now is named (``decided.pinned_last``): a decision made
+        meanwhile, or the request applied twice by a writer that died before answering, is
+        refused rather than undone too."""
         arguments: Json = {k: v for k, v in (("id", expected), ("token", token)) if v is not None}
+        if expected is None and self.cfg.database_path.exists():
+            from watcherd.decide import decided
+
+            with self._reading() as catalog:
+                arguments = decided.pinned_last(catalog)
         result: Undone = _change(self.cfg, "undo", arguments)
         return result
 

@@ -56,6 +56,17 @@ def last(catalog: CatalogReader) -> str | None:
     return str(stack[-1]) if stack else None
 
 
+def pinned_last(catalog: CatalogReader) -> Json:
+    """What an undo of "the last decision" names when it is asked: that decision's id and token
+    (``{}`` when there is none). A writer that applies the request twice (it died after the undo
+    and before its answer) then refuses the second time, instead of undoing the decision before."""
+    ident = last(catalog)
+    if ident is None:
+        return {}
+    token = describe(catalog, ident)["token"]
+    return {"id": ident, **({"token": token} if token is not None else {})}
+
+
 def describe(catalog: CatalogReader, ident: str) -> DecisionRef:
     """The decision on ``ident`` in effect, as an undo names it (fields not recorded are None)."""
     made: Json = (catalog.meta(MADE) or {}).get(ident) or {}

@@ -13,7 +13,8 @@ import pytest
 from tests.helpers import digest, encode, scene, write
 from tests.invariants import check_library
 from watcherd.catalog import Catalog
-from watcherd.commands import duplicates, edits
+from watcherd.commands import duplicates, edits, library
+from watcherd.commands.library import Library
 from watcherd.commands.mailbox import Request
 from watcherd.core.config import Config
 from watcherd.core.errors import ConflictError, UsageError
@@ -135,6 +136,27 @@ def test_an_undo_request_applied_twice_undoes_one_decision(cfg: Config, catalog:
     assert not second.ok and second.exit_code == 7 and second.error
     assert second.result["named"] == {"id": b, "in_effect": False}
     assert decided(catalog) == {a: "keep-existing", b: None}  # the command's decision stands
+
+
+def test_a_bare_undo_names_the_last_decision_so_applied_twice_it_undoes_one(
+    cfg: Config, catalog: Catalog, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``resolve --undo`` without an id names the decision last when it is asked: a writer that
+    applies it again after dying before its answer refuses, instead of undoing the one before."""
+    (a, b), _ = two_collisions(cfg, pipeline)
+    decide(cfg, catalog, a, "keep-existing", "command")
+    last = decide(cfg, catalog, b, "distinct", "command")
+    asked: list[tuple[str, Any]] = []
+    monkeypatch.setattr(library, "_change", lambda _cfg, kind, payload: asked.append((kind, payload)))
+    Library(cfg).undo()  # what the command hands the writer
+    [(kind, arguments)] = asked
+    assert (kind, arguments) == ("undo", {"id": b, "token": last["token"]})
+
+    first = edits.answer(cfg, catalog, Request(kind, arguments), imaging.render)
+    assert first.ok and first.result["undid"] == last
+    second = edits.answer(cfg, catalog, Request(kind, arguments), imaging.render)
+    assert not second.ok and second.exit_code == 7
+    assert decided(catalog) == {a: "keep-existing", b: None}
 
 
 def test_a_request_names_only_command_or_page_and_text_ids(cfg: Config, catalog: Catalog, pipeline: Pipeline) -> None:
