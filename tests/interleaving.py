@@ -6,7 +6,8 @@ page beside it. A *script* is a list of steps: a person's gestures in the file m
 deletions of thumbnails; folder renames and moves; originals dropped again; a settle
 gesture in ``_collisions/``), commands (``resolve`` with each decision, ``resolve --undo``,
 ``retag``, ``untag --everywhere``, ``arrange``, ``forget``, ``check --repair``, ``errors
---retry``, ``rebuild``, and read-only ones asked meanwhile), decisions and undos through the page's API,
+--retry``, ``rebuild``, and read-only ones asked meanwhile; a second ``run`` or ``scan``; an
+undo across a kill of the daemon), decisions and undos through the page's API,
 interrupts (SIGKILL of the daemon, SIGINT of a ``scan`` mid-batch), records written as an
 older watcherd wrote them (without window hashes and EXIF, which the daemon then fills while
 the rest goes on), short pauses, and quiet points where every invariant is checked.
@@ -96,6 +97,7 @@ class Op(str, Enum):
     FORGET = "forget"  # watcherd forget NAME of an image missing now
     REPAIR = "repair"  # watcherd check --repair, the daemon running
     RETRY = "retry"  # watcherd errors --retry
+    KILL_MID = "kill-mid"  # resolve --undo started, the daemon killed while it may be applying it, started again
     SECOND = "second"  # a second writer (watcherd run or scan) started beside the running daemon
     READ = "read"  # a read-only command (status, tags, find, similar, export, dupes, missing, errors, check)
     REBUILD = "rebuild"  # daemon stopped, watcherd rebuild (the catalog set aside, made again), started again
@@ -792,6 +794,48 @@ class World:
         proc = self.cli("errors", str(self.root), "--retry")
         return f"errors --retry -> {proc.returncode} {proc.stderr.strip()[:200]}"
 
+    def decided_stack(self) -> list[str]:
+        """The decisions in effect, oldest first (``meta.decided``)."""
+        con = sqlite3.connect(self.root / ".watcherd" / "catalog.sqlite", timeout=30)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'decided'").fetchone()
+        finally:
+            con.close()
+        return [str(i) for i in json.loads(row[0])] if row else []
+
+    def kill_mid(self, a: dict[str, Any]) -> str:
+        """``resolve --undo`` while the daemon is killed ``delay`` ms after it was asked (maybe
+        mid-undo, maybe after it and before the answer): started again, the daemon applies a
+        request it had taken once more. The undo must undo at most the one decision that was last."""
+        assert self.daemon is not None
+        before = self.decided_stack()
+        log = self.next_log("undo")
+        with open(log, "wb") as err:
+            undo = subprocess.Popen(
+                [sys.executable, "-m", "watcherd", "resolve", str(self.root), "--undo", "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        time.sleep(int(a["delay"]) / 1000)
+        self.daemon.stop(signal.SIGKILL)
+        self.start_daemon()
+        try:
+            code = undo.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            undo.kill()
+            undo.wait()
+            raise broken("an undo does not end after the daemon's restart", log.read_text(errors="replace")) from None
+        said = log.read_text(errors="replace").strip()
+        if code not in ACCEPTED | {7} or "Traceback" in said or "internal error" in said:
+            raise broken(f"resolve --undo exits {code} across a kill", said[-2000:])
+        after = self.decided_stack()
+        kept = before[:-1]
+        if after[: len(kept)] != kept:
+            gone = [d for d in kept if d not in after]
+            raise broken("an undo undid more than the last decision", f"before {before}, after {after}: {gone}")
+        return f"resolve --undo, kill -9 after {a['delay']} ms, started again -> {code} {said[:200]}"
+
     def second(self, a: dict[str, Any]) -> str:
         """A second writer started while the daemon runs (a second terminal, a second host):
         it refuses at once with one line (exit 4), and the daemon keeps the lease and runs on."""
@@ -1067,6 +1111,7 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.FORGET: World.forget,
     Op.REPAIR: World.repair,
     Op.RETRY: World.retry,
+    Op.KILL_MID: World.kill_mid,
     Op.SECOND: World.second,
     Op.READ: World.read,
     Op.REBUILD: World.rebuild,
@@ -1324,6 +1369,10 @@ class Interleaving(RuleBasedStateMachine):
     @rule()
     def retry(self) -> None:
         self._do(Op.RETRY)
+
+    @rule(delay=st.integers(0, 600))
+    def kill_mid(self, delay: int) -> None:
+        self._do(Op.KILL_MID, delay=delay)
 
     @rule(what=st.sampled_from(["run", "scan"]))
     def second(self, what: str) -> None:

@@ -8,7 +8,7 @@ dropped again, settle gestures in ``_collisions/``, ``resolve`` with each decisi
 ``--undo``, decisions and undos through the page's API, ``retag``, ``untag --everywhere``,
 ``arrange``, ``forget``, ``check --repair``, ``errors --retry``, ``rebuild``, read-only
 commands (``status``, ``find``, ``similar``, ``export``, ...) asked meanwhile, a second
-``run`` or ``scan`` beside the daemon,
+``run`` or ``scan`` beside the daemon, ``resolve --undo`` across a kill of the daemon,
 SIGKILL of the daemon and SIGINT of a ``scan`` mid-batch, records written as an older
 watcherd wrote them (the daemon fills their window hashes and EXIF meanwhile), with short
 pauses between. At
