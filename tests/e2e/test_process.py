@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import pytest
 from PIL import Image
 
 from tests.helpers import DaemonProcess, canonical_files, drop, encode, running_daemon, scene, wait_for, write
+from watcherd.core import config
+from watcherd.fs.layout import lease_path
+from watcherd.fs.lease import Lease
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,3 +144,30 @@ def test_scan_command_and_missing_root(root: Path, tmp_path: Path) -> None:
     assert status(root)["images"] == 1
     bad = cli("status", str(tmp_path / "nope"), check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
+
+
+def test_a_daemon_started_while_a_command_writes_waits_for_it(root: Path, tmp_path: Path) -> None:
+    """A change command applied without a daemon holds the lease for the moment it writes; a
+    daemon started then (after a crash, by systemd) waits for it instead of exiting 4 and staying
+    down. A second daemon is still refused at once."""
+    conf = tmp_path / "watcherd.yaml"
+    conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
+    cfg = config.load(conf).with_root(root)
+    (root / "thumbs").mkdir()
+    command = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role="command")
+    command.acquire()  # as writer._apply_here holds it
+    try:
+        daemon = DaemonProcess(root, conf, tmp_path / "daemon.log")
+        wait_for(lambda: "is applying a change; waiting for it" in daemon.log_text(), what="the daemon waiting")
+        for _ in range(6):  # the command's write goes on for a moment, its lease kept live
+            assert command.renew() and daemon.proc.poll() is None
+            time.sleep(0.25)
+    finally:
+        command.release()
+    try:
+        daemon.wait_started()
+        assert daemon.proc.poll() is None
+        second = cli("run", str(root), "-c", str(conf), check=False)
+        assert second.returncode == 4 and "library is locked by watcherd pid" in second.stderr
+    finally:
+        assert daemon.stop() == 0

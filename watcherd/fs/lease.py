@@ -36,6 +36,11 @@ from watcherd.fs.layout import lease_path
 
 log = logging.getLogger("watcherd")
 
+# Who holds a lease: a daemon (``run``), a ``scan`` (or ``rebuild``), or a change command
+# applied without a daemon, which holds it for the moment it writes.
+DAEMON, SCAN, COMMAND = "daemon", "scan", "command"
+COMMAND_WAIT = 60.0  # seconds a daemon or scan waits for a command's lease before refusing to start
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -46,6 +51,7 @@ class Holder:
     token: str
     since: float
     heartbeat: float
+    role: str = ""  # DAEMON, SCAN or COMMAND ("" in a lease of an earlier version)
 
     def age(self, now: float) -> float:
         """Seconds since the last heartbeat."""
@@ -82,6 +88,7 @@ def parse(raw: bytes) -> Holder | None:
             token=str(data["token"]),
             since=float(data["since"]),
             heartbeat=float(data["heartbeat"]),
+            role=str(data.get("role") or ""),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -118,6 +125,8 @@ class Lease:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
+        role: str = "",
+        wait_for_commands: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.heartbeat = heartbeat
@@ -127,6 +136,10 @@ class Lease:
         self.held = False
         self.clock = clock
         self.sleep = sleep if sleep is not None else time.sleep  # as it is now, not at import
+        self.role = role
+        # A daemon or scan starting while a command holds the lease for its change waits for
+        # it (up to this many seconds) instead of refusing to start, as for another daemon.
+        self.wait_for_commands = wait_for_commands
 
     def _payload(self) -> bytes:
         return json.dumps(
@@ -136,6 +149,7 @@ class Lease:
                 "token": self.token,
                 "since": self.since,
                 "heartbeat": time.time(),
+                **({"role": self.role} if self.role else {}),
             }
         ).encode()
 
@@ -154,7 +168,10 @@ class Lease:
     def acquire(self) -> None:
         """Take the lease or raise LockedError naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        attempts = 0
+        waiting_since: float | None = None
+        while attempts < 3:
+            attempts += 1
             if self._create():
                 self.held = True
                 return
@@ -167,6 +184,14 @@ class Lease:
             holder = parse(raw)
             now = time.time()
             if holder is not None and is_live(holder, self.heartbeat, self.stale_after, now):
+                if holder.role == COMMAND and self.wait_for_commands > 0:
+                    if waiting_since is None:
+                        waiting_since = self.clock()
+                        log.info("watcherd pid %d on %s is applying a change; waiting for it", holder.pid, holder.host)
+                    if self.clock() - waiting_since < self.wait_for_commands:
+                        attempts -= 1  # not a try: the command lets go when its change is written
+                        self.sleep(min(self.heartbeat / 2, 0.2))
+                        continue
                 raise LockedError(
                     f"library is locked by watcherd pid {holder.pid} on {holder.host} "
                     f"(last heartbeat {holder.age(now):.0f}s ago)"

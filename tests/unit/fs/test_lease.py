@@ -25,6 +25,40 @@ def test_second_taker_is_refused_with_the_holder_named(tmp_path: Path) -> None:
     assert not (tmp_path / "lock").exists()
 
 
+def test_a_daemon_waits_for_a_commands_lease_and_refuses_another_daemons(tmp_path: Path) -> None:
+    """A change command holds the lease for the moment it writes: a daemon (or scan) starting
+    then waits for it instead of refusing to start (and staying down under systemd); it still
+    refuses another daemon's at once, and a command's that outlasts its wait."""
+    lock = tmp_path / "lock"
+    command = Lease(lock, heartbeat=5, stale_after=3, role="command")
+    command.acquire()
+    assert (holder := read_holder(lock)) is not None and holder.role == "command"
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the command finishes its change while the daemon waits
+        waits.append(seconds)
+        if len(waits) == 3:
+            command.release()
+
+    daemon = Lease(lock, heartbeat=5, stale_after=3, sleep=sleep, role="daemon", wait_for_commands=60)
+    daemon.acquire()
+    assert len(waits) == 3 and (holder := read_holder(lock)) is not None and holder.role == "daemon"
+
+    second = Lease(lock, heartbeat=5, stale_after=3, sleep=waits.append, role="daemon", wait_for_commands=60)
+    with pytest.raises(LockedError, match="locked by watcherd pid"):
+        second.acquire()  # another daemon's lease: refused at once, nothing waited for
+    assert len(waits) == 3
+    daemon.release()
+
+    command = Lease(lock, heartbeat=5, stale_after=3, role="command")
+    command.acquire()
+    ticks = iter(range(0, 1000, 10))
+    late = Lease(lock, 5, 3, clock=lambda: float(next(ticks)), sleep=waits.append, role="daemon", wait_for_commands=60)
+    with pytest.raises(LockedError, match="locked by watcherd pid"):
+        late.acquire()  # a command still writing after the wait: refused as before
+    command.release()
+
+
 def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     now = time.time()
