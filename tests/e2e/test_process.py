@@ -20,7 +20,7 @@ from PIL import Image
 from tests.helpers import DaemonProcess, canonical_files, drop, encode, running_daemon, scene, wait_for, write
 from watcherd.core import config
 from watcherd.fs.layout import lease_path
-from watcherd.fs.lease import Lease
+from watcherd.fs.lease import Lease, Role
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -154,7 +154,7 @@ def test_a_daemon_started_while_a_command_writes_waits_for_it(root: Path, tmp_pa
     conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
     cfg = config.load(conf).with_root(root)
     (root / "thumbs").mkdir()
-    command = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role="command")
+    command = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.COMMAND)
     command.acquire()  # as writer._apply_here holds it
     try:
         daemon = DaemonProcess(root, conf, tmp_path / "daemon.log")

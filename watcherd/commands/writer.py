@@ -23,7 +23,7 @@ from watcherd.core.records import Json
 from watcherd.filing import tagfiles
 from watcherd.flow import restore
 from watcherd.fs.layout import check_library, lease_path, requests_dir
-from watcherd.fs.lease import COMMAND, Lease, writer_live
+from watcherd.fs.lease import Lease, Role, writer_live
 
 log = logging.getLogger("watcherd")
 
@@ -103,7 +103,7 @@ def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
     if not db.exists():
         root = shlex.quote(str(cfg.root))
         raise UsageError(f"no catalog at {db} yet: nothing to change until 'watcherd scan {root}' has made it")
-    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=COMMAND)
+    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.COMMAND)
     lease.acquire()
     try:
         with Catalog(db) as catalog:

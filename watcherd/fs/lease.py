@@ -11,7 +11,9 @@ not taken on that word alone (the holder's clock is not ours, and a client's cac
 may show an old copy): the taker watches the file for ``heartbeat * stale_after``
 seconds by its own clock and takes it over only if its content never changed and
 every read succeeded. A lease whose holder is a dead process on this same host is
-taken at once.
+taken at once. The lease also says who holds it (``Role``): a daemon or scan starting
+while a change command holds it for its write waits for the command, not refusing to
+start as it does beside another daemon.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from watcherd.core.config import Config
@@ -36,9 +39,16 @@ from watcherd.fs.layout import lease_path
 
 log = logging.getLogger("watcherd")
 
-# Who holds a lease: a daemon (``run``), a ``scan`` (or ``rebuild``), or a change command
-# applied without a daemon, which holds it for the moment it writes.
-DAEMON, SCAN, COMMAND = "daemon", "scan", "command"
+
+class Role(str, Enum):
+    """Who holds a lease (its ``role``): a daemon (``run``), a ``scan`` (or ``rebuild``), or a
+    change command applied without a daemon, which holds it for the moment it writes."""
+
+    DAEMON = "daemon"
+    SCAN = "scan"
+    COMMAND = "command"
+
+
 COMMAND_WAIT = 60.0  # seconds a daemon or scan waits for a command's lease before refusing to start
 
 
@@ -51,7 +61,7 @@ class Holder:
     token: str
     since: float
     heartbeat: float
-    role: str = ""  # DAEMON, SCAN or COMMAND ("" in a lease of an earlier version)
+    role: str = ""  # a Role's value ("" in a lease of an earlier version)
 
     def age(self, now: float) -> float:
         """Seconds since the last heartbeat."""
@@ -125,7 +135,7 @@ class Lease:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
-        role: str = "",
+        role: Role | None = None,
         wait_for_commands: float = 0.0,
     ) -> None:
         self.path = Path(path)
@@ -149,7 +159,7 @@ class Lease:
                 "token": self.token,
                 "since": self.since,
                 "heartbeat": time.time(),
-                **({"role": self.role} if self.role else {}),
+                **({"role": self.role.value} if self.role is not None else {}),
             }
         ).encode()
 
@@ -184,7 +194,7 @@ class Lease:
             holder = parse(raw)
             now = time.time()
             if holder is not None and is_live(holder, self.heartbeat, self.stale_after, now):
-                if holder.role == COMMAND and self.wait_for_commands > 0:
+                if holder.role == Role.COMMAND.value and self.wait_for_commands > 0:
                     if waiting_since is None:
                         waiting_since = self.clock()
                         log.info("watcherd pid %d on %s is applying a change; waiting for it", holder.pid, holder.host)

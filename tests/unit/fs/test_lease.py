@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from watcherd.core.errors import LockedError
-from watcherd.fs.lease import Holder, Lease, describe, is_live, read_holder
+from watcherd.fs.lease import Holder, Lease, Role, describe, is_live, read_holder
 
 
 def test_second_taker_is_refused_with_the_holder_named(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_a_daemon_waits_for_a_commands_lease_and_refuses_another_daemons(tmp_pat
     then waits for it instead of refusing to start (and staying down under systemd); it still
     refuses another daemon's at once, and a command's that outlasts its wait."""
     lock = tmp_path / "lock"
-    command = Lease(lock, heartbeat=5, stale_after=3, role="command")
+    command = Lease(lock, heartbeat=5, stale_after=3, role=Role.COMMAND)
     command.acquire()
     assert (holder := read_holder(lock)) is not None and holder.role == "command"
     waits: list[float] = []
@@ -40,20 +40,22 @@ def test_a_daemon_waits_for_a_commands_lease_and_refuses_another_daemons(tmp_pat
         if len(waits) == 3:
             command.release()
 
-    daemon = Lease(lock, heartbeat=5, stale_after=3, sleep=sleep, role="daemon", wait_for_commands=60)
+    daemon = Lease(lock, heartbeat=5, stale_after=3, sleep=sleep, role=Role.DAEMON, wait_for_commands=60)
     daemon.acquire()
     assert len(waits) == 3 and (holder := read_holder(lock)) is not None and holder.role == "daemon"
 
-    second = Lease(lock, heartbeat=5, stale_after=3, sleep=waits.append, role="daemon", wait_for_commands=60)
+    second = Lease(lock, heartbeat=5, stale_after=3, sleep=waits.append, role=Role.DAEMON, wait_for_commands=60)
     with pytest.raises(LockedError, match="locked by watcherd pid"):
         second.acquire()  # another daemon's lease: refused at once, nothing waited for
     assert len(waits) == 3
     daemon.release()
 
-    command = Lease(lock, heartbeat=5, stale_after=3, role="command")
+    command = Lease(lock, heartbeat=5, stale_after=3, role=Role.COMMAND)
     command.acquire()
     ticks = iter(range(0, 1000, 10))
-    late = Lease(lock, 5, 3, clock=lambda: float(next(ticks)), sleep=waits.append, role="daemon", wait_for_commands=60)
+    late = Lease(
+        lock, 5, 3, clock=lambda: float(next(ticks)), sleep=waits.append, role=Role.DAEMON, wait_for_commands=60
+    )
     with pytest.raises(LockedError, match="locked by watcherd pid"):
         late.acquire()  # a command still writing after the wait: refused as before
     command.release()
