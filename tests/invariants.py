@@ -54,7 +54,8 @@ def check_library(
 
     # 1. Nothing lost: every dropped file's bytes exist somewhere under the root; a dropped
     # XMP sidecar is merged into watcherd's, so its keywords must be in a sidecar under originals/.
-    present = {sha(p) for p in files if p.suffix != ".sqlite" and p.name != "lock"}
+    # (Not the catalog's files: a running writer's rollback journal comes and goes as it is read.)
+    present = {sha(p) for p in files if not p.name.startswith(db.name) and p.name != "lock"}
     merged = "".join(p.read_text(errors="replace") for p in files if p.suffix == ".xmp" and "originals" in p.parts)
     for name, data in dropped.items():
         if name.endswith(".xmp"):
