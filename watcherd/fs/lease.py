@@ -136,7 +136,6 @@ class Lease:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         role: Role | None = None,
-        wait_for_commands: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.heartbeat = heartbeat
@@ -149,7 +148,7 @@ class Lease:
         self.role = role
         # A daemon or scan starting while a command holds the lease for its change waits for
         # it (up to this many seconds) instead of refusing to start, as for another daemon.
-        self.wait_for_commands = wait_for_commands
+        self.wait_for_commands = COMMAND_WAIT if role in (Role.DAEMON, Role.SCAN) else 0.0
 
     def _payload(self) -> bytes:
         return json.dumps(

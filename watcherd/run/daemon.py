@@ -31,7 +31,7 @@ from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
-from watcherd.fs.lease import COMMAND_WAIT, Lease, Role
+from watcherd.fs.lease import Lease, Role
 from watcherd.fs.walk import count_waiting
 from watcherd.near.builder import Upkeep
 from watcherd.run.watcher import (
@@ -173,7 +173,7 @@ class Daemon:
     def run(self) -> int:
         """Hold the lease and watch; return the exit code."""
         cfg = self.cfg
-        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON, wait_for_commands=COMMAND_WAIT)
+        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON)
         lease.acquire()
         heartbeat = self.heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
         heartbeat.start()

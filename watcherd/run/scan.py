@@ -17,7 +17,7 @@ from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
-from watcherd.fs.lease import COMMAND_WAIT, Lease, Role
+from watcherd.fs.lease import Lease, Role
 from watcherd.near.builder import Upkeep
 
 log = logging.getLogger("watcherd")
@@ -35,7 +35,7 @@ def scan_once(
     ``cluster`` address (or ``cluster.address`` in the config) newcomers are decoded on
     that dask cluster; the writer stays here.
     """
-    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.SCAN, wait_for_commands=COMMAND_WAIT)
+    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.SCAN)
     lease.acquire()
     conn: Connection | None = None
     try:

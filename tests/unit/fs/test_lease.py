@@ -40,11 +40,11 @@ def test_a_daemon_waits_for_a_commands_lease_and_refuses_another_daemons(tmp_pat
         if len(waits) == 3:
             command.release()
 
-    daemon = Lease(lock, heartbeat=5, stale_after=3, sleep=sleep, role=Role.DAEMON, wait_for_commands=60)
+    daemon = Lease(lock, heartbeat=5, stale_after=3, sleep=sleep, role=Role.DAEMON)
     daemon.acquire()
     assert len(waits) == 3 and (holder := read_holder(lock)) is not None and holder.role == "daemon"
 
-    second = Lease(lock, heartbeat=5, stale_after=3, sleep=waits.append, role=Role.DAEMON, wait_for_commands=60)
+    second = Lease(lock, heartbeat=5, stale_after=3, sleep=waits.append, role=Role.DAEMON)
     with pytest.raises(LockedError, match="locked by watcherd pid"):
         second.acquire()  # another daemon's lease: refused at once, nothing waited for
     assert len(waits) == 3
@@ -53,9 +53,7 @@ def test_a_daemon_waits_for_a_commands_lease_and_refuses_another_daemons(tmp_pat
     command = Lease(lock, heartbeat=5, stale_after=3, role=Role.COMMAND)
     command.acquire()
     ticks = iter(range(0, 1000, 10))
-    late = Lease(
-        lock, 5, 3, clock=lambda: float(next(ticks)), sleep=waits.append, role=Role.DAEMON, wait_for_commands=60
-    )
+    late = Lease(lock, 5, 3, clock=lambda: float(next(ticks)), sleep=waits.append, role=Role.DAEMON)
     with pytest.raises(LockedError, match="locked by watcherd pid"):
         late.acquire()  # a command still writing after the wait: refused as before
     command.release()
