@@ -120,6 +120,10 @@ class Pipeline:
                 handled.results.append(self.process(path))  # a newcomer's thumbnail moved into the tree
             elif self.moves.is_known(path):
                 handled.results.append(self.process(path))  # a rename: nothing to decode, no need to settle
+                if change.kind is ChangeKind.MOVED:  # dragged on while it was followed: still earns the folder
+                    again = self.moves.visited(path)
+                    if again is not None and again.outcome is not Outcome.UNCHANGED:
+                        handled.results.append(again)
             else:
                 handled.settle.append(path)
         if change.src is not None:

@@ -439,6 +439,36 @@ def test_a_folder_moved_in_takes_its_thumbnails_records_along_at_once(cfg: Confi
     assert with_b == {first.name, second.name}  # the derived tables followed in the same transaction
 
 
+def test_a_thumbnail_dragged_on_while_its_move_is_followed_still_earns_the_folder(
+    cfg: Config, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon looks at thumbs/a/NAME (still there), and before it reads it the person drags
+    it on to b/: the move it follows has already moved on, and a/ is still a folder it passed
+    through (a CI run lost the tag this way)."""
+    from watcherd.core.events import Change, ChangeKind
+
+    pipeline.process(drop(cfg.thumbs_dir / "x.jpg", scene(seed=41)))
+    thumb = only(cfg.thumbs_dir)
+    for folder in ("a", "b"):
+        (cfg.thumbs_dir / folder).mkdir()
+    os.rename(thumb, cfg.thumbs_dir / "a" / thumb.name)
+    follow = pipeline.process
+
+    def dragged_on_meanwhile(path: Path) -> object:
+        os.rename(cfg.thumbs_dir / "a" / thumb.name, cfg.thumbs_dir / "b" / thumb.name)
+        monkeypatch.setattr(pipeline, "process", follow)
+        return follow(path)
+
+    monkeypatch.setattr(pipeline, "process", dragged_on_meanwhile)
+    pipeline.handle(Change(ChangeKind.MOVED, cfg.thumbs_dir / "a" / thumb.name, thumb))
+    pipeline.handle(Change(ChangeKind.MOVED, cfg.thumbs_dir / "b" / thumb.name, cfg.thumbs_dir / "a" / thumb.name))
+
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None
+    assert rec.tags == ["320x240", "a", "b"]
+    assert rec.paths == [f"thumbs/b/{thumb.name}"]
+
+
 def test_a_scan_without_a_catalog_adopts_thumbnails_a_set_at_a_time(cfg: Config, tmp_path: Path) -> None:
     import shutil
 
