@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -54,8 +55,10 @@ def check_library(
 
     # 1. Nothing lost: every dropped file's bytes exist somewhere under the root; a dropped
     # XMP sidecar is merged into watcherd's, so its keywords must be in a sidecar under originals/.
-    # (Not the catalog's files: a running writer's rollback journal comes and goes as it is read.)
-    present = {sha(p) for p in files if not p.name.startswith(db.name) and p.name != "lock"}
+    # (Not watcherd's own state: a running writer's journal and lease come and go as they are read.)
+    present = {
+        sha(p) for p in files if ".watcherd" not in p.relative_to(root).parts[:1] and not p.name.startswith(db.name)
+    }
     merged = "".join(p.read_text(errors="replace") for p in files if p.suffix == ".xmp" and "originals" in p.parts)
     for name, data in dropped.items():
         if name.endswith(".xmp"):
@@ -65,10 +68,12 @@ def check_library(
         elif hashlib.sha256(data).hexdigest() not in present:
             problems.append(f"lost the bytes of {name}")
 
-    # 2. No temporaries, no half-written thumbnails.
-    for p in files:
-        if p.name.startswith(".watcherd-tmp-"):
-            problems.append(f"temporary left behind: {p}")
+    # 2. No temporaries, no half-written thumbnails. (A running writer's are there for
+    # milliseconds; one left behind is still there a moment later.)
+    temporaries = [p for p in files if p.name.startswith(".watcherd-tmp-")]
+    if temporaries:
+        time.sleep(0.5)
+    problems += [f"temporary left behind: {p}" for p in temporaries if p.exists()]
     for p in thumbs.rglob("*.png"):
         if parse_canonical(p.name) or "_collisions" in p.parts:
             try:
