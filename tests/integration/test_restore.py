@@ -62,6 +62,26 @@ def test_rebuild_restores_accumulated_tags_and_collisions(cfg: Config, capsys: p
     assert len(kept) == 1  # the old catalog is set aside, never deleted
 
 
+def test_rebuild_records_a_missing_image_again_so_its_collision_can_still_be_kept(cfg: Config) -> None:
+    """An image missing when the catalog is rebuilt has no thumbnail to be found by: the export
+    carries its whole record, so it stays catalogued (missing, its tags and original kept) and
+    an undecided collision naming it can still be settled by keeping it."""
+    thumb = _library(cfg)
+    thumb.unlink()  # the image with the undecided collision goes missing
+    _scan(cfg)
+    before = _state(cfg)
+    assert before[0][thumb.name][3] == "missing" and len(before[1]) == 1
+    old = {r["name"]: r for r in _images(cfg)}[thumb.name]
+
+    _scan(cfg, "rebuild")
+
+    assert _state(cfg) == before
+    again = {r["name"]: r for r in _images(cfg)}[thumb.name]
+    assert {k: again.get(k) for k in old} == old  # the record itself, not one made up from its name
+    (col,) = table(cfg.database_path, "collisions")
+    assert main(["resolve", str(cfg.root), col["id"], "keep-existing"]) == 0
+
+
 def test_rebuild_without_export_uses_folders_and_chunks(cfg: Config) -> None:
     thumb = _library(cfg)
     before_images, before_collisions = _state(cfg)

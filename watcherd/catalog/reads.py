@@ -407,16 +407,22 @@ class CatalogReader(Connected):
         return bool(self._query("SELECT 1 FROM near_pending LIMIT 1"))
 
     def export_entries(self) -> Iterator[str]:
-        """``"name": {...}`` JSON text per image with what only the catalog knows, streamed."""
+        """``"name": {...}`` JSON text per image with what only the catalog knows (all of it for a
+        missing image), streamed."""
         fields = ", ".join(
             f"'{k}', json_extract(value, '$.{k}')" for k in ("original", "source", "first_seen", "original_filename")
         )
-        sql = (
-            "SELECT json_quote(key) || ':' || json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
+        remembered = (
+            "json_object('tags', json(ifnull(json_extract(value, '$.tags'), '[]')), "
             "'other_filenames', json(ifnull(json_extract(value, '$.other_filenames'), '[]')), "
             "'keywords', json(ifnull(json_extract(value, '$.keywords'), '[]')), "
             "'keyword_paths', json(ifnull(json_extract(value, '$.keyword_paths'), '[]')), "
-            f"{fields}) FROM images"
+            f"{fields})"
+        )
+        # A missing image has no thumbnail to be rebuilt from: its whole record goes along.
+        sql = (
+            "SELECT json_quote(key) || ':' || CASE WHEN json_extract(value, '$.state') = 'missing' "
+            f"THEN json_set({remembered}, '$.record', json(value)) ELSE {remembered} END FROM images"
         )
         for (text,) in self._stream(sql):
             # The export stays ASCII JSON, like the catalog's own values.

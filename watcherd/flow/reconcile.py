@@ -212,7 +212,7 @@ def reconcile(
         progress(done, total)
 
     if pipeline.adopter.remembered is not None:
-        restore.restore_collisions(pipeline)
+        restore.restore_rest(pipeline)
     else:
         pipeline.moves.gestures.sweep()  # gestures made while no daemon watched
     pipeline.failures.forget_vanished()

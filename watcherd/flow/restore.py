@@ -22,7 +22,7 @@ from watcherd.core.config import Config
 from watcherd.core.filters import IMAGE_SUFFIXES
 from watcherd.core.naming import parse_canonical
 from watcherd.core.nearpairs import NearRecord
-from watcherd.core.records import Json
+from watcherd.core.records import ImageRecord, Json, State
 from watcherd.filing.adopt import Remembered
 from watcherd.filing.context import iso
 from watcherd.flow.pipeline import Pipeline
@@ -124,9 +124,50 @@ def remembered(cfg: Config) -> Remembered:
     return out
 
 
-def restore_collisions(pipeline: Pipeline) -> int:
-    """Record the collisions whose files are still there: from the export, else from chunks."""
+def restore_rest(pipeline: Pipeline) -> int:
+    """After a rebuild's walk: record again the images the export knew as missing, then the
+    collisions (which may name them). Returns how many collisions were recorded."""
     memory = pipeline.adopter.finish_restoring() or Remembered()
+    restore_missing(pipeline, memory)
+    return restore_collisions(pipeline, memory)
+
+
+def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:
+    """Record again each image the export carries whole (it was missing then) that the walk
+    did not find a thumbnail of: still missing, its tags, original and decisions' references
+    kept. An original no longer there is not named. Returns how many were recorded."""
+    catalog, places = pipeline.catalog, pipeline.places
+    found: list[ImageRecord] = []
+    older = 0
+    for name, entry in memory.images.items():  # what the walk left: no thumbnail of it was found
+        if parse_canonical(name) is None or not isinstance(entry, dict):
+            continue
+        data = entry.get("record")
+        if not isinstance(data, dict):
+            older += 1  # present when exported, or an export of an earlier version
+            continue
+        if catalog.image(name) is not None:
+            continue
+        try:
+            rec = ImageRecord.from_json({**data, "name": name})
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("cannot record %s again from the export: %s", name, exc)
+            continue
+        rec.state, rec.copies = State.MISSING, []
+        if rec.original and not os.path.lexists(places.absolute(rec.original)):
+            rec.original = None
+        found.append(rec)
+    if found:
+        with catalog.transaction():
+            catalog.put_images(found)
+        log.info("recorded %d missing images again from the export", len(found))
+    if older:
+        log.info("%d images the export names have no thumbnail here and too little in it to record them again", older)
+    return len(found)
+
+
+def restore_collisions(pipeline: Pipeline, memory: Remembered) -> int:
+    """Record the collisions whose files are still there: from the export, else from chunks."""
     catalog, places = pipeline.catalog, pipeline.places
     known = {c.id for c in catalog.collisions()}
     referenced: set[str] = set()
