@@ -68,3 +68,59 @@ def test_without_a_daemon_the_command_writes_under_the_lease_and_exports(cfg: Co
     export = json.loads(Path(restore.export_path(cfg)).read_text())
     assert export["images"][name]["tags"] == ["felines", "320x240"]  # a rebuild keeps the change
     assert not lease_path(cfg).exists()
+
+
+def _stale_soon(cfg: Config) -> Config:
+    """Heartbeats 0.2 s apart, a lease stale after 0.4 s without one (and watched 0.4 s more)."""
+    return dataclasses.replace(cfg, heartbeat=0.2, stale_after=2)
+
+
+def test_a_scan_longer_than_the_stale_time_keeps_its_lease(cfg: Config) -> None:
+    """The scan beats while it works: a daemon started well past the stale time finds the lease
+    live and is refused, where it used to find it stale and take it over (two writers)."""
+    from watcherd.core.errors import LockedError
+    from watcherd.fs.lease import Lease, Role
+    from watcherd.run.scan import scan_once
+
+    cfg = _stale_soon(cfg)
+    for i in range(2):
+        drop(cfg.thumbs_dir / f"{i}.jpg", seed=60 + i)
+    refused: list[str] = []
+
+    def slow_then_a_daemon(done: int, total: int) -> None:
+        if refused:
+            return
+        time.sleep(1.5)  # several times the stale time, inside the scan
+        try:
+            Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON).acquire()
+        except LockedError as exc:
+            refused.append(str(exc))
+        else:
+            refused.append("taken over")
+
+    scan_once(cfg, progress=slow_then_a_daemon)
+    assert refused and refused[0] != "taken over" and "locked by watcherd pid" in refused[0]
+    assert not lease_path(cfg).exists()  # let go at the end
+
+
+def test_a_scan_whose_lease_another_took_stops_before_its_next_commit(cfg: Config) -> None:
+    """Were the lease taken all the same (another host, a clock gone wrong), the scan writes
+    nothing more: its next commit is refused and rolled back, and the other's lease is left."""
+    from watcherd.catalog import CatalogReader
+    from watcherd.core.errors import LockedError
+    from watcherd.run.scan import scan_once
+
+    cfg = _stale_soon(cfg)
+    for i in range(2):
+        drop(cfg.thumbs_dir / f"{i}.jpg", seed=70 + i)
+    theirs = {"host": "elsewhere", "pid": 1, "token": "theirs", "since": time.time(), "heartbeat": time.time()}
+
+    def taken(done: int, total: int) -> None:
+        lease_path(cfg).write_text(json.dumps({**theirs, "heartbeat": time.time()}))
+        time.sleep(0.6)  # the scan's next beat finds it
+
+    with pytest.raises(LockedError, match="another process took the library's lease"):
+        scan_once(cfg, progress=taken)
+    assert json.loads(lease_path(cfg).read_text())["token"] == "theirs"
+    with CatalogReader(cfg.database_path) as reader:
+        assert reader.meta("scan") is None  # the scan's own record of itself was not committed

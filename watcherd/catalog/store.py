@@ -63,6 +63,9 @@ class Catalog(CatalogReader):
         # ``before``: what must be durable before the outermost block commits (a folder whose
         # new names the records point at), once per key; each with what lets it go on a rollback.
         self._before: dict[object, tuple[Callable[[], None], Callable[[], None]]] = {}
+        # Asked before every commit whether this writer may still write (a scan's or a
+        # command's lease: ``Heartbeat.confirm``); raising rolls the transaction back.
+        self.guard: Callable[[], None] | None = None
         vetted = vetted or closed_cleanly(Path(path))  # handed on by every writer, checked or not
         forget_clean_close(Path(path))  # before any write of this writer can reach the file
         try:
@@ -146,6 +149,8 @@ class Catalog(CatalogReader):
         self._after, self._undo, self._before = [], [], {}
         try:
             yield
+            if self.guard is not None:
+                self.guard()
             before, self._before = self._before, {}
             for run, _ in before.values():
                 run()

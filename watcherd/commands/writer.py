@@ -23,7 +23,7 @@ from watcherd.core.records import Json
 from watcherd.filing import tagfiles
 from watcherd.flow import restore
 from watcherd.fs.layout import check_library, lease_path, requests_dir
-from watcherd.fs.lease import Lease, Role, writer_live
+from watcherd.fs.lease import Lease, Role, holding, writer_live
 
 log = logging.getLogger("watcherd")
 
@@ -104,16 +104,13 @@ def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
         root = shlex.quote(str(cfg.root))
         raise UsageError(f"no catalog at {db} yet: nothing to change until 'watcherd scan {root}' has made it")
     lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.COMMAND)
-    lease.acquire()
-    try:
-        with Catalog(db) as catalog:
-            files = tagfiles.attach(cfg, catalog)  # sidecars and attributes follow the change, as in the daemon
-            try:
-                result = edits.apply(cfg, catalog, command, arguments)
-                files.catch_up()  # what a big change handed over, before the command returns
-            finally:
-                if catalog.changes:
-                    restore.save_copies(cfg, catalog, time.time())
-            return result
-    finally:
-        lease.release()
+    with holding(lease) as beat, Catalog(db) as catalog:
+        catalog.guard = beat.confirm  # a commit only while the lease is still this command's
+        files = tagfiles.attach(cfg, catalog)  # sidecars and attributes follow the change, as in the daemon
+        try:
+            result = edits.apply(cfg, catalog, command, arguments)
+            files.catch_up()  # what a big change handed over, before the command returns
+        finally:
+            if catalog.changes:
+                restore.save_copies(cfg, catalog, time.time())
+        return result

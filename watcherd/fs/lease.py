@@ -25,8 +25,9 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -283,3 +284,74 @@ def writer_live(cfg: Config, now: float | None = None) -> bool:
     """Does a live process hold the library's lease?"""
     holder = read_holder(lease_path(cfg))
     return holder is not None and is_live(holder, cfg.heartbeat, cfg.stale_after, time.time() if now is None else now)
+
+
+class Heartbeat(threading.Thread):
+    """Renews a held lease on its own thread, so a long decode, scan or change never lets it
+    go stale.
+
+    A beat that cannot be written or does not read back sets ``paused``: the holder writes
+    nothing while it is set (the share may be gone, and another host may take the lease
+    once it looks stale). The first beat that works again clears it and sets ``resumed``;
+    a lease found in another's name sets ``lost`` (and ``stop``, when given).
+    """
+
+    def __init__(self, lease: Lease, stop: threading.Event | None = None) -> None:
+        super().__init__(name="watcherd-heartbeat", daemon=True)
+        self.lease = lease
+        self.interval = lease.heartbeat
+        self.stop = stop
+        self.lost = False
+        self.paused = threading.Event()
+        self.resumed = threading.Event()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                ok = self.lease.renew()
+            except OSError as exc:
+                if not self.paused.is_set():
+                    self.paused.set()
+                    log.error("cannot renew the lease (%s): writing nothing until it can", exc.strerror or exc)
+                continue
+            if not ok:
+                self.lost = True
+                log.error("the library's lease was taken by another process; stopping")
+                if self.stop is not None:
+                    self.stop.set()
+                return
+            if self.paused.is_set():
+                log.warning("the lease is renewed again")
+                self.paused.clear()
+                self.resumed.set()
+
+    def confirm(self) -> None:
+        """Raise LockedError unless the lease is still this holder's; while beats cannot be
+        written, wait for one that can, as long as another host would wait before taking the
+        lease over. (Before each commit of a scan or a command.)"""
+        deadline = time.monotonic() + self.lease.heartbeat * self.lease.stale_after
+        while self.paused.is_set() and not self.lost and time.monotonic() < deadline:
+            self._done.wait(min(self.interval / 4, 0.25))
+        if self.lost:
+            raise LockedError("another process took the library's lease; stopping before writing more")
+        if self.paused.is_set():
+            raise LockedError("cannot renew the library's lease; stopping before writing more")
+
+    def close(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join(timeout=5)
+
+
+@contextlib.contextmanager
+def holding(lease: Lease, stop: threading.Event | None = None) -> Iterator[Heartbeat]:
+    """Take ``lease`` (or raise LockedError), beat while the block runs, let it go after."""
+    lease.acquire()
+    beat = Heartbeat(lease, stop)
+    beat.start()
+    try:
+        yield beat
+    finally:
+        beat.close()
+        lease.release()

@@ -31,7 +31,7 @@ from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
-from watcherd.fs.lease import Lease, Role
+from watcherd.fs.lease import Heartbeat, Lease, Role, holding
 from watcherd.fs.walk import count_waiting
 from watcherd.near.builder import Upkeep
 from watcherd.run.watcher import (
@@ -47,49 +47,6 @@ from watcherd.run.watcher import (
 log = logging.getLogger("watcherd")
 
 REQUEST_POLL = 0.2  # seconds between looks at the requests folder (one scandir each)
-
-
-class _Heartbeat(threading.Thread):
-    """Renews the lease on its own thread, so a long decode never lets it go stale.
-
-    A beat that cannot be written or does not read back sets ``paused``: the daemon
-    writes nothing while it is set (the share may be gone, and another host may take
-    the lease once it looks stale). The first beat that works again clears it and sets
-    ``resumed``, and the daemon scans to catch up; a lease found in another's name stops it.
-    """
-
-    def __init__(self, lease: Lease, interval: float, stop: threading.Event) -> None:
-        super().__init__(name="watcherd-heartbeat", daemon=True)
-        self.lease = lease
-        self.interval = interval
-        self.stop = stop
-        self.lost = False
-        self.paused = threading.Event()
-        self.resumed = threading.Event()
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.wait(self.interval):
-            try:
-                ok = self.lease.renew()
-            except OSError as exc:
-                if not self.paused.is_set():
-                    self.paused.set()
-                    log.error("cannot renew the lease (%s): writing nothing until it can", exc.strerror or exc)
-                continue
-            if not ok:
-                self.lost = True
-                log.error("the library's lease was taken by another process; stopping")
-                self.stop.set()
-                return
-            if self.paused.is_set():
-                log.warning("the lease is renewed again: catching up with a full scan")
-                self.paused.clear()
-                self.resumed.set()
-
-    def close(self) -> None:
-        self._done.set()
-        self.join(timeout=5)
 
 
 def warn_network_catalog(cfg: Config) -> None:
@@ -162,7 +119,7 @@ class Daemon:
         self.watched: dict[Path, tuple[int, int] | None] = {}  # each watched folder's identity when watched
         self.worker: Worker | None = None
         self.requests_at = 0.0
-        self.heartbeat: _Heartbeat | None = None
+        self.heartbeat: Heartbeat | None = None
         self.fills: cropfill.Fills | None = None
 
     @property
@@ -173,11 +130,8 @@ class Daemon:
     def run(self) -> int:
         """Hold the lease and watch; return the exit code."""
         cfg = self.cfg
-        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON)
-        lease.acquire()
-        heartbeat = self.heartbeat = _Heartbeat(lease, cfg.heartbeat, self.stop)
-        heartbeat.start()
-        try:
+        with holding(Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON), self.stop) as beat:
+            self.heartbeat = beat
             remove_leftovers(cfg)
             warn_network_catalog(cfg)
             warn_client_cache(cfg)
@@ -195,10 +149,7 @@ class Daemon:
             finally:
                 decoders.close()
                 opened.catalog.close()
-        finally:
-            heartbeat.close()
-            lease.release()
-        if heartbeat.lost:
+        if beat.lost:
             raise LockedError("stopped: another process took the library's lease")
         log.info("stopped")
         return 0

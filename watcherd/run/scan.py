@@ -17,7 +17,7 @@ from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import Progress, Report, reconcile, record_scan
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
-from watcherd.fs.lease import Lease, Role
+from watcherd.fs.lease import Heartbeat, Lease, Role, holding
 from watcherd.near.builder import Upkeep
 
 log = logging.getLogger("watcherd")
@@ -35,8 +35,11 @@ def scan_once(
     ``cluster`` address (or ``cluster.address`` in the config) newcomers are decoded on
     that dask cluster; the writer stays here.
     """
-    lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.SCAN)
-    lease.acquire()
+    with holding(Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.SCAN)) as beat:
+        return _scan(cfg, beat, progress, rebuild, cluster)
+
+
+def _scan(cfg: Config, beat: Heartbeat, progress: Progress | None, rebuild: bool, cluster: str | None) -> Report:
     conn: Connection | None = None
     try:
         address = cluster or cfg.cluster.address
@@ -48,6 +51,7 @@ def scan_once(
             log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
         opened = open_for_writing(cfg)
         catalog = opened.catalog
+        catalog.guard = beat.confirm  # a commit only while the lease is still this scan's
         # On a cluster one local sandbox decodes what the workers could not (a file
         # changed since a worker read it); the cores here are the cluster's.
         decoders: DecoderPool | Sandbox = (
@@ -111,4 +115,3 @@ def scan_once(
     finally:
         if conn is not None:
             conn.close()
-        lease.release()
