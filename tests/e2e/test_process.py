@@ -146,19 +146,23 @@ def test_scan_command_and_missing_root(root: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
 
 
-def test_a_daemon_started_while_a_command_writes_waits_for_it(root: Path, tmp_path: Path) -> None:
-    """A change command applied without a daemon holds the lease for the moment it writes; a
-    daemon started then (after a crash, by systemd) waits for it instead of exiting 4 and staying
-    down. A second daemon is still refused at once."""
+@pytest.mark.parametrize(("role", "doing"), [(Role.COMMAND, "applying a change"), (Role.SCAN, "scanning the library")])
+def test_a_daemon_started_while_a_command_or_scan_writes_waits_for_it(
+    root: Path, tmp_path: Path, role: Role, doing: str
+) -> None:
+    """A change command applied without a daemon holds the lease for the moment it writes, a
+    scan (from cron, say) for as long as it runs; a daemon started then (after a crash, by
+    systemd) waits for it instead of exiting 4 and staying down. A second daemon is still
+    refused at once."""
     conf = tmp_path / "watcherd.yaml"
     conf.write_text("settle: 0.3\nheartbeat: 0.5\n")
     cfg = config.load(conf).with_root(root)
     (root / "thumbs").mkdir()
-    command = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.COMMAND)
-    command.acquire()  # as writer._apply_here holds it
+    command = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=role)
+    command.acquire()  # as writer._apply_here and scan_once hold it
     try:
         daemon = DaemonProcess(root, conf, tmp_path / "daemon.log")
-        wait_for(lambda: "is applying a change; waiting for it" in daemon.log_text(), what="the daemon waiting")
+        wait_for(lambda: f"is {doing}; waiting for it" in daemon.log_text(), what="the daemon waiting")
         for _ in range(6):  # the command's write goes on for a moment, its lease kept live
             assert command.renew() and daemon.proc.poll() is None
             time.sleep(0.25)

@@ -12,8 +12,9 @@ may show an old copy): the taker watches the file for ``heartbeat * stale_after`
 seconds by its own clock and takes it over only if its content never changed and
 every read succeeded. A lease whose holder is a dead process on this same host is
 taken at once. The lease also says who holds it (``Role``): a daemon or scan starting
-while a change command holds it for its write waits for the command, not refusing to
-start as it does beside another daemon.
+while a change command holds it for its write waits for the command, and a daemon
+starting while a scan runs waits for the scan, not refusing to start (and staying down
+under systemd) as it does beside another daemon.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -147,9 +149,6 @@ class Lease:
         self.clock = clock
         self.sleep = sleep if sleep is not None else time.sleep  # as it is now, not at import
         self.role = role
-        # A daemon or scan starting while a command holds the lease for its change waits for
-        # it (up to this many seconds) instead of refusing to start, as for another daemon.
-        self.wait_for_commands = COMMAND_WAIT if role in (Role.DAEMON, Role.SCAN) else 0.0
 
     def _payload(self) -> bytes:
         return json.dumps(
@@ -175,8 +174,18 @@ class Lease:
             os.close(fd)
         return True
 
-    def acquire(self) -> None:
-        """Take the lease or raise LockedError naming the holder."""
+    def _patience(self, holder: Holder) -> float:
+        """How long to wait for ``holder``'s live lease to be let go before refusing (0: refuse
+        at once, as a second daemon is)."""
+        if holder.role == Role.COMMAND.value and self.role in (Role.DAEMON, Role.SCAN):
+            return COMMAND_WAIT  # a command lets go once its change is written
+        if holder.role == Role.SCAN.value and self.role is Role.DAEMON:
+            return math.inf  # a scan ends (or dies, and its lease goes stale); the start-up scan catches up
+        return 0.0
+
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        """Take the lease or raise LockedError naming the holder; False (nothing taken) when
+        ``stop`` is set while waiting for a command or a scan to let it go."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         attempts = 0
         waiting_since: float | None = None
@@ -184,7 +193,7 @@ class Lease:
             attempts += 1
             if self._create():
                 self.held = True
-                return
+                return True
             try:
                 raw = self.path.read_bytes()
             except FileNotFoundError:
@@ -194,13 +203,17 @@ class Lease:
             holder = parse(raw)
             now = time.time()
             if holder is not None and is_live(holder, self.heartbeat, self.stale_after, now):
-                if holder.role == Role.COMMAND.value and self.wait_for_commands > 0:
+                patience = self._patience(holder)
+                if patience > 0:
                     if waiting_since is None:
                         waiting_since = self.clock()
-                        log.info("watcherd pid %d on %s is applying a change; waiting for it", holder.pid, holder.host)
-                    if self.clock() - waiting_since < self.wait_for_commands:
-                        attempts -= 1  # not a try: the command lets go when its change is written
-                        self.sleep(min(self.heartbeat / 2, 0.2))
+                        doing = "scanning the library" if holder.role == Role.SCAN.value else "applying a change"
+                        log.info("watcherd pid %d on %s is %s; waiting for it", holder.pid, holder.host, doing)
+                    if self.clock() - waiting_since < patience:
+                        if stop is not None and stop.is_set():
+                            return False
+                        attempts -= 1  # not a try: the holder lets go when it is done
+                        self.sleep(min(self.heartbeat / 2, 0.2 if patience == COMMAND_WAIT else 1.0))
                         continue
                 raise LockedError(
                     f"library is locked by watcherd pid {holder.pid} on {holder.host} "
@@ -345,9 +358,16 @@ class Heartbeat(threading.Thread):
 
 
 @contextlib.contextmanager
-def holding(lease: Lease, stop: threading.Event | None = None) -> Iterator[Heartbeat]:
+def holding(lease: Lease) -> Iterator[Heartbeat]:
     """Take ``lease`` (or raise LockedError), beat while the block runs, let it go after."""
     lease.acquire()
+    with beating(lease) as beat:
+        yield beat
+
+
+@contextlib.contextmanager
+def beating(lease: Lease, stop: threading.Event | None = None) -> Iterator[Heartbeat]:
+    """Beat for the lease just taken while the block runs; let it go after."""
     beat = Heartbeat(lease, stop)
     beat.start()
     try:

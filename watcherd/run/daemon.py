@@ -31,7 +31,7 @@ from watcherd.flow.pipeline import Pipeline
 from watcherd.flow.reconcile import reconcile
 from watcherd.flow.worker import Worker
 from watcherd.fs.layout import lease_path, remove_leftovers, requests_dir
-from watcherd.fs.lease import Heartbeat, Lease, Role, holding
+from watcherd.fs.lease import Heartbeat, Lease, Role, beating
 from watcherd.fs.walk import count_waiting
 from watcherd.near.builder import Upkeep
 from watcherd.run.watcher import (
@@ -130,7 +130,11 @@ class Daemon:
     def run(self) -> int:
         """Hold the lease and watch; return the exit code."""
         cfg = self.cfg
-        with holding(Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON), self.stop) as beat:
+        lease = Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON)
+        if not lease.acquire(self.stop):  # stopped while a scan or a command held it
+            log.info("stopped before starting")
+            return 0
+        with beating(lease, self.stop) as beat:
             self.heartbeat = beat
             remove_leftovers(cfg)
             warn_network_catalog(cfg)

@@ -59,6 +59,45 @@ def test_a_daemon_waits_for_a_commands_lease_and_refuses_another_daemons(tmp_pat
     command.release()
 
 
+def test_a_daemon_waits_for_a_scan_however_long_and_a_stop_ends_the_wait(tmp_path: Path) -> None:
+    """A daemon started (or restarted by systemd) while a scan runs starts once the scan is done,
+    however long it takes, instead of exiting 4 and staying down; stopped while it waits, it
+    takes nothing. A second scan is still refused at once."""
+    import threading
+
+    lock = tmp_path / "lock"
+    scan = Lease(lock, heartbeat=5, stale_after=3, role=Role.SCAN)
+    scan.acquire()
+    ticks = iter(range(0, 10**6, 600))  # ten minutes between looks: far past a command's wait
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the scan beats on, and is done after a few hours
+        waits.append(seconds)
+        scan.renew()
+        if len(waits) == 20:
+            scan.release()
+
+    daemon = Lease(lock, 5, 3, clock=lambda: float(next(ticks)), sleep=sleep, role=Role.DAEMON)
+    assert daemon.acquire() is True
+    assert len(waits) == 20 and (holder := read_holder(lock)) is not None and holder.role == "daemon"
+    daemon.release()
+
+    scan = Lease(lock, heartbeat=5, stale_after=3, role=Role.SCAN)
+    scan.acquire()
+    with pytest.raises(LockedError, match="locked by watcherd pid"):
+        Lease(lock, heartbeat=5, stale_after=3, sleep=waits.append, role=Role.SCAN).acquire()
+    assert len(waits) == 20  # refused at once
+
+    stop = threading.Event()
+
+    def stopped(seconds: float) -> None:  # systemctl stop while the daemon waits
+        stop.set()
+
+    assert Lease(lock, heartbeat=5, stale_after=3, sleep=stopped, role=Role.DAEMON).acquire(stop) is False
+    assert (holder := read_holder(lock)) is not None and holder.role == "scan"  # the scan's, untouched
+    scan.release()
+
+
 def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     now = time.time()
