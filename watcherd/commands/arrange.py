@@ -137,16 +137,25 @@ def document(p: Plan, *, dry_run: bool, skipped: dict[str, str] | None = None) -
     return {"mode": p.mode, "under": p.under, "dry_run": dry_run, "moved": moved, "moves": moves}
 
 
+_NOT_MOVED: dict[type[OSError], str] = {
+    FileExistsError: "a file of that name is already there",
+    FileNotFoundError: "gone meanwhile",
+    NotADirectoryError: "a file is where a folder on its way should be",
+}
+
+
 def execute(cfg: Config, catalog: Catalog, p: Plan) -> Arrangement:
     """Carry the plan out: each file moved (never replacing one), its record updated, one transaction.
 
-    If the transaction fails, the files already moved are moved back; a crash half-way
-    leaves files where the records do not say, which the next scan follows (the tree
-    is the truth), so nothing is lost either way.
+    If the transaction fails or is interrupted (Ctrl-C), every file moved is moved back,
+    the one being moved then too, however far its move got; a crash half-way leaves files
+    where the records do not say, which the next scan follows (the tree is the truth), so
+    nothing is lost either way.
     """
     places = Places(cfg)
     skipped: dict[str, str] = {}
-    done: list[tuple[Path, Path]] = []
+    done: list[tuple[Path, Path, os.stat_result]] = []
+    made: list[Path] = []  # folders made for the moves, outermost first
     try:
         with catalog.transaction():
             for m in p.moves:
@@ -156,18 +165,14 @@ def execute(cfg: Config, catalog: Catalog, p: Plan) -> Arrangement:
                     continue
                 src, dst = places.absolute(m.source), places.absolute(m.target)
                 try:
-                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    made += fsops.make_folders(dst.parent)
+                    done.append((src, dst, os.lstat(src)))  # before the move: taken back however far it got
                     fsops.rename_no_replace(src, dst)
-                except FileExistsError:
-                    skipped[m.name] = "a file of that name is already there"
+                except (FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
+                    if done and done[-1][0] == src:
+                        done.pop()  # not moved: nothing of it to take back
+                    skipped[m.name] = _NOT_MOVED[type(exc)]
                     continue
-                except FileNotFoundError:
-                    skipped[m.name] = "gone meanwhile"
-                    continue
-                except NotADirectoryError:
-                    skipped[m.name] = "a file is where a folder on its way should be"
-                    continue
-                done.append((src, dst))
                 if rec.path == m.source:
                     rec.path = m.target
                 else:
@@ -176,8 +181,11 @@ def execute(cfg: Config, catalog: Catalog, p: Plan) -> Arrangement:
                 rec.tags = merge_tags(rec.tags, folder, rec.size_tag)
                 catalog.put_image(rec)
     except BaseException:
-        for src, dst in reversed(done):
+        for src, dst, st in reversed(done):
             with contextlib.suppress(OSError):
-                fsops.rename_no_replace(dst, src)
+                fsops.move_back(dst, src, st)
+        for made_here in reversed(made):
+            with contextlib.suppress(OSError):
+                made_here.rmdir()  # only if still empty: a file put there meanwhile keeps it
         raise
     return document(p, dry_run=False, skipped=skipped)

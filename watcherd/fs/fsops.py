@@ -250,6 +250,50 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     fsync_dir(dst.parent)
 
 
+def make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and the folders above it that are not there; the ones made, outermost first."""
+    missing: list[Path] = []
+    at = folder
+    while not at.is_dir():
+        missing.append(at)
+        if at.parent == at:
+            break
+        at = at.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path)) from None
+            continue  # made meanwhile by someone else: not ours
+        made.append(path)
+    return made
+
+
+def move_back(moved: Path, first: Path, st: os.stat_result) -> bool:
+    """Take back a move of our own, of the file ``st`` from ``first`` to ``moved``, however far
+    it got: the file given its first name again, or (linked there, its first name not yet
+    removed) the new name removed. Nothing is done to a name that holds another file. True
+    when something was taken back."""
+    try:
+        there = os.lstat(moved)
+    except FileNotFoundError:
+        return False  # it never got there
+    if not os.path.samestat(there, st):
+        return False
+    try:
+        before = os.lstat(first)
+    except FileNotFoundError:
+        rename_no_replace(moved, first)
+        return True
+    if not os.path.samestat(before, st):
+        return False  # another file has its first name now: it stays where it was moved
+    os.unlink(moved)  # the second name the move had just made
+    fsync_dir(moved.parent)
+    return True
+
+
 class OldNames:
     """The first names of a batch of moves, removed together by ``finish_moves``.
 

@@ -185,6 +185,54 @@ def test_arrange_rolls_files_back_when_the_transaction_fails(
     assert rec is not None and rec.path == f"thumbs/cats/{names['a']}"
 
 
+@pytest.mark.parametrize("where", ["linked, first name still there", "moved, folder not yet synced"])
+def test_a_ctrl_c_during_a_move_of_arrange_takes_every_move_back(
+    cfg: Config, catalog: Catalog, names: dict[str, str], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ctrl-C lands inside the third file's move: that move is taken back however far it got,
+    as are the two before, and the folders the arrangement made go (an interrupted arrange
+    is all or nothing, as the transaction is; before, the file being moved stayed moved)."""
+    from watcherd.fs import fsops
+
+    p = arrange.plan(cfg, catalog, "by-size", "")
+
+    def placed() -> list[str]:
+        return sorted(f.relative_to(cfg.thumbs_dir).as_posix() for f in cfg.thumbs_dir.rglob("*x*_*_.png"))
+
+    before = placed()
+    assert len(before) == 4
+    hook = "remove" if where.startswith("linked") else "fsync_dir"
+    moves: list[object] = []
+    if hook == "remove":
+        real_remove = fsops.OldName.remove
+
+        def remove(self: fsops.OldName, *, sync: bool = True) -> None:
+            moves.append(self)
+            if len(moves) == 3:
+                raise KeyboardInterrupt
+            real_remove(self, sync=sync)
+
+        monkeypatch.setattr(fsops.OldName, "remove", remove)
+    else:
+        real_sync = fsops.fsync_dir
+
+        def fsync_dir(path: object) -> None:
+            moves.append(path)
+            if len(moves) == 3:
+                raise KeyboardInterrupt
+            real_sync(path)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(fsops, "fsync_dir", fsync_dir)
+    with pytest.raises(KeyboardInterrupt):
+        arrange.execute(cfg, catalog, p)
+    monkeypatch.undo()
+    assert placed() == before  # every thumbnail where it was, and no second name of one
+    assert not (cfg.thumbs_dir / "by_size").exists()
+    for name in names.values():
+        rec = catalog.image(name)
+        assert rec is not None and (cfg.thumbs_dir.parent / rec.path).is_file()
+
+
 def test_arrange_by_similarity_groups_look_alikes(cfg: Config, pipeline: Pipeline) -> None:
     base = scene((320, 240), seed=42)
     write(cfg.thumbs_dir / "x" / "a.jpg", encode(base, "JPEG", quality=95))
