@@ -5,7 +5,7 @@
     python -m tests.benchmarks.interleave_soak --shrink FAILURE.json [--minutes 20]
 
 Each seed lets Hypothesis draw scripts against a fresh library with a real daemon and
-page (``tests/interleaving.py``), checking every invariant at a quiet point every
+page (``tests/interleaving/``), checking every invariant at a quiet point every
 ``--check-every`` steps and at the end; a failure is shrunk (unless ``--no-shrink``) and
 its shortest script saved. Prints one line per seed and a total; exits 1 if any seed
 failed. CI runs a short budget of the same machine (tests/e2e/test_interleaving.py).

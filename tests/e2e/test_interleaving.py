@@ -13,7 +13,7 @@ SIGKILL of the daemon and SIGINT of a ``scan`` mid-batch, records written as an 
 watcherd wrote them (the daemon fills their window hashes and EXIF meanwhile), with short
 pauses between. At
 quiet points (every ``CHECK_EVERY`` steps and at the end) the daemon is stopped, two full
-scans run, and every invariant is checked (``tests/interleaving.py``, ``World.check``).
+scans run, and every invariant is checked (``tests/interleaving/world.py``, ``World.check``).
 
 The budget is under a minute on two cores; failures are not shrunk here (a shrink
 re-runs whole libraries). A failure prints the seed, the symptom and the steps, saved as a
@@ -30,7 +30,7 @@ import pytest
 from tests.interleaving import Runner, Script, draw, replay
 
 SEED = 16
-EXAMPLES = 2  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving.py STARTER)
+EXAMPLES = 2  # libraries, each a script of STEPS steps after the starting drops (tests/interleaving/machine.py STARTER)
 STEPS = 30
 CHECK_EVERY = 15
 
