@@ -1,5 +1,7 @@
 """The steps that interrupt: the daemon killed (alone, or while it may be applying an undo),
-a ``scan`` interrupted mid-batch, records written again as an older watcherd wrote them.
+a ``scan`` interrupted mid-batch, a change command applied without the daemon interrupted
+by Ctrl-C, a daemon started while a scan runs, records written again as an older watcherd
+wrote them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from tests.helpers import sigint_default
+from tests.helpers import DaemonProcess, sigint_default
 from tests.interleaving.gestures import GestureSteps
 from tests.interleaving.pictures import pick, variant_bytes
 from tests.interleaving.script import ACCEPTED, BASES, broken
@@ -115,6 +117,100 @@ class InterruptSteps(GestureSteps):
         if code not in (0, 130, -signal.SIGINT) or "Traceback" in said:
             raise broken(f"an interrupted scan exits {code}", said[-3000:])
         return f"{dropped}; scan, SIGINT {a['delay']} ms after its {a.get('after', 'lease')} -> {code}"
+
+    def _command_args(self, a: dict[str, Any]) -> tuple[str, ...] | None:
+        """The change command ``interrupted_command`` runs (None: nothing for it to change)."""
+        root = str(self.root)
+        what = str(a["what"])
+        if what == "arrange":
+            return ("arrange", root, "by-size" if int(a["pick"]) % 2 else "by-similarity")
+        if what == "resolve":
+            items = self.cli_json("dupes", root) + self.cli_json("dupes", root, "--near", "4")
+            item = self._item(items, {"item": a["pick"]})
+            decision = ("distinct", "keep-existing", "keep-newcomer")[int(a["pick"]) % 3]
+            return ("resolve", root, str(item["id"]), decision) if item is not None else None
+        if what == "undo":
+            return ("resolve", root, "--undo")
+        tag = pick(sorted(self.tags_seen | {f.name for f in self.folders()[1:]}), int(a["pick"]))
+        if tag is None:
+            return None
+        return ("retag", root, tag, self.fresh_name("t")) if what == "retag" else ("untag", root, "--everywhere", tag)
+
+    def interrupted_command(self, a: dict[str, Any]) -> str:
+        """The daemon stopped, a change command applies itself (it takes the lease) and is
+        stopped by Ctrl-C ``delay`` ms after it took it: its change is made whole or not at all
+        (an arrange's moves taken back, a decision's moves finished by the next writer from
+        its journal); the daemon started again."""
+        self.stop_daemon()
+        args = self._command_args(a)
+        if args is None:
+            self.start_daemon()
+            return f"nothing to {a['what']}"
+        log = self.next_log(str(a["what"]))
+        with open(log, "wb") as err:
+            command = subprocess.Popen(
+                [sys.executable, "-m", "watcherd", *args, "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=sigint_default,
+            )
+        deadline = time.monotonic() + 60
+        while command.poll() is None and self.lease_pid() != command.pid and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(int(a["delay"]) / 1000)
+        if command.poll() is None:
+            command.send_signal(signal.SIGINT)
+        try:
+            code = command.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            command.kill()
+            command.wait()
+            raise broken("an interrupted command does not stop", log.read_text(errors="replace")[-3000:]) from None
+        said = log.read_text(errors="replace").strip()
+        self.start_daemon()
+        # 2: refused (a size tag, say); 7: an undo that names a decision no longer last.
+        if code not in (0, 2, 7, 130, -signal.SIGINT) or "Traceback" in said or "internal error" in said:
+            raise broken(f"an interrupted {a['what']} exits {code}", said[-3000:])
+        shown = " ".join(x for x in args if x != str(self.root))
+        return f"{shown}, Ctrl-C {a['delay']} ms after its lease -> {code} {said[:200]}"
+
+    def scan_then_run(self, a: dict[str, Any]) -> str:
+        """The daemon stopped, fresh drops, ``watcherd scan`` (from cron, say), and the daemon
+        started ``delay`` ms later (by systemd, say): it waits for the scan, then starts and
+        holds the lease; the scan ends 0."""
+        self.stop_daemon()
+        dropped = self.burst(a)
+        log = self.next_log("scan")
+        with open(log, "wb") as err:
+            scan = subprocess.Popen(
+                [sys.executable, "-m", "watcherd", "scan", str(self.root), "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        deadline = time.monotonic() + 60  # the scan holds the lease first: the daemon starts beside it
+        while scan.poll() is None and self.lease_pid() != scan.pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(int(a["delay"]) / 1000)
+        self.daemon = DaemonProcess(self.root, self.conf, self.next_log("run"))
+        try:
+            code = scan.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            scan.kill()
+            scan.wait()
+            raise broken(
+                "a scan beside a starting daemon does not end", log.read_text(errors="replace")[-3000:]
+            ) from None
+        said = log.read_text(errors="replace")
+        if code != 0 or "Traceback" in said:
+            raise broken(f"a scan beside a starting daemon exits {code}", said[-3000:])
+        try:
+            self.daemon.wait_started(timeout=120)
+        except AssertionError as exc:
+            raise broken("a daemon started beside a scan does not start", str(exc)[-3000:]) from None
+        waited = "waiting for it" in self.daemon.log_text()
+        return f"{dropped}; scan, run {a['delay']} ms later -> scan 0, daemon {'waited' if waited else 'started'}"
 
     def older(self, a: dict[str, Any]) -> str:
         """Stop the daemon; every ``every``-th record (from ``first``) is written again as an older

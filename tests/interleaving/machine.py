@@ -206,6 +206,18 @@ class Interleaving(RuleBasedStateMachine):
     def interrupted_scan(self, count: int, alike: int, folder: int, after: str, delay: int) -> None:
         self._do(Op.INTERRUPTED_SCAN, count=count, alike=alike, folder=folder, after=after, delay=delay)
 
+    @rule(
+        what=st.sampled_from(["arrange", "resolve", "undo", "retag", "untag"]),
+        pick=PICK,
+        delay=st.integers(0, 400),
+    )
+    def interrupted_command(self, what: str, pick: int, delay: int) -> None:
+        self._do(Op.INTERRUPTED_COMMAND, what=what, pick=pick, delay=delay)
+
+    @rule(count=st.integers(1, 24), folder=PICK, delay=st.integers(0, 800))
+    def scan_then_run(self, count: int, folder: int, delay: int) -> None:
+        self._do(Op.SCAN_THEN_RUN, count=count, folder=folder, delay=delay)
+
     @rule(first=PICK, every=st.integers(1, 4))
     def older(self, first: int, every: int) -> None:
         self._do(Op.OLDER, first=first, every=every)

@@ -65,6 +65,8 @@ class Op(str, Enum):
     KILL = "kill"  # SIGKILL the daemon, start it again
     INTERRUPTED_SCAN = "interrupted-scan"  # daemon stopped, fresh drops, scan, SIGINT after a delay
     OLDER = "older"  # daemon stopped, some records written as an older watcherd wrote them, started again
+    INTERRUPTED_COMMAND = "interrupted-command"  # daemon stopped, a change command, Ctrl-C after a delay
+    SCAN_THEN_RUN = "scan-then-run"  # daemon stopped, fresh drops, scan, the daemon started meanwhile
     PAUSE = "pause"
     LOOK = "look"  # the person waits until the daemon has caught up
     CHECK = "check"  # a quiet point: every invariant

@@ -202,6 +202,8 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.KILL: World.kill,
     Op.INTERRUPTED_SCAN: World.interrupted_scan,
     Op.OLDER: World.older,
+    Op.INTERRUPTED_COMMAND: World.interrupted_command,
+    Op.SCAN_THEN_RUN: World.scan_then_run,
     Op.PAUSE: World.pause,
     Op.LOOK: World.look,
     Op.CHECK: World.check,
