@@ -82,6 +82,43 @@ def test_rebuild_records_a_missing_image_again_so_its_collision_can_still_be_kep
     assert main(["resolve", str(cfg.root), col["id"], "keep-existing"]) == 0
 
 
+@pytest.mark.parametrize("when", ["before anything is adopted", "after the adoption, before the collisions"])
+def test_a_rebuild_stopped_by_ctrl_c_goes_on_at_the_next_start(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Ctrl-C in a rebuild leaves a catalog that is not whole; the next writer goes on making
+    it from the same export (not written meanwhile) instead of taking it for a whole one,
+    which lost the tags of folders the thumbnails had left and the collisions."""
+    from watcherd.flow import restore
+    from watcherd.run.scan import scan_once
+
+    _library(cfg)
+    before = _state(cfg)
+    export = restore.export_path(cfg).read_bytes()
+    if when.startswith("before"):
+        remembered = restore.remembered
+
+        def stopped(*args: Any) -> Any:
+            remembered(*args)
+            raise KeyboardInterrupt  # the fresh catalog is made, nothing adopted into it yet
+
+        monkeypatch.setattr(restore, "remembered", stopped)
+        hook = None
+    else:
+
+        def hook(done: int, total: int) -> None:
+            raise KeyboardInterrupt  # a batch of adoptions committed, the rest of the rebuild not done
+
+    with pytest.raises(KeyboardInterrupt):
+        scan_once(cfg, hook, rebuild=True)
+    monkeypatch.undo()
+    assert restore.export_path(cfg).read_bytes() == export  # what the next writer rebuilds from
+
+    _scan(cfg)
+
+    assert _state(cfg) == before
+
+
 def test_rebuild_without_export_uses_folders_and_chunks(cfg: Config) -> None:
     thumb = _library(cfg)
     before_images, before_collisions = _state(cfg)

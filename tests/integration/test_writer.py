@@ -76,8 +76,9 @@ def _stale_soon(cfg: Config) -> Config:
 
 
 def test_a_scan_longer_than_the_stale_time_keeps_its_lease(cfg: Config) -> None:
-    """The scan beats while it works: a daemon started well past the stale time finds the lease
-    live and is refused, where it used to find it stale and take it over (two writers)."""
+    """The scan beats while it works: a second scan started well past the stale time finds the
+    lease live and is refused, where it used to find it stale and take it over (two writers;
+    a daemon, which now waits for a scan, took it over the same way)."""
     from watcherd.core.errors import LockedError
     from watcherd.fs.lease import Lease, Role
     from watcherd.run.scan import scan_once
@@ -87,18 +88,18 @@ def test_a_scan_longer_than_the_stale_time_keeps_its_lease(cfg: Config) -> None:
         drop(cfg.thumbs_dir / f"{i}.jpg", seed=60 + i)
     refused: list[str] = []
 
-    def slow_then_a_daemon(done: int, total: int) -> None:
+    def slow_then_another(done: int, total: int) -> None:
         if refused:
             return
         time.sleep(1.5)  # several times the stale time, inside the scan
         try:
-            Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.DAEMON).acquire()
+            Lease(lease_path(cfg), cfg.heartbeat, cfg.stale_after, role=Role.SCAN).acquire()
         except LockedError as exc:
             refused.append(str(exc))
         else:
             refused.append("taken over")
 
-    scan_once(cfg, progress=slow_then_a_daemon)
+    scan_once(cfg, progress=slow_then_another)
     assert refused and refused[0] != "taken over" and "locked by watcherd pid" in refused[0]
     assert not lease_path(cfg).exists()  # let go at the end
 

@@ -20,20 +20,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("watcherd")
 
+# Set in ``meta`` while a fresh catalog is being made from the tree and the export, and
+# dropped once it is whole (``flow.restore.restore_rest``): a writer stopped before that (Ctrl-C
+# in a rebuild) leaves it, and the next writer goes on rebuilding from the same export, which
+# is not written meanwhile (``flow.restore.export_now``).
+REBUILDING = "rebuilding"
+
 
 @dataclass
 class Opened:
-    """The writer's catalog, and whether it was just created (then the tree and the export rebuild it)."""
+    """The writer's catalog, and whether it is being made (just created, or its making was
+    stopped before it was whole): then the tree and the export rebuild it."""
 
     catalog: Catalog
     fresh: bool
 
 
-def open_for_writing(cfg: Config) -> Opened:
+def open_for_writing(cfg: Config, *, reconciles: bool = False) -> Opened:
     """Open the catalog for the one writer, refusing a library named with other hash settings.
 
     Mixing hash functions in one library would make equal pictures get different
-    names, so the settings that named the first image are pinned in ``meta``.
+    names, so the settings that named the first image are pinned in ``meta``. A writer that
+    ``reconciles`` the catalog with the tree at once (the daemon, ``scan``) marks a fresh one
+    as being made (``REBUILDING``) until that first reconcile is whole.
     """
     from watcherd.catalog.store import Catalog  # here: read commands never load the writer
     from watcherd.catalog.vetting import closed_cleanly, damage
@@ -52,6 +61,8 @@ def open_for_writing(cfg: Config) -> Opened:
     if pinned is None:
         with catalog.transaction():
             catalog.set_meta("library", {**wanted, "created_by": "watcherd", "thumbs": cfg.thumbs})
+            if reconciles:
+                catalog.set_meta(REBUILDING, {"since": time.time()})
         return Opened(catalog, fresh=True)
     # Libraries made before the decode mode was pinned were all named in reference mode.
     had = {"algorithm": pinned.get("algorithm"), "hash_size": pinned.get("hash_size")}
@@ -66,6 +77,9 @@ def open_for_writing(cfg: Config) -> Opened:
     if "decode" not in pinned:
         with catalog.transaction():
             catalog.set_meta("library", {**pinned, "decode": "reference"})
+    if catalog.meta(REBUILDING) is not None:
+        log.warning("the catalog was being made from the tree and the export when its writer stopped; going on")
+        return Opened(catalog, fresh=True)
     return Opened(catalog, fresh=False)
 
 

@@ -387,6 +387,10 @@ class Catalog(CatalogReader):
         """Write a ``meta`` value (plain JSON)."""
         self._put("meta", key, value)
 
+    def drop_meta(self, key: str) -> None:
+        """Remove a ``meta`` value."""
+        self._write('DELETE FROM "meta" WHERE key = ?', (key,))
+
     # -- the file itself ------------------------------------------------------------
 
     def publish(self, dest: Path) -> None:

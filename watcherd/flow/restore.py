@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from watcherd.catalog import Catalog, CatalogReader
+from watcherd.catalog.opening import REBUILDING
 from watcherd.catalog.schema import EXPORTED_META
 from watcherd.core.collisionrecords import CollisionKind, CollisionRecord, Existing, Newcomer
 from watcherd.core.config import Config
@@ -73,6 +74,8 @@ def write_export(cfg: Config, catalog: CatalogReader, now: float) -> Path:
 def export_now(cfg: Config, catalog: Catalog, now: float, *, unless_current: bool = False) -> None:
     """Write the export and mark the catalog's generation it holds (the writer's side);
     ``unless_current``: not when the file there already holds that generation."""
+    if catalog.meta(REBUILDING) is not None:
+        return  # the export is what the catalog is being rebuilt from: kept as it is until it is whole
     generation, exported = catalog.export_generation()
     if unless_current and generation == exported and export_path(cfg).exists():
         return
@@ -129,7 +132,10 @@ def restore_rest(pipeline: Pipeline) -> int:
     collisions (which may name them). Returns how many collisions were recorded."""
     memory = pipeline.adopter.finish_restoring() or Remembered()
     restore_missing(pipeline, memory)
-    return restore_collisions(pipeline, memory)
+    found = restore_collisions(pipeline, memory)
+    with pipeline.catalog.transaction():
+        pipeline.catalog.drop_meta(REBUILDING)  # whole now: the export may be written again
+    return found
 
 
 def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:

@@ -139,7 +139,7 @@ class Daemon:
             remove_leftovers(cfg)
             warn_network_catalog(cfg)
             warn_client_cache(cfg)
-            opened = open_for_writing(cfg)
+            opened = open_for_writing(cfg, reconciles=True)
             decoders = DecoderPool(cfg.worker_count, cfg.decode_timeout, cfg.decode_memory)
             decoders.warm()
             try:

@@ -49,7 +49,7 @@ def _scan(cfg: Config, beat: Heartbeat, progress: Progress | None, rebuild: bool
         if rebuild and cfg.database_path.exists():
             aside = move_aside(cfg.database_path, "replaced")
             log.warning("moved the catalog to %s; rebuilding it from the tree", aside)
-        opened = open_for_writing(cfg)
+        opened = open_for_writing(cfg, reconciles=True)
         catalog = opened.catalog
         catalog.guard = beat.confirm  # a commit only while the lease is still this scan's
         # On a cluster one local sandbox decodes what the workers could not (a file
