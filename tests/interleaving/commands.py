@@ -114,10 +114,25 @@ class CommandSteps(Library):
                 raise broken(f"{a['what']} --json prints no JSON document", f"{exc}: {proc.stdout[:500]}") from None
         return f"{' '.join(x for x in args if x != root)} -> {proc.returncode} {proc.stderr.strip()[:200]}"
 
+    def tags_now(self) -> dict[str, set[str]]:
+        """Every image's tags, as ``export`` says."""
+        return {str(i["name"]): set(i["tags"]) for i in self.cli_json("export", str(self.root))}
+
+    def kept_tags(self, before: dict[str, set[str]], how: str) -> None:
+        """After a rebuild: every image has the tags it had before (and its record)."""
+        after = self.tags_now()
+        lost = {n: sorted(t - after.get(n, set())) for n, t in before.items() if not t <= after.get(n, set())}
+        if lost:
+            first = sorted(lost)[:5]
+            raise broken(f"{how} lost tags", f"{len(lost)} images, first: {[(n, lost[n]) for n in first]}")
+
     def rebuild(self, a: dict[str, Any]) -> str:
         """What ``check`` advises for a damaged catalog: the daemon stopped, the catalog set aside and
-        made again from the tree, the thumbnails' chunks and the export; the daemon started again."""
+        made again from the tree, the thumbnails' chunks and the export; the daemon started again.
+        Every image keeps its record and its tags."""
         self.stop_daemon()
+        before = self.tags_now()
         counts = self.cli_json("rebuild", str(self.root))["counts"]
+        self.kept_tags(before, "a rebuild")
         self.start_daemon()
         return f"rebuild -> {counts}; started again"

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from tests.helpers import DaemonProcess, sigint_default
+from tests.interleaving.commands import CommandSteps
 from tests.interleaving.gestures import GestureSteps
 from tests.interleaving.pictures import pick, variant_bytes
 from tests.interleaving.script import ACCEPTED, BASES, broken
@@ -22,7 +23,7 @@ from watcherd.catalog.cropschema import WINDOWLESS
 from watcherd.flow.cropfill import EXIF_KEPT
 
 
-class InterruptSteps(GestureSteps):
+class InterruptSteps(GestureSteps, CommandSteps):
     """Kills, an interrupted scan, older records (an interrupted scan drops a ``burst`` first)."""
 
     def decided_stack(self) -> list[str]:
@@ -211,6 +212,40 @@ class InterruptSteps(GestureSteps):
             raise broken("a daemon started beside a scan does not start", str(exc)[-3000:]) from None
         waited = "waiting for it" in self.daemon.log_text()
         return f"{dropped}; scan, run {a['delay']} ms later -> scan 0, daemon {'waited' if waited else 'started'}"
+
+    def interrupted_rebuild(self, a: dict[str, Any]) -> str:
+        """The daemon stopped, ``watcherd rebuild``, Ctrl-C ``delay`` ms after it took the lease;
+        the daemon started again goes on with what the rebuild left: every image keeps its
+        record and its tags."""
+        self.stop_daemon()
+        before = self.tags_now()
+        log = self.next_log("rebuild")
+        with open(log, "wb") as err:
+            rebuild = subprocess.Popen(
+                [sys.executable, "-m", "watcherd", "rebuild", str(self.root), "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=sigint_default,
+            )
+        deadline = time.monotonic() + 60
+        while rebuild.poll() is None and self.lease_pid() != rebuild.pid and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(int(a["delay"]) / 1000)
+        if rebuild.poll() is None:
+            rebuild.send_signal(signal.SIGINT)
+        try:
+            code = rebuild.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            rebuild.kill()
+            rebuild.wait()
+            raise broken("an interrupted rebuild does not stop", log.read_text(errors="replace")[-3000:]) from None
+        said = log.read_text(errors="replace")
+        if code not in (0, 130, -signal.SIGINT) or "Traceback" in said:
+            raise broken(f"an interrupted rebuild exits {code}", said[-3000:])
+        self.start_daemon()
+        self.kept_tags(before, "an interrupted rebuild, then the daemon")
+        return f"rebuild, Ctrl-C {a['delay']} ms after its lease -> {code}; started again"
 
     def older(self, a: dict[str, Any]) -> str:
         """Stop the daemon; every ``every``-th record (from ``first``) is written again as an older

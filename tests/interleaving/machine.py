@@ -218,6 +218,10 @@ class Interleaving(RuleBasedStateMachine):
     def scan_then_run(self, count: int, folder: int, delay: int) -> None:
         self._do(Op.SCAN_THEN_RUN, count=count, folder=folder, delay=delay)
 
+    @rule(delay=st.integers(0, 600))
+    def interrupted_rebuild(self, delay: int) -> None:
+        self._do(Op.INTERRUPTED_REBUILD, delay=delay)
+
     @rule(first=PICK, every=st.integers(1, 4))
     def older(self, first: int, every: int) -> None:
         self._do(Op.OLDER, first=first, every=every)
