@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,60 @@ def test_a_rebuild_stopped_by_ctrl_c_goes_on_at_the_next_start(
     _scan(cfg)
 
     assert _state(cfg) == before
+
+
+@pytest.mark.parametrize("command", ["scan", "rebuild"])
+def test_a_missing_images_bytes_dropped_again_bring_it_back_in_a_rebuild_too(cfg: Config, command: str) -> None:
+    """An image missing (its thumbnail deleted) whose bytes are dropped again comes back with
+    its old tags and its original, the dropped copy set aside: in a rebuild as in a scan (the
+    rebuild ingested the drop as a new image before it recorded the missing one, which then
+    lost its tags)."""
+    data = encode(scene(seed=5))
+    write(cfg.thumbs_dir / "cats" / "a.jpg", data)
+    _scan(cfg)
+    (thumb,) = canonical_files(cfg.thumbs_dir / "cats")
+    (cfg.thumbs_dir / "dogs").mkdir()
+    os.rename(thumb, cfg.thumbs_dir / "dogs" / thumb.name)
+    _scan(cfg)
+    (cfg.thumbs_dir / "dogs" / thumb.name).unlink()
+    _scan(cfg)
+    (rec,) = _images(cfg)
+    assert rec["state"] == "missing" and sorted(rec["tags"]) == ["320x240", "cats", "dogs"]
+    dropped = write(cfg.thumbs_dir / "birds" / "again.jpg", data)
+    os.utime(dropped, (time.time() - 60, time.time() - 60))  # settled: read in the walk, not after it
+
+    _scan(cfg, command)
+
+    (rec,) = _images(cfg)
+    assert rec["state"] == "present" and rec["path"] == f"thumbs/birds/{thumb.name}"
+    assert sorted(rec["tags"]) == ["320x240", "birds", "cats", "dogs"]
+    assert cfg.root is not None and (cfg.root / rec["original"]).read_bytes() == data
+    assert [p.read_bytes() for p in (cfg.root / "originals" / "_again").iterdir()] == [data]
+
+
+@pytest.mark.parametrize("command", ["scan", "rebuild"])
+def test_a_look_alike_of_a_missing_image_is_its_collision_in_a_rebuild_too(cfg: Config, command: str) -> None:
+    """Other bytes with a missing image's name (the same picture saved again as PNG) are a
+    collision with it, in a rebuild as in a scan. The rebuild took them for the image itself
+    (it recorded the missing image only after its walk, and found the name taken): the image's
+    record, its tags and its original were lost from the catalog."""
+    write(cfg.thumbs_dir / "cats" / "a.jpg", encode(scene(seed=5)))
+    _scan(cfg)
+    (thumb,) = canonical_files(cfg.thumbs_dir / "cats")
+    thumb.unlink()
+    _scan(cfg)
+    (before,) = _images(cfg)
+    assert before["state"] == "missing"
+    dropped = write(cfg.thumbs_dir / "birds" / "a.png", encode(scene(seed=5), "PNG"))
+    os.utime(dropped, (time.time() - 60, time.time() - 60))  # settled: read in the walk, not after it
+
+    _scan(cfg, command)
+
+    (rec,) = _images(cfg)
+    assert rec["name"] == before["name"] and rec["sha256"] == before["sha256"]
+    assert sorted(rec["tags"]) == ["320x240", "cats"] and rec["original"] == before["original"]
+    (col,) = table(cfg.database_path, "collisions")
+    assert col["name"] == thumb.name and col["newcomer"]["filename"] == "a.png"
 
 
 def test_rebuild_without_export_uses_folders_and_chunks(cfg: Config) -> None:

@@ -128,10 +128,20 @@ def remembered(cfg: Config) -> Remembered:
 
 
 def restore_rest(pipeline: Pipeline) -> int:
-    """After a rebuild's walk: record again the images the export knew as missing, then the
-    collisions (which may name them). Returns how many collisions were recorded."""
+    """After a rebuild's walk: record the collisions; the catalog is whole. Returns how many
+    collisions were recorded."""
     memory = pipeline.adopter.finish_restoring() or Remembered()
-    restore_missing(pipeline, memory)
+    catalog = pipeline.catalog
+    # What the walk left (the adopted are taken out as they are): those carried whole were
+    # recorded before it; the others were present when exported and are gone now (or the
+    # export is from before missing images were carried whole).
+    unfound = sum(
+        1
+        for name, entry in memory.images.items()
+        if isinstance(entry, dict) and "record" not in entry and parse_canonical(name) and catalog.image(name) is None
+    )
+    if unfound:
+        log.info("%d images the export names have no thumbnail here and too little in it to record them again", unfound)
     found = restore_collisions(pipeline, memory)
     with pipeline.catalog.transaction():
         pipeline.catalog.drop_meta(REBUILDING)  # whole now: the export may be written again
@@ -139,20 +149,15 @@ def restore_rest(pipeline: Pipeline) -> int:
 
 
 def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:
-    """Record again each image the export carries whole (it was missing then) that the walk
-    did not find a thumbnail of: still missing, its tags, original and decisions' references
-    kept. An original no longer there is not named. Returns how many were recorded."""
+    """Before a rebuild's walk: record again each image the export carries whole (it was
+    missing then), missing, with its tags and original; an original no longer there is not
+    named. The walk then finds it as any missing image: its thumbnail back in the tree, or
+    its bytes dropped again. Returns how many were recorded."""
     catalog, places = pipeline.catalog, pipeline.places
     found: list[ImageRecord] = []
-    older = 0
-    for name, entry in memory.images.items():  # what the walk left: no thumbnail of it was found
-        if parse_canonical(name) is None or not isinstance(entry, dict):
-            continue
-        data = entry.get("record")
-        if not isinstance(data, dict):
-            older += 1  # present when exported, or an export of an earlier version
-            continue
-        if catalog.image(name) is not None:
+    for name, entry in memory.images.items():
+        data = entry.get("record") if isinstance(entry, dict) else None
+        if parse_canonical(name) is None or not isinstance(data, dict) or catalog.image(name) is not None:
             continue
         try:
             rec = ImageRecord.from_json({**data, "name": name})
@@ -167,8 +172,6 @@ def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:
         with catalog.transaction():
             catalog.put_images(found)
         log.info("recorded %d missing images again from the export", len(found))
-    if older:
-        log.info("%d images the export names have no thumbnail here and too little in it to record them again", older)
     return len(found)
 
 
