@@ -147,12 +147,17 @@ def _publish(folder: Path, name: str, data: bytes) -> Path:
     tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    target = folder / name
-    os.replace(tmp, target)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        target = folder / name
+        os.replace(tmp, target)
+    except BaseException:  # Ctrl-C, a full disk: no temporary left behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsops.fsync_dir(folder)
     return target
 

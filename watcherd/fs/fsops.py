@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -416,15 +417,20 @@ def finish_moves(folders: set[Path], old_names: OldNames) -> None:
     old_names.remove_all()
 
 
-def remove_temporaries(top: Path) -> list[Path]:
-    """Delete our own leftover temporaries under ``top`` (after a crash); return them."""
+def remove_temporaries(top: Path, *, min_age: float = 0.0, skip: frozenset[Path] = frozenset()) -> list[Path]:
+    """Delete our own leftover temporaries under ``top`` (after a crash), not in the folders
+    ``skip`` and, with ``min_age``, only those last changed that many seconds ago or more;
+    return them."""
     removed = []
+    now = time.time()
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
+        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX) and Path(dirpath) / d not in skip]
         for fname in filenames:
             if fname.startswith(TEMP_PREFIX):
                 path = Path(dirpath) / fname
                 with contextlib.suppress(FileNotFoundError):
+                    if min_age and now - os.lstat(path).st_mtime < min_age:
+                        continue
                     os.unlink(path)
                     removed.append(path)
     return removed

@@ -104,6 +104,9 @@ def check_writable(cfg: Config) -> None:
             raise ConfigError(f"{what} {folder} is not writable: {exc.strerror or exc}") from None
 
 
+REQUEST_LEFTOVER_AGE = 3600.0  # seconds after which a request's temporary is a leftover of a command that died
+
+
 def remove_leftovers(cfg: Config) -> None:
     """Delete temporaries our own crashed runs left (only ever our reserved names) in the
     originals, the state folder and the collisions folder. The thumbs tree's own are removed
@@ -111,6 +114,13 @@ def remove_leftovers(cfg: Config) -> None:
     folder of the tree anyway: a second walk of 100,000 thumbnails would cost a scan 0.15 s."""
     from watcherd.fs import fsops  # here: read commands, which never remove anything, skip it
 
-    for top in (cfg.thumbs_dir / cfg.collisions, cfg.originals_dir, cfg.state_dir):
-        for path in fsops.remove_temporaries(top):
-            log.info("removed leftover temporary %s", shown(str(path)))
+    # Commands (on any host) write their requests without the lease: one being written now is
+    # theirs, not a leftover (a daemon starting then removed it under the command's feet).
+    requests = requests_dir(cfg)
+    for path in [
+        *fsops.remove_temporaries(cfg.thumbs_dir / cfg.collisions),
+        *fsops.remove_temporaries(cfg.originals_dir),
+        *fsops.remove_temporaries(cfg.state_dir, skip=frozenset({requests})),
+        *fsops.remove_temporaries(requests, min_age=REQUEST_LEFTOVER_AGE),
+    ]:
+        log.info("removed leftover temporary %s", shown(str(path)))

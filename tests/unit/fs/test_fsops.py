@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write
+from watcherd.core.config import Config
 from watcherd.fs import fsops
 
 
@@ -107,3 +109,27 @@ def test_a_held_read_gives_the_file_up_to_one_byte_past_the_limit(tmp_path: Path
     path.write_bytes(bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
     data, st = fsops.read_held(path, 10)
     assert data == path.read_bytes()[:11] and st.st_size == size
+
+
+def test_a_starting_writer_removes_leftover_temporaries_but_not_a_request_being_written(cfg: Config) -> None:
+    """A command writes its request without the lease, on any host: a daemon starting while it
+    does must not take its temporary for a leftover (the command's rename then failed, exit 70,
+    in the interleavings). One an hour old is a dead command's, and goes."""
+    import time
+
+    from watcherd.core.filters import TEMP_PREFIX
+    from watcherd.fs.layout import REQUEST_LEFTOVER_AGE, remove_leftovers, requests_dir
+
+    requests = requests_dir(cfg)
+    being_written = write(requests / f"{TEMP_PREFIX}abc", b"{")
+    dead = write(requests / f"{TEMP_PREFIX}def", b"{")
+    old = time.time() - REQUEST_LEFTOVER_AGE - 1
+    os.utime(dead, (old, old))
+    export_tmp = write(cfg.state_dir / f"{TEMP_PREFIX}export.json", b"{")
+    original_tmp = write(cfg.originals_dir / f"{TEMP_PREFIX}1234-x.jpg", b"x")
+    kept = write(requests / "0001-abc.request.json", b"{}")
+
+    remove_leftovers(cfg)
+
+    assert being_written.exists() and kept.exists()
+    assert not dead.exists() and not export_tmp.exists() and not original_tmp.exists()
