@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_rebuild_records_a_missing_image_again_so_its_collision_can_still_be_kep
 
 @pytest.mark.parametrize("when", ["before anything is adopted", "after the adoption, before the collisions"])
 def test_a_rebuild_stopped_by_ctrl_c_goes_on_at_the_next_start(
-    cfg: Config, monkeypatch: pytest.MonkeyPatch, when: str
+    cfg: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], when: str
 ) -> None:
     """Ctrl-C in a rebuild leaves a catalog that is not whole; the next writer goes on making
     it from the same export (not written meanwhile) instead of taking it for a whole one,
@@ -114,6 +115,9 @@ def test_a_rebuild_stopped_by_ctrl_c_goes_on_at_the_next_start(
         scan_once(cfg, hook, rebuild=True)
     monkeypatch.undo()
     assert restore.export_path(cfg).read_bytes() == export  # what the next writer rebuilds from
+    capsys.readouterr()
+    assert main(["check", str(cfg.root), "--json"]) == 1
+    assert "unfinished-rebuild" in [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]]
 
     _scan(cfg)
 

@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 
 from watcherd.catalog import CatalogReader, audit
+from watcherd.catalog.opening import REBUILDING
 from watcherd.catalog.schema import EXPORTED_META
 from watcherd.check.problems import Image
 from watcherd.check.stores import ExportFacts, IndexFacts, NearFacts
@@ -117,6 +118,7 @@ def _records(catalog: CatalogReader, facts: Facts) -> None:
         except ValueError as exc:
             facts.unreadable.append(("meta", key, f"{type(exc).__name__}: {exc}"))
             continue
+        facts.rebuilding = facts.rebuilding or (key == REBUILDING and value is not None)
         if key == STEPS and isinstance(value, list):
             facts.steps = len(value)
             touched = [(step.get("path"), step.get("to")) for step in value if isinstance(step, dict)]

@@ -28,6 +28,7 @@ class Code(str, Enum):
     TEMPORARY = "temporary"  # a .watcherd-tmp-* file left behind
     STALE_EXPORT = "stale-export"  # the catalog export disagrees with the catalog
     NEAR_INDEX = "near-index"  # the persisted near-duplicate index disagrees with the catalog
+    UNFINISHED_REBUILD = "unfinished-rebuild"  # a rebuild stopped before the catalog was whole (meta rebuilding)
 
 
 @dataclass(frozen=True)

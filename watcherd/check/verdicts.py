@@ -24,7 +24,7 @@ from watcherd.filing.adopt import Maker
 __all__ = ["Code", "Facts", "Ident", "Image", "Problem", "Verdict", "verdicts"]
 
 # Kinds a live writer may be in the middle of: notes while it runs, problems otherwise.
-IN_FLIGHT = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS, Code.STALE_EXPORT})
+IN_FLIGHT = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS, Code.STALE_EXPORT, Code.UNFINISHED_REBUILD})
 PENDING = frozenset({Code.UNFINISHED_MOVE, Code.PENDING_STEPS})
 
 
@@ -49,6 +49,7 @@ class Facts:
     collisions: list[CollisionRecord] = field(default_factory=list)
     near: list[NearRecord] = field(default_factory=list)
     steps: int = 0  # journaled thumbnail steps not yet carried out (meta decision_steps)
+    rebuilding: bool = False  # the catalog is being made from the tree and the export (meta rebuilding)
     in_flight: frozenset[str] = frozenset()  # the paths those steps remove, publish or rename
     thumbnails: frozenset[str] = frozenset()  # canonical files in the thumbs tree (not _collisions/)
     unreachable: Mapping[str, str] = field(default_factory=dict)  # places that cannot be looked up -> why
@@ -86,7 +87,10 @@ def verdicts(facts: Facts) -> Verdict:
     found += _collisions(facts)
     left = "a temporary watcherd left behind; --repair removes it"
     found += [Problem(Code.TEMPORARY, p, left, True) for p in facts.temporaries or ()]
-    if facts.export is not None:
+    if facts.rebuilding:  # the export is kept as it is on purpose: it is what the rebuild goes on from
+        why = "a rebuild stopped before the catalog was whole; 'watcherd scan' (or the daemon, started) goes on with it"
+        found.append(Problem(Code.UNFINISHED_REBUILD, "", why))
+    elif facts.export is not None:
         found += export_problems(facts.export)
     found += near_problems(facts.images, facts.near_index)
     # A file a journaled step is about to remove, publish or rename is that step's business.

@@ -257,6 +257,19 @@ def test_the_export_must_say_what_the_catalog_says() -> None:
     assert codes(facts) == [("stale-export", "x", True)]
 
 
+def test_an_unfinished_rebuild_is_reported_and_its_export_is_not_stale() -> None:
+    """A rebuild stopped before the catalog was whole keeps the export as it is on purpose
+    (the next writer rebuilds from it): that is said once, not as a stale export --repair
+    would write again; with a writer at work it is a note."""
+    facts = sound_facts()
+    facts.export = ExportFacts(".watcherd/catalog.export.json", None, images={A: {"tags": ["cats"]}})
+    assert codes(facts) == [("stale-export", ".watcherd/catalog.export.json", True)]
+    facts.rebuilding = True
+    assert codes(facts) == [("unfinished-rebuild", "", False)]
+    facts.live = True
+    assert codes(facts) == [] and [p.code for p in verdicts(facts).notes] == [Code.UNFINISHED_REBUILD]
+
+
 def test_the_near_index_with_its_log_must_hold_exactly_the_present_hashes() -> None:
     facts = sound_facts()
     h = int(A.split("_")[1], 16)
