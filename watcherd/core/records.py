@@ -230,6 +230,7 @@ _ERROR_KEYS = frozenset(
         "mtime_ns",
         "inode",
         "beside",
+        "about",
         "beside_stamp",
         "first_seen",
         "last_seen",
@@ -248,7 +249,10 @@ class ErrorRecord:
     is about another file in the same folder (a copy of it, its name taken); such an
     error is also looked at again once that file is gone or changed (``beside_stamp``: its
     inode, size and mtime then, ``NOT_THERE`` when the error waits for a file to come to that
-    name; errors recorded before it was kept look at its presence only).
+    name; errors recorded before it was kept look at its presence only). ``about``: the image
+    record the verdict was about and the bytes (sha256) it named then, when the error says the
+    file is a thumbnail of other bytes than that image's; it is looked at again once the record
+    names other bytes (a decision, or its undo, gave it these).
     """
 
     path: str
@@ -263,6 +267,7 @@ class ErrorRecord:
     inode: int | None = None
     beside: str | None = None
     beside_stamp: tuple[int, int, int] | None = None
+    about: tuple[str, str | None] | None = None
 
     NOT_THERE: ClassVar[tuple[int, int, int]] = (0, 0, 0)  # ``beside_stamp`` of a name nothing held
 
@@ -289,6 +294,7 @@ class ErrorRecord:
             **({"inode": self.inode} if self.inode is not None else {}),
             **({"beside": self.beside} if self.beside is not None else {}),
             **({"beside_stamp": list(self.beside_stamp)} if self.beside_stamp is not None else {}),
+            **({"about": list(self.about)} if self.about is not None else {}),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "attempts": self.attempts,
@@ -310,7 +316,15 @@ class ErrorRecord:
             inode=data.get("inode"),
             beside=data.get("beside"),
             beside_stamp=_stamp3(data.get("beside_stamp")),
+            about=_about(data.get("about")),
         )
+
+
+def _about(value: Any) -> tuple[str, str | None] | None:
+    """An error's (name, sha256) as JSON gave it back, or None."""
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+        return value[0], value[1] if isinstance(value[1], str) else None
+    return None
 
 
 def _stamp3(value: Any) -> tuple[int, int, int] | None:

@@ -30,11 +30,20 @@ class Failures:
         self.ctx = ctx
 
     def record(
-        self, path: Path, reason: str, st: os.stat_result | None, *, transient: bool, beside: Path | None = None
+        self,
+        path: Path,
+        reason: str,
+        st: os.stat_result | None,
+        *,
+        transient: bool,
+        beside: Path | None = None,
+        about: str | None = None,
     ) -> Result:
         """Record (or count again) why ``path`` cannot be ingested; log it once per change.
 
         ``beside``: the file in the way, when the reason is another file of the folder.
+        ``about``: the image whose record's bytes the reason is about (looked at again once
+        they change).
         """
         catalog = self.ctx.catalog
         rel = self.ctx.places.rel(path)
@@ -49,6 +58,7 @@ class Failures:
             inode=st.st_ino if st else None,
             beside=self.ctx.places.rel(beside) if beside is not None else None,
             beside_stamp=(fsops.identity(beside) or ErrorRecord.NOT_THERE) if beside is not None else None,
+            about=(about, self._bytes_of(about)) if about is not None else None,
             first_seen=old.first_seen if old else now,
             last_seen=now,
             attempts=(old.attempts if old else 0) + 1,
@@ -70,17 +80,25 @@ class Failures:
 
         An error about the file beside it holds only while that very file is still there (a
         decision may have put another thumbnail under its name since); one waiting for a file
-        to come to a name, only while that name is empty.
+        to come to a name, only while that name is empty; one about an image's bytes, only
+        while its record names the same bytes.
         """
         err = self.ctx.catalog.error(rel)
         if err is None or err.transient or not err.same_file(st):
             return False
+        if err.about is not None and self._bytes_of(err.about[0]) != err.about[1]:
+            return False  # the image it was about names other bytes now
         if err.beside is None:
             return True
         now = fsops.identity(self.ctx.places.absolute(err.beside))
         if err.beside_stamp == ErrorRecord.NOT_THERE:  # waits for a file to come to that name
             return now is None
         return now is not None and (err.beside_stamp is None or err.beside_stamp == now)
+
+    def _bytes_of(self, name: str) -> str | None:
+        """The sha256 the record ``name`` names (None without a record)."""
+        rec = self.ctx.catalog.image(name)
+        return rec.sha256 if rec is not None else None
 
     def forget_vanished(self) -> None:
         """Drop the errors of files that are no longer there."""

@@ -112,7 +112,9 @@ class Moves:
             # image a near keep merged waits for that name to come back (not read again until then).
             beside = path.parent / thumb.name
             waits = os.path.lexists(beside) or self.ctx.catalog.near_holding(thumb.sha256 or "") is not None
-            return self.failures.record(path, self._stale(thumb), st, transient=False, beside=beside if waits else None)
+            return self.failures.record(
+                path, self._stale(thumb), st, transient=False, beside=beside if waits else None, about=thumb.name
+            )
         target = path.parent / name
         if os.path.lexists(target):
             self.ctx.checkpoint("comparing", target)

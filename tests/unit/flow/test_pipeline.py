@@ -469,6 +469,40 @@ def test_a_thumbnail_dragged_on_while_its_move_is_followed_still_earns_the_folde
     assert rec.paths == [f"thumbs/b/{thumb.name}"]
 
 
+def test_a_thumbnail_of_other_bytes_is_looked_at_again_once_its_image_names_them(
+    cfg: Config, pipeline: Pipeline
+) -> None:
+    """A copy of an image's thumbnail, under a name of the person's, made before the image was
+    given other bytes (a keep-newcomer): an error, left as it is. Once the image names those
+    bytes again (the decision undone), the copy is looked at again, not skipped as already
+    reported (it stayed an error until the file changed; interleaving seed 534)."""
+    pipeline.process(drop(cfg.thumbs_dir / "a.jpg", scene(seed=43)))
+    thumb = only(cfg.thumbs_dir)
+    mine = cfg.thumbs_dir / "b" / "mine.png"
+    mine.parent.mkdir()
+    mine.write_bytes(thumb.read_bytes())
+    thumb.unlink()
+    pipeline.moves.gone(thumb)
+    rec = pipeline.catalog.image(thumb.name)
+    assert rec is not None and rec.state.value == "missing"
+    own = rec.sha256
+    rec.sha256 = "0" * 64  # as a keep-newcomer leaves it: the newcomer's bytes
+    with pipeline.catalog.transaction():
+        pipeline.catalog.put_image(rec)
+    assert pipeline.process(mine).outcome is Outcome.ERROR
+    assert pipeline.process(mine).detail == "already reported"
+
+    rec.sha256 = own  # the decision undone
+    with pipeline.catalog.transaction():
+        pipeline.catalog.put_image(rec)
+    result = pipeline.process(mine)
+
+    assert result.outcome is not Outcome.IGNORED and result.name == thumb.name
+    back = pipeline.catalog.image(thumb.name)
+    assert back is not None and back.paths == [f"thumbs/b/{thumb.name}"]
+    assert pipeline.catalog.error("thumbs/b/mine.png") is None
+
+
 def test_a_scan_without_a_catalog_adopts_thumbnails_a_set_at_a_time(cfg: Config, tmp_path: Path) -> None:
     import shutil
 
