@@ -74,6 +74,39 @@ class InterruptSteps(GestureSteps, CommandSteps):
         self.start_daemon()
         return "kill -9 the daemon; started again"
 
+    def ctrl_c(
+        self, what: str, args: tuple[str, ...], delay: int, *, after_first_line: bool = False
+    ) -> tuple[int, str]:
+        """Run ``watcherd ARGS`` and SIGINT it ``delay`` ms after it took the lease (its imports
+        done, its work begun: a Ctrl-C while Python still imports is Python's traceback, not
+        watcherd's), or, ``after_first_line``, after it logged its first line; its exit code
+        (-SIGINT: it died of the signal itself, which a shell shows as 130 too) and what it said."""
+        log = self.next_log(what)
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "watcherd", *args, "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=sigint_default,
+            )
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and self.lease_pid() != proc.pid and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if after_first_line:
+            while proc.poll() is None and " INFO " not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(delay / 1000)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise broken(f"an interrupted {what} does not stop", log.read_text(errors="replace")[-3000:]) from None
+        return code, log.read_text(errors="replace")
+
     def interrupted_scan(self, a: dict[str, Any]) -> str:
         """Stop the daemon, drop fresh pictures (and ``alike`` look-alikes of the first ones
         dropped, which collide), scan them, SIGINT the scan ``delay`` ms after it took the lease."""
@@ -86,34 +119,11 @@ class InterruptSteps(GestureSteps, CommandSteps):
                 out.write(data)
             self.remember(self.rel(target), data)
             dropped += f" {self.rel(target)}"
-        log = self.next_log("scan")
-        with open(log, "wb") as err:
-            scan = subprocess.Popen(
-                [sys.executable, "-m", "watcherd", "scan", str(self.root), "-c", str(self.conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                preexec_fn=sigint_default,
-            )
-        # Mid-batch: ``delay`` ms after the scan holds the lease (its imports done, the work
-        # begun; a Ctrl-C while Python still imports is Python's traceback, not watcherd's),
-        # or after it logged its first file (``after: file``: the batch is under way).
-        deadline = time.monotonic() + 60
-        while scan.poll() is None and self.lease_pid() != scan.pid and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if a.get("after") == "file":
-            while scan.poll() is None and " INFO " not in log.read_text() and time.monotonic() < deadline:
-                time.sleep(0.01)
-        time.sleep(int(a["delay"]) / 1000)
-        scan.send_signal(signal.SIGINT)
-        try:
-            code = scan.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            scan.kill()
-            scan.wait()
-            raise broken("an interrupted scan does not stop", log.read_text(errors="replace")[-3000:]) from None
-        said = log.read_text(errors="replace")
-        # -SIGINT: it died of the signal itself, which a shell shows as 130 too.
+        # Mid-batch: after the scan holds the lease, or after it logged its first file (``after:
+        # file``: the batch is under way).
+        code, said = self.ctrl_c(
+            "scan", ("scan", str(self.root)), int(a["delay"]), after_first_line=a.get("after") == "file"
+        )
         self.start_daemon()
         if code not in (0, 130, -signal.SIGINT) or "Traceback" in said:
             raise broken(f"an interrupted scan exits {code}", said[-3000:])
@@ -147,28 +157,8 @@ class InterruptSteps(GestureSteps, CommandSteps):
         if args is None:
             self.start_daemon()
             return f"nothing to {a['what']}"
-        log = self.next_log(str(a["what"]))
-        with open(log, "wb") as err:
-            command = subprocess.Popen(
-                [sys.executable, "-m", "watcherd", *args, "-c", str(self.conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                preexec_fn=sigint_default,
-            )
-        deadline = time.monotonic() + 60
-        while command.poll() is None and self.lease_pid() != command.pid and time.monotonic() < deadline:
-            time.sleep(0.002)
-        time.sleep(int(a["delay"]) / 1000)
-        if command.poll() is None:
-            command.send_signal(signal.SIGINT)
-        try:
-            code = command.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            command.kill()
-            command.wait()
-            raise broken("an interrupted command does not stop", log.read_text(errors="replace")[-3000:]) from None
-        said = log.read_text(errors="replace").strip()
+        code, said = self.ctrl_c(str(a["what"]), args, int(a["delay"]))
+        said = said.strip()
         self.start_daemon()
         # 2: refused (a size tag, say); 7: an undo that names a decision no longer last.
         if code not in (0, 2, 7, 130, -signal.SIGINT) or "Traceback" in said or "internal error" in said:
@@ -219,28 +209,7 @@ class InterruptSteps(GestureSteps, CommandSteps):
         record and its tags."""
         self.stop_daemon()
         before = self.tags_now()
-        log = self.next_log("rebuild")
-        with open(log, "wb") as err:
-            rebuild = subprocess.Popen(
-                [sys.executable, "-m", "watcherd", "rebuild", str(self.root), "-c", str(self.conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                preexec_fn=sigint_default,
-            )
-        deadline = time.monotonic() + 60
-        while rebuild.poll() is None and self.lease_pid() != rebuild.pid and time.monotonic() < deadline:
-            time.sleep(0.002)
-        time.sleep(int(a["delay"]) / 1000)
-        if rebuild.poll() is None:
-            rebuild.send_signal(signal.SIGINT)
-        try:
-            code = rebuild.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            rebuild.kill()
-            rebuild.wait()
-            raise broken("an interrupted rebuild does not stop", log.read_text(errors="replace")[-3000:]) from None
-        said = log.read_text(errors="replace")
+        code, said = self.ctrl_c("rebuild", ("rebuild", str(self.root)), int(a["delay"]))
         if code not in (0, 130, -signal.SIGINT) or "Traceback" in said:
             raise broken(f"an interrupted rebuild exits {code}", said[-3000:])
         self.start_daemon()
