@@ -178,6 +178,29 @@ def test_a_look_alike_of_a_missing_image_is_its_collision_in_a_rebuild_too(cfg: 
     assert col["name"] == thumb.name and col["newcomer"]["filename"] == "a.png"
 
 
+def test_a_rebuild_knows_a_copy_of_an_undecided_newcomers_thumbnail_for_what_it_is(cfg: Config) -> None:
+    """A copy of an undecided newcomer's thumbnail in the tree, under a name of the person's, is
+    said to be one, in a rebuild as in a scan: the rebuild records the export's collisions
+    before its walk (after it, the walk took the copy for a thumbnail of other bytes than its
+    image's, an error that stayed)."""
+    write(cfg.thumbs_dir / "cats" / "a.jpg", encode(scene(seed=5)))
+    _scan(cfg)
+    write(cfg.thumbs_dir / "dogs" / "a.png", encode(scene(seed=5), "PNG"))  # a look-alike: other bytes
+    _scan(cfg)
+    (col,) = table(cfg.database_path, "collisions")
+    assert cfg.root is not None and col["kind"] == "perceptual"
+    newcomer = cfg.root / col["newcomer"]["thumbnail"]
+    copy = cfg.thumbs_dir / "cats" / f"{newcomer.stem} (copy).png"
+    copy.write_bytes(newcomer.read_bytes())
+    os.utime(copy, (time.time() - 60, time.time() - 60))  # settled: read in the walk, not after it
+
+    _scan(cfg, "rebuild")
+
+    (error,) = table(cfg.database_path, "errors")
+    assert error["path"] == f"thumbs/cats/{copy.name}"
+    assert "the newcomer of an undecided collision" in error["reason"], error["reason"]
+
+
 def test_rebuild_without_export_uses_folders_and_chunks(cfg: Config) -> None:
     thumb = _library(cfg)
     before_images, before_collisions = _state(cfg)

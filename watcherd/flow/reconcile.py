@@ -97,8 +97,8 @@ def reconcile(
     pipeline.tagfiles.catch_up(STARTUP_TAGFILES)
     if pipeline.adopter.remembered is None:  # a fresh catalog owns no collision yet: nothing is an orphan
         pipeline.collisions.take_back_orphans()
-    else:  # first the images the export knew as missing: one whose bytes come back is one coming back
-        restore.restore_missing(pipeline, pipeline.adopter.remembered)
+    else:  # a rebuild: first what the export alone holds, so the walk knows what each file is beside
+        restore.restore_before_walk(pipeline, pipeline.adopter.remembered)
 
     others: list[Path] = []
     walked: set[str] = set()  # folders of the thumbs tree, relative to ROOT, with a trailing /

@@ -127,9 +127,19 @@ def remembered(cfg: Config) -> Remembered:
     return out
 
 
+def restore_before_walk(pipeline: Pipeline, memory: Remembered) -> None:
+    """Before a rebuild's walk, what the export alone holds: the images it knew as missing,
+    the collisions it kept (with their decisions), the near decisions and the decisions'
+    order. The walk then meets every file as a scan would, knowing what it is beside: a
+    missing image's bytes dropped again bring it back, a look-alike of it is its collision,
+    a copy of an undecided newcomer's thumbnail is one."""
+    restore_missing(pipeline, memory)
+    restore_decided(pipeline, memory)
+
+
 def restore_rest(pipeline: Pipeline) -> int:
-    """After a rebuild's walk: record the collisions; the catalog is whole. Returns how many
-    collisions were recorded."""
+    """After a rebuild's walk: the collisions only ``_collisions/`` still shows (their
+    newcomers' chunks); the catalog is whole. Returns how many collisions were recorded."""
     memory = pipeline.adopter.finish_restoring() or Remembered()
     catalog = pipeline.catalog
     # What the walk left (the adopted are taken out as they are): those carried whole were
@@ -142,17 +152,16 @@ def restore_rest(pipeline: Pipeline) -> int:
     )
     if unfound:
         log.info("%d images the export names have no thumbnail here and too little in it to record them again", unfound)
-    found = restore_collisions(pipeline, memory)
-    with pipeline.catalog.transaction():
-        pipeline.catalog.drop_meta(REBUILDING)  # whole now: the export may be written again
+    found = collisions_from_files(pipeline, memory)
+    with catalog.transaction():
+        catalog.drop_meta(REBUILDING)  # whole now: the export may be written again
     return found
 
 
 def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:
-    """Before a rebuild's walk: record again each image the export carries whole (it was
-    missing then), missing, with its tags and original; an original no longer there is not
-    named. The walk then finds it as any missing image: its thumbnail back in the tree, or
-    its bytes dropped again. Returns how many were recorded."""
+    """Record again each image the export carries whole (it was missing then), missing, with
+    its tags and original; an original no longer there is not named. Returns how many were
+    recorded."""
     catalog, places = pipeline.catalog, pipeline.places
     found: list[ImageRecord] = []
     for name, entry in memory.images.items():
@@ -175,33 +184,20 @@ def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:
     return len(found)
 
 
-def restore_collisions(pipeline: Pipeline, memory: Remembered) -> int:
-    """Record the collisions whose files are still there: from the export, else from chunks."""
+def restore_decided(pipeline: Pipeline, memory: Remembered) -> int:
+    """Record the export's collisions whose files are still there (a decided one regardless),
+    its near decisions and the decisions' order; how many collisions were recorded."""
     catalog, places = pipeline.catalog, pipeline.places
     known = {c.id for c in catalog.collisions()}
-    referenced: set[str] = set()
     found: list[CollisionRecord] = []
     for data in memory.collisions:
         col = CollisionRecord.from_json(data)
         paths = [col.newcomer.thumbnail, col.newcomer.original]
-        referenced.update(p for p in paths if p)
         there = any(p and os.path.lexists(places.absolute(p)) for p in paths)
         if col.id in known or not (there or col.decision is not None):  # a decision is kept regardless
             continue
         found.append(col)
         known.add(col.id)
-    try:
-        entries = sorted(os.scandir(places.collisions), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):  # none, or moved away just now
-        entries = []
-    for entry in entries:
-        rel = places.rel(Path(entry.path))
-        if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
-            continue
-        rec = collision_from_chunks(pipeline, Path(entry.path))
-        if rec is not None and rec.id not in known:
-            found.append(rec)
-            known.add(rec.id)
     near = [NearRecord.from_json(n) for n in memory.near]  # decisions are kept regardless of files
     with catalog.transaction():
         for col in found:
@@ -212,6 +208,37 @@ def restore_collisions(pipeline: Pipeline, memory: Remembered) -> int:
         for key in EXPORTED_META:
             if key in memory.meta and catalog.meta(key) is None:
                 catalog.set_meta(key, memory.meta[key])
+    return len(found)
+
+
+def collisions_from_files(pipeline: Pipeline, memory: Remembered) -> int:
+    """Record the undecided collisions ``_collisions/`` shows that the export did not know
+    (from their newcomers' chunks); how many were recorded."""
+    catalog, places = pipeline.catalog, pipeline.places
+    known = {c.id for c in catalog.collisions()}
+    referenced = {
+        p
+        for data in memory.collisions
+        for p in ((data.get("newcomer") or {}).get("thumbnail"), (data.get("newcomer") or {}).get("original"))
+        if isinstance(p, str) and p
+    }
+    try:
+        entries = sorted(os.scandir(places.collisions), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):  # none, or moved away just now
+        entries = []
+    found: list[CollisionRecord] = []
+    for entry in entries:
+        rel = places.rel(Path(entry.path))
+        if rel in referenced or not entry.is_file(follow_symlinks=False) or "~" not in entry.name:
+            continue
+        rec = collision_from_chunks(pipeline, Path(entry.path))
+        if rec is not None and rec.id not in known:
+            found.append(rec)
+            known.add(rec.id)
+    if found:
+        with catalog.transaction():
+            for col in found:
+                catalog.put_collision(col)
     return len(found)
 
 
