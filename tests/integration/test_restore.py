@@ -201,6 +201,47 @@ def test_a_rebuild_knows_a_copy_of_an_undecided_newcomers_thumbnail_for_what_it_
     assert "the newcomer of an undecided collision" in error["reason"], error["reason"]
 
 
+def test_a_thumbnail_deleted_while_no_writer_looked_keeps_its_image_through_a_rebuild(cfg: Config) -> None:
+    """The catalog (and its export) still say present, the thumbnail is gone: the rebuild
+    finds no thumbnail to adopt and no whole record in the export, and records the image as
+    missing from its export entry and its original (its bytes give sha256 and size), tags
+    kept, as a scan would have marked it. Before, it was dropped with its tags."""
+    thumb = _library(cfg)
+    (old,) = [r for r in _images(cfg) if r["name"] == thumb.name]
+    thumb.unlink()  # no scan: nobody noticed
+
+    _scan(cfg, "rebuild")
+
+    (rec,) = [r for r in _images(cfg) if r["name"] == thumb.name]
+    assert rec["state"] == "missing" and sorted(rec["tags"]) == sorted(old["tags"])
+    assert (rec["sha256"], rec["file_size"], rec["original"]) == (old["sha256"], old["file_size"], old["original"])
+    assert rec["first_seen"] == old["first_seen"] and rec["original_filename"] == old["original_filename"]
+    assert main(["check", str(cfg.root)]) == 0
+
+
+def test_a_rebuild_takes_a_distinct_images_thumbnail_for_it_not_for_an_undecided_newcomer(cfg: Config) -> None:
+    """The same bytes dropped three times: two collisions, the first decided distinct (its
+    newcomer is the image ``X~id``), the second undecided; their thumbnails are the same bytes.
+    The rebuild, knowing the collisions before its walk, took ``X~id.png`` in the tree for the
+    second newcomer's thumbnail moved there and decided that one distinct, leaving its own
+    thumbnail in ``_collisions/`` an orphan. A name the export knows as an image is that image's."""
+    data = encode(scene(seed=6))
+    for folder, name in (("cats", "a.jpg"), ("dogs", "b.jpg"), ("birds", "c.jpg")):
+        write(cfg.thumbs_dir / folder / name, data)
+        _scan(cfg)
+    first, second = sorted(table(cfg.database_path, "collisions"), key=lambda c: str(c["id"]))
+    assert main(["resolve", str(cfg.root), first["id"], "distinct"]) == 0
+    before = {r["name"]: (sorted(r["tags"]), r["path"], r["state"]) for r in _images(cfg)}
+    assert len(before) == 2  # X and X~id
+
+    _scan(cfg, "rebuild")
+
+    assert {r["name"]: (sorted(r["tags"]), r["path"], r["state"]) for r in _images(cfg)} == before
+    cols = {c["id"]: c for c in table(cfg.database_path, "collisions")}
+    assert "decision" not in cols[second["id"]] and cols[first["id"]]["decision"]["kind"] == "distinct"
+    assert main(["check", str(cfg.root)]) == 0
+
+
 def test_rebuild_without_export_uses_folders_and_chunks(cfg: Config) -> None:
     thumb = _library(cfg)
     before_images, before_collisions = _state(cfg)

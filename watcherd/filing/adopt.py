@@ -213,6 +213,10 @@ class Adopter:
         rec.tags = merge_tags(rec.tags, folder, rec.size_tag)
         return rec
 
+    def remembers(self, name: str) -> bool:
+        """Does the export a rebuild restores from name an image ``name`` not adopted yet?"""
+        return self.remembered is not None and name in self.remembered.images
+
     def finish_restoring(self) -> Remembered | None:
         """Hand over what the export remembered (the collisions are left) and stop restoring."""
         remembered, self.remembered = self.remembered, None

@@ -64,7 +64,8 @@ class Moves:
         rel = self.ctx.places.rel(path)
         rec = catalog.image(path.name)
         if rec is None:
-            placed = self._collision_placed(path, st)
+            # In a rebuild no record is written yet: a name the export knows is that image's.
+            placed = None if self.adopter.remembers(path.name) else self._collision_placed(path, st)
             if placed is not None:
                 return Result(Outcome.MOVED, path, placed, detail="decided distinct")
             adopted = self.adopter.adopt(path, st)

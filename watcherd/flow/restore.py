@@ -10,9 +10,12 @@ collisions whose thumbnails were moved.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import stat
+import time
 from pathlib import Path
 
 from watcherd.catalog import Catalog, CatalogReader
@@ -142,16 +145,7 @@ def restore_rest(pipeline: Pipeline) -> int:
     newcomers' chunks); the catalog is whole. Returns how many collisions were recorded."""
     memory = pipeline.adopter.finish_restoring() or Remembered()
     catalog = pipeline.catalog
-    # What the walk left (the adopted are taken out as they are): those carried whole were
-    # recorded before it; the others were present when exported and are gone now (or the
-    # export is from before missing images were carried whole).
-    unfound = sum(
-        1
-        for name, entry in memory.images.items()
-        if isinstance(entry, dict) and "record" not in entry and parse_canonical(name) and catalog.image(name) is None
-    )
-    if unfound:
-        log.info("%d images the export names have no thumbnail here and too little in it to record them again", unfound)
+    restore_unfound(pipeline, memory)
     found = collisions_from_files(pipeline, memory)
     with catalog.transaction():
         catalog.drop_meta(REBUILDING)  # whole now: the export may be written again
@@ -182,6 +176,76 @@ def restore_missing(pipeline: Pipeline, memory: Remembered) -> int:
             catalog.put_images(found)
         log.info("recorded %d missing images again from the export", len(found))
     return len(found)
+
+
+def restore_unfound(pipeline: Pipeline, memory: Remembered) -> int:
+    """After the walk: each image the export names as present whose thumbnail the walk did not
+    find (deleted while no writer looked, say) is recorded as missing from its entry and its
+    original, whose bytes give its sha256 and size (its name gives its size and hash). One
+    whose original is not there either is counted in one log line. Returns how many were
+    recorded."""
+    catalog, places, cfg = pipeline.catalog, pipeline.places, pipeline.cfg
+    now = iso(time.time())
+    found: list[ImageRecord] = []
+    without = 0
+    for name, entry in memory.images.items():  # the adopted were taken out of it as they were
+        parts = parse_canonical(name)
+        if parts is None or not isinstance(entry, dict) or "record" in entry or catalog.image(name) is not None:
+            continue
+        original = entry.get("original")
+        held = _bytes_of(places.absolute(original)) if isinstance(original, str) and original else None
+        if held is None:
+            without += 1
+            continue
+        sha, size = held
+        found.append(
+            ImageRecord(
+                name=name,
+                hash=parts.hash,
+                width=parts.width,
+                height=parts.height,
+                path=places.rel(cfg.thumbs_dir / name),  # its last place is not known
+                state=State.MISSING,
+                first_seen=str(entry.get("first_seen") or now),
+                last_seen=now,
+                algorithm=cfg.hash.algorithm,
+                hash_size=cfg.hash.size,
+                decode=cfg.decode,
+                sha256=sha,
+                file_size=size,
+                original_filename=entry.get("original_filename"),
+                original=original,
+                source=bool(entry.get("source")),
+                tags=[t for t in entry.get("tags") or [] if isinstance(t, str)],
+                other_filenames=[n for n in entry.get("other_filenames") or [] if isinstance(n, str)],
+                keywords=[k for k in entry.get("keywords") or [] if isinstance(k, str)],
+                keyword_paths=[k for k in entry.get("keyword_paths") or [] if isinstance(k, str)],
+            )
+        )
+    if found:
+        with catalog.transaction():
+            catalog.put_images(found)
+        log.info(
+            "recorded %d images whose thumbnails are gone as missing, from the export and their originals", len(found)
+        )
+    if without:
+        log.info("%d images the export names have neither a thumbnail nor an original here: not recorded", without)
+    return len(found)
+
+
+def _bytes_of(path: Path) -> tuple[str, int] | None:
+    """The sha256 and size of the regular file at ``path``, or None."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest(), size
 
 
 def restore_decided(pipeline: Pipeline, memory: Remembered) -> int:
