@@ -332,8 +332,9 @@ def test_the_share_goes_away_mid_ingest_and_comes_back(share: Share, tmp_path: P
     # A's thumbnails written while the server was away wait in rclone's write-back cache
     # (one upload at a time, retried with backoff): they reach the server when rclone
     # uploads them, which is the client's promise, not watcherd's. Wait for that, then
-    # hold the server's folder to every promise.
-    wait_for(lambda: not on_the_server_yet(share.folder, a_db), timeout=180, what="A's client to upload")
+    # hold the server's folder to every promise. (Debian's rclone 1.60 doubles the wait before
+    # each retry of a failed upload, up to minutes: one CI run met more than 180 s.)
+    wait_for(lambda: not on_the_server_yet(share.folder, a_db), timeout=300, what="A's client to upload")
     assert check_library(share.folder, dropped, db=a_db) == []
     assert all(r["state"] == "present" for r in table(a_db, "images"))
 
