@@ -10,7 +10,6 @@ writer may have been half-way through a change at the first.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -34,6 +33,7 @@ from watcherd.core.records import ImageRecord
 from watcherd.filing.adopt import MAX_THUMBNAIL_BYTES, examine
 from watcherd.filing.journal import STEPS
 from watcherd.flow import restore
+from watcherd.fs import fsops
 from watcherd.fs.lease import writer_live
 from watcherd.near.reader import index_path
 
@@ -298,14 +298,10 @@ def _originals_with_bytes(facts: Facts) -> set[str]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while block := fh.read(CHUNK):
-                digest.update(block)
+        return fsops.file_sha256(path, CHUNK)[0]
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
-    return digest.hexdigest()
 
 
 def _temporaries(cfg: Config, places: Places) -> list[str]:

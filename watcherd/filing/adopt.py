@@ -30,7 +30,7 @@ from watcherd.core import crops
 from watcherd.core.exif import Exif
 from watcherd.core.filters import IMAGE_SUFFIXES
 from watcherd.core.naming import canonical_name, merge_tags, names_bytes, number, parse_canonical
-from watcherd.core.places import Place
+from watcherd.core.places import Place, Places
 from watcherd.core.records import ImageRecord, Json, State
 from watcherd.decode import chunks
 from watcherd.decode.chunkpool import Facts
@@ -134,6 +134,20 @@ class Remembered:
     near: list[Json] = field(default_factory=list)  # near groups decided keep-existing / keep-newcomer
 
 
+def remember(rec: ImageRecord, entry: Json, places: Places) -> None:
+    """Give ``rec`` what the export's ``entry`` for it remembers: its original (if that is still
+    there), when it was first seen, its tags, file names and keywords."""
+    original = entry.get("original")
+    if original and os.path.lexists(places.absolute(original)):
+        rec.original = original
+        rec.source = bool(entry.get("source"))
+    rec.first_seen = entry.get("first_seen") or rec.first_seen
+    rec.tags = [t for t in entry.get("tags") or [] if isinstance(t, str)]
+    rec.other_filenames = [n for n in entry.get("other_filenames") or [] if isinstance(n, str)]
+    rec.keywords = [k for k in entry.get("keywords") or [] if isinstance(k, str)]
+    rec.keyword_paths = [k for k in entry.get("keyword_paths") or [] if isinstance(k, str)]
+
+
 class Adopter:
     """Turns thumbnails without a record into records."""
 
@@ -201,15 +215,7 @@ class Adopter:
             self._link_notebook_original(rec)
         entry = self.remembered.images.pop(path.name, None) if self.remembered is not None else None
         if entry:
-            original = entry.get("original")
-            if original and os.path.lexists(places.absolute(original)):
-                rec.original = original
-                rec.source = bool(entry.get("source"))
-            rec.first_seen = entry.get("first_seen") or rec.first_seen
-            rec.tags = [t for t in entry.get("tags") or [] if isinstance(t, str)]
-            rec.other_filenames = [n for n in entry.get("other_filenames") or [] if isinstance(n, str)]
-            rec.keywords = [k for k in entry.get("keywords") or [] if isinstance(k, str)]
-            rec.keyword_paths = [k for k in entry.get("keyword_paths") or [] if isinstance(k, str)]
+            remember(rec, entry, places)
         rec.tags = merge_tags(rec.tags, folder, rec.size_tag)
         return rec
 

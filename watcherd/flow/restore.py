@@ -10,11 +10,9 @@ collisions whose thumbnails were moved.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import stat
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from watcherd.core.filters import IMAGE_SUFFIXES
 from watcherd.core.naming import parse_canonical
 from watcherd.core.nearpairs import NearRecord
 from watcherd.core.records import ImageRecord, Json, State
-from watcherd.filing.adopt import Remembered
+from watcherd.filing.adopt import Remembered, remember
 from watcherd.filing.context import iso
 from watcherd.flow.pipeline import Pipeline
 from watcherd.fs import fsops
@@ -198,30 +196,24 @@ def restore_unfound(pipeline: Pipeline, memory: Remembered) -> int:
             without += 1
             continue
         sha, size = held
-        found.append(
-            ImageRecord(
-                name=name,
-                hash=parts.hash,
-                width=parts.width,
-                height=parts.height,
-                path=places.rel(cfg.thumbs_dir / name),  # its last place is not known
-                state=State.MISSING,
-                first_seen=str(entry.get("first_seen") or now),
-                last_seen=now,
-                algorithm=cfg.hash.algorithm,
-                hash_size=cfg.hash.size,
-                decode=cfg.decode,
-                sha256=sha,
-                file_size=size,
-                original_filename=entry.get("original_filename"),
-                original=original,
-                source=bool(entry.get("source")),
-                tags=[t for t in entry.get("tags") or [] if isinstance(t, str)],
-                other_filenames=[n for n in entry.get("other_filenames") or [] if isinstance(n, str)],
-                keywords=[k for k in entry.get("keywords") or [] if isinstance(k, str)],
-                keyword_paths=[k for k in entry.get("keyword_paths") or [] if isinstance(k, str)],
-            )
+        rec = ImageRecord(
+            name=name,
+            hash=parts.hash,
+            width=parts.width,
+            height=parts.height,
+            path=places.rel(cfg.thumbs_dir / name),  # its last place is not known
+            state=State.MISSING,
+            first_seen=now,
+            last_seen=now,
+            algorithm=cfg.hash.algorithm,
+            hash_size=cfg.hash.size,
+            decode=cfg.decode,
+            sha256=sha,
+            file_size=size,
+            original_filename=entry.get("original_filename"),
         )
+        remember(rec, entry, places)  # as an adopted thumbnail's record is given it
+        found.append(rec)
     if found:
         with catalog.transaction():
             catalog.put_images(found)
@@ -235,17 +227,10 @@ def restore_unfound(pipeline: Pipeline, memory: Remembered) -> int:
 
 def _bytes_of(path: Path) -> tuple[str, int] | None:
     """The sha256 and size of the regular file at ``path``, or None."""
-    digest, size = hashlib.sha256(), 0
     try:
-        with open(path, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+        return fsops.file_sha256(path)
     except OSError:
         return None
-    return digest.hexdigest(), size
 
 
 def restore_decided(pipeline: Pipeline, memory: Remembered) -> int:

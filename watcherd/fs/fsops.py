@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import secrets
@@ -249,6 +250,19 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     """Give ``src`` (one of our own files) the name ``dst``, failing if ``dst`` exists."""
     link_no_replace(src, dst)
     fsync_dir(dst.parent)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
+    """The sha256 (hex) and size of the regular file at ``path``, read a chunk at a time;
+    OSError when it cannot be read, IsADirectoryError when it is no regular file."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        while block := fh.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def make_folders(folder: Path) -> list[Path]:
