@@ -10,6 +10,7 @@ arguments and help) is in ``cliargs``.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import json
@@ -429,8 +430,36 @@ COMMANDS = {
 }
 
 
+def keep_interrupts() -> None:
+    """Make sure a Ctrl-C stops the command even where Python cannot raise it.
+
+    A KeyboardInterrupt that lands in a callback (the import system's lock cleanup, a
+    ``__del__``) is printed as "Exception ignored in ..." with a traceback, then dropped, and
+    the command goes on as if never stopped: a scan interrupted so ended 0. Such an interrupt
+    is delivered again, silently, to the main thread a moment later (again if it is dropped
+    again), where it stops the command as any Ctrl-C does (exit 130). Other unraisable
+    errors are reported as Python reports them. Installed once per process."""
+    if getattr(sys.unraisablehook, "keeps_interrupts", False):
+        return
+    report = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # Not from here: a signal raised in this hook would be dropped again. A moment
+            # later, from another thread, it reaches the main thread's own code.
+            again = threading.Timer(0.01, _thread.interrupt_main)
+            again.daemon = True
+            again.start()
+        else:
+            report(unraisable)
+
+    hook.keeps_interrupts = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
+    keep_interrupts()
     verbose = False
     try:
         args = build_parser().parse_args(argv)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -303,3 +305,26 @@ def test_a_scan_removes_our_leftover_temporaries_everywhere_and_nothing_else(cfg
         path.write_bytes(b"x")
     assert main(["scan", str(library), "--json"]) == 0
     assert [p for p in left if p.exists()] == [] and mine.read_bytes() == b"x"
+
+
+def test_a_ctrl_c_python_drops_in_a_callback_still_stops_the_command(tmp_path: Path) -> None:
+    """Seed 561 of the interleavings: a SIGINT landing in the import system's lock callback was
+    printed as "Exception ignored" and lost, and the interrupted scan ended 0. Here the
+    interrupt is raised in a weakref callback, as Python raises it there, in a process of its
+    own (the hook is per process). Without the hook the loop runs its 30 s and says so."""
+    script = (
+        "import sys, time, weakref\n"
+        "from watcherd.cli import keep_interrupts\n"
+        "keep_interrupts()\n"
+        "class Held: pass\n"
+        "def dropped(_):\n"
+        "    raise KeyboardInterrupt\n"
+        "held = Held(); ref = weakref.ref(held, dropped); del held\n"
+        "try:\n"
+        "    for _ in range(3000): time.sleep(0.01)  # 30 s unless stopped\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped'); sys.exit(130)\n"
+        "print('went on')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (130, "stopped", "")
