@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import drop
 from watcherd.catalog import open_for_writing
-from watcherd.commands import writer
+from watcherd.commands import mailbox, writer
 from watcherd.core.config import Config
 from watcherd.core.errors import NoAnswerError
 from watcherd.flow import restore
@@ -125,3 +125,40 @@ def test_a_scan_whose_lease_another_took_stops_before_its_next_commit(cfg: Confi
     assert json.loads(lease_path(cfg).read_text())["token"] == "theirs"
     with CatalogReader(cfg.database_path) as reader:
         assert reader.meta("scan") is None  # the scan's own record of itself was not committed
+
+
+def _ctrl_c(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("when", ["waiting", "taken", "publishing"])
+def test_ctrl_c_while_a_daemon_is_asked_withdraws_the_change_unless_it_was_taken(
+    cfg: Config, when: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C on a command handing its change to the daemon: not taken yet, the request is
+    taken back (never applied later, whatever the user is told); taken, the daemon finishes it.
+    Either way one line says which. ``publishing``: the Ctrl-C lands as the request is put in
+    place (the folder's sync after the rename), before the command began to wait."""
+    cfg = dataclasses.replace(cfg, heartbeat=30.0)
+    name = one_image(cfg)
+    fake_holder(cfg, time.time())
+    folder = requests_dir(cfg)
+
+    def taken_then_ctrl_c(_: float) -> None:
+        (request,) = folder.iterdir()
+        request.rename(request.with_name(request.name.replace(mailbox.REQUEST, mailbox.TAKEN)))
+        raise KeyboardInterrupt
+
+    if when == "publishing":
+        monkeypatch.setattr(mailbox.fsops, "fsync_dir", _ctrl_c)
+    sleep = taken_then_ctrl_c if when == "taken" else _ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        writer.change(cfg, "untag", {"name": name, "tag": "cats"}, pick_up=30.0, sleep=sleep)
+    left = [p.name for p in folder.iterdir()]
+    said = [r.getMessage() for r in caplog.records if r.message.startswith("stopped")]
+    if when == "taken":
+        assert len(left) == 1 and left[0].endswith(mailbox.TAKEN)  # the daemon's to finish
+        assert said == ["stopped: the daemon had already taken the change and finishes it (its log says how it ended)"]
+    else:
+        assert left == []  # withdrawn: never applied later
+        assert said == ["stopped: the daemon had not taken the change; nothing was changed"]

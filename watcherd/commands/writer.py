@@ -13,6 +13,7 @@ import logging
 import shlex
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from watcherd.catalog import Catalog
@@ -65,11 +66,11 @@ def change(
 def _ask(cfg: Config, req: mailbox.Request, pick_up: float, sleep: Callable[[float], None]) -> mailbox.Answer | None:
     """Hand ``req`` to the live writer and wait for its answer; None if it was withdrawn unapplied."""
     folder = requests_dir(cfg)
-    mailbox.submit(folder, req)
-    deadline = time.monotonic() + pick_up
-    next_check = 0.0
-    delay = 0.01
     try:
+        mailbox.submit(folder, req)  # in the try: a Ctrl-C as it lands (the folder's sync) withdraws it too
+        deadline = time.monotonic() + pick_up
+        next_check = 0.0
+        delay = 0.01
         while True:
             answer = mailbox.collect(folder, req)
             if answer is not None:
@@ -93,8 +94,23 @@ def _ask(cfg: Config, req: mailbox.Request, pick_up: float, sleep: Callable[[flo
             sleep(delay)
             delay = min(delay * 2, 0.05)
     except KeyboardInterrupt:
-        mailbox.withdraw(folder, req)  # not taken yet: nothing happens; taken: it finishes
+        log.warning("stopped: %s", _left_behind(folder, req))
         raise
+
+
+def _left_behind(folder: Path, req: mailbox.Request) -> str:
+    """Take ``req`` back if the writer has not taken it; what became of it, in words. (The
+    writer publishes its answer before it lets the taken request go.)"""
+    if mailbox.withdraw(folder, req):
+        return "the daemon had not taken the change; nothing was changed"
+    if mailbox.taken(folder, req):
+        return "the daemon had already taken the change and finishes it (its log says how it ended)"
+    answer = mailbox.collect(folder, req)
+    if answer is None:  # stopped before the request was in place
+        return "nothing was changed"
+    if answer.ok:
+        return "the daemon had already made the change"
+    return f"the daemon had already refused the change: {answer.error or 'refused'}"
 
 
 def _apply_here(cfg: Config, command: str, arguments: Json) -> Any:
