@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,26 @@ def test_a_folder_that_is_no_library_one_without_a_catalog_and_an_unreadable_cat
     done = watcherd("check", str(plain))
     assert done.returncode == 3 and done.stdout == "" and len(done.stderr.splitlines()) == 1
     assert done.stderr.startswith("watcherd: error: ")
+
+
+def test_a_request_being_written_is_no_leftover_but_a_killed_writers_answer_is(tmp_path: Path) -> None:
+    """In ``requests/`` a young temporary is a command's request being written (on any host,
+    without the lease): neither reported nor removed. One an hour old, or an answer's (only a
+    writer writes those, and none runs), is left behind: reported, and ``--repair`` removes it."""
+    from watcherd.fs.layout import ANSWER_TEMP_PREFIX, REQUEST_LEFTOVER_AGE
+
+    root = library(tmp_path)
+    requests = root / ".watcherd" / "requests"
+    requests.mkdir(exist_ok=True)
+    being_written = write(requests / ".watcherd-tmp-young", b"{")
+    assert check(root)[0] == 0
+    dead = write(requests / ".watcherd-tmp-old", b"{")
+    old = time.time() - REQUEST_LEFTOVER_AGE - 60
+    os.utime(dead, (old, old))
+    answer = write(requests / f"{ANSWER_TEMP_PREFIX}killed", b"{")
+    code, doc = check(root)
+    shown = {f".watcherd/requests/{p.name}" for p in (dead, answer)}
+    assert code == 1 and found(doc) == {("temporary", p) for p in shown}
+    code, doc = check(root, "--repair")
+    assert code == 0 and {r["path"] for r in doc["repaired"]} == shown
+    assert being_written.exists() and not dead.exists() and not answer.exists()

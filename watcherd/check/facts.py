@@ -10,9 +10,11 @@ writer may have been half-way through a change at the first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import time
 from pathlib import Path
 
 from watcherd.catalog import CatalogReader, audit
@@ -34,6 +36,7 @@ from watcherd.filing.adopt import MAX_THUMBNAIL_BYTES, examine
 from watcherd.filing.journal import STEPS
 from watcherd.flow import restore
 from watcherd.fs import fsops
+from watcherd.fs.layout import request_in_flight, requests_dir
 from watcherd.fs.lease import writer_live
 from watcherd.near.reader import index_path
 
@@ -305,16 +308,25 @@ def _sha256(path: Path) -> str:
 
 
 def _temporaries(cfg: Config, places: Places) -> list[str]:
-    """Every ``.watcherd-tmp-*`` file under the root (and beside a catalog kept elsewhere)."""
+    """Every ``.watcherd-tmp-*`` file under the root (and beside a catalog kept elsewhere), but
+    a command's request being written (``layout.request_in_flight``)."""
     assert cfg.root is not None
     tops = [cfg.root]
     if not cfg.database_path.parent.resolve().is_relative_to(cfg.root.resolve()):
         tops.append(cfg.database_path.parent)
+    requests, now = os.fspath(requests_dir(cfg)), time.time()
     found = []
     for top in tops:
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
-            found += [_shown_path(cfg, Path(dirpath, f)) for f in filenames if f.startswith(TEMP_PREFIX)]
+            for name in filenames:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath, name)
+                with contextlib.suppress(FileNotFoundError):  # gone meanwhile: not left behind
+                    if dirpath == requests and request_in_flight(name, os.lstat(path).st_mtime, now):
+                        continue
+                    found.append(_shown_path(cfg, path))
     return sorted(found)
 
 

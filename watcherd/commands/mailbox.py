@@ -36,6 +36,7 @@ from watcherd.core.filters import TEMP_PREFIX
 from watcherd.core.records import Json
 from watcherd.filing.context import iso
 from watcherd.fs import fsops
+from watcherd.fs.layout import ANSWER_TEMP_PREFIX
 
 VERSION = 1
 REQUEST = ".request.json"
@@ -141,10 +142,10 @@ def _load(data: bytes, what: str) -> Json:
 # -- the file exchange -------------------------------------------------------------------
 
 
-def _publish(folder: Path, name: str, data: bytes) -> Path:
+def _publish(folder: Path, name: str, data: bytes, temp_prefix: str = TEMP_PREFIX) -> Path:
     """Write ``data`` under a temporary name, fsync, rename to ``name`` (never seen half-written)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+    tmp = folder / f"{temp_prefix}{secrets.token_hex(6)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         try:
@@ -244,7 +245,8 @@ def serve(folder: Path, handle: Handler, now: float | None = None) -> int:
             ans = Answer(stem.partition("-")[2], False, error=str(exc), exit_code=exc.exit_code)
         if req is not None:
             ans = handle(req)
-        _publish(folder, stem + ANSWER, encode_answer(ans))
+        # Its temporary, should this writer be killed now, is one the next writer removes.
+        _publish(folder, stem + ANSWER, encode_answer(ans), ANSWER_TEMP_PREFIX)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(work)
         served += 1

@@ -431,16 +431,18 @@ def finish_moves(folders: set[Path], old_names: OldNames) -> None:
     old_names.remove_all()
 
 
-def remove_temporaries(top: Path, *, min_age: float = 0.0, skip: frozenset[Path] = frozenset()) -> list[Path]:
+def remove_temporaries(
+    top: Path, *, min_age: float = 0.0, skip: frozenset[Path] = frozenset(), prefix: str = TEMP_PREFIX
+) -> list[Path]:
     """Delete our own leftover temporaries under ``top`` (after a crash), not in the folders
-    ``skip`` and, with ``min_age``, only those last changed that many seconds ago or more;
-    return them."""
+    ``skip`` and, with ``min_age``, only those last changed that many seconds ago or more
+    (``prefix``: only those named so, a kind of our temporaries); return them."""
     removed = []
     now = time.time()
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX) and Path(dirpath) / d not in skip]
         for fname in filenames:
-            if fname.startswith(TEMP_PREFIX):
+            if fname.startswith(prefix):
                 path = Path(dirpath) / fname
                 with contextlib.suppress(FileNotFoundError):
                     if min_age and now - os.lstat(path).st_mtime < min_age:

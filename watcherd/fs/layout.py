@@ -105,6 +105,16 @@ def check_writable(cfg: Config) -> None:
 
 
 REQUEST_LEFTOVER_AGE = 3600.0  # seconds after which a request's temporary is a leftover of a command that died
+# The temporaries of the writer's answers (``requests``): only the lease holder writes them, so a
+# writer that takes the lease knows any it finds are a killed writer's, however young.
+ANSWER_TEMP_PREFIX = f"{TEMP_PREFIX}answer-"
+
+
+def request_in_flight(name: str, mtime: float, now: float) -> bool:
+    """Is the file ``name`` in ``requests`` a command's request being written (on any host,
+    without the lease), rather than a leftover? A young temporary that is not an answer's."""
+    ours = name.startswith(TEMP_PREFIX) and not name.startswith(ANSWER_TEMP_PREFIX)
+    return ours and now - mtime < REQUEST_LEFTOVER_AGE
 
 
 def remove_leftovers(cfg: Config) -> None:
@@ -115,12 +125,14 @@ def remove_leftovers(cfg: Config) -> None:
     from watcherd.fs import fsops  # here: read commands, which never remove anything, skip it
 
     # Commands (on any host) write their requests without the lease: one being written now is
-    # theirs, not a leftover (a daemon starting then removed it under the command's feet).
+    # theirs, not a leftover (a daemon starting then removed it under the command's feet). An
+    # answer's is a killed writer's: this one holds the lease now.
     requests = requests_dir(cfg)
     for path in [
         *fsops.remove_temporaries(cfg.thumbs_dir / cfg.collisions),
         *fsops.remove_temporaries(cfg.originals_dir),
         *fsops.remove_temporaries(cfg.state_dir, skip=frozenset({requests})),
+        *fsops.remove_temporaries(requests, prefix=ANSWER_TEMP_PREFIX),
         *fsops.remove_temporaries(requests, min_age=REQUEST_LEFTOVER_AGE),
     ]:
         log.info("removed leftover temporary %s", shown(str(path)))

@@ -114,13 +114,16 @@ def test_a_held_read_gives_the_file_up_to_one_byte_past_the_limit(tmp_path: Path
 def test_a_starting_writer_removes_leftover_temporaries_but_not_a_request_being_written(cfg: Config) -> None:
     """A command writes its request without the lease, on any host: a daemon starting while it
     does must not take its temporary for a leftover (the command's rename then failed, exit 70,
-    in the interleavings). One an hour old is a dead command's, and goes."""
+    in the interleavings). One an hour old is a dead command's, and goes. An answer's, however
+    young, is a killed writer's (only the lease holder writes answers), and goes at once: it
+    stayed an hour, reported by ``check``, in the interleavings (seed 603)."""
     import time
 
     from watcherd.core.filters import TEMP_PREFIX
-    from watcherd.fs.layout import REQUEST_LEFTOVER_AGE, remove_leftovers, requests_dir
+    from watcherd.fs.layout import ANSWER_TEMP_PREFIX, REQUEST_LEFTOVER_AGE, remove_leftovers, requests_dir
 
     requests = requests_dir(cfg)
+    answer = write(requests / f"{ANSWER_TEMP_PREFIX}abc", b"{")
     being_written = write(requests / f"{TEMP_PREFIX}abc", b"{")
     dead = write(requests / f"{TEMP_PREFIX}def", b"{")
     old = time.time() - REQUEST_LEFTOVER_AGE - 1
@@ -132,4 +135,4 @@ def test_a_starting_writer_removes_leftover_temporaries_but_not_a_request_being_
     remove_leftovers(cfg)
 
     assert being_written.exists() and kept.exists()
-    assert not dead.exists() and not export_tmp.exists() and not original_tmp.exists()
+    assert not dead.exists() and not export_tmp.exists() and not original_tmp.exists() and not answer.exists()
