@@ -1,12 +1,13 @@
 """The steps that interrupt: the daemon killed (alone, or while it may be applying an undo),
 a ``scan`` interrupted mid-batch, a change command applied without the daemon interrupted
-by Ctrl-C, a daemon started while a scan runs, records written again as an older watcherd
-wrote them.
+by Ctrl-C, one handed to the daemon interrupted so, a daemon started while a scan runs,
+records written again as an older watcherd wrote them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from tests.interleaving.gestures import GestureSteps
 from tests.interleaving.pictures import pick, variant_bytes
 from tests.interleaving.script import ACCEPTED, BASES, broken
 from watcherd.catalog.cropschema import WINDOWLESS
+from watcherd.commands import mailbox
 from watcherd.flow.cropfill import EXIF_KEPT
 
 
@@ -75,11 +77,18 @@ class InterruptSteps(GestureSteps, CommandSteps):
         return "kill -9 the daemon; started again"
 
     def ctrl_c(
-        self, what: str, args: tuple[str, ...], delay: int, *, after_first_line: bool = False
+        self,
+        what: str,
+        args: tuple[str, ...],
+        delay: int,
+        *,
+        after_first_line: bool = False,
+        after_request: bool = False,
     ) -> tuple[int, str]:
         """Run ``watcherd ARGS`` and SIGINT it ``delay`` ms after it took the lease (its imports
         done, its work begun: a Ctrl-C while Python still imports is Python's traceback, not
-        watcherd's), or, ``after_first_line``, after it logged its first line; its exit code
+        watcherd's), or, ``after_first_line``, after it logged its first line, or,
+        ``after_request``, after it handed its change to the running daemon; its exit code
         (-SIGINT: it died of the signal itself, which a shell shows as 130 too) and what it said."""
         log = self.next_log(what)
         with open(log, "wb") as err:
@@ -91,8 +100,10 @@ class InterruptSteps(GestureSteps, CommandSteps):
                 preexec_fn=sigint_default,
             )
         deadline = time.monotonic() + 60
-        while proc.poll() is None and self.lease_pid() != proc.pid and time.monotonic() < deadline:
+        started = self.lease_pid() != proc.pid if not after_request else not self.requested()
+        while proc.poll() is None and started and time.monotonic() < deadline:
             time.sleep(0.002)
+            started = self.lease_pid() != proc.pid if not after_request else not self.requested()
         if after_first_line:
             while proc.poll() is None and " INFO " not in log.read_text() and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -165,6 +176,28 @@ class InterruptSteps(GestureSteps, CommandSteps):
             raise broken(f"an interrupted {a['what']} exits {code}", said[-3000:])
         shown = " ".join(x for x in args if x != str(self.root))
         return f"{shown}, Ctrl-C {a['delay']} ms after its lease -> {code} {said[:200]}"
+
+    def requested(self) -> bool:
+        """Is a command's request in the daemon's mailbox (waiting, or taken)?"""
+        folder = self.root / ".watcherd" / "requests"
+        try:
+            return any(n.endswith((mailbox.REQUEST, mailbox.TAKEN)) for n in os.listdir(folder))
+        except OSError:
+            return False
+
+    def interrupted_request(self, a: dict[str, Any]) -> str:
+        """The daemon running, a change command hands it its change and is stopped by Ctrl-C
+        ``delay`` ms after the request is in place: taken back if the daemon had not taken it
+        (never applied later), finished by the daemon if it had."""
+        args = self._command_args(a)
+        if args is None:
+            return f"nothing to {a['what']}"
+        code, said = self.ctrl_c(str(a["what"]), args, int(a["delay"]), after_request=True)
+        said = said.strip()
+        if code not in (0, 2, 7, 130, -signal.SIGINT) or "Traceback" in said or "internal error" in said:
+            raise broken(f"an interrupted {a['what']} handed to the daemon exits {code}", said[-3000:])
+        shown = " ".join(x for x in args if x != str(self.root))
+        return f"{shown}, Ctrl-C {a['delay']} ms after its request -> {code} {said[:200]}"
 
     def scan_then_run(self, a: dict[str, Any]) -> str:
         """The daemon stopped, fresh drops, ``watcherd scan`` (from cron, say), and the daemon

@@ -214,6 +214,14 @@ class Interleaving(RuleBasedStateMachine):
     def interrupted_command(self, what: str, pick: int, delay: int) -> None:
         self._do(Op.INTERRUPTED_COMMAND, what=what, pick=pick, delay=delay)
 
+    @rule(
+        what=st.sampled_from(["arrange", "resolve", "undo", "retag", "untag"]),
+        pick=PICK,
+        delay=st.integers(0, 300),
+    )
+    def interrupted_request(self, what: str, pick: int, delay: int) -> None:
+        self._do(Op.INTERRUPTED_REQUEST, what=what, pick=pick, delay=delay)
+
     @rule(count=st.integers(1, 24), folder=PICK, delay=st.integers(0, 800))
     def scan_then_run(self, count: int, folder: int, delay: int) -> None:
         self._do(Op.SCAN_THEN_RUN, count=count, folder=folder, delay=delay)
