@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -32,11 +34,19 @@ def one_image(cfg: Config) -> str:
     return result.name
 
 
-def fake_holder(cfg: Config, heartbeat: float) -> None:
-    """A lease held by this (live) process that nobody answers for: a hung daemon."""
+def fake_holder(cfg: Config, heartbeat: float, role: str = "daemon") -> None:
+    """A lease held by this (live) process that nobody answers for: a hung daemon (or a
+    command, busy with its own change, which answers no request)."""
     lease_path(cfg).write_text(
         json.dumps(
-            {"host": socket.gethostname(), "pid": os.getpid(), "token": "t", "since": heartbeat, "heartbeat": heartbeat}
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "token": "t",
+                "since": heartbeat,
+                "heartbeat": heartbeat,
+                "role": role,
+            }
         )
     )
 
@@ -162,3 +172,25 @@ def test_ctrl_c_while_a_daemon_is_asked_withdraws_the_change_unless_it_was_taken
     else:
         assert left == []  # withdrawn: never applied later
         assert said == ["stopped: the daemon had not taken the change; nothing was changed"]
+
+
+def test_a_command_waits_for_another_commands_lease_then_applies_its_change_itself(
+    cfg: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two change commands at once without a daemon (``arrange`` of a big library in one
+    terminal, ``untag`` in another): the second hands no request to the first, which answers
+    none (it said "the daemon did not take the change" after 30 s and exited 5), but waits for
+    its lease and applies its own change once the first lets go."""
+    caplog.set_level(logging.INFO, logger="watcherd")
+    cfg = dataclasses.replace(cfg, heartbeat=30.0)
+    name = one_image(cfg)
+    fake_holder(cfg, time.time(), role="command")
+    let_go = threading.Timer(2.5, lease_path(cfg).unlink)  # longer than pick_up, as a big change is
+    let_go.start()
+    try:
+        result = writer.change(cfg, "untag", {"name": name, "tag": "cats"}, pick_up=0.3)
+    finally:
+        let_go.join()
+    assert result["tags"] == ["320x240"]
+    assert not requests_dir(cfg).exists() or list(requests_dir(cfg).iterdir()) == []
+    assert any("is applying a change; waiting for it" in r.getMessage() for r in caplog.records)

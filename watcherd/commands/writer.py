@@ -24,7 +24,7 @@ from watcherd.core.records import Json
 from watcherd.filing import tagfiles
 from watcherd.flow import restore
 from watcherd.fs.layout import check_library, lease_path, requests_dir
-from watcherd.fs.lease import Lease, Role, holding, writer_live
+from watcherd.fs.lease import Lease, Role, holding, live_holder, writer_live
 
 log = logging.getLogger("watcherd")
 
@@ -48,7 +48,8 @@ def change(
             # The lease seen between two hands (or read mid-write through a network client's
             # cache): look again a moment later, for a few seconds in all, before giving up.
             sleep(min(2.0, 0.25 * 2 ** (attempt - 1)))
-        if writer_live(cfg):
+        holder = live_holder(cfg)
+        if holder is not None and holder.answers_requests:
             answer = _ask(cfg, mailbox.Request(command, arguments), pick_up, sleep)
             if answer is None:
                 continue  # the writer stopped before picking it up: it was withdrawn
@@ -56,9 +57,14 @@ def change(
                 details = answer.result if isinstance(answer.result, dict) else None
                 raise Refused(answer.error or "the daemon refused the change", answer.exit_code or 1, details)
             return answer.result
+        # No writer, or another command writing its own change: the lease is taken here, after
+        # waiting for that command to let it go (nobody would answer a request meanwhile).
         try:
             return _apply_here(cfg, command, arguments)
         except LockedError:
+            now = live_holder(cfg)
+            if holder is not None and now is not None and not now.answers_requests:
+                raise  # waited for a command's lease as long as a command is waited for
             continue  # a writer started meanwhile: hand it the change instead
     raise LockedError("the library's lease keeps changing hands; try again")
 
@@ -79,7 +85,8 @@ def _ask(cfg: Config, req: mailbox.Request, pick_up: float, sleep: Callable[[flo
             if now >= next_check:
                 next_check = now + 1.0
                 if not mailbox.taken(folder, req):
-                    if not writer_live(cfg) and mailbox.withdraw(folder, req):
+                    holder = live_holder(cfg)
+                    if (holder is None or not holder.answers_requests) and mailbox.withdraw(folder, req):
                         log.info("the daemon stopped before taking the change; applying it here")
                         return None
                     if now >= deadline and mailbox.withdraw(folder, req):

@@ -52,7 +52,7 @@ class Role(str, Enum):
     COMMAND = "command"
 
 
-COMMAND_WAIT = 60.0  # seconds a daemon or scan waits for a command's lease before refusing to start
+COMMAND_WAIT = 60.0  # seconds a daemon, a scan or another command waits for a command's lease before refusing
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ class Holder:
     since: float
     heartbeat: float
     role: str = ""  # a Role's value ("" in a lease of an earlier version)
+
+    @property
+    def answers_requests(self) -> bool:
+        """Does it apply the changes commands hand it (``requests``)? A daemon and a scan do (and
+        a holder of an earlier version, which was one of them); a command applies its own only."""
+        return self.role != Role.COMMAND.value
 
     def age(self, now: float) -> float:
         """Seconds since the last heartbeat."""
@@ -177,7 +183,7 @@ class Lease:
     def _patience(self, holder: Holder) -> float:
         """How long to wait for ``holder``'s live lease to be let go before refusing (0: refuse
         at once, as a second daemon is)."""
-        if holder.role == Role.COMMAND.value and self.role in (Role.DAEMON, Role.SCAN):
+        if holder.role == Role.COMMAND.value and self.role is not None:
             return COMMAND_WAIT  # a command lets go once its change is written
         if holder.role == Role.SCAN.value and self.role is Role.DAEMON:
             return math.inf  # a scan ends (or dies, and its lease goes stale); the start-up scan catches up
@@ -293,10 +299,16 @@ class Lease:
         self.held = False
 
 
+def live_holder(cfg: Config, now: float | None = None) -> Holder | None:
+    """Who holds the library's lease, if a live process does."""
+    holder = read_holder(lease_path(cfg))
+    live = holder is not None and is_live(holder, cfg.heartbeat, cfg.stale_after, time.time() if now is None else now)
+    return holder if live else None
+
+
 def writer_live(cfg: Config, now: float | None = None) -> bool:
     """Does a live process hold the library's lease?"""
-    holder = read_holder(lease_path(cfg))
-    return holder is not None and is_live(holder, cfg.heartbeat, cfg.stale_after, time.time() if now is None else now)
+    return live_holder(cfg, now) is not None
 
 
 class Heartbeat(threading.Thread):
