@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.helpers import DaemonProcess, sigint_default
@@ -198,6 +199,38 @@ class InterruptSteps(GestureSteps, CommandSteps):
             raise broken(f"an interrupted {a['what']} handed to the daemon exits {code}", said[-3000:])
         shown = " ".join(x for x in args if x != str(self.root))
         return f"{shown}, Ctrl-C {a['delay']} ms after its request -> {code} {said[:200]}"
+
+    def two_commands(self, a: dict[str, Any]) -> str:
+        """The daemon stopped, two change commands started at once (two terminals): one takes
+        the lease, the other waits for it and applies its own change after; each ends as it
+        would alone."""
+        self.stop_daemon()
+        runs = []
+        for what, picked in ((a["what"], a["pick"]), (a["other"], int(a["pick"]) + 1)):
+            args = self._command_args({"what": what, "pick": picked})
+            if args is None:
+                continue
+            err = open(self.next_log(str(what)), "wb")  # noqa: SIM115 - closed below, once it ended
+            argv = [sys.executable, "-m", "watcherd", *args, "-c", str(self.conf)]
+            runs.append(
+                (args, err, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err))
+            )
+        ended = []
+        for args, err, proc in runs:
+            try:
+                code = proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            err.close()
+            said = Path(err.name).read_text(errors="replace").strip()
+            shown = " ".join(x for x in args if x != str(self.root))
+            # 2: refused (a size tag, say); 7: an undo that names a decision no longer last.
+            if code not in (0, 2, 7) or "Traceback" in said or "internal error" in said:
+                raise broken(f"{shown}, run beside another command, exits {code}", said[-3000:])
+            ended.append(f"{shown} -> {code}")
+        self.start_daemon()
+        return "; ".join(ended) or "nothing to change"
 
     def scan_then_run(self, a: dict[str, Any]) -> str:
         """The daemon stopped, fresh drops, ``watcherd scan`` (from cron, say), and the daemon

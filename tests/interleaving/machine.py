@@ -28,6 +28,7 @@ STARTER = (
     Step(Op.LOOK),
 )
 PICK = st.integers(0, 999)  # an index into what is there when the step runs (modulo)
+CHANGES = ["arrange", "resolve", "undo", "retag", "untag"]  # the change commands an interrupt or a second command meets
 BASE = st.integers(0, BASES - 1)
 VARIANT = st.sampled_from(VARIANTS)
 
@@ -207,7 +208,7 @@ class Interleaving(RuleBasedStateMachine):
         self._do(Op.INTERRUPTED_SCAN, count=count, alike=alike, folder=folder, after=after, delay=delay)
 
     @rule(
-        what=st.sampled_from(["arrange", "resolve", "undo", "retag", "untag"]),
+        what=st.sampled_from(CHANGES),
         pick=PICK,
         delay=st.integers(0, 400),
     )
@@ -215,12 +216,16 @@ class Interleaving(RuleBasedStateMachine):
         self._do(Op.INTERRUPTED_COMMAND, what=what, pick=pick, delay=delay)
 
     @rule(
-        what=st.sampled_from(["arrange", "resolve", "undo", "retag", "untag"]),
+        what=st.sampled_from(CHANGES),
         pick=PICK,
         delay=st.integers(0, 300),
     )
     def interrupted_request(self, what: str, pick: int, delay: int) -> None:
         self._do(Op.INTERRUPTED_REQUEST, what=what, pick=pick, delay=delay)
+
+    @rule(what=st.sampled_from(CHANGES), other=st.sampled_from(CHANGES), pick=PICK)
+    def two_commands(self, what: str, other: str, pick: int) -> None:
+        self._do(Op.TWO_COMMANDS, what=what, other=other, pick=pick)
 
     @rule(count=st.integers(1, 24), folder=PICK, delay=st.integers(0, 800))
     def scan_then_run(self, count: int, folder: int, delay: int) -> None:

@@ -67,6 +67,7 @@ class Op(str, Enum):
     OLDER = "older"  # daemon stopped, some records written as an older watcherd wrote them, started again
     INTERRUPTED_COMMAND = "interrupted-command"  # daemon stopped, a change command, Ctrl-C after a delay
     INTERRUPTED_REQUEST = "interrupted-request"  # a change command handed to the daemon, Ctrl-C after a delay
+    TWO_COMMANDS = "two-commands"  # daemon stopped, two change commands started at once
     SCAN_THEN_RUN = "scan-then-run"  # daemon stopped, fresh drops, scan, the daemon started meanwhile
     INTERRUPTED_REBUILD = "interrupted-rebuild"  # daemon stopped, rebuild, Ctrl-C after a delay, started again
     PAUSE = "pause"

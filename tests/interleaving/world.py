@@ -204,6 +204,7 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.OLDER: World.older,
     Op.INTERRUPTED_COMMAND: World.interrupted_command,
     Op.INTERRUPTED_REQUEST: World.interrupted_request,
+    Op.TWO_COMMANDS: World.two_commands,
     Op.SCAN_THEN_RUN: World.scan_then_run,
     Op.INTERRUPTED_REBUILD: World.interrupted_rebuild,
     Op.PAUSE: World.pause,
