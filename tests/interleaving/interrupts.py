@@ -85,12 +85,14 @@ class InterruptSteps(GestureSteps, CommandSteps):
         *,
         after_first_line: bool = False,
         after_request: bool = False,
+        how: signal.Signals = signal.SIGINT,
     ) -> tuple[int, str]:
         """Run ``watcherd ARGS`` and SIGINT it ``delay`` ms after it took the lease (its imports
         done, its work begun: a Ctrl-C while Python still imports is Python's traceback, not
         watcherd's), or, ``after_first_line``, after it logged its first line, or,
         ``after_request``, after it handed its change to the running daemon; its exit code
-        (-SIGINT: it died of the signal itself, which a shell shows as 130 too) and what it said."""
+        (-SIGINT: it died of the signal itself, which a shell shows as 130 too) and what it said.
+        ``how``: SIGKILL instead, a command killed (its host gone, the OOM killer)."""
         log = self.next_log(what)
         with open(log, "wb") as err:
             proc = subprocess.Popen(
@@ -110,7 +112,7 @@ class InterruptSteps(GestureSteps, CommandSteps):
                 time.sleep(0.01)
         time.sleep(delay / 1000)
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(how)
         try:
             code = proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -169,14 +171,20 @@ class InterruptSteps(GestureSteps, CommandSteps):
         if args is None:
             self.start_daemon()
             return f"nothing to {a['what']}"
-        code, said = self.ctrl_c(str(a["what"]), args, int(a["delay"]))
+        killed = a.get("how") == "kill"
+        how = signal.SIGKILL if killed else signal.SIGINT
+        code, said = self.ctrl_c(str(a["what"]), args, int(a["delay"]), how=how)
         said = said.strip()
-        self.start_daemon()
+        self.start_daemon()  # killed: the next writer finishes or takes back what it left
         # 2: refused (a size tag, say); 7: an undo that names a decision no longer last.
-        if code not in (0, 2, 7, 130, -signal.SIGINT) or "Traceback" in said or "internal error" in said:
+        if (
+            code not in (0, 2, 7, 130, -signal.SIGINT, -signal.SIGKILL)
+            or "Traceback" in said
+            or "internal error" in said
+        ):
             raise broken(f"an interrupted {a['what']} exits {code}", said[-3000:])
         shown = " ".join(x for x in args if x != str(self.root))
-        return f"{shown}, Ctrl-C {a['delay']} ms after its lease -> {code} {said[:200]}"
+        return f"{shown}, {'kill -9' if killed else 'Ctrl-C'} {a['delay']} ms after its lease -> {code} {said[:200]}"
 
     def requested(self) -> bool:
         """Is a command's request in the daemon's mailbox (waiting, or taken)?"""

@@ -211,9 +211,10 @@ class Interleaving(RuleBasedStateMachine):
         what=st.sampled_from(CHANGES),
         pick=PICK,
         delay=st.integers(0, 400),
+        how=st.sampled_from(["ctrl-c", "ctrl-c", "kill"]),
     )
-    def interrupted_command(self, what: str, pick: int, delay: int) -> None:
-        self._do(Op.INTERRUPTED_COMMAND, what=what, pick=pick, delay=delay)
+    def interrupted_command(self, what: str, pick: int, delay: int, how: str) -> None:
+        self._do(Op.INTERRUPTED_COMMAND, what=what, pick=pick, delay=delay, how=how)
 
     @rule(
         what=st.sampled_from(CHANGES),

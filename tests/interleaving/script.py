@@ -65,7 +65,7 @@ class Op(str, Enum):
     KILL = "kill"  # SIGKILL the daemon, start it again
     INTERRUPTED_SCAN = "interrupted-scan"  # daemon stopped, fresh drops, scan, SIGINT after a delay
     OLDER = "older"  # daemon stopped, some records written as an older watcherd wrote them, started again
-    INTERRUPTED_COMMAND = "interrupted-command"  # daemon stopped, a change command, Ctrl-C after a delay
+    INTERRUPTED_COMMAND = "interrupted-command"  # daemon stopped, a change command, Ctrl-C (or kill -9) after a delay
     INTERRUPTED_REQUEST = "interrupted-request"  # a change command handed to the daemon, Ctrl-C after a delay
     TWO_COMMANDS = "two-commands"  # daemon stopped, two change commands started at once
     SCAN_THEN_RUN = "scan-then-run"  # daemon stopped, fresh drops, scan, the daemon started meanwhile
