@@ -36,6 +36,7 @@ class Library:
         self.script = Script(world, seed=seed)
         self.inputs: dict[str, tuple[str, bytes]] = {}  # sha256 -> (where it was first dropped, bytes)
         self.tags_seen: set[str] = set()
+        self.batches: list[str] = []  # the batches the page made, oldest first
         self.daemon: DaemonProcess | None = None
         self.serve: subprocess.Popen[bytes] | None = None
         self.serve_log = self.logs / "serve.log"
@@ -183,7 +184,7 @@ class Library:
 
     def page_change(self, path: str, body: Any = None, also: frozenset[int] = frozenset()) -> str:
         status, doc = self.page("POST", path, body)
-        error = doc.get("error", "") if isinstance(doc, dict) else str(doc)
+        error = (doc.get("error") or "") if isinstance(doc, dict) else str(doc)
         if "internal error" in error or not isinstance(doc, (dict, list)):
             raise self.page_failed(path, status, error)
         accepted = PAGE_ACCEPTED | also

@@ -146,6 +146,14 @@ class Interleaving(RuleBasedStateMachine):
     def page_undo(self) -> None:
         self._do(Op.PAGE_UNDO)
 
+    @rule(item=PICK, count=st.integers(2, 4), decision=st.sampled_from(DECISIONS))
+    def page_batch(self, item: int, count: int, decision: str) -> None:
+        self._do(Op.PAGE_BATCH, item=item, count=count, decision=decision)
+
+    @rule(pick=PICK)
+    def page_undo_batch(self, pick: int) -> None:
+        self._do(Op.PAGE_UNDO_BATCH, pick=pick)
+
     @rule(item=PICK, near=st.booleans(), file=PICK)
     def page_view(self, item: int, near: bool, file: int) -> None:
         self._do(Op.PAGE_VIEW, item=item, near=near, file=file)

@@ -1,5 +1,6 @@
 """The steps through the page's API (``watcherd serve``): a decision on an item of
-``GET /api/dupes``, an undo, and the views of a file an item names.
+``GET /api/dupes``, a batch of them, an undo (of a batch too), and the views of a file an
+item names.
 """
 
 from __future__ import annotations
@@ -33,6 +34,37 @@ class PageSteps(Library):
             return "nothing to decide on the page"
         answer = self.page_change("/api/resolve", {"id": item["id"], "decision": a["decision"]})
         return f"POST /api/resolve {item['id']} {a['decision']} -> {answer[:200]}"
+
+    def page_batch(self, a: dict[str, Any]) -> str:
+        """Several items of ``GET /api/dupes`` (collisions and near groups) decided at once, as the
+        page's "apply to all shown" sends them: one batch, undone as one."""
+        items: list[Any] = []
+        for near in (False, True):
+            status, listed = self.page("GET", "/api/dupes?near=4" if near else "/api/dupes")
+            if status != 200:
+                raise self.page_failed("/api/dupes", status, str(listed))
+            items += listed
+        chosen: list[Any] = []
+        for k in range(int(a["count"])):
+            item = self._item(items, {"item": int(a["item"]) + 7 * k})
+            if item is not None and item not in chosen:
+                chosen.append(item)
+        if not chosen:
+            return "nothing to decide on the page"
+        batch = f"b{len(self.batches)}-{a['item']}"
+        self.batches.append(batch)
+        decisions = [{"id": i["id"], "decision": a["decision"]} for i in chosen]
+        answer = self.page_change("/api/resolve", {"decisions": decisions, "batch": batch})
+        return f"POST /api/resolve batch {batch} of {[i['id'] for i in chosen]} {a['decision']} -> {answer[:200]}"
+
+    def page_undo_batch(self, a: dict[str, Any]) -> str:
+        """``POST /api/undo {"batch"}`` of a batch the page made (409 when a decision made after
+        it, anywhere, is in the way)."""
+        batch = pick(self.batches, int(a["pick"]))
+        if batch is None:
+            return "no batch made on the page"
+        answer = self.page_change("/api/undo", {"batch": batch}, also=frozenset({409}))
+        return f"POST /api/undo batch {batch} -> {answer[:200]}"
 
     def page_undo(self, a: dict[str, Any]) -> str:
         # 409: a decision made between the request (which names the decision last then) and

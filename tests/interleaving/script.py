@@ -51,6 +51,8 @@ class Op(str, Enum):
     UNDO = "undo"  # watcherd resolve --undo
     PAGE_RESOLVE = "page-resolve"  # POST /api/resolve on an item of GET /api/dupes
     PAGE_UNDO = "page-undo"  # POST /api/undo
+    PAGE_BATCH = "page-batch"  # POST /api/resolve {decisions, batch} on items of GET /api/dupes (both kinds)
+    PAGE_UNDO_BATCH = "page-undo-batch"  # POST /api/undo {batch} of a batch the page made
     PAGE_VIEW = "page-view"  # GET /file/… and /preview/… of a file an item of GET /api/dupes names
     RETAG = "retag"
     UNTAG = "untag"  # watcherd untag --everywhere TAG

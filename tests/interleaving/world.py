@@ -188,6 +188,8 @@ STEPS: dict[Op, Callable[[World, dict[str, Any]], str]] = {
     Op.UNDO: World.undo,
     Op.PAGE_RESOLVE: World.page_resolve,
     Op.PAGE_UNDO: World.page_undo,
+    Op.PAGE_BATCH: World.page_batch,
+    Op.PAGE_UNDO_BATCH: World.page_undo_batch,
     Op.PAGE_VIEW: World.page_view,
     Op.RETAG: World.retag,
     Op.UNTAG: World.untag,
