@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -194,3 +195,24 @@ def test_a_command_waits_for_another_commands_lease_then_applies_its_change_itse
     assert result["tags"] == ["320x240"]
     assert not requests_dir(cfg).exists() or list(requests_dir(cfg).iterdir()) == []
     assert any("is applying a change; waiting for it" in r.getMessage() for r in caplog.records)
+
+
+def test_ctrl_c_while_the_share_is_gone_still_stops_and_says_the_change_may_be_applied(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request cannot be taken back (the share went away with the Ctrl-C): the command
+    still stops as asked, and says the daemon may still apply the change."""
+    cfg = dataclasses.replace(cfg, heartbeat=30.0)
+    name = one_image(cfg)
+    fake_holder(cfg, time.time())
+
+    def share_gone(*_: object) -> bool:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(mailbox, "withdraw", share_gone)
+    with pytest.raises(KeyboardInterrupt):
+        writer.change(cfg, "untag", {"name": name, "tag": "cats"}, pick_up=30.0, sleep=_ctrl_c)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopped")]
+    assert said == [
+        "stopped: the change's request could not be taken back (Input/output error); the daemon may still apply it"
+    ]

@@ -108,11 +108,14 @@ def _ask(cfg: Config, req: mailbox.Request, pick_up: float, sleep: Callable[[flo
 def _left_behind(folder: Path, req: mailbox.Request) -> str:
     """Take ``req`` back if the writer has not taken it; what became of it, in words. (The
     writer publishes its answer before it lets the taken request go.)"""
-    if mailbox.withdraw(folder, req):
-        return "the daemon had not taken the change; nothing was changed"
-    if mailbox.taken(folder, req):
-        return "the daemon had already taken the change and finishes it (its log says how it ended)"
-    answer = mailbox.collect(folder, req)
+    try:
+        if mailbox.withdraw(folder, req):
+            return "the daemon had not taken the change; nothing was changed"
+        if mailbox.taken(folder, req):
+            return "the daemon had already taken the change and finishes it (its log says how it ended)"
+        answer = mailbox.collect(folder, req)
+    except OSError as exc:  # a share gone meanwhile: say so, and still stop as asked
+        return f"the change's request could not be taken back ({exc.strerror or exc}); the daemon may still apply it"
     if answer is None:  # stopped before the request was in place
         return "nothing was changed"
     if answer.ok:
