@@ -10,7 +10,6 @@ arguments and help) is in ``cliargs``.
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import contextlib
 import json
@@ -30,6 +29,7 @@ from watcherd.core import config
 from watcherd.core.config import Config
 from watcherd.core.errors import UsageError, WatcherdError
 from watcherd.fs.layout import check_library, check_root, check_writable, find_root
+from watcherd.process import keep_interrupts, setup_logging
 
 log = logging.getLogger("watcherd")
 
@@ -72,26 +72,9 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     _write(text + ("\n" if text and not text.endswith("\n") else ""))
 
 
-def _setup_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
-    """Log to stderr: watcherd at the configured level, watchdog's warnings too.
-
-    Handlers go on our loggers, not the root, so an embedding program (or pytest's
-    log capture) keeps its own; a second call replaces ours instead of adding more.
-    """
-    level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level if cfg else "INFO")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    handler.set_name("watcherd-cli")
-    for name, lvl in (("watcherd", level), ("watchdog", logging.WARNING)):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [h for h in logger.handlers if h.get_name() != "watcherd-cli"]
-        logger.addHandler(handler)
-        logger.setLevel(lvl)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
-    _setup_logging(args, cfg)
+    setup_logging(args.verbose, cfg)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -107,7 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = _load_config(args, args.root)
-    _setup_logging(args, cfg)
+    setup_logging(args.verbose, cfg)
     from watcherd.core.documents import ScanSummary
     from watcherd.run.scan import scan_once  # the writer's imports are only paid by run and scan
 
@@ -142,7 +125,7 @@ def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, in
 
 def _library(args: argparse.Namespace, root: str | None) -> Library:
     cfg = _load_config(args, root, library=True)
-    _setup_logging(args, cfg)
+    setup_logging(args.verbose, cfg)
     return Library(cfg)
 
 
@@ -404,7 +387,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from watcherd.web.serve import serve
 
     cfg = _load_config(args, args.root, library=True)
-    _setup_logging(args, cfg)
+    setup_logging(args.verbose, cfg)
     return serve(cfg, args.host, args.port, args.token)
 
 
@@ -428,33 +411,6 @@ COMMANDS = {
     "check": _cmd_check,
     "serve": _cmd_serve,
 }
-
-
-def keep_interrupts() -> None:
-    """Make sure a Ctrl-C stops the command even where Python cannot raise it.
-
-    A KeyboardInterrupt that lands in a callback (the import system's lock cleanup, a
-    ``__del__``) is printed as "Exception ignored in ..." with a traceback, then dropped, and
-    the command goes on as if never stopped: a scan interrupted so ended 0. Such an interrupt
-    is delivered again, silently, to the main thread a moment later (again if it is dropped
-    again), where it stops the command as any Ctrl-C does (exit 130). Other unraisable
-    errors are reported as Python reports them. Installed once per process."""
-    if getattr(sys.unraisablehook, "keeps_interrupts", False):
-        return
-    report = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            # Not from here: a signal raised in this hook would be dropped again. A moment
-            # later, from another thread, it reaches the main thread's own code.
-            again = threading.Timer(0.01, _thread.interrupt_main)
-            again.daemon = True
-            again.start()
-        else:
-            report(unraisable)
-
-    hook.keeps_interrupts = True  # type: ignore[attr-defined]
-    sys.unraisablehook = hook
 
 
 def main(argv: Sequence[str] | None = None) -> int:

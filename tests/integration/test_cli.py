@@ -314,7 +314,7 @@ def test_a_ctrl_c_python_drops_in_a_callback_still_stops_the_command(tmp_path: P
     own (the hook is per process). Without the hook the loop runs its 30 s and says so."""
     script = (
         "import sys, time, weakref\n"
-        "from watcherd.cli import keep_interrupts\n"
+        "from watcherd.process import keep_interrupts\n"
         "keep_interrupts()\n"
         "class Held: pass\n"
         "def dropped(_):\n"

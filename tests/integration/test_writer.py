@@ -21,6 +21,7 @@ from watcherd.core.config import Config
 from watcherd.core.errors import NoAnswerError
 from watcherd.flow import restore
 from watcherd.flow.pipeline import Pipeline
+from watcherd.fs import fsops
 from watcherd.fs.layout import lease_path, requests_dir
 
 
@@ -161,7 +162,7 @@ def test_ctrl_c_while_a_daemon_is_asked_withdraws_the_change_unless_it_was_taken
         raise KeyboardInterrupt
 
     if when == "publishing":
-        monkeypatch.setattr(mailbox.fsops, "fsync_dir", _ctrl_c)
+        monkeypatch.setattr(fsops, "fsync_dir", _ctrl_c)
     sleep = taken_then_ctrl_c if when == "taken" else _ctrl_c
     with pytest.raises(KeyboardInterrupt):
         writer.change(cfg, "untag", {"name": name, "tag": "cats"}, pick_up=30.0, sleep=sleep)

@@ -434,11 +434,9 @@ def finish_moves(folders: set[Path], old_names: OldNames) -> None:
 def remove_temporaries(
     top: Path, *, min_age: float = 0.0, skip: frozenset[Path] = frozenset(), prefix: str = TEMP_PREFIX
 ) -> list[Path]:
-    """Delete our own leftover temporaries under ``top`` (after a crash), not in the folders
-    ``skip`` and, with ``min_age``, only those last changed that many seconds ago or more
-    (``prefix``: only those named so, a kind of our temporaries); return them."""
-    removed = []
-    now = time.time()
+    """Delete our own leftover temporaries (named ``prefix``…) under ``top``, not in the folders
+    ``skip``, and with ``min_age`` only those unchanged that many seconds; return them."""
+    removed, now = [], time.time()
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX) and Path(dirpath) / d not in skip]
         for fname in filenames:
