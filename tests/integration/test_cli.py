@@ -15,7 +15,7 @@ import imagehash
 import pytest
 from PIL import Image
 
-from tests.helpers import drop, encode, scene, write
+from tests.helpers import drop, encode, scene, sigint_default, write
 from tests.helpers import in_process as run
 from watcherd.catalog import Catalog
 from watcherd.cli import main
@@ -326,5 +326,14 @@ def test_a_ctrl_c_python_drops_in_a_callback_still_stops_the_command(tmp_path: P
         "    print('stopped'); sys.exit(130)\n"
         "print('went on')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    # SIGINT as a terminal gives it (Python raises KeyboardInterrupt only then): the suite's
+    # process may have it ignored by now, and a child inherits that.
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        preexec_fn=sigint_default,
+    )
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (130, "stopped", "")
