@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import stat
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -431,19 +431,17 @@ def finish_moves(folders: set[Path], old_names: OldNames) -> None:
     old_names.remove_all()
 
 
-def remove_temporaries(
-    top: Path, *, min_age: float = 0.0, skip: frozenset[Path] = frozenset(), prefix: str = TEMP_PREFIX
-) -> list[Path]:
-    """Delete our own leftover temporaries (named ``prefix``…) under ``top``, not in the folders
-    ``skip``, and with ``min_age`` only those unchanged that many seconds; return them."""
-    removed, now = [], time.time()
+def remove_temporaries(top: Path, *, keep: Callable[[Path, float], bool] | None = None) -> list[Path]:
+    """Delete our own leftover temporaries under ``top`` but those ``keep`` (given a path and
+    its mtime) says are still being written; return them."""
+    removed = []
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX) and Path(dirpath) / d not in skip]
+        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
         for fname in filenames:
-            if fname.startswith(prefix):
+            if fname.startswith(TEMP_PREFIX):
                 path = Path(dirpath) / fname
                 with contextlib.suppress(FileNotFoundError):
-                    if min_age and now - os.lstat(path).st_mtime < min_age:
+                    if keep is not None and keep(path, os.lstat(path).st_mtime):
                         continue
                     os.unlink(path)
                     removed.append(path)

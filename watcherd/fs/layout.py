@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import time
 from pathlib import Path
 
 from watcherd.core.config import Config
@@ -126,13 +127,15 @@ def remove_leftovers(cfg: Config) -> None:
 
     # Commands (on any host) write their requests without the lease: one being written now is
     # theirs, not a leftover (a daemon starting then removed it under the command's feet). An
-    # answer's is a killed writer's: this one holds the lease now.
-    requests = requests_dir(cfg)
+    # answer's is a killed writer's: this one holds the lease now. ``check`` keeps the same rule.
+    requests, now = requests_dir(cfg), time.time()
+
+    def in_flight(path: Path, mtime: float) -> bool:
+        return path.parent == requests and request_in_flight(path.name, mtime, now)
+
     for path in [
         *fsops.remove_temporaries(cfg.thumbs_dir / cfg.collisions),
         *fsops.remove_temporaries(cfg.originals_dir),
-        *fsops.remove_temporaries(cfg.state_dir, skip=frozenset({requests})),
-        *fsops.remove_temporaries(requests, prefix=ANSWER_TEMP_PREFIX),
-        *fsops.remove_temporaries(requests, min_age=REQUEST_LEFTOVER_AGE),
+        *fsops.remove_temporaries(cfg.state_dir, keep=in_flight),
     ]:
         log.info("removed leftover temporary %s", shown(str(path)))
